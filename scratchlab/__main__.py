@@ -1,0 +1,3 @@
+from scratchlab.cli.main import main
+
+main()

@@ -1,0 +1,348 @@
+"""The lab registry: artifacts, jobs and metrics in `lab.db` (SQLAlchemy 2.0 ORM, SQLite in WAL mode).
+
+Shaped like LangGraph's `SqliteSaver`: the engine is injected (`Registry(engine)`), there is a
+`from_url` / `from_workspace` constructor, `setup()` is lazy and safe to repeat, and every query is
+parameterized. The same file also holds LangGraph's checkpointer and store tables (see
+`scratchlab.agent.memory`); their tables and ours never overlap.
+
+    reg = Registry.from_workspace(get_workspace())
+    art = reg.add_artifact("tokenizer", "shakes512", path, config={...}, metrics={...})
+    reg.get_artifact("shakes512", kind="tokenizer")      # by name, id ("tokenizer-3") or "last"
+    job = reg.create_job("gpt", config={...}); reg.update_job(job.id, status="running")
+    reg.log_metrics("run-7", step=100, train_loss=2.1, val_loss=2.2)
+
+Artifact kinds used by the engines: tokenizer, dataset, run, index, adapter, base, plot, file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
+LATEST_REFS = ("last", "latest", "newest", "recent")
+DB_ERROR_HELP = (
+    "The lab database {path} could not be opened ({reason}). Nothing was changed. "
+    "If another scratchlab process is running, wait for it or stop it. If the file is corrupt, move it "
+    "aside (`mv {path} {path}.bad`) and scratchlab will start a fresh one; your artifacts' files stay "
+    "in the workspace folders."
+)
+
+
+class LabDatabaseError(RuntimeError):
+    """lab.db is locked, corrupt or unreadable; the message says how to repair it."""
+
+
+class ArtifactNotFound(LookupError):
+    """No artifact matches the reference; the message lists what exists."""
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ArtifactRow(Base):
+    __tablename__ = "sl_artifacts"
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    path: Mapped[str] = mapped_column(Text, default="")
+    config: Mapped[dict] = mapped_column(JSON, default=dict)
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    parent: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class JobRow(Base):
+    __tablename__ = "sl_jobs"
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    config: Mapped[dict] = mapped_column(JSON, default=dict)
+    artifact_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    result: Mapped[dict] = mapped_column(JSON, default=dict)
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class MetricRow(Base):
+    __tablename__ = "sl_metrics"
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(64), index=True)
+    step: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+@dataclass
+class Artifact:
+    """A registered artifact. `id` is "<kind>-<n>"; `name` is unique within its kind."""
+
+    id: str
+    kind: str
+    name: str
+    path: str
+    config: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    parent: str | None = None
+    created_at: dt.datetime | None = None
+
+    @classmethod
+    def _from_row(cls, r: ArtifactRow) -> Artifact:
+        return cls(r.id or "", r.kind, r.name, r.path, dict(r.config or {}), dict(r.metrics or {}), r.parent, r.created_at)
+
+
+@dataclass
+class Job:
+    """A background job as recorded in lab.db (see `scratchlab.lab.jobs`)."""
+
+    id: str
+    kind: str
+    status: str
+    pid: int | None
+    config: dict
+    artifact_id: str | None
+    step: int
+    total: int
+    message: str
+    result: dict
+    error: str
+    created_at: dt.datetime | None
+    started_at: dt.datetime | None
+    ended_at: dt.datetime | None
+    heartbeat_at: dt.datetime | None
+
+    @classmethod
+    def _from_row(cls, r: JobRow) -> Job:
+        return cls(
+            r.id or "", r.kind, r.status, r.pid, dict(r.config or {}), r.artifact_id, r.step, r.total,
+            r.message, dict(r.result or {}), r.error, r.created_at, r.started_at, r.ended_at, r.heartbeat_at,
+        )  # fmt: skip
+
+
+def make_engine(url: str) -> Engine:
+    """A SQLAlchemy engine for SQLite with WAL, a 30 s busy timeout and foreign keys on."""
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record):  # pragma: no cover - exercised by every connection
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    return engine
+
+
+def check_sqlite_file(path: str | Path) -> None:
+    """Raise `LabDatabaseError` (with repair advice) if `path` exists but is not a usable SQLite file."""
+    path = Path(path)
+    if not path.exists():
+        return
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            conn.execute("PRAGMA schema_version").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as e:
+        raise LabDatabaseError(DB_ERROR_HELP.format(path=path, reason=e)) from e
+
+
+class Registry:
+    """Artifacts, jobs and metrics. Thread-safe for one process; many processes share it through WAL."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._is_setup = False
+
+    @classmethod
+    def from_url(cls, url: str) -> Registry:
+        return cls(make_engine(url))
+
+    @classmethod
+    def from_workspace(cls, workspace) -> Registry:
+        check_sqlite_file(workspace.db_path)
+        return cls.from_url(workspace.db_url)
+
+    def setup(self) -> None:
+        """Create our tables if missing. Safe to call repeatedly."""
+        if self._is_setup:
+            return
+        try:
+            Base.metadata.create_all(self.engine)
+        except (OperationalError, DatabaseError) as e:
+            raise LabDatabaseError(DB_ERROR_HELP.format(path=self.engine.url.database, reason=e.orig)) from e
+        self._is_setup = True
+
+    def _session(self) -> Session:
+        self.setup()
+        return Session(self.engine, expire_on_commit=False)
+
+    # ---- artifacts -------------------------------------------------------------------------------
+    def add_artifact(
+        self,
+        kind: str,
+        name: str,
+        path: str | Path = "",
+        config: dict | None = None,
+        metrics: dict | None = None,
+        parent: str | None = None,
+    ) -> Artifact:
+        """Register (or replace, if `name` exists for `kind`) an artifact and return it."""
+        with self._session() as s, s.begin():
+            row = s.scalar(select(ArtifactRow).where(ArtifactRow.kind == kind, ArtifactRow.name == name))
+            if row is None:
+                row = ArtifactRow(kind=kind, name=name)
+                s.add(row)
+                s.flush()
+                row.id = f"{kind}-{row.pk}"
+            row.path = str(path)
+            row.config = config or {}
+            row.metrics = metrics or {}
+            row.parent = parent
+            row.updated_at = utcnow()
+            s.flush()
+            return Artifact._from_row(row)
+
+    def update_artifact(self, artifact_id: str, *, metrics: dict | None = None, config: dict | None = None,
+                        path: str | None = None) -> Artifact:  # fmt: skip
+        """Merge `metrics`/`config` into an artifact's (by id or name). Raises ArtifactNotFound."""
+        art = self.get_artifact(artifact_id)
+        with self._session() as s, s.begin():
+            row = s.scalar(select(ArtifactRow).where(ArtifactRow.id == art.id))
+            if metrics:
+                row.metrics = {**(row.metrics or {}), **metrics}
+            if config:
+                row.config = {**(row.config or {}), **config}
+            if path is not None:
+                row.path = path
+            row.updated_at = utcnow()
+            s.flush()
+            return Artifact._from_row(row)
+
+    def get_artifact(self, ref: str, kind: str | None = None) -> Artifact:
+        """Find an artifact by id ("run-7"), by name, or "last"/"latest" (newest of `kind`).
+
+        Raises:
+            ArtifactNotFound: nothing matches; the message lists the closest existing names.
+        """
+        ref = str(ref).strip()
+        with self._session() as s:
+            q = select(ArtifactRow)
+            if kind:
+                q = q.where(ArtifactRow.kind == kind)
+            if ref.lower() in LATEST_REFS:
+                row = s.scalar(q.order_by(ArtifactRow.updated_at.desc(), ArtifactRow.pk.desc()).limit(1))
+            else:
+                row = s.scalar(q.where(ArtifactRow.id == ref)) or s.scalar(
+                    q.where(ArtifactRow.name == ref).order_by(ArtifactRow.pk.desc()).limit(1)
+                )
+            if row is None:
+                names = [f"{r.name} ({r.id})" for r in s.scalars(q.order_by(ArtifactRow.pk.desc()).limit(10))]
+                what = f"{kind} " if kind else ""
+                have = ", ".join(names) if names else "none yet"
+                raise ArtifactNotFound(f"no {what}artifact named {ref!r}; existing: {have}")
+            return Artifact._from_row(row)
+
+    def list_artifacts(self, kind: str | None = None, limit: int | None = None) -> list[Artifact]:
+        """Artifacts, newest first, optionally of one kind."""
+        with self._session() as s:
+            q = select(ArtifactRow).order_by(ArtifactRow.updated_at.desc(), ArtifactRow.pk.desc())
+            if kind:
+                q = q.where(ArtifactRow.kind == kind)
+            if limit:
+                q = q.limit(limit)
+            return [Artifact._from_row(r) for r in s.scalars(q)]
+
+    def remove_artifact(self, ref: str, kind: str | None = None) -> Artifact:
+        """Delete an artifact's row (not its files) and return what it was. Raises ArtifactNotFound."""
+        art = self.get_artifact(ref, kind)
+        with self._session() as s, s.begin():
+            row = s.scalar(select(ArtifactRow).where(ArtifactRow.id == art.id))
+            s.delete(row)
+        return art
+
+    # ---- jobs ------------------------------------------------------------------------------------
+    def create_job(self, kind: str, config: dict | None = None, total: int = 0) -> Job:
+        with self._session() as s, s.begin():
+            row = JobRow(kind=kind, config=config or {}, total=total, status="queued")
+            s.add(row)
+            s.flush()
+            row.id = f"job-{row.pk}"
+            s.flush()
+            return Job._from_row(row)
+
+    def update_job(self, job_id: str, **fields: Any) -> Job:
+        """Set job columns (status, pid, step, total, message, result, error, artifact_id, ...)."""
+        if "status" in fields and fields["status"] not in JOB_STATUSES:
+            raise ValueError(f"invalid job status {fields['status']!r}; expected one of {JOB_STATUSES}")
+        with self._session() as s, s.begin():
+            row = s.scalar(select(JobRow).where(JobRow.id == job_id))
+            if row is None:
+                raise LookupError(f"no job {job_id!r}")
+            for k, v in fields.items():
+                if not hasattr(JobRow, k) or k in ("pk", "id"):
+                    raise ValueError(f"unknown job field {k!r}")
+                setattr(row, k, v)
+            row.heartbeat_at = utcnow()
+            if fields.get("status") == "running" and row.started_at is None:
+                row.started_at = utcnow()
+            if fields.get("status") in ("done", "failed", "cancelled"):
+                row.ended_at = utcnow()
+            s.flush()
+            return Job._from_row(row)
+
+    def get_job(self, job_id: str) -> Job:
+        with self._session() as s:
+            row = s.scalar(select(JobRow).where(JobRow.id == job_id))
+            if row is None:
+                raise LookupError(f"no job {job_id!r}")
+            return Job._from_row(row)
+
+    def list_jobs(self, status: str | None = None, limit: int | None = 50) -> list[Job]:
+        with self._session() as s:
+            q = select(JobRow).order_by(JobRow.pk.desc())
+            if status:
+                q = q.where(JobRow.status == status)
+            if limit:
+                q = q.limit(limit)
+            return [Job._from_row(r) for r in s.scalars(q)]
+
+    # ---- metrics ---------------------------------------------------------------------------------
+    def log_metrics(self, run_id: str, step: int, **values: float) -> None:
+        """Append one row per value: (run_id, step, key, value)."""
+        with self._session() as s, s.begin():
+            s.add_all(MetricRow(run_id=run_id, step=int(step), key=k, value=float(v)) for k, v in values.items())
+
+    def metrics(self, run_id: str, key: str | None = None) -> list[tuple[int, str, float]]:
+        """All (step, key, value) rows of a run, in step order."""
+        with self._session() as s:
+            q = select(MetricRow.step, MetricRow.key, MetricRow.value).where(MetricRow.run_id == run_id)
+            if key:
+                q = q.where(MetricRow.key == key)
+            return [tuple(r) for r in s.execute(q.order_by(MetricRow.step, MetricRow.pk))]
