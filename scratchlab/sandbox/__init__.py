@@ -1,0 +1,74 @@
+"""Sandboxed Python: each run in its own bubblewrap container, with limits, sessions and JSON results.
+
+    from scratchlab.sandbox import Limits, run_code, new_work_dir, Session
+    work = new_work_dir(workspace.dir("sandbox"))
+    r = run_code("print(6 * 7)", work, limits=Limits(timeout_s=10))
+    r.ok, r.stdout, r.files            # JSON: r.to_json()
+    with Session(new_work_dir(workspace.dir("sandbox"), "session")) as s:
+        s.run("x = 41"); s.run("x + 1").stdout   # '42\\n'
+
+    scratchlab sandbox run script.py --timeout 20 --memory 1024 --json
+    scratchlab sandbox check           # which guarantees hold on this machine
+
+An AST or import filter is not a sandbox; isolation here comes from the kernel, through
+bubblewrap (the tool flatpak uses). Modules: `policy` (limits, environment, the bwrap command
+line), `inside` (runs inside: privilege drop, rlimits, one-shot runner and session kernel),
+`runner` (one-shot runs), `session` (persistent interpreters), `check` (self-test).
+
+What is protected against (each is a test in tests/test_sandbox_attacks.py):
+- Reading secrets: the user's home, /root, /etc/shadow and the rest of /etc (a synthetic /etc with
+  passwd/group/hosts and the loader cache is mounted instead), the workspace's lab.db and other
+  artifacts (only mounts you pass in `ro_mounts` are visible, read-only), the parent's environment
+  (the environment is rebuilt from an allow-list: no API keys), other processes' /proc (own pid
+  namespace and /proc).
+- Writing anywhere but the work folder: the system and the Python prefixes are read-only; /tmp is a
+  private, size-limited tmpfs that disappears with the run; symlinks in the work folder are never
+  followed by the host side (results list regular files only).
+- The network: a new network namespace with only its own loopback (no route out, no DNS, no
+  connections to services on the host's loopback; raw sockets need a capability it lacks).
+- Privilege: code runs as uid 65534 with no capabilities and no_new_privs, also when scratchlab runs
+  as root (the sandbox maps root to 65534 and the switch happens before user code); creating further
+  user namespaces is disabled (non-root) or useless (no capabilities over anything outside).
+- Other processes: signals and ptrace cannot reach anything outside the pid namespace; the session
+  leader is new (no TIOCSTI into the terminal).
+- Resources: wall-clock timeout (kills the whole process tree: bwrap's pid-1 dies and the kernel kills
+  the namespace), CPU seconds (RLIMIT_CPU), address space (RLIMIT_AS), processes/threads
+  (RLIMIT_NPROC: fork bombs), open files, file size (RLIMIT_FSIZE), total size of the work folder
+  (polled every 0.1 s and checked after), captured output (head and tail kept), /tmp size. Nothing
+  started by the code outlives the run.
+
+What is NOT protected against:
+- Kernel exploits and bubblewrap bugs: the code shares the host kernel (no VM, no seccomp filter of
+  our own beyond bubblewrap's defaults). Untrusted code from the internet deserves a VM.
+- CPU and memory bandwidth are shared with the machine: time-limited, not isolated; a run can slow
+  other work until its limits stop it. Memory is limited per process (address space), not per
+  sandbox: max_procs x memory_mb is the true ceiling.
+- Side channels (timing, cache, Spectre-class) and covert channels through shared resources.
+- The disk limit is polled: a fast writer can overshoot it by what it writes in ~0.1 s (each file is
+  still capped by max_file_mb).
+- What you mount: `ro_mounts` and /lab (the workspace's runs/ and plots/, mounted by the agent tool)
+  are readable by the code on purpose.
+- Anything, with `unsafe_no_sandbox=True` (only resource limits apply; warned every time).
+- Output the code writes is data, not truth: files and text it returns are shown as produced.
+"""
+
+from scratchlab.sandbox.policy import (
+    Limits,
+    SandboxConfigError,
+    SandboxError,
+    SandboxUnavailable,
+)
+from scratchlab.sandbox.runner import FileInfo, RunResult, new_work_dir, run_code
+from scratchlab.sandbox.session import Session
+
+__all__ = [
+    "FileInfo",
+    "Limits",
+    "RunResult",
+    "SandboxConfigError",
+    "SandboxError",
+    "SandboxUnavailable",
+    "Session",
+    "new_work_dir",
+    "run_code",
+]

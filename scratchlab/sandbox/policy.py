@@ -1,0 +1,359 @@
+"""Sandbox policy: the limits, the scrubbed environment, and the bubblewrap command line.
+
+    limits = Limits(timeout_s=10, memory_mb=512)
+    argv = bwrap_argv(bwrap, work_dir, limits, mounts=[Mount("/data/x.csv", "/mnt/x.csv")], config={...})
+
+Everything a sandboxed process can see is decided here: namespaces (user, pid, ipc, uts, net,
+cgroup), the read-only system (/usr and its merged-/usr symlinks, a synthetic /etc with only what
+Python needs), the Python prefixes (venv and base interpreter) read-only, a private size-limited
+/tmp, its own /proc, a minimal /dev, and one writable folder bound at `WORK_DIR` (/sandbox).
+
+Source: bubblewrap's own documentation (bwrap(1)) and the flatpak sandbox it was written for; the
+limits follow nanochat's `execution.py` (rlimits in the child) and smolagents' named constants.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+# ---- limits (defaults are safe for a shared laptop; every one is configurable) -----------------------
+DEFAULT_TIMEOUT_S = 60.0  # wall clock, seconds; kills the whole process tree
+DEFAULT_CPU_S = 60  # CPU seconds per run / per session call (RLIMIT_CPU)
+DEFAULT_SESSION_CPU_S = 1800  # CPU seconds over a session's whole life (hard RLIMIT_CPU)
+DEFAULT_MEMORY_MB = 4096  # address space per process (RLIMIT_AS), MiB; `import torch` needs ~1.5 GiB
+DEFAULT_MAX_PROCS = 64  # processes + threads of the sandbox uid (RLIMIT_NPROC)
+DEFAULT_MAX_OPEN_FILES = 256  # RLIMIT_NOFILE
+DEFAULT_MAX_FILE_MB = 64  # largest single file, MiB (RLIMIT_FSIZE)
+DEFAULT_MAX_DISK_MB = 256  # total size of the work folder, MiB (polled during the run, checked after)
+DEFAULT_TMP_MB = 256  # size of the private /tmp (tmpfs), MiB
+DEFAULT_MAX_OUTPUT_BYTES = 64_000  # captured stdout and stderr, each; the rest is dropped with a marker
+OUTPUT_KILL_FACTOR = 64  # a run that prints this many times the budget is killed (killed_by="output")
+DEFAULT_IDLE_TIMEOUT_S = 900.0  # a session's interpreter exits after this long without a call
+
+SANDBOX_UID = 65534  # "nobody": the uid (inside and, when started as root, outside) that runs the code
+WORK_DIR = "/sandbox"  # where the one writable folder appears inside (cwd and HOME of the code)
+TMP_DIR = "/tmp"
+INSIDE_SCRIPT = "/opt/scratchlab/inside.py"
+HOST_INSIDE_SCRIPT = Path(__file__).with_name("inside.py")
+PYTHON_FLAGS = ("-I", "-S", "-B", "-u")  # isolated, no site (paths added by inside.py), no .pyc, unbuffered
+
+ENV_ALLOW = {  # the whole environment of sandboxed code: nothing from the parent passes through
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    "HOME": WORK_DIR,
+    "TMPDIR": TMP_DIR,
+    "USER": "sandbox",
+    "MPLBACKEND": "Agg",
+    "MPLCONFIGDIR": f"{TMP_DIR}/matplotlib",
+    "PYTHONUNBUFFERED": "1",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONIOENCODING": "utf-8",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "TORCHINDUCTOR_CACHE_DIR": f"{TMP_DIR}/torchinductor",
+}
+
+FIX_BWRAP_MISSING = (
+    "bubblewrap (`bwrap`) is not installed, so Python cannot be sandboxed. Install it with "
+    "`sudo apt-get install -y bubblewrap` (Debian/Ubuntu) or `sudo dnf install bubblewrap` (Fedora), "
+    "then run `scratchlab sandbox check`."
+)
+FIX_USERNS = (
+    "bubblewrap is installed but cannot create a user namespace here ({reason}). Enable unprivileged "
+    "user namespaces: `sudo sysctl -w kernel.unprivileged_userns_clone=1` (Debian), "
+    "`sudo sysctl -w user.max_user_namespaces=15000`, or on Ubuntu 24.04+ "
+    "`sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`; in Docker run the container "
+    "with `--security-opt seccomp=unconfined` (or `--privileged`). Then run `scratchlab sandbox check`."
+)
+UNSAFE_WARNING = (
+    "WARNING: running WITHOUT the sandbox (--unsafe-no-sandbox): the code can read your files, "
+    "use the network and see your environment. Only resource limits apply."
+)
+
+MB = 1024 * 1024
+
+
+class SandboxError(RuntimeError):
+    """The sandbox could not be set up or failed internally (not the user code's fault)."""
+
+
+class SandboxUnavailable(SandboxError):
+    """bubblewrap or user namespaces are missing; the message says how to fix it."""
+
+
+class SandboxConfigError(ValueError):
+    """A limit or mount is invalid; the message names the value and the allowed range."""
+
+
+@dataclass
+class Limits:
+    """Resource limits of one run or one session call.
+
+    Attributes:
+        timeout_s: wall-clock seconds before the whole process tree is killed.
+        cpu_s: CPU seconds (user + system) per run or call (RLIMIT_CPU).
+        memory_mb: address-space limit per process, MiB (RLIMIT_AS). Raise it for big torch work.
+        max_procs: processes + threads (RLIMIT_NPROC, counted for the sandbox uid).
+        max_open_files: open file descriptors per process (RLIMIT_NOFILE).
+        max_file_mb: largest file a process may write, MiB (RLIMIT_FSIZE).
+        max_disk_mb: total size of the work folder, MiB.
+        tmp_mb: size of the private /tmp, MiB (memory-backed).
+        max_output_bytes: bytes of stdout and of stderr kept (each); the rest is dropped with a marker.
+        session_cpu_s: CPU seconds over a whole session's life.
+    """
+
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    cpu_s: int = DEFAULT_CPU_S
+    memory_mb: int = DEFAULT_MEMORY_MB
+    max_procs: int = DEFAULT_MAX_PROCS
+    max_open_files: int = DEFAULT_MAX_OPEN_FILES
+    max_file_mb: int = DEFAULT_MAX_FILE_MB
+    max_disk_mb: int = DEFAULT_MAX_DISK_MB
+    tmp_mb: int = DEFAULT_TMP_MB
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+    session_cpu_s: int = DEFAULT_SESSION_CPU_S
+
+    _RANGES = {
+        "timeout_s": (0.1, 24 * 3600),
+        "cpu_s": (1, 24 * 3600),
+        "memory_mb": (64, 1024 * 1024),
+        "max_procs": (4, 100_000),
+        "max_open_files": (16, 1_000_000),
+        "max_file_mb": (1, 1024 * 1024),
+        "max_disk_mb": (1, 1024 * 1024),
+        "tmp_mb": (1, 1024 * 1024),
+        "max_output_bytes": (256, 1 << 30),
+        "session_cpu_s": (1, 7 * 24 * 3600),
+    }
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            lo, hi = self._RANGES[f.name]
+            if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+                raise SandboxConfigError(f"invalid sandbox limit {f.name}={value!r}; expected a number in [{lo}, {hi}]")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host path made visible read-only inside the sandbox at `dest` (absolute)."""
+
+    src: str
+    dest: str
+
+
+def normalize_mounts(ro_mounts) -> list[Mount]:
+    """Turn `ro_mounts` into `Mount`s.
+
+    Args:
+        ro_mounts: None, a sequence of host paths (each appears at ``/mnt/<basename>``) or of
+            ``(host_path, dest)`` pairs, or a mapping ``{dest: host_path}``.
+
+    Raises:
+        SandboxConfigError: a path is missing, a destination is relative, reserved or repeated.
+    """
+    if not ro_mounts:
+        return []
+    pairs = [(src, dest) for dest, src in ro_mounts.items()] if isinstance(ro_mounts, dict) else []
+    if not pairs:
+        for item in ro_mounts:
+            if isinstance(item, tuple | list):
+                pairs.append((item[0], item[1]))
+            else:
+                pairs.append((item, f"/mnt/{Path(item).name}"))
+    out, seen = [], set()
+    for src, dest in pairs:
+        path = Path(src).expanduser()
+        if not path.exists():
+            raise SandboxConfigError(f"read-only mount source {str(src)!r} does not exist")
+        dest = str(dest)
+        reserved = ("/", "/usr", "/proc", "/dev", "/tmp", "/etc", "/opt", WORK_DIR)
+        if not dest.startswith("/") or ".." in Path(dest).parts or dest.rstrip("/") in reserved or dest in seen:
+            raise SandboxConfigError(f"invalid mount destination {dest!r}; use a new absolute path such as /mnt/data")
+        seen.add(dest)
+        out.append(Mount(str(path.resolve()), dest))
+    return out
+
+
+# ---- the host side --------------------------------------------------------------------------------------
+def find_bwrap() -> str | None:
+    return shutil.which("bwrap")
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+@functools.lru_cache(maxsize=1)
+def python_layout() -> dict:
+    """Where this interpreter lives: the paths to mount read-only and the site-packages to add.
+
+    Returns:
+        dict with ``executable`` (str, the interpreter to start inside), ``prefixes`` (list of str
+        folders to bind read-only) and ``site_packages`` (list of str, appended to sys.path inside).
+    """
+    prefixes = {os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix), os.path.realpath(sys.exec_prefix)}
+    site = []
+    for key in ("purelib", "platlib"):
+        p = sysconfig.get_paths()[key]
+        if p not in site and os.path.isdir(p):
+            site.append(p)
+    # the executable path may be a symlink into the base prefix; keep the venv path so pyvenv.cfg is found
+    exe = sys.executable
+    return {
+        "executable": exe,
+        "prefixes": sorted(p for p in prefixes if not _under_usr(p)),
+        "site_packages": site,
+    }
+
+
+def _under_usr(path: str) -> bool:
+    return path == "/usr" or path.startswith("/usr/")
+
+
+@functools.lru_cache(maxsize=1)
+def etc_dir() -> str:
+    """A private folder with the few /etc files code inside may look up (no shadow, no hosts of ours)."""
+    d = Path(tempfile.mkdtemp(prefix="scratchlab-sandbox-etc-"))
+    (d / "passwd").write_text(f"sandbox:x:{SANDBOX_UID}:{SANDBOX_UID}:sandbox:{WORK_DIR}:/bin/sh\n")
+    (d / "group").write_text(f"sandbox:x:{SANDBOX_UID}:\n")
+    (d / "hosts").write_text("127.0.0.1 localhost\n::1 localhost\n")
+    (d / "nsswitch.conf").write_text("passwd: files\ngroup: files\nhosts: files\n")
+    for p in d.iterdir():
+        p.chmod(0o644)
+    d.chmod(0o755)
+    return str(d)
+
+
+ETC_FROM_HOST = ("ld.so.cache", "ld.so.conf", "localtime", "alternatives", "fonts", "mime.types")
+
+
+def system_binds() -> list[str]:
+    """bwrap arguments that mount the system read-only: /usr, merged-/usr symlinks, a minimal /etc."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        host = Path("/") / top
+        if host.is_symlink():
+            args += ["--symlink", os.readlink(host), f"/{top}"]
+        elif host.is_dir():
+            args += ["--ro-bind", str(host), f"/{top}"]
+    etc = etc_dir()
+    args += ["--perms", "0755", "--dir", "/etc"]
+    for name in ("passwd", "group", "hosts", "nsswitch.conf"):
+        args += ["--ro-bind", f"{etc}/{name}", f"/etc/{name}"]
+    for name in ETC_FROM_HOST:
+        if os.path.exists(f"/etc/{name}"):
+            args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+    return args
+
+
+def bwrap_argv(
+    bwrap: str,
+    work_dir: str | os.PathLike,
+    limits: Limits,
+    mounts: list[Mount],
+    config: dict,
+    *,
+    as_root: bool,
+    info_fd: int | None = None,
+    block_fd: int | None = None,
+) -> list[str]:
+    """The full bwrap command line that runs `inside.py` with `config`.
+
+    Args:
+        bwrap: path of the bwrap binary.
+        work_dir: host folder bound writable at `WORK_DIR` (the only writable host path).
+        limits: the run's limits (tmp size is applied here, the rest by inside.py).
+        mounts: extra read-only mounts.
+        config: JSON-able dict passed to inside.py (mode, limits, site_packages, ...).
+        as_root: started by root: grant CAP_SETUID/SETGID only, so inside.py can switch to
+            `SANDBOX_UID`; the caller maps uids through `info_fd`/`block_fd`.
+        info_fd, block_fd: pipe ends for bwrap's --info-fd / --userns-block-fd handshake (root only).
+
+    Returns:
+        list of str, argv for `subprocess.Popen`.
+    """
+    import json
+
+    layout = python_layout()
+    uid = "0" if as_root else str(SANDBOX_UID)
+    argv = [
+        bwrap,
+        "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net",
+        "--unshare-cgroup-try",
+        "--uid", uid, "--gid", uid,
+        "--hostname", "sandbox",
+        "--die-with-parent", "--new-session",
+        "--clearenv",
+        "--cap-drop", "ALL",
+    ]  # fmt: skip
+    if as_root:
+        argv += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        argv += ["--info-fd", str(info_fd), "--userns-block-fd", str(block_fd)]
+    else:
+        argv += ["--disable-userns"]
+    for key, value in ENV_ALLOW.items():
+        argv += ["--setenv", key, value]
+    argv += system_binds()
+    argv += ["--proc", "/proc", "--dev", "/dev"]
+    argv += ["--perms", "1777", "--size", str(int(limits.tmp_mb) * MB), "--tmpfs", TMP_DIR]
+    for prefix in layout["prefixes"]:
+        for parent in reversed(Path(prefix).parents):
+            if str(parent) != "/":
+                argv += ["--perms", "0755", "--dir", str(parent)]
+        argv += ["--ro-bind", prefix, prefix]
+    exe_dir = os.path.dirname(layout["executable"])
+    if not any(exe_dir == p or exe_dir.startswith(p + "/") for p in layout["prefixes"]) and not _under_usr(exe_dir):
+        argv += ["--ro-bind", exe_dir, exe_dir]
+    argv += ["--perms", "0755", "--dir", "/opt/scratchlab", "--ro-bind", str(HOST_INSIDE_SCRIPT), INSIDE_SCRIPT]
+    for m in mounts:
+        argv += ["--ro-bind", m.src, m.dest]
+    argv += ["--bind", str(work_dir), WORK_DIR, "--chdir", WORK_DIR]
+    argv += ["--remount-ro", "/"]  # bwrap's own root tmpfs: nothing may be written outside /sandbox and /tmp
+    argv += [layout["executable"], *PYTHON_FLAGS, INSIDE_SCRIPT, json.dumps(config)]
+    return argv
+
+
+def scrubbed_env(work_dir: str) -> dict[str, str]:
+    """The environment given to bwrap itself (and to unsafe runs): the allow-list, nothing inherited."""
+    env = dict(ENV_ALLOW)
+    return env
+
+
+@functools.lru_cache(maxsize=4)
+def probe(bwrap: str | None = None) -> str | None:
+    """Check that bwrap can create the namespaces we need. Returns None if it can, else the reason.
+
+    The result is cached for the life of the process (a probe costs one bwrap start, ~10 ms).
+    """
+    bwrap = bwrap or find_bwrap()
+    if bwrap is None:
+        return FIX_BWRAP_MISSING
+    argv = [
+        bwrap, "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+        "--die-with-parent", "--cap-drop", "ALL", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+        "--ro-bind", "/usr", "/usr", "--proc", "/proc", "--dev", "/dev",
+        *system_binds()[3:],
+        "/usr/bin/env", "true",
+    ]  # fmt: skip
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=dict(ENV_ALLOW))
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return FIX_USERNS.format(reason=str(e))
+    if r.returncode != 0:
+        reason = (r.stderr or r.stdout).strip().splitlines()[-1:] or [f"exit status {r.returncode}"]
+        return FIX_USERNS.format(reason=reason[0])
+    return None

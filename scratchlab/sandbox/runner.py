@@ -1,0 +1,479 @@
+"""One-shot sandboxed runs: start bubblewrap, feed it the code, watch the limits, report as JSON.
+
+    from scratchlab.sandbox import run_code, new_work_dir
+    work = new_work_dir(workspace.dir("sandbox"))
+    result = run_code("import numpy as np; print(np.arange(3).sum())", work, limits=Limits(timeout_s=10))
+    result.ok, result.stdout, result.files, result.to_json()
+
+Each run is its own bwrap process (see `policy.bwrap_argv`). The parent reads stdout/stderr
+incrementally (head and tail kept, the middle dropped with a marker), polls the size of the work
+folder, and on a timeout or limit kills bwrap, whose pid-namespace init takes every process of the
+run with it. Results are a dataclass that converts to and from JSON; nothing is ever pickled.
+
+Source: the one-process-per-run design of nanochat's `execution.py` and OpenAI human-eval's
+`execution.py`, with bubblewrap (bwrap(1)) in place of their in-process guards.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from scratchlab.sandbox import policy
+from scratchlab.sandbox.policy import (
+    MB,
+    OUTPUT_KILL_FACTOR,
+    SANDBOX_UID,
+    UNSAFE_WARNING,
+    Limits,
+    Mount,
+    SandboxError,
+    SandboxUnavailable,
+)
+
+RESULT_VERSION = 1
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".bmp", ".pdf")
+MAX_FILES_LISTED = 200
+DISK_POLL_S = 0.1  # how often the work folder's size is measured during a run, seconds
+HANDSHAKE_TIMEOUT_S = 20.0
+TRUNCATION_MARKER = "\n[... {n} bytes of output dropped ...]\n"
+TAIL_FRACTION = 0.25
+MEMORY_MARKERS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "out of memory")
+KILLED_BY = ("timeout", "cpu", "memory", "disk", "output", "file_size", "procs")
+
+
+@dataclass
+class FileInfo:
+    """A file the code created or changed in its work folder.
+
+    Attributes:
+        path: relative to the work folder (POSIX separators).
+        size: bytes.
+        image: True for picture formats the REPL can show (png, jpg, svg, ...).
+        status: "new" or "modified".
+    """
+
+    path: str
+    size: int
+    image: bool
+    status: str
+
+
+@dataclass
+class RunResult:
+    """What a run (or session call) did. JSON-able via `to_dict`/`to_json`; never pickled.
+
+    Attributes:
+        ok: exit status 0 and no limit hit.
+        exit_code: the program's status; -N when killed by signal N; None if it never ran.
+        stdout, stderr: captured text (UTF-8, invalid bytes replaced), truncated with a marker.
+        timed_out: the wall-clock limit killed it.
+        memory_exceeded: it ran out of its address-space limit.
+        killed_by: which limit stopped it: one of `KILLED_BY`, or None.
+        duration_s: wall-clock seconds.
+        files: new or changed regular files in the work folder (symlinks and devices are ignored).
+        work_dir: host path of the work folder.
+        truncated: some output was dropped.
+        sandboxed: False only for explicit `unsafe_no_sandbox` runs.
+        warnings: messages for the user (unsafe mode, disk limit, ...).
+    """
+
+    ok: bool
+    exit_code: int | None
+    stdout: str = ""
+    stderr: str = ""
+    timed_out: bool = False
+    memory_exceeded: bool = False
+    killed_by: str | None = None
+    duration_s: float = 0.0
+    files: list[FileInfo] = field(default_factory=list)
+    work_dir: str = ""
+    truncated: bool = False
+    sandboxed: bool = True
+    warnings: list[str] = field(default_factory=list)
+    version: int = RESULT_VERSION
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunResult:
+        """Rebuild a result from `to_dict` output. Raises ValueError on an unknown version."""
+        if d.get("version", RESULT_VERSION) != RESULT_VERSION:
+            raise ValueError(f"unsupported sandbox result version {d.get('version')!r}; expected {RESULT_VERSION}")
+        d = dict(d)
+        d["files"] = [FileInfo(**f) for f in d.get("files", [])]
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+# ---- output capture ------------------------------------------------------------------------------------
+class OutputBuffer:
+    """Keeps the head and the tail of a byte stream within `budget` bytes; counts what was dropped."""
+
+    def __init__(self, budget: int):
+        self.tail_max = int(budget * TAIL_FRACTION)
+        self.head_max = budget - self.tail_max
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        room = self.head_max - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        if chunk:
+            self.tail += chunk
+            if len(self.tail) > 2 * self.tail_max:
+                del self.tail[: len(self.tail) - self.tail_max]
+
+    @property
+    def dropped(self) -> int:
+        return self.total - len(self.head) - min(len(self.tail), self.tail_max)
+
+    def text(self) -> str:
+        tail = bytes(self.tail[-self.tail_max :]) if self.tail_max else b""
+        if self.dropped <= 0:
+            return (bytes(self.head) + bytes(self.tail)).decode("utf-8", errors="replace")
+        marker = TRUNCATION_MARKER.format(n=self.dropped)
+        return bytes(self.head).decode("utf-8", errors="replace") + marker + tail.decode("utf-8", errors="replace")
+
+
+def _pump(fd: int, buf: OutputBuffer) -> None:
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except OSError:
+            return
+        if not chunk:
+            return
+        buf.add(chunk)
+
+
+# ---- work folder -----------------------------------------------------------------------------------------
+def new_work_dir(root: str | os.PathLike, kind: str = "run") -> Path:
+    """Create `<root>/<kind>-<UTC time>-<random>` and return it (writable by the sandbox uid)."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    path = Path(root) / f"{kind}-{stamp}-{secrets.token_hex(3)}"
+    path.mkdir(parents=True, exist_ok=False)
+    prepare_work_dir(path)
+    return path
+
+
+def prepare_work_dir(path: str | os.PathLike) -> Path:
+    """Make `path` exist and, when we are root, belong to the sandbox uid (code runs as that uid)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    if policy.is_root():
+        st = path.lstat()
+        if st.st_uid != SANDBOX_UID:
+            os.chown(path, SANDBOX_UID, SANDBOX_UID)
+    return path
+
+
+def snapshot(work_dir: str | os.PathLike) -> dict[str, tuple[int, int]]:
+    """Regular files under `work_dir` -> (size bytes, mtime ns). Symlinks are never followed."""
+    out: dict[str, tuple[int, int]] = {}
+    root = str(work_dir)
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in filenames:
+            full = os.path.join(dirpath, name)
+            try:
+                st = os.lstat(full)
+            except OSError:
+                continue
+            if (st.st_mode & 0o170000) == 0o100000:  # regular file
+                out[os.path.relpath(full, root)] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def disk_usage(work_dir: str | os.PathLike) -> int:
+    """Bytes allocated on disk by everything under `work_dir` (st_blocks, so sparse files count truly)."""
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(str(work_dir), followlinks=False):
+        for name in filenames + dirnames:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+def changed_files(before: dict, after: dict) -> list[FileInfo]:
+    files = []
+    for rel, (size, mtime) in sorted(after.items()):
+        if rel in before and before[rel] == (size, mtime):
+            continue
+        status = "modified" if rel in before else "new"
+        files.append(FileInfo(rel.replace(os.sep, "/"), size, rel.lower().endswith(IMAGE_SUFFIXES), status))
+    return files[:MAX_FILES_LISTED]
+
+
+# ---- starting the sandbox --------------------------------------------------------------------------------
+def require_sandbox() -> str:
+    """Return the bwrap path, or raise `SandboxUnavailable` saying how to fix this machine."""
+    bwrap = policy.find_bwrap()
+    if bwrap is None:
+        raise SandboxUnavailable(policy.FIX_BWRAP_MISSING)
+    reason = policy.probe(bwrap)
+    if reason:
+        raise SandboxUnavailable(reason)
+    return bwrap
+
+
+def _read_info(fd: int, proc: subprocess.Popen) -> dict:
+    data = b""
+    deadline = time.monotonic() + HANDSHAKE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if not ready:
+            continue
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+        try:
+            return json.loads(data)
+        except ValueError:
+            continue
+    proc.kill()
+    _, err = proc.communicate(timeout=5)
+    raise SandboxError(f"bubblewrap failed to start: {(err or b'').decode(errors='replace').strip() or 'no answer'}")
+
+
+def spawn(
+    config: dict,
+    work_dir: str | os.PathLike,
+    limits: Limits,
+    mounts: list[Mount],
+    *,
+    unsafe_no_sandbox: bool = False,
+) -> subprocess.Popen:
+    """Start `inside.py` with `config` in the sandbox; stdin/stdout/stderr are binary pipes.
+
+    The process is the leader of a new session/process group, so `kill_tree` reaches everything.
+
+    Raises:
+        SandboxUnavailable: bwrap or user namespaces are missing (message says how to fix it).
+        SandboxError: bwrap did not start.
+    """
+    config = {**config, "limits": limits.to_dict(), "site_packages": policy.python_layout()["site_packages"]}
+    pipes = dict(stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    if unsafe_no_sandbox:
+        warnings.warn(UNSAFE_WARNING, stacklevel=3)
+        tmp = Path(work_dir) / ".tmp"
+        tmp.mkdir(exist_ok=True)
+        config.update(unsafe=True, work_dir=str(work_dir), tmp_dir=str(tmp))
+        env = {**policy.ENV_ALLOW, "HOME": str(work_dir), "TMPDIR": str(tmp), "MPLCONFIGDIR": str(tmp / "mpl")}
+        argv = [sys.executable, *policy.PYTHON_FLAGS, str(policy.HOST_INSIDE_SCRIPT), json.dumps(config)]
+        return subprocess.Popen(argv, cwd=str(work_dir), env=env, **pipes)
+
+    bwrap = require_sandbox()
+    config["work_dir"] = policy.WORK_DIR
+    prepare_work_dir(work_dir)
+    if not policy.is_root():
+        argv = policy.bwrap_argv(bwrap, work_dir, limits, mounts, config, as_root=False)
+        return subprocess.Popen(argv, env=dict(policy.ENV_ALLOW), **pipes)
+    # Root: map uid 0 (for bwrap's own set-up) and SANDBOX_UID into the new user namespace ourselves;
+    # inside.py then switches to SANDBOX_UID, so the code runs as a non-root kernel uid.
+    info_r, info_w = os.pipe()
+    block_r, block_w = os.pipe()
+    try:
+        argv = policy.bwrap_argv(bwrap, work_dir, limits, mounts, config, as_root=True, info_fd=info_w, block_fd=block_r)
+        proc = subprocess.Popen(
+            argv, env=dict(policy.ENV_ALLOW), pass_fds=(info_w, block_r), extra_groups=[], **pipes
+        )
+        os.close(info_w)
+        os.close(block_r)
+        info_w = block_r = -1
+        info = _read_info(info_r, proc)
+        child = int(info["child-pid"])
+        mapping = f"0 0 1\n{SANDBOX_UID} {SANDBOX_UID} 1\n"
+        try:
+            for name in ("uid_map", "gid_map"):
+                with open(f"/proc/{child}/{name}", "w") as f:
+                    f.write(mapping)
+        except OSError as e:
+            proc.kill()
+            raise SandboxError(f"could not map the sandbox user namespace: {e}") from e
+        os.write(block_w, b"1")
+        return proc
+    finally:
+        for fd in (info_r, info_w, block_r, block_w):
+            if fd >= 0:
+                os.close(fd)
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL the run: bwrap's pid-namespace init dies and the kernel kills every process inside."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.kill()
+    except ProcessLookupError:
+        pass
+
+
+def exit_code_of(status: int, sandboxed: bool) -> int:
+    """Normalise a wait status: the program's code, or -N for signal N (bwrap reports 128+N)."""
+    code = os.waitstatus_to_exitcode(status)
+    if sandboxed and 128 < code <= 128 + 64:
+        return -(code - 128)
+    return code
+
+
+# ---- one-shot run ----------------------------------------------------------------------------------------
+def run_code(
+    code: str,
+    work_dir: str | os.PathLike,
+    *,
+    limits: Limits | None = None,
+    ro_mounts=None,
+    filename: str = "<sandbox>",
+    argv: list[str] | tuple[str, ...] = (),
+    unsafe_no_sandbox: bool = False,
+) -> RunResult:
+    """Run `code` once in a fresh sandbox whose only writable folder is `work_dir`.
+
+    Args:
+        code: Python source (str).
+        work_dir: host folder bound writable at /sandbox (created if missing); the code's cwd and HOME.
+        limits: resource limits (default `Limits()`).
+        ro_mounts: extra read-only mounts, see `policy.normalize_mounts`.
+        filename: the name shown in tracebacks (e.g. the script's name).
+        argv: sys.argv[1:] for the program.
+        unsafe_no_sandbox: run without bubblewrap (explicit opt-in; warns every time).
+
+    Returns:
+        RunResult.
+
+    Raises:
+        SandboxUnavailable: bwrap or user namespaces are missing (the message says how to fix it).
+        SandboxConfigError: a limit or mount is invalid.
+    """
+    limits = limits or Limits()
+    mounts = policy.normalize_mounts(ro_mounts)
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    before = snapshot(work_dir)
+    config = {"mode": "run", "filename": filename, "argv": list(argv)}
+    t0 = time.monotonic()
+    proc = spawn(config, work_dir, limits, mounts, unsafe_no_sandbox=unsafe_no_sandbox)
+    out, err = OutputBuffer(limits.max_output_bytes), OutputBuffer(limits.max_output_bytes)
+    pumps = [
+        threading.Thread(target=_pump, args=(proc.stdout.fileno(), out), daemon=True),
+        threading.Thread(target=_pump, args=(proc.stderr.fileno(), err), daemon=True),
+    ]
+    for t in pumps:
+        t.start()
+
+    def feed() -> None:
+        try:
+            proc.stdin.write(code.encode("utf-8"))
+        except (BrokenPipeError, OSError):
+            pass
+        finally:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+
+    threading.Thread(target=feed, daemon=True).start()
+    waited: dict = {}
+    done = threading.Event()
+
+    def wait() -> None:
+        _, status, rusage = os.wait4(proc.pid, 0)
+        waited.update(status=status, rusage=rusage)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        done.set()
+
+    threading.Thread(target=wait, daemon=True).start()
+    killed_by = None
+    deadline = t0 + limits.timeout_s
+    max_disk = limits.max_disk_mb * MB
+    output_cap = limits.max_output_bytes * OUTPUT_KILL_FACTOR
+    next_disk = t0 + DISK_POLL_S
+    while not done.wait(min(DISK_POLL_S, max(0.0, deadline - time.monotonic()))):
+        now = time.monotonic()
+        if now >= deadline:
+            killed_by = "timeout"
+        elif out.total + err.total > output_cap:
+            killed_by = "output"
+        elif now >= next_disk:
+            next_disk = now + DISK_POLL_S
+            if disk_usage(work_dir) > max_disk:
+                killed_by = "disk"
+        if killed_by:
+            kill_tree(proc)
+            done.wait(10)
+            break
+    for t in pumps:
+        t.join(timeout=5)
+    duration = time.monotonic() - t0
+    for stream in (proc.stdout, proc.stderr):
+        stream.close()
+    status = waited.get("status", 0)
+    rusage = waited.get("rusage")
+    exit_code = exit_code_of(status, sandboxed=not unsafe_no_sandbox) if waited else None
+    stderr = err.text()
+    result = RunResult(
+        ok=False,
+        exit_code=exit_code,
+        stdout=out.text(),
+        stderr=stderr,
+        duration_s=round(duration, 4),
+        work_dir=str(work_dir),
+        truncated=out.dropped > 0 or err.dropped > 0,
+        sandboxed=not unsafe_no_sandbox,
+    )
+    if unsafe_no_sandbox:
+        result.warnings.append(UNSAFE_WARNING)
+    cpu_used = (rusage.ru_utime + rusage.ru_stime) if rusage else 0.0
+    result.killed_by = killed_by or classify(exit_code, stderr, cpu_used, limits)
+    result.timed_out = result.killed_by == "timeout"
+    result.memory_exceeded = result.killed_by == "memory" or (
+        exit_code not in (0, None) and any(m in stderr for m in MEMORY_MARKERS)
+    )
+    if disk_usage(work_dir) > max_disk and result.killed_by is None:
+        result.killed_by = "disk"
+    if result.killed_by == "disk":
+        result.warnings.append(f"the work folder exceeded its {limits.max_disk_mb} MiB disk limit")
+    if result.truncated:
+        result.warnings.append(f"output was truncated to {limits.max_output_bytes} bytes per stream")
+    result.files = changed_files(before, snapshot(work_dir))
+    result.ok = exit_code == 0 and result.killed_by is None
+    return result
+
+
+def classify(exit_code: int | None, stderr: str, cpu_used: float, limits: Limits) -> str | None:
+    """Which limit most likely stopped a program that we did not kill ourselves (None: no limit)."""
+    if exit_code in (0, None):
+        return None
+    if exit_code == -signal.SIGXCPU or (exit_code == -signal.SIGKILL and cpu_used >= limits.cpu_s):
+        return "cpu"
+    if exit_code == -signal.SIGXFSZ or "[Errno 27] File too large" in stderr:
+        return "file_size"
+    if any(m in stderr for m in MEMORY_MARKERS):
+        return "memory"
+    if "[Errno 11] Resource temporarily unavailable" in stderr and ("fork" in stderr or "thread" in stderr):
+        return "procs"
+    return None
