@@ -127,3 +127,14 @@ def test_pool_keeps_one_session_per_key(tmp_path):
         assert pool.get("thread-a").work_dir != pool.get("thread-b").work_dir
     finally:
         pool.close_all()
+
+
+def test_session_started_from_a_short_lived_thread_survives_it(session):
+    import threading
+
+    t = threading.Thread(target=lambda: session.run("born = 'in a thread'"))
+    t.start()
+    t.join()
+    time.sleep(0.3)  # bwrap's --die-with-parent would fire here if tied to that thread
+    assert session.alive
+    assert session.run("born").stdout == "'in a thread'\n"

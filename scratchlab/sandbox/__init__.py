@@ -46,6 +46,8 @@ What is NOT protected against:
 - Side channels (timing, cache, Spectre-class) and covert channels through shared resources.
 - The disk limit is polled: a fast writer can overshoot it by what it writes in ~0.1 s (each file is
   still capped by max_file_mb).
+- On kernels older than 5.14, RLIMIT_NPROC counts all processes of the (non-root) user, not only the
+  sandbox's, so max_procs must exceed what the user already runs.
 - What you mount: `ro_mounts` and /lab (the workspace's runs/ and plots/, mounted by the agent tool)
   are readable by the code on purpose.
 - Anything, with `unsafe_no_sandbox=True` (only resource limits apply; warned every time).

@@ -305,7 +305,9 @@ def bwrap_argv(
         argv += ["--info-fd", str(info_fd), "--userns-block-fd", str(block_fd)]
     else:
         argv += ["--disable-userns"]
-    for key, value in ENV_ALLOW.items():
+    env = dict(ENV_ALLOW)
+    env["PATH"] = f"{os.path.dirname(layout['executable'])}:{env['PATH']}"  # `python` in subprocesses is ours
+    for key, value in env.items():
         argv += ["--setenv", key, value]
     argv += system_binds()
     argv += ["--proc", "/proc", "--dev", "/dev"]

@@ -24,6 +24,7 @@ import os
 import queue
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from scratchlab.sandbox import policy
@@ -41,6 +42,7 @@ from scratchlab.sandbox.runner import (
     spawn,
 )
 
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawn")
 START_TIMEOUT_S = 60.0  # the interpreter must say "ready" within this many seconds
 RESTARTED_AFTER_TIMEOUT = (
     "[sandbox] timed out after {t:g} s: the session was killed and restarted; its variables are gone."
@@ -101,7 +103,11 @@ class Session:
             config = {"mode": "session", "idle_timeout_s": self.idle_timeout_s}
             self._replies = queue.Queue()
             self._stderr = OutputBuffer(8_000)
-            proc = spawn(config, self.work_dir, self.limits, self.mounts, unsafe_no_sandbox=self.unsafe_no_sandbox)
+            # spawn from one long-lived thread: bwrap's --die-with-parent fires when the *thread* that
+            # started it exits, and callers (LangGraph tool threads) may be short-lived
+            proc = _SPAWNER.submit(
+                spawn, config, self.work_dir, self.limits, self.mounts, unsafe_no_sandbox=self.unsafe_no_sandbox
+            ).result()
             self.proc = proc
             threading.Thread(target=self._read_replies, args=(proc, self._replies), daemon=True).start()
             threading.Thread(target=_pump, args=(proc.stderr.fileno(), self._stderr), daemon=True).start()
