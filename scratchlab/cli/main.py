@@ -40,6 +40,131 @@ def root(
         run_repl(model=model, thread_id=thread)
 
 
+@app.command()
+def ask(
+    ctx: typer.Context,
+    question: str = typer.Argument(..., help="The request, in plain English."),
+    thread: str = typer.Option(None, "--thread", help="Continue this thread (default: a new one)."),
+    json_out: bool = typer.Option(False, "--json", help='Print {"answer", "thread", "tool_calls"} as JSON.'),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Run no tool: show the tool call(s) the agent would make."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Confirm long actions without asking."),
+) -> None:
+    """Ask the agent once, without the REPL."""
+    from scratchlab.agent.llm import ModelSpecError
+    from scratchlab.agent.session import LabSession
+    from scratchlab.lab.registry import LabDatabaseError
+    from scratchlab.models.weights import WeightsError
+
+    thread = thread or (ctx.obj or {}).get("thread")
+    try:
+        lab = LabSession(home=common.workspace().root, model=(ctx.obj or {}).get("model"), auto_confirm=yes)
+        result = lab.ask(question, thread_id=thread, dry_run=dry_run)
+    except (LabDatabaseError, WeightsError, ModelSpecError, FileNotFoundError) as e:
+        common.fail(str(e))
+    if "interrupt" in result:
+        intr = result.pop("interrupt")
+        result["answer"] = (
+            f"{intr.get('action', 'this action')} needs confirmation ({intr}). Re-run with --yes to go ahead, "
+            f"or continue in the REPL: scratchlab --thread {result['thread']}"
+        )
+    if json_out:
+        common.emit_json({k: result[k] for k in ("answer", "thread", "tool_calls")})
+        return
+    for call in result["tool_calls"]:
+        common.console.print(f"[cyan]→ {call['name']}({call['args']})[/]")
+    if result["answer"]:
+        from rich.markdown import Markdown
+
+        common.console.print(Markdown(result["answer"]))
+    common.console.print(f"[dim]thread {result['thread']}[/]")
+
+
+memory_app = typer.Typer(help="Long-term memory (facts the agent keeps across conversations).", no_args_is_help=False)
+app.add_typer(memory_app, name="memory")
+
+
+@memory_app.callback(invoke_without_command=True)
+def memory_list(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help="JSON output.")) -> None:
+    """List remembered facts."""
+    if ctx.invoked_subcommand:
+        return
+    from scratchlab.agent import memory
+
+    _, store, _ = memory.open_memory(common.workspace().db_path)
+    items = memory.list_memories(store)
+    if json_out:
+        common.emit_json([{"key": k, "fact": f} for k, f in items])
+    elif not items:
+        common.console.print("long-term memory is empty")
+    for k, f in items if not json_out else []:
+        common.console.print(f"[bold]{k}[/] {f}")
+
+
+@memory_app.command("add")
+def memory_add(fact: str = typer.Argument(..., help="The fact to remember.")) -> None:
+    """Remember a fact."""
+    from scratchlab.agent import memory
+
+    _, store, _ = memory.open_memory(common.workspace().db_path)
+    common.console.print(memory.add_memory(store, fact))
+
+
+@memory_app.command("forget")
+def memory_forget(key: str = typer.Argument(..., help="Key shown by `scratchlab memory`.")) -> None:
+    """Forget a fact."""
+    from scratchlab.agent import memory
+
+    _, store, _ = memory.open_memory(common.workspace().db_path)
+    if not memory.forget_memory(store, key):
+        common.fail(f"no memory with key {key!r}; list them with `scratchlab memory`")
+    common.console.print("forgotten")
+
+
+@app.command()
+def threads(json_out: bool = typer.Option(False, "--json", help="JSON output.")) -> None:
+    """Recent conversation threads (resume one with `scratchlab --thread ID`)."""
+    rows = common.registry().list_threads()
+    if json_out:
+        common.emit_json([{"thread": t, "title": title, "updated_at": when} for t, title, when in rows])
+        return
+    for t, title, when in rows:
+        common.console.print(f"[cyan]{t}[/]  {when:%Y-%m-%d %H:%M}  {title[:70]}")
+
+
+@app.command()
+def artifacts(
+    kind: str = typer.Option(None, "--kind", help="Only this kind (tokenizer, run, index, adapter, ...)."),
+    json_out: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """What the lab has built."""
+    arts = common.registry().list_artifacts(kind=kind)
+    if json_out:
+        common.emit_json([a.__dict__ for a in arts])
+        return
+    for a in arts:
+        common.console.print(f"[cyan]{a.id}[/] {a.kind:10} {a.name:30} {a.path}")
+
+
+@app.command()
+def models(json_out: bool = typer.Option(False, "--json", help="JSON output.")) -> None:
+    """Local chat models: assemble and verify their weights (sha256), and show the default."""
+    from scratchlab.agent.llm import DEFAULT_LOCAL, LOCAL_KEYS
+    from scratchlab.models.weights import WeightsError, gguf_path
+
+    rows = []
+    for key in LOCAL_KEYS:
+        try:
+            path, ok = str(gguf_path(key, common.workspace().dir("models"))), "ok"
+        except WeightsError as e:
+            path, ok = "", str(e)
+        rows.append({"model": f"local:{key}", "default": key == DEFAULT_LOCAL, "path": path, "status": ok})
+    if json_out:
+        common.emit_json(rows)
+        return
+    for r in rows:
+        common.console.print(f"{r['model']:15} {'(default) ' if r['default'] else ''}{r['status']}  {r['path']}")
+
+
 def main() -> None:
     app()
 

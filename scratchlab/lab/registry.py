@@ -97,6 +97,14 @@ class MetricRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class ThreadRow(Base):
+    __tablename__ = "sl_threads"
+    thread_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
 @dataclass
 class Artifact:
     """A registered artifact. `id` is "<kind>-<n>"; `name` is unique within its kind."""
@@ -332,6 +340,24 @@ class Registry:
             if limit:
                 q = q.limit(limit)
             return [Job._from_row(r) for r in s.scalars(q)]
+
+    # ---- conversation threads (titles; the messages live in LangGraph's checkpointer) ------------
+    def touch_thread(self, thread_id: str, title: str = "") -> None:
+        """Record that `thread_id` was used now; the first non-empty `title` sticks."""
+        with self._session() as s, s.begin():
+            row = s.get(ThreadRow, thread_id)
+            if row is None:
+                s.add(ThreadRow(thread_id=thread_id, title=title[:120]))
+            else:
+                row.updated_at = utcnow()
+                if not row.title and title:
+                    row.title = title[:120]
+
+    def list_threads(self, limit: int = 20) -> list[tuple[str, str, dt.datetime]]:
+        """(thread_id, title, updated_at), most recent first."""
+        with self._session() as s:
+            q = select(ThreadRow).order_by(ThreadRow.updated_at.desc()).limit(limit)
+            return [(r.thread_id, r.title, r.updated_at) for r in s.scalars(q)]
 
     # ---- metrics ---------------------------------------------------------------------------------
     def log_metrics(self, run_id: str, step: int, **values: float) -> None:

@@ -106,3 +106,40 @@ def lab_tool(name: str, args_schema: type[BaseModel], description: str | None = 
         )
 
     return wrap
+
+
+# ---- argument normalisation shared by every tool schema ----------------------------------------
+_SUFFIX = {"k": 1_000, "m": 1_000_000, "b": 1_000_000_000}
+
+
+def parse_count(value: Any) -> Any:
+    """Normalise shorthand counts: "2k" -> 2000, "1.5k" -> 1500, "1,000" -> 1000, "2e3" -> 2000, "1M" -> 10**6.
+
+    Non-strings and strings that are not counts are returned unchanged (pydantic then validates them).
+    """
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not isinstance(value, str):
+        return value
+    s = value.strip().lower().replace(",", "").replace("_", "")
+    for word in (" steps", " step", " iterations", " iters", " tokens", " merges", " layers", " heads"):
+        s = s.removesuffix(word)
+    try:
+        if s and s[-1] in _SUFFIX:
+            return int(round(float(s[:-1]) * _SUFFIX[s[-1]]))
+        f = float(s)
+        return int(f) if f.is_integer() else value
+    except ValueError:
+        return value
+
+
+def _count_validator():
+    from pydantic import BeforeValidator
+
+    return BeforeValidator(parse_count)
+
+
+from typing import Annotated  # noqa: E402
+
+Count = Annotated[int, _count_validator()]
+"""An int tool argument that also accepts "2k", "1,000", "2e3" (see `parse_count`)."""

@@ -1,0 +1,297 @@
+"""`ChatLocalLlama`: a LangChain chat model over llama-cpp-python with constrained, two-stage tool calls.
+
+    from scratchlab.agent.local_chat import ChatLocalLlama
+    chat = ChatLocalLlama(model_path="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")
+    chat.bind_tools(tools).invoke([HumanMessage("train a 512-token BPE on shakespeare")])
+    # -> AIMessage(tool_calls=[{"name": "train_tokenizer", "args": {"dataset": "shakespeare", "vocab_size": 512}}])
+
+With tools bound, each call (1) picks the action with a grammar over the tool names plus `answer` and
+`clarify`, (2) for a tool, generates only its arguments under a grammar from its JSON schema, then
+grounds them (`scratchlab.agent.router`). Tool calls are therefore always well formed. Answers stream
+token by token. One `Llama` object is kept per model file so llama.cpp reuses the KV cache of the long
+fixed system prompt; its state after that prompt is saved to disk so a cold start skips re-reading it.
+Prompts are ChatML (Qwen2.5 and SmolLM2 both use it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessageChunk, BaseMessage, SystemMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import PrivateAttr
+
+from scratchlab.agent import router
+from scratchlab.agent.prompts import ANSWER, CLARIFY
+
+DEFAULT_N_CTX = 8192
+MAX_ACTION_TOKENS = 16
+CONTEXT_RESERVE = 768  # tokens kept free for the reply
+_LLAMAS: dict[tuple[str, int], Any] = {}
+_LOCK = threading.RLock()
+
+
+def load_llama(model_path: str, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = None):
+    """One shared `llama_cpp.Llama` per (file, n_ctx).
+
+    Raises:
+        FileNotFoundError: the .gguf does not exist.
+        RuntimeError: llama.cpp could not load it (corrupt or unsupported file).
+    """
+    key = (str(model_path), n_ctx)
+    with _LOCK:
+        if key not in _LLAMAS:
+            if not Path(model_path).is_file():
+                raise FileNotFoundError(f"model file {model_path} not found")
+            from llama_cpp import Llama
+
+            try:
+                _LLAMAS[key] = Llama(
+                    model_path=str(model_path),
+                    n_ctx=n_ctx,
+                    n_threads=n_threads or max(1, min(os.cpu_count() or 2, 8)),
+                    n_batch=512,
+                    verbose=False,
+                )
+            except (ValueError, RuntimeError) as e:
+                raise RuntimeError(
+                    f"llama.cpp could not load {model_path} ({e}); the file may be corrupt: delete it and "
+                    "scratchlab will re-assemble it from the installed weights packages"
+                ) from e
+        return _LLAMAS[key]
+
+
+class ChatLocalLlama(BaseChatModel):
+    """Chat model on a local GGUF with grammar-constrained tool calls (see module docstring).
+
+    Attributes:
+        model_path: the .gguf file.
+        n_ctx: context window in tokens.
+        temperature: sampling temperature for answers (routing is always greedy).
+        max_answer_tokens: cap on answer length in tokens.
+        max_args_tokens: cap on the argument JSON of one tool call, in tokens.
+        state_cache_dir: where the llama.cpp state after the fixed system prompt is saved (None: off).
+    """
+
+    model_path: str
+    n_ctx: int = DEFAULT_N_CTX
+    n_threads: int | None = None
+    temperature: float = 0.0
+    max_answer_tokens: int = 400
+    max_args_tokens: int = 200
+    state_cache_dir: str | None = None
+    _grammars: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _warmed: set[str] = PrivateAttr(default_factory=set)
+
+    @property
+    def _llm_type(self) -> str:
+        return "scratchlab-llama-cpp"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_path": self.model_path, "n_ctx": self.n_ctx}
+
+    @property
+    def llm(self):
+        return load_llama(self.model_path, self.n_ctx, self.n_threads)
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any):
+        """Bind LangChain tools (or OpenAI tool dicts); calls then return grammar-constrained tool calls."""
+        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
+
+    # ---- llama.cpp plumbing ---------------------------------------------------------------------
+    def _grammar(self, text: str):
+        from llama_cpp import LlamaGrammar
+
+        if text not in self._grammars:
+            self._grammars[text] = LlamaGrammar.from_string(text, verbose=False)
+        return self._grammars[text]
+
+    def _complete(self, prompt: str, *, grammar: str | None = None, max_tokens: int = 64) -> str:
+        """Greedy completion of `prompt`, optionally under a GBNF grammar."""
+        kwargs: dict[str, Any] = dict(max_tokens=max_tokens, temperature=0.0, top_k=1, repeat_penalty=1.0,
+                                      stop=[router.IM_END])  # fmt: skip
+        if grammar:
+            kwargs["grammar"] = self._grammar(grammar)
+        with _LOCK:
+            return self.llm.create_completion(prompt, **kwargs)["choices"][0]["text"]
+
+    def _stream_text(self, prompt: str, kwargs: dict[str, Any]) -> Iterator[str]:
+        with _LOCK:
+            for chunk in self.llm.create_completion(prompt, **kwargs):
+                yield chunk["choices"][0]["text"]
+
+    def _fit(self, messages: list[BaseMessage]) -> str:
+        """Render ChatML, dropping the oldest non-system messages until the prompt fits the window."""
+        msgs = list(messages)
+        while True:
+            prompt = router.render_chatml(msgs) + f"{router.IM_START}assistant\n"
+            n = len(self.llm.tokenize(prompt.encode("utf-8"), special=True))
+            if n <= self.n_ctx - CONTEXT_RESERVE or len(msgs) <= 2:
+                return prompt
+            drop = 1 if isinstance(msgs[0], SystemMessage) else 0
+            del msgs[drop]
+
+    def warm_start(self, system_prefix: str) -> None:
+        """Evaluate (or restore from disk) the llama.cpp state after `system_prefix`; cheap if done."""
+        if system_prefix in self._warmed:
+            return
+        self._warmed.add(system_prefix)
+        prompt = f"{router.IM_START}system\n{system_prefix}"
+        if not self.state_cache_dir:
+            with _LOCK:
+                self.llm.create_completion(prompt, max_tokens=1, temperature=0.0)
+            return
+        digest = hashlib.sha256(f"{self.model_path}|{self.n_ctx}|{prompt}".encode()).hexdigest()[:16]
+        path = Path(self.state_cache_dir) / f"prefix-{Path(self.model_path).stem}-{digest}.npz"
+        with _LOCK:
+            if path.is_file() and _load_state(self.llm, path):
+                return
+            self.llm.create_completion(prompt, max_tokens=1, temperature=0.0)
+            _save_state(self.llm, path)
+
+    # ---- routing --------------------------------------------------------------------------------
+    def decide(self, messages: list[BaseMessage], tools: list[dict[str, Any]]) -> tuple[str, Any]:
+        """Pick the next action: ("tool", (name, args)), (ANSWER, text_iter) or (CLARIFY, text or iter)."""
+        if messages and isinstance(messages[0], SystemMessage):
+            self.warm_start(str(messages[0].content).split("Lab state:")[0])
+        prompt = self._fit(messages)
+        if not tools:
+            return ANSWER, self._answer_stream(prompt)
+        by_name = {t["function"]["name"]: t["function"] for t in tools}
+        names = [*by_name, ANSWER, CLARIFY]
+        action = self._complete(prompt + router.ACTION_PREFIX, grammar=router.action_grammar(names),
+                                max_tokens=MAX_ACTION_TOKENS).rstrip('"')  # fmt: skip
+        context, calls = router.turn_context(messages)
+        if action in by_name:
+            params = by_name[action].get("parameters", {})
+            raw = self._complete(
+                prompt + f'{{"action": "{action}", "args": ',
+                grammar=router.args_grammar(params),
+                max_tokens=self.max_args_tokens,
+            )
+            try:
+                args = json.loads(raw)
+            except json.JSONDecodeError:
+                args = {}
+            args = router.ground_args(args if isinstance(args, dict) else {}, context)
+            missing = router.missing_required(args, params)
+            if missing:
+                return CLARIFY, router.clarify_question(action, missing, params)
+            if (action, args) in calls:  # the same call again: answer from the result instead
+                action = ANSWER
+            else:
+                return "tool", (action, args)
+        head = f'{{"action": "{action}"}}\n'
+        return action, self._answer_stream(prompt + head)
+
+    def _answer_stream(self, prompt: str) -> Iterator[str]:
+        return self._stream_text(
+            prompt,
+            dict(max_tokens=self.max_answer_tokens, temperature=self.temperature,
+                 top_k=1 if self.temperature == 0 else 40, repeat_penalty=1.0, stop=[router.IM_END], stream=True),
+        )  # fmt: skip
+
+    # ---- LangChain interface --------------------------------------------------------------------
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        kind, payload = self.decide(messages, tools or [])
+        if kind == "tool":
+            name, args = payload
+            call = {"name": name, "args": json.dumps(args), "id": f"call_{uuid.uuid4().hex[:12]}", "index": 0}
+            yield ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=[call]))
+            return
+        extra = {"action": kind}
+        if isinstance(payload, str):
+            payload = iter([payload])
+        started = False
+        for piece in payload:
+            if not started:
+                piece = piece.lstrip()
+                if not piece:
+                    continue
+                started = True
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece, additional_kwargs=extra))
+            if run_manager:
+                run_manager.on_llm_new_token(piece, chunk=chunk)
+            yield chunk
+        if not started:
+            yield ChatGenerationChunk(message=AIMessageChunk(content="", additional_kwargs=extra))
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        final: ChatGenerationChunk | None = None
+        for chunk in self._stream(messages, stop, run_manager, **kwargs):
+            final = chunk if final is None else final + chunk
+        assert final is not None
+        msg = final.message
+        from langchain_core.messages import AIMessage
+
+        ai = AIMessage(content=msg.content, additional_kwargs=dict(msg.additional_kwargs),
+                       tool_calls=getattr(msg, "tool_calls", []))  # fmt: skip
+        return ChatResult(generations=[ChatGeneration(message=ai)])
+
+
+def _save_state(llm, path: Path) -> None:
+    import numpy as np
+
+    from scratchlab.lab.atomic import atomic_path
+
+    st = llm.save_state()
+    with atomic_path(path, suffix=".npz") as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(
+                f,
+                input_ids=np.asarray(st.input_ids),
+                n_tokens=np.int64(st.n_tokens),
+                llama_state=np.frombuffer(bytes(st.llama_state), dtype=np.uint8),
+                llama_state_size=np.int64(st.llama_state_size),
+                seed=np.int64(st.seed),
+            )
+
+
+def _load_state(llm, path: Path) -> bool:
+    import numpy as np
+    from llama_cpp import LlamaState
+
+    try:
+        with np.load(path) as z:
+            n = int(z["n_tokens"])
+            st = LlamaState(
+                input_ids=z["input_ids"].copy(),
+                scores=np.zeros((n, llm.n_vocab()), dtype=np.single) if False else llm.scores[:n, :].copy(),
+                n_tokens=n,
+                llama_state=z["llama_state"].tobytes(),
+                llama_state_size=int(z["llama_state_size"]),
+                seed=int(z["seed"]),
+            )
+        llm.load_state(st)
+        return True
+    except Exception:  # a stale or truncated cache file: recompute
+        path.unlink(missing_ok=True)
+        return False
+
+
+def model_json(model: ChatLocalLlama) -> str:
+    return json.dumps(model._identifying_params)

@@ -1,0 +1,201 @@
+"""Routing for small local models: ChatML rendering, action/argument grammars, deterministic grounding.
+
+The local model decides in two constrained stages (measured in ../shared/notes/agent-routing.md):
+1. the action name, generated under a GBNF grammar that admits only `answer`, `clarify` or a bound
+   tool's name (a few tokens, so chit-chat costs well under a second);
+2. for a tool, only that tool's arguments, under a grammar built from its JSON schema with optional
+   arguments nullable (so the grammar never forces the model to invent values).
+Then `ground_args` drops values that the conversation does not support (numbers that do not occur,
+strings that share no word with the request), and `missing_required` turns an unsupported required
+argument into a clarifying question instead of a guess.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+
+from scratchlab.agent.prompts import ANSWER, CLARIFY
+
+IM_START, IM_END = "<|im_start|>", "<|im_end|>"
+ACTION_PREFIX = '{"action": "'
+FREE_TEXT_ARGS = {"code", "fact"}  # written by the model, not copied from the request
+REFERENCE_VALUES = {"last", "latest", "newest", "recent"}
+GENERIC_WORDS = {
+    "the", "and", "for", "with", "from", "that", "this", "them", "then", "into", "onto", "what", "which",
+    "model", "models", "file", "files", "data", "please", "make", "train", "trained", "run", "runs", "new",
+    "text", "some", "one", "two", "my", "me", "it", "its", "a", "an", "of", "on", "to", "in", "is", "be",
+}  # fmt: skip
+NUMBER_RE = re.compile(r"(?<![\w.])(-?\d[\d,_]*(?:\.\d+)?(?:e-?\d+)?)\s*([kKmM])?(?![\w])")
+WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
+TOOL_RESULT_CHARS = 1200
+
+
+# ---- prompt rendering ---------------------------------------------------------------------------
+def render_assistant(msg: AIMessage) -> str:
+    if msg.tool_calls:
+        return "\n".join(json.dumps({"action": tc["name"], "args": tc["args"]}) for tc in msg.tool_calls)
+    kind = (msg.additional_kwargs or {}).get("action", ANSWER)
+    content = msg.content if isinstance(msg.content, str) else str(msg.content)
+    return f'{{"action": "{kind}"}}\n{content}'
+
+
+def render_chatml(messages: Sequence[BaseMessage]) -> str:
+    """ChatML (Qwen2.5, SmolLM2) for a message list, ending before the next assistant turn."""
+    out = []
+    for m in messages:
+        if isinstance(m, SystemMessage):
+            out.append(f"{IM_START}system\n{m.content}{IM_END}\n")
+        elif isinstance(m, HumanMessage):
+            out.append(f"{IM_START}user\n{m.content}{IM_END}\n")
+        elif isinstance(m, AIMessage):
+            out.append(f"{IM_START}assistant\n{render_assistant(m)}{IM_END}\n")
+        elif isinstance(m, ToolMessage):
+            content = m.content if isinstance(m.content, str) else json.dumps(m.content)
+            if len(content) > TOOL_RESULT_CHARS:
+                content = content[:TOOL_RESULT_CHARS] + " ...[truncated]"
+            out.append(f"{IM_START}user\n<tool_response name=\"{m.name}\">\n{content}\n</tool_response>{IM_END}\n")
+    return "".join(out)
+
+
+# ---- grammars -----------------------------------------------------------------------------------
+def action_grammar(names: Sequence[str]) -> str:
+    """GBNF admitting exactly one of `names` followed by the closing quote."""
+    alts = " | ".join(json.dumps(n) for n in names)
+    return f'root ::= ({alts}) "\\""\n'
+
+
+def nullable_schema(parameters: dict[str, Any]) -> dict[str, Any]:
+    """Copy of a tool's JSON schema where every optional property may be null and all are required.
+
+    Making optionals nullable-but-present lets the model say "not given" (null) instead of inventing a
+    value; the fixed property order keeps the grammar small. Defaults are filled in code afterwards.
+    """
+    schema = json.loads(json.dumps(parameters))
+    props = schema.get("properties", {})
+    required = set(schema.get("required", []))
+    for name, prop in props.items():
+        prop.pop("default", None)
+        prop.pop("title", None)
+        if name not in required and not _admits_null(prop):
+            props[name] = {"anyOf": [prop, {"type": "null"}]}
+    schema["required"] = list(props)
+    schema.pop("title", None)
+    schema.pop("description", None)
+    schema["additionalProperties"] = False
+    return schema
+
+
+def _admits_null(prop: dict[str, Any]) -> bool:
+    return prop.get("type") == "null" or any(p.get("type") == "null" for p in prop.get("anyOf", []))
+
+
+_CHAR_RULE_FIX = (re.compile(r'char ::= \[\^"\\\\(?:\\x7F\\x00-\\x1F)?\]'), r'char ::= [^"\\\\\\x7F\\x00-\\x1F]')
+
+
+def args_grammar(parameters: dict[str, Any]) -> str:
+    """GBNF for a tool's argument object (nullable optionals), with control characters excluded."""
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    gbnf = json_schema_to_gbnf(json.dumps(nullable_schema(parameters)))
+    return _CHAR_RULE_FIX[0].sub(_CHAR_RULE_FIX[1], gbnf)
+
+
+# ---- grounding ----------------------------------------------------------------------------------
+def numbers_in(text: str) -> set[float]:
+    """Numbers mentioned in `text`, with shorthand expanded ("2k" -> 2000, "1,000" -> 1000)."""
+    found: set[float] = set()
+    for num, suffix in NUMBER_RE.findall(text):
+        try:
+            v = float(num.replace(",", "").replace("_", ""))
+        except ValueError:
+            continue
+        if suffix:
+            v *= 1_000 if suffix.lower() == "k" else 1_000_000
+        found.add(v)
+    return found
+
+
+def words_in(text: str) -> set[str]:
+    return {w.lower() for w in WORD_RE.findall(text) if len(w) >= 2}
+
+
+def _string_supported(value: str, words: set[str], text_lower: str) -> bool:
+    v = value.strip().lower()
+    if not v:
+        return False
+    if v in REFERENCE_VALUES or v in text_lower:
+        return True
+    vwords = {w for w in words_in(v) if w not in GENERIC_WORDS and len(w) >= 3}
+    if not vwords:
+        return False
+    for vw in vwords:
+        for w in words:
+            if len(w) >= 3 and w not in GENERIC_WORDS and (vw in w or w in vw):
+                return True
+    return False
+
+
+def _value_supported(value: Any, nums: set[float], words: set[str], text_lower: str) -> bool:
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, int | float):
+        return float(value) in nums
+    if isinstance(value, str):
+        return _string_supported(value, words, text_lower)
+    if isinstance(value, list):
+        return bool(value) and all(_value_supported(v, nums, words, text_lower) for v in value)
+    return True
+
+
+def ground_args(args: dict[str, Any], context: str) -> dict[str, Any]:
+    """Keep only argument values that `context` (the request and this turn's tool results) supports.
+
+    Nulls are dropped; numbers must occur in the context; strings must occur or share a non-generic
+    word with it; free-text arguments the model writes (`code`, `fact`) are kept as they are.
+    """
+    nums, words, low = numbers_in(context), words_in(context), context.lower()
+    out = {}
+    for k, v in args.items():
+        if v is None:
+            continue
+        if k in FREE_TEXT_ARGS or _value_supported(v, nums, words, low):
+            out[k] = v
+    return out
+
+
+def missing_required(args: dict[str, Any], parameters: dict[str, Any]) -> list[str]:
+    return [r for r in parameters.get("required", []) if args.get(r) in (None, "", [])]
+
+
+def clarify_question(tool: str, missing: Sequence[str], parameters: dict[str, Any]) -> str:
+    """A short question asking for the missing required arguments of `tool`."""
+    props = parameters.get("properties", {})
+    parts = []
+    for name in missing:
+        desc = (props.get(name, {}).get("description") or "").split(".")[0].strip()
+        parts.append(f"{name} ({desc})" if desc else name)
+    return f"To run {tool} I need the {' and '.join(parts)}. What should I use?"
+
+
+def turn_context(messages: Sequence[BaseMessage]) -> tuple[str, list[tuple[str, dict]]]:
+    """Text of the latest user message plus the tool results after it, and the tool calls made since."""
+    texts: list[str] = []
+    calls: list[tuple[str, dict]] = []
+    for m in reversed(messages):
+        if isinstance(m, HumanMessage):
+            texts.append(str(m.content))
+            break
+        if isinstance(m, ToolMessage):
+            texts.append(str(m.content))
+        elif isinstance(m, AIMessage):
+            calls.extend((tc["name"], tc["args"]) for tc in m.tool_calls)
+    return "\n".join(reversed(texts)), calls
+
+
+def is_action(name: str) -> bool:
+    return name not in (ANSWER, CLARIFY)

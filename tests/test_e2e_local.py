@@ -1,0 +1,81 @@
+"""End to end with real local GGUF models: `scratchlab ask` and the REPL driven through tmux."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+pytestmark = [pytest.mark.model, pytest.mark.slow]
+
+
+def scratchlab(home, *args, timeout=600):
+    env = {**os.environ, "SCRATCHLAB_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", "scratchlab", *args], capture_output=True, text=True, env=env,
+                          timeout=timeout)  # fmt: skip
+
+
+def test_ask_json_answers_without_tools(tmp_path):
+    r = scratchlab(tmp_path, "--model", "local:smollm2", "ask", "hi", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert set(out) == {"answer", "thread", "tool_calls"}
+    assert out["thread"].startswith("t-") and isinstance(out["tool_calls"], list)
+
+
+def test_ask_dry_run_routes_a_command(tmp_path):
+    r = scratchlab(tmp_path, "--model", "local:0.5b", "ask", "--dry-run", "--json",
+                   "train a BPE tokenizer with 300 tokens on shakespeare")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["tool_calls"][0]["name"] == "train_tokenizer"
+    assert out["tool_calls"][0]["args"].get("vocab_size") == 300
+    assert not (tmp_path / "tokenizers").exists() or not any((tmp_path / "tokenizers").iterdir())  # nothing ran
+
+
+def test_unknown_model_is_a_clear_error(tmp_path):
+    r = scratchlab(tmp_path, "--model", "local:7b", "ask", "hi")
+    assert r.returncode == 2 and "unknown model" in r.stderr
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_repl_smoke_in_tmux(tmp_path):
+    session = f"sl-{uuid.uuid4().hex[:6]}"
+    cmd = f"SCRATCHLAB_HOME={tmp_path} {sys.executable} -m scratchlab --model local:smollm2"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "50", cmd], check=True)
+
+    def screen() -> str:
+        return subprocess.run(["tmux", "capture-pane", "-p", "-t", session, "-S", "-200"], capture_output=True,
+                              text=True).stdout  # fmt: skip
+
+    def wait_for(text, timeout=180):
+        end = time.time() + timeout
+        while time.time() < end:
+            if text in screen():
+                return True
+            time.sleep(0.5)
+        raise AssertionError(f"{text!r} not on screen:\n{screen()}")
+
+    def send(keys):
+        subprocess.run(["tmux", "send-keys", "-t", session, keys, "Enter"], check=True)
+
+    try:
+        wait_for("you>")
+        send("/tools")
+        wait_for("train_tokenizer")
+        send("hello there")
+        wait_for("you>", timeout=5)
+        deadline = time.time() + 180
+        while screen().count("you>") < 3 and time.time() < deadline:
+            time.sleep(0.5)
+        assert screen().count("you>") >= 3, screen()
+        send("/quit")
+        wait_for("bye")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)

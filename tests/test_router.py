@@ -1,0 +1,95 @@
+"""Routing helpers: shorthand, grounding, nullable schemas, grammars, prompts."""
+
+from __future__ import annotations
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from pydantic import BaseModel
+
+from scratchlab.agent import router
+from scratchlab.agent.prompts import fixed_system_prompt, signature
+from scratchlab.tools.base import Count, parse_count
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [("2k", 2000), ("1.5k", 1500), ("1,000", 1000), ("2e3", 2000), ("1M", 1_000_000), ("300 steps", 300), (7, 7),
+     (2000.0, 2000), ("lots", "lots")],
+)  # fmt: skip
+def test_parse_count(raw, expected):
+    assert parse_count(raw) == expected
+
+
+def test_count_in_schema():
+    class A(BaseModel):
+        n: Count
+
+    assert A(n="2k").n == 2000
+    with pytest.raises(ValueError):
+        A(n="many")
+
+
+def test_numbers_in_expands_shorthand():
+    assert router.numbers_in("train for 2k steps, lr 3e-4, 1,024 tokens, 6 heads") >= {2000.0, 0.0003, 1024.0, 6.0}
+
+
+def test_ground_args_drops_unsupported_values():
+    text = "train a 4-layer GPT on shakespeare for 2k steps"
+    args = {"dataset": "shakespeare", "n_layer": 4, "max_iters": 2000, "n_head": 8, "name": "wikipedia", "lr": None}
+    assert router.ground_args(args, text) == {"dataset": "shakespeare", "n_layer": 4, "max_iters": 2000}
+    # references, free text the model writes, and word-stem matches survive
+    args = {"tokenizer": "last", "code": "print(2**10)", "switches": ["no_layernorm", "no_residual"]}
+    assert router.ground_args(args, "ablate layer norm and residuals") == args
+
+
+def test_missing_required_becomes_clarify_question():
+    params = {"properties": {"data": {"type": "string", "description": "JSONL file with examples. More."}}, "required": ["data"]}
+    assert router.missing_required({}, params) == ["data"]
+    q = router.clarify_question("finetune_lora", ["data"], params)
+    assert q.endswith("?") and "data (JSONL file with examples)" in q
+
+
+def test_nullable_schema_and_grammar_parse():
+    class Args(BaseModel):
+        text: str
+        n: int | None = 3
+        k: int = 5
+
+    schema = Args.model_json_schema()
+    ns = router.nullable_schema(schema)
+    assert ns["required"] == ["text", "n", "k"]
+    assert {"type": "null"} in ns["properties"]["k"]["anyOf"]
+    gbnf = router.args_grammar(schema)
+    assert "\\x00-\\x1F" in gbnf  # control characters are excluded from strings
+    from llama_cpp import LlamaGrammar
+
+    LlamaGrammar.from_string(gbnf, verbose=False)
+    LlamaGrammar.from_string(router.action_grammar(["train_gpt", "answer", "clarify"]), verbose=False)
+
+
+def test_render_chatml_roundtrip_of_protocol():
+    msgs = [
+        SystemMessage("sys"),
+        HumanMessage("hi"),
+        AIMessage("", tool_calls=[{"name": "recall", "args": {"query": "x"}, "id": "1"}]),
+        ToolMessage("nothing", tool_call_id="1", name="recall"),
+        AIMessage("Hello!", additional_kwargs={"action": "answer"}),
+    ]
+    text = router.render_chatml(msgs)
+    assert text.count("<|im_start|>") == 5
+    assert '{"action": "recall", "args": {"query": "x"}}' in text
+    assert '<tool_response name="recall">' in text and '{"action": "answer"}\nHello!' in text
+    context, calls = router.turn_context(msgs[1:4])
+    assert "hi" in context and "nothing" in context and calls == [("recall", {"query": "x"})]
+
+
+def test_catalogue_lists_every_tool(tool_ctx):
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+
+    from scratchlab.tools import core
+
+    tools = [convert_to_openai_tool(t) for t in core.make_tools(tool_ctx)]
+    prompt = fixed_system_prompt(tools)
+    for name in ("remember", "recall", "list_artifacts"):
+        assert f"- {name}(" in prompt
+    assert signature("f", {"properties": {"a": {"type": "integer", "default": 2}}, "required": []}) == "f(a: int = 2)"
