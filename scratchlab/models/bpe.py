@@ -1,0 +1,503 @@
+"""Byte-level BPE tokenizer: train, encode, decode, save, load, inspect.
+
+    from scratchlab.models.bpe import Tokenizer, train_tokenizer, load_tokenizer
+    tok = train_tokenizer(text, vocab_size=4096, pattern="gpt4", special_tokens=["<|endoftext|>"])
+    ids = tok.encode("hello world<|endoftext|>", allowed_special="all")
+    assert tok.decode(ids) == "hello world<|endoftext|>"
+    tok.save("tokenizers/bpe4096")                   # tokenizer.model (+ .vocab view, never loaded)
+    tok = Tokenizer.load("tokenizers/bpe4096")        # a folder or the .model file
+    gpt4 = load_openai("cl100k_base")                  # GPT-4's ranks (scratchlab.models.tiktoken_compat)
+
+Model: the vocabulary starts as the 256 byte values; `merges` (the source of truth) lists learned
+pairs in order, merge i joining ids (a, b) into id 256 + i; `vocab` (id -> bytes) is derived from
+them. `byte_ids` maps byte value -> base id (the identity for our tokenizers; GPT-4's cl100k ranks
+permute the 256 bytes, minbpe's "byte shuffle"). Special tokens take ids after the merges.
+
+Pre-tokenization splits text with a regex preset: `gpt4` (tiktoken's cl100k pattern, the default),
+`gpt2`, `none` (no split: textbook byte BPE), or any custom pattern (the `regex` package dialect).
+Encoding merges, inside each chunk, the adjacent pair with the lowest merge rank until none is
+left (greedy, as tiktoken and HF `tokenizers` do); repeated chunks come from a cache.
+
+Special tokens follow tiktoken: `allowed_special` ("all" or a set) are encoded as their ids; any
+other special token found in the text raises unless `disallowed_special` excludes it.
+
+Source: karpathy/minbpe (structure, GPT4Tokenizer idea), OpenAI tiktoken (patterns, special-token
+semantics), Sennrich et al. 2016 (BPE for subwords), Radford et al. 2019 (byte-level BPE, GPT-2).
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import unicodedata
+from collections.abc import Callable, Collection, Iterable, Sequence
+from pathlib import Path
+from typing import Literal
+
+import regex
+
+from scratchlab.models.bpe_train import (
+    NUM_BYTES,
+    chunk_counts,
+    split_keep_gaps,
+    train_merges,
+)
+
+GPT2_SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+GPT4_SPLIT_PATTERN = (
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+)
+PATTERNS: dict[str, str | None] = {"gpt4": GPT4_SPLIT_PATTERN, "gpt2": GPT2_SPLIT_PATTERN, "none": None}
+"""Named pre-tokenization presets; each matches every character (so no text is ever dropped)."""
+DEFAULT_PATTERN = "gpt4"
+ENCODE_CACHE_SIZE = 1 << 16  # chunks kept in the encode cache before it is cleared
+LONG_CHUNK = 128  # chunks longer than this (ids) use the O(n log n) heap merge
+MAX_MERGES = 1 << 20
+TOKEN_COLOURS = ("on grey23", "on dark_blue", "on dark_green", "on dark_red", "on purple4", "on dark_cyan")
+DISALLOWED_SPECIAL_TEMPLATE = (
+    "Encountered text corresponding to disallowed special token {token!r}. Pass it in allowed_special "
+    "(e.g. allowed_special={{{token!r}}} or 'all') to encode it as a special token, or pass "
+    "disallowed_special=() to encode it as plain text."
+)
+
+AllowedSpecial = Literal["all"] | Collection[str]
+
+
+class TokenizerError(ValueError):
+    """Bad tokenizer input (vocab size, pattern, special token, token id); says how to fix it."""
+
+
+class TokenizerFormatError(TokenizerError):
+    """A saved tokenizer file is missing, from an unsupported version, or malformed."""
+
+
+def resolve_pattern(pattern: str | None) -> tuple[str, str | None]:
+    """Map a preset name or a custom regex to `(pattern_name, regex or None)`.
+
+    Raises:
+        TokenizerError: the custom regex does not compile, or matches the empty string only.
+    """
+    if pattern is None:
+        return "none", None
+    key = pattern.strip().lower()
+    if key in PATTERNS:
+        return key, PATTERNS[key]
+    for name, pat in PATTERNS.items():
+        if pat is not None and pattern == pat:
+            return name, pat
+    try:
+        regex.compile(pattern)
+    except regex.error as e:
+        raise TokenizerError(
+            f"invalid split pattern {pattern!r}: {e}; use a preset ({', '.join(PATTERNS)}) or a valid regex"
+        ) from e
+    return "custom", pattern
+
+
+class Tokenizer:
+    """A byte-level BPE tokenizer. `merges` is the truth; `vocab` is derived.
+
+    Attributes:
+        merges: dict (int, int) -> int, in merge order; pair of ids -> the id it becomes.
+        special_tokens: dict str -> int.
+        pattern_name: "gpt4", "gpt2", "none" or "custom"; pattern: the regex (None for "none").
+        byte_ids: tuple of 256 ints, byte value -> base id (a permutation of 0..255).
+        vocab: dict int -> bytes (derived; special tokens included as their UTF-8 bytes).
+        name: a label (e.g. "cl100k_base"), informative only.
+    """
+
+    def __init__(
+        self,
+        merges: Iterable[tuple[int, int]] = (),
+        pattern: str | None = DEFAULT_PATTERN,
+        special_tokens: dict[str, int] | Sequence[str] | None = None,
+        byte_ids: Sequence[int] | None = None,
+        name: str = "",
+    ):
+        """Build a tokenizer from its merges.
+
+        Args:
+            merges: pairs of ids in merge order; merge i creates id 256 + i, and may only use ids
+                below that.
+            pattern: preset name or custom regex (see `resolve_pattern`); None means "none".
+            special_tokens: dict token -> id, or a list of tokens given ids after the merges.
+            byte_ids: base id of each byte value (a permutation of range(256)); default identity.
+            name: label.
+
+        Raises:
+            TokenizerError: a merge uses an id not yet defined, a bad permutation, or special
+                tokens that collide with merge ids or with each other.
+        """
+        self.name = name
+        self.pattern_name, self.pattern = resolve_pattern(pattern)
+        self._compiled = regex.compile(self.pattern) if self.pattern is not None else None
+        self.byte_ids = tuple(range(NUM_BYTES)) if byte_ids is None else tuple(int(b) for b in byte_ids)
+        if sorted(self.byte_ids) != list(range(NUM_BYTES)):
+            raise TokenizerError("byte_ids must be a permutation of 0..255")
+        self.merges: dict[tuple[int, int], int] = {}
+        for k, (a, b) in enumerate(merges):
+            new_id = NUM_BYTES + k
+            if not (0 <= a < new_id and 0 <= b < new_id):
+                raise TokenizerError(f"merge {k} ({a}, {b}) uses an id that is not defined before id {new_id}")
+            if (a, b) in self.merges:
+                raise TokenizerError(f"merge {k} ({a}, {b}) repeats merge {self.merges[(a, b)] - NUM_BYTES}")
+            self.merges[(int(a), int(b))] = new_id
+        first_special = NUM_BYTES + len(self.merges)
+        if special_tokens is None:
+            special_tokens = {}
+        if not isinstance(special_tokens, dict):
+            special_tokens = {s: first_special + i for i, s in enumerate(dict.fromkeys(special_tokens))}
+        for s, i in special_tokens.items():
+            if not s:
+                raise TokenizerError("special tokens must be non-empty strings")
+            if i < first_special:
+                raise TokenizerError(f"special token {s!r} has id {i}, which belongs to a byte or merge")
+        if len(set(special_tokens.values())) != len(special_tokens):
+            raise TokenizerError(f"special tokens share ids: {special_tokens}")
+        self.special_tokens: dict[str, int] = dict(special_tokens)
+        self.inverse_special = {i: s for s, i in self.special_tokens.items()}
+        self.vocab = self._build_vocab()
+        self._byte_table = None if self.byte_ids == tuple(range(NUM_BYTES)) else bytes(self.byte_ids)
+        self._cache: dict[bytes, list[int]] = {}
+        self._special_re: dict[frozenset[str], regex.Pattern] = {}
+        self.training_stats: dict = {}  # filled by train_tokenizer
+
+    # ---- derived state ---------------------------------------------------------------------------
+    def _build_vocab(self) -> dict[int, bytes]:
+        vocab = {self.byte_ids[b]: bytes([b]) for b in range(NUM_BYTES)}
+        for (a, b), i in self.merges.items():
+            vocab[i] = vocab[a] + vocab[b]
+        for s, i in self.special_tokens.items():
+            vocab[i] = s.encode("utf-8")
+        return vocab
+
+    @property
+    def num_merges(self) -> int:
+        return len(self.merges)
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of ids a model needs: max id + 1 (bytes, merges and special tokens)."""
+        return max(self.vocab) + 1
+
+    def __repr__(self) -> str:
+        return (
+            f"Tokenizer(name={self.name!r}, vocab_size={self.vocab_size}, merges={self.num_merges}, "
+            f"pattern={self.pattern_name!r}, special={list(self.special_tokens)})"
+        )
+
+    # ---- training --------------------------------------------------------------------------------
+    @classmethod
+    def train(
+        cls,
+        text: str,
+        vocab_size: int,
+        pattern: str | None = DEFAULT_PATTERN,
+        special_tokens: Sequence[str] = (),
+        progress: Callable[[int, int], None] | None = None,
+        name: str = "",
+    ) -> Tokenizer:
+        """Learn a tokenizer from `text` (see `train_tokenizer`)."""
+        return train_tokenizer(text, vocab_size, pattern, special_tokens, progress, name)
+
+    # ---- encoding --------------------------------------------------------------------------------
+    def split(self, text: str) -> list[str]:
+        """Pre-tokenize ordinary text (no special-token handling) into chunks."""
+        if not text:
+            return []
+        if self._compiled is None:
+            return [text]
+        if self.pattern_name == "custom":
+            return split_keep_gaps(self._compiled, text)
+        return self._compiled.findall(text)
+
+    def _merge_short(self, ids: list[int]) -> list[int]:
+        merges = self.merges
+        while len(ids) >= 2:
+            best, best_rank = None, MAX_MERGES * 4
+            for p in zip(ids, ids[1:], strict=False):
+                r = merges.get(p)
+                if r is not None and r < best_rank:
+                    best, best_rank = p, r
+            if best is None:
+                break
+            a, b = best
+            out, i, n = [], 0, len(ids)
+            while i < n:
+                if i < n - 1 and ids[i] == a and ids[i + 1] == b:
+                    out.append(best_rank)
+                    i += 2
+                else:
+                    out.append(ids[i])
+                    i += 1
+            ids = out
+        return ids
+
+    def _merge_long(self, ids: list[int]) -> list[int]:
+        """Same result as `_merge_short` in O(n log n): a heap of (rank, position) over a linked list."""
+        merges = self.merges
+        n = len(ids)
+        vals = list(ids)
+        nxt = list(range(1, n + 1))
+        nxt[-1] = -1
+        prv = list(range(-1, n - 1))
+        alive = [True] * n
+        heap = [(r, i) for i in range(n - 1) if (r := merges.get((vals[i], vals[i + 1]))) is not None]
+        heapq.heapify(heap)
+        while heap:
+            r, i = heapq.heappop(heap)
+            if not alive[i]:
+                continue
+            j = nxt[i]
+            if j < 0 or merges.get((vals[i], vals[j])) != r:
+                continue  # stale entry
+            vals[i] = r
+            alive[j] = False
+            k = nxt[j]
+            nxt[i] = k
+            if k >= 0:
+                prv[k] = i
+                r2 = merges.get((r, vals[k]))
+                if r2 is not None:
+                    heapq.heappush(heap, (r2, i))
+            h = prv[i]
+            if h >= 0:
+                r2 = merges.get((vals[h], r))
+                if r2 is not None:
+                    heapq.heappush(heap, (r2, h))
+        out, i = [], 0
+        while i >= 0:
+            out.append(vals[i])
+            i = nxt[i]
+        return out
+
+    def encode_chunk(self, chunk: bytes) -> list[int]:
+        """Token ids of one pre-tokenized chunk (UTF-8 bytes), cached."""
+        ids = self._cache.get(chunk)
+        if ids is not None:
+            return ids
+        raw = chunk.translate(self._byte_table) if self._byte_table is not None else chunk
+        ids = list(raw)
+        ids = self._merge_long(ids) if len(ids) > LONG_CHUNK else self._merge_short(ids)
+        if len(self._cache) >= ENCODE_CACHE_SIZE:
+            self._cache.clear()
+        self._cache[chunk] = ids
+        return ids
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Encode `text` treating special-token strings as plain text."""
+        out: list[int] = []
+        for chunk in self.split(text):
+            out.extend(self.encode_chunk(chunk.encode("utf-8")))
+        return out
+
+    def _specials_regex(self, tokens: Collection[str]) -> regex.Pattern:
+        key = frozenset(tokens)
+        pat = self._special_re.get(key)
+        if pat is None:
+            ordered = sorted(key, key=lambda s: (-len(s), s))  # longest first at the same position
+            pat = regex.compile("|".join(regex.escape(s) for s in ordered))
+            self._special_re[key] = pat
+        return pat
+
+    def encode(
+        self,
+        text: str,
+        allowed_special: AllowedSpecial = frozenset(),
+        disallowed_special: AllowedSpecial = "all",
+    ) -> list[int]:
+        """Encode `text` to token ids, with tiktoken's special-token semantics.
+
+        Args:
+            text: any Unicode string.
+            allowed_special: "all" or the special tokens to encode as their ids.
+            disallowed_special: "all" (every special token not allowed) or the special tokens whose
+                appearance in `text` raises; others are encoded as plain text.
+
+        Returns:
+            list of int token ids.
+
+        Raises:
+            TokenizerError: an unknown special token is allowed, or a disallowed one is in `text`.
+        """
+        allowed = set(self.special_tokens) if allowed_special == "all" else set(allowed_special)
+        unknown = allowed - set(self.special_tokens)
+        if unknown:
+            raise TokenizerError(
+                f"unknown special token(s) {sorted(unknown)}; this tokenizer has {sorted(self.special_tokens)}"
+            )
+        disallowed = (
+            set(self.special_tokens) - allowed if disallowed_special == "all" else set(disallowed_special)
+        )
+        if disallowed:
+            m = self._specials_regex(disallowed).search(text)
+            if m:
+                raise TokenizerError(DISALLOWED_SPECIAL_TEMPLATE.format(token=m.group()))
+        if not allowed:
+            return self.encode_ordinary(text)
+        out: list[int] = []
+        pos = 0
+        for m in self._specials_regex(allowed).finditer(text):
+            out.extend(self.encode_ordinary(text[pos : m.start()]))
+            out.append(self.special_tokens[m.group()])
+            pos = m.end()
+        out.extend(self.encode_ordinary(text[pos:]))
+        return out
+
+    # ---- decoding --------------------------------------------------------------------------------
+    def decode_bytes(self, ids: Iterable[int]) -> bytes:
+        """Concatenated bytes of `ids`. Raises TokenizerError on an unknown id."""
+        vocab = self.vocab
+        try:
+            return b"".join(vocab[int(i)] for i in ids)
+        except KeyError as e:
+            raise TokenizerError(f"invalid token id: {e.args[0]} (vocab has ids 0..{self.vocab_size - 1})") from None
+
+    def decode(self, ids: Iterable[int], errors: str = "replace") -> str:
+        """Decode ids to text; invalid UTF-8 (a cut multi-byte character) becomes U+FFFD by default."""
+        return self.decode_bytes(ids).decode("utf-8", errors=errors)
+
+    # ---- inspection ------------------------------------------------------------------------------
+    def token_str(self, token_id: int) -> str:
+        """Printable form of one token: its text, with control characters escaped and bytes that
+        are not valid UTF-8 on their own shown as `<0xE2>`."""
+        if token_id in self.inverse_special:
+            return self.inverse_special[token_id]
+        return render_bytes(self.decode_bytes([token_id]))
+
+    def tokens(self, text: str, allowed_special: AllowedSpecial = "all") -> list[str]:
+        """Printable form of each token of `text`."""
+        return [self.token_str(i) for i in self.encode(text, allowed_special=allowed_special)]
+
+    def first_merges(self, n: int = 20) -> list[tuple[int, int, int, str]]:
+        """The first `n` merges as (new id, a, b, printable token)."""
+        out = []
+        for (a, b), i in self.merges.items():
+            if len(out) >= n:
+                break
+            out.append((i, a, b, self.token_str(i)))
+        return out
+
+    def merge_of(self, token_id: int) -> tuple[int, int] | None:
+        """The pair of ids whose merge produced `token_id`; None for bytes and special tokens."""
+        if not hasattr(self, "_parents"):
+            self._parents = {i: p for p, i in self.merges.items()}
+        if token_id not in self.vocab:
+            raise TokenizerError(f"invalid token id: {token_id} (vocab has ids 0..{self.vocab_size - 1})")
+        return self._parents.get(token_id)
+
+    def colorize(self, text: str, allowed_special: AllowedSpecial = "all"):
+        """A `rich.text.Text` of `text` with alternating background colours per token (for the REPL).
+
+        Tokens that end inside a multi-byte character are shown with their byte fallback.
+        """
+        from rich.text import Text
+
+        out = Text()
+        for k, i in enumerate(self.encode(text, allowed_special=allowed_special)):
+            out.append(self.token_str(i), style=TOKEN_COLOURS[k % len(TOKEN_COLOURS)])
+        return out
+
+    def compression_ratio(self, text: str) -> float:
+        """UTF-8 bytes per token on `text` (special-token strings encoded as plain text)."""
+        n = len(self.encode_ordinary(text))
+        return len(text.encode("utf-8")) / max(n, 1)
+
+    # ---- interop and files -----------------------------------------------------------------------
+    def to_tiktoken(self):
+        """A `tiktoken.Encoding` with our ranks, pattern and special tokens (fast bulk encoding)."""
+        from scratchlab.models.tiktoken_compat import to_tiktoken
+
+        return to_tiktoken(self)
+
+    def to_hf(self):
+        """A Hugging Face `tokenizers.Tokenizer` equivalent to this one (see `bpe_io.to_hf`)."""
+        from scratchlab.models.bpe_io import to_hf
+
+        return to_hf(self)
+
+    def save(self, path: str | os.PathLike, hf: bool = False) -> Path:
+        """Save to folder `path` (tokenizer.model + tokenizer.vocab [+ tokenizer.json]); see `bpe_io`."""
+        from scratchlab.models.bpe_io import save
+
+        return save(self, path, hf=hf)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Tokenizer:
+        """Load a tokenizer saved by `save` (a folder or its .model file). Raises TokenizerFormatError."""
+        from scratchlab.models.bpe_io import load
+
+        return load(path)
+
+
+def render_bytes(data: bytes) -> str:
+    """Text of `data` with invalid UTF-8 bytes as `<0xAB>` and control characters escaped (`\\n`)."""
+    text = data.decode("utf-8", errors="surrogateescape")
+    out = []
+    for ch in text:
+        o = ord(ch)
+        if 0xDC80 <= o <= 0xDCFF:
+            out.append(f"<0x{o - 0xDC00:02X}>")
+        elif unicodedata.category(ch)[0] == "C":
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def train_tokenizer(
+    text: str,
+    vocab_size: int,
+    pattern: str | None = DEFAULT_PATTERN,
+    special_tokens: Sequence[str] = (),
+    progress: Callable[[int, int], None] | None = None,
+    name: str = "",
+) -> Tokenizer:
+    """Train a byte-level BPE tokenizer (the fast incremental trainer of `bpe_train`).
+
+    Args:
+        text: training text; special-token strings in it are boundaries and are not learned.
+        vocab_size: total ids wanted: 256 bytes + merges + special tokens (>= 256 + specials).
+        pattern: split preset ("gpt4", "gpt2", "none") or a custom regex.
+        special_tokens: e.g. ["<|endoftext|>"]; they get the ids after the merges.
+        progress: optional `progress(merges_done, total_merges)`.
+        name: label stored in the tokenizer.
+
+    Returns:
+        the trained Tokenizer. It has fewer merges than asked if the text runs out of pairs.
+        `tok.training_stats` holds "bytes", "tokens" and "compression_ratio" (UTF-8 bytes per
+        token) of the training text without its special tokens, computed by the trainer itself.
+
+    Raises:
+        TokenizerError: vocab_size too small or too large, empty text, bad pattern or special tokens.
+    """
+    specials = list(dict.fromkeys(special_tokens or ()))
+    if any(not isinstance(s, str) or not s for s in specials):
+        raise TokenizerError(f"special tokens must be non-empty strings, got {specials!r}")
+    vocab_size = int(vocab_size)
+    if vocab_size < NUM_BYTES + len(specials):
+        raise TokenizerError(
+            f"vocab_size {vocab_size} is too small: it must be at least 256 (bytes) + {len(specials)} "
+            f"(special tokens) = {NUM_BYTES + len(specials)}"
+        )
+    if vocab_size - NUM_BYTES > MAX_MERGES:
+        raise TokenizerError(f"vocab_size {vocab_size} is too large (at most {NUM_BYTES + MAX_MERGES})")
+    if not text:
+        raise TokenizerError("cannot train a tokenizer on an empty text; give a non-empty dataset")
+    pattern_name, pat = resolve_pattern(pattern)
+    num_merges = vocab_size - NUM_BYTES - len(specials)
+    counts = chunk_counts(text, pat, specials, covers_all=pattern_name != "custom")
+    if not counts:
+        raise TokenizerError("the text has no trainable content (only special tokens?)")
+    report: dict = {}
+    merges = train_merges(counts, num_merges, progress, report)
+    tok = Tokenizer(merges, pattern=pat if pattern_name == "custom" else pattern_name,
+                    special_tokens=specials, name=name)  # fmt: skip
+    report["compression_ratio"] = report["bytes"] / max(report["tokens"], 1)
+    tok.training_stats = report
+    return tok
+
+
+def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
+    """Load a saved tokenizer (folder or .model file); `Tokenizer.load` under another name."""
+    return Tokenizer.load(path)

