@@ -74,10 +74,13 @@ def train(
                     TextColumn("{task.fields[rate]:>8.0f} merges/s"), TimeElapsedColumn())  # fmt: skip
             with Progress(*cols, console=console, transient=False) as bar:
                 task = bar.add_task(name, total=max(vocab_size - 256 - len(specials), 0), rate=0.0)
-                start = time.perf_counter()
+                first: list[float] = []  # (time, merges) at the first report: pre-tokenization is done
 
                 def progress(done: int, total: int) -> None:
-                    rate = done / max(time.perf_counter() - start, 1e-9)
+                    now = time.perf_counter()
+                    if not first:
+                        first.extend((now, done))
+                    rate = (done - first[1]) / (now - first[0]) if now > first[0] else 0.0
                     bar.update(task, completed=done, total=total, rate=rate)
 
                 tok = train_tokenizer(text, vocab_size, pattern=pattern, special_tokens=specials,
@@ -122,7 +125,7 @@ def encode(
         return
     console.print(tok.colorize(text))
     shown = " ".join(map(str, ids[:MAX_PRINT_IDS])) + (" ..." if len(ids) > MAX_PRINT_IDS else "")
-    console.print(f"{len(ids)} tokens ({label}): {shown}", highlight=False)
+    console.print(f"{len(ids)} tokens ({label}): {shown}", markup=False, highlight=False)
 
 
 @app.command()
@@ -149,6 +152,7 @@ def inspect(
 ) -> None:
     """Show a tokenizer's settings, its first merges, and how a token was built."""
     from rich.table import Table
+    from rich.text import Text
 
     from scratchlab.models.bpe import TokenizerError
 
@@ -166,14 +170,14 @@ def inspect(
     if as_json:
         emit_json(info)
         return
-    console.print(f"[bold]{label}[/]: vocab {tok.vocab_size}, {tok.num_merges} merges, pattern {tok.pattern_name}, "
-                  f"special {tok.special_tokens or '{}'}", highlight=False)  # fmt: skip
+    console.print(f"{label}: vocab {tok.vocab_size}, {tok.num_merges} merges, pattern {tok.pattern_name}, "
+                  f"special {tok.special_tokens or '{}'}", markup=False, highlight=False)  # fmt: skip
     table = Table("id", "merge", "token", title=f"first {len(first)} merges")
     for i, a, b, s in first:
-        table.add_row(str(i), f"[{tok.token_str(a)}] + [{tok.token_str(b)}]  ({a}, {b})", f"[{s}]")
+        table.add_row(str(i), Text(f"[{tok.token_str(a)}] + [{tok.token_str(b)}]  ({a}, {b})"), Text(f"[{s}]"))
     console.print(table)
     if token is not None:
-        console.print(f"token {token} [{info['token']['text']}] = {info['token']['tree']}", highlight=False)
+        console.print(f"token {token} [{info['token']['text']}] = {info['token']['tree']}", markup=False, highlight=False)
 
 
 def _tree(tok, token_id: int, depth: int = 0) -> str:
@@ -210,9 +214,9 @@ def compare(
             table.add_row(r["name"], "-", "-", r["note"])
     console.print(table)
     sample = report["sample"]
-    console.print(f"sample: {sample['text']!r}", highlight=False)
+    console.print(f"sample: {sample['text']!r}", markup=False, highlight=False)
     for who, toks in sample["splits"].items():
-        console.print(f"  {who} ({len(toks)}): " + "|".join(toks), highlight=False)
+        console.print(f"  {who} ({len(toks)}): " + "|".join(toks), markup=False, highlight=False)
 
 
 @app.command("list")

@@ -27,7 +27,6 @@ semantics), Sennrich et al. 2016 (BPE for subwords), Radford et al. 2019 (byte-l
 
 from __future__ import annotations
 
-import heapq
 import os
 import unicodedata
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -36,6 +35,7 @@ from typing import Literal
 
 import regex
 
+from scratchlab.models.bpe_merge import merge_greedy, merge_heap
 from scratchlab.models.bpe_train import (
     NUM_BYTES,
     chunk_counts,
@@ -52,7 +52,7 @@ PATTERNS: dict[str, str | None] = {"gpt4": GPT4_SPLIT_PATTERN, "gpt2": GPT2_SPLI
 DEFAULT_PATTERN = "gpt4"
 ENCODE_CACHE_SIZE = 1 << 16  # chunks kept in the encode cache before it is cleared
 LONG_CHUNK = 128  # chunks longer than this (ids) use the O(n log n) heap merge
-MAX_MERGES = 1 << 20
+MAX_MERGES = 1 << 20  # most merges a tokenizer may have
 TOKEN_COLOURS = ("on grey23", "on dark_blue", "on dark_green", "on dark_red", "on purple4", "on dark_cyan")
 DISALLOWED_SPECIAL_TEMPLATE = (
     "Encountered text corresponding to disallowed special token {token!r}. Pass it in allowed_special "
@@ -211,66 +211,6 @@ class Tokenizer:
             return split_keep_gaps(self._compiled, text)
         return self._compiled.findall(text)
 
-    def _merge_short(self, ids: list[int]) -> list[int]:
-        merges = self.merges
-        while len(ids) >= 2:
-            best, best_rank = None, MAX_MERGES * 4
-            for p in zip(ids, ids[1:], strict=False):
-                r = merges.get(p)
-                if r is not None and r < best_rank:
-                    best, best_rank = p, r
-            if best is None:
-                break
-            a, b = best
-            out, i, n = [], 0, len(ids)
-            while i < n:
-                if i < n - 1 and ids[i] == a and ids[i + 1] == b:
-                    out.append(best_rank)
-                    i += 2
-                else:
-                    out.append(ids[i])
-                    i += 1
-            ids = out
-        return ids
-
-    def _merge_long(self, ids: list[int]) -> list[int]:
-        """Same result as `_merge_short` in O(n log n): a heap of (rank, position) over a linked list."""
-        merges = self.merges
-        n = len(ids)
-        vals = list(ids)
-        nxt = list(range(1, n + 1))
-        nxt[-1] = -1
-        prv = list(range(-1, n - 1))
-        alive = [True] * n
-        heap = [(r, i) for i in range(n - 1) if (r := merges.get((vals[i], vals[i + 1]))) is not None]
-        heapq.heapify(heap)
-        while heap:
-            r, i = heapq.heappop(heap)
-            if not alive[i]:
-                continue
-            j = nxt[i]
-            if j < 0 or merges.get((vals[i], vals[j])) != r:
-                continue  # stale entry
-            vals[i] = r
-            alive[j] = False
-            k = nxt[j]
-            nxt[i] = k
-            if k >= 0:
-                prv[k] = i
-                r2 = merges.get((r, vals[k]))
-                if r2 is not None:
-                    heapq.heappush(heap, (r2, i))
-            h = prv[i]
-            if h >= 0:
-                r2 = merges.get((vals[h], r))
-                if r2 is not None:
-                    heapq.heappush(heap, (r2, h))
-        out, i = [], 0
-        while i >= 0:
-            out.append(vals[i])
-            i = nxt[i]
-        return out
-
     def encode_chunk(self, chunk: bytes) -> list[int]:
         """Token ids of one pre-tokenized chunk (UTF-8 bytes), cached."""
         ids = self._cache.get(chunk)
@@ -278,7 +218,7 @@ class Tokenizer:
             return ids
         raw = chunk.translate(self._byte_table) if self._byte_table is not None else chunk
         ids = list(raw)
-        ids = self._merge_long(ids) if len(ids) > LONG_CHUNK else self._merge_short(ids)
+        ids = merge_heap(ids, self.merges) if len(ids) > LONG_CHUNK else merge_greedy(ids, self.merges)
         if len(self._cache) >= ENCODE_CACHE_SIZE:
             self._cache.clear()
         self._cache[chunk] = ids
