@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from scratchlab.datasets import corpus_sha256, load_text  # noqa: E402
 from scratchlab.models.bpe import PATTERNS, train_tokenizer  # noqa: E402
-from scratchlab.models.bpe_train import chunk_counts, train_merges_reference  # noqa: E402
+from scratchlab.models.bpe_train import train_merges_reference  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 VOCABS = (512, 4096, 16384)
@@ -84,8 +84,12 @@ def main() -> None:
     nbytes = len(text.encode("utf-8"))
     res: dict = {
         "corpus": {"name": "shakespeare", "bytes": nbytes, "sha256": corpus_sha256("shakespeare")},
-        "machine": {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count(),
-                    "loadavg_start": os.getloadavg()},  # fmt: skip
+        "machine": {
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "loadavg_start": os.getloadavg(),
+        },  # fmt: skip
         "training": [],
     }
     vocabs = QUICK_VOCABS if args.quick else VOCABS
@@ -94,11 +98,15 @@ def main() -> None:
         for pat in ("gpt4", "gpt2"):
             s, tok = timed(lambda v=v, pat=pat: train_tokenizer(text, v, pattern=pat), args.repeats)
             trained[(v, pat)] = tok
-            res["training"].append({"impl": f"scratchlab ({pat} split)", "vocab_size": v, "seconds": round(s, 3)})
+            res["training"].append(
+                {"impl": f"scratchlab ({pat} split)", "vocab_size": v, "seconds": round(s, 3)}
+            )
             print(f"train ours {pat} v{v}: {s:.2f}s", flush=True)
         s, hf = timed(lambda v=v: hf_train(text, v), args.repeats)
         trained[(v, "hf")] = hf
-        res["training"].append({"impl": "HF tokenizers BpeTrainer (ByteLevel)", "vocab_size": v, "seconds": round(s, 3)})
+        res["training"].append(
+            {"impl": "HF tokenizers BpeTrainer (ByteLevel)", "vocab_size": v, "seconds": round(s, 3)}
+        )
         print(f"train hf v{v}: {s:.2f}s", flush=True)
 
     # ---- the recount-every-merge reference on 1 MB ----------------------------------------------
@@ -140,7 +148,13 @@ def main() -> None:
         return t.encode_ordinary(text)
 
     s, ids = timed(lambda: run_ours(tok), args.repeats)
-    enc.append({"impl": "scratchlab encoder (ours 4096, cold cache)", "mb_per_s": round(mbps(nbytes, s), 3), "tokens": len(ids)})
+    enc.append(
+        {
+            "impl": "scratchlab encoder (ours 4096, cold cache)",
+            "mb_per_s": round(mbps(nbytes, s), 3),
+            "tokens": len(ids),
+        }
+    )
     tk = tok.to_tiktoken()
     s, ids2 = timed(lambda: tk.encode_ordinary(text), args.repeats)
     enc.append({"impl": "scratchlab tiktoken path (ours 4096)", "mb_per_s": round(mbps(nbytes, s), 3), "tokens": len(ids2),
@@ -164,13 +178,17 @@ def main() -> None:
     for (v, pat), t in trained.items():
         if pat == "hf":
             n = len(t.encode(text, add_special_tokens=False).ids)
-            comp.append({"tokenizer": f"HF BpeTrainer ByteLevel {v}", "vocab_size": t.get_vocab_size(), "tokens": n})
+            comp.append(
+                {"tokenizer": f"HF BpeTrainer ByteLevel {v}", "vocab_size": t.get_vocab_size(), "tokens": n}
+            )
         else:
             n = len(t.to_tiktoken().encode_ordinary(text))
             comp.append({"tokenizer": f"scratchlab {pat} {v}", "vocab_size": t.vocab_size, "tokens": n})
     comp.append({"tokenizer": "cl100k_base", "vocab_size": cl.n_vocab, "tokens": len(cl_ids)})
     o2 = openai_encoding("o200k_base")
-    comp.append({"tokenizer": "o200k_base", "vocab_size": o2.n_vocab, "tokens": len(o2.encode_ordinary(text))})
+    comp.append(
+        {"tokenizer": "o200k_base", "vocab_size": o2.n_vocab, "tokens": len(o2.encode_ordinary(text))}
+    )
     for c in comp:
         c["compression_ratio"] = round(nbytes / c["tokens"], 3)
     res["compression"] = comp
@@ -194,14 +212,25 @@ def write(res: dict, out: Path) -> None:
               f"- reference (minbpe's algorithm): {r['reference_seconds']:.1f} s ({how})",
               f"- scratchlab: {r['scratchlab_seconds']:.2f} s -> **{r['speedup']}x** faster"]  # fmt: skip
     if "minbpe_seconds" in r:
-        lines.append(f"- karpathy/minbpe RegexTokenizer clone: {r['minbpe_seconds']:.1f} s -> {r['minbpe_speedup']}x")
-    lines += ["", "## Encoding (one thread, whole corpus)", "", "| encoder | MB/s | tokens | note |", "|---|---:|---:|---|"]
+        lines.append(
+            f"- karpathy/minbpe RegexTokenizer clone: {r['minbpe_seconds']:.1f} s -> {r['minbpe_speedup']}x"
+        )
+    lines += [
+        "",
+        "## Encoding (one thread, whole corpus)",
+        "",
+        "| encoder | MB/s | tokens | note |",
+        "|---|---:|---:|---|",
+    ]
     for e in res["encoding"]:
         note = ", ".join(f"{k}={v}" for k, v in e.items() if k.startswith("identical"))
         lines.append(f"| {e['impl']} | {e['mb_per_s']:.2f} | {e['tokens']:,} | {note} |")
     lines += ["", "## Compression (UTF-8 bytes per token on the corpus)", "",
               "| tokenizer | vocab | tokens | bytes/token |", "|---|---:|---:|---:|"]  # fmt: skip
-    lines += [f"| {c['tokenizer']} | {c['vocab_size']:,} | {c['tokens']:,} | {c['compression_ratio']:.3f} |" for c in res["compression"]]
+    lines += [
+        f"| {c['tokenizer']} | {c['vocab_size']:,} | {c['tokens']:,} | {c['compression_ratio']:.3f} |"
+        for c in res["compression"]
+    ]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
 

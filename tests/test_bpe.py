@@ -169,7 +169,7 @@ def test_inspection_helpers():
     assert [m[0] for m in first] == [256, 257, 258]
     assert first[0][3] == tok.token_str(256)
     assert render_bytes(b"\xe2\x82") == "<0xE2><0x82>"
-    assert render_bytes("a\nb".encode()) == "a\\nb"
+    assert render_bytes(b"a\nb") == "a\\nb"
     assert tok.token_str(0xE2) == "<0xE2>"
     text = "The fox 🙂"
     coloured = tok.colorize(text)

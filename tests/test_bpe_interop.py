@@ -102,7 +102,9 @@ def test_hf_export_round_trip_through_file(trained, tmp_path):
 
 @pytest.mark.parametrize("pattern", ["gpt4", "gpt2", "none", r"\p{L}+| ?\p{N}+|\s+|[^\s\p{L}\p{N}]+"])
 def test_save_load_round_trip(tmp_path, pattern):
-    tok = train_tokenizer(VARIED[2] * 5 + VARIED[7] * 5, 300, pattern=pattern, special_tokens=["<|pad|>"], name="x")
+    tok = train_tokenizer(
+        VARIED[2] * 5 + VARIED[7] * 5, 300, pattern=pattern, special_tokens=["<|pad|>"], name="x"
+    )
     folder = tok.save(tmp_path / "x")
     assert (folder / MODEL_FILE).is_file() and (folder / VOCAB_FILE).is_file()
     back = Tokenizer.load(folder)

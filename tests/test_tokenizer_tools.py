@@ -31,7 +31,9 @@ def test_tool_names_and_schemas(tools):
 
 
 def test_train_encode_decode(tools, tool_ctx, corpus):
-    out = tools["train_tokenizer"].invoke({"dataset": str(corpus), "vocab_size": "0.3k", "special_tokens": ["<|endoftext|>"]})
+    out = tools["train_tokenizer"].invoke(
+        {"dataset": str(corpus), "vocab_size": "0.3k", "special_tokens": ["<|endoftext|>"]}
+    )
     assert "tokenizer-1" in out and "bpe300-austen" in out and "vocab_size 300" in out
     art = tool_ctx.registry.get_artifact("last", kind="tokenizer")
     assert art.config["vocab_size"] == 300 and art.config["special"] == ["<|endoftext|>"]

@@ -48,12 +48,22 @@ def _read_inputs(inputs: list[str]) -> tuple[str, str]:
 
 @app.command()
 def train(
-    inputs: list[str] = typer.Option(["shakespeare"], "--input", "-i", help="Dataset name or text file/folder; repeat for several."),
-    vocab_size: int = typer.Option(512, "--vocab-size", "-v", help="Total ids: 256 bytes + merges + special tokens."),
+    inputs: list[str] = typer.Option(
+        ["shakespeare"], "--input", "-i", help="Dataset name or text file/folder; repeat for several."
+    ),
+    vocab_size: int = typer.Option(
+        512, "--vocab-size", "-v", help="Total ids: 256 bytes + merges + special tokens."
+    ),
     name: str = typer.Option(None, "--name", "-n", help="Tokenizer name (default bpe<vocab>-<input stem>)."),
-    pattern: str = typer.Option("gpt4", "--pattern", "-p", help="Split preset gpt4|gpt2|none, or a custom regex."),
-    special: list[str] = typer.Option(None, "--special", "-s", help="Special token, e.g. '<|endoftext|>'; repeat for several."),
-    hf: bool = typer.Option(False, "--hf", help="Also write a Hugging Face tokenizers JSON (tokenizer.json)."),
+    pattern: str = typer.Option(
+        "gpt4", "--pattern", "-p", help="Split preset gpt4|gpt2|none, or a custom regex."
+    ),
+    special: list[str] = typer.Option(
+        None, "--special", "-s", help="Special token, e.g. '<|endoftext|>'; repeat for several."
+    ),
+    hf: bool = typer.Option(
+        False, "--hf", help="Also write a Hugging Face tokenizers JSON (tokenizer.json)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Train a byte-level BPE tokenizer and register it in the lab."""
@@ -109,7 +119,9 @@ def train(
 @app.command()
 def encode(
     text: str = typer.Argument(..., help="Text to encode."),
-    name: str = typer.Option("last", "--name", "-n", help="Tokenizer name, id, 'last', or cl100k_base/o200k_base."),
+    name: str = typer.Option(
+        "last", "--name", "-n", help="Tokenizer name, id, 'last', or cl100k_base/o200k_base."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print ids and token strings as JSON."),
 ) -> None:
     """Encode text (special tokens allowed) and show the token boundaries."""
@@ -121,7 +133,9 @@ def encode(
     except TokenizerError as e:
         fail(str(e))
     if as_json:
-        emit_json({"tokenizer": label, "ids": ids, "tokens": [tok.token_str(i) for i in ids], "count": len(ids)})
+        emit_json(
+            {"tokenizer": label, "ids": ids, "tokens": [tok.token_str(i) for i in ids], "count": len(ids)}
+        )
         return
     console.print(tok.colorize(text))
     shown = " ".join(map(str, ids[:MAX_PRINT_IDS])) + (" ..." if len(ids) > MAX_PRINT_IDS else "")
@@ -131,7 +145,9 @@ def encode(
 @app.command()
 def decode(
     ids: list[int] = typer.Argument(..., help="Token ids."),
-    name: str = typer.Option("last", "--name", "-n", help="Tokenizer name, id, 'last', or cl100k_base/o200k_base."),
+    name: str = typer.Option(
+        "last", "--name", "-n", help="Tokenizer name, id, 'last', or cl100k_base/o200k_base."
+    ),
 ) -> None:
     """Decode token ids back to text."""
     from scratchlab.models.bpe import TokenizerError
@@ -145,7 +161,9 @@ def decode(
 
 @app.command()
 def inspect(
-    name: str = typer.Option("last", "--name", "-n", help="Tokenizer name, id, 'last', or cl100k_base/o200k_base."),
+    name: str = typer.Option(
+        "last", "--name", "-n", help="Tokenizer name, id, 'last', or cl100k_base/o200k_base."
+    ),
     merges: int = typer.Option(20, "--merges", "-m", help="How many of the first merges to show."),
     token: int = typer.Option(None, "--token", "-t", help="Explain how this token id was built."),
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
@@ -174,10 +192,16 @@ def inspect(
                   f"special {tok.special_tokens or '{}'}", markup=False, highlight=False)  # fmt: skip
     table = Table("id", "merge", "token", title=f"first {len(first)} merges")
     for i, a, b, s in first:
-        table.add_row(str(i), Text(f"[{tok.token_str(a)}] + [{tok.token_str(b)}]  ({a}, {b})"), Text(f"[{s}]"))
+        table.add_row(
+            str(i), Text(f"[{tok.token_str(a)}] + [{tok.token_str(b)}]  ({a}, {b})"), Text(f"[{s}]")
+        )
     console.print(table)
     if token is not None:
-        console.print(f"token {token} [{info['token']['text']}] = {info['token']['tree']}", markup=False, highlight=False)
+        console.print(
+            f"token {token} [{info['token']['text']}] = {info['token']['tree']}",
+            markup=False,
+            highlight=False,
+        )
 
 
 def _tree(tok, token_id: int, depth: int = 0) -> str:
@@ -190,7 +214,9 @@ def _tree(tok, token_id: int, depth: int = 0) -> str:
 @app.command()
 def compare(
     name: str = typer.Option("last", "--name", "-n", help="Our tokenizer (name, id or 'last')."),
-    inputs: list[str] = typer.Option(["shakespeare"], "--input", "-i", help="Dataset name or text file/folder to measure on."),
+    inputs: list[str] = typer.Option(
+        ["shakespeare"], "--input", "-i", help="Dataset name or text file/folder to measure on."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
 ) -> None:
     """Compare with GPT-4 (cl100k_base), GPT-4o (o200k_base) and GPT-2: tokens, bytes/token, splits."""
@@ -209,7 +235,9 @@ def compare(
     table = Table("tokenizer", "vocab", "tokens", "bytes/token", title=f"{source}: {report['bytes']:,} bytes")
     for r in report["rows"]:
         if r["available"]:
-            table.add_row(r["name"], f"{r['vocab_size']:,}", f"{r['tokens']:,}", f"{r['compression_ratio']:.3f}")
+            table.add_row(
+                r["name"], f"{r['vocab_size']:,}", f"{r['tokens']:,}", f"{r['compression_ratio']:.3f}"
+            )
         else:
             table.add_row(r["name"], "-", "-", r["note"])
     console.print(table)

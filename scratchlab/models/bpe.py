@@ -44,9 +44,7 @@ from scratchlab.models.bpe_train import (
 )
 
 GPT2_SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
-GPT4_SPLIT_PATTERN = (
-    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
-)
+GPT4_SPLIT_PATTERN = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
 PATTERNS: dict[str, str | None] = {"gpt4": GPT4_SPLIT_PATTERN, "gpt2": GPT2_SPLIT_PATTERN, "none": None}
 """Named pre-tokenization presets; each matches every character (so no text is ever dropped)."""
 DEFAULT_PATTERN = "gpt4"
@@ -138,7 +136,9 @@ class Tokenizer:
         for k, (a, b) in enumerate(merges):
             new_id = NUM_BYTES + k
             if not (0 <= a < new_id and 0 <= b < new_id):
-                raise TokenizerError(f"merge {k} ({a}, {b}) uses an id that is not defined before id {new_id}")
+                raise TokenizerError(
+                    f"merge {k} ({a}, {b}) uses an id that is not defined before id {new_id}"
+                )
             if (a, b) in self.merges:
                 raise TokenizerError(f"merge {k} ({a}, {b}) repeats merge {self.merges[(a, b)] - NUM_BYTES}")
             self.merges[(int(a), int(b))] = new_id
@@ -291,7 +291,9 @@ class Tokenizer:
         try:
             return b"".join(vocab[int(i)] for i in ids)
         except KeyError as e:
-            raise TokenizerError(f"invalid token id: {e.args[0]} (vocab has ids 0..{self.vocab_size - 1})") from None
+            raise TokenizerError(
+                f"invalid token id: {e.args[0]} (vocab has ids 0..{self.vocab_size - 1})"
+            ) from None
 
     def decode(self, ids: Iterable[int], errors: str = "replace") -> str:
         """Decode ids to text; invalid UTF-8 (a cut multi-byte character) becomes U+FFFD by default."""

@@ -31,7 +31,7 @@ import re
 from pathlib import Path
 
 from scratchlab.lab.atomic import atomic_write_text
-from scratchlab.models.bpe import NUM_BYTES, Tokenizer, TokenizerError, TokenizerFormatError, render_bytes
+from scratchlab.models.bpe import NUM_BYTES, Tokenizer, TokenizerError, TokenizerFormatError
 
 MAGIC = "scratchlab-bpe"
 FORMAT_VERSION = 1
@@ -150,7 +150,9 @@ def load(path: str | os.PathLike) -> Tokenizer:
     """
     p = model_path(path)
     if not p.is_file():
-        raise TokenizerFormatError(f"no tokenizer model file at {p} (expected a folder with {MODEL_FILE} or the file)")
+        raise TokenizerFormatError(
+            f"no tokenizer model file at {p} (expected a folder with {MODEL_FILE} or the file)"
+        )
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
@@ -160,7 +162,11 @@ def load(path: str | os.PathLike) -> Tokenizer:
 
 def bytes_to_unicode() -> dict[int, str]:
     """GPT-2's reversible map from the 256 byte values to printable Unicode characters."""
-    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    keep = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
     out, extra = {}, 0
     for b in range(NUM_BYTES):
         if b in keep:
@@ -200,7 +206,9 @@ def to_hf(tok: Tokenizer):
             continue
         key = s(i)
         if key in vocab:
-            raise TokenizerError(f"ids {vocab[key]} and {i} have the same bytes; HF tokenizers cannot represent that")
+            raise TokenizerError(
+                f"ids {vocab[key]} and {i} have the same bytes; HF tokenizers cannot represent that"
+            )
         vocab[key] = i
     for st, i in tok.special_tokens.items():
         vocab[st] = i

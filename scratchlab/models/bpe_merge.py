@@ -47,6 +47,7 @@ def merge_greedy(ids: list[int], merges: dict[tuple[int, int], int]) -> list[int
         ids = out
     return ids
 
+
 def merge_heap(ids: list[int], merges: dict[tuple[int, int], int]) -> list[int]:
     """Same result as `merge_greedy` in O(n log n): a heap of (rank, position) over a linked list.
 

@@ -63,7 +63,9 @@ def canonical_name(name: str) -> str:
     key = name.strip().lower()
     key = ALIASES.get(key, key)
     if key not in OPENAI_ENCODINGS:
-        raise TokenizerError(f"unknown OpenAI encoding {name!r}; available offline: {', '.join(OPENAI_ENCODINGS)}")
+        raise TokenizerError(
+            f"unknown OpenAI encoding {name!r}; available offline: {', '.join(OPENAI_ENCODINGS)}"
+        )
     return key
 
 
@@ -174,7 +176,9 @@ def to_tiktoken(tok: Tokenizer):
         if i in tok.inverse_special:
             continue
         if b in ranks:
-            raise TokenizerError(f"ids {ranks[b]} and {i} have the same bytes {b!r}; tiktoken cannot represent that")
+            raise TokenizerError(
+                f"ids {ranks[b]} and {i} have the same bytes {b!r}; tiktoken cannot represent that"
+            )
         ranks[b] = i
     pattern = tok.pattern if tok.pattern is not None else NONE_PATTERN_TIKTOKEN
     return tiktoken.Encoding(name=tok.name or "scratchlab-bpe", pat_str=pattern, mergeable_ranks=ranks,

@@ -27,27 +27,46 @@ BUILTIN = {"cl100k_base": "cl100k_base", "gpt4": "cl100k_base", "gpt-4": "cl100k
 
 
 class TrainTokenizerArgs(BaseModel):
-    dataset: str = Field(default="shakespeare", description="Named dataset ('shakespeare') or a path to a text file or folder.")
-    vocab_size: Count = Field(default=512, description="Total vocabulary size: 256 bytes + merges + special tokens, e.g. 512, 4096 or '2k'.")
-    name: str | None = Field(default=None, description="Name for the tokenizer; null for 'bpe<vocab_size>-<dataset>'.")
-    pattern: str | None = Field(default="gpt4", description="Pre-tokenization split: 'gpt4' (default), 'gpt2', 'none' (plain byte BPE) or a custom regex.")
-    special_tokens: list[str] | None = Field(default=None, description="Special tokens such as ['<|endoftext|>']; null for none.")
+    dataset: str = Field(
+        default="shakespeare", description="Named dataset ('shakespeare') or a path to a text file or folder."
+    )
+    vocab_size: Count = Field(
+        default=512,
+        description="Total vocabulary size: 256 bytes + merges + special tokens, e.g. 512, 4096 or '2k'.",
+    )
+    name: str | None = Field(
+        default=None, description="Name for the tokenizer; null for 'bpe<vocab_size>-<dataset>'."
+    )
+    pattern: str | None = Field(
+        default="gpt4",
+        description="Pre-tokenization split: 'gpt4' (default), 'gpt2', 'none' (plain byte BPE) or a custom regex.",
+    )
+    special_tokens: list[str] | None = Field(
+        default=None, description="Special tokens such as ['<|endoftext|>']; null for none."
+    )
 
 
 class EncodeTextArgs(BaseModel):
     text: str = Field(description="The text to tokenize.")
-    tokenizer: str = Field(default="last", description="Tokenizer id, name, 'last', or 'cl100k_base'/'o200k_base'.")
+    tokenizer: str = Field(
+        default="last", description="Tokenizer id, name, 'last', or 'cl100k_base'/'o200k_base'."
+    )
 
 
 class DecodeTokensArgs(BaseModel):
     ids: list[int] = Field(description="Token ids to turn back into text, e.g. [72, 101, 300].")
-    tokenizer: str = Field(default="last", description="Tokenizer id, name, 'last', or 'cl100k_base'/'o200k_base'.")
+    tokenizer: str = Field(
+        default="last", description="Tokenizer id, name, 'last', or 'cl100k_base'/'o200k_base'."
+    )
 
 
 class CompareTokenizersArgs(BaseModel):
     tokenizer: str = Field(default="last", description="Our tokenizer to compare (id, name or 'last').")
     text: str | None = Field(default=None, description="Text to measure on; null to use a dataset.")
-    dataset: str | None = Field(default=None, description="Dataset name or path to measure on; null for the tokenizer's training dataset.")
+    dataset: str | None = Field(
+        default=None,
+        description="Dataset name or path to measure on; null for the tokenizer's training dataset.",
+    )
 
 
 def _slug(s: str) -> str:
@@ -55,7 +74,11 @@ def _slug(s: str) -> str:
 
 
 def _dataset_stem(dataset: str) -> str:
-    return "shakespeare" if dataset.strip().lower() == "shakespeare" else Path(dataset).stem or Path(dataset).name
+    return (
+        "shakespeare"
+        if dataset.strip().lower() == "shakespeare"
+        else Path(dataset).stem or Path(dataset).name
+    )
 
 
 def resolve_tokenizer(ctx: ToolContext, ref: str):
@@ -73,7 +96,10 @@ def resolve_tokenizer(ctx: ToolContext, ref: str):
         raise ToolError(f"{e}. Train one with train_tokenizer, or use 'cl100k_base'.") from None
     cache = ctx.extras.setdefault("tokenizers", {})
     path = Path(art.path)
-    stamp = (str(path), (path / "tokenizer.model").stat().st_mtime_ns if (path / "tokenizer.model").exists() else 0)
+    stamp = (
+        str(path),
+        (path / "tokenizer.model").stat().st_mtime_ns if (path / "tokenizer.model").exists() else 0,
+    )
     tok = cache.get(stamp)
     if tok is None:
         tok = Tokenizer.load(path)
@@ -97,7 +123,9 @@ def make_tools(ctx: ToolContext) -> list[BaseTool]:
         if args.vocab_size < NUM_BYTES:
             raise ToolError(f"vocab_size {args.vocab_size} is below 256 (the byte alphabet); try 512 or 4096")
         if args.vocab_size > MAX_VOCAB_SIZE:
-            raise ToolError(f"vocab_size {args.vocab_size} is too large for this lab (max {MAX_VOCAB_SIZE}); try 4096")
+            raise ToolError(
+                f"vocab_size {args.vocab_size} is too large for this lab (max {MAX_VOCAB_SIZE}); try 4096"
+            )
         text = load_text(args.dataset)
         name = _slug(args.name or f"bpe{args.vocab_size}-{_dataset_stem(args.dataset)}")
         specials = list(args.special_tokens or [])
@@ -108,7 +136,11 @@ def make_tools(ctx: ToolContext) -> list[BaseTool]:
         ratio = tok.training_stats["compression_ratio"]
         config = {"vocab_size": tok.vocab_size, "pattern": tok.pattern_name, "dataset": args.dataset,
                   "special": specials, "requested_vocab_size": args.vocab_size}  # fmt: skip
-        metrics = {"compression_ratio": round(ratio, 4), "seconds": round(seconds, 3), "num_merges": tok.num_merges}
+        metrics = {
+            "compression_ratio": round(ratio, 4),
+            "seconds": round(seconds, 3),
+            "num_merges": tok.num_merges,
+        }
         art = ctx.registry.add_artifact(KIND, name, path, config=config, metrics=metrics)
         short = ""
         if tok.vocab_size < args.vocab_size:
@@ -152,13 +184,18 @@ def make_tools(ctx: ToolContext) -> list[BaseTool]:
             dataset = args.dataset or (art.config.get("dataset") if art else None) or "shakespeare"
             text, source = load_text(dataset), f"dataset {dataset}"
             if len(text) > MAX_COMPARE_BYTES:
-                text, source = text[:MAX_COMPARE_BYTES], f"the first {MAX_COMPARE_BYTES // 1_000_000} MB of {source}"
+                text, source = (
+                    text[:MAX_COMPARE_BYTES],
+                    f"the first {MAX_COMPARE_BYTES // 1_000_000} MB of {source}",
+                )
         refs = {k: v for k, v in reference_tokenizers().items() if k != label}
         report = compare({label: tok, **refs}, text)
         lines = [f"On {source} ({report['bytes']} bytes):"]
         for r in report["rows"]:
             if r["available"]:
-                lines.append(f"- {r['name']}: {r['tokens']} tokens, {r['compression_ratio']:.2f} bytes/token, vocab {r['vocab_size']}")
+                lines.append(
+                    f"- {r['name']}: {r['tokens']} tokens, {r['compression_ratio']:.2f} bytes/token, vocab {r['vocab_size']}"
+                )
             else:
                 lines.append(f"- {r['name']}: {r['note']}")
         return "\n".join(lines)
