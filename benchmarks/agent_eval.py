@@ -1,0 +1,398 @@
+"""Evaluate how well the agent turns plain-English requests into the right tool call (issue 8).
+
+Dry-run routing on the case set (no tool runs; each request asked in a fresh thread of one session,
+with the case's lab state registered first), optionally the same through the `scratchlab ask --dry-run
+--json` CLI for a sample, and optionally multi-step tasks run for real in a temporary workspace:
+
+    .venv/bin/python benchmarks/agent_eval.py --model local:0.5b --split dev --limit 40
+    .venv/bin/python benchmarks/agent_eval.py --model local:1.5b --split dev --multistep --cli 5
+    .venv/bin/python benchmarks/agent_eval.py --model local:1.5b --split test        # held-out, run once
+
+Writes benchmarks/results/agent_eval_<model>[_<split>].{json,md}, agent_eval_failures_<model>[_<split>].md,
+and merges the summary into benchmarks/results/agent_eval.{json,md} (one section per model and split).
+Scoring rules: `scratchlab.agent.evaluation` (module docstring). Latency is wall-clock seconds per
+request after one warm-up request (whose cold time is reported separately).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete
+
+from scratchlab.agent import evaluation as ev
+from scratchlab.lab.atomic import atomic_write_json, atomic_write_text
+from scratchlab.lab.registry import ArtifactRow, JobRow, MetricRow, Registry
+from scratchlab.lab.workspace import get_workspace
+
+ROOT = Path(__file__).resolve().parent
+DATA = ROOT / "data" / "commands.jsonl"
+MULTISTEP_DATA = ROOT / "data" / "multistep.jsonl"
+RESULTS = ROOT / "results"
+WARMUP_REQUEST = "hi"
+CLI_TIMEOUT_S = 600
+DIR_PLACEHOLDER = "{dir}"
+
+
+# ---- lab state -----------------------------------------------------------------------------------
+def reset_state(registry: Registry, state: Sequence[Mapping[str, Any]] | None) -> None:
+    """Empty the registry's artifacts, jobs and metrics, then register `state` in order.
+
+    SQLite reuses row ids after the rows are deleted, so the i-th artifact gets "<kind>-<i+1>" and the
+    j-th job "job-<j>", as `evaluation.state_ids` assumes. Entries of kind "job" create a job whose
+    kind is the entry's name and whose status is the entry's status (default "running").
+    """
+    registry.setup()
+    with registry.engine.begin() as conn:
+        for table in (ArtifactRow, JobRow, MetricRow):
+            conn.execute(delete(table))
+    for item in state or []:
+        if item["kind"] == "job":
+            job = registry.create_job(item.get("name", "gpt"), config=item.get("config", {}), total=100)
+            registry.update_job(job.id, status=item.get("status", "running"))
+        else:
+            registry.add_artifact(
+                item["kind"], item["name"], path="", config=item.get("config"), metrics=item.get("metrics")
+            )
+    got = [a.id for a in reversed(registry.list_artifacts())] + [j.id for j in reversed(registry.list_jobs())]
+    want = [e["id"] for e in ev.state_ids(state) if e["kind"] != "job"] + [
+        e["id"] for e in ev.state_ids(state) if e["kind"] == "job"
+    ]
+    if sorted(got) != sorted(want):
+        raise RuntimeError(f"state ids {got} differ from the ids the scorer assumes {want}")
+
+
+# ---- dry-run routing -----------------------------------------------------------------------------
+def ask_case(session: Any, registry: Registry, case: Mapping[str, Any]) -> dict[str, Any]:
+    """Register the case's state, ask its request as a dry run, and score the reply."""
+    reset_state(registry, case.get("state"))
+    t0 = time.perf_counter()
+    reply = session.ask(case["request"], thread_id=None, dry_run=True)
+    seconds = time.perf_counter() - t0
+    result = ev.score_case(
+        case, reply.get("tool_calls") or [], reply.get("answer", ""), seconds=round(seconds, 3),
+        reported_action=reply.get("action"),
+    )  # fmt: skip
+    result["agent_seconds"] = reply.get("seconds")
+    return result
+
+
+def run_cases(
+    session: Any, registry: Registry, cases: Sequence[Mapping[str, Any]], log: Callable[[str], None] = print
+) -> list[dict[str, Any]]:
+    """Ask every case in turn; `log` gets one line per case."""
+    results = []
+    for i, case in enumerate(cases, 1):
+        r = ask_case(session, registry, case)
+        results.append(r)
+        mark = "ok  " if r["ok"] else ("ARGS" if r["first_action_ok"] else "MISS")
+        log(
+            f"[{i:3d}/{len(cases)}] {mark} {r['seconds']:6.2f}s {r['id']:10s} {r['predicted_action']:22s} {case['request'][:60]}"
+        )
+    return results
+
+
+# ---- the CLI path --------------------------------------------------------------------------------
+def parse_cli_json(stdout: str) -> dict[str, Any]:
+    """The JSON object printed by `scratchlab ask --json` (the last line that parses as an object).
+
+    Raises:
+        ValueError: no JSON object in the output.
+    """
+    for line in reversed(stdout.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except json.JSONDecodeError:
+                continue
+    try:
+        return json.loads(stdout)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"no JSON object in `scratchlab ask` output: {stdout[-300:]!r}") from e
+
+
+def cli_ask(home: Path, model: str | None, text: str) -> tuple[dict[str, Any], float]:
+    """Run `scratchlab ask --dry-run --json TEXT` in a subprocess; returns (reply, wall seconds)."""
+    env = dict(os.environ, SCRATCHLAB_HOME=str(home))
+    if model:
+        env["SCRATCHLAB_MODEL"] = model
+    cmd = [sys.executable, "-m", "scratchlab", "--home", str(home), "ask", "--dry-run", "--json", text]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=CLI_TIMEOUT_S)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"`scratchlab ask` exited {proc.returncode}: {proc.stderr[-500:]}")
+    return parse_cli_json(proc.stdout), seconds
+
+
+def run_cli_cases(
+    home: Path, model: str | None, cases: Sequence[Mapping[str, Any]], log=print
+) -> list[dict[str, Any]]:
+    """Score `cases` through the CLI (one process per request, so each pays the model's start-up)."""
+    registry = Registry.from_workspace(get_workspace(home).ensure())
+    results = []
+    for case in cases:
+        reset_state(registry, case.get("state"))
+        reply, seconds = cli_ask(home, model, case["request"])
+        r = ev.score_case(
+            case,
+            reply.get("tool_calls") or [],
+            reply.get("answer", ""),
+            round(seconds, 3),
+            reply.get("action"),
+        )
+        results.append(r)
+        log(f"[cli] {'ok  ' if r['ok'] else 'FAIL'} {seconds:6.1f}s {r['id']:10s} {r['predicted_action']}")
+    return results
+
+
+# ---- multi-step tasks, run for real --------------------------------------------------------------
+def load_tasks(path: Path) -> list[dict[str, Any]]:
+    """Multi-step tasks: {"id", "request", "expected_tools", "files": {relpath: text}} per line."""
+    tasks = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            task = json.loads(line)
+            for key in ("id", "request", "expected_tools"):
+                if key not in task:
+                    raise ev.CaseError(f"multi-step task {task.get('id', '?')}: missing {key!r}")
+            tasks.append(task)
+    return tasks
+
+
+def executed_calls(reply: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Tool calls of a real run with their results when the reply carries them.
+
+    Accepts results inline (`tool_calls[i]["result"]`) or as a parallel list `tool_results`.
+    """
+    calls = [dict(c) for c in reply.get("tool_calls") or []]
+    results = reply.get("tool_results")
+    if isinstance(results, list):
+        for c, res in zip(calls, results, strict=False):
+            c.setdefault("result", res)
+    return calls
+
+
+def run_turn(session: Any, text: str, thread_id: str) -> dict[str, Any]:
+    """One real turn. With `session.stream` (LabSession), tool results are collected too; otherwise `ask`."""
+    if not hasattr(session, "stream"):
+        return session.ask(text, thread_id=thread_id, dry_run=False)
+    calls, results, answer = [], [], ""
+    for kind, data in session.stream(text, thread_id):
+        if kind == "tool_call":
+            calls.append(dict(data))
+        elif kind == "tool_result":
+            results.append(str(getattr(data, "content", data)))
+        elif kind == "message":
+            answer = str(getattr(data, "content", data))
+        elif kind == "interrupt":
+            answer = f"<interrupted: {data}>"
+            break
+    return {"answer": answer, "tool_calls": calls, "tool_results": results}
+
+
+def run_multistep(
+    session: Any, registry: Registry, tasks: Sequence[Mapping[str, Any]], workdir: Path, log=print
+):
+    """Run each task for real (auto-confirmed) in `workdir`, each with an empty registry and fresh thread."""
+    results = []
+    for task in tasks:
+        task_dir = workdir / task["id"]
+        for rel, text in (task.get("files") or {}).items():
+            (task_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(task_dir / rel, text)
+        request = task["request"].replace(DIR_PLACEHOLDER, str(task_dir))
+        reset_state(registry, None)
+        t0 = time.perf_counter()
+        try:
+            reply = run_turn(session, request, thread_id=f"eval-{task['id']}-{int(t0)}")
+            error = None
+        except Exception as e:  # a crash is a failed task; the report shows it
+            reply, error = {"answer": "", "tool_calls": []}, f"{type(e).__name__}: {e}"
+        seconds = round(time.perf_counter() - t0, 2)
+        r = ev.score_multistep(task, executed_calls(reply), reply.get("answer", ""), seconds)
+        r["request"] = request
+        r["exception"] = error
+        results.append(r)
+        log(
+            f"[multi] {'done' if r['completed'] else 'FAIL'} {seconds:6.1f}s {task['id']} {r['executed']} {error or ''}"
+        )
+    return results
+
+
+def render_multistep(results: Sequence[Mapping[str, Any]]) -> str:
+    lines = [
+        "## Multi-step tasks (run for real)",
+        "",
+        "| id | completed | expected | executed | s |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['id']} | {'yes' if r['completed'] else 'no'} | {' > '.join(r['expected_tools'])} | "
+            f"{' > '.join(r['executed']) or '-'}{' (' + r['exception'] + ')' if r.get('exception') else ''} | {r['seconds']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+# ---- output --------------------------------------------------------------------------------------
+def slug(model: str | None, split: str) -> str:
+    """File-name part for a model spec and split: "local:1.5b", "dev" -> "local-1.5b"."""
+    name = re.sub(
+        r"[^A-Za-z0-9.]+",
+        "-",
+        Path(model).stem if model and model.endswith(".gguf") else (model or "default"),
+    )
+    return name.strip("-") + ("" if split == "dev" else f"_{split}")
+
+
+def write_results(out_dir: Path, key: str, payload: dict[str, Any]) -> list[Path]:
+    """Write the per-run files and merge the summary into agent_eval.{json,md}."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = payload["summary"]
+    title = f"Agent routing: {payload['model']} on {payload['split']} ({payload['n_cases']} requests)"
+    md = ev.render_markdown(summary, title=title)
+    if payload.get("cold_s") is not None:
+        md += f"\nCold first request (warm-up, not in the table): {payload['cold_s']:.1f} s.\n"
+    if payload.get("cli"):
+        cli = ev.summarise(payload["cli"])["overall"]
+        md += (f"\nThrough `scratchlab ask --dry-run --json` ({cli['n']} requests, one process each): first action "
+               f"{ev._pct(cli['first_action'])}, action + args {ev._pct(cli['action_and_args'])}, "
+               f"median {ev._secs(cli['median_s'])} s per process.\n")  # fmt: skip
+    if payload.get("multistep"):
+        md += "\n" + render_multistep(payload["multistep"])
+    md += f"\nCommand: `{payload['command']}`\n"
+    paths = [
+        out_dir / f"agent_eval_{key}.json",
+        out_dir / f"agent_eval_{key}.md",
+        out_dir / f"agent_eval_failures_{key}.md",
+    ]
+    atomic_write_json(paths[0], payload)
+    atomic_write_text(paths[1], md)
+    atomic_write_text(
+        paths[2],
+        ev.render_failures(payload["results"], title=f"Failures: {payload['model']} on {payload['split']}"),
+    )
+    combined_path = out_dir / "agent_eval.json"
+    combined = json.loads(combined_path.read_text()) if combined_path.exists() else {}
+    combined[key] = {
+        k: payload[k] for k in ("model", "split", "n_cases", "summary", "command", "date", "cold_s")
+    }
+    atomic_write_json(combined_path, combined)
+    sections = [ev.render_markdown(v["summary"], title=f"{v['model']} on {v['split']} ({v['n_cases']} requests)")
+                + f"\nCommand: `{v['command']}` ({v['date']})\n" for _, v in sorted(combined.items())]  # fmt: skip
+    atomic_write_text(
+        out_dir / "agent_eval.md", "# Agent routing evaluation (issue 8)\n\n" + "\n".join(sections)
+    )
+    return [*paths, combined_path, out_dir / "agent_eval.md"]
+
+
+# ---- main ----------------------------------------------------------------------------------------
+def make_session(home: Path, model: str | None) -> Any:
+    """The real agent: `LabSession(home, model, auto_confirm=True)` (imported here: it loads a model)."""
+    from scratchlab.agent.session import LabSession
+
+    return LabSession(home=str(home), model=model, auto_confirm=True)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        help="chat model spec: local, local:0.5b, local:1.5b, a .gguf path (default: the agent's default)",
+    )
+    p.add_argument(
+        "--split",
+        default="dev",
+        choices=["dev", "test", "all"],
+        help="which cases to run (test is held out: run it rarely)",
+    )
+    p.add_argument("--limit", type=int, default=None, help="run only the first N selected cases")
+    p.add_argument(
+        "--category", action="append", choices=ev.CATEGORIES, help="only these categories (repeatable)"
+    )
+    p.add_argument("--data", type=Path, default=DATA, help="case file (.jsonl)")
+    p.add_argument(
+        "--multistep", action="store_true", help="also run the multi-step tasks for real (tiny settings)"
+    )
+    p.add_argument(
+        "--multistep-data", type=Path, default=MULTISTEP_DATA, help="multi-step task file (.jsonl)"
+    )
+    p.add_argument("--multistep-limit", type=int, default=None, help="run only the first N multi-step tasks")
+    p.add_argument(
+        "--no-routing", action="store_true", help="skip the dry-run routing cases (e.g. only --multistep)"
+    )
+    p.add_argument(
+        "--cli",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also score the first N cases through `scratchlab ask --dry-run --json`",
+    )
+    p.add_argument("--out-dir", type=Path, default=RESULTS, help="where to write results")
+    p.add_argument("--home", type=Path, default=None, help="workspace to use (default: a temporary folder)")
+    return p.parse_args(argv)
+
+
+def main(
+    argv: Sequence[str] | None = None, session_factory: Callable[[Path, str | None], Any] = make_session
+) -> dict[str, Any]:
+    """Run the evaluation; returns the payload written to the results file."""
+    args = parse_args(argv)
+    cases = ev.load_cases(args.data, split=args.split, categories=args.category)
+    if args.limit:
+        cases = cases[: args.limit]
+    with tempfile.TemporaryDirectory(prefix="scratchlab-eval-") as tmp:
+        home = args.home or Path(tmp) / "home"
+        registry = Registry.from_workspace(get_workspace(home).ensure())
+        reset_state(registry, None)
+        t0 = time.perf_counter()
+        session = session_factory(home, args.model)
+        session.ask(WARMUP_REQUEST, thread_id=None, dry_run=True)
+        cold_s = round(time.perf_counter() - t0, 2)
+        print(f"session ready and warmed up in {cold_s:.1f} s; {len(cases)} cases", flush=True)
+        log = lambda line: print(line, flush=True)  # noqa: E731
+        results = [] if args.no_routing else run_cases(session, registry, cases, log=log)
+        multi = None
+        if args.multistep:
+            tasks = load_tasks(args.multistep_data)[: args.multistep_limit]
+            multi = run_multistep(session, registry, tasks, Path(tmp) / "tasks", log=log)
+        cli = (
+            run_cli_cases(Path(tmp) / "cli-home", args.model, cases[: args.cli], log=log)
+            if args.cli
+            else None
+        )
+    payload = {
+        "model": args.model or "default",
+        "split": args.split,
+        "n_cases": len(results),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": "python benchmarks/agent_eval.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "cold_s": cold_s,
+        "summary": ev.summarise(results, multistep=multi),
+        "results": results,
+        "multistep": multi,
+        "cli": cli,
+    }
+    paths = write_results(args.out_dir, slug(args.model, args.split), payload)
+    print(ev.render_markdown(payload["summary"]))
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return payload
+
+
+if __name__ == "__main__":
+    main()
