@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -24,7 +23,10 @@ from scratchlab.sandbox.policy import SANDBOX_UID, probe, python_layout
 from scratchlab.sandbox.runner import disk_usage
 
 REASON = probe()
-pytestmark = [pytest.mark.bwrap, pytest.mark.skipif(REASON is not None, reason=f"bubblewrap unusable: {REASON}")]
+pytestmark = [
+    pytest.mark.bwrap,
+    pytest.mark.skipif(REASON is not None, reason=f"bubblewrap unusable: {REASON}"),
+]
 
 SECRET = "sk-scratchlab-test-" + secrets.token_hex(8)
 MB = 1024 * 1024
@@ -62,12 +64,12 @@ def secrets_on_host(tmp_path, monkeypatch):
 def _reader(paths):
     """Code that tries to read each path and prints whatever it gets."""
     return (
-        "for p in %r:\n"
+        f"for p in {[str(p) for p in paths]!r}:\n"
         "    try:\n"
         "        print('READ', p, open(p, errors='replace').read())\n"
         "    except OSError as e:\n"
         "        print('DENIED', p, type(e).__name__)\n"
-    ) % ([str(p) for p in paths],)
+    )
 
 
 # ---- reading secrets ---------------------------------------------------------------------------------
@@ -78,7 +80,11 @@ def test_etc_shadow_is_not_readable(tmp_path):
 
 def test_home_of_the_user_is_hidden(tmp_path, secrets_on_host):
     home = secrets_on_host["home"]
-    r = run(tmp_path, _reader([home / ".ssh" / "id_ed25519", home / ".netrc"]) + "import os; print(os.path.expanduser('~'))")
+    r = run(
+        tmp_path,
+        _reader([home / ".ssh" / "id_ed25519", home / ".netrc"])
+        + "import os; print(os.path.expanduser('~'))",
+    )
     assert SECRET not in r.stdout + r.stderr
     assert r.stdout.count("DENIED") == 2
     assert r.stdout.strip().endswith("/sandbox")  # HOME inside is the work folder
@@ -86,7 +92,7 @@ def test_home_of_the_user_is_hidden(tmp_path, secrets_on_host):
 
 def test_real_home_and_root_are_hidden(tmp_path):
     real = Path(os.path.expanduser("~"))
-    code = "import os\nfor p in ['/root', '/home', %r]:\n    try: print(p, sorted(os.listdir(p)))\n    except OSError as e: print(p, 'DENIED')\n" % str(real)
+    code = f"import os\nfor p in ['/root', '/home', {str(real)!r}]:\n    try: print(p, sorted(os.listdir(p)))\n    except OSError as e: print(p, 'DENIED')\n"
     r = run(tmp_path, code)
     visible = set()
     for line in r.stdout.splitlines():
@@ -115,7 +121,9 @@ def test_environment_is_scrubbed(tmp_path, secrets_on_host):
 
 
 def test_subprocess_environment_is_scrubbed(tmp_path, secrets_on_host):
-    r = run(tmp_path, "import subprocess; print(subprocess.run(['env'], capture_output=True, text=True).stdout)")
+    r = run(
+        tmp_path, "import subprocess; print(subprocess.run(['env'], capture_output=True, text=True).stdout)"
+    )
     assert r.ok and "PATH=" in r.stdout
     assert SECRET not in r.stdout
 
@@ -143,12 +151,19 @@ def test_proc_root_of_init_does_not_lead_out(tmp_path, secrets_on_host):
 # ---- writing outside the work folder ------------------------------------------------------------------
 def test_system_and_python_are_read_only(tmp_path):
     site = next(p for p in sys.path if p.endswith("site-packages"))
-    targets = ["/usr/evil", "/etc/evil", "/evil", "/opt/scratchlab/evil", os.path.join(site, "evil.py"), sys.prefix + "/evil"]
+    targets = [
+        "/usr/evil",
+        "/etc/evil",
+        "/evil",
+        "/opt/scratchlab/evil",
+        os.path.join(site, "evil.py"),
+        sys.prefix + "/evil",
+    ]
     code = (
-        "for p in %r:\n"
+        f"for p in {targets!r}:\n"
         "    try:\n        open(p, 'w').write('x'); print('WROTE', p)\n"
         "    except OSError as e:\n        print('DENIED', p)\n"
-    ) % (targets,)
+    )
     r = run(tmp_path, code)
     assert "WROTE" not in r.stdout and r.stdout.count("DENIED") == len(targets)
     assert not os.path.exists(os.path.join(site, "evil.py"))
@@ -211,17 +226,26 @@ def test_loopback_service_of_the_host_is_unreachable(tmp_path):
 
 
 def test_no_route_to_the_internet(tmp_path):
-    r = run(tmp_path, "import socket\ntry:\n    socket.create_connection(('1.1.1.1', 53), timeout=3); print('CONNECTED')\nexcept OSError as e:\n    print('BLOCKED', e)\n")
+    r = run(
+        tmp_path,
+        "import socket\ntry:\n    socket.create_connection(('1.1.1.1', 53), timeout=3); print('CONNECTED')\nexcept OSError as e:\n    print('BLOCKED', e)\n",
+    )
     assert "BLOCKED" in r.stdout
 
 
 def test_dns_does_not_resolve(tmp_path):
-    r = run(tmp_path, "import socket\ntry:\n    print('RESOLVED', socket.getaddrinfo('pypi.org', 443))\nexcept OSError as e:\n    print('BLOCKED', e)\n")
+    r = run(
+        tmp_path,
+        "import socket\ntry:\n    print('RESOLVED', socket.getaddrinfo('pypi.org', 443))\nexcept OSError as e:\n    print('BLOCKED', e)\n",
+    )
     assert "BLOCKED" in r.stdout
 
 
 def test_raw_sockets_need_a_capability_we_lack(tmp_path):
-    r = run(tmp_path, "import socket\ntry:\n    socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP); print('RAW')\nexcept OSError as e:\n    print('BLOCKED', e)\n")
+    r = run(
+        tmp_path,
+        "import socket\ntry:\n    socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP); print('RAW')\nexcept OSError as e:\n    print('BLOCKED', e)\n",
+    )
     assert "BLOCKED" in r.stdout
 
 
@@ -254,7 +278,10 @@ def test_ctypes_cannot_regain_privileges(tmp_path):
 
 
 def test_no_capabilities_inside(tmp_path):
-    r = run(tmp_path, "print([l for l in open('/proc/self/status') if l.startswith(('CapEff', 'CapPrm', 'NoNewPrivs'))])")
+    r = run(
+        tmp_path,
+        "print([l for l in open('/proc/self/status') if l.startswith(('CapEff', 'CapPrm', 'NoNewPrivs'))])",
+    )
     assert "CapEff:\\t0000000000000000" in r.stdout and "CapPrm:\\t0000000000000000" in r.stdout
     assert "NoNewPrivs:\\t1" in r.stdout
 
@@ -322,7 +349,9 @@ def test_exponential_fork_bomb_is_contained_and_killed(tmp_path):
 
 
 def test_memory_bomb_hits_the_memory_limit(tmp_path):
-    r = run(tmp_path, "chunks = []\nwhile True:\n    chunks.append(bytearray(16 * 1024 * 1024))\n", memory_mb=256)
+    r = run(
+        tmp_path, "chunks = []\nwhile True:\n    chunks.append(bytearray(16 * 1024 * 1024))\n", memory_mb=256
+    )
     assert not r.ok and r.memory_exceeded and r.killed_by == "memory"
     assert "MemoryError" in r.stderr
 

@@ -11,7 +11,10 @@ from scratchlab.sandbox.policy import probe
 from scratchlab.sandbox.session import Session, SessionPool
 
 REASON = probe()
-pytestmark = [pytest.mark.bwrap, pytest.mark.skipif(REASON is not None, reason=f"bubblewrap unusable: {REASON}")]
+pytestmark = [
+    pytest.mark.bwrap,
+    pytest.mark.skipif(REASON is not None, reason=f"bubblewrap unusable: {REASON}"),
+]
 LIMITS = dict(timeout_s=10, cpu_s=5, memory_mb=1024, max_procs=32, max_disk_mb=16, max_file_mb=8, tmp_mb=16,
               max_output_bytes=4000)  # fmt: skip
 
@@ -113,7 +116,9 @@ def test_idle_timeout_ends_the_interpreter(tmp_path):
 
 
 def test_session_is_isolated_like_a_run(session):
-    r = session.run("import os, socket\nprint(os.getuid())\ntry:\n    socket.create_connection(('1.1.1.1', 53), timeout=2)\nexcept OSError:\n    print('offline')")
+    r = session.run(
+        "import os, socket\nprint(os.getuid())\ntry:\n    socket.create_connection(('1.1.1.1', 53), timeout=2)\nexcept OSError:\n    print('offline')"
+    )
     assert r.stdout.split() == ["65534", "offline"]
 
 

@@ -72,7 +72,9 @@ def run_checks(root: str | os.PathLike | None = None) -> list[Check]:
         root: folder for the throw-away work folders (default: a temporary folder, removed after).
     """
     reason = policy.probe()
-    checks = [Check("bubblewrap and user namespaces", reason is None, reason or f"bwrap at {policy.find_bwrap()}")]
+    checks = [
+        Check("bubblewrap and user namespaces", reason is None, reason or f"bwrap at {policy.find_bwrap()}")
+    ]
     if reason is not None:
         return checks
     with tempfile.TemporaryDirectory(prefix="scratchlab-check-", dir=root) as tmp:
@@ -114,25 +116,69 @@ def _sandbox_checks(tmp: Path) -> list[Check]:
     checks.append(Check("read-only system", ok, detail))
     ok, detail = blocked("read_shadow", "read_home_secret")
     checks.append(Check("hidden home and /etc/shadow", ok, detail))
-    checks.append(Check("scrubbed environment", not seen["env_canary"], f"parent's canary variable visible: {seen['env_canary']}"))
+    checks.append(
+        Check(
+            "scrubbed environment",
+            not seen["env_canary"],
+            f"parent's canary variable visible: {seen['env_canary']}",
+        )
+    )
     unpriv = seen["uid"] == SANDBOX_UID and int(seen["caps"], 16) == 0
-    checks.append(Check("unprivileged (uid 65534, no capabilities)", unpriv, f"uid {seen['uid']}, CapEff {seen['caps']}"))
+    checks.append(
+        Check(
+            "unprivileged (uid 65534, no capabilities)", unpriv, f"uid {seen['uid']}, CapEff {seen['caps']}"
+        )
+    )
     checks.append(Check("own pid namespace", seen["pids"] <= 3, f"{seen['pids']} processes visible in /proc"))
 
     r = run_code("x = bytearray(4 * 1024**3)", new_work_dir(tmp, "check"), limits=_limits(memory_mb=256))
-    checks.append(Check("memory limit", r.memory_exceeded, f"4 GiB allocation under a 256 MiB limit: killed_by={r.killed_by}"))
+    checks.append(
+        Check(
+            "memory limit",
+            r.memory_exceeded,
+            f"4 GiB allocation under a 256 MiB limit: killed_by={r.killed_by}",
+        )
+    )
     code = "import os, time\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n            time.sleep(5); os._exit(0)\n        n += 1\nexcept OSError:\n    print(n)\n"
     r = run_code(code, new_work_dir(tmp, "check"), limits=_limits(max_procs=16))
     n = r.stdout.strip()
-    checks.append(Check("process limit (fork bomb)", n.isdigit() and int(n) < 16, f"forks allowed under max_procs=16: {n or r.stderr[-100:]}"))
+    checks.append(
+        Check(
+            "process limit (fork bomb)",
+            n.isdigit() and int(n) < 16,
+            f"forks allowed under max_procs=16: {n or r.stderr[-100:]}",
+        )
+    )
     r = run_code("while True:\n    pass\n", new_work_dir(tmp, "check"), limits=_limits(cpu_s=1))
-    checks.append(Check("CPU-time limit", r.killed_by == "cpu", f"busy loop with cpu_s=1: killed_by={r.killed_by} after {r.duration_s:.1f}s"))
+    checks.append(
+        Check(
+            "CPU-time limit",
+            r.killed_by == "cpu",
+            f"busy loop with cpu_s=1: killed_by={r.killed_by} after {r.duration_s:.1f}s",
+        )
+    )
     r = run_code("import time\ntime.sleep(30)\n", new_work_dir(tmp, "check"), limits=_limits(timeout_s=1))
-    checks.append(Check("wall-clock timeout", r.timed_out, f"sleep 30 with timeout_s=1: stopped after {r.duration_s:.1f}s"))
+    checks.append(
+        Check(
+            "wall-clock timeout", r.timed_out, f"sleep 30 with timeout_s=1: stopped after {r.duration_s:.1f}s"
+        )
+    )
     r = run_code("while True:\n    print('x' * 100)\n", new_work_dir(tmp, "check"), limits=_limits())
-    checks.append(Check("output limit", r.truncated and r.killed_by == "output", f"endless output: kept {len(r.stdout)} chars, killed_by={r.killed_by}"))
+    checks.append(
+        Check(
+            "output limit",
+            r.truncated and r.killed_by == "output",
+            f"endless output: kept {len(r.stdout)} chars, killed_by={r.killed_by}",
+        )
+    )
     r = run_code("open('big', 'wb').write(b'0' * 64 * 1024**2)", new_work_dir(tmp, "check"), limits=_limits())
-    checks.append(Check("file-size limit", r.killed_by == "file_size", f"64 MiB file with max_file_mb=4: killed_by={r.killed_by}"))
+    checks.append(
+        Check(
+            "file-size limit",
+            r.killed_by == "file_size",
+            f"64 MiB file with max_file_mb=4: killed_by={r.killed_by}",
+        )
+    )
     return checks
 
 

@@ -79,6 +79,21 @@ def set_limits(limits, session=False):
             cap(resource.RLIMIT_CPU, cpu, cpu + 1)
 
 
+def seed_matplotlib_cache():
+    """Copy the prebuilt read-only font cache into $MPLCONFIGDIR (saves matplotlib ~1.5 s per run)."""
+    src, dest = "/opt/scratchlab/matplotlib", os.environ.get("MPLCONFIGDIR")
+    if not dest or not os.path.isdir(src):
+        return
+    try:
+        os.makedirs(dest, exist_ok=True)
+        for name in os.listdir(src):
+            if name.startswith("fontlist-") and name.endswith(".json"):
+                with open(os.path.join(src, name), "rb") as f, open(os.path.join(dest, name), "wb") as g:
+                    g.write(f.read())
+    except OSError:
+        pass
+
+
 def setup_paths(config):
     for p in config.get("site_packages", []):
         if p not in sys.path:
@@ -244,7 +259,13 @@ def session_loop(config):
             if hard != resource.RLIM_INFINITY:
                 want = min(want, hard)
             resource.setrlimit(resource.RLIMIT_CPU, (want, hard))
-        reply = {"id": request.get("id"), "ok": True, "exit_code": 0, "killed_by": None, "memory_exceeded": False}
+        reply = {
+            "id": request.get("id"),
+            "ok": True,
+            "exit_code": 0,
+            "killed_by": None,
+            "memory_exceeded": False,
+        }
         t0 = time.monotonic()
         try:
             body, tail = _compile_cell(source, filename)
@@ -289,6 +310,8 @@ def main():
         drop_privileges()
     set_limits(config.get("limits", {}), session=config.get("mode") == "session")
     setup_paths(config)
+    if not config.get("unsafe"):
+        seed_matplotlib_cache()
     del sys.argv[1]
     if config.get("mode") == "session":
         session_loop(config)

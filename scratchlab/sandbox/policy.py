@@ -21,6 +21,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -42,7 +43,9 @@ SANDBOX_UID = 65534  # "nobody": the uid (inside and, when started as root, outs
 WORK_DIR = "/sandbox"  # where the one writable folder appears inside (cwd and HOME of the code)
 TMP_DIR = "/tmp"
 INSIDE_SCRIPT = "/opt/scratchlab/inside.py"
+MPL_CACHE_DIR = "/opt/scratchlab/matplotlib"  # read-only prebuilt font cache, copied to $MPLCONFIGDIR
 HOST_INSIDE_SCRIPT = Path(__file__).with_name("inside.py")
+UNSAFE_TMP_NAME = ".scratchlab-tmp"  # /tmp of an unsafe (unsandboxed) run, inside its work folder
 PYTHON_FLAGS = ("-I", "-S", "-B", "-u")  # isolated, no site (paths added by inside.py), no .pyc, unbuffered
 
 ENV_ALLOW = {  # the whole environment of sandboxed code: nothing from the parent passes through
@@ -141,7 +144,9 @@ class Limits:
             value = getattr(self, f.name)
             lo, hi = self._RANGES[f.name]
             if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
-                raise SandboxConfigError(f"invalid sandbox limit {f.name}={value!r}; expected a number in [{lo}, {hi}]")
+                raise SandboxConfigError(
+                    f"invalid sandbox limit {f.name}={value!r}; expected a number in [{lo}, {hi}]"
+                )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -181,8 +186,15 @@ def normalize_mounts(ro_mounts) -> list[Mount]:
             raise SandboxConfigError(f"read-only mount source {str(src)!r} does not exist")
         dest = str(dest)
         reserved = ("/", "/usr", "/proc", "/dev", "/tmp", "/etc", "/opt", WORK_DIR)
-        if not dest.startswith("/") or ".." in Path(dest).parts or dest.rstrip("/") in reserved or dest in seen:
-            raise SandboxConfigError(f"invalid mount destination {dest!r}; use a new absolute path such as /mnt/data")
+        if (
+            not dest.startswith("/")
+            or ".." in Path(dest).parts
+            or dest.rstrip("/") in reserved
+            or dest in seen
+        ):
+            raise SandboxConfigError(
+                f"invalid mount destination {dest!r}; use a new absolute path such as /mnt/data"
+            )
         seen.add(dest)
         out.append(Mount(str(path.resolve()), dest))
     return out
@@ -205,7 +217,11 @@ def python_layout() -> dict:
         dict with ``executable`` (str, the interpreter to start inside), ``prefixes`` (list of str
         folders to bind read-only) and ``site_packages`` (list of str, appended to sys.path inside).
     """
-    prefixes = {os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix), os.path.realpath(sys.exec_prefix)}
+    prefixes = {
+        os.path.realpath(sys.prefix),
+        os.path.realpath(sys.base_prefix),
+        os.path.realpath(sys.exec_prefix),
+    }
     site = []
     for key in ("purelib", "platlib"):
         p = sysconfig.get_paths()[key]
@@ -257,6 +273,15 @@ def system_binds() -> list[str]:
     for name in ETC_FROM_HOST:
         if os.path.exists(f"/etc/{name}"):
             args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+    return args
+
+
+def _parent_dirs(dest: str) -> list[str]:
+    """bwrap arguments creating the parents of `dest` world-traversable (bwrap may make them 0700)."""
+    args = []
+    for parent in reversed(Path(dest).parents):
+        if str(parent) != "/":
+            args += ["--perms", "0755", "--dir", str(parent)]
     return args
 
 
@@ -313,26 +338,74 @@ def bwrap_argv(
     argv += ["--proc", "/proc", "--dev", "/dev"]
     argv += ["--perms", "1777", "--size", str(int(limits.tmp_mb) * MB), "--tmpfs", TMP_DIR]
     for prefix in layout["prefixes"]:
-        for parent in reversed(Path(prefix).parents):
-            if str(parent) != "/":
-                argv += ["--perms", "0755", "--dir", str(parent)]
-        argv += ["--ro-bind", prefix, prefix]
+        argv += _parent_dirs(prefix) + ["--ro-bind", prefix, prefix]
     exe_dir = os.path.dirname(layout["executable"])
-    if not any(exe_dir == p or exe_dir.startswith(p + "/") for p in layout["prefixes"]) and not _under_usr(exe_dir):
+    if not any(exe_dir == p or exe_dir.startswith(p + "/") for p in layout["prefixes"]) and not _under_usr(
+        exe_dir
+    ):
         argv += ["--ro-bind", exe_dir, exe_dir]
-    argv += ["--perms", "0755", "--dir", "/opt/scratchlab", "--ro-bind", str(HOST_INSIDE_SCRIPT), INSIDE_SCRIPT]
+    argv += [
+        "--perms",
+        "0755",
+        "--dir",
+        "/opt/scratchlab",
+        "--ro-bind",
+        str(HOST_INSIDE_SCRIPT),
+        INSIDE_SCRIPT,
+    ]
+    mpl_cache = matplotlib_cache()
+    if mpl_cache:
+        argv += ["--ro-bind", mpl_cache, MPL_CACHE_DIR]
     for m in mounts:
-        argv += ["--ro-bind", m.src, m.dest]
+        argv += _parent_dirs(m.dest) + ["--ro-bind", m.src, m.dest]
     argv += ["--bind", str(work_dir), WORK_DIR, "--chdir", WORK_DIR]
     argv += ["--remount-ro", "/"]  # bwrap's own root tmpfs: nothing may be written outside /sandbox and /tmp
     argv += [layout["executable"], *PYTHON_FLAGS, INSIDE_SCRIPT, json.dumps(config)]
     return argv
 
 
-def scrubbed_env(work_dir: str) -> dict[str, str]:
-    """The environment given to bwrap itself (and to unsafe runs): the allow-list, nothing inherited."""
-    env = dict(ENV_ALLOW)
-    return env
+_MPL_BUILD_LOCK = threading.Lock()
+_MPL_BUILD_STARTED: set[str] = set()
+
+
+def matplotlib_cache() -> str | None:
+    """A prebuilt matplotlib font cache to copy into the sandbox's /tmp, or None (not ready / no mpl).
+
+    Without it every run rebuilds matplotlib's font list (~1.5 s). The cache lives in the user's cache
+    folder (platformdirs), one per matplotlib version; it is built once, in a background thread, by
+    this interpreter outside the sandbox (our own code), and mounted read-only (`MPL_CACHE_DIR`).
+    """
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+
+        mpl_version = version("matplotlib")
+    except PackageNotFoundError:
+        return None
+    import platformdirs
+
+    target = Path(platformdirs.user_cache_dir("scratchlab")) / f"sandbox-matplotlib-{mpl_version}"
+    if any(target.glob("fontlist-*.json")):
+        return str(target)
+    with _MPL_BUILD_LOCK:
+        if str(target) in _MPL_BUILD_STARTED:
+            return None
+        _MPL_BUILD_STARTED.add(str(target))
+    threading.Thread(target=_build_matplotlib_cache, args=(target,), daemon=True).start()
+    return None
+
+
+def _build_matplotlib_cache(target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".mpl-build-", dir=target.parent))
+    env = {**ENV_ALLOW, "MPLCONFIGDIR": str(tmp), "HOME": str(tmp)}
+    try:
+        subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env=env, capture_output=True,
+                       timeout=300, check=True)  # fmt: skip
+        for p in [tmp, *tmp.iterdir()]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        os.replace(tmp, target)
+    except (OSError, subprocess.SubprocessError):
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @functools.lru_cache(maxsize=4)

@@ -114,7 +114,9 @@ class RunResult:
     def from_dict(cls, d: dict) -> RunResult:
         """Rebuild a result from `to_dict` output. Raises ValueError on an unknown version."""
         if d.get("version", RESULT_VERSION) != RESULT_VERSION:
-            raise ValueError(f"unsupported sandbox result version {d.get('version')!r}; expected {RESULT_VERSION}")
+            raise ValueError(
+                f"unsupported sandbox result version {d.get('version')!r}; expected {RESULT_VERSION}"
+            )
         d = dict(d)
         d["files"] = [FileInfo(**f) for f in d.get("files", [])]
         known = set(cls.__dataclass_fields__)
@@ -152,7 +154,11 @@ class OutputBuffer:
         if self.dropped <= 0:
             return (bytes(self.head) + bytes(self.tail)).decode("utf-8", errors="replace")
         marker = TRUNCATION_MARKER.format(n=self.dropped)
-        return bytes(self.head).decode("utf-8", errors="replace") + marker + tail.decode("utf-8", errors="replace")
+        return (
+            bytes(self.head).decode("utf-8", errors="replace")
+            + marker
+            + tail.decode("utf-8", errors="replace")
+        )
 
 
 def _pump(fd: int, buf: OutputBuffer) -> None:
@@ -191,7 +197,7 @@ def snapshot(work_dir: str | os.PathLike) -> dict[str, tuple[int, int]]:
     """Regular files under `work_dir` -> (size bytes, mtime ns). Symlinks are never followed."""
     out: dict[str, tuple[int, int]] = {}
     root = str(work_dir)
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    for dirpath, _dirnames, filenames in os.walk(root, followlinks=False):
         for name in filenames:
             full = os.path.join(dirpath, name)
             try:
@@ -218,6 +224,8 @@ def disk_usage(work_dir: str | os.PathLike) -> int:
 def changed_files(before: dict, after: dict) -> list[FileInfo]:
     files = []
     for rel, (size, mtime) in sorted(after.items()):
+        if rel.startswith(policy.UNSAFE_TMP_NAME + os.sep):
+            continue
         if rel in before and before[rel] == (size, mtime):
             continue
         status = "modified" if rel in before else "new"
@@ -254,7 +262,9 @@ def _read_info(fd: int, proc: subprocess.Popen) -> dict:
             continue
     proc.kill()
     _, err = proc.communicate(timeout=5)
-    raise SandboxError(f"bubblewrap failed to start: {(err or b'').decode(errors='replace').strip() or 'no answer'}")
+    raise SandboxError(
+        f"bubblewrap failed to start: {(err or b'').decode(errors='replace').strip() or 'no answer'}"
+    )
 
 
 def spawn(
@@ -274,13 +284,20 @@ def spawn(
         SandboxError: bwrap did not start.
     """
     config = {**config, "limits": limits.to_dict(), "site_packages": policy.python_layout()["site_packages"]}
-    pipes = dict(stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    pipes = dict(
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
     if unsafe_no_sandbox:
         warnings.warn(UNSAFE_WARNING, stacklevel=3)
-        tmp = Path(work_dir) / ".tmp"
+        tmp = Path(work_dir) / policy.UNSAFE_TMP_NAME
         tmp.mkdir(exist_ok=True)
         config.update(unsafe=True, work_dir=str(work_dir), tmp_dir=str(tmp))
-        env = {**policy.ENV_ALLOW, "HOME": str(work_dir), "TMPDIR": str(tmp), "MPLCONFIGDIR": str(tmp / "mpl")}
+        env = {
+            **policy.ENV_ALLOW,
+            "HOME": str(work_dir),
+            "TMPDIR": str(tmp),
+            "MPLCONFIGDIR": str(tmp / "mpl"),
+        }
         argv = [sys.executable, *policy.PYTHON_FLAGS, str(policy.HOST_INSIDE_SCRIPT), json.dumps(config)]
         return subprocess.Popen(argv, cwd=str(work_dir), env=env, **pipes)
 
@@ -295,7 +312,9 @@ def spawn(
     info_r, info_w = os.pipe()
     block_r, block_w = os.pipe()
     try:
-        argv = policy.bwrap_argv(bwrap, work_dir, limits, mounts, config, as_root=True, info_fd=info_w, block_fd=block_r)
+        argv = policy.bwrap_argv(
+            bwrap, work_dir, limits, mounts, config, as_root=True, info_fd=info_w, block_fd=block_r
+        )
         proc = subprocess.Popen(
             argv, env=dict(policy.ENV_ALLOW), pass_fds=(info_w, block_r), extra_groups=[], **pipes
         )

@@ -47,8 +47,12 @@ START_TIMEOUT_S = 60.0  # the interpreter must say "ready" within this many seco
 RESTARTED_AFTER_TIMEOUT = (
     "[sandbox] timed out after {t:g} s: the session was killed and restarted; its variables are gone."
 )
-RESTARTED_AFTER_EXIT = "[sandbox] the interpreter had exited ({why}); a fresh one was started, so earlier variables are gone."
-DIED_DURING_CALL = "[sandbox] the interpreter died during this call ({why}); the next call starts a fresh one."
+RESTARTED_AFTER_EXIT = (
+    "[sandbox] the interpreter had exited ({why}); a fresh one was started, so earlier variables are gone."
+)
+DIED_DURING_CALL = (
+    "[sandbox] the interpreter died during this call ({why}); the next call starts a fresh one."
+)
 
 
 class Session:
@@ -106,7 +110,12 @@ class Session:
             # spawn from one long-lived thread: bwrap's --die-with-parent fires when the *thread* that
             # started it exits, and callers (LangGraph tool threads) may be short-lived
             proc = _SPAWNER.submit(
-                spawn, config, self.work_dir, self.limits, self.mounts, unsafe_no_sandbox=self.unsafe_no_sandbox
+                spawn,
+                config,
+                self.work_dir,
+                self.limits,
+                self.mounts,
+                unsafe_no_sandbox=self.unsafe_no_sandbox,
             ).result()
             self.proc = proc
             threading.Thread(target=self._read_replies, args=(proc, self._replies), daemon=True).start()
@@ -204,7 +213,9 @@ class Session:
             reply, killed_by = self._await(self._next_id, t0 + timeout_s)
             duration = time.monotonic() - t0
             self.last_used = time.monotonic()
-            result = RunResult(ok=False, exit_code=None, duration_s=round(duration, 4), work_dir=str(self.work_dir))
+            result = RunResult(
+                ok=False, exit_code=None, duration_s=round(duration, 4), work_dir=str(self.work_dir)
+            )
             result.sandboxed = not self.unsafe_no_sandbox
             if self.unsafe_no_sandbox:
                 result.warnings.append(policy.UNSAFE_WARNING)
@@ -244,9 +255,15 @@ class Session:
                 result.timed_out = killed_by == "timeout"
             if disk_usage(self.work_dir) > self.limits.max_disk_mb * MB and result.killed_by is None:
                 result.killed_by, result.ok = "disk", False
-                result.warnings.append(f"the work folder exceeded its {self.limits.max_disk_mb} MiB disk limit")
+                result.warnings.append(
+                    f"the work folder exceeded its {self.limits.max_disk_mb} MiB disk limit"
+                )
             if notes:
-                result.stderr = (result.stderr + ("\n" if result.stderr and not result.stderr.endswith("\n") else "")) + "\n".join(notes) + "\n"
+                result.stderr = (
+                    (result.stderr + ("\n" if result.stderr and not result.stderr.endswith("\n") else ""))
+                    + "\n".join(notes)
+                    + "\n"
+                )
                 result.warnings.extend(notes)
             result.files = changed_files(before, snapshot(self.work_dir))
             return result
@@ -310,7 +327,12 @@ class SessionPool:
     def __init__(self, root, *, limits=None, ro_mounts=None, idle_timeout_s=DEFAULT_IDLE_TIMEOUT_S,
                  unsafe_no_sandbox=False, max_sessions: int = 4):  # fmt: skip
         self.root = Path(root)
-        self.kw = dict(limits=limits, ro_mounts=ro_mounts, idle_timeout_s=idle_timeout_s, unsafe_no_sandbox=unsafe_no_sandbox)
+        self.kw = dict(
+            limits=limits,
+            ro_mounts=ro_mounts,
+            idle_timeout_s=idle_timeout_s,
+            unsafe_no_sandbox=unsafe_no_sandbox,
+        )
         self.max_sessions = max_sessions
         self.sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
