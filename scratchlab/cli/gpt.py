@@ -1,5 +1,266 @@
-"""`scratchlab gpt ...` sub-commands (filled in by the gpt engine work)."""
+"""`scratchlab gpt ...`: train, resume, sample, ablate, compare and list GPT runs.
+
+    scratchlab gpt train --dataset shakespeare --max-iters 2000 --json
+    scratchlab gpt train --dataset notes/ --tokenizer my-bpe --n-layer 6 --detach
+    scratchlab gpt sample last --prompt "ROMEO:" --max-new-tokens 300 --top-k 40
+    scratchlab gpt resume run-3 --max-iters 4000
+    scratchlab gpt ablate no_pos_emb n_head=1 no_residual --max-iters 500
+    scratchlab gpt compare run-3 run-4
+    scratchlab gpt list
+
+Training runs as a background job; the command shows a live progress bar while it waits. Ctrl-C
+cancels the job cleanly (a checkpoint is kept; `gpt resume` continues it); `--detach` returns at once.
+"""
+
+from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="gpt commands", no_args_is_help=True)
+from scratchlab.cli import common
+
+app = typer.Typer(help="Train, sample, ablate and compare GPTs (background jobs).", no_args_is_help=True)
+
+
+def _watch(ctx, job, label: str, as_json: bool):
+    """Wait for `job` with a rich progress bar (stderr when --json); Ctrl-C cancels it cleanly."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from scratchlab.lab.jobs import cancel_job, wait_for_job
+
+    console = common.err_console if as_json else common.console
+    with Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.description}"), console=console, transient=as_json) as progress:  # fmt: skip
+        task = progress.add_task("starting", total=max(1, job.total))
+
+        def show(j):
+            progress.update(task, completed=j.step, total=max(1, j.total), description=j.message or j.status)
+
+        try:
+            return wait_for_job(ctx.registry, job.id, on_progress=show, poll_s=0.5)
+        except KeyboardInterrupt:
+            progress.update(task, description="cancelling (saving a checkpoint)...")
+            return cancel_job(ctx.registry, job.id)
+
+
+def _train_overrides(**kw):
+    return {k: v for k, v in kw.items() if v is not None}
+
+
+@app.command()
+def train(
+    dataset: str = typer.Option("shakespeare", "--dataset", "-d", help="'shakespeare' or a text file/folder path."),
+    tokenizer: str = typer.Option("char", "--tokenizer", "-t", help="'char' or a tokenizer name, id or path."),
+    n_layer: int = typer.Option(None, "--n-layer", help="Transformer blocks (default 4)."),
+    n_head: int = typer.Option(None, "--n-head", help="Attention heads (default 4)."),
+    n_embd: int = typer.Option(None, "--n-embd", help="Embedding width (default 128)."),
+    block_size: int = typer.Option(None, "--block-size", help="Context length in tokens (default 64)."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Sequences per step (default 12)."),
+    grad_accum: int = typer.Option(None, "--grad-accum", help="Micro steps per optimizer step (default 1)."),
+    max_iters: int = typer.Option(None, "--max-iters", help="Optimizer steps (default 2000)."),
+    lr: float = typer.Option(None, "--lr", help="Peak learning rate (default 1e-3)."),
+    dropout: float = typer.Option(None, "--dropout", help="Dropout (default 0)."),
+    eval_interval: int = typer.Option(None, "--eval-interval", help="Steps between evals (default 250)."),
+    target_loss: float = typer.Option(None, "--target-loss", help="Stop early once val loss <= this."),
+    pos_emb: str = typer.Option(None, "--pos-emb", help="learned | none | rope."),
+    device: str = typer.Option(None, "--device", help="auto | cpu | cuda."),
+    compile: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile the model (CUDA)."),
+    seed: int = typer.Option(None, "--seed", help="Random seed (default 1337)."),
+    name: str = typer.Option(None, "--name", help="Run name (default gpt-N)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    detach: bool = typer.Option(False, "--detach", help="Start the job and return at once."),
+    yes: bool = typer.Option(True, "--yes/--confirm", help="Skip the long-run confirmation (default) or ask."),
+) -> None:
+    """Train a GPT from scratch as a background job and report val loss, speed, checkpoint and plot."""
+    from scratchlab.tools.base import ToolError
+    from scratchlab.tools.gpt import launch_training, prepare_training, run_result_json, summarize_training
+
+    ctx = common.tool_context(auto_confirm=yes)
+    overrides = _train_overrides(
+        dataset=dataset, tokenizer=tokenizer, n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size,
+        batch_size=batch_size, grad_accum=grad_accum, max_iters=max_iters, lr=lr, dropout=dropout,
+        eval_interval=eval_interval, target_loss=target_loss, pos_emb=pos_emb, device=device, compile=compile, seed=seed,
+    )  # fmt: skip
+    try:
+        prep = prepare_training(ctx, overrides, name)
+    except (ToolError, ValueError, LookupError, OSError) as e:
+        common.fail(str(e))
+    est = prep.estimate["estimated_seconds"]
+    if not yes and est > ctx.confirm_threshold_s:
+        if not typer.confirm(f"Estimated {est:.0f}s for {prep.estimate['params'] / 1e6:.2f}M params. Start?"):
+            common.fail("not started", code=1)
+    job, art = launch_training(ctx, prep)
+    if detach:
+        out = {"run": art.id, "name": art.name, "job": job.id, "status": job.status, "estimated_seconds": est}
+        if as_json:
+            common.emit_json(out)
+        else:
+            common.console.print(f"started {job.id} for run {art.id} ({art.name}), ~{est:.0f}s. "
+                                 f"Watch: scratchlab jobs status {job.id}")  # fmt: skip
+        return
+    job = _watch(ctx, job, art.id, as_json)
+    art = ctx.registry.get_artifact(art.id)
+    if as_json:
+        common.emit_json(run_result_json(job, art))
+    else:
+        common.console.print(summarize_training(ctx, job, art), highlight=False)
+    if job.status == "failed":
+        raise typer.Exit(1)
+
+
+@app.command()
+def resume(
+    run: str = typer.Argument("last", help="Run id, name or 'last'."),
+    max_iters: int = typer.Option(None, "--max-iters", help="New total steps (default: the run's own)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    detach: bool = typer.Option(False, "--detach", help="Start the job and return at once."),
+) -> None:
+    """Continue a run from its last checkpoint (after a cancel, a crash or to train longer)."""
+    from scratchlab.tools.base import ToolError
+    from scratchlab.tools.gpt import launch_resume, run_result_json, summarize_training
+
+    ctx = common.tool_context(auto_confirm=True)
+    try:
+        job, art = launch_resume(ctx, run, max_iters)
+    except (ToolError, ValueError, LookupError, OSError) as e:
+        common.fail(str(e))
+    if detach:
+        common.emit_json({"run": art.id, "job": job.id}) if as_json else common.console.print(f"started {job.id}")
+        return
+    job = _watch(ctx, job, art.id, as_json)
+    art = ctx.registry.get_artifact(art.id)
+    if as_json:
+        common.emit_json(run_result_json(job, art))
+    else:
+        common.console.print(summarize_training(ctx, job, art), highlight=False)
+
+
+@app.command()
+def sample(
+    run: str = typer.Argument("last", help="Run id, name or 'last'."),
+    prompt: str = typer.Option("", "--prompt", "-p", help="Text to continue."),
+    max_new_tokens: int = typer.Option(200, "--max-new-tokens", "-n", help="Tokens to generate."),
+    temperature: float = typer.Option(0.8, "--temperature", help="0 = greedy."),
+    top_k: int = typer.Option(None, "--top-k", help="Sample among the k most likely tokens."),
+    top_p: float = typer.Option(None, "--top-p", help="Nucleus sampling mass in (0, 1]."),
+    seed: int = typer.Option(None, "--seed", help="Seed for a reproducible sample."),
+    as_json: bool = typer.Option(False, "--json", help="Print {run, prompt, text} as JSON."),
+) -> None:
+    """Generate text from a trained run."""
+    from scratchlab.tools.base import ToolError
+    from scratchlab.tools.gpt import get_run
+    from scratchlab.training.trainer import sample_from_checkpoint
+
+    ctx = common.tool_context()
+    try:
+        art = get_run(ctx, run)
+        text = sample_from_checkpoint(art.path, prompt, max_new_tokens, temperature, top_k, top_p, seed)
+    except (ToolError, ValueError, LookupError, OSError) as e:
+        common.fail(str(e))
+    if as_json:
+        common.emit_json({"run": art.id, "prompt": prompt, "text": text})
+    else:
+        common.console.print(prompt + text, highlight=False, markup=False)
+
+
+@app.command()
+def ablate(
+    switches: list[str] = typer.Argument(None, help="no_pos_emb rope no_residual no_layernorm relu key=value ..."),
+    dataset: str = typer.Option("shakespeare", "--dataset", "-d", help="'shakespeare' or a path."),
+    tokenizer: str = typer.Option("char", "--tokenizer", "-t", help="'char' or a tokenizer name/path."),
+    max_iters: int = typer.Option(500, "--max-iters", help="Steps per variant."),
+    n_layer: int = typer.Option(4, "--n-layer", help="Baseline blocks."),
+    n_head: int = typer.Option(4, "--n-head", help="Baseline heads."),
+    n_embd: int = typer.Option(128, "--n-embd", help="Baseline width."),
+    as_json: bool = typer.Option(False, "--json", help="Print the table rows as JSON."),
+    detach: bool = typer.Option(False, "--detach", help="Start the job and return at once."),
+) -> None:
+    """Train a baseline and one variant per switch; print the val-loss table and the chart path."""
+    import json as _json
+    from pathlib import Path
+
+    from scratchlab.tools.base import ToolError
+    from scratchlab.tools.gpt import AblateGPTArgs, ablation_config, launch_ablation
+
+    ctx = common.tool_context(auto_confirm=True)
+    args = AblateGPTArgs(switches=switches or AblateGPTArgs().switches, dataset=dataset, tokenizer=tokenizer,
+                         max_iters=max_iters, n_layer=n_layer, n_head=n_head, n_embd=n_embd)  # fmt: skip
+    try:
+        config, est = ablation_config(ctx, args)
+    except (ToolError, ValueError, LookupError, OSError) as e:
+        common.fail(str(e))
+    job, art = launch_ablation(ctx, config)
+    if detach:
+        common.emit_json({"ablation": art.id, "job": job.id}) if as_json else common.console.print(f"started {job.id}")
+        return
+    job = _watch(ctx, job, art.id, as_json)
+    res_path = Path(art.path) / "ablation.json"
+    if as_json:
+        rows = _json.loads(res_path.read_text())["rows"] if res_path.exists() else []
+        common.emit_json({"ablation": art.id, "job": job.id, "status": job.status, "rows": rows,
+                          "plot": (job.result or {}).get("plot"), "error": job.error or None})  # fmt: skip
+    else:
+        md = Path(art.path) / "ablation.md"
+        common.console.print(md.read_text() if md.exists() else job.error, markup=False)
+        common.console.print(f"chart: {(job.result or {}).get('plot')}")
+
+
+@app.command()
+def compare(
+    runs: list[str] = typer.Argument(..., help="Run ids or names to overlay."),
+    out: str = typer.Option(None, "--out", help="PNG path (default plots/compare-<ids>.png)."),
+    as_json: bool = typer.Option(False, "--json", help="Print {plot, runs} as JSON."),
+) -> None:
+    """Overlay the val/train loss curves of several runs in one PNG."""
+    import json as _json
+    from pathlib import Path
+
+    from scratchlab.tools.base import ToolError
+    from scratchlab.tools.gpt import get_run
+    from scratchlab.training.plots import plot_compare
+
+    ctx = common.tool_context()
+    histories, rows = {}, []
+    for ref in runs:
+        try:
+            art = get_run(ctx, ref)
+        except ToolError as e:
+            common.fail(str(e))
+        h = Path(art.path) / "history.json"
+        if not h.exists():
+            common.fail(f"run {art.id} has no history yet (it writes one at its first eval)")
+        hist = _json.loads(h.read_text())
+        histories[f"{art.id} {art.name}"] = hist
+        last = hist["eval"][-1] if hist.get("eval") else {}
+        rows.append({"run": art.id, "name": art.name, "step": last.get("step"), "val_loss": last.get("val_loss")})
+    path = Path(out) if out else ctx.workspace.dir("plots") / f"compare-{'-'.join(r['run'] for r in rows)}.png"
+    plot = plot_compare(histories, path)
+    if as_json:
+        common.emit_json({"plot": str(plot), "runs": rows})
+    else:
+        for r in rows:
+            common.console.print(f"{r['run']} {r['name']}: val {r['val_loss']:.4f} at step {r['step']}")
+        common.console.print(f"plot: {plot}")
+
+
+@app.command("list")
+def list_(
+    limit: int = typer.Option(20, "--limit", help="How many runs."),
+    as_json: bool = typer.Option(False, "--json", help="Print runs as JSON."),
+) -> None:
+    """List GPT runs, newest first."""
+    from rich.table import Table
+
+    reg = common.registry()
+    runs = reg.list_artifacts("run", limit=limit)
+    if as_json:
+        common.emit_json([{"run": a.id, "name": a.name, "path": a.path, "config": a.config, "metrics": a.metrics}
+                          for a in runs])  # fmt: skip
+        return
+    t = Table("run", "name", "status", "val loss", "steps", "model", "dataset")
+    for a in runs:
+        m, c = a.metrics, a.config
+        val = m.get("val_loss")
+        t.add_row(a.id, a.name, str(m.get("status", "")), f"{val:.4f}" if isinstance(val, float) else "",
+                  f"{m.get('step', '')}/{c.get('max_iters', '')}",
+                  f"{c.get('n_layer')}L {c.get('n_head')}H {c.get('n_embd')}d", str(c.get("dataset", "")))  # fmt: skip
+    common.console.print(t)

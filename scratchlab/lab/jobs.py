@@ -149,11 +149,16 @@ def refresh_job(registry: Registry, job_id: str) -> Job:
         hint = job_meta(job).get("resume_hint", DEFAULT_RESUME_HINT)
         job = registry.update_job(job_id, status="failed", error=DEAD_JOB_ERROR.format(pid=job.pid, hint=hint),
                                   message="process died")  # fmt: skip
-        if job.artifact_id:
-            with contextlib.suppress(LookupError):
-                registry.update_artifact(job.artifact_id, metrics={"status": "failed", "job": job_id})
+        _mark_artifact(registry, job, "failed")
     _CHILDREN.pop(job_id, None)
     return job
+
+
+def _mark_artifact(registry: Registry, job: Job, status: str, metrics: dict[str, Any] | None = None) -> None:
+    """Record a job's outcome (and any scalar results) on the artifact it produces, if any."""
+    if job.artifact_id:
+        with contextlib.suppress(LookupError):
+            registry.update_artifact(job.artifact_id, metrics={**(metrics or {}), "status": status, "job": job.id})
 
 
 def list_jobs(registry: Registry, limit: int = 20, status: str | None = None) -> list[Job]:
@@ -211,7 +216,9 @@ def cancel_job(registry: Registry, job_id: str, timeout: float = CANCEL_TIMEOUT_
     if job.status not in ACTIVE:
         return job
     if job.pid is None:
-        return registry.update_job(job_id, status="cancelled", message="cancelled before it started")
+        job = registry.update_job(job_id, status="cancelled", message="cancelled before it started")
+        _mark_artifact(registry, job, "cancelled")
+        return job
     _signal_group(job.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and _pid_alive(job):
@@ -226,8 +233,9 @@ def cancel_job(registry: Registry, job_id: str, timeout: float = CANCEL_TIMEOUT_
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=5)
     job = registry.get_job(job_id)
-    if job.status in ACTIVE:
+    if job.status in ACTIVE:  # it died before recording its own end (e.g. still starting up)
         job = registry.update_job(job_id, status="cancelled", message=note or "cancelled", error=note)
+        _mark_artifact(registry, job, "cancelled")
     return job
 
 
@@ -334,20 +342,18 @@ def run_job_main(
         kind = "cancelled" if isinstance(e, KeyboardInterrupt) else "failed"
         msg = f"{type(e).__name__}: {e}"
         with contextlib.suppress(Exception):
+            _mark_artifact(registry, job, kind, {"error": msg[:500]})  # before the status, which waiters poll
             registry.update_job(job_id, status=kind, error=msg, message=msg[:200])
-            if job.artifact_id:
-                registry.update_artifact(job.artifact_id, metrics={"status": kind, "job": job_id, "error": msg[:500]})
         reporter.close()
         return 130 if kind == "cancelled" else 1
     reporter.close()
     status = "cancelled" if reporter.stop_requested or result.get("status") == "cancelled" else "done"
     message = "cancelled; checkpoint kept" if status == "cancelled" else "finished"
     result = _jsonable(result)
+    # the artifact this job produced gets the scalar results as metrics (before the status waiters poll)
+    scalars = {k: v for k, v in result.items() if isinstance(v, str | int | float | bool) or v is None}
+    _mark_artifact(registry, job, status, scalars)
     registry.update_job(job_id, status=status, result=result, message=message)
-    if job.artifact_id:  # the artifact this job produced gets the scalar results as metrics
-        scalars = {k: v for k, v in result.items() if isinstance(v, str | int | float | bool) or v is None}
-        with contextlib.suppress(LookupError):
-            registry.update_artifact(job.artifact_id, metrics={**scalars, "status": status, "job": job_id})
     return 0
 
 

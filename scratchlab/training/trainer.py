@@ -50,6 +50,7 @@ LAST_CKPT = "ckpt.pt"
 BEST_CKPT = "best.pt"
 REPORT_EVERY_S = 0.5  # at most this often to the job reporter (SQLite writes)
 EVAL_BATCH = 64  # windows per no-grad eval forward
+TORCH_DEFAULT_THREADS = torch.get_num_threads()  # before anyone changes it
 MODEL_KEYS = {f.name for f in dataclasses.fields(GPTConfig)} - {"vocab_size"}
 
 
@@ -106,7 +107,7 @@ class TrainConfig:
     # system
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
     compile: bool = False  # torch.compile (CUDA mostly; slow to start)
-    num_threads: int | None = None  # torch intra-op threads on CPU (None: torch's default)
+    num_threads: int | None = None  # CPU intra-op threads (None: auto_num_threads(); 0: torch's default)
     resume: bool = False  # continue from <out_dir>/ckpt.pt
     plot_path: str | None = None  # loss PNG (default <out_dir>/loss.png)
 
@@ -168,6 +169,21 @@ class Batcher:
         """(x, y) int64 (B, T) for windows starting at `starts`; y is x shifted by one."""
         chunk = torch.from_numpy(self.data[starts[:, None] + self.offsets].astype(np.int64))  # (B, T+1)
         return chunk[:, :-1], chunk[:, 1:]
+
+
+def auto_num_threads() -> int:
+    """Intra-op CPU threads for training: the cores not already busy (1-minute load average), >= 1.
+
+    On a shared machine an OpenMP team larger than the idle cores spins at every operator's barrier;
+    for the small matrices of a char-level GPT that made steps several times slower in our
+    measurements (benchmarks/gpt_train.py), while one thread per idle core keeps each kernel busy.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # not available on this platform
+        load = 0.0
+    return max(1, min(cores, TORCH_DEFAULT_THREADS, int(cores - load + 0.5)))
 
 
 def split_micro_steps(batch_size: int, grad_accum: int, world_size: int) -> int:
@@ -276,8 +292,10 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> dict[str, Any]:
     device = resolve_device(cfg.device)
     dinfo = ddp.setup(device)
     device = dinfo.device
-    if cfg.num_threads and device == "cpu":
-        torch.set_num_threads(int(cfg.num_threads))
+    if device == "cpu":
+        n = auto_num_threads() if cfg.num_threads is None else int(cfg.num_threads)
+        if n > 0:
+            torch.set_num_threads(n)
     if device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True

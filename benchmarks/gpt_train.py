@@ -1,0 +1,255 @@
+"""Benchmark: scratchlab's GPT trainer vs karpathy/nanoGPT `train.py` on nanoGPT's documented CPU config.
+
+    python benchmarks/gpt_train.py --nanogpt /tmp/nanogpt            # a local clone (never committed)
+    python benchmarks/gpt_train.py --nanogpt /tmp/nanogpt --iters 200 --no-ablation   # quick look
+
+Both train on the same corpus (`scratchlab.datasets.load_text("shakespeare")`, char level, first 90%
+train / last 10% val, stored as uint16 in nanoGPT's `data/<name>/{train,val}.bin` + `meta.pkl`
+layout) with nanoGPT README's CPU command line: block 64, batch 12, 4 layers, 4 heads, 128 wide,
+2000 iters, lr 1e-3 -> 1e-4 cosine, warmup 100, dropout 0, eval every 250 steps on 20 batches, no
+compile. Each program runs as its own process, back to back, alternating, in these modes:
+
+- `default`: each at its own defaults (nanoGPT: torch's thread count; scratchlab: `auto_num_threads`,
+  which counts the idle cores from the load average),
+- `threads=N`: both pinned to the same intra-op thread count (OMP_NUM_THREADS / num_threads).
+
+Reported per run: tokens/s over the training loop (evals included, as each program times it) and
+over the whole process, the program's own final val loss, and the val loss of its final weights on
+the *whole* val split (non-overlapping 64-char windows) computed here the same way for both. An
+ablation table (scratchlab only, shorter) is compared with the seed tutorial's ordering.
+Results: benchmarks/results/gpt_train.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import pickle
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from scratchlab.lab.atomic import atomic_write_json, atomic_write_text
+from scratchlab.models.gpt import GPT, GPTConfig
+from scratchlab.training.ablate import run_ablation
+from scratchlab.training.data import load_meta, prepare_dataset
+from scratchlab.training.trainer import TrainConfig, load_model
+
+ROOT = Path(__file__).resolve().parent.parent
+DATASET = "scratchlab_shakespeare_char"
+NANO_ARGS = ["--device=cpu", "--compile=False", "--eval_iters=20", "--log_interval=1", "--block_size=64",
+             "--batch_size=12", "--n_layer=4", "--n_head=4", "--n_embd=128", "--dropout=0.0"]  # fmt: skip
+OURS = dict(block_size=64, batch_size=12, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False, lr=1e-3,
+            min_lr=1e-4, warmup_iters=100, weight_decay=0.1, beta1=0.9, beta2=0.99, grad_clip=1.0,
+            eval_interval=250, eval_iters=20, log_interval=10, seed=1337)  # fmt: skip
+# The seed tutorial's ablation table (Project 2, a 6-layer char model): delta val loss vs baseline.
+SEED_DELTAS = {"no_residual": 0.82, "no_layernorm": 0.47, "no_pos_emb": 0.37, "n_layer=2": 0.20,
+               "n_head=1": 0.14, "mlp_ratio=2": 0.07, "relu": 0.03}  # fmt: skip
+ABLATION_SWITCHES = ["no_pos_emb", "n_head=1", "no_residual", "no_layernorm", "relu", "mlp_ratio=2", "n_layer=2"]
+ITER_RE = re.compile(r"iter (\d+): loss ([\d.]+), time ([\d.]+)ms")
+EVAL_RE = re.compile(r"step (\d+): train loss ([\d.]+), val loss ([\d.]+)")
+
+
+def prepare(work: Path) -> tuple[Path, Path]:
+    """Our prepared dataset and a nanoGPT working dir holding the same ids in its layout."""
+    ours = work / "data_ours"
+    meta = load_meta(ours) if (ours / "meta.json").exists() else prepare_dataset("shakespeare", "char", ours)
+    nano = work / "nano"
+    d = nano / "data" / DATASET
+    d.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "val"):
+        (d / f"{split}.bin").write_bytes((ours / f"{split}.bin").read_bytes())
+    chars = meta.chars
+    with open(d / "meta.pkl", "wb") as f:
+        pickle.dump({"vocab_size": meta.vocab_size, "itos": dict(enumerate(chars)),
+                     "stoi": {c: i for i, c in enumerate(chars)}}, f)  # fmt: skip
+    return ours, nano
+
+
+def run_nanogpt(clone: Path, nano_dir: Path, iters: int, threads: int | None, tag: str, python: str) -> dict:
+    out_dir = nano_dir / f"out-{tag}"
+    link = nano_dir / "configurator.py"  # train.py exec()s ./configurator.py from its working dir
+    if not link.exists():
+        link.symlink_to(clone / "configurator.py")
+    cmd = [python, str(clone / "train.py"), str(clone / "config" / "train_shakespeare_char.py"), *NANO_ARGS,
+           f"--max_iters={iters}", f"--lr_decay_iters={iters}", f"--dataset={DATASET}", f"--out_dir={out_dir}"]  # fmt: skip
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    load0 = os.getloadavg()
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=nano_dir, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode:
+        raise RuntimeError(f"nanoGPT failed:\n{proc.stderr[-3000:]}")
+    its = [(int(a), float(b), float(c)) for a, b, c in ITER_RE.findall(proc.stdout)]
+    evals = [(int(a), float(b), float(c)) for a, b, c in EVAL_RE.findall(proc.stdout)]
+    loop_s = sum(t for _, _, t in its) / 1000.0
+    tokens = len(its) * 12 * 64
+    return {"program": "nanoGPT", "mode": tag, "threads": threads or torch.get_num_threads(), "iters": len(its),
+            "loop_seconds": round(loop_s, 2), "wall_seconds": round(wall, 2),
+            "tokens_per_sec": round(tokens / loop_s, 1), "tokens_per_sec_wall": round(tokens / wall, 1),
+            "reported_val_loss": evals[-1][2] if evals else None, "checkpoint": str(out_dir / "ckpt.pt"),
+            "loadavg_before": load0, "loadavg_after": os.getloadavg()}  # fmt: skip
+
+
+def run_ours(data_dir: Path, work: Path, iters: int, threads: int | None, tag: str) -> dict:
+    out_dir = work / f"ours-{tag}"
+    cfg = TrainConfig(**OURS, out_dir=str(out_dir), data_dir=str(data_dir), max_iters=iters,
+                      lr_decay_iters=iters, num_threads=threads)  # fmt: skip
+    cpath = work / f"ours-{tag}.json"
+    cpath.write_text(json.dumps(cfg.to_dict()))
+    load0 = os.getloadavg()
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "scratchlab.training.trainer", "--config", str(cpath)],
+                          cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    wall = time.perf_counter() - t0
+    if proc.returncode:
+        raise RuntimeError(f"scratchlab trainer failed:\n{proc.stderr[-3000:]}")
+    r = json.loads((out_dir / "result.json").read_text())
+    tokens = r["step"] * 12 * 64
+    return {"program": "scratchlab", "mode": tag, "threads": threads or "auto", "iters": r["step"],
+            "loop_seconds": r["session_seconds"], "wall_seconds": round(wall, 2),
+            "tokens_per_sec": r["tokens_per_sec"], "tokens_per_sec_wall": round(tokens / wall, 1),
+            "reported_val_loss": r["val_loss"], "checkpoint": str(out_dir / "ckpt.pt"),
+            "loadavg_before": load0, "loadavg_after": os.getloadavg()}  # fmt: skip
+
+
+@torch.no_grad()
+def full_val_loss(model, val: np.ndarray, block: int = 64, batch: int = 256) -> float:
+    """Mean next-char loss over all non-overlapping `block` windows of the val split."""
+    n = (len(val) - 1) // block
+    starts = np.arange(n) * block
+    offs = np.arange(block + 1)
+    total = 0.0
+    for i in range(0, n, batch):
+        chunk = torch.from_numpy(val[starts[i : i + batch, None] + offs].astype(np.int64))
+        _, loss = model(chunk[:, :-1].contiguous(), chunk[:, 1:].contiguous())
+        total += float(loss) * len(chunk)
+    return total / n
+
+
+def load_nano_model(clone: Path, ckpt_path: str):
+    sys.path.insert(0, str(clone))
+    try:
+        import model as nano_model  # nanoGPT's model.py from the clone
+    finally:
+        sys.path.pop(0)
+    ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    m = nano_model.GPT(nano_model.GPTConfig(**ck["model_args"]))
+    m.load_state_dict({k.removeprefix("_orig_mod."): v for k, v in ck["model"].items()})
+    return m.eval(), int(ck["iter_num"])
+
+
+def kendall_tau(a: list[float], b: list[float]) -> float:
+    pairs = list(combinations(range(len(a)), 2))
+    s = sum(np.sign(a[i] - a[j]) * np.sign(b[i] - b[j]) for i, j in pairs)
+    return float(s / len(pairs)) if pairs else float("nan")
+
+
+def ablation(data_dir: Path, work: Path, iters: int) -> dict:
+    base = TrainConfig(**{**OURS, "eval_interval": max(1, iters // 5)}, out_dir=str(work / "abl"),
+                       data_dir=str(data_dir), max_iters=iters, lr_decay_iters=iters)  # fmt: skip
+    t0 = time.perf_counter()
+    res = run_ablation(base, ABLATION_SWITCHES, work / "ablation")
+    rows = [r for r in res["rows"] if "val_loss" in r]
+    ours = {r["variant"]: r["delta"] for r in rows if r["variant"] in SEED_DELTAS}
+    common = [k for k in SEED_DELTAS if k in ours]
+    ours_order = sorted(common, key=lambda k: -ours[k])
+    seed_order = sorted(common, key=lambda k: -SEED_DELTAS[k])
+    disagree = [(a, b) for a, b in combinations(common, 2)
+                if np.sign(ours[a] - ours[b]) != np.sign(SEED_DELTAS[a] - SEED_DELTAS[b])]  # fmt: skip
+    return {"iters": iters, "seconds": round(time.perf_counter() - t0, 1), "markdown": res["markdown"],
+            "rows": [{k: r[k] for k in ("variant", "val_loss", "delta", "params", "seconds")} for r in rows],
+            "our_order": ours_order, "seed_order": seed_order, "order_matches": ours_order == seed_order,
+            "kendall_tau": kendall_tau([ours[k] for k in common], [SEED_DELTAS[k] for k in common]),
+            "disagreeing_pairs": disagree}  # fmt: skip
+
+
+def markdown(report: dict) -> str:
+    lines = ["# GPT training: scratchlab vs nanoGPT (CPU, char-level shakespeare)", "",
+             f"Machine: {report['machine']}; torch {report['torch']}; load average at start {report['loadavg_start']}.",
+             f"Config: nanoGPT README CPU command (block 64, batch 12, 4L/4H/128, {report['iters']} iters, dropout 0, "
+             "no compile). Val loss (full split) = mean loss of each final model on every non-overlapping 64-char "
+             "window of the val split, computed by this script the same way for both.", "",
+             "| mode | program | threads | tokens/s (loop) | tokens/s (process) | loop s | own val loss | val loss (full split) |",
+             "|---|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for r in report["runs"]:
+        lines.append(f"| {r['mode']} | {r['program']} | {r['threads']} | {r['tokens_per_sec']:,.0f} | "
+                     f"{r['tokens_per_sec_wall']:,.0f} | {r['loop_seconds']:.0f} | {r['reported_val_loss']:.4f} | "
+                     f"{r.get('full_val_loss', float('nan')):.4f} |")  # fmt: skip
+    lines += ["", "| mode | speedup (loop tokens/s) | speedup (process) | val loss diff (ours - nanoGPT, full split) |",
+              "|---|---:|---:|---:|"]  # fmt: skip
+    for m, s in report["summary"].items():
+        lines.append(f"| {m} | {s['speedup']:.2f}x | {s['speedup_wall']:.2f}x | {s['val_loss_diff']:+.4f} |")
+    if report.get("ablation"):
+        a = report["ablation"]
+        lines += ["", f"## Ablation (scratchlab, {a['iters']} iters per variant, same CPU config otherwise)", "",
+                  a["markdown"], f"Our order (largest harm first): {', '.join(a['our_order'])}",
+                  f"Seed order: {', '.join(a['seed_order'])}",
+                  f"Order matches the seed's: {a['order_matches']} (Kendall tau {a['kendall_tau']:.2f}; "
+                  f"disagreeing pairs: {a['disagreeing_pairs'] or 'none'})"]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--nanogpt", type=Path, default=None, help="path of a karpathy/nanoGPT clone (train.py, model.py)")
+    p.add_argument("--iters", type=int, default=2000, help="training iterations per run")
+    p.add_argument("--modes", default="default,threads=1", help="comma list: default, threads=N")
+    p.add_argument("--work", type=Path, default=None, help="scratch folder (default: a new temp dir)")
+    p.add_argument("--python", default=sys.executable, help="interpreter for nanoGPT (needs torch + numpy)")
+    p.add_argument("--ablation-iters", type=int, default=500, help="iterations per ablation variant")
+    p.add_argument("--no-ablation", action="store_true", help="skip the ablation table")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "gpt_train", help="results stem")
+    args = p.parse_args()
+    torch.set_num_threads(1)  # this process only evaluates; the runs are separate processes
+    work = args.work or Path(tempfile.mkdtemp(prefix="gpt-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    data_dir, nano_dir = prepare(work)
+    val = np.fromfile(data_dir / "val.bin", dtype=np.uint16)
+    report = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs", "torch": torch.__version__,
+              "loadavg_start": os.getloadavg(), "iters": args.iters, "runs": [], "summary": {},
+              "corpus_chars": sum(load_meta(data_dir).splits[s]["chars"] for s in ("train", "val"))}  # fmt: skip
+    for mode in args.modes.split(","):
+        threads = None if mode == "default" else int(mode.split("=")[1])
+        pair = []
+        if args.nanogpt:
+            r = run_nanogpt(args.nanogpt.resolve(), nano_dir, args.iters, threads, mode, args.python)
+            m, it = load_nano_model(args.nanogpt.resolve(), r["checkpoint"])
+            r["checkpoint_iter"] = it
+            r["full_val_loss"] = round(full_val_loss(m, val), 4)
+            pair.append(r)
+            print(json.dumps(r), flush=True)
+        r = run_ours(data_dir, work, args.iters, threads, mode)
+        m, _ = load_model(r["checkpoint"])
+        r["full_val_loss"] = round(full_val_loss(m, val), 4)
+        pair.append(r)
+        print(json.dumps(r), flush=True)
+        report["runs"] += pair
+        if len(pair) == 2:
+            n, o = pair
+            report["summary"][mode] = {"speedup": o["tokens_per_sec"] / n["tokens_per_sec"],
+                                       "speedup_wall": o["tokens_per_sec_wall"] / n["tokens_per_sec_wall"],
+                                       "val_loss_diff": o["full_val_loss"] - n["full_val_loss"]}  # fmt: skip
+    if not args.no_ablation:
+        report["ablation"] = ablation(data_dir, work, args.ablation_iters)
+    report["loadavg_end"] = os.getloadavg()
+    atomic_write_json(args.out.with_suffix(".json"), report)
+    atomic_write_text(args.out.with_suffix(".md"), markdown(report))
+    print(markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
