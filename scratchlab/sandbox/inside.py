@@ -255,7 +255,7 @@ def session_loop(config):
         os.close(fe)
         if cpu_s:
             _soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
-            want = int(_cpu_used()) + cpu_s + 1
+            want = int(_cpu_used() + cpu_s + 0.999)  # whole seconds, at least cpu_s from now
             if hard != resource.RLIM_INFINITY:
                 want = min(want, hard)
             resource.setrlimit(resource.RLIMIT_CPU, (want, hard))

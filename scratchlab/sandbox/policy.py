@@ -22,6 +22,7 @@ import sys
 import sysconfig
 import tempfile
 import threading
+import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -92,6 +93,13 @@ class SandboxError(RuntimeError):
 
 class SandboxUnavailable(SandboxError):
     """bubblewrap or user namespaces are missing; the message says how to fix it."""
+
+
+class UnsafeSandboxWarning(UserWarning):
+    """Code is about to run without isolation (`unsafe_no_sandbox=True`). Always shown, never deduplicated."""
+
+
+warnings.simplefilter("always", UnsafeSandboxWarning)
 
 
 class SandboxConfigError(ValueError):

@@ -288,7 +288,7 @@ def spawn(
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
     )
     if unsafe_no_sandbox:
-        warnings.warn(UNSAFE_WARNING, stacklevel=3)
+        warnings.warn(UNSAFE_WARNING, policy.UnsafeSandboxWarning, stacklevel=3)
         tmp = Path(work_dir) / policy.UNSAFE_TMP_NAME
         tmp.mkdir(exist_ok=True)
         config.update(unsafe=True, work_dir=str(work_dir), tmp_dir=str(tmp))
