@@ -1,0 +1,261 @@
+"""Token-aware chunking that prefers paragraph and sentence boundaries and keeps character spans.
+
+    from scratchlab.retrieval.chunking import ChunkConfig, chunk_text, load_token_counter
+    counter = load_token_counter()                       # the MiniLM WordPiece tokenizer
+    chunks = chunk_text(text, ChunkConfig(chunk_size=256, chunk_overlap=32), counter)
+    assert all(text[c.start:c.end] == c.text for c in chunks)
+
+How: the text is cut into units (sentences; lines inside paragraphs that look like lists or code),
+each with its span `[start, end)` in the source, whitespace trimmed. Units are counted with the
+embedding model's own tokenizer (so `chunk_size` is what the encoder sees; MiniLM truncates at 256
+word pieces) and packed greedily. When the next unit does not fit, the chunk is cut at the last
+paragraph break if that keeps the chunk at least `PARAGRAPH_MIN_FILL` full, otherwise after the last
+whole sentence. A unit longer than `chunk_size` on its own is split at word-piece offsets. The next
+chunk starts with the trailing whole sentences of the previous one that fit in `chunk_overlap`
+tokens (so the overlap may be smaller than asked, never a broken sentence).
+
+Defaults (`DEFAULT_CHUNK_SIZE`, `DEFAULT_CHUNK_OVERLAP`) were chosen by measurement on the wiki dev
+set (`benchmarks/retrieval.py --sweep-chunking`, results in benchmarks/results/retrieval.md).
+The approach follows LangChain's RecursiveCharacterTextSplitter and LlamaIndex's SentenceSplitter,
+with token counting from the encoder's tokenizer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Protocol
+
+DEFAULT_CHUNK_SIZE = 256  # word pieces (MiniLM's max_seq_length is 256)
+DEFAULT_CHUNK_OVERLAP = 32  # word pieces
+PARAGRAPH_MIN_FILL = 0.5  # cut at a paragraph break only if the chunk is at least this full
+MIN_CHUNK_SIZE = 16
+
+_PARAGRAPH = re.compile(r"\n[ \t\r\f\v]*\n\s*|\f\s*")
+# a sentence ends at . ! ? (optionally followed by quotes/brackets) and whitespace, or at a newline
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？])[\"'”’)\]]*\s+|\n+")
+
+
+class TokenCounter(Protocol):
+    """What the chunker needs from a tokenizer."""
+
+    def count(self, texts: Sequence[str]) -> list[int]:
+        """Number of tokens of each text (no special tokens)."""
+        ...
+
+    def offsets(self, text: str) -> list[tuple[int, int]]:
+        """Character span `[start, end)` of each token of `text`."""
+        ...
+
+
+class HFTokenCounter:
+    """A `TokenCounter` over a Hugging Face `tokenizers.Tokenizer` (e.g. MiniLM's tokenizer.json)."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.tokenizer.no_truncation()
+        self.tokenizer.no_padding()
+
+    def count(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        return [len(e.ids) for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+
+    def offsets(self, text: str) -> list[tuple[int, int]]:
+        return list(self.tokenizer.encode(text, add_special_tokens=False).offsets)
+
+
+class WhitespaceCounter:
+    """A crude `TokenCounter` (one token per whitespace-separated word), for tests and fallbacks."""
+
+    _WORD = re.compile(r"\S+")
+
+    def count(self, texts: Sequence[str]) -> list[int]:
+        return [len(self._WORD.findall(t)) for t in texts]
+
+    def offsets(self, text: str) -> list[tuple[int, int]]:
+        return [m.span() for m in self._WORD.finditer(text)]
+
+
+def load_token_counter(model_path: str | Path | None = None) -> HFTokenCounter:
+    """The tokenizer of the embedding model at `model_path` (default: the shipped MiniLM).
+
+    Raises:
+        FileNotFoundError: the folder has no tokenizer.json.
+    """
+    from tokenizers import Tokenizer
+
+    from scratchlab.retrieval.embeddings import default_model_path
+
+    path = Path(model_path) if model_path else default_model_path()
+    tok = path / "tokenizer.json"
+    if not tok.is_file():
+        raise FileNotFoundError(
+            f"no tokenizer.json in {path}; point --model at a sentence-transformers folder"
+        )
+    return HFTokenCounter(Tokenizer.from_file(str(tok)))
+
+
+@dataclass(frozen=True)
+class ChunkConfig:
+    """Chunking settings, saved with every index.
+
+    Attributes:
+        chunk_size: most tokens per chunk (embedding tokenizer word pieces).
+        chunk_overlap: most tokens of trailing whole sentences repeated at the next chunk's start.
+    """
+
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    chunk_overlap: int = DEFAULT_CHUNK_OVERLAP
+
+    def __post_init__(self):
+        if self.chunk_size < MIN_CHUNK_SIZE:
+            raise ValueError(
+                f"chunk_size={self.chunk_size} is too small; use at least {MIN_CHUNK_SIZE} tokens"
+            )
+        if not 0 <= self.chunk_overlap < self.chunk_size // 2 + 1:
+            raise ValueError(
+                f"chunk_overlap={self.chunk_overlap} must be between 0 and chunk_size/2 ({self.chunk_size // 2})"
+            )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a document: `text == document_text[start:end]`.
+
+    Attributes:
+        start, end: character span in the document text, end exclusive.
+        text: the chunk text.
+        n_tokens: tokens counted by the chunker (sum over its units).
+        line: 1-based line number of `start` in the document text.
+    """
+
+    start: int
+    end: int
+    text: str
+    n_tokens: int
+    line: int
+
+
+@dataclass(frozen=True)
+class _Unit:
+    start: int
+    end: int
+    para_start: bool
+
+
+def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def split_units(text: str) -> list[_Unit]:
+    """Sentence/line units of `text` with trimmed spans; `para_start` marks a paragraph's first unit."""
+    units: list[_Unit] = []
+    para_bounds = [0] + [m.end() for m in _PARAGRAPH.finditer(text)]
+    para_ends = [m.start() for m in _PARAGRAPH.finditer(text)] + [len(text)]
+    for p_start, p_end in zip(para_bounds, para_ends, strict=True):
+        first = True
+        pos = p_start
+        cuts = [m.end() for m in _SENTENCE_END.finditer(text, p_start, p_end)] + [p_end]
+        for cut in cuts:
+            s, e = _trimmed(text, pos, min(cut, p_end))
+            pos = cut
+            if s < e:
+                units.append(_Unit(s, e, first))
+                first = False
+    return units
+
+
+def _split_long(
+    text: str, unit: _Unit, n_tokens: int, limit: int, counter: TokenCounter
+) -> list[tuple[_Unit, int]]:
+    """Cut one over-long unit at token offsets into pieces of at most `limit` tokens."""
+    offs = counter.offsets(text[unit.start : unit.end])
+    if len(offs) <= limit:
+        return [(unit, n_tokens)]
+    pieces = []
+    for i in range(0, len(offs), limit):
+        group = offs[i : i + limit]
+        s, e = _trimmed(text, unit.start + group[0][0], unit.start + group[-1][1])
+        if s < e:
+            pieces.append((_Unit(s, e, unit.para_start and i == 0), len(group)))
+    return pieces
+
+
+def chunk_text(
+    text: str, config: ChunkConfig | None = None, counter: TokenCounter | None = None
+) -> list[Chunk]:
+    """Split `text` into overlapping token-bounded chunks that keep their character spans.
+
+    Args:
+        text: the document text.
+        config: chunk size and overlap in tokens (default `ChunkConfig()`).
+        counter: the tokenizer to count with (default: `load_token_counter()`, MiniLM).
+
+    Returns:
+        Chunks in document order; `text[c.start:c.end] == c.text` for each. Empty for blank text.
+    """
+    config = config or ChunkConfig()
+    counter = counter or load_token_counter()
+    units = split_units(text)
+    if not units:
+        return []
+    counts = counter.count([text[u.start : u.end] for u in units])
+    items: list[tuple[_Unit, int]] = []
+    for u, n in zip(units, counts, strict=True):
+        items.extend(
+            _split_long(text, u, n, config.chunk_size, counter) if n > config.chunk_size else [(u, n)]
+        )
+
+    groups: list[list[tuple[_Unit, int]]] = []
+    cur: list[tuple[_Unit, int]] = []
+    cur_tokens = 0
+    new_in_cur = 0  # units in `cur` that are not overlap from the previous chunk
+    for item in items:
+        n = item[1]
+        if cur and cur_tokens + n > config.chunk_size and new_in_cur:
+            cut = len(cur)
+            for i in range(
+                len(cur) - 1, 0, -1
+            ):  # prefer the last paragraph break if the chunk stays full enough
+                if cur[i][0].para_start and i >= len(cur) - new_in_cur:
+                    if sum(t for _, t in cur[:i]) >= PARAGRAPH_MIN_FILL * config.chunk_size:
+                        cut = i
+                    break
+            groups.append(cur[:cut])
+            rest = cur[cut:]
+            overlap: list[tuple[_Unit, int]] = []
+            ov_tokens = 0
+            for u in reversed(cur[1:cut]):  # never the whole chunk: the next one must move on
+                if ov_tokens + u[1] > config.chunk_overlap:
+                    break
+                overlap.insert(0, u)
+                ov_tokens += u[1]
+            cur = overlap + rest
+            new_in_cur = len(rest)
+            cur_tokens = sum(t for _, t in cur)
+            while cur and cur_tokens + n > config.chunk_size and len(cur) > new_in_cur:
+                cur_tokens -= cur.pop(0)[1]  # drop overlap to make room
+        cur.append(item)
+        cur_tokens += n
+        new_in_cur += 1
+    if cur and new_in_cur:
+        groups.append(cur)
+
+    chunks = []
+    line, line_pos = 1, 0
+    for g in groups:
+        start, end = g[0][0].start, g[-1][0].end
+        line += text.count("\n", line_pos, start)
+        line_pos = start
+        chunks.append(Chunk(start, end, text[start:end], sum(t for _, t in g), line))
+    return chunks
