@@ -158,7 +158,7 @@ class Tokenizer:
         self.inverse_special = {i: s for s, i in self.special_tokens.items()}
         self.vocab = self._build_vocab()
         self._byte_table = None if self.byte_ids == tuple(range(NUM_BYTES)) else bytes(self.byte_ids)
-        self._cache: dict[bytes, list[int]] = {}
+        self._cache: dict[str, list[int]] = {}  # chunk -> ids
         self._special_re: dict[frozenset[str], regex.Pattern] = {}
         self.training_stats: dict = {}  # filled by train_tokenizer
 
@@ -212,23 +212,28 @@ class Tokenizer:
         return self._compiled.findall(text)
 
     def encode_chunk(self, chunk: bytes) -> list[int]:
-        """Token ids of one pre-tokenized chunk (UTF-8 bytes), cached."""
-        ids = self._cache.get(chunk)
-        if ids is not None:
-            return ids
+        """Token ids of one pre-tokenized chunk given as UTF-8 (or any) bytes. Not cached."""
         raw = chunk.translate(self._byte_table) if self._byte_table is not None else chunk
         ids = list(raw)
-        ids = merge_heap(ids, self.merges) if len(ids) > LONG_CHUNK else merge_greedy(ids, self.merges)
-        if len(self._cache) >= ENCODE_CACHE_SIZE:
-            self._cache.clear()
-        self._cache[chunk] = ids
-        return ids
+        return merge_heap(ids, self.merges) if len(ids) > LONG_CHUNK else merge_greedy(ids, self.merges)
 
     def encode_ordinary(self, text: str) -> list[int]:
-        """Encode `text` treating special-token strings as plain text."""
+        """Encode `text` treating special-token strings as plain text.
+
+        Chunks seen before come from a cache (str chunk -> ids, cleared when it holds
+        `ENCODE_CACHE_SIZE` chunks); natural text repeats its words, so most chunks are hits.
+        """
+        cache = self._cache
         out: list[int] = []
         for chunk in self.split(text):
-            out.extend(self.encode_chunk(chunk.encode("utf-8")))
+            ids = cache.get(chunk)
+            if ids is None:
+                ids = self.encode_chunk(chunk.encode("utf-8"))
+                if len(chunk) <= LONG_CHUNK:
+                    if len(cache) >= ENCODE_CACHE_SIZE:
+                        cache.clear()
+                    cache[chunk] = ids
+            out += ids
         return out
 
     def _specials_regex(self, tokens: Collection[str]) -> regex.Pattern:

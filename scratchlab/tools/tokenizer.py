@@ -156,11 +156,12 @@ def make_tools(ctx: ToolContext) -> list[BaseTool]:
         """Tokenize text with a tokenizer: token ids and how the text is split."""
         tok, label, _ = resolve_tokenizer(ctx, args.tokenizer)
         ids = tok.encode(args.text, allowed_special="all")
-        toks = [repr(tok.token_str(i))[1:-1] for i in ids]
+        toks = [tok.token_str(i) for i in ids]
         nbytes = len(args.text.encode("utf-8"))
+        shown = "|".join(toks[:MAX_SHOW_TOKENS]) + ("|..." if len(toks) > MAX_SHOW_TOKENS else "")
         return (
             f"{label}: {len(ids)} tokens for {nbytes} bytes ({nbytes / max(len(ids), 1):.2f} bytes/token).\n"
-            f"ids: {_fmt_list([str(i) for i in ids])}\ntokens: {_fmt_list(['|' + t + '|' for t in toks])}"
+            f"ids: {_fmt_list([str(i) for i in ids])}\ntokens split by |: {shown}"
         )
 
     @lab_tool("decode_tokens", DecodeTokensArgs)
