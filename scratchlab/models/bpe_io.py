@@ -131,7 +131,8 @@ def loads(text: str, source: str = "<string>") -> Tokenizer:
         if len(parts) != 2 or not all(p.isdigit() for p in parts):
             raise TokenizerFormatError(f"{source}:{k + 3}: expected two integer ids, got {ln!r}")
         merges.append((int(parts[0]), int(parts[1])))
-    pattern = header["pattern"] if header["pattern_name"] == "custom" else header["pattern_name"]
+    # the stored regex is used verbatim (a preset edited in a later version cannot change old files)
+    pattern = header["pattern"]
     try:
         specials = {str(s): int(i) for s, i in dict(header["special_tokens"]).items()}
         return Tokenizer(merges, pattern=pattern, special_tokens=specials, byte_ids=header["byte_ids"],
