@@ -2,7 +2,7 @@
 
 It is started by `scratchlab.sandbox.runner` / `scratchlab.sandbox.session` as
 
-    python -I -S /opt/scratchlab/inside.py '<config json>'
+    python -I -S /opt/scratchlab/inside.py <config: marshal, hex> [program args...]
 
 and must use the standard library only (it runs before `site`, with the venv's packages added to
 `sys.path` by hand). Two modes:
@@ -121,7 +121,7 @@ def run_once(config):
     os.dup2(devnull, 0)
     os.close(devnull)
     filename = config.get("filename") or "<sandbox>"
-    sys.argv = [filename] + list(config.get("argv", []))
+    sys.argv = [filename] + sys.argv[1:]
     main = {"__name__": "__main__", "__file__": filename, "__builtins__": __builtins__}
     try:
         code = compile(source, filename, "exec", dont_inherit=True)
@@ -303,9 +303,9 @@ def session_loop(config):
 
 
 def main():
-    import json
+    import marshal
 
-    config = json.loads(sys.argv[1])
+    config = marshal.loads(bytes.fromhex(sys.argv[1]))
     if not config.get("unsafe"):
         drop_privileges()
     set_limits(config.get("limits", {}), session=config.get("mode") == "session")

@@ -284,6 +284,20 @@ def system_binds() -> list[str]:
     return args
 
 
+def inside_args(config: dict) -> list[str]:
+    """argv for inside.py: the config (marshal, hex) then the program's own arguments in clear.
+
+    marshal, not JSON, because `import json` (which imports `re`) is a sizeable share of a one-shot
+    run's start-up. The config is ours (limits, paths), never the user's data; the result comes back
+    as JSON.
+    """
+    import marshal
+
+    config = dict(config)
+    program_argv = [str(a) for a in config.pop("argv", [])]
+    return [marshal.dumps(config).hex(), *program_argv]
+
+
 def _parent_dirs(dest: str) -> list[str]:
     """bwrap arguments creating the parents of `dest` world-traversable (bwrap may make them 0700)."""
     args = []
@@ -319,8 +333,6 @@ def bwrap_argv(
     Returns:
         list of str, argv for `subprocess.Popen`.
     """
-    import json
-
     layout = python_layout()
     uid = "0" if as_root else str(SANDBOX_UID)
     argv = [
@@ -368,7 +380,7 @@ def bwrap_argv(
         argv += _parent_dirs(m.dest) + ["--ro-bind", m.src, m.dest]
     argv += ["--bind", str(work_dir), WORK_DIR, "--chdir", WORK_DIR]
     argv += ["--remount-ro", "/"]  # bwrap's own root tmpfs: nothing may be written outside /sandbox and /tmp
-    argv += [layout["executable"], *PYTHON_FLAGS, INSIDE_SCRIPT, json.dumps(config)]
+    argv += [layout["executable"], *PYTHON_FLAGS, INSIDE_SCRIPT, *inside_args(config)]
     return argv
 
 

@@ -298,7 +298,12 @@ def spawn(
             "TMPDIR": str(tmp),
             "MPLCONFIGDIR": str(tmp / "mpl"),
         }
-        argv = [sys.executable, *policy.PYTHON_FLAGS, str(policy.HOST_INSIDE_SCRIPT), json.dumps(config)]
+        argv = [
+            sys.executable,
+            *policy.PYTHON_FLAGS,
+            str(policy.HOST_INSIDE_SCRIPT),
+            *policy.inside_args(config),
+        ]
         return subprocess.Popen(argv, cwd=str(work_dir), env=env, **pipes)
 
     bwrap = require_sandbox()
