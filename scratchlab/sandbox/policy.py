@@ -386,6 +386,7 @@ def bwrap_argv(
 
 _MPL_BUILD_LOCK = threading.Lock()
 _MPL_BUILD_STARTED: set[str] = set()
+_MPL_READY: set[str] = set()
 
 
 def matplotlib_cache() -> str | None:
@@ -395,23 +396,31 @@ def matplotlib_cache() -> str | None:
     folder (platformdirs), one per matplotlib version; it is built once, in a background thread, by
     this interpreter outside the sandbox (our own code), and mounted read-only (`MPL_CACHE_DIR`).
     """
-    try:
-        from importlib.metadata import PackageNotFoundError, version
+    target = _matplotlib_cache_target()
+    if target is None:
+        return None
+    if target in _MPL_READY or any(Path(target).glob("fontlist-*.json")):
+        _MPL_READY.add(target)
+        return target
+    with _MPL_BUILD_LOCK:
+        if target in _MPL_BUILD_STARTED:
+            return None
+        _MPL_BUILD_STARTED.add(target)
+    threading.Thread(target=_build_matplotlib_cache, args=(Path(target),), daemon=True).start()
+    return None
 
+
+@functools.lru_cache(maxsize=1)
+def _matplotlib_cache_target() -> str | None:
+    from importlib.metadata import PackageNotFoundError, version  # ~60 ms in a big venv: once
+
+    try:
         mpl_version = version("matplotlib")
     except PackageNotFoundError:
         return None
     import platformdirs
 
-    target = Path(platformdirs.user_cache_dir("scratchlab")) / f"sandbox-matplotlib-{mpl_version}"
-    if any(target.glob("fontlist-*.json")):
-        return str(target)
-    with _MPL_BUILD_LOCK:
-        if str(target) in _MPL_BUILD_STARTED:
-            return None
-        _MPL_BUILD_STARTED.add(str(target))
-    threading.Thread(target=_build_matplotlib_cache, args=(target,), daemon=True).start()
-    return None
+    return str(Path(platformdirs.user_cache_dir("scratchlab")) / f"sandbox-matplotlib-{mpl_version}")
 
 
 def _build_matplotlib_cache(target: Path) -> None:
