@@ -27,8 +27,9 @@ What is protected against (each is a test in tests/test_sandbox_attacks.py):
 - The network: a new network namespace with only its own loopback (no route out, no DNS, no
   connections to services on the host's loopback; raw sockets need a capability it lacks).
 - Privilege: code runs as uid 65534 with no capabilities and no_new_privs, also when scratchlab runs
-  as root (the sandbox maps root to 65534 and the switch happens before user code); creating further
-  user namespaces is disabled (non-root) or useless (no capabilities over anything outside).
+  as root (bwrap sets up the mounts, then inside.py switches to 65534 before any user code; processes
+  and files of that uid are therefore not root's). Creating nested user namespaces is disabled when
+  scratchlab runs as a normal user; as root it is possible but grants nothing outside the sandbox.
 - Other processes: signals and ptrace cannot reach anything outside the pid namespace; the session
   leader is new (no TIOCSTI into the terminal).
 - Resources: wall-clock timeout (kills the whole process tree: bwrap's pid-1 dies and the kernel kills
@@ -38,8 +39,9 @@ What is protected against (each is a test in tests/test_sandbox_attacks.py):
   started by the code outlives the run.
 
 What is NOT protected against:
-- Kernel exploits and bubblewrap bugs: the code shares the host kernel (no VM, no seccomp filter of
-  our own beyond bubblewrap's defaults). Untrusted code from the internet deserves a VM.
+- Kernel exploits and bubblewrap bugs: the code shares the host kernel (no VM and no seccomp filter;
+  when run as root, nested user namespaces add kernel attack surface). Untrusted code from the
+  internet deserves a VM.
 - CPU and memory bandwidth are shared with the machine: time-limited, not isolated; a run can slow
   other work until its limits stop it. Memory is limited per process (address space), not per
   sandbox: max_procs x memory_mb is the true ceiling.
@@ -52,6 +54,10 @@ What is NOT protected against:
   are readable by the code on purpose.
 - Anything, with `unsafe_no_sandbox=True` (only resource limits apply; warned every time).
 - Output the code writes is data, not truth: files and text it returns are shown as produced.
+
+Caveat when scratchlab runs as root: code runs as uid 65534, so mounted files must be world-readable;
+files written with mode 0600 (e.g. by `tempfile.mkstemp`-based atomic writes) are not readable at
+/lab or /mnt inside. The work folder is chowned to 65534 so the code can write there.
 """
 
 from scratchlab.sandbox.policy import (

@@ -349,7 +349,7 @@ def bwrap_argv(
         argv += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
         argv += ["--info-fd", str(info_fd), "--userns-block-fd", str(block_fd)]
     else:
-        argv += ["--disable-userns"]
+        argv += ["--disable-userns"]  # bwrap refuses it together with --userns-block-fd (the root path)
     env = dict(ENV_ALLOW)
     env["PATH"] = f"{os.path.dirname(layout['executable'])}:{env['PATH']}"  # `python` in subprocesses is ours
     for key, value in env.items():
