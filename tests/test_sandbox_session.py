@@ -143,3 +143,10 @@ def test_session_started_from_a_short_lived_thread_survives_it(session):
     time.sleep(0.3)  # bwrap's --die-with-parent would fire here if tied to that thread
     assert session.alive
     assert session.run("born").stdout == "'in a thread'\n"
+
+
+def test_endless_output_in_a_session_is_capped(session):
+    r = session.run("while True:\n    print('x' * 1000)")
+    assert not r.ok and r.killed_by == "file_size" and r.truncated
+    assert len(r.stdout) < 4000 + 200 and "bytes of output dropped" in r.stdout
+    assert session.run("print(2)").stdout == "2\n"

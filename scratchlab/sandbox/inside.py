@@ -31,6 +31,7 @@ import sys
 # ~15 ms, a tenth of a one-shot run's budget.
 
 SANDBOX_UID = 65534
+EFBIG = 27  # errno "File too large" (RLIMIT_FSIZE); the errno module is not worth an import here
 MB = 1024 * 1024
 TRUNCATION_MARKER = "\n[... {n} bytes of output dropped ...]\n"
 TAIL_FRACTION = 0.25  # share of the output budget kept from the end of the output
@@ -289,6 +290,8 @@ def session_loop(config):
                 reply.update(memory_exceeded=True, killed_by="memory")
             if isinstance(e, CPULimitExceeded):
                 reply.update(killed_by="cpu")
+            if isinstance(e, OSError) and e.errno == EFBIG:  # a file (or the captured output) hit max_file_mb
+                reply.update(killed_by="file_size")
         finally:
             try:
                 sys.stdout.flush()
