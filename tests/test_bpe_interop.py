@@ -27,6 +27,21 @@ VARIED = [
 ]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def openai_cache_dir(tmp_path_factory):
+    """Converted OpenAI tokenizers go to one folder per test session (hermetic, built once)."""
+    import os
+
+    path = tmp_path_factory.getbasetemp() / "openai-cache"
+    old = os.environ.get("SCRATCHLAB_CACHE_DIR")
+    os.environ["SCRATCHLAB_CACHE_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("SCRATCHLAB_CACHE_DIR", None)
+    else:
+        os.environ["SCRATCHLAB_CACHE_DIR"] = old
+
+
 @pytest.fixture(scope="module")
 def gpt4():
     from scratchlab.models.tiktoken_compat import load_openai, openai_encoding
@@ -65,6 +80,29 @@ def test_o200k_identical_to_tiktoken():
     ours, ref = load_openai("o200k_base"), openai_encoding("o200k_base")
     for text in VARIED:
         assert ours.encode(text, allowed_special="all") == ref.encode(text, allowed_special="all")
+
+
+def test_openai_conversion_cache(gpt4, tmp_path, monkeypatch):
+    from scratchlab.models import tiktoken_compat
+    from scratchlab.models.tiktoken_compat import load_openai
+
+    ours, ref = gpt4
+    calls = []
+
+    def fake_recover(ranks):
+        calls.append(1)
+        return list(ours.merges), list(ours.byte_ids)
+
+    monkeypatch.setattr(tiktoken_compat, "recover_merges", fake_recover)
+    load = load_openai.__wrapped__  # skip the in-memory cache
+    first = load("cl100k_base", cache_dir=str(tmp_path))
+    (cached,) = tmp_path.glob("cl100k_base-*.model")
+    again = load("cl100k_base", cache_dir=str(tmp_path))
+    assert len(calls) == 1 and again.merges == first.merges == ours.merges and again.byte_ids == ours.byte_ids
+    assert again.encode("héllo 123") == ref.encode("héllo 123")
+    cached.write_text("scratchlab-bpe v1\n{broken")  # a corrupt cache is rebuilt, not trusted
+    rebuilt = load("cl100k_base", cache_dir=str(tmp_path))
+    assert len(calls) == 2 and rebuilt.merges == ours.merges
 
 
 @settings(max_examples=40, deadline=None)

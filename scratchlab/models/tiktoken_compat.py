@@ -19,11 +19,14 @@ Source: openai/tiktoken (`load.py`, `tiktoken_ext/openai_public.py`), karpathy/m
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import importlib.util
+import os
 from functools import lru_cache
 from pathlib import Path
 
+from scratchlab.lab.atomic import atomic_write_text
 from scratchlab.models.bpe import NUM_BYTES, PATTERNS, Tokenizer, TokenizerError
 
 O200K_SPLIT_PATTERN = "|".join(
@@ -55,6 +58,7 @@ OPENAI_ENCODINGS = {
 }
 ALIASES = {"gpt4": "cl100k_base", "gpt-4": "cl100k_base", "cl100k": "cl100k_base", "gpt4o": "o200k_base",
            "gpt-4o": "o200k_base", "o200k": "o200k_base"}  # fmt: skip
+CACHE_ENV = "SCRATCHLAB_CACHE_DIR"
 NONE_PATTERN_TIKTOKEN = r"[\s\S]+"  # tiktoken needs a pattern; "none" = the whole text is one chunk
 
 
@@ -135,18 +139,53 @@ def recover_merges(ranks: dict[bytes, int]) -> tuple[list[tuple[int, int]], list
     return merges, byte_ids
 
 
-@lru_cache(maxsize=2)
-def load_openai(name: str = "cl100k_base") -> Tokenizer:
-    """OpenAI's `name` tokenizer ("cl100k_base"/"gpt4", "o200k_base") as our Tokenizer (cached).
+def default_cache_dir() -> Path:
+    """Where converted OpenAI tokenizers are kept: `$SCRATCHLAB_CACHE_DIR` or the user cache dir."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("scratchlab", appauthor=False)) / "openai"
+
+
+@lru_cache(maxsize=4)
+def load_openai(name: str = "cl100k_base", cache_dir: str | None = "default") -> Tokenizer:
+    """OpenAI's `name` tokenizer ("cl100k_base"/"gpt4", "o200k_base") as our Tokenizer.
+
+    Recovering the merges takes seconds (100k-200k tokens), so the result is kept in memory and
+    as a model file in `cache_dir` (keyed by the ranks file's size and mtime; a cache that cannot
+    be read or written is ignored and rebuilt).
+
+    Args:
+        name: encoding name or alias.
+        cache_dir: folder for the converted model file; "default" for `default_cache_dir()`,
+            None to always recover from the ranks.
 
     Raises:
         TokenizerError: unknown name or missing package data.
     """
+    from scratchlab.models.bpe_io import dumps, loads
+
     name = canonical_name(name)
-    merges, byte_ids = recover_merges(load_ranks(name))
     info = OPENAI_ENCODINGS[name]
-    return Tokenizer(merges, pattern=info["pattern"], special_tokens=dict(info["special_tokens"]),
-                     byte_ids=byte_ids, name=name)  # fmt: skip
+    src = ranks_file(name)
+    cached = None
+    if cache_dir is not None:
+        folder = default_cache_dir() if cache_dir == "default" else Path(cache_dir)
+        st = src.stat()
+        cached = folder / f"{name}-{st.st_size}-{st.st_mtime_ns}.model"
+        with contextlib.suppress(OSError, TokenizerError):
+            tok = loads(cached.read_text(encoding="utf-8"), str(cached))
+            if tok.special_tokens == info["special_tokens"] and tok.pattern == info["pattern"]:
+                return tok
+    merges, byte_ids = recover_merges(load_ranks(name))
+    tok = Tokenizer(merges, pattern=info["pattern"], special_tokens=dict(info["special_tokens"]),
+                    byte_ids=byte_ids, name=name)  # fmt: skip
+    if cached is not None:
+        with contextlib.suppress(OSError):
+            atomic_write_text(cached, dumps(tok))
+    return tok
 
 
 @lru_cache(maxsize=2)
