@@ -194,3 +194,15 @@ def test_missing_and_binary_files(tmp_path):
     (tmp_path / MODEL_FILE).write_bytes(b"\xff\xfe\x00binary")
     with pytest.raises(TokenizerFormatError):
         load(tmp_path)
+
+
+@pytest.mark.parametrize("pattern", ["gpt2", "none", r"\p{L}+| ?\p{N}{1,2}+|\s+|[^\s\p{L}\p{N}]+"])
+def test_exports_agree_for_other_patterns(pattern):
+    text = "".join(VARIED) * 3
+    tok = train_tokenizer(text, 400, pattern=pattern, special_tokens=["<|endoftext|>"])
+    hf, tk = to_hf(tok), tok.to_tiktoken()
+    for t in VARIED:
+        t = t.replace("<|fim_prefix|>", "")
+        ours = tok.encode(t, allowed_special="all")
+        assert hf.encode(t, add_special_tokens=False).ids == ours
+        assert tk.encode(t, allowed_special="all") == ours
