@@ -125,7 +125,7 @@ def format_result(result: RunResult, files: list[str], session: bool) -> str:
         parts.append("stderr:\n" + _clip(result.stderr, MAX_STDERR_CHARS, keep_tail=True))
     if files:
         parts.append("files (artifacts): " + "; ".join(files))
-    if not result.stdout.strip() and not result.stderr.strip() and result.ok:
+    if not result.stdout.strip() and not result.stderr.strip() and result.ok and not session:
         parts.append("(no output: print() what you want to see)")
     return "\n".join(parts)
 
