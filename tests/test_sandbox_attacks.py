@@ -394,6 +394,17 @@ def test_tmp_is_size_limited(tmp_path):
     assert not r.ok and "No space left on device" in r.stderr
 
 
+def test_shared_memory_is_size_limited_and_dev_is_read_only(tmp_path):
+    code = (
+        "try:\n    open('/dev/evil', 'w'); print('DEV WRITABLE')\nexcept OSError:\n    print('dev read-only')\n"
+        "open('/dev/shm/a', 'wb').write(b'0' * 1024)\nprint('shm usable')\n"
+        "open('/dev/shm/b', 'wb').write(b'0' * (32 * 1024 * 1024))\n"
+    )
+    r = run(tmp_path, code, tmp_mb=8, max_file_mb=64)
+    assert r.stdout.split("\n")[:2] == ["dev read-only", "shm usable"]
+    assert not r.ok and "No space left on device" in r.stderr
+
+
 def test_daemonized_process_does_not_outlive_the_run(tmp_path):
     code = (
         "import os, time\n"

@@ -118,7 +118,7 @@ class Limits:
         max_open_files: open file descriptors per process (RLIMIT_NOFILE).
         max_file_mb: largest file a process may write, MiB (RLIMIT_FSIZE).
         max_disk_mb: total size of the work folder, MiB.
-        tmp_mb: size of the private /tmp, MiB (memory-backed).
+        tmp_mb: size of the private /tmp and of /dev/shm, MiB each (memory-backed).
         max_output_bytes: bytes of stdout and of stderr kept (each); the rest is dropped with a marker.
         session_cpu_s: CPU seconds over a whole session's life.
     """
@@ -356,7 +356,10 @@ def bwrap_argv(
         argv += ["--setenv", key, value]
     argv += system_binds()
     argv += ["--proc", "/proc", "--dev", "/dev"]
-    argv += ["--perms", "1777", "--size", str(int(limits.tmp_mb) * MB), "--tmpfs", TMP_DIR]
+    tmp_size = str(int(limits.tmp_mb) * MB)
+    argv += ["--perms", "1777", "--size", tmp_size, "--tmpfs", TMP_DIR]
+    # POSIX shared memory (torch/multiprocessing) gets its own bounded tmpfs; bwrap's /dev is unbounded
+    argv += ["--perms", "1777", "--size", tmp_size, "--tmpfs", "/dev/shm", "--remount-ro", "/dev"]
     for prefix in layout["prefixes"]:
         argv += _parent_dirs(prefix) + ["--ro-bind", prefix, prefix]
     exe_dir = os.path.dirname(layout["executable"])
