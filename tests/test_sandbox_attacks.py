@@ -127,6 +127,29 @@ def test_subprocess_environment_is_scrubbed(tmp_path, secrets_on_host):
     assert SECRET not in r.stdout
 
 
+def test_parent_session_keyring_is_not_readable(tmp_path):
+    import ctypes
+    import platform
+
+    numbers = {"x86_64": (248, 250), "aarch64": (217, 219)}  # add_key, keyctl
+    if platform.machine() not in numbers:
+        pytest.skip(f"keyctl syscall numbers not listed for {platform.machine()}")
+    add_key, keyctl = numbers[platform.machine()]
+    libc = ctypes.CDLL(None, use_errno=True)
+    key = libc.syscall(add_key, b"user", b"scratchlab-test", SECRET.encode(), len(SECRET), -3)  # -3: session
+    if key < 0:
+        pytest.skip("keyctl is not available here (seccomp?), so no keyring to leak")
+    code = (
+        "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nbuf = ctypes.create_string_buffer(200)\n"
+        f"n = libc.syscall({keyctl}, 11, {key}, buf, 200)\nprint('READ', n, buf.raw[: max(n, 0)])\n"
+    )
+    try:
+        r = run(tmp_path, code)
+    finally:
+        libc.syscall(keyctl, 3, key)  # KEYCTL_REVOKE
+    assert SECRET not in r.stdout and "READ -1" in r.stdout
+
+
 def test_proc_of_the_parent_is_invisible(tmp_path):
     code = (
         "import os\n"

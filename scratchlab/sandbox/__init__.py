@@ -31,7 +31,8 @@ What is protected against (each is a test in tests/test_sandbox_attacks.py):
   and files of that uid are therefore not root's). Creating nested user namespaces is disabled when
   scratchlab runs as a normal user; as root it is possible but grants nothing outside the sandbox.
 - Other processes: signals and ptrace cannot reach anything outside the pid namespace; the session
-  leader is new (no TIOCSTI into the terminal).
+  leader is new (no TIOCSTI into the terminal); the parent's kernel session keyring (inherited across
+  exec, its keys readable) is swapped for an empty one before user code runs.
 - Resources: wall-clock timeout (kills the whole process tree: bwrap's pid-1 dies and the kernel kills
   the namespace), CPU seconds (RLIMIT_CPU), address space (RLIMIT_AS), processes/threads
   (RLIMIT_NPROC: fork bombs), open files, file size (RLIMIT_FSIZE), total size of the work folder

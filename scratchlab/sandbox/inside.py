@@ -31,6 +31,9 @@ import sys
 # ~15 ms, a tenth of a one-shot run's budget.
 
 SANDBOX_UID = 65534
+KEYCTL_SYSCALL = {"x86_64": 250, "aarch64": 219, "riscv64": 219, "i686": 288, "armv7l": 311, "ppc64le": 271,
+                  "s390x": 280}  # fmt: skip
+KEYCTL_JOIN_SESSION_KEYRING = 1
 EFBIG = 27  # errno "File too large" (RLIMIT_FSIZE); the errno module is not worth an import here
 MB = 1024 * 1024
 TRUNCATION_MARKER = "\n[... {n} bytes of output dropped ...]\n"
@@ -49,6 +52,22 @@ def drop_privileges():
         os.setresuid(SANDBOX_UID, SANDBOX_UID, SANDBOX_UID)
     if os.getuid() == 0 or os.geteuid() == 0:
         raise SystemExit("scratchlab sandbox: refusing to run user code as uid 0")
+
+
+def new_session_keyring():
+    """Leave the parent's kernel session keyring (inherited across fork/exec; keys in it are readable).
+
+    keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL) gives this process a fresh, empty anonymous keyring. Where
+    keyctl is blocked (seccomp) or the architecture is unknown, the parent's keyring cannot be
+    read through it either, or the caveat in the package docstring applies.
+    """
+    number = KEYCTL_SYSCALL.get(os.uname().machine)
+    if number is None:
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall(number, KEYCTL_JOIN_SESSION_KEYRING, None)
 
 
 def set_limits(limits, session=False):
@@ -311,6 +330,7 @@ def main():
     config = marshal.loads(bytes.fromhex(sys.argv[1]))
     if not config.get("unsafe"):
         drop_privileges()
+        new_session_keyring()
     set_limits(config.get("limits", {}), session=config.get("mode") == "session")
     setup_paths(config)
     if not config.get("unsafe"):
