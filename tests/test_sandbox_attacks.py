@@ -298,6 +298,17 @@ def test_no_capabilities_inside(tmp_path):
     assert "NoNewPrivs:\\t1" in r.stdout
 
 
+def test_no_file_descriptors_leak_in(tmp_path):
+    leaked = open(tmp_path / "parent-open.txt", "w")  # noqa: SIM115 - an fd the parent holds open
+    try:
+        r = run(
+            tmp_path, "import os\nfds = os.listdir('/proc/self/fd')\nprint(len(fds) - 1)"
+        )  # minus listdir's own
+    finally:
+        leaked.close()
+    assert r.stdout.strip() == "3"  # stdin, stdout, stderr only
+
+
 def test_signals_cannot_reach_the_parent(tmp_path):
     canary = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:

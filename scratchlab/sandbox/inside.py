@@ -328,6 +328,7 @@ def main():
     import marshal
 
     config = marshal.loads(bytes.fromhex(sys.argv[1]))
+    os.closerange(3, 65536)  # bwrap's handshake pipes (root path) must not reach user code
     if not config.get("unsafe"):
         drop_privileges()
         new_session_keyring()
