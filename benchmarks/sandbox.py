@@ -38,6 +38,19 @@ def median_ms(fn, repeats: int) -> tuple[float, list[float]]:
     return statistics.median(times), times
 
 
+def interleaved(fns, repeats: int) -> list[list[float]]:
+    """Time each of `fns` `repeats` times, round-robin after one warm-up each; ms per call."""
+    for fn in fns:
+        fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            times[i].append((time.perf_counter() - t0) * 1000)
+    return times
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=20, help="timed runs per measurement (median reported)")
@@ -61,9 +74,10 @@ def main() -> None:
             r = run_code("print(1)", new_work_dir(root), limits=limits)
             assert r.ok and r.stdout == "1\n", r
 
-        plain_ms, plain_all = median_ms(plain, args.repeats)
-        plain_iso_ms, _ = median_ms(plain_isolated, args.repeats)
-        oneshot_ms, oneshot_all = median_ms(oneshot, args.repeats)
+        # interleaved, so that the load of a shared machine hits all three alike
+        samples = interleaved([plain, plain_isolated, oneshot], args.repeats)
+        plain_all, iso_all, oneshot_all = samples
+        plain_ms, plain_iso_ms, oneshot_ms = (statistics.median(x) for x in samples)
 
         session = Session(new_work_dir(root, "session"), limits=limits)
         t0 = time.perf_counter()
@@ -126,7 +140,7 @@ def main() -> None:
 
 `{result["command"]}` on {result["date_utc"]} ({result["machine"]["cpus"]} CPUs, {result["machine"]["bwrap"]},
 euid {result["machine"]["euid"]}; load average before {load_before[0]:.2f}, after {load_after[0]:.2f}: shared machine).
-Medians of {args.repeats} runs after one warm-up.
+Medians of {args.repeats} runs after one warm-up; the three one-shot measurements are interleaved.
 
 | measurement | median | target |
 |---|---|---|
