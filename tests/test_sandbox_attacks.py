@@ -19,7 +19,7 @@ import pytest
 
 from scratchlab.sandbox import Limits, new_work_dir, run_code
 from scratchlab.sandbox.policy import SANDBOX_UID, probe, python_layout
-from scratchlab.sandbox.runner import disk_usage
+from scratchlab.sandbox.workdir import disk_usage
 
 REASON = probe()
 pytestmark = [

@@ -13,7 +13,9 @@
 An AST or import filter is not a sandbox; isolation here comes from the kernel, through
 bubblewrap (the tool flatpak uses). Modules: `policy` (limits, environment, the bwrap command
 line), `inside` (runs inside: privilege drop, rlimits, one-shot runner and session kernel),
-`runner` (one-shot runs), `session` (persistent interpreters), `check` (self-test).
+`runner` (one-shot runs), `session` (persistent interpreters), `result` (the JSON result, output
+capture), `workdir` (the writable folder and its changes), `mplcache` (matplotlib font cache),
+`check` (self-test).
 
 What is protected against (each is a test in tests/test_sandbox_attacks.py):
 - Reading secrets: the user's home, /root, /etc/shadow and the rest of /etc (a synthetic /etc with
@@ -67,8 +69,10 @@ from scratchlab.sandbox.policy import (
     SandboxError,
     SandboxUnavailable,
 )
-from scratchlab.sandbox.runner import FileInfo, RunResult, new_work_dir, run_code
+from scratchlab.sandbox.result import FileInfo, RunResult
+from scratchlab.sandbox.runner import run_code
 from scratchlab.sandbox.session import Session
+from scratchlab.sandbox.workdir import new_work_dir
 
 __all__ = [
     "FileInfo",

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from scratchlab.sandbox import policy
 from scratchlab.sandbox.policy import SANDBOX_UID, Limits
-from scratchlab.sandbox.runner import new_work_dir, run_code
+from scratchlab.sandbox.runner import run_code
+from scratchlab.sandbox.workdir import new_work_dir
 
 CHECK_LIMITS = dict(timeout_s=20, cpu_s=5, memory_mb=1024, max_procs=16, max_disk_mb=16, max_file_mb=4, tmp_mb=16,
                     max_output_bytes=2000)  # fmt: skip

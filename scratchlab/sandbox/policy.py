@@ -21,7 +21,6 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-import threading
 import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -376,6 +375,8 @@ def bwrap_argv(
         str(HOST_INSIDE_SCRIPT),
         INSIDE_SCRIPT,
     ]
+    from scratchlab.sandbox.mplcache import matplotlib_cache
+
     mpl_cache = matplotlib_cache()
     if mpl_cache:
         argv += ["--ro-bind", mpl_cache, MPL_CACHE_DIR]
@@ -385,59 +386,6 @@ def bwrap_argv(
     argv += ["--remount-ro", "/"]  # bwrap's own root tmpfs: nothing may be written outside /sandbox and /tmp
     argv += [layout["executable"], *PYTHON_FLAGS, INSIDE_SCRIPT, *inside_args(config)]
     return argv
-
-
-_MPL_BUILD_LOCK = threading.Lock()
-_MPL_BUILD_STARTED: set[str] = set()
-_MPL_READY: set[str] = set()
-
-
-def matplotlib_cache() -> str | None:
-    """A prebuilt matplotlib font cache to copy into the sandbox's /tmp, or None (not ready / no mpl).
-
-    Without it every run rebuilds matplotlib's font list (~1.5 s). The cache lives in the user's cache
-    folder (platformdirs), one per matplotlib version; it is built once, in a background thread, by
-    this interpreter outside the sandbox (our own code), and mounted read-only (`MPL_CACHE_DIR`).
-    """
-    target = _matplotlib_cache_target()
-    if target is None:
-        return None
-    if target in _MPL_READY or any(Path(target).glob("fontlist-*.json")):
-        _MPL_READY.add(target)
-        return target
-    with _MPL_BUILD_LOCK:
-        if target in _MPL_BUILD_STARTED:
-            return None
-        _MPL_BUILD_STARTED.add(target)
-    threading.Thread(target=_build_matplotlib_cache, args=(Path(target),), daemon=True).start()
-    return None
-
-
-@functools.lru_cache(maxsize=1)
-def _matplotlib_cache_target() -> str | None:
-    from importlib.metadata import PackageNotFoundError, version  # ~60 ms in a big venv: once
-
-    try:
-        mpl_version = version("matplotlib")
-    except PackageNotFoundError:
-        return None
-    import platformdirs
-
-    return str(Path(platformdirs.user_cache_dir("scratchlab")) / f"sandbox-matplotlib-{mpl_version}")
-
-
-def _build_matplotlib_cache(target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".mpl-build-", dir=target.parent))
-    env = {**ENV_ALLOW, "MPLCONFIGDIR": str(tmp), "HOME": str(tmp)}
-    try:
-        subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env=env, capture_output=True,
-                       timeout=300, check=True)  # fmt: skip
-        for p in [tmp, *tmp.iterdir()]:
-            p.chmod(0o755 if p.is_dir() else 0o644)
-        os.replace(tmp, target)
-    except (OSError, subprocess.SubprocessError):
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @functools.lru_cache(maxsize=4)

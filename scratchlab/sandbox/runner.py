@@ -16,10 +16,8 @@ Source: the one-process-per-run design of nanochat's `execution.py` and OpenAI h
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
-import secrets
 import select
 import signal
 import subprocess
@@ -27,7 +25,6 @@ import sys
 import threading
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from scratchlab.sandbox import policy
@@ -41,196 +38,13 @@ from scratchlab.sandbox.policy import (
     SandboxError,
     SandboxUnavailable,
 )
+from scratchlab.sandbox.result import MEMORY_MARKERS, FileInfo, OutputBuffer, RunResult, classify, pump
+from scratchlab.sandbox.workdir import changed_files, disk_usage, new_work_dir, prepare_work_dir, snapshot
 
-RESULT_VERSION = 1
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".bmp", ".pdf")
-MAX_FILES_LISTED = 200
 DISK_POLL_S = 0.1  # how often the work folder's size is measured during a run, seconds
 HANDSHAKE_TIMEOUT_S = 20.0
-TRUNCATION_MARKER = "\n[... {n} bytes of output dropped ...]\n"
-TAIL_FRACTION = 0.25
-MEMORY_MARKERS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "out of memory")
-KILLED_BY = ("timeout", "cpu", "memory", "disk", "output", "file_size", "procs")
 
-
-@dataclass
-class FileInfo:
-    """A file the code created or changed in its work folder.
-
-    Attributes:
-        path: relative to the work folder (POSIX separators).
-        size: bytes.
-        image: True for picture formats the REPL can show (png, jpg, svg, ...).
-        status: "new" or "modified".
-    """
-
-    path: str
-    size: int
-    image: bool
-    status: str
-
-
-@dataclass
-class RunResult:
-    """What a run (or session call) did. JSON-able via `to_dict`/`to_json`; never pickled.
-
-    Attributes:
-        ok: exit status 0 and no limit hit.
-        exit_code: the program's status; -N when killed by signal N; None if it never ran.
-        stdout, stderr: captured text (UTF-8, invalid bytes replaced), truncated with a marker.
-        timed_out: the wall-clock limit killed it.
-        memory_exceeded: it ran out of its address-space limit.
-        killed_by: which limit stopped it: one of `KILLED_BY`, or None.
-        duration_s: wall-clock seconds.
-        files: new or changed regular files in the work folder (symlinks and devices are ignored).
-        work_dir: host path of the work folder.
-        truncated: some output was dropped.
-        sandboxed: False only for explicit `unsafe_no_sandbox` runs.
-        warnings: messages for the user (unsafe mode, disk limit, ...).
-    """
-
-    ok: bool
-    exit_code: int | None
-    stdout: str = ""
-    stderr: str = ""
-    timed_out: bool = False
-    memory_exceeded: bool = False
-    killed_by: str | None = None
-    duration_s: float = 0.0
-    files: list[FileInfo] = field(default_factory=list)
-    work_dir: str = ""
-    truncated: bool = False
-    sandboxed: bool = True
-    warnings: list[str] = field(default_factory=list)
-    version: int = RESULT_VERSION
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def to_json(self, indent: int | None = None) -> str:
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> RunResult:
-        """Rebuild a result from `to_dict` output. Raises ValueError on an unknown version."""
-        if d.get("version", RESULT_VERSION) != RESULT_VERSION:
-            raise ValueError(
-                f"unsupported sandbox result version {d.get('version')!r}; expected {RESULT_VERSION}"
-            )
-        d = dict(d)
-        d["files"] = [FileInfo(**f) for f in d.get("files", [])]
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in d.items() if k in known})
-
-
-# ---- output capture ------------------------------------------------------------------------------------
-class OutputBuffer:
-    """Keeps the head and the tail of a byte stream within `budget` bytes; counts what was dropped."""
-
-    def __init__(self, budget: int):
-        self.tail_max = int(budget * TAIL_FRACTION)
-        self.head_max = budget - self.tail_max
-        self.head = bytearray()
-        self.tail = bytearray()
-        self.total = 0
-
-    def add(self, chunk: bytes) -> None:
-        self.total += len(chunk)
-        room = self.head_max - len(self.head)
-        if room > 0:
-            self.head += chunk[:room]
-            chunk = chunk[room:]
-        if chunk:
-            self.tail += chunk
-            if len(self.tail) > 2 * self.tail_max:
-                del self.tail[: len(self.tail) - self.tail_max]
-
-    @property
-    def dropped(self) -> int:
-        return self.total - len(self.head) - min(len(self.tail), self.tail_max)
-
-    def text(self) -> str:
-        tail = bytes(self.tail[-self.tail_max :]) if self.tail_max else b""
-        if self.dropped <= 0:
-            return (bytes(self.head) + bytes(self.tail)).decode("utf-8", errors="replace")
-        marker = TRUNCATION_MARKER.format(n=self.dropped)
-        return (
-            bytes(self.head).decode("utf-8", errors="replace")
-            + marker
-            + tail.decode("utf-8", errors="replace")
-        )
-
-
-def _pump(fd: int, buf: OutputBuffer) -> None:
-    while True:
-        try:
-            chunk = os.read(fd, 1 << 16)
-        except OSError:
-            return
-        if not chunk:
-            return
-        buf.add(chunk)
-
-
-# ---- work folder -----------------------------------------------------------------------------------------
-def new_work_dir(root: str | os.PathLike, kind: str = "run") -> Path:
-    """Create `<root>/<kind>-<UTC time>-<random>` and return it (writable by the sandbox uid)."""
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
-    path = Path(root) / f"{kind}-{stamp}-{secrets.token_hex(3)}"
-    path.mkdir(parents=True, exist_ok=False)
-    prepare_work_dir(path)
-    return path
-
-
-def prepare_work_dir(path: str | os.PathLike) -> Path:
-    """Make `path` exist and, when we are root, belong to the sandbox uid (code runs as that uid)."""
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    if policy.is_root():
-        st = path.lstat()
-        if st.st_uid != SANDBOX_UID:
-            os.chown(path, SANDBOX_UID, SANDBOX_UID)
-    return path
-
-
-def snapshot(work_dir: str | os.PathLike) -> dict[str, tuple[int, int]]:
-    """Regular files under `work_dir` -> (size bytes, mtime ns). Symlinks are never followed."""
-    out: dict[str, tuple[int, int]] = {}
-    root = str(work_dir)
-    for dirpath, _dirnames, filenames in os.walk(root, followlinks=False):
-        for name in filenames:
-            full = os.path.join(dirpath, name)
-            try:
-                st = os.lstat(full)
-            except OSError:
-                continue
-            if (st.st_mode & 0o170000) == 0o100000:  # regular file
-                out[os.path.relpath(full, root)] = (st.st_size, st.st_mtime_ns)
-    return out
-
-
-def disk_usage(work_dir: str | os.PathLike) -> int:
-    """Bytes allocated on disk by everything under `work_dir` (st_blocks, so sparse files count truly)."""
-    total = 0
-    for dirpath, dirnames, filenames in os.walk(str(work_dir), followlinks=False):
-        for name in filenames + dirnames:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
-            except OSError:
-                pass
-    return total
-
-
-def changed_files(before: dict, after: dict) -> list[FileInfo]:
-    files = []
-    for rel, (size, mtime) in sorted(after.items()):
-        if rel.startswith(policy.UNSAFE_TMP_NAME + os.sep):
-            continue
-        if rel in before and before[rel] == (size, mtime):
-            continue
-        status = "modified" if rel in before else "new"
-        files.append(FileInfo(rel.replace(os.sep, "/"), size, rel.lower().endswith(IMAGE_SUFFIXES), status))
-    return files[:MAX_FILES_LISTED]
+__all__ = ["FileInfo", "RunResult", "kill_tree", "new_work_dir", "run_code", "spawn"]
 
 
 # ---- starting the sandbox --------------------------------------------------------------------------------
@@ -403,8 +217,8 @@ def run_code(
     proc = spawn(config, work_dir, limits, mounts, unsafe_no_sandbox=unsafe_no_sandbox)
     out, err = OutputBuffer(limits.max_output_bytes), OutputBuffer(limits.max_output_bytes)
     pumps = [
-        threading.Thread(target=_pump, args=(proc.stdout.fileno(), out), daemon=True),
-        threading.Thread(target=_pump, args=(proc.stderr.fileno(), err), daemon=True),
+        threading.Thread(target=pump, args=(proc.stdout.fileno(), out), daemon=True),
+        threading.Thread(target=pump, args=(proc.stderr.fileno(), err), daemon=True),
     ]
     for t in pumps:
         t.start()
@@ -486,18 +300,3 @@ def run_code(
     result.files = changed_files(before, snapshot(work_dir))
     result.ok = exit_code == 0 and result.killed_by is None
     return result
-
-
-def classify(exit_code: int | None, stderr: str, cpu_used: float, limits: Limits) -> str | None:
-    """Which limit most likely stopped a program that we did not kill ourselves (None: no limit)."""
-    if exit_code in (0, None):
-        return None
-    if exit_code == -signal.SIGXCPU or (exit_code == -signal.SIGKILL and cpu_used >= limits.cpu_s):
-        return "cpu"
-    if exit_code == -signal.SIGXFSZ or "[Errno 27] File too large" in stderr:
-        return "file_size"
-    if any(m in stderr for m in MEMORY_MARKERS):
-        return "memory"
-    if "[Errno 11] Resource temporarily unavailable" in stderr and ("fork" in stderr or "thread" in stderr):
-        return "procs"
-    return None

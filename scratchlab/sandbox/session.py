@@ -29,18 +29,9 @@ from pathlib import Path
 
 from scratchlab.sandbox import policy
 from scratchlab.sandbox.policy import DEFAULT_IDLE_TIMEOUT_S, MB, Limits, SandboxError
-from scratchlab.sandbox.runner import (
-    DISK_POLL_S,
-    OutputBuffer,
-    RunResult,
-    _pump,
-    changed_files,
-    disk_usage,
-    exit_code_of,
-    kill_tree,
-    snapshot,
-    spawn,
-)
+from scratchlab.sandbox.result import OutputBuffer, RunResult, pump
+from scratchlab.sandbox.runner import DISK_POLL_S, exit_code_of, kill_tree, spawn
+from scratchlab.sandbox.workdir import changed_files, disk_usage, prepare_work_dir, snapshot
 
 _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawn")
 START_TIMEOUT_S = 60.0  # the interpreter must say "ready" within this many seconds
@@ -119,7 +110,7 @@ class Session:
             ).result()
             self.proc = proc
             threading.Thread(target=self._read_replies, args=(proc, self._replies), daemon=True).start()
-            threading.Thread(target=_pump, args=(proc.stderr.fileno(), self._stderr), daemon=True).start()
+            threading.Thread(target=pump, args=(proc.stderr.fileno(), self._stderr), daemon=True).start()
             try:
                 first = self._replies.get(timeout=START_TIMEOUT_S)
             except queue.Empty:
@@ -343,8 +334,6 @@ class SessionPool:
         with self._lock:
             s = self.sessions.get(safe)
             if s is None:
-                from scratchlab.sandbox.runner import prepare_work_dir
-
                 s = Session(prepare_work_dir(self.root / f"session-{safe}"), **self.kw)
                 self.sessions[safe] = s
             live = [x for x in self.sessions.values() if x.alive and x is not s]

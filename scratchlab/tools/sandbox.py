@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from scratchlab.lab.atomic import atomic_write_text
 from scratchlab.sandbox import Limits, SandboxUnavailable, new_work_dir, run_code
-from scratchlab.sandbox.runner import RunResult
+from scratchlab.sandbox.result import RunResult
 from scratchlab.sandbox.session import SessionPool
 from scratchlab.tools.base import ToolContext, ToolError, lab_tool
 

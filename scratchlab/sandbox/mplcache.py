@@ -1,0 +1,73 @@
+"""A prebuilt matplotlib font cache for the sandbox (saves ~1.5 s on every run that plots).
+
+matplotlib builds `fontlist-*.json` in $MPLCONFIGDIR on first import; the sandbox's /tmp is new each
+run, so it would rebuild every time. This module builds the cache once per matplotlib version, in a
+background thread, outside the sandbox (our own interpreter running `import matplotlib.font_manager`),
+in the user's cache folder. `policy.bwrap_argv` mounts it read-only and `inside.py` copies it into
+the private $MPLCONFIGDIR.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from scratchlab.sandbox.policy import ENV_ALLOW
+
+_MPL_BUILD_LOCK = threading.Lock()
+_MPL_BUILD_STARTED: set[str] = set()
+_MPL_READY: set[str] = set()
+
+
+def matplotlib_cache() -> str | None:
+    """A prebuilt matplotlib font cache to copy into the sandbox's /tmp, or None (not ready / no mpl).
+
+    Without it every run rebuilds matplotlib's font list (~1.5 s). The cache lives in the user's cache
+    folder (platformdirs), one per matplotlib version; it is built once, in a background thread, by
+    this interpreter outside the sandbox (our own code), and mounted read-only (`MPL_CACHE_DIR`).
+    """
+    target = _matplotlib_cache_target()
+    if target is None:
+        return None
+    if target in _MPL_READY or any(Path(target).glob("fontlist-*.json")):
+        _MPL_READY.add(target)
+        return target
+    with _MPL_BUILD_LOCK:
+        if target in _MPL_BUILD_STARTED:
+            return None
+        _MPL_BUILD_STARTED.add(target)
+    threading.Thread(target=_build_matplotlib_cache, args=(Path(target),), daemon=True).start()
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def _matplotlib_cache_target() -> str | None:
+    from importlib.metadata import PackageNotFoundError, version  # ~60 ms in a big venv: once
+
+    try:
+        mpl_version = version("matplotlib")
+    except PackageNotFoundError:
+        return None
+    import platformdirs
+
+    return str(Path(platformdirs.user_cache_dir("scratchlab")) / f"sandbox-matplotlib-{mpl_version}")
+
+
+def _build_matplotlib_cache(target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".mpl-build-", dir=target.parent))
+    env = {**ENV_ALLOW, "MPLCONFIGDIR": str(tmp), "HOME": str(tmp)}
+    try:
+        subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env=env, capture_output=True,
+                       timeout=300, check=True)  # fmt: skip
+        for p in [tmp, *tmp.iterdir()]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        os.replace(tmp, target)
+    except (OSError, subprocess.SubprocessError):
+        shutil.rmtree(tmp, ignore_errors=True)
