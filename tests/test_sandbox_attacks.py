@@ -409,6 +409,16 @@ def test_large_but_finite_output_is_truncated_not_killed(tmp_path):
     assert len(r.stdout) < 4000 + 200
 
 
+def test_open_files_are_limited(tmp_path):
+    code = (
+        "files = []\ntry:\n    while True:\n        files.append(open('/dev/null'))\n"
+        "except OSError as e:\n    print('LIMITED', len(files), e.errno)\n"
+    )
+    r = run(tmp_path, code, max_open_files=64)
+    _, n, errno = r.stdout.split()
+    assert int(n) < 64 and errno == "24"  # EMFILE
+
+
 def test_one_huge_file_hits_the_file_size_limit(tmp_path):
     r = run(tmp_path, "open('big', 'wb').write(b'0' * (64 * 1024 * 1024))", max_file_mb=4)
     assert not r.ok and r.killed_by == "file_size"
