@@ -477,6 +477,21 @@ def test_numpy_works(tmp_path):
     assert r.stdout.split() == ["45", "5.0"]
 
 
+@pytest.mark.slow
+def test_torch_works_under_the_default_memory_limit(tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("torch is not installed in this interpreter")
+    r = run_code(
+        "import torch\ntorch.manual_seed(0)\nx = torch.ones(3, 4)\nprint(tuple((x @ x.T).shape), float(x.sum()))",
+        new_work_dir(tmp_path / "sandbox"),
+        limits=Limits(timeout_s=120),
+    )
+    assert r.ok, r.stderr
+    assert r.stdout.split("\n")[0] == "(3, 3) 12.0"
+
+
 def test_matplotlib_png_comes_back_as_a_file(tmp_path):
     code = (
         "import matplotlib\nimport matplotlib.pyplot as plt\n"
