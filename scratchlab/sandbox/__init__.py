@@ -38,8 +38,9 @@ What is protected against (each is a test in tests/test_sandbox_attacks.py):
 - Resources: wall-clock timeout (kills the whole process tree: bwrap's pid-1 dies and the kernel kills
   the namespace), CPU seconds (RLIMIT_CPU), address space (RLIMIT_AS), processes/threads
   (RLIMIT_NPROC: fork bombs), open files, file size (RLIMIT_FSIZE), total size of the work folder
-  (polled every 0.1 s and checked after), captured output (head and tail kept), /tmp size. Nothing
-  started by the code outlives the run.
+  (polled every 0.1 s and checked after), captured output (head and tail kept), the size of /tmp
+  and /dev/shm (bounded tmpfs; the rest of /dev is read-only). Nothing started by the code outlives
+  the run (or the session).
 
 What is NOT protected against:
 - Kernel exploits and bubblewrap bugs: the code shares the host kernel (no VM and no seccomp filter;
@@ -57,6 +58,10 @@ What is NOT protected against:
   are readable by the code on purpose.
 - Anything, with `unsafe_no_sandbox=True` (only resource limits apply; warned every time).
 - Output the code writes is data, not truth: files and text it returns are shown as produced.
+
+Sources: bubblewrap (bwrap(1), the sandbox of flatpak); nanochat's `execution.py` and OpenAI
+human-eval's `execution.py` for the one-process-per-run design and its "what is / is not covered"
+list; smolagents' executor escapes for why a Python-level filter is not enough.
 
 Caveat when scratchlab runs as root: code runs as uid 65534, so mounted files must be world-readable;
 files written with mode 0600 (e.g. by `tempfile.mkstemp`-based atomic writes) are not readable at
