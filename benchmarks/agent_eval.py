@@ -17,6 +17,7 @@ request after one warm-up request (whose cold time is reported separately).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -88,13 +89,33 @@ def ask_case(session: Any, registry: Registry, case: Mapping[str, Any]) -> dict[
 
 
 def run_cases(
-    session: Any, registry: Registry, cases: Sequence[Mapping[str, Any]], log: Callable[[str], None] = print
+    session: Any,
+    registry: Registry,
+    cases: Sequence[Mapping[str, Any]],
+    log: Callable[[str], None] = print,
+    partial: Path | None = None,
 ) -> list[dict[str, Any]]:
-    """Ask every case in turn; `log` gets one line per case."""
+    """Ask every case in turn; `log` gets one line per case.
+
+    With `partial`, results already in that JSONL file (from an interrupted run) are reused, and each
+    new result is appended to it as soon as it is scored.
+    """
+    done: dict[str, dict[str, Any]] = {}
+    if partial is not None and partial.exists():
+        for line in partial.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                r = json.loads(line)
+                done[r["id"]] = r
     results = []
     for i, case in enumerate(cases, 1):
+        if case["id"] in done:
+            results.append(done[case["id"]])
+            continue
         r = ask_case(session, registry, case)
         results.append(r)
+        if partial is not None:
+            with partial.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(r) + "\n")
         mark = "ok  " if r["ok"] else ("ARGS" if r["first_action_ok"] else "MISS")
         log(
             f"[{i:3d}/{len(cases)}] {mark} {r['seconds']:6.2f}s {r['id']:10s} {r['predicted_action']:22s} {case['request'][:60]}"
@@ -102,24 +123,40 @@ def run_cases(
     return results
 
 
+def stratified(cases: Sequence[Mapping[str, Any]], n: int) -> list[Mapping[str, Any]]:
+    """The first `n` cases taken round-robin over categories (file order within each), in file order."""
+    by_cat: dict[str, list[Mapping[str, Any]]] = {}
+    for c in cases:
+        by_cat.setdefault(c["category"], []).append(c)
+    picked: set[str] = set()
+    depth = 0
+    while len(picked) < min(n, len(cases)):
+        for group in by_cat.values():
+            if depth < len(group) and len(picked) < n:
+                picked.add(group[depth]["id"])
+        depth += 1
+    return [c for c in cases if c["id"] in picked]
+
+
 # ---- the CLI path --------------------------------------------------------------------------------
 def parse_cli_json(stdout: str) -> dict[str, Any]:
-    """The JSON object printed by `scratchlab ask --json` (the last line that parses as an object).
+    """The JSON object printed by `scratchlab ask --json` (the last object that starts a line; may span lines).
 
     Raises:
         ValueError: no JSON object in the output.
     """
-    for line in reversed(stdout.strip().splitlines()):
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                return json.loads(line)
-            except json.JSONDecodeError:
-                continue
-    try:
-        return json.loads(stdout)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"no JSON object in `scratchlab ask` output: {stdout[-300:]!r}") from e
+    decoder = json.JSONDecoder()
+    found = None
+    for m in re.finditer(r"(?m)^\{", stdout):
+        try:
+            obj, _ = decoder.raw_decode(stdout, m.start())
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict):
+            found = obj
+    if found is None:
+        raise ValueError(f"no JSON object in `scratchlab ask` output: {stdout[-300:]!r}")
+    return found
 
 
 def cli_ask(home: Path, model: str | None, text: str) -> tuple[dict[str, Any], float]:
@@ -299,10 +336,15 @@ def write_results(out_dir: Path, key: str, payload: dict[str, Any]) -> list[Path
 
 
 # ---- main ----------------------------------------------------------------------------------------
-def make_session(home: Path, model: str | None) -> Any:
+def make_session(home: Path, model: str | None, n_threads: int | None = None) -> Any:
     """The real agent: `LabSession(home, model, auto_confirm=True)` (imported here: it loads a model)."""
     from scratchlab.agent.session import LabSession
 
+    if n_threads and (model is None or model.startswith("local") or model.endswith(".gguf")):
+        from scratchlab.agent.llm import get_chat_model
+
+        chat = get_chat_model(model, workspace=get_workspace(home), n_threads=n_threads)
+        return LabSession(home=str(home), model=chat, auto_confirm=True)
     return LabSession(home=str(home), model=model, auto_confirm=True)
 
 
@@ -321,7 +363,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         choices=["dev", "test", "all"],
         help="which cases to run (test is held out: run it rarely)",
     )
-    p.add_argument("--limit", type=int, default=None, help="run only the first N selected cases")
+    p.add_argument(
+        "--limit", type=int, default=None, help="run only N cases, taken round-robin over the categories"
+    )
+    p.add_argument("--n-threads", type=int, default=None, help="llama.cpp threads (default: the model's own)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse results of an interrupted run with the same model and split (kept in <out-dir>/*.partial.jsonl)",
+    )
     p.add_argument(
         "--category", action="append", choices=ev.CATEGORIES, help="only these categories (repeatable)"
     )
@@ -349,13 +399,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(
-    argv: Sequence[str] | None = None, session_factory: Callable[[Path, str | None], Any] = make_session
+    argv: Sequence[str] | None = None, session_factory: Callable[[Path, str | None], Any] | None = None
 ) -> dict[str, Any]:
     """Run the evaluation; returns the payload written to the results file."""
     args = parse_args(argv)
+    if session_factory is None:
+        session_factory = functools.partial(make_session, n_threads=args.n_threads)
     cases = ev.load_cases(args.data, split=args.split, categories=args.category)
     if args.limit:
-        cases = cases[: args.limit]
+        cases = stratified(cases, args.limit)
+    key = slug(args.model, args.split)
+    partial = args.out_dir / f"agent_eval_{key}.partial.jsonl"
+    if not args.resume and partial.exists():
+        partial.unlink()
+    args.out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="scratchlab-eval-") as tmp:
         home = args.home or Path(tmp) / "home"
         registry = Registry.from_workspace(get_workspace(home).ensure())
@@ -366,16 +423,12 @@ def main(
         cold_s = round(time.perf_counter() - t0, 2)
         print(f"session ready and warmed up in {cold_s:.1f} s; {len(cases)} cases", flush=True)
         log = lambda line: print(line, flush=True)  # noqa: E731
-        results = [] if args.no_routing else run_cases(session, registry, cases, log=log)
+        results = [] if args.no_routing else run_cases(session, registry, cases, log=log, partial=partial)
         multi = None
         if args.multistep:
             tasks = load_tasks(args.multistep_data)[: args.multistep_limit]
             multi = run_multistep(session, registry, tasks, Path(tmp) / "tasks", log=log)
-        cli = (
-            run_cli_cases(Path(tmp) / "cli-home", args.model, cases[: args.cli], log=log)
-            if args.cli
-            else None
-        )
+        cli = run_cli_cases(home, args.model, cases[: args.cli], log=log) if args.cli else None
     payload = {
         "model": args.model or "default",
         "split": args.split,
@@ -388,7 +441,8 @@ def main(
         "multistep": multi,
         "cli": cli,
     }
-    paths = write_results(args.out_dir, slug(args.model, args.split), payload)
+    paths = write_results(args.out_dir, key, payload)
+    partial.unlink(missing_ok=True)
     print(ev.render_markdown(payload["summary"]))
     print("wrote " + ", ".join(str(p) for p in paths))
     return payload

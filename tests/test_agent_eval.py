@@ -422,6 +422,8 @@ def test_cli_path_parses_json_and_scores(tmp_path, monkeypatch):
     assert harness.parse_cli_json(
         'loading...\n{"answer": "", "tool_calls": [{"name": "list_runs", "args": {}}]}\n'
     )["tool_calls"]
+    pretty = 'noise\n{\n  "answer": "hi",\n  "thread": "t",\n  "tool_calls": []\n}\n'  # emit_json indents
+    assert harness.parse_cli_json(pretty) == {"answer": "hi", "thread": "t", "tool_calls": []}
     with pytest.raises(ValueError, match="no JSON"):
         harness.parse_cli_json("Traceback ...")
     calls = []
@@ -433,3 +435,28 @@ def test_cli_path_parses_json_and_scores(tmp_path, monkeypatch):
     monkeypatch.setattr(harness, "cli_ask", fake_cli)
     results = harness.run_cli_cases(tmp_path / "h", "local:0.5b", TINY_CASES[:2], log=lambda s: None)
     assert [r["ok"] for r in results] == [False, True] and calls[0] == ("local:0.5b", "train a 2-layer GPT")
+
+
+def test_stratified_limit_and_resume(tmp_path):
+    harness = load_harness()
+    assert [c["id"] for c in harness.stratified(TINY_CASES, 2)] == ["t-1", "t-2"]
+    assert [c["id"] for c in harness.stratified(TINY_CASES * 1, 10)] == ["t-1", "t-2", "t-3", "t-4"]
+    data = tmp_path / "cases.jsonl"
+    data.write_text("".join(json.dumps(c) + "\n" for c in TINY_CASES))
+    out = tmp_path / "results"
+    out.mkdir()
+    # an interrupted run left t-1 scored; --resume must not ask it again
+    earlier = ev.score_case(TINY_CASES[0], [{"name": "train_gpt", "args": {"n_layer": 2}}], "", 1.0)
+    (out / "agent_eval_fake_all.partial.jsonl").write_text(json.dumps(earlier) + "\n")
+    sessions = []
+
+    def factory(home, model):
+        sessions.append(FakeSession(home, REPLIES))
+        return sessions[-1]
+
+    argv = ["--model", "fake", "--split", "all", "--data", str(data), "--out-dir", str(out), "--resume"]
+    payload = harness.main(argv, session_factory=factory)
+    asked = [t for t, _ in sessions[0].asked]
+    assert "train a 2-layer GPT" not in asked and "decode them" in asked
+    assert payload["results"][0]["ok"] is True  # the reused result, not the fake's wrong reply
+    assert not (out / "agent_eval_fake_all.partial.jsonl").exists()
