@@ -28,6 +28,9 @@ HNSW_THRESHOLD = 50_000  # vectors; at or above this an HNSW graph replaces the 
 HNSW_M = 32  # graph links per node
 HNSW_EF_CONSTRUCTION = 80  # candidate list size while building
 HNSW_EF_SEARCH = 96  # candidate list size while searching (higher: better recall, slower)
+SEARCH_THREADS = (
+    1  # OpenMP threads per search: one query is too small to split (10x slower with 2 on a busy CPU)
+)
 KINDS = ("flat", "hnsw")
 
 
@@ -142,7 +145,13 @@ class DenseIndex:
         k = min(int(k), len(self))
         if k <= 0:
             return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
-        scores, ids = self.index.search(q, k)
+        faiss = _faiss()
+        prev = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(SEARCH_THREADS)
+        try:
+            scores, ids = self.index.search(q, k)
+        finally:
+            faiss.omp_set_num_threads(prev)
         return scores, ids
 
     def save(self, path: str | os.PathLike) -> Path:

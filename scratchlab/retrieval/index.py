@@ -324,6 +324,9 @@ class DocumentIndex:
     @property
     def bm25(self) -> BM25Index:
         self._load()
+        return self._current_bm25()
+
+    def _current_bm25(self) -> BM25Index:
         if self._bm25 is None:
             self._bm25 = self._load_or_build_bm25(self._loaded_gen)
         return self._bm25
@@ -613,17 +616,19 @@ class DocumentIndex:
             raise ValueError(f"k={k} is out of range; use 1..{MAX_K}")
         k = int(k)
         depth = max(candidates, k, reranker.depth if reranker else 0)
-        if len(self.dense) == 0:
+        self._load()  # one look at the generation per search; below uses the loaded components
+        dense = self._dense
+        if len(dense) == 0:
             return []
         qv = None
         dense_ids, dense_scores, bm_ids, bm_scores = [], {}, [], {}
         if mode in ("dense", "hybrid"):
             qv = query_vector if query_vector is not None else self.embedder.encode_query(query)
-            s, ids = self.dense.search(qv, depth)
+            s, ids = dense.search(qv, depth)
             dense_ids = [int(i) for i in ids[0] if i >= 0]
             dense_scores = {int(i): float(v) for i, v in zip(ids[0], s[0], strict=True) if i >= 0}
         if mode in ("bm25", "hybrid"):
-            s, ids = self.bm25.search(query, depth)
+            s, ids = self._current_bm25().search(query, depth)
             bm_ids = [int(i) for i in ids]
             bm_scores = dict(zip(bm_ids, (float(v) for v in s), strict=True))
         if mode == "dense":
@@ -638,7 +643,7 @@ class DocumentIndex:
         rows = self.store.get_chunks([i for i, _ in ranked])
         missing_cos = [i for i, _ in ranked if qv is not None and i not in dense_scores]
         if missing_cos:
-            for i, v in zip(missing_cos, self.dense.reconstruct(missing_cos) @ qv, strict=True):
+            for i, v in zip(missing_cos, dense.reconstruct(missing_cos) @ qv, strict=True):
                 dense_scores[i] = float(v)
         hits = []
         for cid, score in ranked:
