@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import pickle
 import platform
@@ -40,12 +39,12 @@ import numpy as np
 import torch
 
 from scratchlab.lab.atomic import atomic_write_json, atomic_write_text
-from scratchlab.models.gpt import GPT, GPTConfig
 from scratchlab.training.ablate import run_ablation
 from scratchlab.training.data import load_meta, prepare_dataset
 from scratchlab.training.trainer import TrainConfig, load_model
 
 ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_THREADS = torch.get_num_threads()  # what a fresh torch process uses
 DATASET = "scratchlab_shakespeare_char"
 NANO_ARGS = ["--device=cpu", "--compile=False", "--eval_iters=20", "--log_interval=1", "--block_size=64",
              "--batch_size=12", "--n_layer=4", "--n_head=4", "--n_embd=128", "--dropout=0.0"]  # fmt: skip
@@ -55,7 +54,15 @@ OURS = dict(block_size=64, batch_size=12, n_layer=4, n_head=4, n_embd=128, dropo
 # The seed tutorial's ablation table (Project 2, a 6-layer char model): delta val loss vs baseline.
 SEED_DELTAS = {"no_residual": 0.82, "no_layernorm": 0.47, "no_pos_emb": 0.37, "n_layer=2": 0.20,
                "n_head=1": 0.14, "mlp_ratio=2": 0.07, "relu": 0.03}  # fmt: skip
-ABLATION_SWITCHES = ["no_pos_emb", "n_head=1", "no_residual", "no_layernorm", "relu", "mlp_ratio=2", "n_layer=2"]
+ABLATION_SWITCHES = [
+    "no_pos_emb",
+    "n_head=1",
+    "no_residual",
+    "no_layernorm",
+    "relu",
+    "mlp_ratio=2",
+    "n_layer=2",
+]
 ITER_RE = re.compile(r"iter (\d+): loss ([\d.]+), time ([\d.]+)ms")
 EVAL_RE = re.compile(r"step (\d+): train loss ([\d.]+), val loss ([\d.]+)")
 
@@ -76,13 +83,17 @@ def prepare(work: Path) -> tuple[Path, Path]:
     return ours, nano
 
 
-def run_nanogpt(clone: Path, nano_dir: Path, iters: int, threads: int | None, tag: str, python: str) -> dict:
-    out_dir = nano_dir / f"out-{tag}"
+def run_nanogpt(
+    clone: Path, nano_dir: Path, iters: int, threads: int | None, tag: str, python: str, eval_interval: int
+) -> dict:
+    """Run nanoGPT's train.py (README CPU flags; checkpoint at every eval so the final weights are kept)."""
+    out_dir = nano_dir / f"out-{tag.replace('=', '')}"
     link = nano_dir / "configurator.py"  # train.py exec()s ./configurator.py from its working dir
     if not link.exists():
         link.symlink_to(clone / "configurator.py")
     cmd = [python, str(clone / "train.py"), str(clone / "config" / "train_shakespeare_char.py"), *NANO_ARGS,
-           f"--max_iters={iters}", f"--lr_decay_iters={iters}", f"--dataset={DATASET}", f"--out_dir={out_dir}"]  # fmt: skip
+           f"--max_iters={iters}", f"--lr_decay_iters={iters}", f"--dataset={DATASET}", f"--out_dir={out_dir}",
+           f"--eval_interval={eval_interval}", "--always_save_checkpoint=True"]  # fmt: skip
     env = dict(os.environ)
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
@@ -96,18 +107,22 @@ def run_nanogpt(clone: Path, nano_dir: Path, iters: int, threads: int | None, ta
     evals = [(int(a), float(b), float(c)) for a, b, c in EVAL_RE.findall(proc.stdout)]
     loop_s = sum(t for _, _, t in its) / 1000.0
     tokens = len(its) * 12 * 64
-    return {"program": "nanoGPT", "mode": tag, "threads": threads or torch.get_num_threads(), "iters": len(its),
+    return {"program": "nanoGPT", "mode": tag, "threads": threads or f"default ({DEFAULT_THREADS})", "iters": len(its),
             "loop_seconds": round(loop_s, 2), "wall_seconds": round(wall, 2),
             "tokens_per_sec": round(tokens / loop_s, 1), "tokens_per_sec_wall": round(tokens / wall, 1),
             "reported_val_loss": evals[-1][2] if evals else None, "checkpoint": str(out_dir / "ckpt.pt"),
             "loadavg_before": load0, "loadavg_after": os.getloadavg()}  # fmt: skip
 
 
-def run_ours(data_dir: Path, work: Path, iters: int, threads: int | None, tag: str) -> dict:
-    out_dir = work / f"ours-{tag}"
-    cfg = TrainConfig(**OURS, out_dir=str(out_dir), data_dir=str(data_dir), max_iters=iters,
+def run_ours(
+    data_dir: Path, work: Path, iters: int, threads: int | None, tag: str, eval_interval: int
+) -> dict:
+    """Run `python -m scratchlab.training.trainer` with the same hyperparameters."""
+    out_dir = work / f"ours-{tag.replace('=', '')}"
+    params = {**OURS, "eval_interval": eval_interval}
+    cfg = TrainConfig(**params, out_dir=str(out_dir), data_dir=str(data_dir), max_iters=iters,
                       lr_decay_iters=iters, num_threads=threads)  # fmt: skip
-    cpath = work / f"ours-{tag}.json"
+    cpath = work / f"ours-{tag.replace('=', '')}.json"
     cpath.write_text(json.dumps(cfg.to_dict()))
     load0 = os.getloadavg()
     t0 = time.perf_counter()
@@ -118,7 +133,7 @@ def run_ours(data_dir: Path, work: Path, iters: int, threads: int | None, tag: s
         raise RuntimeError(f"scratchlab trainer failed:\n{proc.stderr[-3000:]}")
     r = json.loads((out_dir / "result.json").read_text())
     tokens = r["step"] * 12 * 64
-    return {"program": "scratchlab", "mode": tag, "threads": threads or "auto", "iters": r["step"],
+    return {"program": "scratchlab", "mode": tag, "threads": threads or f"auto ({r.get('num_threads')})", "iters": r["step"],
             "loop_seconds": r["session_seconds"], "wall_seconds": round(wall, 2),
             "tokens_per_sec": r["tokens_per_sec"], "tokens_per_sec_wall": round(tokens / wall, 1),
             "reported_val_loss": r["val_loss"], "checkpoint": str(out_dir / "ckpt.pt"),
@@ -185,7 +200,7 @@ def markdown(report: dict) -> str:
              "| mode | program | threads | tokens/s (loop) | tokens/s (process) | loop s | own val loss | val loss (full split) |",
              "|---|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
     for r in report["runs"]:
-        lines.append(f"| {r['mode']} | {r['program']} | {r['threads']} | {r['tokens_per_sec']:,.0f} | "
+        lines.append(f"| {r['mode']} ({r['iters']} it) | {r['program']} | {r['threads']} | {r['tokens_per_sec']:,.0f} | "
                      f"{r['tokens_per_sec_wall']:,.0f} | {r['loop_seconds']:.0f} | {r['reported_val_loss']:.4f} | "
                      f"{r.get('full_val_loss', float('nan')):.4f} |")  # fmt: skip
     lines += ["", "| mode | speedup (loop tokens/s) | speedup (process) | val loss diff (ours - nanoGPT, full split) |",
@@ -204,14 +219,23 @@ def markdown(report: dict) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--nanogpt", type=Path, default=None, help="path of a karpathy/nanoGPT clone (train.py, model.py)")
+    p.add_argument(
+        "--nanogpt", type=Path, default=None, help="path of a karpathy/nanoGPT clone (train.py, model.py)"
+    )
     p.add_argument("--iters", type=int, default=2000, help="training iterations per run")
-    p.add_argument("--modes", default="default,threads=1", help="comma list: default, threads=N")
+    p.add_argument("--eval-interval", type=int, default=250, help="steps between evals (README: 250)")
+    p.add_argument(
+        "--modes",
+        default="threads=1,default",
+        help="comma list of default | threads=N, each optionally :ITERS (e.g. default:300)",
+    )
     p.add_argument("--work", type=Path, default=None, help="scratch folder (default: a new temp dir)")
     p.add_argument("--python", default=sys.executable, help="interpreter for nanoGPT (needs torch + numpy)")
     p.add_argument("--ablation-iters", type=int, default=500, help="iterations per ablation variant")
     p.add_argument("--no-ablation", action="store_true", help="skip the ablation table")
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "gpt_train", help="results stem")
+    p.add_argument(
+        "--out", type=Path, default=ROOT / "benchmarks" / "results" / "gpt_train", help="results stem"
+    )
     args = p.parse_args()
     torch.set_num_threads(1)  # this process only evaluates; the runs are separate processes
     work = args.work or Path(tempfile.mkdtemp(prefix="gpt-bench-"))
@@ -221,17 +245,27 @@ def main() -> int:
     report = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs", "torch": torch.__version__,
               "loadavg_start": os.getloadavg(), "iters": args.iters, "runs": [], "summary": {},
               "corpus_chars": sum(load_meta(data_dir).splits[s]["chars"] for s in ("train", "val"))}  # fmt: skip
-    for mode in args.modes.split(","):
+
+    def save() -> None:
+        report["loadavg_end"] = os.getloadavg()
+        atomic_write_json(args.out.with_suffix(".json"), report)
+        atomic_write_text(args.out.with_suffix(".md"), markdown(report))
+
+    for spec in args.modes.split(","):
+        mode, _, n = spec.partition(":")
+        iters = int(n) if n else args.iters
         threads = None if mode == "default" else int(mode.split("=")[1])
         pair = []
         if args.nanogpt:
-            r = run_nanogpt(args.nanogpt.resolve(), nano_dir, args.iters, threads, mode, args.python)
+            r = run_nanogpt(
+                args.nanogpt.resolve(), nano_dir, iters, threads, mode, args.python, args.eval_interval
+            )
             m, it = load_nano_model(args.nanogpt.resolve(), r["checkpoint"])
             r["checkpoint_iter"] = it
             r["full_val_loss"] = round(full_val_loss(m, val), 4)
             pair.append(r)
             print(json.dumps(r), flush=True)
-        r = run_ours(data_dir, work, args.iters, threads, mode)
+        r = run_ours(data_dir, work, iters, threads, mode, args.eval_interval)
         m, _ = load_model(r["checkpoint"])
         r["full_val_loss"] = round(full_val_loss(m, val), 4)
         pair.append(r)
@@ -239,14 +273,15 @@ def main() -> int:
         report["runs"] += pair
         if len(pair) == 2:
             n, o = pair
-            report["summary"][mode] = {"speedup": o["tokens_per_sec"] / n["tokens_per_sec"],
-                                       "speedup_wall": o["tokens_per_sec_wall"] / n["tokens_per_sec_wall"],
-                                       "val_loss_diff": o["full_val_loss"] - n["full_val_loss"]}  # fmt: skip
+            report["summary"][f"{mode} ({iters} iters)"] = {
+                "speedup": o["tokens_per_sec"] / n["tokens_per_sec"],
+                "speedup_wall": o["tokens_per_sec_wall"] / n["tokens_per_sec_wall"],
+                "val_loss_diff": o["full_val_loss"] - n["full_val_loss"],
+            }
+        save()
     if not args.no_ablation:
         report["ablation"] = ablation(data_dir, work, args.ablation_iters)
-    report["loadavg_end"] = os.getloadavg()
-    atomic_write_json(args.out.with_suffix(".json"), report)
-    atomic_write_text(args.out.with_suffix(".md"), markdown(report))
+        save()
     print(markdown(report))
     return 0
 

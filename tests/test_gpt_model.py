@@ -208,4 +208,6 @@ def test_top_k_1_is_greedy():
     torch.manual_seed(10)
     m = GPT(tiny()).eval()
     idx = torch.randint(0, 50, (1, 4))
-    assert torch.equal(generate(m, idx, 8, temperature=1.3, top_k=1, seed=0), generate(m, idx, 8, temperature=0))
+    assert torch.equal(
+        generate(m, idx, 8, temperature=1.3, top_k=1, seed=0), generate(m, idx, 8, temperature=0)
+    )

@@ -91,9 +91,10 @@ def test_ablate_tool(tool_ctx, corpus):
     assert Path(chart).exists()
 
 
-def test_cli_train_json_sample_list_compare(workspace, corpus, monkeypatch):
+def test_cli_train_json_sample_list_compare_resume(workspace, corpus):
     from typer.testing import CliRunner
 
+    from scratchlab.cli.jobs import app as jobs_app
     from scratchlab.cli.main import app
 
     runner = CliRunner()
@@ -103,22 +104,33 @@ def test_cli_train_json_sample_list_compare(workspace, corpus, monkeypatch):
     res = runner.invoke(app, [*home, *args])
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout[res.stdout.index("{") :])
-    for key in ("run", "val_loss", "best_val_loss", "train_loss", "params", "seconds", "tokens_per_sec", "checkpoint", "plot"):
+    for key in (
+        "run",
+        "val_loss",
+        "best_val_loss",
+        "train_loss",
+        "params",
+        "seconds",
+        "tokens_per_sec",
+        "checkpoint",
+        "plot",
+    ):
         assert data[key] is not None, key
     assert Path(data["checkpoint"]).exists() and Path(data["plot"]).exists()
-    res = runner.invoke(app, [*home, *args])
-    second = json.loads(res.stdout[res.stdout.index("{") :])["run"]
-    res = runner.invoke(app, [*home, "gpt", "sample", data["run"], "-p", "Now", "-n", "10", "--seed", "0", "--json"])
-    assert res.exit_code == 0 and json.loads(res.stdout)["text"]
-    res = runner.invoke(app, [*home, "gpt", "compare", data["run"], second, "--json"])
-    assert res.exit_code == 0, res.output
-    assert Path(json.loads(res.stdout)["plot"]).exists()
+    res = runner.invoke(
+        app, [*home, "gpt", "sample", data["run"], "-p", "Now", "-n", "10", "--seed", "0", "--json"]
+    )
+    assert res.exit_code == 0 and len(json.loads(res.stdout)["text"]) == 10
     res = runner.invoke(app, [*home, "gpt", "list", "--json"])
-    assert {r["run"] for r in json.loads(res.stdout)} == {data["run"], second}
-    from scratchlab.cli.jobs import app as jobs_app
-
-    res = runner.invoke(jobs_app, ["list", "--json"])
-    assert res.exit_code == 0 and len(json.loads(res.stdout)) == 2
+    assert [r["run"] for r in json.loads(res.stdout)] == [data["run"]]
     res = runner.invoke(app, [*home, "gpt", "resume", data["run"], "--max-iters", "30", "--json"])
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout[res.stdout.index("{") :])["step"] == 30
+    resumed = json.loads(res.stdout[res.stdout.index("{") :])
+    assert resumed["run"] == data["run"] and resumed["step"] == 30
+    res = runner.invoke(app, [*home, "gpt", "compare", data["run"], "--json"])
+    assert res.exit_code == 0, res.output
+    assert Path(json.loads(res.stdout)["plot"]).exists()
+    res = runner.invoke(jobs_app, ["list", "--json"])
+    assert res.exit_code == 0 and [j["status"] for j in json.loads(res.stdout)] == ["done", "done"]
+    res = runner.invoke(app, [*home, "gpt", "sample", "run-404"])
+    assert res.exit_code == 2

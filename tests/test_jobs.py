@@ -24,7 +24,9 @@ from scratchlab.lab.jobs import (
 from scratchlab.training.data import prepare_dataset
 from scratchlab.training.trainer import load_checkpoint
 
-TEXT = "".join(f"All the world's a stage, and all the men and women merely players {i % 5}.\n" for i in range(200))
+TEXT = "".join(
+    f"All the world's a stage, and all the men and women merely players {i % 5}.\n" for i in range(200)
+)
 MODULE = "scratchlab.training.trainer"
 
 
@@ -65,13 +67,17 @@ def test_job_runs_to_done_with_progress_and_metrics(workspace, registry, data_di
     keys = {k for _, k, _ in registry.metrics(run.id)}
     assert {"val_loss", "train_loss", "loss"} <= keys
     art = registry.get_artifact(run.id)
-    assert art.metrics["status"] == "done" and art.metrics["val_loss"] == pytest.approx(job.result["val_loss"])
+    assert art.metrics["status"] == "done" and art.metrics["val_loss"] == pytest.approx(
+        job.result["val_loss"]
+    )
     assert Path(workspace.root / "runs" / "r1" / f"{job.id}.log").exists()
 
 
 def test_cancel_stops_cleanly_and_keeps_checkpoint(workspace, registry, data_dir):
     out = workspace.root / "runs" / "r2"
-    job = start_job(workspace, registry, "gpt", MODULE, conf(data_dir, out, max_iters=100000, eval_interval=50))
+    job = start_job(
+        workspace, registry, "gpt", MODULE, conf(data_dir, out, max_iters=100000, eval_interval=50)
+    )
     assert wait_until(lambda: registry.get_job(job.id).step >= 60), read_log(registry.get_job(job.id))
     job = cancel_job(registry, job.id, timeout=60)
     assert job.status == "cancelled", (job.error, read_log(job))
@@ -97,11 +103,31 @@ def test_sigkilled_job_is_detected_and_resumes(workspace, registry, data_dir):
     assert resumed.result["step"] == saved + 10
 
 
-def test_failing_job_records_error(workspace, registry, tmp_path):
-    job = start_job(workspace, registry, "gpt", MODULE, {"out_dir": str(tmp_path / "x"), "dataset": str(tmp_path / "missing.txt")})
-    job = wait_for_job(registry, job.id, poll_s=0.1, timeout=90)
+def test_job_that_cannot_start_is_marked_failed(workspace, registry, tmp_path):
+    job = start_job(workspace, registry, "gpt", "scratchlab.no_such_module", {"out_dir": str(tmp_path / "x")})
+    job = wait_for_job(registry, job.id, poll_s=0.1, timeout=60)
+    assert job.status == "failed" and "ended without reporting" in job.error
+    assert "No module named" in read_log(job)
+
+
+def test_failing_work_records_error_and_traceback(workspace, registry, capsys):
+    job = registry.create_job("demo", config={})
+    art = registry.add_artifact("run", "boom", "")
+    registry.update_job(job.id, artifact_id=art.id)
+
+    def work(config, reporter):
+        raise ValueError("dataset 'missing.txt' not found")
+
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        assert run_job_main(job.id, str(workspace.root), work, {}) == 1
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    job = registry.get_job(job.id)
     assert job.status == "failed" and "missing.txt" in job.error
-    assert "Traceback" in read_log(job)
+    assert "Traceback" in capsys.readouterr().err
+    assert registry.get_artifact(art.id).metrics["status"] == "failed"
 
 
 def test_dead_job_without_process_is_marked_failed(registry):

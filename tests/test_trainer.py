@@ -181,7 +181,7 @@ def test_stop_request_saves_checkpoint(tmp_path, data_dir):
 def test_ddp_two_processes_match_single_process(tmp_path, data_dir):
     """torchrun --nproc_per_node=2 (gloo) with the same global batch follows the single-process curve."""
     kw = dict(max_iters=12, eval_interval=4, batch_size=8, grad_accum=2, log_interval=1)
-    single = train(cfg(data_dir, tmp_path / "single", **kw))
+    train(cfg(data_dir, tmp_path / "single", **kw))
     conf = cfg(data_dir, tmp_path / "ddp", **kw).to_dict()
     cpath = tmp_path / "ddp.json"
     cpath.write_text(json.dumps(conf))
@@ -198,3 +198,24 @@ def test_ddp_two_processes_match_single_process(tmp_path, data_dir):
     assert hs["eval"][-1]["val_loss"] < hs["eval"][0]["val_loss"]
     result = json.loads((tmp_path / "ddp" / "result.json").read_text())
     assert result["world_size"] == 2
+
+
+def test_bpe_tokenizer_dataset_train_and_sample(tmp_path):
+    from scratchlab.models.bpe import train_tokenizer
+
+    tok = train_tokenizer(TEXT, vocab_size=300, special_tokens=["<|endoftext|>"])
+    tok_dir = tok.save(tmp_path / "tok")
+    src = tmp_path / "c.txt"
+    src.write_text(TEXT + "<|endoftext|>" + TEXT[:500])
+    meta = prepare_dataset(str(src), str(tok_dir), tmp_path / "data")
+    assert meta.vocab_size == tok.vocab_size and meta.eot_id == tok.special_tokens["<|endoftext|>"]
+    ids = np.concatenate(
+        [np.fromfile(tmp_path / "data" / f"{s}.bin", dtype=np.uint16) for s in ("train", "val")]
+    )
+    assert meta.eot_id in ids.tolist()
+    assert meta.tokens("train") < meta.splits["train"]["chars"]  # BPE compresses
+    res = train(cfg(tmp_path / "data", tmp_path / "run", max_iters=10))
+    assert res["bits_per_byte"] == pytest.approx(meta.bits_per_unit(res["val_loss"], "val", "bytes"))
+    assert res["bits_per_byte"] < res["val_loss"] / math.log(2)
+    text = sample_from_checkpoint(tmp_path / "run", "To be", max_new_tokens=8, seed=0)
+    assert isinstance(text, str) and text

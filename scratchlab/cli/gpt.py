@@ -48,8 +48,12 @@ def _train_overrides(**kw):
 
 @app.command()
 def train(
-    dataset: str = typer.Option("shakespeare", "--dataset", "-d", help="'shakespeare' or a text file/folder path."),
-    tokenizer: str = typer.Option("char", "--tokenizer", "-t", help="'char' or a tokenizer name, id or path."),
+    dataset: str = typer.Option(
+        "shakespeare", "--dataset", "-d", help="'shakespeare' or a text file/folder path."
+    ),
+    tokenizer: str = typer.Option(
+        "char", "--tokenizer", "-t", help="'char' or a tokenizer name, id or path."
+    ),
     n_layer: int = typer.Option(None, "--n-layer", help="Transformer blocks (default 4)."),
     n_head: int = typer.Option(None, "--n-head", help="Attention heads (default 4)."),
     n_embd: int = typer.Option(None, "--n-embd", help="Embedding width (default 128)."),
@@ -68,7 +72,9 @@ def train(
     name: str = typer.Option(None, "--name", help="Run name (default gpt-N)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     detach: bool = typer.Option(False, "--detach", help="Start the job and return at once."),
-    yes: bool = typer.Option(True, "--yes/--confirm", help="Skip the long-run confirmation (default) or ask."),
+    yes: bool = typer.Option(
+        True, "--yes/--confirm", help="Skip the long-run confirmation (default) or ask."
+    ),
 ) -> None:
     """Train a GPT from scratch as a background job and report val loss, speed, checkpoint and plot."""
     from scratchlab.tools.base import ToolError
@@ -124,7 +130,9 @@ def resume(
     except (ToolError, ValueError, LookupError, OSError) as e:
         common.fail(str(e))
     if detach:
-        common.emit_json({"run": art.id, "job": job.id}) if as_json else common.console.print(f"started {job.id}")
+        common.emit_json({"run": art.id, "job": job.id}) if as_json else common.console.print(
+            f"started {job.id}"
+        )
         return
     job = _watch(ctx, job, art.id, as_json)
     art = ctx.registry.get_artifact(art.id)
@@ -164,7 +172,9 @@ def sample(
 
 @app.command()
 def ablate(
-    switches: list[str] = typer.Argument(None, help="no_pos_emb rope no_residual no_layernorm relu key=value ..."),
+    switches: list[str] = typer.Argument(
+        None, help="no_pos_emb rope no_residual no_layernorm relu key=value ..."
+    ),
     dataset: str = typer.Option("shakespeare", "--dataset", "-d", help="'shakespeare' or a path."),
     tokenizer: str = typer.Option("char", "--tokenizer", "-t", help="'char' or a tokenizer name/path."),
     max_iters: int = typer.Option(500, "--max-iters", help="Steps per variant."),
@@ -190,7 +200,9 @@ def ablate(
         common.fail(str(e))
     job, art = launch_ablation(ctx, config)
     if detach:
-        common.emit_json({"ablation": art.id, "job": job.id}) if as_json else common.console.print(f"started {job.id}")
+        common.emit_json({"ablation": art.id, "job": job.id}) if as_json else common.console.print(
+            f"started {job.id}"
+        )
         return
     job = _watch(ctx, job, art.id, as_json)
     res_path = Path(art.path) / "ablation.json"
@@ -231,8 +243,12 @@ def compare(
         hist = _json.loads(h.read_text())
         histories[f"{art.id} {art.name}"] = hist
         last = hist["eval"][-1] if hist.get("eval") else {}
-        rows.append({"run": art.id, "name": art.name, "step": last.get("step"), "val_loss": last.get("val_loss")})
-    path = Path(out) if out else ctx.workspace.dir("plots") / f"compare-{'-'.join(r['run'] for r in rows)}.png"
+        rows.append(
+            {"run": art.id, "name": art.name, "step": last.get("step"), "val_loss": last.get("val_loss")}
+        )
+    path = (
+        Path(out) if out else ctx.workspace.dir("plots") / f"compare-{'-'.join(r['run'] for r in rows)}.png"
+    )
     plot = plot_compare(histories, path)
     if as_json:
         common.emit_json({"plot": str(plot), "runs": rows})

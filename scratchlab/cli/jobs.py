@@ -1,9 +1,9 @@
 """`scratchlab jobs ...`: list, inspect, follow, cancel background jobs and read their logs.
 
-    scratchlab jobs list
-    scratchlab jobs status job-3 [--wait]
-    scratchlab jobs cancel job-3
-    scratchlab jobs logs job-3 --tail 50
+scratchlab jobs list
+scratchlab jobs status job-3 [--wait]
+scratchlab jobs cancel job-3
+scratchlab jobs logs job-3 --tail 50
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ def _row(job) -> dict:
 @app.command("list")
 def list_(
     limit: int = typer.Option(20, "--limit", help="How many jobs, newest first."),
-    status: str = typer.Option(None, "--status", help="Only jobs with this status (running, done, failed, cancelled)."),
+    status: str = typer.Option(
+        None, "--status", help="Only jobs with this status (running, done, failed, cancelled)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print jobs as JSON."),
 ) -> None:
     """List jobs (dead 'running' jobs are marked failed)."""
@@ -40,7 +42,9 @@ def list_(
         return
     t = Table("job", "kind", "status", "progress", "artifact", "message")
     for j in jobs:
-        t.add_row(j.id, j.kind, j.status, f"{j.step}/{j.total}", j.artifact_id or "", (j.error or j.message)[:70])
+        t.add_row(
+            j.id, j.kind, j.status, f"{j.step}/{j.total}", j.artifact_id or "", (j.error or j.message)[:70]
+        )
     common.console.print(t)
 
 
@@ -66,7 +70,9 @@ def status(
             task = progress.add_task(job.message, total=max(1, job.total))
 
             def show(j):
-                progress.update(task, completed=j.step, total=max(1, j.total), description=j.message or j.status)
+                progress.update(
+                    task, completed=j.step, total=max(1, j.total), description=j.message or j.status
+                )
 
             try:
                 job = wait_for_job(reg, job.id, on_progress=show)

@@ -158,7 +158,9 @@ def _mark_artifact(registry: Registry, job: Job, status: str, metrics: dict[str,
     """Record a job's outcome (and any scalar results) on the artifact it produces, if any."""
     if job.artifact_id:
         with contextlib.suppress(LookupError):
-            registry.update_artifact(job.artifact_id, metrics={**(metrics or {}), "status": status, "job": job.id})
+            registry.update_artifact(
+                job.artifact_id, metrics={**(metrics or {}), "status": status, "job": job.id}
+            )
 
 
 def list_jobs(registry: Registry, limit: int = 20, status: str | None = None) -> list[Job]:
@@ -264,7 +266,9 @@ class JobReporter:
         stop_requested: set by SIGINT/SIGTERM; the work loop should checkpoint and return.
     """
 
-    def __init__(self, registry: Registry, job_id: str, run_id: str | None = None, install_signals: bool = True):
+    def __init__(
+        self, registry: Registry, job_id: str, run_id: str | None = None, install_signals: bool = True
+    ):
         self.registry = registry
         self.job_id = job_id
         self.run_id = run_id or job_id

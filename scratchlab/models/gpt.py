@@ -101,9 +101,13 @@ class LayerNorm(nn.Module):
         return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
 
 
-def rope_tables(seq_len: int, head_size: int, device=None, offset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def rope_tables(
+    seq_len: int, head_size: int, device=None, offset: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """cos, sin tables for rotary embeddings, each (seq_len, head_size // 2), positions offset..offset+seq_len-1."""
-    inv_freq = 1.0 / (ROPE_BASE ** (torch.arange(0, head_size, 2, device=device, dtype=torch.float32) / head_size))
+    inv_freq = 1.0 / (
+        ROPE_BASE ** (torch.arange(0, head_size, 2, device=device, dtype=torch.float32) / head_size)
+    )
     t = torch.arange(offset, offset + seq_len, device=device, dtype=torch.float32)
     freqs = torch.outer(t, inv_freq)  # (T, hs/2)
     return freqs.cos(), freqs.sin()

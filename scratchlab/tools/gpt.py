@@ -10,7 +10,6 @@ A run is a registry artifact of kind "run" (id "run-N", name "gpt-N" unless give
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,8 +33,12 @@ RESUME_HINT = "Resume it with `scratchlab gpt resume {run}` (or the resume_gpt t
 
 
 class TrainGPTArgs(BaseModel):
-    dataset: str = Field("shakespeare", description="Text to train on: 'shakespeare' or a path to a text file/folder.")
-    tokenizer: str | None = Field("char", description="'char' (one token per character) or a trained tokenizer's name, id or path.")
+    dataset: str = Field(
+        "shakespeare", description="Text to train on: 'shakespeare' or a path to a text file/folder."
+    )
+    tokenizer: str | None = Field(
+        "char", description="'char' (one token per character) or a trained tokenizer's name, id or path."
+    )
     n_layer: Count | None = Field(4, description="Number of transformer blocks.")
     n_head: Count | None = Field(4, description="Attention heads per block (must divide n_embd).")
     n_embd: Count | None = Field(128, description="Embedding width.")
@@ -45,16 +48,22 @@ class TrainGPTArgs(BaseModel):
     lr: float | None = Field(1e-3, description="Peak learning rate (warmup then cosine decay to lr/10).")
     dropout: float | None = Field(0.0, description="Dropout rate, 0 to 0.5.")
     name: str | None = Field(None, description="Optional name for the run (default gpt-N).")
-    wait: bool | None = Field(True, description="Wait for training to finish (true) or return a job id at once (false).")
+    wait: bool | None = Field(
+        True, description="Wait for training to finish (true) or return a job id at once (false)."
+    )
 
 
 class SampleGPTArgs(BaseModel):
     run: str = Field("last", description="Run id ('run-3'), name ('gpt-3') or 'last'.")
     prompt: str | None = Field("", description="Text to continue; empty starts from scratch.")
     max_new_tokens: Count | None = Field(200, description="How many tokens to generate (at most 2000).")
-    temperature: float | None = Field(0.8, description="Sampling temperature; 0 is greedy, higher is more random.")
+    temperature: float | None = Field(
+        0.8, description="Sampling temperature; 0 is greedy, higher is more random."
+    )
     top_k: Count | None = Field(None, description="Sample only among the k most likely tokens.")
-    top_p: float | None = Field(None, description="Nucleus sampling: smallest token set with this total probability (0-1].")
+    top_p: float | None = Field(
+        None, description="Nucleus sampling: smallest token set with this total probability (0-1]."
+    )
     seed: int | None = Field(None, description="Random seed for reproducible samples.")
 
 
@@ -66,7 +75,14 @@ class ResumeGPTArgs(BaseModel):
 
 class AblateGPTArgs(BaseModel):
     switches: list[str] = Field(
-        default_factory=lambda: ["no_pos_emb", "n_head=1", "no_residual", "no_layernorm", "relu", "mlp_ratio=2"],
+        default_factory=lambda: [
+            "no_pos_emb",
+            "n_head=1",
+            "no_residual",
+            "no_layernorm",
+            "relu",
+            "mlp_ratio=2",
+        ],
         description="Variants to compare with the baseline: no_pos_emb, rope, no_residual, no_layernorm, relu, "
         "or key=value such as mlp_ratio=2, n_head=1, n_layer=2, dropout=0.2.",
     )
@@ -140,20 +156,19 @@ def prepare_training(ctx: ToolContext, overrides: dict[str, Any], name: str | No
     Raises:
         ToolError / ValueError: bad dataset, tokenizer, or model shape.
     """
-    from scratchlab.training.trainer import TrainConfig, estimate_seconds
+    from scratchlab.training.trainer import TrainConfig
 
     overrides = {k: v for k, v in overrides.items() if v is not None}
     overrides["tokenizer"] = resolve_tokenizer(ctx, overrides.get("tokenizer"))
     if name:
         _check_name_free(ctx, RUN_KIND, name)
     cfg = TrainConfig.from_dict({**overrides, "out_dir": str(ctx.workspace.dir("runs") / "_estimate")})
-    cfg.data_dir = None
-    est = _estimate(ctx, cfg)
-    cfg.data_dir = est["data_dir"]
+    est = _estimate(ctx, cfg)  # also fills cfg.data_dir with the prepared dataset
     return PreparedRun(config=cfg.to_dict(), name=name or _next_run_name(ctx), estimate=est)
 
 
 def _estimate(ctx: ToolContext, cfg) -> dict[str, Any]:
+    """Prepare (or reuse) the dataset in the workspace and time a few steps of `cfg` (a TrainConfig)."""
     from scratchlab.training.data import ensure_dataset
     from scratchlab.training.trainer import estimate_seconds
 
@@ -175,7 +190,11 @@ def launch_training(ctx: ToolContext, prep: PreparedRun) -> tuple[Job, Artifact]
     reg = ctx.registry
     art = reg.add_artifact(RUN_KIND, prep.name, "", config=prep.config, metrics={"status": "queued"})
     run_dir = ctx.workspace.dir("runs") / art.id
-    config = {**prep.config, "out_dir": str(run_dir), "plot_path": str(ctx.workspace.dir("plots") / f"{art.id}-loss.png")}
+    config = {
+        **prep.config,
+        "out_dir": str(run_dir),
+        "plot_path": str(ctx.workspace.dir("plots") / f"{art.id}-loss.png"),
+    }
     art = reg.add_artifact(RUN_KIND, prep.name, run_dir, config=config, metrics={"status": "queued"})
     job = start_job(ctx.workspace, reg, "gpt", TRAIN_MODULE, config, run_dir=run_dir, artifact_id=art.id,
                     total=int(config["max_iters"]), resume_hint=RESUME_HINT.format(run=art.id))  # fmt: skip
@@ -187,7 +206,9 @@ def launch_resume(ctx: ToolContext, run: str, max_iters: int | None = None) -> t
     art = get_run(ctx, run)
     ckpt = Path(art.path) / "ckpt.pt"
     if not ckpt.exists():
-        raise ToolError(f"run {art.id} has no checkpoint yet (it saves at its first eval); train it again instead")
+        raise ToolError(
+            f"run {art.id} has no checkpoint yet (it saves at its first eval); train it again instead"
+        )
     for j in list_jobs(ctx.registry, limit=50):
         if j.artifact_id == art.id and j.status in ("queued", "running"):
             raise ToolError(f"run {art.id} is still training as {j.id}; wait for it or cancel it first")
@@ -216,7 +237,9 @@ def _fmt_s(s: float) -> str:
 def summarize_training(ctx: ToolContext, job: Job, art: Artifact, sample: bool = True) -> str:
     """A short, model-readable outcome of a finished (or still running) training job."""
     if job.status in ("queued", "running"):
-        return f"run {art.id} ({art.name}) is training as {job.id}: step {job.step}/{job.total}; {job.message}"
+        return (
+            f"run {art.id} ({art.name}) is training as {job.id}: step {job.step}/{job.total}; {job.message}"
+        )
     if job.status == "failed":
         tail = read_log(job, 6)[-300:]
         return f"Error: training job {job.id} for run {art.id} failed: {job.error[:250]}\nlog tail: {tail}"
@@ -238,13 +261,13 @@ def summarize_training(ctx: ToolContext, job: Job, art: Artifact, sample: bool =
         f"run {art.id} ({art.name}) done{stop}: val loss {r.get('val_loss', float('nan')):.4f}, best "
         f"{r.get('best_val_loss', float('nan')):.4f} at step {r.get('best_step')}, train {r.get('train_loss', float('nan')):.4f}; "
         f"{r.get('params', 0) / 1e6:.2f}M params; {_fmt_s(r.get('seconds', 0))}, {r.get('tokens_per_sec', 0):,.0f} tokens/s."
-        f" sample: \"{line}\" plot: {r.get('plot')}"
+        f' sample: "{line}" plot: {r.get("plot")}'
     )
     return out[:MAX_RESULT_CHARS]
 
 
 def describe_job(ctx: ToolContext, job: Job) -> str:
-    meta = job.config.get("_job", {})
+    """One line: id, kind, status, progress, artifact, elapsed, and the message/error/val loss."""
     line = f"{job.id} [{job.kind}] {job.status}: step {job.step}/{job.total}"
     if job.artifact_id:
         line += f", {job.artifact_id}"
@@ -257,8 +280,6 @@ def describe_job(ctx: ToolContext, job: Job) -> str:
         r = job.result
         if "val_loss" in r:
             line += f"; val loss {r['val_loss']:.4f}"
-    if not meta:
-        return line
     return line
 
 
@@ -287,7 +308,11 @@ def launch_ablation(ctx: ToolContext, config: dict[str, Any]) -> tuple[Job, Arti
     name = _next_run_name(ctx, "ablation")
     art = reg.add_artifact(ABLATION_KIND, name, "", config=config, metrics={"status": "queued"})
     out_dir = ctx.workspace.dir("runs") / art.id
-    config = {**config, "out_dir": str(out_dir), "plot_path": str(ctx.workspace.dir("plots") / f"{art.id}.png")}
+    config = {
+        **config,
+        "out_dir": str(out_dir),
+        "plot_path": str(ctx.workspace.dir("plots") / f"{art.id}.png"),
+    }
     config["base"] = {**config["base"], "out_dir": str(out_dir / "baseline")}
     art = reg.add_artifact(ABLATION_KIND, name, out_dir, config=config, metrics={"status": "queued"})
     n = len(config["switches"]) + 1
@@ -306,7 +331,9 @@ def summarize_ablation(job: Job, art: Artifact) -> str:
     rows = [ln for ln in md.splitlines() if ln.startswith("| ") and not ln.startswith("| variant")]
     compact = "\n".join("|".join(c.strip() for c in ln.split("|")[1:4]) for ln in rows)  # variant|val|delta
     head = "ablation cancelled (partial)" if job.status == "cancelled" else f"ablation {art.id} done"
-    return f"{head} (variant|val loss|delta):\n{compact}\nchart: {(job.result or {}).get('plot')}"[:MAX_RESULT_CHARS]
+    return f"{head} (variant|val loss|delta):\n{compact}\nchart: {(job.result or {}).get('plot')}"[
+        :MAX_RESULT_CHARS
+    ]
 
 
 # ---- tools -------------------------------------------------------------------------------------------
@@ -403,6 +430,3 @@ def run_result_json(job: Job, art: Artifact) -> dict[str, Any]:
             "params": r.get("params"), "seconds": r.get("seconds"), "tokens_per_sec": r.get("tokens_per_sec"),
             "checkpoint": r.get("checkpoint"), "plot": r.get("plot"), "step": r.get("step", job.step),
             "error": job.error or None}  # fmt: skip
-
-
-__all__ = ["make_tools", "prepare_training", "launch_training", "launch_resume", "summarize_training", "json"]

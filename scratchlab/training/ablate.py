@@ -46,7 +46,9 @@ def parse_switch(switch: str) -> tuple[str, dict[str, Any]]:
     if "=" in s:
         key, raw = (p.strip() for p in s.split("=", 1))
         if key not in OVERRIDABLE:
-            raise ValueError(f"cannot ablate {key!r}; use one of {', '.join(OVERRIDABLE)} or {', '.join(NAMED_SWITCHES)}")
+            raise ValueError(
+                f"cannot ablate {key!r}; use one of {', '.join(OVERRIDABLE)} or {', '.join(NAMED_SWITCHES)}"
+            )
         default = getattr(TrainConfig(), key)
         try:
             if isinstance(default, bool):
@@ -83,7 +85,10 @@ class _VariantReporter:
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| variant | val loss | Δ vs baseline | best val | params | seconds |", "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| variant | val loss | Δ vs baseline | best val | params | seconds |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for i, r in enumerate(rows):
         delta = "—" if i == 0 else f"{r['delta']:+.3f}"
         lines.append(f"| {r['variant']} | {r['val_loss']:.3f} | {delta} | {r['best_val_loss']:.3f} | "
@@ -154,7 +159,9 @@ def run_job(config: dict[str, Any], reporter: Reporter | None = None) -> dict[st
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m scratchlab.training.ablate", description="Run a GPT ablation.")
+    p = argparse.ArgumentParser(
+        prog="python -m scratchlab.training.ablate", description="Run a GPT ablation."
+    )
     p.add_argument("--config", required=True, help="JSON with base (TrainConfig), switches, out_dir")
     p.add_argument("--job-id", default=None, help="lab job id to report to (set by scratchlab.lab.jobs)")
     p.add_argument("--home", default=None, help="workspace root holding lab.db (with --job-id)")

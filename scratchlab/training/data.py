@@ -70,7 +70,9 @@ class CharTokenizer:
         bad = sorted_codes[pos] != codes
         if bad.any():
             ch = chr(int(codes[np.argmax(bad)]))
-            raise ValueError(f"character {ch!r} is not in this char tokenizer's alphabet ({self.vocab_size} chars)")
+            raise ValueError(
+                f"character {ch!r} is not in this char tokenizer's alphabet ({self.vocab_size} chars)"
+            )
         return order[pos]
 
     def decode(self, ids) -> str:
@@ -107,7 +109,9 @@ class DatasetMeta:
             raise DataError(f"missing {f}; re-run data preparation")
         arr = np.memmap(f, dtype=np.dtype(self.dtype), mode="r")
         if arr.size != self.tokens(split):
-            raise DataError(f"{f} holds {arr.size} tokens but meta.json says {self.tokens(split)}; re-prepare it")
+            raise DataError(
+                f"{f} holds {arr.size} tokens but meta.json says {self.tokens(split)}; re-prepare it"
+            )
         return np.array(arr) if arr.nbytes <= in_memory_max_bytes else arr
 
 
@@ -144,10 +148,18 @@ def tokenizer_eot_id(tok) -> int | None:
     return None
 
 
+def encode_text(tok, text: str) -> list[int]:
+    """Token ids of `text`; special-token strings in it (e.g. <|endoftext|>) become their ids."""
+    try:
+        return tok.encode(text, allowed_special="all")
+    except TypeError:  # tokenizers without special-token options (CharTokenizer)
+        return tok.encode(text)
+
+
 def _encode(tok, text: str) -> np.ndarray:
     if hasattr(tok, "encode_array"):
         return tok.encode_array(text)
-    return np.asarray(tok.encode(text), dtype=np.int64)
+    return np.asarray(encode_text(tok, text), dtype=np.int64)
 
 
 def prepare_dataset(
@@ -239,7 +251,9 @@ def load_meta(path: str | Path) -> DatasetMeta:
 def dataset_key(source: str, tokenizer: str) -> str:
     """A stable folder name for (source, tokenizer): readable stem + short hash of both."""
     h = hashlib.sha256(f"{source}\0{tokenizer}".encode()).hexdigest()[:8]
-    stem = "".join(c if c.isalnum() else "-" for c in Path(str(source)).name.lower())[:24].strip("-") or "data"
+    stem = (
+        "".join(c if c.isalnum() else "-" for c in Path(str(source)).name.lower())[:24].strip("-") or "data"
+    )
     tstem = "char" if tokenizer == "char" else "bpe"
     return f"{stem}-{tstem}-{h}"
 

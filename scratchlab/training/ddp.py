@@ -53,7 +53,11 @@ def setup(device: str) -> DistInfo:
     """
     if not launched_by_torchrun() or int(os.environ["WORLD_SIZE"]) <= 1:
         return DistInfo(device=device)
-    rank, world, local = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0))
+    rank, world, local = (
+        int(os.environ["RANK"]),
+        int(os.environ["WORLD_SIZE"]),
+        int(os.environ.get("LOCAL_RANK", 0)),
+    )
     if device.startswith("cuda"):
         if local >= torch.cuda.device_count():
             raise RuntimeError(f"local rank {local} has no GPU ({torch.cuda.device_count()} visible)")

@@ -43,7 +43,14 @@ def plot_losses(history: dict[str, Any], path: str | Path, title: str = "") -> P
     fig, ax = plt.subplots(figsize=FIGSIZE)
     log = history.get("log") or []
     if log:
-        ax.plot([s for s, _ in log], [v for _, v in log], color="tab:blue", alpha=0.25, lw=1, label="train (batch)")
+        ax.plot(
+            [s for s, _ in log],
+            [v for _, v in log],
+            color="tab:blue",
+            alpha=0.25,
+            lw=1,
+            label="train (batch)",
+        )
     ev = history.get("eval") or []
     if ev:
         steps = [e["step"] for e in ev]
@@ -80,13 +87,18 @@ def plot_compare(histories: dict[str, dict[str, Any]], path: str | Path, title: 
     return _save(fig, path)
 
 
-def plot_ablation(rows: list[dict[str, Any]], path: str | Path, title: str = "ablation: final val loss") -> Path:
+def plot_ablation(
+    rows: list[dict[str, Any]], path: str | Path, title: str = "ablation: final val loss"
+) -> Path:
     """Horizontal bars of val loss per variant (baseline first), labelled with the delta."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(FIGSIZE[0], 0.5 * len(rows) + 1.2))
     names = [r["variant"] for r in rows]
     vals = [r["val_loss"] for r in rows]
-    colors = ["tab:gray" if i == 0 else ("tab:red" if r.get("delta", 0) > 0 else "tab:green") for i, r in enumerate(rows)]
+    colors = [
+        "tab:gray" if i == 0 else ("tab:red" if r.get("delta", 0) > 0 else "tab:green")
+        for i, r in enumerate(rows)
+    ]
     ax.barh(names, vals, color=colors)
     for i, r in enumerate(rows):
         d = r.get("delta")

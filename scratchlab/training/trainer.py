@@ -228,7 +228,9 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict[str, An
     if not isinstance(ckpt, dict) or ckpt.get("format") != CKPT_FORMAT:
         raise TrainError(f"{path} is not a scratchlab GPT checkpoint")
     if int(ckpt.get("version", 0)) > CKPT_VERSION:
-        raise TrainError(f"{path} has checkpoint version {ckpt['version']}; this scratchlab reads <= {CKPT_VERSION}")
+        raise TrainError(
+            f"{path} has checkpoint version {ckpt['version']}; this scratchlab reads <= {CKPT_VERSION}"
+        )
     return ckpt
 
 
@@ -245,7 +247,9 @@ def _strip_prefix(sd: dict[str, Any]) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def evaluate(model: GPT, batchers: dict[str, Batcher], starts: dict[str, np.ndarray], autocast) -> dict[str, float]:
+def evaluate(
+    model: GPT, batchers: dict[str, Batcher], starts: dict[str, np.ndarray], autocast
+) -> dict[str, float]:
     """Mean loss per split over fixed windows (no grad, eval mode, large batches)."""
     was_training = model.training
     model.eval()
@@ -268,13 +272,19 @@ def evaluate(model: GPT, batchers: dict[str, Batcher], starts: dict[str, np.ndar
 def _resolve_data(cfg: TrainConfig) -> DatasetMeta:
     if cfg.data_dir and (Path(cfg.data_dir) / "meta.json").exists():
         return load_meta(cfg.data_dir)
-    root = Path(cfg.data_dir).parent if cfg.data_dir else Path(cfg.out_dir).resolve().parent.parent / "datasets"
+    root = (
+        Path(cfg.data_dir).parent if cfg.data_dir else Path(cfg.out_dir).resolve().parent.parent / "datasets"
+    )
     return ensure_dataset(cfg.dataset, cfg.tokenizer, root)
 
 
 def _fmt_eta(seconds: float) -> str:
     seconds = max(0, int(seconds))
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    return (
+        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+        if seconds >= 3600
+        else f"{seconds // 60}m{seconds % 60:02d}s"
+    )
 
 
 def train(cfg: TrainConfig, reporter: Reporter | None = None) -> dict[str, Any]:
@@ -317,16 +327,24 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> dict[str, Any]:
     mcfg = cfg.model_config(meta.vocab_size)
     torch.manual_seed(cfg.seed)
     model = GPT(mcfg).to(device)
-    optimizer = model.configure_optimizer(cfg.weight_decay, cfg.lr, (cfg.beta1, cfg.beta2), device.split(":")[0])
+    optimizer = model.configure_optimizer(
+        cfg.weight_decay, cfg.lr, (cfg.beta1, cfg.beta2), device.split(":")[0]
+    )
     step, best_val, best_step, elapsed = 0, float("inf"), 0, 0.0
     history: dict[str, list] = {"eval": [], "log": []}
     if ckpt is not None:
         saved = GPTConfig.from_dict(ckpt["model_config"])
         if saved != mcfg:
-            raise TrainError(f"cannot resume: the checkpoint's model {saved} differs from the config's {mcfg}")
+            raise TrainError(
+                f"cannot resume: the checkpoint's model {saved} differs from the config's {mcfg}"
+            )
         model.load_state_dict(_strip_prefix(ckpt["model"]))
         optimizer.load_state_dict(ckpt["optimizer"])
-        step, best_val, best_step = int(ckpt["step"]), float(ckpt["best_val_loss"]), int(ckpt.get("best_step", 0))
+        step, best_val, best_step = (
+            int(ckpt["step"]),
+            float(ckpt["best_val_loss"]),
+            int(ckpt.get("best_step", 0)),
+        )
         history, elapsed = ckpt.get("history", history), float(ckpt.get("seconds", 0.0))
         if "rng" in ckpt:
             torch.set_rng_state(ckpt["rng"])
@@ -340,7 +358,9 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> dict[str, Any]:
 
     global_batch = cfg.batch_size * cfg.grad_accum
     if global_batch % dinfo.world_size:
-        raise TrainError(f"batch_size*grad_accum ({global_batch}) must be divisible by the world size {dinfo.world_size}")
+        raise TrainError(
+            f"batch_size*grad_accum ({global_batch}) must be divisible by the world size {dinfo.world_size}"
+        )
     shard = global_batch // dinfo.world_size
     micro_steps = split_micro_steps(cfg.batch_size, cfg.grad_accum, dinfo.world_size)
     micro = shard // micro_steps
@@ -354,7 +374,9 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> dict[str, Any]:
              "step": step, "best_val_loss": best_val, "best_step": best_step, "data_dir": str(meta.path),
              "tokenizer": meta.tokenizer, "vocab_size": meta.vocab_size, "eot_id": meta.eot_id}  # fmt: skip
         if kind == "last":
-            s.update(optimizer=optimizer.state_dict(), history=history, seconds=elapsed, rng=torch.get_rng_state())
+            s.update(
+                optimizer=optimizer.state_dict(), history=history, seconds=elapsed, rng=torch.get_rng_state()
+            )
         return s
 
     def do_eval() -> dict[str, float]:
@@ -422,7 +444,11 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> dict[str, Any]:
                 if master:
                     history["log"].append([step, lossf])
                 stop = ddp.any_flag(stop, dinfo)
-                if master and reporter is not None and (now - last_report >= REPORT_EVERY_S or step == cfg.max_iters):
+                if (
+                    master
+                    and reporter is not None
+                    and (now - last_report >= REPORT_EVERY_S or step == cfg.max_iters)
+                ):
                     last_report = now
                     tps = session_tokens / max(1e-9, now - t_start)
                     eta = (cfg.max_iters - step) * tokens_per_step / max(tps, 1e-9)
@@ -440,7 +466,9 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> dict[str, Any]:
         ddp.teardown(dinfo)
 
     seconds = time.perf_counter() - t_start
-    last_eval = history["eval"][-1] if history["eval"] else {"val_loss": float("nan"), "train_loss": float("nan")}
+    last_eval = (
+        history["eval"][-1] if history["eval"] else {"val_loss": float("nan"), "train_loss": float("nan")}
+    )
     val_loss = last_eval["val_loss"]
     result = {
         "run_dir": str(out_dir), "status": status, "step": step, "max_iters": cfg.max_iters,
@@ -454,6 +482,7 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> dict[str, Any]:
         "checkpoint": str(out_dir / (BEST_CKPT if (out_dir / BEST_CKPT).exists() else LAST_CKPT)),
         "last_checkpoint": str(out_dir / LAST_CKPT), "plot": None, "model_config": mcfg.to_dict(),
         "data_dir": str(meta.path), "tokenizer": meta.tokenizer, "device": device, "world_size": dinfo.world_size,
+        "num_threads": torch.get_num_threads(),
     }  # fmt: skip
     if master:
         try:
@@ -514,12 +543,12 @@ def sample_from_checkpoint(
     Raises:
         TrainError: unusable checkpoint; ValueError: prompt characters outside the vocabulary.
     """
-    from scratchlab.training.data import load_tokenizer
+    from scratchlab.training.data import encode_text, load_tokenizer
 
     model, ckpt = load_model(path)
     meta = load_meta(ckpt["data_dir"])
     tok = load_tokenizer(meta)
-    ids = tok.encode(prompt) if prompt else []
+    ids = encode_text(tok, prompt) if prompt else []
     if not ids:
         if meta.eot_id is not None:
             ids = [meta.eot_id]
@@ -559,8 +588,12 @@ def run_job(config: dict[str, Any], reporter: Reporter | None = None) -> dict[st
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m scratchlab.training.trainer", description="Train a GPT.")
-    p.add_argument("--config", required=True, help="path of a JSON TrainConfig (see scratchlab.training.trainer)")
-    p.add_argument("--job-id", default=None, help="lab job id to report progress to (set by scratchlab.lab.jobs)")
+    p.add_argument(
+        "--config", required=True, help="path of a JSON TrainConfig (see scratchlab.training.trainer)"
+    )
+    p.add_argument(
+        "--job-id", default=None, help="lab job id to report progress to (set by scratchlab.lab.jobs)"
+    )
     p.add_argument("--home", default=None, help="workspace root holding lab.db (with --job-id)")
     p.add_argument("--resume", action="store_true", help="continue from <out_dir>/ckpt.pt")
     args = p.parse_args(argv)
