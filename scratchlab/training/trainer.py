@@ -455,8 +455,8 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> dict[str, Any]:
                     val = f" | val {history['eval'][-1]['val_loss']:.3f}" if history["eval"] else ""
                     reporter.update(step, cfg.max_iters, f"loss {lossf:.3f}{val} | {tps / 1000:.1f}k tok/s | ETA {_fmt_eta(eta)}",
                                     loss=lossf, lr=lr, tokens_per_sec=tps)  # fmt: skip
-            elif dinfo.enabled and stop:
-                stop = ddp.any_flag(stop, dinfo)
+            elif dinfo.enabled:  # ranks agree on stopping only at log steps (a collective all must join)
+                stop = False
             if stop:
                 status = "cancelled"
                 if master:
