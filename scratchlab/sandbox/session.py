@@ -30,7 +30,7 @@ from pathlib import Path
 from scratchlab.sandbox import policy
 from scratchlab.sandbox.policy import DEFAULT_IDLE_TIMEOUT_S, MB, Limits, SandboxError
 from scratchlab.sandbox.result import OutputBuffer, RunResult, pump
-from scratchlab.sandbox.runner import DISK_POLL_S, exit_code_of, kill_tree, spawn
+from scratchlab.sandbox.runner import DISK_POLL_S, exit_code_of, kill_tree, next_disk_poll, spawn
 from scratchlab.sandbox.workdir import changed_files, disk_usage, prepare_work_dir, snapshot
 
 _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawn")
@@ -270,9 +270,11 @@ class Session:
             try:
                 reply = self._replies.get(timeout=min(DISK_POLL_S, deadline - now))
             except queue.Empty:
-                if time.monotonic() >= next_disk:
-                    next_disk = time.monotonic() + DISK_POLL_S
-                    if disk_usage(self.work_dir) > max_disk:
+                started = time.monotonic()
+                if started >= next_disk:
+                    over = disk_usage(self.work_dir) > max_disk
+                    next_disk = next_disk_poll(started)
+                    if over:
                         kill_tree(self.proc)
                         return None, "disk"
                 continue
