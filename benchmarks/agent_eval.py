@@ -100,12 +100,7 @@ def run_cases(
     With `partial`, results already in that JSONL file (from an interrupted run) are reused, and each
     new result is appended to it as soon as it is scored.
     """
-    done: dict[str, dict[str, Any]] = {}
-    if partial is not None and partial.exists():
-        for line in partial.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                r = json.loads(line)
-                done[r["id"]] = r
+    done = load_partial(partial) if partial is not None else {}
     results = []
     for i, case in enumerate(cases, 1):
         if case["id"] in done:
@@ -123,19 +118,31 @@ def run_cases(
     return results
 
 
+def load_partial(partial: Path) -> dict[str, dict[str, Any]]:
+    """Results saved by an interrupted run, by case id (empty when the file does not exist)."""
+    done: dict[str, dict[str, Any]] = {}
+    if partial.exists():
+        for line in partial.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                r = json.loads(line)
+                done[r["id"]] = r
+    return done
+
+
 def stratified(cases: Sequence[Mapping[str, Any]], n: int) -> list[Mapping[str, Any]]:
-    """The first `n` cases taken round-robin over categories (file order within each), in file order."""
+    """`n` cases taken round-robin over the categories (file order within each), in that interleaved order,
+    so that any prefix of an interrupted run is still a balanced sample."""
     by_cat: dict[str, list[Mapping[str, Any]]] = {}
     for c in cases:
         by_cat.setdefault(c["category"], []).append(c)
-    picked: set[str] = set()
+    picked: list[Mapping[str, Any]] = []
     depth = 0
     while len(picked) < min(n, len(cases)):
         for group in by_cat.values():
             if depth < len(group) and len(picked) < n:
-                picked.add(group[depth]["id"])
+                picked.append(group[depth])
         depth += 1
-    return [c for c in cases if c["id"] in picked]
+    return picked
 
 
 # ---- the CLI path --------------------------------------------------------------------------------
@@ -300,6 +307,8 @@ def write_results(out_dir: Path, key: str, payload: dict[str, Any]) -> list[Path
     summary = payload["summary"]
     title = f"Agent routing: {payload['model']} on {payload['split']} ({payload['n_cases']} requests)"
     md = ev.render_markdown(summary, title=title)
+    if payload.get("partial"):
+        md += f"\nPartial run: {payload['partial']}.\n"
     if payload.get("cold_s") is not None:
         md += f"\nCold first request (warm-up, not in the table): {payload['cold_s']:.1f} s.\n"
     if payload.get("cli"):
@@ -323,11 +332,11 @@ def write_results(out_dir: Path, key: str, payload: dict[str, Any]) -> list[Path
     )
     combined_path = out_dir / "agent_eval.json"
     combined = json.loads(combined_path.read_text()) if combined_path.exists() else {}
-    combined[key] = {
-        k: payload[k] for k in ("model", "split", "n_cases", "summary", "command", "date", "cold_s")
-    }
+    keep = ("model", "split", "n_cases", "summary", "command", "date", "cold_s", "partial")
+    combined[key] = {k: payload.get(k) for k in keep}
     atomic_write_json(combined_path, combined)
     sections = [ev.render_markdown(v["summary"], title=f"{v['model']} on {v['split']} ({v['n_cases']} requests)")
+                + (f"\nPartial run: {v['partial']}.\n" if v.get("partial") else "")
                 + f"\nCommand: `{v['command']}` ({v['date']})\n" for _, v in sorted(combined.items())]  # fmt: skip
     atomic_write_text(
         out_dir / "agent_eval.md", "# Agent routing evaluation (issue 8)\n\n" + "\n".join(sections)
@@ -366,6 +375,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--limit", type=int, default=None, help="run only N cases, taken round-robin over the categories"
     )
+    p.add_argument(
+        "--report-partial",
+        action="store_true",
+        help="only write the result files from a running/interrupted run's partial results (no model)",
+    )
     p.add_argument("--n-threads", type=int, default=None, help="llama.cpp threads (default: the model's own)")
     p.add_argument(
         "--resume",
@@ -398,6 +412,29 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def report_partial(args: argparse.Namespace, argv, cases, key: str, partial: Path) -> dict[str, Any]:
+    """Write the result files from the cases an unfinished run has scored so far (its run goes on)."""
+    done = load_partial(partial)
+    results = [done[c["id"]] for c in cases if c["id"] in done]
+    payload = {
+        "model": args.model or "default",
+        "split": args.split,
+        "n_cases": len(results),
+        "partial": f"{len(results)} of {len(cases)} selected cases scored when this report was written",
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": "python benchmarks/agent_eval.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "cold_s": None,
+        "summary": ev.summarise(results),
+        "results": results,
+        "multistep": None,
+        "cli": None,
+    }
+    paths = write_results(args.out_dir, key, payload)
+    print(ev.render_markdown(payload["summary"]))
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return payload
+
+
 def main(
     argv: Sequence[str] | None = None, session_factory: Callable[[Path, str | None], Any] | None = None
 ) -> dict[str, Any]:
@@ -410,9 +447,11 @@ def main(
         cases = stratified(cases, args.limit)
     key = slug(args.model, args.split)
     partial = args.out_dir / f"agent_eval_{key}.partial.jsonl"
-    if not args.resume and partial.exists():
+    if not (args.resume or args.report_partial) and partial.exists():
         partial.unlink()
     args.out_dir.mkdir(parents=True, exist_ok=True)
+    if args.report_partial:
+        return report_partial(args, argv, cases, key, partial)
     with tempfile.TemporaryDirectory(prefix="scratchlab-eval-") as tmp:
         home = args.home or Path(tmp) / "home"
         registry = Registry.from_workspace(get_workspace(home).ensure())

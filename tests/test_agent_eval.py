@@ -454,7 +454,14 @@ def test_stratified_limit_and_resume(tmp_path):
         sessions.append(FakeSession(home, REPLIES))
         return sessions[-1]
 
-    argv = ["--model", "fake", "--split", "all", "--data", str(data), "--out-dir", str(out), "--resume"]
+    # a report from the partial results alone loads no session and keeps the partial file
+    base = ["--model", "fake", "--split", "all", "--data", str(data), "--out-dir", str(out)]
+    payload = harness.main([*base, "--report-partial"], session_factory=factory)
+    assert sessions == [] and [r["id"] for r in payload["results"]] == ["t-1"]
+    assert "Partial run: 1 of 4" in (out / "agent_eval_fake_all.md").read_text()
+    assert (out / "agent_eval_fake_all.partial.jsonl").exists()
+
+    argv = [*base, "--resume"]
     payload = harness.main(argv, session_factory=factory)
     asked = [t for t, _ in sessions[0].asked]
     assert "train a 2-layer GPT" not in asked and "decode them" in asked
