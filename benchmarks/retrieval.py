@@ -107,6 +107,23 @@ def build_queries(corpus: list[dict], n: int) -> list[dict]:
     ]
 
 
+def tuning_queries(corpus: list[dict], dev: list[Query], n: int) -> list[Query]:
+    """Known-item queries disjoint from the dev set (random.Random(1)), for choosing rrf_k."""
+    taken = {q.relevant[0] for q in dev}
+    pool = [q for q in build_queries(corpus, 10**9) if q["relevant"][0] not in taken]
+    pick = sorted(random.Random(1).sample(range(len(pool)), min(n, len(pool))))
+    return [Query(pool[i]["query"], pool[i]["relevant"], qid=pool[i]["id"]) for i in pick]
+
+
+def tune_rrf(index: DocumentIndex, queries: list[Query], ks=(5, 10, 20, 30, 60, 100)) -> list[dict]:
+    rows = []
+    for k in ks:
+        res = evaluate(index, queries, modes=("hybrid",), rrf_k=k)["hybrid"].metrics
+        rows.append({"rrf_k": k, **{m: round(v, 4) for m, v in res.items()}})
+        print(f"  rrf_k={k}: {rows[-1]}", flush=True)
+    return rows
+
+
 def write_docs(folder: Path, corpus: list[dict]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     want = {a["file"] for a in corpus}
@@ -252,41 +269,55 @@ class TableEmbedder:
 def synthetic_100k(
     base: DocumentIndex, work: Path, queries: list[str], dev: list[Query], target: int
 ) -> dict:
+    """Grow a `target`-chunk index from `base`: each base chunk becomes a document, plus noisy copies."""
     ids, texts, doc_of = all_chunks(base)
-    _, vecs = base.dense.vectors()
-    vec_of = dict(zip(base.dense.ids().tolist(), vecs, strict=True))
+    dids, vecs = base.dense.vectors()
+    vec_of = dict(zip(dids.tolist(), vecs, strict=True))
+    keep = [i for i, cid in enumerate(ids) if cid in vec_of]  # a writer may have committed more meanwhile
+    ids, texts = [ids[i] for i in keep], [texts[i] for i in keep]
     rng = np.random.default_rng(0)
     words = [t.split() for t in texts]
     table: dict[str, np.ndarray] = {}
     docs = []
-    copies = max(1, math.ceil(target / len(texts)) - 1)
-    for c in range(1, copies + 1):
+
+    def add(doc_id: str, text: str, v: np.ndarray) -> None:
+        table[text] = v
+        docs.append(Document(doc_id, f"/{doc_id}", text, hashlib.sha256(text.encode()).hexdigest(), "text"))
+
+    for cid, t in zip(ids, texts, strict=True):
+        add(f"base/{cid}/{doc_of[cid]}", t, vec_of[cid])  # ends with the wiki doc id: dev queries still match
+    c = 0
+    while len(docs) < target:
+        c += 1
         for i, (cid, w) in enumerate(zip(ids, words, strict=True)):
+            if len(docs) >= target:
+                break
             w = list(w)
             for j in rng.choice(len(w), size=max(1, int(SYNTH_SWAP * len(w))), replace=False):
                 other = words[int(rng.integers(len(words)))]
                 w[j] = other[int(rng.integers(len(other)))]
-            text = " ".join(w) + f" (variant {c})"
             v = vec_of[cid] + rng.normal(size=vecs.shape[1]).astype(np.float32) * (
                 SYNTH_NOISE / math.sqrt(vecs.shape[1])
             )
-            table[text] = v / np.linalg.norm(v)
-            docs.append(Document(f"synthetic/{c}/{doc_of[cid]}#{i}", f"/synthetic/{c}/{i}", text,
-                                 hashlib.sha256(text.encode()).hexdigest(), "text"))  # fmt: skip
+            add(f"synthetic/{c}/{i}", " ".join(w) + f" (variant {c})", v / np.linalg.norm(v))
     folder = work / "idx100k"
     shutil.rmtree(folder, ignore_errors=True)
-    shutil.copytree(base.folder, folder)
-    idx = DocumentIndex.open(folder, embedder=TableEmbedder(base.embedder, table))
-    idx.config.chunk_size = (
-        4096  # in memory only: keep each synthetic document one chunk (vectors come from the table)
-    )
+    idx = DocumentIndex.create(folder, ChunkConfig(4096, 0), embedder=TableEmbedder(base.embedder, table))
     t0 = time.perf_counter()
     rep = idx.add_documents(docs)
-    res = {"chunks": rep.n_chunks, "dense_kind": rep.dense_kind, "add_s": round(time.perf_counter() - t0, 1)}
+    res = {"chunks": rep.n_chunks, "base_chunks": len(ids), "dense_kind": rep.dense_kind,
+           "add_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
+    print("  synthetic index built:", res, flush=True)
     for mode in MODES:
         res[mode] = latency(idx, queries, mode)
-    ev = evaluate(idx, dev, modes=("hybrid",))
-    res["hybrid_metrics"] = {k: round(v, 4) for k, v in ev["hybrid"].metrics.items()}
+    base_docs = {doc_of[cid] for cid in ids}
+    dev_in = [q for q in dev if q.relevant[0] in base_docs][:300]
+    if dev_in:
+        ev = evaluate(idx, dev_in, modes=("hybrid",))
+        res["hybrid_metrics"] = {
+            "queries": len(dev_in),
+            **{k: round(v, 4) for k, v in ev["hybrid"].metrics.items()},
+        }
     qv = np.stack([base.embedder.encode_query(q) for q in queries[:200]])
     res["recall@10_vs_flat"] = round(recall_vs_flat(idx.dense, qv, 10), 4)
     all_ids, all_vecs = idx.dense.vectors()
@@ -339,7 +370,7 @@ def main() -> None:
     )
     ap.add_argument("--docs", type=int, default=0, help="Use only the first N articles (0 = all ~10k).")
     ap.add_argument(
-        "--queries", type=int, default=2000, help="Dev queries to evaluate (from the query file)."
+        "--queries", type=int, default=1000, help="Dev queries to evaluate (from the query file)."
     )
     ap.add_argument("--latency-queries", type=int, default=300, help="Queries timed per mode.")
     ap.add_argument("--n-dev", type=int, default=2000, help="Size of the dev query file when building it.")
@@ -351,18 +382,29 @@ def main() -> None:
     )
     ap.add_argument("--skip-100k", action="store_true", help="Skip the synthetic 100k-chunk index.")
     ap.add_argument("--synthetic-target", type=int, default=100_000, help="Chunks in the synthetic index.")
+    ap.add_argument(
+        "--tune-rrf",
+        type=int,
+        default=0,
+        help="Also evaluate rrf_k values on N tuning queries (disjoint from dev).",
+    )
     ap.add_argument("--sweep-chunking", action="store_true", help="Also measure chunk_size/overlap settings.")
     ap.add_argument("--sweep-docs", type=int, default=2000, help="Articles in the chunking sweep.")
     ap.add_argument(
         "--out", default=str(RESULTS), help="Results path without extension (.json and .md are written)."
     )
+    ap.add_argument(
+        "--resume", action="store_true", help="Continue an interrupted ingest in --work (times the rest)."
+    )
+    ap.add_argument("--only-100k", action="store_true", help="Only measure the synthetic index grown from the "
+                    "(possibly partial) index in --work; saves <work>/index_100k.json for a later --skip-100k run.")  # fmt: skip
     args = ap.parse_args()
 
     import torch
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    result: dict = {"load_before": os.getloadavg(), "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+    result: dict = {"load_before": os.getloadavg(), "load_after": os.getloadavg(), "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "torch_threads": torch.get_num_threads()}}  # fmt: skip
     corpus = load_corpus()
     if args.build_queries or not QUERIES_FILE.exists():
@@ -375,7 +417,8 @@ def main() -> None:
     if args.docs:
         corpus = corpus[: args.docs]
     files = {a["file"] for a in corpus}
-    dev = [q for q in load_queries(QUERIES_FILE) if q.relevant[0].split("/", 1)[1] in files][: args.queries]
+    dev_all = [q for q in load_queries(QUERIES_FILE) if q.relevant[0].split("/", 1)[1] in files]
+    dev = dev_all[: args.queries]
     result["corpus"] = {
         "articles": len(corpus),
         "dev_queries": len(dev),
@@ -386,37 +429,62 @@ def main() -> None:
     embedder = emb_mod.get_embedder()
     embedder.encode(["warm up"])
 
+    out = Path(args.out)
+
+    def save() -> None:
+        result["load_after"] = os.getloadavg()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+        out.with_suffix(".md").write_text(to_markdown(result))
+
     ix_dir = work / "index"
+
+    def restrict_to(index: DocumentIndex) -> None:
+        """Evaluate only queries whose article is indexed (matters for a partial --reuse-index/--only-100k)."""
+        nonlocal dev, lat_q
+        indexed = set(index.documents())
+        dev = [q for q in dev_all if q.relevant[0] in indexed][: args.queries]
+        lat_q = [q.query for q in dev[: args.latency_queries]]
+        result["corpus"] |= {"indexed_docs": len(indexed), "dev_queries": len(dev)}
+
+    lat_q = [q.query for q in dev[: args.latency_queries]]
+    if args.only_100k:
+        base = DocumentIndex.open(ix_dir, embedder=embedder)
+        restrict_to(base)
+        res = synthetic_100k(base, work, lat_q, dev, args.synthetic_target)
+        (work / "index_100k.json").write_text(json.dumps(res | {"load": os.getloadavg()}, indent=2))
+        print("100k:", res, flush=True)
+        return
     if not (args.reuse_index and (ix_dir / "config.json").exists()):
-        shutil.rmtree(ix_dir, ignore_errors=True)
-        idx = DocumentIndex.create(ix_dir, embedder=embedder)
-        print(f"ingesting {len(corpus)} articles ...", flush=True)
-        rep = idx.ingest([docs_dir], on_progress=lambda e: e.stage == "embed" and e.chunks_done % 2048 < 256
-                         and print(f"  embedded {e.chunks_done}/{e.chunks_total} ({e.chunks_per_s:.0f}/s)", flush=True))  # fmt: skip
+        if not args.resume:
+            shutil.rmtree(ix_dir, ignore_errors=True)
+        idx = DocumentIndex.open_or_create(ix_dir, embedder=embedder)
+        already = idx.stats()["docs"]
+        print(f"ingesting {len(corpus)} articles ({already} already indexed) ...", flush=True)
+        rep = idx.ingest([docs_dir], on_progress=lambda e: e.stage == "save" and print(
+            f"  {e.message}: {e.chunks_done}/{e.chunks_total} chunks", flush=True))  # fmt: skip
         result["ingest"] = {"docs": rep.n_docs, "chunks": rep.n_chunks, "seconds": round(rep.seconds, 1),
-                            "embed_seconds": round(rep.embed_seconds, 1), "docs_per_s": round(rep.n_docs / rep.seconds, 1),
-                            "chunks_per_s": round(rep.n_chunks / rep.seconds, 1),
-                            "embed_chunks_per_s": round(rep.n_chunks / max(rep.embed_seconds, 1e-9), 1),
-                            "chunk_size": idx.config.chunk_size, "chunk_overlap": idx.config.chunk_overlap}  # fmt: skip
+                            "docs_this_run": rep.added + rep.changed, "chunks_this_run": rep.new_chunks,
+                            "resumed_after_docs": already, "embed_seconds": round(rep.embed_seconds, 1),
+                            "docs_per_s": round((rep.added + rep.changed) / rep.seconds, 2),
+                            "chunks_per_s": round(rep.new_chunks / rep.seconds, 2),
+                            "embed_chunks_per_s": round(rep.new_chunks / max(rep.embed_seconds, 1e-9), 2),
+                            "chunk_size": idx.config.chunk_size, "chunk_overlap": idx.config.chunk_overlap,
+                            "load": os.getloadavg()}  # fmt: skip
         print("ingest:", result["ingest"], flush=True)
-        (work / "ingest.json").write_text(json.dumps(result["ingest"] | {"load": os.getloadavg()}))
+        (work / "ingest.json").write_text(json.dumps(result["ingest"]))
     else:
         idx = DocumentIndex.open(ix_dir, embedder=embedder)
         saved = work / "ingest.json"
-        result["ingest"] = (
-            json.loads(saved.read_text()) | {"reused_index": True}
-            if saved.exists()
-            else {"reused_index": True}
-        )
+        result["ingest"] = json.loads(saved.read_text()) if saved.exists() else {}
+        result["ingest"]["reused_index"] = True
+        restrict_to(idx)
+    save()
 
-    lat_q = [q.query for q in dev[: args.latency_queries]]
-    result["query_threads"] = query_threads(embedder, lat_q[:200])
-    print("query encoding by torch threads:", result["query_threads"], flush=True)
-
-    t0 = time.perf_counter()
     ev = evaluate(idx, dev, modes=MODES)
     result["quality"] = {m: {k: round(v, 4) for k, v in r.metrics.items()} for m, r in ev.items()}
-    result["quality_seconds"] = round(time.perf_counter() - t0, 1)
+    h, b, d = (result["quality"][m] for m in ("hybrid", "bm25", "dense"))
+    result["hybrid_beats_both_on_every_metric"] = all(h[k] > b[k] and h[k] > d[k] for k in h)
     print(format_table({m: type(r)(m, r.metrics) for m, r in ev.items()}), flush=True)
     result["latency_10k"] = {m: latency(idx, lat_q, m) for m in MODES}
     print("latency:", result["latency_10k"], flush=True)
@@ -426,79 +494,115 @@ def main() -> None:
     result["relevance_threshold"] = {"min_cosine": RELEVANCE_MIN_COSINE, "queries": len(top),
                                      "top1_below": round(sum(c < RELEVANCE_MIN_COSINE for c in top) / len(top), 4),
                                      "top1_cosine_p5": round(pct(top, 0.05), 3), "top1_cosine_median": round(statistics.median(top), 3)}  # fmt: skip
-    h, b, d = (result["quality"][m] for m in ("hybrid", "bm25", "dense"))
-    result["hybrid_beats_both_on_every_metric"] = all(h[k] > b[k] and h[k] > d[k] for k in h)
-
-    qv = np.stack([embedder.encode_query(q) for q in lat_q[:300]])
-    result["flat_vs_hnsw_10k"] = flat_vs_hnsw(idx, qv)
-    print("flat vs hnsw:", result["flat_vs_hnsw_10k"], flush=True)
-    result["bm25_libraries"] = compare_bm25(idx, dev[:500])
-    print("bm25 libraries:", result["bm25_libraries"], flush=True)
-
+    save()
+    result["query_threads"] = query_threads(embedder, lat_q[:50])
+    print("query encoding by torch threads:", result["query_threads"], flush=True)
+    save()
     if not args.skip_100k:
         print(f"building the synthetic {args.synthetic_target}-chunk index ...", flush=True)
-        result["index_100k"] = synthetic_100k(idx, work, lat_q, dev[:300], args.synthetic_target)
+        result["index_100k"] = synthetic_100k(idx, work, lat_q, dev, args.synthetic_target)
         print("100k:", result["index_100k"], flush=True)
+    elif (work / "index_100k.json").exists():
+        result["index_100k"] = json.loads((work / "index_100k.json").read_text())
+    save()
+    result["bm25_libraries"] = compare_bm25(idx, dev[:500])
+    print("bm25 libraries:", result["bm25_libraries"], flush=True)
+    save()
+    qv = np.stack([embedder.encode_query(q) for q in lat_q])
+    result["flat_vs_hnsw_10k"] = flat_vs_hnsw(idx, qv)
+    print("flat vs hnsw:", result["flat_vs_hnsw_10k"], flush=True)
+    save()
+    if args.tune_rrf:
+        print(f"tuning rrf_k on {args.tune_rrf} queries disjoint from the dev set ...", flush=True)
+        result["rrf_tuning"] = tune_rrf(
+            idx, tuning_queries(load_corpus(), load_queries(QUERIES_FILE), args.tune_rrf)
+        )
+        save()
     if args.sweep_chunking:
         result["chunking_sweep"] = sweep_chunking(load_corpus(), dev, work, embedder, args.sweep_docs)
-    result["load_after"] = os.getloadavg()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    out.with_suffix(".md").write_text(to_markdown(result, args))
+        save()
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
 
 
-def to_markdown(r: dict, args) -> str:
+def to_markdown(r: dict) -> str:
+    """The results as Markdown; sections appear as their phases finish."""
+    lb, la = (tuple(round(x, 2) for x in r[k]) for k in ("load_before", "load_after"))
     lines = ["# Retrieval benchmark (wiki corpus)", "",
              f"Command: `.venv/bin/python benchmarks/retrieval.py {' '.join(sys.argv[1:])}`".rstrip(), "",
-             f"Machine: {r['machine']}; load average before {tuple(round(x, 2) for x in r['load_before'])}, "
-             f"after {tuple(round(x, 2) for x in r['load_after'])} (shared machine).", "",
-             f"Corpus: {r['corpus']['articles']} articles; {r['corpus']['dev_queries']} known-item dev queries "
+             f"Machine: {r['machine']}; load average before {lb}, after {la} (2 cores shared with other "
+             "engineers' jobs: absolute timings are pessimistic).", "",
+             f"Corpus: {r['corpus'].get('indexed_docs', r['corpus']['articles'])} of the {r['corpus']['articles']} articles "
+             f"indexed; {r['corpus']['dev_queries']} known-item dev queries "
              f"({r['corpus']['query_file']}, Wikidata description -> its article).", ""]  # fmt: skip
-    ing = r["ingest"]
+    ing = r.get("ingest", {})
     if "docs_per_s" in ing:
+        resumed = ""
+        if ing.get("resumed_after_docs"):
+            resumed = (f" (this run resumed an interrupted ingest after {ing['resumed_after_docs']} docs and timed "
+                       f"the remaining {ing['docs_this_run']} docs / {ing['chunks_this_run']} chunks)")  # fmt: skip
         lines += ["## Ingest", "", f"{ing['docs']} docs -> {ing['chunks']} chunks (chunk_size {ing['chunk_size']}, "
-                  f"overlap {ing['chunk_overlap']}) in {ing['seconds']} s: **{ing['docs_per_s']} docs/s, "
-                  f"{ing['chunks_per_s']} chunks/s** (embedding alone {ing['embed_chunks_per_s']} chunks/s).", ""]  # fmt: skip
-    lines += ["## Quality and latency (k=10, cold query cache)", "",
-              "| mode | R@1 | R@5 | R@10 | MRR@10 | nDCG@10 | median ms | p95 ms |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for m in MODES:
-        q, lat = r["quality"][m], r["latency_10k"][m]
-        lines.append(f"| {m} | {q['recall@1']:.3f} | {q['recall@5']:.3f} | {q['recall@10']:.3f} | {q['mrr@10']:.3f} | "
-                     f"{q['ndcg@10']:.3f} | {lat['median_ms']:.1f} | {lat['p95_ms']:.1f} |")  # fmt: skip
-    lines += ["", f"Hybrid above both single modes on every metric: **{r['hybrid_beats_both_on_every_metric']}**.", "",
-              "Query encoding (MiniLM, one query) by torch threads: "
-              + ", ".join(f"{t}: median {v['median_ms']} ms / p95 {v['p95_ms']} ms" for t, v in r["query_threads"].items()), ""]  # fmt: skip
-    rt = r["relevance_threshold"]
-    lines += [f"Relevance check used by search_documents / rag ask (cosine >= {rt['min_cosine']}): top-1 hybrid hit "
-              f"below it for {rt['top1_below']:.1%} of {rt['queries']} dev queries (top-1 cosine median "
-              f"{rt['top1_cosine_median']}, 5th percentile {rt['top1_cosine_p5']}).", ""]  # fmt: skip
-    fh = r["flat_vs_hnsw_10k"]
-    lines += ["## FAISS flat vs HNSW", "", f"On the {fh['n_vectors']} real vectors: flat median {fh['flat']['median_ms']} ms "
-              f"(p95 {fh['flat']['p95_ms']}); HNSW median {fh['hnsw']['median_ms']} ms (p95 {fh['hnsw']['p95_ms']}), "
-              f"Recall@10 vs flat {fh['hnsw']['recall@10_vs_flat']}, build {fh['hnsw']['build_s']} s.", ""]  # fmt: skip
+                  f"overlap {ing['chunk_overlap']}): **{ing['docs_per_s']} docs/s, {ing['chunks_per_s']} chunks/s** "
+                  f"(embedding alone {ing['embed_chunks_per_s']} chunks/s){resumed}; load average during ingest "
+                  f"{tuple(round(x, 2) for x in ing.get('load', ()))}.", ""]  # fmt: skip
+    if "quality" in r:
+        lines += ["## Quality and latency (k=10, cold query cache)", "",
+                  "| mode | R@1 | R@5 | R@10 | MRR@10 | nDCG@10 | median ms | p95 ms |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for m in MODES:
+            q, lat = r["quality"][m], r["latency_10k"][m]
+            lines.append(f"| {m} | {q['recall@1']:.3f} | {q['recall@5']:.3f} | {q['recall@10']:.3f} | {q['mrr@10']:.3f} | "
+                         f"{q['ndcg@10']:.3f} | {lat['median_ms']:.1f} | {lat['p95_ms']:.1f} |")  # fmt: skip
+        lines += [
+            "",
+            f"Hybrid above both single modes on every metric: **{r['hybrid_beats_both_on_every_metric']}**.",
+            "",
+        ]
+        rt = r["relevance_threshold"]
+        lines += [f"Relevance check used by search_documents / rag ask (cosine >= {rt['min_cosine']}): top-1 hybrid "
+                  f"hit below it for {rt['top1_below']:.1%} of {rt['queries']} dev queries (top-1 cosine median "
+                  f"{rt['top1_cosine_median']}, 5th percentile {rt['top1_cosine_p5']}).", ""]  # fmt: skip
+    if "query_threads" in r:
+        lines += ["Query encoding (MiniLM, one query, cold cache) by torch threads: "
+                  + ", ".join(f"{t}: median {v['median_ms']} ms / p95 {v['p95_ms']} ms" for t, v in r["query_threads"].items()), ""]  # fmt: skip
     if "index_100k" in r:
         v = r["index_100k"]
         kind = v["dense_kind"]
         lines += ["## 100k-chunk index (synthetic growth)", "",
-                  f"{v['chunks']} chunks, dense index chosen automatically: **{v['dense_kind']}** "
-                  f"(Recall@10 vs exact flat search {v['recall@10_vs_flat']}; FAISS alone: flat p95 "
-                  f"{v['faiss_flat_ms']['p95_ms']} ms, {kind} p95 {v[f'faiss_{kind}_ms']['p95_ms']} ms).", "",
+                  f"{v['chunks']} chunks grown from {v.get('base_chunks', '?')} real chunks; dense index chosen "
+                  f"automatically: **{kind}** (Recall@10 vs exact flat search {v['recall@10_vs_flat']}; FAISS alone, "
+                  f"k=50: flat p95 {v['faiss_flat_ms']['p95_ms']} ms, {kind} p95 {v[f'faiss_{kind}_ms']['p95_ms']} ms).", "",
                   "| mode | median ms | p95 ms |", "|---|---|---|"]  # fmt: skip
         lines += [f"| {m} | {v[m]['median_ms']} | {v[m]['p95_ms']} |" for m in MODES]
-        lines += ["", f"Hybrid on the 100k index, 300 dev queries: {v['hybrid_metrics']}.", ""]
-    bl = r["bm25_libraries"]
-    lines += ["## BM25 implementations (same analyzer, 500 dev queries, chunk level)", "",
-              "| library | build s | median ms | p95 ms | R@10 |", "|---|---|---|---|---|"]  # fmt: skip
-    for name, v in bl.items():
-        lines.append(f"| {name} | {v['build_s']} | {v['median_ms']} | {v['p95_ms']} | {v['recall@10']} |")
+        lines += [
+            "",
+            f"Hybrid quality on the 100k index (dev queries whose article is in the base): {v['hybrid_metrics']}.",
+            "",
+        ]
+    if "bm25_libraries" in r:
+        lines += ["## BM25 implementations (same analyzer, 500 dev queries, chunk level)", "",
+                  "| library | build s | median ms | p95 ms | R@10 |", "|---|---|---|---|---|"]  # fmt: skip
+        for name, v in r["bm25_libraries"].items():
+            lines.append(f"| {name} | {v['build_s']} | {v['median_ms']} | {v['p95_ms']} | {v['recall@10']} |")
+        lines.append("")
+    if "flat_vs_hnsw_10k" in r:
+        fh = r["flat_vs_hnsw_10k"]
+        lines += ["## FAISS flat vs HNSW on the real vectors", "", f"{fh['n_vectors']} vectors, k=10: flat median "
+                  f"{fh['flat']['median_ms']} ms (p95 {fh['flat']['p95_ms']}); HNSW median {fh['hnsw']['median_ms']} ms "
+                  f"(p95 {fh['hnsw']['p95_ms']}), Recall@10 vs flat {fh['hnsw']['recall@10_vs_flat']}, build "
+                  f"{fh['hnsw']['build_s']} s.", ""]  # fmt: skip
+    if "rrf_tuning" in r:
+        lines += ["## Choosing rrf_k (hybrid, tuning queries disjoint from the dev set)", "",
+                  "| rrf_k | R@1 | R@10 | MRR@10 | nDCG@10 |", "|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            f"| {t['rrf_k']} | {t['recall@1']} | {t['recall@10']} | {t['mrr@10']} | {t['ndcg@10']} |"
+            for t in r["rrf_tuning"]
+        ]
+        lines.append("")
     if "chunking_sweep" in r:
-        lines += ["", "## Chunking sweep", "", "| chunk_size | overlap | chunks | dense R@1 | dense MRR@10 | hybrid R@1 | hybrid MRR@10 | hybrid nDCG@10 |",
+        lines += ["## Chunking sweep", "", "| chunk_size | overlap | chunks | dense R@1 | dense MRR@10 | hybrid R@1 | hybrid MRR@10 | hybrid nDCG@10 |",
                   "|---|---|---|---|---|---|---|---|"]  # fmt: skip
-        for s in r["chunking_sweep"]:
-            lines.append(f"| {s['chunk_size']} | {s['chunk_overlap']} | {s['chunks']} | {s['dense_recall@1']} | {s['dense_mrr@10']} | "
-                         f"{s['hybrid_recall@1']} | {s['hybrid_mrr@10']} | {s['hybrid_ndcg@10']} |")  # fmt: skip
+        for c in r["chunking_sweep"]:
+            lines.append(f"| {c['chunk_size']} | {c['chunk_overlap']} | {c['chunks']} | {c['dense_recall@1']} | {c['dense_mrr@10']} | "
+                         f"{c['hybrid_recall@1']} | {c['hybrid_mrr@10']} | {c['hybrid_ndcg@10']} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

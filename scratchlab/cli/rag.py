@@ -57,9 +57,9 @@ def _progress_renderer(enabled: bool):
         elif ev.stage in ("embed", "save"):
             if "chunks" not in tasks:
                 tasks["chunks"] = progress.add_task("chunks", total=max(ev.chunks_total, 1), rate="")
-            rate = f"{ev.chunks_per_s:.0f} emb/s" if ev.chunks_per_s else (ev.message or "")
+            fields = {"rate": f"{ev.chunks_per_s:.1f} emb/s"} if ev.chunks_per_s else {}
             progress.update(
-                tasks["chunks"], completed=ev.chunks_done, total=max(ev.chunks_total, 1), rate=rate
+                tasks["chunks"], completed=ev.chunks_done, total=max(ev.chunks_total, 1), **fields
             )
 
     return progress, on_progress

@@ -14,7 +14,7 @@ Folder layout (one folder per index)::
     bm25-<gen>/           bm25s matrices + chunk ids (derived; rebuilt from chunks.db when missing)
 
 Crash safety: `chunks.db` names the current generation `gen`. An ingest embeds in slices and, at
-least every `CHECKPOINT_SECONDS`, writes the FAISS file of the next generation (atomically) and then
+least every `CHECKPOINT_SECONDS` (checked after each slice of `EMBED_SLICE` chunks), writes the FAISS file of the next generation (atomically) and then
 commits, in ONE SQLite transaction, the finished documents, their chunks and the new generation.
 A crash before that commit leaves the previous generation fully intact (stray files are swept on
 the next ingest); a crash after it keeps everything committed so far, and the next ingest only
@@ -55,8 +55,8 @@ STORE_FILE = "chunks.db"
 LOCK_FILE = ".lock"
 MODES = ("hybrid", "dense", "bm25")
 CANDIDATES = 50  # depth of each single-mode list fed to fusion and rerank
-EMBED_SLICE = 1024  # chunks embedded between checkpoint checks
-CHECKPOINT_SECONDS = 30.0  # at most this much embedding work is lost by a crash
+EMBED_SLICE = 256  # chunks embedded between checkpoint checks
+CHECKPOINT_SECONDS = 30.0  # commit at least this often (plus one slice) while embedding
 MAX_K = 200
 RELEVANCE_MIN_COSINE = 0.25  # a dense/hybrid hit below this cosine is "not relevant" (see tools)
 
