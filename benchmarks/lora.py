@@ -105,6 +105,28 @@ def _time_loop(model, base, batch, steps: int, warmup: int, lr: float):
             "train_peak_mb": (mem.peak - mem.start_rss) / 2**20, "loss_first": losses[0], "loss_last": losses[-1]}  # fmt: skip
 
 
+def _saved_activations_mb(model, batch, kind: str) -> float:
+    """Bytes autograd keeps for backward in one forward (unique storages, parameters excluded), in MB."""
+    import torch
+
+    from scratchlab.training.lora import lm_logits, masked_lm_loss
+
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        st = t.untyped_storage()
+        if st.data_ptr() not in params:
+            seen[st.data_ptr()] = st.nbytes()
+        return t
+
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = masked_lm_loss(lm_logits(model, batch, kind), batch["labels"])
+    del loss
+    return sum(seen.values()) / 2**20
+
+
 def _state_mb(model) -> dict:
     """Analytic memory: weights, gradients and AdamW moments (float32) of the trainable params."""
     seen, total, trainable = set(), 0, 0
@@ -141,6 +163,7 @@ def variant(name: str, a: argparse.Namespace) -> dict:
     from scratchlab.training.lora import LoraTrainConfig, add_lora, count_params
 
     torch.manual_seed(0)
+    torch.set_num_threads(a.threads)
     ws = get_workspace(a.home)
     if name in ("gpt_lora", "gpt_full"):
         base = _gpt_base(ws.root)
@@ -163,11 +186,13 @@ def variant(name: str, a: argparse.Namespace) -> dict:
     trainable, total = count_params(model)
     batch = D.collate(exs, base.fmt.pad_id)
     info = {"variant": name, "batch_shape": [len(exs), T], "trainable_params": trainable, "total_params": total,
-            "threads": torch.get_num_threads(), **_state_mb(model)}  # fmt: skip
+            "threads": torch.get_num_threads(), **_state_mb(model),
+            "activations_mb": _saved_activations_mb(model, batch, base.kind)}  # fmt: skip
     if name == "hf_trainer":
         info.update(_time_trainer(model, exs, base.fmt.pad_id, a.steps, a.warmup, lr))
     else:
-        info.update(_time_loop(model, base, batch, a.steps, a.warmup, lr))
+        steps = a.gpt_steps if base.kind == "gpt" else a.steps
+        info.update(_time_loop(model, base, batch, steps, a.warmup, lr))
     return info
 
 
@@ -217,10 +242,10 @@ def demo_run(a: argparse.Namespace) -> dict:
     from scratchlab.training.lora import LoraTrainConfig, run_finetune
 
     ws = get_workspace(a.home)
-    path = ensure_base(a.base, ws.dir("bases"), ws.dir("models"))
+    path = ensure_base(a.demo_base, ws.dir("bases"), ws.dir("models"))
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = LoraTrainConfig(base_kind="hf", base_path=str(path), data=str(DEMO), out_dir=tmp, r=a.r,
-                              max_iters=a.demo_iters, batch_size=a.hf_batch, max_len=a.hf_tokens,
+        cfg = LoraTrainConfig(base_kind="hf", base_path=str(path), data=str(DEMO), out_dir=tmp, r=a.r, num_threads=a.threads,
+                              max_iters=a.demo_iters, batch_size=a.hf_batch, max_len=a.demo_max_len,
                               eval_generate=a.demo_generate, max_new_tokens=24, ckpt_interval=0, device="cpu")  # fmt: skip
         res = run_finetune(cfg)
     keep = ("val_loss_before", "val_loss_after", "val_ppl_before", "val_ppl_after", "bleu_before", "bleu_after",
@@ -236,9 +261,10 @@ def demo_run(a: argparse.Namespace) -> dict:
 
 
 def run_child(name: str, a: argparse.Namespace) -> dict:
-    cmd = [sys.executable, __file__, "--variant", name, "--base", a.base, "--steps", str(a.steps), "--warmup", str(a.warmup),
+    cmd = [sys.executable, __file__, "--variant", name, "--base", a.base, "--steps", str(a.steps), "--warmup", str(a.warmup), "--gpt-steps", str(a.gpt_steps),
            "--r", str(a.r), "--gpt-batch", str(a.gpt_batch), "--hf-batch", str(a.hf_batch), "--hf-tokens", str(a.hf_tokens),
-           "--demo-iters", str(a.demo_iters), "--demo-generate", str(a.demo_generate)]  # fmt: skip
+           "--demo-iters", str(a.demo_iters), "--demo-generate", str(a.demo_generate),
+           "--demo-base", a.demo_base, "--demo-max-len", str(a.demo_max_len), "--threads", str(a.threads)]  # fmt: skip
     if a.home:
         cmd += ["--home", a.home]
     print(f"== {name}", flush=True)
@@ -260,15 +286,15 @@ def write_md(res: dict, path: Path) -> None:
     v = res["variants"]
     lines = ["# LoRA benchmark", "", f"Command: `{res['command']}`  ", f"Machine: {res['machine']}; load average "
              f"before {res['loadavg_before']}, after {res['loadavg_after']} (shared machine).", ""]  # fmt: skip
-    lines += ["| variant | batch (B x T) | trainable / total params | step (s) | train peak RSS (MB) | grads+Adam (MB) |",
-              "|---|---|---|---|---|---|"]  # fmt: skip
+    lines += ["| variant | batch (B x T) | trainable / total params | step (s) | train peak RSS (MB) | grads+Adam (MB) | saved activations (MB) |",
+              "|---|---|---|---|---|---|---|"]  # fmt: skip
     for name in ("gpt_full", "gpt_lora", "hf_lora", "hf_trainer"):
         r = v.get(name, {})
         if "error" in r or not r:
-            lines.append(f"| {name} | error: {r.get('error', 'not run')} | | | | |")
+            lines.append(f"| {name} | error: {r.get('error', 'not run')} | | | | | |")
             continue
         lines.append(f"| {name} | {r['batch_shape'][0]} x {r['batch_shape'][1]} | {r['trainable_params']:,} / {r['total_params']:,} "
-                     f"| {r['step_s']:.3f} | {r['train_peak_mb']:.0f} | {r['grads_mb'] + r['adam_mb']:.1f} |")  # fmt: skip
+                     f"| {r['step_s']:.3f} | {r['train_peak_mb']:.0f} | {r['grads_mb'] + r['adam_mb']:.1f} | {r['activations_mb']:.1f} |")  # fmt: skip
     s = res.get("summary", {})
     lines += ["", *[f"- {k}: {val}" for k, val in s.items()]]
     d = v.get("demo", {})
@@ -293,13 +319,22 @@ def main() -> int:
     ap.add_argument(
         "--home", default=os.environ.get("SCRATCHLAB_HOME"), help="workspace (holds the converted base)"
     )
-    ap.add_argument("--steps", type=int, default=6, help="timed steps per variant")
-    ap.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    ap.add_argument("--steps", type=int, default=4, help="timed steps per variant")
+    ap.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    ap.add_argument("--gpt-steps", type=int, default=12, help="timed steps per variant on our GPT")
     ap.add_argument("--r", type=int, default=8, help="LoRA rank")
     ap.add_argument("--gpt-batch", type=int, default=8, help="batch size for our GPT")
     ap.add_argument("--hf-batch", type=int, default=4, help="batch size for the pretrained base")
     ap.add_argument("--hf-tokens", type=int, default=64, help="sequence length cap for the pretrained base")
-    ap.add_argument("--demo-iters", type=int, default=60, help="steps of the demo fine-tune (0 skips it)")
+    ap.add_argument("--demo-iters", type=int, default=40, help="steps of the demo fine-tune (0 skips it)")
+    ap.add_argument("--demo-base", default="smollm2-135m", help="pretrained base for the demo fine-tune")
+    ap.add_argument("--demo-max-len", type=int, default=128, help="max tokens per demo example")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads in every variant (same for ours and Trainer)",
+    )
     ap.add_argument("--demo-generate", type=int, default=8, help="val prompts answered for BLEU/ROUGE")
     ap.add_argument(
         "--only",
@@ -317,7 +352,7 @@ def main() -> int:
         if a.only
         else ["gpt_full", "gpt_lora", "hf_lora", "hf_trainer"] + (["demo"] if a.demo_iters else [])
     )
-    res = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+    res = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "threads": a.threads, "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
            "loadavg_before": [round(x, 2) for x in os.getloadavg()], "variants": {}}  # fmt: skip
     for n in names:
         res["variants"][n] = run_child(n, a)

@@ -179,3 +179,21 @@ def test_hf_base_train_merge_switch_and_4bit_refusal(qwen_dir, data_file, tmp_pa
     merged, diff = merge_adapter(model, batch, "hf")
     assert diff < 1e-4
     assert res2["trainable_params"] < res["trainable_params"]  # r=2 vs r=8
+
+
+def test_ensure_base_is_cached_and_rejects_unknown_or_foreign_folders(tmp_path):
+    from scratchlab.training.hf_base import BASE_META, BaseModelError, ensure_base, read_base_meta
+
+    with pytest.raises(BaseModelError, match="unknown base 'gpt-5'"):
+        ensure_base("gpt-5", tmp_path / "bases", tmp_path / "models")
+    done = tmp_path / "bases" / "smollm2-135m"
+    done.mkdir(parents=True)
+    (done / BASE_META).write_text('{"format_version": 1, "name": "smollm2-135m"}')
+    assert ensure_base("smollm2-135m", tmp_path / "bases", tmp_path / "models") == done  # no conversion
+    assert read_base_meta(done)["name"] == "smollm2-135m"
+    (done / BASE_META).write_text('{"format_version": 99}')
+    with pytest.raises(BaseModelError, match="format 99"):
+        read_base_meta(done)
+    (tmp_path / "bases" / "qwen2.5-coder-0.5b").mkdir()
+    with pytest.raises(BaseModelError, match="not a converted base"):
+        ensure_base("qwen2.5-coder-0.5b", tmp_path / "bases", tmp_path / "models")

@@ -249,6 +249,7 @@ def start_finetune(ctx: ToolContext, args: FinetuneLoraArgs, inline: bool | None
     job, and when done the run's metrics (val_loss_before/after, trainable_params, ...).
     """
     from scratchlab.lab import jobs
+    from scratchlab.training.lora import LORA_META, TRAIN_STATE
 
     b, data, cfg, est = plan_finetune(ctx, args)
     name = _slug(args.name) if args.name else unique_name(ctx, _slug(b.name))
@@ -258,9 +259,11 @@ def start_finetune(ctx: ToolContext, args: FinetuneLoraArgs, inline: bool | None
          "estimated_seconds": round(est)},
     ):  # fmt: skip
         return {"status": "declined", "name": name, "estimated_seconds": round(est)}
+    out_dir = ctx.workspace.dir("adapters") / name
+    if (out_dir / LORA_META).is_file() and not (out_dir / TRAIN_STATE).is_file():
+        raise ToolError(f"adapter {name!r} already exists (finished); pick another name")
     b = materialize(ctx, b)
     data = resolve_data(ctx, args.data)
-    out_dir = ctx.workspace.dir("adapters") / name
     cfg.update(base_path=str(b.path), base_ref=b.artifact_id, data=str(data), out_dir=str(out_dir))
     art = ctx.registry.add_artifact(
         ADAPTER, name, out_dir, config={**cfg, "status": "training"}, parent=b.artifact_id

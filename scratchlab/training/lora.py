@@ -456,7 +456,8 @@ def run_finetune(
         base = load_base(cfg.base_kind, cfg.base_path, device, cfg.qlora)
     train, val, val_records, report = prepare_data(cfg, base)
     model = add_lora(base, cfg)
-    model.to(device) if not base.quantized else None
+    if not base.quantized:  # bitsandbytes places 4-bit weights itself
+        model.to(device)
     trainable, total = count_params(model)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999))
