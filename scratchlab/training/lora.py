@@ -31,226 +31,51 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from scratchlab.lab.atomic import atomic_path, atomic_write_json
+from scratchlab.lab.atomic import atomic_path
 from scratchlab.training import lora_data as D
 from scratchlab.training.lora_base import LoadedBase, load_base
+from scratchlab.training.lora_model import (  # noqa: F401 - re-exported: the engine's public names
+    DEFAULT_LR,
+    FOUR_BIT_MERGE_ERROR,
+    GPT_TARGETS,
+    HF_TARGETS,
+    LORA_FORMAT,
+    LORA_FORMAT_VERSION,
+    LORA_META,
+    MAX_R,
+    MERGE_TOLERANCE,
+    LoraError,
+    LoraTrainConfig,
+    add_lora,
+    check_targets,
+    count_params,
+    default_targets,
+    linear_module_names,
+    lm_logits,
+    masked_lm_loss,
+    read_adapter_meta,
+    save_adapter,
+)
 
-LORA_META = "lora_meta.json"
-LORA_FORMAT = "scratchlab-lora"
-LORA_FORMAT_VERSION = 1
 TRAIN_STATE = "train_state.pt"
-GPT_TARGETS = ("c_attn", "c_proj", "c_fc")
-HF_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-DEFAULT_LR = {"gpt": 1e-3, "hf": 2e-4}
 MIN_LR_RATIO = 0.1
-MAX_R = 1024
 CPU_FLOPS = 2e10  # effective float32 training throughput assumed for estimates (FLOP/s), CPU
 GPU_FLOPS = 5e12
 OVERHEAD_S = 20.0  # loading + before/after evaluation allowance for estimates (seconds)
 REPORT_EVERY_S = 0.5  # at most this often to the job reporter (SQLite writes)
-MERGE_TOLERANCE = 1e-3  # max abs logit difference accepted between adapter and merged outputs (fp32)
-FOUR_BIT_MERGE_ERROR = (
-    "cannot merge into a 4-bit (QLoRA) base: the LoRA update would be rounded into NF4 and the merged "
-    "model would differ from the adapter's outputs. Dequantize first: reload the base in bf16/fp32 "
-    "(load_in_4bit=False), attach the adapter, then merge."
-)
 
 
-class LoraError(ValueError):
-    """Bad LoRA settings (r, target modules, base) or a bad adapter folder; the message says how to fix it."""
-
-
-# ---- configuration ----------------------------------------------------------------------------
-@dataclass
-class LoraTrainConfig:
-    """Everything a fine-tuning run needs (saved with the adapter; missing keys default on load)."""
-
-    base_kind: str = "hf"  # "hf" | "gpt"
-    base_path: str = ""
-    data: str = ""
-    out_dir: str = ""
-    base_ref: str = ""  # the registry id/name of the base, for the record
-    r: int = 8
-    lora_alpha: float | None = None  # default 2 * r
-    lora_dropout: float = 0.05
-    target_modules: list[str] | None = None  # default per architecture
-    max_iters: int = 200
-    lr: float | None = None  # default DEFAULT_LR[base_kind]
-    warmup_iters: int | None = None  # default max_iters // 10 (at most 100)
-    batch_size: int = 4
-    grad_accum: int = 1
-    grad_clip: float = 1.0
-    weight_decay: float = 0.0
-    max_len: int | None = None  # default block_size (gpt) or 512 (hf)
-    val_fraction: float = 0.1
-    eval_interval: int = 0  # 0: evaluate only before and after
-    eval_iters: int = 0  # val batches per loss estimate; 0 = the whole val split
-    eval_generate: int = 4  # val prompts answered (before/after) for BLEU/ROUGE and samples
-    max_new_tokens: int = 64
-    ckpt_interval: int = 50
-    seed: int = 1337
-    device: str = "auto"  # "auto" | "cpu" | "cuda"
-    num_threads: int | None = None  # torch intra-op threads on CPU (None: torch's default)
-    qlora: bool | None = None  # None: 4-bit when CUDA + bitsandbytes and an hf base
-    resume: bool = True
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> LoraTrainConfig:
-        """Build from a (possibly older) dict; unknown keys raise LoraError."""
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise LoraError(f"unknown LoRA config keys {sorted(unknown)}; known: {sorted(names)}")
-        return cls(**d)
-
-    def resolved(self) -> LoraTrainConfig:
-        """A copy with defaults filled in and values checked.
-
-        Raises:
-            LoraError: r <= 0, bad dropout, bad iteration counts or batch size, unknown base kind.
-        """
-        if self.base_kind not in ("hf", "gpt"):
-            raise LoraError(f"base_kind must be 'hf' or 'gpt', got {self.base_kind!r}")
-        if not isinstance(self.r, int) or self.r <= 0 or self.r > MAX_R:
-            raise LoraError(f"r (LoRA rank) must be an integer in 1..{MAX_R}, got {self.r!r}; try 8 or 16")
-        if not 0.0 <= self.lora_dropout < 1.0:
-            raise LoraError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
-        if self.lora_alpha is not None and self.lora_alpha <= 0:
-            raise LoraError(f"lora_alpha must be > 0, got {self.lora_alpha}")
-        for name in ("max_iters", "batch_size", "grad_accum"):
-            if getattr(self, name) < 1:
-                raise LoraError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr is not None and not 0 < self.lr < 1:
-            raise LoraError(f"lr must be in (0, 1), got {self.lr}")
-        d = asdict(self)
-        d["lora_alpha"] = float(self.lora_alpha if self.lora_alpha is not None else 2 * self.r)
-        d["lr"] = self.lr if self.lr is not None else DEFAULT_LR[self.base_kind]
-        d["warmup_iters"] = (
-            self.warmup_iters if self.warmup_iters is not None else min(100, self.max_iters // 10)
-        )
-        return LoraTrainConfig(**d)
-
-
-# ---- adapters on a model -----------------------------------------------------------------------
-def linear_module_names(model: nn.Module) -> list[str]:
-    """Distinct last name components of the model's Linear layers (what `target_modules` can name)."""
-    return sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
-
-
-def default_targets(model: nn.Module) -> list[str]:
-    """Per-architecture LoRA targets: our GPT's c_attn/c_proj/c_fc, Qwen2/Llama's q/k/v/o + gate/up/down.
-
-    Raises:
-        LoraError: no known projection layer found (name them with `target_modules`).
-    """
-    present = set(linear_module_names(model))
-    for family in (GPT_TARGETS, HF_TARGETS):
-        found = [t for t in family if t in present]
-        if found:
-            return found
-    raise LoraError(
-        f"no known attention/MLP projections in this model; pick target_modules from {sorted(present)}"
-    )
-
-
-def check_targets(model: nn.Module, targets: list[str]) -> None:
-    """Raise LoraError naming any target that matches no Linear layer of `model` (with the valid names)."""
-    present = set(linear_module_names(model))
-    missing = [t for t in targets if t.rsplit(".", 1)[-1] not in present]
-    if missing:
-        raise LoraError(
-            f"target module(s) {missing} not found in the model; Linear layers are: {sorted(present)}"
-        )
-
-
-def add_lora(base: LoadedBase, cfg: LoraTrainConfig, adapter_name: str = "default") -> nn.Module:
-    """Wrap `base.model` with fresh LoRA adapters (B = 0, so outputs are unchanged).
-
-    Args:
-        base: the loaded base (its model is modified in place by peft).
-        cfg: a resolved config (r, lora_alpha, lora_dropout, target_modules).
-
-    Returns:
-        The `peft.PeftModel`; only LoRA parameters have requires_grad.
-
-    Raises:
-        LoraError: a target module does not exist or r is invalid.
-    """
-    from peft import LoraConfig, get_peft_model
-
-    targets = list(cfg.target_modules) if cfg.target_modules else default_targets(base.model)
-    check_targets(base.model, targets)
-    lcfg = LoraConfig(
-        r=cfg.r,
-        lora_alpha=cfg.lora_alpha if cfg.lora_alpha is not None else 2 * cfg.r,
-        lora_dropout=cfg.lora_dropout,
-        target_modules=targets,
-        bias="none",
-        task_type="CAUSAL_LM" if base.kind == "hf" else None,
-    )
-    if base.quantized:
-        from peft import prepare_model_for_kbit_training
-
-        prepare_model_for_kbit_training(base.model, use_gradient_checkpointing=False)
-    return get_peft_model(base.model, lcfg, adapter_name=adapter_name)
-
-
-def count_params(model: nn.Module) -> tuple[int, int]:
-    """(trainable, total) parameter counts; shared (tied) tensors counted once."""
-    seen: set[int] = set()
-    trainable = total = 0
-    for p in model.parameters():
-        if id(p) in seen:
-            continue
-        seen.add(id(p))
-        n = p.numel() * (2 if p.__class__.__name__ == "Params4bit" else 1)  # 4-bit packs two per byte
-        total += n
-        if p.requires_grad:
-            trainable += n
-    return trainable, total
-
-
-# ---- forward, loss, schedule ------------------------------------------------------------------
-def lm_logits(model: nn.Module, batch: dict, kind: str) -> torch.Tensor:
-    """Logits (B, T, vocab) for `batch["input_ids"]`; works on bases and PeftModels of either kind."""
-    ids = batch["input_ids"]
-    if kind == "gpt":
-        return model(ids)
-    return model(input_ids=ids, attention_mask=batch.get("attention_mask")).logits
-
-
-def masked_lm_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Next-token cross-entropy: logits[:, t] predicts labels[:, t+1]; -100 labels are ignored.
-
-    Args:
-        logits: (B, T, V) float.
-        labels: (B, T) int64, aligned with the inputs.
-        reduction: "mean" over counted tokens or "sum".
-    """
-    shift_logits = logits[:, :-1, :].float()  # (B, T-1, V)
-    shift_labels = labels[:, 1:].to(logits.device)  # (B, T-1)
-    return F.cross_entropy(
-        shift_logits.reshape(-1, shift_logits.size(-1)),
-        shift_labels.reshape(-1),
-        ignore_index=D.IGNORE_INDEX,
-        reduction=reduction,
-    )
-
-
+# ---- schedule, step, validation ------------------------------------------------------------
 def lr_at(step: int, lr: float, warmup_iters: int, max_iters: int) -> float:
     """Linear warmup over `warmup_iters` then cosine decay to lr * MIN_LR_RATIO at `max_iters`."""
     min_lr = lr * MIN_LR_RATIO
@@ -322,44 +147,7 @@ def val_loss(model: nn.Module, examples: list[D.Example], kind: str, batch_size:
     return total / max(1, count)
 
 
-# ---- adapter folder ---------------------------------------------------------------------------
-def read_adapter_meta(adapter_dir: str | os.PathLike) -> dict[str, Any]:
-    """The `lora_meta.json` of an adapter folder.
-
-    Raises:
-        LoraError: missing/unreadable, not ours, or a newer format version.
-    """
-    p = Path(adapter_dir) / LORA_META
-    try:
-        meta = json.loads(p.read_text())
-    except (OSError, ValueError) as e:
-        raise LoraError(
-            f"{adapter_dir} is not a saved LoRA adapter ({LORA_META} missing or unreadable: {e})"
-        ) from e
-    if meta.get("format") != LORA_FORMAT:
-        raise LoraError(f"{p} is not a scratchlab LoRA adapter (format {meta.get('format')!r})")
-    if meta.get("format_version", 0) > LORA_FORMAT_VERSION:
-        raise LoraError(
-            f"adapter {adapter_dir} has format {meta['format_version']}; this scratchlab reads <= {LORA_FORMAT_VERSION}"
-        )
-    return meta
-
-
-def save_adapter(peft_model: nn.Module, out_dir: str | os.PathLike, meta: dict[str, Any]) -> Path:
-    """Write the adapter weights (peft format) and `lora_meta.json` into `out_dir`, each file atomically."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".adapter.tmp-", dir=out))
-    try:
-        peft_model.save_pretrained(tmp)
-        for f in tmp.iterdir():
-            os.replace(f, out / f.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    atomic_write_json(out / LORA_META, {"format": LORA_FORMAT, "format_version": LORA_FORMAT_VERSION, **meta})
-    return out
-
-
+# ---- checkpoints ----------------------------------------------------------------------------
 def _lora_state(model: nn.Module) -> dict[str, torch.Tensor]:
     from peft import get_peft_model_state_dict
 
