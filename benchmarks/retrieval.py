@@ -61,7 +61,7 @@ QUERIES_FILE = ROOT / "benchmarks" / "data" / "wiki_queries_dev.jsonl"
 RESULTS = ROOT / "benchmarks" / "results" / "retrieval"
 MODES = ("bm25", "dense", "hybrid")
 LAT_K = 10
-SYNTH_COPIES = 9
+SWEEP = ((64, 16), (128, 32), (256, 32), (256, 0))  # (chunk_size, chunk_overlap) settings compared
 SYNTH_SWAP = 0.2
 SYNTH_NOISE = 0.35  # std of the noise vector's norm relative to the unit original
 
@@ -348,7 +348,7 @@ def sweep_chunking(corpus: list[dict], dev: list[Query], work: Path, embedder, n
     folder = work / "sweep-docs" / "wiki"
     write_docs(folder, sub + rest)
     rows = []
-    for size, overlap in ((64, 0), (64, 16), (128, 0), (128, 32), (256, 0), (256, 32)):
+    for size, overlap in SWEEP:
         ix = work / f"sweep-{size}-{overlap}"
         shutil.rmtree(ix, ignore_errors=True)
         idx = DocumentIndex.create(ix, ChunkConfig(size, overlap), embedder=embedder)
@@ -389,6 +389,11 @@ def main() -> None:
         help="Also evaluate rrf_k values on N tuning queries (disjoint from dev).",
     )
     ap.add_argument("--sweep-chunking", action="store_true", help="Also measure chunk_size/overlap settings.")
+    ap.add_argument(
+        "--only-sweep",
+        action="store_true",
+        help="Only run the chunking sweep (saves <work>/chunking_sweep.json).",
+    )
     ap.add_argument("--sweep-docs", type=int, default=2000, help="Articles in the chunking sweep.")
     ap.add_argument(
         "--out", default=str(RESULTS), help="Results path without extension (.json and .md are written)."
@@ -448,6 +453,10 @@ def main() -> None:
         result["corpus"] |= {"indexed_docs": len(indexed), "dev_queries": len(dev)}
 
     lat_q = [q.query for q in dev[: args.latency_queries]]
+    if args.only_sweep:
+        res = sweep_chunking(load_corpus(), dev_all, work, embedder, args.sweep_docs)
+        (work / "chunking_sweep.json").write_text(json.dumps(res, indent=2))
+        return
     if args.only_100k:
         base = DocumentIndex.open(ix_dir, embedder=embedder)
         restrict_to(base)
@@ -520,6 +529,9 @@ def main() -> None:
         save()
     if args.sweep_chunking:
         result["chunking_sweep"] = sweep_chunking(load_corpus(), dev, work, embedder, args.sweep_docs)
+        save()
+    elif (work / "chunking_sweep.json").exists():
+        result["chunking_sweep"] = json.loads((work / "chunking_sweep.json").read_text())
         save()
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
 

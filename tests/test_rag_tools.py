@@ -89,6 +89,20 @@ def test_tool_errors_go_back_as_messages(tools, tmp_path, tool_ctx):
     assert "mode" in tools["search_documents"].invoke({"query": "x", "index": "blank", "mode": "fuzzy"})
 
 
+def test_hyde_search_uses_the_session_chat_model(tools, tool_ctx, docs):
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    tools["index_documents"].invoke({"path": str(docs)})
+    assert "needs the chat model" in tools["search_documents"].invoke({"query": "memory", "hyde": True})
+    tool_ctx.extras["chat_model"] = FakeListChatModel(
+        responses=["Paged optimizers avoid memory spikes while training."]
+    )
+    res = tools["search_documents"].invoke(
+        {"query": "how to avoid OOM?", "hyde": True, "mode": "dense", "k": 1}
+    )
+    assert "(dense + HyDE)" in res and "[1] corpus/qlora.md" in res
+
+
 def test_snippet_keeps_the_matching_sentence_short():
     text = (
         "Intro sentence that says little. " * 10 + "The answer mentions NormalFloat quantization here. Tail."

@@ -59,6 +59,10 @@ class SearchDocumentsArgs(BaseModel):
         default="hybrid",
         description="'hybrid' (default, best), 'dense' (meaning) or 'bm25' (exact words); null for hybrid.",
     )
+    hyde: bool | None = Field(
+        default=False,
+        description="Rarely needed: true to search with a hypothetical answer written by the chat model (HyDE).",
+    )
 
 
 def slug(name: str) -> str:
@@ -118,6 +122,23 @@ def run_index(ctx: ToolContext, paths: Sequence[str], name: str | None = None, i
                "seconds": round(report.seconds, 2), "failed": len(report.failed)}  # fmt: skip
     art = ctx.registry.add_artifact(KIND, name, folder, config=config, metrics=metrics)
     return art, report
+
+
+def chat_generate(ctx: ToolContext) -> Callable[[str], str]:
+    """`generate(prompt) -> text` over the session's chat model (ctx.extras["chat_model"]).
+
+    Raises:
+        ToolError: no chat model in this context.
+    """
+    model = ctx.extras.get("chat_model")
+    if model is None:
+        raise ToolError("HyDE needs the chat model, which this session does not provide; search without hyde")
+
+    def generate(prompt: str) -> str:
+        out = model.invoke(prompt)
+        return out.content if isinstance(out.content, str) else str(out.content)
+
+    return generate
 
 
 def _estimate_seconds(paths: Sequence[str]) -> float:
@@ -201,7 +222,14 @@ def make_tools(ctx: ToolContext) -> list[BaseTool]:
         idx, art = resolve_index(ctx, args.index)
         if idx.stats()["chunks"] == 0:
             return f"Index '{art.name}' ({art.id}) is empty: add documents with index_documents first."
-        hits = idx.search(args.query, k=k, mode=mode)
-        return format_results(art.name, args.query, hits, idx.is_relevant, mode)
+        qv = None
+        if args.hyde and mode != "bm25":
+            from scratchlab.retrieval.hyde import hyde_vector
+
+            qv = hyde_vector(args.query, chat_generate(ctx), idx.embedder)
+        hits = idx.search(args.query, k=k, mode=mode, query_vector=qv)
+        return format_results(
+            art.name, args.query, hits, idx.is_relevant, mode + (" + HyDE" if qv is not None else "")
+        )
 
     return [index_documents, search_documents]
