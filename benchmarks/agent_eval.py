@@ -318,7 +318,7 @@ def write_results(out_dir: Path, key: str, payload: dict[str, Any]) -> list[Path
                f"median {ev._secs(cli['median_s'])} s per process.\n")  # fmt: skip
     if payload.get("multistep"):
         md += "\n" + render_multistep(payload["multistep"])
-    md += f"\nCommand: `{payload['command']}`\n"
+    md += f"\nCommand: `{payload['command']}` (checkout {payload.get('git', 'unknown')})\n"
     paths = [
         out_dir / f"agent_eval_{key}.json",
         out_dir / f"agent_eval_{key}.md",
@@ -412,6 +412,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def git_revision() -> str:
+    """`git describe --always --dirty` of the checkout (the agent's prompts change between commits)."""
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
 def report_partial(args: argparse.Namespace, argv, cases, key: str, partial: Path) -> dict[str, Any]:
     """Write the result files from the cases an unfinished run has scored so far (its run goes on)."""
     done = load_partial(partial)
@@ -422,6 +433,7 @@ def report_partial(args: argparse.Namespace, argv, cases, key: str, partial: Pat
         "n_cases": len(results),
         "partial": f"{len(results)} of {len(cases)} selected cases scored when this report was written",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "git": git_revision(),
         "command": "python benchmarks/agent_eval.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "cold_s": None,
         "summary": ev.summarise(results),
@@ -473,6 +485,7 @@ def main(
         "split": args.split,
         "n_cases": len(results),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "git": git_revision(),
         "command": "python benchmarks/agent_eval.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "cold_s": cold_s,
         "summary": ev.summarise(results, multistep=multi),
