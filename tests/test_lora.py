@@ -197,3 +197,25 @@ def test_ensure_base_is_cached_and_rejects_unknown_or_foreign_folders(tmp_path):
     (tmp_path / "bases" / "qwen2.5-coder-0.5b").mkdir()
     with pytest.raises(BaseModelError, match="not a converted base"):
         ensure_base("qwen2.5-coder-0.5b", tmp_path / "bases", tmp_path / "models")
+
+
+@pytest.mark.parametrize("kind", ["gpt", "hf"])
+def test_answer_only_logits_give_the_same_loss_as_full_logits(kind, gpt_run, qwen_dir, data_file):
+    from scratchlab.training.lora import lm_loss, masked_lm_loss
+
+    base = load_base(kind, gpt_run if kind == "gpt" else qwen_dir)
+    batch = _batch(base, data_file, n=5)
+    with torch.no_grad():
+        full = masked_lm_loss(lm_logits(base.model, batch, kind), batch["labels"], reduction="sum")
+        fast = lm_loss(base.model, batch, kind, reduction="sum")
+        # by hand: sum over trained positions of -log softmax(logits[t-1])[label[t]]
+        logp = torch.log_softmax(lm_logits(base.model, batch, kind).float(), -1)
+        lab = batch["labels"]
+        want = -sum(
+            float(logp[b, t - 1, lab[b, t]])
+            for b in range(lab.size(0))
+            for t in range(1, lab.size(1))
+            if lab[b, t] != -100
+        )
+    assert float(full) == pytest.approx(want, rel=1e-5)
+    assert float(fast) == pytest.approx(want, rel=1e-5)

@@ -62,6 +62,7 @@ from scratchlab.training.lora_model import (  # noqa: F401 - re-exported: the en
     default_targets,
     linear_module_names,
     lm_logits,
+    lm_loss,
     masked_lm_loss,
     read_adapter_meta,
     save_adapter,
@@ -114,8 +115,7 @@ def train_step(model: nn.Module, opt: torch.optim.Optimizer, params: list[torch.
     for _ in range(cfg.grad_accum):
         batch = _to(next(batches), device)
         with autocast_for(device):
-            logits = lm_logits(model, batch, kind)
-        loss = masked_lm_loss(logits, batch["labels"]) / cfg.grad_accum
+            loss = lm_loss(model, batch, kind) / cfg.grad_accum
         loss.backward()
         loss_sum += float(loss.detach())
         tokens += int(batch["attention_mask"].sum())
@@ -140,8 +140,7 @@ def val_loss(model: nn.Module, examples: list[D.Example], kind: str, batch_size:
         if max_batches and i >= max_batches:
             break
         batch = _to(batch, device)
-        logits = lm_logits(model, batch, kind)
-        total += float(masked_lm_loss(logits, batch["labels"], reduction="sum"))
+        total += float(lm_loss(model, batch, kind, reduction="sum"))
         count += int((batch["labels"][:, 1:] != D.IGNORE_INDEX).sum())
     model.train(was_training)
     return total / max(1, count)

@@ -206,6 +206,11 @@ def lm_logits(model: nn.Module, batch: dict, kind: str) -> torch.Tensor:
     return model(input_ids=ids, attention_mask=batch.get("attention_mask")).logits
 
 
+def next_token_targets(labels: torch.Tensor) -> torch.Tensor:
+    """(B, T) targets for each position: labels shifted left by one, -100 in the last column."""
+    return F.pad(labels, (0, 1), value=D.IGNORE_INDEX)[:, 1:]
+
+
 def masked_lm_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Next-token cross-entropy: logits[:, t] predicts labels[:, t+1]; -100 labels are ignored.
 
@@ -214,11 +219,52 @@ def masked_lm_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = 
         labels: (B, T) int64, aligned with the inputs.
         reduction: "mean" over counted tokens or "sum".
     """
-    shift_logits = logits[:, :-1, :].float()  # (B, T-1, V)
-    shift_labels = labels[:, 1:].to(logits.device)  # (B, T-1)
+    targets = next_token_targets(labels).to(logits.device)  # (B, T); no copy of the (B, T, V) logits
     return F.cross_entropy(
-        shift_logits.reshape(-1, shift_logits.size(-1)),
-        shift_labels.reshape(-1),
+        logits.float().reshape(-1, logits.size(-1)),
+        targets.reshape(-1),
+        ignore_index=D.IGNORE_INDEX,
+        reduction=reduction,
+    )
+
+
+def _supports_mask_slicing() -> bool:
+    try:
+        from transformers.modeling_utils import slice_logits_to_keep  # noqa: F401 - 2-D boolean logits_to_keep
+    except ImportError:
+        return False
+    return True
+
+
+def lm_loss(model: nn.Module, batch: dict, kind: str, reduction: str = "mean") -> torch.Tensor:
+    """The masked next-token loss of `batch`, projecting onto the vocabulary only where it counts.
+
+    For Hugging Face models the LM head runs only at positions whose next token is trained
+    (`logits_to_keep`): prompt positions need no logits, and with a 150k vocabulary the head is a
+    quarter of the model's FLOPs. Equal to `masked_lm_loss(lm_logits(...))` up to float rounding.
+
+    Args:
+        batch: `input_ids`, `labels` (and `attention_mask`), each (B, T).
+        kind: "gpt" (full logits) or "hf".
+        reduction: "mean" or "sum" over trained tokens.
+    """
+    if kind != "hf":
+        return masked_lm_loss(lm_logits(model, batch, kind), batch["labels"], reduction)
+    targets = next_token_targets(batch["labels"])  # (B, T)
+    keep = targets != D.IGNORE_INDEX
+    ids, mask = batch["input_ids"], batch.get("attention_mask")
+    if _supports_mask_slicing():
+        logits = model(
+            input_ids=ids, attention_mask=mask, logits_to_keep=keep
+        ).logits  # (N, V), N trained tokens
+        picked = targets[keep]  # (N,)
+    else:  # older transformers: one set of columns for the whole batch
+        cols = keep.any(0).nonzero().squeeze(1)  # (K,)
+        logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=cols).logits  # (B, K, V)
+        picked = targets[:, cols]  # (B, K)
+    return F.cross_entropy(
+        logits.float().reshape(-1, logits.size(-1)),
+        picked.reshape(-1),
         ignore_index=D.IGNORE_INDEX,
         reduction=reduction,
     )
