@@ -70,7 +70,9 @@ def resolve_text_sources(source: str | os.PathLike) -> list[Path]:
         if not files:
             raise DatasetError(f"folder {path} has no text files ({', '.join(sorted(TEXT_SUFFIXES - {''}))})")
         return files
-    raise DatasetError(f"unknown dataset {s!r}: not a named dataset ({', '.join(NAMED_DATASETS)}) nor an existing file or folder")
+    raise DatasetError(
+        f"unknown dataset {s!r}: not a named dataset ({', '.join(NAMED_DATASETS)}) nor an existing file or folder"
+    )
 
 
 def load_text(source: str | os.PathLike) -> str:

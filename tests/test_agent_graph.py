@@ -23,7 +23,10 @@ def add(a: int, b: int) -> int:
 
 
 def run(graph, text, thread="t"):
-    return graph.invoke({"messages": [HumanMessage(text)]}, {"configurable": {"thread_id": thread}, "recursion_limit": recursion_limit(6)})
+    return graph.invoke(
+        {"messages": [HumanMessage(text)]},
+        {"configurable": {"thread_id": thread}, "recursion_limit": recursion_limit(6)},
+    )
 
 
 def test_tool_call_then_answer(workspace):
@@ -70,7 +73,9 @@ def test_tool_user_error_is_a_message_and_bug_raises(tool_ctx):
         """A tool with a bug."""
         raise TypeError("our bug")
 
-    g = build_graph(model=ScriptedChatModel(responses=[call("buggy", {"x": 1})]), tools=[buggy], system_prompt="s")
+    g = build_graph(
+        model=ScriptedChatModel(responses=[call("buggy", {"x": 1})]), tools=[buggy], system_prompt="s"
+    )
     with pytest.raises(TypeError):
         g.invoke({"messages": [HumanMessage("x")]})
 
@@ -112,7 +117,9 @@ def test_dry_run_runs_no_tool(workspace):
 
 
 def test_checkpoints_are_pruned(workspace):
-    lab = LabSession(home=workspace.root, model=ScriptedChatModel(responses=[AIMessage("ok")]), keep_checkpoints=3)
+    lab = LabSession(
+        home=workspace.root, model=ScriptedChatModel(responses=[AIMessage("ok")]), keep_checkpoints=3
+    )
     for i in range(4):
         lab.ask(f"hello {i}", thread_id="t-prune")
     n = lab.conn.execute("SELECT COUNT(*) FROM checkpoints WHERE thread_id = 't-prune'").fetchone()[0]

@@ -104,7 +104,9 @@ def _fake_parts(monkeypatch, tmp_path, chunks):
         p = tmp_path / f"part{i}"
         p.write_bytes(data)
         name = f"fake_part_mod_{i}"
-        monkeypatch.setitem(__import__("sys").modules, name, types.SimpleNamespace(get_part_path=lambda p=p: str(p)))
+        monkeypatch.setitem(
+            __import__("sys").modules, name, types.SimpleNamespace(get_part_path=lambda p=p: str(p))
+        )
         mods.append(name)
     return tuple(mods)
 
@@ -117,9 +119,13 @@ def test_gguf_assembly_and_checksum(tmp_path, monkeypatch):
     out = weights.gguf_path("tiny", tmp_path / "cache")
     assert out.read_bytes() == b"".join(chunks)
     mtime = os.stat(out).st_mtime_ns
-    assert weights.gguf_path("tiny", tmp_path / "cache") == out and os.stat(out).st_mtime_ns == mtime  # cached
+    assert (
+        weights.gguf_path("tiny", tmp_path / "cache") == out and os.stat(out).st_mtime_ns == mtime
+    )  # cached
 
-    monkeypatch.setitem(weights.SPECS, "bad", weights.GGUFSpec("bad", "bad.gguf", mods, "0" * 64, "bad model"))
+    monkeypatch.setitem(
+        weights.SPECS, "bad", weights.GGUFSpec("bad", "bad.gguf", mods, "0" * 64, "bad model")
+    )
     with pytest.raises(weights.WeightsError, match="make install"):
         weights.gguf_path("bad", tmp_path / "cache")
     assert not (tmp_path / "cache" / "bad.gguf").exists()  # the corrupt file is not left behind

@@ -30,20 +30,54 @@ def test_count_in_schema():
 
 
 def test_numbers_in_expands_shorthand():
-    assert router.numbers_in("train for 2k steps, lr 3e-4, 1,024 tokens, 6 heads") >= {2000.0, 0.0003, 1024.0, 6.0}
+    assert router.numbers_in("train for 2k steps, lr 3e-4, 1,024 tokens, 6 heads") >= {
+        2000.0,
+        0.0003,
+        1024.0,
+        6.0,
+    }
 
 
 def test_ground_args_drops_unsupported_values():
     text = "train a 4-layer GPT on shakespeare for 2k steps"
-    args = {"dataset": "shakespeare", "n_layer": 4, "max_iters": 2000, "n_head": 8, "name": "wikipedia", "lr": None}
+    args = {
+        "dataset": "shakespeare",
+        "n_layer": 4,
+        "max_iters": 2000,
+        "n_head": 8,
+        "name": "wikipedia",
+        "lr": None,
+    }
     assert router.ground_args(args, text) == {"dataset": "shakespeare", "n_layer": 4, "max_iters": 2000}
     # references, free text the model writes, and word-stem matches survive
-    args = {"tokenizer": "last", "code": "print(2**10)", "switches": ["no_layernorm", "no_residual"]}
-    assert router.ground_args(args, "ablate layer norm and residuals") == args
+    args = {
+        "tokenizer": "last",
+        "code": "print(2**10)",
+        "switches": ["no_layernorm", "no_residual"],
+        "name": "last",
+    }
+    params = {"properties": {"tokenizer": {"type": "string", "default": "last"}, "name": {"type": "string"}}}
+    kept = router.ground_args(args, "ablate layer norm and residuals", params)
+    assert kept == {k: v for k, v in args.items() if k != "name"}  # "last" is only a reference value
+
+
+def test_flags_need_support():
+    assert router.ground_args({"wait": False, "session": True}, "train a gpt") == {}
+    assert router.ground_args({"wait": False}, "train a gpt in the background") == {"wait": False}
+    assert router.ground_args({"session": True}, "run this in my session") == {"session": True}
+
+
+def test_unwrap_json_answer():
+    assert router.unwrap_json_answer('{"message": "Hello!"}') == "Hello!"
+    assert router.unwrap_json_answer("Hello {there}") == "Hello {there}"
+    assert router.unwrap_json_answer('{"a": "x", "b": "y"}') == '{"a": "x", "b": "y"}'
 
 
 def test_missing_required_becomes_clarify_question():
-    params = {"properties": {"data": {"type": "string", "description": "JSONL file with examples. More."}}, "required": ["data"]}
+    params = {
+        "properties": {"data": {"type": "string", "description": "JSONL file with examples. More."}},
+        "required": ["data"],
+    }
     assert router.missing_required({}, params) == ["data"]
     q = router.clarify_question("finetune_lora", ["data"], params)
     assert q.endswith("?") and "data (JSONL file with examples)" in q
@@ -57,7 +91,8 @@ def test_nullable_schema_and_grammar_parse():
 
     schema = Args.model_json_schema()
     ns = router.nullable_schema(schema)
-    assert ns["required"] == ["text", "n", "k"]
+    assert ns["required"] == ["text"]
+    assert router.nullable_schema(schema, all_required=True)["required"] == ["text", "n", "k"]
     assert {"type": "null"} in ns["properties"]["k"]["anyOf"]
     gbnf = router.args_grammar(schema)
     assert "\\x00-\\x1F" in gbnf  # control characters are excluded from strings
@@ -92,4 +127,6 @@ def test_catalogue_lists_every_tool(tool_ctx):
     prompt = fixed_system_prompt(tools)
     for name in ("remember", "recall", "list_artifacts"):
         assert f"- {name}(" in prompt
-    assert signature("f", {"properties": {"a": {"type": "integer", "default": 2}}, "required": []}) == "f(a: int = 2)"
+    sig = {"properties": {"a": {"type": "integer", "default": 2}, "b": {"type": "string"}}, "required": ["b"]}
+    assert signature("f", sig) == "f(a?: int, b: str)"
+    assert signature("f", sig, defaults=True) == "f(a?: int = 2, b: str)"

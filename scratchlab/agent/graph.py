@@ -30,9 +30,7 @@ from typing_extensions import TypedDict
 from scratchlab.agent.prompts import fixed_system_prompt
 
 MAX_STEPS = 12
-STEP_LIMIT_MESSAGE = (
-    "Sorry, I need more steps to finish this. Here is where I stopped; ask me to continue or split the request."
-)
+STEP_LIMIT_MESSAGE = "Sorry, I need more steps to finish this. Here is where I stopped; ask me to continue or split the request."
 
 
 class LabState(TypedDict):
@@ -83,7 +81,11 @@ def build_graph(
         model = get_chat_model(workspace=workspace if not isinstance(workspace, str) else None)
     tools = list(tools)
     bound = model.bind_tools(tools) if tools else model
-    fixed = system_prompt if system_prompt is not None else fixed_system_prompt([convert_to_openai_tool(t) for t in tools])
+    fixed = (
+        system_prompt
+        if system_prompt is not None
+        else fixed_system_prompt([convert_to_openai_tool(t) for t in tools])
+    )
 
     def agent(state: LabState, config) -> dict:
         text = fixed + ("\n" + lab_state() if lab_state else "")

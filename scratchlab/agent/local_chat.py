@@ -32,9 +32,11 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import PrivateAttr
 
 from scratchlab.agent import router
+from scratchlab.agent.constrained import constrained_greedy
 from scratchlab.agent.prompts import ANSWER, CLARIFY
 
 DEFAULT_N_CTX = 8192
+ENV_THREADS = "SCRATCHLAB_LLAMA_THREADS"  # llama.cpp threads; default: the CPU count (at most 8)
 MAX_ACTION_TOKENS = 16
 CONTEXT_RESERVE = 768  # tokens kept free for the reply
 _LLAMAS: dict[tuple[str, int], Any] = {}
@@ -59,7 +61,9 @@ def load_llama(model_path: str, n_ctx: int = DEFAULT_N_CTX, n_threads: int | Non
                 _LLAMAS[key] = Llama(
                     model_path=str(model_path),
                     n_ctx=n_ctx,
-                    n_threads=n_threads or max(1, min(os.cpu_count() or 2, 8)),
+                    n_threads=n_threads
+                    or int(os.environ.get(ENV_THREADS, 0))
+                    or max(1, min(os.cpu_count() or 2, 8)),
                     n_batch=512,
                     verbose=False,
                 )
@@ -90,7 +94,6 @@ class ChatLocalLlama(BaseChatModel):
     max_answer_tokens: int = 400
     max_args_tokens: int = 200
     state_cache_dir: str | None = None
-    _grammars: dict[str, Any] = PrivateAttr(default_factory=dict)
     _warmed: set[str] = PrivateAttr(default_factory=set)
 
     @property
@@ -110,21 +113,10 @@ class ChatLocalLlama(BaseChatModel):
         return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
 
     # ---- llama.cpp plumbing ---------------------------------------------------------------------
-    def _grammar(self, text: str):
-        from llama_cpp import LlamaGrammar
-
-        if text not in self._grammars:
-            self._grammars[text] = LlamaGrammar.from_string(text, verbose=False)
-        return self._grammars[text]
-
-    def _complete(self, prompt: str, *, grammar: str | None = None, max_tokens: int = 64) -> str:
-        """Greedy completion of `prompt`, optionally under a GBNF grammar."""
-        kwargs: dict[str, Any] = dict(max_tokens=max_tokens, temperature=0.0, top_k=1, repeat_penalty=1.0,
-                                      stop=[router.IM_END])  # fmt: skip
-        if grammar:
-            kwargs["grammar"] = self._grammar(grammar)
+    def _complete(self, prompt: str, *, grammar: str, max_tokens: int = 64) -> str:
+        """Greedy completion of `prompt` under a GBNF grammar (see `scratchlab.agent.constrained`)."""
         with _LOCK:
-            return self.llm.create_completion(prompt, **kwargs)["choices"][0]["text"]
+            return constrained_greedy(self.llm, prompt, grammar, max_tokens)
 
     def _stream_text(self, prompt: str, kwargs: dict[str, Any]) -> Iterator[str]:
         with _LOCK:
@@ -144,6 +136,7 @@ class ChatLocalLlama(BaseChatModel):
 
     def warm_start(self, system_prefix: str) -> None:
         """Evaluate (or restore from disk) the llama.cpp state after `system_prefix`; cheap if done."""
+        system_prefix = system_prefix.rstrip()  # the same key whatever follows (lab state, newlines)
         if system_prefix in self._warmed:
             return
         self._warmed.add(system_prefix)
@@ -184,7 +177,7 @@ class ChatLocalLlama(BaseChatModel):
                 args = json.loads(raw)
             except json.JSONDecodeError:
                 args = {}
-            args = router.ground_args(args if isinstance(args, dict) else {}, context)
+            args = router.ground_args(args if isinstance(args, dict) else {}, context, params)
             missing = router.missing_required(args, params)
             if missing:
                 return CLARIFY, router.clarify_question(action, missing, params)
@@ -220,18 +213,27 @@ class ChatLocalLlama(BaseChatModel):
         extra = {"action": kind}
         if isinstance(payload, str):
             payload = iter([payload])
-        started = False
+        started, held = False, None  # an answer that starts with "{" is held back and unwrapped at the end
         for piece in payload:
             if not started:
                 piece = piece.lstrip()
                 if not piece:
                     continue
                 started = True
+                if piece.startswith("{"):
+                    held = ""
+            if held is not None:
+                held += piece
+                continue
             chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece, additional_kwargs=extra))
             if run_manager:
                 run_manager.on_llm_new_token(piece, chunk=chunk)
             yield chunk
-        if not started:
+        if held is not None:
+            yield ChatGenerationChunk(
+                message=AIMessageChunk(content=router.unwrap_json_answer(held), additional_kwargs=extra)
+            )
+        elif not started:
             yield ChatGenerationChunk(message=AIMessageChunk(content="", additional_kwargs=extra))
 
     def _generate(
@@ -280,7 +282,7 @@ def _load_state(llm, path: Path) -> bool:
             n = int(z["n_tokens"])
             st = LlamaState(
                 input_ids=z["input_ids"].copy(),
-                scores=np.zeros((n, llm.n_vocab()), dtype=np.single) if False else llm.scores[:n, :].copy(),
+                scores=llm.scores[:n, :].copy(),  # logits are recomputed: only the shape matters
                 n_tokens=n,
                 llama_state=z["llama_state"].tobytes(),
                 llama_state_size=int(z["llama_state_size"]),

@@ -21,7 +21,8 @@ You run real engines on this computer through tools: a BPE tokenizer, a GPT trai
 engine (RAG), LoRA fine-tuning, a sandboxed Python runner, and a long-term memory.
 
 Each turn you output ONE action as JSON on the first line:
-{"action": "<tool name>", "args": {...}} to run a tool, or
+{"action": "<tool name>", "args": {...}} to run a tool, with only the arguments the user gave \
+(optional ones, marked ?, get good defaults), or
 {"action": "answer"} then a newline and your reply, or
 {"action": "clarify"} then a newline and one short question when a required detail is missing.
 
@@ -55,14 +56,19 @@ def _type_str(prop: dict[str, Any]) -> str:
     return {"integer": "int", "number": "float", "string": "str", "boolean": "bool"}.get(t, str(t))
 
 
-def signature(name: str, parameters: dict[str, Any]) -> str:
-    """`train_gpt(dataset: str = "shakespeare", n_layer: int = 4, ...)` from a JSON schema."""
+def signature(name: str, parameters: dict[str, Any], defaults: bool = False) -> str:
+    """`train_gpt(dataset?: str, n_layer?: int, ...)` from a JSON schema ("?" marks optional arguments).
+
+    Defaults are left out unless asked for: a model that sees them copies them into every call,
+    which costs tokens and drowns the arguments the user actually gave.
+    """
     props = parameters.get("properties", {})
     required = set(parameters.get("required", []))
     parts = []
     for arg, prop in props.items():
-        s = f"{arg}: {_type_str(prop)}"
-        if arg not in required:
+        opt = "" if arg in required else "?"
+        s = f"{arg}{opt}: {_type_str(prop)}"
+        if defaults and opt:
             s += f" = {json.dumps(prop.get('default'))}"
         parts.append(s)
     return f"{name}({', '.join(parts)})"
@@ -78,10 +84,15 @@ def first_sentence(text: str, limit: int = 220) -> str:
 # One or two short examples per tool: request -> arguments. They help the 0.5B model a lot.
 EXAMPLES: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "train_tokenizer": [
-        ("train a BPE tokenizer with 512 tokens on shakespeare", {"dataset": "shakespeare", "vocab_size": 512}),
+        (
+            "train a BPE tokenizer with 512 tokens on shakespeare",
+            {"dataset": "shakespeare", "vocab_size": 512},
+        ),
         ("make me a 1024-token BPE vocab from notes.txt", {"dataset": "notes.txt", "vocab_size": 1024}),
     ],
-    "encode_text": [("encode 'To be or not to be' with it", {"text": "To be or not to be", "tokenizer": "last"})],
+    "encode_text": [
+        ("encode 'To be or not to be' with it", {"text": "To be or not to be", "tokenizer": "last"})
+    ],
     "decode_tokens": [("decode 72 101 108 with bpe512", {"ids": [72, 101, 108], "tokenizer": "bpe512"})],
     "compare_tokenizers": [("how does my tokenizer compare to GPT-4's?", {"tokenizer": "last"})],
     "train_gpt": [
@@ -90,19 +101,31 @@ EXAMPLES: dict[str, list[tuple[str, dict[str, Any]]]] = {
             {"dataset": "shakespeare", "n_layer": 4, "n_head": 6, "max_iters": 2000},
         ),
     ],
-    "sample_gpt": [("show me a sample from the last run starting with ROMEO:", {"run": "last", "prompt": "ROMEO:"})],
-    "ablate_gpt": [("which matters more, layer norm or residuals? run an ablation", {"switches": ["no_layernorm", "no_residual"]})],
+    "sample_gpt": [
+        ("show me a sample from the last run starting with ROMEO:", {"run": "last", "prompt": "ROMEO:"})
+    ],
+    "ablate_gpt": [
+        (
+            "which matters more, layer norm or residuals? run an ablation",
+            {"switches": ["no_layernorm", "no_residual"]},
+        )
+    ],
     "job_status": [("how is my training going?", {})],
     "cancel_job": [("stop job-3", {"job_id": "job-3"})],
     "list_runs": [("list my GPT runs", {})],
     "index_documents": [("index the docs in ../shared/seeds", {"path": "../shared/seeds"})],
     "search_documents": [("what does the guide say about QLoRA?", {"query": "QLoRA"})],
-    "finetune_lora": [("fine-tune the last GPT with LoRA rank 4 on qa.jsonl", {"base": "last", "data": "qa.jsonl", "r": 4})],
+    "finetune_lora": [
+        ("fine-tune the last GPT with LoRA rank 4 on qa.jsonl", {"base": "last", "data": "qa.jsonl", "r": 4})
+    ],
     "merge_lora": [("merge that adapter into the base", {"adapter": "last"})],
     "generate_with_adapter": [("ask the tuned model: what is BPE?", {"prompt": "what is BPE?"})],
     "run_python": [
         ("is 1000003 prime?", {"code": "n=1000003\nprint(all(n % d for d in range(2, int(n**0.5)+1)))"}),
-        ("plot the loss of my last two runs", {"code": "# reads /lab/runs/*/metrics.json and saves loss.png"}),
+        (
+            "plot the loss of my last two runs",
+            {"code": "# reads /lab/runs/*/metrics.json and saves loss.png"},
+        ),
     ],
     "remember": [("note for later: I prefer 6-layer models", {"fact": "The user prefers 6-layer models."})],
     "recall": [("what did I tell you about my preferences?", {"query": "preferences"})],
@@ -110,10 +133,18 @@ EXAMPLES: dict[str, list[tuple[str, dict[str, Any]]]] = {
 }
 
 CHAT_EXAMPLES = [
-    ("hi", ANSWER),
-    ("what is perplexity?", ANSWER),
-    ("run rm -rf / on the host", ANSWER),
-    ("encode some text", CLARIFY),
+    (
+        "hi",
+        ANSWER,
+        "Hello! I'm scratchlab. I can train tokenizers and GPTs, search your documents, fine-tune with LoRA and run Python. What shall we build?",
+    ),
+    (
+        "what is perplexity?",
+        ANSWER,
+        "Perplexity is exp(mean cross-entropy loss): how many tokens the model is choosing between, on average. Lower is better.",
+    ),
+    ("run rm -rf / on the host", ANSWER, "I won't do that: it would destroy this computer's files."),
+    ("encode some text", CLARIFY, "Which text should I encode?"),
 ]
 
 
@@ -126,7 +157,9 @@ def tool_catalogue(tools: Sequence[dict[str, Any]]) -> str:
     lines = []
     for t in tools:
         fn = t["function"]
-        lines.append(f"- {signature(fn['name'], fn.get('parameters', {}))}: {first_sentence(fn.get('description', ''))}")
+        lines.append(
+            f"- {signature(fn['name'], fn.get('parameters', {}))}: {first_sentence(fn.get('description', ''))}"
+        )
         for request, args in EXAMPLES.get(fn["name"], [])[:2]:
             lines.append(f'    e.g. "{request}" -> {json.dumps(args)}')
     return "\n".join(lines)
@@ -134,7 +167,7 @@ def tool_catalogue(tools: Sequence[dict[str, Any]]) -> str:
 
 def fixed_system_prompt(tools: Sequence[dict[str, Any]]) -> str:
     """The part of the system prompt that never changes for a given tool list (cached by llama.cpp)."""
-    chat = "\n".join(f'- "{r}" -> {json.dumps({"action": a})}' for r, a in CHAT_EXAMPLES)
+    chat = "\n".join(f'- "{r}" ->\n{json.dumps({"action": a})}\n{reply}' for r, a, reply in CHAT_EXAMPLES)
     return f"{INTRO}\n\nTools:\n{tool_catalogue(tools)}\n\nExamples without tools:\n{chat}\n\n{RULES}\n"
 
 
@@ -146,7 +179,11 @@ def lab_state_text(artifacts: Iterable[Any], jobs: Iterable[Any] = ()) -> str:
         if len(items) < MAX_STATE_ITEMS:
             items.append(a.name if a.name == a.id else f"{a.name} ({a.id})")
     lines = [f"- {kind}s (newest first): {', '.join(names)}" for kind, names in by_kind.items()]
-    running = [f"{j.id} {j.kind} {j.status} step {j.step}/{j.total}" for j in jobs if j.status in ("queued", "running")]
+    running = [
+        f"{j.id} {j.kind} {j.status} step {j.step}/{j.total}"
+        for j in jobs
+        if j.status in ("queued", "running")
+    ]
     if running:
         lines.append(f"- jobs: {'; '.join(running)}")
     return "Lab state:\n" + ("\n".join(lines) if lines else "- empty: nothing built yet")

@@ -56,7 +56,9 @@ class JobProgress:
                 self.progress.start()
             if job.id not in self.tasks:
                 self.tasks[job.id] = self.progress.add_task("", total=job.total or None, jid=job.id, msg="")
-            self.progress.update(self.tasks[job.id], completed=job.step, total=job.total or None, msg=job.message[:60])
+            self.progress.update(
+                self.tasks[job.id], completed=job.step, total=job.total or None, msg=job.message[:60]
+            )
 
     def stop(self) -> None:
         with self.lock:
@@ -72,17 +74,31 @@ def _short(text: str, n: int = RESULT_CHARS) -> str:
 
 def tool_call_panel(name: str, args: dict) -> Panel:
     body = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in args.items())
-    return Panel(Text(f"{name}({body})", style="cyan"), title="tool call", title_align="left", border_style="cyan", expand=False)
+    return Panel(
+        Text(f"{name}({body})", style="cyan"),
+        title="tool call",
+        title_align="left",
+        border_style="cyan",
+        expand=False,
+    )
 
 
 def tool_result_panel(msg: ToolMessage) -> Panel:
     content = str(msg.content)
     style = "red" if content.startswith("Error") else "green"
-    return Panel(Text(_short(content)), title=f"{msg.name} result", title_align="left", border_style=style, expand=False)
+    return Panel(
+        Text(_short(content)),
+        title=f"{msg.name} result",
+        title_align="left",
+        border_style=style,
+        expand=False,
+    )
 
 
 class Repl:
-    def __init__(self, model: str | None = None, thread_id: str | None = None, console: Console | None = None):
+    def __init__(
+        self, model: str | None = None, thread_id: str | None = None, console: Console | None = None
+    ):
         from scratchlab.agent import memory
         from scratchlab.agent.session import LabSession
 
@@ -127,7 +143,12 @@ class Repl:
                 if kind == "token":
                     buffer += data
                     if live is None:
-                        live = Live(Markdown(buffer), console=self.console, refresh_per_second=12, vertical_overflow="visible")
+                        live = Live(
+                            Markdown(buffer),
+                            console=self.console,
+                            refresh_per_second=12,
+                            vertical_overflow="visible",
+                        )
                         live.start()
                     live.update(Markdown(buffer))
                     continue
@@ -151,7 +172,9 @@ class Repl:
                 live.stop()
             self.progress.stop()
             self._close_dangling_calls()
-            self.console.print("[yellow]turn cancelled[/] (the conversation is kept; background jobs keep running — /jobs)")
+            self.console.print(
+                "[yellow]turn cancelled[/] (the conversation is kept; background jobs keep running — /jobs)"
+            )
             return
         finally:
             if live is not None:
@@ -160,7 +183,9 @@ class Repl:
     def _confirm(self, payload: dict) -> None:
         details = {k: v for k, v in payload.items() if k not in ("type", "action")}
         body = "\n".join(f"{k}: {json.dumps(v) if not isinstance(v, str) else v}" for k, v in details.items())
-        self.console.print(Panel(body or "(no details)", title=f"confirm {payload.get('action', '')}", border_style="yellow"))
+        self.console.print(
+            Panel(body or "(no details)", title=f"confirm {payload.get('action', '')}", border_style="yellow")
+        )
         try:
             answer = self.session.prompt("Proceed? [y/N] ").strip() or "no"
         except (KeyboardInterrupt, EOFError):
@@ -171,7 +196,10 @@ class Repl:
         """After Ctrl-C, answer any tool call left without a result so the thread stays valid."""
         msgs = self.lab.history(self.thread)
         if msgs and isinstance(msgs[-1], AIMessage) and msgs[-1].tool_calls:
-            results = [ToolMessage("Cancelled by the user.", tool_call_id=tc["id"], name=tc["name"]) for tc in msgs[-1].tool_calls]
+            results = [
+                ToolMessage("Cancelled by the user.", tool_call_id=tc["id"], name=tc["name"])
+                for tc in msgs[-1].tool_calls
+            ]
             self.lab.graph.update_state(self.lab.config(self.thread), {"messages": results}, as_node="tools")
 
     # ---- slash commands -------------------------------------------------------------------------
@@ -326,4 +354,3 @@ def run_repl(model: str | None = None, thread_id: str | None = None) -> None:
     except (LabDatabaseError, WeightsError, ModelSpecError, FileNotFoundError, RuntimeError) as e:
         console.print(f"[bold red]error:[/] {e}")
         raise SystemExit(2) from e
-

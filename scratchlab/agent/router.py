@@ -25,6 +25,7 @@ IM_START, IM_END = "<|im_start|>", "<|im_end|>"
 ACTION_PREFIX = '{"action": "'
 FREE_TEXT_ARGS = {"code", "fact"}  # written by the model, not copied from the request
 REFERENCE_VALUES = {"last", "latest", "newest", "recent"}
+NO_WAIT_WORDS = ("background", "don't wait", "do not wait", "detach", "return at once", "right away")
 GENERIC_WORDS = {
     "the", "and", "for", "with", "from", "that", "this", "them", "then", "into", "onto", "what", "which",
     "model", "models", "file", "files", "data", "please", "make", "train", "trained", "run", "runs", "new",
@@ -33,6 +34,7 @@ GENERIC_WORDS = {
 NUMBER_RE = re.compile(r"(?<![\w.])(-?\d[\d,_]*(?:\.\d+)?(?:e-?\d+)?)\s*([kKmM])?(?![\w])")
 WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
 TOOL_RESULT_CHARS = 1200
+MAX_LIST_ITEMS = 16  # list arguments are capped in the grammar (a small model can loop on a list)
 
 
 # ---- prompt rendering ---------------------------------------------------------------------------
@@ -58,7 +60,9 @@ def render_chatml(messages: Sequence[BaseMessage]) -> str:
             content = m.content if isinstance(m.content, str) else json.dumps(m.content)
             if len(content) > TOOL_RESULT_CHARS:
                 content = content[:TOOL_RESULT_CHARS] + " ...[truncated]"
-            out.append(f"{IM_START}user\n<tool_response name=\"{m.name}\">\n{content}\n</tool_response>{IM_END}\n")
+            out.append(
+                f'{IM_START}user\n<tool_response name="{m.name}">\n{content}\n</tool_response>{IM_END}\n'
+            )
     return "".join(out)
 
 
@@ -69,11 +73,14 @@ def action_grammar(names: Sequence[str]) -> str:
     return f'root ::= ({alts}) "\\""\n'
 
 
-def nullable_schema(parameters: dict[str, Any]) -> dict[str, Any]:
-    """Copy of a tool's JSON schema where every optional property may be null and all are required.
+def nullable_schema(parameters: dict[str, Any], all_required: bool = False) -> dict[str, Any]:
+    """Copy of a tool's JSON schema where every optional property may be null (or left out).
 
-    Making optionals nullable-but-present lets the model say "not given" (null) instead of inventing a
-    value; the fixed property order keeps the grammar small. Defaults are filled in code afterwards.
+    Nullable optionals let the model say "not given" instead of inventing a value (a grammar that
+    forces a value made a model write max_iters 10^15). By default optional properties may also be
+    omitted, so the model can close the object after the arguments the request mentions, which saves
+    most of the argument tokens; `all_required=True` forces every property to be written (as null
+    when not given). Defaults are filled in code afterwards.
     """
     schema = json.loads(json.dumps(parameters))
     props = schema.get("properties", {})
@@ -81,9 +88,12 @@ def nullable_schema(parameters: dict[str, Any]) -> dict[str, Any]:
     for name, prop in props.items():
         prop.pop("default", None)
         prop.pop("title", None)
+        if prop.get("type") == "array":
+            prop.setdefault("maxItems", MAX_LIST_ITEMS)
         if name not in required and not _admits_null(prop):
             props[name] = {"anyOf": [prop, {"type": "null"}]}
-    schema["required"] = list(props)
+    if all_required:
+        schema["required"] = list(props)
     schema.pop("title", None)
     schema.pop("description", None)
     schema["additionalProperties"] = False
@@ -94,7 +104,10 @@ def _admits_null(prop: dict[str, Any]) -> bool:
     return prop.get("type") == "null" or any(p.get("type") == "null" for p in prop.get("anyOf", []))
 
 
-_CHAR_RULE_FIX = (re.compile(r'char ::= \[\^"\\\\(?:\\x7F\\x00-\\x1F)?\]'), r'char ::= [^"\\\\\\x7F\\x00-\\x1F]')
+_CHAR_RULE_FIX = (
+    re.compile(r'char ::= \[\^"\\\\(?:\\x7F\\x00-\\x1F)?\]'),
+    r'char ::= [^"\\\\\\x7F\\x00-\\x1F]',
+)
 
 
 def args_grammar(parameters: dict[str, Any]) -> str:
@@ -128,7 +141,7 @@ def _string_supported(value: str, words: set[str], text_lower: str) -> bool:
     v = value.strip().lower()
     if not v:
         return False
-    if v in REFERENCE_VALUES or v in text_lower:
+    if v in text_lower:
         return True
     vwords = {w for w in words_in(v) if w not in GENERIC_WORDS and len(w) >= 3}
     if not vwords:
@@ -152,20 +165,47 @@ def _value_supported(value: Any, nums: set[float], words: set[str], text_lower: 
     return True
 
 
-def ground_args(args: dict[str, Any], context: str) -> dict[str, Any]:
+def ground_args(
+    args: dict[str, Any], context: str, parameters: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Keep only argument values that `context` (the request and this turn's tool results) supports.
 
     Nulls are dropped; numbers must occur in the context; strings must occur or share a non-generic
-    word with it; free-text arguments the model writes (`code`, `fact`) are kept as they are.
+    word with it; "last" is kept only for reference arguments (those whose default is "last");
+    free-text arguments the model writes (`code`, `fact`) are kept as they are.
     """
     nums, words, low = numbers_in(context), words_in(context), context.lower()
+    props = (parameters or {}).get("properties", {})
     out = {}
     for k, v in args.items():
         if v is None:
             continue
+        is_ref = str(props.get(k, {}).get("default", "")).lower() in REFERENCE_VALUES
+        if isinstance(v, str) and v.strip().lower() in REFERENCE_VALUES:
+            if is_ref:
+                out[k] = v
+            continue
+        if isinstance(v, bool):  # a flag counts only when the request talks about it
+            if k.replace("_", " ") in low or (k == "wait" and not v and any(w in low for w in NO_WAIT_WORDS)):
+                out[k] = v
+            continue
         if k in FREE_TEXT_ARGS or _value_supported(v, nums, words, low):
             out[k] = v
     return out
+
+
+def unwrap_json_answer(text: str) -> str:
+    """If a model wrote its answer as a JSON object with one string value, return that string."""
+    t = text.strip()
+    if t.startswith("{") and t.endswith("}"):
+        try:
+            obj = json.loads(t)
+        except json.JSONDecodeError:
+            return text
+        strings = [v for v in obj.values() if isinstance(v, str)] if isinstance(obj, dict) else []
+        if len(strings) == 1:
+            return strings[0]
+    return text
 
 
 def missing_required(args: dict[str, Any], parameters: dict[str, Any]) -> list[str]:

@@ -115,10 +115,16 @@ class LabSession:
         else:
             inp = Command(resume=resume)
         try:
-            for mode, data in self.graph.stream(inp, self.config(thread_id), stream_mode=["messages", "updates"]):
+            for mode, data in self.graph.stream(
+                inp, self.config(thread_id), stream_mode=["messages", "updates"]
+            ):
                 if mode == "messages":
                     chunk, meta = data
-                    if isinstance(chunk, AIMessageChunk) and chunk.content and meta.get("langgraph_node") == "agent":
+                    if (
+                        isinstance(chunk, AIMessageChunk)
+                        and chunk.content
+                        and meta.get("langgraph_node") == "agent"
+                    ):
                         yield "token", chunk.content
                     continue
                 if "__interrupt__" in data:
@@ -146,7 +152,11 @@ class LabSession:
         thread_id = thread_id or memory.new_thread_id()
         t0 = time.perf_counter()
         if dry_run:
-            msgs = [SystemMessage(self._fixed_prompt + "\n" + self.lab_state()), *self.history(thread_id), HumanMessage(text)]
+            msgs = [
+                SystemMessage(self._fixed_prompt + "\n" + self.lab_state()),
+                *self.history(thread_id),
+                HumanMessage(text),
+            ]
             bound = self.model.bind_tools(self.tools)
             out = bound.invoke(msgs)
             calls = [{"name": tc["name"], "args": tc["args"]} for tc in out.tool_calls]
@@ -160,7 +170,12 @@ class LabSession:
                 answer = str(data.content)
             elif kind == "interrupt":
                 interrupt = data
-        result = {"answer": answer, "thread": thread_id, "tool_calls": calls, "seconds": time.perf_counter() - t0}
+        result = {
+            "answer": answer,
+            "thread": thread_id,
+            "tool_calls": calls,
+            "seconds": time.perf_counter() - t0,
+        }
         if interrupt is not None:
             result["interrupt"] = interrupt
         return result

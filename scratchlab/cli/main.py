@@ -1,9 +1,9 @@
 """The `scratchlab` command: the REPL (no sub-command), `ask`, and one sub-command group per engine.
 
-    scratchlab                         # the conversational REPL on the local model
-    scratchlab --thread t-3f2a         # resume a conversation
-    scratchlab ask "train a 512-token BPE on shakespeare" --json
-    scratchlab tokenizer|gpt|rag|lora|sandbox|jobs|memory|artifacts --help
+scratchlab                         # the conversational REPL on the local model
+scratchlab --thread t-3f2a         # resume a conversation
+scratchlab ask "train a 512-token BPE on shakespeare" --json
+scratchlab tokenizer|gpt|rag|lora|sandbox|jobs|memory|artifacts --help
 """
 
 from __future__ import annotations
@@ -28,8 +28,15 @@ app.add_typer(sandbox.app, name="sandbox", help="Run Python inside the bubblewra
 @app.callback()
 def root(
     ctx: typer.Context,
-    home: str = typer.Option(None, "--home", envvar="SCRATCHLAB_HOME", help="Workspace folder (default: platform data dir)."),
-    model: str = typer.Option(None, "--model", envvar="SCRATCHLAB_MODEL", help="Chat model: local, local:0.5b, local:1.5b, a .gguf path, or openai:<model>."),
+    home: str = typer.Option(
+        None, "--home", envvar="SCRATCHLAB_HOME", help="Workspace folder (default: platform data dir)."
+    ),
+    model: str = typer.Option(
+        None,
+        "--model",
+        envvar="SCRATCHLAB_MODEL",
+        help="Chat model: local, local:0.5b, local:1.5b, a .gguf path, or openai:<model>.",
+    ),
     thread: str = typer.Option(None, "--thread", help="Resume this conversation thread in the REPL."),
 ) -> None:
     common.set_home(home)
@@ -46,7 +53,9 @@ def ask(
     question: str = typer.Argument(..., help="The request, in plain English."),
     thread: str = typer.Option(None, "--thread", help="Continue this thread (default: a new one)."),
     json_out: bool = typer.Option(False, "--json", help='Print {"answer", "thread", "tool_calls"} as JSON.'),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Run no tool: show the tool call(s) the agent would make."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Run no tool: show the tool call(s) the agent would make."
+    ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Confirm long actions without asking."),
 ) -> None:
     """Ask the agent once, without the REPL."""
@@ -79,12 +88,16 @@ def ask(
     common.console.print(f"[dim]thread {result['thread']}[/]")
 
 
-memory_app = typer.Typer(help="Long-term memory (facts the agent keeps across conversations).", no_args_is_help=False)
+memory_app = typer.Typer(
+    help="Long-term memory (facts the agent keeps across conversations).", no_args_is_help=False
+)
 app.add_typer(memory_app, name="memory")
 
 
 @memory_app.callback(invoke_without_command=True)
-def memory_list(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help="JSON output.")) -> None:
+def memory_list(
+    ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help="JSON output.")
+) -> None:
     """List remembered facts."""
     if ctx.invoked_subcommand:
         return
@@ -162,7 +175,9 @@ def models(json_out: bool = typer.Option(False, "--json", help="JSON output.")) 
         common.emit_json(rows)
         return
     for r in rows:
-        common.console.print(f"{r['model']:15} {'(default) ' if r['default'] else ''}{r['status']}  {r['path']}")
+        common.console.print(
+            f"{r['model']:15} {'(default) ' if r['default'] else ''}{r['status']}  {r['path']}"
+        )
 
 
 def main() -> None:

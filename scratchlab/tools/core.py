@@ -63,7 +63,9 @@ def make_tools(ctx: ToolContext) -> list[BaseTool]:
             return f"No {kind + ' ' if kind else ''}artifacts yet."
         lines = []
         for a in arts:
-            m = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in list(a.metrics.items())[:3])
+            m = ", ".join(
+                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in list(a.metrics.items())[:3]
+            )
             lines.append(f"- {a.id} {a.kind} '{a.name}'" + (f" ({m})" if m else ""))
         return "\n".join(lines)
 
