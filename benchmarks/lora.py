@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "benchmarks" / "data" / "lora_demo.jsonl"
 RESULTS = ROOT / "benchmarks" / "results" / "lora"
 GPT_SHAPE = {"n_layer": 6, "n_head": 6, "n_embd": 384, "block_size": 256}
+GPT_MAX_TOKENS = 160  # batch length cap for our GPT (char tokens)
 
 
 class RssSampler:
@@ -66,13 +67,16 @@ class RssSampler:
 
 
 def _fixed_examples(base, n: int, max_tokens: int):
-    """`n` demo examples cut to one common length (so every batch has the same shape)."""
+    """`n` demo examples of one common length (the commonest length <= max_tokens): a real batch with
+    no padding and no truncation, so every batch, ours or the Trainer's, has the same shape and content."""
+    from collections import Counter
+
     from scratchlab.training import lora_data as D
 
-    exs = D.tokenize_records(D.read_records(DEMO)[: 4 * n], base.fmt, base.max_len)
-    exs = [e for e in exs if e.n_trained > 0][:n]
-    T = min(max_tokens, min(len(e) for e in exs))
-    return [D.Example(e.input_ids[:T], e.labels[:T]) for e in exs], T
+    exs = D.tokenize_records(D.read_records(DEMO), base.fmt, base.max_len)
+    counts = Counter(len(e) for e in exs if len(e) <= max_tokens)
+    T = max((c, t) for t, c in counts.items() if c >= n)[1]
+    return [e for e in exs if len(e) == T][:n], T
 
 
 def _repeat(batch):
@@ -167,7 +171,7 @@ def variant(name: str, a: argparse.Namespace) -> dict:
     ws = get_workspace(a.home)
     if name in ("gpt_lora", "gpt_full"):
         base = _gpt_base(ws.root)
-        exs, T = _fixed_examples(base, a.gpt_batch, GPT_SHAPE["block_size"])
+        exs, T = _fixed_examples(base, a.gpt_batch, GPT_MAX_TOKENS)
         model = (
             add_lora(base, LoraTrainConfig(base_kind="gpt", r=a.r).resolved())
             if name == "gpt_lora"
@@ -297,6 +301,16 @@ def write_md(res: dict, path: Path) -> None:
                      f"| {r['step_s']:.3f} | {r['train_peak_mb']:.0f} | {r['grads_mb'] + r['adam_mb']:.1f} | {r['activations_mb']:.1f} |")  # fmt: skip
     s = res.get("summary", {})
     lines += ["", *[f"- {k}: {val}" for k, val in s.items()]]
+    lines += ["", "Notes:", "",
+              "- step = median seconds per optimizer step on one fixed batch (same examples, same shape for every variant of a pair).",
+              "- train peak RSS = peak resident memory sampled every 5 ms during the steps minus the size before them (model loaded);",
+              "  grads+Adam = float32 gradients and AdamW moments of the trainable parameters; saved activations = tensors autograd",
+              "  keeps for backward in one forward (measured with saved-tensor hooks).",
+              "- LoRA saves the gradient/optimizer state (and the weight-gradient matmuls) but not the backward through the",
+              "  activations; with a small model and lora_dropout > 0 its extra dropout copies and A/B products can cost more",
+              "  activation memory and time than they save.",
+              "- ours vs Trainer: same peft model, batch, AdamW, clipping and loss; our loop runs the LM head only at positions",
+              "  whose next token is trained (`logits_to_keep`), the Trainer projects every position onto the vocabulary."]  # fmt: skip
     d = v.get("demo", {})
     if d and "error" not in d:
         lines += ["", f"## Demo set ({d['base']}, r={d['r']}, {d['steps']} steps, batch {d['batch_size']})", "",
@@ -342,7 +356,11 @@ def main() -> int:
         help="comma-separated variants to run (gpt_full,gpt_lora,hf_lora,hf_trainer,demo)",
     )
     ap.add_argument("--out", default=str(RESULTS), help="results path without extension")
+    ap.add_argument("--md-only", action="store_true", help="rewrite the .md from an existing .json and exit")
     a = ap.parse_args()
+    if a.md_only:
+        write_md(json.loads(Path(a.out).with_suffix(".json").read_text()), Path(a.out).with_suffix(".md"))
+        return 0
     if a.variant:
         out = demo_run(a) if a.variant == "demo" else variant(a.variant, a)
         print(json.dumps(out, default=str))

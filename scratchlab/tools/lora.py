@@ -272,7 +272,11 @@ def start_finetune(ctx: ToolContext, args: FinetuneLoraArgs, inline: bool | None
     if inline:
         from scratchlab.training.lora import run_job
 
-        res = run_job(cfg)
+        try:
+            res = run_job(cfg)
+        except Exception:
+            ctx.registry.update_artifact(art.id, config={"status": "failed"})
+            raise
         art = sync_adapter(ctx, ctx.registry.get_artifact(art.id))
         return {**res, "adapter": art.id, "name": name, "base": b.name, "job": None}
     job = jobs.start_job(ctx.workspace, ctx.registry, "lora", "scratchlab.training.lora", cfg, run_dir=out_dir,
@@ -291,6 +295,8 @@ def start_finetune(ctx: ToolContext, args: FinetuneLoraArgs, inline: bool | None
     job = jobs.wait_for_job(ctx.registry, job.id, on_progress=ctx.on_progress)
     out = {"adapter": art.id, "name": name, "job": job.id, "base": b.name, **(job.result or {})}
     out["status"] = job.status
+    if job.status in ("failed", "cancelled"):
+        ctx.registry.update_artifact(art.id, config={"status": job.status})
     if job.status == "failed":
         out["error"] = job.error or jobs.read_log(job, 5)
     sync_adapter(ctx, ctx.registry.get_artifact(art.id))
