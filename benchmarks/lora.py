@@ -257,7 +257,7 @@ def demo_run(a: argparse.Namespace) -> dict:
             "step_seconds", "tokens_per_s", "trainable_params", "total_params", "seconds", "samples")  # fmt: skip
     return {
         "variant": "demo",
-        "base": a.base,
+        "base": a.demo_base,
         "r": a.r,
         "batch_size": a.hf_batch,
         **{k: res.get(k) for k in keep},
@@ -305,7 +305,7 @@ def write_md(res: dict, path: Path) -> None:
               "- step = median seconds per optimizer step on one fixed batch (same examples, same shape for every variant of a pair).",
               "- train peak RSS = peak resident memory sampled every 5 ms during the steps minus the size before them (model loaded);",
               "  grads+Adam = float32 gradients and AdamW moments of the trainable parameters; saved activations = tensors autograd",
-              "  keeps for backward in one forward (measured with saved-tensor hooks).",
+              "  keeps for backward in one forward with full logits (saved-tensor hooks; the same number for both loops).",
               "- LoRA saves the gradient/optimizer state (and the weight-gradient matmuls) but not the backward through the",
               "  activations; with a small model and lora_dropout > 0 its extra dropout copies and A/B products can cost more",
               "  activation memory and time than they save.",
@@ -318,6 +318,8 @@ def write_md(res: dict, path: Path) -> None:
         for m in ("val_loss", "val_ppl", "bleu", "rouge1", "rougeL"):
             if d.get(f"{m}_before") is not None:
                 lines.append(f"| {m} | {d[f'{m}_before']} | {d[f'{m}_after']} |")
+        if d.get("label_note"):
+            lines += ["", f"Note: {d['label_note']}."]
         lines += ["", "Samples (base vs tuned):", ""]
         for x in (d.get("samples") or [])[:4]:
             lines.append(

@@ -15,7 +15,7 @@ from scratchlab.training.lora import (
     lm_logits,
     run_finetune,
 )
-from scratchlab.training.lora_adapters import attach_adapter, merge_adapter, switch_adapter
+from scratchlab.training.lora_adapters import attach_adapter, detach_adapters, merge_adapter, switch_adapter
 from scratchlab.training.lora_base import BaseLoadError, load_base
 
 
@@ -176,9 +176,21 @@ def test_hf_base_train_merge_switch_and_4bit_refusal(qwen_dir, data_file, tmp_pa
     with pytest.raises(LoraError, match="4-bit"):
         merge_adapter(model, batch, "hf")
     model.is_loaded_in_4bit = False
+    with torch.no_grad():
+        with model.disable_adapter():
+            plain = lm_logits(model, batch, "hf")
+        assert not torch.allclose(plain, one)
     merged, diff = merge_adapter(model, batch, "hf")
     assert diff < 1e-4
     assert res2["trainable_params"] < res["trainable_params"]  # r=2 vs r=8
+    # unload: a fresh base with both adapters attached, then detached, is the base again
+    fresh = load_base("hf", qwen_dir)
+    with torch.no_grad():
+        ref = lm_logits(fresh.model, batch, "hf")
+        both = switch_adapter(attach_adapter(fresh.model, tmp_path / "a1", "one"), tmp_path / "a2", "two")
+        bare = detach_adapters(both)
+        assert not any("lora_" in n for n, _ in bare.named_parameters())
+        assert torch.equal(lm_logits(bare, batch, "hf"), ref)
 
 
 def test_ensure_base_is_cached_and_rejects_unknown_or_foreign_folders(tmp_path):

@@ -191,7 +191,14 @@ def sync_adapter(ctx: ToolContext, art: Artifact) -> Artifact:
         "trainable_params": meta["params"]["trainable"],
         "total_params": meta["params"]["total"],
     }
-    return ctx.registry.update_artifact(art.id, metrics=metrics, config={"status": "done"})
+    base = meta.get("base", {})
+    config = {
+        "status": "done",
+        "base_hash": base.get("hash"),
+        "base_name": base.get("name"),
+        "data_summary": meta.get("data", {}),
+    }
+    return ctx.registry.update_artifact(art.id, metrics=metrics, config=config)
 
 
 def _require_saved(art: Artifact) -> None:
