@@ -82,6 +82,7 @@ def test_long_run_asks_first_and_declining_starts_nothing(workspace, registry, c
     assert registry.list_jobs() == [] and registry.list_artifacts("run") == []
 
 
+@pytest.mark.slow
 def test_ablate_tool(tool_ctx, corpus):
     out = tools(tool_ctx)["ablate_gpt"].invoke({"switches": ["no_pos_emb", "relu"], "dataset": corpus,
                                                "max_iters": 20, "n_layer": 1, "n_head": 2, "n_embd": 16,
@@ -91,6 +92,7 @@ def test_ablate_tool(tool_ctx, corpus):
     assert Path(chart).exists()
 
 
+@pytest.mark.slow
 def test_cli_train_json_sample_list_compare_resume(workspace, corpus):
     from typer.testing import CliRunner
 

@@ -73,6 +73,7 @@ def test_job_runs_to_done_with_progress_and_metrics(workspace, registry, data_di
     assert Path(workspace.root / "runs" / "r1" / f"{job.id}.log").exists()
 
 
+@pytest.mark.slow
 def test_cancel_stops_cleanly_and_keeps_checkpoint(workspace, registry, data_dir):
     out = workspace.root / "runs" / "r2"
     job = start_job(
@@ -87,6 +88,7 @@ def test_cancel_stops_cleanly_and_keeps_checkpoint(workspace, registry, data_dir
     assert cancel_job(registry, job.id).status == "cancelled"  # idempotent
 
 
+@pytest.mark.slow
 def test_sigkilled_job_is_detected_and_resumes(workspace, registry, data_dir):
     out = workspace.root / "runs" / "r3"
     c = conf(data_dir, out, max_iters=100000, eval_interval=20)

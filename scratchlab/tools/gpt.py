@@ -229,6 +229,11 @@ def get_run(ctx: ToolContext, ref: str) -> Artifact:
         raise ToolError(f"{e}. Train one with train_gpt first.") from e
 
 
+def _f(x: Any) -> str:
+    """A loss for humans: 4 decimals, or "n/a" when missing."""
+    return f"{x:.4f}" if isinstance(x, int | float) else "n/a"
+
+
 def _fmt_s(s: float) -> str:
     s = int(round(s))
     return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
@@ -258,9 +263,10 @@ def summarize_training(ctx: ToolContext, job: Job, art: Artifact, sample: bool =
     line = " ".join(text.split())[:SAMPLE_PREVIEW_CHARS]
     stop = " (target loss reached)" if r.get("status") == "target" else ""
     out = (
-        f"run {art.id} ({art.name}) done{stop}: val loss {r.get('val_loss', float('nan')):.4f}, best "
-        f"{r.get('best_val_loss', float('nan')):.4f} at step {r.get('best_step')}, train {r.get('train_loss', float('nan')):.4f}; "
-        f"{r.get('params', 0) / 1e6:.2f}M params; {_fmt_s(r.get('seconds', 0))}, {r.get('tokens_per_sec', 0):,.0f} tokens/s."
+        f"run {art.id} ({art.name}) done{stop}: val loss {_f(r.get('val_loss'))}, best "
+        f"{_f(r.get('best_val_loss'))} at step {r.get('best_step')}, train {_f(r.get('train_loss'))}; "
+        f"{(r.get('params') or 0) / 1e6:.2f}M params; {_fmt_s(r.get('seconds') or 0)}, "
+        f"{r.get('tokens_per_sec') or 0:,.0f} tokens/s."
         f' sample: "{line}" plot: {r.get("plot")}'
     )
     return out[:MAX_RESULT_CHARS]
@@ -279,7 +285,7 @@ def describe_job(ctx: ToolContext, job: Job) -> str:
     if job.status == "done" and job.result:
         r = job.result
         if "val_loss" in r:
-            line += f"; val loss {r['val_loss']:.4f}"
+            line += f"; val loss {_f(r['val_loss'])}"
     return line
 
 
