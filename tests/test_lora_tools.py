@@ -139,3 +139,34 @@ def test_finetune_as_a_background_job(lab, monkeypatch):
     job = ctx.registry.get_job(res["job"])
     assert job.step == 8 and job.status == "done"
     assert ctx.registry.get_artifact("job1", kind="adapter").config["status"] == "done"
+
+
+@pytest.mark.slow
+def test_cancel_a_running_job_then_resume_by_name(lab, monkeypatch):
+    import time
+
+    from scratchlab.lab import jobs
+    from scratchlab.tools.lora import FinetuneLoraArgs, start_finetune
+
+    ctx, _, data = lab
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    args = FinetuneLoraArgs(data=str(data), base="toy-run", max_iters=1500, name="long", wait=False)
+    res = start_finetune(ctx, args, inline=False)
+    assert res["status"] == "started"
+    deadline = time.monotonic() + 240
+    while ctx.registry.get_job(res["job"]).step < 1 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    job = jobs.cancel_job(ctx.registry, res["job"])
+    assert job.status == "cancelled", (job.status, job.error, jobs.read_log(job))
+    adapter_dir = ctx.workspace.dir("adapters") / "long"
+    assert (adapter_dir / "train_state.pt").is_file()  # checkpoint kept
+    import torch
+
+    stopped = torch.load(adapter_dir / "train_state.pt", weights_only=False)["step"]
+    assert 1 <= stopped < 1500
+    done = start_finetune(
+        ctx, FinetuneLoraArgs(data=str(data), base="toy-run", max_iters=1500, name="long"), inline=True
+    )
+    assert done["status"] == "done" and done["steps"] == 1500
+    hist = json.loads((adapter_dir / "lora_meta.json").read_text())["history"]
+    assert hist[0]["step"] == 1 and len(hist) == 1500  # history carried over from the cancelled part
