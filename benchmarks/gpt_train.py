@@ -203,6 +203,15 @@ def markdown(report: dict) -> str:
         lines.append(f"| {r['mode']} ({r['iters']} it) | {r['program']} | {r['threads']} | {r['tokens_per_sec']:,.0f} | "
                      f"{r['tokens_per_sec_wall']:,.0f} | {r['loop_seconds']:.0f} | {r['reported_val_loss']:.4f} | "
                      f"{r.get('full_val_loss', float('nan')):.4f} |")  # fmt: skip
+    lines += [
+        "",
+        "Notes: `threads=1` pins both programs to one intra-op thread (same kernels, same work); "
+        "`default` runs each as shipped: nanoGPT with torch's thread count, scratchlab with "
+        "`auto_num_threads()` (idle cores from the load average). nanoGPT evaluates and checkpoints only at "
+        "multiples of 250 steps, so for runs whose length is not a multiple of 250 its full-split val loss is "
+        f"of an earlier checkpoint (iters: {[r.get('checkpoint_iter') for r in report['runs'] if 'checkpoint_iter' in r]}). "
+        "The machine was shared with other jobs (see load averages in the JSON); pairs run back to back.",
+    ]
     lines += ["", "| mode | speedup (loop tokens/s) | speedup (process) | val loss diff (ours - nanoGPT, full split) |",
               "|---|---:|---:|---:|"]  # fmt: skip
     for m, s in report["summary"].items():
