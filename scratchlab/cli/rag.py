@@ -151,7 +151,9 @@ def search_cmd(
     name: str = typer.Option("last", "--name", "-n", help=NAME_HELP),
     k: int = typer.Option(10, "--k", "-k", help="Number of results."),
     mode: str = typer.Option("hybrid", "--mode", help="hybrid | dense | bm25."),
-    rrf_k: float = typer.Option(None, "--rrf-k", help="RRF constant for hybrid (default 60)."),
+    rrf_k: float = typer.Option(
+        None, "--rrf-k", help="RRF constant for hybrid (default: the index's, 5 for new indexes)."
+    ),
     rerank: str = typer.Option(
         None, "--rerank", help="Folder of a sentence-transformers CrossEncoder to rerank with."
     ),

@@ -7,13 +7,16 @@ Each ranking contributes `weight / (rrf_k + rank)` (rank starting at 1) to every
 are sorted by the summed score, ties broken by first appearance. RRF needs no score calibration,
 which is why it fuses cosine similarities and BM25 scores well. Source: Cormack, Clarke & Buettcher
 2009, "Reciprocal Rank Fusion outperforms Condorcet and individual Rank Learning Methods" (k=60).
+Our default is k=5, chosen by `benchmarks/retrieval.py --only-tune` on known-item queries disjoint
+from the dev set (MRR@10 0.756 at k=5 vs 0.743 at k=60): a small k trusts the top of each list
+more, which suits questions with one right passage; every index saves its own rrf_k.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 
-DEFAULT_RRF_K = 60
+DEFAULT_RRF_K = 5  # measured: on 1000 wiki tuning queries k=5 beat k=60 on R@1/5/10, MRR@10 and nDCG@10
 
 
 def rrf(

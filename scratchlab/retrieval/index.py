@@ -597,7 +597,7 @@ class DocumentIndex:
             query: the question or keywords.
             k: results wanted (1..MAX_K).
             mode: "hybrid" (RRF of dense and BM25), "dense" or "bm25".
-            rrf_k: RRF constant (default from the index config, 60).
+            rrf_k: RRF constant (default: the index config's, `fusion.DEFAULT_RRF_K` for new indexes).
             candidates: depth of each single-mode list before fusion/rerank.
             reranker: optional `rerank.CrossEncoderReranker`; reorders the top candidates.
             query_vector: (dim,) float32 to use instead of embedding `query` (HyDE passes one).
