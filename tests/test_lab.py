@@ -35,6 +35,9 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
     assert [x.name for x in tmp_path.iterdir()] == ["f.txt"]  # no temp file left behind
     atomic_write_json(p, {"b": 1, "a": 2})
     assert p.read_text().startswith('{\n  "a": 2')
+    mask = os.umask(0)
+    os.umask(mask)
+    assert p.stat().st_mode & 0o777 == 0o666 & ~mask  # usual permissions, not mkstemp's 0600
 
 
 def test_registry_artifacts(registry):

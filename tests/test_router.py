@@ -130,3 +130,35 @@ def test_catalogue_lists_every_tool(tool_ctx):
     sig = {"properties": {"a": {"type": "integer", "default": 2}, "b": {"type": "string"}}, "required": ["b"]}
     assert signature("f", sig) == "f(a?: int, b: str)"
     assert signature("f", sig, defaults=True) == "f(a?: int = 2, b: str)"
+
+
+@pytest.mark.parametrize(
+    "request_text, multi",
+    [("train a 512-token tokenizer on shakespeare, then a tiny GPT with it", True),
+     ("index ../shared/seeds and search it for QLoRA", True),
+     ("train a BPE tokenizer with 512 tokens on shakespeare", False),
+     ("encode 'To be or not to be' with it", False),
+     ("what does the guide say about QLoRA and LoRA?", False)],
+)  # fmt: skip
+def test_wants_more_steps(request_text, multi):
+    assert router.wants_more_steps(request_text) is multi
+
+
+def test_should_answer_now_after_one_step():
+    h = HumanMessage("train a BPE tokenizer with 300 tokens")
+    call = AIMessage("", tool_calls=[{"name": "train_tokenizer", "args": {}, "id": "1"}])
+    ok = ToolMessage("trained tokenizer-1", tool_call_id="1", name="train_tokenizer")
+    err = ToolMessage("Error: bad", tool_call_id="1", name="train_tokenizer")
+    assert router.should_answer_now([h, call, ok])
+    assert not router.should_answer_now([h, call, err])
+    assert not router.should_answer_now([HumanMessage("train a tokenizer, then a GPT"), call, ok])
+    assert not router.should_answer_now([h])
+
+
+def test_is_looping():
+    from scratchlab.agent.local_chat import is_looping
+
+    assert is_looping("I'm unable to edit your text. " * 6)
+    assert not is_looping(
+        "Perplexity is the exponential of the mean cross-entropy loss on held-out text. " + "x" * 30
+    )

@@ -38,6 +38,8 @@ from scratchlab.agent.prompts import ANSWER, CLARIFY
 DEFAULT_N_CTX = 8192
 ENV_THREADS = "SCRATCHLAB_LLAMA_THREADS"  # llama.cpp threads; default: the CPU count (at most 8)
 MAX_ACTION_TOKENS = 16
+LOOP_WINDOW = 40  # characters; see `is_looping`
+MAX_SUMMARY_TOKENS = 160  # the answer after a tool result: short, the result itself is shown to the user
 CONTEXT_RESERVE = 768  # tokens kept free for the reply
 _LLAMAS: dict[tuple[str, int], Any] = {}
 _LOCK = threading.RLock()
@@ -119,9 +121,15 @@ class ChatLocalLlama(BaseChatModel):
             return constrained_greedy(self.llm, prompt, grammar, max_tokens)
 
     def _stream_text(self, prompt: str, kwargs: dict[str, Any]) -> Iterator[str]:
+        """Stream a completion; stops early when the text starts repeating itself (small models loop)."""
+        text = ""
         with _LOCK:
             for chunk in self.llm.create_completion(prompt, **kwargs):
-                yield chunk["choices"][0]["text"]
+                piece = chunk["choices"][0]["text"]
+                text += piece
+                yield piece
+                if is_looping(text):
+                    break
 
     def _fit(self, messages: list[BaseMessage]) -> str:
         """Render ChatML, dropping the oldest non-system messages until the prompt fits the window."""
@@ -163,6 +171,9 @@ class ChatLocalLlama(BaseChatModel):
             return ANSWER, self._answer_stream(prompt)
         by_name = {t["function"]["name"]: t["function"] for t in tools}
         names = [*by_name, ANSWER, CLARIFY]
+        if router.should_answer_now(messages):
+            head = f'{{"action": "{ANSWER}"}}\n'
+            return ANSWER, self._answer_stream(prompt + head, max_tokens=MAX_SUMMARY_TOKENS)
         action = self._complete(prompt + router.ACTION_PREFIX, grammar=router.action_grammar(names),
                                 max_tokens=MAX_ACTION_TOKENS).rstrip('"')  # fmt: skip
         context, calls = router.turn_context(messages)
@@ -188,10 +199,10 @@ class ChatLocalLlama(BaseChatModel):
         head = f'{{"action": "{action}"}}\n'
         return action, self._answer_stream(prompt + head)
 
-    def _answer_stream(self, prompt: str) -> Iterator[str]:
+    def _answer_stream(self, prompt: str, max_tokens: int | None = None) -> Iterator[str]:
         return self._stream_text(
             prompt,
-            dict(max_tokens=self.max_answer_tokens, temperature=self.temperature,
+            dict(max_tokens=max_tokens or self.max_answer_tokens, temperature=self.temperature,
                  top_k=1 if self.temperature == 0 else 40, repeat_penalty=1.0, stop=[router.IM_END], stream=True),
         )  # fmt: skip
 
@@ -253,6 +264,14 @@ class ChatLocalLlama(BaseChatModel):
         ai = AIMessage(content=msg.content, additional_kwargs=dict(msg.additional_kwargs),
                        tool_calls=getattr(msg, "tool_calls", []))  # fmt: skip
         return ChatResult(generations=[ChatGeneration(message=ai)])
+
+
+def is_looping(text: str, window: int = LOOP_WINDOW) -> bool:
+    """True when the last `window` characters already occurred twice before (a degenerate loop)."""
+    if len(text) < 3 * window:
+        return False
+    tail = text[-window:]
+    return text[:-window].count(tail) >= 2
 
 
 def _save_state(llm, path: Path) -> None:

@@ -34,6 +34,7 @@ GENERIC_WORDS = {
 NUMBER_RE = re.compile(r"(?<![\w.])(-?\d[\d,_]*(?:\.\d+)?(?:e-?\d+)?)\s*([kKmM])?(?![\w])")
 WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
 TOOL_RESULT_CHARS = 1200
+MAX_STRING_CHARS = 240  # non-free-text string arguments are capped in the grammar too
 MAX_LIST_ITEMS = 16  # list arguments are capped in the grammar (a small model can loop on a list)
 
 
@@ -90,6 +91,8 @@ def nullable_schema(parameters: dict[str, Any], all_required: bool = False) -> d
         prop.pop("title", None)
         if prop.get("type") == "array":
             prop.setdefault("maxItems", MAX_LIST_ITEMS)
+        if prop.get("type") == "string" and name not in FREE_TEXT_ARGS:
+            prop.setdefault("maxLength", MAX_STRING_CHARS)
         if name not in required and not _admits_null(prop):
             props[name] = {"anyOf": [prop, {"type": "null"}]}
     if all_required:
@@ -235,6 +238,29 @@ def turn_context(messages: Sequence[BaseMessage]) -> tuple[str, list[tuple[str, 
         elif isinstance(m, AIMessage):
             calls.extend((tc["name"], tc["args"]) for tc in m.tool_calls)
     return "\n".join(reversed(texts)), calls
+
+
+MULTI_STEP_RE = re.compile(
+    r"\b(then|after that|afterwards|next|followed by|also|finally|once (it|that)'?s? done)\b|;"
+    r"|\band\s+(then\s+)?(train|encode|decode|sample|show|plot|index|search|fine-?tune|merge|run|compare|list"
+    r"|remember|recall|generate|tell|give|make|ask|check)\b",
+    re.IGNORECASE,
+)
+
+
+def wants_more_steps(request: str) -> bool:
+    """True when a request reads as several steps ("train X, then Y", "index A and search B")."""
+    return bool(MULTI_STEP_RE.search(request))
+
+
+def should_answer_now(messages: Sequence[BaseMessage]) -> bool:
+    """After a successful tool result for a one-step request, answer instead of choosing again."""
+    if not messages or not isinstance(messages[-1], ToolMessage):
+        return False
+    if str(messages[-1].content).startswith("Error") or getattr(messages[-1], "status", "success") == "error":
+        return False
+    request = next((str(m.content) for m in reversed(messages) if isinstance(m, HumanMessage)), "")
+    return not wants_more_steps(request)
 
 
 def is_action(name: str) -> bool:

@@ -1,0 +1,57 @@
+"""Top-N constrained greedy decoding equals llama-cpp-python's full-vocabulary grammar sampling."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from scratchlab.agent import router
+from scratchlab.agent.constrained import GrammarError, constrained_greedy
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture(scope="module")
+def llm():
+    from llama_cpp import Llama
+
+    from scratchlab.models.weights import smollm2_path
+
+    return Llama(model_path=str(smollm2_path()), n_ctx=2048, n_threads=2, verbose=False)
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"dataset": {"type": "string"}, "vocab_size": {"type": "integer"}, "tags": {"type": "array", "items": {"type": "string"}}},
+    "required": ["dataset"],
+}  # fmt: skip
+PROMPT = '<|im_start|>user\ntrain a tokenizer with 300 tokens on shakespeare<|im_end|>\n<|im_start|>assistant\n{"args": '
+
+
+@pytest.mark.parametrize(
+    "grammar", [router.args_grammar(SCHEMA), router.action_grammar(["train_tokenizer", "answer"])]
+)
+def test_matches_full_grammar_sampling(llm, grammar):
+    from llama_cpp import LlamaGrammar
+
+    ours = constrained_greedy(llm, PROMPT, grammar, max_tokens=48)
+    ref = llm.create_completion(PROMPT, max_tokens=48, temperature=0.0, repeat_penalty=1.0,
+                                grammar=LlamaGrammar.from_string(grammar, verbose=False))["choices"][0]["text"]  # fmt: skip
+    assert ours == ref
+
+
+def test_output_follows_schema(llm):
+    schema = json.loads(json.dumps(SCHEMA))
+    schema["properties"]["dataset"]["maxLength"] = 24  # a tiny model may loop inside a free string
+    schema["properties"]["tags"]["maxItems"] = 2
+    schema["properties"]["tags"]["items"]["maxLength"] = 12
+    out = constrained_greedy(llm, PROMPT, router.args_grammar(schema), max_tokens=120)
+    obj = json.loads(out)
+    assert isinstance(obj["dataset"], str)
+    assert set(obj) <= set(SCHEMA["properties"])
+
+
+def test_bad_grammar_raises(llm):
+    with pytest.raises(GrammarError):
+        constrained_greedy(llm, PROMPT, "root ::= (", max_tokens=4)
