@@ -55,3 +55,16 @@ def test_output_follows_schema(llm):
 def test_bad_grammar_raises(llm):
     with pytest.raises(GrammarError):
         constrained_greedy(llm, PROMPT, "root ::= (", max_tokens=4)
+
+
+def test_streamed_answer_keeps_one_action_tag():
+    """Chunks merge by concatenation: the stored answer must say "answer" once, not "answeranswer..."."""
+    from langchain_core.messages import HumanMessage
+
+    from scratchlab.agent.local_chat import ChatLocalLlama
+    from scratchlab.models.weights import smollm2_path
+
+    chat = ChatLocalLlama(model_path=str(smollm2_path()), n_ctx=2048, max_answer_tokens=12)
+    out = chat.bind_tools([]).invoke([HumanMessage("Say hello.")])
+    assert out.additional_kwargs.get("action") == "answer"
+    assert out.content

@@ -21,16 +21,21 @@ def scratchlab(home, *args, timeout=600):
                           timeout=timeout)  # fmt: skip
 
 
-def test_ask_json_answers_without_tools(tmp_path):
-    r = scratchlab(tmp_path, "--model", "local:smollm2", "ask", "hi", "--json")
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    return tmp_path_factory.mktemp("e2e-home")  # one workspace: the GGUF is assembled and warmed once
+
+
+def test_ask_json_answers_without_tools(home):
+    r = scratchlab(home, "--model", "local:0.5b", "ask", "hi", "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert set(out) == {"answer", "thread", "tool_calls"}
-    assert out["thread"].startswith("t-") and isinstance(out["tool_calls"], list)
+    assert out["thread"].startswith("t-") and out["tool_calls"] == [] and out["answer"]
 
 
-def test_ask_dry_run_routes_a_command(tmp_path):
-    r = scratchlab(tmp_path, "--model", "local:0.5b", "ask", "--dry-run", "--json",
+def test_ask_dry_run_routes_a_command(home):
+    r = scratchlab(home, "--model", "local:0.5b", "ask", "--dry-run", "--json",
                    "train a BPE tokenizer with 300 tokens on shakespeare")  # fmt: skip
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)

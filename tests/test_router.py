@@ -114,6 +114,8 @@ def test_render_chatml_roundtrip_of_protocol():
     assert text.count("<|im_start|>") == 5
     assert '{"action": "recall", "args": {"query": "x"}}' in text
     assert '<tool_response name="recall">' in text and '{"action": "answer"}\nHello!' in text
+    bad = AIMessage("Hi", additional_kwargs={"action": "answeranswer"})
+    assert router.render_assistant(bad) == '{"action": "answer"}\nHi'
     context, calls = router.turn_context(msgs[1:4])
     assert "hi" in context and "nothing" in context and calls == [("recall", {"query": "x"})]
 

@@ -237,6 +237,7 @@ class ChatLocalLlama(BaseChatModel):
                 held += piece
                 continue
             chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece, additional_kwargs=extra))
+            extra = {}  # chunks are merged by concatenation: the action goes on the first one only
             if run_manager:
                 run_manager.on_llm_new_token(piece, chunk=chunk)
             yield chunk

@@ -43,6 +43,7 @@ def render_assistant(msg: AIMessage) -> str:
     if msg.tool_calls:
         return "\n".join(json.dumps({"action": tc["name"], "args": tc["args"]}) for tc in msg.tool_calls)
     kind = (msg.additional_kwargs or {}).get("action", ANSWER)
+    kind = kind if kind in (ANSWER, CLARIFY) else ANSWER
     content = msg.content if isinstance(msg.content, str) else str(msg.content)
     return f'{{"action": "{kind}"}}\n{content}'
 
