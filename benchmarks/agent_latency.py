@@ -31,6 +31,12 @@ def make_home(models_dir: Path) -> Path:
     return home
 
 
+def med(xs: list) -> float | None:
+    """Median of the non-None values, or None."""
+    vals = [x for x in xs if x is not None]
+    return statistics.median(vals) if vals else None
+
+
 def timed_turn(lab, text: str) -> dict:
     from scratchlab.agent.memory import new_thread_id
 
@@ -73,9 +79,6 @@ def child(model: str, home: str, n: int, clear_state: bool) -> dict:
     if n:
         tool = [timed_turn(lab, TOOL_REQUEST) for _ in range(n)]
         chat = [timed_turn(lab, CHAT_REQUEST) for _ in range(n)]
-        med = lambda xs: (
-            statistics.median(x for x in xs if x is not None) if any(x is not None for x in xs) else None
-        )  # noqa: E731
         out["warm_tool_turn_median_s"] = med([t["seconds"] for t in tool])
         out["warm_tool_first_token_median_s"] = med([t["first_token_s"] for t in tool])
         out["warm_tool_first_event_median_s"] = med([t["first_event_s"] for t in tool])
@@ -128,9 +131,12 @@ def main() -> None:
              f"cores: {results['cpu_count']}, load average at start {results['loadavg_start']}", "",
              "| model | cold, no saved state (s) | cold, saved state (s) | warm tool turn median (s) | warm tool first token (s) | warm chat turn median (s) | warm chat first token (s) |",
              "|---|---|---|---|---|---|---|"]  # fmt: skip
+
+    def fmt(x):
+        return f"{x:.2f}" if isinstance(x, float) else "-"
+
     for m, runs in results["models"].items():
         w = runs["cold_saved_state_and_warm"]
-        fmt = lambda x: f"{x:.2f}" if isinstance(x, float) else "-"  # noqa: E731
         lines.append(
             f"| {m} | {fmt(runs['cold_no_saved_state']['cold_total_s'])} | {fmt(w['cold_total_s'])} | "
             f"{fmt(w.get('warm_tool_turn_median_s'))} | {fmt(w.get('warm_tool_first_token_median_s'))} | "

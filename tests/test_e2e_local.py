@@ -41,9 +41,7 @@ def test_ask_dry_run_routes_a_command(home):
     out = json.loads(r.stdout)
     assert out["tool_calls"][0]["name"] == "train_tokenizer"
     assert out["tool_calls"][0]["args"].get("vocab_size") == 300
-    assert not (tmp_path / "tokenizers").exists() or not any(
-        (tmp_path / "tokenizers").iterdir()
-    )  # nothing ran
+    assert not (home / "tokenizers").exists() or not any((home / "tokenizers").iterdir())  # nothing ran
 
 
 def test_unknown_model_is_a_clear_error(tmp_path):
