@@ -13,21 +13,6 @@ from scratchlab.cli.tokenizer import app
 TEXT = "She sells sea shells by the sea shore; the shells she sells are sea shells for sure.\n" * 40
 
 
-@pytest.fixture(scope="session", autouse=True)
-def openai_cache_dir(tmp_path_factory):
-    """Converted OpenAI tokenizers go to one folder per test session (hermetic, built once)."""
-    import os
-
-    path = tmp_path_factory.getbasetemp() / "openai-cache"
-    old = os.environ.get("SCRATCHLAB_CACHE_DIR")
-    os.environ["SCRATCHLAB_CACHE_DIR"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("SCRATCHLAB_CACHE_DIR", None)
-    else:
-        os.environ["SCRATCHLAB_CACHE_DIR"] = old
-
-
 @pytest.fixture
 def run(workspace, tmp_path):
     common.set_home(str(workspace.root))

@@ -27,21 +27,6 @@ VARIED = [
 ]
 
 
-@pytest.fixture(scope="session", autouse=True)
-def openai_cache_dir(tmp_path_factory):
-    """Converted OpenAI tokenizers go to one folder per test session (hermetic, built once)."""
-    import os
-
-    path = tmp_path_factory.getbasetemp() / "openai-cache"
-    old = os.environ.get("SCRATCHLAB_CACHE_DIR")
-    os.environ["SCRATCHLAB_CACHE_DIR"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("SCRATCHLAB_CACHE_DIR", None)
-    else:
-        os.environ["SCRATCHLAB_CACHE_DIR"] = old
-
-
 @pytest.fixture(scope="module")
 def gpt4():
     from scratchlab.models.tiktoken_compat import load_openai, openai_encoding

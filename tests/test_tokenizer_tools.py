@@ -12,21 +12,6 @@ TEXT = ("It is a truth universally acknowledged, that a single man in possession
         "must be in want of a wife. ") * 30  # fmt: skip
 
 
-@pytest.fixture(scope="session", autouse=True)
-def openai_cache_dir(tmp_path_factory):
-    """Converted OpenAI tokenizers go to one folder per test session (hermetic, built once)."""
-    import os
-
-    path = tmp_path_factory.getbasetemp() / "openai-cache"
-    old = os.environ.get("SCRATCHLAB_CACHE_DIR")
-    os.environ["SCRATCHLAB_CACHE_DIR"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("SCRATCHLAB_CACHE_DIR", None)
-    else:
-        os.environ["SCRATCHLAB_CACHE_DIR"] = old
-
-
 @pytest.fixture
 def tools(tool_ctx):
     return {t.name: t for t in make_tools(tool_ctx)}
