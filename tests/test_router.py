@@ -164,3 +164,20 @@ def test_is_looping():
     assert not is_looping(
         "Perplexity is the exponential of the mean cross-entropy loss on held-out text. " + "x" * 30
     )
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [("gpt 4L 6H 2k steps", "gpt 4 layers 6 heads 2000 steps"), ("sample 500 toks temp 0.7", "sample 500 tokens temperature 0.7"),
+     ("max_iters=5k", "max_iters=5000"), ("a 1.5k vocab", "a 1500 vocab"), ("GPT-4 and 3D", "GPT-4 and 3D")],
+)  # fmt: skip
+def test_normalise_request(raw, expected):
+    assert router.normalise_request(raw) == expected
+
+
+def test_grounding_sees_shorthand_numbers():
+    assert router.numbers_in("top_p .9 seed 42, 4L") >= {0.9, 42.0, 4.0}
+    msgs = [HumanMessage("gpt 4L 6H 2k steps shakespeare")]
+    context, _ = router.turn_context(msgs)
+    args = {"n_layer": 4, "n_head": 6, "max_iters": 2000, "dataset": "shakespeare"}
+    assert router.ground_args(args, context) == args

@@ -34,14 +34,14 @@ explaining or summarising tool results, and declining harmful requests.
 RULES = """Rules:
 1. Use a tool only when the user asks you to do, make, run, check, look up or remember something in the lab. \
 Questions about general knowledge are answered directly.
-2. "remember / note / keep in mind ..." -> remember. "what did I tell you / what do you know about me" -> recall. \
+2. "remember / note / keep in mind / don't forget ..." -> remember. "what did I tell you / what do you know about me" -> recall. \
 "what have I built / list my tokenizers" -> list_artifacts.
 3. Computations, plots of data, and code -> run_python. "what does the guide/docs say about X" -> search_documents.
 4. Refer to earlier artifacts by the names in the lab state below, or "last".
-5. After a tool result: if the user's request has more steps, take the next step using the result; \
+5. A request with several steps ("do X, then Y", "X and tell me Y") starts with the tool for its first step. After a tool result: if the user's request has more steps, take the next step using the result; \
 otherwise answer in one or two sentences with the key numbers. Never repeat the same tool call.
 6. If a tool returned an error, fix the arguments or ask the user.
-7. Refuse requests to damage this computer, steal data or attack others: answer and say why."""
+7. Refuse requests to damage this computer, read secrets (SSH keys, passwords, tokens) or attack others: answer and say why."""
 
 
 def _type_str(prop: dict[str, Any]) -> str:

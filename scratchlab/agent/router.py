@@ -31,7 +31,18 @@ GENERIC_WORDS = {
     "model", "models", "file", "files", "data", "please", "make", "train", "trained", "run", "runs", "new",
     "text", "some", "one", "two", "my", "me", "it", "its", "a", "an", "of", "on", "to", "in", "is", "be",
 }  # fmt: skip
-NUMBER_RE = re.compile(r"(?<![\w.])(-?\d[\d,_]*(?:\.\d+)?(?:e-?\d+)?)\s*([kKmM])?(?![\w])")
+NUMBER_RE = re.compile(r"(?<![\w.])(-?(?:\d[\d,_]*(?:\.\d+)?|\.\d+)(?:e-?\d+)?)(?:\s*([kKmM])(?![a-zA-Z]))?")
+SHORTHAND = [  # applied to the user's words before the local model reads them (and to grounding)
+    (
+        re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s?[kK](?![a-zA-Z])"),
+        lambda m: str(int(round(float(m[1]) * 1000))),
+    ),
+    (re.compile(r"(?<![\w.])(\d+)\s?L\b"), lambda m: f"{m[1]} layers"),
+    (re.compile(r"(?<![\w.])(\d+)\s?H\b"), lambda m: f"{m[1]} heads"),
+    (re.compile(r"\btoks\b"), lambda m: "tokens"),
+    (re.compile(r"\btemp\b"), lambda m: "temperature"),
+    (re.compile(r"\biters\b"), lambda m: "iterations"),
+]
 WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
 TOOL_RESULT_CHARS = 1200
 MAX_STRING_CHARS = 240  # non-free-text string arguments are capped in the grammar too
@@ -55,7 +66,7 @@ def render_chatml(messages: Sequence[BaseMessage]) -> str:
         if isinstance(m, SystemMessage):
             out.append(f"{IM_START}system\n{m.content}{IM_END}\n")
         elif isinstance(m, HumanMessage):
-            out.append(f"{IM_START}user\n{m.content}{IM_END}\n")
+            out.append(f"{IM_START}user\n{normalise_request(str(m.content))}{IM_END}\n")
         elif isinstance(m, AIMessage):
             out.append(f"{IM_START}assistant\n{render_assistant(m)}{IM_END}\n")
         elif isinstance(m, ToolMessage):
@@ -135,6 +146,13 @@ def numbers_in(text: str) -> set[float]:
             v *= 1_000 if suffix.lower() == "k" else 1_000_000
         found.add(v)
     return found
+
+
+def normalise_request(text: str) -> str:
+    """Expand shorthand the small models misread: "2k" -> "2000", "4L" -> "4 layers", "6H" -> "6 heads"."""
+    for pattern, repl in SHORTHAND:
+        text = pattern.sub(repl, text)
+    return text
 
 
 def words_in(text: str) -> set[str]:
@@ -232,7 +250,7 @@ def turn_context(messages: Sequence[BaseMessage]) -> tuple[str, list[tuple[str, 
     calls: list[tuple[str, dict]] = []
     for m in reversed(messages):
         if isinstance(m, HumanMessage):
-            texts.append(str(m.content))
+            texts.append(normalise_request(str(m.content)))
             break
         if isinstance(m, ToolMessage):
             texts.append(str(m.content))
