@@ -133,3 +133,40 @@ def test_lab_state_lists_artifacts(workspace, registry):
     assert "bpe512-shakespeare" in lab.lab_state()
     lab.ask("hi")
     assert "bpe512-shakespeare" in lab.model.calls[0][0].content
+
+
+def test_confirmation_interrupt_and_resume(workspace, registry):
+    from langchain_core.tools import StructuredTool
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.types import Command
+    from pydantic import BaseModel
+
+    from scratchlab.tools.base import ToolContext
+
+    ctx = ToolContext(workspace=workspace, registry=registry)  # confirmations on
+    ran = []
+
+    class Args(BaseModel):
+        steps: int
+
+    def long_job(steps: int) -> str:
+        if not ctx.confirm("long_job", {"estimated_seconds": steps}):
+            return "Cancelled: the user declined."
+        ran.append(steps)
+        return f"done {steps}"
+
+    tool_ = StructuredTool.from_function(
+        long_job, name="long_job", description="A long job.", args_schema=Args
+    )
+    for answer, expect_ran in (("yes", [5000]), ("no", [])):
+        ran.clear()
+        model = ScriptedChatModel(responses=[call("long_job", {"steps": 5000}), AIMessage("ok")])
+        g = build_graph(model=model, tools=[tool_], checkpointer=InMemorySaver(), system_prompt="s")
+        cfg = {"configurable": {"thread_id": f"t-{answer}"}}
+        out = g.invoke({"messages": [HumanMessage("run it")]}, cfg)
+        intr = out["__interrupt__"][0].value
+        assert intr["action"] == "long_job" and intr["estimated_seconds"] == 5000 and ran == []
+        out = g.invoke(Command(resume=answer), cfg)
+        result = [m for m in out["messages"] if isinstance(m, ToolMessage)][-1].content
+        assert ran == expect_ran
+        assert result == ("done 5000" if answer == "yes" else "Cancelled: the user declined.")
