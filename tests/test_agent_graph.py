@@ -170,3 +170,14 @@ def test_confirmation_interrupt_and_resume(workspace, registry):
         result = [m for m in out["messages"] if isinstance(m, ToolMessage)][-1].content
         assert ran == expect_ran
         assert result == ("done 5000" if answer == "yes" else "Cancelled: the user declined.")
+
+
+def test_recall_finds_memories_and_artifacts(tool_ctx, registry):
+    tools = {t.name: t for t in core.make_tools(tool_ctx)}
+    registry.add_artifact("tokenizer", "bpe512", "/p", metrics={"vocab_size": 512})
+    registry.add_artifact("run", "gpt-small", "/r")
+    out = tools["recall"].invoke({"query": "which tokenizer did we make"})
+    assert "nothing remembered" in out and "'bpe512'" in out and "gpt-small" not in out
+    tools["remember"].invoke({"fact": "The user prefers 6-layer models."})
+    out = tools["recall"].invoke({"query": "layer preference"})
+    assert "6-layer" in out

@@ -39,10 +39,15 @@ def connect(db_path: str | Path) -> sqlite3.Connection:
 
 
 def open_memory(db_path: str | Path) -> tuple[SqliteSaver, SqliteStore, sqlite3.Connection]:
-    """Checkpointer and store on one connection to `db_path`, set up (safe to repeat)."""
+    """Checkpointer and store on `db_path`, set up (safe to repeat).
+
+    Each gets its own connection: they lock separately, and the tool node writes to the store from
+    a worker thread while the checkpointer writes from the graph's thread (one shared connection
+    raced: "cannot commit - no transaction is active"). Returns the checkpointer's connection.
+    """
     conn = connect(db_path)
     saver = SqliteSaver(conn)
-    store = SqliteStore(conn)
+    store = SqliteStore(connect(db_path))
     try:
         saver.setup()
         store.setup()

@@ -35,7 +35,8 @@ RULES = """Rules:
 1. Use a tool only when the user asks you to do, make, run, check, look up or remember something in the lab. \
 Questions about general knowledge are answered directly.
 2. "remember / note / keep in mind / don't forget ..." -> remember. "what did I tell you / what do you know about me" -> recall. \
-"what have I built / list my tokenizers" -> list_artifacts.
+"what have I built / list my tokenizers" -> list_artifacts. Questions about this conversation ("which tokenizer did \
+we make?", "what was the loss?") are answered from the messages above and the lab state, without a tool.
 3. Computations, plots of data, and code -> run_python. "what does the guide/docs say about X" -> search_documents.
 4. Refer to earlier artifacts by the names in the lab state below, or "last".
 5. A request with several steps ("do X, then Y", "X and tell me Y") starts with the tool for its first step. After a tool result: if the user's request has more steps, take the next step using the result; \

@@ -160,8 +160,14 @@ class LabSession:
             bound = self.model.bind_tools(self.tools)
             out = bound.invoke(msgs)
             calls = [{"name": tc["name"], "args": tc["args"]} for tc in out.tool_calls]
-            return {"answer": "" if calls else str(out.content), "thread": thread_id, "tool_calls": calls,
-                    "seconds": time.perf_counter() - t0, "dry_run": True}  # fmt: skip
+            return {
+                "answer": "" if calls else str(out.content),
+                "thread": thread_id,
+                "tool_calls": calls,
+                "action": "tool" if calls else out.additional_kwargs.get("action", "answer"),
+                "seconds": time.perf_counter() - t0,
+                "dry_run": True,
+            }
         calls, answer, interrupt = [], "", None
         for kind, data in self.stream(text, thread_id):
             if kind == "tool_call":
@@ -182,3 +188,4 @@ class LabSession:
 
     def close(self) -> None:
         self.conn.close()
+        self.store.conn.close()

@@ -35,6 +35,23 @@ def _store(ctx: ToolContext):
     return store
 
 
+def _metrics(a) -> str:
+    m = ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in list(a.metrics.items())[:3]
+    )
+    return f" ({m})" if m else ""
+
+
+def _matching_artifacts(ctx: ToolContext, query: str, limit: int = 5) -> list:
+    """Artifacts whose id, kind or name shares a word with `query`; else the newest few."""
+    from scratchlab.agent.router import words_in
+
+    q = {w.rstrip("s") for w in words_in(query) if len(w) > 2}
+    arts = ctx.registry.list_artifacts(limit=50)
+    hits = [a for a in arts if q & {w.rstrip("s") for w in words_in(f"{a.id} {a.kind} {a.name}")}]
+    return (hits or arts)[:limit]
+
+
 def make_tools(ctx: ToolContext) -> list[BaseTool]:
     from scratchlab.agent import memory
 
@@ -48,11 +65,17 @@ def make_tools(ctx: ToolContext) -> list[BaseTool]:
 
     @lab_tool("recall", RecallArgs)
     def recall(args: RecallArgs) -> str:
-        """Look up facts saved earlier with remember (what the user told you in any conversation)."""
+        """Look up facts saved earlier with remember, and lab artifacts that match (what was built)."""
         hits = memory.search_memories(_store(ctx), args.query)
-        if not hits:
-            return "Long-term memory is empty: nothing was remembered yet."
-        return "Memories:\n" + "\n".join(f"- {fact}" for _, fact, _ in hits)
+        lines = (
+            ["Memories:", *(f"- {fact}" for _, fact, _ in hits)]
+            if hits
+            else ["Long-term memory: nothing remembered yet."]
+        )
+        arts = _matching_artifacts(ctx, args.query)
+        if arts:
+            lines += ["Lab artifacts:", *(f"- {a.id} {a.kind} '{a.name}'{_metrics(a)}" for a in arts)]
+        return "\n".join(lines)
 
     @lab_tool("list_artifacts", ListArtifactsArgs)
     def list_artifacts(args: ListArtifactsArgs) -> str:
