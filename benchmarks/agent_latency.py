@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/agent_latency.py --models 0.5b --n 5
 
 For each model: a cold turn in a fresh process (model load + system prompt, with and without the saved
-prompt state), then `--n` warm turns of a tool-using request (remember -> tool -> answer) and of a
+prompt state), then `--n` warm turns of a tool-using request (list_artifacts -> result -> answer) and of a
 chit-chat request, each in a new thread. Reports medians. Results: benchmarks/results/agent_latency.{json,md}.
 """
 
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
-TOOL_REQUEST = "remember that my favourite dataset is shakespeare"
+TOOL_REQUEST = "what have I built so far?"
 CHAT_REQUEST = "hi, what can you do?"
 
 

@@ -19,7 +19,7 @@ from scratchlab.lab.workspace import Workspace, get_workspace
 from scratchlab.models.weights import gguf_path
 
 ENV_MODEL = "SCRATCHLAB_MODEL"
-DEFAULT_LOCAL = "1.5b"
+DEFAULT_LOCAL = "1.5b"  # measured: see README "Choosing the default model"
 LOCAL_KEYS = ("0.5b", "1.5b", "smollm2")
 
 
