@@ -181,3 +181,15 @@ def test_grounding_sees_shorthand_numbers():
     context, _ = router.turn_context(msgs)
     args = {"n_layer": 4, "n_head": 6, "max_iters": 2000, "dataset": "shakespeare"}
     assert router.ground_args(args, context) == args
+
+
+def test_must_continue_until_every_step_ran():
+    h = HumanMessage("train a 300-token tokenizer on shakespeare, then encode 'hello world' with it")
+    c1 = AIMessage("", tool_calls=[{"name": "train_tokenizer", "args": {}, "id": "1"}])
+    r1 = ToolMessage("trained tokenizer-1", tool_call_id="1", name="train_tokenizer")
+    c2 = AIMessage("", tool_calls=[{"name": "encode_text", "args": {"text": "hello world"}, "id": "2"}])
+    r2 = ToolMessage("2 tokens", tool_call_id="2", name="encode_text")
+    assert router.expected_steps(h.content) == 2
+    assert router.must_continue([h, c1, r1])
+    assert not router.must_continue([h, c1, r1, c2, r2])
+    assert not router.must_continue([HumanMessage("train a tokenizer"), c1, r1])

@@ -174,6 +174,8 @@ class ChatLocalLlama(BaseChatModel):
         if router.should_answer_now(messages):
             head = f'{{"action": "{ANSWER}"}}\n'
             return ANSWER, self._answer_stream(prompt + head, max_tokens=MAX_SUMMARY_TOKENS)
+        if router.must_continue(messages):  # "do X, then Y": after X, choose among tools only
+            names = list(by_name)
         action = self._complete(prompt + router.ACTION_PREFIX, grammar=router.action_grammar(names),
                                 max_tokens=MAX_ACTION_TOKENS).rstrip('"')  # fmt: skip
         context, calls = router.turn_context(messages)

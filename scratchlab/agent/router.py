@@ -272,6 +272,29 @@ def wants_more_steps(request: str) -> bool:
     return bool(MULTI_STEP_RE.search(request))
 
 
+def expected_steps(request: str) -> int:
+    """Rough number of steps in a request: one more than its step markers ("then", "and encode", ";")."""
+    return 1 + len(MULTI_STEP_RE.findall(request))
+
+
+def must_continue(messages: Sequence[BaseMessage]) -> bool:
+    """True while a multi-step request has had fewer successful tool calls than it has steps."""
+    if (
+        not messages
+        or not isinstance(messages[-1], ToolMessage)
+        or str(messages[-1].content).startswith("Error")
+    ):
+        return False
+    request = next((str(m.content) for m in reversed(messages) if isinstance(m, HumanMessage)), "")
+    done = 0
+    for m in reversed(messages):
+        if isinstance(m, HumanMessage):
+            break
+        if isinstance(m, ToolMessage) and not str(m.content).startswith("Error"):
+            done += 1
+    return wants_more_steps(request) and done < expected_steps(request)
+
+
 def should_answer_now(messages: Sequence[BaseMessage]) -> bool:
     """After a successful tool result for a one-step request, answer instead of choosing again."""
     if not messages or not isinstance(messages[-1], ToolMessage):
