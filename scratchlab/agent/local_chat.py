@@ -315,7 +315,3 @@ def _load_state(llm, path: Path) -> bool:
     except Exception:  # a stale or truncated cache file: recompute
         path.unlink(missing_ok=True)
         return False
-
-
-def model_json(model: ChatLocalLlama) -> str:
-    return json.dumps(model._identifying_params)

