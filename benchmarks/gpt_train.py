@@ -10,7 +10,7 @@ layout) with nanoGPT README's CPU command line: block 64, batch 12, 4 layers, 4 
 compile. Each program runs as its own process, back to back, alternating, in these modes:
 
 - `default`: each at its own defaults (nanoGPT: torch's thread count; scratchlab: `auto_num_threads`,
-  which counts the idle cores from the load average),
+  which counts the idle cores from the runnable threads now),
 - `threads=N`: both pinned to the same intra-op thread count (OMP_NUM_THREADS / num_threads).
 
 Reported per run: tokens/s over the training loop (evals included, as each program times it) and
@@ -120,20 +120,27 @@ def run_ours(
     """Run `python -m scratchlab.training.trainer` with the same hyperparameters."""
     out_dir = work / f"ours-{tag.replace('=', '')}"
     params = {**OURS, "eval_interval": eval_interval}
+    compile_ = "auto" if tag == "default" else False  # pinned-thread modes compare the same eager kernels
     cfg = TrainConfig(**params, out_dir=str(out_dir), data_dir=str(data_dir), max_iters=iters,
-                      lr_decay_iters=iters, num_threads=threads)  # fmt: skip
+                      lr_decay_iters=iters, num_threads=threads, compile=compile_)  # fmt: skip
     cpath = work / f"ours-{tag.replace('=', '')}.json"
     cpath.write_text(json.dumps(cfg.to_dict()))
     load0 = os.getloadavg()
     t0 = time.perf_counter()
+    env = {
+        **os.environ,
+        "TORCHINDUCTOR_CACHE_DIR": str(work / f"inductor-{tag.replace('=', '')}"),
+    }  # cold compile
     proc = subprocess.run([sys.executable, "-m", "scratchlab.training.trainer", "--config", str(cpath)],
-                          cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+                          cwd=ROOT, capture_output=True, text=True, env=env)  # fmt: skip
     wall = time.perf_counter() - t0
     if proc.returncode:
         raise RuntimeError(f"scratchlab trainer failed:\n{proc.stderr[-3000:]}")
     r = json.loads((out_dir / "result.json").read_text())
     tokens = r["step"] * 12 * 64
-    return {"program": "scratchlab", "mode": tag, "threads": threads or f"auto ({r.get('num_threads')})", "iters": r["step"],
+    threads_s = threads or f"auto ({r.get('num_threads')})"
+    threads_s = f"{threads_s}, {'compiled' if r.get('compiled') else 'eager'}"
+    return {"program": "scratchlab", "mode": tag, "threads": threads_s, "iters": r["step"],
             "loop_seconds": r["session_seconds"], "wall_seconds": round(wall, 2),
             "tokens_per_sec": r["tokens_per_sec"], "tokens_per_sec_wall": round(tokens / wall, 1),
             "reported_val_loss": r["val_loss"], "checkpoint": str(out_dir / "ckpt.pt"),
@@ -174,7 +181,7 @@ def kendall_tau(a: list[float], b: list[float]) -> float:
 
 def ablation(data_dir: Path, work: Path, iters: int) -> dict:
     base = TrainConfig(**{**OURS, "eval_interval": max(1, iters // 5)}, out_dir=str(work / "abl"),
-                       data_dir=str(data_dir), max_iters=iters, lr_decay_iters=iters)  # fmt: skip
+                       data_dir=str(data_dir), max_iters=iters, lr_decay_iters=iters, compile=False)  # fmt: skip
     t0 = time.perf_counter()
     res = run_ablation(base, ABLATION_SWITCHES, work / "ablation")
     rows = [r for r in res["rows"] if "val_loss" in r]
@@ -195,7 +202,8 @@ def markdown(report: dict) -> str:
     lines = ["# GPT training: scratchlab vs nanoGPT (CPU, char-level shakespeare)", "",
              f"Machine: {report['machine']}; torch {report['torch']}; load average at start {report['loadavg_start']}.",
              f"Config: nanoGPT README CPU command (block 64, batch 12, 4L/4H/128, {report['iters']} iters, dropout 0, "
-             "no compile). Val loss (full split) = mean loss of each final model on every non-overlapping 64-char "
+             "nanoGPT without compile; scratchlab eager in `threads=N` modes, as shipped (`compile=\"auto\"`, cold Inductor "
+             "cache, compile time inside its loop seconds) in `default`). Val loss (full split) = mean loss of each final model on every non-overlapping 64-char "
              "window of the val split, computed by this script the same way for both.", "",
              "| mode | program | threads | tokens/s (loop) | tokens/s (process) | loop s | own val loss | val loss (full split) |",
              "|---|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
@@ -206,11 +214,11 @@ def markdown(report: dict) -> str:
     lines += [
         "",
         "Notes: `threads=1` pins both programs to one intra-op thread (same kernels, same work); "
-        "`default` runs each as shipped: nanoGPT with torch's thread count, scratchlab with "
-        "`auto_num_threads()` (idle cores from the load average). nanoGPT evaluates and checkpoints only at "
+        "`default` runs each as shipped: nanoGPT with torch's thread count and README flags, scratchlab with "
+        '`auto_num_threads()` (idle cores right now) and `compile="auto"`. nanoGPT evaluates and checkpoints only at '
         "multiples of 250 steps, so for runs whose length is not a multiple of 250 its full-split val loss is "
         f"of an earlier checkpoint (iters: {[r.get('checkpoint_iter') for r in report['runs'] if 'checkpoint_iter' in r]}). "
-        "The machine was shared with other jobs (see load averages in the JSON); pairs run back to back.",
+        "Load averages before/after each run are in the JSON; pairs run back to back.",
     ]
     lines += ["", "| mode | speedup (loop tokens/s) | speedup (process) | val loss diff (ours - nanoGPT, full split) |",
               "|---|---:|---:|---:|"]  # fmt: skip

@@ -22,6 +22,7 @@ from scratchlab.training.trainer import (
     sample_from_checkpoint,
     split_micro_steps,
     train,
+    want_compile,
 )
 
 TEXT = "".join(f"To be, or not to be, that is the question {i % 7}.\n" for i in range(300))
@@ -93,6 +94,40 @@ def test_config_validation():
         TrainConfig.from_dict({"batch_size": 0})
     with pytest.raises(TrainError, match="divisible"):
         TrainConfig(n_embd=30, n_head=4).model_config(10)
+
+
+def test_want_compile(monkeypatch):
+    assert want_compile(True, 1) and not want_compile(False, 10**6)
+    assert not want_compile("auto", 999)  # short runs: compiling costs more than it saves
+    monkeypatch.setattr("shutil.which", lambda name: None)  # no C++ compiler: Inductor cannot build
+    assert not want_compile("auto", 5000)
+    monkeypatch.setattr("shutil.which", lambda name: "/usr/bin/" + name)
+    assert want_compile("auto", 5000)
+    with pytest.raises(TrainError, match="compile"):
+        TrainConfig.from_dict({"compile": "yes"})
+
+
+def test_auto_num_threads_counts_idle_cores(monkeypatch):
+    from scratchlab.training import trainer
+
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.setattr(trainer, "_runnable_others", lambda: 0.0)
+    assert trainer.auto_num_threads() == min(cores, trainer.TORCH_DEFAULT_THREADS)
+    monkeypatch.setattr(trainer, "_runnable_others", lambda: float(cores + 3))
+    assert trainer.auto_num_threads() == 1  # a busy machine still gets one thread
+
+
+def test_failed_compile_falls_back_to_eager(tmp_path, data_dir, monkeypatch, capsys):
+    def broken_compile(model, **kw):
+        def fail(*a, **k):
+            raise RuntimeError("no compiler")
+
+        return fail
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    res = train(cfg(data_dir, tmp_path / "run", compile=True))
+    assert res["status"] == "done" and res["step"] == 20 and res["compiled"] is False
+    assert "training eagerly" in capsys.readouterr().err
 
 
 def test_split_micro_steps():

@@ -67,7 +67,9 @@ def train(
     target_loss: float = typer.Option(None, "--target-loss", help="Stop early once val loss <= this."),
     pos_emb: str = typer.Option(None, "--pos-emb", help="learned | none | rope."),
     device: str = typer.Option(None, "--device", help="auto | cpu | cuda."),
-    compile: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile the model (CUDA)."),
+    compile: bool = typer.Option(
+        None, "--compile/--no-compile", help="torch.compile the model (default: auto, runs of >= 1000 steps)."
+    ),
     seed: int = typer.Option(None, "--seed", help="Random seed (default 1337)."),
     name: str = typer.Option(None, "--name", help="Run name (default gpt-N)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),

@@ -106,7 +106,7 @@ class TrainConfig:
     seed: int = 1337
     # system
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
-    compile: bool = False  # torch.compile (CUDA mostly; slow to start)
+    compile: bool | str = "auto"  # True | False | "auto" (see want_compile)
     num_threads: int | None = None  # CPU intra-op threads (None: auto_num_threads(); 0: torch's default)
     resume: bool = False  # continue from <out_dir>/ckpt.pt
     plot_path: str | None = None  # loss PNG (default <out_dir>/loss.png)
@@ -132,6 +132,8 @@ class TrainConfig:
             raise TrainError("max_iters and warmup_iters must be >= 0")
         if not self.lr > 0:
             raise TrainError(f"lr must be > 0, got {self.lr!r}")
+        if self.compile not in (True, False, "auto"):
+            raise TrainError(f'compile must be true, false or "auto", got {self.compile!r}')
 
     def model_config(self, vocab_size: int) -> GPTConfig:
         try:
@@ -172,18 +174,55 @@ class Batcher:
 
 
 def auto_num_threads() -> int:
-    """Intra-op CPU threads for training: the cores not already busy (1-minute load average), >= 1.
+    """Intra-op CPU threads for training: the cores not busy right now, >= 1.
 
     On a shared machine an OpenMP team larger than the idle cores spins at every operator's barrier;
     for the small matrices of a char-level GPT that made steps several times slower in our
     measurements (benchmarks/gpt_train.py), while one thread per idle core keeps each kernel busy.
+    "Busy" is the median of five samples of the kernel's runnable-thread count (/proc/loadavg,
+    minus this process) over 0.2 s: the 1-minute load average lags, and right after another job
+    ends it would still count that job's cores as busy.
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:
-        load = os.getloadavg()[0]
-    except OSError:  # not available on this platform
-        load = 0.0
-    return max(1, min(cores, TORCH_DEFAULT_THREADS, int(cores - load + 0.5)))
+    busy = _runnable_others()
+    return max(1, min(cores, TORCH_DEFAULT_THREADS, int(cores - busy + 0.5)))
+
+
+def _runnable_others(samples: int = 5, interval_s: float = 0.05) -> float:
+    counts = []
+    for i in range(samples):
+        try:
+            with open("/proc/loadavg") as f:
+                counts.append(int(f.read().split()[3].split("/")[0]) - 1)  # minus this reading thread
+        except (OSError, ValueError, IndexError):  # not Linux: fall back to the 1-minute load average
+            try:
+                return os.getloadavg()[0]
+            except OSError:
+                return 0.0
+        if i < samples - 1:
+            time.sleep(interval_s)
+    return float(sorted(counts)[len(counts) // 2])
+
+
+COMPILE_AUTO_MIN_ITERS = 1000
+
+
+def want_compile(setting: bool | str, remaining_iters: int) -> bool:
+    """Whether to `torch.compile` the model: `setting` True/False, or "auto".
+
+    "auto" compiles runs of at least `COMPILE_AUTO_MIN_ITERS` remaining steps when TorchInductor can
+    build kernels here (a C++ compiler on PATH for CPU; Triton for CUDA). Compiling costs ~40 s on 2
+    CPU cores the first time (seconds later: Inductor caches the kernels on disk) and made the
+    nanoGPT CPU configuration's steps ~1.5x faster at 2 threads (benchmarks/gpt_train.py), so it
+    pays off only on runs that long. If compiling fails at the first step, training goes on eagerly.
+    """
+    if setting != "auto":
+        return bool(setting)
+    if remaining_iters < COMPILE_AUTO_MIN_ITERS or sys.platform == "win32":
+        return False
+    import shutil
+
+    return any(shutil.which(c) for c in ("g++", "c++", "clang++"))
 
 
 def split_micro_steps(batch_size: int, grad_accum: int, world_size: int) -> int:
@@ -349,11 +388,12 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> dict[str, Any]:
         if "rng" in ckpt:
             torch.set_rng_state(ckpt["rng"])
     raw_model = model
-    if cfg.compile:
+    compiled = want_compile(cfg.compile, cfg.max_iters - step)
+    if compiled:
         model = torch.compile(model)
-    if dinfo.enabled:
-        from torch.nn.parallel import DistributedDataParallel as DDP
+    from torch.nn.parallel import DistributedDataParallel as DDP
 
+    if dinfo.enabled:
         model = DDP(model, device_ids=[dinfo.local_rank] if device.startswith("cuda") else None)
 
     global_batch = cfg.batch_size * cfg.grad_accum
@@ -426,8 +466,22 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> dict[str, Any]:
                 x, y = x_all[m * micro : (m + 1) * micro], y_all[m * micro : (m + 1) * micro]
                 if dinfo.enabled:
                     model.require_backward_grad_sync = m == micro_steps - 1
-                with autocast:
-                    _, loss = model(x, y)
+                try:
+                    with autocast:
+                        _, loss = model(x, y)
+                except Exception as e:  # Inductor failed to build kernels: go on eagerly
+                    if not compiled or model is raw_model:
+                        raise
+                    print(
+                        f"torch.compile failed ({type(e).__name__}: {e}); training eagerly", file=sys.stderr
+                    )
+                    model, compiled = raw_model, False
+                    if dinfo.enabled:
+                        model = DDP(
+                            raw_model, device_ids=[dinfo.local_rank] if device.startswith("cuda") else None
+                        )
+                    with autocast:
+                        _, loss = model(x, y)
                 (loss / micro_steps).backward()
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.grad_clip)
@@ -482,7 +536,7 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> dict[str, Any]:
         "checkpoint": str(out_dir / (BEST_CKPT if (out_dir / BEST_CKPT).exists() else LAST_CKPT)),
         "last_checkpoint": str(out_dir / LAST_CKPT), "plot": None, "model_config": mcfg.to_dict(),
         "data_dir": str(meta.path), "tokenizer": meta.tokenizer, "device": device, "world_size": dinfo.world_size,
-        "num_threads": torch.get_num_threads(),
+        "num_threads": torch.get_num_threads(), "compiled": compiled,
     }  # fmt: skip
     if master:
         try:
