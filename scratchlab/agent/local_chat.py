@@ -26,12 +26,12 @@ from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessageChunk, BaseMessage, SystemMessage
+from langchain_core.messages import AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import PrivateAttr
 
-from scratchlab.agent import router
+from scratchlab.agent import policy, router
 from scratchlab.agent.constrained import constrained_greedy
 from scratchlab.agent.prompts import ANSWER, CLARIFY
 
@@ -176,8 +176,20 @@ class ChatLocalLlama(BaseChatModel):
             return ANSWER, self._answer_stream(prompt + head, max_tokens=MAX_SUMMARY_TOKENS)
         if router.must_continue(messages):  # "do X, then Y": after X, choose among tools only
             names = list(by_name)
-        action = self._complete(prompt + router.ACTION_PREFIX, grammar=router.action_grammar(names),
-                                max_tokens=MAX_ACTION_TOKENS).rstrip('"')  # fmt: skip
+        forced = None
+        if messages and isinstance(messages[-1], HumanMessage):  # a new request: deterministic checks first
+            request = str(messages[-1].content)
+            route = policy.pre_route(request, multi_step=router.wants_more_steps(request))
+            if route.reply:
+                return ANSWER, iter([route.reply])
+            if route.force in (ANSWER, CLARIFY) or route.force in by_name:
+                forced = route.force
+            names = [n for n in names if n not in route.exclude] or names
+        if forced is None:
+            action = self._complete(prompt + router.ACTION_PREFIX, grammar=router.action_grammar(names),
+                                    max_tokens=MAX_ACTION_TOKENS).rstrip('"')  # fmt: skip
+        else:
+            action = forced
         context, calls = router.turn_context(messages)
         if action in by_name:
             params = by_name[action].get("parameters", {})
@@ -191,6 +203,9 @@ class ChatLocalLlama(BaseChatModel):
             except json.JSONDecodeError:
                 args = {}
             args = router.ground_args(args if isinstance(args, dict) else {}, context, params)
+            if messages and isinstance(messages[0], SystemMessage):
+                names = router.lab_state_names(str(messages[0].content))
+                args = router.fill_from_request(args, context.split("\n", 1)[0], params, names)
             missing = router.missing_required(args, params)
             if missing:
                 return CLARIFY, router.clarify_question(action, missing, params)

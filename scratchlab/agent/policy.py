@@ -1,0 +1,154 @@
+"""Deterministic checks on a new request before the local model routes it.
+
+A 1.5B model follows a rule like "refuse to read SSH keys" or "ask when the data is not named" only
+part of the time (benchmarks/agent_eval.py). These checks are cheap, readable and testable, and each
+one only narrows what the model may choose; the model still writes every tool argument and reply.
+
+- `refusal`: requests to damage the machine, read secrets, write malware or attack others get a fixed
+  refusal without a model call. The sandbox (scratchlab.sandbox) is the real boundary: this check
+  only keeps the assistant from cheerfully trying.
+- answer only: "don't run anything, just explain", "what would happen if ..." are questions.
+- clarify: a request whose only object is vague ("fine-tune the last GPT on my data", "look
+  something up in my notes") gets a clarifying question instead of a guessed argument.
+- recall: "what was the batch size I said I like?" asks the long-term memory.
+- excluded tools: a one-step request that names LoRA/adapters cannot start a from-scratch GPT or
+  tokenizer run, one that asks for an ablation cannot start a plain training run, and a request that
+  starts with a lab verb ("train ...", "merge ...", "index ...") is not answered with words alone.
+
+    pre_route("use python to read ~/.ssh/id_rsa")   # Route(reply="I won't do that: ...")
+    pre_route("lora r=8 on chat.jsonl").exclude     # {"train_gpt", "train_tokenizer", "ablate_gpt", "answer"}
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from scratchlab.agent.prompts import ANSWER, CLARIFY
+
+HARMFUL = [  # (pattern, why) — matched case-insensitively anywhere in the request
+    (r"\brm\s+-[a-z]*r[a-z]*f?\s+(/|~|\*)|\b(wipe|format|erase|destroy)\b.{0,30}\b(disk|drive|computer|machine|host|system)\b"
+     r"|\bdelete\b.{0,20}\b(everything|all (my )?files|home (folder|directory))\b|\bfork ?bomb\b",
+     "it would destroy files on this computer"),
+    (r"\.ssh\b|\bid_(rsa|ed25519|ecdsa)\b|/etc/(shadow|passwd|sudoers)\b|\bpasswords?\b|\b(api|access|auth|secret) ?(key|token)s?\b"
+     r"|\bprivate keys?\b|\bcredentials?\b|\bbrowser cookies\b",
+     "it would expose secrets stored on this computer"),
+    (r"\b(crypto ?miner|cryptominer|coin ?miner|mine (bitcoin|monero|crypto))|\bmalware\b|\bransomware\b|\bkeylogger\b"
+     r"|\bbotnet\b|\bbackdoor\b|\breverse shell\b|\bvirus\b|\btrojan\b|\bspyware\b",
+     "it is malware"),
+    (r"\bddos\b|\bdenial[- ]of[- ]service\b|\bflood(s|ing)?\b.{0,40}\b(requests?|packets?|server|site|website|\w+\.(com|org|net))\b"
+     r"|\buntil it (goes|is) down\b|\bbrute[- ]?forc|\bphishing\b|\bspam (emails?|messages?)\b|\bhack into\b",
+     "it would attack other people or systems"),
+    (r"\bignore (all |your |the )?(previous |prior )?instructions\b.{0,60}\b(delete|remove|rm|wipe|destroy|send|upload)\b",
+     "it asks me to drop my instructions and do damage"),
+]  # fmt: skip
+_HARMFUL_RE = [(re.compile(p, re.IGNORECASE | re.DOTALL), why) for p, why in HARMFUL]
+# A harmful topic alone is not a harmful request ("how do viruses spread?"); it takes a verb of doing.
+DOING_RE = re.compile(
+    r"\b(run|read|show|print|cat|display|open|send|upload|copy|dump|write|make|create|build|code|generate|download"
+    r"|install|deploy|execute|delete|remove|wipe|format|erase|flood|attack|steal|exfiltrat\w*|fine-?tune|train|mine"
+    r"|use|get|give|list|leak|crack|hack|spread|post|email)\b",
+    re.IGNORECASE,
+)
+
+ANSWER_ONLY_RE = re.compile(
+    r"\b(don'?t|do not|without) (run(ning)?|do(ing)?|execut(e|ing)|train(ing)?|call(ing)?|us(e|ing)) "
+    r"(anything|it|that|any tools?|tools?|a tool)\b"
+    r"|\bjust (explain|tell me|describe)\b|\bdon'?t do it\b|\bin theory\b|\bhypothetically\b"
+    r"|^\s*(what would happen|what happens|how long would|would it (be|work|help)|should i|is it (a good idea|worth|possible))\b",
+    re.IGNORECASE,
+)
+TRY_IT_RE = re.compile(
+    r"(?<!n't )(?<!not )\b(try it|run it|do it|test it|find out|measure it|run an? \w+)\b", re.IGNORECASE
+)
+RECALL_RE = re.compile(
+    r"\b(i (said|told you|mentioned|asked you to remember)|did i (say|tell you|mention)|have i told you)\b",
+    re.IGNORECASE,
+)
+VAGUE_RE = re.compile(
+    r"\b(something|anything|some (text|data|tokens|code|files?|documents?|stuff|folder)"
+    r"|my (data|dataset|notes|files|documents|docs|stuff|text|folder)|a (file|folder|document|dataset))\b",
+    re.IGNORECASE,
+)
+# Words that say which engine or verb, not which object; a request made only of these plus a vague
+# phrase names nothing concrete to act on.
+NON_CONCRETE = set(
+    """a an the my me i it its this that these those some something anything any in on with from for to of
+    about into please can could would you your now up out them thing things stuff please look find search
+    ask tell show use run train fine tune finetune index encode decode tokenize summarise summarize plot
+    generate sample make build get check query last latest previous new adapter adapters model models gpt
+    lora tokenizer notes note data dataset documents document docs files file folder text code python
+    memory remember recall fine-tune fine-tuned tokens ids token""".split()
+)
+WORD_RE = re.compile(r"[a-z0-9_]+(?:[.\-/][a-z0-9_]+)*", re.IGNORECASE)
+LORA_RE = re.compile(r"\b(q?lora|adapters?|peft|fine-?tun\w*|finetun\w*)\b", re.IGNORECASE)
+ABLATION_RE = re.compile(r"\bablat\w*\b", re.IGNORECASE)
+LAB_VERB_RE = re.compile(
+    r"^\s*(please\s+|now\s+|can you\s+|could you\s+)?(train|merge|fine-?tune|finetune|index|encode|decode|tokeni[sz]e"
+    r"|sample|plot|cancel|ablate|remember|list)\b",
+    re.IGNORECASE,
+)
+ARGLESS_TOOLS = {"list_artifacts", "list_runs", "job_status"}
+
+
+@dataclass
+class Route:
+    """What the checks decided for one request: a fixed reply, a forced action, or excluded actions."""
+
+    reply: str | None = None
+    force: str | None = None
+    exclude: set[str] = field(default_factory=set)
+
+
+def refusal(request: str) -> str | None:
+    """A refusal for a harmful request, else None."""
+    if not DOING_RE.search(request):
+        return None
+    for rx, why in _HARMFUL_RE:
+        if rx.search(request):
+            return (
+                f"I won't do that: {why}. I can help with tokenizers, GPT training, document search, "
+                "LoRA fine-tuning and safe Python in the sandbox."
+            )
+    return None
+
+
+def is_vague(request: str) -> bool:
+    """True when the request's object is a vague phrase and nothing concrete is named."""
+    if not VAGUE_RE.search(request) or re.search(r"[\"'`]", request):
+        return False
+    words = [w.lower() for w in WORD_RE.findall(request)]
+    return all(w in NON_CONCRETE for w in words)
+
+
+def pre_route(request: str, multi_step: bool = False) -> Route:
+    """Checks on a new request (the user's latest message, before any tool ran this turn).
+
+    Args:
+        request: the user's words.
+        multi_step: whether the request reads as several steps (router.wants_more_steps); the tool
+            exclusions apply to one-step requests only.
+
+    Returns:
+        A Route. `reply` set: answer with it and call no model. `force` set (ANSWER, CLARIFY or
+        "recall"): take that action. Otherwise choose among all actions minus `exclude`.
+    """
+    text = request.strip()
+    refused = refusal(text)
+    if refused:
+        return Route(reply=refused)
+    if ANSWER_ONLY_RE.search(text) and not TRY_IT_RE.search(text):
+        return Route(force=ANSWER)
+    if RECALL_RE.search(text):
+        return Route(force="recall")
+    if is_vague(text):
+        return Route(force=CLARIFY)
+    exclude: set[str] = set()
+    if not multi_step:
+        if LORA_RE.search(text):
+            exclude |= {"train_gpt", "train_tokenizer", "ablate_gpt"}
+        if ABLATION_RE.search(text):
+            exclude.add("train_gpt")
+    if LAB_VERB_RE.search(text):
+        exclude.add(ANSWER)
+    return Route(exclude=exclude)
