@@ -193,3 +193,24 @@ def test_must_continue_until_every_step_ran():
     assert router.must_continue([h, c1, r1])
     assert not router.must_continue([h, c1, r1, c2, r2])
     assert not router.must_continue([HumanMessage("train a tokenizer"), c1, r1])
+
+
+def test_lab_state_names_and_fill_from_request():
+    from types import SimpleNamespace as S
+
+    from scratchlab.agent.prompts import lab_state_text
+
+    arts = [S(kind="adapter", name="chat-r8", id="adapter-2"), S(kind="adapter", name="qa-r4", id="adapter-1"),
+            S(kind="run", name="shakes-6l", id="run-2"), S(kind="run", name="shakes-4l", id="run-1")]  # fmt: skip
+    names = router.lab_state_names("You are ...\n" + lab_state_text(arts))
+    assert names == {"adapter": ["chat-r8", "qa-r4"], "run": ["shakes-6l", "shakes-4l"]}
+    adapter = {"properties": {"prompt": {"type": "string"}, "adapter": {"type": "string", "default": "last"}}}
+    fill = router.fill_from_request
+    assert fill({"prompt": "hi"}, "ask the qa adapter: hi", adapter, names)["adapter"] == "qa-r4"
+    assert "adapter" not in fill({"prompt": "hi"}, "ask the adapter: hi", adapter, names)  # nothing named
+    run = {"properties": {"run": {"type": "string", "default": "last"}}}
+    assert fill({"run": "last"}, "sample from the last run", run, names) == {"run": "last"}  # "shakes" is shared
+    assert fill({}, "sample from shakes-4l", run, names) == {"run": "shakes-4l"}
+    kind = {"properties": {"kind": {"anyOf": [{"type": "string", "enum": ["run", "adapter"]}, {"type": "null"}]}}}
+    assert fill({}, "show my adapters", kind, names) == {"kind": "adapter"}
+    assert fill({}, "show my adapters and runs", kind, names) == {}  # two kinds named: leave it

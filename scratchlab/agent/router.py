@@ -216,6 +216,62 @@ def ground_args(
     return out
 
 
+REFERENCE_KINDS = {
+    "tokenizer": "tokenizer",
+    "adapter": "adapter",
+    "index": "index",
+    "run": "run",
+    "base": "run",
+}
+LAB_STATE_LINE_RE = re.compile(r"^- (\w+?)s \(newest first\): (.+)$", re.MULTILINE)
+
+
+def lab_state_names(system_text: str) -> dict[str, list[str]]:
+    """Artifact names per kind from the "Lab state:" part of the system prompt (newest first)."""
+    state = system_text.split("Lab state:", 1)[-1] if "Lab state:" in system_text else ""
+    out: dict[str, list[str]] = {}
+    for kind, names in LAB_STATE_LINE_RE.findall(state):
+        out[kind] = [re.sub(r" \([\w-]+\)$", "", n.strip()) for n in names.split(", ")]
+    return out
+
+
+def fill_from_request(
+    args: dict[str, Any], request: str, parameters: dict[str, Any], names: dict[str, list[str]]
+) -> dict[str, Any]:
+    """Fill arguments the model left out when the request names the value unambiguously.
+
+    - an enum argument: exactly one of its values (or its plural) is a word of the request
+      ("show my adapters" -> kind="adapter");
+    - a reference argument (default "last"): exactly one artifact of its kind in the lab state has
+      a distinctive name part that is a word of the request ("the qa adapter" -> "qa-r4").
+    """
+    props = parameters.get("properties", {})
+    words = words_in(request)
+    out = dict(args)
+    for name, prop in props.items():
+        if out.get(name) not in (None, "") and str(out.get(name)).lower() not in REFERENCE_VALUES:
+            continue
+        options = prop.get("enum") or next(
+            (p.get("enum") for p in prop.get("anyOf", []) if p.get("enum")), None
+        )
+        if options and name not in out:
+            hits = [
+                v for v in options if isinstance(v, str) and (v.lower() in words or f"{v.lower()}s" in words)
+            ]
+            if len(hits) == 1:
+                out[name] = hits[0]
+            continue
+        kind = REFERENCE_KINDS.get(name)
+        if kind and str(prop.get("default", "")).lower() in REFERENCE_VALUES:
+            pool = names.get(kind, [])
+            hits = [n for n in pool if n.lower() in request.lower() or any(
+                len(part) >= 2 and not part.isdigit() and part not in GENERIC_WORDS and part in words
+                and sum(part in words_in(m) for m in pool) == 1 for part in words_in(n))]  # fmt: skip
+            if len(hits) == 1:
+                out[name] = hits[0]
+    return out
+
+
 def unwrap_json_answer(text: str) -> str:
     """If a model wrote its answer as a JSON object with one string value, return that string."""
     t = text.strip()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from langchain_core.tools import BaseTool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from scratchlab.tools.base import ToolContext, ToolError, lab_tool
 
@@ -18,11 +20,19 @@ class RecallArgs(BaseModel):
     query: str = Field(description="What to look up in long-term memory (a few keywords).")
 
 
+ARTIFACT_KINDS = ("tokenizer", "dataset", "run", "ablation", "index", "adapter", "base", "plot", "file")
+
+
 class ListArtifactsArgs(BaseModel):
-    kind: str | None = Field(
+    kind: Literal[ARTIFACT_KINDS] | None = Field(  # type: ignore[valid-type]
         default=None,
-        description="Only this kind: tokenizer, dataset, run, index, adapter, base, plot or file. Null for all.",
+        description="Only this kind: tokenizer, dataset, run, ablation, index, adapter, base, plot or file. Null for all.",
     )
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _singular(cls, v):  # "tokenizers" -> "tokenizer"
+        return v.rstrip("s") if isinstance(v, str) and v.rstrip("s") in ARTIFACT_KINDS else v
 
 
 def _store(ctx: ToolContext):
