@@ -61,7 +61,7 @@ CATEGORIES = (
     "command", "paraphrase", "shorthand", "multistep", "chitchat", "general", "underspecified",
     "adversarial", "reference", "memory",
 )  # fmt: skip
-SPLITS = ("dev", "test")
+SPLITS = ("dev", "test", "test2")  # test2: written 2026-11-22 before any run of the code it scores
 NO_TOOL_CATEGORIES = ("chitchat", "general")
 CLARIFY_CATEGORIES = ("underspecified",)
 CLARIFY_MARKERS = ('{"action": "clarify"}', "[clarify]", "clarify:")
@@ -529,6 +529,7 @@ def _percentile(values: Sequence[float], q: float) -> float | None:
 
 def _row(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     secs = [r["seconds"] for r in results if r.get("seconds") is not None]
+    tot = [r["total_seconds"] for r in results if r.get("total_seconds") is not None]
     with_args = [r for r in results if r["args_ok"] is not None]
     return {
         "n": len(results),
@@ -541,6 +542,7 @@ def _row(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             r["predicted_action"] == CLARIFY for r in results if r["category"] in CLARIFY_CATEGORIES
         ),
         "median_s": round(statistics.median(secs), 3) if secs else None,
+        "median_total_s": round(statistics.median(tot), 3) if tot else None,
         "p90_s": _percentile(secs, 0.9),
     }
 
@@ -607,15 +609,15 @@ def render_markdown(summary: Mapping[str, Any], title: str = "Agent routing eval
     lines = [
         f"## {title}",
         "",
-        "| category | n | first action | key args (given right action) | action + args | no tool | clarify | median s | p90 s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| category | n | first action | key args (given right action) | action + args | no tool | clarify | median s (decision) | p90 s | median s (whole reply) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     rows = [*summary["categories"].items(), ("**all**", summary["overall"])]
     for name, r in rows:
         lines.append(
             f"| {name} | {r['n']} | {_pct(r['first_action'])} | {_pct(r['args'])} ({r['n_args']}) | "
             f"{_pct(r['action_and_args'])} | {_pct(r['no_tool'])} | {_pct(r['clarify_rate'])} | "
-            f"{_secs(r['median_s'])} | {_secs(r['p90_s'])} |"
+            f"{_secs(r['median_s'])} | {_secs(r['p90_s'])} | {_secs(r.get('median_total_s'))} |"
         )
     ms = summary.get("multistep")
     if ms:

@@ -147,7 +147,9 @@ class LabSession:
         """One turn, collected: {"answer", "thread", "tool_calls": [{"name","args"}], "seconds", "interrupt"?}.
 
         With `dry_run`, only the first model call is made and no tool runs: the tool calls it would
-        make are returned and nothing is written to the thread.
+        make are returned and nothing is written to the thread. `decision_seconds` is the time until
+        the action was chosen (a tool call with all its arguments, or the first token of a reply);
+        `seconds` includes writing the whole reply.
         """
         thread_id = thread_id or memory.new_thread_id()
         t0 = time.perf_counter()
@@ -158,14 +160,22 @@ class LabSession:
                 HumanMessage(text),
             ]
             bound = self.model.bind_tools(self.tools)
-            out = bound.invoke(msgs)
+            out, decided = None, None
+            for chunk in bound.stream(msgs):  # the first chunk comes once the action is chosen
+                if decided is None:
+                    decided = time.perf_counter() - t0
+                out = chunk if out is None else out + chunk
+            if out is None:
+                out = bound.invoke(msgs)
             calls = [{"name": tc["name"], "args": tc["args"]} for tc in out.tool_calls]
+            seconds = time.perf_counter() - t0
             return {
                 "answer": "" if calls else str(out.content),
                 "thread": thread_id,
                 "tool_calls": calls,
                 "action": "tool" if calls else out.additional_kwargs.get("action", "answer"),
-                "seconds": time.perf_counter() - t0,
+                "seconds": seconds,
+                "decision_seconds": decided if decided is not None else seconds,
                 "dry_run": True,
             }
         calls, answer, interrupt = [], "", None
