@@ -118,12 +118,16 @@ def tuning_queries(
     return [Query(pool[i]["query"], pool[i]["relevant"], qid=pool[i]["id"]) for i in pick]
 
 
-def tune_rrf(index: DocumentIndex, queries: list[Query], ks=(2, 5, 10, 20, 60)) -> list[dict]:
+def tune_rrf(
+    index: DocumentIndex, queries: list[Query], ks=(2, 5, 10, 20, 60), weights=(1.0, 1.5, 2.0, 3.0)
+) -> list[dict]:
+    """Hybrid metrics for each (rrf_k, bm25_weight); the dense ranking has weight 1."""
     rows = []
-    for k in ks:
-        res = evaluate(index, queries, modes=("hybrid",), rrf_k=k)["hybrid"].metrics
-        rows.append({"rrf_k": k, **{m: round(v, 4) for m, v in res.items()}})
-        print(f"  rrf_k={k}: {rows[-1]}", flush=True)
+    for w in weights:
+        for k in ks:
+            res = evaluate(index, queries, modes=("hybrid",), rrf_k=k, bm25_weight=w)["hybrid"].metrics
+            rows.append({"rrf_k": k, "bm25_weight": w, **{m: round(v, 4) for m, v in res.items()}})
+            print(f"  rrf_k={k} bm25_weight={w}: {rows[-1]}", flush=True)
     return rows
 
 
@@ -416,7 +420,7 @@ def main() -> None:
         "--tune-rrf",
         type=int,
         default=0,
-        help="Also evaluate rrf_k values on N tuning queries (disjoint from dev).",
+        help="First choose rrf_k and bm25_weight on N tuning queries (disjoint from dev), then evaluate.",
     )
     ap.add_argument("--sweep-chunking", action="store_true", help="Also measure chunk_size/overlap settings.")
     ap.add_argument(
@@ -425,6 +429,7 @@ def main() -> None:
     ap.add_argument(
         "--rrf-k", type=float, default=None, help="RRF constant for hybrid (default: the index config's)."
     )
+    ap.add_argument("--bm25-weight", type=float, default=None, help="BM25 weight in hybrid RRF (dense: 1).")
     ap.add_argument(
         "--only-sweep",
         action="store_true",
@@ -534,9 +539,26 @@ def main() -> None:
         result["ingest"]["reused_index"] = True
         restrict_to(idx)
     save()
+    if args.tune_rrf:  # choose the fusion on tuning queries (disjoint from dev) before evaluating on dev
+        print(
+            f"tuning rrf_k and bm25_weight on {args.tune_rrf} queries disjoint from the dev set ...",
+            flush=True,
+        )
+        tq = tuning_queries(load_corpus(), load_queries(QUERIES_FILE), args.tune_rrf, set(idx.documents()))
+        result["rrf_tuning"] = tune_rrf(idx, tq)
+        best = max(result["rrf_tuning"], key=lambda t: (t["mrr@10"] + t["recall@1"], t["ndcg@10"]))
+        result["rrf_tuned_choice"] = {
+            "rrf_k": best["rrf_k"],
+            "bm25_weight": best["bm25_weight"],
+            "queries": len(tq),
+        }
+        idx.config.rrf_k, idx.config.bm25_weight = best["rrf_k"], best["bm25_weight"]  # in memory only
+        save()
     if args.rrf_k is not None:
         idx.config.rrf_k = args.rrf_k  # in memory only
-    result["rrf_k"] = idx.config.rrf_k
+    if args.bm25_weight is not None:
+        idx.config.bm25_weight = args.bm25_weight
+    result["rrf_k"], result["bm25_weight"] = idx.config.rrf_k, idx.config.bm25_weight
 
     ev = evaluate(idx, dev, modes=MODES)
     result["quality"] = {m: {k: round(v, 4) for k, v in r.metrics.items()} for m, r in ev.items()}
@@ -571,12 +593,6 @@ def main() -> None:
     save()
     if (work / "rrf_tuning.json").exists() and not args.tune_rrf:
         result["rrf_tuning"] = json.loads((work / "rrf_tuning.json").read_text())["rows"]
-        save()
-    if args.tune_rrf:
-        print(f"tuning rrf_k on {args.tune_rrf} queries disjoint from the dev set ...", flush=True)
-        result["rrf_tuning"] = tune_rrf(
-            idx, tuning_queries(load_corpus(), load_queries(QUERIES_FILE), args.tune_rrf)
-        )
         save()
     if args.sweep_chunking:
         result["chunking_sweep"] = sweep_chunking(load_corpus(), dev, work, embedder, args.sweep_docs)
@@ -622,7 +638,7 @@ def to_markdown(r: dict) -> str:
                          f"{q['ndcg@10']:.3f} | {lat['median_ms']:.1f} | {lat['p95_ms']:.1f} |")  # fmt: skip
         lines += [
             "",
-            f"Hybrid (rrf_k={r.get('rrf_k')}) above both single modes on every metric: "
+            f"Hybrid (rrf_k={r.get('rrf_k')}, bm25_weight={r.get('bm25_weight', 1.0)}) above both single modes on every metric: "
             f"**{r['hybrid_beats_both_on_every_metric']}**.",
             "",
         ]
@@ -660,12 +676,16 @@ def to_markdown(r: dict) -> str:
                   f"(p95 {fh['hnsw']['p95_ms']}), Recall@10 vs flat {fh['hnsw']['recall@10_vs_flat']}, build "
                   f"{fh['hnsw']['build_s']} s.", ""]  # fmt: skip
     if "rrf_tuning" in r:
-        lines += ["## Choosing rrf_k (hybrid, tuning queries disjoint from the dev set)", "",
-                  "| rrf_k | R@1 | R@10 | MRR@10 | nDCG@10 |", "|---|---|---|---|---|"]  # fmt: skip
+        lines += ["## Choosing rrf_k and bm25_weight (hybrid, tuning queries disjoint from the dev set)", "",
+                  "| rrf_k | bm25_weight | R@1 | R@10 | MRR@10 | nDCG@10 |", "|---|---|---|---|---|---|"]  # fmt: skip
         lines += [
-            f"| {t['rrf_k']} | {t['recall@1']} | {t['recall@10']} | {t['mrr@10']} | {t['ndcg@10']} |"
+            f"| {t['rrf_k']} | {t.get('bm25_weight', 1.0)} | {t['recall@1']} | {t['recall@10']} | {t['mrr@10']} | {t['ndcg@10']} |"
             for t in r["rrf_tuning"]
         ]
+        if "rrf_tuned_choice" in r:
+            c = r["rrf_tuned_choice"]
+            lines.append(f"\nChosen (max MRR@10 + R@1 on {c['queries']} tuning queries): rrf_k={c['rrf_k']}, "
+                         f"bm25_weight={c['bm25_weight']}; used for the dev-set table above.")  # fmt: skip
         lines.append("")
     if "chunking_sweep" in r:
         lines += ["## Chunking sweep", "", "| chunk_size | overlap | chunks | dense R@1 | dense MRR@10 | hybrid R@1 | hybrid MRR@10 | hybrid nDCG@10 |",

@@ -44,7 +44,7 @@ from scratchlab.lab.atomic import atomic_write_json
 from scratchlab.retrieval.chunking import ChunkConfig, chunk_text, load_token_counter
 from scratchlab.retrieval.dense import HNSW_THRESHOLD, DenseIndex, choose_kind
 from scratchlab.retrieval.embeddings import get_embedder
-from scratchlab.retrieval.fusion import DEFAULT_RRF_K, rrf
+from scratchlab.retrieval.fusion import DEFAULT_BM25_WEIGHT, DEFAULT_RRF_K, rrf
 from scratchlab.retrieval.lexical import Analyzer, BM25Index
 from scratchlab.retrieval.loaders import Document, LoaderError, file_sha256, find_files, load_file
 from scratchlab.retrieval.store import ChunkRecord, ChunkStore, DocRecord
@@ -85,6 +85,7 @@ class IndexConfig:
         analyzer: BM25 analyzer settings.
         hnsw_threshold: vectors at which the dense index switches from flat to HNSW.
         rrf_k: default RRF constant for hybrid search.
+        bm25_weight: weight of the BM25 ranking in hybrid RRF (the dense ranking has weight 1).
     """
 
     embedding_model: str = ""
@@ -95,6 +96,7 @@ class IndexConfig:
     analyzer: dict = field(default_factory=lambda: Analyzer().to_dict())
     hnsw_threshold: int = HNSW_THRESHOLD
     rrf_k: float = DEFAULT_RRF_K
+    bm25_weight: float = DEFAULT_BM25_WEIGHT
     format: int = INDEX_FORMAT
 
     @property
@@ -590,7 +592,7 @@ class DocumentIndex:
 
     # ---- searching -----------------------------------------------------------------------------------
     def search(self, query: str, k: int = 10, mode: str = "hybrid", rrf_k: float | None = None,
-               candidates: int = CANDIDATES, reranker=None, query_vector: np.ndarray | None = None) -> list[Hit]:  # fmt: skip
+               bm25_weight: float | None = None, candidates: int = CANDIDATES, reranker=None, query_vector: np.ndarray | None = None) -> list[Hit]:  # fmt: skip
         """Search the index.
 
         Args:
@@ -598,6 +600,7 @@ class DocumentIndex:
             k: results wanted (1..MAX_K).
             mode: "hybrid" (RRF of dense and BM25), "dense" or "bm25".
             rrf_k: RRF constant (default: the index config's, `fusion.DEFAULT_RRF_K` for new indexes).
+            bm25_weight: weight of the BM25 ranking in RRF, dense having 1 (default: the index config's).
             candidates: depth of each single-mode list before fusion/rerank.
             reranker: optional `rerank.CrossEncoderReranker`; reorders the top candidates.
             query_vector: (dim,) float32 to use instead of embedding `query` (HyDE passes one).
@@ -636,7 +639,10 @@ class DocumentIndex:
         elif mode == "bm25":
             ranked = [(i, bm_scores[i]) for i in bm_ids]
         else:
-            ranked = rrf([dense_ids, bm_ids], rrf_k=self.config.rrf_k if rrf_k is None else rrf_k)
+            w = self.config.bm25_weight if bm25_weight is None else bm25_weight
+            ranked = rrf(
+                [dense_ids, bm_ids], rrf_k=self.config.rrf_k if rrf_k is None else rrf_k, weights=[1.0, w]
+            )
         ranked = ranked[: (reranker.depth if reranker else k)]
         if not ranked:
             return []
