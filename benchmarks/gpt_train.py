@@ -11,7 +11,9 @@ compile. Each program runs as its own process, back to back, alternating, in the
 
 - `default`: each at its own defaults (nanoGPT: torch's thread count; scratchlab: `auto_num_threads`,
   which counts the idle cores from the runnable threads now),
-- `threads=N`: both pinned to the same intra-op thread count (OMP_NUM_THREADS / num_threads).
+- `warm`: as `default`, run after it, with the Inductor kernel cache the default run filled (what a
+  second run of the same model shape costs a user),
+- `threads=N`: both pinned to the same intra-op thread count (OMP_NUM_THREADS / num_threads), both eager.
 
 Reported per run: tokens/s over the training loop (evals included, as each program times it) and
 over the whole process, the program's own final val loss, and the val loss of its final weights on
@@ -120,7 +122,7 @@ def run_ours(
     """Run `python -m scratchlab.training.trainer` with the same hyperparameters."""
     out_dir = work / f"ours-{tag.replace('=', '')}"
     params = {**OURS, "eval_interval": eval_interval}
-    compile_ = "auto" if tag == "default" else False  # pinned-thread modes compare the same eager kernels
+    compile_ = "auto" if tag in ("default", "warm") else False  # pinned-thread modes: the same eager kernels
     cfg = TrainConfig(**params, out_dir=str(out_dir), data_dir=str(data_dir), max_iters=iters,
                       lr_decay_iters=iters, num_threads=threads, compile=compile_)  # fmt: skip
     cpath = work / f"ours-{tag.replace('=', '')}.json"
@@ -129,8 +131,11 @@ def run_ours(
     t0 = time.perf_counter()
     env = {
         **os.environ,
-        "TORCHINDUCTOR_CACHE_DIR": str(work / f"inductor-{tag.replace('=', '')}"),
-    }  # cold compile
+        # a fresh Inductor cache per mode (cold compile); "warm" reuses the one "default" filled
+        "TORCHINDUCTOR_CACHE_DIR": str(
+            work / f"inductor-{'default' if tag == 'warm' else tag.replace('=', '')}"
+        ),
+    }
     proc = subprocess.run([sys.executable, "-m", "scratchlab.training.trainer", "--config", str(cpath)],
                           cwd=ROOT, capture_output=True, text=True, env=env)  # fmt: skip
     wall = time.perf_counter() - t0
@@ -244,7 +249,8 @@ def main() -> int:
     p.add_argument(
         "--modes",
         default="threads=1,default",
-        help="comma list of default | threads=N, each optionally :ITERS (e.g. default:300)",
+        help="comma list of default | warm | threads=N, each optionally :ITERS (e.g. default:300); warm = "
+        "default with the Inductor kernel cache that the default run filled (run it after default)",
     )
     p.add_argument("--work", type=Path, default=None, help="scratch folder (default: a new temp dir)")
     p.add_argument("--python", default=sys.executable, help="interpreter for nanoGPT (needs torch + numpy)")
@@ -271,7 +277,7 @@ def main() -> int:
     for spec in args.modes.split(","):
         mode, _, n = spec.partition(":")
         iters = int(n) if n else args.iters
-        threads = None if mode == "default" else int(mode.split("=")[1])
+        threads = None if mode in ("default", "warm") else int(mode.split("=")[1])
         pair = []
         if args.nanogpt:
             r = run_nanogpt(
