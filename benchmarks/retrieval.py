@@ -608,8 +608,8 @@ def to_markdown(r: dict) -> str:
     lb, la = (tuple(round(x, 2) for x in r[k]) for k in ("load_before", "load_after"))
     lines = ["# Retrieval benchmark (wiki corpus)", "",
              f"Command: `.venv/bin/python benchmarks/retrieval.py {' '.join(sys.argv[1:])}`".rstrip(), "",
-             f"Machine: {r['machine']}; load average before {lb}, after {la} (2 cores shared with other "
-             "engineers' jobs: absolute timings are pessimistic).", "",
+             f"Machine: {r['machine']}; load average before {lb}, after {la} (a load near "
+             "the core count means other jobs shared the CPU and timings are pessimistic).", "",
              f"Corpus: {r['corpus'].get('indexed_docs', r['corpus']['articles'])} of the {r['corpus']['articles']} articles "
              f"indexed; {r['corpus']['dev_queries']} known-item dev queries "
              f"({r['corpus']['query_file']}, Wikidata description -> its article).", ""]  # fmt: skip

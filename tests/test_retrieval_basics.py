@@ -241,3 +241,13 @@ def test_load_queries_reports_bad_lines(tmp_path):
     p.write_text("not json\n")
     with pytest.raises(ValueError, match="not JSON"):
         load_queries(p)
+
+
+def test_weighted_rrf_by_hand():
+    from scratchlab.retrieval.fusion import rrf
+
+    # dense [1, 2], bm25 [2, 1], bm25 weighted 3, k=0: id 2 = 1/2 + 3/1 = 3.5, id 1 = 1/1 + 3/2 = 2.5
+    fused = rrf([[1, 2], [2, 1]], rrf_k=0, weights=[1.0, 3.0])
+    assert [i for i, _ in fused] == [2, 1]
+    assert [round(s, 6) for _, s in fused] == [3.5, 2.5]
+    assert [i for i, _ in rrf([[1, 2], [2, 1]], rrf_k=0)] == [1, 2]  # equal weights: tie, first seen wins

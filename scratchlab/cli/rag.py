@@ -118,9 +118,10 @@ def index_cmd(
 
 
 def _search(
-    idx, query: str, k: int, mode: str, rrf_k: float | None, rerank: str | None, hyde: bool, model_spec
-):
-    kw = {}
+    idx, query: str, k: int, mode: str, rrf_k: float | None, rerank: str | None, hyde: bool, model_spec,
+    bm25_weight: float | None = None,
+):  # fmt: skip
+    kw = {"bm25_weight": bm25_weight}
     if rerank:
         from scratchlab.retrieval.rerank import CrossEncoderReranker
 
@@ -152,7 +153,12 @@ def search_cmd(
     k: int = typer.Option(10, "--k", "-k", help="Number of results."),
     mode: str = typer.Option("hybrid", "--mode", help="hybrid | dense | bm25."),
     rrf_k: float = typer.Option(
-        None, "--rrf-k", help="RRF constant for hybrid (default: the index's, 5 for new indexes)."
+        None, "--rrf-k", help="RRF constant for hybrid (default: the index's, 20 for new indexes)."
+    ),
+    bm25_weight: float = typer.Option(
+        None,
+        "--bm25-weight",
+        help="BM25 weight in hybrid RRF, dense = 1 (default: the index's, 3 for new indexes).",
     ),
     rerank: str = typer.Option(
         None, "--rerank", help="Folder of a sentence-transformers CrossEncoder to rerank with."
@@ -167,7 +173,7 @@ def search_cmd(
     idx, art = _open(ctx, name)
     spec = (typer_ctx.obj or {}).get("model")
     try:
-        hits = _search(idx, query, k, mode, rrf_k, rerank, hyde, spec)
+        hits = _search(idx, query, k, mode, rrf_k, rerank, hyde, spec, bm25_weight)
     except (ValueError, LookupError, OSError) as e:
         common.fail(str(e))
     if as_json:
