@@ -211,27 +211,3 @@ def test_top_k_1_is_greedy():
     assert torch.equal(
         generate(m, idx, 8, temperature=1.3, top_k=1, seed=0), generate(m, idx, 8, temperature=0)
     )
-
-
-def test_compiled_blocks_are_used_for_training_only(monkeypatch):
-    calls = []
-
-    def fake_compile(module, **kw):  # stands in for torch.compile: records which path runs
-        def run(*args):
-            calls.append(len(args))
-            return module(*args)
-
-        return run
-
-    monkeypatch.setattr(torch, "compile", fake_compile)
-    torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=17, block_size=8, n_layer=3, n_head=2, n_embd=16))
-    x = torch.randint(0, 17, (2, 8))
-    ref, _ = model(x)
-    model.compile_blocks()
-    logits, loss = model(x, x)
-    assert calls == [2, 2, 2]  # every block through its compiled callable, as block(x, rope)
-    assert torch.allclose(logits, ref) and loss is not None
-    with torch.no_grad():
-        model(x)  # evaluation and generation stay eager
-    assert len(calls) == 3

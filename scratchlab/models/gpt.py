@@ -228,16 +228,6 @@ class GPT(nn.Module):
         for pn, p in self.named_parameters():  # GPT-2: scale residual projections by 1/sqrt(2 * n_layer)
             if pn.endswith("c_proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=INIT_STD / math.sqrt(2 * config.n_layer))
-        self._compiled_blocks: list | None = None
-
-    def compile_blocks(self, **options) -> None:
-        """`torch.compile` the transformer blocks for training forward passes (with grad, no KV cache).
-
-        All blocks share one code path, so Inductor builds their kernels once instead of once per
-        layer as when compiling the whole model: a cold compile took ~4x less time in our measurement
-        (benchmarks/gpt_train.py). Evaluation and generation stay eager (other shapes, no recompiles).
-        """
-        self._compiled_blocks = [torch.compile(b, **options) for b in self.transformer.h]
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -290,9 +280,8 @@ class GPT(nn.Module):
         elif self.config.pos_emb == "rope":
             rope = self._rope(past, T, idx.device)
         x = self.transformer.drop(x)
-        compiled = self._compiled_blocks if cache is None and torch.is_grad_enabled() else None
         for i, block in enumerate(self.transformer.h):
-            x = compiled[i](x, rope) if compiled else block(x, rope, cache, i)
+            x = block(x, rope, cache, i)
         if cache is not None:
             cache.pos += T
         x = self.transformer.ln_f(x)

@@ -211,7 +211,7 @@ def want_compile(setting: bool | str, remaining_iters: int) -> bool:
     """Whether to `torch.compile` the model: `setting` True/False, or "auto".
 
     "auto" compiles runs of at least `COMPILE_AUTO_MIN_ITERS` remaining steps when TorchInductor can
-    build kernels here (a C++ compiler on PATH for CPU; Triton for CUDA). Compiling the blocks costs ~20 s on 2
+    build kernels here (a C++ compiler on PATH for CPU; Triton for CUDA). Compiling costs ~40 s on 2
     CPU cores the first time (seconds later: Inductor caches the kernels on disk) and made the
     nanoGPT CPU configuration's steps ~1.5x faster at 2 threads (benchmarks/gpt_train.py), so it
     pays off only on runs that long. If compiling fails at the first step, training goes on eagerly.
@@ -390,10 +390,10 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> dict[str, Any]:
     raw_model = model
     compiled = want_compile(cfg.compile, cfg.max_iters - step)
     if compiled:
-        raw_model.compile_blocks()  # one graph for all blocks: half the compile time of the whole model
-    if dinfo.enabled:
-        from torch.nn.parallel import DistributedDataParallel as DDP
+        model = torch.compile(model)
+    from torch.nn.parallel import DistributedDataParallel as DDP
 
+    if dinfo.enabled:
         model = DDP(model, device_ids=[dinfo.local_rank] if device.startswith("cuda") else None)
 
     global_batch = cfg.batch_size * cfg.grad_accum
@@ -470,12 +470,16 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> dict[str, Any]:
                     with autocast:
                         _, loss = model(x, y)
                 except Exception as e:  # Inductor failed to build kernels: go on eagerly
-                    if not compiled:
+                    if not compiled or model is raw_model:
                         raise
                     print(
                         f"torch.compile failed ({type(e).__name__}: {e}); training eagerly", file=sys.stderr
                     )
-                    raw_model._compiled_blocks, compiled = None, False
+                    model, compiled = raw_model, False
+                    if dinfo.enabled:
+                        model = DDP(
+                            raw_model, device_ids=[dinfo.local_rank] if device.startswith("cuda") else None
+                        )
                     with autocast:
                         _, loss = model(x, y)
                 (loss / micro_steps).backward()
