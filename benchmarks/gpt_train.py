@@ -178,6 +178,72 @@ def load_nano_model(clone: Path, ckpt_path: str):
     return m.eval(), int(ck["iter_num"])
 
 
+def interleaved_steps(clone: Path, data_dir: Path, rounds: int, steps: int, threads: int) -> dict:
+    """Steady-state step time, A/B/C interleaved in one process so machine drift hits all alike.
+
+    A = nanoGPT's model.py + its optimizer (eager), B = scratchlab eager, C = scratchlab with `torch.compile`
+    (compiled before the first round; compile time reported apart). Same config, same batches.
+    Returns per-program median ms/step over `rounds` rounds of `steps` optimizer steps each.
+    """
+    from scratchlab.models.gpt import GPT, GPTConfig
+
+    torch.set_num_threads(threads)
+    sys.path.insert(0, str(clone))
+    try:
+        import model as nano_model
+    finally:
+        sys.path.pop(0)
+    train = np.fromfile(data_dir / "train.bin", dtype=np.uint16)
+    vocab = load_meta(data_dir).vocab_size
+    rng = np.random.default_rng(0)
+    offs = np.arange(65)
+
+    def batch():
+        w = torch.from_numpy(train[rng.integers(0, len(train) - 65, 12)[:, None] + offs].astype(np.int64))
+        return w[:, :-1].contiguous(), w[:, 1:].contiguous()
+
+    def make(kind: str):
+        torch.manual_seed(1337)
+        if kind == "nanoGPT":
+            m = nano_model.GPT(nano_model.GPTConfig(block_size=64, vocab_size=vocab, n_layer=4, n_head=4,
+                                                    n_embd=128, dropout=0.0, bias=False))  # fmt: skip
+            opt = m.configure_optimizers(0.1, 1e-3, (0.9, 0.99), "cpu")
+        else:
+            m = GPT(GPTConfig(vocab_size=vocab, block_size=64, n_layer=4, n_head=4, n_embd=128, bias=False))
+            opt = m.configure_optimizer(0.1, 1e-3, (0.9, 0.99), "cpu")
+        fwd = torch.compile(m) if kind == "scratchlab compiled" else m
+
+        def step(x, y):
+            _, loss = fwd(x, y)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+        return step
+
+    programs = {k: make(k) for k in ("nanoGPT", "scratchlab eager", "scratchlab compiled")}
+    compile_s = {}
+    for name, step in programs.items():  # warm up (and compile) before timing
+        t0 = time.perf_counter()
+        for _ in range(3):
+            step(*batch())
+        compile_s[name] = round(time.perf_counter() - t0, 1)
+    times: dict[str, list[float]] = {k: [] for k in programs}
+    for _ in range(rounds):
+        for name, step in programs.items():
+            batches = [batch() for _ in range(steps)]
+            t0 = time.perf_counter()
+            for x, y in batches:
+                step(x, y)
+            times[name].append((time.perf_counter() - t0) / steps * 1000)
+    med = {k: round(float(np.median(v)), 2) for k, v in times.items()}
+    return {"threads": threads, "rounds": rounds, "steps_per_round": steps, "median_ms_per_step": med,
+            "ms_per_step": {k: [round(t, 2) for t in v] for k, v in times.items()},
+            "first_3_steps_s": compile_s,
+            "speedup_vs_nanogpt": {k: round(med["nanoGPT"] / v, 3) for k, v in med.items()}}  # fmt: skip
+
+
 def kendall_tau(a: list[float], b: list[float]) -> float:
     pairs = list(combinations(range(len(a)), 2))
     s = sum(np.sign(a[i] - a[j]) * np.sign(b[i] - b[j]) for i, j in pairs)
@@ -229,6 +295,14 @@ def markdown(report: dict) -> str:
               "|---|---:|---:|---:|"]  # fmt: skip
     for m, s in report["summary"].items():
         lines.append(f"| {m} | {s['speedup']:.2f}x | {s['speedup_wall']:.2f}x | {s['val_loss_diff']:+.4f} |")
+    if report.get("interleaved"):
+        it = report["interleaved"]
+        lines += ["", f"## Steady-state steps, interleaved ({it['rounds']} rounds x {it['steps_per_round']} steps, "
+                  f"{it['threads']} threads, one process)", "", "| program | median ms/step | tokens/s | speedup vs nanoGPT | first 3 steps s |",
+                  "|---|---:|---:|---:|---:|"]  # fmt: skip
+        for k, v in it["median_ms_per_step"].items():
+            lines.append(f"| {k} | {v:.2f} | {768 / v * 1000:,.0f} | {it['speedup_vs_nanogpt'][k]:.2f}x | "
+                         f"{it['first_3_steps_s'][k]} |")  # fmt: skip
     if report.get("ablation"):
         a = report["ablation"]
         lines += ["", f"## Ablation (scratchlab, {a['iters']} iters per variant, same CPU config otherwise)", "",
@@ -257,6 +331,10 @@ def main() -> int:
     p.add_argument("--ablation-iters", type=int, default=500, help="iterations per ablation variant")
     p.add_argument("--no-ablation", action="store_true", help="skip the ablation table")
     p.add_argument(
+        "--interleaved", type=int, default=0, metavar="ROUNDS",
+        help="also time steady-state steps A/B/C interleaved in this process (needs --nanogpt)",
+    )  # fmt: skip
+    p.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "gpt_train", help="results stem"
     )
     args = p.parse_args()
@@ -274,7 +352,7 @@ def main() -> int:
         atomic_write_json(args.out.with_suffix(".json"), report)
         atomic_write_text(args.out.with_suffix(".md"), markdown(report))
 
-    for spec in args.modes.split(","):
+    for spec in filter(None, args.modes.split(",")):
         mode, _, n = spec.partition(":")
         iters = int(n) if n else args.iters
         threads = None if mode in ("default", "warm") else int(mode.split("=")[1])
@@ -301,6 +379,12 @@ def main() -> int:
                 "speedup_wall": o["tokens_per_sec_wall"] / n["tokens_per_sec_wall"],
                 "val_loss_diff": o["full_val_loss"] - n["full_val_loss"],
             }
+        save()
+    if args.interleaved and args.nanogpt:
+        report["interleaved"] = interleaved_steps(
+            args.nanogpt.resolve(), data_dir, args.interleaved, 100, DEFAULT_THREADS
+        )
+        torch.set_num_threads(1)
         save()
     if not args.no_ablation:
         report["ablation"] = ablation(data_dir, work, args.ablation_iters)

@@ -209,8 +209,12 @@ def test_lab_state_names_and_fill_from_request():
     assert fill({"prompt": "hi"}, "ask the qa adapter: hi", adapter, names)["adapter"] == "qa-r4"
     assert "adapter" not in fill({"prompt": "hi"}, "ask the adapter: hi", adapter, names)  # nothing named
     run = {"properties": {"run": {"type": "string", "default": "last"}}}
-    assert fill({"run": "last"}, "sample from the last run", run, names) == {"run": "last"}  # "shakes" is shared
+    assert fill({"run": "last"}, "sample from the last run", run, names) == {
+        "run": "last"
+    }  # "shakes" is shared
     assert fill({}, "sample from shakes-4l", run, names) == {"run": "shakes-4l"}
-    kind = {"properties": {"kind": {"anyOf": [{"type": "string", "enum": ["run", "adapter"]}, {"type": "null"}]}}}
+    kind = {
+        "properties": {"kind": {"anyOf": [{"type": "string", "enum": ["run", "adapter"]}, {"type": "null"}]}}
+    }
     assert fill({}, "show my adapters", kind, names) == {"kind": "adapter"}
     assert fill({}, "show my adapters and runs", kind, names) == {}  # two kinds named: leave it

@@ -85,7 +85,7 @@ LORA_RE = re.compile(r"\b(q?lora|adapters?|peft|fine-?tun\w*|finetun\w*)\b", re.
 ABLATION_RE = re.compile(r"\bablat\w*\b", re.IGNORECASE)
 LAB_VERB_RE = re.compile(
     r"^\s*(please\s+|now\s+|can you\s+|could you\s+)?(train|merge|fine-?tune|finetune|index|encode|decode|tokeni[sz]e"
-    r"|sample|plot|cancel|ablate|remember|list)\b",
+    r"|sample|plot|cancel|ablate|remember)\b",
     re.IGNORECASE,
 )
 ARGLESS_TOOLS = {"list_artifacts", "list_runs", "job_status"}
