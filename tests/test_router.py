@@ -218,3 +218,21 @@ def test_lab_state_names_and_fill_from_request():
     }
     assert fill({}, "show my adapters", kind, names) == {"kind": "adapter"}
     assert fill({}, "show my adapters and runs", kind, names) == {}  # two kinds named: leave it
+
+
+def test_prune_saved_prompt_states(tmp_path):
+    import os
+
+    from scratchlab.agent.local_chat import MAX_STATE_FILES, _prune_states
+
+    paths = []
+    for i in range(6):
+        p = tmp_path / f"prefix-model-{i}.npz"
+        p.write_bytes(b"x")
+        os.utime(p, (1000 + i, 1000 + i))
+        paths.append(p)
+    (tmp_path / "prefix-other-0.npz").write_bytes(b"x")  # another model's state is not touched
+    _prune_states(tmp_path, "prefix-model-", keep=paths[0])  # the one just written may be oldest by mtime
+    left = sorted(p.name for p in tmp_path.glob("prefix-model-*.npz"))
+    assert len(left) == MAX_STATE_FILES and "prefix-model-0.npz" in left and "prefix-model-5.npz" in left
+    assert (tmp_path / "prefix-other-0.npz").exists()

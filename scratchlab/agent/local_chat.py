@@ -160,6 +160,7 @@ class ChatLocalLlama(BaseChatModel):
                 return
             self.llm.create_completion(prompt, max_tokens=1, temperature=0.0)
             _save_state(self.llm, path)
+            _prune_states(path.parent, f"prefix-{Path(self.model_path).stem}-", keep=path)
 
     # ---- routing --------------------------------------------------------------------------------
     def decide(self, messages: list[BaseMessage], tools: list[dict[str, Any]]) -> tuple[str, Any]:
@@ -290,6 +291,17 @@ def is_looping(text: str, window: int = LOOP_WINDOW) -> bool:
         return False
     tail = text[-window:]
     return text[:-window].count(tail) >= 2
+
+
+MAX_STATE_FILES = 3  # saved prompt states kept per model (~60 MB each for the 1.5B); the oldest go
+
+
+def _prune_states(folder: Path, prefix: str, keep: Path) -> None:
+    """Delete all but the newest MAX_STATE_FILES saved states of one model (a new prompt or tool list
+    makes a new file; old ones would pile up)."""
+    files = sorted(folder.glob(f"{prefix}*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in [f for f in files if f != keep][MAX_STATE_FILES - 1 :]:
+        old.unlink(missing_ok=True)
 
 
 def _save_state(llm, path: Path) -> None:
