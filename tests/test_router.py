@@ -236,3 +236,13 @@ def test_prune_saved_prompt_states(tmp_path):
     left = sorted(p.name for p in tmp_path.glob("prefix-model-*.npz"))
     assert len(left) == MAX_STATE_FILES and "prefix-model-0.npz" in left and "prefix-model-5.npz" in left
     assert (tmp_path / "prefix-other-0.npz").exists()
+
+
+def test_partial_reference_names_are_completed():
+    names = {"tokenizer": ["essays-4k", "shakes512"], "run": ["shakes-4l", "shakes-6l"]}
+    tok = {"properties": {"ids": {"type": "array"}, "tokenizer": {"type": "string", "default": "last"}}}
+    fill = router.fill_from_request
+    assert fill({"tokenizer": "essays"}, "decode 1 2 with the essays tokenizer", tok, names)["tokenizer"] == "essays-4k"
+    assert fill({"tokenizer": "shakes512"}, "x", tok, names)["tokenizer"] == "shakes512"  # already exact
+    run = {"properties": {"run": {"type": "string", "default": "last"}}}
+    assert fill({"run": "shakes"}, "sample from shakes", run, names)["run"] == "shakes"  # two fit: left alone

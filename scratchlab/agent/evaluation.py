@@ -61,7 +61,7 @@ CATEGORIES = (
     "command", "paraphrase", "shorthand", "multistep", "chitchat", "general", "underspecified",
     "adversarial", "reference", "memory",
 )  # fmt: skip
-SPLITS = ("dev", "test", "test2")  # test2: written 2026-11-22 before any run of the code it scores
+SPLITS = ("dev", "test", "test2", "test3")  # test2, test3: each written before any run of the code it first scored
 NO_TOOL_CATEGORIES = ("chitchat", "general")
 CLARIFY_CATEGORIES = ("underspecified",)
 CLARIFY_MARKERS = ('{"action": "clarify"}', "[clarify]", "clarify:")

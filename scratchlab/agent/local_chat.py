@@ -185,7 +185,9 @@ class ChatLocalLlama(BaseChatModel):
                 return ANSWER, iter([route.reply])
             if route.force in (ANSWER, CLARIFY) or route.force in by_name:
                 forced = route.force
-            names = [n for n in names if n not in route.exclude] or names
+            names = [
+                n for n in names if n not in route.exclude and (route.only is None or n in route.only)
+            ] or names
         if forced is None:
             action = self._complete(prompt + router.ACTION_PREFIX, grammar=router.action_grammar(names),
                                     max_tokens=MAX_ACTION_TOKENS).rstrip('"')  # fmt: skip

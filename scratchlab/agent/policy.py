@@ -47,7 +47,8 @@ _HARMFUL_RE = [(re.compile(p, re.IGNORECASE | re.DOTALL), why) for p, why in HAR
 DOING_RE = re.compile(
     r"\b(run|read|show|print|cat|display|open|send|upload|copy|dump|write|make|create|build|code|generate|download"
     r"|install|deploy|execute|delete|remove|wipe|format|erase|flood|attack|steal|exfiltrat\w*|fine-?tune|train|mine"
-    r"|use|get|give|list|leak|crack|hack|spread|post|email)\b",
+    r"|use|using|get|give|list|leak|crack|hack|spread|post|email|set ?up|launch|start|spawn|open|connect|establish"
+    r"|exploit|bypass|disable)\b",
     re.IGNORECASE,
 )
 
@@ -81,7 +82,27 @@ NON_CONCRETE = set(
     memory remember recall fine-tune fine-tuned tokens ids token""".split()
 )
 WORD_RE = re.compile(r"[a-z0-9_]+(?:[.\-/][a-z0-9_]+)*", re.IGNORECASE)
-LORA_RE = re.compile(r"\b(q?lora|adapters?|peft|fine-?tun\w*|finetun\w*)\b", re.IGNORECASE)
+LORA_RE = re.compile(r"\b(q?lora|adapters?|peft|fine-?tun\w*|finetun\w*|low[- ]rank)\b", re.IGNORECASE)
+NOT_LORA_TOOLS = {"train_gpt", "train_tokenizer", "ablate_gpt", "encode_text", "decode_tokens", "sample_gpt",
+                  "index_documents", "resume_gpt"}  # fmt: skip
+PYTHON_RE = re.compile(
+    r"\b(python|plot|chart|graph|compute|calculate|code|script|histogram)\b", re.IGNORECASE
+)
+RESUME_RE = re.compile(
+    r"\b(continue|resume|keep|carry on)\s+(training|the run|it|with)\b|\bmore steps\b", re.IGNORECASE
+)
+QUESTION_RE = re.compile(
+    r"\?\s*$|^\s*(what|why|how|when|which|who|where|explain|describe|is|are|does|do|can|could|should)\b",
+    re.IGNORECASE,
+)
+QUOTED_RE = re.compile(r"(?<!\w)[\"'`][^\"'`]+[\"'`](?!\w)")  # 'text', "text", `text` (not "you're")
+CONCRETE_RE = re.compile(r"\d|(?<!\w)[\"'`][^\"'`]+[\"'`](?!\w)|\b[\w-]+\.[a-z]{2,5}\b|/")
+# A request that starts with one of these verbs asks for that tool (or, if details are missing, a
+# question back): "sample 50 toks temp 1.2" is never encode_text.
+VERB_TOOLS = {"sample": "sample_gpt", "ablate": "ablate_gpt", "merge": "merge_lora", "index": "index_documents",
+              "decode": "decode_tokens", "encode": "encode_text", "tokenize": "encode_text",
+              "tokenise": "encode_text", "cancel": "cancel_job", "remember": "remember", "resume": "resume_gpt"}  # fmt: skip
+LEAD_VERB_RE = re.compile(r"^\s*(?:please\s+|now\s+|can you\s+|could you\s+)?([a-z]+)\b", re.IGNORECASE)
 ABLATION_RE = re.compile(r"\bablat\w*\b", re.IGNORECASE)
 LAB_VERB_RE = re.compile(
     r"^\s*(please\s+|now\s+|can you\s+|could you\s+)?(train|merge|fine-?tune|finetune|index|encode|decode|tokeni[sz]e"
@@ -98,6 +119,7 @@ class Route:
     reply: str | None = None
     force: str | None = None
     exclude: set[str] = field(default_factory=set)
+    only: set[str] | None = None  # when set, choose among these actions only
 
 
 def refusal(request: str) -> str | None:
@@ -115,7 +137,7 @@ def refusal(request: str) -> str | None:
 
 def is_vague(request: str) -> bool:
     """True when the request's object is a vague phrase and nothing concrete is named."""
-    if not VAGUE_RE.search(request) or re.search(r"[\"'`]", request):
+    if not VAGUE_RE.search(request) or QUOTED_RE.search(request):
         return False
     words = [w.lower() for w in WORD_RE.findall(request)]
     return all(w in NON_CONCRETE for w in words)
@@ -144,11 +166,24 @@ def pre_route(request: str, multi_step: bool = False) -> Route:
     if is_vague(text):
         return Route(force=CLARIFY)
     exclude: set[str] = set()
+    only: set[str] | None = None
+    question = bool(QUESTION_RE.search(text))
+    lead = LEAD_VERB_RE.match(text)
     if not multi_step:
+        if lead and lead.group(1).lower() in VERB_TOOLS and not question:
+            only = {VERB_TOOLS[lead.group(1).lower()], CLARIFY}
         if LORA_RE.search(text):
-            exclude |= {"train_gpt", "train_tokenizer", "ablate_gpt"}
+            exclude |= NOT_LORA_TOOLS if PYTHON_RE.search(text) else NOT_LORA_TOOLS | {"run_python"}
         if ABLATION_RE.search(text):
             exclude.add("train_gpt")
-    if LAB_VERB_RE.search(text):
+        if RESUME_RE.search(text):
+            exclude |= {"train_gpt", "ablate_gpt"}
+    if LAB_VERB_RE.search(text) or (QUOTED_RE.search(text) and not question):
         exclude.add(ANSWER)
-    return Route(exclude=exclude)
+    if question or (LAB_VERB_RE.search(text) and CONCRETE_RE.search(text)):
+        exclude.add(CLARIFY)  # questions get answers or tools; a command with values has enough to act on
+    if only is not None:
+        only -= exclude
+        if len(only) == 1:  # concrete values: no question back, the tool itself
+            return Route(force=next(iter(only)))
+    return Route(exclude=exclude, only=only or None)

@@ -243,13 +243,25 @@ def fill_from_request(
     - an enum argument: exactly one of its values (or its plural) is a word of the request
       ("show my adapters" -> kind="adapter");
     - a reference argument (default "last"): exactly one artifact of its kind in the lab state has
-      a distinctive name part that is a word of the request ("the qa adapter" -> "qa-r4").
+      a distinctive name part that is a word of the request ("the qa adapter" -> "qa-r4");
+    - a reference argument given as part of a name completes to it when only one name fits
+      ("essays" -> "essays-4k").
     """
     props = parameters.get("properties", {})
     words = words_in(request)
     out = dict(args)
     for name, prop in props.items():
-        if out.get(name) not in (None, "") and str(out.get(name)).lower() not in REFERENCE_VALUES:
+        kind = REFERENCE_KINDS.get(name)
+        value = out.get(name)
+        if kind and isinstance(value, str) and value.lower() not in REFERENCE_VALUES:
+            pool = names.get(kind, [])
+            if value not in pool:  # a partial name ("essays" for "essays-4k"): complete it if unambiguous
+                vw = words_in(value)
+                hits = [n for n in pool if n.lower().startswith(value.lower()) or (vw and vw <= words_in(n))]
+                if len(hits) == 1:
+                    out[name] = hits[0]
+            continue
+        if value not in (None, "") and str(value).lower() not in REFERENCE_VALUES:
             continue
         options = prop.get("enum") or next(
             (p.get("enum") for p in prop.get("anyOf", []) if p.get("enum")), None
@@ -261,7 +273,6 @@ def fill_from_request(
             if len(hits) == 1:
                 out[name] = hits[0]
             continue
-        kind = REFERENCE_KINDS.get(name)
         if kind and str(prop.get("default", "")).lower() in REFERENCE_VALUES:
             pool = names.get(kind, [])
             hits = [n for n in pool if n.lower() in request.lower() or any(
