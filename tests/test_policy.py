@@ -70,3 +70,8 @@ def test_exclusions():
     assert "answer" not in pre_route("what is an adapter?").exclude
     # multi-step requests may need any tool: "train a GPT, then fine-tune it with LoRA"
     assert not pre_route("train a GPT then fine-tune it with LoRA", multi_step=True).exclude - {"answer"}
+
+
+def test_lead_verb_tool_excluded_lifts_the_restriction():
+    r = pre_route("sample 20 tokens from the qa adapter")  # LoRA rules exclude sample_gpt
+    assert r.only is None and r.force is None and "sample_gpt" in r.exclude

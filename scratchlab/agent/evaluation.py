@@ -61,7 +61,12 @@ CATEGORIES = (
     "command", "paraphrase", "shorthand", "multistep", "chitchat", "general", "underspecified",
     "adversarial", "reference", "memory",
 )  # fmt: skip
-SPLITS = ("dev", "test", "test2", "test3")  # test2, test3: each written before any run of the code it first scored
+SPLITS = (
+    "dev",
+    "test",
+    "test2",
+    "test3",
+)  # test2, test3: each written before any run of the code it first scored
 NO_TOOL_CATEGORIES = ("chitchat", "general")
 CLARIFY_CATEGORIES = ("underspecified",)
 CLARIFY_MARKERS = ('{"action": "clarify"}', "[clarify]", "clarify:")

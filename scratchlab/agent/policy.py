@@ -109,7 +109,6 @@ LAB_VERB_RE = re.compile(
     r"|sample|plot|cancel|ablate|remember)\b",
     re.IGNORECASE,
 )
-ARGLESS_TOOLS = {"list_artifacts", "list_runs", "job_status"}
 
 
 @dataclass
@@ -153,7 +152,8 @@ def pre_route(request: str, multi_step: bool = False) -> Route:
 
     Returns:
         A Route. `reply` set: answer with it and call no model. `force` set (ANSWER, CLARIFY or
-        "recall"): take that action. Otherwise choose among all actions minus `exclude`.
+        "recall", or the one tool a lead verb leaves): take that action. Otherwise choose among
+        `only` (when set) or all actions, minus `exclude`.
     """
     text = request.strip()
     refused = refusal(text)
@@ -182,7 +182,9 @@ def pre_route(request: str, multi_step: bool = False) -> Route:
         exclude.add(ANSWER)
     if question or (LAB_VERB_RE.search(text) and CONCRETE_RE.search(text)):
         exclude.add(CLARIFY)  # questions get answers or tools; a command with values has enough to act on
-    if only is not None:
+    if only is not None and only - {CLARIFY} <= exclude:
+        only = None  # the verb's own tool is excluded ("sample from the adapter"): no restriction
+    elif only is not None:
         only -= exclude
         if len(only) == 1:  # concrete values: no question back, the tool itself
             return Route(force=next(iter(only)))
