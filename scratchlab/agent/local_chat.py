@@ -207,8 +207,8 @@ class ChatLocalLlama(BaseChatModel):
                 args = {}
             args = router.ground_args(args if isinstance(args, dict) else {}, context, params)
             if messages and isinstance(messages[0], SystemMessage):
-                names = router.lab_state_names(str(messages[0].content))
-                args = router.fill_from_request(args, context.split("\n", 1)[0], params, names)
+                lab_names = router.lab_state_names(str(messages[0].content))
+                args = router.fill_from_request(args, context.split("\n", 1)[0], params, lab_names)
             missing = router.missing_required(args, params)
             if missing:
                 return CLARIFY, router.clarify_question(action, missing, params)
