@@ -75,3 +75,22 @@ def test_exclusions():
 def test_lead_verb_tool_excluded_lifts_the_restriction():
     r = pre_route("sample 20 tokens from the qa adapter")  # LoRA rules exclude sample_gpt
     assert r.only is None and r.force is None and "sample_gpt" in r.exclude
+
+
+def test_multi_step_requests_are_checked_clause_by_clause():
+    from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+
+    from scratchlab.agent.policy import step_route
+
+    first = pre_route("run an ablation with rope for 20 iterations, then list my runs", multi_step=True)
+    assert "train_gpt" in first.exclude  # the first clause asks for an ablation
+    request = "train a 1-layer GPT for 30 steps, fine-tune it with LoRA rank 2 on qa.jsonl, then merge the adapter"
+    call = AIMessage("", tool_calls=[{"name": "train_gpt", "args": {}, "id": "c1"}])
+    msgs = [HumanMessage(request), call, ToolMessage("run-1 done", tool_call_id="c1")]
+    assert {"sample_gpt", "train_gpt"} <= step_route(msgs).exclude  # step 2 is the LoRA clause
+    call2 = AIMessage("", tool_calls=[{"name": "finetune_lora", "args": {}, "id": "c2"}])
+    msgs += [call2, ToolMessage("adapter-1 done", tool_call_id="c2")]
+    assert step_route(msgs).only == {"merge_lora", "clarify"}  # step 3: "merge the adapter"
+    msgs += [AIMessage("", tool_calls=[{"name": "merge_lora", "args": {}, "id": "c3"}]),
+             ToolMessage("merged", tool_call_id="c3")]  # fmt: skip
+    assert step_route(msgs) == step_route([])  # no clause left: no restriction

@@ -175,15 +175,17 @@ class ChatLocalLlama(BaseChatModel):
         if router.should_answer_now(messages):
             head = f'{{"action": "{ANSWER}"}}\n'
             return ANSWER, self._answer_stream(prompt + head, max_tokens=MAX_SUMMARY_TOKENS)
+        forced, route = None, None
         if router.must_continue(messages):  # "do X, then Y": after X, choose among tools only
             names = list(by_name)
-        forced = None
-        if messages and isinstance(messages[-1], HumanMessage):  # a new request: deterministic checks first
+            route = policy.step_route(messages)  # the checks below, on the clause of this step
+        elif messages and isinstance(messages[-1], HumanMessage):  # a new request: deterministic checks first
             request = str(messages[-1].content)
             route = policy.pre_route(request, multi_step=router.wants_more_steps(request))
             if route.reply:
                 return ANSWER, iter([route.reply])
-            if route.force in (ANSWER, CLARIFY) or route.force in by_name:
+        if route is not None:
+            if route.force in (ANSWER, CLARIFY) and route.force in names or route.force in by_name:
                 forced = route.force
             names = [
                 n for n in names if n not in route.exclude and (route.only is None or n in route.only)

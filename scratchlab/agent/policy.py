@@ -25,6 +25,7 @@ import re
 from dataclasses import dataclass, field
 
 from scratchlab.agent.prompts import ANSWER, CLARIFY
+from scratchlab.agent.router import split_steps
 
 HARMFUL = [  # (pattern, why) — matched case-insensitively anywhere in the request
     (r"\brm\s+-[a-z]*r[a-z]*f?\s+(/|~|\*)|\b(wipe|format|erase|destroy)\b.{0,30}\b(disk|drive|computer|machine|host|system)\b"
@@ -165,6 +166,12 @@ def pre_route(request: str, multi_step: bool = False) -> Route:
         return Route(force="recall")
     if is_vague(text):
         return Route(force=CLARIFY)
+    if multi_step:  # the tool choice follows the first clause ("run an ablation ..., then list my runs")
+        first = split_steps(text)
+        if first and first[0] != text:
+            step = pre_route(first[0])
+            return Route(exclude=step.exclude - {ANSWER, CLARIFY}, only=step.only,
+                         force=step.force if step.force not in (ANSWER, CLARIFY, "recall") else None)  # fmt: skip
     exclude: set[str] = set()
     only: set[str] | None = None
     question = bool(QUESTION_RE.search(text))
@@ -189,3 +196,28 @@ def pre_route(request: str, multi_step: bool = False) -> Route:
         if len(only) == 1:  # concrete values: no question back, the tool itself
             return Route(force=next(iter(only)))
     return Route(exclude=exclude, only=only or None)
+
+
+def step_route(messages) -> Route:
+    """The checks of `pre_route` for the next step of a multi-step request, on that step's clause.
+
+    Counts the successful tool results since the user's message to find the step; no refusal,
+    answer or clarify (the request was checked as a whole when it arrived). Empty Route when the
+    request has no clause for this step.
+    """
+    from langchain_core.messages import HumanMessage, ToolMessage
+
+    done, request = 0, ""
+    for m in reversed(messages):
+        if isinstance(m, HumanMessage):
+            request = str(m.content)
+            break
+        if isinstance(m, ToolMessage) and not str(m.content).startswith("Error"):
+            done += 1
+    steps = split_steps(request)
+    if done >= len(steps):
+        return Route()
+    step = pre_route(steps[done])
+    if step.reply or step.force in (ANSWER, CLARIFY, "recall"):
+        return Route(exclude=step.exclude)
+    return Route(exclude=step.exclude, only=step.only, force=step.force)

@@ -326,12 +326,24 @@ def turn_context(messages: Sequence[BaseMessage]) -> tuple[str, list[tuple[str, 
     return "\n".join(reversed(texts)), calls
 
 
+_STEP_VERBS = (r"(train|encode|decode|sample|show|plot|index|search|fine-?tune|merge|run|compare|list|remember"
+               r"|recall|generate|tell|give|make|ask|check)")  # fmt: skip
 MULTI_STEP_RE = re.compile(
     r"\b(then|after that|afterwards|next|followed by|also|finally|once (it|that)'?s? done)\b|;"
-    r"|\band\s+(then\s+)?(train|encode|decode|sample|show|plot|index|search|fine-?tune|merge|run|compare|list"
-    r"|remember|recall|generate|tell|give|make|ask|check)\b",
+    rf"|\band\s+(then\s+)?{_STEP_VERBS}\b|,\s*(?=(fine-?tune|merge|encode|decode|sample|generate|plot|compare|index"
+    r"|search|list|remember)\b)",
     re.IGNORECASE,
 )
+
+
+def split_steps(request: str) -> list[str]:
+    """The clauses of a multi-step request, in order ("train X, then Y and encode Z" -> 3 clauses)."""
+    parts, start = [], 0
+    for m in MULTI_STEP_RE.finditer(request):
+        parts.append(request[start : m.start()])
+        start = m.start(4) if m.group(4) else m.end()  # "and encode ...": the clause keeps its verb
+    parts.append(request[start:])
+    return [p.strip(" ,;.") for p in parts if p.strip(" ,;.")]
 
 
 def wants_more_steps(request: str) -> bool:
