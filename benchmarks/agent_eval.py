@@ -460,7 +460,7 @@ def main(
     cases = ev.load_cases(args.data, split=args.split, categories=args.category)
     if args.limit:
         cases = stratified(cases, args.limit)
-    key = slug(args.model, args.split)
+    key = slug(args.model, args.split) if not args.no_routing else "multistep_" + slug(args.model, "dev")
     partial = args.out_dir / f"agent_eval_{key}.partial.jsonl"
     if not (args.resume or args.report_partial) and partial.exists():
         partial.unlink()
