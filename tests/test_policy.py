@@ -94,3 +94,10 @@ def test_multi_step_requests_are_checked_clause_by_clause():
     msgs += [AIMessage("", tool_calls=[{"name": "merge_lora", "args": {}, "id": "c3"}]),
              ToolMessage("merged", tool_call_id="c3")]  # fmt: skip
     assert step_route(msgs) == step_route([])  # no clause left: no restriction
+
+
+def test_phrases_that_name_one_tool():
+    assert pre_route("fine-tune it with LoRA rank 2 on data/qa.jsonl").force == "finetune_lora"
+    assert pre_route("run an ablation of relu").only == {"ablate_gpt", "clarify"}
+    assert pre_route("generate with the qa adapter: hi").only == {"generate_with_adapter", "clarify"}
+    assert pre_route("what does fine-tuning change?").only is None  # a question names no tool

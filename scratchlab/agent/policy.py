@@ -103,6 +103,12 @@ CONCRETE_RE = re.compile(r"\d|(?<!\w)[\"'`][^\"'`]+[\"'`](?!\w)|\b[\w-]+\.[a-z]{
 VERB_TOOLS = {"sample": "sample_gpt", "ablate": "ablate_gpt", "merge": "merge_lora", "index": "index_documents",
               "decode": "decode_tokens", "encode": "encode_text", "tokenize": "encode_text",
               "tokenise": "encode_text", "cancel": "cancel_job", "remember": "remember", "resume": "resume_gpt"}  # fmt: skip
+# Phrases that name one tool wherever they stand in a (clause of a) request.
+PHRASE_TOOLS = [
+    (re.compile(r"^\s*(?:please\s+|now\s+)?(fine-?tune|finetune)\b|^\s*lora\b", re.IGNORECASE), "finetune_lora"),
+    (re.compile(r"\b(run|do|start)\s+an?\s+ablation\b|^\s*ablation\b", re.IGNORECASE), "ablate_gpt"),
+    (re.compile(r"^\s*generate\s+(\w+\s+)?with\s+(the|an?|my)\s+(\w+\s+)?adapter\b", re.IGNORECASE), "generate_with_adapter"),
+]  # fmt: skip
 LEAD_VERB_RE = re.compile(r"^\s*(?:please\s+|now\s+|can you\s+|could you\s+)?([a-z]+)\b", re.IGNORECASE)
 ABLATION_RE = re.compile(r"\bablat\w*\b", re.IGNORECASE)
 LAB_VERB_RE = re.compile(
@@ -179,6 +185,10 @@ def pre_route(request: str, multi_step: bool = False) -> Route:
     if not multi_step:
         if lead and lead.group(1).lower() in VERB_TOOLS and not question:
             only = {VERB_TOOLS[lead.group(1).lower()], CLARIFY}
+        elif not question:
+            named = [tool for rx, tool in PHRASE_TOOLS if rx.search(text)]
+            if len(named) == 1:
+                only = {named[0], CLARIFY}
         if LORA_RE.search(text):
             exclude |= NOT_LORA_TOOLS if PYTHON_RE.search(text) else NOT_LORA_TOOLS | {"run_python"}
         if ABLATION_RE.search(text):
