@@ -176,3 +176,10 @@ def test_plain_text_trains_every_token(tmp_path):
     exs = D.tokenize_records(D.read_records(p), char_format(), max_len=4)
     assert [len(e) for e in exs] == [4, 4, 3]  # 10 chars + EOS, windows of 4
     assert all(e.labels == e.input_ids for e in exs)
+
+
+def test_prompt_completion_record_is_a_two_turn_chat():
+    r = D.record_from_json({"prompt": "Q: 2+2?\nA:", "completion": " 4."}, "x:1")
+    assert r.messages == [{"role": "user", "content": "Q: 2+2?\nA:"}, {"role": "assistant", "content": " 4."}]
+    with pytest.raises(D.LoraDataError, match="completion"):
+        D.record_from_json({"prompt": "Q"}, "x:2")

@@ -84,7 +84,9 @@ def test_multi_step_requests_are_checked_clause_by_clause():
 
     first = pre_route("run an ablation with rope for 20 iterations, then list my runs", multi_step=True)
     assert "train_gpt" in first.exclude  # the first clause asks for an ablation
-    request = "train a 1-layer GPT for 30 steps, fine-tune it with LoRA rank 2 on qa.jsonl, then merge the adapter"
+    request = (
+        "train a 1-layer GPT for 30 steps, fine-tune it with LoRA rank 2 on qa.jsonl, then merge the adapter"
+    )
     call = AIMessage("", tool_calls=[{"name": "train_gpt", "args": {}, "id": "c1"}])
     msgs = [HumanMessage(request), call, ToolMessage("run-1 done", tool_call_id="c1")]
     assert step_route(msgs).force == "finetune_lora"  # step 2 is the LoRA clause

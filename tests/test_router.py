@@ -242,7 +242,10 @@ def test_partial_reference_names_are_completed():
     names = {"tokenizer": ["essays-4k", "shakes512"], "run": ["shakes-4l", "shakes-6l"]}
     tok = {"properties": {"ids": {"type": "array"}, "tokenizer": {"type": "string", "default": "last"}}}
     fill = router.fill_from_request
-    assert fill({"tokenizer": "essays"}, "decode 1 2 with the essays tokenizer", tok, names)["tokenizer"] == "essays-4k"
+    assert (
+        fill({"tokenizer": "essays"}, "decode 1 2 with the essays tokenizer", tok, names)["tokenizer"]
+        == "essays-4k"
+    )
     assert fill({"tokenizer": "shakes512"}, "x", tok, names)["tokenizer"] == "shakes512"  # already exact
     run = {"properties": {"run": {"type": "string", "default": "last"}}}
     assert fill({"run": "shakes"}, "sample from shakes", run, names)["run"] == "shakes"  # two fit: left alone

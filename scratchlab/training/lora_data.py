@@ -1,9 +1,10 @@
 """Instruction data for LoRA fine-tuning: JSONL -> token ids with prompt-masked labels -> padded batches.
 
-Three input forms, one record per line (a plain `.txt` file is read as one text):
+Four input forms, one record per line (a plain `.txt` file is read as one text):
 
     {"instruction": "...", "input": "...", "output": "..."}          alpaca (input optional)
     {"messages": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]}   chat
+    {"prompt": "...", "completion": "..."}                             prompt-completion (OpenAI legacy, TRL)
     {"text": "..."}                                                    plain text (continued pre-training)
 
 Every instruction record becomes a chat conversation. A `ChatFormat` renders it to text (the base's
@@ -79,7 +80,7 @@ class Record:
 
 
 def record_from_json(obj: Any, where: str) -> Record:
-    """Normalise one parsed JSON object (alpaca, chat or text form) to a `Record`.
+    """Normalise one parsed JSON object (alpaca, chat, prompt-completion or text form) to a `Record`.
 
     Raises:
         LoraDataError: the object matches none of the forms, or a field has the wrong type.
@@ -112,13 +113,22 @@ def record_from_json(obj: Any, where: str) -> Record:
             raise LoraDataError(f"{where}: 'input' must be a string, got {type(inp).__name__}")
         user = instr.strip() + (TEMPLATE_SEP + inp.strip() if inp.strip() else "")
         return Record(messages=[{"role": "user", "content": user}, {"role": "assistant", "content": outp}])
+    if "prompt" in obj or "completion" in obj:  # prompt-completion pairs (OpenAI legacy / TRL format)
+        prompt, completion = obj.get("prompt"), obj.get("completion")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise LoraDataError(f"{where}: prompt-completion record needs a non-empty string 'prompt'")
+        if not isinstance(completion, str) or not completion.strip():
+            raise LoraDataError(f"{where}: prompt-completion record needs a non-empty string 'completion'")
+        return Record(
+            messages=[{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}]
+        )
     if "text" in obj:
         if not isinstance(obj["text"], str) or not obj["text"].strip():
             raise LoraDataError(f"{where}: 'text' must be a non-empty string")
         return Record(text=obj["text"])
     raise LoraDataError(
         f"{where}: unknown record with keys {sorted(obj)[:6]}; use alpaca (instruction, input, output), "
-        "chat (messages) or plain text (text)"
+        "chat (messages), prompt-completion (prompt, completion) or plain text (text)"
     )
 
 
