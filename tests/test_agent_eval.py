@@ -60,7 +60,8 @@ def test_command_set_is_large_varied_and_covers_every_tool():
         assert tools[tool] >= 2, f"{tool} has {tools[tool]} cases"
     n_test = sum(c["split"] == "test" for c in cases)
     assert 25 <= n_test <= 45
-    assert len(ev.load_cases(COMMANDS, split="dev")) + n_test == len(cases)
+    assert sum(len(ev.load_cases(COMMANDS, split=s)) for s in ev.SPLITS) == len(cases)
+    assert all(sum(c["split"] == s for c in cases) >= 25 for s in ev.SPLITS if s.startswith("test"))
     # every underspecified request expects a clarifying question, every chit-chat an answer
     assert all(c["expected"]["action"] == "clarify" for c in cases if c["category"] == "underspecified")
     assert all(c["expected"]["action"] == "answer" for c in cases if c["category"] in ("chitchat", "general"))
