@@ -118,11 +118,16 @@ def test_auto_num_threads_counts_idle_cores(monkeypatch):
 
 
 def test_failed_compile_falls_back_to_eager(tmp_path, data_dir, monkeypatch, capsys):
-    def broken_compile(model, **kw):
-        def fail(*a, **k):
+    class Broken(torch.nn.Module):  # what torch.compile returns when Inductor cannot build kernels
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *args, **kwargs):
             raise RuntimeError("no compiler")
 
-        return fail
+    def broken_compile(model, **kw):
+        return Broken(model)
 
     monkeypatch.setattr(torch, "compile", broken_compile)
     res = train(cfg(data_dir, tmp_path / "run", compile=True))
