@@ -66,7 +66,8 @@ SPLITS = (
     "test",
     "test2",
     "test3",
-)  # test2, test3: each written before any run of the code it first scored
+    "test4",
+)  # test2, test3, test4: each written before any run of the code it first scored
 NO_TOOL_CATEGORIES = ("chitchat", "general")
 CLARIFY_CATEGORIES = ("underspecified",)
 CLARIFY_MARKERS = ('{"action": "clarify"}', "[clarify]", "clarify:")
