@@ -103,3 +103,23 @@ def test_phrases_that_name_one_tool():
     assert pre_route("run an ablation of relu").only == {"ablate_gpt", "clarify"}
     assert pre_route("generate with the qa adapter: hi").only == {"generate_with_adapter", "clarify"}
     assert pre_route("what does fine-tuning change?").only is None  # a question names no tool
+
+
+@pytest.mark.parametrize(
+    "request_, tool",
+    [
+        ("continue training run shakes-4l for another 3000 iterations", "resume_gpt"),
+        ("continue the 6-layer run for 500 more steps", "resume_gpt"),
+        ("look up 'attention heads' in the wiki index", "search_documents"),
+        ("keep in mind that my GPU budget is 10 hours a week", "remember"),
+        ("ask the qa-r4 adapter: what is a tokenizer?", "generate_with_adapter"),  # "?" but a command
+        ("give me 80 tokens from the last run, temperature 0.5", "sample_gpt"),
+    ],
+)
+def test_more_phrases_that_name_one_tool(request_, tool):
+    r = pre_route(request_)
+    assert r.force == tool or r.only == {tool, "clarify"}
+
+
+def test_tell_me_what_is_a_question():
+    assert "clarify" in pre_route("tell me what reciprocal rank fusion is").exclude

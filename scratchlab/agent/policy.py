@@ -93,7 +93,8 @@ RESUME_RE = re.compile(
     r"\b(continue|resume|keep|carry on)\s+(training|the run|it|with)\b|\bmore steps\b", re.IGNORECASE
 )
 QUESTION_RE = re.compile(
-    r"\?\s*$|^\s*(what|why|how|when|which|who|where|explain|describe|is|are|does|do|can|could|should)\b",
+    r"\?\s*$|^\s*(what|why|how|when|which|who|where|explain|describe|is|are|does|do|can|could|should)\b"
+    r"|^\s*(please\s+)?(tell me|teach me)\s+(what|why|how|when|which|who|where|about)\b",
     re.IGNORECASE,
 )
 QUOTED_RE = re.compile(r"(?<!\w)[\"'`][^\"'`]+[\"'`](?!\w)")  # 'text', "text", `text` (not "you're")
@@ -109,8 +110,19 @@ VERB_TOOLS = {"sample": "sample_gpt", "ablate": "ablate_gpt", "merge": "merge_lo
 PHRASE_TOOLS = [
     (re.compile(r"^\s*(?:please\s+|now\s+)?(fine-?tune|finetune)\b|^\s*lora\b", re.IGNORECASE), "finetune_lora"),
     (re.compile(r"\b(run|do|start)\s+an?\s+ablation\b|^\s*ablation\b", re.IGNORECASE), "ablate_gpt"),
-    (re.compile(r"^\s*generate\s+(\w+\s+)?with\s+(the|an?|my)\s+(\w+\s+)?adapter\b", re.IGNORECASE), "generate_with_adapter"),
+    (re.compile(r"^\s*generate\s+(\w+\s+)?with\s+(the|an?|my)\s+(\w+\s+)?adapter\b"
+                r"|^\s*(ask|query|prompt)\s+(the|my)\s+([\w-]+\s+)?adapter\b", re.IGNORECASE), "generate_with_adapter"),
+    (re.compile(r"\b(continue|resume|carry on|keep)\s+(training|the\s+([\w-]+\s+)?run|run\s+[\w-]+|it)\b"
+                r"|\b\d+\s*more\s+(steps|iterations|iters)\b", re.IGNORECASE), "resume_gpt"),
+    (re.compile(r"^\s*(please\s+)?(keep in mind|bear in mind|note that|note down|make a note|don'?t forget|remember that)\b",
+                re.IGNORECASE), "remember"),
+    (re.compile(r"\b(look\s+up|look\s+for|find|search(\s+for)?)\b.*\b(in|from|through)\s+(the|my)\s+([\w-]+\s+)?"
+                r"(index|docs|documents|papers|notes|guide)\b|\bin\s+the\s+[\w-]+\s+index\b", re.IGNORECASE), "search_documents"),
+    (re.compile(r"\b(tokens?|characters|chars|text|lines|words)\b.{0,30}\bfrom\s+(the|my|that)\s+([\w-]+\s+)*?"
+                r"(run|model|gpt|checkpoint|one)\b", re.IGNORECASE), "sample_gpt"),
 ]  # fmt: skip
+# A lead verb that makes a request a command even when it ends with "?" ("ask the qa adapter: what is X?").
+IMPERATIVE_LEADS = {"ask", "continue", "resume", "keep", "note"}
 LEAD_VERB_RE = re.compile(r"^\s*(?:please\s+|now\s+|can you\s+|could you\s+)?([a-z]+)\b", re.IGNORECASE)
 ABLATION_RE = re.compile(r"\bablat\w*\b", re.IGNORECASE)
 LAB_VERB_RE = re.compile(
@@ -182,11 +194,12 @@ def pre_route(request: str, multi_step: bool = False) -> Route:
                          force=step.force if step.force not in (ANSWER, CLARIFY, "recall") else None)  # fmt: skip
     exclude: set[str] = set()
     only: set[str] | None = None
-    question = bool(QUESTION_RE.search(text))
     lead = LEAD_VERB_RE.match(text)
+    lead_verb = lead.group(1).lower() if lead else ""
+    question = bool(QUESTION_RE.search(text)) and lead_verb not in IMPERATIVE_LEADS | set(VERB_TOOLS)
     if not multi_step:
-        if lead and lead.group(1).lower() in VERB_TOOLS and not question:
-            only = {VERB_TOOLS[lead.group(1).lower()], CLARIFY}
+        if lead_verb in VERB_TOOLS and not question:
+            only = {VERB_TOOLS[lead_verb], CLARIFY}
         elif not question:
             named = [tool for rx, tool in PHRASE_TOOLS if rx.search(text)]
             if len(named) == 1:
@@ -196,7 +209,7 @@ def pre_route(request: str, multi_step: bool = False) -> Route:
         if ABLATION_RE.search(text):
             exclude.add("train_gpt")
         if RESUME_RE.search(text):
-            exclude |= {"train_gpt", "ablate_gpt"}
+            exclude |= {"train_gpt", "ablate_gpt", "train_tokenizer"}
     if LAB_VERB_RE.search(text) or (QUOTED_RE.search(text) and not question):
         exclude.add(ANSWER)
     if question or (LAB_VERB_RE.search(text) and CONCRETE_RE.search(text)):

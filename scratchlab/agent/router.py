@@ -159,12 +159,17 @@ def words_in(text: str) -> set[str]:
     return {w.lower() for w in WORD_RE.findall(text) if len(w) >= 2}
 
 
+ID_RE = re.compile(r"^(job|run|tokenizer|index|adapter)-\d+$")  # registry ids: only as written
+
+
 def _string_supported(value: str, words: set[str], text_lower: str) -> bool:
     v = value.strip().lower()
     if not v:
         return False
     if v in text_lower:
         return True
+    if ID_RE.match(v):  # "stop the job" does not name job-3
+        return False
     vwords = {w for w in words_in(v) if w not in GENERIC_WORDS and len(w) >= 3}
     if not vwords:
         return False
@@ -343,7 +348,49 @@ def split_steps(request: str) -> list[str]:
         parts.append(request[start : m.start()])
         start = m.start(4) if m.group(4) else m.end()  # "and encode ...": the clause keeps its verb
     parts.append(request[start:])
+    parts = [re.sub(r"(\s+(and|then))+$", "", p.strip(" ,;."), flags=re.IGNORECASE) for p in parts]
     return [p.strip(" ,;.") for p in parts if p.strip(" ,;.")]
+
+
+SEQUENTIAL_RE = re.compile(r"\b(then|after|afterwards|next|followed|finally|once)\b", re.IGNORECASE)
+BACK_REFERENCE_RE = re.compile(
+    r"\b(it|its|them|that|those|these|this|there|one|ones|the (results?|output|ids|new \w+|same \w+))\b",
+    re.IGNORECASE,
+)
+READ_ONLY_TOOLS = frozenset({
+    "list_runs", "list_artifacts", "job_status", "search_documents", "encode_text", "decode_tokens",
+    "compare_tokenizers", "recall", "sample_gpt", "generate_with_adapter",
+})  # fmt: skip
+
+
+def independent_steps(request: str) -> list[str]:
+    """The clauses of a request whose steps do not depend on each other, else [].
+
+    "train a 256-token tokenizer and also list my runs" -> both clauses; "index X, then search it"
+    -> [] (ordered by "then", and "it" refers back). Such steps can run as parallel tool calls.
+    """
+    markers = [m.group(0) for m in MULTI_STEP_RE.finditer(request)]
+    if not markers or any(SEQUENTIAL_RE.search(m) for m in markers):
+        return []
+    steps = split_steps(request)
+    if len(steps) < 2 or any(BACK_REFERENCE_RE.search(s) for s in steps[1:]):
+        return []
+    return steps
+
+
+def parallel_batch(calls: Sequence[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    """The longest prefix of `calls` that is safe to run at once: at most one call that is not read-only.
+
+    A tool that asks for confirmation interrupts the graph, and on resume LangGraph re-runs every call
+    of the batch; read-only calls can run twice without harm, a second training run cannot.
+    """
+    out, writers = [], 0
+    for name, args in calls:
+        writers += name not in READ_ONLY_TOOLS
+        if writers > 1 or (name, args) in out:
+            break
+        out.append((name, args))
+    return out
 
 
 def wants_more_steps(request: str) -> bool:
@@ -354,6 +401,25 @@ def wants_more_steps(request: str) -> bool:
 def expected_steps(request: str) -> int:
     """Rough number of steps in a request: one more than its step markers ("then", "and encode", ";")."""
     return 1 + len(MULTI_STEP_RE.findall(request))
+
+
+def current_clause(messages: Sequence[BaseMessage]) -> str:
+    """The part of the latest request that the next tool call serves.
+
+    The whole request, or for a multi-step request the clause of the step after the successful
+    tool results so far ("train a tokenizer, then a GPT" after one result -> "a GPT").
+    """
+    done, request = 0, ""
+    for m in reversed(messages):
+        if isinstance(m, HumanMessage):
+            request = str(m.content)
+            break
+        if isinstance(m, ToolMessage) and not str(m.content).startswith("Error"):
+            done += 1
+    if not wants_more_steps(request):
+        return request
+    steps = split_steps(request)
+    return steps[min(done, len(steps) - 1)] if steps else request
 
 
 def must_continue(messages: Sequence[BaseMessage]) -> bool:

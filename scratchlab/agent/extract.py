@@ -1,0 +1,120 @@
+"""Argument values a request states outright ("8 heads", "block size of 128", "top-k 40", "rank 8").
+
+A 1.5B model copies most such values into the right argument, but not all: on unseen requests it
+wrote "8 heads" as `n_layer=8` and dropped `d=64` and `it=500` (benchmarks/results/
+agent_eval_failures_local-1.5b_test3.md, _test4.md). A value that the user names next to its
+hyperparameter is not a judgement call, so these patterns set it, and they override the model.
+Only arguments the chosen tool has are touched, and a pattern that matches two different values
+sets nothing (the model's choice stands).
+
+    explicit_args("kick off a GPT run with 8 heads and a block size of 128", train_gpt_schema)
+    # {"n_head": 8, "block_size": 128}
+    explicit_args("ablate relu + no_layernorm, 300 its", ablate_schema)
+    # {"switches": ["relu", "no_layernorm"], "max_iters": 300}
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_SEP = r"\s*(?:of|=|:|to|at|is)?\s*"  # "block size of 128", "lr=3e-4", "temperature: 0.7"
+_EQ = r"\s*[=:]\s*"  # single-letter and short names need "=" or ":" ("L=2", "it=500")
+_INT = r"(\d[\d,_]*(?:\.\d+)?\s?[kK]?)(?![\w.])"  # 128, 2,000, 2k, 1.5k
+_FLOAT = r"(\d*\.?\d+(?:[eE]-?\d+)?)(?![\w.])"  # 0.5, .9, 6e-4
+
+PATTERNS: dict[str, list[str]] = {  # argument -> patterns whose group 1 is the value
+    "n_layer": [rf"{_INT}[- ]?(?:transformer[- ])?layers?\b", rf"\b(?:n_layers?|layers){_SEP}{_INT}", rf"\bL{_EQ}{_INT}"],
+    "n_head": [rf"{_INT}[- ]?(?:attention[- ])?heads?\b", rf"\b(?:n_heads?|heads){_SEP}{_INT}", rf"\bH{_EQ}{_INT}"],
+    "n_embd": [
+        rf"\b(?:embedding (?:size|dim(?:ension)?|width)|(?:hidden|model) (?:size|width|dim(?:ension)?)|n_embd|d_model|width){_SEP}{_INT}",
+        rf"\bd{_EQ}{_INT}",
+        rf"{_INT}[- ]?(?:wide|dim(?:ensional)?)\b",
+        r"(?<![\w.])(\d+)d\b",  # "384d"
+    ],
+    "block_size": [
+        rf"\b(?:block[ _]size|context(?: length| window| size)?|seq(?:uence)?[ _]len(?:gth)?|ctx){_SEP}{_INT}",
+        rf"{_INT}[- ]token context\b",
+    ],
+    "batch_size": [rf"\bbatch(?:[ _]size)?{_SEP}{_INT}", rf"{_INT}[- ]?(?:sequences |samples )?per batch\b"],
+    "max_iters": [
+        rf"{_INT}\s*(?:more\s+|training\s+|optimi[sz]er\s+)?(?:steps|iters?|iterations|its)\b",
+        rf"\b(?:max_iters|iters|iterations|steps){_SEP}{_INT}", rf"\bit{_EQ}{_INT}",
+    ],
+    "max_new_tokens": [rf"{_INT}\s+(?:new\s+|more\s+)?(?:tokens|toks|characters|chars)\b", rf"\bmax_new_tokens{_SEP}{_INT}"],
+    "vocab_size": [
+        rf"\bvocab(?:ulary)?(?:[ _]size)?{_SEP}{_INT}",
+        rf"{_INT}[- ](?:token |merge |entry )?(?:bpe |byte-level bpe )?(?:vocab(?:ulary)?|tokenizer|tokeniser|bpe)\b",
+    ],
+    "temperature": [rf"\b(?:temperature|temp){_SEP}{_FLOAT}"],
+    "top_k": [rf"\btop[- _]?k{_SEP}{_INT}"],
+    "top_p": [rf"\b(?:top[- _]?p|nucleus){_SEP}{_FLOAT}"],
+    "lr": [rf"\b(?:lr|learning[ _]rate){_SEP}{_FLOAT}"],
+    "dropout": [rf"\bdropout{_SEP}{_FLOAT}", rf"{_FLOAT} dropout\b"],
+    "r": [rf"\b(?:lora )?rank[- ]?{_SEP}{_INT}", rf"\br\s*=\s*{_INT}"],
+    "lora_alpha": [rf"\b(?:lora_)?alpha{_SEP}{_INT}"],
+    "seed": [rf"\bseed{_SEP}{_INT}"],
+    "k": [rf"\btop[- ]{_INT}(?! ?[a-z]*(?:heads?|layers?))", rf"{_INT} (?:results|hits|passages|chunks|matches)\b"],
+    "limit": [rf"{_INT} (?:most recent |latest |last |newest )?(?:training )?runs\b", rf"\b(?:last|latest|recent) {_INT} runs\b"],
+}  # fmt: skip
+_COMPILED = {k: [re.compile(p, re.IGNORECASE) for p in v] for k, v in PATTERNS.items()}
+
+# Ablation switches by the words people use for them (scratchlab.training.ablate.NAMED_SWITCHES).
+SWITCH_WORDS = [
+    (r"\brope\b|\brotary\b", "rope"),
+    (r"\bno[_ ]pos(?:ition(?:al)?)?[_ ]?(?:emb\w*|encoding)?\b|\bwithout (?:the )?pos(?:ition(?:al)?)?\b", "no_pos_emb"),
+    (r"\bno[_ ]residuals?\b|\bwithout (?:the )?residual|\bresidual(?: connections?)? (?:off|removed)\b", "no_residual"),
+    (r"\bno[_ ]layer[_ ]?norms?\b|\bwithout (?:the )?layer ?norm|\blayer ?norm (?:off|removed)\b", "no_layernorm"),
+    (r"\brelu\b", "relu"),
+    (r"\bn_head\s*=\s*1\b|\b(?:one|single|1)[- ](?:attention[- ])?head(?:ed)?\b", "n_head=1"),
+    (r"\bmlp_ratio\s*=\s*2\b|\bmlp ratio (?:of )?2\b|\bhalf[- ]width mlp\b", "mlp_ratio=2"),
+]  # fmt: skip
+_SWITCH_RE = [(re.compile(p, re.IGNORECASE), s) for p, s in SWITCH_WORDS]
+
+
+def _number(text: str, integer: bool) -> float | int | None:
+    t = text.replace(",", "").replace("_", "").replace(" ", "")
+    scale = 1000 if t[-1:] in "kK" else 1
+    try:
+        v = float(t.rstrip("kK")) * scale
+    except ValueError:
+        return None
+    if integer:
+        return int(v) if v == int(v) else None
+    return v
+
+
+def _param_type(prop: dict[str, Any]) -> str | None:
+    if "type" in prop:
+        return prop["type"]
+    types = [p.get("type") for p in prop.get("anyOf", []) if p.get("type") not in (None, "null")]
+    return types[0] if types else None
+
+
+def explicit_args(text: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    """Arguments of a tool (JSON-schema `parameters`) whose values `text` states next to their name.
+
+    Args:
+        text: the user's request (or the clause of it that this tool call serves).
+        parameters: the tool's JSON schema (`{"properties": {...}}`).
+
+    Returns:
+        `{argument: value}` for each argument of the tool with exactly one stated value (int for
+        integer arguments, float for number arguments; `switches` as a list of switch names).
+    """
+    props = parameters.get("properties", {})
+    out: dict[str, Any] = {}
+    for name, rxs in _COMPILED.items():
+        if name not in props:
+            continue
+        integer = _param_type(props[name]) == "integer"
+        values = {_number(m.group(1), integer) for rx in rxs for m in rx.finditer(text)} - {None}
+        if len(values) == 1:
+            out[name] = values.pop()
+    if "switches" in props:
+        found = [s for rx, s in _SWITCH_RE if rx.search(text)]
+        if "rope" in found and "no_pos_emb" in found:  # "rope instead of learned positions"
+            found.remove("no_pos_emb")
+        if found:
+            out["switches"] = found
+    return out
