@@ -33,6 +33,7 @@ from pydantic import PrivateAttr
 
 from scratchlab.agent import policy, router
 from scratchlab.agent.constrained import constrained_greedy
+from scratchlab.agent.extract import explicit_args
 from scratchlab.agent.prompts import ANSWER, CLARIFY
 
 DEFAULT_N_CTX = 8192
@@ -211,6 +212,7 @@ class ChatLocalLlama(BaseChatModel):
             if messages and isinstance(messages[0], SystemMessage):
                 lab_names = router.lab_state_names(str(messages[0].content))
                 args = router.fill_from_request(args, context.split("\n", 1)[0], params, lab_names)
+            args.update(explicit_args(router.normalise_request(router.current_clause(messages)), params))
             missing = router.missing_required(args, params)
             if missing:
                 return CLARIFY, router.clarify_question(action, missing, params)
@@ -220,6 +222,25 @@ class ChatLocalLlama(BaseChatModel):
                 return "tool", (action, args)
         head = f'{{"action": "{action}"}}\n'
         return action, self._answer_stream(prompt + head)
+
+    def _independent_calls(
+        self, messages: list[BaseMessage], tools: list[dict[str, Any]]
+    ) -> list[tuple[str, dict]]:
+        """Tool calls for the later clauses of a new request whose steps are independent (parallel calls).
+
+        Each clause is routed as if it were the request; the first clause that does not resolve to a
+        tool call (a question back, an answer) ends the list, and the rest of the request then runs
+        step by step as usual.
+        """
+        if not messages or not isinstance(messages[-1], HumanMessage):
+            return []
+        calls = []
+        for clause in router.independent_steps(str(messages[-1].content))[1:]:
+            kind, payload = self.decide([*messages[:-1], HumanMessage(clause)], tools)
+            if kind != "tool":
+                break
+            calls.append(payload)
+        return calls
 
     def _answer_stream(self, prompt: str, max_tokens: int | None = None) -> Iterator[str]:
         return self._stream_text(
@@ -239,9 +260,10 @@ class ChatLocalLlama(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         kind, payload = self.decide(messages, tools or [])
         if kind == "tool":
-            name, args = payload
-            call = {"name": name, "args": json.dumps(args), "id": f"call_{uuid.uuid4().hex[:12]}", "index": 0}
-            yield ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=[call]))
+            batch = router.parallel_batch([payload, *self._independent_calls(messages, tools or [])])
+            chunks = [{"name": name, "args": json.dumps(args), "id": f"call_{uuid.uuid4().hex[:12]}", "index": i}
+                      for i, (name, args) in enumerate(batch)]  # fmt: skip
+            yield ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=chunks))
             return
         extra = {"action": kind}
         if isinstance(payload, str):
