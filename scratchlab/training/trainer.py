@@ -211,10 +211,12 @@ def want_compile(setting: bool | str, remaining_iters: int) -> bool:
     """Whether to `torch.compile` the model: `setting` True/False, or "auto".
 
     "auto" compiles runs of at least `COMPILE_AUTO_MIN_ITERS` remaining steps when TorchInductor can
-    build kernels here (a C++ compiler on PATH for CPU; Triton for CUDA). Compiling costs ~40 s on 2
-    CPU cores the first time (seconds later: Inductor caches the kernels on disk) and made the
-    nanoGPT CPU configuration's steps ~1.5x faster at 2 threads (benchmarks/gpt_train.py), so it
-    pays off only on runs that long. If compiling fails at the first step, training goes on eagerly.
+    build kernels here (a C++ compiler on PATH for CPU; Triton for CUDA). Compiling costs 33-46 s on
+    2 CPU cores the first time (seconds later: Inductor caches the kernels on disk) and made steady-state
+    steps of the nanoGPT CPU configuration 1.13x faster than eager at 2 threads (interleaved
+    measurement in benchmarks/results/gpt_train_steps.md), so it pays off only on runs that long, and
+    on the first run of a model shape hardly at all. If compiling fails at the first step, training
+    goes on eagerly.
     """
     if setting != "auto":
         return bool(setting)
