@@ -73,3 +73,8 @@ def test_parallel_batch_keeps_at_most_one_writer():
     ]
     assert parallel_batch(calls) == calls[:2]
     assert parallel_batch([("list_runs", {}), ("list_runs", {})]) == [("list_runs", {})]  # no duplicate call
+
+
+def test_glued_lora_shorthand():
+    schema = {"properties": {"r": {"type": "integer"}, "lora_alpha": {"type": "number"}}}
+    assert explicit_args("lora r16 alpha32 data/chat.jsonl", schema) == {"r": 16, "lora_alpha": 32.0}

@@ -123,3 +123,23 @@ def test_more_phrases_that_name_one_tool(request_, tool):
 
 def test_tell_me_what_is_a_question():
     assert "clarify" in pre_route("tell me what reciprocal rank fusion is").exclude
+
+
+@pytest.mark.parametrize(
+    "request_, tool",
+    [
+        ("I'd like to see what happens to the loss if I take out the residual connections", "ablate_gpt"),
+        ("what happens to the loss if the MLP uses ReLU instead of GELU? try it", "ablate_gpt"),
+        ("ask the fine-tuned model: how do I reset my password?", "generate_with_adapter"),
+        ("jot down that the 6-layer model overfit after 3k steps", "remember"),
+        ("write me some fake shakespeare with the model I trained", "sample_gpt"),
+    ],
+)
+def test_paraphrases_that_name_one_tool(request_, tool):
+    assert pre_route(request_).only == {tool, "clarify"}
+
+
+def test_a_bare_pronoun_needs_an_earlier_turn():
+    assert pre_route("merge it", history=False).force == "clarify"  # nothing for "it" to refer to
+    assert pre_route("merge it", history=True).force is None
+    assert pre_route("what is a residual connection?").only is None  # a topic, not an ablation

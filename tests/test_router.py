@@ -249,3 +249,26 @@ def test_partial_reference_names_are_completed():
     assert fill({"tokenizer": "shakes512"}, "x", tok, names)["tokenizer"] == "shakes512"  # already exact
     run = {"properties": {"run": {"type": "string", "default": "last"}}}
     assert fill({"run": "shakes"}, "sample from shakes", run, names)["run"] == "shakes"  # two fit: left alone
+
+
+def test_fill_from_request_spelled_out_builtin_and_oldest():
+    tok = {"properties": {"tokenizer": {"type": "string", "default": "last"}, "text": {"type": "string"}}}
+    # the model garbled a name that the request spells out
+    assert (
+        router.fill_from_request({"tokenizer": "gpt4o200k_base"}, "tokens in o200k_base?", tok, {})[
+            "tokenizer"
+        ]
+        == "o200k_base"
+    )
+    # a partial name still completes when the request names two tokenizers
+    names = {"tokenizer": ["bard3k", "notes1k"]}
+    assert (
+        router.fill_from_request({"tokenizer": "bard"}, "compare bard with cl100k_base", tok, names)[
+            "tokenizer"
+        ]
+        == "bard3k"
+    )
+    run = {"properties": {"run": {"type": "string", "default": "last"}}}
+    runs = {"run": ["shakes-6l", "shakes-4l"]}  # newest first
+    assert router.fill_from_request({}, "sample from the older run", run, runs) == {"run": "shakes-4l"}
+    assert router.fill_from_request({}, "sample from the last run", run, runs) == {}

@@ -67,7 +67,8 @@ SPLITS = (
     "test2",
     "test3",
     "test4",
-)  # test2, test3, test4: each written before any run of the code it first scored
+    "test5",
+)  # test2-test5: each written before any run of the code it first scored
 NO_TOOL_CATEGORIES = ("chitchat", "general")
 CLARIFY_CATEGORIES = ("underspecified",)
 CLARIFY_MARKERS = ('{"action": "clarify"}', "[clarify]", "clarify:")

@@ -51,8 +51,8 @@ PATTERNS: dict[str, list[str]] = {  # argument -> patterns whose group 1 is the 
     "top_p": [rf"\b(?:top[- _]?p|nucleus){_SEP}{_FLOAT}"],
     "lr": [rf"\b(?:lr|learning[ _]rate){_SEP}{_FLOAT}"],
     "dropout": [rf"\bdropout{_SEP}{_FLOAT}", rf"{_FLOAT} dropout\b"],
-    "r": [rf"\b(?:lora )?rank[- ]?{_SEP}{_INT}", rf"\br\s*=\s*{_INT}"],
-    "lora_alpha": [rf"\b(?:lora_)?alpha{_SEP}{_INT}"],
+    "r": [rf"\b(?:lora )?rank[- ]?{_SEP}{_INT}", rf"\br\s*=\s*{_INT}", r"\br(\d+)\b"],  # "r16"
+    "lora_alpha": [rf"\b(?:lora_)?alpha{_SEP}{_INT}", r"\balpha(\d+)\b"],
     "seed": [rf"\bseed{_SEP}{_INT}"],
     "k": [rf"\btop[- ]{_INT}(?! ?[a-z]*(?:heads?|layers?))", rf"{_INT} (?:results|hits|passages|chunks|matches)\b"],
     "limit": [rf"{_INT} (?:most recent |latest |last |newest )?(?:training )?runs\b", rf"\b(?:last|latest|recent) {_INT} runs\b"],

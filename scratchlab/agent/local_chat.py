@@ -182,7 +182,8 @@ class ChatLocalLlama(BaseChatModel):
             route = policy.step_route(messages)  # the checks below, on the clause of this step
         elif messages and isinstance(messages[-1], HumanMessage):  # a new request: deterministic checks first
             request = str(messages[-1].content)
-            route = policy.pre_route(request, multi_step=router.wants_more_steps(request))
+            history = any(not isinstance(m, SystemMessage) for m in messages[:-1])
+            route = policy.pre_route(request, multi_step=router.wants_more_steps(request), history=history)
             if route.reply:
                 return ANSWER, iter([route.reply])
         if route is not None:

@@ -111,18 +111,30 @@ PHRASE_TOOLS = [
     (re.compile(r"^\s*(?:please\s+|now\s+)?(fine-?tune|finetune)\b|^\s*lora\b", re.IGNORECASE), "finetune_lora"),
     (re.compile(r"\b(run|do|start)\s+an?\s+ablation\b|^\s*ablation\b", re.IGNORECASE), "ablate_gpt"),
     (re.compile(r"^\s*generate\s+(\w+\s+)?with\s+(the|an?|my)\s+(\w+\s+)?adapter\b"
-                r"|^\s*(ask|query|prompt)\s+(the|my)\s+([\w-]+\s+)?adapter\b", re.IGNORECASE), "generate_with_adapter"),
+                r"|^\s*(ask|query|prompt)\s+(the|my)\s+([\w-]+\s+)?(adapter|fine-?tuned (model|one|gpt))\b", re.IGNORECASE),
+     "generate_with_adapter"),
     (re.compile(r"\b(continue|resume|carry on|keep)\s+(training|the\s+([\w-]+\s+)?run|run\s+[\w-]+|it)\b"
                 r"|\b\d+\s*more\s+(steps|iterations|iters)\b", re.IGNORECASE), "resume_gpt"),
-    (re.compile(r"^\s*(please\s+)?(keep in mind|bear in mind|note that|note down|make a note|don'?t forget|remember that)\b",
+    (re.compile(r"^\s*(please\s+)?(keep in mind|bear in mind|note that|note down|jot down|write down|make a note|don'?t forget|remember that"
+                r"|for future reference|note to self)\b",
                 re.IGNORECASE), "remember"),
     (re.compile(r"\b(look\s+up|look\s+for|find|search(\s+for)?)\b.*\b(in|from|through)\s+(the|my)\s+([\w-]+\s+)?"
                 r"(index|docs|documents|papers|notes|guide)\b|\bin\s+the\s+[\w-]+\s+index\b", re.IGNORECASE), "search_documents"),
+    (re.compile(r"\b(take out|taking out|remove|removing|without|drop|dropping|turn off|disable|switch off|instead of|swap"
+                r"|replace|replacing)\b.{0,40}\b(residuals?|residual connections?|layer ?norms?|positional|position embeddings?"
+                r"|pos[_ ]emb|gelu|relu|rope|rotary)\b", re.IGNORECASE), "ablate_gpt"),  # a component changed: an ablation
+    (re.compile(r"\b(write|generate|make up|produce|hear)\b.{0,40}\b(with|from|by)\s+(the|my)\s+(model|gpt|run)\b"
+                r"|\bwhat\s+(the|my)\s+(model|gpt)\s+(writes|says|generates|would write)\b", re.IGNORECASE), "sample_gpt"),
     (re.compile(r"\b(tokens?|characters|chars|text|lines|words)\b.{0,30}\bfrom\s+(the|my|that)\s+([\w-]+\s+)*?"
                 r"(run|model|gpt|checkpoint|one)\b", re.IGNORECASE), "sample_gpt"),
 ]  # fmt: skip
 # A lead verb that makes a request a command even when it ends with "?" ("ask the qa adapter: what is X?").
 IMPERATIVE_LEADS = {"ask", "continue", "resume", "keep", "note"}
+# "merge it", "do that": the object is a pronoun, and with no earlier turn it refers to nothing.
+BARE_PRONOUN_RE = re.compile(
+    r"^\s*(please\s+)?[a-z]+(-[a-z]+)?\s+(it|that|this|them|those)(\s+(now|please|again|for me))?\s*[.!?]*\s*$",
+    re.IGNORECASE,
+)
 LEAD_VERB_RE = re.compile(r"^\s*(?:please\s+|now\s+|can you\s+|could you\s+)?([a-z]+)\b", re.IGNORECASE)
 ABLATION_RE = re.compile(r"\bablat\w*\b", re.IGNORECASE)
 LAB_VERB_RE = re.compile(
@@ -163,13 +175,14 @@ def is_vague(request: str) -> bool:
     return all(w in NON_CONCRETE for w in words)
 
 
-def pre_route(request: str, multi_step: bool = False) -> Route:
+def pre_route(request: str, multi_step: bool = False, history: bool = True) -> Route:
     """Checks on a new request (the user's latest message, before any tool ran this turn).
 
     Args:
         request: the user's words.
         multi_step: whether the request reads as several steps (router.wants_more_steps); the tool
             exclusions apply to one-step requests only.
+        history: whether the conversation has earlier turns ("merge it" can refer to one of them).
 
     Returns:
         A Route. `reply` set: answer with it and call no model. `force` set (ANSWER, CLARIFY or
@@ -184,7 +197,7 @@ def pre_route(request: str, multi_step: bool = False) -> Route:
         return Route(force=ANSWER)
     if RECALL_RE.search(text):
         return Route(force="recall")
-    if is_vague(text):
+    if is_vague(text) or (not history and BARE_PRONOUN_RE.match(text)):
         return Route(force=CLARIFY)
     if multi_step:  # the tool choice follows the first clause ("run an ablation ..., then list my runs")
         first = split_steps(text)
@@ -196,7 +209,11 @@ def pre_route(request: str, multi_step: bool = False) -> Route:
     only: set[str] | None = None
     lead = LEAD_VERB_RE.match(text)
     lead_verb = lead.group(1).lower() if lead else ""
-    question = bool(QUESTION_RE.search(text)) and lead_verb not in IMPERATIVE_LEADS | set(VERB_TOOLS)
+    question = (
+        bool(QUESTION_RE.search(text))
+        and lead_verb not in IMPERATIVE_LEADS | set(VERB_TOOLS)
+        and not TRY_IT_RE.search(text)  # "what happens if ...? try it" asks for a run
+    )
     if not multi_step:
         if lead_verb in VERB_TOOLS and not question:
             only = {VERB_TOOLS[lead_verb], CLARIFY}

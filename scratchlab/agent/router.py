@@ -228,6 +228,9 @@ REFERENCE_KINDS = {
     "run": "run",
     "base": "run",
 }
+# Names that resolve without being in the lab (scratchlab.models.bpe_compare.REFERENCE_NAMES).
+BUILTIN_NAMES = {"tokenizer": ("cl100k_base", "o200k_base", "gpt2")}
+OLDEST_RE = re.compile(r"\b(older|oldest|earlier|earliest|first)\b", re.IGNORECASE)
 LAB_STATE_LINE_RE = re.compile(r"^- (\w+?)s \(newest first\): (.+)$", re.MULTILINE)
 
 
@@ -259,10 +262,20 @@ def fill_from_request(
         kind = REFERENCE_KINDS.get(name)
         value = out.get(name)
         if kind and isinstance(value, str) and value.lower() not in REFERENCE_VALUES:
-            pool = names.get(kind, [])
-            if value not in pool:  # a partial name ("essays" for "essays-4k"): complete it if unambiguous
-                vw = words_in(value)
-                hits = [n for n in pool if n.lower().startswith(value.lower()) or (vw and vw <= words_in(n))]
+            pool = names.get(kind, []) + list(BUILTIN_NAMES.get(kind, ()))
+            if value not in pool:
+                vw = words_in(
+                    value
+                )  # a partial name ("essays" for "essays-4k"), else a name the request spells out
+                partial = [
+                    n for n in pool if n.lower().startswith(value.lower()) or (vw and vw <= words_in(n))
+                ]
+                said = [
+                    n
+                    for n in pool
+                    if re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", request, re.IGNORECASE)
+                ]
+                hits = partial if len(partial) == 1 else said
                 if len(hits) == 1:
                     out[name] = hits[0]
             continue
@@ -280,6 +293,9 @@ def fill_from_request(
             continue
         if kind and str(prop.get("default", "")).lower() in REFERENCE_VALUES:
             pool = names.get(kind, [])
+            if len(pool) >= 2 and OLDEST_RE.search(request):  # "the older run": names are newest first
+                out[name] = pool[-1]
+                continue
             hits = [n for n in pool if n.lower() in request.lower() or any(
                 len(part) >= 2 and not part.isdigit() and part not in GENERIC_WORDS and part in words
                 and sum(part in words_in(m) for m in pool) == 1 for part in words_in(n))]  # fmt: skip
