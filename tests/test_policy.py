@@ -128,8 +128,6 @@ def test_tell_me_what_is_a_question():
 @pytest.mark.parametrize(
     "request_, tool",
     [
-        ("I'd like to see what happens to the loss if I take out the residual connections", "ablate_gpt"),
-        ("what happens to the loss if the MLP uses ReLU instead of GELU? try it", "ablate_gpt"),
         ("ask the fine-tuned model: how do I reset my password?", "generate_with_adapter"),
         ("jot down that the 6-layer model overfit after 3k steps", "remember"),
         ("write me some fake shakespeare with the model I trained", "sample_gpt"),
@@ -137,6 +135,15 @@ def test_tell_me_what_is_a_question():
 )
 def test_paraphrases_that_name_one_tool(request_, tool):
     assert pre_route(request_).only == {tool, "clarify"}
+
+
+def test_a_named_component_change_is_an_ablation():
+    r = pre_route("I'd like to see what happens to the loss if I take out the residual connections")
+    assert r.force == "ablate_gpt"  # the switch is named: nothing to ask
+    assert (
+        pre_route("what happens to the loss if the MLP uses ReLU instead of GELU? try it").force
+        == "ablate_gpt"
+    )
 
 
 def test_a_bare_pronoun_needs_an_earlier_turn():

@@ -106,6 +106,9 @@ CONCRETE_RE = re.compile(
 VERB_TOOLS = {"sample": "sample_gpt", "ablate": "ablate_gpt", "merge": "merge_lora", "index": "index_documents",
               "decode": "decode_tokens", "encode": "encode_text", "tokenize": "encode_text",
               "tokenise": "encode_text", "cancel": "cancel_job", "remember": "remember", "resume": "resume_gpt"}  # fmt: skip
+# Phrases that name one tool wherever they stand in a (clause of a) request. ABLATE_COMPONENT names the
+# switch too ("take out the residual connections"), so it leaves nothing to ask: the ablation itself.
+ABLATE_COMPONENT = "ablate_gpt!"
 # Phrases that name one tool wherever they stand in a (clause of a) request.
 PHRASE_TOOLS = [
     (re.compile(r"^\s*(?:please\s+|now\s+)?(fine-?tune|finetune)\b|^\s*lora\b", re.IGNORECASE), "finetune_lora"),
@@ -122,7 +125,7 @@ PHRASE_TOOLS = [
                 r"(index|docs|documents|papers|notes|guide)\b|\bin\s+the\s+[\w-]+\s+index\b", re.IGNORECASE), "search_documents"),
     (re.compile(r"\b(take out|taking out|remove|removing|without|drop|dropping|turn off|disable|switch off|instead of|swap"
                 r"|replace|replacing)\b.{0,40}\b(residuals?|residual connections?|layer ?norms?|positional|position embeddings?"
-                r"|pos[_ ]emb|gelu|relu|rope|rotary)\b", re.IGNORECASE), "ablate_gpt"),  # a component changed: an ablation
+                r"|pos[_ ]emb|gelu|relu|rope|rotary)\b", re.IGNORECASE), ABLATE_COMPONENT),  # a named component changed
     (re.compile(r"\b(write|generate|make up|produce|hear)\b.{0,40}\b(with|from|by)\s+(the|my)\s+(model|gpt|run)\b"
                 r"|\bwhat\s+(the|my)\s+(model|gpt)\s+(writes|says|generates|would write)\b", re.IGNORECASE), "sample_gpt"),
     (re.compile(r"\b(tokens?|characters|chars|text|lines|words)\b.{0,30}\bfrom\s+(the|my|that)\s+([\w-]+\s+)*?"
@@ -218,9 +221,12 @@ def pre_route(request: str, multi_step: bool = False, history: bool = True) -> R
         if lead_verb in VERB_TOOLS and not question:
             only = {VERB_TOOLS[lead_verb], CLARIFY}
         elif not question:
-            named = [tool for rx, tool in PHRASE_TOOLS if rx.search(text)]
+            named = {tool for rx, tool in PHRASE_TOOLS if rx.search(text)}
+            if named == {ABLATE_COMPONENT}:
+                return Route(force="ablate_gpt")
+            named = {t.rstrip("!") for t in named}
             if len(named) == 1:
-                only = {named[0], CLARIFY}
+                only = {named.pop(), CLARIFY}
         if LORA_RE.search(text):
             exclude |= NOT_LORA_TOOLS if PYTHON_RE.search(text) else NOT_LORA_TOOLS | {"run_python"}
         if ABLATION_RE.search(text):
