@@ -150,3 +150,12 @@ def test_a_bare_pronoun_needs_an_earlier_turn():
     assert pre_route("merge it", history=False).force == "clarify"  # nothing for "it" to refer to
     assert pre_route("merge it", history=True).force is None
     assert pre_route("what is a residual connection?").only is None  # a topic, not an ablation
+
+
+@pytest.mark.parametrize(
+    "request_, tool",
+    [("dec [1, 2, 3]", "decode_tokens"), ("idx ./papers", "index_documents"), ("py: 17*23", "run_python"),
+     ("lora r16 qa.jsonl", "finetune_lora")],
+)  # fmt: skip
+def test_shorthand_verbs_with_values_pick_their_tool(request_, tool):
+    assert pre_route(request_).force == tool

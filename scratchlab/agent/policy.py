@@ -105,7 +105,10 @@ CONCRETE_RE = re.compile(
 # question back): "sample 50 toks temp 1.2" is never encode_text.
 VERB_TOOLS = {"sample": "sample_gpt", "ablate": "ablate_gpt", "merge": "merge_lora", "index": "index_documents",
               "decode": "decode_tokens", "encode": "encode_text", "tokenize": "encode_text",
-              "tokenise": "encode_text", "cancel": "cancel_job", "remember": "remember", "resume": "resume_gpt"}  # fmt: skip
+              "tokenise": "encode_text", "cancel": "cancel_job", "remember": "remember", "resume": "resume_gpt",
+              # shorthand people type
+              "dec": "decode_tokens", "enc": "encode_text", "idx": "index_documents", "py": "run_python",
+              "gen": "sample_gpt"}  # fmt: skip
 # Phrases that name one tool wherever they stand in a (clause of a) request. ABLATE_COMPONENT names the
 # switch too ("take out the residual connections"), so it leaves nothing to ask: the ablation itself.
 ABLATE_COMPONENT = "ablate_gpt!"
@@ -142,7 +145,7 @@ LEAD_VERB_RE = re.compile(r"^\s*(?:please\s+|now\s+|can you\s+|could you\s+)?([a
 ABLATION_RE = re.compile(r"\bablat\w*\b", re.IGNORECASE)
 LAB_VERB_RE = re.compile(
     r"^\s*(please\s+|now\s+|can you\s+|could you\s+)?(train|merge|fine-?tune|finetune|index|encode|decode|tokeni[sz]e"
-    r"|sample|plot|cancel|ablate|remember)\b",
+    r"|sample|plot|cancel|ablate|remember|lora|dec|enc|idx|py|gen)\b",
     re.IGNORECASE,
 )
 
