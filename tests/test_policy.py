@@ -57,14 +57,15 @@ def test_memory_questions_go_to_recall():
 
 
 def test_exclusions():
-    lora = pre_route("lora rank 8 on chat.jsonl")
+    assert pre_route("lora rank 8 on chat.jsonl").force == "finetune_lora"  # lead word + values: that tool
+    lora = pre_route("I want a lora with rank 8 on chat.jsonl")
     assert {"train_gpt", "train_tokenizer", "ablate_gpt"} <= lora.exclude
     assert "train_gpt" in pre_route("run an ablation of relu for 300 steps").exclude
     assert pre_route("ablate relu for 300 steps").force == "ablate_gpt"  # a lead verb with values: that tool
     assert pre_route("decode these").only == {"decode_tokens", "clarify"}  # no values: the tool or a question
     assert "clarify" in pre_route("what is the difference between BPE and WordPiece?").exclude
     assert {"train_gpt", "ablate_gpt"} <= pre_route("keep training run-3 for 500 more steps").exclude
-    assert "run_python" in pre_route("lora r=4 on qa.jsonl").exclude
+    assert "run_python" in pre_route("use a lora r=4 on qa.jsonl").exclude
     assert "run_python" not in pre_route("plot the loss of my LoRA adapter").exclude
     assert "answer" in pre_route("merge the chat adapter").exclude
     assert "answer" not in pre_route("what is an adapter?").exclude
