@@ -155,6 +155,11 @@ def test_should_answer_now_after_one_step():
     assert not router.should_answer_now([h, call, err])
     assert not router.should_answer_now([HumanMessage("train a tokenizer, then a GPT"), call, ok])
     assert not router.should_answer_now([h])
+    # a multi-step request is done once every step has a successful result: no extra call after it
+    multi = HumanMessage("train a tokenizer, then list my runs")
+    call2 = AIMessage("", tool_calls=[{"name": "list_runs", "args": {}, "id": "2"}])
+    ok2 = ToolMessage("no runs", tool_call_id="2", name="list_runs")
+    assert router.should_answer_now([multi, call, ok, call2, ok2])
 
 
 def test_is_looping():

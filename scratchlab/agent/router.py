@@ -457,13 +457,21 @@ def must_continue(messages: Sequence[BaseMessage]) -> bool:
 
 
 def should_answer_now(messages: Sequence[BaseMessage]) -> bool:
-    """After a successful tool result for a one-step request, answer instead of choosing again."""
+    """After a successful tool result, answer instead of choosing again: a one-step request is done, and
+    so is a multi-step request once it has as many successful results as it has steps (without this the
+    model sometimes adds a call nobody asked for, e.g. a training run after "..., then list my runs")."""
     if not messages or not isinstance(messages[-1], ToolMessage):
         return False
     if str(messages[-1].content).startswith("Error") or getattr(messages[-1], "status", "success") == "error":
         return False
-    request = next((str(m.content) for m in reversed(messages) if isinstance(m, HumanMessage)), "")
-    return not wants_more_steps(request)
+    request, done = "", 0
+    for m in reversed(messages):
+        if isinstance(m, HumanMessage):
+            request = str(m.content)
+            break
+        if isinstance(m, ToolMessage) and not str(m.content).startswith("Error"):
+            done += 1
+    return not wants_more_steps(request) or done >= expected_steps(request)
 
 
 def is_action(name: str) -> bool:
