@@ -323,7 +323,7 @@ def format_finetune(res: dict[str, Any]) -> str:
         return (f"Started {res['job']} fine-tuning adapter {res['name']} ({res['adapter']}) on {res['base']}, "
                 f"about {res.get('estimated_seconds')} s. Check it later with the jobs tools.")  # fmt: skip
     if st == "failed":
-        return f"Fine-tune {res.get('job')} failed: {str(res.get('error'))[:400]}"
+        return f"Error: fine-tune {res.get('job')} failed: {str(res.get('error'))[:400]}"
     if st == "cancelled":
         return (f"Fine-tune of {res['name']} cancelled at step {res.get('steps')}; the checkpoint is kept. "
                 f"Run finetune_lora with name={res['name']!r} to resume.")  # fmt: skip

@@ -358,8 +358,9 @@ def tokenize_records(
 ) -> list[Example]:
     """Tokenize records into examples of at most `max_len` tokens.
 
-    Chat records longer than `max_len` are cut on the right (counted in `report.n_truncated`); one
-    with no answer token left is dropped (`report.n_dropped`). Plain texts are cut into windows of
+    Chat records longer than `max_len` are cut on the right (counted in `report.n_truncated`), or on
+    the left when cutting on the right would leave no answer token (a prompt longer than a small GPT's
+    block); one with no answer token left either way is dropped (`report.n_dropped`). Plain texts are cut into windows of
     `max_len` tokens, all trained.
 
     Raises:
@@ -375,7 +376,9 @@ def tokenize_records(
             ex = tokenize_chat(fmt, rec.messages, report)
             if len(ex) > max_len:
                 report.n_truncated += 1
-                ex = Example(ex.input_ids[:max_len], ex.labels[:max_len])
+                head = Example(ex.input_ids[:max_len], ex.labels[:max_len])
+                # the answer starts past the window (a short-context model): keep the end of the prompt
+                ex = head if head.n_trained else Example(ex.input_ids[-max_len:], ex.labels[-max_len:])
             if ex.n_trained == 0 or len(ex) < 2:
                 report.n_dropped += 1
                 continue
@@ -390,10 +393,12 @@ def tokenize_records(
                     out.append(Example(w, list(w)))
     if report.n_dropped:
         report.warnings.append(
-            f"{report.n_dropped} record(s) dropped: the prompt alone is longer than max_len={max_len}"
+            f"{report.n_dropped} record(s) dropped: no answer token to train on within max_len={max_len}"
         )
     if not out:
-        raise LoraDataError(f"no usable examples: every record's prompt is longer than max_len={max_len}")
+        raise LoraDataError(
+            f"no usable examples: no record has an answer token to train on (max_len={max_len})"
+        )
     report.n_examples = len(out)
     return out
 
