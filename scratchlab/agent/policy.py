@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 
 from scratchlab.agent.prompts import ANSWER, CLARIFY
-from scratchlab.agent.router import split_steps
+from scratchlab.agent.router import request_progress, split_steps
 
 HARMFUL = [  # (pattern, why) — matched case-insensitively anywhere in the request
     (r"\brm\s+-[a-z]*r[a-z]*f?\s+(/|~|\*)|\b(wipe|format|erase|destroy)\b.{0,30}\b(disk|drive|computer|machine|host|system)\b"
@@ -256,15 +256,7 @@ def step_route(messages) -> Route:
     answer or clarify (the request was checked as a whole when it arrived). Empty Route when the
     request has no clause for this step.
     """
-    from langchain_core.messages import HumanMessage, ToolMessage
-
-    done, request = 0, ""
-    for m in reversed(messages):
-        if isinstance(m, HumanMessage):
-            request = str(m.content)
-            break
-        if isinstance(m, ToolMessage) and not str(m.content).startswith("Error"):
-            done += 1
+    request, done = request_progress(messages)
     steps = split_steps(request)
     if done >= len(steps):
         return Route()

@@ -419,19 +419,24 @@ def expected_steps(request: str) -> int:
     return 1 + len(MULTI_STEP_RE.findall(request))
 
 
+def request_progress(messages: Sequence[BaseMessage]) -> tuple[str, int]:
+    """The latest user request and how many tool results since it were successful (steps done)."""
+    done = 0
+    for m in reversed(messages):
+        if isinstance(m, HumanMessage):
+            return str(m.content), done
+        if isinstance(m, ToolMessage) and not str(m.content).startswith("Error"):
+            done += 1
+    return "", done
+
+
 def current_clause(messages: Sequence[BaseMessage]) -> str:
     """The part of the latest request that the next tool call serves.
 
     The whole request, or for a multi-step request the clause of the step after the successful
     tool results so far ("train a tokenizer, then a GPT" after one result -> "a GPT").
     """
-    done, request = 0, ""
-    for m in reversed(messages):
-        if isinstance(m, HumanMessage):
-            request = str(m.content)
-            break
-        if isinstance(m, ToolMessage) and not str(m.content).startswith("Error"):
-            done += 1
+    request, done = request_progress(messages)
     if not wants_more_steps(request):
         return request
     steps = split_steps(request)
@@ -446,13 +451,7 @@ def must_continue(messages: Sequence[BaseMessage]) -> bool:
         or str(messages[-1].content).startswith("Error")
     ):
         return False
-    request = next((str(m.content) for m in reversed(messages) if isinstance(m, HumanMessage)), "")
-    done = 0
-    for m in reversed(messages):
-        if isinstance(m, HumanMessage):
-            break
-        if isinstance(m, ToolMessage) and not str(m.content).startswith("Error"):
-            done += 1
+    request, done = request_progress(messages)
     return wants_more_steps(request) and done < expected_steps(request)
 
 
@@ -464,13 +463,7 @@ def should_answer_now(messages: Sequence[BaseMessage]) -> bool:
         return False
     if str(messages[-1].content).startswith("Error") or getattr(messages[-1], "status", "success") == "error":
         return False
-    request, done = "", 0
-    for m in reversed(messages):
-        if isinstance(m, HumanMessage):
-            request = str(m.content)
-            break
-        if isinstance(m, ToolMessage) and not str(m.content).startswith("Error"):
-            done += 1
+    request, done = request_progress(messages)
     return not wants_more_steps(request) or done >= expected_steps(request)
 
 
