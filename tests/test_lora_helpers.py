@@ -82,3 +82,10 @@ def make_tiny_qwen(root: Path, seed: int = 0) -> Path:
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return out
+
+
+def test_unique_adapter_name_skips_folders_on_disk(tool_ctx):
+    from scratchlab.tools.lora import unique_name
+
+    (tool_ctx.workspace.dir("adapters") / "run-1-lora-1").mkdir(parents=True)  # left by an earlier registry
+    assert unique_name(tool_ctx, "run-1") == "run-1-lora-2"

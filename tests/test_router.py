@@ -277,3 +277,15 @@ def test_fill_from_request_spelled_out_builtin_and_oldest():
     runs = {"run": ["shakes-6l", "shakes-4l"]}  # newest first
     assert router.fill_from_request({}, "sample from the older run", run, runs) == {"run": "shakes-4l"}
     assert router.fill_from_request({}, "sample from the last run", run, runs) == {}
+
+
+def test_invented_names_are_dropped():
+    params = {"properties": {"name": {"type": "string"}, "vocab_size": {"type": "integer"}}}
+    got = router.ground_args(
+        {"name": "shakespeare_300_tok", "vocab_size": 300}, "train a 300-token tokenizer", params
+    )
+    assert got == {
+        "vocab_size": 300
+    }  # the tool picks a unique name; an invented one can clash with an old one
+    got = router.ground_args({"name": "tok300"}, "train a 300-token tokenizer named tok300", params)
+    assert got == {"name": "tok300"}

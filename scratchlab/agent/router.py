@@ -24,6 +24,7 @@ from scratchlab.agent.prompts import ANSWER, CLARIFY
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
 ACTION_PREFIX = '{"action": "'
 FREE_TEXT_ARGS = {"code", "fact"}  # written by the model, not copied from the request
+NAME_ARGS = {"name"}  # names of new artifacts: kept only when the request spells them out
 REFERENCE_VALUES = {"last", "latest", "newest", "recent"}
 NO_WAIT_WORDS = ("background", "don't wait", "do not wait", "detach", "return at once", "right away")
 GENERIC_WORDS = {
@@ -216,6 +217,8 @@ def ground_args(
             if k.replace("_", " ") in low or (k == "wait" and not v and any(w in low for w in NO_WAIT_WORDS)):
                 out[k] = v
             continue
+        if k in NAME_ARGS and isinstance(v, str) and v.strip().lower() not in low:
+            continue  # a name the user did not give: the tool picks a unique one (an invented one can clash)
         if k in FREE_TEXT_ARGS or _value_supported(v, nums, words, low):
             out[k] = v
     return out

@@ -213,9 +213,11 @@ def _require_saved(art: Artifact) -> None:
 
 
 def unique_name(ctx: ToolContext, stem: str) -> str:
+    """'<stem>-lora-<n>' with the smallest n that no adapter artifact or adapters/ folder uses."""
     taken = {a.name for a in ctx.registry.list_artifacts(ADAPTER)}
+    folder = ctx.workspace.dir("adapters")
     n = 1
-    while f"{stem}-lora-{n}" in taken:
+    while f"{stem}-lora-{n}" in taken or (folder / f"{stem}-lora-{n}").exists():
         n += 1
     return f"{stem}-lora-{n}"
 
