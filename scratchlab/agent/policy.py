@@ -109,9 +109,6 @@ VERB_TOOLS = {"sample": "sample_gpt", "ablate": "ablate_gpt", "merge": "merge_lo
               # shorthand people type
               "dec": "decode_tokens", "enc": "encode_text", "idx": "index_documents", "py": "run_python",
               "gen": "sample_gpt"}  # fmt: skip
-# Phrases that name one tool wherever they stand in a (clause of a) request. ABLATE_COMPONENT names the
-# switch too ("take out the residual connections"), so it leaves nothing to ask: the ablation itself.
-ABLATE_COMPONENT = "ablate_gpt!"
 # Phrases that name one tool wherever they stand in a (clause of a) request.
 PHRASE_TOOLS = [
     (re.compile(r"^\s*(?:please\s+|now\s+)?(fine-?tune|finetune)\b|^\s*lora\b", re.IGNORECASE), "finetune_lora"),
@@ -126,14 +123,19 @@ PHRASE_TOOLS = [
                 re.IGNORECASE), "remember"),
     (re.compile(r"\b(look\s+up|look\s+for|find|search(\s+for)?)\b.*\b(in|from|through)\s+(the|my)\s+([\w-]+\s+)?"
                 r"(index|docs|documents|papers|notes|guide)\b|\bin\s+the\s+[\w-]+\s+index\b", re.IGNORECASE), "search_documents"),
-    (re.compile(r"\b(take out|taking out|remove|removing|without|drop|dropping|turn off|disable|switch off|instead of|swap"
-                r"|replace|replacing)\b.{0,40}\b(residuals?|residual connections?|layer ?norms?|positional|position embeddings?"
-                r"|pos[_ ]emb|gelu|relu|rope|rotary)\b", re.IGNORECASE), ABLATE_COMPONENT),  # a named component changed
     (re.compile(r"\b(write|generate|make up|produce|hear)\b.{0,40}\b(with|from|by)\s+(the|my)\s+(model|gpt|run)\b"
                 r"|\bwhat\s+(the|my)\s+(model|gpt)\s+(writes|says|generates|would write)\b", re.IGNORECASE), "sample_gpt"),
     (re.compile(r"\b(tokens?|characters|chars|text|lines|words)\b.{0,30}\bfrom\s+(the|my|that)\s+([\w-]+\s+)*?"
                 r"(run|model|gpt|checkpoint|one)\b", re.IGNORECASE), "sample_gpt"),
 ]  # fmt: skip
+# A named transformer component removed or replaced ("take out the residual connections"): an ablation
+# whose switch the request already names, so with no other tool named there is nothing to ask.
+COMPONENT_CHANGE_RE = re.compile(
+    r"\b(take out|taking out|remove|removing|without|drop|dropping|turn off|disable|switch off|instead of|swap"
+    r"|replace|replacing)\b.{0,40}\b(residuals?|residual connections?|layer ?norms?|positional|position embeddings?"
+    r"|pos[_ ]emb|gelu|relu|rope|rotary)\b",
+    re.IGNORECASE,
+)
 # A lead verb that makes a request a command even when it ends with "?" ("ask the qa adapter: what is X?").
 IMPERATIVE_LEADS = {"ask", "continue", "resume", "keep", "note"}
 # "merge it", "do that": the object is a pronoun, and with no earlier turn it refers to nothing.
@@ -225,9 +227,10 @@ def pre_route(request: str, multi_step: bool = False, history: bool = True) -> R
             only = {VERB_TOOLS[lead_verb], CLARIFY}
         elif not question:
             named = {tool for rx, tool in PHRASE_TOOLS if rx.search(text)}
-            if named == {ABLATE_COMPONENT}:
-                return Route(force="ablate_gpt")
-            named = {t.rstrip("!") for t in named}
+            if COMPONENT_CHANGE_RE.search(text):
+                if not named:
+                    return Route(force="ablate_gpt")
+                named.add("ablate_gpt")
             if len(named) == 1:
                 only = {named.pop(), CLARIFY}
         if LORA_RE.search(text):

@@ -20,6 +20,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
 from scratchlab.agent.prompts import ANSWER, CLARIFY
+from scratchlab.models.bpe_compare import REFERENCE_NAMES
 
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
 ACTION_PREFIX = '{"action": "'
@@ -231,8 +232,8 @@ REFERENCE_KINDS = {
     "run": "run",
     "base": "run",
 }
-# Names that resolve without being in the lab (scratchlab.models.bpe_compare.REFERENCE_NAMES).
-BUILTIN_NAMES = {"tokenizer": ("cl100k_base", "o200k_base", "gpt2")}
+# Names that resolve without being in the lab.
+BUILTIN_NAMES = {"tokenizer": REFERENCE_NAMES}
 OLDEST_RE = re.compile(r"\b(older|oldest|earlier|earliest|first)\b", re.IGNORECASE)
 LAB_STATE_LINE_RE = re.compile(r"^- (\w+?)s \(newest first\): (.+)$", re.MULTILINE)
 
@@ -267,9 +268,8 @@ def fill_from_request(
         if kind and isinstance(value, str) and value.lower() not in REFERENCE_VALUES:
             pool = names.get(kind, []) + list(BUILTIN_NAMES.get(kind, ()))
             if value not in pool:
-                vw = words_in(
-                    value
-                )  # a partial name ("essays" for "essays-4k"), else a name the request spells out
+                # a partial name ("essays" for "essays-4k"), else a name the request spells out
+                vw = words_in(value)
                 partial = [
                     n for n in pool if n.lower().startswith(value.lower()) or (vw and vw <= words_in(n))
                 ]
