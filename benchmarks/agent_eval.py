@@ -372,7 +372,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--split",
         default="dev",
-        choices=["dev", "test", "test2", "test3", "test4", "test5", "all"],
+        choices=[*ev.SPLITS, "all"],
         help="which cases to run (test is held out: run it rarely)",
     )
     p.add_argument(

@@ -68,7 +68,8 @@ SPLITS = (
     "test3",
     "test4",
     "test5",
-)  # test2-test5: each written before any run of the code it first scored
+    "test6",
+)  # test2-test6: each written before any run of the code it first scored
 NO_TOOL_CATEGORIES = ("chitchat", "general")
 CLARIFY_CATEGORIES = ("underspecified",)
 CLARIFY_MARKERS = ('{"action": "clarify"}', "[clarify]", "clarify:")
