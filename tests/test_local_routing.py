@@ -105,3 +105,45 @@ def test_an_id_the_user_did_not_name_becomes_a_question():
     assert not msgs[-1].tool_calls and "job_id" in msgs[-1].content
     msgs = ask(g, "stop job-3")
     assert msgs[-2].content == "cancelled job-3"
+
+
+@tool
+def run_python(code: str) -> str:
+    """Run Python code in an isolated sandbox and get its output."""
+    CALLS.append(code)
+    return "ok"
+
+
+class ScriptedCoder(ScriptedLocal):
+    """Also writes code: the fenced completion is scripted (it loops, as greedy small models do)."""
+
+    code: str = ""
+    code_prompts: list[str] = []
+
+    def _stream_text(self, prompt, kwargs):
+        self.code_prompts.append(prompt)
+        assert kwargs["stop"][0] == "```"
+        return iter([self.code])
+
+
+def test_code_is_written_in_a_fence_and_a_loop_is_cut():
+    CALLS.clear()
+    loop = "import os\nimport sys\n" * 30
+    model = ScriptedCoder(model_path="unused.gguf", actions={"python": "run_python"},
+                          code="n = 1000003\nprint(n % 7)\n" + loop)  # fmt: skip
+    g = build_graph(model=model, tools=[run_python], checkpointer=InMemorySaver(), system_prompt="sys")
+    ask(g, "use python to check whether 1000003 is divisible by 7")
+    code = CALLS[-1]
+    assert model.code_prompts[-1].endswith(
+        "```python\n# use python to check whether 1000003 is divisible by 7\n"
+    )
+    assert code.startswith("# use python to check") and "print(n % 7)" in code
+    assert code.count("import os") < 3  # the repeated tail is cut, not run
+
+
+def test_code_about_the_labs_runs_names_the_lab_data():
+    CALLS.clear()
+    model = ScriptedCoder(model_path="unused.gguf", actions={"plot": "run_python"}, code="print(1)")
+    g = build_graph(model=model, tools=[run_python], checkpointer=InMemorySaver(), system_prompt="sys")
+    ask(g, "plot the loss of my last two runs")
+    assert "/lab/metrics/runs.json" in CALLS[-1] and CALLS[-1].endswith("print(1)")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -42,6 +43,18 @@ MAX_ACTION_TOKENS = 16
 LOOP_WINDOW = 40  # characters; see `is_looping`
 MAX_SUMMARY_TOKENS = 160  # the answer after a tool result: short, the result itself is shown to the user
 CONTEXT_RESERVE = 768  # tokens kept free for the reply
+CODE_FENCE = "```python\n"
+# Read-only lab data, named at the top of generated code (the tool catalogue shows one sentence per tool).
+CODE_HINT = (
+    "# Lab data, read-only. Runs, newest first: runs = json.load(open('/lab/metrics/runs.json')),\n"
+    "# each {'id', 'name', 'config', 'metrics'}. Logged values of a run: csv.DictReader(open(f\"/lab/metrics/{id}.csv\"))\n"
+    "# rows {'step', 'key', 'value'}, key 'train_loss' or 'val_loss'. Installed: numpy, matplotlib, torch (no pandas).\n"
+    "# Save plots with plt.savefig('name.png').\n"
+)
+LAB_DATA_RE = re.compile(
+    r"\b(my|the|last|latest|previous)\s+(\w+\s+)?(runs?|models?|training|experiments?)\b", re.I
+)
+MAX_CODE_TOKENS = 320
 _LLAMAS: dict[tuple[str, int], Any] = {}
 _LOCK = threading.RLock()
 
@@ -200,15 +213,22 @@ class ChatLocalLlama(BaseChatModel):
         context, calls = router.turn_context(messages)
         if action in by_name:
             params = by_name[action].get("parameters", {})
-            raw = self._complete(
-                prompt + f'{{"action": "{action}", "args": ',
-                grammar=router.args_grammar(params),
-                max_tokens=self.max_args_tokens,
-            )
-            try:
-                args = json.loads(raw)
-            except json.JSONDecodeError:
-                args = {}
+            if router.is_code_tool(params):  # source code: written as a fenced block, not a JSON string
+                clause = " ".join(router.current_clause(messages).split())
+                task = f"# {clause[:200]}\n"
+                hint = CODE_HINT if LAB_DATA_RE.search(clause) else ""
+                code = self._code(prompt + f'{{"action": "{action}"}}\n{CODE_FENCE}{hint}{task}')
+                args = {"code": hint + task + code} if code.strip() else {}
+            else:
+                raw = self._complete(
+                    prompt + f'{{"action": "{action}", "args": ',
+                    grammar=router.args_grammar(params),
+                    max_tokens=self.max_args_tokens,
+                )
+                try:
+                    args = json.loads(raw)
+                except json.JSONDecodeError:
+                    args = {}
             args = router.ground_args(args if isinstance(args, dict) else {}, context, params)
             if messages and isinstance(messages[0], SystemMessage):
                 lab_names = router.lab_state_names(str(messages[0].content))
@@ -223,6 +243,19 @@ class ChatLocalLlama(BaseChatModel):
                 return "tool", (action, args)
         head = f'{{"action": "{action}"}}\n'
         return action, self._answer_stream(prompt + head)
+
+    def _code(self, prompt: str) -> str:
+        """Python source for a code tool, written by the model inside a ```python fence.
+
+        A coder model writes code in a fence far more reliably than as an escaped JSON string (with
+        the 1.5B, greedy JSON-escaped code fell into import loops until the token cap). A completion
+        that starts looping is cut before the repeated part.
+        """
+        text = "".join(
+            self._stream_text(prompt, dict(max_tokens=MAX_CODE_TOKENS, temperature=0.0, top_k=1,
+                                           repeat_penalty=1.0, stop=["```", router.IM_END], stream=True))
+        )  # fmt: skip
+        return trim_loop(text).strip("\n")
 
     def _independent_calls(
         self, messages: list[BaseMessage], tools: list[dict[str, Any]]
@@ -318,6 +351,18 @@ def is_looping(text: str, window: int = LOOP_WINDOW) -> bool:
         return False
     tail = text[-window:]
     return text[:-window].count(tail) >= 2
+
+
+def trim_loop(text: str, window: int = LOOP_WINDOW) -> str:
+    """`text` up to the end of the first copy of a repeated tail (see `is_looping`); else `text`.
+
+    Cuts at a line break where there is one, so code keeps whole lines.
+    """
+    if not is_looping(text, window):
+        return text
+    first = text.find(text[-window:])
+    cut = text.rfind("\n", 0, first + window)
+    return text[: cut if cut > 0 else first + window]
 
 
 MAX_STATE_FILES = 3  # saved prompt states kept per model (~60 MB each for the 1.5B); the oldest go

@@ -61,7 +61,23 @@ ANSWER_ONLY_RE = re.compile(
     re.IGNORECASE,
 )
 TRY_IT_RE = re.compile(
-    r"(?<!n't )(?<!not )\b(try it|run it|do it|test it|find out|measure it|run an? \w+)\b", re.IGNORECASE
+    r"(?<!n't )(?<!not )\b(try it|run it|do it|test it|find out|measure it|run an? \w+|(try|test|run) (that|this)"
+    r"|run the (experiment|ablation|test|comparison))\b",
+    re.IGNORECASE,
+)
+# "what would happen if ...? run the experiment": a training experiment, not an answer.
+HYPOTHETICAL_RE = re.compile(r"^\s*(what would happen|what happens|what if|would it)\b", re.IGNORECASE)
+EXPERIMENT_TOOLS = {"ablate_gpt", "train_gpt", "resume_gpt"}
+# compare_tokenizers only when the request compares: "how many pieces does cl100k_base split X into" is encode_text.
+COMPARE_RE = re.compile(
+    r"\b(compar\w*|vs\.?|versus|against|better|worse|differ\w*|side by side|benchmark|beats?|each other)\b",
+    re.IGNORECASE,
+)
+# Plain arithmetic is answered, not sent to a calculator: "what is 17 times 23?"
+ARITHMETIC_RE = re.compile(
+    r"^\s*(what'?s|what is|how much is)\s+-?\d[\d.,]*\s*(times|x|\*|plus|\+|minus|-|divided by|/|over)\s*-?\d[\d.,]*"
+    r"\s*\??\s*$",
+    re.IGNORECASE,
 )
 RECALL_RE = re.compile(
     r"\b(i (said|told you|mentioned|asked you to remember)|did i (say|tell you|mention)|have i told you)\b",
@@ -127,6 +143,11 @@ PHRASE_TOOLS = [
                 r"|\bwhat\s+(the|my)\s+(model|gpt)\s+(writes|says|generates|would write)\b", re.IGNORECASE), "sample_gpt"),
     (re.compile(r"\b(tokens?|characters|chars|text|lines|words)\b.{0,30}\bfrom\s+(the|my|that)\s+([\w-]+\s+)*?"
                 r"(run|model|gpt|checkpoint|one)\b", re.IGNORECASE), "sample_gpt"),
+]  # fmt: skip
+# Phrases that name one tool even in a question ("which models have I trained so far?").
+QUESTION_PHRASE_TOOLS = [
+    (re.compile(r"\b(runs|models|gpts)\s+(have\s+i|i'?ve|i\s+have|did\s+i)\s+(\w+\s+)?(trained|run|made)\b", re.IGNORECASE),
+     "list_runs"),
 ]  # fmt: skip
 # A named transformer component removed or replaced ("take out the residual connections"): an ablation
 # whose switch the request already names, so with no other tool named there is nothing to ask.
@@ -203,6 +224,8 @@ def pre_route(request: str, multi_step: bool = False, history: bool = True) -> R
         return Route(reply=refused)
     if ANSWER_ONLY_RE.search(text) and not TRY_IT_RE.search(text):
         return Route(force=ANSWER)
+    if ARITHMETIC_RE.match(text):
+        return Route(force=ANSWER)
     if RECALL_RE.search(text):
         return Route(force="recall")
     if is_vague(text) or (not history and BARE_PRONOUN_RE.match(text)):
@@ -222,17 +245,25 @@ def pre_route(request: str, multi_step: bool = False, history: bool = True) -> R
         and lead_verb not in IMPERATIVE_LEADS | set(VERB_TOOLS)
         and not TRY_IT_RE.search(text)  # "what happens if ...? try it" asks for a run
     )
+    phrase_named = False
     if not multi_step:
         if lead_verb in VERB_TOOLS and not question:
             only = {VERB_TOOLS[lead_verb], CLARIFY}
-        elif not question:
+        elif question:
+            named = {tool for rx, tool in QUESTION_PHRASE_TOOLS if rx.search(text)}
+            if len(named) == 1:
+                return Route(force=named.pop())
+        else:
             named = {tool for rx, tool in PHRASE_TOOLS if rx.search(text)}
+            phrase_named = len(named) == 1
             if COMPONENT_CHANGE_RE.search(text):
                 if not named:
                     return Route(force="ablate_gpt")
                 named.add("ablate_gpt")
             if len(named) == 1:
                 only = {named.pop(), CLARIFY}
+            elif not named and HYPOTHETICAL_RE.search(text) and TRY_IT_RE.search(text):
+                only = set(EXPERIMENT_TOOLS)
         if LORA_RE.search(text):
             exclude |= NOT_LORA_TOOLS if PYTHON_RE.search(text) else NOT_LORA_TOOLS | {"run_python"}
         if ABLATION_RE.search(text):
@@ -241,7 +272,9 @@ def pre_route(request: str, multi_step: bool = False, history: bool = True) -> R
             exclude |= {"train_gpt", "ablate_gpt", "train_tokenizer"}
     if LAB_VERB_RE.search(text) or (QUOTED_RE.search(text) and not question):
         exclude.add(ANSWER)
-    if question or (LAB_VERB_RE.search(text) and CONCRETE_RE.search(text)):
+    if not COMPARE_RE.search(text):
+        exclude.add("compare_tokenizers")
+    if question or ((LAB_VERB_RE.search(text) or phrase_named) and CONCRETE_RE.search(text)):
         exclude.add(CLARIFY)  # questions get answers or tools; a command with values has enough to act on
     if only is not None and only - {CLARIFY} <= exclude:
         only = None  # the verb's own tool is excluded ("sample from the adapter"): no restriction

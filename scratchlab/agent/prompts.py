@@ -123,10 +123,6 @@ EXAMPLES: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "generate_with_adapter": [("ask the tuned model: what is BPE?", {"prompt": "what is BPE?"})],
     "run_python": [
         ("is 1000003 prime?", {"code": "n=1000003\nprint(all(n % d for d in range(2, int(n**0.5)+1)))"}),
-        (
-            "plot the loss of my last two runs",
-            {"code": "# reads /lab/runs/*/metrics.json and saves loss.png"},
-        ),
     ],
     "remember": [("note for later: I prefer 6-layer models", {"fact": "The user prefers 6-layer models."})],
     "recall": [("what did I tell you about my preferences?", {"query": "preferences"})],

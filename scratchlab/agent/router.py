@@ -321,6 +321,12 @@ def unwrap_json_answer(text: str) -> str:
     return text
 
 
+def is_code_tool(parameters: dict[str, Any]) -> bool:
+    """True for a tool whose required argument is Python source (`code`), e.g. run_python."""
+    props = parameters.get("properties", {})
+    return "code" in parameters.get("required", []) and props.get("code", {}).get("type") == "string"
+
+
 def missing_required(args: dict[str, Any], parameters: dict[str, Any]) -> list[str]:
     return [r for r in parameters.get("required", []) if args.get(r) in (None, "", [])]
 
