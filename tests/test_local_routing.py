@@ -147,3 +147,20 @@ def test_code_about_the_labs_runs_names_the_lab_data():
     g = build_graph(model=model, tools=[run_python], checkpointer=InMemorySaver(), system_prompt="sys")
     ask(g, "plot the loss of my last two runs")
     assert "/lab/metrics/runs.json" in CALLS[-1] and CALLS[-1].endswith("print(1)")
+
+
+@tool
+def sample_gpt(run: str = "last", max_new_tokens: int = 100) -> str:
+    """Generate text from a trained GPT run."""
+    CALLS.append("sample_gpt")
+    return "ROMEO: ..."
+
+
+def test_one_tool_left_that_needs_nothing_is_called_not_asked_about():
+    CALLS.clear()
+    model = ScriptedLocal(model_path="unused.gguf")  # would answer: it names no action
+    g = build_graph(
+        model=model, tools=[sample_gpt, list_runs], checkpointer=InMemorySaver(), system_prompt="sys"
+    )
+    ask(g, "write me some fake shakespeare with the model I trained")  # policy: sample_gpt or a question
+    assert CALLS == ["sample_gpt"]

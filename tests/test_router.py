@@ -289,3 +289,15 @@ def test_invented_names_are_dropped():
     }  # the tool picks a unique name; an invented one can clash with an old one
     got = router.ground_args({"name": "tok300"}, "train a 300-token tokenizer named tok300", params)
     assert got == {"name": "tok300"}
+
+
+def test_the_running_job_resolves_to_the_one_running_job():
+    from scratchlab.agent.router import fill_from_request, lab_state_names
+
+    props = {"properties": {"job_id": {"type": "string"}}, "required": ["job_id"]}
+    one = lab_state_names("x\nLab state:\n- runs (newest first): a\n- jobs: job-4 gpt running step 3/100")
+    assert one["job"] == ["job-4"]
+    assert fill_from_request({}, "cancel the running job", props, one) == {"job_id": "job-4"}
+    assert fill_from_request({}, "cancel a job", props, one) == {}  # no reference to a job
+    two = lab_state_names("Lab state:\n- jobs: job-4 gpt running step 3/100; job-5 gpt queued step 0/10")
+    assert fill_from_request({}, "cancel the running job", props, two) == {}  # which one?

@@ -499,7 +499,8 @@ def score_multistep(
 
     Returns:
         dict with id, request, expected_tools, executed (names), completed (bool), missing (tools not
-        reached), errors (count of error results), answer (snippet), seconds.
+        reached), errors (count of error results), calls (name, args and result snippet of each call, to
+        read why a task failed), answer (snippet), seconds.
     """
     plan = list(task["expected_tools"])
     good = [c["name"] for c in executed_calls if not is_error_result(c.get("result"))]
@@ -515,6 +516,14 @@ def score_multistep(
         "completed": i == len(plan),
         "missing": plan[i:],
         "errors": sum(is_error_result(c.get("result")) for c in executed_calls),
+        "calls": [
+            {
+                "name": c["name"],
+                "args": c.get("args", {}),
+                "result": str(c.get("result") or "")[:ANSWER_SNIPPET_CHARS],
+            }
+            for c in executed_calls
+        ],  # fmt: skip
         "answer": (answer or "")[:ANSWER_SNIPPET_CHARS],
         "seconds": seconds,
     }

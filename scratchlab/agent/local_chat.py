@@ -54,7 +54,7 @@ CODE_HINT = (
 LAB_DATA_RE = re.compile(
     r"\b(my|the|last|latest|previous)\s+(\w+\s+)?(runs?|models?|training|experiments?)\b", re.I
 )
-MAX_CODE_TOKENS = 320
+MAX_CODE_TOKENS = 256
 _LLAMAS: dict[tuple[str, int], Any] = {}
 _LOCK = threading.RLock()
 
@@ -205,6 +205,10 @@ class ChatLocalLlama(BaseChatModel):
             names = [
                 n for n in names if n not in route.exclude and (route.only is None or n in route.only)
             ] or names
+        left = [n for n in names if n in by_name]
+        if forced is None and len(left) == 1 and CLARIFY in names and ANSWER not in names:
+            if not by_name[left[0]].get("parameters", {}).get("required"):
+                forced = left[0]  # one tool left and it needs nothing: there is no detail to ask for
         if forced is None:
             action = self._complete(prompt + router.ACTION_PREFIX, grammar=router.action_grammar(names),
                                     max_tokens=MAX_ACTION_TOKENS).rstrip('"')  # fmt: skip

@@ -115,8 +115,8 @@ QUESTION_RE = re.compile(
 )
 QUOTED_RE = re.compile(r"(?<!\w)[\"'`][^\"'`]+[\"'`](?!\w)")  # 'text', "text", `text` (not "you're")
 CONCRETE_RE = re.compile(
-    rf"\d|{QUOTED_RE.pattern}|\b[\w-]+\.[a-z]{{2,5}}\b|/"
-)  # numbers, quotes, files, paths
+    rf"\d|{QUOTED_RE.pattern}|\b[\w-]+\.[a-z]{{2,5}}\b|/|:\s*\w+\s+\w+"
+)  # numbers, quotes, files, paths, words after a colon ("ask the tuned model: how do I ...")
 # A request that starts with one of these verbs asks for that tool (or, if details are missing, a
 # question back): "sample 50 toks temp 1.2" is never encode_text.
 VERB_TOOLS = {"sample": "sample_gpt", "ablate": "ablate_gpt", "merge": "merge_lora", "index": "index_documents",

@@ -235,6 +235,9 @@ REFERENCE_KINDS = {
 # Names that resolve without being in the lab.
 BUILTIN_NAMES = {"tokenizer": REFERENCE_NAMES}
 OLDEST_RE = re.compile(r"\b(older|oldest|earlier|earliest|first)\b", re.IGNORECASE)
+JOBS_LINE_RE = re.compile(r"^- jobs: (.+)$", re.MULTILINE)
+# "cancel the running job", "how is my job doing": the one running job, when there is exactly one.
+THE_JOB_RE = re.compile(r"\b(the|my|that|this)\s+((current|running|active|training)\s+)?job\b", re.IGNORECASE)
 LAB_STATE_LINE_RE = re.compile(r"^- (\w+?)s \(newest first\): (.+)$", re.MULTILINE)
 
 
@@ -244,6 +247,9 @@ def lab_state_names(system_text: str) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for kind, names in LAB_STATE_LINE_RE.findall(state):
         out[kind] = [re.sub(r" \([\w-]+\)$", "", n.strip()) for n in names.split(", ")]
+    jobs = JOBS_LINE_RE.search(state)
+    if jobs:  # running/queued jobs: "- jobs: job-1 gpt running step 3/100; job-2 ..."
+        out["job"] = [j.split()[0] for j in jobs.group(1).split("; ") if j.strip()]
     return out
 
 
@@ -257,11 +263,19 @@ def fill_from_request(
     - a reference argument (default "last"): exactly one artifact of its kind in the lab state has
       a distinctive name part that is a word of the request ("the qa adapter" -> "qa-r4");
     - a reference argument given as part of a name completes to it when only one name fits
-      ("essays" -> "essays-4k").
+      ("essays" -> "essays-4k");
+    - `job_id` from "the running job" / "my job" when exactly one job is running or queued.
     """
     props = parameters.get("properties", {})
     words = words_in(request)
     out = dict(args)
+    if (
+        "job_id" in props
+        and not out.get("job_id")
+        and len(names.get("job", [])) == 1
+        and THE_JOB_RE.search(request)
+    ):
+        out["job_id"] = names["job"][0]
     for name, prop in props.items():
         kind = REFERENCE_KINDS.get(name)
         value = out.get(name)
