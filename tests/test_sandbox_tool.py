@@ -169,3 +169,9 @@ def test_cli_check_reports_every_guarantee(tmp_path):
     failing = [c for c in data["checks"] if not c["holds"]]
     assert data["ok"] and not failing, failing
     assert res.exit_code == 0
+
+
+@bwrap_only
+def test_failed_code_is_reported_as_an_error(tool_ctx):
+    out = _tool(tool_ctx).invoke({"code": "raise SystemExit(3)"})
+    assert out.startswith("Error: failed (exit code 3)")  # the agent fixes the code instead of moving on

@@ -17,6 +17,7 @@ Artifact kinds used by the engines: tokenizer, dataset, run, index, adapter, bas
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 LATEST_REFS = ("last", "latest", "newest", "recent")
+NAME_AND_ID_RE = re.compile(r"^.+ \(([a-z]+-\d+)\)$")  # "gpt-1-lora-1 (adapter-2)"
 DB_ERROR_HELP = (
     "The lab database {path} could not be opened ({reason}). Nothing was changed. "
     "If another scratchlab process is running, wait for it or stop it. If the file is corrupt, move it "
@@ -263,12 +265,15 @@ class Registry:
             return Artifact._from_row(row)
 
     def get_artifact(self, ref: str, kind: str | None = None) -> Artifact:
-        """Find an artifact by id ("run-7"), by name, or "last"/"latest" (newest of `kind`).
+        """Find an artifact by id ("run-7"), by name, as "name (id)", or "last"/"latest" (newest of `kind`).
 
         Raises:
             ArtifactNotFound: nothing matches; the message lists the closest existing names.
         """
         ref = str(ref).strip()
+        shown = NAME_AND_ID_RE.match(ref)
+        if shown:  # "gpt-1-lora-1 (adapter-2)": the form tool results and error messages show
+            ref = shown.group(1)
         with self._session() as s:
             q = select(ArtifactRow)
             if kind:

@@ -111,13 +111,14 @@ def _clip(text: str, limit: int, keep_tail: bool = False) -> str:
 
 
 def format_result(result: RunResult, files: list[str], session: bool) -> str:
-    """A short, model-readable summary of a run."""
+    """A short, model-readable summary of a run; a failed run starts with "Error:" like other tools'
+    failures, so the agent fixes the code instead of counting the step as done."""
     if result.ok:
         head = "ok"
     elif result.killed_by:
-        head = f"stopped by the {result.killed_by} limit"
+        head = f"Error: stopped by the {result.killed_by} limit"
     else:
-        head = f"failed (exit code {result.exit_code})"
+        head = f"Error: failed (exit code {result.exit_code})"
     parts = [f"{head} in {result.duration_s:.2f}s" + (" [session]" if session else "")]
     if result.stdout.strip():
         parts.append("stdout:\n" + _clip(result.stdout, MAX_STDOUT_CHARS))
