@@ -175,3 +175,14 @@ def test_cli_check_reports_every_guarantee(tmp_path):
 def test_failed_code_is_reported_as_an_error(tool_ctx):
     out = _tool(tool_ctx).invoke({"code": "raise SystemExit(3)"})
     assert out.startswith("Error: failed (exit code 3)")  # the agent fixes the code instead of moving on
+
+
+def test_host_paths_of_lab_folders_become_their_mounts():
+    from scratchlab.tools.sandbox import host_paths_to_lab
+
+    mounts = {"/lab/runs": "/home/u/.scratchlab/runs", "/lab/plots": "/home/u/.scratchlab/plots"}
+    code = "plt.imread('/home/u/.scratchlab/plots/run-1-loss.png'); open('/home/u/other.txt')"
+    assert (
+        host_paths_to_lab(code, mounts)
+        == "plt.imread('/lab/plots/run-1-loss.png'); open('/home/u/other.txt')"
+    )

@@ -52,7 +52,9 @@ CODE_HINT = (
     "# Save plots with plt.savefig('name.png').\n"
 )
 LAB_DATA_RE = re.compile(
-    r"\b(my|the|last|latest|previous)\s+(\w+\s+)?(runs?|models?|training|experiments?)\b", re.I
+    r"\b(my|the|last|latest|previous)\s+(\w+\s+)?(runs?|models?|training|experiments?)\b"
+    r"|\b(loss|learning|training)\s+curves?\b|\b(its|their)\s+(loss|metrics|curves?)\b",
+    re.I,
 )
 MAX_CODE_TOKENS = 256
 _LLAMAS: dict[tuple[str, int], Any] = {}

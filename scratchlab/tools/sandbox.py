@@ -131,22 +131,34 @@ def format_result(result: RunResult, files: list[str], session: bool) -> str:
     return "\n".join(parts)
 
 
+def host_paths_to_lab(code: str, mounts: dict[str, str]) -> str:
+    """Rewrite this machine's paths of the lab folders in `code` to where the sandbox mounts them.
+
+    Tool results show host paths (a run's loss plot under the workspace); code that copies one would
+    fail inside the sandbox, where the same folder is /lab/plots. Longer paths are replaced first.
+    """
+    for dest, src in sorted(mounts.items(), key=lambda kv: -len(kv[1])):
+        code = code.replace(src.rstrip("/"), dest)
+    return code
+
+
 def make_tools(ctx: ToolContext) -> list[BaseTool]:
     @lab_tool("run_python", RunPythonArgs, description=RUN_PYTHON_DESCRIPTION)
     def run_python(args: RunPythonArgs) -> str:
         if not args.code.strip():
             raise ToolError("code is empty; pass the Python source to run")
         mounts = lab_mounts(ctx)
+        code = host_paths_to_lab(args.code, mounts)
         try:
             if args.session:
                 pool = ctx.extras.get(POOL_KEY)
                 if pool is None:
                     pool = SessionPool(ctx.workspace.dir("sandbox"), limits=TOOL_LIMITS, ro_mounts=mounts)
                     ctx.extras[POOL_KEY] = pool
-                result = pool.get(ctx.thread_id or "default").run(args.code)
+                result = pool.get(ctx.thread_id or "default").run(code)
             else:
                 work = new_work_dir(ctx.workspace.dir("sandbox"))
-                result = run_code(args.code, work, limits=TOOL_LIMITS, ro_mounts=mounts)
+                result = run_code(code, work, limits=TOOL_LIMITS, ro_mounts=mounts)
         except SandboxUnavailable as e:
             raise ToolError(f"the sandbox is unavailable on this machine: {e}") from e
         files = register_files(ctx, result, source="run_python")
