@@ -50,6 +50,7 @@ CODE_HINT = (
     "# each {'id', 'name', 'config', 'metrics'}. Logged values of a run: csv.DictReader(open(f\"/lab/metrics/{id}.csv\"))\n"
     "# rows {'step', 'key', 'value'}, key 'train_loss' or 'val_loss'. Installed: numpy, matplotlib, torch (no pandas).\n"
     "# Save plots with plt.savefig('name.png').\n"
+    "import csv, json\nimport matplotlib.pyplot as plt\n"  # code, not comments: the 1.5B used csv and plt unimported
 )
 LAB_DATA_RE = re.compile(
     r"\b(my|the|last|latest|previous)\s+(\w+\s+)?(runs?|models?|training|experiments?)\b"
