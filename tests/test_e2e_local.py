@@ -52,7 +52,8 @@ def test_unknown_model_is_a_clear_error(tmp_path):
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 def test_repl_smoke_in_tmux(tmp_path):
     session = f"sl-{uuid.uuid4().hex[:6]}"
-    cmd = f"SCRATCHLAB_HOME={tmp_path} {sys.executable} -m scratchlab --model local:smollm2"
+    # The pane outlives the REPL (echo + sleep), so its last screen can still be read after /quit.
+    cmd = f"SCRATCHLAB_HOME={tmp_path} {sys.executable} -m scratchlab --model local:smollm2; echo exit=$?; sleep 300"
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "50", cmd], check=True)
 
     def screen() -> str:
@@ -81,6 +82,7 @@ def test_repl_smoke_in_tmux(tmp_path):
             time.sleep(0.5)
         assert screen().count("you>") >= 3, screen()
         send("/quit")
-        wait_for("bye")
+        wait_for("exit=")
+        assert "bye" in screen() and "exit=0" in screen(), screen()
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
