@@ -69,7 +69,8 @@ SPLITS = (
     "test4",
     "test5",
     "test6",
-)  # test2-test6: each written before any run of the code it first scored
+    "test7",
+)  # test2-test7: each written before any run of the code it first scored
 NO_TOOL_CATEGORIES = ("chitchat", "general")
 CLARIFY_CATEGORIES = ("underspecified",)
 CLARIFY_MARKERS = ('{"action": "clarify"}', "[clarify]", "clarify:")
