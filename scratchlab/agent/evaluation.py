@@ -70,7 +70,8 @@ SPLITS = (
     "test5",
     "test6",
     "test7",
-)  # test2-test7: each written before any run of the code it first scored
+    "test8",
+)  # test2-test8: each written before any run of the code it first scored
 NO_TOOL_CATEGORIES = ("chitchat", "general")
 CLARIFY_CATEGORIES = ("underspecified",)
 CLARIFY_MARKERS = ('{"action": "clarify"}', "[clarify]", "clarify:")
