@@ -13,6 +13,8 @@ SAMPLE = {"properties": {"max_new_tokens": {"type": "integer"}, "temperature": {
                          "top_k": {"type": "integer"}, "top_p": {"type": "number"}}}  # fmt: skip
 ABLATE = {"properties": {"switches": {"type": "array"}, "max_iters": {"type": "integer"}}}
 TOKENIZER = {"properties": {"vocab_size": {"type": "integer"}}}
+TOKENIZER_FULL = {"properties": {"vocab_size": {"type": "integer"}, "name": {"type": "string"},
+                                 "special_tokens": {"type": "array"}, "pattern": {"type": "string"}}}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -34,6 +36,21 @@ TOKENIZER = {"properties": {"vocab_size": {"type": "integer"}}}
         ("train a GPT on shakespeare", GPT, {}),  # nothing stated: nothing set
         ("one run with 2 layers and one with 4 layers", GPT, {}),  # two values: ambiguous, left to the model
         ("set it to 2000 and go", GPT, {}),  # "it" without "=" is a pronoun, not iterations
+        ("gpt 6L 6H 192d bs32 5k it", GPT | {"properties": GPT["properties"] | {"batch_size": {"type": "integer"}}},
+         {"n_layer": 6, "n_head": 6, "n_embd": 192, "batch_size": 32, "max_iters": 5000}),
+        ("compare rope and no positional embeddings, 800 steps", ABLATE, {"switches": ["rope", "no_pos_emb"], "max_iters": 800}),
+        ("use rope instead of learned positions", ABLATE, {"switches": ["rope"]}),
+        ("does dropping the layer norms hurt? and a 2-layer version?", ABLATE | {"properties": ABLATE["properties"] | {"n_layer": {"type": "integer"}}},
+         {"switches": ["no_layernorm", "n_layer=2"]}),  # the variant's size, not the baseline's
+        ("show my three most recent runs", {"properties": {"limit": {"type": "integer"}}}, {"limit": 3}),
+        ("vocab 1536, add <|endoftext|> as a special token, and call it haiku-bpe", TOKENIZER_FULL,
+         {"vocab_size": 1536, "special_tokens": ["<|endoftext|>"], "name": "haiku-bpe"}),
+        ("bpe 3k on notes.txt, gpt2 pattern", TOKENIZER_FULL, {"vocab_size": 3000, "pattern": "gpt2"}),
+        ("a tokenizer named after my cat", TOKENIZER_FULL, {}),  # "after" is not a name
+        ("train it in the background", {"properties": {"wait": {"type": "boolean"}}}, {"wait": False}),
+        ("a tokenizer without any regex pre-splitting, vocab 600", TOKENIZER_FULL, {"vocab_size": 600, "pattern": "none"}),
+        ("an ablation removing layernorm and residual connections", ABLATE, {"switches": ["no_layernorm", "no_residual"]}),
+        ("gpt 64 embd", GPT, {"n_embd": 64}),
     ],
 )  # fmt: skip
 def test_explicit_args(text, schema, expected):
@@ -78,3 +95,21 @@ def test_parallel_batch_keeps_at_most_one_writer():
 def test_glued_lora_shorthand():
     schema = {"properties": {"r": {"type": "integer"}, "lora_alpha": {"type": "number"}}}
     assert explicit_args("lora r16 alpha32 data/chat.jsonl", schema) == {"r": 16, "lora_alpha": 32.0}
+
+
+@pytest.mark.parametrize(
+    "text, path",
+    [
+        ("first index docs/, then search it for 'warmup'", "docs/"),
+        ("index ~/notes/papers and name it papers", "~/notes/papers"),
+        ("fine-tune on data/qa.jsonl for 10 steps", "data/qa.jsonl"),
+        ("train a tokenizer on notes.txt.", "notes.txt"),
+        ("plot the train/val loss", None),  # not a path
+        ("compare a.txt and b.txt", None),  # two paths: which one is the model's call
+        ("index https://example.com/docs", None),
+    ],
+)
+def test_stated_path(text, path):
+    from scratchlab.agent.extract import stated_path
+
+    assert stated_path(text) == path

@@ -146,7 +146,7 @@ def test_code_about_the_labs_runs_names_the_lab_data():
     model = ScriptedCoder(model_path="unused.gguf", actions={"plot": "run_python"}, code="print(1)")
     g = build_graph(model=model, tools=[run_python], checkpointer=InMemorySaver(), system_prompt="sys")
     ask(g, "plot the loss of my last two runs")
-    assert "/lab/metrics/runs.json" in CALLS[-1] and CALLS[-1].endswith("print(1)")
+    assert "from lab import runs, curve, plot_runs" in CALLS[-1] and CALLS[-1].endswith("print(1)")
 
 
 @tool

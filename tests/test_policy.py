@@ -6,6 +6,7 @@ import pytest
 
 from scratchlab.agent.policy import pre_route, refusal
 from scratchlab.agent.prompts import ANSWER
+from scratchlab.agent.router import wants_more_steps
 
 
 @pytest.mark.parametrize(
@@ -177,10 +178,8 @@ def test_plain_arithmetic_is_answered_not_computed():
 
 
 def test_compare_tokenizers_needs_a_comparison():
-    assert (
-        "compare_tokenizers"
-        in pre_route("how many pieces does cl100k_base split 'tokenization' into").exclude
-    )
+    r = pre_route("how many pieces does cl100k_base split 'tokenization' into")
+    assert r.force == "encode_text" or "compare_tokenizers" in r.exclude
     assert "compare_tokenizers" not in pre_route("compare bard3k against the GPT-4 tokenizer").exclude
 
 
@@ -198,3 +197,53 @@ def test_hypothetical_with_run_the_experiment_is_an_experiment():
 
 def test_phrase_named_tool_with_values_does_not_ask_back():
     assert pre_route("let me read a few lines from my model starting with 'ROMEO:'").force == "sample_gpt"
+
+
+@pytest.mark.parametrize(
+    "request_, tool",
+    [
+        ("could you let my model write me a story that starts with 'Once upon a time'?", "sample_gpt"),
+        ("I want one standalone model instead of base + adapter, can you combine them?", "merge_lora"),
+        ("generate 300 tokens from shakes-small", "sample_gpt"),
+        ("the run crashed, pick it back up", "resume_gpt"),
+    ],
+)
+def test_polite_and_descriptive_requests_name_their_tool(request_, tool):
+    r = pre_route(request_)
+    assert r.force == tool or r.only == {tool, "clarify"}
+
+
+def test_polite_questions_about_a_tool_stay_questions():
+    for q in ("can you explain what merging an adapter does?", "how do I merge a lora adapter?"):
+        r = pre_route(q)
+        assert r.force is None and r.only is None and "merge_lora" not in (r.only or set())
+
+
+def test_did_i_ever_tell_you_is_recall():
+    assert pre_route("did I ever tell you which cluster I train on?").force == "recall"
+    assert pre_route("do you remember my batch size preference?").force == "recall"
+
+
+def test_question_then_side_by_side_request_is_an_ablation():
+    text = "does dropping the layer norms hurt? put both next to the normal model"
+    assert not wants_more_steps(text)  # "next to" is not "next"
+    assert pre_route(text, multi_step=wants_more_steps(text)).force == "ablate_gpt"
+
+
+def test_a_question_to_pass_on_is_concrete():
+    assert pre_route("ask my newest adapter how to reverse a list in python").force == "generate_with_adapter"
+
+
+def test_what_tools_do_you_have_is_answered():
+    assert pre_route("what tools do you have?").force == ANSWER
+    assert pre_route("what can you do?").force == ANSWER
+
+
+def test_token_counts_of_quoted_text_are_encode_text():
+    assert (
+        pre_route("I want to see how many pieces cl100k_base splits 'tokenization' into").force
+        == "encode_text"
+    )
+    assert pre_route("how many tokens is 'hello world' in gpt2?").force == "encode_text"
+    assert pre_route("how many tokens does my tokenizer have?").force is None  # no text to encode
+    assert pre_route("split 'abc' into train and val").force != "encode_text"

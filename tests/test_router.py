@@ -301,3 +301,35 @@ def test_the_running_job_resolves_to_the_one_running_job():
     assert fill_from_request({}, "cancel a job", props, one) == {}  # no reference to a job
     two = lab_state_names("Lab state:\n- jobs: job-4 gpt running step 3/100; job-5 gpt queued step 0/10")
     assert fill_from_request({}, "cancel the running job", props, two) == {}  # which one?
+
+
+def test_artifacts_resolve_from_what_the_request_says_about_them():
+    from types import SimpleNamespace as S
+
+    from scratchlab.agent.prompts import lab_state_text
+
+    arts = [S(kind="run", name="wide-8l", id="run-2", config={"n_layer": 8, "n_embd": 512, "dataset": "shakespeare"}),
+            S(kind="run", name="tiny-2l", id="run-1", config={"n_layer": 2, "n_embd": 64, "dataset": "shakespeare"}),
+            S(kind="tokenizer", name="bpe4k-py", id="tokenizer-2", config={"vocab_size": 4096, "dataset": "data/python_src"}),
+            S(kind="tokenizer", name="bpe512", id="tokenizer-1", config={"vocab_size": 512, "dataset": "shakespeare"})]  # fmt: skip
+    system = "You are ...\n" + lab_state_text(arts)
+    assert "wide-8l (run-2; 8 layers, 512 wide, shakespeare)" in system
+    details = router.lab_state_details(system)
+    assert router.lab_state_names(system) == {
+        "run": ["wide-8l", "tiny-2l"],
+        "tokenizer": ["bpe4k-py", "bpe512"],
+    }
+    resolve = router.resolve_by_description
+    assert resolve("sample from the bigger of my two models", details["run"]) == "wide-8l"
+    assert resolve("resume the smaller one", details["run"]) == "tiny-2l"
+    assert resolve("the 2-layer run crashed", details["run"]) == "tiny-2l"
+    assert resolve("sample from my shakespeare model", details["run"]) is None  # both are on shakespeare
+    assert resolve("how does the python tokenizer split this", details["tokenizer"]) == "bpe4k-py"
+    run = {"properties": {"run": {"type": "string", "default": "last"}}}
+    names = router.lab_state_names(system)
+    assert router.fill_from_request({}, "resume the 2-layer run", run, names, details) == {"run": "tiny-2l"}
+    tok = {"properties": {"text": {"type": "string"}, "tokenizer": {"type": "string", "default": "last"}}}
+    got = router.fill_from_request(
+        {"tokenizer": "python_src"}, "how does the python tokenizer split x", tok, names, details
+    )
+    assert got["tokenizer"] == "bpe4k-py"  # the model wrote the description, not the name

@@ -108,6 +108,29 @@ def test_tool_sees_lab_metrics_read_only(tool_ctx):
 
 
 @bwrap_only
+def test_lab_module_reads_runs_curves_and_plots(tool_ctx):
+    reg = tool_ctx.registry
+    arts = [reg.add_artifact("run", name, "", config={"n_layer": 2}) for name in ("old-run", "new-run")]
+    for i, art in enumerate(arts):
+        for step, loss in [(0, 4.0 - i), (10, 3.0 - i)]:
+            reg.log_metrics(art.id, step, train_loss=loss + 0.1, val_loss=loss)
+    code = (
+        "from lab import runs, curve, plot_runs\n"
+        "print('names', [r['name'] for r in runs()])\n"
+        "print('curve', curve('old-run'))\n"
+        "print('last', curve('last', 'train_loss')[1])\n"
+        "plot_runs(2)\n"
+        "try:\n    curve('nope')\nexcept LookupError as e:\n    print('err', e)\n"
+    )
+    out = _tool(tool_ctx).invoke({"code": code})
+    assert "names ['new-run', 'old-run']" in out and "curve ([0, 10], [4.0, 3.0])" in out, out
+    assert "last [3.1, 2.1]" in out and "saved loss.png: new-run:train_loss, new-run:val_loss" in out
+    assert "err no run 'nope'; runs: new-run" in out
+    (plot,) = reg.list_artifacts("plot")
+    assert plot.path.endswith("loss.png")
+
+
+@bwrap_only
 def test_tool_session_keeps_variables_per_thread(tool_ctx):
     tool_ctx.thread_id = "t-1"
     tool = _tool(tool_ctx)

@@ -22,6 +22,8 @@ _SEP = r"\s*(?:of|=|:|to|at|is)?\s*"  # "block size of 128", "lr=3e-4", "tempera
 _EQ = r"\s*[=:]\s*"  # single-letter and short names need "=" or ":" ("L=2", "it=500")
 _INT = r"(\d[\d,_]*(?:\.\d+)?\s?[kK]?)(?![\w.])"  # 128, 2,000, 2k, 1.5k
 _FLOAT = r"(\d*\.?\d+(?:[eE]-?\d+)?)(?![\w.])"  # 0.5, .9, 6e-4
+NUMBER_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
+                "twelve": 12, "twenty": 20}  # fmt: skip
 
 PATTERNS: dict[str, list[str]] = {  # argument -> patterns whose group 1 is the value
     "n_layer": [rf"{_INT}[- ]?(?:transformer[- ])?layers?\b", rf"\b(?:n_layers?|layers){_SEP}{_INT}", rf"\bL{_EQ}{_INT}"],
@@ -31,20 +33,24 @@ PATTERNS: dict[str, list[str]] = {  # argument -> patterns whose group 1 is the 
         rf"\bd{_EQ}{_INT}",
         rf"{_INT}[- ]?(?:wide|dim(?:ensional)?)\b",
         r"(?<![\w.])(\d+)d\b",  # "384d"
+        rf"{_INT}[- ]?(?:embd|n_embd|emb|embedding(?:s| size| dim\w*)?)\b",  # "64 embd"
     ],
     "block_size": [
         rf"\b(?:block[ _]size|context(?: length| window| size)?|seq(?:uence)?[ _]len(?:gth)?|ctx){_SEP}{_INT}",
         rf"{_INT}[- ]token context\b",
     ],
-    "batch_size": [rf"\bbatch(?:[ _]size)?{_SEP}{_INT}", rf"{_INT}[- ]?(?:sequences |samples )?per batch\b"],
+    "batch_size": [rf"\bbatch(?:[ _]size)?{_SEP}{_INT}", rf"{_INT}[- ]?(?:sequences |samples )?per batch\b",
+                   rf"\bbs{_SEP}{_INT}"],  # "bs32", "bs=32"
     "max_iters": [
         rf"{_INT}\s*(?:more\s+|training\s+|optimi[sz]er\s+)?(?:steps|iters?|iterations|its)\b",
         rf"\b(?:max_iters|iters|iterations|steps){_SEP}{_INT}", rf"\bit{_EQ}{_INT}",
+        rf"{_INT}\s*it\b(?!\s*[=:])",  # "5k it" (not "d=64 it=500")
     ],
     "max_new_tokens": [rf"{_INT}\s+(?:new\s+|more\s+)?(?:tokens|toks|characters|chars)\b", rf"\bmax_new_tokens{_SEP}{_INT}"],
     "vocab_size": [
         rf"\bvocab(?:ulary)?(?:[ _]size)?{_SEP}{_INT}",
         rf"{_INT}[- ](?:token |merge |entry )?(?:bpe |byte-level bpe )?(?:vocab(?:ulary)?|tokenizer|tokeniser|bpe)\b",
+        rf"\bbpe\s+{_INT}(?!\s*(?:steps|iters?|iterations|its|tokens|runs|files)\b)",  # "bpe 3k on notes.txt"
     ],
     "temperature": [rf"\b(?:temperature|temp){_SEP}{_FLOAT}"],
     "top_k": [rf"\btop[- _]?k{_SEP}{_INT}"],
@@ -55,24 +61,80 @@ PATTERNS: dict[str, list[str]] = {  # argument -> patterns whose group 1 is the 
     "lora_alpha": [rf"\b(?:lora_)?alpha{_SEP}{_INT}", r"\balpha(\d+)\b"],
     "seed": [rf"\bseed{_SEP}{_INT}"],
     "k": [rf"\btop[- ]{_INT}(?! ?[a-z]*(?:heads?|layers?))", rf"{_INT} (?:results|hits|passages|chunks|matches)\b"],
-    "limit": [rf"{_INT} (?:most recent |latest |last |newest )?(?:training )?runs\b", rf"\b(?:last|latest|recent) {_INT} runs\b"],
+    "limit": [rf"{_INT} (?:most recent |latest |last |newest )?(?:training )?runs\b", rf"\b(?:last|latest|recent) {_INT} runs\b",
+              rf"\b({'|'.join(NUMBER_WORDS)}) (?:most recent |latest |last |newest )?(?:training )?runs\b",
+              rf"\b(?:last|latest|recent) ({'|'.join(NUMBER_WORDS)}) (?:training )?runs\b"],  # "my three most recent runs"
 }  # fmt: skip
 _COMPILED = {k: [re.compile(p, re.IGNORECASE) for p in v] for k, v in PATTERNS.items()}
 
 # Ablation switches by the words people use for them (scratchlab.training.ablate.NAMED_SWITCHES).
+_REMOVE = (r"\b(?:without|drop|dropping|remove|removing|take out|taking out|turn off|turning off|disable|disabling"
+           r"|no|kill|killing|strip|stripping)\s+(?:all\s+|any\s+)?(?:the\s+|its\s+)?(?:learned\s+)?"
+           # other components listed first: "removing layernorm and residual connections"
+           r"(?:(?:layer ?norms?|residuals?(?: connections?)?|pos(?:ition(?:al)?)?(?: emb\w*| encodings?)?)"
+           r"\s*(?:,|and|&|\+|or)\s*(?:the\s+)?){0,2}")  # fmt: skip
 SWITCH_WORDS = [
     (r"\brope\b|\brotary\b", "rope"),
-    (r"\bno[_ ]pos(?:ition(?:al)?)?[_ ]?(?:emb\w*|encoding)?\b|\bwithout (?:the )?pos(?:ition(?:al)?)?\b", "no_pos_emb"),
-    (r"\bno[_ ]residuals?\b|\bwithout (?:the )?residual|\bresidual(?: connections?)? (?:off|removed)\b", "no_residual"),
-    (r"\bno[_ ]layer[_ ]?norms?\b|\bwithout (?:the )?layer ?norm|\blayer ?norm (?:off|removed)\b", "no_layernorm"),
+    (rf"\bno[_ ]pos(?:ition(?:al)?)?[_ ]?(?:emb\w*|encoding)?\b|{_REMOVE}pos(?:ition(?:al)?)?\b", "no_pos_emb"),
+    (rf"\bno[_ ]residuals?\b|{_REMOVE}residual|\bresidual(?: connections?)? (?:off|removed)\b", "no_residual"),
+    (rf"\bno[_ ]layer[_ ]?norms?\b|{_REMOVE}layer ?norm|\blayer ?norms? (?:off|removed)\b", "no_layernorm"),
     (r"\brelu\b", "relu"),
     (r"\bn_head\s*=\s*1\b|\b(?:one|single|1)[- ](?:attention[- ])?head(?:ed)?\b", "n_head=1"),
     (r"\bmlp_ratio\s*=\s*2\b|\bmlp ratio (?:of )?2\b|\bhalf[- ]width mlp\b", "mlp_ratio=2"),
 ]  # fmt: skip
+# "n_layer=2", "a 2-layer version": an override switch (scratchlab.training.ablate.OVERRIDABLE)
+OVERRIDE_RE = re.compile(r"\b(n_layer|n_head|n_embd|mlp_ratio|dropout|lr|block_size|batch_size)\s*=\s*(\d*\.?\d+(?:e-?\d+)?)\b"
+                         r"|\b(\d+)[- ]layer (?:version|variant|one|model|net(?:work)?)\b", re.IGNORECASE)  # fmt: skip
+# New artifact names the user spells out: "call it haiku-bpe", "name the run lyrics-v1", "named qa-r4".
+NAME_RE = re.compile(
+    r"\b(?:call|name)\s+(?:it|the\s+(?:new\s+)?(?:run|tokeni[sz]er|index|adapter|model))\s+[\"'`]?([a-z][\w.-]*[\w])"
+    r"|\b(?:named|called)\s+[\"'`]?([a-z][\w.-]*[\w])|\bname\s*[=:]\s*[\"'`]?([a-z][\w.-]*[\w])",
+    re.IGNORECASE,
+)
+NAME_STOP = {"it", "the", "a", "an", "after", "something", "whatever", "that", "this", "me"}
+SPECIAL_TOKEN_RE = re.compile(r"<\|[\w.-]+\|>|</?[a-z]{2,8}>")  # <|endoftext|>, <pad>, </s>
+# The tokenizer's pre-tokenization pattern: "gpt2 pattern", "pattern gpt-4", "gpt2 split".
+PATTERN_RE = re.compile(
+    r"\b(gpt-?[24])(?:'s)?\s+(?:split(?:ting)?|regex|pattern|pre-?tokeni[sz]\w*)\b"
+    r"|\b(?:split(?:ting)?|regex|pattern|pre-?tokeni[sz]\w*)(?:\s*[=:]\s*|\s+of\s+|\s+)(gpt-?[24])\b"
+    r"|\b(?:no|without(?: any| a)?)\s+(?:regex\s+)?(?:pre-?split\w*|pre-?tokeni[sz]\w*|split(?:ting)? pattern|regex)\b",
+    re.IGNORECASE,
+)
+NO_WAIT_RE = re.compile(r"\b(in the background|don'?t wait|do not wait|detach(ed)?|return (at once|right away)"
+                        r"|without waiting)\b", re.IGNORECASE)  # fmt: skip
 _SWITCH_RE = [(re.compile(p, re.IGNORECASE), s) for p, s in SWITCH_WORDS]
 
 
+# Paths a request names: with a slash or a file extension ("docs/", "~/notes", "data/qa.jsonl", "notes.txt").
+PATH_RE = re.compile(
+    r"(?<![\w/.~@:-])((?:~|\.{1,2})?/?[\w.-]+(?:/[\w.-]*)+|[\w.-]+\.(?:txt|md|markdown|jsonl|json|csv|tsv|pdf|py|html?|rst|tex))"
+    r"(?![\w/])",
+    re.IGNORECASE,
+)
+NOT_PATHS = {
+    "train/val",
+    "and/or",
+    "input/output",
+    "read/write",
+    "tokens/s",
+    "bytes/token",
+    "chars/token",
+    "val/train",
+}
+PATH_ARGS = ("path", "data", "dataset")  # index_documents, finetune_lora, train_tokenizer/train_gpt
+
+
+def stated_path(text: str) -> str | None:
+    """The one file or folder path `text` names ("first index docs/, then ..." -> "docs/"), else None."""
+    found = {
+        m.rstrip(".") for m in PATH_RE.findall(text) if m.lower() not in NOT_PATHS and not m[0].isdigit()
+    }
+    return found.pop() if len(found) == 1 else None
+
+
 def _number(text: str, integer: bool) -> float | int | None:
+    if text.lower() in NUMBER_WORDS:
+        return NUMBER_WORDS[text.lower()]
     t = text.replace(",", "").replace("_", "").replace(" ", "")
     scale = 1000 if t[-1:] in "kK" else 1
     try:
@@ -113,8 +175,30 @@ def explicit_args(text: str, parameters: dict[str, Any]) -> dict[str, Any]:
             out[name] = values.pop()
     if "switches" in props:
         found = [s for rx, s in _SWITCH_RE if rx.search(text)]
-        if "rope" in found and "no_pos_emb" in found:  # "rope instead of learned positions"
-            found.remove("no_pos_emb")
+        if "rope" in found and "no_pos_emb" in found and re.search(r"\binstead\b", text, re.I):
+            found.remove("no_pos_emb")  # "rope instead of learned positions"
+        for m in OVERRIDE_RE.finditer(text):
+            switch = f"{m[1].lower()}={m[2]}" if m[1] else f"n_layer={m[3]}"
+            if switch not in found:
+                found.append(switch)
         if found:
             out["switches"] = found
+        for switch in found:  # "a 2-layer variant" is a switch of the ablation, not its baseline's size
+            key, _, value = switch.partition("=")
+            if value and key in out and _number(value, isinstance(out[key], int)) == out[key]:
+                del out[key]
+    if "name" in props:
+        names = {v for m in NAME_RE.finditer(text) for v in m.groups() if v and v.lower() not in NAME_STOP}
+        if len(names) == 1:
+            out["name"] = names.pop()
+    if "special_tokens" in props and re.search(r"\bspecial\b", text, re.I):
+        tokens = list(dict.fromkeys(SPECIAL_TOKEN_RE.findall(text)))
+        if tokens:
+            out["special_tokens"] = tokens
+    if "pattern" in props:
+        patterns = {(m[1] or m[2] or "none").lower().replace("-", "") for m in PATTERN_RE.finditer(text)}
+        if len(patterns) == 1:
+            out["pattern"] = patterns.pop()
+    if "wait" in props and NO_WAIT_RE.search(text):
+        out["wait"] = False
     return out

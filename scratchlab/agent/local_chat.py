@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+import textwrap
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -34,8 +35,9 @@ from pydantic import PrivateAttr
 
 from scratchlab.agent import policy, router
 from scratchlab.agent.constrained import constrained_greedy
-from scratchlab.agent.extract import explicit_args
+from scratchlab.agent.extract import PATH_ARGS, explicit_args, stated_path
 from scratchlab.agent.prompts import ANSWER, CLARIFY
+from scratchlab.tools.sandbox import LAB_DATA_HELP
 
 DEFAULT_N_CTX = 8192
 ENV_THREADS = "SCRATCHLAB_LLAMA_THREADS"  # llama.cpp threads; default: the CPU count (at most 8)
@@ -45,13 +47,15 @@ MAX_SUMMARY_TOKENS = 160  # the answer after a tool result: short, the result it
 CONTEXT_RESERVE = 768  # tokens kept free for the reply
 CODE_FENCE = "```python\n"
 # Read-only lab data, named at the top of generated code (the tool catalogue shows one sentence per tool).
-CODE_HINT = (
-    "# Lab data, read-only. Runs, newest first: runs = json.load(open('/lab/metrics/runs.json')),\n"
-    "# each {'id', 'name', 'config', 'metrics'}. Logged values of a run: csv.DictReader(open(f\"/lab/metrics/{id}.csv\"))\n"
-    "# rows {'step', 'key', 'value'}, key 'train_loss' or 'val_loss'. Installed: numpy, matplotlib, torch (no pandas).\n"
-    "# Save plots with plt.savefig('name.png').\n"
-    "import csv, json\nimport matplotlib.pyplot as plt\n"  # code, not comments: the 1.5B used csv and plt unimported
-)
+CODE_HINT = "".join(
+    f"# {line}\n"
+    for line in textwrap.wrap(
+        f"{LAB_DATA_HELP} Installed: numpy, matplotlib, torch (no pandas). Save plots with plt.savefig('name.png').",
+        110,
+    )
+) + (
+    "from lab import runs, curve, plot_runs\nimport matplotlib.pyplot as plt\n"
+)  # code, not comments: the 1.5B used csv and plt unimported
 LAB_DATA_RE = re.compile(
     r"\b(my|the|last|latest|previous)\s+(\w+\s+)?(runs?|models?|training|experiments?)\b"
     r"|\b(loss|learning|training)\s+curves?\b|\b(its|their)\s+(loss|metrics|curves?)\b",
@@ -238,9 +242,16 @@ class ChatLocalLlama(BaseChatModel):
                     args = {}
             args = router.ground_args(args if isinstance(args, dict) else {}, context, params)
             if messages and isinstance(messages[0], SystemMessage):
-                lab_names = router.lab_state_names(str(messages[0].content))
-                args = router.fill_from_request(args, context.split("\n", 1)[0], params, lab_names)
-            args.update(explicit_args(router.normalise_request(router.current_clause(messages)), params))
+                system = str(messages[0].content)
+                args = router.fill_from_request(args, context.split("\n", 1)[0], params,
+                                                router.lab_state_names(system), router.lab_state_details(system))  # fmt: skip
+            clause = router.current_clause(messages)
+            args.update(explicit_args(router.normalise_request(clause), params))
+            path_args = [p for p in PATH_ARGS if p in params.get("properties", {}) and not args.get(p)]
+            if len(path_args) == 1 and stated_path(
+                clause
+            ):  # the model left out (or made up) the one path given
+                args[path_args[0]] = stated_path(clause)
             missing = router.missing_required(args, params)
             if missing:
                 return CLARIFY, router.clarify_question(action, missing, params)

@@ -57,12 +57,16 @@ ANSWER_ONLY_RE = re.compile(
     r"\b(don'?t|do not|without) (run(ning)?|do(ing)?|execut(e|ing)|train(ing)?|call(ing)?|us(e|ing)) "
     r"(anything|it|that|any tools?|tools?|a tool)\b"
     r"|\bjust (explain|tell me|describe)\b|\bdon'?t do it\b|\bin theory\b|\bhypothetically\b"
-    r"|^\s*(what would happen|what happens|how long would|would it (be|work|help)|should i|is it (a good idea|worth|possible))\b",
+    r"|^\s*(what would happen|what happens|how long would|would it (be|work|help)|should i|is it (a good idea|worth|possible))\b"
+    r"|^\s*(what|which)\s+(tools|commands|functions|skills|abilities)\s+(do you have|can you use|are there|are available)\b"
+    r"|^\s*what can you do\b",
     re.IGNORECASE,
 )
 TRY_IT_RE = re.compile(
     r"(?<!n't )(?<!not )\b(try it|run it|do it|test it|find out|measure it|run an? \w+|(try|test|run) (that|this)"
-    r"|run the (experiment|ablation|test|comparison))\b",
+    r"|run the (experiment|ablation|test|comparison)"
+    r"|(put|show|line up|set) (them|both|it|those|these|each)\b.{0,20}\b(next to|side by side|against|alongside|beside)"
+    r"|compare (it|them|both|those|these) (to|with|against))\b",
     re.IGNORECASE,
 )
 # "what would happen if ...? run the experiment": a training experiment, not an answer.
@@ -80,7 +84,8 @@ ARITHMETIC_RE = re.compile(
     re.IGNORECASE,
 )
 RECALL_RE = re.compile(
-    r"\b(i (said|told you|mentioned|asked you to remember)|did i (say|tell you|mention)|have i told you)\b",
+    r"\b(i (said|told you|mentioned|asked you to remember)|did i (ever )?(say|tell you|mention)|have i (ever )?told you"
+    r"|do you (still )?remember (what|which|where|when|who|whether|if|my))\b",
     re.IGNORECASE,
 )
 VAGUE_RE = re.compile(
@@ -106,7 +111,10 @@ PYTHON_RE = re.compile(
     r"\b(python|plot|chart|graph|compute|calculate|code|script|histogram)\b", re.IGNORECASE
 )
 RESUME_RE = re.compile(
-    r"\b(continue|resume|keep|carry on)\s+(training|the run|it|with)\b|\bmore steps\b", re.IGNORECASE
+    r"\b(continue|resume|keep|carry on)\s+(training|the run|it|with)\b|\bmore steps\b"
+    r"|\bpick\s+(it|this|that|[\w-]+|the\s+([\w-]+\s+)?run)\s+(back\s+)?up\b|\bpick\s+up\s+where\b"
+    r"|\b(from|off)\s+(its|the)\s+(last\s+|latest\s+)?checkpoint\b",
+    re.IGNORECASE,
 )
 QUESTION_RE = re.compile(
     r"\?\s*$|^\s*(what|why|how|when|which|who|where|explain|describe|is|are|does|do|can|could|should)\b"
@@ -116,7 +124,9 @@ QUESTION_RE = re.compile(
 QUOTED_RE = re.compile(r"(?<!\w)[\"'`][^\"'`]+[\"'`](?!\w)")  # 'text', "text", `text` (not "you're")
 CONCRETE_RE = re.compile(
     rf"\d|{QUOTED_RE.pattern}|\b[\w-]+\.[a-z]{{2,5}}\b|/|:\s*\w+\s+\w+"
-)  # numbers, quotes, files, paths, words after a colon ("ask the tuned model: how do I ...")
+    r"|\b(how|what|why|whether|when|where|which)\s+(to|do|does|did|is|are|can|should|would|i|you|the|a|my)\s+\w+"
+)  # numbers, quotes, files, paths, words after a colon ("ask the tuned model: how do I ..."), a question
+# to pass on ("ask my newest adapter how to reverse a list")
 # A request that starts with one of these verbs asks for that tool (or, if details are missing, a
 # question back): "sample 50 toks temp 1.2" is never encode_text.
 VERB_TOOLS = {"sample": "sample_gpt", "ablate": "ablate_gpt", "merge": "merge_lora", "index": "index_documents",
@@ -125,6 +135,13 @@ VERB_TOOLS = {"sample": "sample_gpt", "ablate": "ablate_gpt", "merge": "merge_lo
               # shorthand people type
               "dec": "decode_tokens", "enc": "encode_text", "idx": "index_documents", "py": "run_python",
               "gen": "sample_gpt"}  # fmt: skip
+# "how many pieces cl100k_base splits 'tokenization' into", "how many tokens is 'hello world'?": quoted
+# text to tokenize, a statement or a question.
+TOKEN_COUNT_RE = re.compile(
+    r"^(?=.*[\"'`]).*(\bhow many (tokens|pieces|chunks|subwords|sub-?words)\b"
+    r"|\b(split|chop|break|cut)s?\b.{0,40}\binto\s*([?.!]\s*)?$|\b(split|chop|break|cut)s?\b.{0,40}\binto\s+(tokens|pieces|subwords|chunks)\b)",
+    re.IGNORECASE,
+)
 # Phrases that name one tool wherever they stand in a (clause of a) request.
 PHRASE_TOOLS = [
     (re.compile(r"^\s*(?:please\s+|now\s+)?(fine-?tune|finetune)\b|^\s*lora\b", re.IGNORECASE), "finetune_lora"),
@@ -133,7 +150,8 @@ PHRASE_TOOLS = [
                 r"|^\s*(ask|query|prompt)\s+(the|my)\s+([\w-]+\s+)?(adapter|fine-?tuned (model|one|gpt))\b", re.IGNORECASE),
      "generate_with_adapter"),
     (re.compile(r"\b(continue|resume|carry on|keep)\s+(training|the\s+([\w-]+\s+)?run|run\s+[\w-]+|it)\b"
-                r"|\b\d+\s*more\s+(steps|iterations|iters)\b", re.IGNORECASE), "resume_gpt"),
+                r"|\b\d+\s*more\s+(steps|iterations|iters)\b|\bpick\s+(it|this|that|the\s+([\w-]+\s+)?run)\s+back\s+up\b"
+                r"|\bpick\s+up\s+where\b", re.IGNORECASE), "resume_gpt"),
     (re.compile(r"^\s*(please\s+)?(keep in mind|bear in mind|note that|note down|jot down|write down|make a note|don'?t forget|remember that"
                 r"|for future reference|note to self)\b",
                 re.IGNORECASE), "remember"),
@@ -142,10 +160,19 @@ PHRASE_TOOLS = [
     (re.compile(r"\b(write|generate|make up|produce|hear)\b.{0,40}\b(with|from|by)\s+(the|my)\s+(model|gpt|run)\b"
                 r"|\bwhat\s+(the|my)\s+(model|gpt)\s+(writes|says|generates|would write)\b", re.IGNORECASE), "sample_gpt"),
     (re.compile(r"\b(tokens?|characters|chars|text|lines|words)\b.{0,30}\bfrom\s+(the|my|that)\s+([\w-]+\s+)*?"
-                r"(run|model|gpt|checkpoint|one)\b", re.IGNORECASE), "sample_gpt"),
+                r"(run|model|gpt|checkpoint|one)\b"
+                r"|\b(the|my)\s+([\w-]+\s+)?(model|gpt|run)\s+(write|writes|say|says|generate|generates|continue|continues"
+                r"|complete|completes|produce|produces|spit out|come up with)\b"
+                r"|^\s*(please\s+)?(generate|write|produce|give me)\s+(\d+|some|a few)\s+(new\s+)?(tokens|characters|chars|lines|words)\b",
+                re.IGNORECASE), "sample_gpt"),
+    (TOKEN_COUNT_RE, "encode_text"),
+    # "turn it into a standalone model", "combine base + adapter": the adapter folded into the base weights
+    (re.compile(r"^(?=.*\b(adapters?|lora)\b).*(\b(standalone|stand-alone|self-contained|single|one)\s+(model|checkpoint)\b"
+                r"|\b(merge|fold|bake|combine|fuse)\w*\b)", re.IGNORECASE), "merge_lora"),
 ]  # fmt: skip
 # Phrases that name one tool even in a question ("which models have I trained so far?").
 QUESTION_PHRASE_TOOLS = [
+    (TOKEN_COUNT_RE, "encode_text"),
     (re.compile(r"\b(runs|models|gpts)\s+(have\s+i|i'?ve|i\s+have|did\s+i)\s+(\w+\s+)?(trained|run|made)\b", re.IGNORECASE),
      "list_runs"),
 ]  # fmt: skip
@@ -162,6 +189,12 @@ IMPERATIVE_LEADS = {"ask", "continue", "resume", "keep", "note"}
 # "merge it", "do that": the object is a pronoun, and with no earlier turn it refers to nothing.
 BARE_PRONOUN_RE = re.compile(
     r"^\s*(please\s+)?[a-z]+(-[a-z]+)?\s+(it|that|this|them|those)(\s+(now|please|again|for me))?\s*[.!?]*\s*$",
+    re.IGNORECASE,
+)
+# "can you combine them?", "could you let my model write ...?": a request phrased as a question.
+POLITE_RE = re.compile(
+    r"(?:^|[,;.!]\s*)(?:and\s+|so\s+)?(?:please\s+)?(?:can|could|would|will)\s+you\s+(?:please\s+)?"
+    r"(?!explain|tell|describe|say|clarify|help me understand|remind)\w+",
     re.IGNORECASE,
 )
 LEAD_VERB_RE = re.compile(r"^\s*(?:please\s+|now\s+|can you\s+|could you\s+)?([a-z]+)\b", re.IGNORECASE)
@@ -245,6 +278,8 @@ def pre_route(request: str, multi_step: bool = False, history: bool = True) -> R
         and lead_verb not in IMPERATIVE_LEADS | set(VERB_TOOLS)
         and not TRY_IT_RE.search(text)  # "what happens if ...? try it" asks for a run
     )
+    if question and POLITE_RE.search(text) and any(rx.search(text) for rx, _ in PHRASE_TOOLS):
+        question = False  # "can you combine them?" with a phrase that names a tool: a command
     phrase_named = False
     if not multi_step:
         if lead_verb in VERB_TOOLS and not question:

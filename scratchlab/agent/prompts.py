@@ -168,13 +168,48 @@ def fixed_system_prompt(tools: Sequence[dict[str, Any]]) -> str:
     return f"{INTRO}\n\nTools:\n{tool_catalogue(tools)}\n\nExamples without tools:\n{chat}\n\n{RULES}\n"
 
 
+def _base(path: Any) -> str:
+    return str(path).rstrip("/").rsplit("/", 1)[-1]
+
+
+def describe_artifact(kind: str, config: dict[str, Any] | None) -> str:
+    """A few words that tell same-kind artifacts apart ("4 layers, 128 wide, shakespeare"), so "the
+    4-layer run", "the bigger model" or "the python tokenizer" can be resolved; "" when the config
+    has none of the fields."""
+    c = config or {}
+    parts = []
+    if kind in ("run", "ablation"):
+        parts += [
+            f"{c['n_layer']} layers" if "n_layer" in c else "",
+            f"{c['n_embd']} wide" if "n_embd" in c else "",
+        ]
+        parts.append(_base(c["dataset"]) if c.get("dataset") else "")
+    elif kind == "tokenizer":
+        parts += [
+            f"vocab {c['vocab_size']}" if "vocab_size" in c else "",
+            _base(c["dataset"]) if c.get("dataset") else "",
+        ]
+    elif kind == "adapter":
+        parts += [f"r {c['r']}" if "r" in c else "", _base(c["data"]) if c.get("data") else ""]
+    elif kind == "index":
+        paths = c.get("paths") or ([c["path"]] if c.get("path") else [])
+        parts += [_base(p) for p in paths[:2]]
+    return ", ".join(p for p in parts if p)
+
+
 def lab_state_text(artifacts: Iterable[Any], jobs: Iterable[Any] = ()) -> str:
-    """A compact summary of recent artifacts and running jobs for "the last run", "that tokenizer"."""
+    """A compact summary of recent artifacts and running jobs for "the last run", "that tokenizer".
+
+    Each artifact is "name (id; description)" with `describe_artifact`'s few words when its config has them.
+    """
     by_kind: dict[str, list[str]] = {}
     for a in artifacts:
         items = by_kind.setdefault(a.kind, [])
         if len(items) < MAX_STATE_ITEMS:
-            items.append(a.name if a.name == a.id else f"{a.name} ({a.id})")
+            desc = describe_artifact(a.kind, getattr(a, "config", None))
+            ident = "" if a.name == a.id else a.id
+            extra = "; ".join(p for p in (ident, desc) if p)
+            items.append(f"{a.name} ({extra})" if extra else a.name)
     lines = [f"- {kind}s (newest first): {', '.join(names)}" for kind, names in by_kind.items()]
     running = [
         f"{j.id} {j.kind} {j.status} step {j.step}/{j.total}"

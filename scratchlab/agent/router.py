@@ -241,12 +241,76 @@ THE_JOB_RE = re.compile(r"\b(the|my|that|this)\s+((current|running|active|traini
 LAB_STATE_LINE_RE = re.compile(r"^- (\w+?)s \(newest first\): (.+)$", re.MULTILINE)
 
 
+STATE_ITEM_RE = re.compile(r"([^,(]+?)(?: \(([^()]*)\))?(?:, |$)")
+BIGGER_RE = re.compile(r"\b(bigger|biggest|larger|largest|deeper|deepest|wider|widest)\b", re.IGNORECASE)
+SMALLER_RE = re.compile(r"\b(smaller|smallest|tinier|tiniest|shallower|shallowest)\b", re.IGNORECASE)
+N_LAYER_RE = re.compile(r"\b(\d+)[- ]?(?:layers?|l)\b", re.IGNORECASE)
+SIZE_RE = re.compile(r"(\d+) (layers|wide)|vocab (\d+)")
+DESCRIPTION_WORDS = {
+    "layers",
+    "wide",
+    "vocab",
+    "txt",
+    "jsonl",
+    "json",
+    "md",
+    "src",
+    "data",
+}  # not distinctive
+
+
+def lab_state_details(system_text: str) -> dict[str, list[tuple[str, str]]]:
+    """(name, description) of each artifact per kind from the "Lab state:" part of the system prompt
+    (newest first); the description is what `prompts.describe_artifact` wrote, "" when none."""
+    state = system_text.split("Lab state:", 1)[-1] if "Lab state:" in system_text else ""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for kind, items in LAB_STATE_LINE_RE.findall(state):
+        found = []
+        for name, extra in STATE_ITEM_RE.findall(items):
+            parts = [p.strip() for p in extra.split(";")] if extra else []
+            desc = parts[-1] if parts and not ID_RE.match(parts[-1]) else ""
+            found.append((name.strip(), desc))
+        out[kind] = found
+    return out
+
+
+def _size(desc: str) -> float | None:
+    """A comparable size from a description: layers x width^2 for runs, the vocabulary for tokenizers."""
+    vals = {m[2] or "vocab": int(m[1] or m[3]) for m in SIZE_RE.finditer(desc)}
+    if not vals:
+        return None
+    return vals.get("layers", 1) * vals.get("wide", 1) ** 2 * vals.get("vocab", 1)
+
+
+def resolve_by_description(request: str, items: Sequence[tuple[str, str]]) -> str | None:
+    """The one artifact a request picks out by what it is rather than by name: "the 4-layer run",
+    "the bigger of my two models", "the tokenizer I trained on the python files". None when the
+    request does not single one out."""
+    if len(items) < 2:
+        return None
+    sized = [(n, _size(d)) for n, d in items]
+    if all(s is not None for _, s in sized) and len({s for _, s in sized}) == len(sized):
+        if BIGGER_RE.search(request):
+            return max(sized, key=lambda x: x[1])[0]
+        if SMALLER_RE.search(request):
+            return min(sized, key=lambda x: x[1])[0]
+    layers = {int(m) for m in N_LAYER_RE.findall(request)}
+    if len(layers) == 1:
+        n_layer = layers.pop()
+        hits = [n for n, d in items if f"{n_layer} layers" in d]
+        if len(hits) == 1:
+            return hits[0]
+    words = {w for w in words_in(request) if w not in GENERIC_WORDS and len(w) >= 3 and not w.isdigit()}
+    hits = [n for n, d in items if words & {w for w in words_in(d) if not w.isdigit()} - DESCRIPTION_WORDS]
+    return hits[0] if len(hits) == 1 else None
+
+
 def lab_state_names(system_text: str) -> dict[str, list[str]]:
     """Artifact names per kind from the "Lab state:" part of the system prompt (newest first)."""
     state = system_text.split("Lab state:", 1)[-1] if "Lab state:" in system_text else ""
-    out: dict[str, list[str]] = {}
-    for kind, names in LAB_STATE_LINE_RE.findall(state):
-        out[kind] = [re.sub(r" \([\w-]+\)$", "", n.strip()) for n in names.split(", ")]
+    out: dict[str, list[str]] = {
+        kind: [n for n, _ in items] for kind, items in lab_state_details(system_text).items()
+    }
     jobs = JOBS_LINE_RE.search(state)
     if jobs:  # running/queued jobs: "- jobs: job-1 gpt running step 3/100; job-2 ..."
         out["job"] = [j.split()[0] for j in jobs.group(1).split("; ") if j.strip()]
@@ -254,7 +318,11 @@ def lab_state_names(system_text: str) -> dict[str, list[str]]:
 
 
 def fill_from_request(
-    args: dict[str, Any], request: str, parameters: dict[str, Any], names: dict[str, list[str]]
+    args: dict[str, Any],
+    request: str,
+    parameters: dict[str, Any],
+    names: dict[str, list[str]],
+    details: dict[str, list[tuple[str, str]]] | None = None,
 ) -> dict[str, Any]:
     """Fill arguments the model left out when the request names the value unambiguously.
 
@@ -264,7 +332,9 @@ def fill_from_request(
       a distinctive name part that is a word of the request ("the qa adapter" -> "qa-r4");
     - a reference argument given as part of a name completes to it when only one name fits
       ("essays" -> "essays-4k");
-    - `job_id` from "the running job" / "my job" when exactly one job is running or queued.
+    - `job_id` from "the running job" / "my job" when exactly one job is running or queued;
+    - a reference argument left at "last" from what the request says about the artifact ("the 4-layer
+      run", "the bigger model"; `resolve_by_description` over `details` from `lab_state_details`).
     """
     props = parameters.get("properties", {})
     words = words_in(request)
@@ -293,6 +363,9 @@ def fill_from_request(
                     if re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", request, re.IGNORECASE)
                 ]
                 hits = partial if len(partial) == 1 else said
+                if len(hits) != 1:  # the model wrote a description ("python_src"): what the request describes
+                    described = resolve_by_description(request, (details or {}).get(kind, []))
+                    hits = [described] if described else hits
                 if len(hits) == 1:
                     out[name] = hits[0]
             continue
@@ -312,6 +385,10 @@ def fill_from_request(
             pool = names.get(kind, [])
             if len(pool) >= 2 and OLDEST_RE.search(request):  # "the older run": names are newest first
                 out[name] = pool[-1]
+                continue
+            described = resolve_by_description(request, (details or {}).get(kind, []))
+            if described:
+                out[name] = described
                 continue
             hits = [n for n in pool if n.lower() in request.lower() or any(
                 len(part) >= 2 and not part.isdigit() and part not in GENERIC_WORDS and part in words
@@ -373,7 +450,7 @@ def turn_context(messages: Sequence[BaseMessage]) -> tuple[str, list[tuple[str, 
 _STEP_VERBS = (r"(train|encode|decode|sample|show|plot|index|search|fine-?tune|merge|run|compare|list|remember"
                r"|recall|generate|tell|give|make|ask|check)")  # fmt: skip
 MULTI_STEP_RE = re.compile(
-    r"\b(then|after that|afterwards|next|followed by|also|finally|once (it|that)'?s? done)\b|;"
+    r"\b(then|after that|afterwards|next(?! to\b)|followed by|also|finally|once (it|that)'?s? done)\b|;"
     rf"|\band\s+(then\s+)?{_STEP_VERBS}\b|,\s*(?=(fine-?tune|merge|encode|decode|sample|generate|plot|compare|index"
     r"|search|list|remember)\b)",
     re.IGNORECASE,
@@ -391,7 +468,7 @@ def split_steps(request: str) -> list[str]:
     return [p.strip(" ,;.") for p in parts if p.strip(" ,;.")]
 
 
-SEQUENTIAL_RE = re.compile(r"\b(then|after|afterwards|next|followed|finally|once)\b", re.IGNORECASE)
+SEQUENTIAL_RE = re.compile(r"\b(then|after|afterwards|next(?! to\b)|followed|finally|once)\b", re.IGNORECASE)
 BACK_REFERENCE_RE = re.compile(
     r"\b(it|its|them|that|those|these|this|there|one|ones|the (results?|output|ids|new \w+|same \w+))\b",
     re.IGNORECASE,

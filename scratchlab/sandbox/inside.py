@@ -118,6 +118,9 @@ def setup_paths(config):
     for p in config.get("site_packages", []):
         if p not in sys.path:
             sys.path.append(p)
+    for p in config.get("python_path", []):  # e.g. a read-only mount of helper modules
+        if os.path.isdir(p) and p not in sys.path:
+            sys.path.append(p)
     work = config.get("work_dir")
     if work and os.path.isdir(work):
         os.chdir(work)

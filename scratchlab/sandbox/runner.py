@@ -193,6 +193,7 @@ def run_code(
     ro_mounts=None,
     filename: str = "<sandbox>",
     argv: list[str] | tuple[str, ...] = (),
+    python_path: list[str] | tuple[str, ...] = (),
     unsafe_no_sandbox: bool = False,
 ) -> RunResult:
     """Run `code` once in a fresh sandbox whose only writable folder is `work_dir`.
@@ -204,6 +205,7 @@ def run_code(
         ro_mounts: extra read-only mounts, see `policy.normalize_mounts`.
         filename: the name shown in tracebacks (e.g. the script's name).
         argv: sys.argv[1:] for the program.
+        python_path: folders, as the code sees them (e.g. a read-only mount), added to `sys.path`.
         unsafe_no_sandbox: run without bubblewrap (explicit opt-in; warns every time).
 
     Returns:
@@ -218,7 +220,7 @@ def run_code(
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     before = snapshot(work_dir)
-    config = {"mode": "run", "filename": filename, "argv": list(argv)}
+    config = {"mode": "run", "filename": filename, "argv": list(argv), "python_path": list(python_path)}
     t0 = time.monotonic()
     proc = spawn(config, work_dir, limits, mounts, unsafe_no_sandbox=unsafe_no_sandbox)
     out, err = OutputBuffer(limits.max_output_bytes), OutputBuffer(limits.max_output_bytes)

@@ -53,6 +53,7 @@ class Session:
         work_dir: host folder bound writable at /sandbox; kept across calls and restarts.
         limits: per-call limits (`timeout_s`, `cpu_s`, output) and per-process limits.
         ro_mounts: extra read-only mounts (see `policy.normalize_mounts`).
+        python_path: folders, as the code sees them, added to `sys.path` (e.g. a mount of helper modules).
         idle_timeout_s: the interpreter exits after this many seconds without a call.
         unsafe_no_sandbox: run without bubblewrap (explicit opt-in; warns every time).
 
@@ -67,10 +68,12 @@ class Session:
         *,
         limits: Limits | None = None,
         ro_mounts=None,
+        python_path: list[str] | tuple[str, ...] = (),
         idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
         unsafe_no_sandbox: bool = False,
     ):
         self.work_dir = Path(work_dir)
+        self.python_path = list(python_path)
         self.limits = limits or Limits()
         self.mounts = policy.normalize_mounts(ro_mounts)
         self.idle_timeout_s = idle_timeout_s
@@ -95,7 +98,11 @@ class Session:
             if self.alive:
                 return
             self.work_dir.mkdir(parents=True, exist_ok=True)
-            config = {"mode": "session", "idle_timeout_s": self.idle_timeout_s}
+            config = {
+                "mode": "session",
+                "idle_timeout_s": self.idle_timeout_s,
+                "python_path": self.python_path,
+            }
             self._replies = queue.Queue()
             self._stderr = OutputBuffer(8_000)
             # spawn from one long-lived thread: bwrap's --die-with-parent fires when the *thread* that
@@ -313,16 +320,17 @@ class SessionPool:
 
     Args:
         root: folder under which each session gets its work folder `<root>/session-<key>`.
-        limits, ro_mounts, idle_timeout_s, unsafe_no_sandbox: passed to every `Session`.
+        limits, ro_mounts, python_path, idle_timeout_s, unsafe_no_sandbox: passed to every `Session`.
         max_sessions: the least recently used session is closed beyond this many live ones.
     """
 
-    def __init__(self, root, *, limits=None, ro_mounts=None, idle_timeout_s=DEFAULT_IDLE_TIMEOUT_S,
+    def __init__(self, root, *, limits=None, ro_mounts=None, python_path=(), idle_timeout_s=DEFAULT_IDLE_TIMEOUT_S,
                  unsafe_no_sandbox=False, max_sessions: int = 4):  # fmt: skip
         self.root = Path(root)
         self.kw = dict(
             limits=limits,
             ro_mounts=ro_mounts,
+            python_path=python_path,
             idle_timeout_s=idle_timeout_s,
             unsafe_no_sandbox=unsafe_no_sandbox,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field
@@ -27,15 +28,25 @@ MAX_FILES_SHOWN = 6
 MAX_FILES_REGISTERED = 10
 MAX_RUNS_EXPORTED = 50
 POOL_KEY = "sandbox_pool"
+LAB_LIB = (
+    "/lab/lib"  # scratchlab/tools/sandbox_lib, on sys.path inside: `from lab import runs, curve, plot_runs`
+)
+# The lab's data as code sees it; shared by the tool description and the local model's code prompt.
+LAB_DATA_HELP = (
+    "Lab data, read-only: `from lab import runs, curve, plot_runs`. runs() lists the lab's runs newest first, "
+    "each {'id', 'name', 'config', 'metrics'}; curve(run, 'val_loss' or 'train_loss') returns (steps, values) "
+    "for a run given by id, name, 'last' or a dict from runs(); plot_runs(2) saves loss.png with the train "
+    "and val loss of the two newest runs (or plot_runs(['run-1', 'run-3'], keys='val_loss', path='val.png')). "
+    "Files: /lab/metrics/runs.json, /lab/metrics/<run-id>.csv (step,key,value), /lab/runs/<run-id>/ "
+    "(checkpoints, config.json), /lab/plots/."
+)
 READABLE = 0o644  # atomic writes are 0600; the sandbox uid (65534 when we run as root) must read the export
 
 RUN_PYTHON_DESCRIPTION = f"""Run Python code in an isolated sandbox and get its output.
 Use it to compute, inspect artifacts and make plots. numpy, matplotlib (Agg backend; save figures
 with plt.savefig('name.png')) and torch are installed. There is NO network and no pip install.
 The current folder /sandbox is the only writable place; files saved there are returned and
-registered as artifacts (PNG/JPG/SVG as plots). Read-only lab data: /lab/runs/<run-id>/ (checkpoints,
-config.json), /lab/plots/, /lab/metrics/<run-id>.csv (step,key,value of logged metrics, e.g.
-train_loss/val_loss) and /lab/metrics/runs.json (all runs with their configs and final metrics).
+registered as artifacts (PNG/JPG/SVG as plots). {LAB_DATA_HELP}
 Limits: {TOOL_LIMITS.timeout_s:g} s wall clock, {TOOL_LIMITS.cpu_s} CPU s, {TOOL_LIMITS.memory_mb} MiB
 memory, {TOOL_LIMITS.max_output_bytes} bytes of output kept. Print what you need to see.
 session=true keeps one interpreter for this conversation, so variables persist between calls."""
@@ -78,6 +89,7 @@ def lab_mounts(ctx: ToolContext) -> dict[str, str]:
         "/lab/runs": str(ws.dir("runs")),
         "/lab/plots": str(ws.dir("plots")),
         "/lab/metrics": str(export_lab(ctx)),
+        LAB_LIB: str(Path(__file__).with_name("sandbox_lib")),
     }
 
 
@@ -153,12 +165,13 @@ def make_tools(ctx: ToolContext) -> list[BaseTool]:
             if args.session:
                 pool = ctx.extras.get(POOL_KEY)
                 if pool is None:
-                    pool = SessionPool(ctx.workspace.dir("sandbox"), limits=TOOL_LIMITS, ro_mounts=mounts)
+                    pool = SessionPool(ctx.workspace.dir("sandbox"), limits=TOOL_LIMITS, ro_mounts=mounts,
+                                       python_path=[LAB_LIB])  # fmt: skip
                     ctx.extras[POOL_KEY] = pool
                 result = pool.get(ctx.thread_id or "default").run(code)
             else:
                 work = new_work_dir(ctx.workspace.dir("sandbox"))
-                result = run_code(code, work, limits=TOOL_LIMITS, ro_mounts=mounts)
+                result = run_code(code, work, limits=TOOL_LIMITS, ro_mounts=mounts, python_path=[LAB_LIB])
         except SandboxUnavailable as e:
             raise ToolError(f"the sandbox is unavailable on this machine: {e}") from e
         files = register_files(ctx, result, source="run_python")
