@@ -113,3 +113,38 @@ def test_stated_path(text, path):
     from scratchlab.agent.extract import stated_path
 
     assert stated_path(text) == path
+
+
+@pytest.mark.parametrize(
+    "text, prompt",
+    [
+        (
+            "ask the sql-helper adapter how to select the five most expensive products",
+            "how to select the five most expensive products",
+        ),
+        ("let's hear what the model comes up with if I feed it 'In a land far away'", "In a land far away"),
+        ("generate with the adapter: What is the capital of France?", "What is the capital of France?"),
+        ("sample run-1 t=1.2 n=400 seed 7", None),
+        ("compare 'a b' with 'c d'", None),  # two quoted texts: not one prompt
+        ("sample 200 tokens from the last run", None),
+    ],
+)
+def test_stated_prompt(text, prompt):
+    from scratchlab.agent.extract import stated_prompt
+
+    assert stated_prompt(text) == prompt
+
+
+def test_sample_shorthand_t_and_n():
+    schema = {
+        "properties": {
+            "max_new_tokens": {"type": "integer"},
+            "temperature": {"type": "number"},
+            "seed": {"type": "integer"},
+        }
+    }
+    assert explicit_args("sample run-1 t=1.2 n=400 seed 7", schema) == {
+        "temperature": 1.2,
+        "max_new_tokens": 400,
+        "seed": 7,
+    }

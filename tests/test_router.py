@@ -333,3 +333,30 @@ def test_artifacts_resolve_from_what_the_request_says_about_them():
         {"tokenizer": "python_src"}, "how does the python tokenizer split x", tok, names, details
     )
     assert got["tokenizer"] == "bpe4k-py"  # the model wrote the description, not the name
+
+
+def test_a_described_artifact_beats_the_models_unnamed_pick():
+    from types import SimpleNamespace as S
+
+    from scratchlab.agent.prompts import lab_state_text
+
+    arts = [S(kind="tokenizer", name="wiki-tok-2", id="tokenizer-2", config={"vocab_size": 1024, "dataset": "data/wiki.txt"}),
+            S(kind="tokenizer", name="wiki-tok-1", id="tokenizer-1", config={"vocab_size": 8192, "dataset": "data/wiki.txt"}),
+            S(kind="run", name="base-c", id="run-3", config={"dropout": 0.1}),
+            S(kind="run", name="base-b", id="run-2", config={"dropout": 0.25}),
+            S(kind="run", name="base-a", id="run-1", config={"dropout": 0.0})]  # fmt: skip
+    system = "...\n" + lab_state_text(arts)
+    names, details = router.lab_state_names(system), router.lab_state_details(system)
+    tok = {"properties": {"tokenizer": {"type": "string", "default": "last"}}}
+    fill = router.fill_from_request
+    assert fill(
+        {"tokenizer": "wiki-tok-2"}, "compare my bigger-vocab tokenizer with gpt-4's", tok, names, details
+    ) == {"tokenizer": "wiki-tok-1"}
+    assert fill({"tokenizer": "wiki-tok-2"}, "compare wiki-tok-2 with gpt-4's", tok, names, details) == {
+        "tokenizer": "wiki-tok-2"  # named outright: kept
+    }
+    run = {"properties": {"run": {"type": "string", "default": "last"}}}
+    assert fill({}, "resume the run where I used 0.25 dropout for 4000 steps", run, names, details) == {
+        "run": "base-b"
+    }
+    assert fill({}, "resume it for 250 more steps", run, names, details) == {}  # a count, not a description

@@ -46,13 +46,14 @@ PATTERNS: dict[str, list[str]] = {  # argument -> patterns whose group 1 is the 
         rf"\b(?:max_iters|iters|iterations|steps){_SEP}{_INT}", rf"\bit{_EQ}{_INT}",
         rf"{_INT}\s*it\b(?!\s*[=:])",  # "5k it" (not "d=64 it=500")
     ],
-    "max_new_tokens": [rf"{_INT}\s+(?:new\s+|more\s+)?(?:tokens|toks|characters|chars)\b", rf"\bmax_new_tokens{_SEP}{_INT}"],
+    "max_new_tokens": [rf"{_INT}\s+(?:new\s+|more\s+)?(?:tokens|toks|characters|chars)\b", rf"\bmax_new_tokens{_SEP}{_INT}",
+                       rf"\bn{_EQ}{_INT}"],  # "n=400"
     "vocab_size": [
         rf"\bvocab(?:ulary)?(?:[ _]size)?{_SEP}{_INT}",
         rf"{_INT}[- ](?:token |merge |entry )?(?:bpe |byte-level bpe )?(?:vocab(?:ulary)?|tokenizer|tokeniser|bpe)\b",
         rf"\bbpe\s+{_INT}(?!\s*(?:steps|iters?|iterations|its|tokens|runs|files)\b)",  # "bpe 3k on notes.txt"
     ],
-    "temperature": [rf"\b(?:temperature|temp){_SEP}{_FLOAT}"],
+    "temperature": [rf"\b(?:temperature|temp){_SEP}{_FLOAT}", rf"\bt{_EQ}{_FLOAT}"],  # "t=1.2"
     "top_k": [rf"\btop[- _]?k{_SEP}{_INT}"],
     "top_p": [rf"\b(?:top[- _]?p|nucleus){_SEP}{_FLOAT}"],
     "lr": [rf"\b(?:lr|learning[ _]rate){_SEP}{_FLOAT}"],
@@ -130,6 +131,30 @@ def stated_path(text: str) -> str | None:
         m.rstrip(".") for m in PATH_RE.findall(text) if m.lower() not in NOT_PATHS and not m[0].isdigit()
     }
     return found.pop() if len(found) == 1 else None
+
+
+QUOTE_RE = re.compile(r"(?<!\w)[\"'`]([^\"'`]+)[\"'`](?!\w)")
+# "ask the sql-helper adapter how to select ...": the question to pass on
+ASK_RE = re.compile(
+    r"\b(?:ask|query|prompt)\s+(?:the|my|that)\s+(?:[\w-]+\s+){0,3}?(?:adapter|model|one|lora)\s+(?:to\s+)?"
+    r"((?:how|what|why|when|where|which|who|whether|if|for|about|to)\b.+)$",
+    re.IGNORECASE,
+)
+
+
+def stated_prompt(text: str) -> str | None:
+    """The prompt a request gives for generation: its one quoted text, the words after a colon, or the
+    question after "ask the ... adapter"; None when it gives none of these (or two quoted texts)."""
+    quoted = QUOTE_RE.findall(text)
+    if len(quoted) == 1:
+        return quoted[0]
+    if quoted:
+        return None
+    head, colon, rest = text.partition(":")
+    if colon and len(rest.split()) >= 2 and not re.search(r"\d$", head):  # not "t=1.2" or "10:30"
+        return rest.strip()
+    m = ASK_RE.search(text)
+    return m[1].strip(" .") if m else None
 
 
 def _number(text: str, integer: bool) -> float | int | None:

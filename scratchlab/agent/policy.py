@@ -112,7 +112,7 @@ PYTHON_RE = re.compile(
 )
 RESUME_RE = re.compile(
     r"\b(continue|resume|keep|carry on)\s+(training|the run|it|with)\b|\bmore steps\b"
-    r"|\bpick\s+(it|this|that|[\w-]+|the\s+([\w-]+\s+)?run)\s+(back\s+)?up\b|\bpick\s+up\s+where\b"
+    r"|\bpick\b.{0,60}\bback\s+up\b|\bpick\s+up\s+where\b"
     r"|\b(from|off)\s+(its|the)\s+(last\s+|latest\s+)?checkpoint\b",
     re.IGNORECASE,
 )
@@ -150,7 +150,7 @@ PHRASE_TOOLS = [
                 r"|^\s*(ask|query|prompt)\s+(the|my)\s+([\w-]+\s+)?(adapter|fine-?tuned (model|one|gpt))\b", re.IGNORECASE),
      "generate_with_adapter"),
     (re.compile(r"\b(continue|resume|carry on|keep)\s+(training|the\s+([\w-]+\s+)?run|run\s+[\w-]+|it)\b"
-                r"|\b\d+\s*more\s+(steps|iterations|iters)\b|\bpick\s+(it|this|that|the\s+([\w-]+\s+)?run)\s+back\s+up\b"
+                r"|\b\d+\s*more\s+(steps|iterations|iters)\b|\bpick\b.{0,60}\bback\s+up\b"
                 r"|\bpick\s+up\s+where\b", re.IGNORECASE), "resume_gpt"),
     (re.compile(r"^\s*(please\s+)?(keep in mind|bear in mind|note that|note down|jot down|write down|make a note|don'?t forget|remember that"
                 r"|for future reference|note to self)\b",
@@ -161,8 +161,8 @@ PHRASE_TOOLS = [
                 r"|\bwhat\s+(the|my)\s+(model|gpt)\s+(writes|says|generates|would write)\b", re.IGNORECASE), "sample_gpt"),
     (re.compile(r"\b(tokens?|characters|chars|text|lines|words)\b.{0,30}\bfrom\s+(the|my|that)\s+([\w-]+\s+)*?"
                 r"(run|model|gpt|checkpoint|one)\b"
-                r"|\b(the|my)\s+([\w-]+\s+)?(model|gpt|run)\s+(write|writes|say|says|generate|generates|continue|continues"
-                r"|complete|completes|produce|produces|spit out|come up with)\b"
+                r"|\b(the|my)\s+([\w-]+\s+)?(model|gpt|run)\s+(writes?|says?|generates?|continues?|completes?|produces?"
+                r"|spits? out|comes? up with|makes? of|does with)\b|\b(feed|prompt|seed|start)\s+(it|the model|my model)\s+(with\s+)?[\"'`]"
                 r"|^\s*(please\s+)?(generate|write|produce|give me)\s+(\d+|some|a few)\s+(new\s+)?(tokens|characters|chars|lines|words)\b",
                 re.IGNORECASE), "sample_gpt"),
     (TOKEN_COUNT_RE, "encode_text"),

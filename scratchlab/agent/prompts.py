@@ -184,6 +184,7 @@ def describe_artifact(kind: str, config: dict[str, Any] | None) -> str:
             f"{c['n_embd']} wide" if "n_embd" in c else "",
         ]
         parts.append(_base(c["dataset"]) if c.get("dataset") else "")
+        parts.append(f"dropout {c['dropout']:g}" if c.get("dropout") else "")
     elif kind == "tokenizer":
         parts += [
             f"vocab {c['vocab_size']}" if "vocab_size" in c else "",

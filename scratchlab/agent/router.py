@@ -246,6 +246,11 @@ BIGGER_RE = re.compile(r"\b(bigger|biggest|larger|largest|deeper|deepest|wider|w
 SMALLER_RE = re.compile(r"\b(smaller|smallest|tinier|tiniest|shallower|shallowest)\b", re.IGNORECASE)
 N_LAYER_RE = re.compile(r"\b(\d+)[- ]?(?:layers?|l)\b", re.IGNORECASE)
 SIZE_RE = re.compile(r"(\d+) (layers|wide)|vocab (\d+)")
+COUNT_PHRASE_RE = re.compile(  # numbers that count the work asked for, not describe an artifact
+    r"\d[\d.,]*\s*[kK]?\s*(more\s+|new\s+)?(steps?|iters?|iterations|its|tokens|toks|chars|characters|lines|words|results"
+    r"|times|epochs|samples)\b",
+    re.IGNORECASE,
+)
 DESCRIPTION_WORDS = {
     "layers",
     "wide",
@@ -294,6 +299,12 @@ def resolve_by_description(request: str, items: Sequence[tuple[str, str]]) -> st
             return max(sized, key=lambda x: x[1])[0]
         if SMALLER_RE.search(request):
             return min(sized, key=lambda x: x[1])[0]
+    said = numbers_in(
+        COUNT_PHRASE_RE.sub(" ", request)
+    )  # "the run where I used 0.25 dropout", "the 4096 tokenizer"
+    hits = [n for n, d in items if said & numbers_in(d) - {0.0}]
+    if said and len(hits) == 1:
+        return hits[0]
     layers = {int(m) for m in N_LAYER_RE.findall(request)}
     if len(layers) == 1:
         n_layer = layers.pop()
@@ -351,7 +362,13 @@ def fill_from_request(
         value = out.get(name)
         if kind and isinstance(value, str) and value.lower() not in REFERENCE_VALUES:
             pool = names.get(kind, []) + list(BUILTIN_NAMES.get(kind, ()))
-            if value not in pool:
+            if value in pool and not re.search(
+                rf"(?<![\w-]){re.escape(value)}(?![\w-])", request, re.IGNORECASE
+            ):
+                # the model picked an artifact the request does not name: what the request describes wins
+                described = resolve_by_description(request, (details or {}).get(kind, []))
+                out[name] = described or value
+            elif value not in pool:
                 # a partial name ("essays" for "essays-4k"), else a name the request spells out
                 vw = words_in(value)
                 partial = [
