@@ -48,6 +48,7 @@ def test_registry_artifacts(registry):
     assert registry.get_artifact("bpe512").config == {"vocab_size": 512}
     assert registry.get_artifact(b.id).name == "bpe1k"
     assert registry.get_artifact(f"bpe1k ({b.id})").id == b.id  # the "name (id)" form results show
+    assert registry.get_artifact(f"bpe1k ({b.id}) on shakespeare").id == b.id  # copied with what follows it
     again = registry.add_artifact("tokenizer", "bpe512", "/p2")  # same name: replaced, same id
     assert again.id == a.id and registry.get_artifact("bpe512").path == "/p2"
     registry.update_artifact("bpe512", metrics={"x": 1.0})
