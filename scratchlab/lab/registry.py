@@ -30,7 +30,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 LATEST_REFS = ("last", "latest", "newest", "recent")
-NAME_AND_ID_RE = re.compile(r"^.+? \(([a-z]+-\d+)\)(?:\s+\S.*)?$")  # "gpt-1-lora-1 (adapter-2)" [+ " on gpt-1"]
+NAME_AND_ID_RE = re.compile(
+    r"^.+? \(([a-z]+-\d+)\)(?:\s+\S.*)?$"
+)  # "gpt-1-lora-1 (adapter-2)" [+ " on gpt-1"]
 DB_ERROR_HELP = (
     "The lab database {path} could not be opened ({reason}). Nothing was changed. "
     "If another scratchlab process is running, wait for it or stop it. If the file is corrupt, move it "
