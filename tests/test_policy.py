@@ -247,3 +247,12 @@ def test_token_counts_of_quoted_text_are_encode_text():
     assert pre_route("how many tokens is 'hello world' in gpt2?").force == "encode_text"
     assert pre_route("how many tokens does my tokenizer have?").force is None  # no text to encode
     assert pre_route("split 'abc' into train and val").force != "encode_text"
+
+
+def test_plot_is_code_even_right_after_training():
+    text = "train another one with 2 layers for 40 steps, then plot the loss of my last two runs"
+    from scratchlab.agent.router import split_steps
+
+    for request in ("plot the loss of my last two runs", split_steps(text)[1]):
+        r = pre_route(request)
+        assert r.force == "run_python" or r.only == {"run_python", "clarify"}

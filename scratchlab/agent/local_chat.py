@@ -47,15 +47,15 @@ MAX_SUMMARY_TOKENS = 160  # the answer after a tool result: short, the result it
 CONTEXT_RESERVE = 768  # tokens kept free for the reply
 CODE_FENCE = "```python\n"
 # Read-only lab data, named at the top of generated code (the tool catalogue shows one sentence per tool).
-CODE_HINT = "".join(
+# The comments are prompt only; the imports stay in the code that runs (the 1.5B used plt unimported).
+CODE_HINT_COMMENTS = "".join(
     f"# {line}\n"
     for line in textwrap.wrap(
         f"{LAB_DATA_HELP} Installed: numpy, matplotlib, torch (no pandas). Save plots with plt.savefig('name.png').",
         110,
     )
-) + (
-    "from lab import runs, curve, plot_runs\nimport matplotlib.pyplot as plt\n"
-)  # code, not comments: the 1.5B used csv and plt unimported
+)
+CODE_HINT_IMPORTS = "from lab import runs, curve, plot_runs\nimport matplotlib.pyplot as plt\n"
 LAB_DATA_RE = re.compile(
     r"\b(my|the|last|latest|previous)\s+(\w+\s+)?(runs?|models?|training|experiments?)\b"
     r"|\b(loss|learning|training)\s+curves?\b|\b(its|their)\s+(loss|metrics|curves?)\b",
@@ -227,9 +227,10 @@ class ChatLocalLlama(BaseChatModel):
             if router.is_code_tool(params):  # source code: written as a fenced block, not a JSON string
                 clause = " ".join(router.current_clause(messages).split())
                 task = f"# {clause[:200]}\n"
-                hint = CODE_HINT if LAB_DATA_RE.search(clause) else ""
+                lab = bool(LAB_DATA_RE.search(clause))
+                hint = CODE_HINT_COMMENTS + CODE_HINT_IMPORTS if lab else ""
                 code = self._code(prompt + f'{{"action": "{action}"}}\n{CODE_FENCE}{hint}{task}')
-                args = {"code": hint + task + code} if code.strip() else {}
+                args = {"code": (CODE_HINT_IMPORTS if lab else "") + task + code} if code.strip() else {}
             else:
                 raw = self._complete(
                     prompt + f'{{"action": "{action}", "args": ',

@@ -134,7 +134,9 @@ VERB_TOOLS = {"sample": "sample_gpt", "ablate": "ablate_gpt", "merge": "merge_lo
               "tokenise": "encode_text", "cancel": "cancel_job", "remember": "remember", "resume": "resume_gpt",
               # shorthand people type
               "dec": "decode_tokens", "enc": "encode_text", "idx": "index_documents", "py": "run_python",
-              "gen": "sample_gpt"}  # fmt: skip
+              "gen": "sample_gpt",
+              # drawing is code: "plot the loss of my last two runs" right after a training step is not more training
+              "plot": "run_python", "chart": "run_python", "graph": "run_python"}  # fmt: skip
 # "how many pieces cl100k_base splits 'tokenization' into", "how many tokens is 'hello world'?": quoted
 # text to tokenize, a statement or a question.
 TOKEN_COUNT_RE = re.compile(

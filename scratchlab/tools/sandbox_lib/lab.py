@@ -108,12 +108,8 @@ def plot_runs(
                 steps, values = curve(r, key)
             except LookupError:
                 continue
-            ax.plot(
-                steps,
-                values,
-                label=f"{r.get('name')} {key}",
-                linestyle="--" if key.startswith("train") else "-",
-            )
+            ax.plot(steps, values, label=f"{r.get('name')} {key}", linestyle="--" if key.startswith("train") else "-",
+                    marker="o" if len(steps) <= 20 else None, markersize=3)  # fmt: skip  # few points: show them
             drawn.append(f"{r.get('name')}:{key}")
     if not drawn:
         raise LookupError(
