@@ -35,8 +35,9 @@ LAB_LIB = (
 LAB_DATA_HELP = (
     "Lab data, read-only: `from lab import runs, curve, plot_runs`. runs() lists the lab's runs newest first, "
     "each {'id', 'name', 'config', 'metrics'}; curve(run, 'val_loss' or 'train_loss') returns (steps, values) "
-    "for a run given by id, name, 'last' or a dict from runs(); plot_runs(2) saves loss.png with the train "
-    "and val loss of the two newest runs (or plot_runs(['run-1', 'run-3'], keys='val_loss', path='val.png')). "
+    "for a run given by id, name, 'last' or a dict from runs(); plot_runs(n) saves loss.png with the train "
+    "and val loss of the n newest runs (plot_runs(3, keys='val_loss') for the val loss of the last three; "
+    "a list of run ids or names picks other runs). "
     "Files: /lab/metrics/runs.json, /lab/metrics/<run-id>.csv (step,key,value), /lab/runs/<run-id>/ "
     "(checkpoints, config.json), /lab/plots/."
 )
