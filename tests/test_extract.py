@@ -148,3 +148,20 @@ def test_sample_shorthand_t_and_n():
         "max_new_tokens": 400,
         "seed": 7,
     }
+
+
+def test_stated_values_fill_path_and_prompt_over_the_model():
+    from scratchlab.agent.extract import stated_values
+
+    index = {"properties": {"path": {"type": "string"}, "name": {"type": "string"}}}
+    assert stated_values({"name": "docs"}, "first index docs/", index, {}) == {
+        "name": "docs",
+        "path": "docs/",
+    }
+    gen = {"properties": {"prompt": {"type": "string"}, "adapter": {"type": "string"}}}
+    got = stated_values({"prompt": "SELECT * FROM t"}, "ask the sql adapter how to select rows", gen, {})
+    assert got["prompt"] == "how to select rows"  # the question, not the model's answer to it
+    sample = {"properties": {"prompt": {"type": "string"}, "run": {"type": "string"}}}
+    assert "prompt" not in stated_values(
+        {}, "sample from 'shakes-4l'", sample, {"run": ["shakes-4l"]}
+    )  # a name

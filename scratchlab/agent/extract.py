@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from scratchlab.agent.router import normalise_request
+
 _SEP = r"\s*(?:of|=|:|to|at|is)?\s*"  # "block size of 128", "lr=3e-4", "temperature: 0.7"
 _EQ = r"\s*[=:]\s*"  # single-letter and short names need "=" or ":" ("L=2", "it=500")
 _INT = r"(\d[\d,_]*(?:\.\d+)?\s?[kK]?)(?![\w.])"  # 128, 2,000, 2k, 1.5k
@@ -226,4 +228,26 @@ def explicit_args(text: str, parameters: dict[str, Any]) -> dict[str, Any]:
             out["pattern"] = patterns.pop()
     if "wait" in props and NO_WAIT_RE.search(text):
         out["wait"] = False
+    return out
+
+
+def stated_values(
+    args: dict[str, Any], clause: str, parameters: dict[str, Any], names: dict[str, list[str]]
+) -> dict[str, Any]:
+    """`args` with what the request's clause states outright put in, over the model's values.
+
+    - `explicit_args` of the clause (shorthand expanded);
+    - the one path it names, for the one path argument the model left out (or made up and grounding dropped);
+    - the prompt for generation, verbatim (`stated_prompt`), unless it is an artifact's name (`names`:
+      `router.lab_state_names`): the model sometimes answers the question instead of passing it on.
+    """
+    props = parameters.get("properties", {})
+    out = {**args, **explicit_args(normalise_request(clause), parameters)}
+    path_args = [p for p in PATH_ARGS if p in props and not out.get(p)]
+    path = stated_path(clause)
+    if len(path_args) == 1 and path:
+        out[path_args[0]] = path
+    prompt = stated_prompt(clause)
+    if "prompt" in props and prompt and prompt not in {n for ns in names.values() for n in ns}:
+        out["prompt"] = prompt
     return out

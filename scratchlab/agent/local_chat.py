@@ -35,7 +35,7 @@ from pydantic import PrivateAttr
 
 from scratchlab.agent import policy, router
 from scratchlab.agent.constrained import constrained_greedy
-from scratchlab.agent.extract import PATH_ARGS, explicit_args, stated_path, stated_prompt
+from scratchlab.agent.extract import stated_values
 from scratchlab.agent.prompts import ANSWER, CLARIFY
 from scratchlab.tools.sandbox import LAB_DATA_HELP
 
@@ -242,25 +242,12 @@ class ChatLocalLlama(BaseChatModel):
                 except json.JSONDecodeError:
                     args = {}
             args = router.ground_args(args if isinstance(args, dict) else {}, context, params)
-            if messages and isinstance(messages[0], SystemMessage):
-                system = str(messages[0].content)
-                args = router.fill_from_request(args, context.split("\n", 1)[0], params,
-                                                router.lab_state_names(system), router.lab_state_details(system))  # fmt: skip
-            clause = router.current_clause(messages)
-            args.update(explicit_args(router.normalise_request(clause), params))
-            # the one path the request gives, where the model left it out (or made one up)
-            path_args = [p for p in PATH_ARGS if p in params.get("properties", {}) and not args.get(p)]
-            path = stated_path(clause)
-            if len(path_args) == 1 and path:
-                args[path_args[0]] = path
-            prompt_text = stated_prompt(clause)  # verbatim: the model sometimes answers the question instead
-            named = (
-                {n for ns in router.lab_state_names(str(messages[0].content)).values() for n in ns}
-                if messages
-                else set()
-            )
-            if "prompt" in params.get("properties", {}) and prompt_text and prompt_text not in named:
-                args["prompt"] = prompt_text
+            system = str(messages[0].content) if messages and isinstance(messages[0], SystemMessage) else ""
+            names = router.lab_state_names(system)
+            if system:
+                args = router.fill_from_request(args, context.split("\n", 1)[0], params, names,
+                                                router.lab_state_details(system))  # fmt: skip
+            args = stated_values(args, router.current_clause(messages), params, names)
             missing = router.missing_required(args, params)
             if missing:
                 return CLARIFY, router.clarify_question(action, missing, params)
