@@ -9,11 +9,12 @@ layout) with nanoGPT README's CPU command line: block 64, batch 12, 4 layers, 4 
 2000 iters, lr 1e-3 -> 1e-4 cosine, warmup 100, dropout 0, eval every 250 steps on 20 batches, no
 compile. Each program runs as its own process, back to back, alternating, in these modes:
 
-- `default`: each at its own defaults (nanoGPT: torch's thread count; scratchlab: `auto_num_threads`,
-  which counts the idle cores from the runnable threads now),
+- `default`: each at its own defaults (nanoGPT: torch's thread count, fp32; scratchlab: `auto_num_threads`,
+  which counts the idle cores from the runnable threads now, and `dtype="auto"`: bf16 autocast on a
+  CPU with native bf16 (AVX512-BF16/AMX), fp32 elsewhere),
 - `warm`: as `default`, run after it, with the Inductor kernel cache the default run filled (what a
   second run of the same model shape costs a user),
-- `threads=N`: both pinned to the same intra-op thread count (OMP_NUM_THREADS / num_threads), both eager.
+- `threads=N`: both pinned to the same intra-op thread count (OMP_NUM_THREADS / num_threads), both eager fp32.
 
 Reported per run: tokens/s over the training loop (evals included, as each program times it) and
 over the whole process, the program's own final val loss, and the val loss of its final weights on
@@ -43,7 +44,7 @@ import torch
 from scratchlab.lab.atomic import atomic_write_json, atomic_write_text
 from scratchlab.training.ablate import run_ablation
 from scratchlab.training.data import load_meta, prepare_dataset
-from scratchlab.training.trainer import TrainConfig, load_model
+from scratchlab.training.trainer import TrainConfig, cpu_has_native_bf16, load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_THREADS = torch.get_num_threads()  # what a fresh torch process uses
@@ -122,9 +123,10 @@ def run_ours(
     """Run `python -m scratchlab.training.trainer` with the same hyperparameters."""
     out_dir = work / f"ours-{tag.replace('=', '')}"
     params = {**OURS, "eval_interval": eval_interval}
-    compile_ = "auto" if tag in ("default", "warm") else False  # pinned-thread modes: the same eager kernels
+    shipped = tag in ("default", "warm")  # pinned-thread modes: the same eager fp32 kernels as nanoGPT
     cfg = TrainConfig(**params, out_dir=str(out_dir), data_dir=str(data_dir), max_iters=iters,
-                      lr_decay_iters=iters, num_threads=threads, compile=compile_)  # fmt: skip
+                      lr_decay_iters=iters, num_threads=threads, compile="auto" if shipped else False,
+                      dtype="auto" if shipped else "float32")  # fmt: skip
     cpath = work / f"ours-{tag.replace('=', '')}.json"
     cpath.write_text(json.dumps(cfg.to_dict()))
     load0 = os.getloadavg()
@@ -144,7 +146,7 @@ def run_ours(
     r = json.loads((out_dir / "result.json").read_text())
     tokens = r["step"] * 12 * 64
     threads_s = threads or f"auto ({r.get('num_threads')})"
-    threads_s = f"{threads_s}, {'compiled' if r.get('compiled') else 'eager'}"
+    threads_s = f"{threads_s}, {'compiled' if r.get('compiled') else 'eager'}, {r.get('dtype', 'float32')}"
     return {"program": "scratchlab", "mode": tag, "threads": threads_s, "iters": r["step"],
             "loop_seconds": r["session_seconds"], "wall_seconds": round(wall, 2),
             "tokens_per_sec": r["tokens_per_sec"], "tokens_per_sec_wall": round(tokens / wall, 1),
@@ -181,10 +183,14 @@ def load_nano_model(clone: Path, ckpt_path: str):
 def interleaved_steps(clone: Path, data_dir: Path, rounds: int, steps: int, threads: int) -> dict:
     """Steady-state step time, A/B/C interleaved in one process so machine drift hits all alike.
 
-    A = nanoGPT's model.py + its optimizer (eager), B = scratchlab eager, C = scratchlab with `torch.compile`
-    (compiled before the first round; compile time reported apart). Same config, same batches.
+    nanoGPT's model.py + its optimizer (eager, fp32); scratchlab eager in fp32; scratchlab eager with bf16
+    autocast (only where the CPU has native bf16, as `dtype="auto"` would pick); scratchlab with
+    `torch.compile` at the shipped dtype (compiled before the first round; compile time reported apart).
+    Same config, same batches.
     Returns per-program median ms/step over `rounds` rounds of `steps` optimizer steps each.
     """
+    from contextlib import nullcontext
+
     from scratchlab.models.gpt import GPT, GPTConfig
 
     torch.set_num_threads(threads)
@@ -211,10 +217,13 @@ def interleaved_steps(clone: Path, data_dir: Path, rounds: int, steps: int, thre
         else:
             m = GPT(GPTConfig(vocab_size=vocab, block_size=64, n_layer=4, n_head=4, n_embd=128, bias=False))
             opt = m.configure_optimizer(0.1, 1e-3, (0.9, 0.99), "cpu")
-        fwd = torch.compile(m) if kind == "scratchlab compiled" else m
+        fwd = torch.compile(m) if "compiled" in kind else m
+        amp = "bf16" in kind or ("compiled" in kind and cpu_has_native_bf16())
+        ctx = torch.autocast("cpu", dtype=torch.bfloat16) if amp else nullcontext()
 
         def step(x, y):
-            _, loss = fwd(x, y)
+            with ctx:
+                _, loss = fwd(x, y)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
             opt.step()
@@ -222,7 +231,10 @@ def interleaved_steps(clone: Path, data_dir: Path, rounds: int, steps: int, thre
 
         return step
 
-    programs = {k: make(k) for k in ("nanoGPT", "scratchlab eager", "scratchlab compiled")}
+    kinds = ["nanoGPT", "scratchlab eager fp32"]
+    kinds += ["scratchlab eager bf16"] if cpu_has_native_bf16() else []
+    kinds += [f"scratchlab compiled {'bf16' if cpu_has_native_bf16() else 'fp32'}"]
+    programs = {k: make(k) for k in kinds}
     compile_s = {}
     for name, step in programs.items():  # warm up (and compile) before timing
         t0 = time.perf_counter()
@@ -242,6 +254,16 @@ def interleaved_steps(clone: Path, data_dir: Path, rounds: int, steps: int, thre
             "ms_per_step": {k: [round(t, 2) for t in v] for k, v in times.items()},
             "first_3_steps_s": compile_s,
             "speedup_vs_nanogpt": {k: round(med["nanoGPT"] / v, 3) for k, v in med.items()}}  # fmt: skip
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def kendall_tau(a: list[float], b: list[float]) -> float:
@@ -273,8 +295,9 @@ def markdown(report: dict) -> str:
     lines = ["# GPT training: scratchlab vs nanoGPT (CPU, char-level shakespeare)", "",
              f"Machine: {report['machine']}; torch {report['torch']}; load average at start {report['loadavg_start']}.",
              f"Config: nanoGPT README CPU command (block 64, batch 12, 4L/4H/128, {report['iters']} iters, dropout 0, "
-             "nanoGPT without compile; scratchlab eager in `threads=N` modes, as shipped (`compile=\"auto\"`, cold Inductor "
-             "cache, compile time inside its loop seconds) in `default`). Val loss (full split) = mean loss of each final model on every non-overlapping 64-char "
+             "nanoGPT without compile and in fp32 (its CPU path has no autocast); scratchlab eager fp32 in `threads=N` modes, "
+             "as shipped in `default` (`compile=\"auto\"`: eager below 10k CPU steps; `dtype=\"auto\"`: bf16 autocast when the "
+             f"CPU has native bf16, which this one {'has' if report.get('cpu_native_bf16') else 'has not'})). Val loss (full split) = mean loss of each final model on every non-overlapping 64-char "
              "window of the val split, computed by this script the same way for both.", "",
              "| mode | program | threads | tokens/s (loop) | tokens/s (process) | loop s | own val loss | val loss (full split) |",
              "|---|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
@@ -352,7 +375,8 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     data_dir, nano_dir = prepare(work)
     val = np.fromfile(data_dir / "val.bin", dtype=np.uint16)
-    report = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs", "torch": torch.__version__,
+    report = {"machine": f"{cpu_model()}, {os.cpu_count()} CPUs", "cpu_native_bf16": cpu_has_native_bf16(),
+              "torch": torch.__version__,
               "loadavg_start": os.getloadavg(), "iters": args.iters, "runs": [], "summary": {},
               "corpus_chars": sum(load_meta(data_dir).splits[s]["chars"] for s in ("train", "val"))}  # fmt: skip
 

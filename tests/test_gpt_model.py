@@ -211,3 +211,27 @@ def test_top_k_1_is_greedy():
     assert torch.equal(
         generate(m, idx, 8, temperature=1.3, top_k=1, seed=0), generate(m, idx, 8, temperature=0)
     )
+
+
+def test_cpu_bf16_autocast_attends_in_fp32(monkeypatch):
+    """Under CPU bf16 autocast the matmuls run in bf16 but attention gets fp32 q/k/v; logits stay close."""
+    torch.manual_seed(2)
+    m = GPT(tiny())
+    idx = torch.randint(0, 50, (2, 16))
+    ref, ref_loss = m(idx, idx)
+    seen = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(q, k, v, **kw):
+        seen.append((q.dtype, k.dtype, v.dtype))
+        return sdpa(q, k, v, **kw)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, loss = m(idx, idx)
+    assert seen == [(torch.float32,) * 3] * 2  # both layers
+    assert logits.dtype == torch.bfloat16 and loss.dtype == torch.float32
+    torch.testing.assert_close(logits.float(), ref, atol=0.05, rtol=0.05)
+    assert abs(loss.item() - ref_loss.item()) < 0.02
+    loss.backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in m.parameters())

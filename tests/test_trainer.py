@@ -17,6 +17,7 @@ from scratchlab.training.data import CharTokenizer, DataError, load_meta, prepar
 from scratchlab.training.trainer import (
     TrainConfig,
     TrainError,
+    autocast_dtype,
     load_checkpoint,
     load_model,
     sample_from_checkpoint,
@@ -39,7 +40,7 @@ def data_dir(tmp_path):
 def cfg(data_dir, out, **kw) -> TrainConfig:
     base = dict(out_dir=str(out), data_dir=str(data_dir), block_size=16, n_layer=2, n_head=2, n_embd=32,
                 batch_size=8, max_iters=20, warmup_iters=2, eval_interval=10, eval_iters=2, log_interval=5, lr=3e-3,
-                num_threads=1)  # fmt: skip
+                num_threads=1, dtype="float32")  # fmt: skip
     return TrainConfig(**{**base, **kw})
 
 
@@ -98,13 +99,46 @@ def test_config_validation():
 
 def test_want_compile(monkeypatch):
     assert want_compile(True, 1) and not want_compile(False, 10**6)
-    assert not want_compile("auto", 999)  # short runs: compiling costs more than it saves
-    monkeypatch.setattr("shutil.which", lambda name: None)  # no C++ compiler: Inductor cannot build
-    assert not want_compile("auto", 5000)
     monkeypatch.setattr("shutil.which", lambda name: "/usr/bin/" + name)
-    assert want_compile("auto", 5000)
+    assert not want_compile("auto", 999, "cuda")  # short runs: compiling costs more than it saves
+    assert want_compile("auto", 5000, "cuda:0")
+    assert not want_compile("auto", 5000, "cpu")  # on CPU the gain is smaller: it takes a longer run
+    assert want_compile("auto", 20_000, "cpu")
+    monkeypatch.setattr("shutil.which", lambda name: None)  # no C++ compiler: Inductor cannot build
+    assert not want_compile("auto", 20_000, "cpu")
     with pytest.raises(TrainError, match="compile"):
         TrainConfig.from_dict({"compile": "yes"})
+
+
+def test_autocast_dtype(monkeypatch):
+    assert autocast_dtype("float32", "cpu") is None and autocast_dtype("bfloat16", "cpu") is torch.bfloat16
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert autocast_dtype("auto", "cpu") is None  # bf16 would be emulated here: slower than fp32
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert autocast_dtype("auto", "cpu") is torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert autocast_dtype("auto", "cuda") is None
+    with pytest.raises(TrainError, match="bf16"):
+        autocast_dtype("bfloat16", "cuda:0")
+    with pytest.raises(TrainError, match="dtype"):
+        TrainConfig.from_dict({"dtype": "float16"})
+
+
+def test_bf16_autocast_training_keeps_fp32_weights(tmp_path, data_dir):
+    fp32 = train(cfg(data_dir, tmp_path / "a", max_iters=60, eval_interval=30))
+    bf16 = train(cfg(data_dir, tmp_path / "b", max_iters=60, eval_interval=30, dtype="bfloat16"))
+    assert fp32["dtype"] == "float32" and bf16["dtype"] == "bfloat16"
+    model, _ = load_model(tmp_path / "b" / "ckpt.pt")
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay fp32
+    assert bf16["val_loss"] < bf16_initial(tmp_path / "b") - 1.0  # it learns
+    assert bf16["val_loss"] == pytest.approx(fp32["val_loss"], abs=0.15)  # and about as well as fp32
+    ma, _ = load_model(tmp_path / "a" / "ckpt.pt")
+    assert not torch.equal(ma.lm_head.weight, model.lm_head.weight)  # a different code path ran
+
+
+def bf16_initial(run: Path) -> float:
+    return json.loads((run / "history.json").read_text())["eval"][0]["val_loss"]
 
 
 def test_auto_num_threads_counts_idle_cores(monkeypatch):

@@ -68,7 +68,12 @@ def train(
     pos_emb: str = typer.Option(None, "--pos-emb", help="learned | none | rope."),
     device: str = typer.Option(None, "--device", help="auto | cpu | cuda."),
     compile: bool = typer.Option(
-        None, "--compile/--no-compile", help="torch.compile the model (default: auto, runs of >= 1000 steps)."
+        None,
+        "--compile/--no-compile",
+        help="torch.compile the model (default: auto, runs of >= 1000 steps on CUDA, >= 10000 on CPU).",
+    ),
+    dtype: str = typer.Option(
+        None, "--dtype", help="auto | float32 | bfloat16 (auto: bf16 autocast where the GPU/CPU has bf16)."
     ),
     seed: int = typer.Option(None, "--seed", help="Random seed (default 1337)."),
     name: str = typer.Option(None, "--name", help="Run name (default gpt-N)."),
@@ -86,7 +91,7 @@ def train(
     overrides = _train_overrides(
         dataset=dataset, tokenizer=tokenizer, n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size,
         batch_size=batch_size, grad_accum=grad_accum, max_iters=max_iters, lr=lr, dropout=dropout,
-        eval_interval=eval_interval, target_loss=target_loss, pos_emb=pos_emb, device=device, compile=compile, seed=seed,
+        eval_interval=eval_interval, target_loss=target_loss, pos_emb=pos_emb, device=device, compile=compile, dtype=dtype, seed=seed,
     )  # fmt: skip
     try:
         prep = prepare_training(ctx, overrides, name)

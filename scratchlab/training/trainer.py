@@ -107,6 +107,7 @@ class TrainConfig:
     # system
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
     compile: bool | str = "auto"  # True | False | "auto" (see want_compile)
+    dtype: str = "auto"  # "auto" | "float32" | "bfloat16": autocast precision (see autocast_dtype)
     num_threads: int | None = None  # CPU intra-op threads (None: auto_num_threads(); 0: torch's default)
     resume: bool = False  # continue from <out_dir>/ckpt.pt
     plot_path: str | None = None  # loss PNG (default <out_dir>/loss.png)
@@ -134,6 +135,8 @@ class TrainConfig:
             raise TrainError(f"lr must be > 0, got {self.lr!r}")
         if self.compile not in (True, False, "auto"):
             raise TrainError(f'compile must be true, false or "auto", got {self.compile!r}')
+        if self.dtype not in DTYPES:
+            raise TrainError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
 
     def model_config(self, vocab_size: int) -> GPTConfig:
         try:
@@ -204,23 +207,66 @@ def _runnable_others(samples: int = 5, interval_s: float = 0.05) -> float:
     return float(sorted(counts)[len(counts) // 2])
 
 
-COMPILE_AUTO_MIN_ITERS = 1000
+DTYPES = ("auto", "float32", "bfloat16")
 
 
-def want_compile(setting: bool | str, remaining_iters: int) -> bool:
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX-BF16).
+
+    There oneDNN's bf16 GEMMs do twice the multiply-adds per instruction of fp32 ones; on other x86
+    CPUs PyTorch still accepts bf16 but emulates it, which is slower than fp32.
+    """
+    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        f = getattr(torch.cpu, probe, None)
+        try:
+            if f is not None and f():
+                return True
+        except Exception:  # a probe missing on this build or platform: look at the next
+            continue
+    return False
+
+
+def autocast_dtype(setting: str, device: str) -> torch.dtype | None:
+    """The dtype to autocast matmuls and attention to while training, or None for plain float32.
+
+    Weights, optimizer state, layer norms, softmax and the loss stay float32 either way (mixed
+    precision: Micikevicius et al. 2018; PyTorch `torch.autocast` op lists). "auto" picks bf16 where
+    the hardware has it: CUDA GPUs with bf16 (Ampere and later) and CPUs with native bf16
+    (`cpu_has_native_bf16`); float32 elsewhere. On the nanoGPT CPU configuration bf16 autocast made
+    steps 1.2-1.4x faster on an AVX512-BF16 CPU (benchmarks/results/gpt_train.md).
+
+    Raises:
+        TrainError: "bfloat16" asked for on a GPU without bf16.
+    """
+    if setting == "float32":
+        return None
+    cuda = device.startswith("cuda")
+    if setting == "bfloat16":
+        if cuda and not torch.cuda.is_bf16_supported():
+            raise TrainError("this GPU has no bf16 support; train with dtype float32")
+        return torch.bfloat16
+    if cuda:
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    return torch.bfloat16 if cpu_has_native_bf16() else None
+
+
+COMPILE_AUTO_MIN_ITERS = {"cpu": 10_000, "cuda": 1000}
+
+
+def want_compile(setting: bool | str, remaining_iters: int, device: str = "cpu") -> bool:
     """Whether to `torch.compile` the model: `setting` True/False, or "auto".
 
-    "auto" compiles runs of at least `COMPILE_AUTO_MIN_ITERS` remaining steps when TorchInductor can
-    build kernels here (a C++ compiler on PATH for CPU; Triton for CUDA). Compiling costs 33-46 s on
-    2 CPU cores the first time (seconds later: Inductor caches the kernels on disk) and made steady-state
-    steps of the nanoGPT CPU configuration 1.13x faster than eager at 2 threads (interleaved
-    measurement in benchmarks/results/gpt_train_steps.md), so it pays off only on runs that long, and
-    on the first run of a model shape hardly at all. If compiling fails at the first step, training
-    goes on eagerly.
+    "auto" compiles runs of at least `COMPILE_AUTO_MIN_ITERS[device type]` remaining steps when
+    TorchInductor can build kernels here (a C++ compiler on PATH). On 2 CPU cores the first compile
+    costs 30-46 s (Inductor then caches the kernels on disk) and made steady-state steps of the nanoGPT
+    CPU configuration only 1.08-1.17x faster than eager (fp32 and bf16; benchmarks/results/
+    gpt_train_steps.md), so a CPU run must be about 10k steps long before compiling pays for itself.
+    If compiling fails at the first step, training goes on eagerly.
     """
     if setting != "auto":
         return bool(setting)
-    if remaining_iters < COMPILE_AUTO_MIN_ITERS or sys.platform == "win32":
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    if remaining_iters < COMPILE_AUTO_MIN_ITERS[kind] or sys.platform == "win32":
         return False
     import shutil
 
@@ -350,8 +396,8 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> dict[str, Any]:
     if device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    bf16 = device.startswith("cuda") and torch.cuda.is_bf16_supported()
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else nullcontext()
+    amp_dtype = autocast_dtype(cfg.dtype, device)
+    autocast = torch.autocast(device.split(":")[0], dtype=amp_dtype) if amp_dtype else nullcontext()
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -390,7 +436,7 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> dict[str, Any]:
         if "rng" in ckpt:
             torch.set_rng_state(ckpt["rng"])
     raw_model = model
-    compiled = want_compile(cfg.compile, cfg.max_iters - step)
+    compiled = want_compile(cfg.compile, cfg.max_iters - step, device)
     if compiled:
         model = torch.compile(model)
     from torch.nn.parallel import DistributedDataParallel as DDP
@@ -539,6 +585,7 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> dict[str, Any]:
         "last_checkpoint": str(out_dir / LAST_CKPT), "plot": None, "model_config": mcfg.to_dict(),
         "data_dir": str(meta.path), "tokenizer": meta.tokenizer, "device": device, "world_size": dinfo.world_size,
         "num_threads": torch.get_num_threads(), "compiled": compiled,
+        "dtype": str(amp_dtype or torch.float32).removeprefix("torch."),
     }  # fmt: skip
     if master:
         try:
@@ -564,12 +611,15 @@ def estimate_seconds(cfg: TrainConfig, timed_steps: int = 3) -> dict[str, Any]:
     b = Batcher(meta.load_split("train"), cfg.block_size, cfg.seed)
     model = GPT(cfg.model_config(meta.vocab_size)).to(device)
     opt = model.configure_optimizer(cfg.weight_decay, cfg.lr, (cfg.beta1, cfg.beta2), device.split(":")[0])
+    amp_dtype = autocast_dtype(cfg.dtype, device)
+    autocast = torch.autocast(device.split(":")[0], dtype=amp_dtype) if amp_dtype else nullcontext()
     per_step = []
     for i in range(timed_steps + 1):
         t0 = time.perf_counter()
         for m in range(cfg.grad_accum):
             x, y = b.windows(b.starts(i * cfg.grad_accum + m, cfg.batch_size))
-            _, loss = model(x.to(device), y.to(device))
+            with autocast:
+                _, loss = model(x.to(device), y.to(device))
             loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
