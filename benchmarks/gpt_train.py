@@ -309,7 +309,7 @@ def markdown(report: dict) -> str:
         "",
         "Notes: `threads=1` pins both programs to one intra-op thread (same kernels, same work); "
         "`default` runs each as shipped: nanoGPT with torch's thread count and README flags, scratchlab with "
-        '`auto_num_threads()` (idle cores right now) and `compile="auto"`. nanoGPT evaluates and checkpoints only at '
+        '`auto_num_threads()` (idle cores right now), `compile="auto"` and `dtype="auto"`. nanoGPT evaluates and checkpoints only at '
         "multiples of 250 steps, so for runs whose length is not a multiple of 250 its full-split val loss is "
         f"of an earlier checkpoint (iters: {[r.get('checkpoint_iter') for r in report['runs'] if 'checkpoint_iter' in r]}). "
         "Load averages before/after each run are in the JSON; pairs run back to back.",

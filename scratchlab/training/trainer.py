@@ -258,9 +258,10 @@ def want_compile(setting: bool | str, remaining_iters: int, device: str = "cpu")
 
     "auto" compiles runs of at least `COMPILE_AUTO_MIN_ITERS[device type]` remaining steps when
     TorchInductor can build kernels here (a C++ compiler on PATH). On 2 CPU cores the first compile
-    costs 30-46 s (Inductor then caches the kernels on disk) and made steady-state steps of the nanoGPT
-    CPU configuration only 1.08-1.17x faster than eager (fp32 and bf16; benchmarks/results/
-    gpt_train_steps.md), so a CPU run must be about 10k steps long before compiling pays for itself.
+    costs 25-46 s (Inductor then caches the kernels on disk) and made steady-state steps of the nanoGPT
+    CPU configuration only 1.04x (bf16) to 1.17x (fp32) faster than eager (interleaved steps in
+    benchmarks/results/gpt_train.md), so a CPU run must be about 10k steps long before compiling pays
+    for itself.
     If compiling fails at the first step, training goes on eagerly.
     """
     if setting != "auto":
