@@ -102,7 +102,7 @@ def test_cli_train_json_sample_list_compare_resume(workspace, corpus):
     runner = CliRunner()
     home = ["--home", str(workspace.root)]
     args = ["gpt", "train", "--dataset", corpus, "--n-layer", "1", "--n-head", "2", "--n-embd", "16",
-            "--block-size", "16", "--batch-size", "4", "--max-iters", "20", "--json"]  # fmt: skip
+            "--block-size", "16", "--batch-size", "4", "--max-iters", "20", "--dtype", "float32", "--json"]  # fmt: skip
     res = runner.invoke(app, [*home, *args])
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout[res.stdout.index("{") :])
@@ -119,6 +119,7 @@ def test_cli_train_json_sample_list_compare_resume(workspace, corpus):
     ):
         assert data[key] is not None, key
     assert Path(data["checkpoint"]).exists() and Path(data["plot"]).exists()
+    assert (data["device"], data["dtype"], data["compiled"]) == ("cpu", "float32", False)
     res = runner.invoke(
         app, [*home, "gpt", "sample", data["run"], "-p", "Now", "-n", "10", "--seed", "0", "--json"]
     )

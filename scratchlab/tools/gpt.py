@@ -435,4 +435,5 @@ def run_result_json(job: Job, art: Artifact) -> dict[str, Any]:
             "val_loss": r.get("val_loss"), "best_val_loss": r.get("best_val_loss"), "train_loss": r.get("train_loss"),
             "params": r.get("params"), "seconds": r.get("seconds"), "tokens_per_sec": r.get("tokens_per_sec"),
             "checkpoint": r.get("checkpoint"), "plot": r.get("plot"), "step": r.get("step", job.step),
+            "device": r.get("device"), "dtype": r.get("dtype"), "compiled": r.get("compiled"),
             "error": job.error or None}  # fmt: skip
