@@ -30,7 +30,7 @@ def test_train_sample_list_status(tool_ctx, corpus, registry):
     seen = []
     tool_ctx.on_progress = seen.append
     out = t["train_gpt"].invoke({"dataset": corpus, **TINY, "max_iters": "30"})
-    assert out.startswith("run run-") and "val loss" in out and "tokens/s" in out, out
+    assert out.startswith("run run-") and "val loss" in out and "tokens/s (cpu, " in out, out
     assert seen and seen[-1].status == "done"
     run = registry.get_artifact("last", kind="run")
     assert run.metrics["status"] == "done" and run.metrics["step"] == 30

@@ -266,10 +266,17 @@ def summarize_training(ctx: ToolContext, job: Job, art: Artifact, sample: bool =
         f"run {art.id} ({art.name}) done{stop}: val loss {_f(r.get('val_loss'))}, best "
         f"{_f(r.get('best_val_loss'))} at step {r.get('best_step')}, train {_f(r.get('train_loss'))}; "
         f"{(r.get('params') or 0) / 1e6:.2f}M params; {_fmt_s(r.get('seconds') or 0)}, "
-        f"{r.get('tokens_per_sec') or 0:,.0f} tokens/s."
+        f"{r.get('tokens_per_sec') or 0:,.0f} tokens/s{_how(r)}."
         f' sample: "{line}" plot: {r.get("plot")}'
     )
     return out[:MAX_RESULT_CHARS]
+
+
+def _how(r: dict[str, Any]) -> str:
+    """' (cpu, bfloat16, compiled)': where and how a run trained, when the result says."""
+    parts = [r.get("device"), r.get("dtype"), "compiled" if r.get("compiled") else None]
+    parts = [str(p) for p in parts if p]
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def describe_job(ctx: ToolContext, job: Job) -> str:
