@@ -131,13 +131,13 @@ def test_bf16_autocast_training_keeps_fp32_weights(tmp_path, data_dir):
     assert fp32["dtype"] == "float32" and bf16["dtype"] == "bfloat16"
     model, _ = load_model(tmp_path / "b" / "ckpt.pt")
     assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay fp32
-    assert bf16["val_loss"] < bf16_initial(tmp_path / "b") - 1.0  # it learns
+    assert bf16["val_loss"] < first_val_loss(tmp_path / "b") - 1.0  # it learns
     assert bf16["val_loss"] == pytest.approx(fp32["val_loss"], abs=0.15)  # and about as well as fp32
     ma, _ = load_model(tmp_path / "a" / "ckpt.pt")
     assert not torch.equal(ma.lm_head.weight, model.lm_head.weight)  # a different code path ran
 
 
-def bf16_initial(run: Path) -> float:
+def first_val_loss(run: Path) -> float:
     return json.loads((run / "history.json").read_text())["eval"][0]["val_loss"]
 
 

@@ -250,6 +250,11 @@ def autocast_dtype(setting: str, device: str) -> torch.dtype | None:
     return torch.bfloat16 if cpu_has_native_bf16() else None
 
 
+def autocast_context(amp_dtype: torch.dtype | None, device: str):
+    """`torch.autocast` to `amp_dtype` on `device`'s type, or a no-op context for None (float32)."""
+    return torch.autocast(device.split(":")[0], dtype=amp_dtype) if amp_dtype else nullcontext()
+
+
 COMPILE_AUTO_MIN_ITERS = {"cpu": 10_000, "cuda": 1000}
 
 
@@ -398,7 +403,7 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> dict[str, Any]:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     amp_dtype = autocast_dtype(cfg.dtype, device)
-    autocast = torch.autocast(device.split(":")[0], dtype=amp_dtype) if amp_dtype else nullcontext()
+    autocast = autocast_context(amp_dtype, device)
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -613,7 +618,7 @@ def estimate_seconds(cfg: TrainConfig, timed_steps: int = 3) -> dict[str, Any]:
     model = GPT(cfg.model_config(meta.vocab_size)).to(device)
     opt = model.configure_optimizer(cfg.weight_decay, cfg.lr, (cfg.beta1, cfg.beta2), device.split(":")[0])
     amp_dtype = autocast_dtype(cfg.dtype, device)
-    autocast = torch.autocast(device.split(":")[0], dtype=amp_dtype) if amp_dtype else nullcontext()
+    autocast = autocast_context(amp_dtype, device)
     per_step = []
     for i in range(timed_steps + 1):
         t0 = time.perf_counter()
