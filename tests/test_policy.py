@@ -124,28 +124,22 @@ def test_phrases_that_name_one_tool():
         ("keep in mind that my GPU budget is 10 hours a week", "remember"),
         ("ask the qa-r4 adapter: what is a tokenizer?", "generate_with_adapter"),  # "?" but a command
         ("give me 80 tokens from the last run, temperature 0.5", "sample_gpt"),
+        ("ask the fine-tuned model: how do I reset my password?", "generate_with_adapter"),
+        ("jot down that the 6-layer model overfit after 3k steps", "remember"),
+        ("write me some fake shakespeare with the model I trained", "sample_gpt"),
+        ("could you let my model write me a story that starts with 'Once upon a time'?", "sample_gpt"),
+        ("I want one standalone model instead of base + adapter, can you combine them?", "merge_lora"),
+        ("generate 300 tokens from shakes-small", "sample_gpt"),
+        ("the run crashed, pick it back up", "resume_gpt"),
     ],
 )
-def test_more_phrases_that_name_one_tool(request_, tool):
+def test_paraphrases_name_one_tool(request_, tool):
     r = pre_route(request_)
     assert r.force == tool or r.only == {tool, "clarify"}
 
 
 def test_tell_me_what_is_a_question():
     assert "clarify" in pre_route("tell me what reciprocal rank fusion is").exclude
-
-
-@pytest.mark.parametrize(
-    "request_, tool",
-    [
-        ("ask the fine-tuned model: how do I reset my password?", "generate_with_adapter"),
-        ("jot down that the 6-layer model overfit after 3k steps", "remember"),
-        ("write me some fake shakespeare with the model I trained", "sample_gpt"),
-    ],
-)
-def test_paraphrases_that_name_one_tool(request_, tool):
-    r = pre_route(request_)
-    assert r.force == tool or r.only == {tool, "clarify"}
 
 
 def test_a_named_component_change_is_an_ablation():
@@ -197,20 +191,6 @@ def test_hypothetical_with_run_the_experiment_is_an_experiment():
 
 def test_phrase_named_tool_with_values_does_not_ask_back():
     assert pre_route("let me read a few lines from my model starting with 'ROMEO:'").force == "sample_gpt"
-
-
-@pytest.mark.parametrize(
-    "request_, tool",
-    [
-        ("could you let my model write me a story that starts with 'Once upon a time'?", "sample_gpt"),
-        ("I want one standalone model instead of base + adapter, can you combine them?", "merge_lora"),
-        ("generate 300 tokens from shakes-small", "sample_gpt"),
-        ("the run crashed, pick it back up", "resume_gpt"),
-    ],
-)
-def test_polite_and_descriptive_requests_name_their_tool(request_, tool):
-    r = pre_route(request_)
-    assert r.force == tool or r.only == {tool, "clarify"}
 
 
 def test_polite_questions_about_a_tool_stay_questions():
