@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Literal
 
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field
@@ -55,9 +56,9 @@ class SearchDocumentsArgs(BaseModel):
     k: int | None = Field(
         default=DEFAULT_K, description=f"Number of passages to return (1-{MAX_TOOL_K}); null for {DEFAULT_K}."
     )
-    mode: str | None = Field(
+    mode: Literal["hybrid", "dense", "bm25"] | None = Field(
         default="hybrid",
-        description="'hybrid' (default, best), 'dense' (meaning) or 'bm25' (exact words); null for hybrid.",
+        description="'hybrid' (both, default, best), 'dense' (by meaning) or 'bm25' (exact words, keywords); null for hybrid.",
     )
     hyde: bool | None = Field(
         default=False,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
+from typing import Literal
 
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field
@@ -37,9 +38,10 @@ class TrainTokenizerArgs(BaseModel):
     name: str | None = Field(
         default=None, description="Name for the tokenizer; null for 'bpe<vocab_size>-<dataset>'."
     )
-    pattern: str | None = Field(
+    pattern: Literal["gpt4", "gpt2", "none"] | None = Field(
         default="gpt4",
-        description="Pre-tokenization split: 'gpt4' (default), 'gpt2', 'none' (plain byte BPE) or a custom regex.",
+        description="Pre-tokenization split: 'gpt4' (GPT-4 style regex, default), 'gpt2' (GPT-2 style regex) or "
+        "'none' (no regex pre-splitting, plain byte BPE). A custom regex: `scratchlab tokenizer train --pattern`.",
     )
     special_tokens: list[str] | None = Field(
         default=None, description="Special tokens such as ['<|endoftext|>']; null for none."
