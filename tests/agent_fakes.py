@@ -53,6 +53,9 @@ class ScriptedLocal(ChatLocalLlama):
     def warm_start(self, system_prefix):
         pass
 
+    def _fit_threads(self):
+        pass
+
     def _answer_stream(self, prompt, max_tokens=None):
         self.prompts.append(prompt)
         return iter([self.reply])

@@ -193,3 +193,26 @@ def test_code_is_written_in_a_fence_a_loop_is_cut_and_lab_questions_get_the_lab_
     model.code = "print(1)"
     ask(g, "plot the loss of my last two runs", thread="u")
     assert "from lab import runs, curve, plot_runs" in CALLS[-1][1]["code"]
+
+
+def test_idle_cores_leave_out_this_process_and_count_other_busy_processes():
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from scratchlab.agent.local_chat import IdleCores
+
+    idle = IdleCores()
+    time.sleep(0.6)
+    quiet = idle()
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(1.5)
+        busy = idle()
+    finally:
+        spin.kill()
+    cpus = os.cpu_count() or 1
+    assert 1 <= busy <= cpus and 1 <= quiet <= cpus
+    if cpus > 1:
+        assert busy <= quiet  # a core spinning elsewhere is not offered to llama.cpp

@@ -20,6 +20,7 @@ import json
 import os
 import textwrap
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -62,6 +63,7 @@ CARRY_PRIOR = 0.5  # extra prior mass for the repeated call's tool
 LAB_THRESHOLD = 0.5  # share of neighbours saying "this asks about the lab's runs and results"
 QUERY_ARGS = ("query",)  # a required query left empty takes the request's own words
 MAX_CODE_TOKENS = 256
+LOAD_WINDOW_S = 0.5  # a decision within this long of the last one reuses its thread count
 _LLAMAS: dict[tuple[str, int], Any] = {}
 _LOCK = threading.RLock()
 
@@ -98,6 +100,44 @@ def load_llama(model_path: str, n_ctx: int = DEFAULT_N_CTX, n_threads: int | Non
         return _LLAMAS[key]
 
 
+class IdleCores:
+    """How many cores other processes leave idle, measured since the previous call.
+
+    llama.cpp's worker threads spin-wait at every barrier of a forward pass, so a thread that shares
+    its core with another busy process stalls the others: with a training job on one of 2 cores, the
+    1.5B decoded a token in 2.2 s with 2 threads and in 0.2 s with 1 (`n_threads` 2 vs 1, same load).
+    This process's own CPU time is left out, so a conversation does not slow itself down.
+    """
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._psutil = psutil
+        self._proc = psutil.Process()
+        self._t, self._busy, self._own = time.monotonic(), self._total_busy(), self._own_cpu()
+        self._last = os.cpu_count() or 1
+
+    def _total_busy(self) -> float:
+        t = self._psutil.cpu_times()
+        return t.user + t.system + getattr(t, "nice", 0.0) + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
+
+    def _own_cpu(self) -> float:
+        t = self._proc.cpu_times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    def __call__(self) -> int:
+        """Idle cores (at least 1), averaged over the time since the last call."""
+        now = time.monotonic()
+        if now - self._t < LOAD_WINDOW_S:
+            return self._last
+        busy, own = self._total_busy(), self._own_cpu()
+        others = max(0.0, (busy - self._busy) - (own - self._own)) / (now - self._t)
+        self._t, self._busy, self._own = now, busy, own
+        cpus = os.cpu_count() or 1
+        self._last = max(1, min(cpus, int(cpus - others + 0.5)))
+        return self._last
+
+
 class ChatLocalLlama(BaseChatModel):
     """Chat model on a local GGUF with grammar-constrained tool calls (see module docstring).
 
@@ -119,6 +159,7 @@ class ChatLocalLlama(BaseChatModel):
     state_cache_dir: str | None = None
     _warmed: set[str] = PrivateAttr(default_factory=set)
     _bank: Bank | None = PrivateAttr(default=None)
+    _idle: IdleCores | None = PrivateAttr(default=None)
 
     @property
     def _llm_type(self) -> str:
@@ -193,7 +234,7 @@ class ChatLocalLlama(BaseChatModel):
         return self._bank
 
     def decide(self, messages: list[BaseMessage], tools: list[dict[str, Any]]) -> tuple[str, Any]:
-        """Pick the next action: ("tool", (name, args)), (ANSWER, text_iter) or (CLARIFY, text or iter).
+        """Pick the next action: ("tool", [(name, args), ...]), (ANSWER, text_iter) or (CLARIFY, text or iter).
 
         1. A harmful new request gets the fixed refusal (`policy.refusal`), no model call.
         2. The action: the model's choice among the tools, `answer` and `clarify`, with the example
@@ -207,6 +248,7 @@ class ChatLocalLlama(BaseChatModel):
         4. An answer about the lab gets the records' facts in its prompt; answers that draw on tool
            results or records are grounded (`grounding.ground_reply`).
         """
+        self._fit_threads()
         if messages and isinstance(messages[0], SystemMessage):
             self.warm_start(str(messages[0].content).split("Lab state:")[0])
         prompt = self._fit(messages)
@@ -251,8 +293,12 @@ class ChatLocalLlama(BaseChatModel):
             missing = router.missing_required(args, params)
             if missing:
                 return CLARIFY, router.clarify_question(action, missing, params)
+            for arg in props:  # "sample from both runs": one call per record
+                several = state.plural(clause, arg, recs)
+                if several:
+                    return "tool", [(action, {**args, arg: r.ref}) for r in several]
             if (action, args) not in calls:
-                return "tool", (action, args)
+                return "tool", [(action, args)]
             action = ANSWER  # the same call again: answer from the result instead
         head = f'{{"action": "{action}"}}\n'
         if (
@@ -280,6 +326,18 @@ class ChatLocalLlama(BaseChatModel):
         named = [r for r in recs if r.name.lower() in clause.lower() or r.id in clause]
         rest = [r for r in state.recent(recs, sorted({r.kind for r in recs})) if r not in named]
         return [r for r in named + rest if r.kind != "job"] or recs
+
+    def _fit_threads(self) -> None:
+        """Use only the cores other processes leave idle (see `IdleCores`), unless threads were fixed."""
+        if self.n_threads or os.environ.get(ENV_THREADS):
+            return
+        if self._idle is None:
+            self._idle = IdleCores()
+        n = min(self._idle(), 8)
+        import llama_cpp
+
+        with _LOCK:
+            llama_cpp.llama_set_n_threads(self.llm._ctx.ctx, n, n)
 
     def _choose(self, prompt: str, names: list[str], prior: dict[str, float]) -> str:
         with _LOCK:
@@ -342,9 +400,9 @@ class ChatLocalLlama(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         kind, payload = self.decide(messages, tools or [])
         if kind == "tool":
-            name, args = payload
             chunks = [
-                {"name": name, "args": json.dumps(args), "id": f"call_{uuid.uuid4().hex[:12]}", "index": 0}
+                {"name": name, "args": json.dumps(args), "id": f"call_{uuid.uuid4().hex[:12]}", "index": i}
+                for i, (name, args) in enumerate(payload)
             ]
             yield ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=chunks))
             return

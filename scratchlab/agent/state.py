@@ -50,6 +50,8 @@ KIND_NOUNS: dict[str, set[str]] = {
     "dataset": {"dataset", "data", "text", "corpus"},
     "job": {"job", "jobs", "training"},
 }
+ORDINAL_FIRST = {"first", "oldest", "earliest", "earlier", "original", "older"}  # "the first adapter"
+PLURAL = {"both": 2, "two": 2, "three": 3, "four": 4, "2": 2, "3": 3, "4": 4}  # "both runs", "my last two runs"
 PRONOUNS = {"it", "its", "that", "this", "those", "these", "them", "same", "previous", "before", "earlier",
             "above", "just", "new", "latest", "last", "both", "one"}  # fmt: skip
 DESCRIBING_KEYS = (
@@ -179,7 +181,7 @@ def refers_to_kind(clause: str, arg: str) -> bool:
         *(KIND_NOUNS.get(k, set()) for k in ARG_KINDS.get(arg, ())), KIND_NOUNS.get(arg, set())
     )
     for i, t in enumerate(toks):
-        if t in nouns and PRONOUNS & set(toks[max(0, i - 3) : i + 3]):
+        if t in nouns and (PRONOUNS | ORDINAL_FIRST) & set(toks[max(0, i - 3) : i + 3]):
             return True
     return False
 
@@ -217,7 +219,11 @@ def resolve(arg: str, value: Any, clause: str, recs: Sequence[Record], default: 
     if len(described) == 1:
         return described[0].ref
     if refers_to_kind(clause, arg):
-        return recent(pool, kinds)[0].ref
+        ordered = recent(pool, kinds)
+        if ORDINAL_FIRST & set(tokens(clause)):
+            touched = [r for r in ordered if r.turn is not None]
+            return (min(touched, key=lambda r: r.turn) if touched else ordered[-1]).ref
+        return ordered[0].ref
     return value
 
 
@@ -247,8 +253,21 @@ def resolve_pronoun(
     return args
 
 
-def nearest_records(recs: Sequence[Record], kinds: Sequence[str], n: int) -> list[Record]:
-    return recent(recs, kinds)[:n]
+def plural(clause: str, arg: str, recs: Sequence[Record]) -> list[Record]:
+    """The records "both runs", "my last two runs", "each of them" mean for `arg`; [] when the clause
+    does not speak of several. Newest (or last touched) first."""
+    kinds = ARG_KINDS.get(arg)
+    if not kinds:
+        return []
+    toks = tokens(clause)
+    nouns = set().union(*(KIND_NOUNS.get(k, set()) for k in kinds))
+    n = 0
+    for i, t in enumerate(toks):
+        if t in PLURAL and (t == "both" or nouns & set(toks[i + 1 : i + 4])):
+            n = PLURAL[t]
+            break
+    pool = recent(recs, kinds)
+    return pool[:n] if n >= 2 and len(pool) >= n else []
 
 
 # ---- "the same ... but X", "no, I meant X" -------------------------------------------------------
