@@ -271,19 +271,17 @@ def list_(
     as_json: bool = typer.Option(False, "--json", help="Print runs as JSON."),
 ) -> None:
     """List GPT runs, newest first."""
-    from rich.table import Table
-
     reg = common.registry()
     runs = reg.list_artifacts("run", limit=limit)
     if as_json:
         common.emit_json([{"run": a.id, "name": a.name, "path": a.path, "config": a.config, "metrics": a.metrics}
                           for a in runs])  # fmt: skip
         return
-    t = Table("run", "name", "status", "val loss", "steps", "model", "dataset")
-    for a in runs:
-        m, c = a.metrics, a.config
-        val = m.get("val_loss")
-        t.add_row(a.id, a.name, str(m.get("status", "")), f"{val:.4f}" if isinstance(val, float) else "",
-                  f"{m.get('step', '')}/{c.get('max_iters', '')}",
-                  f"{c.get('n_layer')}L {c.get('n_head')}H {c.get('n_embd')}d", str(c.get("dataset", "")))  # fmt: skip
-    common.console.print(t)
+    rows = ((a.id, a.name, a.metrics.get("status", ""),
+             f"{a.metrics['val_loss']:.4f}" if isinstance(a.metrics.get("val_loss"), float) else "",
+             f"{a.metrics.get('step', '')}/{a.config.get('max_iters', '')}",
+             f"{a.config.get('n_layer')}L {a.config.get('n_head')}H {a.config.get('n_embd')}d", a.config.get("dataset", ""))
+            for a in runs)  # fmt: skip
+    common.console.print(
+        common.safe_table("run", "name", "status", "val loss", "steps", "model", "dataset", rows=rows)
+    )

@@ -146,8 +146,6 @@ def merge(
 @app.command("list")
 def list_(as_json: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
     """Adapters with their base and before/after val loss."""
-    from rich.table import Table
-
     from scratchlab.tools.lora import ADAPTER, sync_adapter
 
     ctx = _ctx()
@@ -160,15 +158,12 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print the result a
     if as_json:
         common.emit_json(rows)
         return
-    t = Table("id", "name", "base", "status", "r", "val loss before -> after")
-    for r in rows:
-        vl = (
-            f"{r['val_loss_before']:.3f} -> {r['val_loss_after']:.3f}"
-            if r["val_loss_after"] is not None
-            else "-"
-        )
-        t.add_row(r["id"], r["name"], str(r["base"]), str(r["status"]), str(r["r"]), vl)
-    common.console.print(t)
+    cells = ((r["id"], r["name"], r["base"], r["status"], r["r"],
+              f"{r['val_loss_before']:.3f} -> {r['val_loss_after']:.3f}" if r["val_loss_after"] is not None else "-")
+             for r in rows)  # fmt: skip
+    common.console.print(
+        common.safe_table("id", "name", "base", "status", "r", "val loss before -> after", rows=cells)
+    )
 
 
 @app.command()

@@ -72,7 +72,7 @@ def index_cmd(
         None,
         "--name",
         "-n",
-        help="Index name (default: the first path's name). Re-using a name updates it incrementally.",
+        help="Index name (default: the first path's name). Re-using a name refreshes that index from the same paths; other paths need a new name.",
     ),
     include: list[str] = typer.Option(
         None, "--include", help="Only files matching this glob (repeatable), e.g. '*.md'."
@@ -280,7 +280,9 @@ def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print as JSON."
     for a in arts:
         m = a.metrics
         common.console.print(
-            f"{a.id:10} {a.name:24} {m.get('docs', '?')} docs, {m.get('chunks', '?')} chunks  {a.path}",
+            common.safe(
+                f"{a.id:10} {a.name:24} {m.get('docs', '?')} docs, {m.get('chunks', '?')} chunks  {a.path}"
+            ),
             highlight=False,
         )
 
