@@ -1,7 +1,8 @@
 """Shared CLI plumbing: the global options (`--home`), JSON output, error exits, and untrusted text.
 
 Every sub-command gets its workspace and registry through `cli_context()`, prints machine-readable
-output with `emit_json`, and reports user errors with `fail` (exit code 2, message on stderr).
+output with `emit_json`, and reports user errors with `fail` (exit code 2, message on stderr). A
+command that waited for a job exits with `exit_for(job.status)`: 0 done, 1 failed, 130 cancelled.
 
 Untrusted text (artifact names, paths, thread titles, memories, job messages, model output) is never
 printed as rich markup: `safe(value)` makes a `rich.text.Text` of it, with control characters shown
@@ -54,6 +55,19 @@ def emit_json(obj: Any) -> None:
     """Print `obj` as JSON on stdout (paths and other objects via str)."""
     sys.stdout.write(json.dumps(obj, indent=2, default=str, ensure_ascii=False) + "\n")
     sys.stdout.flush()
+
+
+EXIT_CODES = {"failed": 1, "cancelled": 130}  # a job's end -> the command's exit status (130: like Ctrl-C)
+
+
+def exit_for(status: str | None) -> None:
+    """Exit non-zero when the job or action the command waited for did not finish: 1 if it failed,
+    130 if it was cancelled (Ctrl-C). Returns for "done" and other statuses."""
+    import typer
+
+    code = EXIT_CODES.get(status or "")
+    if code:
+        raise typer.Exit(code)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

@@ -116,8 +116,7 @@ def train(
         common.emit_json(run_result_json(job, art))
     else:
         common.console.print(summarize_training(ctx, job, art), highlight=False)
-    if job.status == "failed":
-        raise typer.Exit(1)
+    common.exit_for(job.status)
 
 
 @app.command()
@@ -147,6 +146,7 @@ def resume(
         common.emit_json(run_result_json(job, art))
     else:
         common.console.print(summarize_training(ctx, job, art), highlight=False)
+    common.exit_for(job.status)
 
 
 @app.command()
@@ -221,6 +221,7 @@ def ablate(
         md = Path(art.path) / "ablation.md"
         common.console.print(md.read_text() if md.exists() else job.error, markup=False)
         common.console.print(f"chart: {(job.result or {}).get('plot')}")
+    common.exit_for(job.status)
 
 
 @app.command()

@@ -78,6 +78,8 @@ def status(
         for k, v in _row(job).items():
             if v not in (None, "", {}):
                 common.console.print(common.safe(f"{k}: {v}", keep_newlines=True), highlight=False)
+    if wait:
+        common.exit_for(job.status)
 
 
 @app.command()

@@ -82,8 +82,7 @@ def train(
         )
     else:
         common.console.print(format_finetune(res), highlight=False)
-    if res.get("status") == "failed":
-        raise typer.Exit(1)
+    common.exit_for(res.get("status"))
 
 
 @app.command("eval")
