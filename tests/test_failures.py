@@ -23,6 +23,9 @@ from scratchlab.lab import diskspace
 from scratchlab.lab.jobs import FAILED_LOG_PREFIX, JOB_META_KEY, refresh_job, run_job_main
 
 ENOSPC = OSError(errno.ENOSPC, "No space left on device")
+TORCH_ENOSPC_END = RuntimeError(
+    "basic_ios::clear: iostream error"
+)  # torch.save when the zip's end does not fit
 TORCH_ENOSPC = RuntimeError("[enforce fail at inline_container.cc:603] . PytorchStreamWriter failed writing file data/3: file write failed")  # fmt: skip
 
 
@@ -44,7 +47,9 @@ def _job_in(registry, tmp_path, resume_hint="Resume it with `scratchlab gpt resu
     return job, art, run_dir
 
 
-@pytest.mark.parametrize("exc", [ENOSPC, TORCH_ENOSPC], ids=["oserror", "torch"])
+@pytest.mark.parametrize(
+    "exc", [ENOSPC, TORCH_ENOSPC, TORCH_ENOSPC_END], ids=["oserror", "torch", "torch-end"]
+)
 def test_job_that_runs_out_of_space_says_so_in_row_and_log(workspace, registry, tmp_path, capsys, keep_signals,
                                                             monkeypatch, exc):  # fmt: skip
     monkeypatch.setattr(diskspace, "free_bytes", lambda path: 3 * diskspace.MB)
@@ -96,6 +101,26 @@ def test_job_log_with_a_raw_enospc_traceback_is_named(workspace, registry, tmp_p
     registry.update_job(job.id, status="running", pid=2**22 + 12345)  # no such process
     job = refresh_job(registry, job.id)
     assert "no space left on" in job.error and "Resume it with `scratchlab gpt resume run-1`" in job.error
+
+
+def test_job_that_died_silently_on_a_full_disk_is_not_called_a_crash(
+    workspace, registry, tmp_path, monkeypatch
+):
+    """Measured on a full 64 MB tmpfs: the child could not write even a traceback; its log is empty."""
+    from scratchlab.lab import jobs
+
+    job, _, run_dir = _job_in(registry, tmp_path)
+    (run_dir / "job-1.log").write_text("")
+    registry.update_job(job.id, status="running", pid=2**22 + 12345)  # no such process
+    monkeypatch.setattr(jobs, "free_bytes", lambda path: 0)
+    monkeypatch.setattr(diskspace, "free_bytes", lambda path: 0)
+    job = refresh_job(registry, job.id)
+    assert job.error.startswith(
+        f"the job's process (pid {2**22 + 12345}) ended without reporting, on a full disk: no space left on"
+    )
+    assert (
+        "killed or crashed" not in job.error and "Resume it with `scratchlab gpt resume run-1`" in job.error
+    )
 
 
 def test_tokenizer_train_out_of_space_is_named_and_leaves_no_folder(workspace, monkeypatch, tmp_path):
@@ -196,3 +221,20 @@ def test_gpt_resume_of_a_truncated_checkpoint_fails_with_a_way_out(
     job = registry.list_jobs()[0]
     assert job.status == "failed"
     assert "is truncated or damaged" in job.error and "delete it and train the run again" in job.error
+
+
+def test_database_failure_mid_command_prints_the_diagnosis_not_a_traceback(workspace, monkeypatch, capsys):
+    from scratchlab.cli.main import main
+    from scratchlab.lab.registry import LabDatabaseError, Registry
+
+    def full(self, *a, **kw):
+        raise LabDatabaseError("The lab database lab.db could not be written: no space left on /x (0 MB free)")
+
+    monkeypatch.setattr(Registry, "list_artifacts", full)
+    monkeypatch.setattr(sys, "argv", ["scratchlab", "--home", str(workspace.root), "artifacts"])
+    with pytest.raises(SystemExit) as e:
+        main()
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: The lab database lab.db could not be written: no space left on /x" in err
+    assert "Traceback" not in err

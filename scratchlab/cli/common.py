@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from scratchlab.lab.registry import Registry
+from scratchlab.lab.registry import LabDatabaseError, Registry
 from scratchlab.lab.workspace import Workspace, get_workspace
 
 console = Console()
@@ -41,13 +41,20 @@ def workspace() -> Workspace:
 
 
 def registry() -> Registry:
-    return Registry.from_workspace(workspace())
+    """The workspace's registry, set up; exits with the diagnosis if lab.db cannot be used."""
+    try:
+        reg = Registry.from_workspace(workspace())
+        reg.setup()
+    except LabDatabaseError as e:
+        fail(str(e))
+    return reg
 
 
 def tool_context(**kw: Any):
     """A `ToolContext` for the CLI's workspace (confirmations on by default)."""
     from scratchlab.tools.base import ToolContext
 
+    registry()  # fail early, with the diagnosis, if lab.db cannot be used
     return ToolContext.create(workspace(), **kw)
 
 
@@ -70,11 +77,16 @@ def exit_for(status: str | None) -> None:
         raise typer.Exit(code)
 
 
+def print_error(message: str) -> None:
+    """Print "error: <message>" on stderr (the message as plain text)."""
+    err_console.print(Text("error: ", style="bold red") + safe(message, keep_newlines=True), highlight=False)
+
+
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print a user-facing error on stderr and exit with `code`."""
     import typer
 
-    err_console.print(Text("error: ", style="bold red") + safe(message, keep_newlines=True), highlight=False)
+    print_error(message)
     raise typer.Exit(code)
 
 

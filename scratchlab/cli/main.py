@@ -180,7 +180,15 @@ def models(json_out: bool = typer.Option(False, "--json", help="JSON output.")) 
 
 
 def main() -> None:
-    app()
+    from scratchlab.lab.registry import LabDatabaseError
+
+    try:
+        app()
+    except (
+        LabDatabaseError
+    ) as e:  # lab.db unusable mid-command (full disk, lock): the diagnosis, no traceback
+        common.print_error(str(e))
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 A full disk shows up in many disguises: `OSError(errno.ENOSPC)` ("[Errno 28] No space left on
 device"), a quota (`EDQUOT`), SQLite's "database or disk is full", or torch's "PytorchStreamWriter
-failed writing file ... file write failed". `no_space_error(exc, path)` recognises them (following
+failed writing file ... file write failed" or "basic_ios::clear: iostream error" (both checked against
+the free space, since they carry no errno). `no_space_error(exc, path)` recognises them (following
 the exception's `__cause__`/`__context__` chain) and returns one honest sentence that names the
 filesystem, how much is free, and what to do::
 
@@ -33,7 +34,9 @@ NO_SPACE_MARKERS = (
     "[errno 28]",
     "[errno 122]",
 )
-TORCH_WRITE_MARKER = "file write failed"  # torch.save's PytorchStreamWriter on ENOSPC (no errno kept)
+# torch.save on ENOSPC keeps no errno: "PytorchStreamWriter failed writing file ...: file write failed",
+# or, when the end of the zip does not fit, "basic_ios::clear: iostream error"
+TORCH_WRITE_MARKERS = ("file write failed", "basic_ios::clear: iostream error")
 TORCH_LOW_SPACE_BYTES = 64 * 1024**2  # torch's message counts as "no space" only below this much free
 NO_SPACE_TEMPLATE = (
     "no space left on {mount} ({free_mb:.0f} MB free, writing {path}): free {need_mb} MB and {retry}"
@@ -82,8 +85,8 @@ def _chain(exc: BaseException):
 def is_no_space(exc: BaseException, path: str | os.PathLike | None = None) -> bool:
     """True when `exc` (or an exception it was raised from) reports a full disk or quota.
 
-    torch's "file write failed" carries no errno; it counts only when `path` is given and its disk
-    has less than `TORCH_LOW_SPACE_BYTES` free.
+    torch's write errors carry no errno; they count only when `path` is given and its disk has less
+    than `TORCH_LOW_SPACE_BYTES` free.
     """
     for e in _chain(exc):
         if isinstance(e, OSError) and e.errno in NO_SPACE_ERRNOS:
@@ -91,7 +94,7 @@ def is_no_space(exc: BaseException, path: str | os.PathLike | None = None) -> bo
         text = str(e).lower()
         if any(m in text for m in NO_SPACE_MARKERS):
             return True
-        if TORCH_WRITE_MARKER in text and path is not None:
+        if any(m in text for m in TORCH_WRITE_MARKERS) and path is not None:
             free = free_bytes(path)
             if free is not None and free < TORCH_LOW_SPACE_BYTES:
                 return True

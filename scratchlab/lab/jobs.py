@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from scratchlab.lab.atomic import atomic_write_json
-from scratchlab.lab.diskspace import NO_SPACE_MARKERS, no_space_error, no_space_message
+from scratchlab.lab.diskspace import NO_SPACE_MARKERS, free_bytes, no_space_error, no_space_message
 from scratchlab.lab.registry import Job, LabDatabaseError, Registry, utcnow
 from scratchlab.lab.workspace import Workspace, get_workspace
 
@@ -54,6 +54,10 @@ SPAWN_GRACE_S = 120.0  # a queued job without a pid after this long is considere
 CANCEL_TIMEOUT_S = 30.0
 DEAD_JOB_ERROR = "the job's process (pid {pid}) ended without reporting (killed or crashed). {hint}"
 DIED_WITH_REASON_ERROR = "the job's process (pid {pid}) ended: {reason}"
+DIED_ON_FULL_DISK_ERROR = (
+    "the job's process (pid {pid}) ended without reporting, on a full disk: {reason}. {hint}"
+)
+FULL_DISK_BYTES = 1024**2  # less free than this where a job writes: it could not even write its log
 FAILED_LOG_PREFIX = "[job] failed: "  # the child's last word in its log, read back if lab.db was unwritable
 LOG_SCAN_LINES = 200
 DEFAULT_RESUME_HINT = "Its last checkpoint, if any, is intact."
@@ -167,17 +171,23 @@ def refresh_job(registry: Registry, job_id: str) -> Job:
 
 def dead_job_error(job: Job) -> str:
     """Why a job's process ended without recording its end: its own last word in the log (see
-    `run_job_main`), a full disk named in the log, or else "killed or crashed", with the resume hint."""
+    `run_job_main`), a full disk named in the log or found where it writes, or else "killed or
+    crashed"; with the resume hint."""
     meta = job_meta(job)
     hint = meta.get("resume_hint", DEFAULT_RESUME_HINT)
     tail = read_log(job, LOG_SCAN_LINES)
     for line in reversed(tail.splitlines()):
         if line.startswith(FAILED_LOG_PREFIX):
             return DIED_WITH_REASON_ERROR.format(pid=job.pid, reason=line[len(FAILED_LOG_PREFIX) :])
+    where = meta.get("run_dir") or meta.get("log") or "."
     if any(m in tail.lower() for m in NO_SPACE_MARKERS):
-        where = meta.get("run_dir") or meta.get("log") or "."
         return DIED_WITH_REASON_ERROR.format(
             pid=job.pid, reason=f"{no_space_message(where, 'resume')}. {hint}"
+        )
+    free = free_bytes(where)
+    if free is not None and free < FULL_DISK_BYTES:  # too full to write even a traceback to its log
+        return DIED_ON_FULL_DISK_ERROR.format(
+            pid=job.pid, reason=no_space_message(where, "resume"), hint=hint
         )
     return DEAD_JOB_ERROR.format(pid=job.pid, hint=hint)
 
