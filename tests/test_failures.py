@@ -228,7 +228,9 @@ def test_database_failure_mid_command_prints_the_diagnosis_not_a_traceback(works
     from scratchlab.lab.registry import LabDatabaseError, Registry
 
     def full(self, *a, **kw):
-        raise LabDatabaseError("The lab database lab.db could not be written: no space left on /x (0 MB free)")
+        raise LabDatabaseError(
+            "The lab database lab.db could not be written: no space left on /x (0 MB free)"
+        )
 
     monkeypatch.setattr(Registry, "list_artifacts", full)
     monkeypatch.setattr(sys, "argv", ["scratchlab", "--home", str(workspace.root), "artifacts"])
