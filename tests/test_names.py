@@ -94,6 +94,53 @@ def test_concurrent_creation_has_exactly_one_winner_across_processes(workspace):
     assert (folder / "owner").read_text() == str(winners[0])  # the row and the files agree
 
 
+def _train_in_process(home: str, data: str, vocab_size: int, results) -> None:
+    from scratchlab.tools.base import ToolContext
+
+    ctx = ToolContext(workspace=get_workspace(home), registry=Registry.from_workspace(get_workspace(home)))
+    results.put((vocab_size, _train(ctx, dataset=data, vocab_size=vocab_size, name="tk")))
+
+
+def test_six_same_name_tokenizer_trains_at_once_leave_one_consistent_artifact(workspace, tmp_path):
+    """The issue's probe: six `train tokenizer tk` at once left three rows that disagreed with the file."""
+    from scratchlab.models.bpe import Tokenizer
+
+    data = tmp_path / "d.txt"
+    data.write_text(TEXT)
+    ctx = mp.get_context("fork")
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_train_in_process, args=(str(workspace.root), str(data), 300 + i, results))
+             for i in range(6)]  # fmt: skip
+    for p in procs:
+        p.start()
+    outcomes = dict(results.get(timeout=60) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+    won = [v for v, out in outcomes.items() if out.startswith("Trained tokenizer")]
+    lost = [
+        out for out in outcomes.values() if out.startswith("Error: a tokenizer named 'tk' already exists")
+    ]
+    assert len(won) == 1 and len(lost) == 5, outcomes
+    rows = Registry.from_workspace(workspace).list_artifacts("tokenizer")
+    assert [(r.name, r.config["requested_vocab_size"]) for r in rows] == [("tk", won[0])]
+    assert Tokenizer.load(rows[0].path).vocab_size == rows[0].config["vocab_size"]  # row and file agree
+
+
+def test_index_name_of_other_sources_is_refused_same_sources_refresh(tool_ctx, tmp_path):
+    from scratchlab.tools.rag import make_tools
+
+    tools = {t.name: t for t in make_tools(tool_ctx)}
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "doc.md").write_text(f"Notes about {folder}: LoRA adds low-rank adapters.\n")
+    assert "Error" not in tools["index_documents"].invoke({"path": str(tmp_path / "a"), "name": "notes"})
+    other = tools["index_documents"].invoke({"path": str(tmp_path / "b"), "name": "notes"})
+    assert other.startswith("Error: an index named 'notes' already exists (index-1, built from"), other
+    again = tools["index_documents"].invoke({"path": str(tmp_path / "a"), "name": "notes"})
+    assert "Error" not in again and "1 unchanged" in again
+    assert [a.id for a in tool_ctx.registry.list_artifacts("index")] == ["index-1"]
+
+
 def test_concurrent_add_artifact_has_exactly_one_winner_across_threads(registry):
     outcomes: list[str] = []
     barrier = threading.Barrier(8)

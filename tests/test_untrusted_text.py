@@ -112,3 +112,28 @@ def test_escape_controls_keeps_ordinary_text():
     assert common.escape_controls(text) == text
     assert common.escape_controls("a\nb", keep_newlines=True) == "a\nb"
     assert common.escape_controls("a\tb\x00") == "a\\tb\\x00"
+
+
+def test_sandbox_run_lists_files_named_by_the_code_as_text(workspace, wide):
+    from scratchlab.sandbox.policy import probe
+
+    if probe() is not None:
+        pytest.skip("bubblewrap unusable here")
+    code = "open('[bold]x[link=y] \\x1b[31mred', 'w').write('hi')"  # no "/" in a file name
+    r = CliRunner().invoke(app, ["--home", str(workspace.root), "sandbox", "run", "-c", code])
+    assert r.exit_code == 0, r.output
+    assert "[bold]x[link=y] \\x1b[31mred" in r.output and "\x1b" not in r.output
+
+
+def test_rag_search_prints_hostile_file_names_and_text(workspace, wide, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "[bold]notes [INST].md").write_text("QLoRA fine-tunes a [bold]quantized[/bold] model with adapters.\n")
+    runner = CliRunner()
+    r = runner.invoke(app, ["--home", str(workspace.root), "rag", "index", str(docs), "--name", "hostile"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(
+        app, ["--home", str(workspace.root), "rag", "search", "what is QLoRA", "--name", "hostile"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "[bold]notes [INST].md" in r.output and "[bold]quantized[/bold]" in r.output

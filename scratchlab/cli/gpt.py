@@ -107,15 +107,17 @@ def train(
         if as_json:
             common.emit_json(out)
         else:
-            common.console.print(f"started {job.id} for run {art.id} ({art.name}), ~{est:.0f}s. "
-                                 f"Watch: scratchlab jobs status {job.id}")  # fmt: skip
+            common.console.print(common.safe(f"started {job.id} for run {art.id} ({art.name}), ~{est:.0f}s. "
+                                             f"Watch: scratchlab jobs status {job.id}"))  # fmt: skip
         return
     job = _watch(ctx, job, art.id, as_json)
     art = ctx.registry.get_artifact(art.id)
     if as_json:
         common.emit_json(run_result_json(job, art))
     else:
-        common.console.print(summarize_training(ctx, job, art), highlight=False)
+        common.console.print(
+            common.safe(summarize_training(ctx, job, art), keep_newlines=True), highlight=False
+        )
     common.exit_for(job.status)
 
 
@@ -145,7 +147,9 @@ def resume(
     if as_json:
         common.emit_json(run_result_json(job, art))
     else:
-        common.console.print(summarize_training(ctx, job, art), highlight=False)
+        common.console.print(
+            common.safe(summarize_training(ctx, job, art), keep_newlines=True), highlight=False
+        )
     common.exit_for(job.status)
 
 
@@ -220,7 +224,7 @@ def ablate(
     else:
         md = Path(art.path) / "ablation.md"
         common.console.print(md.read_text() if md.exists() else job.error, markup=False)
-        common.console.print(f"chart: {(job.result or {}).get('plot')}")
+        common.console.print(common.safe(f"chart: {(job.result or {}).get('plot')}"))
     common.exit_for(job.status)
 
 
@@ -262,8 +266,10 @@ def compare(
         common.emit_json({"plot": str(plot), "runs": rows})
     else:
         for r in rows:
-            common.console.print(f"{r['run']} {r['name']}: val {r['val_loss']:.4f} at step {r['step']}")
-        common.console.print(f"plot: {plot}")
+            common.console.print(
+                common.safe(f"{r['run']} {r['name']}: val {r['val_loss']:.4f} at step {r['step']}")
+            )
+        common.console.print(common.safe(f"plot: {plot}"))
 
 
 @app.command("list")

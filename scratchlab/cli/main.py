@@ -81,12 +81,12 @@ def ask(
         common.emit_json({k: result[k] for k in ("answer", "thread", "tool_calls")})
         return
     for call in result["tool_calls"]:
-        common.console.print(f"[cyan]→ {call['name']}({call['args']})[/]")
+        common.console.print(common.safe(f"→ {call['name']}({call['args']})", "cyan"))
     if result["answer"]:
         from rich.markdown import Markdown
 
         common.console.print(Markdown(result["answer"]))
-    common.console.print(f"[dim]thread {result['thread']}[/]")
+    common.console.print(common.safe(f"thread {result['thread']}", "dim"))
 
 
 memory_app = typer.Typer(

@@ -53,7 +53,7 @@ DB_ERROR_HELP = (
     "free space, then try again."
 )
 NAME_TAKEN_HELP = (
-    "a {kind} named {name!r} already exists ({id}); names are never reused, so choose another name"
+    "{article} {kind} named {name!r} already exists ({id}); names are never reused, so choose another name"
 )
 UNIQUE_NAME_INDEX = "uq_sl_artifacts_kind_name"
 SETUP_ATTEMPTS = 3  # processes creating the tables of a new lab.db at once race on CREATE TABLE
@@ -72,7 +72,8 @@ class NameTaken(ValueError):
     """An artifact of this kind already has this name (names are identities and never reused)."""
 
     def __init__(self, kind: str, name: str, existing_id: str):
-        super().__init__(NAME_TAKEN_HELP.format(kind=kind, name=name, id=existing_id))
+        article = "an" if kind[:1] in "aeiou" else "a"
+        super().__init__(NAME_TAKEN_HELP.format(article=article, kind=kind, name=name, id=existing_id))
         self.kind, self.name, self.existing_id = kind, name, existing_id
 
 
