@@ -240,3 +240,27 @@ def test_database_failure_mid_command_prints_the_diagnosis_not_a_traceback(works
     err = capsys.readouterr().err
     assert "error: The lab database lab.db could not be written: no space left on /x" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_assembling_model_weights_on_a_full_disk_says_so(tmp_path, monkeypatch):
+    """Writing the 1 GB GGUF into a nearly full workspace gave a raw `OSError: [Errno 28]`."""
+    import contextlib
+    from pathlib import Path
+
+    from scratchlab.models import weights
+
+    part = tmp_path / "part"
+    part.write_bytes(b"x" * (2 * 1024**2))
+    monkeypatch.setitem(weights.SPECS, "tiny", weights.GGUFSpec("tiny", "tiny.gguf", ("m",), None, "Tiny"))
+    monkeypatch.setattr(weights, "_part_paths", lambda spec: [part])
+
+    @contextlib.contextmanager
+    def full_disk(path):
+        yield Path("/dev/full")  # every write there fails with ENOSPC
+
+    monkeypatch.setattr(weights, "atomic_path", full_disk)
+    with pytest.raises(
+        weights.WeightsError, match=r"cannot assemble Tiny: no space left on .*free at least 3 MB and start"
+    ):
+        weights.gguf_path("tiny", tmp_path / "models")
