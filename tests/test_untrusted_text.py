@@ -128,7 +128,9 @@ def test_sandbox_run_lists_files_named_by_the_code_as_text(workspace, wide):
 def test_rag_search_prints_hostile_file_names_and_text(workspace, wide, tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()
-    (docs / "[bold]notes [INST].md").write_text("QLoRA fine-tunes a [bold]quantized[/bold] model with adapters.\n")
+    (docs / "[bold]notes [INST].md").write_text(
+        "QLoRA fine-tunes a [bold]quantized[/bold] model with adapters.\n"
+    )
     runner = CliRunner()
     r = runner.invoke(app, ["--home", str(workspace.root), "rag", "index", str(docs), "--name", "hostile"])
     assert r.exit_code == 0, r.output
