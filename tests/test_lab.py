@@ -181,3 +181,18 @@ def test_gguf_assembly_and_checksum(tmp_path, monkeypatch):
     assert not (tmp_path / "cache" / "bad.gguf").exists()  # the corrupt file is not left behind
     with pytest.raises(ValueError, match="unknown local model"):
         weights.gguf_path("7b", tmp_path)
+
+
+def test_a_write_that_finds_the_database_full_raises_the_diagnosis(registry):
+    """SQLITE_FULL mid-command (here from a page cap, as on a full disk) becomes LabDatabaseError."""
+    from sqlalchemy import event
+
+    @event.listens_for(registry.engine, "connect")
+    def cap(dbapi_conn, _record):
+        pages = dbapi_conn.execute("PRAGMA page_count").fetchone()[0]
+        dbapi_conn.execute(f"PRAGMA max_page_count={pages}")
+
+    registry.engine.dispose()
+    with pytest.raises(LabDatabaseError, match="could not be written: no space left on .*the file is intact"):
+        for i in range(1000):
+            registry.add_artifact("file", f"f{i}", "x" * 2000)

@@ -197,3 +197,17 @@ def test_dataset_cache_is_keyed_by_tokenizer_content(tmp_path):
     second = ensure_dataset(str(data), str(tok_dir), tmp_path / "datasets")
     assert second.vocab_size == 270 != first.vocab_size
     assert int(second.load_split("train").max()) < load_tokenizer(str(tok_dir)).vocab_size
+
+
+def test_gpt_train_under_a_taken_run_name_is_refused_before_any_work(workspace, registry):
+    from typer.testing import CliRunner
+
+    from scratchlab.cli.main import app
+
+    registry.add_artifact("run", "shakes-4l", "")
+    r = CliRunner().invoke(
+        app, ["--home", str(workspace.root), "gpt", "train", "--name", "shakes-4l", "--max-iters", "5"]
+    )
+    assert r.exit_code == 2
+    assert "a run named 'shakes-4l' already exists" in " ".join(r.output.split())
+    assert registry.list_jobs() == [] and len(registry.list_artifacts("run")) == 1
