@@ -106,7 +106,7 @@ def test_an_intact_database_is_never_called_corrupt(tmp_path, error, expected):
     """Issue 16 problem 5: a full disk made `tokenizer list` advise `mv lab.db lab.db.bad`."""
     import sqlite3
 
-    from scratchlab.lab.registry import describe_db_error
+    from scratchlab.lab.dbcheck import describe_db_error
 
     ws = get_workspace(tmp_path / "ws")
     _filled_db(ws)
@@ -121,7 +121,7 @@ def test_a_damaged_page_is_called_damaged(tmp_path):
     data = bytearray(ws.db_path.read_bytes())
     data[4096 * 3 : 4096 * 3 + 200] = b"\xff" * 200  # scribble over a b-tree page, keep the header
     ws.db_path.write_bytes(bytes(data))
-    from scratchlab.lab.registry import integrity_check
+    from scratchlab.lab.dbcheck import integrity_check
 
     ok, found = integrity_check(ws.db_path)
     assert ok is False and found != "ok"

@@ -21,7 +21,6 @@ at once exactly one wins); an artifact changes through `update_artifact`, never 
 from __future__ import annotations
 
 import datetime as dt
-import errno
 import re
 import sqlite3
 from dataclasses import dataclass, field
@@ -33,35 +32,21 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from scratchlab.lab.dbcheck import LabDatabaseError, check_sqlite_file, describe_db_error
+
+__all__ = ["Artifact", "ArtifactNotFound", "Job", "LabDatabaseError", "NameTaken", "Registry", "check_sqlite_file",
+           "describe_db_error", "make_engine", "utcnow"]  # fmt: skip
+
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 LATEST_REFS = ("last", "latest", "newest", "recent")
 NAME_AND_ID_RE = re.compile(
     r"^.+? \(([a-z]+-\d+)\)(?:\s+\S.*)?$"
 )  # "gpt-1-lora-1 (adapter-2)" [+ " on gpt-1"]
-DB_CORRUPT_HELP = (
-    "The lab database {path} is damaged ({reason}; PRAGMA integrity_check: {check}). Nothing was changed. "
-    "Move it aside (`mv {path} {path}.bad`) and scratchlab will start a fresh one; your artifacts' files "
-    "stay in the workspace folders."
-)
-DB_LOCKED_HELP = (
-    "The lab database {path} is locked by another process ({reason}). Nothing was changed; the file is "
-    "fine. Wait for the other scratchlab process to finish, or stop it."
-)
-DB_ERROR_HELP = (
-    "The lab database {path} could not be used ({reason}). Nothing was changed, and the file itself is "
-    "intact (PRAGMA integrity_check: ok): do not delete or move it. Check the folder's permissions and "
-    "free space, then try again."
-)
 NAME_TAKEN_HELP = (
     "{article} {kind} named {name!r} already exists ({id}); names are never reused, so choose another name"
 )
 UNIQUE_NAME_INDEX = "uq_sl_artifacts_kind_name"
 SETUP_ATTEMPTS = 3  # processes creating the tables of a new lab.db at once race on CREATE TABLE
-SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26  # primary result codes that mean "damaged file"
-
-
-class LabDatabaseError(RuntimeError):
-    """lab.db is locked, corrupt or unreadable; the message says how to repair it."""
 
 
 class ArtifactNotFound(LookupError):
@@ -218,73 +203,6 @@ def make_engine(url: str) -> Engine:
                 raise LabDatabaseError(describe_db_error(engine.url.database, orig)) from orig
 
     return engine
-
-
-def integrity_check(path: str | Path) -> tuple[bool | None, str]:
-    """Run `PRAGMA integrity_check` on the SQLite file at `path`, read-only.
-
-    Returns:
-        (True, "ok") when intact; (False, what SQLite reports) when damaged (including "file is not a
-        database"); (None, why) when the check could not run (locked, unreadable, no space for the
-        WAL index): then nothing is known about the file.
-    """
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-        try:
-            rows = conn.execute("PRAGMA integrity_check").fetchmany(5)
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as e:
-        code = getattr(e, "sqlite_errorcode", None)
-        if code is not None and code & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB):
-            return False, str(e)
-        return None, str(e)
-    found = "; ".join(str(r[0]) for r in rows)
-    return found == "ok", found
-
-
-def describe_db_error(path: str | Path, exc: BaseException) -> str:
-    """What went wrong with lab.db, in words a user can act on.
-
-    The file is called damaged only when `integrity_check` says so; a full disk is named as such
-    (see `scratchlab.lab.diskspace`); a lock is a lock.
-    """
-    from scratchlab.lab.diskspace import MB, free_bytes, no_space_error
-
-    reason = getattr(exc, "orig", None) or exc
-    text = str(reason).lower()
-    full = no_space_error(reason, path, retry="try again")
-    free = free_bytes(path)
-    if full is None and "disk i/o" in text and free is not None and free < MB:
-        full = no_space_error(OSError(errno.ENOSPC, "No space left on device"), path, retry="try again")
-    if full:
-        return f"The lab database {path} could not be written: {full}. Nothing was changed and the file is intact."
-    if "locked" in text or "busy" in text:
-        return DB_LOCKED_HELP.format(path=path, reason=reason)
-    ok, found = integrity_check(path)
-    if ok is False:
-        return DB_CORRUPT_HELP.format(path=path, reason=reason, check=found)
-    if ok is None:
-        return (
-            f"The lab database {path} could not be used ({reason}) nor checked ({found}). Nothing was "
-            "changed; do not delete or move it. Check the folder's permissions and free space, then try again."
-        )
-    return DB_ERROR_HELP.format(path=path, reason=reason)
-
-
-def check_sqlite_file(path: str | Path) -> None:
-    """Raise `LabDatabaseError` (with a diagnosis) if `path` exists but cannot be opened as SQLite."""
-    path = Path(path)
-    if not path.exists():
-        return
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-        try:
-            conn.execute("PRAGMA schema_version").fetchone()
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as e:
-        raise LabDatabaseError(describe_db_error(path, e)) from e
 
 
 class Registry:
