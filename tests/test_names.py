@@ -40,6 +40,22 @@ def test_tokenizer_name_is_refused_and_old_files_kept(tool_ctx, tmp_path):
     assert [a.name for a in tool_ctx.registry.list_artifacts("tokenizer")] == ["tk"]
 
 
+def test_default_names_pick_a_free_one(tool_ctx, tmp_path):
+    from scratchlab.tools.rag import make_tools
+
+    data = tmp_path / "d.txt"
+    data.write_text(TEXT)
+    assert "'bpe300-d'" in _train(tool_ctx, dataset=str(data), vocab_size=300)
+    assert "'bpe300-d-2'" in _train(tool_ctx, dataset=str(data), vocab_size=300)  # no name given: a new one
+    assert [a.name for a in tool_ctx.registry.list_artifacts("tokenizer")] == ["bpe300-d-2", "bpe300-d"]
+    tools = {t.name: t for t in make_tools(tool_ctx)}
+    for parent in ("x", "y"):
+        (tmp_path / parent / "docs").mkdir(parents=True)
+        (tmp_path / parent / "docs" / "a.md").write_text(f"{parent}: adapters are small.\n")
+        assert "Error" not in tools["index_documents"].invoke({"path": str(tmp_path / parent / "docs")})
+    assert sorted(a.name for a in tool_ctx.registry.list_artifacts("index")) == ["docs", "docs-2"]
+
+
 def test_new_artifact_folder_never_overwrites_an_unregistered_folder(registry, tmp_path):
     folder = tmp_path / "tk"
     folder.mkdir()

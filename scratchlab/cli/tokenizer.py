@@ -54,7 +54,9 @@ def train(
     vocab_size: int = typer.Option(
         512, "--vocab-size", "-v", help="Total ids: 256 bytes + merges + special tokens."
     ),
-    name: str = typer.Option(None, "--name", "-n", help="Tokenizer name (default bpe<vocab>-<input stem>)."),
+    name: str = typer.Option(
+        None, "--name", "-n", help="New tokenizer name (default: the first free bpe<vocab>-<input stem>[-N])."
+    ),
     pattern: str = typer.Option(
         "gpt4", "--pattern", "-p", help="Split preset gpt4|gpt2|none, or a custom regex."
     ),
@@ -70,11 +72,10 @@ def train(
     from scratchlab.lab.diskspace import OutOfSpace
     from scratchlab.lab.registry import NameTaken
     from scratchlab.models.bpe import TokenizerError, train_tokenizer
-    from scratchlab.tools.tokenizer import KIND, _dataset_stem, _slug, save_new_tokenizer
+    from scratchlab.tools.tokenizer import save_new_tokenizer, tokenizer_name
 
-    name = _slug(name or f"bpe{vocab_size}-{_dataset_stem(inputs[0])}")
     try:
-        registry().check_name_free(KIND, name)
+        name = tokenizer_name(registry(), workspace(), name, vocab_size, inputs[0])
     except NameTaken as e:
         fail(str(e))
     text, source = _read_inputs(inputs)

@@ -307,6 +307,17 @@ class Registry:
         if existing is not None:
             raise NameTaken(kind, name, existing.id)
 
+    def free_name(self, kind: str, stem: str, folder: Path | None = None) -> str:
+        """`stem`, or else `stem-2`, `stem-3`, ...: the first name `kind` does not have (and, when
+        `folder` is given, for which `folder / name` does not exist). For names the user did not give."""
+        with self._session() as s:
+            taken = set(s.scalars(select(ArtifactRow.name).where(ArtifactRow.kind == kind)))
+        n, name = 1, stem
+        while name in taken or (folder is not None and (Path(folder) / name).exists()):
+            n += 1
+            name = f"{stem}-{n}"
+        return name
+
     def update_artifact(self, artifact_id: str, *, metrics: dict | None = None, config: dict | None = None,
                         path: str | None = None) -> Artifact:  # fmt: skip
         """Merge `metrics`/`config` into an artifact's (by id or name). Raises ArtifactNotFound."""

@@ -122,9 +122,15 @@ def run_index(ctx: ToolContext, paths: Sequence[str], name: str | None = None, i
     from scratchlab.lab.registry import NameTaken
     from scratchlab.retrieval.index import DocumentIndex
 
-    name = slug(name) if name else default_name(paths)
-    folder = index_dir(ctx, name)
     sources = [str(Path(p).expanduser().resolve()) for p in paths]
+    if name:
+        name = slug(name)
+    else:  # the default name: the index of these sources, or a free "<folder name>[-N]"
+        name = default_name(paths)
+        old = ctx.registry.find_artifact(name, KIND)
+        if old is not None and sorted(old.config.get("paths") or []) != sorted(sources):
+            name = ctx.registry.free_name(KIND, name, ctx.workspace.dir("indexes"))
+    folder = index_dir(ctx, name)
     old = ctx.registry.find_artifact(name, KIND)
     if old is not None and sorted(old.config.get("paths") or []) != sorted(sources):
         raise NameTaken(KIND, name, f"{old.id}, built from {', '.join(old.config.get('paths') or [])}")

@@ -35,7 +35,7 @@ class TrainTokenizerArgs(BaseModel):
         description="Total vocabulary size: 256 bytes + merges + special tokens, e.g. 512, 4096 or '2k'.",
     )
     name: str | None = Field(
-        default=None, description="Name for the tokenizer; null for 'bpe<vocab_size>-<dataset>'."
+        default=None, description="Name for a new tokenizer; null for a free 'bpe<vocab_size>-<dataset>[-N]'."
     )
     pattern: str | None = Field(
         default="gpt4",
@@ -107,6 +107,16 @@ def resolve_tokenizer(ctx: ToolContext, ref: str):
     return tok, f"{art.name} ({art.id})", art
 
 
+def tokenizer_name(registry, workspace, name: str | None, vocab_size: int, dataset: str) -> str:
+    """The name to train under: `name` if given (refused if taken: `NameTaken`, before any training),
+    else the first free "bpe<vocab_size>-<dataset stem>[-N]"."""
+    if name:
+        registry.check_name_free(KIND, _slug(name))
+        return _slug(name)
+    stem = _slug(f"bpe{vocab_size}-{_dataset_stem(dataset)}")
+    return registry.free_name(KIND, stem, workspace.dir("tokenizers"))
+
+
 def save_new_tokenizer(registry, workspace, tok, name: str, dataset: str, requested_vocab_size: int,
                        seconds: float, hf: bool = False):  # fmt: skip
     """Save `tok` to the new folder `tokenizers/<name>` and register it; returns (artifact, folder).
@@ -147,8 +157,7 @@ def make_tools(ctx: ToolContext) -> list[BaseTool]:
             raise ToolError(
                 f"vocab_size {args.vocab_size} is too large for this lab (max {MAX_VOCAB_SIZE}); try 4096"
             )
-        name = _slug(args.name or f"bpe{args.vocab_size}-{_dataset_stem(args.dataset)}")
-        ctx.registry.check_name_free(KIND, name)  # refuse before training, not after
+        name = tokenizer_name(ctx.registry, ctx.workspace, args.name, args.vocab_size, args.dataset)
         text = load_text(args.dataset)
         specials = list(args.special_tokens or [])
         t0 = time.perf_counter()
