@@ -107,17 +107,18 @@ def train(
         if as_json:
             common.emit_json(out)
         else:
-            common.console.print(f"started {job.id} for run {art.id} ({art.name}), ~{est:.0f}s. "
-                                 f"Watch: scratchlab jobs status {job.id}")  # fmt: skip
+            common.console.print(common.safe(f"started {job.id} for run {art.id} ({art.name}), ~{est:.0f}s. "
+                                             f"Watch: scratchlab jobs status {job.id}"))  # fmt: skip
         return
     job = _watch(ctx, job, art.id, as_json)
     art = ctx.registry.get_artifact(art.id)
     if as_json:
         common.emit_json(run_result_json(job, art))
     else:
-        common.console.print(summarize_training(ctx, job, art), highlight=False)
-    if job.status == "failed":
-        raise typer.Exit(1)
+        common.console.print(
+            common.safe(summarize_training(ctx, job, art), keep_newlines=True), highlight=False
+        )
+    common.exit_for(job.status)
 
 
 @app.command()
@@ -146,7 +147,10 @@ def resume(
     if as_json:
         common.emit_json(run_result_json(job, art))
     else:
-        common.console.print(summarize_training(ctx, job, art), highlight=False)
+        common.console.print(
+            common.safe(summarize_training(ctx, job, art), keep_newlines=True), highlight=False
+        )
+    common.exit_for(job.status)
 
 
 @app.command()
@@ -220,7 +224,8 @@ def ablate(
     else:
         md = Path(art.path) / "ablation.md"
         common.console.print(md.read_text() if md.exists() else job.error, markup=False)
-        common.console.print(f"chart: {(job.result or {}).get('plot')}")
+        common.console.print(common.safe(f"chart: {(job.result or {}).get('plot')}"))
+    common.exit_for(job.status)
 
 
 @app.command()
@@ -261,8 +266,10 @@ def compare(
         common.emit_json({"plot": str(plot), "runs": rows})
     else:
         for r in rows:
-            common.console.print(f"{r['run']} {r['name']}: val {r['val_loss']:.4f} at step {r['step']}")
-        common.console.print(f"plot: {plot}")
+            common.console.print(
+                common.safe(f"{r['run']} {r['name']}: val {r['val_loss']:.4f} at step {r['step']}")
+            )
+        common.console.print(common.safe(f"plot: {plot}"))
 
 
 @app.command("list")
@@ -271,19 +278,17 @@ def list_(
     as_json: bool = typer.Option(False, "--json", help="Print runs as JSON."),
 ) -> None:
     """List GPT runs, newest first."""
-    from rich.table import Table
-
     reg = common.registry()
     runs = reg.list_artifacts("run", limit=limit)
     if as_json:
         common.emit_json([{"run": a.id, "name": a.name, "path": a.path, "config": a.config, "metrics": a.metrics}
                           for a in runs])  # fmt: skip
         return
-    t = Table("run", "name", "status", "val loss", "steps", "model", "dataset")
-    for a in runs:
-        m, c = a.metrics, a.config
-        val = m.get("val_loss")
-        t.add_row(a.id, a.name, str(m.get("status", "")), f"{val:.4f}" if isinstance(val, float) else "",
-                  f"{m.get('step', '')}/{c.get('max_iters', '')}",
-                  f"{c.get('n_layer')}L {c.get('n_head')}H {c.get('n_embd')}d", str(c.get("dataset", "")))  # fmt: skip
-    common.console.print(t)
+    rows = ((a.id, a.name, a.metrics.get("status", ""),
+             f"{a.metrics['val_loss']:.4f}" if isinstance(a.metrics.get("val_loss"), float) else "",
+             f"{a.metrics.get('step', '')}/{a.config.get('max_iters', '')}",
+             f"{a.config.get('n_layer')}L {a.config.get('n_head')}H {a.config.get('n_embd')}d", a.config.get("dataset", ""))
+            for a in runs)  # fmt: skip
+    common.console.print(
+        common.safe_table("run", "name", "status", "val loss", "steps", "model", "dataset", rows=rows)
+    )

@@ -81,9 +81,8 @@ def train(
             {k: res.get(k) for k in TRAIN_JSON_KEYS if k in res} | {"samples": res.get("samples", [])[:3]}
         )
     else:
-        common.console.print(format_finetune(res), highlight=False)
-    if res.get("status") == "failed":
-        raise typer.Exit(1)
+        common.console.print(common.safe(format_finetune(res), keep_newlines=True), highlight=False)
+    common.exit_for(res.get("status"))
 
 
 @app.command("eval")
@@ -115,16 +114,16 @@ def eval_(
     if as_json:
         common.emit_json(res)
         return
-    common.console.print(
+    common.console.print(common.safe(
         f"{res['name']} ({res['adapter']}): val loss {res['val_loss_before']:.3f} -> {res['val_loss_after']:.3f}, "
         f"ppl {res['val_ppl_before']:.2f} -> {res['val_ppl_after']:.2f}"
         + (f", BLEU {res['bleu_before']:.1f} -> {res['bleu_after']:.1f}, ROUGE-L {res['rougeL_before']:.1f} -> {res['rougeL_after']:.1f}"
-           if "bleu_after" in res else ""), highlight=False)  # fmt: skip
+           if "bleu_after" in res else "")), highlight=False)  # fmt: skip
     for s in res.get("samples", []):
         common.console.print(
-            f"\n[bold]Q:[/] {s['prompt']}\n  ref:   {s['reference']}\n  base:  {s['base']}\n  tuned: {s['tuned']}",
-            highlight=False,
-        )
+            common.safe(f"\nQ: {s['prompt']}\n  ref:   {s['reference']}\n  base:  {s['base']}\n  tuned: {s['tuned']}",
+                        keep_newlines=True), highlight=False,
+        )  # fmt: skip
 
 
 @app.command()
@@ -139,15 +138,13 @@ def merge(
     if as_json:
         common.emit_json(info)
     else:
-        common.console.print(f"merged {info['adapter']} -> {info['name']} ({info['artifact']}) at {info['path']}; "
-                             f"max |logit diff| {info['max_abs_diff']:.2e}", highlight=False)  # fmt: skip
+        common.console.print(common.safe(f"merged {info['adapter']} -> {info['name']} ({info['artifact']}) at {info['path']}; "
+                             f"max |logit diff| {info['max_abs_diff']:.2e}"), highlight=False)  # fmt: skip
 
 
 @app.command("list")
 def list_(as_json: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
     """Adapters with their base and before/after val loss."""
-    from rich.table import Table
-
     from scratchlab.tools.lora import ADAPTER, sync_adapter
 
     ctx = _ctx()
@@ -160,15 +157,12 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print the result a
     if as_json:
         common.emit_json(rows)
         return
-    t = Table("id", "name", "base", "status", "r", "val loss before -> after")
-    for r in rows:
-        vl = (
-            f"{r['val_loss_before']:.3f} -> {r['val_loss_after']:.3f}"
-            if r["val_loss_after"] is not None
-            else "-"
-        )
-        t.add_row(r["id"], r["name"], str(r["base"]), str(r["status"]), str(r["r"]), vl)
-    common.console.print(t)
+    cells = ((r["id"], r["name"], r["base"], r["status"], r["r"],
+              f"{r['val_loss_before']:.3f} -> {r['val_loss_after']:.3f}" if r["val_loss_after"] is not None else "-")
+             for r in rows)  # fmt: skip
+    common.console.print(
+        common.safe_table("id", "name", "base", "status", "r", "val loss before -> after", rows=cells)
+    )
 
 
 @app.command()
@@ -187,5 +181,5 @@ def generate(
         common.emit_json(out)
         return
     if compare:
-        common.console.print(f"[bold]base:[/]  {out['base']}", highlight=False)
-    common.console.print(f"[bold]tuned:[/] {out['tuned']}", highlight=False)
+        common.console.print(common.safe("base:  ", "bold") + common.safe(out["base"], keep_newlines=True))
+    common.console.print(common.safe("tuned: ", "bold") + common.safe(out["tuned"], keep_newlines=True))

@@ -195,7 +195,7 @@ def launch_training(ctx: ToolContext, prep: PreparedRun) -> tuple[Job, Artifact]
         "out_dir": str(run_dir),
         "plot_path": str(ctx.workspace.dir("plots") / f"{art.id}-loss.png"),
     }
-    art = reg.add_artifact(RUN_KIND, prep.name, run_dir, config=config, metrics={"status": "queued"})
+    art = reg.update_artifact(art.id, path=str(run_dir), config=config)
     job = start_job(ctx.workspace, reg, "gpt", TRAIN_MODULE, config, run_dir=run_dir, artifact_id=art.id,
                     total=int(config["max_iters"]), resume_hint=RESUME_HINT.format(run=art.id))  # fmt: skip
     return job, art
@@ -215,8 +215,7 @@ def launch_resume(ctx: ToolContext, run: str, max_iters: int | None = None) -> t
     config = {**art.config, "resume": True}
     if max_iters is not None:
         config["max_iters"] = int(max_iters)
-    ctx.registry.add_artifact(RUN_KIND, art.name, art.path, config=config,
-                              metrics={**art.metrics, "status": "queued"}, parent=art.parent)  # fmt: skip
+    ctx.registry.update_artifact(art.id, config=config, metrics={"status": "queued"})
     job = start_job(ctx.workspace, ctx.registry, "gpt", TRAIN_MODULE, config, run_dir=art.path, artifact_id=art.id,
                     total=int(config["max_iters"]), resume_hint=RESUME_HINT.format(run=art.id))  # fmt: skip
     return job, art
@@ -327,7 +326,7 @@ def launch_ablation(ctx: ToolContext, config: dict[str, Any]) -> tuple[Job, Arti
         "plot_path": str(ctx.workspace.dir("plots") / f"{art.id}.png"),
     }
     config["base"] = {**config["base"], "out_dir": str(out_dir / "baseline")}
-    art = reg.add_artifact(ABLATION_KIND, name, out_dir, config=config, metrics={"status": "queued"})
+    art = reg.update_artifact(art.id, path=str(out_dir), config=config)
     n = len(config["switches"]) + 1
     job = start_job(ctx.workspace, reg, "ablation", ABLATE_MODULE, config, run_dir=out_dir, artifact_id=art.id,
                     total=n * int(config["base"]["max_iters"]))  # fmt: skip

@@ -142,8 +142,10 @@ def materialize(ctx: ToolContext, b: BaseRef) -> BaseRef:
 
     path = ensure_base(b.name, ctx.workspace.dir("bases"), ctx.workspace.dir("models"))
     meta = read_base_meta(path)
-    art = ctx.registry.add_artifact(BASE, b.name, path, config={k: meta.get(k) for k in ("architecture", "source_gguf", "gguf_sha256", "description")},
-                                    metrics={"n_params": meta.get("n_params")})  # fmt: skip
+    # a base is its pinned weights: converting it again gives the same artifact
+    old = ctx.registry.find_artifact(b.name, BASE)
+    art = old or ctx.registry.add_artifact(BASE, b.name, path, config={k: meta.get(k) for k in ("architecture", "source_gguf", "gguf_sha256", "description")},
+                                           metrics={"n_params": meta.get("n_params")})  # fmt: skip
     return BaseRef("hf", path, art.id, b.name, int(meta.get("n_params") or b.n_params))
 
 
@@ -274,9 +276,13 @@ def start_finetune(ctx: ToolContext, args: FinetuneLoraArgs, inline: bool | None
     b = materialize(ctx, b)
     data = resolve_data(ctx, args.data)
     cfg.update(base_path=str(b.path), base_ref=b.artifact_id, data=str(data), out_dir=str(out_dir))
-    art = ctx.registry.add_artifact(
-        ADAPTER, name, out_dir, config={**cfg, "status": "training"}, parent=b.artifact_id
-    )
+    old = ctx.registry.find_artifact(name, ADAPTER)
+    if old is not None and not (out_dir / TRAIN_STATE).is_file():
+        raise ToolError(
+            f"adapter {name!r} already exists ({old.id}); names are never reused, pick another name"
+        )
+    art = (ctx.registry.update_artifact(old.id, config={**cfg, "status": "training"}) if old else  # resume
+           ctx.registry.add_artifact(ADAPTER, name, out_dir, config={**cfg, "status": "training"}, parent=b.artifact_id))  # fmt: skip
     inline = ctx.extras.get("lora_inline", False) if inline is None else inline
     if inline:
         from scratchlab.training.lora import run_job
@@ -351,8 +357,11 @@ def merge(ctx: ToolContext, adapter: str | None) -> dict[str, Any]:
     _require_saved(art)
     kind = json.loads((Path(art.path) / "lora_meta.json").read_text())["base"]["kind"]
     folder = ctx.workspace.dir("bases" if kind == "hf" else "runs") / f"{art.name}-merged"
-    info = merge_to_folder(art.path, folder)
     new_kind = BASE if kind == "hf" else RUN
+    ctx.registry.check_name_free(new_kind, folder.name)  # NameTaken: merged before; never overwritten
+    if folder.exists():
+        raise ToolError(f"{folder} already exists; move it aside to merge {art.name} again")
+    info = merge_to_folder(art.path, folder)
     new = ctx.registry.add_artifact(new_kind, folder.name, folder, config={"merged_from": art.id, "base": info["base"]},
                                     metrics={"merge_max_abs_diff": info["max_abs_diff"], **{k: v for k, v in art.metrics.items() if k in ("trainable_params", "total_params")}},
                                     parent=art.id)  # fmt: skip

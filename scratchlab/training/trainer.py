@@ -318,7 +318,10 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict[str, An
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as e:  # torch raises many types for truncated/foreign files
-        raise TrainError(f"checkpoint {path} is unreadable ({type(e).__name__}: {e})") from e
+        other = path.with_name(BEST_CKPT if path.name == LAST_CKPT else LAST_CKPT)
+        way_out = f"use the run's other checkpoint (`cp {other} {path}`), or " if other.exists() else ""
+        raise TrainError(f"checkpoint {path} is truncated or damaged ({type(e).__name__}: {e}); "
+                         f"{way_out}delete it and train the run again") from e  # fmt: skip
     if not isinstance(ckpt, dict) or ckpt.get("format") != CKPT_FORMAT:
         raise TrainError(f"{path} is not a scratchlab GPT checkpoint")
     if int(ckpt.get("version", 0)) > CKPT_VERSION:
