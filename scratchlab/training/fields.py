@@ -31,6 +31,7 @@ def setting(
     le: float | None = None,
     lt: float | None = None,
     choices: tuple | None = None,
+    label: str | None = None,
     default_factory: Any = dataclasses.MISSING,
 ) -> Any:
     """A dataclass field carrying its help text and bounds in `metadata`.
@@ -40,11 +41,14 @@ def setting(
         help: one sentence for the CLI `--help`, the tool schema the LLM reads and the docs.
         ge, gt, le, lt: inclusive/exclusive numeric bounds (checked only when the value is not None).
         choices: the allowed values.
+        label: how error messages name the field (default: its name).
         default_factory: for mutable defaults.
     """
     meta = {HELP: help, **{k: v for k, v in dict(ge=ge, gt=gt, le=le, lt=lt).items() if v is not None}}
     if choices is not None:
         meta[CHOICES] = tuple(choices)
+    if label is not None:
+        meta["label"] = label
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -101,7 +105,7 @@ def check_settings(cfg: Any, error: type[Exception], names: list[str] | None = N
     for f in dataclasses.fields(cfg):
         if names is not None and f.name not in names:
             continue
-        reason = check_value(f.name, getattr(cfg, f.name), dict(f.metadata))
+        reason = check_value(f.metadata.get("label", f.name), getattr(cfg, f.name), dict(f.metadata))
         if reason:
             help_ = f.metadata.get(HELP, "")
             raise error(f"{reason}" + (f" ({help_})" if help_ else ""))
