@@ -17,6 +17,11 @@ import dataclasses
 import math
 from typing import Any
 
+DTYPES = (
+    "auto",
+    "float32",
+    "bfloat16",
+)  # the choices of every config's `dtype` (see `precision.autocast_dtype`)
 HELP = "help"
 BOUNDS = ("ge", "gt", "le", "lt")
 CHOICES = "choices"

@@ -15,13 +15,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from scratchlab.models.gpt import ACTIVATIONS, POS_EMB_KINDS, GPTConfig
 from scratchlab.training.errors import TrainError
-from scratchlab.training.fields import check_settings, setting
-from scratchlab.training.precision import DTYPES
+from scratchlab.training.fields import DTYPES, check_settings, setting
 from scratchlab.training.schedule import warmup_cosine
 
-MODEL_KEYS = {f.name for f in dataclasses.fields(GPTConfig)} - {"vocab_size"}
 MAX_LR = 1.0  # AdamW steps beyond this diverge at once; refuse rather than train to NaN
 
 
@@ -44,10 +41,10 @@ class TrainConfig:
     n_embd: int = setting(128, "Embedding width.", ge=1, le=65536)
     dropout: float = setting(0.0, "Dropout rate, 0 to 0.5.", ge=0, lt=1)
     bias: bool = setting(False, "Biases in Linear layers and layer norms.")
-    pos_emb: str = setting("learned", "Position embedding: learned | none | rope.", choices=POS_EMB_KINDS)
+    pos_emb: str = setting("learned", "Position embedding: learned | none | rope.")
     residual: bool = setting(True, "Residual connections around each sublayer.")
     layernorm: bool = setting(True, "Layer norms before each sublayer and at the end.")
-    activation: str = setting("gelu", "MLP activation: gelu | relu.", choices=ACTIVATIONS)
+    activation: str = setting("gelu", "MLP activation: gelu | relu.")
     mlp_ratio: float = setting(4.0, "MLP hidden width as a multiple of n_embd.", gt=0, le=64)
     # optimisation
     batch_size: int = setting(12, "Sequences per optimizer step.", ge=1, le=1 << 20)  # all ranks together
@@ -110,9 +107,14 @@ class TrainConfig:
         """Raises TrainError for a non-finite, out-of-bounds or unknown-choice value (see the field bounds)."""
         check_settings(self, TrainError)
 
-    def model_config(self, vocab_size: int) -> GPTConfig:
+    def model_config(self, vocab_size: int):
+        """The `GPTConfig` of this run (its checks raise TrainError: n_embd % n_head, pos_emb, activation)."""
+        # torch is heavy: this module is read by the CLI and the tool schemas, which must start without it
+        from scratchlab.models.gpt import GPTConfig
+
+        keys = {f.name for f in dataclasses.fields(GPTConfig)} - {"vocab_size"}
         try:
-            return GPTConfig(vocab_size=vocab_size, **{k: getattr(self, k) for k in MODEL_KEYS})
+            return GPTConfig(vocab_size=vocab_size, **{k: getattr(self, k) for k in keys})
         except ValueError as e:
             raise TrainError(str(e)) from e
 

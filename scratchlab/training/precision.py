@@ -30,8 +30,8 @@ from contextlib import nullcontext
 import torch
 
 from scratchlab.training.errors import TrainError
+from scratchlab.training.fields import DTYPES
 
-DTYPES = ("auto", "float32", "bfloat16")
 COMPILE_AUTO_MIN_ITERS = {"cpu": 10_000, "cuda": 1000}
 TORCH_DEFAULT_THREADS = torch.get_num_threads()  # before anyone changes it
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from scratchlab.training.fields import HELP, default_of
 from scratchlab.training.gpt_config import TrainConfig
-from scratchlab.training.lora_model import LoraTrainConfig
+from scratchlab.training.lora_config import LoraTrainConfig
 
 
 @dataclass(frozen=True)

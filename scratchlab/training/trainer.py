@@ -45,7 +45,7 @@ from scratchlab.training import ddp, precision
 from scratchlab.training.batches import Batcher, evaluate, resolve_data, split_micro_steps
 from scratchlab.training.errors import TrainError
 from scratchlab.training.estimate import estimate_gpt
-from scratchlab.training.gpt_config import MODEL_KEYS, TrainConfig  # noqa: F401 - re-exported
+from scratchlab.training.gpt_config import TrainConfig
 from scratchlab.training.gpt_io import (  # noqa: F401 - re-exported: the engine's public names
     BEST_CKPT,
     CKPT_FORMAT,
@@ -72,6 +72,8 @@ from scratchlab.training.precision import (  # noqa: F401 - re-exported
 from scratchlab.training.precision import runnable_others as _runnable_others
 from scratchlab.training.report import REPORT_EVERY_S, Reporter, SignalStop, Throttled
 from scratchlab.training.schedule import set_lr
+
+MAX_EXP = 700.0  # exp() of a larger loss overflows a float; the perplexity is then reported as exp(700)
 
 __all__ = ["TrainConfig", "TrainError", "train", "estimate_seconds", "load_model", "sample_from_checkpoint",
            "load_checkpoint", "save_checkpoint", "run_job", "main"]  # fmt: skip
@@ -274,7 +276,7 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> dict[str, Any]:
         "run_dir": str(out_dir), "status": status, "step": step, "max_iters": cfg.max_iters,
         "val_loss": val_loss, "best_val_loss": best_val, "best_step": best_step,
         "train_loss": last_eval["train_loss"], "last_batch_loss": lossf,
-        "perplexity": math.exp(val_loss) if val_loss == val_loss else float("nan"),
+        "perplexity": math.exp(min(val_loss, MAX_EXP)) if val_loss == val_loss else float("nan"),
         "bits_per_char": meta.bits_per_unit(val_loss, "val", "chars"),
         "bits_per_byte": meta.bits_per_unit(val_loss, "val", "bytes"),
         "params": n_params, "seconds": round(clock.elapsed, 3), "session_seconds": round(seconds, 3),
