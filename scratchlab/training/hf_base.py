@@ -237,7 +237,7 @@ def load_base_model(
     kw: dict[str, Any] = {"dtype": dtype}
     if load_in_4bit:
         kw["quantization_config"] = qlora_config(dtype)
-        kw["device_map"] = {"": 0}
+        kw["device_map"] = {"": torch.device(device).index or 0}  # this rank's GPU under torchrun
     tok = AutoTokenizer.from_pretrained(p)
     model = AutoModelForCausalLM.from_pretrained(p, **kw)
     if not load_in_4bit:
