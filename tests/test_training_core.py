@@ -123,6 +123,25 @@ def test_cli_gpt_train_passes_the_options_to_the_config(monkeypatch, tmp_path):
     }
 
 
+def test_cli_lora_train_splits_tool_arguments_from_extra_settings(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from scratchlab.cli.main import app
+
+    seen = {}
+
+    def fake_start(ctx, args, inline=None, extra=None):
+        seen.update(args=args.model_dump(), extra=extra)
+        return {"status": "declined", "estimated_seconds": 1}
+
+    monkeypatch.setattr("scratchlab.tools.lora.start_finetune", fake_start)
+    res = CliRunner().invoke(app, ["--home", str(tmp_path), "lora", "train", "--data", "d.jsonl", "--r", "4",
+                                   "--batch-size", "2", "--dtype", "float32", "--no-qlora", "--json"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert seen["args"]["r"] == 4 and seen["args"]["data"] == "d.jsonl" and seen["args"]["lr"] is None
+    assert seen["extra"] == {"batch_size": 2, "dtype": "float32", "qlora": False}
+
+
 def test_diff_from_defaults_worked_examples():
     assert settings.diff_from_defaults(TrainConfig()) == {}
     assert settings.diff_from_defaults(

@@ -291,10 +291,10 @@ def ablation_config(ctx: ToolContext, args: AblateGPTArgs) -> tuple[dict[str, An
     switches = list(args.switches or DEFAULT_SWITCHES)
     for s in switches:
         parse_switch(s)
-    base = {k: v for k, v in dict(dataset=args.dataset, tokenizer=resolve_tokenizer(ctx, args.tokenizer),
-            n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, block_size=args.block_size,
-            batch_size=args.batch_size, max_iters=args.max_iters).items() if v is not None}  # fmt: skip
-    base.setdefault("max_iters", 500)
+    given = args.model_dump(include=set(settings.SURFACES["ablate_gpt"].tool_fields))
+    base = {k: v for k, v in given.items() if v is not None}
+    base["tokenizer"] = resolve_tokenizer(ctx, args.tokenizer)
+    base.setdefault("max_iters", settings.defaults("ablate_gpt")["max_iters"])
     base["eval_interval"] = max(1, base["max_iters"] // 5)
     cfg = TrainConfig.from_dict({**base, "out_dir": str(ctx.workspace.dir("runs") / "_estimate")})
     est = _estimate(ctx, cfg)
