@@ -99,14 +99,14 @@ def eval_(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Val loss/perplexity and BLEU/ROUGE of an adapter vs its base, with side-by-side samples."""
-    from scratchlab.tools.lora import _require_saved, resolve_adapter, resolve_data
+    from scratchlab.tools.lora import require_saved, resolve_adapter, resolve_data
     from scratchlab.training.lora_adapters import evaluate_adapter
 
     ctx = _ctx()
 
     def run():
         art = resolve_adapter(ctx, adapter)
-        _require_saved(art)
+        require_saved(art)
         path = resolve_data(ctx, data) if data else None
         return {
             "adapter": art.id,

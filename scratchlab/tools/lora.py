@@ -197,7 +197,8 @@ def sync_adapter(ctx: ToolContext, art: Artifact) -> Artifact:
     return ctx.registry.update_artifact(art.id, metrics=metrics, config=config)
 
 
-def _require_saved(art: Artifact) -> None:
+def require_saved(art: Artifact) -> None:
+    """Raise ToolError unless the adapter's weights are saved (its training finished)."""
     from scratchlab.training.lora import LORA_META
 
     if not (Path(art.path) / LORA_META).is_file():
@@ -359,7 +360,7 @@ def merge(ctx: ToolContext, adapter: str | None) -> dict[str, Any]:
     from scratchlab.training.lora_adapters import merge_to_folder
 
     art = resolve_adapter(ctx, adapter)
-    _require_saved(art)
+    require_saved(art)
     kind = json.loads((Path(art.path) / "lora_meta.json").read_text())["base"]["kind"]
     folder = ctx.workspace.dir("bases" if kind == "hf" else "runs") / f"{art.name}-merged"
     info = merge_to_folder(art.path, folder)
@@ -400,7 +401,7 @@ def generate(
     if not 1 <= max_new_tokens <= 2048:
         raise ToolError(f"max_new_tokens must be in 1..2048, got {max_new_tokens}")
     art = resolve_adapter(ctx, adapter)
-    _require_saved(art)
+    require_saved(art)
     t0 = time.time()
     s = _session(ctx, art)
     out = {"adapter": art.id, "name": art.name, "tuned": answer(s, prompt, max_new_tokens)}
