@@ -34,6 +34,11 @@ from typing import Any
 
 import torch
 
+from scratchlab.models.gpt import GPT
+from scratchlab.training import precision
+from scratchlab.training.batches import Batcher, evaluate, resolve_data
+from scratchlab.training.gpt_io import save_checkpoint
+
 JOB_STARTUP_S = 2.5  # seconds from job start to the first training step (imports, data, model)
 FINISH_S = 1.0  # seconds for the loss plot and result files
 COMPILE_S = {"cpu": 35.0, "cuda": 40.0}  # first-step torch.compile allowance (seconds)
@@ -80,8 +85,6 @@ class threads_as_job:
         self.device, self.num_threads = device, num_threads
 
     def __enter__(self):
-        from scratchlab.training import precision
-
         self.saved = torch.get_num_threads()
         precision.configure(self.device, self.num_threads)
         return self
@@ -105,11 +108,6 @@ def estimate_gpt(cfg, timed_steps: int = TIMED_STEPS) -> dict[str, Any]:
     Raises:
         TrainError: a bad config or too little data.
     """
-    from scratchlab.models.gpt import GPT
-    from scratchlab.training import precision
-    from scratchlab.training.batches import Batcher, evaluate, resolve_data
-    from scratchlab.training.gpt_io import save_checkpoint
-
     cfg.validate()
     meta = resolve_data(cfg.dataset, cfg.tokenizer, cfg.data_dir, cfg.out_dir)
     device = precision.resolve_device(cfg.device)

@@ -269,7 +269,7 @@ def _finetune(cfg: LoraTrainConfig, out: Path, t0: float, dinfo: ddp.DistInfo, o
     history: list[dict[str, float]] = []
     start = 0
     if state is not None:
-        from peft import set_peft_model_state_dict
+        from peft import set_peft_model_state_dict  # peft is heavy: loaded once a run starts
 
         set_peft_model_state_dict(model, state["lora"])
         opt.load_state_dict(state["optimizer"])

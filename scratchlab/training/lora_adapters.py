@@ -59,7 +59,7 @@ def attach_adapter(
     Raises:
         LoraError: the folder is not a scratchlab adapter or is from a newer format.
     """
-    from peft import PeftModel
+    from peft import PeftModel  # peft is heavy: loaded when an adapter is opened
 
     read_adapter_meta(adapter_dir)
     model = PeftModel.from_pretrained(base_model, str(adapter_dir), adapter_name=adapter_name)

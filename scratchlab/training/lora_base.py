@@ -19,6 +19,7 @@ generation stops there.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from scratchlab.training import lora_data as D
 from scratchlab.training.data import DataError, load_meta, load_tokenizer, tokenizer_eot_id
 from scratchlab.training.errors import TrainError
 from scratchlab.training.gpt_io import BEST_CKPT, LAST_CKPT, load_model, save_checkpoint
+from scratchlab.training.hf_base import base_hash, load_base_model
 
 HF_MAX_LEN = 512
 STOP_TEXT = "\n\n###"  # answer terminator for vocabularies without an EOS token (our char GPTs)
@@ -194,10 +196,6 @@ def load_hf(
         qlora: 4-bit NF4 base (True), full precision (False), or auto (None: 4-bit when CUDA and
             bitsandbytes are present).
     """
-    import importlib.util
-
-    from scratchlab.training.hf_base import base_hash, load_base_model
-
     p = Path(path)
     dev = str(device)
     if qlora is None:

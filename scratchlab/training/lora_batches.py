@@ -24,7 +24,7 @@ def collate(examples: Sequence[Any], pad_id: int):
         dict of int64 tensors `input_ids` (B, T), `labels` (B, T) (-100 on padding and prompts) and
         `attention_mask` (B, T) (1 on real tokens).
     """
-    import torch
+    import torch  # lora_data (records, formats) is read by the tools without torch
 
     T = max(len(e) for e in examples)
     B = len(examples)

@@ -38,7 +38,7 @@ def text_metrics(predictions: list[str], references: list[str]) -> dict[str, flo
         raise ValueError(
             f"need equal, non-empty lists; got {len(predictions)} predictions, {len(references)} references"
         )
-    import sacrebleu
+    import sacrebleu  # the metric packages load slowly; only evaluation needs them
     from rouge_score import rouge_scorer
 
     bleu = sacrebleu.corpus_bleu(predictions, [references]).score

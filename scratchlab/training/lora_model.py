@@ -87,7 +87,7 @@ def add_lora(base: LoadedBase, cfg: LoraTrainConfig, adapter_name: str = "defaul
     Raises:
         LoraError: a target module does not exist or r is invalid.
     """
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig, get_peft_model  # peft is heavy: loaded when adapters are added
 
     targets = list(cfg.target_modules) if cfg.target_modules else default_targets(base.model)
     check_targets(base.model, targets)
@@ -100,7 +100,7 @@ def add_lora(base: LoadedBase, cfg: LoraTrainConfig, adapter_name: str = "defaul
         task_type="CAUSAL_LM" if base.kind == "hf" else None,
     )
     if base.quantized:
-        from peft import prepare_model_for_kbit_training
+        from peft import prepare_model_for_kbit_training  # see above
 
         prepare_model_for_kbit_training(base.model, use_gradient_checkpointing=False)
     return get_peft_model(base.model, lcfg, adapter_name=adapter_name)

@@ -289,7 +289,7 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> dict[str, Any]:
     }  # fmt: skip
     if master:
         try:
-            from scratchlab.training.plots import plot_losses
+            from scratchlab.training.plots import plot_losses  # matplotlib: optional, and slow to import
 
             result["plot"] = str(plot_losses(history, plot_path, title=out_dir.name))
         except ImportError:  # matplotlib missing: training results still stand
