@@ -22,6 +22,7 @@ from scratchlab.lab.jobs import job_elapsed, list_jobs, read_log, refresh_job, s
 from scratchlab.lab.registry import Artifact, ArtifactNotFound, Job
 from scratchlab.tools.base import Count, ToolContext, ToolError, lab_tool
 from scratchlab.training import settings
+from scratchlab.training.gpt_config import TrainConfig
 
 TRAIN_MODULE = "scratchlab.training.trainer"
 ABLATE_MODULE = "scratchlab.training.ablate"
@@ -141,8 +142,6 @@ def prepare_training(ctx: ToolContext, overrides: dict[str, Any], name: str | No
     Raises:
         ToolError / ValueError: bad dataset, tokenizer, or model shape.
     """
-    from scratchlab.training.trainer import TrainConfig
-
     overrides = {k: v for k, v in overrides.items() if v is not None}
     overrides["tokenizer"] = resolve_tokenizer(ctx, overrides.get("tokenizer"))
     if name:
@@ -154,8 +153,8 @@ def prepare_training(ctx: ToolContext, overrides: dict[str, Any], name: str | No
 
 def _estimate(ctx: ToolContext, cfg) -> dict[str, Any]:
     """Prepare (or reuse) the dataset in the workspace and time a few steps of `cfg` (a TrainConfig)."""
-    from scratchlab.training.data import ensure_dataset
-    from scratchlab.training.trainer import estimate_seconds
+    from scratchlab.training.data import ensure_dataset  # numpy: 0.2 s the CLI need not pay at start
+    from scratchlab.training.trainer import estimate_seconds  # torch: loaded when a run is planned
 
     meta = ensure_dataset(cfg.dataset, cfg.tokenizer, ctx.workspace.dir("datasets"))
     cfg.data_dir = str(meta.path)
@@ -242,7 +241,7 @@ def summarize_training(ctx: ToolContext, job: Job, art: Artifact, sample: bool =
     text = ""
     if sample and r.get("checkpoint"):
         try:
-            from scratchlab.training.trainer import sample_from_checkpoint
+            from scratchlab.training.trainer import sample_from_checkpoint  # torch, as above
 
             text = sample_from_checkpoint(art.path, "", max_new_tokens=120, temperature=0.8, seed=0)
         except (ValueError, OSError, LookupError):
@@ -285,8 +284,7 @@ def describe_job(ctx: ToolContext, job: Job) -> str:
 
 def ablation_config(ctx: ToolContext, args: AblateGPTArgs) -> tuple[dict[str, Any], dict[str, Any]]:
     """(ablation job config without out_dir, estimate) for `args`. Raises ValueError on bad switches."""
-    from scratchlab.training.ablate import DEFAULT_SWITCHES, parse_switch
-    from scratchlab.training.trainer import TrainConfig
+    from scratchlab.training.ablate import DEFAULT_SWITCHES, parse_switch  # torch: loaded when planning
 
     switches = list(args.switches or DEFAULT_SWITCHES)
     for s in switches:
@@ -355,7 +353,7 @@ def make_tools(ctx: ToolContext) -> list[BaseTool]:
     @lab_tool("sample_gpt", SampleGPTArgs)
     def sample_gpt(args: SampleGPTArgs) -> str:
         """Generate text from a trained GPT run (temperature, top_k, top_p, seed)."""
-        from scratchlab.training.trainer import sample_from_checkpoint
+        from scratchlab.training.trainer import sample_from_checkpoint  # torch: loaded when sampling
 
         art = get_run(ctx, args.run)
         n = args.max_new_tokens if args.max_new_tokens is not None else 200

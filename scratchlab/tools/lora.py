@@ -22,9 +22,14 @@ from typing import Any
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field, create_model
 
+from scratchlab.lab import jobs
 from scratchlab.lab.registry import Artifact, ArtifactNotFound
 from scratchlab.tools.base import Count, ToolContext, ToolError, lab_tool
 from scratchlab.training import settings
+from scratchlab.training.hf_base import BASES, ensure_base, read_base_meta
+from scratchlab.training.lora_config import LoraError, LoraTrainConfig
+from scratchlab.training.lora_data import LoraDataError, read_records
+from scratchlab.training.lora_demo import write_demo
 
 ADAPTER = "adapter"
 BASE = "base"
@@ -105,8 +110,6 @@ def resolve_base(ctx: ToolContext, ref: str | None) -> BaseRef:
     Raises:
         ToolError: nothing matches (the message lists what exists and the pretrained names).
     """
-    from scratchlab.training.hf_base import BASES
-
     key = (ref or "last").strip()
     if key in BASES:
         try:
@@ -134,8 +137,6 @@ def materialize(ctx: ToolContext, b: BaseRef) -> BaseRef:
     """Convert a pretrained base on first use and register it (kind "base"); no-op otherwise."""
     if not b.needs_conversion and b.artifact_id:
         return b
-    from scratchlab.training.hf_base import ensure_base, read_base_meta
-
     path = ensure_base(b.name, ctx.workspace.dir("bases"), ctx.workspace.dir("models"))
     meta = read_base_meta(path)
     art = ctx.registry.add_artifact(BASE, b.name, path, config={k: meta.get(k) for k in ("architecture", "source_gguf", "gguf_sha256", "description")},
@@ -152,8 +153,6 @@ def resolve_data(ctx: ToolContext, data: str) -> Path:
     if data.strip().lower() == DEMO_DATA:
         p = ctx.workspace.dir("datasets") / DEMO_FILE
         if not p.is_file():
-            from scratchlab.training.lora_demo import write_demo
-
             write_demo(p)
         return p
     p = Path(data).expanduser()
@@ -227,9 +226,10 @@ def plan_finetune(
     Args:
         extra: more `LoraTrainConfig` fields (the CLI's options beyond the tool's arguments).
     """
-    from scratchlab.training.lora import LoraError, LoraTrainConfig
-    from scratchlab.training.lora_data import LoraDataError, read_records
-    from scratchlab.training.lora_estimate import estimate_finetune, flops_estimate
+    from scratchlab.training.lora_estimate import (  # torch: loaded when planning
+        estimate_finetune,
+        flops_estimate,
+    )
 
     b = resolve_base(ctx, args.base)
     data = resolve_data(ctx, args.data) if args.data.strip().lower() != DEMO_DATA else Path(args.data)
@@ -266,8 +266,7 @@ def start_finetune(
     Keys: status ("done" | "started" | "cancelled" | "failed" | "declined"), adapter (id), name,
     job, and when done the run's metrics (val_loss_before/after, trainable_params, ...).
     """
-    from scratchlab.lab import jobs
-    from scratchlab.training.lora import LORA_META, TRAIN_STATE
+    from scratchlab.training.lora import LORA_META, TRAIN_STATE  # torch: loaded when a run starts
 
     b, data, cfg, est = plan_finetune(ctx, args, extra)
     asked = {k: v for k, v in args.model_dump(include=set(CONFIG_FIELDS)).items() if v is not None} | (
