@@ -50,6 +50,9 @@ def test_time_steps_separates_the_first_call():
     calls = []
     first, median = time_steps(lambda i: calls.append(i), 4)
     assert calls == [0, 1, 2, 3, 4] and first >= 0 and median >= 0
+    calls.clear()
+    time_steps(lambda i: calls.append(i), 4, budget_s=0.0)  # budget spent: stop after two calls
+    assert calls == [0, 1]
 
 
 # ---- one source of truth for settings ----------------------------------------------------------

@@ -45,18 +45,21 @@ COMPILE_S = {"cpu": 35.0, "cuda": 40.0}  # first-step torch.compile allowance (s
 TIMED_STEPS = 5
 
 
-def time_steps(step: Callable[[int], Any], n: int) -> tuple[float, float]:
-    """Run `step(i)` for i in 0..n and time each call.
+def time_steps(step: Callable[[int], Any], n: int, budget_s: float = math.inf) -> tuple[float, float]:
+    """Run `step(i)` for i in 0..n and time each call, stopping early (after at least two calls) once
+    `budget_s` seconds are spent, so a big model's estimate stays short.
 
     Returns:
-        (seconds of the first call, median seconds of the other `n` calls).
+        (seconds of the first call, median seconds of the later calls).
     """
     times = []
     for i in range(n + 1):
         t0 = time.perf_counter()
         step(i)
         times.append(time.perf_counter() - t0)
-    return times[0], statistics.median(times[1:]) if n else times[0]
+        if i >= 1 and sum(times) >= budget_s:
+            break
+    return times[0], statistics.median(times[1:]) if len(times) > 1 else times[0]
 
 
 def timed(fn: Callable[[], Any]) -> float:

@@ -10,15 +10,17 @@ device, thread policy and precision); then, as in `estimate.estimate_gpt`:
     startup + load + 2 * (val loss + generations) + first step + (steps - 1) * median step
           + periodic val losses + finish
 
-where "load" is the measured time to load the base, tokenize and add the adapter, a val-loss pass and
-one generation (up to `max_new_tokens`, for one val prompt, times `eval_generate` prompts) are timed
-once each, and the before/after evaluations count twice. A base that still needs converting from its
+where "load" is the measured time to load the base, tokenize and add the adapter; one val batch is
+timed and scaled to the val pass, one generation (up to `max_new_tokens`, for one val prompt) to
+`eval_generate` prompts, and the before/after evaluations count twice. Step timing stops after
+`STEP_BUDGET_S` seconds (two steps at least), so the estimate of a large base stays short. A base that still needs converting from its
 GGUF file cannot be timed; `flops_estimate` (about 4 * params * tokens FLOPs per step at an assumed
 throughput) covers it. `benchmarks/estimate.py` checks the estimate against measured runs.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -33,6 +35,7 @@ from scratchlab.training.lora_eval import generate_answer, val_loss
 from scratchlab.training.lora_model import LoraTrainConfig, add_lora
 
 TIMED_STEPS = 3
+STEP_BUDGET_S = 5.0  # stop timing steps once this much is spent (after two steps)
 PEFT_IMPORT_S = 2.0  # a job imports peft/transformers once (seconds); the estimating process may have already
 CPU_FLOPS = 2e10  # effective float32 training throughput assumed by `flops_estimate` (FLOP/s), CPU
 GPU_FLOPS = 5e12
@@ -72,10 +75,12 @@ def estimate_finetune(cfg: LoraTrainConfig, timed_steps: int = TIMED_STEPS) -> d
         first, per_step = time_steps(
             lambda i: train_step(model, opt, params, batches, cfg, base.kind, device, i, autocast),
             timed_steps,
+            STEP_BUDGET_S,
         )
-        val_s = timed(
-            lambda: val_loss(model, val, base.kind, cfg.batch_size, base.fmt.pad_id, device, cfg.eval_iters)
-        )
+        n_batches = math.ceil(len(val) / cfg.batch_size)
+        n_batches = min(n_batches, cfg.eval_iters) if cfg.eval_iters else n_batches
+        one = timed(lambda: val_loss(model, val, base.kind, cfg.batch_size, base.fmt.pad_id, device, 1))
+        val_s = one * n_batches  # one val batch timed, the pass scaled from it
         gen_s = 0.0
         n_gen = min(cfg.eval_generate, len(val_records))
         if n_gen:
