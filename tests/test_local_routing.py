@@ -216,3 +216,17 @@ def test_idle_cores_leave_out_this_process_and_count_other_busy_processes():
     assert 1 <= busy <= cpus and 1 <= quiet <= cpus
     if cpus > 1:
         assert busy <= quiet  # a core spinning elsewhere is not offered to llama.cpp
+
+
+def test_a_value_that_names_nothing_gets_a_question_back():
+    @tool
+    def encode_text(text: str, tokenizer: str = "last") -> str:
+        """Tokenize text with a tokenizer."""
+        return "3 tokens"
+
+    model = local(bank(("encode 'hi' with it", "encode_text")), args={"encode_text": {"text": "some text"}})
+    msgs = ask(graph(model, [encode_text]), "encode some text")
+    assert not calls_of(msgs) and "text" in msgs[-1].content and msgs[-1].content.endswith("?")
+    model.args = {"encode_text": {"text": "data"}}
+    msgs = ask(graph(model, [encode_text]), "encode 'data' with it", thread="u")
+    assert calls_of(msgs)[0][1]["text"] == "data"  # quoted: a value, however plain

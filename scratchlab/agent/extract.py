@@ -51,7 +51,8 @@ NAME_FILLERS = {
     "=",
 }
 NOT_NAMES = {"it", "the", "a", "an", "after", "something", "whatever", "that", "this", "me"}
-MIN_VOTES = 0.5  # evidence an argument needs before a number is given to it
+MIN_VOTES = 0.5
+GLOSS_STOP = {"the", "and", "for", "null", "default", "with", "style"}  # evidence an argument needs before a number is given to it
 
 
 def _numeric(prop: dict[str, Any]) -> str | None:
@@ -132,16 +133,19 @@ def glosses(prop: dict[str, Any]) -> dict[str, set[str]]:
     marks = sorted((desc.find(f"'{o}'"), o) for o in options if f"'{o}'" in desc)
     for n, (pos, opt) in enumerate(marks):
         end = marks[n + 1][0] if n + 1 < len(marks) else len(desc)
-        seg = desc[pos + len(opt) + 2 : end]
-        out[opt] = {
-            w for w in tokens(seg) if len(w) > 2 and w not in {"the", "and", "for", "null", "default"}
-        }
+        seg = desc[pos + len(opt) + 2 : end].split(". ")[0]  # the gloss ends with its sentence
+        seg = seg.split(";")[0]  # "...; null for hybrid" is not part of the gloss
+        out[opt] = {_stem(w) for w in tokens(seg) if len(w) > 2 and w not in GLOSS_STOP and w not in options}
     return out
+
+
+def _stem(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") else word
 
 
 def stated_enum(text: str, parameters: dict[str, Any]) -> dict[str, str]:
     """Enum arguments that `text` names by value ("gpt2", "bm25") or by the value's gloss ("exact words")."""
-    words = set(tokens(text))
+    words = set(tokens(text)) | {_stem(w) for w in tokens(text)}
     joined = " ".join(tokens(text))
     out = {}
     for arg, prop in parameters.get("properties", {}).items():
@@ -149,13 +153,10 @@ def stated_enum(text: str, parameters: dict[str, Any]) -> dict[str, str]:
         if not options:
             continue
         named = [o for o in options if o.lower() in words or " ".join(tokens(o)) in joined]
-        if len(named) != 1:
-            gl = glosses(prop)
-            named = [o for o, g in gl.items() if g and g <= words] or [
-                o
-                for o, g in gl.items()
-                if len(g & words) >= 1 and not any(g2 & words for o2, g2 in gl.items() if o2 != o)
-            ]
+        if len(named) != 1:  # by the gloss: the value whose gloss shares the most words, clearly
+            overlap = sorted(((len(g & words), o) for o, g in glosses(prop).items()), reverse=True)
+            if overlap and overlap[0][0] >= 1 and (len(overlap) == 1 or overlap[0][0] > overlap[1][0]):
+                named = [overlap[0][1]]
         if len(named) == 1:
             out[arg] = named[0]
     return out

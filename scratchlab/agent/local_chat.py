@@ -273,7 +273,10 @@ class ChatLocalLlama(BaseChatModel):
         carry = prev is not None and self.bank.flag(clause, "carry") >= CARRY_THRESHOLD
         if carry and prev[0] in prior:
             prior = {a: p + (CARRY_PRIOR if a == prev[0] else 0.0) for a, p in prior.items()}
-        action = self._choose(prompt + router.ACTION_PREFIX, names, prior)
+        # the model chooses among the tools and `answer`; a question back comes from the schema (a
+        # required argument missing, a value that names nothing), not from the model's guess
+        choices = [n for n in names if n != CLARIFY]
+        action = self._choose(prompt + router.ACTION_PREFIX, choices, prior)
         if action in by_name:
             params = by_name[action].get("parameters", {})
             args = self._arguments(prompt, action, params, clause)
@@ -287,6 +290,9 @@ class ChatLocalLlama(BaseChatModel):
                 if resolved is not None:
                     args[arg] = resolved
             args = state.resolve_pronoun(args, clause, recs, props)
+            vague = [a for a in router.vague_args(args, params) if args[a] != extract.stated_quote(clause)]
+            if vague and CLARIFY in names:  # "encode some text", "train it on my data": which one?
+                return CLARIFY, router.clarify_question(action, vague, params)
             for arg in router.missing_required(args, params):
                 if arg in QUERY_ARGS:  # the question itself is a fine query
                     args[arg] = clause

@@ -32,6 +32,10 @@ GENERIC_WORDS = {
     "model", "models", "file", "files", "data", "please", "make", "train", "trained", "run", "runs", "new",
     "text", "some", "one", "two", "my", "me", "it", "its", "a", "an", "of", "on", "to", "in", "is", "be",
 }  # fmt: skip
+# Words that point at something without naming it: a value made only of these and GENERIC_WORDS is no
+# value ("my data", "some text", "something") and gets a question back.
+VAGUE_WORDS = {"something", "anything", "stuff", "thing", "things", "dataset", "documents", "docs", "notes",
+               "folder", "corpus", "whatever", "any", "all"}  # fmt: skip
 NUMBER_RE = re.compile(r"(?<![\w.])(-?(?:\d[\d,_]*(?:\.\d+)?|\.\d+)(?:e-?\d+)?)(?:\s*([kKmM])(?![a-zA-Z]))?")
 SHORTHAND_K = re.compile(
     r"(?<![\w.])(\d+(?:\.\d+)?)\s?[kK](?![a-zA-Z])"
@@ -187,6 +191,21 @@ def _value_supported(value: Any, nums: set[float], words: set[str], text_lower: 
     if isinstance(value, list):
         return bool(value) and all(_value_supported(v, nums, words, text_lower) for v in value)
     return True
+
+
+def vague_args(args: dict[str, Any], parameters: dict[str, Any]) -> list[str]:
+    """String arguments whose value names nothing ("my data", "some text", "something")."""
+    props = parameters.get("properties", {})
+    out = []
+    for k, v in args.items():
+        if k in FREE_TEXT_ARGS or not isinstance(v, str) or k not in props:
+            continue
+        if str(props[k].get("default", "")).lower() == v.strip().lower():
+            continue
+        words = words_in(v)
+        if words and words <= GENERIC_WORDS | VAGUE_WORDS and words & (VAGUE_WORDS | {"data", "text", "some"}):
+            out.append(k)
+    return out
 
 
 def ground_args(
