@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from scratchlab.cli import common, gpt, jobs, lora, rag, sandbox, tokenizer
+from scratchlab.cli import common, gpt, jobs, lora, mcp, rag, sandbox, tokenizer
 
 app = typer.Typer(
     help="scratchlab: a terminal lab assistant for building language models from scratch.",
@@ -24,6 +24,7 @@ app.add_typer(rag.app, name="rag", help="Index documents, search them, answer wi
 app.add_typer(lora.app, name="lora", help="LoRA fine-tuning of our GPTs and a pretrained model.")
 app.add_typer(sandbox.app, name="sandbox", help="Run Python inside the bubblewrap sandbox.")
 app.add_typer(jobs.app, name="jobs", help="Background jobs: list, status, cancel, logs.")
+app.command("mcp")(mcp.mcp_command)
 
 
 @app.callback()
