@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from scratchlab.cli import common, gpt, jobs, lora, mcp, rag, sandbox, tokenizer
+from scratchlab.cli import board, common, gpt, jobs, lora, mcp, rag, sandbox, tokenizer
 
 app = typer.Typer(
     help="scratchlab: a terminal lab assistant for building language models from scratch.",
@@ -25,6 +25,7 @@ app.add_typer(lora.app, name="lora", help="LoRA fine-tuning of our GPTs and a pr
 app.add_typer(sandbox.app, name="sandbox", help="Run Python inside the bubblewrap sandbox.")
 app.add_typer(jobs.app, name="jobs", help="Background jobs: list, status, cancel, logs.")
 app.command("mcp")(mcp.mcp_command)
+app.command("board")(board.board_command)
 
 
 @app.callback()
