@@ -28,6 +28,7 @@ Reference: the MCP specification (tools, resources, prompts, progress, cancellat
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 from collections.abc import Callable, Iterable
@@ -120,7 +121,8 @@ async def _report_progress(ctx: Context, state: _CallState) -> None:
             message = f"{job.id} {job.status}: step {job.step}/{job.total}" + (
                 f"; {job.message}" if job.message else ""
             )
-            await ctx.report_progress(job.step, job.total or None, message)
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):  # client gone
+                await ctx.report_progress(job.step, job.total or None, message)
 
 
 async def _call_lab_tool(tool: BaseTool, lab: ToolContext, arguments: dict[str, Any], ctx: Context):
@@ -134,10 +136,14 @@ async def _call_lab_tool(tool: BaseTool, lab: ToolContext, arguments: dict[str, 
         finally:
             _SINK.reset(token)
 
+    outcome: dict[str, Any] = {}
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_report_progress, ctx, state)
-            text = await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+            try:
+                outcome["text"] = await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+            except Exception as e:  # noqa: BLE001 - re-raised below, unwrapped from the task group's group
+                outcome["error"] = e
             tg.cancel_scope.cancel()
     except anyio.get_cancelled_exc_class():
         state.cancelled = True
@@ -146,7 +152,9 @@ async def _call_lab_tool(tool: BaseTool, lab: ToolContext, arguments: dict[str, 
             with anyio.move_on_after(CANCEL_WAIT_S, shield=True):
                 await anyio.to_thread.run_sync(cancel_job, lab.registry, job.id)
         raise
-    return _tool_result(text)
+    if "error" in outcome:
+        raise outcome["error"]
+    return _tool_result(outcome["text"])
 
 
 def mcp_tool(tool: BaseTool, lab: ToolContext) -> Tool:
