@@ -126,3 +126,16 @@ def test_board_page_in_headless_chromium(workspace, registry, tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     assert not (board.board_dir(workspace) / board.BOARD_FILE).exists(), "the board forgets itself on exit"
+
+
+def test_cli_export_only_lists_the_runs(workspace, registry):
+    _fake_run(registry, "tiny-a")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SCRATCHLAB_HOME": str(workspace.root)}
+    r = subprocess.run([sys.executable, "-m", "scratchlab", "board", "--export-only"], capture_output=True,
+                       text=True, env=env, timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "run-1_tiny-a" in r.stdout
+    assert any((board.board_dir(workspace) / "run-1_tiny-a").glob("events.out.tfevents.*"))
+    r = subprocess.run([sys.executable, "-m", "scratchlab", "board", "--stop"], capture_output=True, text=True,
+                       env=env, timeout=120)  # fmt: skip
+    assert r.returncode == 0 and "no board is running" in r.stdout

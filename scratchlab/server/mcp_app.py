@@ -23,7 +23,7 @@ Built on the official `mcp` Python SDK (v2's `MCPServer`, which was FastMCP in v
 
 Tools run in worker threads (the engines are synchronous); the lab's registry is SQLite in WAL mode, so
 the REPL, jobs and this server can use one workspace at the same time.
-Reference: the MCP specification (tools, resources, prompts, progress, cancellation), 2025-06-18.
+Reference: the MCP specification (tools, resources, prompts, progress, cancellation), 2025-11-25.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from mcp_types import Resource as MCPResource
 from mcp_types import ResourceTemplate as MCPResourceTemplate
 
+from scratchlab.agent.router import READ_ONLY_TOOLS
 from scratchlab.lab.jobs import ACTIVE, cancel_job
 from scratchlab.lab.registry import Artifact, ArtifactNotFound, Job
 from scratchlab.tools.base import ToolContext
@@ -57,10 +58,6 @@ PROGRESS_POLL_S = 0.5  # how often a waiting call looks for new job progress (se
 CANCEL_WAIT_S = 45.0  # longest a cancelled call waits for its job to stop (seconds)
 MAX_RESOURCES = 200  # artifacts listed as resources, newest first
 MAX_FILES_LISTED = 40  # files of an artifact folder shown in its JSON
-READ_ONLY_TOOLS = frozenset({
-    "list_runs", "list_artifacts", "job_status", "search_documents", "encode_text", "decode_tokens",
-    "compare_tokenizers", "recall", "sample_gpt", "generate_with_adapter",
-})  # fmt: skip
 INSTRUCTIONS = (
     "scratchlab builds language models from scratch on this machine: BPE tokenizers, small GPTs, "
     "RAG indexes, LoRA adapters, and a sandboxed Python runner. Every tool returns a short result with "
