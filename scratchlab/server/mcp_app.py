@@ -46,7 +46,6 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from mcp_types import Resource as MCPResource
 from mcp_types import ResourceTemplate as MCPResourceTemplate
 
-from scratchlab.agent.router import READ_ONLY_TOOLS
 from scratchlab.lab.jobs import ACTIVE, cancel_job
 from scratchlab.lab.registry import Artifact, ArtifactNotFound, Job
 from scratchlab.tools.base import ToolContext
@@ -58,6 +57,13 @@ PROGRESS_POLL_S = 0.5  # how often a waiting call looks for new job progress (se
 CANCEL_WAIT_S = 45.0  # longest a cancelled call waits for its job to stop (seconds)
 MAX_RESOURCES = 200  # artifacts listed as resources, newest first
 MAX_FILES_LISTED = 40  # files of an artifact folder shown in its JSON
+MAX_STATE_ARTIFACTS = 40  # artifacts the lab_session prompt looks at, newest first
+MAX_STATE_PER_KIND = 4
+# tools that change nothing in the lab (MCP `readOnlyHint`; clients may run them without asking)
+READ_ONLY_TOOLS = frozenset({
+    "list_runs", "list_artifacts", "job_status", "search_documents", "encode_text", "decode_tokens",
+    "compare_tokenizers", "recall", "sample_gpt", "generate_with_adapter",
+})  # fmt: skip
 INSTRUCTIONS = (
     "scratchlab builds language models from scratch on this machine: BPE tokenizers, small GPTs, "
     "RAG indexes, LoRA adapters, and a sandboxed Python runner. Every tool returns a short result with "
@@ -256,13 +262,28 @@ class LabMCPServer(MCPServer):
         return [ReadResourceContents(content=plot.read_bytes(), mime_type="image/png")]
 
 
-def lab_session_prompt(lab: ToolContext, goal: str = "") -> str:
-    """The "lab session" prompt: how to use the lab, the user's goal, and the lab's current state."""
-    from scratchlab.agent.prompts import lab_state_text
+def lab_state(lab: ToolContext) -> str:
+    """What the lab holds now: the newest artifacts of each kind (name and id) and the running jobs."""
     from scratchlab.lab.jobs import list_jobs
 
-    state = lab_state_text(lab.registry.list_artifacts(limit=40), list_jobs(lab.registry, limit=5))
-    return LAB_SESSION_TEXT.format(goal=f"My goal: {goal.strip()}" if goal.strip() else "", state=state)
+    by_kind: dict[str, list[str]] = {}
+    for a in lab.registry.list_artifacts(limit=MAX_STATE_ARTIFACTS):
+        names = by_kind.setdefault(a.kind, [])
+        if len(names) < MAX_STATE_PER_KIND:
+            names.append(a.name if a.name == a.id else f"{a.name} ({a.id})")
+    lines = [f"- {kind}s (newest first): {', '.join(names)}" for kind, names in by_kind.items()]
+    running = [f"{j.id} {j.kind} step {j.step}/{j.total}" for j in list_jobs(lab.registry, limit=5)
+               if j.status in ACTIVE]  # fmt: skip
+    if running:
+        lines.append(f"- running jobs: {'; '.join(running)}")
+    return "Lab state:\n" + ("\n".join(lines) if lines else "- empty: nothing built yet")
+
+
+def lab_session_prompt(lab: ToolContext, goal: str = "") -> str:
+    """The "lab session" prompt: how to use the lab, the user's goal, and the lab's current state."""
+    return LAB_SESSION_TEXT.format(
+        goal=f"My goal: {goal.strip()}" if goal.strip() else "", state=lab_state(lab)
+    )
 
 
 def build_server(workspace: Any = None, *, tools: list[BaseTool] | None = None) -> LabMCPServer:
