@@ -23,6 +23,8 @@ $(STAMP): pyproject.toml requirements-models.txt Makefile
 	@echo "==> setting up $(VENV) (first run takes ~10 minutes: llama-cpp-python is compiled from source)"
 	@command -v bwrap >/dev/null 2>&1 || { echo "==> installing bubblewrap (Debian package)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq bubblewrap >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 || { echo "==> installing chromium (Debian package; the dashboard's browser test)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	@echo "==> torch 2.13.0 (CPU wheel) first, so nothing pulls a CUDA build"
 	$(PIP) install torch==2.13.0

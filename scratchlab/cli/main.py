@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from scratchlab.cli import common, gpt, jobs, lora, rag, sandbox, tokenizer
+from scratchlab.cli import board, common, gpt, jobs, lora, mcp, rag, sandbox, serve, tokenizer
 
 app = typer.Typer(
     help="scratchlab: a terminal lab assistant for building language models from scratch.",
@@ -24,6 +24,9 @@ app.add_typer(rag.app, name="rag", help="Index documents, search them, answer wi
 app.add_typer(lora.app, name="lora", help="LoRA fine-tuning of our GPTs and a pretrained model.")
 app.add_typer(sandbox.app, name="sandbox", help="Run Python inside the bubblewrap sandbox.")
 app.add_typer(jobs.app, name="jobs", help="Background jobs: list, status, cancel, logs.")
+app.command("mcp")(mcp.mcp_command)
+app.command("board")(board.board_command)
+app.command("serve")(serve.serve_command)
 
 
 @app.callback()
@@ -60,17 +63,25 @@ def ask(
     yes: bool = typer.Option(False, "--yes", "-y", help="Confirm long actions without asking."),
 ) -> None:
     """Ask the agent once, without the REPL."""
-    from scratchlab.agent.llm import ModelSpecError
-    from scratchlab.agent.session import LabSession
-    from scratchlab.lab.registry import LabDatabaseError
-    from scratchlab.models.weights import WeightsError
+    from scratchlab.server.client import ServeError, ask_served
 
     thread = thread or (ctx.obj or {}).get("thread")
-    try:
-        lab = LabSession(home=common.workspace().root, model=(ctx.obj or {}).get("model"), auto_confirm=yes)
-        result = lab.ask(question, thread_id=thread, dry_run=dry_run)
-    except (LabDatabaseError, WeightsError, ModelSpecError, FileNotFoundError) as e:
+    model, root = (ctx.obj or {}).get("model"), common.workspace().root
+    try:  # a running `scratchlab serve` (same workspace and model) answers without reloading the model
+        result = ask_served(root, model, question, thread, dry_run, yes)
+    except ServeError as e:
         common.fail(str(e))
+    if result is None:
+        from scratchlab.agent.llm import ModelSpecError
+        from scratchlab.agent.session import LabSession
+        from scratchlab.lab.registry import LabDatabaseError
+        from scratchlab.models.weights import WeightsError
+
+        try:
+            lab = LabSession(home=root, model=model, auto_confirm=yes)
+            result = lab.ask(question, thread_id=thread, dry_run=dry_run)
+        except (LabDatabaseError, WeightsError, ModelSpecError, FileNotFoundError) as e:
+            common.fail(str(e))
     if "interrupt" in result:
         intr = result.pop("interrupt")
         result["answer"] = (
