@@ -83,7 +83,10 @@ def record(args) -> None:
         for i, case in enumerate(cases, 1):
             state = harness.case_state(case)
             harness.reset_state(session.registry, state)
-            msgs = [SystemMessage(session._fixed_prompt + "\n" + session.lab_state()), HumanMessage(case["request"])]
+            msgs = [
+                SystemMessage(session._fixed_prompt + "\n" + session.lab_state()),
+                HumanMessage(case["request"]),
+            ]
             model.warm_start(session._fixed_prompt)
             prompt = model._fit(msgs) + router.ACTION_PREFIX
             with __import__("scratchlab.agent.local_chat", fromlist=["_LOCK"])._LOCK:

@@ -86,7 +86,12 @@ def test_tool_errors_go_back_as_messages(tools, tmp_path, tool_ctx):
     DocumentIndex.create(index_dir(tool_ctx, "blank"))
     tool_ctx.registry.add_artifact("index", "blank", index_dir(tool_ctx, "blank"))
     assert "is empty" in tools["search_documents"].invoke({"query": "x", "index": "blank"})
-    assert "mode" in tools["search_documents"].invoke({"query": "x", "index": "blank", "mode": "fuzzy"})
+    from pydantic import ValidationError
+
+    with pytest.raises(
+        ValidationError, match="'hybrid', 'dense' or 'bm25'"
+    ):  # an enum: never reaches the tool
+        tools["search_documents"].invoke({"query": "x", "index": "blank", "mode": "fuzzy"})
 
 
 def test_hyde_search_uses_the_session_chat_model(tools, tool_ctx, docs):

@@ -79,6 +79,9 @@ def test_both_and_the_last_two_mean_several_records_and_first_the_oldest_touched
     assert [r.name for r in plural("sample 50 tokens from both runs", "run", recs)] == ["gpt-2", "gpt-1"]
     assert [r.name for r in plural("plot my last two runs", "run", recs)] == ["gpt-2", "gpt-1"]
     assert plural("sample from the run", "run", recs) == [] and plural("both", "tokenizer", recs) == []
-    msgs = thread(("train a gpt", "train_gpt", {}, "Run gpt-1 (run-1) done"), ("again", "train_gpt", {}, "Run gpt-2 (run-2)"))
+    msgs = thread(
+        ("train a gpt", "train_gpt", {}, "Run gpt-1 (run-1) done"),
+        ("again", "train_gpt", {}, "Run gpt-2 (run-2)"),
+    )
     assert resolve("run", "last", "sample from the first run", records_of(msgs), "last") == "gpt-1"
     assert resolve("run", "last", "sample from that run", records_of(msgs), "last") == "gpt-2"

@@ -52,7 +52,15 @@ NAME_FILLERS = {
 }
 NOT_NAMES = {"it", "the", "a", "an", "after", "something", "whatever", "that", "this", "me"}
 MIN_VOTES = 0.5
-GLOSS_STOP = {"the", "and", "for", "null", "default", "with", "style"}  # evidence an argument needs before a number is given to it
+GLOSS_STOP = {
+    "the",
+    "and",
+    "for",
+    "null",
+    "default",
+    "with",
+    "style",
+}  # evidence an argument needs before a number is given to it
 
 
 def _numeric(prop: dict[str, Any]) -> str | None:

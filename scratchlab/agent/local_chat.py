@@ -119,7 +119,9 @@ class IdleCores:
 
     def _total_busy(self) -> float:
         t = self._psutil.cpu_times()
-        return t.user + t.system + getattr(t, "nice", 0.0) + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
+        return (
+            t.user + t.system + getattr(t, "nice", 0.0) + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
+        )
 
     def _own_cpu(self) -> float:
         t = self._proc.cpu_times()

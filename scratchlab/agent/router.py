@@ -203,7 +203,11 @@ def vague_args(args: dict[str, Any], parameters: dict[str, Any]) -> list[str]:
         if str(props[k].get("default", "")).lower() == v.strip().lower():
             continue
         words = words_in(v)
-        if words and words <= GENERIC_WORDS | VAGUE_WORDS and words & (VAGUE_WORDS | {"data", "text", "some"}):
+        if (
+            words
+            and words <= GENERIC_WORDS | VAGUE_WORDS
+            and words & (VAGUE_WORDS | {"data", "text", "some"})
+        ):
             out.append(k)
     return out
 

@@ -51,7 +51,15 @@ KIND_NOUNS: dict[str, set[str]] = {
     "job": {"job", "jobs", "training"},
 }
 ORDINAL_FIRST = {"first", "oldest", "earliest", "earlier", "original", "older"}  # "the first adapter"
-PLURAL = {"both": 2, "two": 2, "three": 3, "four": 4, "2": 2, "3": 3, "4": 4}  # "both runs", "my last two runs"
+PLURAL = {
+    "both": 2,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "2": 2,
+    "3": 3,
+    "4": 4,
+}  # "both runs", "my last two runs"
 PRONOUNS = {"it", "its", "that", "this", "those", "these", "them", "same", "previous", "before", "earlier",
             "above", "just", "new", "latest", "last", "both", "one"}  # fmt: skip
 DESCRIBING_KEYS = (

@@ -243,9 +243,7 @@ def make_tools(ctx: ToolContext) -> list[BaseTool]:
     @lab_tool("search_documents", SearchDocumentsArgs)
     def search_documents(args: SearchDocumentsArgs) -> str:
         """Search indexed documents; returns numbered passages to cite as [n] path:line."""
-        mode = (args.mode or "hybrid").strip().lower()
-        if mode not in MODES:
-            raise ToolError(f"mode {args.mode!r} is not one of {', '.join(MODES)}; use 'hybrid'")
+        mode = args.mode or "hybrid"  # an enum in the schema: nothing else reaches here
         k = args.k if args.k is not None else DEFAULT_K
         if not 1 <= k <= MAX_TOOL_K:
             raise ToolError(f"k={k} is out of range; use 1..{MAX_TOOL_K}")

@@ -66,7 +66,9 @@ def load_state(
         state = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as e:  # torch raises many types for truncated/foreign files
         if torn_hint is not None:
-            raise error(f"checkpoint {path} is truncated or damaged ({type(e).__name__}: {e}); {torn_hint}") from e
+            raise error(
+                f"checkpoint {path} is truncated or damaged ({type(e).__name__}: {e}); {torn_hint}"
+            ) from e
         raise error(f"checkpoint {path} is unreadable ({type(e).__name__}: {e}){hint}") from e
     if not isinstance(state, dict) or state.get("format", None if legacy_ok else "?") not in (fmt, None):
         raise error(f"{path} is not a {fmt} checkpoint")
