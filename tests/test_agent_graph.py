@@ -169,7 +169,13 @@ def test_confirmation_interrupt_and_resume(workspace, registry):
         out = g.invoke(Command(resume=answer), cfg)
         result = [m for m in out["messages"] if isinstance(m, ToolMessage)][-1].content
         assert ran == expect_ran
-        assert result == ("done 5000" if answer == "yes" else "Cancelled: the user declined.")
+        # a plain tool (not lab_tool) that asks: "no" still becomes a result, and the turn ends there
+        assert result == (
+            "done 5000"
+            if answer == "yes"
+            else "cancelled by the user: long_job was not started (nothing ran)."
+        )
+        assert len(model.calls) == (2 if answer == "yes" else 1)
 
 
 def test_recall_finds_memories_and_artifacts(tool_ctx, registry):

@@ -262,10 +262,10 @@ def start_finetune(ctx: ToolContext, args: FinetuneLoraArgs, inline: bool | None
 
     b, data, cfg, est = plan_finetune(ctx, args)
     name = _slug(args.name) if args.name else unique_name(ctx, _slug(b.name))
-    if est > ctx.confirm_threshold_s and not ctx.confirm(
+    if not ctx.confirm(
         "finetune_lora",
         {"base": b.name, "data": str(data), "r": cfg["r"], "max_iters": cfg["max_iters"], "name": name,
-         "estimated_seconds": round(est)},
+         "estimated_seconds": round(est)}, estimate_s=est,
     ):  # fmt: skip
         return {"status": "declined", "name": name, "estimated_seconds": round(est)}
     out_dir = ctx.workspace.dir("adapters") / name
