@@ -92,7 +92,12 @@ def test_thread_resumes_after_reopening_sqlite(workspace):
     script = [call("remember", {"fact": "The tokenizer is bpe512."}), AIMessage("Noted.")]
     lab = LabSession(home=workspace.root, model=ScriptedChatModel(responses=script))
     r = lab.ask("remember my tokenizer is bpe512")
-    assert r["tool_calls"] == [{"name": "remember", "args": {"fact": "The tokenizer is bpe512."}}]
+    [tc] = r["tool_calls"]
+    assert {k: tc[k] for k in ("name", "args")} == {
+        "name": "remember",
+        "args": {"fact": "The tokenizer is bpe512."},
+    }
+    assert tc["result"].startswith("Remembered") and tc["artifacts"] == [] and tc["seconds"] >= 0
     assert r["answer"] == "Noted."
     lab.close()
 

@@ -53,7 +53,12 @@ def ask(
     ctx: typer.Context,
     question: str = typer.Argument(..., help="The request, in plain English."),
     thread: str = typer.Option(None, "--thread", help="Continue this thread (default: a new one)."),
-    json_out: bool = typer.Option(False, "--json", help='Print {"answer", "thread", "tool_calls"} as JSON.'),
+    json_out: bool = typer.Option(
+        False,
+        "--json",
+        help='Print {"answer", "thread", "tool_calls"} as JSON; each tool call has name, args, result, '
+        "artifacts (ids) and seconds.",
+    ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Run no tool: show the tool call(s) the agent would make."
     ),
@@ -61,7 +66,8 @@ def ask(
 ) -> None:
     """Ask the agent once, without the REPL."""
     from scratchlab.agent.llm import ModelSpecError
-    from scratchlab.agent.session import LabSession
+    from scratchlab.agent.render import confirm_summary
+    from scratchlab.agent.session import InputTooLong, LabSession
     from scratchlab.lab.registry import LabDatabaseError
     from scratchlab.models.weights import WeightsError
 
@@ -69,15 +75,15 @@ def ask(
     try:
         lab = LabSession(home=common.workspace().root, model=(ctx.obj or {}).get("model"), auto_confirm=yes)
         result = lab.ask(question, thread_id=thread, dry_run=dry_run)
-    except (LabDatabaseError, WeightsError, ModelSpecError, FileNotFoundError) as e:
+    except (LabDatabaseError, WeightsError, ModelSpecError, FileNotFoundError, InputTooLong) as e:
         common.fail(str(e))
     if "interrupt" in result:
         intr = result.pop("interrupt")
         result["answer"] = (
-            f"{intr.get('action', 'this action')} needs confirmation ({intr}). Re-run with --yes to go ahead, "
-            f"or continue in the REPL: scratchlab --thread {result['thread']}"
+            f"{intr.get('action', 'this action')} needs confirmation ({confirm_summary(intr)}). Nothing was "
+            f"started. Re-run with --yes to go ahead, or answer it in the REPL: scratchlab --thread {result['thread']}"
         )
-    if json_out:
+    if json_out:  # each tool call: name, args, result (its text), artifacts (ids), seconds
         common.emit_json({k: result[k] for k in ("answer", "thread", "tool_calls")})
         return
     for call in result["tool_calls"]:

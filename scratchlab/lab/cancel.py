@@ -26,8 +26,12 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 
-class TurnCancelled(Exception):
-    """The user cancelled the turn (Ctrl-C); raised by `check()` in a model's token loop."""
+class TurnCancelled(BaseException):
+    """The user cancelled the turn (Ctrl-C); raised by `check()` in a model's token loop.
+
+    A `BaseException`, like `KeyboardInterrupt` and `asyncio.CancelledError`: no `except Exception`
+    on the way (a tool's error handling, LangChain's callback logging) swallows or reports it.
+    """
 
 
 class CancelToken:
