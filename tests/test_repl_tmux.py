@@ -70,16 +70,20 @@ class Repl:
         subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
 
 
-@pytest.fixture
-def repl(tmp_path):
-    r = Repl(tmp_path / "home")
-    r.wait_for("you>", timeout=90)
-    yield r
+def cleanup(r: Repl) -> None:
     r.close()
     reg = Registry.from_workspace(get_workspace(r.home))
     for job in reg.list_jobs():
         if job.status in ACTIVE:
             cancel_job(reg, job.id, timeout=10)
+
+
+@pytest.fixture
+def repl(tmp_path):
+    r = Repl(tmp_path / "home")
+    r.wait_for("you>", timeout=90)
+    yield r
+    cleanup(r)
 
 
 def registry(r: Repl) -> Registry:
@@ -107,15 +111,20 @@ def thread_is_valid(r: Repl) -> list:
 
     from scratchlab.agent import memory
 
-    saver, store, conn = memory.open_memory(get_workspace(r.home).db_path)
-    try:
-        tup = saver.get_tuple({"configurable": {"thread_id": r.thread, "checkpoint_ns": ""}})
-        msgs = tup.checkpoint["channel_values"]["messages"] if tup else []
-    finally:
-        conn.close()
-        store.conn.close()
-    calls = [tc["id"] for m in msgs if isinstance(m, AIMessage) for tc in m.tool_calls]
-    results = {m.tool_call_id for m in msgs if isinstance(m, ToolMessage)}
+    deadline = time.monotonic() + 5.0  # the screen can show a result before its checkpoint is written
+    while True:
+        saver, store, conn = memory.open_memory(get_workspace(r.home).db_path)
+        try:
+            tup = saver.get_tuple({"configurable": {"thread_id": r.thread, "checkpoint_ns": ""}})
+            msgs = tup.checkpoint["channel_values"]["messages"] if tup else []
+        finally:
+            conn.close()
+            store.conn.close()
+        calls = [tc["id"] for m in msgs if isinstance(m, AIMessage) for tc in m.tool_calls]
+        results = {m.tool_call_id for m in msgs if isinstance(m, ToolMessage)}
+        if (calls and set(calls) <= results) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert calls and set(calls) <= results, msgs
     return msgs
 
@@ -206,3 +215,25 @@ def test_ctrl_c_during_a_long_answer(repl):
     repl.type("hello")
     repl.wait_for("ok: hello", timeout=30)
     assert "word299" not in repl.screen()
+
+
+def test_a_confirmation_left_open_by_ask_is_asked_when_the_thread_is_resumed(tmp_path):
+    from lab_fakes import child_env, fake_session_class
+
+    child_env()
+    home = tmp_path / "home"
+    lab = fake_session_class(str(home))()
+    out = lab.ask("train big", thread_id="t-test")
+    assert out["interrupt"]["action"] == "slow_train" and out["tool_calls"][0]["result"] is None
+    lab.close()
+    r = Repl(home, thread="t-test")
+    try:
+        r.wait_for("Proceed? [y/N]", timeout=90)
+        r.wait_for("Nothing starts unless you answer yes.")
+        r.type("no")
+        r.wait_for("cancelled by the user: slow_train was not started")
+        r.wait_for("Cancelled: nothing was started")
+        assert registry(r).list_jobs() == []
+        thread_is_valid(r)
+    finally:
+        cleanup(r)

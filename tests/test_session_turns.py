@@ -218,3 +218,26 @@ def test_ask_rejects_an_oversized_request_with_exit_code_2(workspace, monkeypatc
         ).registry.list_threads()
         == []
     )
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_ask_rejects_100kb_on_the_local_model_at_once(tmp_path):
+    """Issue 16 item 6: 100 KB to `ask` ran 5 minutes, then died in llama_decode, and the thread kept it."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SCRATCHLAB_HOME": str(tmp_path)}
+    scratchlab = [sys.executable, "-m", "scratchlab", "--model", "local:0.5b"]
+    subprocess.run([*scratchlab, "models"], env=env, capture_output=True, timeout=600)  # assemble the GGUF
+    text = ("All the world's a stage, and all the men and women merely players. " * 1600)[:100_000]
+    t0 = time.perf_counter()
+    r = subprocess.run([*scratchlab, "ask", text], env=env, capture_output=True, text=True, timeout=300)
+    seconds = time.perf_counter() - t0
+    assert r.returncode == 2 and "rejected, not trimmed" in r.stderr, r.stderr[-2000:]
+    assert seconds < 30  # model load + tokenizing; measured ~3 s warm (the check itself: ~25 ms)
+    r = subprocess.run(
+        [*scratchlab, "threads", "--json"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert r.stdout.strip() == "[]"

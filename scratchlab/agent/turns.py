@@ -111,7 +111,9 @@ class TurnRunner:
                     if kind == "request":
                         self._turn(data, thread_id, None, token)
                     else:
-                        self._turn(None, thread_id, self._answer(data, None, token), token)
+                        answer = self._answer(data, None, token)
+                        self.state = f"running {data.get('action', 'the tool')}"
+                        self._turn(None, thread_id, answer, token)
             finally:
                 with self._lock:
                     self.token, self.state, self.partial = None, "", ""
@@ -134,7 +136,7 @@ class TurnRunner:
                 if interrupt is None:
                     return
                 resume, text = self._answer(interrupt, request, token), None
-                self.state = "thinking"
+                self.state = f"running {interrupt.get('action', 'the tool')}"
         except InputTooLong as e:
             self.console.print(str(e), style="yellow", markup=False, highlight=False)
         except cancel.TurnCancelled:
