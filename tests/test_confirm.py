@@ -19,6 +19,7 @@ from typing_extensions import TypedDict
 
 from scratchlab.agent import build_graph
 from scratchlab.agent.graph import DECLINED_MESSAGE
+from scratchlab.agent.render import confirm_rows, confirm_summary
 from scratchlab.agent.session import LabSession
 from scratchlab.agent.testing import ScriptedChatModel
 from scratchlab.tools import gpt as gpt_tools
@@ -97,6 +98,14 @@ def test_confirm_payload_shows_the_request_the_changes_and_the_estimate(workspac
     assert payload["asked"] == {"n_layer": 2, "max_iters": 3000, "wait": False}  # vs the tool's defaults
     assert payload["changes"] == {"n_layer": 2, "max_iters": 3000}  # against TrainConfig's defaults
     assert payload["estimated_seconds"] == 615 and len(payload["config"]) > 20
+    # `scratchlab ask` shows it in one line, the REPL as a panel; neither lists the whole config
+    line = confirm_summary(payload)
+    assert (
+        line
+        == "train_gpt(n_layer=2, max_iters=3000, wait=false); n_layer=2, max_iters=3000; estimated 10m15s"
+    )
+    rows = dict(confirm_rows(payload, "train a 2-layer GPT"))
+    assert list(rows) == ["you asked", "tool call", "differs from defaults", "estimate"]
 
 
 def test_a_short_run_needs_no_confirmation(workspace, monkeypatch):

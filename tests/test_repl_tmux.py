@@ -195,13 +195,15 @@ def test_slash_commands_and_new_requests_work_while_a_job_runs(repl):
     repl.wait_for("ok: hello", timeout=30)
     assert registry(repl).get_job("job-1").status == "running"
     thread_is_valid(repl)
+    repl.type("/jobs cancel job-1")  # stops it off the main thread: the prompt stays usable meanwhile
+    repl.wait_for("job-1: cancelled", timeout=30)
     repl.type("train slow 300")  # a second turn waiting on a second job: /quit does not wait for it
     wait_running(repl, "job-2")
     repl.type("/quit")
     waited = repl.wait_for("exit=0", timeout=10)
     assert waited < QUIT_BOUND_S
     statuses = {j.id: j.status for j in registry(repl).list_jobs()}
-    assert statuses == {"job-1": "running", "job-2": "running"}
+    assert statuses == {"job-1": "cancelled", "job-2": "running"}
 
 
 QUIT_BOUND_S = 8.0  # /quit waits at most QUIT_WAIT_S (5 s) for a cancelled turn; here it ends at once

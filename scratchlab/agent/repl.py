@@ -14,6 +14,7 @@ yes at "Proceed? [y/N]" declines. Ctrl-D (or /quit) exits. History lives in the 
 from __future__ import annotations
 
 import queue
+import threading
 import time
 from typing import Any
 
@@ -116,7 +117,9 @@ class Repl:
             try:
                 return answer.get(timeout=STATUS_REFRESH_S)
             except queue.Empty:
-                continue
+                token = self.runner.token if self.runner is not None else None
+                if token is not None and token.cancelled:  # /quit while the question waited
+                    return "no"
 
     def _wake(self) -> None:
         """Make the main thread's "you>" prompt return (thread-safe), keeping what was typed."""
@@ -131,7 +134,10 @@ class Repl:
                 app.erase_when_done = True  # no stray "you>" line above the confirmation
                 app.exit(result=_WAKE)
 
-        loop.call_soon_threadsafe(leave)
+        try:
+            loop.call_soon_threadsafe(leave)
+        except RuntimeError:  # that prompt has just ended and its loop closed: the main thread is free
+            pass
 
     def _answer_confirms(self) -> None:
         from prompt_toolkit import PromptSession
@@ -247,13 +253,8 @@ class Repl:
     def _jobs(self, rest: str) -> None:
         sub, _, arg = rest.partition(" ")
         if sub == "cancel" and arg:
-            try:
-                from scratchlab.lab.jobs import cancel_job
-
-                job = cancel_job(self.lab.registry, arg.strip())
-                self.console.print(f"{job.id}: {job.status}")
-            except (LookupError, ValueError) as e:
-                self.console.print(f"[red]{e}[/]")
+            threading.Thread(target=self._cancel_job, args=(arg.strip(),), daemon=True).start()
+            self.console.print(f"stopping {arg.strip()} (it saves a checkpoint first)…", markup=False)
             return
         jobs = self.lab.registry.list_jobs(limit=15)
         if not jobs:
@@ -263,6 +264,16 @@ class Repl:
         for j in jobs:
             t.add_row(j.id, j.kind, j.status, f"{j.step}/{j.total}", j.message[:50])
         self.console.print(t)
+
+    def _cancel_job(self, job_id: str) -> None:
+        """Stop a job off the main thread (it may take a while to checkpoint) and say how it ended."""
+        from scratchlab.lab.jobs import cancel_job
+
+        try:
+            job = cancel_job(self.lab.registry, job_id)
+            self.console.print(f"{job.id}: {job.status}", markup=False)
+        except (LookupError, ValueError) as e:
+            self.console.print(str(e), style="red", markup=False)
 
     # ---- main loop ------------------------------------------------------------------------------
     def run(self) -> None:
@@ -308,8 +319,11 @@ class Repl:
             if not line.strip():
                 continue
             if line.strip().startswith("/"):
-                if not self.command(line):
-                    return
+                try:
+                    if not self.command(line):
+                        return
+                except KeyboardInterrupt:
+                    self.console.print("[yellow]interrupted[/]")
                 continue
             if self.runner.busy:
                 self.runner.detach()  # a job wait ends ("left running in the background"); the job runs on
