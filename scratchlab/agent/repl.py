@@ -14,6 +14,7 @@ yes at "Proceed? [y/N]" declines. Ctrl-D (or /quit) exits. History lives in the 
 from __future__ import annotations
 
 import queue
+import signal
 import threading
 import time
 from typing import Any
@@ -294,21 +295,30 @@ class Repl:
         except KeyboardInterrupt:
             self.console.print("[yellow]warm-up skipped; the first answer will be slower[/]")
         self.runner = TurnRunner(self.lab, self.console, self.ask_confirm)
-        with patch_stdout(raw=True):
-            self.show_history()
-            self._loop()
-            self._quit()
+        # Between prompts the terminal is not in raw mode and Ctrl-C is a signal, not a key: it must
+        # cancel the turn as the key does, never raise KeyboardInterrupt somewhere in the loop.
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: self._cancel_turn())
+        try:
+            with patch_stdout(raw=True):
+                self.show_history()
+                self._loop()
+                self._quit()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _cancel_turn(self) -> None:
+        if self.runner is not None and self.runner.busy:
+            dropped = self.runner.cancel()
+            note = f"; {dropped} queued request(s) dropped" if dropped else ""
+            self.console.print(f"[yellow]cancelling the turn{note}…[/]")
 
     def _loop(self) -> None:
         while True:
             self._answer_confirms()
             try:
                 line = self.session.prompt("you> ", default=self._stash, pre_run=self._pre_run)
-            except KeyboardInterrupt:
-                if self.runner.busy:
-                    dropped = self.runner.cancel()
-                    note = f"; {dropped} queued request(s) dropped" if dropped else ""
-                    self.console.print(f"[yellow]cancelling the turn{note}…[/]")
+            except KeyboardInterrupt:  # Ctrl-C as a key, at the prompt
+                self._cancel_turn()
                 continue
             except EOFError:
                 return
