@@ -2,6 +2,7 @@
 slowly, a `slow_train` tool that asks first and waits for its job, and a REPL driver for tmux.
 
     python tests/lab_fakes.py repl HOME [THREAD]        # the REPL on the fake model (tests/test_repl_tmux.py)
+    python tests/lab_fakes.py ask HOME [ARGS...]        # `scratchlab ask` on the fake model
     python -m lab_fakes --config C --job-id J --home H  # the sleeping job (started by scratchlab.lab.jobs)
 
 The fake model answers by rules on the latest message:
@@ -161,8 +162,20 @@ def repl_main(argv: list[str]) -> None:
     repl.Repl(model="fake rules", thread_id=thread).run()
 
 
+def ask_main(argv: list[str]) -> None:
+    """`scratchlab --home HOME ask ...` on the fake session."""
+    from scratchlab.agent import session
+    from scratchlab.cli.main import app
+
+    child_env()
+    session.LabSession = fake_session_class(argv[0])
+    app(["--home", argv[0], "ask", *argv[1:]])
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["repl"]:
         repl_main(sys.argv[2:])
+    elif sys.argv[1:2] == ["ask"]:
+        ask_main(sys.argv[2:])
     else:
         sys.exit(job_main(sys.argv[1:]))

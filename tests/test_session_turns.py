@@ -241,3 +241,44 @@ def test_ask_rejects_100kb_on_the_local_model_at_once(tmp_path):
         [*scratchlab, "threads", "--json"], env=env, capture_output=True, text=True, timeout=120
     )
     assert r.stdout.strip() == "[]"
+
+
+def test_ctrl_c_in_ask_leaves_the_job_running_and_the_thread_valid(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from scratchlab.lab.registry import Registry
+    from scratchlab.lab.workspace import get_workspace
+
+    here = Path(__file__).resolve().parent
+    home = tmp_path / "home"
+    proc = subprocess.Popen([sys.executable, str(here / "lab_fakes.py"), "ask", str(home), "--thread", "t-a",
+                             "train slow 300"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**__import__("os").environ, "PYTHONPATH": str(here.parent)})  # fmt: skip
+    reg = Registry.from_workspace(get_workspace(home))
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if reg.get_job("job-1").step > 0:
+                    break
+            except Exception:  # noqa: BLE001 - the database or the job does not exist yet
+                pass
+            time.sleep(0.1)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        assert time.monotonic() - t0 < CANCEL_BOUND_S
+        assert proc.returncode == 130 and "job-1 keep(s) running" in err and "--thread t-a" in err, err
+        assert reg.get_job("job-1").status in ACTIVE
+        lab = LabSession(home=home, model=RuleModel())
+        msgs = lab.history("t-a")
+        assert isinstance(msgs[-1], ToolMessage) and msgs[-1].content.startswith(
+            "left running in the background"
+        )
+    finally:
+        proc.kill()
+        for job in reg.list_jobs():
+            cancel_job(reg, job.id, timeout=10)

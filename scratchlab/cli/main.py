@@ -74,7 +74,7 @@ def ask(
     thread = thread or (ctx.obj or {}).get("thread")
     try:
         lab = LabSession(home=common.workspace().root, model=(ctx.obj or {}).get("model"), auto_confirm=yes)
-        result = lab.ask(question, thread_id=thread, dry_run=dry_run)
+        result = _ask_cancellable(lab, question, thread, dry_run)
     except (LabDatabaseError, WeightsError, ModelSpecError, FileNotFoundError, InputTooLong) as e:
         common.fail(str(e))
     if "interrupt" in result:
@@ -93,6 +93,42 @@ def ask(
 
         common.console.print(Markdown(result["answer"]))
     common.console.print(f"[dim]thread {result['thread']}[/]")
+
+
+def _ask_cancellable(lab, question: str, thread: str | None, dry_run: bool) -> dict:
+    """`lab.ask` where the first Ctrl-C cancels the turn cleanly (a job wait returns and the job keeps
+    running; the thread keeps a result for every tool call) and a second one stops at once.
+
+    Raises:
+        typer.Exit(130): the turn was cancelled.
+    """
+    import signal
+
+    from scratchlab.lab import cancel
+
+    token = cancel.CancelToken()
+
+    def on_sigint(signum, frame):
+        if token.cancelled:
+            raise KeyboardInterrupt
+        token.cancel()
+
+    from scratchlab.agent import memory
+    from scratchlab.lab.jobs import ACTIVE
+
+    thread = thread or memory.new_thread_id()
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        with cancel.active(token):
+            return lab.ask(question, thread_id=thread, dry_run=dry_run)
+    except cancel.TurnCancelled:
+        running = [j.id for j in lab.registry.list_jobs(limit=20) if j.status in ACTIVE]
+        jobs = (
+            f"; {', '.join(running)} keep(s) running in the background (`scratchlab jobs`)" if running else ""
+        )
+        common.fail(f"cancelled (Ctrl-C){jobs}; the conversation is kept: --thread {thread}", code=130)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 memory_app = typer.Typer(
