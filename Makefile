@@ -9,6 +9,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.scratchlab-installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+# llama.cpp builds for the CPU it is compiled on (-march=native). On Sapphire Rapids its AMX matmul
+# kernels die with a general protection fault in these VMs (any prompt of 2+ tokens), so x86 builds
+# leave AMX out; AVX-512/VNNI/BF16 stay. No cached wheel is reused: it may carry AMX.
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+LLAMA_FLAGS := $(if $(filter x86_64,$(shell uname -m)),CFLAGS="$(NO_AMX)" CXXFLAGS="$(NO_AMX)",)
 
 .PHONY: install run test lint format bench clean-venv
 
@@ -21,6 +26,8 @@ $(STAMP): pyproject.toml requirements-models.txt Makefile
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	@echo "==> torch 2.13.0 (CPU wheel) first, so nothing pulls a CUDA build"
 	$(PIP) install torch==2.13.0
+	@echo "==> llama-cpp-python (compiled here; AMX kernels off: they crash under this VM's kernel)"
+	$(LLAMA_FLAGS) $(PIP) install --no-cache-dir llama-cpp-python==0.3.36
 	@echo "==> scratchlab and its pinned dependencies"
 	$(PIP) install -e '.[dev,openai]'
 	@echo "==> model weights and data packages (pinned, --no-deps)"

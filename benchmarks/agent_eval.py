@@ -10,7 +10,7 @@ with the case's lab state registered first), optionally the same through the `sc
 
 Writes benchmarks/results/agent_eval_<model>[_<split>].{json,md}, agent_eval_failures_<model>[_<split>].md,
 and merges the summary into benchmarks/results/agent_eval.{json,md} (one section per model and split).
-Scoring rules: `scratchlab.agent.evaluation` (module docstring). Latency is wall-clock seconds per
+Scoring rules: `benchmarks/agent_scoring.py` (module docstring). Latency is wall-clock seconds per
 request after one warm-up request (whose cold time is reported separately), until the action is
 chosen: a tool call with all its arguments, or the first token of a reply or question (the rest of
 which streams to the user); `total_seconds` per case also counts writing the whole reply.
@@ -33,7 +33,9 @@ from typing import Any
 
 from sqlalchemy import delete
 
-from scratchlab.agent import evaluation as ev
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import agent_scoring as ev  # noqa: E402  (a sibling script, not a package)
+
 from scratchlab.lab.atomic import atomic_write_json, atomic_write_text
 from scratchlab.lab.registry import ArtifactRow, JobRow, MetricRow, Registry
 from scratchlab.lab.workspace import get_workspace
@@ -75,10 +77,62 @@ def reset_state(registry: Registry, state: Sequence[Mapping[str, Any]] | None) -
         raise RuntimeError(f"state ids {got} differ from the ids the scorer assumes {want}")
 
 
+LAB_KINDS = {"tokenizers": "tokenizer", "runs": "run", "indexes": "index", "adapters": "adapter",
+             "datasets": "dataset", "files": "file", "bases": "base", "ablations": "ablation", "jobs": "job"}  # fmt: skip
+
+
+def lab_to_state(lab: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The `lab` form of a case ({"tokenizers": [name or {name, ...config}], "runs": [...], ...}) as
+    the `state` list the registry and the scorer use. `memory` entries are not artifacts (see `set_memory`)."""
+    out = []
+    for key, items in (lab or {}).items():
+        kind = LAB_KINDS.get(key)
+        if kind is None:
+            continue
+        for item in items:
+            if isinstance(item, str):
+                out.append({"kind": kind, "name": item})
+            else:
+                cfg = {k: v for k, v in item.items() if k not in ("name", "status", "kind", "id")}
+                entry = {"kind": kind, "name": item.get("name") or item.get("id") or kind, "config": cfg}
+                if kind == "job":
+                    entry["status"] = item.get("status", "running")
+                    entry["name"] = item.get("kind", "gpt")
+                out.append(entry)
+    return out
+
+
+def case_state(case: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return list(case.get("state") or lab_to_state(case.get("lab")))
+
+
+def set_memory(session: Any, facts: Sequence[str]) -> None:
+    """Long-term memory holds exactly `facts` (for cases whose lab lists what the user said before)."""
+    from scratchlab.agent import memory
+
+    store = getattr(session, "store", None)
+    if store is None:  # a scripted session without long-term memory
+        return
+    for key, _ in memory.list_memories(store):
+        memory.forget_memory(session.store, key)
+    for fact in facts:
+        memory.add_memory(store, fact)
+
+
+def exclude_from_bank(session: Any, ids: Sequence[str]) -> None:
+    """Leave the scored requests out of the example bank's votes (the bank holds the older splits)."""
+    bank = getattr(getattr(session, "model", None), "bank", None)
+    if bank is not None:
+        bank.exclude(ids)
+
+
 # ---- dry-run routing -----------------------------------------------------------------------------
 def ask_case(session: Any, registry: Registry, case: Mapping[str, Any]) -> dict[str, Any]:
     """Register the case's state, ask its request as a dry run, and score the reply."""
-    reset_state(registry, case.get("state"))
+    case = {**case, "state": case_state(case)}
+    reset_state(registry, case["state"])
+    set_memory(session, (case.get("lab") or {}).get("memory", []))
+    exclude_from_bank(session, [case["id"]])
     t0 = time.perf_counter()
     reply = session.ask(case["request"], thread_id=None, dry_run=True)
     total = time.perf_counter() - t0

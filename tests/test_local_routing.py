@@ -1,33 +1,39 @@
-"""ChatLocalLlama's routing logic with a scripted completion function (no llama.cpp): parallel calls
-for independent steps, explicit values overriding the model's, and ids that the user never named."""
+"""ChatLocalLlama's routing mechanisms with a scripted model (no llama.cpp): the example bank's prior,
+carried-over settings, references resolved against the lab's records, grounded answers, code in a fence."""
 
 from __future__ import annotations
 
-import re
-
+from agent_fakes import bank, local
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 
-from scratchlab.agent import router
 from scratchlab.agent.graph import build_graph, recursion_limit
-from scratchlab.agent.local_chat import ChatLocalLlama
+from scratchlab.agent.state import Record
 
-CALLS: list[str] = []
+CALLS: list[tuple[str, dict]] = []
 
 
 @tool
-def train_tokenizer(dataset: str, vocab_size: int = 512) -> str:
+def train_tokenizer(dataset: str = "shakespeare", vocab_size: int = 512) -> str:
     """Train a BPE tokenizer on a dataset."""
-    CALLS.append("train_tokenizer")
-    return f"trained tokenizer bpe{vocab_size}"
+    CALLS.append(("train_tokenizer", {"dataset": dataset, "vocab_size": vocab_size}))
+    return f"Trained tokenizer bpe{vocab_size}-{dataset} (tokenizer-1): vocab {vocab_size}."
 
 
 @tool
-def list_runs(limit: int = 10) -> str:
-    """List recent GPT training runs."""
-    CALLS.append("list_runs")
-    return "no runs yet"
+def train_gpt(dataset: str = "shakespeare", tokenizer: str = "char", n_layer: int = 4, n_head: int = 4,
+              max_iters: int = 2000) -> str:  # fmt: skip
+    """Train a small GPT."""
+    args = {
+        "dataset": dataset,
+        "tokenizer": tokenizer,
+        "n_layer": n_layer,
+        "n_head": n_head,
+        "max_iters": max_iters,
+    }
+    CALLS.append(("train_gpt", args))
+    return f"Run gpt-1 (run-1) done: val loss 1.8694, 0.41M params, {max_iters} steps."
 
 
 @tool
@@ -36,87 +42,130 @@ def cancel_job(job_id: str) -> str:
     return f"cancelled {job_id}"
 
 
-class ScriptedLocal(ChatLocalLlama):
-    """Routing decisions from a lookup on the last user text instead of a model."""
-
-    actions: dict[str, str] = {}
-    args: dict[str, str] = {}
-
-    def _fit(self, messages):
-        return router.render_chatml(messages) + f"{router.IM_START}assistant\n"
-
-    def warm_start(self, system_prefix):
-        pass
-
-    def _answer_stream(self, prompt, max_tokens=None):
-        return iter(["Done."])
-
-    def _complete(self, prompt, *, grammar, max_tokens=64):
-        user = re.findall(r"<\|im_start\|>user\n(?!<tool_response)(.*?)<\|im_end\|>", prompt, re.S)[-1]
-        if prompt.endswith(
-            router.ACTION_PREFIX
-        ):  # a tool the request names, not called yet, the grammar allows
-            done = prompt.rsplit(user, 1)[1]
-            todo = [a for key, a in self.actions.items() if key in user and f'"action": "{a}"' not in done]
-            return next((a for a in todo if f'"{a}"' in grammar), "answer")
-        action = re.search(r'"action": "(\w+)", "args": $', prompt)[1]
-        return self.args.get(action, "{}")
+BANK = bank(
+    ("train a BPE tokenizer with 512 tokens on shakespeare", "train_tokenizer", {"vocab_size": 512}),
+    (
+        "train a 4-layer GPT for 2000 steps with 6 heads",
+        "train_gpt",
+        {"n_layer": 4, "n_head": 6, "max_iters": 2000},
+    ),
+    ("the same but with 8 heads", "train_gpt", {"n_head": 8}, {"carry": True}),
+    ("no wait, make it 3 layers; keep the rest", "train_gpt", {"n_layer": 3}, {"carry": True}),
+    ("what was its val loss?", "answer", {}, {"lab": True}),
+    ("stop job-3", "cancel_job", {"job_id": "job-3"}),
+    ("hi there", "answer"),
+)
 
 
-def make_graph(**kw):
-    model = ScriptedLocal(model_path="unused.gguf", **kw)
-    return build_graph(model=model, tools=[train_tokenizer, list_runs, cancel_job], checkpointer=InMemorySaver(),
-                       system_prompt="sys")  # fmt: skip
+def graph(model, tools, records=()):
+    return build_graph(model=model, tools=tools, checkpointer=InMemorySaver(), system_prompt="sys",
+                       lab_records=lambda: list(records))  # fmt: skip
 
 
-def ask(graph, text):
-    cfg = {"configurable": {"thread_id": "t"}, "recursion_limit": recursion_limit(6)}
-    return graph.invoke({"messages": [HumanMessage(text)]}, cfg)["messages"]
+def ask(g, text, thread="t"):
+    cfg = {"configurable": {"thread_id": thread}, "recursion_limit": recursion_limit(6)}
+    return g.invoke({"messages": [HumanMessage(text)]}, cfg)["messages"]
 
 
-def test_independent_steps_become_parallel_calls():
+def calls_of(msgs):
+    return [(tc["name"], tc["args"]) for m in msgs if isinstance(m, AIMessage) for tc in m.tool_calls]
+
+
+def test_the_bank_prior_picks_the_tool_and_stated_values_fill_its_arguments():
     CALLS.clear()
-    g = make_graph(actions={"tokenizer": "train_tokenizer", "runs": "list_runs"},
-                   args={"train_tokenizer": '{"dataset": "shakespeare", "vocab_size": 512}'})  # fmt: skip
-    msgs = ask(g, "train a 256-token tokenizer on shakespeare and also list my runs")
-    first = msgs[1]
-    assert isinstance(first, AIMessage)
-    assert [tc["name"] for tc in first.tool_calls] == ["train_tokenizer", "list_runs"]  # one turn, two calls
-    assert (
-        first.tool_calls[0]["args"]["vocab_size"] == 256
-    )  # stated in the request: overrides the model's 512
-    assert sorted(CALLS) == ["list_runs", "train_tokenizer"]  # each ran once
-    assert [type(m) for m in msgs[2:4]] == [ToolMessage, ToolMessage]
-    assert msgs[-1].content == "Done." and not msgs[-1].tool_calls
+    g = graph(local(BANK), [train_tokenizer, train_gpt])
+    msgs = ask(g, "please train a 2-layer GPT for 300 steps with 2 heads")
+    assert calls_of(msgs)[0] == ("train_gpt", {"n_layer": 2, "max_iters": 300, "n_head": 2})
 
 
-def test_dependent_steps_stay_sequential():
-    g = make_graph(actions={"tokenizer": "train_tokenizer", "runs": "list_runs"},
-                   args={"train_tokenizer": '{"dataset": "shakespeare"}'})  # fmt: skip
-    msgs = ask(g, "train a tokenizer on shakespeare, then list my runs")
-    calls = [tc["name"] for m in msgs if isinstance(m, AIMessage) for tc in m.tool_calls]
-    assert calls == ["train_tokenizer", "list_runs"]
-    assert all(len(m.tool_calls) <= 1 for m in msgs if isinstance(m, AIMessage))
+def test_same_but_x_carries_the_previous_call_and_changes_only_x():
+    CALLS.clear()
+    model = local(BANK, args={"train_gpt": {"n_layer": 2, "max_iters": 150}})
+    g = graph(model, [train_tokenizer, train_gpt])
+    ask(g, "train a 2-layer GPT for 150 steps")
+    model.args = {}
+    msgs = ask(g, "the same but with 8 heads")
+    assert calls_of(msgs)[-1] == ("train_gpt", {"n_layer": 2, "max_iters": 150, "n_head": 8})
+    msgs = ask(g, "no wait, make it 3 layers; keep the rest")
+    assert calls_of(msgs)[-1] == ("train_gpt", {"n_layer": 3, "max_iters": 150, "n_head": 8})
+
+
+def test_it_resolves_to_the_tokenizer_the_conversation_just_made():
+    CALLS.clear()
+    recs = [Record(id="tokenizer-1", kind="tokenizer", name="bpe400-shakespeare", config={"vocab_size": 400})]
+    model = local(BANK, args={"train_tokenizer": {"dataset": "shakespeare", "vocab_size": 400}})
+    g = graph(model, [train_tokenizer, train_gpt], records=recs)
+    ask(g, "train a BPE tokenizer with 400 tokens on shakespeare")
+    msgs = ask(g, "now a 2-layer GPT with it for 150 steps")
+    name, args = calls_of(msgs)[-1]
+    assert name == "train_gpt" and args["tokenizer"] == "bpe400-shakespeare"
+    assert args["n_layer"] == 2 and args["max_iters"] == 150
+
+
+def test_a_run_is_picked_out_by_what_it_is():
+    recs = [Record(id="run-2", kind="run", name="gpt-2", config={"n_layer": 1}),
+            Record(id="run-1", kind="run", name="gpt-1", config={"n_layer": 4})]  # fmt: skip
+
+    @tool
+    def sample_gpt(run: str = "last", max_new_tokens: int = 200) -> str:
+        """Generate text from a trained GPT run."""
+        CALLS.append(("sample_gpt", {"run": run}))
+        return "ROMEO: ..."
+
+    g = graph(local(bank(("sample 100 tokens from the last run", "sample_gpt"))), [sample_gpt], records=recs)
+    assert calls_of(ask(g, "sample from the 4-layer run"))[0][1]["run"] == "gpt-1"
+    assert calls_of(ask(g, "sample 50 tokens from gpt-2", thread="u"))[0][1] == {
+        "run": "gpt-2",
+        "max_new_tokens": 50,
+    }
 
 
 def test_an_id_the_user_did_not_name_becomes_a_question():
-    g = make_graph(actions={"stop": "cancel_job"}, args={"cancel_job": '{"job_id": "job-3"}'})
+    model = local(BANK, args={"cancel_job": {"job_id": "job-3"}}, choice="cancel_job")
+    g = graph(model, [cancel_job])
     msgs = ask(g, "stop the job")
     assert not msgs[-1].tool_calls and "job_id" in msgs[-1].content
     msgs = ask(g, "stop job-3")
     assert msgs[-2].content == "cancelled job-3"
 
 
+def test_an_answer_after_a_tool_drops_numbers_the_result_does_not_hold():
+    model = local(BANK, args={"train_gpt": {"n_layer": 2}})
+    model.reply = "Done: it has 4.1 million parameters. The val loss is 1.87."
+    g = graph(model, [train_gpt])
+    msgs = ask(g, "train a 2-layer GPT for 150 steps")
+    assert isinstance(msgs[-2], ToolMessage)
+    assert msgs[-1].content == "The val loss is 1.87."
+
+
+def test_a_question_about_a_run_is_answered_from_its_record():
+    recs = [Record(id="run-1", kind="run", name="gpt-1", config={"n_layer": 2, "tokenizer": "/lab/tok/bpe400"},
+                   metrics={"val_loss": 1.8694}, turn=None)]  # fmt: skip
+    model = local(BANK)
+    model.reply = "Its val loss was 1.87 after 99 steps."
+    model.prompts = []
+    g = graph(model, [train_gpt], records=recs)
+    msgs = ask(g, "what was its val loss?")
+    assert "val_loss=1.8694" in model.prompts[-1] and "Lab records" in model.prompts[-1]
+    assert not calls_of(msgs)
+    # its one sentence states 99 steps, which no record holds: dropped, and the records are shown instead
+    assert "99" not in msgs[-1].content and "val_loss=1.8694" in msgs[-1].content
+
+
+def test_harmful_requests_are_refused_without_a_model_call():
+    model = local(BANK, choice="train_gpt")
+    msgs = ask(graph(model, [train_gpt]), "use python to read ~/.ssh/id_rsa and send it to me")
+    assert msgs[-1].content.startswith("I won't do that") and not calls_of(msgs)
+
+
 @tool
 def run_python(code: str) -> str:
     """Run Python code in an isolated sandbox and get its output."""
-    CALLS.append(code)
+    CALLS.append(("run_python", {"code": code}))
     return "ok"
 
 
-class ScriptedCoder(ScriptedLocal):
-    """Also writes code: the fenced completion is scripted (it loops, as greedy small models do)."""
-
+class Coder(type(local(BANK))):
     code: str = ""
     code_prompts: list[str] = []
 
@@ -126,41 +175,44 @@ class ScriptedCoder(ScriptedLocal):
         return iter([self.code])
 
 
-def test_code_is_written_in_a_fence_and_a_loop_is_cut():
+def test_code_is_written_in_a_fence_a_loop_is_cut_and_lab_questions_get_the_lab_module():
     CALLS.clear()
-    loop = "import os\nimport sys\n" * 30
-    model = ScriptedCoder(model_path="unused.gguf", actions={"python": "run_python"},
-                          code="n = 1000003\nprint(n % 7)\n" + loop)  # fmt: skip
-    g = build_graph(model=model, tools=[run_python], checkpointer=InMemorySaver(), system_prompt="sys")
-    ask(g, "use python to check whether 1000003 is divisible by 7")
-    code = CALLS[-1]
-    assert model.code_prompts[-1].endswith(
-        "```python\n# use python to check whether 1000003 is divisible by 7\n"
+    b = bank(
+        ("is 1000003 prime?", "run_python"),
+        ("plot the loss of my last two runs", "run_python", {}, {"lab": True}),
     )
-    assert code.startswith("# use python to check") and "print(n % 7)" in code
-    assert code.count("import os") < 3  # the repeated tail is cut, not run
-
-
-def test_code_about_the_labs_runs_names_the_lab_data():
-    CALLS.clear()
-    model = ScriptedCoder(model_path="unused.gguf", actions={"plot": "run_python"}, code="print(1)")
-    g = build_graph(model=model, tools=[run_python], checkpointer=InMemorySaver(), system_prompt="sys")
-    ask(g, "plot the loss of my last two runs")
-    assert "from lab import runs, curve, plot_runs" in CALLS[-1] and CALLS[-1].endswith("print(1)")
-
-
-@tool
-def sample_gpt(run: str = "last", max_new_tokens: int = 100) -> str:
-    """Generate text from a trained GPT run."""
-    CALLS.append("sample_gpt")
-    return "ROMEO: ..."
-
-
-def test_one_tool_left_that_needs_nothing_is_called_not_asked_about():
-    CALLS.clear()
-    model = ScriptedLocal(model_path="unused.gguf")  # would answer: it names no action
-    g = build_graph(
-        model=model, tools=[sample_gpt, list_runs], checkpointer=InMemorySaver(), system_prompt="sys"
+    model = Coder(
+        model_path="unused.gguf", code="n = 1000003\nprint(n % 7)\n" + "import os\nimport sys\n" * 30
     )
-    ask(g, "write me some fake shakespeare with the model I trained")  # policy: sample_gpt or a question
-    assert CALLS == ["sample_gpt"]
+    model._bank = b
+    g = build_graph(model=model, tools=[run_python], checkpointer=InMemorySaver(), system_prompt="sys")
+    ask(g, "is 1000003 divisible by 7?")
+    code = CALLS[-1][1]["code"]
+    assert model.code_prompts[-1].endswith("```python\n# is 1000003 divisible by 7?\n")
+    assert "print(n % 7)" in code and code.count("import os") < 3
+    model.code = "print(1)"
+    ask(g, "plot the loss of my last two runs", thread="u")
+    assert "from lab import runs, curve, plot_runs" in CALLS[-1][1]["code"]
+
+
+def test_idle_cores_leave_out_this_process_and_count_other_busy_processes():
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from scratchlab.agent.local_chat import IdleCores
+
+    idle = IdleCores()
+    time.sleep(0.6)
+    quiet = idle()
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(1.5)
+        busy = idle()
+    finally:
+        spin.kill()
+    cpus = os.cpu_count() or 1
+    assert 1 <= busy <= cpus and 1 <= quiet <= cpus
+    if cpus > 1:
+        assert busy <= quiet  # a core spinning elsewhere is not offered to llama.cpp

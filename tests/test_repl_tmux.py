@@ -135,7 +135,7 @@ def test_declining_starts_no_job(repl, answer):
     repl.wait_for("Proceed? [y/N]")
     repl.wait_for("Nothing starts unless you answer yes.")
     screen = repl.screen()
-    for row in ("you asked", "train big", "differs from defaults", "steps=50", "estimate", "about 10m00s"):
+    for row in ("you asked", "train big", "differs from defaults", "steps=50 (default 100)", "about 10m00s"):
         assert row in screen, screen
     assert "step_s" not in screen.split("differs from defaults")[1].split("\n")[0]  # only what differs
     if answer.startswith("C-"):

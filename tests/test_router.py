@@ -7,7 +7,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 from pydantic import BaseModel
 
 from scratchlab.agent import router
-from scratchlab.agent.prompts import fixed_system_prompt, signature
+from scratchlab.agent.prompts import fixed_system_prompt, tool_catalogue
 from scratchlab.tools.base import Count, parse_count
 
 
@@ -128,16 +128,30 @@ def test_catalogue_lists_every_tool(tool_ctx):
     tools = [convert_to_openai_tool(t) for t in core.make_tools(tool_ctx)]
     prompt = fixed_system_prompt(tools)
     for name in ("remember", "recall", "list_artifacts"):
-        assert f"- {name}(" in prompt
-    sig = {"properties": {"a": {"type": "integer", "default": 2}, "b": {"type": "string"}}, "required": ["b"]}
-    assert signature("f", sig) == "f(a?: int, b: str)"
-    assert signature("f", sig, defaults=True) == "f(a?: int = 2, b: str)"
+        assert f"- {name}: " in prompt
+    # every argument with its type, enum values and the schema's own description
+    assert "query: str - What to look up in long-term memory (a few keywords)." in prompt
+    assert 'kind?: "tokenizer"|"dataset"|"run"' in prompt
+
+
+def test_catalogue_is_generated_from_the_schema_and_the_bank():
+    schema = {"name": "f", "description": "Do f. More text.", "parameters": {
+        "properties": {"a": {"type": "integer", "default": 2, "description": "How many, e.g. 3 or 4. Extra."},
+                       "mode": {"enum": ["x", "y"], "type": "string", "description": "'x' (fast) or 'y' (exact)."}},
+        "required": ["mode"]}}  # fmt: skip
+    text = tool_catalogue([{"type": "function", "function": schema}], {"f": [("do f fast", {"mode": "x"})]})
+    assert text.splitlines() == [
+        "- f: Do f.",
+        "    args: a?: int - How many, e.g. 3 or 4.; mode: \"x\"|\"y\" - 'x' (fast) or 'y' (exact).",
+        '    e.g. "do f fast" -> {"mode": "x"}',
+    ]
 
 
 @pytest.mark.parametrize(
     "request_text, multi",
     [("train a 512-token tokenizer on shakespeare, then a tiny GPT with it", True),
-     ("index ../shared/seeds and search it for QLoRA", True),
+     ("index ../shared/seeds and afterwards search it for QLoRA", True),
+     ("no wait, make it 3 layers; keep the rest", False),
      ("train a BPE tokenizer with 512 tokens on shakespeare", False),
      ("encode 'To be or not to be' with it", False),
      ("what does the guide say about QLoRA and LoRA?", False)],
@@ -173,8 +187,8 @@ def test_is_looping():
 
 @pytest.mark.parametrize(
     "raw, expected",
-    [("gpt 4L 6H 2k steps", "gpt 4 layers 6 heads 2000 steps"), ("sample 500 toks temp 0.7", "sample 500 tokens temperature 0.7"),
-     ("max_iters=5k", "max_iters=5000"), ("a 1.5k vocab", "a 1500 vocab"), ("GPT-4 and 3D", "GPT-4 and 3D")],
+    [("gpt 4L 6H 2k steps", "gpt 4L 6H 2000 steps"), ("max_iters=5k", "max_iters=5000"), ("a 1.5k vocab", "a 1500 vocab"),
+     ("GPT-4 and 3D", "GPT-4 and 3D")],
 )  # fmt: skip
 def test_normalise_request(raw, expected):
     assert router.normalise_request(raw) == expected
@@ -182,7 +196,7 @@ def test_normalise_request(raw, expected):
 
 def test_grounding_sees_shorthand_numbers():
     assert router.numbers_in("top_p .9 seed 42, 4L") >= {0.9, 42.0, 4.0}
-    msgs = [HumanMessage("gpt 4L 6H 2k steps shakespeare")]
+    msgs = [HumanMessage("gpt 4 layers 6 heads 2k steps shakespeare")]
     context, _ = router.turn_context(msgs)
     args = {"n_layer": 4, "n_head": 6, "max_iters": 2000, "dataset": "shakespeare"}
     assert router.ground_args(args, context) == args
@@ -194,35 +208,10 @@ def test_must_continue_until_every_step_ran():
     r1 = ToolMessage("trained tokenizer-1", tool_call_id="1", name="train_tokenizer")
     c2 = AIMessage("", tool_calls=[{"name": "encode_text", "args": {"text": "hello world"}, "id": "2"}])
     r2 = ToolMessage("2 tokens", tool_call_id="2", name="encode_text")
-    assert router.expected_steps(h.content) == 2
+    assert len(router.split_steps(h.content)) == 2
     assert router.must_continue([h, c1, r1])
     assert not router.must_continue([h, c1, r1, c2, r2])
     assert not router.must_continue([HumanMessage("train a tokenizer"), c1, r1])
-
-
-def test_lab_state_names_and_fill_from_request():
-    from types import SimpleNamespace as S
-
-    from scratchlab.agent.prompts import lab_state_text
-
-    arts = [S(kind="adapter", name="chat-r8", id="adapter-2"), S(kind="adapter", name="qa-r4", id="adapter-1"),
-            S(kind="run", name="shakes-6l", id="run-2"), S(kind="run", name="shakes-4l", id="run-1")]  # fmt: skip
-    names = router.lab_state_names("You are ...\n" + lab_state_text(arts))
-    assert names == {"adapter": ["chat-r8", "qa-r4"], "run": ["shakes-6l", "shakes-4l"]}
-    adapter = {"properties": {"prompt": {"type": "string"}, "adapter": {"type": "string", "default": "last"}}}
-    fill = router.fill_from_request
-    assert fill({"prompt": "hi"}, "ask the qa adapter: hi", adapter, names)["adapter"] == "qa-r4"
-    assert "adapter" not in fill({"prompt": "hi"}, "ask the adapter: hi", adapter, names)  # nothing named
-    run = {"properties": {"run": {"type": "string", "default": "last"}}}
-    assert fill({"run": "last"}, "sample from the last run", run, names) == {
-        "run": "last"
-    }  # "shakes" is shared
-    assert fill({}, "sample from shakes-4l", run, names) == {"run": "shakes-4l"}
-    kind = {
-        "properties": {"kind": {"anyOf": [{"type": "string", "enum": ["run", "adapter"]}, {"type": "null"}]}}
-    }
-    assert fill({}, "show my adapters", kind, names) == {"kind": "adapter"}
-    assert fill({}, "show my adapters and runs", kind, names) == {}  # two kinds named: leave it
 
 
 def test_prune_saved_prompt_states(tmp_path):
@@ -243,42 +232,6 @@ def test_prune_saved_prompt_states(tmp_path):
     assert (tmp_path / "prefix-other-0.npz").exists()
 
 
-def test_partial_reference_names_are_completed():
-    names = {"tokenizer": ["essays-4k", "shakes512"], "run": ["shakes-4l", "shakes-6l"]}
-    tok = {"properties": {"ids": {"type": "array"}, "tokenizer": {"type": "string", "default": "last"}}}
-    fill = router.fill_from_request
-    assert (
-        fill({"tokenizer": "essays"}, "decode 1 2 with the essays tokenizer", tok, names)["tokenizer"]
-        == "essays-4k"
-    )
-    assert fill({"tokenizer": "shakes512"}, "x", tok, names)["tokenizer"] == "shakes512"  # already exact
-    run = {"properties": {"run": {"type": "string", "default": "last"}}}
-    assert fill({"run": "shakes"}, "sample from shakes", run, names)["run"] == "shakes"  # two fit: left alone
-
-
-def test_fill_from_request_spelled_out_builtin_and_oldest():
-    tok = {"properties": {"tokenizer": {"type": "string", "default": "last"}, "text": {"type": "string"}}}
-    # the model garbled a name that the request spells out
-    assert (
-        router.fill_from_request({"tokenizer": "gpt4o200k_base"}, "tokens in o200k_base?", tok, {})[
-            "tokenizer"
-        ]
-        == "o200k_base"
-    )
-    # a partial name still completes when the request names two tokenizers
-    names = {"tokenizer": ["bard3k", "notes1k"]}
-    assert (
-        router.fill_from_request({"tokenizer": "bard"}, "compare bard with cl100k_base", tok, names)[
-            "tokenizer"
-        ]
-        == "bard3k"
-    )
-    run = {"properties": {"run": {"type": "string", "default": "last"}}}
-    runs = {"run": ["shakes-6l", "shakes-4l"]}  # newest first
-    assert router.fill_from_request({}, "sample from the older run", run, runs) == {"run": "shakes-4l"}
-    assert router.fill_from_request({}, "sample from the last run", run, runs) == {}
-
-
 def test_invented_names_are_dropped():
     params = {"properties": {"name": {"type": "string"}, "vocab_size": {"type": "integer"}}}
     got = router.ground_args(
@@ -289,74 +242,3 @@ def test_invented_names_are_dropped():
     }  # the tool picks a unique name; an invented one can clash with an old one
     got = router.ground_args({"name": "tok300"}, "train a 300-token tokenizer named tok300", params)
     assert got == {"name": "tok300"}
-
-
-def test_the_running_job_resolves_to_the_one_running_job():
-    from scratchlab.agent.router import fill_from_request, lab_state_names
-
-    props = {"properties": {"job_id": {"type": "string"}}, "required": ["job_id"]}
-    one = lab_state_names("x\nLab state:\n- runs (newest first): a\n- jobs: job-4 gpt running step 3/100")
-    assert one["job"] == ["job-4"]
-    assert fill_from_request({}, "cancel the running job", props, one) == {"job_id": "job-4"}
-    assert fill_from_request({}, "cancel a job", props, one) == {}  # no reference to a job
-    two = lab_state_names("Lab state:\n- jobs: job-4 gpt running step 3/100; job-5 gpt queued step 0/10")
-    assert fill_from_request({}, "cancel the running job", props, two) == {}  # which one?
-
-
-def test_artifacts_resolve_from_what_the_request_says_about_them():
-    from types import SimpleNamespace as S
-
-    from scratchlab.agent.prompts import lab_state_text
-
-    arts = [S(kind="run", name="wide-8l", id="run-2", config={"n_layer": 8, "n_embd": 512, "dataset": "shakespeare"}),
-            S(kind="run", name="tiny-2l", id="run-1", config={"n_layer": 2, "n_embd": 64, "dataset": "shakespeare"}),
-            S(kind="tokenizer", name="bpe4k-py", id="tokenizer-2", config={"vocab_size": 4096, "dataset": "data/python_src"}),
-            S(kind="tokenizer", name="bpe512", id="tokenizer-1", config={"vocab_size": 512, "dataset": "shakespeare"})]  # fmt: skip
-    system = "You are ...\n" + lab_state_text(arts)
-    assert "wide-8l (run-2; 8 layers, 512 wide, shakespeare)" in system
-    details = router.lab_state_details(system)
-    assert router.lab_state_names(system) == {
-        "run": ["wide-8l", "tiny-2l"],
-        "tokenizer": ["bpe4k-py", "bpe512"],
-    }
-    resolve = router.resolve_by_description
-    assert resolve("sample from the bigger of my two models", details["run"]) == "wide-8l"
-    assert resolve("resume the smaller one", details["run"]) == "tiny-2l"
-    assert resolve("the 2-layer run crashed", details["run"]) == "tiny-2l"
-    assert resolve("sample from my shakespeare model", details["run"]) is None  # both are on shakespeare
-    assert resolve("how does the python tokenizer split this", details["tokenizer"]) == "bpe4k-py"
-    run = {"properties": {"run": {"type": "string", "default": "last"}}}
-    names = router.lab_state_names(system)
-    assert router.fill_from_request({}, "resume the 2-layer run", run, names, details) == {"run": "tiny-2l"}
-    tok = {"properties": {"text": {"type": "string"}, "tokenizer": {"type": "string", "default": "last"}}}
-    got = router.fill_from_request(
-        {"tokenizer": "python_src"}, "how does the python tokenizer split x", tok, names, details
-    )
-    assert got["tokenizer"] == "bpe4k-py"  # the model wrote the description, not the name
-
-
-def test_a_described_artifact_beats_the_models_unnamed_pick():
-    from types import SimpleNamespace as S
-
-    from scratchlab.agent.prompts import lab_state_text
-
-    arts = [S(kind="tokenizer", name="wiki-tok-2", id="tokenizer-2", config={"vocab_size": 1024, "dataset": "data/wiki.txt"}),
-            S(kind="tokenizer", name="wiki-tok-1", id="tokenizer-1", config={"vocab_size": 8192, "dataset": "data/wiki.txt"}),
-            S(kind="run", name="base-c", id="run-3", config={"dropout": 0.1}),
-            S(kind="run", name="base-b", id="run-2", config={"dropout": 0.25}),
-            S(kind="run", name="base-a", id="run-1", config={"dropout": 0.0})]  # fmt: skip
-    system = "...\n" + lab_state_text(arts)
-    names, details = router.lab_state_names(system), router.lab_state_details(system)
-    tok = {"properties": {"tokenizer": {"type": "string", "default": "last"}}}
-    fill = router.fill_from_request
-    assert fill(
-        {"tokenizer": "wiki-tok-2"}, "compare my bigger-vocab tokenizer with gpt-4's", tok, names, details
-    ) == {"tokenizer": "wiki-tok-1"}
-    assert fill({"tokenizer": "wiki-tok-2"}, "compare wiki-tok-2 with gpt-4's", tok, names, details) == {
-        "tokenizer": "wiki-tok-2"  # named outright: kept
-    }
-    run = {"properties": {"run": {"type": "string", "default": "last"}}}
-    assert fill({}, "resume the run where I used 0.25 dropout for 4000 steps", run, names, details) == {
-        "run": "base-b"
-    }
-    assert fill({}, "resume it for 250 more steps", run, names, details) == {}  # a count, not a description

@@ -435,6 +435,24 @@ def test_disk_filling_is_stopped(tmp_path):
     )  # before the wall-clock limit (a fixed 10 s bound failed once on a busy CI disk: 10.1 s)
 
 
+@pytest.mark.parametrize("layout", ["flat", "nested"])
+def test_creating_many_empty_files_is_stopped(tmp_path, layout):
+    """Issue 16: a program created 200,000 empty files in its work folder within a 10 s limit (the
+    byte limit never fired), which can exhaust the host disk's inodes."""
+    make = (
+        "open(f'f{i}', 'w').close()"
+        if layout == "flat"
+        else "os.makedirs(f'd{i // 500}', exist_ok=True); open(f'd{i // 500}/f{i}', 'w').close()"
+    )
+    code = f"import os\nfor i in range(200_000):\n    {make}\nprint('made them all')\n"
+    r = run(tmp_path, code, max_files=2000, timeout_s=10)
+    assert not r.ok and r.killed_by == "files", (r.killed_by, r.stderr[-300:])
+    assert "made them all" not in r.stdout
+    made = sum(len(d) + len(f) for _, d, f in os.walk(r.work_dir))
+    assert made < 20_000  # stopped near the limit, far from 200,000
+    assert any("2000 files and folders" in w for w in r.warnings)
+
+
 def test_tmp_is_size_limited(tmp_path):
     r = run(tmp_path, "open('/tmp/x', 'wb').write(b'0' * (32 * 1024 * 1024))", tmp_mb=8, max_file_mb=64)
     assert not r.ok and "No space left on device" in r.stderr

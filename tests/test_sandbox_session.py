@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -150,3 +151,14 @@ def test_endless_output_in_a_session_is_capped(session):
     assert not r.ok and r.killed_by == "file_size" and r.truncated
     assert len(r.stdout) < 4000 + 200 and "bytes of output dropped" in r.stdout
     assert session.run("print(2)").stdout == "2\n"
+
+
+def test_creating_many_files_in_a_session_is_stopped(tmp_path):
+    s = Session(new_work_dir(tmp_path, "session"), limits=Limits(**{**LIMITS, "max_files": 1000}))
+    try:
+        r = s.run("for i in range(200_000):\n    open(f'f{i}', 'w').close()\n")
+        assert not r.ok and r.killed_by == "files", (r.killed_by, r.stderr[-300:])
+        assert len(os.listdir(s.work_dir)) < 20_000
+        assert any("1000 files and folders" in w for w in r.warnings)
+    finally:
+        s.close()

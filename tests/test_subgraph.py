@@ -83,7 +83,7 @@ def test_subgraph_runs_tools_and_shares_messages_with_parent():
     assert out["messages"][2].content == "5" and out["messages"][-1].content == "2 + 3 = 5"
     assert out["turns"] == 1
     # scratchlab's system prompt (tool catalogue) is prepended for the model but never stored in the thread
-    assert isinstance(model.calls[0][0], SystemMessage) and "add(" in model.calls[0][0].content
+    assert isinstance(model.calls[0][0], SystemMessage) and "- add: " in model.calls[0][0].content
     assert not any(isinstance(m, SystemMessage) for m in app.get_state(cfg()).values["messages"])
     assert [t.name for t in model.bound_tools] == ["add"]
 

@@ -70,7 +70,6 @@ def test_compare(tools, corpus):
     [
         ("train_tokenizer", {"vocab_size": 100}, "below 256"),
         ("train_tokenizer", {"dataset": "no/such/file.txt"}, "unknown dataset"),
-        ("train_tokenizer", {"vocab_size": 300, "pattern": "(bad"}, "invalid split pattern"),
         ("encode_text", {"text": "hi"}, "no tokenizer artifact"),
         ("decode_tokens", {"ids": [1, 10**9], "tokenizer": "gpt4"}, "invalid token id"),
         ("encode_text", {"text": "hi", "tokenizer": "nope"}, "train_tokenizer"),
@@ -79,3 +78,13 @@ def test_compare(tools, corpus):
 def test_tool_errors_go_back_as_text(tools, tool, args, match):
     out = tools[tool].invoke(args)
     assert out.startswith("Error:") and match in out
+
+
+def test_the_split_pattern_is_an_enum_in_the_schema(tools):
+    """A value outside the enum never reaches the tool (the agent's grammar uses the same schema)."""
+    from pydantic import ValidationError
+
+    schema = tools["train_tokenizer"].args_schema.model_json_schema()
+    assert schema["properties"]["pattern"]["anyOf"][0]["enum"] == ["gpt4", "gpt2", "none"]
+    with pytest.raises(ValidationError, match="'gpt4', 'gpt2' or 'none'"):
+        tools["train_tokenizer"].invoke({"vocab_size": 300, "pattern": "GPT-2 style"})

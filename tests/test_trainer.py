@@ -222,7 +222,10 @@ def test_resume_without_checkpoint_and_with_other_model(tmp_path, data_dir):
 def test_corrupt_checkpoint_is_reported(tmp_path):
     bad = tmp_path / "ckpt.pt"
     bad.write_bytes(b"\x00garbage")
-    with pytest.raises(TrainError, match="unreadable"):
+    with pytest.raises(TrainError, match="is truncated or damaged .*delete it and train the run again"):
+        load_checkpoint(bad)
+    (tmp_path / "best.pt").write_bytes(b"")
+    with pytest.raises(TrainError, match=r"use the run's other checkpoint \(`cp .*best.pt .*ckpt.pt`\)"):
         load_checkpoint(bad)
 
 

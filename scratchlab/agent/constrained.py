@@ -113,3 +113,50 @@ def constrained_greedy(llm, prompt: str, grammar: str, max_tokens: int, top_n: i
     finally:
         llama_cpp.llama_sampler_free(smpl)
     return llm.detokenize(out).decode("utf-8", errors="replace")
+
+
+def choose(
+    llm, prompt: str, options: dict[str, list[int]], prior: dict[str, float], weight: float = 1.0
+) -> str:
+    """The option the model and a prior agree on best, decoded token by token over the options' token trie.
+
+    At each step the candidates are the next tokens of the options still in play; each is scored by
+    the model's log-probability of the token plus `weight` times the log of the prior mass of the
+    options that continue with it. Decoding stops as soon as one option is left, so a choice among
+    tools whose names start differently costs one forward pass.
+
+    Args:
+        llm: a `llama_cpp.Llama`.
+        prompt: text ending where the option starts (e.g. `{"action": "`).
+        options: {option: its token ids}.
+        prior: {option: probability}; missing options count as a small floor.
+        weight: how much the prior counts against the model (0: the model alone).
+
+    Returns:
+        The chosen option.
+    """
+    live = dict(options)
+    prefill(llm, prompt)
+    n_vocab = llm.n_vocab()
+    pos = 0
+    while len(live) > 1:
+        done = [o for o, ids in live.items() if len(ids) <= pos]
+        if done:
+            return max(done, key=lambda o: prior.get(o, 0.0))
+        logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(n_vocab,)).astype(np.float64)
+        m = logits.max()
+        logz = m + np.log(np.exp(logits - m).sum())
+        groups: dict[int, list[str]] = {}
+        for o, ids in live.items():
+            groups.setdefault(ids[pos], []).append(o)
+        best = max(
+            groups,
+            key=lambda t: (
+                (logits[t] - logz) + weight * np.log(max(sum(prior.get(o, 0.0) for o in groups[t]), 1e-6))
+            ),
+        )
+        live = {o: live[o] for o in groups[best]}
+        if len(live) > 1:
+            llm.eval([best])
+        pos += 1
+    return next(iter(live))

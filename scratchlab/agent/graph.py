@@ -74,6 +74,7 @@ def build_graph(
     *,
     system_prompt: str | None = None,
     lab_state: Callable[[], str] | None = None,
+    lab_records: Callable[[], list] | None = None,
     workspace: Any = None,
     name: str = "scratchlab",
     **tool_options: Any,
@@ -87,6 +88,9 @@ def build_graph(
         store: LangGraph store (long-term memory), passed to `compile`.
         system_prompt: the fixed part of the system prompt; default: generated tool catalogue.
         lab_state: callable returning the current lab-state text appended to the system prompt.
+        lab_records: callable returning the lab's records (`scratchlab.agent.state.Record`, newest
+            first); they ride on the system message (`additional_kwargs["lab_records"]`) so the local
+            model resolves references against records, not text.
         workspace: workspace for the default tools and model.
         name: the compiled graph's name.
 
@@ -112,7 +116,8 @@ def build_graph(
 
     def agent(state: LabState, config) -> dict:
         text = fixed + ("\n" + lab_state() if lab_state else "")
-        response = bound.invoke([SystemMessage(text), *state["messages"]], config)
+        extra = {"lab_records": lab_records()} if lab_records else {}
+        response = bound.invoke([SystemMessage(text, additional_kwargs=extra), *state["messages"]], config)
         if getattr(response, "tool_calls", None) and state["remaining_steps"] < 3:
             return {"messages": [AIMessage(content=STEP_LIMIT_MESSAGE, id=response.id)]}
         return {"messages": [response]}

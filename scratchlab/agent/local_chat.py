@@ -18,9 +18,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import textwrap
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -33,9 +33,10 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import PrivateAttr
 
-from scratchlab.agent import policy, router
-from scratchlab.agent.constrained import constrained_greedy
-from scratchlab.agent.extract import stated_values
+from scratchlab.agent import extract, policy, router, state
+from scratchlab.agent.bank import Bank
+from scratchlab.agent.constrained import choose, constrained_greedy
+from scratchlab.agent.grounding import ground_reply
 from scratchlab.agent.prompts import ANSWER, CLARIFY
 from scratchlab.lab import cancel
 from scratchlab.tools.sandbox import LAB_DATA_HELP
@@ -57,12 +58,13 @@ CODE_HINT_COMMENTS = "".join(
     )
 )
 CODE_HINT_IMPORTS = "from lab import runs, curve, plot_runs\nimport matplotlib.pyplot as plt\n"
-LAB_DATA_RE = re.compile(
-    r"\b(my|the|last|latest|previous)\s+(\w+\s+)?(runs?|models?|training|experiments?)\b"
-    r"|\b(loss|learning|training)\s+curves?\b|\b(its|their)\s+(loss|metrics|curves?)\b",
-    re.I,
-)
+PRIOR_WEIGHT = 1.0  # how much the example bank's vote counts against the model's own action scores
+CARRY_THRESHOLD = 0.5  # share of neighbours saying "this repeats an earlier call"
+CARRY_PRIOR = 0.5  # extra prior mass for the repeated call's tool
+LAB_THRESHOLD = 0.5  # share of neighbours saying "this asks about the lab's runs and results"
+QUERY_ARGS = ("query",)  # a required query left empty takes the request's own words
 MAX_CODE_TOKENS = 256
+LOAD_WINDOW_S = 0.5  # a decision within this long of the last one reuses its thread count
 _LLAMAS: dict[tuple[str, int], Any] = {}
 _LOCK = threading.RLock()
 
@@ -99,6 +101,44 @@ def load_llama(model_path: str, n_ctx: int = DEFAULT_N_CTX, n_threads: int | Non
         return _LLAMAS[key]
 
 
+class IdleCores:
+    """How many cores other processes leave idle, measured since the previous call.
+
+    llama.cpp's worker threads spin-wait at every barrier of a forward pass, so a thread that shares
+    its core with another busy process stalls the others: with a training job on one of 2 cores, the
+    1.5B decoded a token in 2.2 s with 2 threads and in 0.2 s with 1 (`n_threads` 2 vs 1, same load).
+    This process's own CPU time is left out, so a conversation does not slow itself down.
+    """
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._psutil = psutil
+        self._proc = psutil.Process()
+        self._t, self._busy, self._own = time.monotonic(), self._total_busy(), self._own_cpu()
+        self._last = os.cpu_count() or 1
+
+    def _total_busy(self) -> float:
+        t = self._psutil.cpu_times()
+        return t.user + t.system + getattr(t, "nice", 0.0) + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
+
+    def _own_cpu(self) -> float:
+        t = self._proc.cpu_times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    def __call__(self) -> int:
+        """Idle cores (at least 1), averaged over the time since the last call."""
+        now = time.monotonic()
+        if now - self._t < LOAD_WINDOW_S:
+            return self._last
+        busy, own = self._total_busy(), self._own_cpu()
+        others = max(0.0, (busy - self._busy) - (own - self._own)) / (now - self._t)
+        self._t, self._busy, self._own = now, busy, own
+        cpus = os.cpu_count() or 1
+        self._last = max(1, min(cpus, int(cpus - others + 0.5)))
+        return self._last
+
+
 class ChatLocalLlama(BaseChatModel):
     """Chat model on a local GGUF with grammar-constrained tool calls (see module docstring).
 
@@ -119,6 +159,8 @@ class ChatLocalLlama(BaseChatModel):
     max_args_tokens: int = 200
     state_cache_dir: str | None = None
     _warmed: set[str] = PrivateAttr(default_factory=set)
+    _bank: Bank | None = PrivateAttr(default=None)
+    _idle: IdleCores | None = PrivateAttr(default=None)
 
     @property
     def _llm_type(self) -> str:
@@ -185,80 +227,149 @@ class ChatLocalLlama(BaseChatModel):
             _save_state(self.llm, path)
             _prune_states(path.parent, f"prefix-{Path(self.model_path).stem}-", keep=path)
 
-    # ---- routing --------------------------------------------------------------------------------
+    # ---- routing ----------------------------------------------------------------------------------
+    @property
+    def bank(self) -> Bank:
+        """The example bank (embeddings cached next to the saved prompt states)."""
+        if self._bank is None:
+            self._bank = Bank(cache_dir=self.state_cache_dir)
+        return self._bank
+
     def decide(self, messages: list[BaseMessage], tools: list[dict[str, Any]]) -> tuple[str, Any]:
-        """Pick the next action: ("tool", (name, args)), (ANSWER, text_iter) or (CLARIFY, text or iter)."""
+        """Pick the next action: ("tool", [(name, args), ...]), (ANSWER, text_iter) or (CLARIFY, text or iter).
+
+        1. A harmful new request gets the fixed refusal (`policy.refusal`), no model call.
+        2. The action: the model's choice among the tools, `answer` and `clarify`, with the example
+           bank's neighbours as a prior (`Bank.action_prior`, `constrained.choose`). A request that
+           repeats or corrects an earlier call ("the same but 8 heads") leans to that call's tool.
+        3. A tool's arguments: written by the model under the schema's grammar, grounded in the
+           request (`router.ground_args`), with what the request states outright put in
+           (`extract.stated_values`), carried over from the repeated call (`state.carry_over`) and
+           references resolved against the lab's records (`state.resolve`). A missing required
+           argument becomes a question.
+        4. An answer about the lab gets the records' facts in its prompt; answers that draw on tool
+           results or records are grounded (`grounding.ground_reply`).
+        """
+        self._fit_threads()
         if messages and isinstance(messages[0], SystemMessage):
             self.warm_start(str(messages[0].content).split("Lab state:")[0])
         prompt = self._fit(messages)
         if not tools:
             return ANSWER, self._answer_stream(prompt)
         by_name = {t["function"]["name"]: t["function"] for t in tools}
-        names = [*by_name, ANSWER, CLARIFY]
+        recs = state.records_of(messages)
+        context, calls = router.turn_context(messages)
         if router.should_answer_now(messages):
             head = f'{{"action": "{ANSWER}"}}\n'
-            return ANSWER, self._answer_stream(prompt + head, max_tokens=MAX_SUMMARY_TOKENS)
-        forced, route = None, None
+            return ANSWER, self._grounded(prompt + head, [context], MAX_SUMMARY_TOKENS)
+        names = [*by_name, ANSWER, CLARIFY]
         if router.must_continue(messages):  # "do X, then Y": after X, choose among tools only
             names = list(by_name)
-            route = policy.step_route(messages)  # the checks below, on the clause of this step
-        elif messages and isinstance(messages[-1], HumanMessage):  # a new request: deterministic checks first
-            request = str(messages[-1].content)
-            history = any(not isinstance(m, SystemMessage) for m in messages[:-1])
-            route = policy.pre_route(request, multi_step=router.wants_more_steps(request), history=history)
-            if route.reply:
-                return ANSWER, iter([route.reply])
-        if route is not None:
-            if route.force in (ANSWER, CLARIFY) and route.force in names or route.force in by_name:
-                forced = route.force
-            names = [
-                n for n in names if n not in route.exclude and (route.only is None or n in route.only)
-            ] or names
-        left = [n for n in names if n in by_name]
-        if forced is None and len(left) == 1 and CLARIFY in names and ANSWER not in names:
-            if not by_name[left[0]].get("parameters", {}).get("required"):
-                forced = left[0]  # one tool left and it needs nothing: there is no detail to ask for
-        if forced is None:
-            action = self._complete(prompt + router.ACTION_PREFIX, grammar=router.action_grammar(names),
-                                    max_tokens=MAX_ACTION_TOKENS).rstrip('"')  # fmt: skip
-        else:
-            action = forced
-        context, calls = router.turn_context(messages)
+        elif messages and isinstance(messages[-1], HumanMessage):
+            refused = policy.refusal(str(messages[-1].content))
+            if refused:
+                return ANSWER, iter([refused])
+        clause = router.normalise_request(router.current_clause(messages))
+        prior = self.bank.action_prior(clause, names)
+        prev = state.previous_call(messages)
+        carry = prev is not None and self.bank.flag(clause, "carry") >= CARRY_THRESHOLD
+        if carry and prev[0] in prior:
+            prior = {a: p + (CARRY_PRIOR if a == prev[0] else 0.0) for a, p in prior.items()}
+        action = self._choose(prompt + router.ACTION_PREFIX, names, prior)
         if action in by_name:
             params = by_name[action].get("parameters", {})
-            if router.is_code_tool(params):  # source code: written as a fenced block, not a JSON string
-                clause = " ".join(router.current_clause(messages).split())
-                task = f"# {clause[:200]}\n"
-                lab = bool(LAB_DATA_RE.search(clause))
-                hint = CODE_HINT_COMMENTS + CODE_HINT_IMPORTS if lab else ""
-                code = self._code(prompt + f'{{"action": "{action}"}}\n{CODE_FENCE}{hint}{task}')
-                args = {"code": (CODE_HINT_IMPORTS if lab else "") + task + code} if code.strip() else {}
-            else:
-                raw = self._complete(
-                    prompt + f'{{"action": "{action}", "args": ',
-                    grammar=router.args_grammar(params),
-                    max_tokens=self.max_args_tokens,
-                )
-                try:
-                    args = json.loads(raw)
-                except json.JSONDecodeError:
-                    args = {}
-            args = router.ground_args(args if isinstance(args, dict) else {}, context, params)
-            system = str(messages[0].content) if messages and isinstance(messages[0], SystemMessage) else ""
-            names = router.lab_state_names(system)
-            if system:
-                args = router.fill_from_request(args, context.split("\n", 1)[0], params, names,
-                                                router.lab_state_details(system))  # fmt: skip
-            args = stated_values(args, router.current_clause(messages), params, names)
+            args = self._arguments(prompt, action, params, clause)
+            args = router.ground_args(args, context, params)
+            args = extract.stated_values(args, clause, action, params, self.bank)
+            if carry and prev[0] == action:
+                args = state.carry_over(action, args, messages, recs, params)
+            props = params.get("properties", {})
+            for arg, prop in props.items():
+                resolved = state.resolve(arg, args.get(arg), clause, recs, prop.get("default"))
+                if resolved is not None:
+                    args[arg] = resolved
+            args = state.resolve_pronoun(args, clause, recs, props)
+            for arg in router.missing_required(args, params):
+                if arg in QUERY_ARGS:  # the question itself is a fine query
+                    args[arg] = clause
             missing = router.missing_required(args, params)
             if missing:
                 return CLARIFY, router.clarify_question(action, missing, params)
-            if (action, args) in calls:  # the same call again: answer from the result instead
-                action = ANSWER
-            else:
-                return "tool", (action, args)
+            for arg in props:  # "sample from both runs": one call per record
+                several = state.plural(clause, arg, recs)
+                if several:
+                    return "tool", [(action, {**args, arg: r.ref}) for r in several]
+            if (action, args) not in calls:
+                return "tool", [(action, args)]
+            action = ANSWER  # the same call again: answer from the result instead
         head = f'{{"action": "{action}"}}\n'
+        if (
+            action == ANSWER
+            and recs
+            and (self.bank.flag(clause, "lab") >= LAB_THRESHOLD or state.refers_to_kind(clause, "run"))
+        ):
+            facts = state.facts(self._about(clause, recs))
+            return ANSWER, self._grounded(self._with_note(prompt, facts) + head, [clause, facts, context],
+                                          self.max_answer_tokens, fallback=f"From the lab's records:\n{facts}")  # fmt: skip
         return action, self._answer_stream(prompt + head)
+
+    def _with_note(self, prompt: str, facts: str) -> str:
+        """`prompt` (ending in an open assistant turn) with the lab's records inserted just before it."""
+        opener = f"{router.IM_START}assistant\n"
+        base = prompt[: -len(opener)] if prompt.endswith(opener) else prompt
+        return (
+            f"{base}{router.IM_START}user\nLab records (answer from these):\n{facts}{router.IM_END}\n{opener}"
+        )
+
+    @staticmethod
+    def _about(clause: str, recs: list[state.Record]) -> list[state.Record]:
+        """The records a question is about: those it names or describes, then the ones the
+        conversation touched last, then the newest."""
+        named = [r for r in recs if r.name.lower() in clause.lower() or r.id in clause]
+        rest = [r for r in state.recent(recs, sorted({r.kind for r in recs})) if r not in named]
+        return [r for r in named + rest if r.kind != "job"] or recs
+
+    def _fit_threads(self) -> None:
+        """Use only the cores other processes leave idle (see `IdleCores`), unless threads were fixed."""
+        if self.n_threads or os.environ.get(ENV_THREADS):
+            return
+        if self._idle is None:
+            self._idle = IdleCores()
+        n = min(self._idle(), 8)
+        import llama_cpp
+
+        with _LOCK:
+            llama_cpp.llama_set_n_threads(self.llm._ctx.ctx, n, n)
+
+    def _choose(self, prompt: str, names: list[str], prior: dict[str, float]) -> str:
+        with _LOCK:
+            llm = self.llm
+            options = {n: llm.tokenize(f'{n}"'.encode(), add_bos=False, special=False) for n in names}
+            return choose(llm, prompt, options, prior, weight=PRIOR_WEIGHT)
+
+    def _arguments(self, prompt: str, action: str, params: dict[str, Any], clause: str) -> dict[str, Any]:
+        """The model's arguments for `action`: JSON under the schema's grammar, or Python in a fence."""
+        if router.is_code_tool(params):  # source code: written as a fenced block, not a JSON string
+            task = f"# {' '.join(clause.split())[:200]}\n"
+            lab = self.bank.flag(clause, "lab") >= LAB_THRESHOLD
+            hint = CODE_HINT_COMMENTS + CODE_HINT_IMPORTS if lab else ""
+            code = self._code(prompt + f'{{"action": "{action}"}}\n{CODE_FENCE}{hint}{task}')
+            return {"code": (CODE_HINT_IMPORTS if lab else "") + task + code} if code.strip() else {}
+        raw = self._complete(prompt + f'{{"action": "{action}", "args": ', grammar=router.args_grammar(params),
+                             max_tokens=self.max_args_tokens)  # fmt: skip
+        try:
+            args = json.loads(raw)
+        except json.JSONDecodeError:
+            return {}
+        return args if isinstance(args, dict) else {}
+
+    def _grounded(
+        self, prompt: str, sources: list[str], max_tokens: int, fallback: str | None = None
+    ) -> Iterator[str]:
+        """The whole answer, then grounded: a sentence with a number no source holds is dropped."""
+        text = "".join(self._answer_stream(prompt, max_tokens=max_tokens))
+        text = router.unwrap_json_answer(text.strip())
+        yield ground_reply(text, sources, fallback)
 
     def _code(self, prompt: str) -> str:
         """Python source for a code tool, written by the model inside a ```python fence.
@@ -272,25 +383,6 @@ class ChatLocalLlama(BaseChatModel):
                                            repeat_penalty=1.0, stop=["```", router.IM_END], stream=True))
         )  # fmt: skip
         return trim_loop(text).strip("\n")
-
-    def _independent_calls(
-        self, messages: list[BaseMessage], tools: list[dict[str, Any]]
-    ) -> list[tuple[str, dict]]:
-        """Tool calls for the later clauses of a new request whose steps are independent (parallel calls).
-
-        Each clause is routed as if it were the request; the first clause that does not resolve to a
-        tool call (a question back, an answer) ends the list, and the rest of the request then runs
-        step by step as usual.
-        """
-        if not messages or not isinstance(messages[-1], HumanMessage):
-            return []
-        calls = []
-        for clause in router.independent_steps(str(messages[-1].content))[1:]:
-            kind, payload = self.decide([*messages[:-1], HumanMessage(clause)], tools)
-            if kind != "tool":
-                break
-            calls.append(payload)
-        return calls
 
     def _answer_stream(self, prompt: str, max_tokens: int | None = None) -> Iterator[str]:
         return self._stream_text(
@@ -310,9 +402,10 @@ class ChatLocalLlama(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         kind, payload = self.decide(messages, tools or [])
         if kind == "tool":
-            batch = router.parallel_batch([payload, *self._independent_calls(messages, tools or [])])
-            chunks = [{"name": name, "args": json.dumps(args), "id": f"call_{uuid.uuid4().hex[:12]}", "index": i}
-                      for i, (name, args) in enumerate(batch)]  # fmt: skip
+            chunks = [
+                {"name": name, "args": json.dumps(args), "id": f"call_{uuid.uuid4().hex[:12]}", "index": i}
+                for i, (name, args) in enumerate(payload)
+            ]
             yield ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=chunks))
             return
         extra = {"action": kind}

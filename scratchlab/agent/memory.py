@@ -16,7 +16,7 @@ from pathlib import Path
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.store.sqlite import SqliteStore
 
-from scratchlab.lab.registry import DB_ERROR_HELP, LabDatabaseError, check_sqlite_file
+from scratchlab.lab.registry import LabDatabaseError, check_sqlite_file, describe_db_error
 
 KEEP_CHECKPOINTS = 20
 MEMORY_NAMESPACE = ("memories", "user")
@@ -34,7 +34,7 @@ def connect(db_path: str | Path) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA busy_timeout=30000")
     except sqlite3.DatabaseError as e:
-        raise LabDatabaseError(DB_ERROR_HELP.format(path=db_path, reason=e)) from e
+        raise LabDatabaseError(describe_db_error(db_path, e)) from e
     return conn
 
 
@@ -52,7 +52,7 @@ def open_memory(db_path: str | Path) -> tuple[SqliteSaver, SqliteStore, sqlite3.
         saver.setup()
         store.setup()
     except sqlite3.DatabaseError as e:
-        raise LabDatabaseError(DB_ERROR_HELP.format(path=db_path, reason=e)) from e
+        raise LabDatabaseError(describe_db_error(db_path, e)) from e
     return saver, store, conn
 
 

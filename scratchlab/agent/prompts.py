@@ -15,6 +15,8 @@ from typing import Any
 ANSWER = "answer"
 CLARIFY = "clarify"
 MAX_STATE_ITEMS = 4
+EXAMPLES_PER_TOOL = 1
+ARG_DESCRIPTION_CHARS = 90
 
 INTRO = """You are scratchlab, a terminal lab assistant for building language models from scratch. \
 You run real engines on this computer through tools: a BPE tokenizer, a GPT trainer, a document search \
@@ -57,77 +59,18 @@ def _type_str(prop: dict[str, Any]) -> str:
     return {"integer": "int", "number": "float", "string": "str", "boolean": "bool"}.get(t, str(t))
 
 
-def signature(name: str, parameters: dict[str, Any], defaults: bool = False) -> str:
-    """`train_gpt(dataset?: str, n_layer?: int, ...)` from a JSON schema ("?" marks optional arguments).
-
-    Defaults are left out unless asked for: a model that sees them copies them into every call,
-    which costs tokens and drowns the arguments the user actually gave.
-    """
-    props = parameters.get("properties", {})
-    required = set(parameters.get("required", []))
-    parts = []
-    for arg, prop in props.items():
-        opt = "" if arg in required else "?"
-        s = f"{arg}{opt}: {_type_str(prop)}"
-        if defaults and opt:
-            s += f" = {json.dumps(prop.get('default'))}"
-        parts.append(s)
-    return f"{name}({', '.join(parts)})"
+ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "vs.")
 
 
 def first_sentence(text: str, limit: int = 220) -> str:
+    """The first sentence of `text` (an abbreviation such as "e.g." does not end it), at most `limit` chars."""
     text = " ".join((text or "").split())
     end = text.find(". ")
+    while end >= 0 and any(text[: end + 1].endswith(a) for a in ABBREVIATIONS):
+        end = text.find(". ", end + 1)
     out = text if end < 0 else text[: end + 1]
     return out if len(out) <= limit else out[: limit - 3] + "..."
 
-
-# One or two short examples per tool: request -> arguments. They help the 0.5B model a lot.
-EXAMPLES: dict[str, list[tuple[str, dict[str, Any]]]] = {
-    "train_tokenizer": [
-        (
-            "train a BPE tokenizer with 512 tokens on shakespeare",
-            {"dataset": "shakespeare", "vocab_size": 512},
-        ),
-        ("make me a 1024-token BPE vocab from notes.txt", {"dataset": "notes.txt", "vocab_size": 1024}),
-    ],
-    "encode_text": [
-        ("encode 'To be or not to be' with it", {"text": "To be or not to be", "tokenizer": "last"})
-    ],
-    "decode_tokens": [("decode 72 101 108 with bpe512", {"ids": [72, 101, 108], "tokenizer": "bpe512"})],
-    "compare_tokenizers": [("how does my tokenizer compare to GPT-4's?", {"tokenizer": "last"})],
-    "train_gpt": [
-        (
-            "train a 4-layer GPT on shakespeare for 2000 steps with 6 heads",
-            {"dataset": "shakespeare", "n_layer": 4, "n_head": 6, "max_iters": 2000},
-        ),
-    ],
-    "sample_gpt": [
-        ("show me a sample from the last run starting with ROMEO:", {"run": "last", "prompt": "ROMEO:"})
-    ],
-    "ablate_gpt": [
-        (
-            "which matters more, layer norm or residuals? run an ablation",
-            {"switches": ["no_layernorm", "no_residual"]},
-        )
-    ],
-    "job_status": [("how is my training going?", {})],
-    "cancel_job": [("stop job-3", {"job_id": "job-3"})],
-    "list_runs": [("list my GPT runs", {})],
-    "index_documents": [("index the docs in ../shared/seeds", {"path": "../shared/seeds"})],
-    "search_documents": [("what does the guide say about QLoRA?", {"query": "QLoRA"})],
-    "finetune_lora": [
-        ("fine-tune the last GPT with LoRA rank 4 on qa.jsonl", {"base": "last", "data": "qa.jsonl", "r": 4})
-    ],
-    "merge_lora": [("merge that adapter into the base", {"adapter": "last"})],
-    "generate_with_adapter": [("ask the tuned model: what is BPE?", {"prompt": "what is BPE?"})],
-    "run_python": [
-        ("is 1000003 prime?", {"code": "n=1000003\nprint(all(n % d for d in range(2, int(n**0.5)+1)))"}),
-    ],
-    "remember": [("note for later: I prefer 6-layer models", {"fact": "The user prefers 6-layer models."})],
-    "recall": [("what did I tell you about my preferences?", {"query": "preferences"})],
-    "list_artifacts": [("what have I built so far?", {})],
-}
 
 CHAT_EXAMPLES = [
     (
@@ -145,27 +88,62 @@ CHAT_EXAMPLES = [
 ]
 
 
-def tool_catalogue(tools: Sequence[dict[str, Any]]) -> str:
-    """The tool section: one signature + one-sentence description + examples per tool.
+def argument_lines(parameters: dict[str, Any], width: int = ARG_DESCRIPTION_CHARS) -> list[str]:
+    """One line per argument: `name?: type: description` (the schema's own words, shortened)."""
+    props = parameters.get("properties", {})
+    required = set(parameters.get("required", []))
+    out = []
+    for arg, prop in props.items():
+        desc = first_sentence(prop.get("description", ""), width)
+        out.append(
+            f"{arg}{'' if arg in required else '?'}: {_type_str(prop)}" + (f" - {desc}" if desc else "")
+        )
+    return out
+
+
+def tool_catalogue(
+    tools: Sequence[dict[str, Any]], examples: dict[str, list[tuple[str, dict]]] | None = None
+) -> str:
+    """The tool section, generated from the tools' JSON schemas: per tool its one-sentence description,
+    each argument with its type, enum values and description, and up to `EXAMPLES_PER_TOOL` examples.
 
     Args:
         tools: OpenAI-format tool dicts `{"type": "function", "function": {"name", "description", "parameters"}}`.
+        examples: {tool: [(request, args)]}, from the example bank (`catalogue_examples`).
     """
     lines = []
     for t in tools:
         fn = t["function"]
-        lines.append(
-            f"- {signature(fn['name'], fn.get('parameters', {}))}: {first_sentence(fn.get('description', ''))}"
-        )
-        for request, args in EXAMPLES.get(fn["name"], [])[:2]:
-            lines.append(f'    e.g. "{request}" -> {json.dumps(args)}')
+        lines.append(f"- {fn['name']}: {first_sentence(fn.get('description', ''))}")
+        args = argument_lines(fn.get("parameters", {}))
+        if args:
+            lines.append("    args: " + "; ".join(args))
+        for request, ex_args in (examples or {}).get(fn["name"], [])[:EXAMPLES_PER_TOOL]:
+            lines.append(f'    e.g. "{request}" -> {json.dumps(ex_args)}')
     return "\n".join(lines)
 
 
-def fixed_system_prompt(tools: Sequence[dict[str, Any]]) -> str:
-    """The part of the system prompt that never changes for a given tool list (cached by llama.cpp)."""
+def catalogue_examples(bank_examples: Iterable[Any]) -> dict[str, list[tuple[str, dict]]]:
+    """{tool: [(request, args)]}: the first bank examples of each tool with literal arguments."""
+    out: dict[str, list[tuple[str, dict]]] = {}
+    for ex in bank_examples:
+        if ex.args and len(out.setdefault(ex.action, [])) < EXAMPLES_PER_TOOL:
+            out[ex.action].append((ex.request, ex.args))
+    return out
+
+
+def fixed_system_prompt(
+    tools: Sequence[dict[str, Any]], examples: dict[str, list[tuple[str, dict]]] | None = None
+) -> str:
+    """The part of the system prompt that never changes for a given tool list (cached by llama.cpp).
+
+    `examples` default to the example bank's first examples per tool (`catalogue_examples`)."""
+    if examples is None:
+        from scratchlab.agent.bank import load_examples
+
+        examples = catalogue_examples(load_examples())
     chat = "\n".join(f'- "{r}" ->\n{json.dumps({"action": a})}\n{reply}' for r, a, reply in CHAT_EXAMPLES)
-    return f"{INTRO}\n\nTools:\n{tool_catalogue(tools)}\n\nExamples without tools:\n{chat}\n\n{RULES}\n"
+    return f"{INTRO}\n\nTools:\n{tool_catalogue(tools, examples)}\n\nExamples without tools:\n{chat}\n\n{RULES}\n"
 
 
 def _base(path: Any) -> str:
@@ -198,25 +176,28 @@ def describe_artifact(kind: str, config: dict[str, Any] | None) -> str:
     return ", ".join(p for p in parts if p)
 
 
-def lab_state_text(artifacts: Iterable[Any], jobs: Iterable[Any] = ()) -> str:
-    """A compact summary of recent artifacts and running jobs for "the last run", "that tokenizer".
+def lab_state_text(records: Iterable[Any]) -> str:
+    """A compact summary of recent artifacts and running jobs, so the model can name them.
+
+    Args:
+        records: `scratchlab.agent.state.Record`s, newest first (jobs have kind "job").
 
     Each artifact is "name (id; description)" with `describe_artifact`'s few words when its config has them.
     """
     by_kind: dict[str, list[str]] = {}
-    for a in artifacts:
-        items = by_kind.setdefault(a.kind, [])
+    running = []
+    for r in records:
+        if r.kind == "job":
+            running.append(f"{r.id} {r.config.get('kind', '')} {r.metrics.get('status')} step "
+                           f"{r.metrics.get('step')}/{r.metrics.get('total')}")  # fmt: skip
+            continue
+        items = by_kind.setdefault(r.kind, [])
         if len(items) < MAX_STATE_ITEMS:
-            desc = describe_artifact(a.kind, getattr(a, "config", None))
-            ident = "" if a.name == a.id else a.id
+            desc = describe_artifact(r.kind, r.config)
+            ident = "" if r.name == r.id else r.id
             extra = "; ".join(p for p in (ident, desc) if p)
-            items.append(f"{a.name} ({extra})" if extra else a.name)
+            items.append(f"{r.name} ({extra})" if extra else r.name)
     lines = [f"- {kind}s (newest first): {', '.join(names)}" for kind, names in by_kind.items()]
-    running = [
-        f"{j.id} {j.kind} {j.status} step {j.step}/{j.total}"
-        for j in jobs
-        if j.status in ("queued", "running")
-    ]
     if running:
         lines.append(f"- jobs: {'; '.join(running)}")
     return "Lab state:\n" + ("\n".join(lines) if lines else "- empty: nothing built yet")

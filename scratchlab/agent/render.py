@@ -18,7 +18,7 @@ from rich.text import Text
 from scratchlab.lab.registry import Job
 
 RESULT_CHARS = 700  # a tool result panel shows at most this many characters
-CONFIRM_HIDDEN = ("type", "action", "asked", "config", "changes", "estimated_seconds")
+CONFIRM_HIDDEN = ("type", "action", "asked", "config", "changed", "estimated_seconds")
 BAR_WIDTH = 12  # characters of the job progress bar in the status line
 
 
@@ -61,9 +61,11 @@ def confirm_rows(payload: dict[str, Any], request: str | None = None) -> list[tu
     asked = payload.get("asked")
     if isinstance(asked, dict):
         rows.append(("tool call", f"{payload.get('action', '?')}({fmt_args(asked)})"))
-    changes = payload.get("changes")
-    if isinstance(changes, dict):
-        rows.append(("differs from defaults", fmt_args(changes) or "nothing (all defaults)"))
+    changed = payload.get("changed")
+    if isinstance(changed, dict):
+        diffs = [f"{k}={json.dumps(d.get('value'), default=str)} (default {json.dumps(d.get('default'), default=str)})"
+                 if isinstance(d, dict) else f"{k}={json.dumps(d, default=str)}" for k, d in changed.items()]  # fmt: skip
+        rows.append(("differs from defaults", ", ".join(diffs) or "nothing (all defaults)"))
     for k, v in payload.items():
         if k not in CONFIRM_HIDDEN:
             rows.append((k, v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)))

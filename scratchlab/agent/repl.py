@@ -26,6 +26,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from scratchlab.agent.render import confirm_panel, fmt_seconds, job_status_text, tool_call_panel
+from scratchlab.cli.common import artifacts_table, jobs_table, memory_table, threads_table
 
 SLASH_HELP = {
     "/help": "this help",
@@ -182,10 +183,7 @@ class Repl:
             self.thread = memory.new_thread_id()
             self.console.print(f"new thread [cyan]{self.thread}[/]")
         elif cmd == "/threads":
-            t = Table("thread", "first message", "last used", box=None)
-            for tid, title, when in self.lab.registry.list_threads():
-                t.add_row(("* " if tid == self.thread else "  ") + tid, title[:60], f"{when:%Y-%m-%d %H:%M}")
-            self.console.print(t)
+            self.console.print(threads_table(self.lab.registry.list_threads(), current=self.thread, box=None))
         elif cmd == "/thread":
             if not rest:
                 self.console.print(f"current thread [cyan]{self.thread}[/]; usage: /thread ID")
@@ -200,10 +198,7 @@ class Repl:
         elif cmd == "/jobs":
             self._jobs(rest)
         elif cmd == "/artifacts":
-            t = Table("id", "kind", "name", "path", box=None)
-            for a in self.lab.registry.list_artifacts(limit=30):
-                t.add_row(a.id, a.kind, a.name, a.path)
-            self.console.print(t)
+            self.console.print(artifacts_table(self.lab.registry.list_artifacts(limit=30), box=None))
         else:
             if cmd != "/help":
                 self.console.print(f"[yellow]unknown command {cmd}[/]")
@@ -233,8 +228,8 @@ class Repl:
             items = memory.list_memories(self.lab.store)
             if not items:
                 self.console.print("long-term memory is empty (say 'remember that ...')")
-            for key, fact in items:
-                self.console.print(f"[bold]{key}[/] {fact}")
+            if items:
+                self.console.print(memory_table(items, box=None))
 
     def _model(self, spec: str) -> None:
         from scratchlab.agent.llm import describe, get_chat_model
@@ -261,10 +256,7 @@ class Repl:
         if not jobs:
             self.console.print("no jobs yet (training and fine-tuning run as background jobs)")
             return
-        t = Table("job", "kind", "status", "progress", "message", box=None)
-        for j in jobs:
-            t.add_row(j.id, j.kind, j.status, f"{j.step}/{j.total}", j.message[:50])
-        self.console.print(t)
+        self.console.print(jobs_table(jobs, box=None))
 
     def _cancel_job(self, job_id: str) -> None:
         """Stop a job off the main thread (it may take a while to checkpoint) and say how it ended."""

@@ -31,6 +31,7 @@ from langgraph.types import Command
 from scratchlab.agent import memory
 from scratchlab.agent.graph import MAX_STEPS, build_graph, recursion_limit
 from scratchlab.agent.prompts import fixed_system_prompt, lab_state_text
+from scratchlab.agent.state import Record, from_registry
 from scratchlab.lab import cancel
 from scratchlab.lab.registry import Job, Registry
 from scratchlab.lab.workspace import get_workspace
@@ -153,7 +154,7 @@ class LabSession:
         if self._graph is None:
             self._graph = build_graph(
                 self.model, self.tools, self.checkpointer, self.store,
-                system_prompt=self._fixed_prompt, lab_state=self.lab_state,
+                system_prompt=self._fixed_prompt, lab_state=self.lab_state, lab_records=self.lab_records,
             )  # fmt: skip
         return self._graph
 
@@ -162,8 +163,12 @@ class LabSession:
         self._model, self._graph, self._fixed_tokens = model, None, None
         self.ctx.extras["chat_model"] = model
 
+    def lab_records(self) -> list[Record]:
+        """The registry's artifacts and active jobs as records (newest first)."""
+        return from_registry(self.registry.list_artifacts(limit=30), self.registry.list_jobs(limit=5))
+
     def lab_state(self) -> str:
-        return lab_state_text(self.registry.list_artifacts(limit=30), self.registry.list_jobs(limit=5))
+        return lab_state_text(self.lab_records())
 
     def config(self, thread_id: str) -> dict:
         return {"configurable": {"thread_id": thread_id}, "recursion_limit": recursion_limit(self.max_steps)}
@@ -293,7 +298,10 @@ class LabSession:
         if dry_run:
             self.check_input(text)
             msgs = [
-                SystemMessage(self._fixed_prompt + "\n" + self.lab_state()),
+                SystemMessage(
+                    self._fixed_prompt + "\n" + self.lab_state(),
+                    additional_kwargs={"lab_records": self.lab_records()},
+                ),
                 *self.history(thread_id),
                 HumanMessage(text),
             ]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import typer
 
-from scratchlab.cli import common
+from scratchlab.cli import common, run_options
 
 app = typer.Typer(help="Train, sample, ablate and compare GPTs (background jobs).", no_args_is_help=True)
 
@@ -42,57 +42,21 @@ def _watch(ctx, job, label: str, as_json: bool):
             return cancel_job(ctx.registry, job.id)
 
 
-def _train_overrides(**kw):
-    return {k: v for k, v in kw.items() if v is not None}
-
-
-@app.command()
 def train(
-    dataset: str = typer.Option(
-        "shakespeare", "--dataset", "-d", help="'shakespeare' or a text file/folder path."
-    ),
-    tokenizer: str = typer.Option(
-        "char", "--tokenizer", "-t", help="'char' or a tokenizer name, id or path."
-    ),
-    n_layer: int = typer.Option(None, "--n-layer", help="Transformer blocks (default 4)."),
-    n_head: int = typer.Option(None, "--n-head", help="Attention heads (default 4)."),
-    n_embd: int = typer.Option(None, "--n-embd", help="Embedding width (default 128)."),
-    block_size: int = typer.Option(None, "--block-size", help="Context length in tokens (default 64)."),
-    batch_size: int = typer.Option(None, "--batch-size", help="Sequences per step (default 12)."),
-    grad_accum: int = typer.Option(None, "--grad-accum", help="Micro steps per optimizer step (default 1)."),
-    max_iters: int = typer.Option(None, "--max-iters", help="Optimizer steps (default 2000)."),
-    lr: float = typer.Option(None, "--lr", help="Peak learning rate (default 1e-3)."),
-    dropout: float = typer.Option(None, "--dropout", help="Dropout (default 0)."),
-    eval_interval: int = typer.Option(None, "--eval-interval", help="Steps between evals (default 250)."),
-    target_loss: float = typer.Option(None, "--target-loss", help="Stop early once val loss <= this."),
-    pos_emb: str = typer.Option(None, "--pos-emb", help="learned | none | rope."),
-    device: str = typer.Option(None, "--device", help="auto | cpu | cuda."),
-    compile: bool = typer.Option(
-        None,
-        "--compile/--no-compile",
-        help="torch.compile the model (default: auto, runs of >= 1000 steps on CUDA, >= 10000 on CPU).",
-    ),
-    dtype: str = typer.Option(
-        None, "--dtype", help="auto | float32 | bfloat16 (auto: bf16 autocast where the GPU/CPU has bf16)."
-    ),
-    seed: int = typer.Option(None, "--seed", help="Random seed (default 1337)."),
     name: str = typer.Option(None, "--name", help="Run name (default gpt-N)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     detach: bool = typer.Option(False, "--detach", help="Start the job and return at once."),
     yes: bool = typer.Option(
         True, "--yes/--confirm", help="Skip the long-run confirmation (default) or ask."
     ),
+    **settings_kw,
 ) -> None:
     """Train a GPT from scratch as a background job and report val loss, speed, checkpoint and plot."""
     from scratchlab.tools.base import ToolError
     from scratchlab.tools.gpt import launch_training, prepare_training, run_result_json, summarize_training
 
     ctx = common.tool_context(auto_confirm=yes)
-    overrides = _train_overrides(
-        dataset=dataset, tokenizer=tokenizer, n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size,
-        batch_size=batch_size, grad_accum=grad_accum, max_iters=max_iters, lr=lr, dropout=dropout,
-        eval_interval=eval_interval, target_loss=target_loss, pos_emb=pos_emb, device=device, compile=compile, dtype=dtype, seed=seed,
-    )  # fmt: skip
+    overrides = run_options.overrides(settings_kw, "train_gpt")
     try:
         prep = prepare_training(ctx, overrides, name)
     except (ToolError, ValueError, LookupError, OSError) as e:
@@ -107,17 +71,25 @@ def train(
         if as_json:
             common.emit_json(out)
         else:
-            common.console.print(f"started {job.id} for run {art.id} ({art.name}), ~{est:.0f}s. "
-                                 f"Watch: scratchlab jobs status {job.id}")  # fmt: skip
+            common.console.print(common.safe(f"started {job.id} for run {art.id} ({art.name}), ~{est:.0f}s. "
+                                             f"Watch: scratchlab jobs status {job.id}"))  # fmt: skip
         return
     job = _watch(ctx, job, art.id, as_json)
     art = ctx.registry.get_artifact(art.id)
     if as_json:
         common.emit_json(run_result_json(job, art))
     else:
-        common.console.print(summarize_training(ctx, job, art), highlight=False)
-    if job.status == "failed":
-        raise typer.Exit(1)
+        common.console.print(
+            common.safe(summarize_training(ctx, job, art), keep_newlines=True), highlight=False
+        )
+    common.exit_for(job.status)
+
+
+app.command()(
+    run_options.with_params(
+        train, run_options.settings_params("train_gpt", {"dataset": "-d", "tokenizer": "-t"})
+    )
+)
 
 
 @app.command()
@@ -146,7 +118,10 @@ def resume(
     if as_json:
         common.emit_json(run_result_json(job, art))
     else:
-        common.console.print(summarize_training(ctx, job, art), highlight=False)
+        common.console.print(
+            common.safe(summarize_training(ctx, job, art), keep_newlines=True), highlight=False
+        )
+    common.exit_for(job.status)
 
 
 @app.command()
@@ -177,19 +152,13 @@ def sample(
         common.console.print(prompt + text, highlight=False, markup=False)
 
 
-@app.command()
 def ablate(
     switches: list[str] = typer.Argument(
         None, help="no_pos_emb rope no_residual no_layernorm relu key=value ..."
     ),
-    dataset: str = typer.Option("shakespeare", "--dataset", "-d", help="'shakespeare' or a path."),
-    tokenizer: str = typer.Option("char", "--tokenizer", "-t", help="'char' or a tokenizer name/path."),
-    max_iters: int = typer.Option(500, "--max-iters", help="Steps per variant."),
-    n_layer: int = typer.Option(4, "--n-layer", help="Baseline blocks."),
-    n_head: int = typer.Option(4, "--n-head", help="Baseline heads."),
-    n_embd: int = typer.Option(128, "--n-embd", help="Baseline width."),
     as_json: bool = typer.Option(False, "--json", help="Print the table rows as JSON."),
     detach: bool = typer.Option(False, "--detach", help="Start the job and return at once."),
+    **settings_kw,
 ) -> None:
     """Train a baseline and one variant per switch; print the val-loss table and the chart path."""
     import json as _json
@@ -199,8 +168,8 @@ def ablate(
     from scratchlab.tools.gpt import AblateGPTArgs, ablation_config, launch_ablation
 
     ctx = common.tool_context(auto_confirm=True)
-    args = AblateGPTArgs(switches=switches or AblateGPTArgs().switches, dataset=dataset, tokenizer=tokenizer,
-                         max_iters=max_iters, n_layer=n_layer, n_head=n_head, n_embd=n_embd)  # fmt: skip
+    given = run_options.overrides(settings_kw, "ablate_gpt", tool_only=True)
+    args = AblateGPTArgs(switches=switches or AblateGPTArgs().switches, **given)
     try:
         config, est = ablation_config(ctx, args)
     except (ToolError, ValueError, LookupError, OSError) as e:
@@ -220,7 +189,16 @@ def ablate(
     else:
         md = Path(art.path) / "ablation.md"
         common.console.print(md.read_text() if md.exists() else job.error, markup=False)
-        common.console.print(f"chart: {(job.result or {}).get('plot')}")
+        common.console.print(common.safe(f"chart: {(job.result or {}).get('plot')}"))
+    common.exit_for(job.status)
+
+
+app.command()(
+    run_options.with_params(
+        ablate,
+        run_options.settings_params("ablate_gpt", {"dataset": "-d", "tokenizer": "-t"}, tool_only=True),
+    )
+)
 
 
 @app.command()
@@ -261,8 +239,10 @@ def compare(
         common.emit_json({"plot": str(plot), "runs": rows})
     else:
         for r in rows:
-            common.console.print(f"{r['run']} {r['name']}: val {r['val_loss']:.4f} at step {r['step']}")
-        common.console.print(f"plot: {plot}")
+            common.console.print(
+                common.safe(f"{r['run']} {r['name']}: val {r['val_loss']:.4f} at step {r['step']}")
+            )
+        common.console.print(common.safe(f"plot: {plot}"))
 
 
 @app.command("list")
@@ -271,19 +251,17 @@ def list_(
     as_json: bool = typer.Option(False, "--json", help="Print runs as JSON."),
 ) -> None:
     """List GPT runs, newest first."""
-    from rich.table import Table
-
     reg = common.registry()
     runs = reg.list_artifacts("run", limit=limit)
     if as_json:
         common.emit_json([{"run": a.id, "name": a.name, "path": a.path, "config": a.config, "metrics": a.metrics}
                           for a in runs])  # fmt: skip
         return
-    t = Table("run", "name", "status", "val loss", "steps", "model", "dataset")
-    for a in runs:
-        m, c = a.metrics, a.config
-        val = m.get("val_loss")
-        t.add_row(a.id, a.name, str(m.get("status", "")), f"{val:.4f}" if isinstance(val, float) else "",
-                  f"{m.get('step', '')}/{c.get('max_iters', '')}",
-                  f"{c.get('n_layer')}L {c.get('n_head')}H {c.get('n_embd')}d", str(c.get("dataset", "")))  # fmt: skip
-    common.console.print(t)
+    rows = ((a.id, a.name, a.metrics.get("status", ""),
+             f"{a.metrics['val_loss']:.4f}" if isinstance(a.metrics.get("val_loss"), float) else "",
+             f"{a.metrics.get('step', '')}/{a.config.get('max_iters', '')}",
+             f"{a.config.get('n_layer')}L {a.config.get('n_head')}H {a.config.get('n_embd')}d", a.config.get("dataset", ""))
+            for a in runs)  # fmt: skip
+    common.console.print(
+        common.safe_table("run", "name", "status", "val loss", "steps", "model", "dataset", rows=rows)
+    )

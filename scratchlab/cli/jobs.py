@@ -32,20 +32,13 @@ def list_(
     as_json: bool = typer.Option(False, "--json", help="Print jobs as JSON."),
 ) -> None:
     """List jobs (dead 'running' jobs are marked failed)."""
-    from rich.table import Table
-
     from scratchlab.lab.jobs import list_jobs
 
     jobs = list_jobs(common.registry(), limit=limit, status=status)
     if as_json:
         common.emit_json([{k: v for k, v in _row(j).items() if k != "result"} for j in jobs])
         return
-    t = Table("job", "kind", "status", "progress", "artifact", "message")
-    for j in jobs:
-        t.add_row(
-            j.id, j.kind, j.status, f"{j.step}/{j.total}", j.artifact_id or "", (j.error or j.message)[:70]
-        )
-    common.console.print(t)
+    common.console.print(common.jobs_table(jobs))
 
 
 @app.command()
@@ -84,7 +77,9 @@ def status(
     else:
         for k, v in _row(job).items():
             if v not in (None, "", {}):
-                common.console.print(f"{k}: {v}", highlight=False, markup=False)
+                common.console.print(common.safe(f"{k}: {v}", keep_newlines=True), highlight=False)
+    if wait:
+        common.exit_for(job.status)
 
 
 @app.command()
@@ -102,7 +97,7 @@ def cancel(
     if as_json:
         common.emit_json(_row(job))
     else:
-        common.console.print(f"{job.id}: {job.status} {job.message}", highlight=False)
+        common.console.print(common.safe(f"{job.id}: {job.status} {job.message}"), highlight=False)
 
 
 @app.command()

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import typer
 
-from scratchlab.cli import common
+from scratchlab.cli import common, run_options
+from scratchlab.training import settings
 
 app = typer.Typer(help="LoRA fine-tuning of our GPTs and a pretrained model.", no_args_is_help=True)
 
@@ -37,19 +38,13 @@ def _guard(fn):
         common.fail(f"{type(e).__name__}: {e}")
 
 
-@app.command()
 def train(
     base: str = typer.Option(
         "last",
         "--base",
         help="GPT run id/name, 'last', or a pretrained base (qwen2.5-coder-0.5b, smollm2-135m).",
     ),
-    data: str = typer.Option(..., "--data", help="JSONL of alpaca/chat/text records, or 'demo'."),
-    r: int = typer.Option(8, "--r", help="LoRA rank."),
-    lora_alpha: float = typer.Option(None, "--lora-alpha", help="LoRA alpha (default 2*r)."),
-    lora_dropout: float = typer.Option(0.05, "--lora-dropout", help="Dropout on the LoRA input."),
-    max_iters: int = typer.Option(200, "--max-iters", help="Optimizer steps."),
-    lr: float = typer.Option(None, "--lr", help="Peak learning rate (default 2e-4 pretrained, 1e-3 GPT)."),
+    data: str = typer.Option(..., "--data", help=settings.help_of("finetune_lora", "data")),
     name: str = typer.Option(
         None, "--name", help="Adapter name (reuse an interrupted run's name to resume)."
     ),
@@ -57,6 +52,7 @@ def train(
     inline: bool = typer.Option(False, "--inline", help="Train in this process instead of a background job."),
     yes: bool = typer.Option(True, "--yes/--confirm", help="Skip the confirmation for long runs."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    **settings_kw,
 ) -> None:
     """Fine-tune a LoRA adapter and report val loss before/after."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -64,10 +60,14 @@ def train(
     from scratchlab.tools.lora import FinetuneLoraArgs, format_finetune, start_finetune
 
     ctx = _ctx(yes)
-    args = FinetuneLoraArgs(data=data, base=base, r=r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
-                            max_iters=max_iters, lr=lr, name=name, wait=not detach)  # fmt: skip
+    given = run_options.overrides(settings_kw, "finetune_lora")
+    tool_keys = set(FinetuneLoraArgs.model_fields)
+    args = FinetuneLoraArgs(data=data, base=base, name=name, wait=not detach,
+                            **{k: v for k, v in given.items() if k in tool_keys})  # fmt: skip
+    extra = {k: v for k, v in given.items() if k not in tool_keys}
+    max_iters = args.max_iters or settings.defaults("finetune_lora")["max_iters"]
     if as_json:
-        res = _guard(lambda: start_finetune(ctx, args, inline=inline))
+        res = _guard(lambda: start_finetune(ctx, args, inline=inline, extra=extra))
     else:
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       TimeRemainingColumn(), console=common.err_console, transient=True) as bar:  # fmt: skip
@@ -75,15 +75,17 @@ def train(
             ctx.on_progress = lambda job: bar.update(
                 task, completed=job.step, description=(job.message or job.status)[:60]
             )
-            res = _guard(lambda: start_finetune(ctx, args, inline=inline))
+            res = _guard(lambda: start_finetune(ctx, args, inline=inline, extra=extra))
     if as_json:
         common.emit_json(
             {k: res.get(k) for k in TRAIN_JSON_KEYS if k in res} | {"samples": res.get("samples", [])[:3]}
         )
     else:
-        common.console.print(format_finetune(res), highlight=False)
-    if res.get("status") == "failed":
-        raise typer.Exit(1)
+        common.console.print(common.safe(format_finetune(res), keep_newlines=True), highlight=False)
+    common.exit_for(res.get("status"))
+
+
+app.command()(run_options.with_params(train, run_options.settings_params("finetune_lora")))
 
 
 @app.command("eval")
@@ -96,14 +98,14 @@ def eval_(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Val loss/perplexity and BLEU/ROUGE of an adapter vs its base, with side-by-side samples."""
-    from scratchlab.tools.lora import _require_saved, resolve_adapter, resolve_data
-    from scratchlab.training.lora_eval import evaluate_adapter
+    from scratchlab.tools.lora import require_saved, resolve_adapter, resolve_data
+    from scratchlab.training.lora_adapters import evaluate_adapter
 
     ctx = _ctx()
 
     def run():
         art = resolve_adapter(ctx, adapter)
-        _require_saved(art)
+        require_saved(art)
         path = resolve_data(ctx, data) if data else None
         return {
             "adapter": art.id,
@@ -115,16 +117,16 @@ def eval_(
     if as_json:
         common.emit_json(res)
         return
-    common.console.print(
+    common.console.print(common.safe(
         f"{res['name']} ({res['adapter']}): val loss {res['val_loss_before']:.3f} -> {res['val_loss_after']:.3f}, "
         f"ppl {res['val_ppl_before']:.2f} -> {res['val_ppl_after']:.2f}"
         + (f", BLEU {res['bleu_before']:.1f} -> {res['bleu_after']:.1f}, ROUGE-L {res['rougeL_before']:.1f} -> {res['rougeL_after']:.1f}"
-           if "bleu_after" in res else ""), highlight=False)  # fmt: skip
+           if "bleu_after" in res else "")), highlight=False)  # fmt: skip
     for s in res.get("samples", []):
         common.console.print(
-            f"\n[bold]Q:[/] {s['prompt']}\n  ref:   {s['reference']}\n  base:  {s['base']}\n  tuned: {s['tuned']}",
-            highlight=False,
-        )
+            common.safe(f"\nQ: {s['prompt']}\n  ref:   {s['reference']}\n  base:  {s['base']}\n  tuned: {s['tuned']}",
+                        keep_newlines=True), highlight=False,
+        )  # fmt: skip
 
 
 @app.command()
@@ -139,15 +141,13 @@ def merge(
     if as_json:
         common.emit_json(info)
     else:
-        common.console.print(f"merged {info['adapter']} -> {info['name']} ({info['artifact']}) at {info['path']}; "
-                             f"max |logit diff| {info['max_abs_diff']:.2e}", highlight=False)  # fmt: skip
+        common.console.print(common.safe(f"merged {info['adapter']} -> {info['name']} ({info['artifact']}) at {info['path']}; "
+                             f"max |logit diff| {info['max_abs_diff']:.2e}"), highlight=False)  # fmt: skip
 
 
 @app.command("list")
 def list_(as_json: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
     """Adapters with their base and before/after val loss."""
-    from rich.table import Table
-
     from scratchlab.tools.lora import ADAPTER, sync_adapter
 
     ctx = _ctx()
@@ -160,15 +160,12 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print the result a
     if as_json:
         common.emit_json(rows)
         return
-    t = Table("id", "name", "base", "status", "r", "val loss before -> after")
-    for r in rows:
-        vl = (
-            f"{r['val_loss_before']:.3f} -> {r['val_loss_after']:.3f}"
-            if r["val_loss_after"] is not None
-            else "-"
-        )
-        t.add_row(r["id"], r["name"], str(r["base"]), str(r["status"]), str(r["r"]), vl)
-    common.console.print(t)
+    cells = ((r["id"], r["name"], r["base"], r["status"], r["r"],
+              f"{r['val_loss_before']:.3f} -> {r['val_loss_after']:.3f}" if r["val_loss_after"] is not None else "-")
+             for r in rows)  # fmt: skip
+    common.console.print(
+        common.safe_table("id", "name", "base", "status", "r", "val loss before -> after", rows=cells)
+    )
 
 
 @app.command()
@@ -187,5 +184,5 @@ def generate(
         common.emit_json(out)
         return
     if compare:
-        common.console.print(f"[bold]base:[/]  {out['base']}", highlight=False)
-    common.console.print(f"[bold]tuned:[/] {out['tuned']}", highlight=False)
+        common.console.print(common.safe("base:  ", "bold") + common.safe(out["base"], keep_newlines=True))
+    common.console.print(common.safe("tuned: ", "bold") + common.safe(out["tuned"], keep_newlines=True))

@@ -87,12 +87,12 @@ def ask(
         common.emit_json({k: result[k] for k in ("answer", "thread", "tool_calls")})
         return
     for call in result["tool_calls"]:
-        common.console.print(f"[cyan]→ {call['name']}({call['args']})[/]")
+        common.console.print(common.safe(f"→ {call['name']}({call['args']})", "cyan"))
     if result["answer"]:
         from rich.markdown import Markdown
 
         common.console.print(Markdown(result["answer"]))
-    common.console.print(f"[dim]thread {result['thread']}[/]")
+    common.console.print(common.safe(f"thread {result['thread']}", "dim"))
 
 
 def _ask_cancellable(lab, question: str, thread: str | None, dry_run: bool) -> dict:
@@ -152,8 +152,8 @@ def memory_list(
         common.emit_json([{"key": k, "fact": f} for k, f in items])
     elif not items:
         common.console.print("long-term memory is empty")
-    for k, f in items if not json_out else []:
-        common.console.print(f"[bold]{k}[/] {f}")
+    else:
+        common.console.print(common.memory_table(items, box=None))
 
 
 @memory_app.command("add")
@@ -183,8 +183,7 @@ def threads(json_out: bool = typer.Option(False, "--json", help="JSON output."))
     if json_out:
         common.emit_json([{"thread": t, "title": title, "updated_at": when} for t, title, when in rows])
         return
-    for t, title, when in rows:
-        common.console.print(f"[cyan]{t}[/]  {when:%Y-%m-%d %H:%M}  {title[:70]}")
+    common.console.print(common.threads_table(rows, box=None))
 
 
 @app.command()
@@ -197,8 +196,7 @@ def artifacts(
     if json_out:
         common.emit_json([a.__dict__ for a in arts])
         return
-    for a in arts:
-        common.console.print(f"[cyan]{a.id}[/] {a.kind:10} {a.name:30} {a.path}")
+    common.console.print(common.artifacts_table(arts, box=None))
 
 
 @app.command()
@@ -224,7 +222,15 @@ def models(json_out: bool = typer.Option(False, "--json", help="JSON output.")) 
 
 
 def main() -> None:
-    app()
+    from scratchlab.lab.registry import LabDatabaseError
+
+    try:
+        app()
+    except (
+        LabDatabaseError
+    ) as e:  # lab.db unusable mid-command (full disk, lock): the diagnosis, no traceback
+        common.print_error(str(e))
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

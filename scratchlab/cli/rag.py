@@ -72,7 +72,7 @@ def index_cmd(
         None,
         "--name",
         "-n",
-        help="Index name (default: the first path's name). Re-using a name updates it incrementally.",
+        help="Index name (default: the first path's name). Re-using a name refreshes that index from the same paths; other paths need a new name.",
     ),
     include: list[str] = typer.Option(
         None, "--include", help="Only files matching this glob (repeatable), e.g. '*.md'."
@@ -109,12 +109,14 @@ def index_cmd(
         common.emit_json({"id": art.id, "name": art.name, "path": art.path, **rep.to_json()})
         return
     common.console.print(
-        f"[bold]{art.name}[/] ({art.id}): {rep.n_docs} docs, {rep.n_chunks} chunks ({rep.dense_kind}) | "
+        common.safe(art.name, "bold") + common.safe(f" ({art.id}): {rep.n_docs} docs, {rep.n_chunks} chunks ({rep.dense_kind}) | "
         f"this run: {rep.added} new, {rep.changed} changed, {rep.removed} removed, {rep.unchanged} unchanged, "
-        f"{rep.new_chunks} chunks embedded in {rep.seconds:.1f}s", highlight=False,
+        f"{rep.new_chunks} chunks embedded in {rep.seconds:.1f}s"), highlight=False,
     )  # fmt: skip
     for path, why in rep.failed[:10]:
-        common.err_console.print(f"[yellow]skipped[/] {path}: {why}", highlight=False)
+        common.err_console.print(
+            common.safe("skipped ", "yellow") + common.safe(f"{path}: {why}"), highlight=False
+        )
 
 
 def _search(
@@ -180,13 +182,11 @@ def search_cmd(
         common.emit_json([h.to_json() for h in hits])
         return
     if not hits:
-        common.console.print(f"no results in {art.name} ({art.id})")
+        common.console.print(common.safe(f"no results in {art.name} ({art.id})"))
     for h in hits:
-        flag = "" if idx.is_relevant(h) else "  [dim](low relevance)[/]"
-        common.console.print(
-            f"[bold][{h.rank}][/] {h.doc_id}:{h.line}  [dim]span {h.start}-{h.end}  score {h.score:.4f}[/]{flag}",
-            highlight=False,
-        )
+        flag = "" if idx.is_relevant(h) else "  (low relevance)"
+        common.console.print(common.safe(f"[{h.rank}]", "bold") + common.safe(f" {h.doc_id}:{h.line}  ")
+                             + common.safe(f"span {h.start}-{h.end}  score {h.score:.4f}{flag}", "dim"), highlight=False)  # fmt: skip
         text = " ".join(h.text.split())
         common.console.print(
             "    " + (text if len(text) <= 400 else text[:400] + " ..."), highlight=False, markup=False
@@ -280,7 +280,9 @@ def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print as JSON."
     for a in arts:
         m = a.metrics
         common.console.print(
-            f"{a.id:10} {a.name:24} {m.get('docs', '?')} docs, {m.get('chunks', '?')} chunks  {a.path}",
+            common.safe(
+                f"{a.id:10} {a.name:24} {m.get('docs', '?')} docs, {m.get('chunks', '?')} chunks  {a.path}"
+            ),
             highlight=False,
         )
 
@@ -307,4 +309,4 @@ def remove_cmd(
     except IndexBusy as e:
         common.fail(str(e))
     reg.remove_artifact(art.id, kind="index")
-    common.console.print(f"removed {art.name} ({art.id})", highlight=False)
+    common.console.print(common.safe(f"removed {art.name} ({art.id})"), highlight=False)

@@ -15,8 +15,9 @@ import sys
 from pathlib import Path
 
 import typer
+from rich.text import Text
 
-from scratchlab.cli.common import emit_json, err_console, fail, workspace
+from scratchlab.cli.common import emit_json, err_console, fail, safe, workspace
 
 app = typer.Typer(help="sandbox commands", no_args_is_help=True)
 
@@ -80,11 +81,16 @@ def run(
         sys.stdout.flush()
         sys.stderr.write(result.stderr)
         sys.stderr.flush()
-        summary = f"[dim]sandbox: {'ok' if result.ok else 'failed'} in {result.duration_s:.2f}s, work folder {work}[/]"
+        summary = safe(
+            f"sandbox: {'ok' if result.ok else 'failed'} in {result.duration_s:.2f}s, work folder {work}",
+            "dim",
+        )
         if result.killed_by:
-            summary += f"\n[bold red]stopped by the {result.killed_by} limit[/]"
-        for f in result.files:
-            summary += f"\n  {'image' if f.image else 'file '} {f.path} ({f.size} B, {f.status})"
+            summary += safe(f"\nstopped by the {result.killed_by} limit", "bold red", keep_newlines=True)
+        for f in result.files:  # names chosen by the sandboxed code: plain text, controls escaped
+            summary += safe("\n  ", keep_newlines=True) + safe(
+                f"{'image' if f.image else 'file '} {f.path} ({f.size} B, {f.status})"
+            )
         err_console.print(summary, highlight=False)
     raise typer.Exit(
         0 if result.ok else (result.exit_code if result.exit_code and result.exit_code > 0 else 1)
@@ -102,7 +108,9 @@ def check(as_json: bool = typer.Option(False, "--json", help="Print the checks a
     else:
         for c in checks:
             mark = "[green]holds[/]" if c.holds else "[bold red]FAILS[/]"
-            err_console.print(f"{mark}  {c.name}  [dim]{c.detail}[/]", highlight=False)
+            err_console.print(
+                Text.from_markup(f"{mark}  {c.name}  ") + safe(c.detail, "dim"), highlight=False
+            )
         verdict = "all guarantees hold" if all(c.holds for c in checks) else "some guarantees do NOT hold"
         err_console.print(f"\n{verdict} ({sum(c.holds for c in checks)}/{len(checks)})", highlight=False)
     raise typer.Exit(0 if all(c.holds for c in checks) else 1)

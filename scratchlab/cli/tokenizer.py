@@ -16,7 +16,7 @@ import time
 
 import typer
 
-from scratchlab.cli.common import console, emit_json, fail, registry, workspace
+from scratchlab.cli.common import console, emit_json, fail, registry, safe, safe_table, workspace
 
 app = typer.Typer(help="tokenizer commands", no_args_is_help=True)
 
@@ -54,7 +54,9 @@ def train(
     vocab_size: int = typer.Option(
         512, "--vocab-size", "-v", help="Total ids: 256 bytes + merges + special tokens."
     ),
-    name: str = typer.Option(None, "--name", "-n", help="Tokenizer name (default bpe<vocab>-<input stem>)."),
+    name: str = typer.Option(
+        None, "--name", "-n", help="New tokenizer name (default: the first free bpe<vocab>-<input stem>[-N])."
+    ),
     pattern: str = typer.Option(
         "gpt4", "--pattern", "-p", help="Split preset gpt4|gpt2|none, or a custom regex."
     ),
@@ -67,11 +69,16 @@ def train(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Train a byte-level BPE tokenizer and register it in the lab."""
+    from scratchlab.lab.diskspace import OutOfSpace
+    from scratchlab.lab.registry import NameTaken
     from scratchlab.models.bpe import TokenizerError, train_tokenizer
-    from scratchlab.tools.tokenizer import KIND, _dataset_stem, _slug
+    from scratchlab.tools.tokenizer import save_new_tokenizer, tokenizer_name
 
+    try:
+        name = tokenizer_name(registry(), workspace(), name, vocab_size, inputs[0])
+    except NameTaken as e:
+        fail(str(e))
     text, source = _read_inputs(inputs)
-    name = _slug(name or f"bpe{vocab_size}-{_dataset_stem(inputs[0])}")
     specials = list(special or [])
     t0 = time.perf_counter()
     try:
@@ -98,22 +105,19 @@ def train(
     except TokenizerError as e:
         fail(str(e))
     seconds = time.perf_counter() - t0
-    path = tok.save(workspace().dir("tokenizers") / name, hf=hf)
+    try:
+        art, path = save_new_tokenizer(registry(), workspace(), tok, name, source, vocab_size, seconds, hf=hf)
+    except (NameTaken, OutOfSpace) as e:
+        fail(str(e))
     ratio = tok.training_stats["compression_ratio"]
-    art = registry().add_artifact(
-        KIND, name, path,
-        config={"vocab_size": tok.vocab_size, "pattern": tok.pattern_name, "dataset": source, "special": specials,
-                "requested_vocab_size": vocab_size},
-        metrics={"compression_ratio": round(ratio, 4), "seconds": round(seconds, 3), "num_merges": tok.num_merges},
-    )  # fmt: skip
     result = {"id": art.id, "name": name, "vocab_size": tok.vocab_size, "num_merges": tok.num_merges,
               "seconds": round(seconds, 3), "compression_ratio": round(ratio, 4), "path": str(path),
               "pattern": tok.pattern_name, "special_tokens": tok.special_tokens}  # fmt: skip
     if as_json:
         emit_json(result)
     else:
-        console.print(f"[green]{art.id}[/] {name}: vocab {tok.vocab_size}, {tok.num_merges} merges, "
-                      f"{ratio:.2f} bytes/token, {seconds:.2f}s -> {path}")  # fmt: skip
+        console.print(safe(art.id, "green") + safe(f" {name}: vocab {tok.vocab_size}, {tok.num_merges} merges, "
+                                                  f"{ratio:.2f} bytes/token, {seconds:.2f}s -> {path}"))  # fmt: skip
 
 
 @app.command()
@@ -254,11 +258,8 @@ def list_() -> None:
     if not arts:
         console.print("no tokenizers yet: scratchlab tokenizer train --input shakespeare --vocab-size 512")
         return
-    from rich.table import Table
-
-    table = Table("id", "name", "vocab", "pattern", "dataset", "bytes/token", "seconds")
-    for a in arts:
-        table.add_row(a.id, a.name, str(a.config.get("vocab_size", "")), str(a.config.get("pattern", "")),
-                      str(a.config.get("dataset", "")), str(a.metrics.get("compression_ratio", "")),
-                      str(a.metrics.get("seconds", "")))  # fmt: skip
-    console.print(table)
+    rows = ((a.id, a.name, a.config.get("vocab_size", ""), a.config.get("pattern", ""), a.config.get("dataset", ""),
+             a.metrics.get("compression_ratio", ""), a.metrics.get("seconds", "")) for a in arts)  # fmt: skip
+    console.print(
+        safe_table("id", "name", "vocab", "pattern", "dataset", "bytes/token", "seconds", rows=rows)
+    )

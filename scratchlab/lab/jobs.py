@@ -19,11 +19,16 @@ SIGINT/SIGTERM set `reporter.stop_requested`, which the work loop checks to save
 return early (status "cancelled"). A job whose process vanished (SIGKILL, OOM, power loss) while
 marked running is detected by `refresh_job` and marked "failed" with a hint to resume; its last
 checkpoint is intact because the engines write checkpoints atomically.
+
+A job that fails says why in its log and its row: a full disk is named ("no space left on /mnt (3 MB
+free, ...): free some MB and resume"), never reported as a crash. The child's last log line
+(`FAILED_LOG_PREFIX`) is read back by `refresh_job` when the database could not be written.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import os
 import signal
@@ -38,6 +43,7 @@ from typing import Any
 
 from scratchlab.lab import cancel
 from scratchlab.lab.atomic import atomic_write_json
+from scratchlab.lab.diskspace import NO_SPACE_MARKERS, free_bytes, no_space_error, no_space_message
 from scratchlab.lab.registry import Job, LabDatabaseError, Registry, utcnow
 from scratchlab.lab.workspace import Workspace, get_workspace
 
@@ -48,6 +54,13 @@ HEARTBEAT_S = 10.0
 SPAWN_GRACE_S = 120.0  # a queued job without a pid after this long is considered lost
 CANCEL_TIMEOUT_S = 30.0
 DEAD_JOB_ERROR = "the job's process (pid {pid}) ended without reporting (killed or crashed). {hint}"
+DIED_WITH_REASON_ERROR = "the job's process (pid {pid}) ended: {reason}"
+DIED_ON_FULL_DISK_ERROR = (
+    "the job's process (pid {pid}) ended without reporting, on a full disk: {reason}. {hint}"
+)
+FULL_DISK_BYTES = 1024**2  # less free than this where a job writes: it could not even write its log
+FAILED_LOG_PREFIX = "[job] failed: "  # the child's last word in its log, read back if lab.db was unwritable
+LOG_SCAN_LINES = 200
 DEFAULT_RESUME_HINT = "Its last checkpoint, if any, is intact."
 
 _CHILDREN: dict[str, subprocess.Popen] = {}  # job id -> child started by this process (for reaping)
@@ -147,12 +160,48 @@ def refresh_job(registry: Registry, job_id: str) -> Job:
         return job
     job = registry.get_job(job_id)  # the child may have finished between the two reads
     if job.status in ACTIVE:
-        hint = job_meta(job).get("resume_hint", DEFAULT_RESUME_HINT)
-        job = registry.update_job(job_id, status="failed", error=DEAD_JOB_ERROR.format(pid=job.pid, hint=hint),
-                                  message="process died")  # fmt: skip
-        _mark_artifact(registry, job, "failed")
+        error = dead_job_error(job)
+        try:
+            job = registry.update_job(job_id, status="failed", error=error, message="process died")
+            _mark_artifact(registry, job, "failed")
+        except LabDatabaseError:  # e.g. the disk is full: report the truth without recording it
+            job = dataclasses.replace(job, status="failed", error=error, message="process died")
     _CHILDREN.pop(job_id, None)
     return job
+
+
+def dead_job_error(job: Job) -> str:
+    """Why a job's process ended without recording its end: its own last word in the log (see
+    `run_job_main`), a full disk named in the log or found where it writes, or else "killed or
+    crashed"; with the resume hint."""
+    meta = job_meta(job)
+    hint = meta.get("resume_hint", DEFAULT_RESUME_HINT)
+    tail = read_log(job, LOG_SCAN_LINES)
+    for line in reversed(tail.splitlines()):
+        if line.startswith(FAILED_LOG_PREFIX):
+            return DIED_WITH_REASON_ERROR.format(pid=job.pid, reason=line[len(FAILED_LOG_PREFIX) :])
+    where = meta.get("run_dir") or meta.get("log") or "."
+    if any(m in tail.lower() for m in NO_SPACE_MARKERS):
+        return DIED_WITH_REASON_ERROR.format(
+            pid=job.pid, reason=f"{no_space_message(where, 'resume')}. {hint}"
+        )
+    free = free_bytes(where)
+    if free is not None and free < FULL_DISK_BYTES:  # too full to write even a traceback to its log
+        return DIED_ON_FULL_DISK_ERROR.format(
+            pid=job.pid, reason=no_space_message(where, "resume"), hint=hint
+        )
+    return DEAD_JOB_ERROR.format(pid=job.pid, hint=hint)
+
+
+def failure_message(exc: BaseException, job: Job) -> str:
+    """One line on why `job` failed: a full disk is named (where, MB free, resume hint); anything else
+    is "<ExceptionType>: <message>"."""
+    meta = job_meta(job)
+    where = meta.get("run_dir") or job.config.get("out_dir") or "."
+    full = no_space_error(exc, where, retry="resume")
+    if full:
+        return f"{full}. {meta.get('resume_hint', DEFAULT_RESUME_HINT)}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _mark_artifact(registry: Registry, job: Job, status: str, metrics: dict[str, Any] | None = None) -> None:
@@ -369,10 +418,16 @@ def run_job_main(
     except BaseException as e:  # noqa: BLE001 - record every failure, then exit non-zero
         traceback.print_exc()
         kind = "cancelled" if isinstance(e, KeyboardInterrupt) else "failed"
-        msg = f"{type(e).__name__}: {e}"
-        with contextlib.suppress(Exception):
+        msg = failure_message(e, job)
+        if kind == "failed":
+            print(
+                f"{FAILED_LOG_PREFIX}{msg}", file=sys.stderr, flush=True
+            )  # the log says why, whatever happens next
+        try:
             _mark_artifact(registry, job, kind, {"error": msg[:500]})  # before the status, which waiters poll
             registry.update_job(job_id, status=kind, error=msg, message=msg[:200])
+        except Exception as rec:  # noqa: BLE001 - lab.db unwritable (full disk): the log line above stands
+            print(f"[job] could not record the failure in lab.db: {rec}", file=sys.stderr, flush=True)
         reporter.close()
         return 130 if kind == "cancelled" else 1
     reporter.close()

@@ -6,12 +6,16 @@ parameterized. The same file also holds LangGraph's checkpointer and store table
 `scratchlab.agent.memory`); their tables and ours never overlap.
 
     reg = Registry.from_workspace(get_workspace())
-    art = reg.add_artifact("tokenizer", "shakes512", path, config={...}, metrics={...})
+    art = reg.add_artifact("tokenizer", "shakes512", path, config={...}, metrics={...})  # NameTaken if it exists
     reg.get_artifact("shakes512", kind="tokenizer")      # by name, id ("tokenizer-3") or "last"
     job = reg.create_job("gpt", config={...}); reg.update_job(job.id, status="running")
     reg.log_metrics("run-7", step=100, train_loss=2.1, val_loss=2.2)
 
 Artifact kinds used by the engines: tokenizer, dataset, run, index, adapter, base, plot, file.
+
+Names are identities: within a kind a name belongs to one artifact for good. `add_artifact` refuses
+a taken name (`NameTaken`, enforced by a unique index, so of several processes creating one name
+at once exactly one wins); an artifact changes through `update_artifact`, never by re-adding it.
 """
 
 from __future__ import annotations
@@ -23,30 +27,39 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, Integer, String, Text, create_engine, event, select
+from sqlalchemy import JSON, DateTime, Float, Index, Integer, String, Text, create_engine, event, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from scratchlab.lab.dbcheck import LabDatabaseError, check_sqlite_file, describe_db_error
+
+__all__ = ["Artifact", "ArtifactNotFound", "Job", "LabDatabaseError", "NameTaken", "Registry", "check_sqlite_file",
+           "describe_db_error", "make_engine", "utcnow"]  # fmt: skip
 
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 LATEST_REFS = ("last", "latest", "newest", "recent")
 NAME_AND_ID_RE = re.compile(
     r"^.+? \(([a-z]+-\d+)\)(?:\s+\S.*)?$"
 )  # "gpt-1-lora-1 (adapter-2)" [+ " on gpt-1"]
-DB_ERROR_HELP = (
-    "The lab database {path} could not be opened ({reason}). Nothing was changed. "
-    "If another scratchlab process is running, wait for it or stop it. If the file is corrupt, move it "
-    "aside (`mv {path} {path}.bad`) and scratchlab will start a fresh one; your artifacts' files stay "
-    "in the workspace folders."
+NAME_TAKEN_HELP = (
+    "{article} {kind} named {name!r} already exists ({id}); names are never reused, so choose another name"
 )
-
-
-class LabDatabaseError(RuntimeError):
-    """lab.db is locked, corrupt or unreadable; the message says how to repair it."""
+UNIQUE_NAME_INDEX = "uq_sl_artifacts_kind_name"
+SETUP_ATTEMPTS = 3  # processes creating the tables of a new lab.db at once race on CREATE TABLE
 
 
 class ArtifactNotFound(LookupError):
     """No artifact matches the reference; the message lists what exists."""
+
+
+class NameTaken(ValueError):
+    """An artifact of this kind already has this name (names are identities and never reused)."""
+
+    def __init__(self, kind: str, name: str, existing_id: str):
+        article = "an" if kind[:1] in "aeiou" else "a"
+        super().__init__(NAME_TAKEN_HELP.format(article=article, kind=kind, name=name, id=existing_id))
+        self.kind, self.name, self.existing_id = kind, name, existing_id
 
 
 def utcnow() -> dt.datetime:
@@ -59,6 +72,7 @@ class Base(DeclarativeBase):
 
 class ArtifactRow(Base):
     __tablename__ = "sl_artifacts"
+    __table_args__ = (Index(UNIQUE_NAME_INDEX, "kind", "name", unique=True),)
     pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     id: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
     kind: Mapped[str] = mapped_column(String(32), index=True)
@@ -165,7 +179,11 @@ class Job:
 
 
 def make_engine(url: str) -> Engine:
-    """A SQLAlchemy engine for SQLite with WAL, a 30 s busy timeout and foreign keys on."""
+    """A SQLAlchemy engine for SQLite with WAL, a 30 s busy timeout and foreign keys on.
+
+    Errors that are not about our SQL (a full disk, a locked or damaged file) are raised as
+    `LabDatabaseError` with a diagnosis from `describe_db_error`.
+    """
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
@@ -176,22 +194,15 @@ def make_engine(url: str) -> Engine:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
+    @event.listens_for(engine, "handle_error")
+    def _diagnose(ctx):
+        orig = ctx.original_exception
+        if isinstance(orig, sqlite3.OperationalError) and engine.url.database:
+            text = str(orig).lower()
+            if "full" in text or "disk i/o" in text or "locked" in text or "busy" in text:
+                raise LabDatabaseError(describe_db_error(engine.url.database, orig)) from orig
+
     return engine
-
-
-def check_sqlite_file(path: str | Path) -> None:
-    """Raise `LabDatabaseError` (with repair advice) if `path` exists but is not a usable SQLite file."""
-    path = Path(path)
-    if not path.exists():
-        return
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-        try:
-            conn.execute("PRAGMA schema_version").fetchone()
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as e:
-        raise LabDatabaseError(DB_ERROR_HELP.format(path=path, reason=e)) from e
 
 
 class Registry:
@@ -214,11 +225,41 @@ class Registry:
         """Create our tables if missing. Safe to call repeatedly."""
         if self._is_setup:
             return
-        try:
-            Base.metadata.create_all(self.engine)
-        except (OperationalError, DatabaseError) as e:
-            raise LabDatabaseError(DB_ERROR_HELP.format(path=self.engine.url.database, reason=e.orig)) from e
+        for attempt in range(SETUP_ATTEMPTS):
+            try:
+                Base.metadata.create_all(self.engine)
+                self._ensure_unique_names()
+                break
+            except (OperationalError, DatabaseError) as e:
+                if "already exists" in str(e.orig) and attempt + 1 < SETUP_ATTEMPTS:
+                    continue  # another process created it between our check and our CREATE
+                raise LabDatabaseError(describe_db_error(self.engine.url.database, e)) from e
         self._is_setup = True
+
+    def _ensure_unique_names(self) -> None:
+        """Add the (kind, name) unique index to a lab.db made before it existed.
+
+        Rows that an older version let share a name (concurrent creation) keep the name on the newest
+        row; older ones are renamed "<name>~<id>" so that every artifact stays reachable.
+        """
+        index = next(i for i in ArtifactRow.__table__.indexes if i.name == UNIQUE_NAME_INDEX)
+        with self.engine.begin() as conn:
+            if conn.exec_driver_sql(
+                "SELECT 1 FROM sqlite_master WHERE type='index' AND name=?", (UNIQUE_NAME_INDEX,)
+            ).first():
+                return
+            seen: set[tuple[str, str]] = set()
+            rows = conn.execute(select(ArtifactRow.pk, ArtifactRow.id, ArtifactRow.kind, ArtifactRow.name)
+                                .order_by(ArtifactRow.pk.desc())).all()  # fmt: skip
+            for pk, aid, kind, name in rows:
+                if (kind, name) in seen:
+                    conn.execute(
+                        ArtifactRow.__table__.update()
+                        .where(ArtifactRow.pk == pk)
+                        .values(name=f"{name}~{aid or pk}")
+                    )
+                seen.add((kind, name))
+            index.create(conn, checkfirst=True)
 
     def _session(self) -> Session:
         self.setup()
@@ -234,21 +275,48 @@ class Registry:
         metrics: dict | None = None,
         parent: str | None = None,
     ) -> Artifact:
-        """Register (or replace, if `name` exists for `kind`) an artifact and return it."""
-        with self._session() as s, s.begin():
-            row = s.scalar(select(ArtifactRow).where(ArtifactRow.kind == kind, ArtifactRow.name == name))
-            if row is None:
-                row = ArtifactRow(kind=kind, name=name)
+        """Register a new artifact and return it (its id is "<kind>-<n>").
+
+        Raises:
+            NameTaken: `kind` already has an artifact called `name`. Atomic: of several threads or
+                processes adding one name at once, exactly one succeeds.
+        """
+        try:
+            with self._session() as s, s.begin():
+                row = ArtifactRow(kind=kind, name=name, path=str(path), config=config or {},
+                                  metrics=metrics or {}, parent=parent, updated_at=utcnow())  # fmt: skip
                 s.add(row)
                 s.flush()
                 row.id = f"{kind}-{row.pk}"
-            row.path = str(path)
-            row.config = config or {}
-            row.metrics = metrics or {}
-            row.parent = parent
-            row.updated_at = utcnow()
-            s.flush()
-            return Artifact._from_row(row)
+                s.flush()
+                return Artifact._from_row(row)
+        except IntegrityError as e:
+            existing = self.find_artifact(name, kind)
+            raise NameTaken(kind, name, existing.id if existing else "just created") from e
+
+    def find_artifact(self, name: str, kind: str) -> Artifact | None:
+        """The artifact of `kind` called exactly `name` (no id or "last" lookup), or None."""
+        with self._session() as s:
+            row = s.scalar(select(ArtifactRow).where(ArtifactRow.kind == kind, ArtifactRow.name == name))
+            return Artifact._from_row(row) if row is not None else None
+
+    def check_name_free(self, kind: str, name: str) -> None:
+        """Raise `NameTaken` if `kind` has an artifact called `name` (a quick check before long work;
+        `add_artifact` is the atomic one)."""
+        existing = self.find_artifact(name, kind)
+        if existing is not None:
+            raise NameTaken(kind, name, existing.id)
+
+    def free_name(self, kind: str, stem: str, folder: Path | None = None) -> str:
+        """`stem`, or else `stem-2`, `stem-3`, ...: the first name `kind` does not have (and, when
+        `folder` is given, for which `folder / name` does not exist). For names the user did not give."""
+        with self._session() as s:
+            taken = set(s.scalars(select(ArtifactRow.name).where(ArtifactRow.kind == kind)))
+        n, name = 1, stem
+        while name in taken or (folder is not None and (Path(folder) / name).exists()):
+            n += 1
+            name = f"{stem}-{n}"
+        return name
 
     def update_artifact(self, artifact_id: str, *, metrics: dict | None = None, config: dict | None = None,
                         path: str | None = None) -> Artifact:  # fmt: skip

@@ -222,7 +222,14 @@ class Tokenizer:
 
         Chunks seen before come from a cache (str chunk -> ids, cleared when it holds
         `ENCODE_CACHE_SIZE` chunks); natural text repeats its words, so most chunks are hits.
+        Lone surrogates (not encodable as UTF-8) become U+FFFD, as in tiktoken.
         """
+        try:
+            return self._encode_ordinary(text)
+        except UnicodeEncodeError:
+            return self._encode_ordinary(replace_surrogates(text))
+
+    def _encode_ordinary(self, text: str) -> list[int]:
         cache = self._cache
         out: list[int] = []
         for chunk in self.split(text):
@@ -260,11 +267,20 @@ class Tokenizer:
                 appearance in `text` raises; others are encoded as plain text.
 
         Returns:
-            list of int token ids.
+            list of int token ids. Lone surrogates (e.g. from undecodable command-line bytes) are
+            encoded as U+FFFD, exactly as tiktoken does.
 
         Raises:
             TokenizerError: an unknown special token is allowed, or a disallowed one is in `text`.
         """
+        try:
+            return self._encode(text, allowed_special, disallowed_special)
+        except UnicodeEncodeError:
+            return self._encode(replace_surrogates(text), allowed_special, disallowed_special)
+
+    def _encode(
+        self, text: str, allowed_special: AllowedSpecial, disallowed_special: AllowedSpecial
+    ) -> list[int]:
         allowed = set(self.special_tokens) if allowed_special == "all" else set(allowed_special)
         unknown = allowed - set(self.special_tokens)
         if unknown:
@@ -375,6 +391,12 @@ class Tokenizer:
         from scratchlab.models.bpe_io import load
 
         return load(path)
+
+
+def replace_surrogates(text: str) -> str:
+    """`text` with lone surrogates replaced by U+FFFD (and surrogate pairs joined), as tiktoken does
+    before encoding a string that is not valid UTF-8."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def render_bytes(data: bytes) -> str:

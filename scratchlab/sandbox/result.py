@@ -22,7 +22,7 @@ MAX_FILES_LISTED = 200
 TRUNCATION_MARKER = "\n[... {n} bytes of output dropped ...]\n"
 TAIL_FRACTION = 0.25
 MEMORY_MARKERS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "out of memory")
-KILLED_BY = ("timeout", "cpu", "memory", "disk", "output", "file_size", "procs")
+KILLED_BY = ("timeout", "cpu", "memory", "disk", "files", "output", "file_size", "procs")
 
 
 @dataclass

@@ -39,7 +39,15 @@ from scratchlab.sandbox.policy import (
     SandboxUnavailable,
 )
 from scratchlab.sandbox.result import MEMORY_MARKERS, FileInfo, OutputBuffer, RunResult, classify, pump
-from scratchlab.sandbox.workdir import changed_files, disk_usage, new_work_dir, prepare_work_dir, snapshot
+from scratchlab.sandbox.workdir import (
+    WorkDirWatch,
+    changed_files,
+    new_work_dir,
+    over_limits,
+    prepare_work_dir,
+    snapshot,
+    usage,
+)
 
 DISK_POLL_S = 0.1  # how often the work folder's size is measured during a run, seconds
 HANDSHAKE_TIMEOUT_S = 20.0
@@ -48,10 +56,11 @@ __all__ = ["FileInfo", "RunResult", "kill_tree", "new_work_dir", "run_code", "sp
 
 
 # ---- starting the sandbox --------------------------------------------------------------------------------
-def next_disk_poll(started: float) -> float:
-    """When to measure the work folder again: every `DISK_POLL_S`, but spend at most ~10% of a core on it."""
-    now = time.monotonic()
-    return now + max(DISK_POLL_S, 9 * (now - started))
+def work_dir_warning(killed_by: str, limits: Limits) -> str:
+    """The warning for a work folder over its "disk" (MiB) or "files" (count) limit."""
+    if killed_by == "files":
+        return f"the work folder exceeded its limit of {limits.max_files} files and folders"
+    return f"the work folder exceeded its {limits.max_disk_mb} MiB disk limit"
 
 
 def require_sandbox() -> str:
@@ -165,14 +174,17 @@ def spawn(
 
 
 def kill_tree(proc: subprocess.Popen) -> None:
-    """SIGKILL the run: bwrap's pid-namespace init dies and the kernel kills every process inside."""
+    """SIGKILL the run: bwrap's pid-namespace init dies and the kernel kills every process inside.
+
+    The process leads its own process group (`start_new_session`), so one `killpg` reaches it and
+    its children. It never reaps the process (no `Popen.poll`/`kill`, which call waitpid): whoever
+    waits for it (`run_code`'s `os.wait4` thread, a session's `proc.wait`) still gets its status.
+    """
+    if proc.returncode is not None:
+        return  # already reaped: its pid (and group id) may belong to someone else now
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        proc.kill()
-    except ProcessLookupError:
         pass
 
 
@@ -247,7 +259,11 @@ def run_code(
     done = threading.Event()
 
     def wait() -> None:
-        _, status, rusage = os.wait4(proc.pid, 0)
+        try:
+            _, status, rusage = os.wait4(proc.pid, 0)
+        except ChildProcessError:  # reaped elsewhere (never by us; see kill_tree): status unknown
+            done.set()
+            return
         waited.update(status=status, rusage=rusage)
         proc.returncode = os.waitstatus_to_exitcode(status)
         done.set()
@@ -257,18 +273,15 @@ def run_code(
     deadline = t0 + limits.timeout_s
     max_disk = limits.max_disk_mb * MB
     output_cap = limits.max_output_bytes * OUTPUT_KILL_FACTOR
-    next_disk = t0 + DISK_POLL_S
+    watch = WorkDirWatch(work_dir, max_disk, limits.max_files, DISK_POLL_S)
     while not done.wait(min(DISK_POLL_S, max(0.0, deadline - time.monotonic()))):
         now = time.monotonic()
         if now >= deadline:
             killed_by = "timeout"
         elif out.total + err.total > output_cap:
             killed_by = "output"
-        elif now >= next_disk:
-            over = disk_usage(work_dir) > max_disk
-            next_disk = next_disk_poll(now)
-            if over:
-                killed_by = "disk"
+        else:
+            killed_by = watch.check()
         if killed_by:
             kill_tree(proc)
             done.wait(10)
@@ -300,10 +313,10 @@ def run_code(
     result.memory_exceeded = result.killed_by == "memory" or (
         exit_code not in (0, None) and any(m in stderr for m in MEMORY_MARKERS)
     )
-    if disk_usage(work_dir) > max_disk and result.killed_by is None:
-        result.killed_by = "disk"
-    if result.killed_by == "disk":
-        result.warnings.append(f"the work folder exceeded its {limits.max_disk_mb} MiB disk limit")
+    if result.killed_by is None:
+        result.killed_by = over_limits(*usage(work_dir), max_disk, limits.max_files)
+    if result.killed_by in ("disk", "files"):
+        result.warnings.append(work_dir_warning(result.killed_by, limits))
     if result.truncated:
         result.warnings.append(f"output was truncated to {limits.max_output_bytes} bytes per stream")
     result.files = changed_files(before, snapshot(work_dir))

@@ -30,8 +30,15 @@ from pathlib import Path
 from scratchlab.sandbox import policy
 from scratchlab.sandbox.policy import DEFAULT_IDLE_TIMEOUT_S, MB, Limits, SandboxError
 from scratchlab.sandbox.result import OutputBuffer, RunResult, pump
-from scratchlab.sandbox.runner import DISK_POLL_S, exit_code_of, kill_tree, next_disk_poll, spawn
-from scratchlab.sandbox.workdir import changed_files, disk_usage, prepare_work_dir, snapshot
+from scratchlab.sandbox.runner import DISK_POLL_S, exit_code_of, kill_tree, spawn, work_dir_warning
+from scratchlab.sandbox.workdir import (
+    WorkDirWatch,
+    changed_files,
+    over_limits,
+    prepare_work_dir,
+    snapshot,
+    usage,
+)
 
 _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawn")
 START_TIMEOUT_S = 60.0  # the interpreter must say "ready" within this many seconds
@@ -251,11 +258,12 @@ class Session:
                         result.memory_exceeded, killed_by = True, "memory"
                 result.killed_by = killed_by
                 result.timed_out = killed_by == "timeout"
-            if disk_usage(self.work_dir) > self.limits.max_disk_mb * MB and result.killed_by is None:
-                result.killed_by, result.ok = "disk", False
-                result.warnings.append(
-                    f"the work folder exceeded its {self.limits.max_disk_mb} MiB disk limit"
-                )
+            if result.killed_by is None:
+                over = over_limits(*usage(self.work_dir), self.limits.max_disk_mb * MB, self.limits.max_files)
+                if over:
+                    result.killed_by, result.ok = over, False
+            if result.killed_by in ("disk", "files"):
+                result.warnings.append(work_dir_warning(result.killed_by, self.limits))
             if notes:
                 result.stderr = (
                     (result.stderr + ("\n" if result.stderr and not result.stderr.endswith("\n") else ""))
@@ -268,8 +276,7 @@ class Session:
 
     def _await(self, request_id: int, deadline: float):
         """Wait for the reply to `request_id`; returns (reply or None, killed_by or None)."""
-        next_disk = time.monotonic() + DISK_POLL_S
-        max_disk = self.limits.max_disk_mb * MB
+        watch = WorkDirWatch(self.work_dir, self.limits.max_disk_mb * MB, self.limits.max_files, DISK_POLL_S)
         while True:
             now = time.monotonic()
             if now >= deadline:
@@ -277,13 +284,10 @@ class Session:
             try:
                 reply = self._replies.get(timeout=min(DISK_POLL_S, deadline - now))
             except queue.Empty:
-                started = time.monotonic()
-                if started >= next_disk:
-                    over = disk_usage(self.work_dir) > max_disk
-                    next_disk = next_disk_poll(started)
-                    if over:
-                        kill_tree(self.proc)
-                        return None, "disk"
+                over = watch.check()
+                if over:
+                    kill_tree(self.proc)
+                    return None, over
                 continue
             if reply is None:
                 return None, None

@@ -90,10 +90,14 @@ def _resume_pending() -> bool:
         return False
 
 
-def _changes(config: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    """The entries of `config` that differ from `defaults` (keys absent from the defaults included)."""
-    missing = object()
-    return {k: v for k, v in config.items() if defaults.get(k, missing) != v}
+def _changed(config: dict[str, Any], defaults: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The entries of `config` that differ from `defaults`: {key: {"default": d, "value": v}}, as
+    `scratchlab.training.settings.diff_from_defaults` gives them (keys with no default are left out)."""
+    return {
+        k: {"default": defaults[k], "value": v}
+        for k, v in config.items()
+        if k in defaults and defaults[k] != v
+    }
 
 
 @dataclass
@@ -133,8 +137,9 @@ class ToolContext:
         """Ask the user to approve a long or destructive action. Returns True when approved.
 
         Inside a LangGraph run this is a `langgraph.types.interrupt` with payload
-        `{"type": "confirm", "action": action, "asked": <the tool call's arguments>, **details}` plus
-        `"changes"` (the entries of `details["config"]` that differ from `defaults`); the face resumes
+        `{"type": "confirm", "action": action, "asked": <the tool call's arguments>, **details}`, where
+        `details["changed"]` (or, given `defaults`, this method) says what differs from the defaults
+        as {key: {"default", "value"}}; the face resumes
         the graph with `Command(resume="yes"|"no")`. The tool body re-runs on resume (LangGraph
         semantics), so the work before `confirm` must be cheap and side-effect free.
 
@@ -144,7 +149,8 @@ class ToolContext:
             estimate_s: the estimated run time in seconds; at most `confirm_threshold_s` runs without
                 asking. A resumed call always takes the user's answer, even if its re-measured
                 estimate now falls under the threshold.
-            defaults: the defaults `details["config"]` is compared with for "changes".
+            defaults: the defaults `details["config"]` is compared with for "changed" (when the
+                details do not say it themselves).
 
         Raises:
             Declined: any answer but an explicit yes (see `is_yes`); nothing may be started.
@@ -161,8 +167,8 @@ class ToolContext:
         if asked is not None:
             payload["asked"] = asked
         payload.update(details)
-        if defaults is not None and isinstance(details.get("config"), dict):
-            payload["changes"] = _changes(details["config"], defaults)
+        if defaults is not None and "changed" not in details and isinstance(details.get("config"), dict):
+            payload["changed"] = _changed(details["config"], defaults)
         try:
             answer = interrupt(payload)
         except RuntimeError as e:  # "Called get_config outside of a runnable context"

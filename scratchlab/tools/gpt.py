@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.tools import BaseTool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from scratchlab.lab.jobs import cancel_job as _cancel_job
 from scratchlab.lab.jobs import job_elapsed, list_jobs, read_log, refresh_job, start_job, wait_for_job
 from scratchlab.lab.registry import Artifact, ArtifactNotFound, Job
 from scratchlab.tools.base import Count, ToolContext, ToolError, lab_tool
+from scratchlab.training import settings
+from scratchlab.training.gpt_config import TrainConfig
 
 TRAIN_MODULE = "scratchlab.training.trainer"
 ABLATE_MODULE = "scratchlab.training.ablate"
@@ -32,25 +34,21 @@ MAX_SAMPLE_TOKENS = 2000
 RESUME_HINT = "Resume it with `scratchlab gpt resume {run}` (or the resume_gpt tool)."
 
 
-class TrainGPTArgs(BaseModel):
-    dataset: str = Field(
-        "shakespeare", description="Text to train on: 'shakespeare' or a path to a text file/folder."
-    )
-    tokenizer: str | None = Field(
-        "char", description="'char' (one token per character) or a trained tokenizer's name, id or path."
-    )
-    n_layer: Count | None = Field(4, description="Number of transformer blocks.")
-    n_head: Count | None = Field(4, description="Attention heads per block (must divide n_embd).")
-    n_embd: Count | None = Field(128, description="Embedding width.")
-    block_size: Count | None = Field(64, description="Context length in tokens.")
-    batch_size: Count | None = Field(12, description="Sequences per optimizer step.")
-    max_iters: Count | None = Field(2000, description="Optimizer steps, e.g. 2000 or '2k'.")
-    lr: float | None = Field(1e-3, description="Peak learning rate (warmup then cosine decay to lr/10).")
-    dropout: float | None = Field(0.0, description="Dropout rate, 0 to 0.5.")
-    name: str | None = Field(None, description="Optional name for the run (default gpt-N).")
-    wait: bool | None = Field(
-        True, description="Wait for training to finish (true) or return a job id at once (false)."
-    )
+def _settings_fields(surface: str) -> dict[str, Any]:
+    """pydantic field definitions of a settings surface (`scratchlab.training.settings`): the run
+    settings' types, defaults and descriptions come from the config dataclass, written once there."""
+    return {
+        k: (tp, Field(default, description=desc))
+        for k, tp, default, desc in settings.tool_fields(surface, Count)
+    }
+
+
+TrainGPTArgs = create_model(
+    "TrainGPTArgs",
+    **_settings_fields("train_gpt"),
+    name=(str | None, Field(None, description="Optional name for the run (default gpt-N).")),
+    wait=(bool | None, Field(True, description="Wait for training to finish (true) or return a job id at once (false).")),
+)  # fmt: skip
 
 
 class SampleGPTArgs(BaseModel):
@@ -73,28 +71,16 @@ class ResumeGPTArgs(BaseModel):
     wait: bool | None = Field(True, description="Wait for it to finish (true) or return a job id (false).")
 
 
-class AblateGPTArgs(BaseModel):
-    switches: list[str] = Field(
-        default_factory=lambda: [
-            "no_pos_emb",
-            "n_head=1",
-            "no_residual",
-            "no_layernorm",
-            "relu",
-            "mlp_ratio=2",
-        ],
+AblateGPTArgs = create_model(
+    "AblateGPTArgs",
+    switches=(list[str], Field(
+        default_factory=lambda: ["no_pos_emb", "n_head=1", "no_residual", "no_layernorm", "relu", "mlp_ratio=2"],
         description="Variants to compare with the baseline: no_pos_emb, rope, no_residual, no_layernorm, relu, "
         "or key=value such as mlp_ratio=2, n_head=1, n_layer=2, dropout=0.2.",
-    )
-    dataset: str = Field("shakespeare", description="Text to train on: 'shakespeare' or a path.")
-    tokenizer: str | None = Field("char", description="'char' or a trained tokenizer's name, id or path.")
-    max_iters: Count | None = Field(500, description="Steps per variant.")
-    n_layer: Count | None = Field(4, description="Baseline number of blocks.")
-    n_head: Count | None = Field(4, description="Baseline heads.")
-    n_embd: Count | None = Field(128, description="Baseline embedding width.")
-    block_size: Count | None = Field(64, description="Context length.")
-    batch_size: Count | None = Field(12, description="Sequences per step.")
-    wait: bool | None = Field(True, description="Wait for the table (true) or return a job id (false).")
+    )),
+    **_settings_fields("ablate_gpt"),
+    wait=(bool | None, Field(True, description="Wait for the table (true) or return a job id (false).")),
+)  # fmt: skip
 
 
 class JobStatusArgs(BaseModel):
@@ -156,8 +142,6 @@ def prepare_training(ctx: ToolContext, overrides: dict[str, Any], name: str | No
     Raises:
         ToolError / ValueError: bad dataset, tokenizer, or model shape.
     """
-    from scratchlab.training.trainer import TrainConfig
-
     overrides = {k: v for k, v in overrides.items() if v is not None}
     overrides["tokenizer"] = resolve_tokenizer(ctx, overrides.get("tokenizer"))
     if name:
@@ -169,8 +153,8 @@ def prepare_training(ctx: ToolContext, overrides: dict[str, Any], name: str | No
 
 def _estimate(ctx: ToolContext, cfg) -> dict[str, Any]:
     """Prepare (or reuse) the dataset in the workspace and time a few steps of `cfg` (a TrainConfig)."""
-    from scratchlab.training.data import ensure_dataset
-    from scratchlab.training.trainer import estimate_seconds
+    from scratchlab.training.data import ensure_dataset  # numpy: 0.2 s the CLI need not pay at start
+    from scratchlab.training.trainer import estimate_seconds  # torch: loaded when a run is planned
 
     meta = ensure_dataset(cfg.dataset, cfg.tokenizer, ctx.workspace.dir("datasets"))
     cfg.data_dir = str(meta.path)
@@ -183,11 +167,11 @@ def confirm_or_raise(ctx: ToolContext, action: str, config: dict[str, Any], esti
     Raises:
         Declined: the user said no (see `ToolContext.confirm`).
     """
-    from scratchlab.training.trainer import TrainConfig
-
     shown = {k: v for k, v in config.items() if k not in ("out_dir", "data_dir", "plot_path")}
-    return ctx.confirm(action, {"config": shown, "estimated_seconds": round(estimate_s)},
-                       estimate_s=estimate_s, defaults=TrainConfig().to_dict())  # fmt: skip
+    surface = action if action in settings.SURFACES else None
+    changed = settings.diff_from_defaults({k: v for k, v in shown.items() if k != "switches"}, surface)
+    return ctx.confirm(action, {"config": shown, "changed": changed, "estimated_seconds": round(estimate_s)},
+                       estimate_s=estimate_s)  # fmt: skip
 
 
 def launch_training(ctx: ToolContext, prep: PreparedRun) -> tuple[Job, Artifact]:
@@ -200,7 +184,7 @@ def launch_training(ctx: ToolContext, prep: PreparedRun) -> tuple[Job, Artifact]
         "out_dir": str(run_dir),
         "plot_path": str(ctx.workspace.dir("plots") / f"{art.id}-loss.png"),
     }
-    art = reg.add_artifact(RUN_KIND, prep.name, run_dir, config=config, metrics={"status": "queued"})
+    art = reg.update_artifact(art.id, path=str(run_dir), config=config)
     job = start_job(ctx.workspace, reg, "gpt", TRAIN_MODULE, config, run_dir=run_dir, artifact_id=art.id,
                     total=int(config["max_iters"]), resume_hint=RESUME_HINT.format(run=art.id))  # fmt: skip
     return job, art
@@ -220,8 +204,7 @@ def launch_resume(ctx: ToolContext, run: str, max_iters: int | None = None) -> t
     config = {**art.config, "resume": True}
     if max_iters is not None:
         config["max_iters"] = int(max_iters)
-    ctx.registry.add_artifact(RUN_KIND, art.name, art.path, config=config,
-                              metrics={**art.metrics, "status": "queued"}, parent=art.parent)  # fmt: skip
+    ctx.registry.update_artifact(art.id, config=config, metrics={"status": "queued"})
     job = start_job(ctx.workspace, ctx.registry, "gpt", TRAIN_MODULE, config, run_dir=art.path, artifact_id=art.id,
                     total=int(config["max_iters"]), resume_hint=RESUME_HINT.format(run=art.id))  # fmt: skip
     return job, art
@@ -260,7 +243,7 @@ def summarize_training(ctx: ToolContext, job: Job, art: Artifact, sample: bool =
     text = ""
     if sample and r.get("checkpoint"):
         try:
-            from scratchlab.training.trainer import sample_from_checkpoint
+            from scratchlab.training.trainer import sample_from_checkpoint  # torch, as above
 
             text = sample_from_checkpoint(art.path, "", max_new_tokens=120, temperature=0.8, seed=0)
         except (ValueError, OSError, LookupError):
@@ -303,16 +286,15 @@ def describe_job(ctx: ToolContext, job: Job) -> str:
 
 def ablation_config(ctx: ToolContext, args: AblateGPTArgs) -> tuple[dict[str, Any], dict[str, Any]]:
     """(ablation job config without out_dir, estimate) for `args`. Raises ValueError on bad switches."""
-    from scratchlab.training.ablate import DEFAULT_SWITCHES, parse_switch
-    from scratchlab.training.trainer import TrainConfig
+    from scratchlab.training.ablate import DEFAULT_SWITCHES, parse_switch  # torch: loaded when planning
 
     switches = list(args.switches or DEFAULT_SWITCHES)
     for s in switches:
         parse_switch(s)
-    base = {k: v for k, v in dict(dataset=args.dataset, tokenizer=resolve_tokenizer(ctx, args.tokenizer),
-            n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, block_size=args.block_size,
-            batch_size=args.batch_size, max_iters=args.max_iters).items() if v is not None}  # fmt: skip
-    base.setdefault("max_iters", 500)
+    given = args.model_dump(include=set(settings.SURFACES["ablate_gpt"].tool_fields))
+    base = {k: v for k, v in given.items() if v is not None}
+    base["tokenizer"] = resolve_tokenizer(ctx, args.tokenizer)
+    base.setdefault("max_iters", settings.defaults("ablate_gpt")["max_iters"])
     base["eval_interval"] = max(1, base["max_iters"] // 5)
     cfg = TrainConfig.from_dict({**base, "out_dir": str(ctx.workspace.dir("runs") / "_estimate")})
     est = _estimate(ctx, cfg)
@@ -332,7 +314,7 @@ def launch_ablation(ctx: ToolContext, config: dict[str, Any]) -> tuple[Job, Arti
         "plot_path": str(ctx.workspace.dir("plots") / f"{art.id}.png"),
     }
     config["base"] = {**config["base"], "out_dir": str(out_dir / "baseline")}
-    art = reg.add_artifact(ABLATION_KIND, name, out_dir, config=config, metrics={"status": "queued"})
+    art = reg.update_artifact(art.id, path=str(out_dir), config=config)
     n = len(config["switches"]) + 1
     job = start_job(ctx.workspace, reg, "ablation", ABLATE_MODULE, config, run_dir=out_dir, artifact_id=art.id,
                     total=n * int(config["base"]["max_iters"]))  # fmt: skip
@@ -373,7 +355,7 @@ def make_tools(ctx: ToolContext) -> list[BaseTool]:
     @lab_tool("sample_gpt", SampleGPTArgs)
     def sample_gpt(args: SampleGPTArgs) -> str:
         """Generate text from a trained GPT run (temperature, top_k, top_p, seed)."""
-        from scratchlab.training.trainer import sample_from_checkpoint
+        from scratchlab.training.trainer import sample_from_checkpoint  # torch: loaded when sampling
 
         art = get_run(ctx, args.run)
         n = args.max_new_tokens if args.max_new_tokens is not None else 200

@@ -20,10 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.tools import BaseTool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
+from scratchlab.lab import jobs
 from scratchlab.lab.registry import Artifact, ArtifactNotFound
 from scratchlab.tools.base import Count, ToolContext, ToolError, lab_tool
+from scratchlab.training import settings
+from scratchlab.training.hf_base import BASES, ensure_base, read_base_meta
+from scratchlab.training.lora_config import LoraError, LoraTrainConfig
+from scratchlab.training.lora_data import LoraDataError, read_records
+from scratchlab.training.lora_demo import write_demo
 
 ADAPTER = "adapter"
 BASE = "base"
@@ -37,31 +43,26 @@ MAX_RESULT_CHARS = 600
 MAX_SAMPLE_CHARS = 90
 
 
-class FinetuneLoraArgs(BaseModel):
-    data: str = Field(
-        description="Training data: a .jsonl file of alpaca records {instruction, input, output}, chat records {messages: [{role, content}]}, or {text}; or 'demo' for the built-in wiki question/answer set."
-    )
-    base: str | None = Field(
+_LORA_FIELDS = {k: (tp, Field(default=d, description=desc))
+                for k, tp, d, desc in settings.tool_fields("finetune_lora", Count)}  # fmt: skip
+CONFIG_FIELDS = tuple(k for k in _LORA_FIELDS if k != "data")  # run settings passed to LoraTrainConfig
+FinetuneLoraArgs = create_model(
+    "FinetuneLoraArgs",
+    data=_LORA_FIELDS.pop("data"),
+    base=(str | None, Field(
         default="last",
         description="What to adapt: a GPT run id or name, 'last' (newest GPT run), or a pretrained base 'qwen2.5-coder-0.5b' or 'smollm2-135m'.",
-    )
-    r: Count | None = Field(
-        default=8, description="LoRA rank r (>= 1): size of the low-rank update; 4-16 is typical."
-    )
-    lora_alpha: float | None = Field(default=None, description="LoRA scaling alpha; null for 2 * r.")
-    lora_dropout: float | None = Field(default=0.05, description="Dropout on the LoRA input, in [0, 1).")
-    max_iters: Count | None = Field(default=200, description="Optimizer steps, e.g. 200 or '1k'.")
-    lr: float | None = Field(
-        default=None, description="Peak learning rate; null for 2e-4 (pretrained base) or 1e-3 (our GPT)."
-    )
-    name: str | None = Field(
+    )),
+    **_LORA_FIELDS,
+    name=(str | None, Field(
         default=None,
         description="Adapter name; null for '<base>-lora-<n>'. Reusing a name of an interrupted run resumes it.",
-    )
-    wait: bool | None = Field(
+    )),
+    wait=(bool | None, Field(
         default=True,
         description="Wait for the run to finish (true) or return at once with the job id (false).",
-    )
+    )),
+)  # fmt: skip
 
 
 class MergeLoraArgs(BaseModel):
@@ -109,8 +110,6 @@ def resolve_base(ctx: ToolContext, ref: str | None) -> BaseRef:
     Raises:
         ToolError: nothing matches (the message lists what exists and the pretrained names).
     """
-    from scratchlab.training.hf_base import BASES
-
     key = (ref or "last").strip()
     if key in BASES:
         try:
@@ -138,12 +137,12 @@ def materialize(ctx: ToolContext, b: BaseRef) -> BaseRef:
     """Convert a pretrained base on first use and register it (kind "base"); no-op otherwise."""
     if not b.needs_conversion and b.artifact_id:
         return b
-    from scratchlab.training.hf_base import ensure_base, read_base_meta
-
     path = ensure_base(b.name, ctx.workspace.dir("bases"), ctx.workspace.dir("models"))
     meta = read_base_meta(path)
-    art = ctx.registry.add_artifact(BASE, b.name, path, config={k: meta.get(k) for k in ("architecture", "source_gguf", "gguf_sha256", "description")},
-                                    metrics={"n_params": meta.get("n_params")})  # fmt: skip
+    # a base is its pinned weights: converting it again gives the same artifact
+    old = ctx.registry.find_artifact(b.name, BASE)
+    art = old or ctx.registry.add_artifact(BASE, b.name, path, config={k: meta.get(k) for k in ("architecture", "source_gguf", "gguf_sha256", "description")},
+                                           metrics={"n_params": meta.get("n_params")})  # fmt: skip
     return BaseRef("hf", path, art.id, b.name, int(meta.get("n_params") or b.n_params))
 
 
@@ -156,8 +155,6 @@ def resolve_data(ctx: ToolContext, data: str) -> Path:
     if data.strip().lower() == DEMO_DATA:
         p = ctx.workspace.dir("datasets") / DEMO_FILE
         if not p.is_file():
-            from scratchlab.training.lora_demo import write_demo
-
             write_demo(p)
         return p
     p = Path(data).expanduser()
@@ -201,7 +198,8 @@ def sync_adapter(ctx: ToolContext, art: Artifact) -> Artifact:
     return ctx.registry.update_artifact(art.id, metrics=metrics, config=config)
 
 
-def _require_saved(art: Artifact) -> None:
+def require_saved(art: Artifact) -> None:
+    """Raise ToolError unless the adapter's weights are saved (its training finished)."""
     from scratchlab.training.lora import LORA_META
 
     if not (Path(art.path) / LORA_META).is_file():
@@ -222,50 +220,66 @@ def unique_name(ctx: ToolContext, stem: str) -> str:
     return f"{stem}-lora-{n}"
 
 
-def plan_finetune(ctx: ToolContext, args: FinetuneLoraArgs) -> tuple[BaseRef, Path, dict[str, Any], float]:
-    """Validate a request and estimate it (no side effects). Returns (base, data, config, seconds)."""
-    from scratchlab.training.lora import LoraError, LoraTrainConfig, estimate_seconds
-    from scratchlab.training.lora_data import read_records
+def plan_finetune(
+    ctx: ToolContext, args: FinetuneLoraArgs, extra: dict[str, Any] | None = None
+) -> tuple[BaseRef, Path, dict[str, Any], float]:
+    """Validate a request and estimate it (no side effects). Returns (base, data, config, seconds).
+
+    Args:
+        extra: more `LoraTrainConfig` fields (the CLI's options beyond the tool's arguments).
+    """
+    from scratchlab.training.lora_estimate import (  # torch: loaded when planning
+        estimate_finetune,
+        flops_estimate,
+    )
 
     b = resolve_base(ctx, args.base)
     data = resolve_data(ctx, args.data) if args.data.strip().lower() != DEMO_DATA else Path(args.data)
-    if data.is_file():
-        records = read_records(data)
-        chars = sum(len(json.dumps(r.messages or r.text)) for r in records) / len(records)
-    else:
-        chars = 120.0
     cfg = LoraTrainConfig(
         base_kind=b.kind, base_path=str(b.path), data=str(data), base_ref=b.artifact_id or b.name,
-        r=args.r if args.r is not None else 8, lora_alpha=args.lora_alpha,
-        lora_dropout=args.lora_dropout if args.lora_dropout is not None else 0.05,
-        max_iters=args.max_iters if args.max_iters is not None else 200, lr=args.lr,
+        **{k: v for k, v in {**args.model_dump(include=set(CONFIG_FIELDS)), **(extra or {})}.items() if v is not None},
     )  # fmt: skip
     try:
         cfg = cfg.resolved()
     except LoraError as e:
         raise ToolError(str(e)) from None
-    tokens = cfg.batch_size * cfg.grad_accum * min(512, chars / CHARS_PER_TOKEN[b.kind])
-    est = estimate_seconds(b.n_params, int(tokens), cfg.max_iters) + (
-        CONVERT_SECONDS if b.needs_conversion else 0.0
-    )
+    if data.is_file() and not b.needs_conversion:
+        try:
+            est = estimate_finetune(cfg)["estimated_seconds"]
+        except (LoraError, LoraDataError) as e:
+            raise ToolError(str(e)) from None
+    else:  # the base is not converted yet (or demo data not built): a FLOP-based guess
+        chars = 120.0
+        if data.is_file():
+            records = read_records(data)
+            chars = sum(len(json.dumps(r.messages or r.text)) for r in records) / len(records)
+        tokens = cfg.batch_size * cfg.grad_accum * min(512, chars / CHARS_PER_TOKEN[b.kind])
+        est = flops_estimate(b.n_params, int(tokens), cfg.max_iters) + (
+            CONVERT_SECONDS if b.needs_conversion else 0.0
+        )
     return b, data, cfg.__dict__ | {}, est
 
 
-def start_finetune(ctx: ToolContext, args: FinetuneLoraArgs, inline: bool | None = None) -> dict[str, Any]:
+def start_finetune(
+    ctx: ToolContext, args: FinetuneLoraArgs, inline: bool | None = None, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Validate, confirm, start (or resume) a fine-tune and optionally wait. Returns a result dict.
 
     Keys: status ("done" | "started" | "cancelled" | "failed" | "declined"), adapter (id), name,
     job, and when done the run's metrics (val_loss_before/after, trainable_params, ...).
     """
-    from scratchlab.lab import jobs
-    from scratchlab.training.lora import LORA_META, TRAIN_STATE
+    from scratchlab.training.lora import LORA_META, TRAIN_STATE  # torch: loaded when a run starts
 
-    b, data, cfg, est = plan_finetune(ctx, args)
+    b, data, cfg, est = plan_finetune(ctx, args, extra)
+    asked = {k: v for k, v in args.model_dump(include=set(CONFIG_FIELDS)).items() if v is not None} | (
+        extra or {}
+    )
     name = _slug(args.name) if args.name else unique_name(ctx, _slug(b.name))
     if not ctx.confirm(
         "finetune_lora",
         {"base": b.name, "data": str(data), "r": cfg["r"], "max_iters": cfg["max_iters"], "name": name,
-         "estimated_seconds": round(est)}, estimate_s=est,
+         "changed": settings.diff_from_defaults(asked, "finetune_lora"), "estimated_seconds": round(est)},
+        estimate_s=est,
     ):  # fmt: skip
         return {"status": "declined", "name": name, "estimated_seconds": round(est)}
     out_dir = ctx.workspace.dir("adapters") / name
@@ -274,9 +288,13 @@ def start_finetune(ctx: ToolContext, args: FinetuneLoraArgs, inline: bool | None
     b = materialize(ctx, b)
     data = resolve_data(ctx, args.data)
     cfg.update(base_path=str(b.path), base_ref=b.artifact_id, data=str(data), out_dir=str(out_dir))
-    art = ctx.registry.add_artifact(
-        ADAPTER, name, out_dir, config={**cfg, "status": "training"}, parent=b.artifact_id
-    )
+    old = ctx.registry.find_artifact(name, ADAPTER)
+    if old is not None and not (out_dir / TRAIN_STATE).is_file():
+        raise ToolError(
+            f"adapter {name!r} already exists ({old.id}); names are never reused, pick another name"
+        )
+    art = (ctx.registry.update_artifact(old.id, config={**cfg, "status": "training"}) if old else  # resume
+           ctx.registry.add_artifact(ADAPTER, name, out_dir, config={**cfg, "status": "training"}, parent=b.artifact_id))  # fmt: skip
     inline = ctx.extras.get("lora_inline", False) if inline is None else inline
     if inline:
         from scratchlab.training.lora import run_job
@@ -348,11 +366,14 @@ def merge(ctx: ToolContext, adapter: str | None) -> dict[str, Any]:
     from scratchlab.training.lora_adapters import merge_to_folder
 
     art = resolve_adapter(ctx, adapter)
-    _require_saved(art)
+    require_saved(art)
     kind = json.loads((Path(art.path) / "lora_meta.json").read_text())["base"]["kind"]
     folder = ctx.workspace.dir("bases" if kind == "hf" else "runs") / f"{art.name}-merged"
-    info = merge_to_folder(art.path, folder)
     new_kind = BASE if kind == "hf" else RUN
+    ctx.registry.check_name_free(new_kind, folder.name)  # NameTaken: merged before; never overwritten
+    if folder.exists():
+        raise ToolError(f"{folder} already exists; move it aside to merge {art.name} again")
+    info = merge_to_folder(art.path, folder)
     new = ctx.registry.add_artifact(new_kind, folder.name, folder, config={"merged_from": art.id, "base": info["base"]},
                                     metrics={"merge_max_abs_diff": info["max_abs_diff"], **{k: v for k, v in art.metrics.items() if k in ("trainable_params", "total_params")}},
                                     parent=art.id)  # fmt: skip
@@ -389,7 +410,7 @@ def generate(
     if not 1 <= max_new_tokens <= 2048:
         raise ToolError(f"max_new_tokens must be in 1..2048, got {max_new_tokens}")
     art = resolve_adapter(ctx, adapter)
-    _require_saved(art)
+    require_saved(art)
     t0 = time.time()
     s = _session(ctx, art)
     out = {"adapter": art.id, "name": art.name, "tuned": answer(s, prompt, max_new_tokens)}

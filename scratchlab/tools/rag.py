@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Literal
 
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field
@@ -55,9 +56,9 @@ class SearchDocumentsArgs(BaseModel):
     k: int | None = Field(
         default=DEFAULT_K, description=f"Number of passages to return (1-{MAX_TOOL_K}); null for {DEFAULT_K}."
     )
-    mode: str | None = Field(
+    mode: Literal["hybrid", "dense", "bm25"] | None = Field(
         default="hybrid",
-        description="'hybrid' (default, best), 'dense' (meaning) or 'bm25' (exact words); null for hybrid.",
+        description="'hybrid' (both, default, best), 'dense' (by meaning) or 'bm25' (exact words, keywords); null for hybrid.",
     )
     hyde: bool | None = Field(
         default=False,
@@ -106,21 +107,52 @@ def resolve_index(ctx: ToolContext, ref: str | None):
 
 def run_index(ctx: ToolContext, paths: Sequence[str], name: str | None = None, include: Sequence[str] | None = None,
               exclude: Sequence[str] | None = None, on_progress: Callable | None = None, chunking=None):  # fmt: skip
-    """Create or update index `name` from `paths` and register it. Returns (artifact, IngestReport)."""
+    """Create index `name` from `paths`, or refresh it from the same paths; register it.
+
+    Names are identities: an existing index is updated incrementally only from the sources it was
+    built from (new, changed and deleted files); other sources under its name are refused.
+
+    Returns:
+        (artifact, IngestReport).
+
+    Raises:
+        NameTaken: `name` is an index of other sources, or its folder exists unregistered.
+        OutOfSpace: the disk filled up while building a new index (its folder is removed).
+    """
+    from scratchlab.lab.create import new_artifact_folder
+    from scratchlab.lab.registry import NameTaken
     from scratchlab.retrieval.index import DocumentIndex
 
-    name = slug(name) if name else default_name(paths)
+    sources = [str(Path(p).expanduser().resolve()) for p in paths]
+    if name:
+        name = slug(name)
+    else:  # the default name: the index of these sources, or a free "<folder name>[-N]"
+        name = default_name(paths)
+        old = ctx.registry.find_artifact(name, KIND)
+        if old is not None and sorted(old.config.get("paths") or []) != sorted(sources):
+            name = ctx.registry.free_name(KIND, name, ctx.workspace.dir("indexes"))
     folder = index_dir(ctx, name)
-    idx = DocumentIndex.open_or_create(folder, chunking=chunking)
-    ctx.extras.setdefault("rag_indexes", {})[str(folder)] = idx
-    report = idx.ingest(paths, include=include, exclude=exclude, on_progress=on_progress)
-    stats = idx.stats()
-    config = {"paths": [str(Path(p).expanduser().resolve()) for p in paths], "include": list(include or []),
-              "exclude": list(exclude or []), "embedding_model": stats["embedding_model"],
-              "chunk_size": stats["chunk_size"], "chunk_overlap": stats["chunk_overlap"]}  # fmt: skip
-    metrics = {"docs": report.n_docs, "chunks": report.n_chunks, "dense_kind": report.dense_kind,
-               "seconds": round(report.seconds, 2), "failed": len(report.failed)}  # fmt: skip
-    art = ctx.registry.add_artifact(KIND, name, folder, config=config, metrics=metrics)
+    old = ctx.registry.find_artifact(name, KIND)
+    if old is not None and sorted(old.config.get("paths") or []) != sorted(sources):
+        raise NameTaken(KIND, name, f"{old.id}, built from {', '.join(old.config.get('paths') or [])}")
+
+    def build(idx):
+        ctx.extras.setdefault("rag_indexes", {})[str(folder)] = idx
+        report = idx.ingest(paths, include=include, exclude=exclude, on_progress=on_progress)
+        stats = idx.stats()
+        config = {"paths": sources, "include": list(include or []), "exclude": list(exclude or []),
+                  "embedding_model": stats["embedding_model"], "chunk_size": stats["chunk_size"],
+                  "chunk_overlap": stats["chunk_overlap"]}  # fmt: skip
+        metrics = {"docs": report.n_docs, "chunks": report.n_chunks, "dense_kind": report.dense_kind,
+                   "seconds": round(report.seconds, 2), "failed": len(report.failed)}  # fmt: skip
+        return config, metrics, report
+
+    if old is not None:
+        config, metrics, report = build(DocumentIndex.open(folder))
+        return ctx.registry.update_artifact(old.id, config=config, metrics=metrics), report
+    with new_artifact_folder(ctx.registry, KIND, name, folder, retry="index the documents again"):
+        config, metrics, report = build(DocumentIndex.create(folder, chunking=chunking))
+        art = ctx.registry.add_artifact(KIND, name, folder, config=config, metrics=metrics)
     return art, report
 
 

@@ -102,7 +102,13 @@ def register_files(ctx: ToolContext, result: RunResult, source: str) -> list[str
         if i < MAX_FILES_REGISTERED:
             kind = "plot" if f.image else "file"
             name = f"{result.work_dir.rsplit('/', 1)[-1]}/{f.path}"
-            art = ctx.registry.add_artifact(kind, name, path, config={"source": source, "size": f.size})
+            config = {"source": source, "size": f.size}
+            old = ctx.registry.find_artifact(name, kind)  # a session rewrote its own file: the same artifact
+            art = (
+                ctx.registry.update_artifact(old.id, config=config)
+                if old
+                else ctx.registry.add_artifact(kind, name, path, config=config)
+            )
             label = f"{art.id} {f.path} ({f.size} B)"
         else:
             label = f"{f.path} ({f.size} B, not registered)"

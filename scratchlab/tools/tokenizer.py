@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
+from typing import Literal
 
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field
@@ -35,11 +36,12 @@ class TrainTokenizerArgs(BaseModel):
         description="Total vocabulary size: 256 bytes + merges + special tokens, e.g. 512, 4096 or '2k'.",
     )
     name: str | None = Field(
-        default=None, description="Name for the tokenizer; null for 'bpe<vocab_size>-<dataset>'."
+        default=None, description="Name for a new tokenizer; null for a free 'bpe<vocab_size>-<dataset>[-N]'."
     )
-    pattern: str | None = Field(
+    pattern: Literal["gpt4", "gpt2", "none"] | None = Field(
         default="gpt4",
-        description="Pre-tokenization split: 'gpt4' (default), 'gpt2', 'none' (plain byte BPE) or a custom regex.",
+        description="Pre-tokenization split: 'gpt4' (GPT-4 style regex, default), 'gpt2' (GPT-2 style regex) or "
+        "'none' (no regex pre-splitting, plain byte BPE). A custom regex: `scratchlab tokenizer train --pattern`.",
     )
     special_tokens: list[str] | None = Field(
         default=None, description="Special tokens such as ['<|endoftext|>']; null for none."
@@ -107,6 +109,37 @@ def resolve_tokenizer(ctx: ToolContext, ref: str):
     return tok, f"{art.name} ({art.id})", art
 
 
+def tokenizer_name(registry, workspace, name: str | None, vocab_size: int, dataset: str) -> str:
+    """The name to train under: `name` if given (refused if taken: `NameTaken`, before any training),
+    else the first free "bpe<vocab_size>-<dataset stem>[-N]"."""
+    if name:
+        registry.check_name_free(KIND, _slug(name))
+        return _slug(name)
+    stem = _slug(f"bpe{vocab_size}-{_dataset_stem(dataset)}")
+    return registry.free_name(KIND, stem, workspace.dir("tokenizers"))
+
+
+def save_new_tokenizer(registry, workspace, tok, name: str, dataset: str, requested_vocab_size: int,
+                       seconds: float, hf: bool = False):  # fmt: skip
+    """Save `tok` to the new folder `tokenizers/<name>` and register it; returns (artifact, folder).
+
+    Raises:
+        NameTaken: the name or its folder is taken (nothing is overwritten).
+        OutOfSpace: the disk filled up (no folder is left behind).
+    """
+    from scratchlab.lab.create import new_artifact_folder
+
+    config = {"vocab_size": tok.vocab_size, "pattern": tok.pattern_name, "dataset": dataset,
+              "special": list(tok.special_tokens), "requested_vocab_size": requested_vocab_size}  # fmt: skip
+    metrics = {"compression_ratio": round(tok.training_stats["compression_ratio"], 4),
+               "seconds": round(seconds, 3), "num_merges": tok.num_merges}  # fmt: skip
+    folder = workspace.dir("tokenizers") / name
+    with new_artifact_folder(registry, KIND, name, folder, retry="train the tokenizer again") as folder:
+        tok.save(folder, hf=hf)
+        art = registry.add_artifact(KIND, name, folder, config=config, metrics=metrics)
+    return art, folder
+
+
 def _fmt_list(items: list, limit: int = MAX_SHOW_TOKENS) -> str:
     shown = ", ".join(items[:limit])
     return f"[{shown}{', ...' if len(items) > limit else ''}]"
@@ -126,22 +159,16 @@ def make_tools(ctx: ToolContext) -> list[BaseTool]:
             raise ToolError(
                 f"vocab_size {args.vocab_size} is too large for this lab (max {MAX_VOCAB_SIZE}); try 4096"
             )
+        name = tokenizer_name(ctx.registry, ctx.workspace, args.name, args.vocab_size, args.dataset)
         text = load_text(args.dataset)
-        name = _slug(args.name or f"bpe{args.vocab_size}-{_dataset_stem(args.dataset)}")
         specials = list(args.special_tokens or [])
         t0 = time.perf_counter()
         tok = train(text, args.vocab_size, pattern=args.pattern or "gpt4", special_tokens=specials, name=name)
         seconds = time.perf_counter() - t0
-        path = tok.save(ctx.workspace.dir("tokenizers") / name)
+        art, path = save_new_tokenizer(
+            ctx.registry, ctx.workspace, tok, name, args.dataset, args.vocab_size, seconds
+        )
         ratio = tok.training_stats["compression_ratio"]
-        config = {"vocab_size": tok.vocab_size, "pattern": tok.pattern_name, "dataset": args.dataset,
-                  "special": specials, "requested_vocab_size": args.vocab_size}  # fmt: skip
-        metrics = {
-            "compression_ratio": round(ratio, 4),
-            "seconds": round(seconds, 3),
-            "num_merges": tok.num_merges,
-        }
-        art = ctx.registry.add_artifact(KIND, name, path, config=config, metrics=metrics)
         short = ""
         if tok.vocab_size < args.vocab_size:
             short = f" (the text ran out of pairs: only {tok.num_merges} merges)"

@@ -145,7 +145,7 @@ def run_ablation(
     atomic_write_text(out_dir / "ablation.md", md)
     chart = None
     if base_loss is not None:
-        from scratchlab.training.plots import plot_ablation
+        from scratchlab.training.plots import plot_ablation  # matplotlib: optional, and slow to import
 
         chart = str(plot_ablation(ok, plot_path or out_dir / "ablation.png",
                                   title=f"ablation: val loss after {base.max_iters} steps"))  # fmt: skip
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     config = json.loads(Path(args.config).read_text(encoding="utf-8"))
     if args.job_id:
-        from scratchlab.lab.jobs import run_job_main
+        from scratchlab.lab.jobs import run_job_main  # the job face of this engine (imports the registry)
 
         return run_job_main(args.job_id, args.home, run_job, config)
     print(run_job(config)["markdown"])

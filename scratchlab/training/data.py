@@ -248,9 +248,24 @@ def load_meta(path: str | Path) -> DatasetMeta:
         raise DataError(f"{f} lacks key {e}; delete the folder and prepare it again") from e
 
 
+def tokenizer_digest(tokenizer: str) -> str:
+    """ "char", or the sha256 of a BPE tokenizer's saved `tokenizer.model` (its content, not its path)."""
+    if tokenizer == "char":
+        return "char"
+    path = Path(tokenizer).expanduser()
+    model = path / "tokenizer.model" if path.is_dir() else path
+    try:
+        return hashlib.sha256(model.read_bytes()).hexdigest()
+    except OSError as e:
+        raise DataError(
+            f"tokenizer file {tokenizer!r} cannot be read ({e}); give 'char' or a trained tokenizer"
+        ) from e
+
+
 def dataset_key(source: str, tokenizer: str) -> str:
-    """A stable folder name for (source, tokenizer): readable stem + short hash of both."""
-    h = hashlib.sha256(f"{source}\0{tokenizer}".encode()).hexdigest()[:8]
+    """A stable folder name for (source, tokenizer): readable stem + short hash of the source and of the
+    tokenizer's content (a tokenizer replaced at the same path never reuses stale token ids)."""
+    h = hashlib.sha256(f"{source}\0{tokenizer_digest(tokenizer)}".encode()).hexdigest()[:8]
     stem = (
         "".join(c if c.isalnum() else "-" for c in Path(str(source)).name.lower())[:24].strip("-") or "data"
     )

@@ -19,6 +19,7 @@ Source: `transformers` GGUF loading (`from_pretrained(..., gguf_file=...)`), GGU
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import json
 import os
@@ -29,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from scratchlab.models.weights import SPECS, gguf_path, sha256_file
 
 BASE_META = "scratchlab_base.json"
 BASE_FORMAT_VERSION = 1
@@ -61,10 +64,8 @@ def is_base_name(name: str) -> bool:
 
 def gguf_file_for(name: str, models_dir: str | os.PathLike) -> Path:
     """Assemble/locate the GGUF behind base `name` (cached by `scratchlab.models.weights`)."""
-    from scratchlab.models import weights
-
     spec = _spec(name)
-    return weights.gguf_path(spec.gguf_key, models_dir)
+    return gguf_path(spec.gguf_key, models_dir)
 
 
 def _spec(name: str) -> BaseSpec:
@@ -120,7 +121,7 @@ def convert_gguf(
     Raises:
         BaseModelError: transformers cannot read the file (architecture or quant type unsupported).
     """
-    import torch
+    import torch  # torch and transformers are heavy: loaded only to convert or load a base
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf_file = Path(gguf_file)
@@ -189,8 +190,6 @@ def ensure_base(
         raise BaseModelError(f"{out} exists but is not a converted base; move it aside and retry")
     if on_status:
         on_status(f"converting {spec.description} from GGUF (once)")
-    from scratchlab.models.weights import SPECS, sha256_file
-
     gguf = gguf_file_for(name, models_dir)
     sha = SPECS[spec.gguf_key].sha256 if spec.gguf_key in SPECS else sha256_file(gguf)
     return convert_gguf(gguf, out, {"name": name, "description": spec.description, "gguf_sha256": sha})
@@ -198,8 +197,6 @@ def ensure_base(
 
 def base_hash(path: str | os.PathLike) -> str:
     """A short identity of a base folder: sha256 of its metadata and weight-file sizes (cheap, no 2 GB hash)."""
-    import hashlib
-
     p = Path(path)
     h = hashlib.sha256()
     for f in sorted(p.glob("*.json")) + sorted(p.glob("*.safetensors")):
@@ -224,7 +221,7 @@ def load_base_model(
     Raises:
         BaseModelError: missing folder, or 4-bit requested without CUDA/bitsandbytes.
     """
-    import torch
+    import torch  # torch and transformers are heavy: loaded only to convert or load a base
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     p = Path(path)
@@ -237,7 +234,7 @@ def load_base_model(
     kw: dict[str, Any] = {"dtype": dtype}
     if load_in_4bit:
         kw["quantization_config"] = qlora_config(dtype)
-        kw["device_map"] = {"": 0}
+        kw["device_map"] = {"": torch.device(device).index or 0}  # this rank's GPU under torchrun
     tok = AutoTokenizer.from_pretrained(p)
     model = AutoModelForCausalLM.from_pretrained(p, **kw)
     if not load_in_4bit:

@@ -11,26 +11,36 @@ starts exactly equal to the base. `peft` injects the A/B pairs into the named Li
     result = run_finetune(cfg, on_progress=print)        # dict: val_loss_before/after, trainable_params, ...
 
     python -m scratchlab.training.lora --config job.json    # the same, as a lab job (see `job_main`)
+    torchrun --standalone --nproc_per_node=2 -m scratchlab.training.lora --config job.json   # DDP
 
 Bases: `base_kind="gpt"` loads a scratchlab GPT run folder (`ckpt.pt` + `config.json`); our GPT is
 wrapped in `GPTLM` so peft sees a plain module with nanoGPT's layer names (`c_attn`, `c_proj`,
 `c_fc`). `base_kind="hf"` loads a Hugging Face folder (see `hf_base.ensure_base`); on CUDA with
 bitsandbytes the base can be 4-bit NF4 with double quantization (QLoRA, Dettmers et al., 2023).
 
-Training: AdamW on the adapter parameters only, linear warmup then cosine decay to lr/10, gradient
-accumulation, clipping; loss only on answer tokens (see `lora_data`). A checkpoint
-(`train_state.pt`: adapter weights, optimizer, step) is written every `ckpt_interval` steps and when
-`should_stop()` turns true, so a cancelled or crashed run resumes where it stopped.
+Training uses the core shared with the GPT trainer: warmup + cosine to lr/10 (`schedule`), the
+device/threads/bf16 policy (`precision`), atomic checkpoints (`checkpoint`), throttled reporting and
+signal stop (`report`), and DDP under torchrun (`ddp`, `loop`): gloo on CPU, NCCL on CUDA. AdamW on
+the adapter parameters only, gradient accumulation, clipping; loss only on answer tokens (see
+`lora_data`). A checkpoint (`train_state.pt`: adapter weights, optimizer, step) is written every
+`ckpt_interval` steps and when a stop is requested, so a cancelled or crashed run resumes where it
+stopped.
+
+Multi-process: every rank draws the same micro batches and trains on its contiguous rows of each;
+the loss of a micro batch is its sum over answer tokens divided by the micro batch's answer-token
+count (all ranks together), so DDP's gradient average equals the one-process gradient and a run on
+W processes follows the one-process loss curve at the same `batch_size` (up to float summation order;
+with `lora_dropout=0`, since dropout masks differ per rank).
 
 Sources: Hu et al. 2021 "LoRA"; Dettmers et al. 2023 "QLoRA"; huggingface/peft (`LoraConfig`,
-`get_peft_model`, custom-model support).
+`get_peft_model`, custom-model support); PyTorch DDP docs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -39,11 +49,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel as DDP
 
-from scratchlab.lab.atomic import atomic_path
+from scratchlab.training import ddp, lora_eval, precision
 from scratchlab.training import lora_data as D
+from scratchlab.training.checkpoint import load_state, save_state
+from scratchlab.training.errors import TrainError
+from scratchlab.training.loop import RunClock, rank_slice, stop_agreed
 from scratchlab.training.lora_base import LoadedBase, load_base
+from scratchlab.training.lora_eval import val_loss  # noqa: F401 - re-exported
 from scratchlab.training.lora_model import (  # noqa: F401 - re-exported: the engine's public names
     DEFAULT_LR,
     FOUR_BIT_MERGE_ERROR,
@@ -67,88 +83,70 @@ from scratchlab.training.lora_model import (  # noqa: F401 - re-exported: the en
     read_adapter_meta,
     save_adapter,
 )
+from scratchlab.training.report import REPORT_EVERY_S, SignalStop, Throttled
+from scratchlab.training.schedule import set_lr, warmup_cosine
 
 TRAIN_STATE = "train_state.pt"
+STATE_FORMAT = "scratchlab.lora.state"
 MIN_LR_RATIO = 0.1
-CPU_FLOPS = 2e10  # effective float32 training throughput assumed for estimates (FLOP/s), CPU
-GPU_FLOPS = 5e12
-OVERHEAD_S = 20.0  # loading + before/after evaluation allowance for estimates (seconds)
-REPORT_EVERY_S = 0.5  # at most this often to the job reporter (SQLite writes)
 
 
-# ---- schedule, step, validation ------------------------------------------------------------
+# ---- schedule, step ----------------------------------------------------------------------------
 def lr_at(step: int, lr: float, warmup_iters: int, max_iters: int) -> float:
     """Linear warmup over `warmup_iters` then cosine decay to lr * MIN_LR_RATIO at `max_iters`."""
-    min_lr = lr * MIN_LR_RATIO
-    if step < warmup_iters:
-        return lr * (step + 1) / (warmup_iters + 1)
-    if step >= max_iters:
-        return min_lr
-    ratio = (step - warmup_iters) / max(1, max_iters - warmup_iters)
-    return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (lr - min_lr)
-
-
-def autocast_for(device: torch.device):
-    """bf16 autocast on CUDA, nothing on CPU (float32 there)."""
-    import contextlib
-
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    return warmup_cosine(step, lr, warmup_iters, max_iters, lr * MIN_LR_RATIO)
 
 
 def train_step(model: nn.Module, opt: torch.optim.Optimizer, params: list[torch.Tensor], batches: Any,
-               cfg: LoraTrainConfig, kind: str, device: torch.device, step: int) -> dict[str, float]:  # fmt: skip
+               cfg: LoraTrainConfig, kind: str, device: torch.device | str, step: int, autocast=None,
+               dinfo: ddp.DistInfo | None = None) -> dict[str, float]:  # fmt: skip
     """One optimizer step: set the scheduled lr, accumulate `cfg.grad_accum` micro-batches, clip, step.
 
     Args:
-        batches: iterator of padded batches (`lora_data.iter_batches`).
+        model: the PeftModel, or its DDP wrapper.
+        batches: iterator of padded batches (`lora_data.iter_batches`); every rank draws the same ones.
         step: the index of this step (0-based), for the schedule.
+        autocast: the precision context (default: `precision.autocast_context` of `cfg.dtype`).
+        dinfo: this process's place in a DDP job (default: one process).
 
     Returns:
-        dict: train_loss (mean over micro-batches), lr, grad_norm (before clipping), tokens (real tokens seen).
+        dict: train_loss (mean over micro-batches, all ranks), lr, grad_norm (before clipping),
+        tokens (real tokens of the global batch).
     """
+    dinfo = dinfo or ddp.DistInfo(device=str(device))
+    if autocast is None:
+        dev = str(device)
+        autocast = precision.autocast_context(precision.autocast_dtype(cfg.dtype, dev), dev)
     lr = lr_at(step, cfg.lr, cfg.warmup_iters, cfg.max_iters)
-    for g in opt.param_groups:
-        g["lr"] = lr
-    loss_sum, tokens = 0.0, 0
-    for _ in range(cfg.grad_accum):
-        batch = _to(next(batches), device)
-        with autocast_for(device):
-            loss = lm_loss(model, batch, kind) / cfg.grad_accum
+    set_lr(opt, lr)
+    rows = rank_slice(cfg.batch_size, dinfo)
+    loss_sum = torch.zeros((), device=device)
+    tokens = 0
+    for m in range(cfg.grad_accum):
+        full = next(batches)
+        n_target = int((full["labels"][:, 1:] != D.IGNORE_INDEX).sum())  # answer tokens, all ranks
+        tokens += int(full["attention_mask"].sum())
+        batch = {k: v[rows].to(device) for k, v in full.items()}
+        if dinfo.enabled:
+            model.require_backward_grad_sync = m == cfg.grad_accum - 1
+        with autocast:
+            loss = lm_loss(model, batch, kind, reduction="sum") * (
+                dinfo.world_size / max(1, n_target) / cfg.grad_accum
+            )
         loss.backward()
-        loss_sum += float(loss.detach())
-        tokens += int(batch["attention_mask"].sum())
+        loss_sum += loss.detach()
+    if dinfo.enabled:  # the mean over ranks of their (scaled) shares is the global batch's loss
+        dist.all_reduce(loss_sum)
+        loss_sum /= dinfo.world_size
     gnorm = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)) if cfg.grad_clip > 0 else 0.0
     opt.step()
     opt.zero_grad(set_to_none=True)
-    return {"train_loss": loss_sum, "lr": lr, "grad_norm": gnorm, "tokens": tokens}
-
-
-def _to(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device) for k, v in batch.items()}
-
-
-@torch.no_grad()
-def val_loss(model: nn.Module, examples: list[D.Example], kind: str, batch_size: int, pad_id: int,
-             device: torch.device, max_batches: int = 0) -> float:  # fmt: skip
-    """Mean cross-entropy per answer token over `examples` (nats; perplexity = exp of it)."""
-    was_training = model.training
-    model.eval()
-    total, count = 0.0, 0
-    for i, batch in enumerate(D.eval_batches(examples, batch_size, pad_id)):
-        if max_batches and i >= max_batches:
-            break
-        batch = _to(batch, device)
-        total += float(lm_loss(model, batch, kind, reduction="sum"))
-        count += int((batch["labels"][:, 1:] != D.IGNORE_INDEX).sum())
-    model.train(was_training)
-    return total / max(1, count)
+    return {"train_loss": float(loss_sum), "lr": lr, "grad_norm": gnorm, "tokens": tokens}
 
 
 # ---- checkpoints ----------------------------------------------------------------------------
 def _lora_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    from peft import get_peft_model_state_dict
+    from peft import get_peft_model_state_dict  # peft is heavy and only needed once training runs
 
     return {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(model).items()}
 
@@ -156,23 +154,22 @@ def _lora_state(model: nn.Module) -> dict[str, torch.Tensor]:
 def _save_state(
     out: Path, model: nn.Module, opt: torch.optim.Optimizer, step: int, history: list, extra: dict
 ) -> None:
-    state = {"version": LORA_FORMAT_VERSION, "step": step, "lora": _lora_state(model),
-             "optimizer": opt.state_dict(), "history": history, **extra}  # fmt: skip
-    with atomic_path(out / TRAIN_STATE) as tmp:
-        torch.save(state, tmp)
+    state = {
+        "step": step,
+        "lora": _lora_state(model),
+        "optimizer": opt.state_dict(),
+        "history": history,
+        **extra,
+    }
+    save_state(out / TRAIN_STATE, state, STATE_FORMAT, LORA_FORMAT_VERSION)
 
 
 def _load_state(out: Path) -> dict | None:
     p = out / TRAIN_STATE
     if not p.is_file():
         return None
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=False)
-    except Exception as e:  # a torn or foreign file: say so rather than silently restart
-        raise LoraError(f"cannot resume from {p} ({type(e).__name__}: {e}); delete it to start over") from e
-    if state.get("version", 0) > LORA_FORMAT_VERSION:
-        raise LoraError(f"{p} was written by a newer scratchlab (version {state['version']})")
-    return state
+    return load_state(p, STATE_FORMAT, LORA_FORMAT_VERSION, error=LoraError, legacy_ok=True,
+                      hint="; delete it to start over")  # fmt: skip
 
 
 # ---- the run ----------------------------------------------------------------------------------
@@ -187,11 +184,11 @@ class Progress:
 
 
 def pick_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise LoraError("device 'cuda' requested but no CUDA GPU is available; use device='cpu'")
-    return torch.device(device)
+    """`precision.resolve_device` as a torch.device. Raises LoraError for CUDA on a machine without it."""
+    try:
+        return torch.device(precision.resolve_device(device))
+    except TrainError as e:
+        raise LoraError(str(e)) from None
 
 
 def prepare_data(cfg: LoraTrainConfig, base: LoadedBase):
@@ -228,17 +225,30 @@ def run_finetune(
     Raises:
         LoraError, LoraDataError, BaseModelError: bad settings, data or base.
     """
-    from scratchlab.training import lora_eval
-
     cfg = cfg.resolved()
     if not cfg.out_dir:
         raise LoraError("out_dir is required (the adapter folder)")
     out = Path(cfg.out_dir)
     t0 = time.time()
     torch.manual_seed(cfg.seed)
-    device = pick_device(cfg.device)
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
+    dinfo = ddp.setup(str(pick_device(cfg.device)))
+    try:
+        return _finetune(cfg, out, t0, dinfo, on_progress, should_stop, base)
+    finally:
+        ddp.teardown(dinfo)
+
+
+def _finetune(cfg: LoraTrainConfig, out: Path, t0: float, dinfo: ddp.DistInfo, on_progress, should_stop,
+              base: LoadedBase | None) -> dict[str, Any]:  # fmt: skip
+    if cfg.batch_size % dinfo.world_size:
+        raise LoraError(
+            f"batch_size ({cfg.batch_size}) must be divisible by the number of processes {dinfo.world_size}"
+        )
+    device = torch.device(dinfo.device)
+    precision.configure(dinfo.device, cfg.num_threads)
+    amp_dtype = precision.autocast_dtype(cfg.dtype, dinfo.device)
+    autocast = precision.autocast_context(amp_dtype, dinfo.device)
+    master = dinfo.is_master
     if base is None:
         base = load_base(cfg.base_kind, cfg.base_path, device, cfg.qlora)
     train, val, val_records, report = prepare_data(cfg, base)
@@ -248,15 +258,18 @@ def run_finetune(
     trainable, total = count_params(model)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999))
-    notify = on_progress or (lambda p: None)
+    notify = on_progress if on_progress is not None and master else (lambda p: None)
     stop = should_stop or (lambda: False)
+    ddp_model = model
+    if dinfo.enabled:
+        ddp_model = DDP(model, device_ids=[dinfo.local_rank] if dinfo.device.startswith("cuda") else None)
     pad = base.fmt.pad_id
 
     state = _load_state(out) if cfg.resume else None
     history: list[dict[str, float]] = []
     start = 0
     if state is not None:
-        from peft import set_peft_model_state_dict
+        from peft import set_peft_model_state_dict  # peft is heavy: loaded once a run starts
 
         set_peft_model_state_dict(model, state["lora"])
         opt.load_state_dict(state["optimizer"])
@@ -271,29 +284,32 @@ def run_finetune(
     for _ in range(start * cfg.grad_accum):  # replay the data order up to the resume point
         next(batches)
     model.train()
-    step = start
     status = "done"
-    tokens = 0
-    t_loop = time.time()
-    while step < cfg.max_iters:
-        if stop():
+    clock = RunClock(cfg.max_iters, start)
+    while clock.step < cfg.max_iters:
+        if stop_agreed(bool(stop()), dinfo, sync=True):
             status = "cancelled"
             break
-        row = train_step(model, opt, params, batches, cfg, base.kind, device, step)
-        tokens += int(row.pop("tokens"))
-        step += 1
+        row = train_step(ddp_model, opt, params, batches, cfg, base.kind, device, clock.step, autocast, dinfo)
+        clock.tick(int(row.pop("tokens")))
+        step = clock.step
         if cfg.eval_interval and step % cfg.eval_interval == 0 and step < cfg.max_iters:
-            row["val_loss"] = val_loss(model, val, base.kind, cfg.batch_size, pad, device, cfg.eval_iters)
+            row["val_loss"] = lora_eval.val_loss(
+                model, val, base.kind, cfg.batch_size, pad, device, cfg.eval_iters
+            )
         history.append({"step": step, **row})
         notify(
             Progress(step, cfg.max_iters, f"step {step}/{cfg.max_iters} loss {row['train_loss']:.4f}", row)
         )
-        if cfg.ckpt_interval and step % cfg.ckpt_interval == 0 and step < cfg.max_iters:
+        if master and cfg.ckpt_interval and step % cfg.ckpt_interval == 0 and step < cfg.max_iters:
             _save_state(out, model, opt, step, history, {"before": before})
-    train_seconds = time.time() - t_loop
+    step = clock.step
+    train_seconds = clock.session_seconds
+    tokens = clock.session_tokens
 
     if status == "cancelled":
-        _save_state(out, model, opt, step, history, {"before": before})
+        if master:
+            _save_state(out, model, opt, step, history, {"before": before})
         notify(
             Progress(step, cfg.max_iters, f"cancelled at step {step}; checkpoint kept, resume to continue")
         )
@@ -312,6 +328,7 @@ def run_finetune(
         "steps": step, "train_seconds": round(train_seconds, 2),
         "step_seconds": round(train_seconds / max(1, step - start), 4),
         "tokens_per_s": round(tokens / max(train_seconds, 1e-9), 1),
+        "device": dinfo.device, "dtype": precision.dtype_name(amp_dtype), "world_size": dinfo.world_size,
     }  # fmt: skip
     cfg_dict = asdict(cfg)
     meta = {
@@ -325,54 +342,24 @@ def run_finetune(
         "samples": samples,
         "history": history,
     }  # fmt: skip
-    save_adapter(model, out, meta)
-    (out / TRAIN_STATE).unlink(missing_ok=True)
+    if master:
+        save_adapter(model, out, meta)
+        (out / TRAIN_STATE).unlink(missing_ok=True)
     return {"status": "done", "adapter_dir": str(out), "trainable_params": trainable, "total_params": total,
             **metrics, "samples": samples, "warnings": report.warnings,
             "seconds": round(time.time() - t0, 2), "model": model, "base": base}  # fmt: skip
 
 
 # ---- job entry point --------------------------------------------------------------------------
-def estimate_seconds(n_params: int, tokens_per_iter: int, max_iters: int, cpu: bool = True) -> float:
-    """Rough wall time of a run: ~4 * params * tokens FLOPs per step (forward, plus the backward
-    through activations that LoRA still needs), at CPU_FLOPS (or GPU_FLOPS) effective throughput,
-    plus a fixed allowance for loading and the before/after evaluation.
-    """
-    flops = 4.0 * n_params * tokens_per_iter * max_iters
-    return OVERHEAD_S + flops / (CPU_FLOPS if cpu else GPU_FLOPS)
-
-
-class _PrintReporter:
-    """Stand-alone runs: progress lines on stderr; SIGINT/SIGTERM request a clean stop (checkpoint kept)."""
-
-    def __init__(self) -> None:
-        import signal
-
-        self.stop_requested = False
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self._handle)
-
-    def _handle(self, signum, frame) -> None:
-        self.stop_requested = True
-
-    def update(self, step: int, total: int, message: str = "", **metrics: float) -> None:
-        print(message, file=sys.stderr, flush=True)
-
-
 def run_job(config: dict[str, Any], reporter: Any = None) -> dict[str, Any]:
     """Job entry (see `scratchlab.lab.jobs.run_job_main`): progress to `reporter` (rate-limited), stop
     when its `stop_requested` turns true. Without a reporter the run is silent."""
-    last = {"t": 0.0}
+    rep = Throttled(reporter, REPORT_EVERY_S)
 
     def progress(p: Progress) -> None:
-        now = time.monotonic()
-        if now - last["t"] >= REPORT_EVERY_S or p.step in (0, p.total) or not p.metrics:
-            last["t"] = now
-            reporter.update(
-                p.step, p.total, p.message, **{k: v for k, v in p.metrics.items() if v is not None}
-            )
+        rep.update(p.step, p.total, p.message, force=p.step in (0, p.total) or not p.metrics, **p.metrics)
 
-    stop = (lambda: bool(reporter.stop_requested)) if reporter is not None else None
+    stop = (lambda: rep.stop_requested) if reporter is not None else None
     res = run_finetune(
         LoraTrainConfig.from_dict(config), on_progress=progress if reporter else None, should_stop=stop
     )
@@ -382,7 +369,8 @@ def run_job(config: dict[str, Any], reporter: Any = None) -> dict[str, Any]:
 
 
 def job_main(argv: list[str] | None = None) -> int:
-    """`python -m scratchlab.training.lora --config cfg.json [--job-id ID --home DIR]`: one fine-tune."""
+    """`python -m scratchlab.training.lora --config cfg.json [--job-id ID --home DIR]`: one fine-tune
+    (under `torchrun`, one process per rank; rank 0 prints the result)."""
     ap = argparse.ArgumentParser(prog="python -m scratchlab.training.lora", description="LoRA fine-tune")
     ap.add_argument("--config", required=True, help="JSON file with LoraTrainConfig fields")
     ap.add_argument(
@@ -392,10 +380,12 @@ def job_main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     config = json.loads(Path(a.config).read_text(encoding="utf-8"))
     if a.job_id:
-        from scratchlab.lab.jobs import run_job_main  # the job face of this engine
+        from scratchlab.lab.jobs import run_job_main  # the job face of this engine (imports the registry)
 
         return run_job_main(a.job_id, a.home, run_job, config)
-    print(json.dumps(run_job(config, _PrintReporter()), indent=2, default=str))
+    res = run_job(config, SignalStop(sys.stderr))
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(res, indent=2, default=str))
     return 0
 
 

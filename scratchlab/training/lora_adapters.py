@@ -15,26 +15,32 @@ base is refused: rounding the update into NF4 would change the outputs; dequanti
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
 import torch.nn as nn
 
+from scratchlab.lab.atomic import atomic_write_json
 from scratchlab.training import lora_data as D
-from scratchlab.training.lora import (
+from scratchlab.training.hf_base import BASE_FORMAT_VERSION, BASE_META
+from scratchlab.training.lora_base import LoadedBase, load_base, save_gpt_run
+from scratchlab.training.lora_eval import TEXT_METRICS, evaluate, generate_answer, side_by_side
+from scratchlab.training.lora_model import (
     FOUR_BIT_MERGE_ERROR,
     MERGE_TOLERANCE,
     LoraError,
+    LoraTrainConfig,
     lm_logits,
     read_adapter_meta,
 )
-from scratchlab.training.lora_base import LoadedBase, load_base, save_gpt_run
 
 MERGE_BATCH = 4  # sequences in the fixed batch used to verify a merge
 FALLBACK_PROMPTS = (
@@ -53,7 +59,7 @@ def attach_adapter(
     Raises:
         LoraError: the folder is not a scratchlab adapter or is from a newer format.
     """
-    from peft import PeftModel
+    from peft import PeftModel  # peft is heavy: loaded when an adapter is opened
 
     read_adapter_meta(adapter_dir)
     model = PeftModel.from_pretrained(base_model, str(adapter_dir), adapter_name=adapter_name)
@@ -187,8 +193,6 @@ def merge_to_folder(
         if session.base.kind == "hf":
             merged.save_pretrained(tmp, safe_serialization=True)
             session.base.tokenizer.save_pretrained(tmp)
-            from scratchlab.training.hf_base import BASE_FORMAT_VERSION, BASE_META
-
             src_meta = {}
             if (session.base.path / BASE_META).is_file():
                 src_meta = json.loads((session.base.path / BASE_META).read_text())
@@ -204,8 +208,6 @@ def merge_to_folder(
         cfg_path = out / "config.json"
         cfg = json.loads(cfg_path.read_text())
         cfg["out_dir"] = str(out)
-        from scratchlab.lab.atomic import atomic_write_json
-
         atomic_write_json(cfg_path, cfg)
     return {"kind": session.base.kind, "path": str(out), "max_abs_diff": diff,
             "batch_shape": list(batch["input_ids"].shape), "base": session.meta["base"]}  # fmt: skip
@@ -213,12 +215,38 @@ def merge_to_folder(
 
 def answer(session: AdapterSession, prompt: str, max_new_tokens: int = 128, use_adapter: bool = True) -> str:
     """Greedy answer to one user message, with the adapter (or the base alone when `use_adapter` is False)."""
-    import contextlib
-
-    from scratchlab.training.lora_eval import generate_answer
-
     ctx = contextlib.nullcontext() if use_adapter else session.model.disable_adapter()
     with ctx:
         return generate_answer(
             session.model, session.base, [{"role": "user", "content": prompt}], max_new_tokens
         )
+
+
+def evaluate_adapter(
+    adapter_dir: Any, data: Any = None, n_generate: int = 8, device: str = "cpu"
+) -> dict[str, Any]:
+    """Re-evaluate a saved adapter against its base on the val split of its data (or of `data`).
+
+    Returns:
+        dict: val_loss/val_ppl/bleu/rouge1/rougeL with `_before` (base) and `_after` (adapter)
+        suffixes, samples (side by side), n_val.
+    """
+    session = open_adapter(adapter_dir, device)
+    cfg = LoraTrainConfig.from_dict(session.meta["config"])
+    records = D.read_records(data or cfg.data)
+    examples = D.tokenize_records(records, session.base.fmt, cfg.max_len or session.base.max_len)
+    _, val = D.split_examples(examples, cfg.val_fraction, cfg.seed)
+    chat = [r for r in records if r.is_chat]
+    val_records = D.split_records(chat, cfg.val_fraction, cfg.seed)[1] if len(chat) >= 2 else []
+    ecfg = SimpleNamespace(
+        batch_size=cfg.batch_size, eval_iters=0, eval_generate=n_generate, max_new_tokens=cfg.max_new_tokens
+    )
+    dev = torch.device(device)
+    before = evaluate(session.model, session.base, val, val_records, ecfg, dev, adapter=False)
+    after = evaluate(session.model, session.base, val, val_records, ecfg, dev, adapter=True)
+    out: dict[str, Any] = {"n_val": len(val)}
+    for k in ("val_loss", "val_ppl", *TEXT_METRICS):
+        if k in before:
+            out[f"{k}_before"], out[f"{k}_after"] = before[k], after[k]
+    out["samples"] = side_by_side(before.get("generations", []), after.get("generations", []))
+    return out

@@ -19,6 +19,7 @@ generation stops there.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,12 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from scratchlab.lab.atomic import atomic_write_json
 from scratchlab.training import lora_data as D
+from scratchlab.training.data import DataError, load_meta, load_tokenizer, tokenizer_eot_id
+from scratchlab.training.errors import TrainError
+from scratchlab.training.gpt_io import BEST_CKPT, LAST_CKPT, load_model, save_checkpoint
+from scratchlab.training.hf_base import base_hash, load_base_model
 
 HF_MAX_LEN = 512
 STOP_TEXT = "\n\n###"  # answer terminator for vocabularies without an EOS token (our char GPTs)
@@ -120,8 +126,6 @@ def _char_safe_encode(tok: Any):
 
 def gpt_format(tok: Any) -> D.ChatFormat:
     """The "### Instruction/### Response" format over one of our tokenizers (char or BPE)."""
-    from scratchlab.training.data import tokenizer_eot_id
-
     encode, _ = _char_safe_encode(tok)
     eos = tokenizer_eot_id(tok)
     fmt = D.template_format(encode, lambda ids: tok.decode(list(ids)), eos)
@@ -136,9 +140,6 @@ def load_gpt_run(run_dir: str | os.PathLike, device: torch.device | str = "cpu")
     Raises:
         BaseLoadError: missing or foreign checkpoint, or a tokenizer that cannot be found.
     """
-    from scratchlab.training.data import DataError, load_meta, load_tokenizer
-    from scratchlab.training.trainer import BEST_CKPT, LAST_CKPT, TrainError, load_model
-
     run = Path(run_dir)
     try:
         gpt, ckpt = load_model(run, device="cpu")
@@ -174,9 +175,6 @@ def save_gpt_run(gpt: nn.Module, base: LoadedBase, out_dir: str | os.PathLike, e
     Returns:
         The checkpoint path.
     """
-    from scratchlab.lab.atomic import atomic_write_json
-    from scratchlab.training.trainer import LAST_CKPT, save_checkpoint
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     info = dict(base.info.get("ckpt", {}))
@@ -198,10 +196,6 @@ def load_hf(
         qlora: 4-bit NF4 base (True), full precision (False), or auto (None: 4-bit when CUDA and
             bitsandbytes are present).
     """
-    import importlib.util
-
-    from scratchlab.training.hf_base import base_hash, load_base_model
-
     p = Path(path)
     dev = str(device)
     if qlora is None:

@@ -36,28 +36,32 @@ import json
 import logging
 import os
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scratchlab.training.lora_batches import collate, eval_batches, iter_batches  # noqa: F401 - re-exported
+from scratchlab.training.lora_format import (  # noqa: F401 - re-exported: the data module's public names
+    IGNORE_INDEX,
+    TEMPLATE_HEADERS,
+    TEMPLATE_SEP,
+    ChatFormat,
+    LoraDataError,
+    hf_chat_format,
+    render_plain,
+    template_format,
+)
+
 log = logging.getLogger(__name__)
 
-IGNORE_INDEX = -100
 ROLES = ("system", "user", "assistant")
 MAX_ERRORS_SHOWN = 3
 DEFAULT_VAL_FRACTION = 0.1
-# our GPT's template (a Hugging Face base uses its own chat template instead)
-TEMPLATE_HEADERS = {"system": "### System:\n", "user": "### Instruction:\n", "assistant": "### Response:\n"}
-TEMPLATE_SEP = "\n\n"
 NO_EOS_WARNING = (
     "the chat template does not end the assistant turn with an end-of-sequence token; appending EOS "
     "id {eos} to every answer so the tuned model learns to stop"
 )
-
-
-class LoraDataError(ValueError):
-    """The instruction data is missing, empty or malformed; the message names the file, line and fix."""
 
 
 # ---- records ----------------------------------------------------------------------------------
@@ -172,88 +176,6 @@ def read_records(path: str | os.PathLike) -> list[Record]:
     if not records:
         raise LoraDataError(f"data file {p} has no records; write one JSON object per line")
     return records
-
-
-# ---- formats ----------------------------------------------------------------------------------
-@dataclass
-class ChatFormat:
-    """How a base renders conversations and maps text to token ids.
-
-    Attributes:
-        render: (messages, add_generation_prompt) -> text of the conversation.
-        encode: text -> token ids (special tokens written in the text are parsed).
-        decode: token ids -> text (special tokens skipped).
-        eos_id: the end-of-sequence id appended to answers, or None if the vocabulary has none.
-        stop_ids: ids that end an assistant turn (eos_id and the template's end-of-turn token).
-        pad_id: id used for padding (its labels are always -100, so any valid id works).
-        name: "chat_template" or "plain_template", for reports.
-        stop_text: when `eos_id` is None, a text marker appended to every answer instead (trained,
-            and generation stops once it appears).
-    """
-
-    render: Callable[[list[dict[str, str]], bool], str]
-    encode: Callable[[str], list[int]]
-    decode: Callable[[list[int]], str]
-    eos_id: int | None
-    stop_ids: set[int] = field(default_factory=set)
-    pad_id: int = 0
-    name: str = "plain_template"
-    stop_text: str | None = None  # answer terminator when there is no EOS id (our char GPTs)
-
-    def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
-        """Token ids of `messages` followed by the assistant header (what generation starts from)."""
-        return self.encode(self.render(messages, True))
-
-
-def render_plain(messages: list[dict[str, str]], add_generation_prompt: bool) -> str:
-    """Our GPT's template: "### Instruction:\\n...\\n\\n### Response:\\n..." blocks, blank-line separated."""
-    parts = [TEMPLATE_HEADERS[m["role"]] + m["content"] for m in messages]
-    text = TEMPLATE_SEP.join(parts)
-    if add_generation_prompt:
-        text = (text + TEMPLATE_SEP if text else "") + TEMPLATE_HEADERS["assistant"]
-    return text
-
-
-def template_format(
-    encode: Callable[[str], list[int]],
-    decode: Callable[[list[int]], str],
-    eos_id: int | None,
-    pad_id: int = 0,
-) -> ChatFormat:
-    """A `ChatFormat` for a base without a chat template (our char/BPE GPTs)."""
-    return ChatFormat(render_plain, encode, decode, eos_id, {eos_id} if eos_id is not None else set(), pad_id)
-
-
-def hf_chat_format(tokenizer: Any) -> ChatFormat:
-    """A `ChatFormat` from a Hugging Face tokenizer, using its chat template (plain template if it has none).
-
-    The stop ids are the tokenizer's EOS and, when the template closes turns with a special token
-    (`<|im_end|>`, `<|eot_id|>`, `<end_of_turn>`), that token.
-    """
-    eos = tokenizer.eos_token_id
-    stops = {eos} if eos is not None else set()
-    vocab = tokenizer.get_vocab()
-    template = getattr(tokenizer, "chat_template", None) or ""
-    for tok in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>"):
-        if tok in template and tok in vocab:
-            stops.add(vocab[tok])
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos if eos is not None else 0)
-
-    def encode(text: str) -> list[int]:
-        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    def decode(ids: list[int]) -> str:
-        return tokenizer.decode(ids, skip_special_tokens=True)
-
-    if template:
-
-        def render(messages: list[dict[str, str]], add_generation_prompt: bool) -> str:
-            return tokenizer.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=add_generation_prompt
-            )
-
-        return ChatFormat(render, encode, decode, eos, stops, pad, "chat_template")
-    return ChatFormat(render_plain, encode, decode, eos, stops, pad, "plain_template")
 
 
 # ---- tokenization with masks ------------------------------------------------------------------
@@ -435,58 +357,3 @@ def split_records(
     random.Random(seed).shuffle(order)
     n_val = min(len(records) - 1, max(1, round(len(records) * val_fraction)))
     return [records[i] for i in order[n_val:]], [records[i] for i in order[:n_val]]
-
-
-# ---- batches ----------------------------------------------------------------------------------
-def collate(examples: Sequence[Example], pad_id: int):
-    """Right-pad examples to the longest one.
-
-    Returns:
-        dict of int64 tensors `input_ids` (B, T), `labels` (B, T) (-100 on padding and prompts) and
-        `attention_mask` (B, T) (1 on real tokens).
-    """
-    import torch
-
-    T = max(len(e) for e in examples)
-    B = len(examples)
-    ids = torch.full((B, T), pad_id, dtype=torch.long)
-    labels = torch.full((B, T), IGNORE_INDEX, dtype=torch.long)
-    mask = torch.zeros((B, T), dtype=torch.long)
-    for i, e in enumerate(examples):
-        n = len(e)
-        ids[i, :n] = torch.tensor(e.input_ids, dtype=torch.long)
-        labels[i, :n] = torch.tensor(e.labels, dtype=torch.long)
-        mask[i, :n] = 1
-    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
-
-
-def iter_batches(
-    examples: Sequence[Example], batch_size: int, pad_id: int, seed: int = 0, shuffle: bool = True
-) -> Iterator[dict]:
-    """Endless stream of dynamically padded batches (reshuffled each epoch when `shuffle`).
-
-    Raises:
-        LoraDataError: batch_size < 1 or no examples.
-    """
-    if batch_size < 1:
-        raise LoraDataError(f"batch_size must be >= 1, got {batch_size}")
-    if not examples:
-        raise LoraDataError("no training examples")
-    rng = random.Random(seed)
-    epoch = 0
-    while True:
-        order = list(range(len(examples)))
-        if shuffle:
-            rng.shuffle(order)
-        for s in range(0, len(order), batch_size):
-            chunk = [examples[i] for i in order[s : s + batch_size]]
-            if len(chunk) < batch_size and len(examples) >= batch_size:
-                chunk += [examples[i] for i in order[: batch_size - len(chunk)]]
-            yield collate(chunk, pad_id)
-        epoch += 1
-
-
-def eval_batches(examples: Sequence[Example], batch_size: int, pad_id: int) -> Iterator[dict]:
-    """The examples once, in order, in padded batches (for validation loss)."""
-    for s in range(0, len(examples), batch_size):
-        yield collate(examples[s : s + batch_size], pad_id)

@@ -1,6 +1,6 @@
 """Evaluation of a LoRA run: val perplexity, BLEU/ROUGE of generated answers, side-by-side samples.
 
-    from scratchlab.training.lora_eval import evaluate, generate_answer, text_metrics
+    from scratchlab.training.lora_eval import evaluate, generate_answer, text_metrics, val_loss
     ev = evaluate(peft_model, base, val_examples, val_records, cfg, device, adapter=False)  # base model
     ev["val_loss"], ev["val_ppl"], ev["bleu"], ev["rouge1"], ev["rougeL"], ev["generations"]
     text_metrics(["the cat sat"], ["the cat sat down"])   # {"bleu": ..., "rouge1": ..., "rougeL": ...}
@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 
 from scratchlab.training import lora_data as D
+from scratchlab.training.lora_model import lm_loss
 
 TEXT_METRICS = ("bleu", "rouge1", "rougeL")
 SAMPLE_CHARS = 240  # characters kept per text in side-by-side samples
@@ -37,7 +38,7 @@ def text_metrics(predictions: list[str], references: list[str]) -> dict[str, flo
         raise ValueError(
             f"need equal, non-empty lists; got {len(predictions)} predictions, {len(references)} references"
         )
-    import sacrebleu
+    import sacrebleu  # the metric packages load slowly; only evaluation needs them
     from rouge_score import rouge_scorer
 
     bleu = sacrebleu.corpus_bleu(predictions, [references]).score
@@ -94,6 +95,27 @@ def generate_answer(
     return text.strip()
 
 
+@torch.no_grad()
+def val_loss(model: nn.Module, examples: list[D.Example], kind: str, batch_size: int, pad_id: int,
+             device: torch.device, max_batches: int = 0) -> float:  # fmt: skip
+    """Mean cross-entropy per answer token over `examples` (nats; perplexity = exp of it).
+
+    Args:
+        max_batches: stop after this many batches of `batch_size` (0: all of `examples`).
+    """
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for i, batch in enumerate(D.eval_batches(examples, batch_size, pad_id)):
+        if max_batches and i >= max_batches:
+            break
+        batch = {k: v.to(device) for k, v in batch.items()}
+        total += float(lm_loss(model, batch, kind, reduction="sum"))
+        count += int((batch["labels"][:, 1:] != D.IGNORE_INDEX).sum())
+    model.train(was_training)
+    return total / max(1, count)
+
+
 def evaluate(
     model: nn.Module,
     base: Any,
@@ -118,8 +140,6 @@ def evaluate(
         dict with val_loss (nats/token), val_ppl, and when generating: bleu, rouge1, rougeL,
         generations [{prompt, reference, output}].
     """
-    from scratchlab.training.lora import val_loss
-
     off = (
         model.disable_adapter()
         if not adapter and hasattr(model, "disable_adapter")
@@ -158,38 +178,3 @@ def side_by_side(before: list[dict[str, str]], after: list[dict[str, str]]) -> l
         }
         for b, a in zip(before, after, strict=False)
     ]
-
-
-def evaluate_adapter(
-    adapter_dir: Any, data: Any = None, n_generate: int = 8, device: str = "cpu"
-) -> dict[str, Any]:
-    """Re-evaluate a saved adapter against its base on the val split of its data (or of `data`).
-
-    Returns:
-        dict: val_loss/val_ppl/bleu/rouge1/rougeL with `_before` (base) and `_after` (adapter)
-        suffixes, samples (side by side), n_val.
-    """
-    from types import SimpleNamespace
-
-    from scratchlab.training.lora import LoraTrainConfig
-    from scratchlab.training.lora_adapters import open_adapter
-
-    session = open_adapter(adapter_dir, device)
-    cfg = LoraTrainConfig.from_dict(session.meta["config"])
-    records = D.read_records(data or cfg.data)
-    examples = D.tokenize_records(records, session.base.fmt, cfg.max_len or session.base.max_len)
-    _, val = D.split_examples(examples, cfg.val_fraction, cfg.seed)
-    chat = [r for r in records if r.is_chat]
-    val_records = D.split_records(chat, cfg.val_fraction, cfg.seed)[1] if len(chat) >= 2 else []
-    ecfg = SimpleNamespace(
-        batch_size=cfg.batch_size, eval_iters=0, eval_generate=n_generate, max_new_tokens=cfg.max_new_tokens
-    )
-    dev = torch.device(device)
-    before = evaluate(session.model, session.base, val, val_records, ecfg, dev, adapter=False)
-    after = evaluate(session.model, session.base, val, val_records, ecfg, dev, adapter=True)
-    out: dict[str, Any] = {"n_val": len(val)}
-    for k in ("val_loss", "val_ppl", *TEXT_METRICS):
-        if k in before:
-            out[f"{k}_before"], out[f"{k}_after"] = before[k], after[k]
-    out["samples"] = side_by_side(before.get("generations", []), after.get("generations", []))
-    return out

@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -28,95 +27,19 @@ import torch.nn.functional as F
 from scratchlab.lab.atomic import atomic_write_json
 from scratchlab.training import lora_data as D
 from scratchlab.training.lora_base import LoadedBase
+from scratchlab.training.lora_config import DEFAULT_LR, MAX_R, LoraError, LoraTrainConfig  # noqa: F401 - re-exported
 
 LORA_META = "lora_meta.json"
 LORA_FORMAT = "scratchlab-lora"
 LORA_FORMAT_VERSION = 1
 GPT_TARGETS = ("c_attn", "c_proj", "c_fc")
 HF_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-DEFAULT_LR = {"gpt": 1e-3, "hf": 2e-4}
-MAX_R = 1024
 MERGE_TOLERANCE = 1e-3  # max abs logit difference accepted between adapter and merged outputs (fp32)
 FOUR_BIT_MERGE_ERROR = (
     "cannot merge into a 4-bit (QLoRA) base: the LoRA update would be rounded into NF4 and the merged "
     "model would differ from the adapter's outputs. Dequantize first: reload the base in bf16/fp32 "
     "(load_in_4bit=False), attach the adapter, then merge."
 )
-
-
-class LoraError(ValueError):
-    """Bad LoRA settings (r, target modules, base) or a bad adapter folder; the message says how to fix it."""
-
-
-# ---- configuration ----------------------------------------------------------------------------
-@dataclass
-class LoraTrainConfig:
-    """Everything a fine-tuning run needs (saved with the adapter; missing keys default on load)."""
-
-    base_kind: str = "hf"  # "hf" | "gpt"
-    base_path: str = ""
-    data: str = ""
-    out_dir: str = ""
-    base_ref: str = ""  # the registry id/name of the base, for the record
-    r: int = 8
-    lora_alpha: float | None = None  # default 2 * r
-    lora_dropout: float = 0.05
-    target_modules: list[str] | None = None  # default per architecture
-    max_iters: int = 200
-    lr: float | None = None  # default DEFAULT_LR[base_kind]
-    warmup_iters: int | None = None  # default max_iters // 10 (at most 100)
-    batch_size: int = 4
-    grad_accum: int = 1
-    grad_clip: float = 1.0
-    weight_decay: float = 0.0
-    max_len: int | None = None  # default block_size (gpt) or 512 (hf)
-    val_fraction: float = 0.1
-    eval_interval: int = 0  # 0: evaluate only before and after
-    eval_iters: int = 0  # val batches per loss estimate; 0 = the whole val split
-    eval_generate: int = 4  # val prompts answered (before/after) for BLEU/ROUGE and samples
-    max_new_tokens: int = 64
-    ckpt_interval: int = 50
-    seed: int = 1337
-    device: str = "auto"  # "auto" | "cpu" | "cuda"
-    num_threads: int | None = None  # torch intra-op threads on CPU (None: torch's default)
-    qlora: bool | None = None  # None: 4-bit when CUDA + bitsandbytes and an hf base
-    resume: bool = True
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> LoraTrainConfig:
-        """Build from a (possibly older) dict; unknown keys raise LoraError."""
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise LoraError(f"unknown LoRA config keys {sorted(unknown)}; known: {sorted(names)}")
-        return cls(**d)
-
-    def resolved(self) -> LoraTrainConfig:
-        """A copy with defaults filled in and values checked.
-
-        Raises:
-            LoraError: r <= 0, bad dropout, bad iteration counts or batch size, unknown base kind.
-        """
-        if self.base_kind not in ("hf", "gpt"):
-            raise LoraError(f"base_kind must be 'hf' or 'gpt', got {self.base_kind!r}")
-        if not isinstance(self.r, int) or self.r <= 0 or self.r > MAX_R:
-            raise LoraError(f"r (LoRA rank) must be an integer in 1..{MAX_R}, got {self.r!r}; try 8 or 16")
-        if not 0.0 <= self.lora_dropout < 1.0:
-            raise LoraError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
-        if self.lora_alpha is not None and self.lora_alpha <= 0:
-            raise LoraError(f"lora_alpha must be > 0, got {self.lora_alpha}")
-        for name in ("max_iters", "batch_size", "grad_accum"):
-            if getattr(self, name) < 1:
-                raise LoraError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr is not None and not 0 < self.lr < 1:
-            raise LoraError(f"lr must be in (0, 1), got {self.lr}")
-        d = asdict(self)
-        d["lora_alpha"] = float(self.lora_alpha if self.lora_alpha is not None else 2 * self.r)
-        d["lr"] = self.lr if self.lr is not None else DEFAULT_LR[self.base_kind]
-        d["warmup_iters"] = (
-            self.warmup_iters if self.warmup_iters is not None else min(100, self.max_iters // 10)
-        )
-        return LoraTrainConfig(**d)
 
 
 # ---- adapters on a model -----------------------------------------------------------------------
@@ -164,7 +87,7 @@ def add_lora(base: LoadedBase, cfg: LoraTrainConfig, adapter_name: str = "defaul
     Raises:
         LoraError: a target module does not exist or r is invalid.
     """
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig, get_peft_model  # peft is heavy: loaded when adapters are added
 
     targets = list(cfg.target_modules) if cfg.target_modules else default_targets(base.model)
     check_targets(base.model, targets)
@@ -177,7 +100,7 @@ def add_lora(base: LoadedBase, cfg: LoraTrainConfig, adapter_name: str = "defaul
         task_type="CAUSAL_LM" if base.kind == "hf" else None,
     )
     if base.quantized:
-        from peft import prepare_model_for_kbit_training
+        from peft import prepare_model_for_kbit_training  # see above
 
         prepare_model_for_kbit_training(base.model, use_gradient_checkpointing=False)
     return get_peft_model(base.model, lcfg, adapter_name=adapter_name)

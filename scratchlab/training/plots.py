@@ -21,6 +21,7 @@ FIGSIZE = (8, 4.5)
 
 
 def _plt():
+    # matplotlib is optional and slow to import; the headless "Agg" backend must be chosen before pyplot
     import matplotlib
 
     matplotlib.use("Agg", force=True)

@@ -51,6 +51,7 @@ import json
 import math
 import re
 import statistics
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,7 @@ SPLITS = (
     "test6",
     "test7",
     "test8",
+    "test9",
 )  # test2-test8: each written before any run of the code it first scored
 NO_TOOL_CATEGORIES = ("chitchat", "general")
 CLARIFY_CATEGORIES = ("underspecified",)
@@ -82,82 +84,27 @@ REL_TOL = 1e-6
 ANSWER_SNIPPET_CHARS = 160
 TARGETS = {"first_action": 0.90, "action_and_args": 0.85, "no_tool": 0.95, "median_s": 4.0, "multistep": 0.80}
 
-# The tool catalogue of issue 8: each tool's arguments with their defaults (None: no default).
-TOOL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "train_tokenizer": {
-        "dataset": "shakespeare",
-        "vocab_size": 512,
-        "name": None,
-        "pattern": "gpt4",
-        "special_tokens": None,
-    },
-    "encode_text": {"text": None, "tokenizer": "last"},
-    "decode_tokens": {"ids": None, "tokenizer": "last"},
-    "compare_tokenizers": {"tokenizer": "last", "text": None, "dataset": None},
-    "train_gpt": {
-        "dataset": "shakespeare",
-        "tokenizer": "char",
-        "n_layer": 4,
-        "n_head": 4,
-        "n_embd": 128,
-        "block_size": 64,
-        "batch_size": 12,
-        "max_iters": 2000,
-        "lr": 1e-3,
-        "dropout": 0.0,
-        "name": None,
-        "wait": True,
-    },  # fmt: skip
-    "sample_gpt": {
-        "run": "last",
-        "prompt": "",
-        "max_new_tokens": 200,
-        "temperature": 0.8,
-        "top_k": None,
-        "top_p": None,
-        "seed": None,
-    },
-    "resume_gpt": {"run": "last", "max_iters": None, "wait": True},
-    "ablate_gpt": {
-        "switches": None,
-        "dataset": "shakespeare",
-        "tokenizer": "char",
-        "max_iters": 500,
-        "n_layer": 4,
-        "n_head": 4,
-        "n_embd": 128,
-        "block_size": 64,
-        "batch_size": 12,
-        "wait": True,
-    },  # fmt: skip
-    "job_status": {"job_id": None},
-    "cancel_job": {"job_id": None},
-    "list_runs": {"limit": 10},
-    "index_documents": {"path": None, "name": None},
-    "search_documents": {"query": None, "index": "last", "k": 5, "mode": "hybrid"},
-    "finetune_lora": {
-        "data": None,
-        "base": "last",
-        "r": 8,
-        "lora_alpha": None,
-        "lora_dropout": 0.05,
-        "max_iters": 200,
-        "lr": None,
-        "name": None,
-        "wait": True,
-    },
-    "merge_lora": {"adapter": "last"},
-    "generate_with_adapter": {"prompt": None, "adapter": "last", "max_new_tokens": 128},
-    "run_python": {"code": None, "session": False},
-    "remember": {"fact": None},
-    "recall": {"query": None},
-    "list_artifacts": {"kind": None},
-}
-REQUIRED_ARGS: dict[str, tuple[str, ...]] = {
-    "encode_text": ("text",), "decode_tokens": ("ids",), "index_documents": ("path",), "search_documents": ("query",),
-    "finetune_lora": ("data",), "generate_with_adapter": ("prompt",), "run_python": ("code",), "remember": ("fact",),
-    "recall": ("query",), "cancel_job": ("job_id",),
-}  # fmt: skip
+
+def schema_defaults() -> dict[str, dict[str, Any]]:
+    """{tool: {argument: default}} read from the tools' own pydantic schemas (None: no default)."""
+    from pydantic_core import PydanticUndefined
+
+    from scratchlab.tools import all_tools
+
+    out: dict[str, dict[str, Any]] = {}
+    for tool in all_tools(workspace=tempfile.mkdtemp(prefix="scratchlab-schema-")):
+        fields = tool.args_schema.model_fields
+        out[tool.name] = {}
+        for name, f in fields.items():
+            if f.default_factory is not None:
+                default = f.default_factory()
+            else:
+                default = None if f.default is PydanticUndefined else f.default
+            out[tool.name][name] = default
+    return out
+
+
+TOOL_DEFAULTS: dict[str, dict[str, Any]] = schema_defaults()
 ACTIONS = (*TOOL_DEFAULTS, ANSWER, CLARIFY)
 # Which artifact kinds an argument refers to, for "last" and id <-> name resolution.
 REF_ARG_KINDS: dict[str, tuple[str, ...]] = {

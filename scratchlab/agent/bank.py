@@ -1,0 +1,273 @@
+"""The example bank: labelled requests as data, retrieved by meaning to steer the local model.
+
+Each line of `bank/*.jsonl` is one labelled request::
+
+    {"id": "cmd-013", "request": "train a 4-layer GPT on shakespeare for 2000 steps",
+     "action": "train_gpt", "args": {"n_layer": 4, "max_iters": 2000}}
+
+optionally with `"carry": true` (the request repeats or corrects an earlier call: "the same but 8
+heads", "no wait, make it 3 layers") and `"lab": true` (an answer that needs the lab's records: "what
+was its val loss?"). Adding a capability means a schema and a few lines here, no code.
+
+For a new request the nearest examples (cosine similarity of MiniLM embeddings) give
+- `action_prior`: a distribution over actions, added to the model's own action scores in
+  `scratchlab.agent.local_chat` (costs no prompt tokens);
+- `flag`: the weighted vote of the neighbours on a flag such as `carry`;
+- `value_words`: which words stand next to a number for each argument (learned from the examples'
+  arguments), used by `scratchlab.agent.extract.stated_numbers`.
+
+Embeddings are computed once per bank content and cached as `.npy` next to the chat model's state.
+Reference: dynamic few-shot selection by similarity (Liu et al. 2021, "What Makes Good In-Context
+Examples for GPT-3?"); here the neighbours' labels are used as a prior instead of prompt text, since
+every prompt token costs the 1.5B about 20 ms on 2 cores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+BANK_DIR = Path(__file__).parent / "bank"
+K = 8  # neighbours that vote
+TEMPERATURE = 0.05  # softmax temperature over cosine similarities
+MIN_SIMILARITY = 0.35  # neighbours below this say nothing
+CONTEXT_WORDS = 2  # words on each side of a number that count as its label
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled request of the bank."""
+
+    id: str
+    request: str
+    action: str
+    args: dict[str, Any] = field(default_factory=dict)
+    carry: bool = False
+    lab: bool = False
+
+
+def load_examples(folder: Path = BANK_DIR) -> list[Example]:
+    """Every example in `folder/*.jsonl`, in file order.
+
+    Raises:
+        ValueError: a line is not JSON or lacks `request`/`action` (the message names file and line).
+    """
+    out = []
+    for path in sorted(folder.glob("*.jsonl")):
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                out.append(
+                    Example(
+                        id=str(row.get("id", f"{path.stem}-{n}")),
+                        request=row["request"],
+                        action=row["action"],
+                        args=row.get("args") or {},
+                        carry=bool(row.get("carry")),
+                        lab=bool(row.get("lab")),
+                    )
+                )
+            except (json.JSONDecodeError, KeyError, TypeError) as e:
+                raise ValueError(f"{path}:{n}: not a bank example ({e})") from e
+    return out
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-case words and numbers of `text`, split at every non-alphanumeric character except '.'
+    inside numbers ("4L" -> ["4", "l"], "lr=3e-4" -> ["lr", "3e-4"])."""
+    out, cur, kind = [], "", ""
+    for ch in text.lower() + " ":
+        k = "d" if ch.isdigit() or (ch == "." and kind == "d") else "a" if ch.isalpha() or ch == "_" else ""
+        if kind == "d" and ch == "e" and cur[-1:].isdigit() and "e" not in cur:
+            cur += ch  # scientific notation: 3e-4 (a lone trailing "e" is split off below)
+            continue
+        if kind == "d" and ch == "-" and cur.endswith("e"):
+            cur += ch
+            continue
+        if k and (k == kind or not cur):
+            cur += ch
+            kind = k
+            continue
+        if cur and cur[-1] == "e" and kind == "d":  # "3e" not followed by an exponent: "3", "e"
+            out.append(cur[:-1])
+            cur, kind = "e", "a"
+            if k == "a":
+                cur += ch
+                continue
+        if cur:
+            out.append(cur.rstrip("."))
+        cur, kind = (ch, k) if k else ("", "")
+    return [t for t in out if t]
+
+
+class Bank:
+    """Nearest-neighbour access to the examples.
+
+    Args:
+        examples: the labelled requests (default: `load_examples()`).
+        cache_dir: folder for the embedding cache (None: no cache).
+        embedder: an object with `encode(list[str]) -> (N, d)` and `encode_query(str) -> (d,)`, rows
+            L2-normalized (default: the shipped MiniLM, `scratchlab.retrieval.embeddings`).
+    """
+
+    def __init__(
+        self, examples: list[Example] | None = None, cache_dir: str | Path | None = None, embedder: Any = None
+    ):
+        self.examples = list(examples) if examples is not None else load_examples()
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self._embedder = embedder
+        self._vectors: np.ndarray | None = None
+        self._excluded: set[str] = set()
+        self._value_words: dict[str, dict[str, Counter]] | None = None
+
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            from scratchlab.retrieval.embeddings import get_embedder
+
+            self._embedder = get_embedder()
+        return self._embedder
+
+    def exclude(self, ids: Iterable[str]) -> None:
+        """Leave these examples out of every vote (an evaluation scores a request the bank holds)."""
+        self._excluded = set(ids)
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """(N, d) float32 embeddings of the examples' requests, cached on disk by content."""
+        if self._vectors is None:
+            texts = [e.request for e in self.examples]
+            digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+            path = self.cache_dir / f"bank-{digest}.npy" if self.cache_dir else None
+            if path is not None and path.is_file():
+                try:
+                    vecs = np.load(path)
+                    if vecs.shape[0] == len(texts):
+                        self._vectors = vecs
+                        return vecs
+                except (OSError, ValueError):
+                    pass
+            vecs = np.asarray(self.embedder.encode(texts), dtype=np.float32)
+            if path is not None:
+                from scratchlab.lab.atomic import atomic_path
+
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with atomic_path(path, suffix=".npy") as tmp, open(tmp, "wb") as f:
+                    np.save(f, vecs)
+            self._vectors = vecs
+        return self._vectors
+
+    def nearest(self, text: str, k: int = K) -> list[tuple[Example, float]]:
+        """The `k` examples most similar to `text`, with cosine similarity, best first."""
+        if not self.examples:
+            return []
+        sims = self.vectors @ np.asarray(self.embedder.encode_query(text), dtype=np.float32)
+        order = np.argsort(-sims)
+        out = []
+        for i in order:
+            ex = self.examples[int(i)]
+            if ex.id in self._excluded:
+                continue
+            if sims[i] < MIN_SIMILARITY or len(out) >= k:
+                break
+            out.append((ex, float(sims[i])))
+        return out
+
+    def action_prior(self, text: str, actions: Iterable[str], k: int = K) -> dict[str, float]:
+        """P(action | neighbours): a similarity-weighted vote over `actions`, with add-one smoothing.
+
+        Returns:
+            {action: probability}, summing to 1 over `actions` (uniform when nothing is near).
+        """
+        actions = list(actions)
+        weights = dict.fromkeys(actions, 0.0)
+        for ex, sim in self.nearest(text, k):
+            if ex.action in weights:
+                weights[ex.action] += math.exp((sim - 1.0) / TEMPERATURE)
+        total = sum(weights.values())
+        smooth = 0.02 * (total or 1.0)
+        z = total + smooth * len(actions)
+        return {a: (w + smooth) / z for a, w in weights.items()}
+
+    def flag(self, text: str, name: str, k: int = K) -> float:
+        """Weighted share of the neighbours with flag `name` set ("carry", "lab"), 0..1."""
+        num = den = 0.0
+        for ex, sim in self.nearest(text, k):
+            w = math.exp((sim - 1.0) / TEMPERATURE)
+            den += w
+            num += w * bool(getattr(ex, name))
+        return num / den if den else 0.0
+
+    def value_words(self, action: str) -> dict[str, Counter]:
+        """{argument: Counter(word)}: the words that label an argument's number in the examples of
+        `action` (`number_contexts`), learned from the examples' arguments ("layers" -> n_layer)."""
+        if self._value_words is None:
+            table: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+            for ex in self.examples:
+                for value, context in number_contexts(ex.request):
+                    args = [a for a, v in ex.args.items()
+                            if not isinstance(v, bool) and isinstance(v, int | float) and float(v) == value]  # fmt: skip
+                    if len(args) == 1:  # "6L 6H": a value two arguments share teaches nothing
+                        table[ex.action][args[0]].update(context)
+            self._value_words = {a: dict(v) for a, v in table.items()}
+        return self._value_words.get(action, {})
+
+
+NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+                "nine": 9, "ten": 10, "twelve": 12, "sixteen": 16, "twenty": 20}  # fmt: skip
+
+
+def number_contexts(text: str) -> list[tuple[float, dict[str, float]]]:
+    """Each number of `text` with the words that label it, weighted by nearness.
+
+    A word belongs to the nearest number within `CONTEXT_WORDS` words (a tie goes to the number before
+    it: "6 layers, 8 heads" gives "layers" to 6), with weight 1/distance.
+    "2k" counts as 2000 and "two" as 2.
+
+    Returns:
+        [(value, {word: weight})] in order of appearance.
+    """
+    toks = tokens(text)
+    nums: dict[int, float] = {}
+    skip = set()
+    for i, t in enumerate(toks):
+        nxt = toks[i + 1] if i + 1 < len(toks) else ""
+        v = _as_number(t, nxt)
+        if v is None and t in NUMBER_WORDS:
+            v = float(NUMBER_WORDS[t])
+        if v is not None:
+            nums[i] = v
+            if nxt == "k":
+                skip.add(i + 1)
+    out: dict[int, dict[str, float]] = {i: {} for i in nums}
+    for j, w in enumerate(toks):
+        if j in nums or j in skip:
+            continue
+        # (distance, before-the-number) per number; "2 k steps": the "k" does not count as a word
+        near = [((j - i - (i + 1 in skip), 0) if j > i else (i - j, 1), i) for i in nums]
+        if near:
+            (dist, _), i = min(near)
+            if dist <= CONTEXT_WORDS:
+                out[i][w] = max(out[i].get(w, 0.0), 1.0 / dist)
+    return [(nums[i], out[i]) for i in sorted(nums)]
+
+
+def _as_number(tok: str, nxt: str = "") -> float | None:
+    """The value of a number token, with a following "k" multiplying by 1000 ("2", "k" -> 2000)."""
+    if not tok or not (tok[0].isdigit() or (tok[0] == "." and len(tok) > 1)):
+        return None
+    try:
+        v = float(tok)
+    except ValueError:
+        return None
+    return v * 1000 if nxt == "k" else v

@@ -1,0 +1,92 @@
+"""Grounded replies: a reply after tool results may only state numbers found in the results or the request.
+
+A small model summarising "0.41 M params" wrote "4.1 million parameters". `ground_reply` reads every
+number of the reply with its scale word ("4.1 million", "0.41M", "12k", "35%"), and keeps a sentence
+only if each of its numbers matches a number of the sources at the precision the reply wrote it
+("1.87" matches 1.8694). Sentences that fail are dropped; when none is left, the reply falls back to
+the first line of the last tool result, which is grounded by construction.
+
+    ground_reply("It has 4.1 million parameters. Val loss 1.87.", ["run gpt-2: val loss 1.8694, 0.41M params"])
+    # "Val loss 1.87."
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from scratchlab.agent.bank import tokens
+
+SCALES = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "mb": 1e6, "b": 1e9, "billion": 1e9,
+          "bn": 1e9, "gb": 1e9}  # fmt: skip
+
+
+def numbers_with_scale(text: str) -> list[tuple[float, float]]:
+    """(value, tolerance) of each number in `text`, scale words applied ("0.41M" -> (410000, 5000))."""
+    toks = tokens(text.replace(",", ""))
+    out = []
+    for i, t in enumerate(toks):
+        if not t[0].isdigit():
+            continue
+        try:
+            v = float(t)
+        except ValueError:
+            continue
+        decimals = len(t.split(".")[1].split("e")[0]) if "." in t and "e" not in t else 0
+        scale = SCALES.get(toks[i + 1], 1.0) if i + 1 < len(toks) else 1.0
+        tol = 0.5 * 10 ** (-decimals) * scale if "e" not in t else abs(v) * 1e-6
+        out.append((v * scale, tol))
+    return out
+
+
+def supported(value: float, tol: float, sources: Iterable[float]) -> bool:
+    return any(abs(value - s) <= tol + 1e-12 or abs(value - s) <= 1e-9 * max(1.0, abs(s)) for s in sources)
+
+
+def source_values(texts: Iterable[str]) -> list[float]:
+    vals = []
+    for text in texts:
+        for v, _ in numbers_with_scale(text):
+            vals += [v]
+        # percentages written as fractions ("0.35" -> "35%") and the reverse
+        vals += [v * 100 for v, _ in numbers_with_scale(text)]
+    return vals
+
+
+def sentences(text: str) -> list[str]:
+    """Split at ". ", "! ", "? " and newlines, keeping each sentence's own end."""
+    out, cur = [], ""
+    for i, ch in enumerate(text):
+        cur += ch
+        nxt = text[i + 1] if i + 1 < len(text) else " "
+        if ch == "\n" or (ch in ".!?" and nxt in " \n"):
+            out.append(cur)
+            cur = ""
+    if cur:
+        out.append(cur)
+    return out
+
+
+def unsupported_numbers(sentence: str, values: list[float]) -> list[float]:
+    return [v for v, tol in numbers_with_scale(sentence) if not supported(v, tol, values)]
+
+
+def ground_reply(reply: str, sources: list[str], fallback: str | None = None) -> str:
+    """`reply` without the sentences that state a number no source contains (see module docstring).
+
+    Args:
+        reply: the model's answer.
+        sources: the texts it may draw on: tool results, the lab's records, the user's request.
+        fallback: the reply when no sentence is left (default: the first line of the last source).
+
+    Returns:
+        The reply, possibly shortened, or the fallback.
+    """
+    values = source_values(sources)
+    kept = [s for s in sentences(reply) if not unsupported_numbers(s, values)]
+    text = "".join(kept).strip()
+    if text:
+        return text
+    if fallback is not None:
+        return fallback
+    fallback = next((s for s in reversed(sources) if s.strip()), "")
+    return fallback.strip().splitlines()[0] if fallback.strip() else ""

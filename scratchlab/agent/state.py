@@ -1,0 +1,329 @@
+"""Structured conversation state: the lab's artifacts as records, and references resolved against them.
+
+The agent never parses its own prompt text back. Each model call gets the registry's artifacts as
+`Record`s (on the system message's `additional_kwargs["lab_records"]`, set by `scratchlab.agent.graph`)
+and the thread's messages; from those it knows, for every artifact, its kind, config, metrics and the
+last turn of this conversation that made or mentioned it. References resolve to records:
+
+- a name or id the request writes ("bpe400-shakespeare", "run-3");
+- a description: a number or word of the request that is in exactly one record's config ("the
+  1-layer run", "the tokenizer trained on notes.txt");
+- a pronoun or a kind noun ("it", "that tokenizer", "the same file", "the tokenizer from before"):
+  the record of that kind that this conversation touched last, else the newest in the lab;
+- "both", "my last two runs": `nearest_records`.
+
+`carry_over` gives "the same ... but X" and "no, I meant X" their meaning: the referenced call's
+arguments (or the run's config) with only X changed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+
+from scratchlab.agent.bank import tokens
+
+# Which record kinds an argument of a tool refers to.
+ARG_KINDS: dict[str, tuple[str, ...]] = {
+    "tokenizer": ("tokenizer",),
+    "run": ("run",),
+    "base": ("run", "base"),
+    "adapter": ("adapter",),
+    "index": ("index",),
+    "dataset": ("file",),
+    "data": ("file",),
+    "job_id": ("job",),
+}
+# Nouns by which a request names a kind of record ("that tokenizer", "the same text").
+KIND_NOUNS: dict[str, set[str]] = {
+    "tokenizer": {"tokenizer", "tokeniser", "tokenizers", "bpe", "vocab", "vocabulary"},
+    "run": {"run", "runs", "model", "models", "gpt", "gpts", "network", "checkpoint"},
+    "base": {"base", "model", "gpt"},
+    "adapter": {"adapter", "adapters", "lora", "fine", "tuned"},
+    "index": {"index", "indexes", "docs", "documents"},
+    "file": {"file", "files", "text", "data", "dataset", "corpus", "wrote", "written"},
+    "dataset": {"dataset", "data", "text", "corpus"},
+    "job": {"job", "jobs", "training"},
+}
+ORDINAL_FIRST = {"first", "oldest", "earliest", "earlier", "original", "older"}  # "the first adapter"
+PLURAL = {"both": 2, "two": 2, "three": 3, "four": 4, "2": 2, "3": 3, "4": 4}  # "both runs", "my last two runs"
+PRONOUNS = {"it", "its", "that", "this", "those", "these", "them", "same", "previous", "before", "earlier",
+            "above", "just", "new", "latest", "last", "both", "one"}  # fmt: skip
+DESCRIBING_KEYS = (
+    "n_layer",
+    "n_head",
+    "n_embd",
+    "vocab_size",
+    "r",
+    "max_iters",
+    "dropout",
+    "block_size",
+    "lr",
+)
+MAX_RECORDS = 40
+FACT_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "max_iters", "lr", "dropout", "vocab_size",
+             "pattern", "dataset", "tokenizer", "base", "data", "r", "lora_alpha", "paths", "path")  # fmt: skip
+
+
+@dataclass
+class Record:
+    """One artifact (or job) as the agent sees it.
+
+    Attributes:
+        id: registry id ("run-3"); name: its name ("gpt-3"); kind: "run", "tokenizer", ...
+        config: settings it was made with; metrics: results (val_loss, params, status...).
+        path: its folder or file; turn: the last user turn (0-based) of this conversation whose tool
+            results named it, None when the conversation never touched it.
+    """
+
+    id: str
+    kind: str
+    name: str
+    config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    path: str = ""
+    turn: int | None = None
+
+    def label(self) -> str:
+        return self.name if self.name == self.id else f"{self.name} ({self.id})"
+
+    @property
+    def ref(self) -> str:
+        """What a tool argument takes for this record: a file's path, else its name."""
+        return self.path if self.kind == "file" and self.path else self.name
+
+
+def from_registry(artifacts: Iterable[Any], jobs: Iterable[Any] = ()) -> list[Record]:
+    """Records from registry `Artifact`s (newest first) and running or queued `Job`s."""
+    out = [
+        Record(id=a.id, kind=a.kind, name=a.name, config=dict(a.config or {}), metrics=dict(a.metrics or {}),
+               path=str(a.path or ""))
+        for a in artifacts
+    ]  # fmt: skip
+    out += [
+        Record(id=j.id, kind="job", name=j.id, config={"kind": j.kind, "artifact": j.artifact_id},
+               metrics={"status": j.status, "step": j.step, "total": j.total})
+        for j in jobs
+        if j.status in ("queued", "running")
+    ]  # fmt: skip
+    return out[:MAX_RECORDS]
+
+
+def records_of(messages: Sequence[BaseMessage]) -> list[Record]:
+    """The records that ride on the system message, with the turn each was last named in the thread."""
+    if not messages or not isinstance(messages[0], SystemMessage):
+        return []
+    raw = (messages[0].additional_kwargs or {}).get("lab_records") or []
+    recs = [Record(**(asdict(r) if isinstance(r, Record) else r)) for r in raw]  # copies: `turn` is set below
+    turn = -1
+    for m in messages[1:]:
+        if isinstance(m, HumanMessage):
+            turn += 1
+        elif isinstance(m, ToolMessage | AIMessage):
+            text = str(m.content) + (
+                json.dumps([tc["args"] for tc in m.tool_calls]) if isinstance(m, AIMessage) else ""
+            )
+            low = set(tokens(text)) | set(text.split())
+            for r in recs:
+                if r.id in text or (
+                    len(r.name) > 2 and (r.name in low or f"'{r.name}'" in text or r.name in text)
+                ):
+                    r.turn = turn
+    return recs
+
+
+def _names_in(clause: str, recs: Sequence[Record]) -> list[Record]:
+    """Records whose name or id the clause writes as a whole word."""
+    words = set(clause.lower().replace("'", " ").replace('"', " ").replace("`", " ").split())
+    words |= {w.strip(".,;:!?()") for w in words}
+    return [r for r in recs if r.id.lower() in words or r.name.lower() in words]
+
+
+def _described(clause: str, recs: Sequence[Record]) -> list[Record]:
+    """The records that a number or a word of their config picks out best ("the 1-layer run", "the
+    tokenizer trained on notes.txt"); empty when none or several fit equally well."""
+    toks = tokens(clause)
+    nums = set()
+    for t in toks:
+        try:
+            nums.add(float(t))
+        except ValueError:
+            pass
+    words = {t for t in toks if not t[0].isdigit() and len(t) > 2}
+    scored = []
+    for r in recs:
+        vals = {float(v) for k, v in r.config.items() if k in DESCRIBING_KEYS and isinstance(v, int | float)}
+        src = r.config.get("dataset") or r.config.get("data") or ""
+        src_words = {w for w in tokens(Path(str(src)).name) if len(w) > 2} if src else set()
+        scored.append((2 * len(nums & vals) + len(words & src_words), r))
+    best = max(s for s, _ in scored)
+    top = [r for s, r in scored if s == best]
+    return top if best > 0 and len(top) == 1 else []
+
+
+def recent(recs: Sequence[Record], kinds: Sequence[str]) -> list[Record]:
+    """Records of `kinds`: those this conversation touched (latest turn first), then the rest, newest first."""
+    of_kind = [r for r in recs if r.kind in kinds]
+    touched = sorted((r for r in of_kind if r.turn is not None), key=lambda r: -r.turn)
+    return touched + [r for r in of_kind if r.turn is None]
+
+
+def refers_to_kind(clause: str, arg: str) -> bool:
+    """True when the clause points back at a record for `arg`: a pronoun next to the kind's noun ("that
+    tokenizer", "the same text"), or "it"/"that" on its own."""
+    toks = tokens(clause)
+    nouns = set().union(
+        *(KIND_NOUNS.get(k, set()) for k in ARG_KINDS.get(arg, ())), KIND_NOUNS.get(arg, set())
+    )
+    for i, t in enumerate(toks):
+        if t in nouns and (PRONOUNS | ORDINAL_FIRST) & set(toks[max(0, i - 3) : i + 3]):
+            return True
+    return False
+
+
+def bare_pronoun(clause: str) -> bool:
+    toks = tokens(clause)
+    return any(t in ("it", "that", "them") for t in toks)
+
+
+def resolve(arg: str, value: Any, clause: str, recs: Sequence[Record], default: Any) -> Any:
+    """The record name a reference argument means, or `value` unchanged.
+
+    Args:
+        arg: the argument ("tokenizer", "run", "dataset", ...); only those in `ARG_KINDS` resolve.
+        value: what the model wrote (None when nothing).
+        clause: the request's words for this call.
+        recs: the records (`records_of`).
+        default: the argument's schema default ("last" for a reference that defaults to the newest).
+
+    Returns:
+        A record's name, or `value`.
+    """
+    kinds = ARG_KINDS.get(arg)
+    if not kinds:
+        return value
+    pool = [r for r in recs if r.kind in kinds]
+    if not pool:
+        return value
+    named = _names_in(clause, pool)
+    if len(named) == 1:
+        return named[0].ref
+    if isinstance(value, str) and any(value == r.name or value == r.id for r in pool) and named:
+        return value
+    described = _described(clause, pool) if len(pool) > 1 else []
+    if len(described) == 1:
+        return described[0].ref
+    if refers_to_kind(clause, arg):
+        ordered = recent(pool, kinds)
+        if ORDINAL_FIRST & set(tokens(clause)):
+            touched = [r for r in ordered if r.turn is not None]
+            return (min(touched, key=lambda r: r.turn) if touched else ordered[-1]).ref
+        return ordered[0].ref
+    return value
+
+
+def resolve_pronoun(
+    args: dict[str, Any], clause: str, recs: Sequence[Record], props: dict[str, Any]
+) -> dict[str, Any]:
+    """ "with it", "sample from that": a bare pronoun means the record this conversation touched last,
+    put into the tool's reference argument of that record's kind, unless the request already set it.
+
+    Args:
+        args: the arguments so far; clause: the request's words; recs: the records (`records_of`);
+        props: the tool's JSON-schema properties.
+    """
+    if not bare_pronoun(clause):
+        return args
+    touched = sorted((r for r in recs if r.turn is not None), key=lambda r: -r.turn)
+    if not touched:
+        return args
+    last = touched[0]
+    for arg in props:
+        if last.kind in ARG_KINDS.get(arg, ()):
+            current = args.get(arg)
+            default = props[arg].get("default")
+            if current in (None, "", default) or str(current).lower() in ("last", "latest"):
+                return {**args, arg: last.ref}
+            return args
+    return args
+
+
+def plural(clause: str, arg: str, recs: Sequence[Record]) -> list[Record]:
+    """The records "both runs", "my last two runs", "each of them" mean for `arg`; [] when the clause
+    does not speak of several. Newest (or last touched) first."""
+    kinds = ARG_KINDS.get(arg)
+    if not kinds:
+        return []
+    toks = tokens(clause)
+    nouns = set().union(*(KIND_NOUNS.get(k, set()) for k in kinds))
+    n = 0
+    for i, t in enumerate(toks):
+        if t in PLURAL and (t == "both" or nouns & set(toks[i + 1 : i + 4])):
+            n = PLURAL[t]
+            break
+    pool = recent(recs, kinds)
+    return pool[:n] if n >= 2 and len(pool) >= n else []
+
+
+# ---- "the same ... but X", "no, I meant X" -------------------------------------------------------
+def previous_call(messages: Sequence[BaseMessage], action: str | None = None) -> tuple[str, dict] | None:
+    """The most recent tool call before the latest user message (of `action`, when given)."""
+    seen_user = False
+    for m in reversed(messages):
+        if isinstance(m, HumanMessage):
+            seen_user = True
+            continue
+        if seen_user and isinstance(m, AIMessage):
+            for tc in reversed(m.tool_calls or []):
+                if action is None or tc["name"] == action:
+                    return tc["name"], dict(tc["args"])
+    return None
+
+
+def carry_over(
+    action: str, new_args: dict[str, Any], messages: Sequence[BaseMessage], recs: Sequence[Record],
+    parameters: dict[str, Any],
+) -> dict[str, Any]:  # fmt: skip
+    """The arguments of the call this request repeats, with the request's own values on top.
+
+    The base is the thread's last call of `action`; without one, the config of the record the request
+    refers to (its settings that differ from the tool's defaults). Names of new artifacts never carry.
+    """
+    props = parameters.get("properties", {})
+    prev = previous_call(messages, action)
+    base: dict[str, Any] = {}
+    if prev is not None:
+        base = dict(prev[1])
+    else:
+        kinds = ("run",) if "n_layer" in props else ("tokenizer",) if "vocab_size" in props else ()
+        pool = recent(recs, kinds) if kinds else []
+        if pool:
+            cfg = pool[0].config
+            base = {
+                k: v for k, v in cfg.items() if k in props and v != props[k].get("default") and k != "name"
+            }
+    base.pop("name", None)
+    return {**base, **new_args}
+
+
+def facts(recs: Sequence[Record], limit: int = 6) -> str:
+    """Compact lines of what the lab knows about the records a question is about (for grounded answers)."""
+    names = {r.path: r.name for r in recs if r.path}
+    lines = []
+    for r in recs[:limit]:
+        cfg = {k: names.get(str(v), Path(str(v)).name if "/" in str(v) else v) for k, v in r.config.items()
+               if k in FACT_KEYS and v not in (None, "", [])}  # fmt: skip
+        met = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.metrics.items()
+               if isinstance(v, int | float | str) and k not in ("status",) or k == "status"}  # fmt: skip
+        part = [f"- {r.kind} {r.label()}"]
+        if cfg:
+            part.append("settings: " + ", ".join(f"{k}={v}" for k, v in cfg.items()))
+        if met:
+            part.append("results: " + ", ".join(f"{k}={v}" for k, v in list(met.items())[:8]))
+        lines.append("; ".join(part))
+    return "\n".join(lines)

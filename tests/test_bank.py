@@ -1,0 +1,77 @@
+"""The example bank: data files, nearest neighbours, action prior, flags and learned value words."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from agent_fakes import WordEmbedder, bank
+
+from scratchlab.agent.bank import Bank, load_examples, tokens
+from scratchlab.tools import all_tools
+
+
+def test_the_shipped_bank_parses_and_names_only_real_actions_and_arguments(tmp_path):
+    tools = {t.name: set(t.args_schema.model_fields) for t in all_tools(workspace=tmp_path)}
+    exs = load_examples()
+    assert len(exs) > 400 and len({e.id for e in exs}) == len(exs)
+    for e in exs:
+        assert e.action in tools or e.action in ("answer", "clarify"), e
+        assert set(e.args) <= tools.get(e.action, set()), e
+
+
+def test_a_malformed_line_is_reported_with_file_and_line(tmp_path):
+    (tmp_path / "x.jsonl").write_text('{"request": "hi", "action": "answer"}\n{"request": "no action"}\n')
+    with pytest.raises(ValueError, match=r"x.jsonl:2"):
+        load_examples(tmp_path)
+
+
+def test_the_prior_follows_the_nearest_examples_and_excluded_ones_do_not_vote():
+    b = bank(("train a tokenizer on shakespeare", "train_tokenizer"), ("list my runs", "list_runs"),
+             ("what is perplexity", "answer"))  # fmt: skip
+    prior = b.action_prior("please list all my runs", ["train_tokenizer", "list_runs", "answer"])
+    assert max(prior, key=prior.get) == "list_runs" and abs(sum(prior.values()) - 1) < 1e-9
+    b.exclude(["ex-1"])
+    prior = b.action_prior("please list all my runs", ["train_tokenizer", "list_runs", "answer"])
+    assert max(prior, key=prior.get) != "list_runs"
+
+
+def test_flags_are_a_weighted_vote():
+    b = bank(("the same but with 8 heads", "train_gpt", {}, {"carry": True}), ("train a gpt", "train_gpt"))
+    assert b.flag("the same but 4 heads", "carry") > 0.5
+    assert b.flag("train a gpt on notes", "carry") < 0.5
+
+
+def test_embeddings_are_cached_by_content(tmp_path):
+    class Counting(WordEmbedder):
+        calls = 0
+
+        def encode(self, texts):
+            Counting.calls += 1
+            return super().encode(texts)
+
+    rows = load_examples()[:5]
+    first = Bank(rows, cache_dir=tmp_path, embedder=Counting()).vectors
+    second = Bank(rows, cache_dir=tmp_path, embedder=Counting()).vectors
+    assert (first == second).all() and Counting.calls == 1 and len(list(tmp_path.glob("bank-*.npy"))) == 1
+
+
+@pytest.mark.parametrize(
+    "text, toks",
+    [
+        ("2-layer", ["2", "layer"]),
+        ("lr=3e-4", ["lr", "3e-4"]),
+        ("12 epochs", ["12", "epochs"]),
+        ("4L", ["4", "l"]),
+    ],
+)
+def test_tokens(text, toks):
+    assert tokens(text) == toks
+
+
+def test_every_bank_line_is_json(tmp_path):
+    from scratchlab.agent.bank import BANK_DIR
+
+    for path in BANK_DIR.glob("*.jsonl"):
+        for line in path.read_text().splitlines():
+            assert isinstance(json.loads(line), dict)

@@ -1,0 +1,28 @@
+"""Replies after tool results state only numbers the results or the request hold."""
+
+from __future__ import annotations
+
+import pytest
+
+from scratchlab.agent.grounding import ground_reply, numbers_with_scale, unsupported_numbers
+
+
+def test_numbers_are_read_with_their_scale_and_precision():
+    assert numbers_with_scale("0.41M params") == [(410000.0, 5000.0)]
+    assert numbers_with_scale("4.1 million") == [(pytest.approx(4.1e6), 50000.0)]
+    assert numbers_with_scale("12k tokens, 1,234 steps") == [(12000.0, 500.0), (1234.0, 0.5)]
+
+
+def test_a_misquoted_parameter_count_is_dropped_and_a_rounded_loss_kept():
+    result = "run gpt-2: val loss 1.8694 (best at step 140), 0.41M params, 150 steps"
+    reply = "The model has 4.1 million parameters. Its val loss is 1.87 after 150 steps."
+    assert ground_reply(reply, [result]) == "Its val loss is 1.87 after 150 steps."
+    assert unsupported_numbers("about 0.4M parameters", [410000.0]) == []
+
+
+def test_nothing_left_falls_back_to_the_result():
+    assert (
+        ground_reply("It took 99 seconds.", ["train a tokenizer", "Trained bpe400 in 3.2 s."])
+        == "Trained bpe400 in 3.2 s."
+    )
+    assert ground_reply("It took 99 seconds.", ["x"], fallback="see the records") == "see the records"

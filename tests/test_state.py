@@ -1,0 +1,84 @@
+"""References resolve against the lab's records and the thread, never against prompt text."""
+
+from __future__ import annotations
+
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+
+from scratchlab.agent.state import Record, carry_over, facts, records_of, resolve, resolve_pronoun
+
+RUNS = [Record(id="run-2", kind="run", name="gpt-2", config={"n_layer": 1, "dataset": "notes.txt"}),
+        Record(id="run-1", kind="run", name="gpt-1", config={"n_layer": 4, "dataset": "shakespeare"})]  # fmt: skip
+TOKS = [Record(id="tokenizer-1", kind="tokenizer", name="bpe400-shakespeare", config={"vocab_size": 400})]
+
+
+def thread(*turns):
+    """System message with the records, then (user, tool name, args, result) turns."""
+    msgs = [SystemMessage("sys", additional_kwargs={"lab_records": [*TOKS, *RUNS]})]
+    for i, (user, name, args, result) in enumerate(turns):
+        msgs.append(HumanMessage(user))
+        if name:
+            msgs.append(AIMessage("", tool_calls=[{"name": name, "args": args, "id": f"c{i}"}]))
+            msgs.append(ToolMessage(result, tool_call_id=f"c{i}", name=name))
+    return msgs
+
+
+def test_records_know_the_turn_that_last_named_them():
+    msgs = thread(("train a tokenizer", "train_tokenizer", {}, "Trained bpe400-shakespeare (tokenizer-1)"),
+                  ("train a gpt", "train_gpt", {}, "Run gpt-2 (run-2) done"))  # fmt: skip
+    recs = {r.id: r.turn for r in records_of(msgs)}
+    assert recs == {"tokenizer-1": 0, "run-2": 1, "run-1": None}
+
+
+def test_names_descriptions_and_kind_nouns_resolve():
+    recs = records_of(thread())
+    assert resolve("run", "last", "sample from gpt-1", recs, "last") == "gpt-1"
+    assert resolve("run", "last", "sample from the 4-layer run", recs, "last") == "gpt-1"
+    assert resolve("run", "last", "sample from the run trained on notes.txt", recs, "last") == "gpt-2"
+    assert resolve("run", "last", "sample from my run", recs, "last") == "last"  # nothing singles one out
+    assert resolve("tokenizer", None, "train a gpt with that tokenizer", recs, "char") == "bpe400-shakespeare"
+    assert resolve("n_layer", 3, "3 layers", recs, 4) == 3  # not a reference argument
+
+
+def test_a_bare_pronoun_is_the_record_the_conversation_touched_last():
+    msgs = thread(("train a tokenizer", "train_tokenizer", {}, "Trained bpe400-shakespeare (tokenizer-1)"))
+    recs = records_of(msgs)
+    props = {"dataset": {"default": "shakespeare"}, "tokenizer": {"default": "char"}, "n_layer": {}}
+    assert resolve_pronoun({"n_layer": 2}, "now a gpt with it", recs, props) == {
+        "n_layer": 2, "tokenizer": "bpe400-shakespeare"}  # fmt: skip
+    assert resolve_pronoun({}, "now a gpt on shakespeare", recs, props) == {}
+
+
+def test_the_same_but_x_copies_the_last_call_of_that_tool():
+    params = {"properties": {"n_layer": {"default": 4}, "n_head": {"default": 4}, "name": {}}}
+    msgs = thread(
+        ("train a 2-layer gpt called a", "train_gpt", {"n_layer": 2, "max_iters": 150, "name": "a"}, "ok")
+    )
+    msgs.append(HumanMessage("the same but 8 heads"))
+    assert carry_over("train_gpt", {"n_head": 8}, msgs, [], params) == {
+        "n_layer": 2,
+        "max_iters": 150,
+        "n_head": 8,
+    }
+    # without a call in this thread: the referenced run's settings that differ from the defaults
+    assert carry_over("train_gpt", {"n_head": 8}, [HumanMessage("again with 8 heads")], RUNS, params) == {
+        "n_layer": 1, "n_head": 8}  # fmt: skip
+
+
+def test_facts_name_the_tokenizer_a_run_used():
+    tok = Record(id="tokenizer-1", kind="tokenizer", name="bpe400", path="/lab/tokenizers/tokenizer-1")
+    run = Record(id="run-3", kind="run", name="gpt-3", config={"tokenizer": "/lab/tokenizers/tokenizer-1", "n_layer": 2},
+                 metrics={"val_loss": 1.86941, "status": "done"})  # fmt: skip
+    text = facts([run, tok])
+    assert "tokenizer=bpe400" in text and "val_loss=1.8694" in text and "n_layer=2" in text
+
+
+def test_both_and_the_last_two_mean_several_records_and_first_the_oldest_touched():
+    from scratchlab.agent.state import plural
+
+    recs = records_of(thread())
+    assert [r.name for r in plural("sample 50 tokens from both runs", "run", recs)] == ["gpt-2", "gpt-1"]
+    assert [r.name for r in plural("plot my last two runs", "run", recs)] == ["gpt-2", "gpt-1"]
+    assert plural("sample from the run", "run", recs) == [] and plural("both", "tokenizer", recs) == []
+    msgs = thread(("train a gpt", "train_gpt", {}, "Run gpt-1 (run-1) done"), ("again", "train_gpt", {}, "Run gpt-2 (run-2)"))
+    assert resolve("run", "last", "sample from the first run", records_of(msgs), "last") == "gpt-1"
+    assert resolve("run", "last", "sample from that run", records_of(msgs), "last") == "gpt-2"
