@@ -103,9 +103,9 @@ def test_confirm_payload_shows_the_request_the_changes_and_the_estimate(workspac
     assert payload["estimated_seconds"] == 615 and len(payload["config"]) > 20
     # `scratchlab ask` shows it in one line, the REPL as a panel; neither lists the whole config
     line = confirm_summary(payload)
-    assert (
-        line
-        == "train_gpt(n_layer=2, max_iters=3000, wait=false); n_layer=2, max_iters=3000; estimated 10m15s"
+    assert line == (
+        "train_gpt(n_layer=2, max_iters=3000, wait=false); n_layer=2 (default 4), max_iters=3000 (default 2000); "
+        "estimated 10m15s"
     )
     rows = dict(confirm_rows(payload, "train a 2-layer GPT"))
     assert list(rows) == ["you asked", "tool call", "differs from defaults", "estimate"]

@@ -24,9 +24,9 @@ CANCEL_BOUND_S = 5.0  # generous bound for "within 1 s" on a busy machine
 
 
 class WindowedModel(ScriptedChatModel):
-    """A scripted model with a 2,048-token window and one token per word."""
+    """A scripted model with an 8,192-token window and one token per word."""
 
-    n_ctx: int = 2048
+    n_ctx: int = 8192
 
     def get_num_tokens(self, text: str) -> int:
         return len(text.split())
@@ -40,14 +40,14 @@ def windowed_session(workspace, responses=None):
 # ---- item 6: oversized input -------------------------------------------------------------------------
 def test_a_request_longer_than_the_window_is_rejected_and_the_thread_is_untouched(workspace):
     lab, model = windowed_session(workspace)
-    text = "word " * 5000
+    text = "word " * 20_000
     t0 = time.perf_counter()
     with pytest.raises(InputTooLong) as e:
         list(lab.stream(text, "t-big"))
     assert time.perf_counter() - t0 < 1.0
     msg = str(e.value)
-    assert "5,000 tokens" in msg and "rejected, not trimmed" in msg and "2,048-token window" in msg
-    assert e.value.tokens == 5000 and 0 < e.value.limit < 2048 - 768
+    assert "20,000 tokens" in msg and "rejected, not trimmed" in msg and "8,192-token window" in msg
+    assert e.value.tokens == 20_000 and 0 < e.value.limit < 8192 - 768
     assert lab.history("t-big") == [] and model.calls == []
     assert lab.registry.list_threads() == []  # not even a title
     with pytest.raises(InputTooLong):
@@ -61,7 +61,7 @@ def test_a_request_that_fits_goes_through(workspace):
     lab, _ = windowed_session(workspace)
     limit = None
     try:
-        lab.check_input("word " * 5000)
+        lab.check_input("word " * 20_000)
     except InputTooLong as e:
         limit = e.limit
     assert limit is not None
@@ -209,7 +209,7 @@ def test_ask_rejects_an_oversized_request_with_exit_code_2(workspace, monkeypatc
             super().__init__(home=home, model=WindowedModel(responses=[AIMessage("no")]), **kw)
 
     t0 = time.perf_counter()
-    r = _cli(monkeypatch, workspace, Windowed, "word " * 5000)
+    r = _cli(monkeypatch, workspace, Windowed, "word " * 20_000)
     assert r.exit_code == 2 and "rejected, not trimmed" in r.output
     assert time.perf_counter() - t0 < 5.0
     assert (
