@@ -92,7 +92,12 @@ def test_thread_resumes_after_reopening_sqlite(workspace):
     script = [call("remember", {"fact": "The tokenizer is bpe512."}), AIMessage("Noted.")]
     lab = LabSession(home=workspace.root, model=ScriptedChatModel(responses=script))
     r = lab.ask("remember my tokenizer is bpe512")
-    assert r["tool_calls"] == [{"name": "remember", "args": {"fact": "The tokenizer is bpe512."}}]
+    [tc] = r["tool_calls"]
+    assert {k: tc[k] for k in ("name", "args")} == {
+        "name": "remember",
+        "args": {"fact": "The tokenizer is bpe512."},
+    }
+    assert tc["result"].startswith("Remembered") and tc["artifacts"] == [] and tc["seconds"] >= 0
     assert r["answer"] == "Noted."
     lab.close()
 
@@ -169,7 +174,13 @@ def test_confirmation_interrupt_and_resume(workspace, registry):
         out = g.invoke(Command(resume=answer), cfg)
         result = [m for m in out["messages"] if isinstance(m, ToolMessage)][-1].content
         assert ran == expect_ran
-        assert result == ("done 5000" if answer == "yes" else "Cancelled: the user declined.")
+        # a plain tool (not lab_tool) that asks: "no" still becomes a result, and the turn ends there
+        assert result == (
+            "done 5000"
+            if answer == "yes"
+            else "cancelled by the user: long_job was not started (nothing ran)."
+        )
+        assert len(model.calls) == (2 if answer == "yes" else 1)
 
 
 def test_recall_finds_memories_and_artifacts(tool_ctx, registry):

@@ -68,7 +68,7 @@ def test_bad_arguments_come_back_as_errors(tool_ctx, corpus):
 
 
 class _Declining(ToolContext):
-    def confirm(self, action, details):
+    def confirm(self, action, details, **kw):
         self.asked = (action, details)
         return False
 

@@ -95,7 +95,7 @@ def test_long_runs_ask_first_and_a_no_leaves_nothing_behind(lab):
     ctx.auto_confirm = False
     ctx.confirm_threshold_s = 0.0
     asked = []
-    ctx.confirm = lambda action, details: asked.append((action, details)) or False
+    ctx.confirm = lambda action, details, **kw: asked.append((action, details)) or False
     out = tools["finetune_lora"].invoke({"data": str(data), "max_iters": 5, "name": "nope"})
     assert out.startswith("Not started") and asked[0][0] == "finetune_lora"
     assert asked[0][1]["estimated_seconds"] >= 0 and asked[0][1]["r"] == 8

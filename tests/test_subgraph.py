@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
 from scratchlab.agent import build_graph
+from scratchlab.agent.graph import DECLINED_MESSAGE
 from scratchlab.agent.testing import ScriptedChatModel
 from scratchlab.tools.base import ToolContext, lab_tool
 
@@ -126,8 +127,16 @@ class WipeArgs(BaseModel):
     name: str = Field(description="what to wipe")
 
 
-@pytest.mark.parametrize("answer, result", [("yes", "wiped scratch"), ("no", "cancelled")])
-def test_confirmation_interrupt_inside_subgraph_pauses_and_resumes_the_parent(workspace, answer, result):
+@pytest.mark.parametrize(
+    "answer, result, last",
+    [
+        ("yes", "wiped scratch", "done"),
+        ("no", "cancelled by the user: wipe was not started (nothing ran).", DECLINED_MESSAGE),
+    ],
+)
+def test_confirmation_interrupt_inside_subgraph_pauses_and_resumes_the_parent(
+    workspace, answer, result, last
+):
     ctx = ToolContext.create(workspace, auto_confirm=False)
 
     @lab_tool("wipe", WipeArgs)
@@ -140,13 +149,14 @@ def test_confirmation_interrupt_inside_subgraph_pauses_and_resumes_the_parent(wo
     model = ScriptedChatModel(responses=[call("wipe", {"name": "scratch"}), AIMessage("done")])
     app = parent_app(build_graph(model=model, tools=[wipe]), InMemorySaver())
     out = app.invoke({"messages": [HumanMessage("lab: wipe scratch")]}, cfg())
-    assert out["__interrupt__"][0].value == {"type": "confirm", "action": "wipe", "name": "scratch"}
+    assert out["__interrupt__"][0].value == {"type": "confirm", "action": "wipe", "asked": {"name": "scratch"},
+                                             "name": "scratch"}  # fmt: skip
     snap = app.get_state(cfg(), subgraphs=True)
     assert snap.next == ("lab",) and snap.tasks[0].state.next == ("tools",)
     out = app.invoke(Command(resume=answer), cfg())
     tool_msgs = [m for m in out["messages"] if isinstance(m, ToolMessage)]
     assert [m.content for m in tool_msgs] == [result]
-    assert out["messages"][-1].content == "done" and "__interrupt__" not in out
+    assert out["messages"][-1].content == last and "__interrupt__" not in out
 
 
 def test_example_parent_app_runs_with_fake_model(tmp_path, capsys, monkeypatch):

@@ -16,6 +16,8 @@ import ctypes
 
 import numpy as np
 
+from scratchlab.lab import cancel
+
 TOP_N = 40
 
 
@@ -94,6 +96,7 @@ def constrained_greedy(llm, prompt: str, grammar: str, max_tokens: int, top_n: i
     try:
         prefill(llm, prompt)
         for _ in range(max_tokens):
+            cancel.check()  # Ctrl-C in the REPL: stop at the next token (raises TurnCancelled)
             logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(n_vocab,))
             top = np.argpartition(-logits, top_n)[:top_n]
             allowed, ids = _check(smpl, top, logits[top])

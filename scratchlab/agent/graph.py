@@ -8,7 +8,9 @@
 `add_messages` reducer), so it can be a node or subgraph of another app. The system prompt (fixed tool
 catalogue + current lab state) is prepended on every model call and never stored in the thread.
 A turn has a step limit with a soft landing (LangGraph `RemainingSteps`): the model is told to stop
-and the user gets a short message instead of a `GraphRecursionError`.
+and the user gets a short message instead of a `GraphRecursionError`. A declined confirmation (a tool
+result "cancelled by the user: ...") ends the turn with `DECLINED_MESSAGE`: the model is not called
+again, so it cannot retry the action the user refused.
 Reference: langgraph's prebuilt ReAct agent (deprecated in v1 in favour of building the graph).
 """
 
@@ -18,24 +20,45 @@ from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AnyMessage, SystemMessage
+from langchain_core.messages import AIMessage, AnyMessage, SystemMessage, ToolMessage
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.managed import RemainingSteps
 from langgraph.prebuilt import ToolNode
+from langgraph.prebuilt.tool_node import ToolInvocationError
 from typing_extensions import TypedDict
 
 from scratchlab.agent.prompts import fixed_system_prompt
+from scratchlab.lab.jobs import JobLeftRunning
+from scratchlab.tools.base import CANCELLED_RESULT, LEFT_RUNNING_TEMPLATE, Declined
 
 MAX_STEPS = 12
+DECLINED_MESSAGE = "Cancelled: nothing was started. Tell me what to change (fewer steps, a smaller model) or ask for something else."
 STEP_LIMIT_MESSAGE = "Sorry, I need more steps to finish this. Here is where I stopped; ask me to continue or split the request."
 
 
 class LabState(TypedDict):
     messages: Annotated[list[AnyMessage], add_messages]
     remaining_steps: RemainingSteps
+
+
+def tool_error(e: Exception) -> str:
+    """The `ToolNode` error handler: bad arguments go back to the model (langgraph's default), and so do
+    a declined confirmation and a job wait the user left, for tools not made with `lab_tool`.
+
+    Raises:
+        Exception: `e` itself for every other error (a bug in a tool).
+    """
+    if isinstance(e, Declined):
+        return str(e)
+    if isinstance(e, JobLeftRunning):
+        j = e.job
+        return LEFT_RUNNING_TEMPLATE.format(job=j.id, status=j.status, step=j.step, total=j.total)
+    if isinstance(e, ToolInvocationError):
+        return e.message
+    raise e
 
 
 def recursion_limit(max_steps: int = MAX_STEPS) -> int:
@@ -103,10 +126,23 @@ def build_graph(
         last = state["messages"][-1]
         return "tools" if isinstance(last, AIMessage) and last.tool_calls else END
 
+    def after_tools(state: LabState) -> str:
+        for m in reversed(state["messages"]):  # the results of the last batch of tool calls
+            if not isinstance(m, ToolMessage):
+                break
+            if str(m.content).startswith(CANCELLED_RESULT):
+                return "declined"
+        return "agent"
+
+    def declined(state: LabState) -> dict:
+        return {"messages": [AIMessage(content=DECLINED_MESSAGE)]}
+
     g = StateGraph(LabState)
     g.add_node("agent", agent)
-    g.add_node("tools", ToolNode(tools))
+    g.add_node("tools", ToolNode(tools, handle_tool_errors=tool_error))
+    g.add_node("declined", declined)
     g.add_edge(START, "agent")
     g.add_conditional_edges("agent", route, ["tools", END])
-    g.add_edge("tools", "agent")
+    g.add_conditional_edges("tools", after_tools, ["agent", "declined"])
+    g.add_edge("declined", END)
     return g.compile(checkpointer=checkpointer, store=store, name=name)

@@ -38,6 +38,7 @@ from scratchlab.agent.bank import Bank
 from scratchlab.agent.constrained import choose, constrained_greedy
 from scratchlab.agent.grounding import ground_reply
 from scratchlab.agent.prompts import ANSWER, CLARIFY
+from scratchlab.lab import cancel
 from scratchlab.tools.sandbox import LAB_DATA_HELP
 
 DEFAULT_N_CTX = 8192
@@ -190,6 +191,7 @@ class ChatLocalLlama(BaseChatModel):
         text = ""
         with _LOCK:
             for chunk in self.llm.create_completion(prompt, **kwargs):
+                cancel.check()  # Ctrl-C in the REPL: stop at the next token (raises TurnCancelled)
                 piece = chunk["choices"][0]["text"]
                 text += piece
                 yield piece

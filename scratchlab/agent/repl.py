@@ -1,27 +1,31 @@
-"""The scratchlab REPL: rich rendering + prompt_toolkit input over a `LabSession`.
+"""The scratchlab REPL: prompt_toolkit input and status line, rich output, over a `LabSession`.
 
     scratchlab                      # new thread on the default local model
     scratchlab --thread t-3f2a9c1d  # resume a thread after a restart
 
-Slash commands are listed in `SLASH_HELP`. Ctrl-C during a turn cancels the turn and keeps the
-session; Ctrl-D (or /quit) exits. History lives in the workspace (`history.txt`).
+The prompt never blocks: each request runs in a worker thread (`scratchlab.agent.turns.TurnRunner`)
+and prints above the prompt (prompt_toolkit's `patch_stdout`), while the bottom toolbar shows what the
+turn is doing and the progress of running jobs. Slash commands (`SLASH_HELP`) work during a turn; a new
+request typed during a turn stops its job wait (the job keeps running) and runs next. Ctrl-C cancels the
+turn (the job keeps running in the background, the conversation is kept); Ctrl-C, EOF or anything but
+yes at "Proceed? [y/N]" declines. Ctrl-D (or /quit) exits. History lives in the workspace (`history.txt`).
 """
 
 from __future__ import annotations
 
-import json
+import queue
+import signal
 import threading
+import time
 from typing import Any
 
-from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, HumanMessage
 from rich.console import Console
-from rich.live import Live
 from rich.markdown import Markdown
 from rich.panel import Panel
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
-from rich.text import Text
 
+from scratchlab.agent.render import confirm_panel, fmt_seconds, job_status_text, tool_call_panel
 from scratchlab.cli.common import artifacts_table, jobs_table, memory_table, threads_table
 
 SLASH_HELP = {
@@ -36,79 +40,28 @@ SLASH_HELP = {
     "/artifacts": "what the lab has built",
     "/quit": "exit (or Ctrl-D)",
 }
-RESULT_CHARS = 700
-
-
-class JobProgress:
-    """Renders `Job` progress callbacks (from the tool thread) as a rich progress bar."""
-
-    def __init__(self, console: Console):
-        self.console = console
-        self.progress: Progress | None = None
-        self.tasks: dict[str, Any] = {}
-        self.lock = threading.Lock()
-
-    def __call__(self, job) -> None:
-        with self.lock:
-            if self.progress is None:
-                self.progress = Progress(
-                    TextColumn("[bold]{task.fields[jid]}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TextColumn("{task.fields[msg]}"), TimeRemainingColumn(), console=self.console, transient=False,
-                )  # fmt: skip
-                self.progress.start()
-            if job.id not in self.tasks:
-                self.tasks[job.id] = self.progress.add_task("", total=job.total or None, jid=job.id, msg="")
-            self.progress.update(
-                self.tasks[job.id], completed=job.step, total=job.total or None, msg=job.message[:60]
-            )
-
-    def stop(self) -> None:
-        with self.lock:
-            if self.progress is not None:
-                self.progress.stop()
-            self.progress, self.tasks = None, {}
-
-
-def _short(text: str, n: int = RESULT_CHARS) -> str:
-    text = str(text)
-    return text if len(text) <= n else text[:n] + " …"
-
-
-def tool_call_panel(name: str, args: dict) -> Panel:
-    body = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in args.items())
-    return Panel(
-        Text(f"{name}({body})", style="cyan"),
-        title="tool call",
-        title_align="left",
-        border_style="cyan",
-        expand=False,
-    )
-
-
-def tool_result_panel(msg: ToolMessage) -> Panel:
-    content = str(msg.content)
-    style = "red" if content.startswith("Error") else "green"
-    return Panel(
-        Text(_short(content)),
-        title=f"{msg.name} result",
-        title_align="left",
-        border_style=style,
-        expand=False,
-    )
+BUSY_COMMANDS = ("/new", "/thread", "/model")  # refused while a turn runs (they change its thread or model)
+QUIT_WAIT_S = 5.0  # at /quit, how long to wait for a cancelled turn to finish
+STATUS_REFRESH_S = 0.5  # the status line is redrawn this often (seconds)
+_WAKE = object()  # what the prompt returns when the worker needs the main thread (a confirmation)
 
 
 class Repl:
-    def __init__(
-        self, model: str | None = None, thread_id: str | None = None, console: Console | None = None
-    ):
+    """The interactive face. `lab` may be a ready `LabSession` (tests, embedding apps)."""
+
+    def __init__(self, model: str | None = None, thread_id: str | None = None, console: Console | None = None,
+                 lab: Any = None):  # fmt: skip
         from scratchlab.agent import memory
         from scratchlab.agent.session import LabSession
 
         self.console = console or Console()
-        self.progress = JobProgress(self.console)
-        self.lab = LabSession(model=model, on_progress=self.progress)
+        self.lab = lab or LabSession(model=model)
         self.thread = thread_id or memory.new_thread_id()
-        self.model_spec = model
+        self.model_spec = model if lab is None else (model or self.lab.model_spec)
+        self.runner = None
+        self.session = None
+        self._confirms: queue.Queue = queue.Queue()  # (payload, request, answer queue) from the worker
+        self._stash = ""  # what was typed at "you>" when a confirmation took the prompt
 
     # ---- output ---------------------------------------------------------------------------------
     def banner(self) -> None:
@@ -120,7 +73,7 @@ class Repl:
                 f"[bold]scratchlab {__version__}[/] — a lab for building language models from scratch\n"
                 f"model [cyan]{describe(self.model_spec)}[/] · workspace [cyan]{self.lab.workspace.root}[/]\n"
                 f"thread [cyan]{self.thread}[/] (resume later with `scratchlab --thread {self.thread}`)\n"
-                "Type a request in plain English, /help for commands, Ctrl-D to quit.",
+                "Type a request in plain English, /help for commands, Ctrl-C cancels a turn, Ctrl-D quits.",
                 border_style="magenta",
             )
         )
@@ -129,80 +82,80 @@ class Repl:
         msgs = [m for m in self.lab.history(self.thread) if isinstance(m, HumanMessage | AIMessage)]
         for m in msgs[-limit:]:
             if isinstance(m, HumanMessage):
-                self.console.print(f"[bold magenta]you>[/] {m.content}")
+                self.console.print("you> ", style="bold magenta", end="")
+                self.console.print(str(m.content), markup=False, highlight=False)
             elif m.tool_calls:
                 for tc in m.tool_calls:
                     self.console.print(tool_call_panel(tc["name"], tc["args"]))
             else:
                 self.console.print(Markdown(str(m.content)))
+        pending = self.lab.pending_interrupt(self.thread)
+        if pending and self.runner is not None:
+            self.runner.submit_resume(pending, self.thread)  # a confirmation left open (e.g. by `ask`)
 
-    # ---- one turn -------------------------------------------------------------------------------
-    def turn(self, text: str | None, resume: Any = None) -> None:
-        buffer = ""
-        live: Live | None = None
+    def status_line(self) -> str:
+        """The bottom toolbar: the running turn and the active jobs (never printed over the prompt)."""
         try:
-            for kind, data in self.lab.stream(text, self.thread, resume=resume):
-                if kind == "token":
-                    buffer += data
-                    if live is None:
-                        live = Live(
-                            Markdown(buffer),
-                            console=self.console,
-                            refresh_per_second=12,
-                            vertical_overflow="visible",
-                        )
-                        live.start()
-                    live.update(Markdown(buffer))
-                    continue
-                if live is not None:
-                    live.stop()
-                    live = None
-                if kind == "tool_call":
-                    buffer = ""
-                    self.console.print(tool_call_panel(data["name"], data["args"]))
-                    self.console.print("[dim]working…[/]")
-                elif kind == "tool_result":
-                    self.progress.stop()
-                    self.console.print(tool_result_panel(data))
-                elif kind == "message" and not buffer and data.content:
-                    self.console.print(Markdown(str(data.content)))
-                elif kind == "interrupt":
-                    self._confirm(data)
-                    return
-        except KeyboardInterrupt:
-            if live is not None:
-                live.stop()
-            self.progress.stop()
-            self._close_dangling_calls()
-            self.console.print(
-                "[yellow]turn cancelled[/] (the conversation is kept; background jobs keep running — /jobs)"
-            )
+            from scratchlab.lab.jobs import ACTIVE, job_elapsed, list_jobs
+
+            parts = []
+            r = self.runner
+            if r is not None and r.token is not None:
+                what = r.state + (f": {r.partial}" if r.partial else "")
+                parts.append(f"{what} ({fmt_seconds(time.monotonic() - r.started_at)}; Ctrl-C cancels)")
+            jobs = [j for j in list_jobs(self.lab.registry, limit=10) if j.status in ACTIVE]
+            parts += [job_status_text(j, job_elapsed(j)) for j in jobs[:3]]
+            return " " + " │ ".join(parts) if parts else " ready · /help · Ctrl-D quits"
+        except Exception as e:  # noqa: BLE001 - the toolbar must never break the prompt
+            return f" status unavailable: {type(e).__name__}"
+
+    # ---- confirmations (asked on the main thread) -----------------------------------------------
+    def ask_confirm(self, payload: dict, request: str | None) -> str:
+        """Called by the worker: hand the question to the main thread and wait for the answer."""
+        answer: queue.Queue = queue.Queue(maxsize=1)
+        self._confirms.put((payload, request, answer))
+        while True:
+            self._wake()
+            try:
+                return answer.get(timeout=STATUS_REFRESH_S)
+            except queue.Empty:
+                token = self.runner.token if self.runner is not None else None
+                if token is not None and token.cancelled:  # /quit while the question waited
+                    return "no"
+
+    def _wake(self) -> None:
+        """Make the main thread's "you>" prompt return (thread-safe), keeping what was typed."""
+        app = self.session.app if self.session is not None else None
+        loop = getattr(app, "loop", None)
+        if app is None or loop is None or not app.is_running:
             return
-        finally:
-            if live is not None:
-                live.stop()
 
-    def _confirm(self, payload: dict) -> None:
-        details = {k: v for k, v in payload.items() if k not in ("type", "action")}
-        body = "\n".join(f"{k}: {json.dumps(v) if not isinstance(v, str) else v}" for k, v in details.items())
-        self.console.print(
-            Panel(body or "(no details)", title=f"confirm {payload.get('action', '')}", border_style="yellow")
-        )
+        def leave() -> None:
+            if app.is_running and not app.is_done:
+                self._stash = app.current_buffer.text
+                app.erase_when_done = True  # no stray "you>" line above the confirmation
+                app.exit(result=_WAKE)
+
         try:
-            answer = self.session.prompt("Proceed? [y/N] ").strip() or "no"
-        except (KeyboardInterrupt, EOFError):
-            answer = "no"
-        self.turn(None, resume=answer)
+            loop.call_soon_threadsafe(leave)
+        except RuntimeError:  # that prompt has just ended and its loop closed: the main thread is free
+            pass
 
-    def _close_dangling_calls(self) -> None:
-        """After Ctrl-C, answer any tool call left without a result so the thread stays valid."""
-        msgs = self.lab.history(self.thread)
-        if msgs and isinstance(msgs[-1], AIMessage) and msgs[-1].tool_calls:
-            results = [
-                ToolMessage("Cancelled by the user.", tool_call_id=tc["id"], name=tc["name"])
-                for tc in msgs[-1].tool_calls
-            ]
-            self.lab.graph.update_state(self.lab.config(self.thread), {"messages": results}, as_node="tools")
+    def _answer_confirms(self) -> None:
+        from prompt_toolkit import PromptSession
+
+        while True:
+            try:
+                payload, request, answer = self._confirms.get_nowait()
+            except queue.Empty:
+                return
+            self.console.print(confirm_panel(payload, request))
+            try:
+                text = PromptSession().prompt("Proceed? [y/N] ", bottom_toolbar=self.status_line,
+                                              refresh_interval=STATUS_REFRESH_S)  # fmt: skip
+            except (KeyboardInterrupt, EOFError):
+                text = "no"
+            answer.put(text.strip() or "no")
 
     # ---- slash commands -------------------------------------------------------------------------
     def command(self, line: str) -> bool:
@@ -213,6 +166,14 @@ class Repl:
         rest = rest.strip()
         if cmd in ("/quit", "/exit", "/q"):
             return False
+        if (
+            cmd in BUSY_COMMANDS
+            and (rest or cmd != "/model")
+            and self.runner is not None
+            and self.runner.busy
+        ):
+            self.console.print(f"[yellow]a turn is running: wait for it or press Ctrl-C before {cmd}[/]")
+            return True
         if cmd == "/tools":
             t = Table("tool", "what it does", box=None)
             for tool in self.lab.tools:
@@ -281,19 +242,15 @@ class Repl:
         except (ValueError, RuntimeError, ImportError) as e:
             self.console.print(f"[red]{e}[/]")
             return
-        self.lab._model, self.lab._graph, self.model_spec = model, None, spec
+        self.lab.set_model(model)
+        self.model_spec = spec
         self.console.print(f"model switched to [cyan]{describe(spec)}[/]")
 
     def _jobs(self, rest: str) -> None:
         sub, _, arg = rest.partition(" ")
         if sub == "cancel" and arg:
-            try:
-                from scratchlab.lab.jobs import cancel_job
-
-                job = cancel_job(self.lab.registry, arg.strip())
-                self.console.print(f"{job.id}: {job.status}")
-            except (LookupError, ValueError) as e:
-                self.console.print(f"[red]{e}[/]")
+            threading.Thread(target=self._cancel_job, args=(arg.strip(),), daemon=True).start()
+            self.console.print(f"stopping {arg.strip()} (it saves a checkpoint first)…", markup=False)
             return
         jobs = self.lab.registry.list_jobs(limit=15)
         if not jobs:
@@ -301,34 +258,96 @@ class Repl:
             return
         self.console.print(jobs_table(jobs, box=None))
 
+    def _cancel_job(self, job_id: str) -> None:
+        """Stop a job off the main thread (it may take a while to checkpoint) and say how it ended."""
+        from scratchlab.lab.jobs import cancel_job
+
+        try:
+            job = cancel_job(self.lab.registry, job_id)
+            self.console.print(f"{job.id}: {job.status}", markup=False)
+        except (LookupError, ValueError) as e:
+            self.console.print(str(e), style="red", markup=False)
+
     # ---- main loop ------------------------------------------------------------------------------
     def run(self) -> None:
         from prompt_toolkit import PromptSession
         from prompt_toolkit.history import FileHistory
+        from prompt_toolkit.patch_stdout import patch_stdout
 
-        self.session = PromptSession(history=FileHistory(str(self.lab.workspace.root / "history.txt")))
+        from scratchlab.agent.turns import TurnRunner
+
+        self.session = PromptSession(history=FileHistory(str(self.lab.workspace.root / "history.txt")),
+                                     bottom_toolbar=self.status_line, refresh_interval=STATUS_REFRESH_S)  # fmt: skip
         self.banner()
-        with self.console.status("loading the model and the tool catalogue (first start takes longer)…"):
-            model = self.lab.model
-            if hasattr(model, "warm_start"):
-                model.warm_start(self.lab._fixed_prompt)
-        self.show_history()
+        try:
+            with self.console.status("loading the model and the tool catalogue (first start takes longer)…"):
+                model = self.lab.model
+                if hasattr(model, "warm_start"):
+                    model.warm_start(self.lab._fixed_prompt)
+        except KeyboardInterrupt:
+            self.console.print("[yellow]warm-up skipped; the first answer will be slower[/]")
+        self.runner = TurnRunner(self.lab, self.console, self.ask_confirm)
+        # Between prompts the terminal is not in raw mode and Ctrl-C is a signal, not a key: it must
+        # cancel the turn as the key does, never raise KeyboardInterrupt somewhere in the loop.
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: self._cancel_turn())
+        try:
+            with patch_stdout(raw=True):
+                self.show_history()
+                self._loop()
+                self._quit()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _cancel_turn(self) -> None:
+        if self.runner is not None and self.runner.busy:
+            dropped = self.runner.cancel()
+            note = f"; {dropped} queued request(s) dropped" if dropped else ""
+            self.console.print(f"[yellow]cancelling the turn{note}…[/]")
+
+    def _loop(self) -> None:
         while True:
+            self._answer_confirms()
             try:
-                line = self.session.prompt("you> ")
-            except KeyboardInterrupt:
+                line = self.session.prompt("you> ", default=self._stash, pre_run=self._pre_run)
+            except KeyboardInterrupt:  # Ctrl-C as a key, at the prompt
+                self._cancel_turn()
                 continue
             except EOFError:
-                break
+                return
+            if line is _WAKE:
+                self.session.app.erase_when_done = False
+                continue
+            self._stash = ""
             if not line.strip():
                 continue
             if line.strip().startswith("/"):
-                if not self.command(line):
-                    break
+                try:
+                    if not self.command(line):
+                        return
+                except KeyboardInterrupt:
+                    self.console.print("[yellow]interrupted[/]")
                 continue
-            self.turn(line)
+            if self.runner.busy:
+                self.runner.detach()  # a job wait ends ("left running in the background"); the job runs on
+                self.console.print("[dim]queued: runs after the current turn[/]")
+            self.runner.submit(line, self.thread)
+
+    def _pre_run(self) -> None:
+        if not self._confirms.empty():  # a confirmation arrived while the prompt was starting
+            self._wake()
+
+    def _quit(self) -> None:
+        from scratchlab.lab.jobs import ACTIVE
+
+        ended = self.runner.stop(QUIT_WAIT_S)
+        running = [j.id for j in self.lab.registry.list_jobs(limit=20) if j.status in ACTIVE]
+        if running:
+            self.console.print(f"{', '.join(running)} keep(s) running in the background (`scratchlab jobs`)")
+        if not ended:
+            self.console.print("[yellow]the cancelled turn is still finishing; exiting without waiting[/]")
         self.console.print(f"bye — resume with `scratchlab --thread {self.thread}`")
-        self.lab.close()
+        if ended:
+            self.lab.close()
 
 
 def run_repl(model: str | None = None, thread_id: str | None = None) -> None:

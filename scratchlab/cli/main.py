@@ -56,7 +56,12 @@ def ask(
     ctx: typer.Context,
     question: str = typer.Argument(..., help="The request, in plain English."),
     thread: str = typer.Option(None, "--thread", help="Continue this thread (default: a new one)."),
-    json_out: bool = typer.Option(False, "--json", help='Print {"answer", "thread", "tool_calls"} as JSON.'),
+    json_out: bool = typer.Option(
+        False,
+        "--json",
+        help='Print {"answer", "thread", "tool_calls"} as JSON; each tool call has name, args, result, '
+        "artifacts (ids) and seconds.",
+    ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Run no tool: show the tool call(s) the agent would make."
     ),
@@ -71,24 +76,26 @@ def ask(
         result = ask_served(root, model, question, thread, dry_run, yes)
     except ServeError as e:
         common.fail(str(e))
-    if result is None:
+    if result is None:  # no server: load the model here (these imports alone take ~1.5 s)
         from scratchlab.agent.llm import ModelSpecError
-        from scratchlab.agent.session import LabSession
+        from scratchlab.agent.session import InputTooLong, LabSession
         from scratchlab.lab.registry import LabDatabaseError
         from scratchlab.models.weights import WeightsError
 
         try:
             lab = LabSession(home=root, model=model, auto_confirm=yes)
-            result = lab.ask(question, thread_id=thread, dry_run=dry_run)
-        except (LabDatabaseError, WeightsError, ModelSpecError, FileNotFoundError) as e:
+            result = _ask_cancellable(lab, question, thread, dry_run)
+        except (LabDatabaseError, WeightsError, ModelSpecError, FileNotFoundError, InputTooLong) as e:
             common.fail(str(e))
     if "interrupt" in result:
+        from scratchlab.agent.render import confirm_summary
+
         intr = result.pop("interrupt")
         result["answer"] = (
-            f"{intr.get('action', 'this action')} needs confirmation ({intr}). Re-run with --yes to go ahead, "
-            f"or continue in the REPL: scratchlab --thread {result['thread']}"
+            f"{intr.get('action', 'this action')} needs confirmation ({confirm_summary(intr)}). Nothing was "
+            f"started. Re-run with --yes to go ahead, or answer it in the REPL: scratchlab --thread {result['thread']}"
         )
-    if json_out:
+    if json_out:  # each tool call: name, args, result (its text), artifacts (ids), seconds
         common.emit_json({k: result[k] for k in ("answer", "thread", "tool_calls")})
         return
     for call in result["tool_calls"]:
@@ -98,6 +105,42 @@ def ask(
 
         common.console.print(Markdown(result["answer"]))
     common.console.print(common.safe(f"thread {result['thread']}", "dim"))
+
+
+def _ask_cancellable(lab, question: str, thread: str | None, dry_run: bool) -> dict:
+    """`lab.ask` where the first Ctrl-C cancels the turn cleanly (a job wait returns and the job keeps
+    running; the thread keeps a result for every tool call) and a second one stops at once.
+
+    Raises:
+        typer.Exit(130): the turn was cancelled.
+    """
+    import signal
+
+    from scratchlab.lab import cancel
+
+    token = cancel.CancelToken()
+
+    def on_sigint(signum, frame):
+        if token.cancelled:
+            raise KeyboardInterrupt
+        token.cancel()
+
+    from scratchlab.agent import memory
+    from scratchlab.lab.jobs import ACTIVE
+
+    thread = thread or memory.new_thread_id()
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        with cancel.active(token):
+            return lab.ask(question, thread_id=thread, dry_run=dry_run)
+    except cancel.TurnCancelled:
+        running = [j.id for j in lab.registry.list_jobs(limit=20) if j.status in ACTIVE]
+        jobs = (
+            f"; {', '.join(running)} keep(s) running in the background (`scratchlab jobs`)" if running else ""
+        )
+        common.fail(f"cancelled (Ctrl-C){jobs}; the conversation is kept: --thread {thread}", code=130)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 memory_app = typer.Typer(

@@ -41,6 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from scratchlab.lab import cancel
 from scratchlab.lab.atomic import atomic_write_json
 from scratchlab.lab.diskspace import NO_SPACE_MARKERS, free_bytes, no_space_error, no_space_message
 from scratchlab.lab.registry import Job, LabDatabaseError, Registry, utcnow
@@ -218,6 +219,18 @@ def list_jobs(registry: Registry, limit: int = 20, status: str | None = None) ->
     return [refresh_job(registry, j.id) if j.status in ACTIVE else j for j in jobs]
 
 
+class JobLeftRunning(Exception):
+    """`wait_for_job` stopped waiting because the turn was detached or cancelled; the job keeps running.
+
+    Attributes:
+        job: the job as last seen (still queued or running).
+    """
+
+    def __init__(self, job: Job):
+        super().__init__(f"left running in the background as {job.id}")
+        self.job = job
+
+
 def wait_for_job(
     registry: Registry,
     job_id: str,
@@ -228,9 +241,16 @@ def wait_for_job(
     """Poll until the job ends (or `timeout` seconds pass); return its latest `Job`.
 
     `on_progress(job)` is called at every poll while the job is active and once at the end.
+    Inside an agent turn (`scratchlab.lab.cancel.active`), a detach or cancel of the turn (Ctrl-C in the
+    REPL) stops the wait at once, without touching the job.
+
+    Raises:
+        JobLeftRunning: the turn was detached or cancelled; the job keeps running in the background.
+        LookupError: no such job.
     KeyboardInterrupt propagates (the caller decides whether to cancel the job).
     """
     deadline = None if timeout is None else time.monotonic() + timeout
+    token = cancel.current()
     while True:
         job = refresh_job(registry, job_id)
         if on_progress is not None:
@@ -241,9 +261,14 @@ def wait_for_job(
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=5)
             return job
+        if token is not None and token.detached:
+            raise JobLeftRunning(job)
         if deadline is not None and time.monotonic() >= deadline:
             return job
-        time.sleep(poll_s)
+        if token is not None:
+            token.wait_detached(poll_s)
+        else:
+            time.sleep(poll_s)
 
 
 def _signal_group(pid: int, sig: int) -> None:

@@ -162,13 +162,16 @@ def _estimate(ctx: ToolContext, cfg) -> dict[str, Any]:
 
 
 def confirm_or_raise(ctx: ToolContext, action: str, config: dict[str, Any], estimate_s: float) -> bool:
-    """Ask the user when the estimate exceeds the context's threshold. True to go ahead."""
-    if estimate_s <= ctx.confirm_threshold_s:
-        return True
+    """Ask the user when the estimate exceeds the context's threshold. True to go ahead.
+
+    Raises:
+        Declined: the user said no (see `ToolContext.confirm`).
+    """
     shown = {k: v for k, v in config.items() if k not in ("out_dir", "data_dir", "plot_path")}
     surface = action if action in settings.SURFACES else None
     changed = settings.diff_from_defaults({k: v for k, v in shown.items() if k != "switches"}, surface)
-    return ctx.confirm(action, {"config": shown, "changed": changed, "estimated_seconds": round(estimate_s)})
+    return ctx.confirm(action, {"config": shown, "changed": changed, "estimated_seconds": round(estimate_s)},
+                       estimate_s=estimate_s)  # fmt: skip
 
 
 def launch_training(ctx: ToolContext, prep: PreparedRun) -> tuple[Job, Artifact]:

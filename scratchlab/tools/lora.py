@@ -275,10 +275,11 @@ def start_finetune(
         extra or {}
     )
     name = _slug(args.name) if args.name else unique_name(ctx, _slug(b.name))
-    if est > ctx.confirm_threshold_s and not ctx.confirm(
+    if not ctx.confirm(
         "finetune_lora",
         {"base": b.name, "data": str(data), "r": cfg["r"], "max_iters": cfg["max_iters"], "name": name,
          "changed": settings.diff_from_defaults(asked, "finetune_lora"), "estimated_seconds": round(est)},
+        estimate_s=est,
     ):  # fmt: skip
         return {"status": "declined", "name": name, "estimated_seconds": round(est)}
     out_dir = ctx.workspace.dir("adapters") / name

@@ -225,8 +225,8 @@ def make_tools(ctx: ToolContext) -> list[BaseTool]:
         if not path.exists():
             raise ToolError(f"{args.path} does not exist; give an existing file or folder")
         est = _estimate_seconds([str(path)])
-        if est > ctx.confirm_threshold_s and not ctx.confirm(
-            "index_documents", {"path": str(path), "estimated_seconds": round(est)}
+        if not ctx.confirm(
+            "index_documents", {"path": str(path), "estimated_seconds": round(est)}, estimate_s=est
         ):
             return f"Not indexed: the user declined (estimated {est / 60:.0f} min)."
         t0 = time.perf_counter()
