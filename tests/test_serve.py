@@ -59,7 +59,13 @@ def test_ask_attaches_to_the_server(workspace, served):
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["answer"] == "Nothing built yet."
-    assert out["tool_calls"] == [{"name": "list_artifacts", "args": {}}]
+    (call,) = out["tool_calls"]  # through the server, the call carries its result like a local ask
+    assert (call["name"], call["args"], call["result"], call["artifacts"]) == (
+        "list_artifacts",
+        {},
+        "No artifacts yet.",
+        [],
+    )
     # the same thread continues on the server
     again = client.ask_served(workspace.root, MODEL, "and now?", thread=out["thread"])
     assert again["thread"] == out["thread"]
