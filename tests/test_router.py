@@ -242,3 +242,13 @@ def test_invented_names_are_dropped():
     }  # the tool picks a unique name; an invented one can clash with an old one
     got = router.ground_args({"name": "tok300"}, "train a 300-token tokenizer named tok300", params)
     assert got == {"name": "tok300"}
+
+
+def test_values_that_point_without_naming_and_requests_with_nothing_to_look_for():
+    params = {"properties": {"text": {}, "dataset": {"default": "shakespeare"}, "code": {}}}
+    assert router.vague_args({"text": "some text", "dataset": "my data", "code": "x"}, params) == ["text", "dataset"]
+    assert router.vague_args({"text": "this"}, params) == ["text"]
+    assert router.vague_args({"text": "hello world", "dataset": "shakespeare"}, params) == []
+    tools = ["search_documents", "recall"]
+    assert router.content_words("search the documents", tools) == set()
+    assert router.content_words("what was the batch size I told you I prefer?", tools) >= {"batch", "size"}

@@ -37,7 +37,7 @@ import numpy as np
 
 BANK_DIR = Path(__file__).parent / "bank"
 K = 8  # neighbours that vote
-TEMPERATURE = 0.05  # softmax temperature over cosine similarities
+TEMPERATURE = 0.1  # softmax temperature over cosine similarities (benchmarks/action_scores.py --tune)
 MIN_SIMILARITY = 0.35  # neighbours below this say nothing
 CONTEXT_WORDS = 2  # words on each side of a number that count as its label
 

@@ -298,8 +298,8 @@ class ChatLocalLlama(BaseChatModel):
             if vague and CLARIFY in names:  # "encode some text", "train it on my data": which one?
                 return CLARIFY, router.clarify_question(action, vague, params)
             for arg in router.missing_required(args, params):
-                if arg in QUERY_ARGS:  # the question itself is a fine query
-                    args[arg] = clause
+                if arg in QUERY_ARGS and router.content_words(clause, list(by_name)):
+                    args[arg] = clause  # a question with something in it is a fine query
             missing = router.missing_required(args, params)
             if missing:
                 return CLARIFY, router.clarify_question(action, missing, params)

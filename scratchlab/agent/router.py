@@ -33,7 +33,8 @@ GENERIC_WORDS = {
     "text", "some", "one", "two", "my", "me", "it", "its", "a", "an", "of", "on", "to", "in", "is", "be",
 }  # fmt: skip
 # Words that point at something without naming it: a value made only of these and GENERIC_WORDS is no
-# value ("my data", "some text", "something") and gets a question back.
+# value ("my data", "some text", "something", "this") and gets a question back.
+POINTERS = {"this", "that", "it", "them", "these", "those", "data", "text", "some"}
 VAGUE_WORDS = {"something", "anything", "stuff", "thing", "things", "dataset", "documents", "docs", "notes",
                "folder", "corpus", "whatever", "any", "all"}  # fmt: skip
 NUMBER_RE = re.compile(r"(?<![\w.])(-?(?:\d[\d,_]*(?:\.\d+)?|\.\d+)(?:e-?\d+)?)(?:\s*([kKmM])(?![a-zA-Z]))?")
@@ -203,13 +204,19 @@ def vague_args(args: dict[str, Any], parameters: dict[str, Any]) -> list[str]:
         if str(props[k].get("default", "")).lower() == v.strip().lower():
             continue
         words = words_in(v)
-        if (
-            words
-            and words <= GENERIC_WORDS | VAGUE_WORDS
-            and words & (VAGUE_WORDS | {"data", "text", "some"})
-        ):
+        if words and words <= GENERIC_WORDS | VAGUE_WORDS | POINTERS and words & (VAGUE_WORDS | POINTERS):
             out.append(k)
     return out
+
+
+def content_words(text: str, tool_names: Sequence[str] = ()) -> set[str]:
+    """Words of `text` that name something: not generic, vague or a pointer, nor a part of a tool's
+    name ("search the documents" has none; "what batch size do I prefer" has "batch", "size", "prefer")."""
+    tool_words = {w for n in tool_names for w in n.split("_")} | {
+        w + "s" for n in tool_names for w in n.split("_")
+    }
+    stop = GENERIC_WORDS | VAGUE_WORDS | POINTERS | tool_words
+    return {w for w in words_in(text) if w not in stop and len(w) > 2}
 
 
 def ground_args(

@@ -18,15 +18,16 @@ import tempfile
 import threading
 from pathlib import Path
 
-from scratchlab.sandbox.policy import ENV_ALLOW
-
 _MPL_BUILD_LOCK = threading.Lock()
 _MPL_BUILD_STARTED: set[str] = set()
 _MPL_READY: set[str] = set()
 
 
-def matplotlib_cache() -> str | None:
+def matplotlib_cache(env: dict[str, str]) -> str | None:
     """A prebuilt matplotlib font cache to copy into the sandbox's /tmp, or None (not ready / no mpl).
+
+    `env` is the sandbox's environment (`policy.ENV_ALLOW`): the cache is built under it, so the font
+    list matches what sandboxed code sees. (Passed in, not imported: policy imports this module.)
 
     Without it every run rebuilds matplotlib's font list (~1.5 s). The cache lives in the user's cache
     folder (platformdirs), one per matplotlib version; it is built once, in a background thread, by
@@ -42,7 +43,7 @@ def matplotlib_cache() -> str | None:
         if target in _MPL_BUILD_STARTED:
             return None
         _MPL_BUILD_STARTED.add(target)
-    threading.Thread(target=_build_matplotlib_cache, args=(Path(target),), daemon=True).start()
+    threading.Thread(target=_build_matplotlib_cache, args=(Path(target), dict(env)), daemon=True).start()
     return None
 
 
@@ -59,10 +60,10 @@ def _matplotlib_cache_target() -> str | None:
     return str(Path(platformdirs.user_cache_dir("scratchlab")) / f"sandbox-matplotlib-{mpl_version}")
 
 
-def _build_matplotlib_cache(target: Path) -> None:
+def _build_matplotlib_cache(target: Path, sandbox_env: dict[str, str]) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".mpl-build-", dir=target.parent))
-    env = {**ENV_ALLOW, "MPLCONFIGDIR": str(tmp), "HOME": str(tmp)}
+    env = {**sandbox_env, "MPLCONFIGDIR": str(tmp), "HOME": str(tmp)}
     try:
         subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env=env, capture_output=True,
                        timeout=300, check=True)  # fmt: skip

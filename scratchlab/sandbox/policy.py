@@ -25,6 +25,8 @@ import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from scratchlab.sandbox.mplcache import matplotlib_cache
+
 # ---- limits (defaults are safe for a shared laptop; every one is configurable) -----------------------
 DEFAULT_TIMEOUT_S = 60.0  # wall clock, seconds; kills the whole process tree
 DEFAULT_CPU_S = 60  # CPU seconds per run / per session call (RLIMIT_CPU)
@@ -379,9 +381,7 @@ def bwrap_argv(
         str(HOST_INSIDE_SCRIPT),
         INSIDE_SCRIPT,
     ]
-    from scratchlab.sandbox.mplcache import matplotlib_cache
-
-    mpl_cache = matplotlib_cache()
+    mpl_cache = matplotlib_cache(ENV_ALLOW)
     if mpl_cache:
         argv += ["--ro-bind", mpl_cache, MPL_CACHE_DIR]
     for m in mounts:
