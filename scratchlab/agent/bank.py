@@ -38,6 +38,7 @@ import numpy as np
 BANK_DIR = Path(__file__).parent / "bank"
 K = 8  # neighbours that vote
 TEMPERATURE = 0.1  # softmax temperature over cosine similarities (benchmarks/action_scores.py --tune)
+FLAG_TEMPERATURE = 0.05  # sharper for flags: "the same ... but" is a form, and the nearest form decides
 MIN_SIMILARITY = 0.35  # neighbours below this say nothing
 CONTEXT_WORDS = 2  # words on each side of a number that count as its label
 
@@ -203,7 +204,7 @@ class Bank:
         """Weighted share of the neighbours with flag `name` set ("carry", "lab"), 0..1."""
         num = den = 0.0
         for ex, sim in self.nearest(text, k):
-            w = math.exp((sim - 1.0) / TEMPERATURE)
+            w = math.exp((sim - 1.0) / FLAG_TEMPERATURE)
             den += w
             num += w * bool(getattr(ex, name))
         return num / den if den else 0.0

@@ -62,6 +62,7 @@ PRIOR_WEIGHT = 1.0  # how much the example bank's vote counts against the model'
 CARRY_THRESHOLD = 0.5  # share of neighbours saying "this repeats an earlier call"
 CARRY_PRIOR = 0.5  # extra prior mass for the repeated call's tool
 LAB_THRESHOLD = 0.5  # share of neighbours saying "this asks about the lab's runs and results"
+TOOL_OVER_ANSWER = 0.8  # bank prior on one tool that beats the model's wish to just answer
 QUERY_ARGS = ("query",)  # a required query left empty takes the request's own words
 MAX_CODE_TOKENS = 256
 LOAD_WINDOW_S = 0.5  # a decision within this long of the last one reuses its thread count
@@ -281,6 +282,9 @@ class ChatLocalLlama(BaseChatModel):
         # required argument missing, a value that names nothing), not from the model's guess
         choices = [n for n in names if n != CLARIFY]
         action = self._choose(prompt + router.ACTION_PREFIX, choices, prior)
+        favourite = max(choices, key=lambda n: prior.get(n, 0.0))
+        if action == ANSWER and favourite in by_name and prior[favourite] >= TOOL_OVER_ANSWER:
+            action = favourite  # small models answer tool requests phrased as questions; the examples agree
         if action in by_name:
             params = by_name[action].get("parameters", {})
             args = self._arguments(prompt, action, params, clause)
@@ -290,9 +294,12 @@ class ChatLocalLlama(BaseChatModel):
                 args = state.carry_over(action, args, messages, recs, params)
             props = params.get("properties", {})
             for arg, prop in props.items():
-                resolved = state.resolve(arg, args.get(arg), clause, recs, prop.get("default"))
+                resolved = state.resolve(arg, args.get(arg), clause, recs, prop.get("default"),
+                                         prop.get("description", ""))  # fmt: skip
                 if resolved is not None:
                     args[arg] = resolved
+                else:
+                    args.pop(arg, None)  # the tool's default ("last") then applies
             args = state.resolve_pronoun(args, clause, recs, props)
             vague = [a for a in router.vague_args(args, params) if args[a] != extract.stated_quote(clause)]
             if vague and CLARIFY in names:  # "encode some text", "train it on my data": which one?

@@ -199,8 +199,8 @@ def vague_args(args: dict[str, Any], parameters: dict[str, Any]) -> list[str]:
     props = parameters.get("properties", {})
     out = []
     for k, v in args.items():
-        if k in FREE_TEXT_ARGS or not isinstance(v, str) or k not in props:
-            continue
+        if k in FREE_TEXT_ARGS or k in NAME_ARGS or not isinstance(v, str) or k not in props:
+            continue  # a name for a new artifact is a label, whatever its words ("index it as notes")
         if str(props[k].get("default", "")).lower() == v.strip().lower():
             continue
         words = words_in(v)

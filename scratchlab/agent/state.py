@@ -199,7 +199,19 @@ def bare_pronoun(clause: str) -> bool:
     return any(t in ("it", "that", "them") for t in toks)
 
 
-def resolve(arg: str, value: Any, clause: str, recs: Sequence[Record], default: Any) -> Any:
+def _stated(value: Any, clause: str, description: str) -> bool:
+    """A reference value that stands on its own: "last", a path, one the request writes out whole, or a
+    built-in the argument's description names ('cl100k_base')."""
+    if not isinstance(value, str):
+        return value is not None
+    v = value.strip().lower()
+    return (v in ("last", "latest", "char") or "/" in v or "." in v or v in clause.lower().split()
+            or f"'{v}'" in description.lower())  # fmt: skip
+
+
+def resolve(
+    arg: str, value: Any, clause: str, recs: Sequence[Record], default: Any, description: str = ""
+) -> Any:
     """The record name a reference argument means, or `value` unchanged.
 
     Args:
@@ -208,16 +220,17 @@ def resolve(arg: str, value: Any, clause: str, recs: Sequence[Record], default: 
         clause: the request's words for this call.
         recs: the records (`records_of`).
         default: the argument's schema default ("last" for a reference that defaults to the newest).
+        description: the argument's schema description (built-in values it names are kept).
 
     Returns:
-        A record's name, or `value`.
+        A record's name (a file's path), `value`, or None when `value` names nothing that exists.
     """
     kinds = ARG_KINDS.get(arg)
     if not kinds:
         return value
     pool = [r for r in recs if r.kind in kinds]
     if not pool:
-        return value
+        return value if _stated(value, clause, description) else None
     named = _names_in(clause, pool)
     if len(named) == 1:
         return named[0].ref
@@ -226,6 +239,12 @@ def resolve(arg: str, value: Any, clause: str, recs: Sequence[Record], default: 
     described = _described(clause, pool) if len(pool) > 1 else []
     if len(described) == 1:
         return described[0].ref
+    if (
+        isinstance(value, str)
+        and not any(value in (r.name, r.id) for r in pool)
+        and not _stated(value, clause, description)
+    ):
+        value = None  # a name no record has and the request does not spell out ("the book" -> "books")
     if refers_to_kind(clause, arg):
         ordered = recent(pool, kinds)
         if ORDINAL_FIRST & set(tokens(clause)):
