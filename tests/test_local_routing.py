@@ -201,7 +201,7 @@ def test_idle_cores_leave_out_this_process_and_count_other_busy_processes():
     import sys
     import time
 
-    from scratchlab.agent.local_chat import IdleCores
+    from scratchlab.agent.llama_runtime import IdleCores
 
     idle = IdleCores()
     time.sleep(0.6)

@@ -177,7 +177,7 @@ def test_should_answer_now_after_one_step():
 
 
 def test_is_looping():
-    from scratchlab.agent.local_chat import is_looping
+    from scratchlab.agent.llama_runtime import is_looping
 
     assert is_looping("I'm unable to edit your text. " * 6)
     assert not is_looping(
@@ -217,7 +217,7 @@ def test_must_continue_until_every_step_ran():
 def test_prune_saved_prompt_states(tmp_path):
     import os
 
-    from scratchlab.agent.local_chat import MAX_STATE_FILES, _prune_states
+    from scratchlab.agent.llama_runtime import MAX_STATE_FILES, prune_states as _prune_states
 
     paths = []
     for i in range(6):
@@ -246,7 +246,10 @@ def test_invented_names_are_dropped():
 
 def test_values_that_point_without_naming_and_requests_with_nothing_to_look_for():
     params = {"properties": {"text": {}, "dataset": {"default": "shakespeare"}, "code": {}}}
-    assert router.vague_args({"text": "some text", "dataset": "my data", "code": "x"}, params) == ["text", "dataset"]
+    assert router.vague_args({"text": "some text", "dataset": "my data", "code": "x"}, params) == [
+        "text",
+        "dataset",
+    ]
     assert router.vague_args({"text": "this"}, params) == ["text"]
     assert router.vague_args({"text": "hello world", "dataset": "shakespeare"}, params) == []
     tools = ["search_documents", "recall"]

@@ -5,12 +5,15 @@
     chat.bind_tools(tools).invoke([HumanMessage("train a 512-token BPE on shakespeare")])
     # -> AIMessage(tool_calls=[{"name": "train_tokenizer", "args": {"dataset": "shakespeare", "vocab_size": 512}}])
 
-With tools bound, each call (1) picks the action with a grammar over the tool names plus `answer` and
-`clarify`, (2) for a tool, generates only its arguments under a grammar from its JSON schema, then
-grounds them (`scratchlab.agent.router`). Tool calls are therefore always well formed. Answers stream
-token by token. One `Llama` object is kept per model file so llama.cpp reuses the KV cache of the long
-fixed system prompt; its state after that prompt is saved to disk so a cold start skips re-reading it.
-Prompts are ChatML (Qwen2.5 and SmolLM2 both use it).
+With tools bound, each call (1) picks the action: the model's log-probabilities of the tool names and
+`answer`, plus the example bank's prior (`scratchlab.agent.bank`, `constrained.choose`); (2) for a
+tool, generates only its arguments under a grammar from its JSON schema, then grounds them, puts in
+what the request states (`extract`) and resolves references against the lab's records (`state`).
+A question back comes from the schema (a required argument missing, a value that names nothing).
+Tool calls are therefore always well formed. Answers stream token by token; answers that draw on tool
+results or records are grounded first (`grounding`). The llama.cpp side (one shared `Llama` per
+model file, threads, saved prompt states) is `scratchlab.agent.llama_runtime`. Prompts are ChatML
+(Qwen2.5 and SmolLM2 both use it).
 """
 
 from __future__ import annotations
@@ -19,8 +22,6 @@ import hashlib
 import json
 import os
 import textwrap
-import threading
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -37,14 +38,23 @@ from scratchlab.agent import extract, policy, router, state
 from scratchlab.agent.bank import Bank
 from scratchlab.agent.constrained import choose, constrained_greedy
 from scratchlab.agent.grounding import ground_reply
+from scratchlab.agent.llama_runtime import (
+    DEFAULT_N_CTX,
+    ENV_THREADS,
+    LOCK,
+    IdleCores,
+    is_looping,
+    load_llama,
+    load_state,
+    prune_states,
+    save_state,
+    trim_loop,
+)
 from scratchlab.agent.prompts import ANSWER, CLARIFY
 from scratchlab.lab import cancel
 from scratchlab.tools.sandbox import LAB_DATA_HELP
 
-DEFAULT_N_CTX = 8192
-ENV_THREADS = "SCRATCHLAB_LLAMA_THREADS"  # llama.cpp threads; default: the CPU count (at most 8)
 MAX_ACTION_TOKENS = 16
-LOOP_WINDOW = 40  # characters; see `is_looping`
 MAX_SUMMARY_TOKENS = 160  # the answer after a tool result: short, the result itself is shown to the user
 CONTEXT_RESERVE = 768  # tokens kept free for the reply
 CODE_FENCE = "```python\n"
@@ -65,81 +75,6 @@ LAB_THRESHOLD = 0.5  # share of neighbours saying "this asks about the lab's run
 TOOL_OVER_ANSWER = 0.8  # bank prior on one tool that beats the model's wish to just answer
 QUERY_ARGS = ("query",)  # a required query left empty takes the request's own words
 MAX_CODE_TOKENS = 256
-LOAD_WINDOW_S = 0.5  # a decision within this long of the last one reuses its thread count
-_LLAMAS: dict[tuple[str, int], Any] = {}
-_LOCK = threading.RLock()
-
-
-def load_llama(model_path: str, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = None):
-    """One shared `llama_cpp.Llama` per (file, n_ctx).
-
-    Raises:
-        FileNotFoundError: the .gguf does not exist.
-        RuntimeError: llama.cpp could not load it (corrupt or unsupported file).
-    """
-    key = (str(model_path), n_ctx)
-    with _LOCK:
-        if key not in _LLAMAS:
-            if not Path(model_path).is_file():
-                raise FileNotFoundError(f"model file {model_path} not found")
-            from llama_cpp import Llama
-
-            try:
-                _LLAMAS[key] = Llama(
-                    model_path=str(model_path),
-                    n_ctx=n_ctx,
-                    n_threads=n_threads
-                    or int(os.environ.get(ENV_THREADS, 0))
-                    or max(1, min(os.cpu_count() or 2, 8)),
-                    n_batch=512,
-                    verbose=False,
-                )
-            except (ValueError, RuntimeError) as e:
-                raise RuntimeError(
-                    f"llama.cpp could not load {model_path} ({e}); the file may be corrupt: delete it and "
-                    "scratchlab will re-assemble it from the installed weights packages"
-                ) from e
-        return _LLAMAS[key]
-
-
-class IdleCores:
-    """How many cores other processes leave idle, measured since the previous call.
-
-    llama.cpp's worker threads spin-wait at every barrier of a forward pass, so a thread that shares
-    its core with another busy process stalls the others: with a training job on one of 2 cores, the
-    1.5B decoded a token in 2.2 s with 2 threads and in 0.2 s with 1 (`n_threads` 2 vs 1, same load).
-    This process's own CPU time is left out, so a conversation does not slow itself down.
-    """
-
-    def __init__(self) -> None:
-        import psutil
-
-        self._psutil = psutil
-        self._proc = psutil.Process()
-        self._t, self._busy, self._own = time.monotonic(), self._total_busy(), self._own_cpu()
-        self._last = os.cpu_count() or 1
-
-    def _total_busy(self) -> float:
-        t = self._psutil.cpu_times()
-        return (
-            t.user + t.system + getattr(t, "nice", 0.0) + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
-        )
-
-    def _own_cpu(self) -> float:
-        t = self._proc.cpu_times()
-        return t.user + t.system + t.children_user + t.children_system
-
-    def __call__(self) -> int:
-        """Idle cores (at least 1), averaged over the time since the last call."""
-        now = time.monotonic()
-        if now - self._t < LOAD_WINDOW_S:
-            return self._last
-        busy, own = self._total_busy(), self._own_cpu()
-        others = max(0.0, (busy - self._busy) - (own - self._own)) / (now - self._t)
-        self._t, self._busy, self._own = now, busy, own
-        cpus = os.cpu_count() or 1
-        self._last = max(1, min(cpus, int(cpus - others + 0.5)))
-        return self._last
 
 
 class ChatLocalLlama(BaseChatModel):
@@ -184,13 +119,13 @@ class ChatLocalLlama(BaseChatModel):
     # ---- llama.cpp plumbing ---------------------------------------------------------------------
     def _complete(self, prompt: str, *, grammar: str, max_tokens: int = 64) -> str:
         """Greedy completion of `prompt` under a GBNF grammar (see `scratchlab.agent.constrained`)."""
-        with _LOCK:
+        with LOCK:
             return constrained_greedy(self.llm, prompt, grammar, max_tokens)
 
     def _stream_text(self, prompt: str, kwargs: dict[str, Any]) -> Iterator[str]:
         """Stream a completion; stops early when the text starts repeating itself (small models loop)."""
         text = ""
-        with _LOCK:
+        with LOCK:
             for chunk in self.llm.create_completion(prompt, **kwargs):
                 cancel.check()  # Ctrl-C in the REPL: stop at the next token (raises TurnCancelled)
                 piece = chunk["choices"][0]["text"]
@@ -218,17 +153,17 @@ class ChatLocalLlama(BaseChatModel):
         self._warmed.add(system_prefix)
         prompt = f"{router.IM_START}system\n{system_prefix}"
         if not self.state_cache_dir:
-            with _LOCK:
+            with LOCK:
                 self.llm.create_completion(prompt, max_tokens=1, temperature=0.0)
             return
         digest = hashlib.sha256(f"{self.model_path}|{self.n_ctx}|{prompt}".encode()).hexdigest()[:16]
         path = Path(self.state_cache_dir) / f"prefix-{Path(self.model_path).stem}-{digest}.npz"
-        with _LOCK:
-            if path.is_file() and _load_state(self.llm, path):
+        with LOCK:
+            if path.is_file() and load_state(self.llm, path):
                 return
             self.llm.create_completion(prompt, max_tokens=1, temperature=0.0)
-            _save_state(self.llm, path)
-            _prune_states(path.parent, f"prefix-{Path(self.model_path).stem}-", keep=path)
+            save_state(self.llm, path)
+            prune_states(path.parent, f"prefix-{Path(self.model_path).stem}-", keep=path)
 
     # ---- routing ----------------------------------------------------------------------------------
     @property
@@ -353,11 +288,11 @@ class ChatLocalLlama(BaseChatModel):
         n = min(self._idle(), 8)
         import llama_cpp
 
-        with _LOCK:
+        with LOCK:
             llama_cpp.llama_set_n_threads(self.llm._ctx.ctx, n, n)
 
     def _choose(self, prompt: str, names: list[str], prior: dict[str, float]) -> str:
-        with _LOCK:
+        with LOCK:
             llm = self.llm
             options = {n: llm.tokenize(f'{n}"'.encode(), add_bos=False, special=False) for n in names}
             return choose(llm, prompt, options, prior, weight=PRIOR_WEIGHT)
@@ -467,74 +402,3 @@ class ChatLocalLlama(BaseChatModel):
         ai = AIMessage(content=msg.content, additional_kwargs=dict(msg.additional_kwargs),
                        tool_calls=getattr(msg, "tool_calls", []))  # fmt: skip
         return ChatResult(generations=[ChatGeneration(message=ai)])
-
-
-def is_looping(text: str, window: int = LOOP_WINDOW) -> bool:
-    """True when the last `window` characters already occurred twice before (a degenerate loop)."""
-    if len(text) < 3 * window:
-        return False
-    tail = text[-window:]
-    return text[:-window].count(tail) >= 2
-
-
-def trim_loop(text: str, window: int = LOOP_WINDOW) -> str:
-    """`text` up to the end of the first copy of a repeated tail (see `is_looping`); else `text`.
-
-    Cuts at a line break where there is one, so code keeps whole lines.
-    """
-    if not is_looping(text, window):
-        return text
-    first = text.find(text[-window:])
-    cut = text.rfind("\n", 0, first + window)
-    return text[: cut if cut > 0 else first + window]
-
-
-MAX_STATE_FILES = 3  # saved prompt states kept per model (~60 MB each for the 1.5B); the oldest go
-
-
-def _prune_states(folder: Path, prefix: str, keep: Path) -> None:
-    """Delete all but the newest MAX_STATE_FILES saved states of one model (a new prompt or tool list
-    makes a new file; old ones would pile up)."""
-    files = sorted(folder.glob(f"{prefix}*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in [f for f in files if f != keep][MAX_STATE_FILES - 1 :]:
-        old.unlink(missing_ok=True)
-
-
-def _save_state(llm, path: Path) -> None:
-    import numpy as np
-
-    from scratchlab.lab.atomic import atomic_path
-
-    st = llm.save_state()
-    with atomic_path(path, suffix=".npz") as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(
-                f,
-                input_ids=np.asarray(st.input_ids),
-                n_tokens=np.int64(st.n_tokens),
-                llama_state=np.frombuffer(bytes(st.llama_state), dtype=np.uint8),
-                llama_state_size=np.int64(st.llama_state_size),
-                seed=np.int64(st.seed),
-            )
-
-
-def _load_state(llm, path: Path) -> bool:
-    import numpy as np
-    from llama_cpp import LlamaState
-
-    try:
-        with np.load(path) as z:
-            n = int(z["n_tokens"])
-            st = LlamaState(
-                input_ids=z["input_ids"].copy(),
-                scores=llm.scores[:n, :].copy(),  # logits are recomputed: only the shape matters
-                n_tokens=n,
-                llama_state=z["llama_state"].tobytes(),
-                llama_state_size=int(z["llama_state_size"]),
-                seed=int(z["seed"]),
-            )
-        llm.load_state(st)
-        return True
-    except Exception:  # a stale or truncated cache file: recompute
-        path.unlink(missing_ok=True)
-        return False
