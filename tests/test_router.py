@@ -217,7 +217,8 @@ def test_must_continue_until_every_step_ran():
 def test_prune_saved_prompt_states(tmp_path):
     import os
 
-    from scratchlab.agent.llama_runtime import MAX_STATE_FILES, prune_states as _prune_states
+    from scratchlab.agent.llama_runtime import MAX_STATE_FILES
+    from scratchlab.agent.llama_runtime import prune_states as _prune_states
 
     paths = []
     for i in range(6):
