@@ -17,7 +17,6 @@ enters the thread (`InputTooLong`).
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -45,9 +44,6 @@ INPUT_TOO_LONG = (
     "rejected, not trimmed, and the conversation is unchanged. Shorten it, or save the text to a file and ask "
     "me to index it (then search it) or to read parts of it."
 )
-ID_RE = re.compile(r"\b[a-z]+-\d+\b")
-
-
 class InputTooLong(ValueError):
     """A request longer than the model's context window; nothing was sent or stored.
 
@@ -275,11 +271,9 @@ class LabSession:
 
     def _artifact_ids(self, text: str) -> list[str]:
         """The registry artifact ids ("run-3", "tokenizer-1") named in a tool result, in order."""
-        found = dict.fromkeys(ID_RE.findall(text))
-        if not found:
-            return []
         known = {a.id for a in self.registry.list_artifacts()}
-        return [i for i in found if i in known]
+        words = (w.strip(".,;:!?()[]'\"`") for w in text.split())
+        return list(dict.fromkeys(w for w in words if w in known))
 
     def ask(self, text: str, thread_id: str | None = None, dry_run: bool = False) -> dict[str, Any]:
         """One turn, collected: {"answer", "thread", "tool_calls", "seconds", "interrupt"?}.
