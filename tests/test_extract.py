@@ -70,7 +70,7 @@ def test_an_enum_value_is_named_by_itself_or_by_its_gloss_in_the_description():
     "text, path",
     [("index ../shared/seeds", "../shared/seeds"), ("train a tokenizer on notes.txt", "notes.txt"),
      ("fine-tune on data/qa.jsonl with rank 8", "data/qa.jsonl"), ("index docs/ and ~/notes", None),
-     ("train a tokenizer on shakespeare", None)],
+     ("train a tokenizer on shakespeare", None), ("a tokenizer on shakespeare w/ 300 vocab", None)],
 )  # fmt: skip
 def test_stated_path(text, path):
     assert stated_path(text) == path

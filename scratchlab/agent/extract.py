@@ -174,6 +174,8 @@ def is_path_like(text: str) -> bool:
     """A file or folder a request names: it starts like a path ("~/", "./", "../", "/"), ends with "/",
     has a file extension, or exists ("train/val" and "and/or" do not)."""
     last = text.rstrip("/").rsplit("/", 1)[-1]
+    if len(text.rstrip("/")) < 2:  # "w/" is "with"
+        return False
     return (text.startswith(("~", ".", "/")) or text.endswith("/") or ("." in last and not last[0].isdigit())
             or os.path.exists(os.path.expanduser(text)))  # fmt: skip
 
