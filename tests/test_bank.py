@@ -54,6 +54,10 @@ def test_embeddings_are_cached_by_content(tmp_path):
     first = Bank(rows, cache_dir=tmp_path, embedder=Counting()).vectors
     second = Bank(rows, cache_dir=tmp_path, embedder=Counting()).vectors
     assert (first == second).all() and Counting.calls == 1 and len(list(tmp_path.glob("bank-*.npy"))) == 1
+    third = Bank(
+        rows[:3], cache_dir=tmp_path, embedder=Counting()
+    ).vectors  # a changed bank replaces the old file
+    assert third.shape[0] == 3 and Counting.calls == 2 and len(list(tmp_path.glob("bank-*.npy"))) == 1
 
 
 @pytest.mark.parametrize(

@@ -165,6 +165,9 @@ class Bank:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with atomic_path(path, suffix=".npy") as tmp, open(tmp, "wb") as f:
                     np.save(f, vecs)
+                for old in path.parent.glob("bank-*.npy"):  # embeddings of an older bank: never read again
+                    if old != path:
+                        old.unlink(missing_ok=True)
             self._vectors = vecs
         return self._vectors
 
