@@ -121,7 +121,7 @@ def test_sdk_thread_tool_result_and_resumed_interrupt(agent_server):
         assert interrupt["value"]["type"] == "confirm" and interrupt["value"]["action"] == "train_gpt"
         out = await client.runs.wait(thread["thread_id"], "scratchlab", command={"resume": "no"})
         tool = [m for m in out["messages"] if m["type"] == "tool"]
-        assert tool[-1]["content"].startswith("Training not started: the user declined")
+        assert tool[-1]["content"].startswith("cancelled by the user")  # nothing started
         assert (await client.threads.get_state(thread["thread_id"]))["next"] == []
 
     asyncio.run(asyncio.wait_for(session(), RUN_TIMEOUT_S))
