@@ -26,3 +26,14 @@ def test_nothing_left_falls_back_to_the_result():
         == "Trained bpe400 in 3.2 s."
     )
     assert ground_reply("It took 99 seconds.", ["x"], fallback="see the records") == "see the records"
+
+
+def test_a_number_labelled_as_another_numbers_quantity_is_dropped():
+    result = ("run run-2 (gpt-1) done: val loss 4.0335, best 4.0335 at step 150, train 4.0301; 0.45M params; 3s, "
+              "37,257 tokens/s (cpu, bfloat16).")  # fmt: skip
+    reply = ("The validation loss was 4.0335 after 150 steps. The model has 4.0301 parameters and runs at 37,257 "
+             "tokens/s. It has 0.45M parameters.")  # fmt: skip
+    assert (
+        ground_reply(reply, [result])
+        == "The validation loss was 4.0335 after 150 steps. It has 0.45M parameters."
+    )

@@ -227,6 +227,7 @@ class Bank:
         return self._value_words.get(action, {})
 
 
+SCALE_WORDS = {"k", "m", "b", "bn"}
 NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
                 "nine": 9, "ten": 10, "twelve": 12, "sixteen": 16, "twenty": 20}  # fmt: skip
 
@@ -251,7 +252,7 @@ def number_contexts(text: str) -> list[tuple[float, dict[str, float]]]:
             v = float(NUMBER_WORDS[t])
         if v is not None:
             nums[i] = v
-            if nxt == "k":
+            if nxt in SCALE_WORDS:  # "2k", "0.45M": the scale is part of the number, not a label
                 skip.add(i + 1)
     out: dict[int, dict[str, float]] = {i: {} for i in nums}
     for j, w in enumerate(toks):

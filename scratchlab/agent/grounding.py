@@ -1,9 +1,10 @@
 """Grounded replies: a reply after tool results may only state numbers found in the results or the request.
 
-A small model summarising "0.41 M params" wrote "4.1 million parameters". `ground_reply` reads every
-number of the reply with its scale word ("4.1 million", "0.41M", "12k", "35%"), and keeps a sentence
-only if each of its numbers matches a number of the sources at the precision the reply wrote it
-("1.87" matches 1.8694). Sentences that fail are dropped; when none is left, the reply falls back to
+A small model summarising "0.41 M params" wrote "4.1 million parameters"; another wrote "the model has
+4.0301 parameters" when 4.0301 was the train loss. `ground_reply` reads every number of the reply with
+its scale word ("4.1 million", "0.41M", "12k", "35%"), and keeps a sentence only if each of its numbers
+matches a number of the sources at the precision the reply wrote it ("1.87" matches 1.8694), and is not
+labelled with a word that the sources give to another number (`mislabelled`). Sentences that fail are dropped; when none is left, the reply falls back to
 the first line of the last tool result, which is grounded by construction.
 
     ground_reply("It has 4.1 million parameters. Val loss 1.87.", ["run gpt-2: val loss 1.8694, 0.41M params"])
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from scratchlab.agent.bank import tokens
+from scratchlab.agent.bank import number_contexts, tokens
 
 SCALES = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "mb": 1e6, "b": 1e9, "billion": 1e9,
           "bn": 1e9, "gb": 1e9}  # fmt: skip
@@ -70,6 +71,39 @@ def unsupported_numbers(sentence: str, values: list[float]) -> list[float]:
     return [v for v, tol in numbers_with_scale(sentence) if not supported(v, tol, values)]
 
 
+def _stem5(word: str) -> str:
+    return word[:5]
+
+
+def labels(text: str) -> list[tuple[float, set[str]]]:
+    """Each number of `text` with the words that label it ("0.45M params" -> {"param"}), stemmed to
+    5 letters; short words (val, of, the) do not label."""
+    out = []
+    for value, context in number_contexts(text.replace(",", "")):
+        out.append((value, {_stem5(w) for w in context if len(w) >= 4}))
+    return out
+
+
+def mislabelled(sentence: str, sources: list[str]) -> list[float]:
+    """Numbers of `sentence` that a source holds, but labelled with a word the sources give another
+    number ("4.0301 parameters" when the result says "train 4.0301; 0.45M params")."""
+    src = [lab for text in sources for lab in labels(text)]
+    bad = []
+    for value, words in labels(sentence):
+        same = [
+            w
+            for v, w in src
+            if abs(v - value) <= 0.5 * 10**-4 * max(1.0, abs(v)) or round(v, 2) == round(value, 2)
+        ]
+        if not same:
+            continue
+        own = set().union(*same)
+        other = set().union(*(w for v, w in src if all(w is not s for s in same)))
+        if words & (other - own) and not words & own:
+            bad.append(value)
+    return bad
+
+
 def ground_reply(reply: str, sources: list[str], fallback: str | None = None) -> str:
     """`reply` without the sentences that state a number no source contains (see module docstring).
 
@@ -82,7 +116,7 @@ def ground_reply(reply: str, sources: list[str], fallback: str | None = None) ->
         The reply, possibly shortened, or the fallback.
     """
     values = source_values(sources)
-    kept = [s for s in sentences(reply) if not unsupported_numbers(s, values)]
+    kept = [s for s in sentences(reply) if not unsupported_numbers(s, values) and not mislabelled(s, sources)]
     text = "".join(kept).strip()
     if text:
         return text
