@@ -215,10 +215,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     payload = {"model": args.model, "split": split, "revision": rev, "date": time.strftime("%Y-%m-%d %H:%M"),
                "command": command, "summary": summary, "results": results}  # fmt: skip
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    stem = args.out_dir / f"agent_conversations_{model}_{split}"
-    atomic_write_json(stem.with_suffix(".json"), payload)
+    stem = f"agent_conversations_{model}_{split}"
+    atomic_write_json(args.out_dir / f"{stem}.json", payload)
     atomic_write_text(
-        stem.with_suffix(".md"),
+        args.out_dir / f"{stem}.md",
         render(summary, results, f"Conversations: {model} on {split} at {rev}", command),
     )
     print(json.dumps(summary, indent=1))
