@@ -44,6 +44,8 @@ INPUT_TOO_LONG = (
     "rejected, not trimmed, and the conversation is unchanged. Shorten it, or save the text to a file and ask "
     "me to index it (then search it) or to read parts of it."
 )
+
+
 class InputTooLong(ValueError):
     """A request longer than the model's context window; nothing was sent or stored.
 
