@@ -256,3 +256,10 @@ def test_values_that_point_without_naming_and_requests_with_nothing_to_look_for(
     tools = ["search_documents", "recall"]
     assert router.content_words("search the documents", tools) == set()
     assert router.content_words("what was the batch size I told you I prefer?", tools) >= {"batch", "size"}
+
+
+def test_no_wait_the_interjection_is_not_a_background_run():
+    assert router.ground_args({"wait": False, "n_layer": 3}, "no wait, make it 3 layers; keep the rest") == {
+        "n_layer": 3
+    }
+    assert router.ground_args({"wait": False}, "train it in the background") == {"wait": False}

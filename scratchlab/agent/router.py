@@ -240,7 +240,10 @@ def ground_args(
                 out[k] = v
             continue
         if isinstance(v, bool):  # a flag counts only when the request talks about it
-            if k.replace("_", " ") in low or (k == "wait" and not v and any(w in low for w in NO_WAIT_WORDS)):
+            if k == "wait":  # "no wait, make it 3 layers" names the flag but asks for no background run
+                if not v and any(w in low for w in NO_WAIT_WORDS):
+                    out[k] = v
+            elif k.replace("_", " ") in low:
                 out[k] = v
             continue
         if k in NAME_ARGS and isinstance(v, str) and v.strip().lower() not in low:
