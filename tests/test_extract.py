@@ -83,3 +83,16 @@ def test_quoted_text_names_and_prompts():
     assert stated_name("train a 300 token tokenizer and call it haiku-bpe") == "haiku-bpe"
     assert stated_name("name the run lyrics-v1 please") == "lyrics-v1"
     assert stated_name("what is it called?") is None
+
+
+def test_a_version_number_in_a_name_is_no_setting():
+    tok = {"properties": {"vocab_size": {"type": "integer"}}}
+    text = "train a 500-token tokenizer on shakespeare, splitting words the GPT-2 way"
+    assert stated_numbers(text, "train_tokenizer", tok, None) == {}  # no own-name word next to 500
+    b = bank(
+        ("a 300 token tokenizer", "train_tokenizer", {"vocab_size": 300}),
+        ("gpt style 1000 vocab", "train_tokenizer", {"vocab_size": 1000}),
+    )  # "gpt" labels a vocab size
+    assert stated_numbers(text, "train_tokenizer", tok, b) == {
+        "vocab_size": 500
+    }  # the 2 of GPT-2 is not a value

@@ -232,6 +232,14 @@ NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, 
                 "nine": 9, "ten": 10, "twelve": 12, "sixteen": 16, "twenty": 20}  # fmt: skip
 
 
+def _drop_model_numbers(word: str) -> str:
+    """A name with a version number ("GPT-2", "llama-3.1's") without the number: it is no setting."""
+    head, sep, tail = word.partition("-")
+    if sep and head.isalpha() and tail[:1].isdigit():
+        return head + tail.lstrip("0123456789.")
+    return word
+
+
 def number_contexts(text: str) -> list[tuple[float, dict[str, float]]]:
     """Each number of `text` with the words that label it, weighted by nearness.
 
@@ -242,7 +250,7 @@ def number_contexts(text: str) -> list[tuple[float, dict[str, float]]]:
     Returns:
         [(value, {word: weight})] in order of appearance.
     """
-    toks = tokens(text)
+    toks = tokens(" ".join(_drop_model_numbers(w) for w in text.split()))
     nums: dict[int, float] = {}
     skip = set()
     for i, t in enumerate(toks):
