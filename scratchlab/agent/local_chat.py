@@ -54,7 +54,6 @@ from scratchlab.agent.prompts import ANSWER, CLARIFY
 from scratchlab.lab import cancel
 from scratchlab.tools.sandbox import LAB_DATA_HELP
 
-MAX_ACTION_TOKENS = 16
 MAX_SUMMARY_TOKENS = 160  # the answer after a tool result: short, the result itself is shown to the user
 CONTEXT_RESERVE = 768  # tokens kept free for the reply
 CODE_FENCE = "```python\n"

@@ -356,7 +356,3 @@ def should_answer_now(messages: Sequence[BaseMessage]) -> bool:
         return False
     request, done = request_progress(messages)
     return done >= len(split_steps(request))
-
-
-def is_action(name: str) -> bool:
-    return name not in (ANSWER, CLARIFY)
