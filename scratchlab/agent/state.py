@@ -10,7 +10,7 @@ last turn of this conversation that made or mentioned it. References resolve to 
   1-layer run", "the tokenizer trained on notes.txt");
 - a pronoun or a kind noun ("it", "that tokenizer", "the same file", "the tokenizer from before"):
   the record of that kind that this conversation touched last, else the newest in the lab;
-- "both", "my last two runs": `nearest_records`.
+- "both", "my last two runs": `plural`.
 
 `carry_over` gives "the same ... but X" and "no, I meant X" their meaning: the referenced call's
 arguments (or the run's config) with only X changed.
