@@ -1,5 +1,8 @@
 """Record the local model's own score of every action, and the example bank's prior, per request.
 
+(Recorded: the bank's classifier prior as it is now, and the nearest neighbours, so the older
+nearest-neighbour vote can be compared with it offline.)
+
 With these, the weight of the prior and the bank's temperature are tuned offline (no model in the
 loop): `--tune` reads the file back and prints first-action accuracy for a grid of settings.
 
@@ -70,7 +73,7 @@ def record(args) -> None:
     cases = ev.load_cases(args.data, split=args.split)
     if args.limit:
         cases = harness.stratified(cases, args.limit)
-    home = Path(tempfile.mkdtemp(prefix="scratchlab-scores-"))
+    home = args.home or Path(tempfile.mkdtemp(prefix="scratchlab-scores-"))
     session = harness.make_session(home, args.model, n_threads=args.n_threads)
     model = session.model
     tools = [t for t in session.tools]
@@ -89,11 +92,13 @@ def record(args) -> None:
             ]
             model.warm_start(session._fixed_prompt)
             prompt = model._fit(msgs) + router.ACTION_PREFIX
-            with __import__("scratchlab.agent.local_chat", fromlist=["_LOCK"])._LOCK:
+            with __import__("scratchlab.agent.local_chat", fromlist=["LOCK"]).LOCK:
                 scores = name_scores(model.llm, prompt, names)
             bank.exclude([case["id"]])
             near = [(e.action, s) for e, s in bank.nearest(router.normalise_request(case["request"]), 16)]
-            row = {"id": case["id"], "expected": case["expected"]["action"], "model": scores, "near": near}
+            prior_now = bank.action_prior(router.normalise_request(case["request"]), names)
+            row = {"id": case["id"], "expected": case["expected"]["action"], "model": scores, "near": near,
+                   "prior": prior_now}  # fmt: skip
             f.write(json.dumps(row) + "\n")
             f.flush()
             best = max(scores, key=scores.get)
@@ -114,6 +119,18 @@ def prior(near, names, k: int, temp: float) -> dict[str, float]:
 def tune(path: Path) -> None:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     print(f"{len(rows)} requests")
+    recorded = [r for r in rows if "prior" in r]
+    if recorded:  # the bank's own prior as recorded (the classifier): weight grid
+        line = []
+        for weight in (0.0, 0.5, 1.0, 2.0, 3.0, 100.0):
+            ok = sum(
+                max(r["model"], key=lambda n: r["model"][n] + weight * math.log(r["prior"][n]))
+                == r["expected"]
+                for r in recorded
+            )
+            line.append(f"w={weight:g}: {ok / len(recorded):.3f}")
+        print("recorded prior  " + "  ".join(line))
+    print("nearest-neighbour vote (k, temperature, weight):")
     for k in (4, 8, 16):
         for temp in (0.03, 0.05, 0.1, 0.2):
             line = []
@@ -135,6 +152,7 @@ def main() -> int:
     p.add_argument("--data", type=Path, default=harness.DATA)
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--n-threads", type=int, default=None)
+    p.add_argument("--home", type=Path, default=None, help="workspace to use (its models/ is reused)")
     p.add_argument("--out", type=Path, default=Path("action_scores.jsonl"))
     p.add_argument("--tune", type=Path, default=None, help="read a scores file and print the grid")
     args = p.parse_args()

@@ -36,6 +36,43 @@ def test_the_prior_follows_the_nearest_examples_and_excluded_ones_do_not_vote():
     assert max(prior, key=prior.get) != "list_runs"
 
 
+def test_the_prior_learns_which_words_mark_an_action_and_numbers_do_not_matter():
+    # topic words ("heads", "layers") are shared; the marking words ("for later", "keep in mind") are not
+    b = bank(("train a gpt with 8 heads", "train_gpt"), ("train a gpt with 6 layers and 4 heads", "train_gpt"),
+             ("a 2 layer gpt with 2 heads please", "train_gpt"), ("note for later: I like 6 layers", "remember"),
+             ("keep in mind that I like 4 heads", "remember"), ("note for later: my gpu is small", "remember"))  # fmt: skip
+    actions = ["train_gpt", "remember", "answer"]
+    marked = b.action_prior("note for later: I always want 12 heads", actions)
+    assert max(marked, key=marked.get) == "remember" and marked["answer"] < 0.01  # no example says answer
+    plain = b.action_prior("train a gpt with 12 heads", actions)
+    assert max(plain, key=plain.get) == "train_gpt"
+
+
+def test_the_classifier_is_cached_by_content(tmp_path, monkeypatch):
+    from sklearn.linear_model import LogisticRegression
+
+    rows = load_examples()[:40]
+    p1 = Bank(rows, cache_dir=tmp_path, embedder=WordEmbedder()).action_prior("train a tokenizer", ["answer"])
+    assert len(list(tmp_path.glob("intent-*.pkl"))) == 1
+
+    def no_fit(*a, **k):
+        raise AssertionError("refit although the cache holds this bank's classifier")
+
+    with monkeypatch.context() as m:
+        m.setattr(LogisticRegression, "fit", no_fit)
+        assert (
+            Bank(rows, cache_dir=tmp_path, embedder=WordEmbedder()).action_prior(
+                "train a tokenizer", ["answer"]
+            )
+            == p1
+        )
+    next(tmp_path.glob("intent-*.pkl")).write_bytes(b"not a pickle")  # a broken cache is refit
+    assert (
+        Bank(rows, cache_dir=tmp_path, embedder=WordEmbedder()).action_prior("train a tokenizer", ["answer"])
+        == p1
+    )
+
+
 def test_flags_are_a_weighted_vote():
     b = bank(("the same but with 8 heads", "train_gpt", {}, {"carry": True}), ("train a gpt", "train_gpt"))
     assert b.flag("the same but 4 heads", "carry") > 0.5

@@ -9,10 +9,14 @@ optionally with `"carry": true` (the request repeats or corrects an earlier call
 heads", "no wait, make it 3 layers") and `"lab": true` (an answer that needs the lab's records: "what
 was its val loss?"). Adding a capability means a schema and a few lines here, no code.
 
-For a new request the nearest examples (cosine similarity of MiniLM embeddings) give
-- `action_prior`: a distribution over actions, added to the model's own action scores in
-  `scratchlab.agent.local_chat` (costs no prompt tokens);
-- `flag`: the weighted vote of the neighbours on a flag such as `carry`;
+For a new request the bank gives
+- `action_prior`: a distribution over actions from a classifier fit on the examples (logistic
+  regression over the request's MiniLM embedding and its word and word-pair tf-idf, numbers masked),
+  added to the model's own action scores in `scratchlab.agent.local_chat` (costs no prompt tokens).
+  The embedding carries the topic, the words carry the form ("for future reference: ...", "according
+  to my notes ..."): a nearest-neighbour vote on embeddings alone follows the topic;
+- `flag`: the weighted vote of the nearest examples (cosine similarity of MiniLM embeddings) on a
+  flag such as `carry`;
 - `value_words`: which words stand next to a number for each argument (learned from the examples'
   arguments), used by `scratchlab.agent.extract.stated_numbers`.
 
@@ -27,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import pickle
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -35,9 +40,12 @@ from typing import Any
 
 import numpy as np
 
+from scratchlab.lab.atomic import atomic_path
+
 BANK_DIR = Path(__file__).parent / "bank"
-K = 8  # neighbours that vote
-TEMPERATURE = 0.1  # softmax temperature over cosine similarities (benchmarks/action_scores.py --tune)
+K = 8  # neighbours that vote on a flag
+CLASSIFIER_C = 16.0  # inverse L2 strength of the action classifier (benchmarks/action_scores.py --tune)
+PRIOR_FLOOR = 1e-4  # probability left to an action the classifier rules out (or never saw)
 FLAG_TEMPERATURE = 0.05  # sharper for flags: "the same ... but" is a form, and the nearest form decides
 MIN_SIMILARITY = 0.35  # neighbours below this say nothing
 CONTEXT_WORDS = 2  # words on each side of a number that count as its label
@@ -85,9 +93,16 @@ def load_examples(folder: Path = BANK_DIR) -> list[Example]:
 
 def tokens(text: str) -> list[str]:
     """Lower-case words and numbers of `text`, split at every non-alphanumeric character except '.'
-    inside numbers ("4L" -> ["4", "l"], "lr=3e-4" -> ["lr", "3e-4"])."""
+    inside numbers ("4L" -> ["4", "l"], "lr=3e-4" -> ["lr", "3e-4"], "dropout .1" -> ["dropout", ".1"])."""
     out, cur, kind = [], "", ""
-    for ch in text.lower() + " ":
+    text = text.lower() + " "
+    for n, ch in enumerate(text):
+        lead = ch == "." and kind != "d" and text[n + 1 : n + 2].isdigit() and not text[n - 1 : n].isalnum()
+        if lead:  # ".1": a number written without its leading zero
+            if cur:
+                out.append(cur)
+            cur, kind = ch, "d"
+            continue
         k = "d" if ch.isdigit() or (ch == "." and kind == "d") else "a" if ch.isalpha() or ch == "_" else ""
         if kind == "d" and ch == "e" and cur[-1:].isdigit() and "e" not in cur:
             cur += ch  # scientific notation: 3e-4 (a lone trailing "e" is split off below)
@@ -130,6 +145,8 @@ class Bank:
         self._vectors: np.ndarray | None = None
         self._excluded: set[str] = set()
         self._value_words: dict[str, dict[str, Counter]] | None = None
+        # (excluded ids, TfidfVectorizer, LogisticRegression)
+        self._classifier: tuple[frozenset[str], Any, Any] | None = None
 
     @property
     def embedder(self):
@@ -160,8 +177,6 @@ class Bank:
                     pass
             vecs = np.asarray(self.embedder.encode(texts), dtype=np.float32)
             if path is not None:
-                from scratchlab.lab.atomic import atomic_path
-
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with atomic_path(path, suffix=".npy") as tmp, open(tmp, "wb") as f:
                     np.save(f, vecs)
@@ -187,21 +202,69 @@ class Bank:
             out.append((ex, float(sims[i])))
         return out
 
-    def action_prior(self, text: str, actions: Iterable[str], k: int = K) -> dict[str, float]:
-        """P(action | neighbours): a similarity-weighted vote over `actions`, with add-one smoothing.
+    def action_prior(self, text: str, actions: Iterable[str]) -> dict[str, float]:
+        """P(action | request) from the classifier fit on the (not excluded) examples.
 
         Returns:
-            {action: probability}, summing to 1 over `actions` (uniform when nothing is near).
+            {action: probability}, summing to 1 over `actions`; an action no example has gets
+            `PRIOR_FLOOR` before normalizing (uniform when the bank is empty).
         """
         actions = list(actions)
-        weights = dict.fromkeys(actions, 0.0)
-        for ex, sim in self.nearest(text, k):
-            if ex.action in weights:
-                weights[ex.action] += math.exp((sim - 1.0) / TEMPERATURE)
-        total = sum(weights.values())
-        smooth = 0.02 * (total or 1.0)
-        z = total + smooth * len(actions)
-        return {a: (w + smooth) / z for a, w in weights.items()}
+        fit = self._fit()
+        if fit is None:
+            return dict.fromkeys(actions, 1.0 / len(actions))
+        from scipy.sparse import csr_matrix, hstack  # lazy: see `_fit`
+
+        _, terms, clf = fit
+        query = np.asarray(self.embedder.encode_query(text), dtype=np.float32)[None, :]
+        proba = clf.predict_proba(hstack([csr_matrix(query), terms.transform([text])]).tocsr())[0]
+        known = dict(zip(clf.classes_, proba, strict=True))
+        raw = {a: float(known.get(a, 0.0)) + PRIOR_FLOOR for a in actions}
+        z = sum(raw.values())
+        return {a: p / z for a, p in raw.items()}
+
+    def _fit(self) -> tuple[frozenset[str], Any, Any] | None:
+        """The action classifier over the examples not excluded, fit once per exclusion set (a few
+        seconds; the full bank's is cached on disk next to the embeddings, keyed by content)."""
+        # lazy: scipy/sklearn cost ~1 s to import, and `tokens` (used across the agent) needs neither
+        import sklearn
+        from scipy.sparse import csr_matrix, hstack
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+
+        key = frozenset(self._excluded)
+        if self._classifier is not None and self._classifier[0] == key:
+            return self._classifier
+        keep = [i for i, e in enumerate(self.examples) if e.id not in key]
+        if len({self.examples[i].action for i in keep}) < 2:
+            return None
+        rows = [(self.examples[i].request, self.examples[i].action) for i in keep]
+        digest = hashlib.sha256(json.dumps([rows, CLASSIFIER_C, sklearn.__version__]).encode()).hexdigest()[
+            :16
+        ]
+        path = self.cache_dir / f"intent-{digest}.pkl" if self.cache_dir and not key else None
+        if path is not None and path.is_file():
+            try:  # our own cache file, written below; an unreadable one is refit
+                with open(path, "rb") as f:
+                    terms, clf = pickle.load(f)
+                self._classifier = (key, terms, clf)
+                return self._classifier
+            except (OSError, pickle.UnpicklingError, ValueError, AttributeError, EOFError):
+                pass
+        terms = TfidfVectorizer(analyzer=intent_terms, sublinear_tf=True)
+        words = terms.fit_transform([r for r, _ in rows])
+        x = hstack([csr_matrix(self.vectors[keep]), words]).tocsr()
+        clf = LogisticRegression(C=CLASSIFIER_C, max_iter=2000)
+        clf.fit(x, [a for _, a in rows])
+        self._classifier = (key, terms, clf)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path, suffix=".pkl") as tmp, open(tmp, "wb") as f:
+                pickle.dump((terms, clf), f)
+            for old in path.parent.glob("intent-*.pkl"):  # the classifier of an older bank
+                if old != path:
+                    old.unlink(missing_ok=True)
+        return self._classifier
 
     def flag(self, text: str, name: str, k: int = K) -> float:
         """Weighted share of the neighbours with flag `name` set ("carry", "lab"), 0..1."""
@@ -225,6 +288,12 @@ class Bank:
                         table[ex.action][args[0]].update(context)
             self._value_words = {a: dict(v) for a, v in table.items()}
         return self._value_words.get(action, {})
+
+
+def intent_terms(text: str) -> list[str]:
+    """The classifier's terms: the words of `text` with every number as "#", and adjacent pairs."""
+    words = ["#" if t[0].isdigit() or t[0] == "." else t for t in tokens(text)]
+    return words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
 
 
 SCALE_WORDS = {"k", "m", "b", "bn"}

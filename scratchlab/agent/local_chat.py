@@ -6,7 +6,7 @@
     # -> AIMessage(tool_calls=[{"name": "train_tokenizer", "args": {"dataset": "shakespeare", "vocab_size": 512}}])
 
 With tools bound, each call (1) picks the action: the model's log-probabilities of the tool names and
-`answer`, plus the example bank's prior (`scratchlab.agent.bank`, `constrained.choose`); (2) for a
+`answer`, plus the example bank's classifier as a prior (`scratchlab.agent.bank`, `constrained.choose`); (2) for a
 tool, generates only its arguments under a grammar from its JSON schema, then grounds them, puts in
 what the request states (`extract`) and resolves references against the lab's records (`state`).
 A question back comes from the schema (a required argument missing, a value that names nothing).
@@ -67,7 +67,7 @@ CODE_HINT_COMMENTS = "".join(
     )
 )
 CODE_HINT_IMPORTS = "from lab import runs, curve, plot_runs\nimport matplotlib.pyplot as plt\n"
-PRIOR_WEIGHT = 1.0  # how much the example bank's vote counts against the model's own action scores
+PRIOR_WEIGHT = 2.0  # how much the example bank's classifier counts against the model's own action scores
 CARRY_THRESHOLD = 0.5  # share of neighbours saying "this repeats an earlier call"
 CARRY_PRIOR = 0.5  # extra prior mass for the repeated call's tool
 LAB_THRESHOLD = 0.5  # share of neighbours saying "this asks about the lab's runs and results"
@@ -177,7 +177,7 @@ class ChatLocalLlama(BaseChatModel):
 
         1. A harmful new request gets the fixed refusal (`policy.refusal`), no model call.
         2. The action: the model's choice among the tools, `answer` and `clarify`, with the example
-           bank's neighbours as a prior (`Bank.action_prior`, `constrained.choose`). A request that
+           bank's classifier as a prior (`Bank.action_prior`, `constrained.choose`). A request that
            repeats or corrects an earlier call ("the same but 8 heads") leans to that call's tool.
         3. A tool's arguments: written by the model under the schema's grammar, grounded in the
            request (`router.ground_args`), with what the request states outright put in
