@@ -41,7 +41,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from scratchlab.lab.atomic import atomic_write_json
-from scratchlab.lab.registry import Artifact, Job, MetricRow, Registry
+from scratchlab.lab.registry import Artifact, Job, Registry
+from scratchlab.lab.schema import MetricRow
 from scratchlab.lab.workspace import Workspace
 
 BOARD_DIR = "board"
