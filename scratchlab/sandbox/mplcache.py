@@ -18,6 +18,8 @@ import tempfile
 import threading
 from pathlib import Path
 
+import platformdirs
+
 _MPL_BUILD_LOCK = threading.Lock()
 _MPL_BUILD_STARTED: set[str] = set()
 _MPL_READY: set[str] = set()
@@ -49,14 +51,12 @@ def matplotlib_cache(env: dict[str, str]) -> str | None:
 
 @functools.lru_cache(maxsize=1)
 def _matplotlib_cache_target() -> str | None:
-    from importlib.metadata import PackageNotFoundError, version  # ~60 ms in a big venv: once
+    from importlib.metadata import PackageNotFoundError, version  # lazy: ~60 ms in a big venv, once
 
     try:
         mpl_version = version("matplotlib")
     except PackageNotFoundError:
         return None
-    import platformdirs
-
     return str(Path(platformdirs.user_cache_dir("scratchlab")) / f"sandbox-matplotlib-{mpl_version}")
 
 

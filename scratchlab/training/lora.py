@@ -60,6 +60,7 @@ from scratchlab.training.checkpoint import load_state, save_state
 from scratchlab.training.errors import TrainError
 from scratchlab.training.loop import RunClock, rank_slice, stop_agreed
 from scratchlab.training.lora_base import LoadedBase, load_base
+from scratchlab.training.lora_config import TRAIN_STATE
 from scratchlab.training.lora_eval import val_loss  # noqa: F401 - re-exported
 from scratchlab.training.lora_model import (  # noqa: F401 - re-exported: the engine's public names
     DEFAULT_LR,
@@ -87,7 +88,6 @@ from scratchlab.training.lora_model import (  # noqa: F401 - re-exported: the en
 from scratchlab.training.report import REPORT_EVERY_S, SignalStop, Throttled
 from scratchlab.training.schedule import set_lr, warmup_cosine
 
-TRAIN_STATE = "train_state.pt"
 STATE_FORMAT = "scratchlab.lora.state"
 MIN_LR_RATIO = 0.1
 

@@ -27,9 +27,14 @@ import torch.nn.functional as F
 from scratchlab.lab.atomic import atomic_write_json
 from scratchlab.training import lora_data as D
 from scratchlab.training.lora_base import LoadedBase
-from scratchlab.training.lora_config import DEFAULT_LR, MAX_R, LoraError, LoraTrainConfig  # noqa: F401 - re-exported
+from scratchlab.training.lora_config import (  # noqa: F401 - re-exported
+    DEFAULT_LR,
+    LORA_META,
+    MAX_R,
+    LoraError,
+    LoraTrainConfig,
+)
 
-LORA_META = "lora_meta.json"
 LORA_FORMAT = "scratchlab-lora"
 LORA_FORMAT_VERSION = 1
 GPT_TARGETS = ("c_attn", "c_proj", "c_fc")
