@@ -9,16 +9,16 @@ the private $MPLCONFIGDIR.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
 import platformdirs
+
+from scratchlab.lab.atomic import atomic_dir
 
 _MPL_BUILD_LOCK = threading.Lock()
 _MPL_BUILD_STARTED: set[str] = set()
@@ -61,14 +61,10 @@ def _matplotlib_cache_target() -> str | None:
 
 
 def _build_matplotlib_cache(target: Path, sandbox_env: dict[str, str]) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".mpl-build-", dir=target.parent))
-    env = {**sandbox_env, "MPLCONFIGDIR": str(tmp), "HOME": str(tmp)}
-    try:
-        subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env=env, capture_output=True,
-                       timeout=300, check=True)  # fmt: skip
-        for p in [tmp, *tmp.iterdir()]:
-            p.chmod(0o755 if p.is_dir() else 0o644)
-        os.replace(tmp, target)
-    except (OSError, subprocess.SubprocessError):
-        shutil.rmtree(tmp, ignore_errors=True)
+    with contextlib.suppress(OSError, subprocess.SubprocessError):  # no cache: matplotlib builds its own
+        with atomic_dir(target, fsync=False) as tmp:  # a cache, rebuilt if a crash loses it
+            env = {**sandbox_env, "MPLCONFIGDIR": str(tmp), "HOME": str(tmp)}
+            subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env=env,
+                           capture_output=True, timeout=300, check=True)  # fmt: skip
+            for p in [tmp, *tmp.iterdir()]:
+                p.chmod(0o755 if p.is_dir() else 0o644)

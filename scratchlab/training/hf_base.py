@@ -23,14 +23,13 @@ import hashlib
 import importlib.util
 import json
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scratchlab.lab.atomic import atomic_dir
 from scratchlab.models.weights import SPECS, gguf_path, sha256_file
 
 BASE_META = "scratchlab_base.json"
@@ -139,9 +138,7 @@ def convert_gguf(
     _strip_quantizer(model)
     if tok.pad_token is None and tok.eos_token is not None:
         tok.pad_token = tok.eos_token
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
         n_params = sum(p.numel() for p in model.parameters())
@@ -157,10 +154,6 @@ def convert_gguf(
             **(meta or {}),
         }
         (tmp / BASE_META).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
 

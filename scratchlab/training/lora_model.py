@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from scratchlab.lab.atomic import atomic_write_json
+from scratchlab.lab.atomic import atomic_files, atomic_write_json
 from scratchlab.training import lora_data as D
 from scratchlab.training.lora_base import LoadedBase
 from scratchlab.training.lora_config import (  # noqa: F401 - re-exported
@@ -224,13 +222,7 @@ def read_adapter_meta(adapter_dir: str | os.PathLike) -> dict[str, Any]:
 def save_adapter(peft_model: nn.Module, out_dir: str | os.PathLike, meta: dict[str, Any]) -> Path:
     """Write the adapter weights (peft format) and `lora_meta.json` into `out_dir`, each file atomically."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".adapter.tmp-", dir=out))
-    try:
+    with atomic_files(out) as tmp:
         peft_model.save_pretrained(tmp)
-        for f in tmp.iterdir():
-            os.replace(f, out / f.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     atomic_write_json(out / LORA_META, {"format": LORA_FORMAT, "format_version": LORA_FORMAT_VERSION, **meta})
     return out
