@@ -121,7 +121,7 @@ def convert_gguf(
         BaseModelError: transformers cannot read the file (architecture or quant type unsupported).
     """
     import torch  # torch and transformers are heavy: loaded only to convert or load a base
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # as above
 
     gguf_file = Path(gguf_file)
     out_dir = Path(out_dir)
@@ -215,7 +215,7 @@ def load_base_model(
         BaseModelError: missing folder, or 4-bit requested without CUDA/bitsandbytes.
     """
     import torch  # torch and transformers are heavy: loaded only to convert or load a base
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # as above
 
     p = Path(path)
     if not (p / "config.json").is_file():
@@ -242,14 +242,13 @@ def qlora_config(compute_dtype: Any) -> Any:
     Raises:
         BaseModelError: no CUDA device or bitsandbytes is not installed.
     """
-
-    import torch
+    import torch  # heavy: loaded only when a run asks for QLoRA
 
     if not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None:
         raise BaseModelError(
             "QLoRA needs a CUDA GPU and the bitsandbytes package; train in full precision instead"
         )
-    from transformers import BitsAndBytesConfig
+    from transformers import BitsAndBytesConfig  # heavy: as above
 
     return BitsAndBytesConfig(
         load_in_4bit=True,
@@ -261,7 +260,7 @@ def qlora_config(compute_dtype: Any) -> Any:
 
 def generate_text(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int = 32) -> str:
     """Greedy answer of a chat model to one user message (used to check a conversion)."""
-    import torch
+    import torch  # heavy: loaded only to check a conversion
 
     messages = [{"role": "user", "content": prompt}]
     if getattr(tokenizer, "chat_template", None):
