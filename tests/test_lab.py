@@ -66,7 +66,11 @@ def test_atomic_files_replace_each_file_and_keep_the_others(tmp_path):
     with atomic_files(tmp_path) as tmp:
         (tmp / "w.bin").write_text("new")
         (tmp / "cfg.json").write_text("{}")
-    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {"keep.pt": "state", "w.bin": "new", "cfg.json": "{}"}
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {
+        "keep.pt": "state",
+        "w.bin": "new",
+        "cfg.json": "{}",
+    }
     with pytest.raises(RuntimeError), atomic_files(tmp_path) as tmp:
         (tmp / "w.bin").write_text("torn")
         raise RuntimeError("crash")
