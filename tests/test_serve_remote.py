@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from scratchlab.server.remote import RemoteLab
 REPO = Path(__file__).resolve().parents[1]
 LONG_GPT = {"n_layer": 4, "n_embd": 128, "n_head": 4, "block_size": 64, "max_iters": 100_000_000}
 WAIT_S = 60
+MODEL_HI = "ScriptedChatModel"
 
 
 STARTED = threading.Event()  # set once a SlowModel runs
@@ -72,6 +74,7 @@ def start_server(workspace):
         started.append((t, stop, lab))
         until(lambda: urls or not t.is_alive(), "the server")
         assert urls, "the server did not start"
+        until(lambda: client.find_server(workspace.root, model_key(model)) == urls[0], "find_server")
         return urls[0]
 
     yield start
@@ -130,11 +133,24 @@ def test_a_client_that_hangs_up_cancels_its_turn(workspace, start_server):
     STARTED.clear()
     url = start_server(model)
     body = json.dumps({"text": "a long story", "thread": "t-hangup", "turn_id": "hangup-1"}).encode()
-    req = urllib.request.Request(f"{url}/turn", data=body, headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(f"{url}/turn", data=body, headers=client.headers(url))
     resp = urllib.request.urlopen(req)
     until(STARTED.is_set, "the model to start")
     resp.close()
     until(lambda: not client.request(url, "/health")["busy"], "the turn to be cancelled", timeout=30)
+
+
+def test_routes_but_health_need_the_token_from_serve_json(workspace, start_server):
+    url = start_server(ScriptedChatModel(responses=[AIMessage("hi")]))
+    info = json.loads((workspace.root / SERVE_FILE).read_text())
+    assert (workspace.root / SERVE_FILE).stat().st_mode & 0o077 == 0, "serve.json is private"
+    assert info["token"] and client.request(url, "/health")["ok"]
+    body = json.dumps({"question": "hi"}).encode()
+    req = urllib.request.Request(f"{url}/ask", data=body, headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req)
+    assert e.value.code == 401
+    assert client.ask_served(workspace.root, MODEL_HI, "hi")["answer"] == "hi"
 
 
 def test_an_attached_repl_holds_the_server_and_one_server_per_workspace(workspace, start_server):

@@ -22,7 +22,9 @@ HTTP on 127.0.0.1 (FastAPI + uvicorn), one turn at a time (the local model is no
 - `POST /clients`, `POST|DELETE /clients/{id}`: an attached REPL's lease; the server does not count
   idle time while a lease is fresh (renewed every `LEASE_S / 3` seconds).
 
-While it runs, `<workspace>/serve.json` says where it is ({"url", "pid", "model", "home"}) and the
+Every route but `/health` needs the header `X-Scratchlab-Token` with the random token the server wrote
+to serve.json (mode 0600): other users of the machine can reach 127.0.0.1 but cannot read that file.
+While it runs, `<workspace>/serve.json` says where it is ({"url", "pid", "model", "home", "token"}) and the
 server holds an exclusive `flock` on `<workspace>/serve.lock` (one server per workspace; the kernel
 drops the lock when the process dies, so a killed server leaves no stale lock). After `idle_timeout_s`
 seconds without a request it exits: it removes serve.json (only if it is still its own), then drops the
@@ -37,6 +39,7 @@ import fcntl
 import json
 import logging
 import os
+import secrets
 import socket
 import threading
 import time
@@ -44,9 +47,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from scratchlab.lab.atomic import atomic_write_json
+from scratchlab.lab.atomic import atomic_path
 from scratchlab.server import wire
 
 SERVE_FILE = "serve.json"
@@ -57,6 +62,8 @@ IDLE_ENV = "SCRATCHLAB_IDLE_TIMEOUT"  # default idle timeout (seconds) for `serv
 IDLE_POLL_S = 0.5
 LEASE_S = 180.0  # an attached REPL's lease lasts this long after its last renewal (seconds)
 HEARTBEAT_S = 1.0  # a streaming turn sends an empty line after this much silence (seconds)
+TOKEN_HEADER = "X-Scratchlab-Token"
+OPEN_PATHS = ("/health",)  # the only route without the token (it says which workspace and model)
 
 log = logging.getLogger(__name__)
 
@@ -142,17 +149,26 @@ class _Activity:
         return max(0.0, time.monotonic() - ref)
 
 
-def create_app(lab, model: str, activity: _Activity | None = None):
-    """The FastAPI app around one `LabSession` (`lab`) whose model spec is `model`."""
-    from fastapi import FastAPI, HTTPException
-    from fastapi.responses import StreamingResponse
+def create_app(lab, model: str, activity: _Activity | None = None, token: str | None = None):
+    """The FastAPI app around one `LabSession` (`lab`) whose model spec is `model`; with `token`, every
+    route but /health answers 401 to a request without it in the `X-Scratchlab-Token` header."""
 
     from scratchlab.agent.session import InputTooLong
     from scratchlab.server.turns import TurnHost
 
     activity = activity or _Activity()
     host = TurnHost(lab, activity)
-    app = FastAPI(title="scratchlab", description="scratchlab ask, with the model kept loaded.")
+
+    def check_token(request: Request) -> None:  # a dependency, not a middleware: those wrap the
+        given = request.headers.get(TOKEN_HEADER, "")  # streaming body and hide a client's hang-up
+        if token and request.url.path not in OPEN_PATHS and not secrets.compare_digest(given, token):
+            where = Path(lab.workspace.root) / SERVE_FILE
+            raise HTTPException(
+                status_code=401, detail=f"missing or wrong {TOKEN_HEADER}: read it from {where}"
+            )
+
+    app = FastAPI(title="scratchlab", description="scratchlab ask, with the model kept loaded.",
+                  dependencies=[Depends(check_token)])  # fmt: skip
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -250,8 +266,8 @@ def serve(lab, model: str, *, port: int = 0, host: str = DEFAULT_HOST, idle_time
         raise ServerRunning(f"another scratchlab server serves {root} (it holds {root / LOCK_FILE})")
     port = port or _free_port(host)
     url = f"http://{host}:{port}"
-    activity = _Activity()
-    app = create_app(lab, model, activity)
+    activity, token = _Activity(), secrets.token_urlsafe(24)
+    app = create_app(lab, model, activity, token)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
     path = root / SERVE_FILE
 
@@ -259,7 +275,10 @@ def serve(lab, model: str, *, port: int = 0, host: str = DEFAULT_HOST, idle_time
         while not server.started and not server.should_exit:
             time.sleep(0.05)
         if server.started:
-            atomic_write_json(path, {"url": url, "pid": os.getpid(), "model": model, "home": str(root)})
+            with atomic_path(path) as tmp:
+                tmp.write_text(json.dumps({"url": url, "pid": os.getpid(), "model": model, "home": str(root),
+                                           "token": token}))  # fmt: skip
+                os.chmod(tmp, 0o600)  # before it is in place: only this user may read the token
             activity.last = time.monotonic()
             if on_ready is not None:
                 on_ready(url)

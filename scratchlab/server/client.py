@@ -27,12 +27,16 @@ from pathlib import Path
 from typing import Any
 
 SERVE_FILE = "serve.json"  # same name as ask_server.SERVE_FILE (not imported: FastAPI is heavy)
+TOKEN_HEADER = "X-Scratchlab-Token"  # same as ask_server.TOKEN_HEADER
 SERVE_LOG = "serve.log"  # where a server started by `start_server` writes its output
-HEALTH_TIMEOUT_S = 1.0
+HEALTH_TIMEOUT_S = 5.0  # a live server answers at once; a busy machine may take a few seconds
 CONTROL_TIMEOUT_S = 10.0  # cancel / lease requests (seconds)
-START_WAIT_S = 300.0  # seconds `start_server` waits for the model to load (45 s on a busy 2-core box)
+START_WAIT_S = 600.0  # seconds `start_server` waits for the model to load (minutes on a busy 2-core box)
 NO_SERVER_ENV = "SCRATCHLAB_NO_SERVER"
 LOG_TAIL_CHARS = 1500
+
+
+_TOKENS: dict[str, str] = {}  # server URL -> its token, as read from serve.json by `find_server`
 
 
 class ServeError(RuntimeError):
@@ -55,6 +59,11 @@ def _pid_alive(pid: Any) -> bool:
     return True
 
 
+def headers(url: str) -> dict[str, str]:
+    """The headers of a request to the server at `url` (its token, once `find_server` has read it)."""
+    return {"Content-Type": "application/json", TOKEN_HEADER: _TOKENS.get(url, "")}
+
+
 def request(
     url: str, path: str, body: Any = None, *, method: str | None = None, timeout: float | None = None
 ):
@@ -64,8 +73,7 @@ def request(
         ServeError: an HTTP error status (with the server's detail) or the server stopped answering.
     """
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(f"{url}{path}", data=data, method=method,
-                                 headers={"Content-Type": "application/json"})  # fmt: skip
+    req = urllib.request.Request(f"{url}{path}", data=data, method=method, headers=headers(url))
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310 - our own localhost URL
             return json.loads(r.read())
@@ -90,6 +98,7 @@ def find_server(home: str | Path, model: str | None = None) -> str | None:
         return None
     if health.get("model") != _model_key(model) or Path(health.get("home", "")) != Path(home):
         return None
+    _TOKENS[info["url"]] = str(info.get("token", ""))
     return info["url"]
 
 

@@ -29,7 +29,14 @@ from langchain_core.messages import AIMessage, ToolMessage, messages_from_dict
 
 from scratchlab.agent.session import InputTooLong, LabSession
 from scratchlab.lab import cancel
-from scratchlab.server.client import CONTROL_TIMEOUT_S, ServeError, find_server, request, start_server
+from scratchlab.server.client import (
+    CONTROL_TIMEOUT_S,
+    ServeError,
+    find_server,
+    headers,
+    request,
+    start_server,
+)
 
 LEASE_RENEW_S = 60.0  # the server's lease lasts LEASE_S = 180 s after a renewal
 RELAY_POLL_S = 0.1  # how often a served turn's cancel token is checked (seconds)
@@ -96,8 +103,9 @@ class RemoteLab:
             return
         turn_id = uuid.uuid4().hex
         body = {"text": text, "resume": resume, "thread": thread_id, "turn_id": turn_id}
-        req = urllib.request.Request(f"{self.url}/turn", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
+        req = urllib.request.Request(
+            f"{self.url}/turn", data=json.dumps(body).encode(), headers=headers(self.url)
+        )
         try:
             resp = urllib.request.urlopen(req, timeout=None)  # noqa: S310 - our own localhost URL
         except urllib.error.HTTPError as e:
