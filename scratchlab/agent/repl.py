@@ -357,6 +357,8 @@ class Repl:
         from scratchlab.lab.jobs import ACTIVE
 
         ended = self.runner.stop(QUIT_WAIT_S)
+        if getattr(self.lab, "attached", False):
+            self.lab.detach_server()  # give the lease back: the server's idle time starts now
         running = [j.id for j in self.lab.registry.list_jobs(limit=20) if j.status in ACTIVE]
         if running:
             self.console.print(f"{', '.join(running)} keep(s) running in the background (`scratchlab jobs`)")

@@ -81,14 +81,14 @@ def ask(
     ),
 ) -> None:
     """Ask the agent once, without the REPL (through a running `scratchlab serve` when there is one)."""
-    from scratchlab.server.client import ServeError, ask_served, start_server
+    from scratchlab.server.client import ServeError, ask_served, find_server, start_server
 
     thread = thread or (ctx.obj or {}).get("thread")
     model, root = (ctx.obj or {}).get("model"), common.workspace().root
-    url = None
-    if keep_alive or (ctx.obj or {}).get("keep_alive"):
+    url = find_server(root, model)
+    if url is None and (keep_alive or (ctx.obj or {}).get("keep_alive")):
         try:  # a detached `scratchlab serve` process loads the model; this process stays light
-            common.err_console.print("starting scratchlab serve (it keeps the model loaded) ...", end="\r")
+            common.err_console.print("starting scratchlab serve (it keeps the model loaded) ...")
             url = start_server(root, model)
         except ServeError as e:
             common.err_console.print(f"warning: {e}\nanswering in this process instead")

@@ -40,6 +40,7 @@ import json
 import logging
 import os
 import secrets
+import signal
 import socket
 import threading
 import time
@@ -235,6 +236,10 @@ def create_app(lab, model: str, activity: _Activity | None = None, token: str | 
     return app
 
 
+def _exit_on_signal(signum: int, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
 def _free_port(host: str) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
@@ -289,9 +294,15 @@ def serve(lab, model: str, *, port: int = 0, host: str = DEFAULT_HOST, idle_time
 
     watcher = threading.Thread(target=watch, name="serve-idle", daemon=True)
     watcher.start()
+    # uvicorn stops on SIGTERM, then raises it again with the handler it found: make that one leave
+    # through `finally` (serve.json removed) rather than the default action (killed on the spot)
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _exit_on_signal) if main else None
     try:
         server.run()
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         server.should_exit = True
         with contextlib.suppress(OSError, ValueError, KeyError):
             if json.loads(path.read_text())["pid"] == os.getpid():

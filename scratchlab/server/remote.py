@@ -27,6 +27,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, ToolMessage, messages_from_dict
 
+from scratchlab.agent import session
 from scratchlab.agent.session import InputTooLong, LabSession
 from scratchlab.lab import cancel
 from scratchlab.server.client import (
@@ -168,7 +169,7 @@ class RemoteLab:
 def open_lab(model: str | None, keep_alive: bool, console) -> LabSession | RemoteLab:
     """The REPL's lab: attached to a running server of this workspace and model (started first, as a
     detached `scratchlab serve`, when `keep_alive`), else a `LabSession` that loads the model itself."""
-    local = LabSession(model=model)
+    local = session.LabSession(model=model)  # looked up now: embedding apps and tests may swap the class
     root = local.workspace.root
     url = find_server(root, model)
     if url is None and keep_alive:
