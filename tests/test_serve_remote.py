@@ -214,3 +214,19 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
     except OSError:
         return True
+
+
+def test_ctrl_c_in_an_attached_ask_cancels_the_served_turn(workspace, start_server):
+    model = SlowModel(responses=[AIMessage("unused")])
+    STARTED.clear()
+    url = start_server(model)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SCRATCHLAB_HOME": str(workspace.root)}
+    env.pop(client.NO_SERVER_ENV, None)
+    proc = subprocess.Popen([sys.executable, "-m", "scratchlab", "--model", "SlowModel", "ask", "a long story"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    until(STARTED.is_set, "the served turn to start")
+    proc.send_signal(signal.SIGINT)  # the first Ctrl-C: the server cancels the turn, the ask reports it
+    _, err = proc.communicate(timeout=WAIT_S)
+    assert proc.returncode == 130, err
+    assert "cancelled (Ctrl-C)" in err and "the conversation is kept: --thread t-" in err
+    until(lambda: not client.request(url, "/health")["busy"], "the server to be idle")

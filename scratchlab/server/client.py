@@ -166,19 +166,22 @@ def ask_served(home: str | Path, model: str | None, question: str, thread: str |
     turn_id = uuid.uuid4().hex
     body = {"question": question, "thread": thread, "dry_run": dry_run, "yes": yes, "turn_id": turn_id}
     box: dict[str, Any] = {}
+    done = threading.Event()  # not Thread.join: a join that Ctrl-C interrupts can leave is_alive() wrong
 
     def call() -> None:
         try:
             box["result"] = request(url, "/ask", body)
         except BaseException as e:  # noqa: BLE001 - handed to the main thread
             box["error"] = e
+        finally:
+            done.set()
 
-    worker = threading.Thread(target=call, name="ask-served", daemon=True)
-    worker.start()
+    threading.Thread(target=call, name="ask-served", daemon=True).start()
     cancelled = False
-    while worker.is_alive():
+    while True:
         try:
-            worker.join(0.2)
+            if done.wait(0.2):
+                break
         except KeyboardInterrupt:
             if cancelled:
                 raise
