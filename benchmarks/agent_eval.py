@@ -37,7 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import agent_scoring as ev  # noqa: E402  (a sibling script, not a package)
 
 from scratchlab.lab.atomic import atomic_write_json, atomic_write_text
-from scratchlab.lab.registry import ArtifactRow, JobRow, MetricRow, Registry
+from scratchlab.lab.registry import Registry
+from scratchlab.lab.schema import ArtifactRow, JobRow, MetricRow
 from scratchlab.lab.workspace import get_workspace
 
 ROOT = Path(__file__).resolve().parent

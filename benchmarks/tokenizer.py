@@ -147,7 +147,7 @@ def main() -> None:
     res["reference"] = ref
 
     # ---- encoding throughput and compression ------------------------------------------------------
-    from scratchlab.models.bpe_io import to_hf
+    from scratchlab.models.bpe_export import to_hf
     from scratchlab.models.tiktoken_compat import load_openai, openai_encoding
 
     tok = trained[(4096, "gpt4")]

@@ -46,7 +46,7 @@ def sleep_work(config: dict[str, Any], reporter) -> dict[str, Any]:
 
 
 def job_main(argv: list[str]) -> int:
-    from scratchlab.lab.jobs import run_job_main
+    from scratchlab.lab.job_child import run_job_main
 
     p = argparse.ArgumentParser()
     p.add_argument("--config", required=True)

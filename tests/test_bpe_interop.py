@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scratchlab.models.bpe import Tokenizer, TokenizerFormatError, train_tokenizer
-from scratchlab.models.bpe_io import MODEL_FILE, VOCAB_FILE, dumps, load, loads, to_hf
+from scratchlab.models.bpe_export import to_hf
+from scratchlab.models.bpe_io import MODEL_FILE, VOCAB_FILE, dumps
 
 VARIED = [
     "",
@@ -141,7 +142,7 @@ def test_save_load_round_trip(tmp_path, pattern):
 
 def test_save_load_keeps_byte_shuffle(gpt4, tmp_path):
     ours, ref = gpt4
-    back = loads(dumps(ours))
+    back = Tokenizer.loads(dumps(ours))
     assert back.byte_ids == ours.byte_ids and back.vocab_size == ours.vocab_size
     assert back.encode("Ünïcödé 🙂 hello") == ref.encode("Ünïcödé 🙂 hello")
 
@@ -166,19 +167,19 @@ def _good_model_text():
 )
 def test_corrupt_model_file_errors(tmp_path, mutate, match):
     good = _good_model_text()
-    assert loads(good).num_merges == 3
+    assert Tokenizer.loads(good).num_merges == 3
     path = tmp_path / MODEL_FILE
     path.write_text(mutate(good))
     with pytest.raises(TokenizerFormatError, match=match):
-        load(tmp_path)
+        Tokenizer.load(tmp_path)
 
 
 def test_missing_and_binary_files(tmp_path):
     with pytest.raises(TokenizerFormatError, match="no tokenizer model file"):
-        load(tmp_path / "nope")
+        Tokenizer.load(tmp_path / "nope")
     (tmp_path / MODEL_FILE).write_bytes(b"\xff\xfe\x00binary")
     with pytest.raises(TokenizerFormatError):
-        load(tmp_path)
+        Tokenizer.load(tmp_path)
 
 
 @pytest.mark.parametrize("pattern", ["gpt2", "none", r"\p{L}+| ?\p{N}{1,2}+|\s+|[^\s\p{L}\p{N}]+"])

@@ -23,6 +23,7 @@ from scratchlab.agent.render import confirm_rows, confirm_summary
 from scratchlab.agent.session import LabSession
 from scratchlab.agent.testing import ScriptedChatModel
 from scratchlab.tools import gpt as gpt_tools
+from scratchlab.tools import gpt_runs
 from scratchlab.tools.base import CANCELLED_RESULT, ToolContext
 
 NO = ["n", "no", "N", "", "  ", "nope", "maybe", "yes please", "stop", {"answer": "no"}, False, 0]
@@ -51,7 +52,7 @@ def fake_training(monkeypatch):
         launched.append(job.id)
         return job, art
 
-    monkeypatch.setattr(gpt_tools, "_estimate", estimate)
+    monkeypatch.setattr(gpt_runs, "estimate_run", estimate)
     monkeypatch.setattr(gpt_tools, "launch_training", launch)
     return launched
 
@@ -112,7 +113,7 @@ def test_confirm_payload_shows_the_request_the_changes_and_the_estimate(workspac
 
 
 def test_a_short_run_needs_no_confirmation(workspace, monkeypatch):
-    monkeypatch.setattr(gpt_tools, "_estimate", lambda ctx, cfg: {"estimated_seconds": 30.0, "params": 1})
+    monkeypatch.setattr(gpt_runs, "estimate_run", lambda ctx, cfg: {"estimated_seconds": 30.0, "params": 1})
     launched = []
     monkeypatch.setattr(gpt_tools, "launch_training", lambda ctx, prep: launched.append(1) or (_ for _ in ()).throw(
         LookupError("launched")))  # fmt: skip

@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 from scratchlab.cli import common
 from scratchlab.cli.main import app
 from scratchlab.lab import diskspace
-from scratchlab.lab.jobs import FAILED_LOG_PREFIX, JOB_META_KEY, refresh_job, run_job_main
+from scratchlab.lab.job_child import FAILED_LOG_PREFIX, JOB_META_KEY, run_job_main
+from scratchlab.lab.jobs import refresh_job
 
 ENOSPC = OSError(errno.ENOSPC, "No space left on device")
 TORCH_ENOSPC_END = RuntimeError(

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from scratchlab.lab.job_child import JobReporter, run_job_main
 from scratchlab.lab.jobs import (
-    JobReporter,
     cancel_job,
     list_jobs,
     read_log,
     refresh_job,
-    run_job_main,
     start_job,
     wait_for_job,
 )

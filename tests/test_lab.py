@@ -10,7 +10,7 @@ import types
 import pytest
 
 from scratchlab import datasets
-from scratchlab.lab.atomic import atomic_path, atomic_write_json, atomic_write_text
+from scratchlab.lab.atomic import atomic_dir, atomic_files, atomic_path, atomic_write_json, atomic_write_text
 from scratchlab.lab.registry import ArtifactNotFound, LabDatabaseError, NameTaken, Registry
 from scratchlab.lab.workspace import get_workspace
 from scratchlab.models import weights
@@ -39,6 +39,42 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert p.stat().st_mode & 0o777 == 0o666 & ~mask  # usual permissions, not mkstemp's 0600
+
+
+def test_atomic_dir_appears_whole_or_not_at_all(tmp_path):
+    out = tmp_path / "model"
+    with pytest.raises(RuntimeError), atomic_dir(out) as tmp:
+        (tmp / "a.bin").write_bytes(b"half")
+        raise RuntimeError("crash")
+    assert list(tmp_path.iterdir()) == []  # neither the folder nor its temporary copy
+    with atomic_dir(out) as tmp:
+        (tmp / "a.bin").write_bytes(b"1")
+        (tmp / "sub").mkdir()
+        (tmp / "sub" / "b.txt").write_text("2")
+    assert sorted(p.name for p in out.rglob("*")) == ["a.bin", "b.txt", "sub"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~mask  # usual permissions, not mkdtemp's 0700
+    with pytest.raises(OSError), atomic_dir(out) as tmp:  # a full folder is never replaced
+        (tmp / "c").write_text("3")
+    assert (out / "a.bin").read_bytes() == b"1" and [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_atomic_files_replace_each_file_and_keep_the_others(tmp_path):
+    (tmp_path / "keep.pt").write_text("state")
+    (tmp_path / "w.bin").write_text("old")
+    with atomic_files(tmp_path) as tmp:
+        (tmp / "w.bin").write_text("new")
+        (tmp / "cfg.json").write_text("{}")
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {
+        "keep.pt": "state",
+        "w.bin": "new",
+        "cfg.json": "{}",
+    }
+    with pytest.raises(RuntimeError), atomic_files(tmp_path) as tmp:
+        (tmp / "w.bin").write_text("torn")
+        raise RuntimeError("crash")
+    assert (tmp_path / "w.bin").read_text() == "new" and len(list(tmp_path.iterdir())) == 3
 
 
 def test_registry_artifacts(registry):

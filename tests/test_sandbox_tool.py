@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from scratchlab.sandbox import Limits, SandboxConfigError, SandboxUnavailable, policy, run_code
+from scratchlab.sandbox.errors import UnsafeSandboxWarning
 from scratchlab.sandbox.policy import probe
 
 REASON = probe()
@@ -37,7 +38,7 @@ def test_refuses_without_bwrap_and_says_how_to_fix(tmp_path, monkeypatch):
 def test_unsafe_mode_is_explicit_and_warns(tmp_path, monkeypatch):
     monkeypatch.setattr(policy, "find_bwrap", lambda: None)
     for _ in range(2):  # every time, not once per call site
-        with pytest.warns(policy.UnsafeSandboxWarning, match="WITHOUT the sandbox"):
+        with pytest.warns(UnsafeSandboxWarning, match="WITHOUT the sandbox"):
             r = run_code("print(6 * 7)", tmp_path / "w", unsafe_no_sandbox=True, limits=Limits(timeout_s=30))
     assert r.ok and r.stdout == "42\n" and not r.sandboxed
     assert any("WITHOUT the sandbox" in w for w in r.warnings)

@@ -9,6 +9,12 @@ turn is doing and the progress of running jobs. Slash commands (`SLASH_HELP`) wo
 request typed during a turn stops its job wait (the job keeps running) and runs next. Ctrl-C cancels the
 turn (the job keeps running in the background, the conversation is kept); Ctrl-C, EOF or anything but
 yes at "Proceed? [y/N]" declines. Ctrl-D (or /quit) exits. History lives in the workspace (`history.txt`).
+
+When a `scratchlab serve` runs for this workspace and model, a new REPL attaches to it (its own thread;
+`scratchlab.server.remote`): turns run in the server, which already holds the model, while prompts,
+confirmations, Ctrl-C and slash commands stay here. `scratchlab --keep-alive` starts that server first
+if none runs, and it stays after the REPL exits (until 15 idle minutes), so later `ask`s reuse it.
+`/model SPEC` leaves the server and loads SPEC here. `SCRATCHLAB_NO_SERVER=1` never attaches.
 """
 
 from __future__ import annotations
@@ -50,12 +56,12 @@ class Repl:
     """The interactive face. `lab` may be a ready `LabSession` (tests, embedding apps)."""
 
     def __init__(self, model: str | None = None, thread_id: str | None = None, console: Console | None = None,
-                 lab: Any = None):  # fmt: skip
+                 lab: Any = None, keep_alive: bool = False):  # fmt: skip
         from scratchlab.agent import memory
-        from scratchlab.agent.session import LabSession
+        from scratchlab.server.remote import open_lab
 
         self.console = console or Console()
-        self.lab = lab or LabSession(model=model)
+        self.lab = lab or open_lab(model, keep_alive, self.console)
         self.thread = thread_id or memory.new_thread_id()
         self.model_spec = model if lab is None else (model or self.lab.model_spec)
         self.runner = None
@@ -68,10 +74,15 @@ class Repl:
         from scratchlab import __version__
         from scratchlab.agent.llm import describe
 
+        served = (
+            f" (kept loaded by scratchlab serve at {self.lab.url})"
+            if getattr(self.lab, "attached", 0)
+            else ""
+        )
         self.console.print(
             Panel.fit(
                 f"[bold]scratchlab {__version__}[/] — a lab for building language models from scratch\n"
-                f"model [cyan]{describe(self.model_spec)}[/] · workspace [cyan]{self.lab.workspace.root}[/]\n"
+                f"model [cyan]{describe(self.model_spec)}[/]{served} · workspace [cyan]{self.lab.workspace.root}[/]\n"
                 f"thread [cyan]{self.thread}[/] (resume later with `scratchlab --thread {self.thread}`)\n"
                 "Type a request in plain English, /help for commands, Ctrl-C cancels a turn, Ctrl-D quits.",
                 border_style="magenta",
@@ -237,6 +248,9 @@ class Repl:
         if not spec:
             self.console.print(f"model: [cyan]{describe(self.model_spec)}[/]")
             return
+        if getattr(self.lab, "attached", False):  # the server keeps its own model; load SPEC here
+            self.lab = self.runner.lab = self.lab.detach_server()
+            self.console.print("left scratchlab serve: turns now run in this REPL")
         try:
             model = get_chat_model(spec, workspace=self.lab.workspace)
         except (ValueError, RuntimeError, ImportError) as e:
@@ -280,10 +294,13 @@ class Repl:
                                      bottom_toolbar=self.status_line, refresh_interval=STATUS_REFRESH_S)  # fmt: skip
         self.banner()
         try:
-            with self.console.status("loading the model and the tool catalogue (first start takes longer)…"):
-                model = self.lab.model
-                if hasattr(model, "warm_start"):
-                    model.warm_start(self.lab._fixed_prompt)
+            if not getattr(self.lab, "attached", False):  # attached: the server holds the model, warm
+                with self.console.status(
+                    "loading the model and the tool catalogue (first start takes longer)…"
+                ):
+                    model = self.lab.model
+                    if hasattr(model, "warm_start"):
+                        model.warm_start(self.lab._fixed_prompt)
         except KeyboardInterrupt:
             self.console.print("[yellow]warm-up skipped; the first answer will be slower[/]")
         self.runner = TurnRunner(self.lab, self.console, self.ask_confirm)
@@ -340,6 +357,8 @@ class Repl:
         from scratchlab.lab.jobs import ACTIVE
 
         ended = self.runner.stop(QUIT_WAIT_S)
+        if getattr(self.lab, "attached", False):
+            self.lab.detach_server()  # give the lease back: the server's idle time starts now
         running = [j.id for j in self.lab.registry.list_jobs(limit=20) if j.status in ACTIVE]
         if running:
             self.console.print(f"{', '.join(running)} keep(s) running in the background (`scratchlab jobs`)")
@@ -350,7 +369,7 @@ class Repl:
             self.lab.close()
 
 
-def run_repl(model: str | None = None, thread_id: str | None = None) -> None:
+def run_repl(model: str | None = None, thread_id: str | None = None, keep_alive: bool = False) -> None:
     """Start the REPL (the `scratchlab` command with no sub-command).
 
     Raises:
@@ -362,7 +381,7 @@ def run_repl(model: str | None = None, thread_id: str | None = None) -> None:
 
     console = Console()
     try:
-        Repl(model=model, thread_id=thread_id, console=console).run()
+        Repl(model=model, thread_id=thread_id, console=console, keep_alive=keep_alive).run()
     except (LabDatabaseError, WeightsError, ModelSpecError, FileNotFoundError, RuntimeError) as e:
         console.print(f"[bold red]error:[/] {e}")
         raise SystemExit(2) from e

@@ -20,6 +20,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
 from scratchlab.agent.prompts import ANSWER, CLARIFY
+from scratchlab.lab.words import words_in
 
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
 ACTION_PREFIX = '{"action": "'
@@ -41,7 +42,6 @@ NUMBER_RE = re.compile(r"(?<![\w.])(-?(?:\d[\d,_]*(?:\.\d+)?|\.\d+)(?:e-?\d+)?)(
 SHORTHAND_K = re.compile(
     r"(?<![\w.])(\d+(?:\.\d+)?)\s?[kK](?![a-zA-Z])"
 )  # "2k" -> 2000, for the model and grounding
-WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
 TOOL_RESULT_CHARS = 1200
 MAX_STRING_CHARS = 240  # non-free-text string arguments are capped in the grammar too
 MAX_LIST_ITEMS = 16  # list arguments are capped in the grammar (a small model can loop on a list)
@@ -149,10 +149,6 @@ def numbers_in(text: str) -> set[float]:
 def normalise_request(text: str) -> str:
     """Expand the count shorthand the small models misread: "2k" -> "2000"."""
     return SHORTHAND_K.sub(lambda m: str(int(round(float(m[1]) * 1000))), text)
-
-
-def words_in(text: str) -> set[str]:
-    return {w.lower() for w in WORD_RE.findall(text) if len(w) >= 2}
 
 
 ID_KINDS = ("job", "run", "tokenizer", "index", "adapter", "dataset", "file", "plot", "base", "ablation")

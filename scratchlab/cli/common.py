@@ -17,14 +17,16 @@ import json
 import re
 import sys
 from collections.abc import Iterable
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from scratchlab.lab.registry import LabDatabaseError, Registry
 from scratchlab.lab.workspace import Workspace, get_workspace
+
+if TYPE_CHECKING:
+    from scratchlab.lab.registry import Registry
 
 console = Console()
 err_console = Console(stderr=True)
@@ -42,6 +44,9 @@ def workspace() -> Workspace:
 
 def registry() -> Registry:
     """The workspace's registry, set up; exits with the diagnosis if lab.db cannot be used."""
+    # lazy: SQLAlchemy takes ~0.4 s to import, and `ask` through a running server never needs it
+    from scratchlab.lab.registry import LabDatabaseError, Registry
+
     try:
         reg = Registry.from_workspace(workspace())
         reg.setup()

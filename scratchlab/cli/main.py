@@ -42,13 +42,19 @@ def root(
         help="Chat model: local, local:0.5b, local:1.5b, a .gguf path, or openai:<model>.",
     ),
     thread: str = typer.Option(None, "--thread", help="Resume this conversation thread in the REPL."),
+    keep_alive: bool = typer.Option(
+        False,
+        "--keep-alive",
+        help="REPL: run the turns in a `scratchlab serve` started in the background (if none runs), which "
+        "stays after the REPL exits so later `ask`s and REPLs attach (it exits after 15 idle minutes).",
+    ),
 ) -> None:
     common.set_home(home)
-    ctx.obj = {"model": model, "thread": thread}
+    ctx.obj = {"model": model, "thread": thread, "keep_alive": keep_alive}
     if ctx.invoked_subcommand is None:
         from scratchlab.agent.repl import run_repl
 
-        run_repl(model=model, thread_id=thread)
+        run_repl(model=model, thread_id=thread, keep_alive=keep_alive)
 
 
 @app.command()
@@ -66,16 +72,32 @@ def ask(
         False, "--dry-run", help="Run no tool: show the tool call(s) the agent would make."
     ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Confirm long actions without asking."),
+    keep_alive: bool = typer.Option(
+        False,
+        "--keep-alive",
+        help="If no `scratchlab serve` runs for this workspace and model, start one in the background and "
+        "ask through it; later asks and REPLs attach to it. It exits after 15 idle minutes "
+        "($SCRATCHLAB_IDLE_TIMEOUT seconds).",
+    ),
 ) -> None:
-    """Ask the agent once, without the REPL."""
-    from scratchlab.server.client import ServeError, ask_served
+    """Ask the agent once, without the REPL (through a running `scratchlab serve` when there is one)."""
+    from scratchlab.server.client import ServeError, ask_served, find_server, start_server
 
     thread = thread or (ctx.obj or {}).get("thread")
     model, root = (ctx.obj or {}).get("model"), common.workspace().root
+    url = find_server(root, model)
+    if url is None and (keep_alive or (ctx.obj or {}).get("keep_alive")):
+        try:  # a detached `scratchlab serve` process loads the model; this process stays light
+            common.err_console.print("starting scratchlab serve (it keeps the model loaded) ...")
+            url = start_server(root, model)
+        except ServeError as e:
+            common.err_console.print(f"warning: {e}\nanswering in this process instead")
     try:  # a running `scratchlab serve` (same workspace and model) answers without reloading the model
-        result = ask_served(root, model, question, thread, dry_run, yes)
+        result = ask_served(root, model, question, thread, dry_run, yes, url=url)
     except ServeError as e:
         common.fail(str(e))
+    except KeyboardInterrupt:  # the second Ctrl-C: the server was already asked to cancel the turn
+        common.fail("cancelled (Ctrl-C)", code=130)
     if result is None:  # no server: load the model here (these imports alone take ~1.5 s)
         from scratchlab.agent.llm import ModelSpecError
         from scratchlab.agent.session import InputTooLong, LabSession
@@ -87,6 +109,12 @@ def ask(
             result = _ask_cancellable(lab, question, thread, dry_run)
         except (LabDatabaseError, WeightsError, ModelSpecError, FileNotFoundError, InputTooLong) as e:
             common.fail(str(e))
+    if result.get("cancelled"):  # Ctrl-C through the server
+        jobs = result.get("jobs") or []
+        running = f"; {', '.join(jobs)} keep(s) running in the background (`scratchlab jobs`)" if jobs else ""
+        common.fail(
+            f"cancelled (Ctrl-C){running}; the conversation is kept: --thread {result['thread']}", code=130
+        )
     if "interrupt" in result:
         from scratchlab.agent.render import confirm_summary
 
@@ -234,14 +262,15 @@ def models(json_out: bool = typer.Option(False, "--json", help="JSON output.")) 
 
 
 def main() -> None:
-    from scratchlab.lab.registry import LabDatabaseError
-
     try:
         app()
-    except (
-        LabDatabaseError
-    ) as e:  # lab.db unusable mid-command (full disk, lock): the diagnosis, no traceback
-        common.print_error(str(e))
+    except Exception as e:
+        # lazy: SQLAlchemy (~0.4 s) is not imported by an `ask` that a running server answers
+        from scratchlab.lab.registry import LabDatabaseError
+
+        if not isinstance(e, LabDatabaseError):
+            raise
+        common.print_error(str(e))  # lab.db unusable mid-command (full disk, lock): the diagnosis
         raise SystemExit(2) from None
 
 

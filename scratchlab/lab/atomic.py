@@ -3,10 +3,16 @@
 A crash (or SIGKILL, or a full disk) in the middle of a write leaves the previous file intact and at
 worst a stray `*.tmp-*` file, never half a checkpoint, index or tokenizer.
 
-    from scratchlab.lab.atomic import atomic_write_text, atomic_path
+    from scratchlab.lab.atomic import atomic_write_text, atomic_path, atomic_dir, atomic_files
     atomic_write_text(path, "hello")
     with atomic_path(ckpt_path) as tmp:   # any writer that takes a path
         torch.save(state, tmp)
+    with atomic_dir(model_dir) as tmp:    # any writer that fills a folder (HF save_pretrained)
+        model.save_pretrained(tmp)        # model_dir appears complete, or not at all
+    with atomic_files(adapter_dir) as tmp:  # a folder writer whose files join an existing folder
+        peft_model.save_pretrained(tmp)     # each file replaces its namesake atomically
+
+This module is the one place that writes through a temporary file or folder and `os.replace`.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,3 +77,68 @@ def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8
 def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Path:
     """Write `obj` as JSON (sorted keys, UTF-8) to `path` atomically. Returns the path."""
     return atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def _fsync_tree(folder: Path) -> None:
+    """fsync every file under `folder`, then the folders themselves (so a rename publishes data)."""
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            p = os.path.join(root, name)
+            if not os.path.islink(p):
+                with open(p, "rb") as f:
+                    os.fsync(f.fileno())
+        fd = os.open(root, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike, fsync: bool = True) -> Iterator[Path]:
+    """Yield a new empty folder beside `path`; on success it is renamed to `path` in one step.
+
+    For writers that fill a whole folder (HF `save_pretrained`, bm25s, a font cache): `path` then
+    appears complete or not at all. The folder gets the usual permissions (umask), not mkdtemp's 0700.
+
+    Args:
+        path: the final folder. Its parent is created if missing. It must not exist, or be empty.
+        fsync: flush every file to disk before the rename (False for caches that can be rebuilt).
+
+    Raises:
+        OSError: writing or renaming failed (e.g. disk full, or `path` exists and is not empty);
+            `path` is then untouched and the temporary folder removed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        tmp.chmod(0o777 & ~_umask())
+        yield tmp
+        if fsync:
+            _fsync_tree(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_files(folder: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder inside `folder`; on success each file written there replaces its
+    namesake in `folder` atomically (file by file: a crash between two files leaves some new and
+    some old, never a torn one). The temporary folder is always removed.
+
+    Raises:
+        OSError: writing or moving failed.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".files.tmp-", dir=folder))
+    try:
+        yield tmp
+        _fsync_tree(tmp)
+        for f in tmp.iterdir():
+            os.replace(f, folder / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

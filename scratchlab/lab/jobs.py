@@ -1,4 +1,4 @@
-"""Background jobs: long work in a child process, with progress, metrics and status in lab.db.
+"""Background jobs, the parent side: start long work in a child process, watch it, wait, cancel.
 
 Parent side (REPL, CLI, tools)::
 
@@ -8,16 +8,9 @@ Parent side (REPL, CLI, tools)::
 
 The child is `python -m <module> --config <run_dir>/<job-id>.json --job-id <id> --home <root>`, started in
 a new session (its own process group), so Ctrl-C in the terminal does not reach it; its stdout and
-stderr go to `<run_dir>/<job-id>.log`. Inside the child, the module calls `run_job_main`, which marks the
-job running, gives the work function a `JobReporter` and records done / failed / cancelled::
-
-    def main():                                   # in the engine module's __main__
-        return run_job_main(job_id, home, work_fn, config)   # work_fn(config, reporter) -> dict
-
-`JobReporter.update(step, total, message, **metrics)` writes the job's progress and metrics rows;
-SIGINT/SIGTERM set `reporter.stop_requested`, which the work loop checks to save a checkpoint and
-return early (status "cancelled"). A job whose process vanished (SIGKILL, OOM, power loss) while
-marked running is detected by `refresh_job` and marked "failed" with a hint to resume; its last
+stderr go to `<run_dir>/<job-id>.log`. Inside the child, `scratchlab.lab.job_child.run_job_main`
+reports progress and records done / failed / cancelled. A job whose process vanished (SIGKILL, OOM,
+power loss) while marked running is detected by `refresh_job` and marked "failed" with a hint to resume; its last
 checkpoint is intact because the engines write checkpoints atomically.
 
 A job that fails says why in its log and its row: a full disk is named ("no space left on /mnt (3 MB
@@ -29,28 +22,33 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as dt
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from scratchlab.lab import cancel
 from scratchlab.lab.atomic import atomic_write_json
-from scratchlab.lab.diskspace import NO_SPACE_MARKERS, free_bytes, no_space_error, no_space_message
-from scratchlab.lab.registry import Job, LabDatabaseError, Registry, utcnow
-from scratchlab.lab.workspace import Workspace, get_workspace
+from scratchlab.lab.diskspace import NO_SPACE_MARKERS, free_bytes, no_space_message
+from scratchlab.lab.job_child import (
+    DEFAULT_RESUME_HINT,
+    FAILED_LOG_PREFIX,
+    JOB_META_KEY,
+    job_meta,
+    mark_artifact,
+)
+from scratchlab.lab.registry import Job, LabDatabaseError, Registry
+from scratchlab.lab.schema import utcnow
+from scratchlab.lab.workspace import Workspace
 
 ACTIVE = ("queued", "running")
 TERMINAL = ("done", "failed", "cancelled")
-JOB_META_KEY = "_job"  # job.config[JOB_META_KEY] = {"module", "run_dir", "config_path", "log", "resume_hint"}
-HEARTBEAT_S = 10.0
 SPAWN_GRACE_S = 120.0  # a queued job without a pid after this long is considered lost
 CANCEL_TIMEOUT_S = 30.0
 DEAD_JOB_ERROR = "the job's process (pid {pid}) ended without reporting (killed or crashed). {hint}"
@@ -59,20 +57,12 @@ DIED_ON_FULL_DISK_ERROR = (
     "the job's process (pid {pid}) ended without reporting, on a full disk: {reason}. {hint}"
 )
 FULL_DISK_BYTES = 1024**2  # less free than this where a job writes: it could not even write its log
-FAILED_LOG_PREFIX = "[job] failed: "  # the child's last word in its log, read back if lab.db was unwritable
 LOG_SCAN_LINES = 200
-DEFAULT_RESUME_HINT = "Its last checkpoint, if any, is intact."
-
 _CHILDREN: dict[str, subprocess.Popen] = {}  # job id -> child started by this process (for reaping)
 
 
 class JobError(RuntimeError):
     """A job could not be started or controlled; the message says why."""
-
-
-def job_meta(job: Job) -> dict[str, Any]:
-    """The launcher's bookkeeping for a job (module, run_dir, config_path, log, resume_hint)."""
-    return dict(job.config.get(JOB_META_KEY) or {})
 
 
 def start_job(
@@ -133,8 +123,6 @@ def _pid_alive(job: Job) -> bool:
         return proc.poll() is None
     if not job.pid:
         return False
-    import psutil
-
     try:
         p = psutil.Process(job.pid)
         if p.status() == psutil.STATUS_ZOMBIE:
@@ -163,7 +151,7 @@ def refresh_job(registry: Registry, job_id: str) -> Job:
         error = dead_job_error(job)
         try:
             job = registry.update_job(job_id, status="failed", error=error, message="process died")
-            _mark_artifact(registry, job, "failed")
+            mark_artifact(registry, job, "failed")
         except LabDatabaseError:  # e.g. the disk is full: report the truth without recording it
             job = dataclasses.replace(job, status="failed", error=error, message="process died")
     _CHILDREN.pop(job_id, None)
@@ -191,26 +179,6 @@ def dead_job_error(job: Job) -> str:
             pid=job.pid, reason=no_space_message(where, "resume"), hint=hint
         )
     return DEAD_JOB_ERROR.format(pid=job.pid, hint=hint)
-
-
-def failure_message(exc: BaseException, job: Job) -> str:
-    """One line on why `job` failed: a full disk is named (where, MB free, resume hint); anything else
-    is "<ExceptionType>: <message>"."""
-    meta = job_meta(job)
-    where = meta.get("run_dir") or job.config.get("out_dir") or "."
-    full = no_space_error(exc, where, retry="resume")
-    if full:
-        return f"{full}. {meta.get('resume_hint', DEFAULT_RESUME_HINT)}"
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _mark_artifact(registry: Registry, job: Job, status: str, metrics: dict[str, Any] | None = None) -> None:
-    """Record a job's outcome (and any scalar results) on the artifact it produces, if any."""
-    if job.artifact_id:
-        with contextlib.suppress(LookupError):
-            registry.update_artifact(
-                job.artifact_id, metrics={**(metrics or {}), "status": status, "job": job.id}
-            )
 
 
 def list_jobs(registry: Registry, limit: int = 20, status: str | None = None) -> list[Job]:
@@ -293,7 +261,7 @@ def cancel_job(registry: Registry, job_id: str, timeout: float = CANCEL_TIMEOUT_
         return job
     if job.pid is None:
         job = registry.update_job(job_id, status="cancelled", message="cancelled before it started")
-        _mark_artifact(registry, job, "cancelled")
+        mark_artifact(registry, job, "cancelled")
         return job
     _signal_group(job.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
@@ -311,7 +279,7 @@ def cancel_job(registry: Registry, job_id: str, timeout: float = CANCEL_TIMEOUT_
     job = registry.get_job(job_id)
     if job.status in ACTIVE:  # it died before recording its own end (e.g. still starting up)
         job = registry.update_job(job_id, status="cancelled", message=note or "cancelled", error=note)
-        _mark_artifact(registry, job, "cancelled")
+        mark_artifact(registry, job, "cancelled")
     return job
 
 
@@ -330,126 +298,3 @@ def job_elapsed(job: Job) -> float:
         return 0.0
     end = job.ended_at or utcnow()
     return max(0.0, (end - job.started_at).total_seconds())
-
-
-# ---- child side ------------------------------------------------------------------------------------
-class JobReporter:
-    """Progress reporting and cooperative cancellation for the code running inside a job.
-
-    Attributes:
-        stop_requested: set by SIGINT/SIGTERM; the work loop should checkpoint and return.
-    """
-
-    def __init__(
-        self, registry: Registry, job_id: str, run_id: str | None = None, install_signals: bool = True
-    ):
-        self.registry = registry
-        self.job_id = job_id
-        self.run_id = run_id or job_id
-        self.stop_requested = False
-        self._lock = threading.Lock()
-        self._stop_heartbeat = threading.Event()
-        if install_signals and threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, self._on_signal)
-
-    def _on_signal(self, signum: int, frame) -> None:
-        if self.stop_requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C: stop now
-        self.stop_requested = True
-
-    def _safe(self, fn: Callable[[], Any]) -> None:
-        try:
-            with self._lock:
-                fn()
-        except (LabDatabaseError, OSError) as e:  # a busy database must not kill a training run
-            print(f"[job] could not record progress: {e}", file=sys.stderr, flush=True)
-        except Exception as e:  # noqa: BLE001 - SQLAlchemy OperationalError etc.; progress is best effort
-            if type(e).__module__.startswith("sqlalchemy"):
-                print(f"[job] could not record progress: {e}", file=sys.stderr, flush=True)
-            else:
-                raise
-
-    def update(self, step: int, total: int, message: str = "", **metrics: float) -> None:
-        """Record progress (job row) and metrics (one row per value, under `run_id`)."""
-
-        def write():
-            self.registry.update_job(self.job_id, step=int(step), total=int(total), message=message)
-            if metrics:
-                self.registry.log_metrics(self.run_id, int(step), **{k: float(v) for k, v in metrics.items()})
-
-        self._safe(write)
-
-    def heartbeat(self) -> None:
-        """Mark the job alive (update_job stamps heartbeat_at)."""
-        self._safe(lambda: self.registry.update_job(self.job_id))
-
-    def start_heartbeat(self, interval: float = HEARTBEAT_S) -> None:
-        """Beat every `interval` seconds from a daemon thread (for steps slower than the reports)."""
-
-        def loop():
-            while not self._stop_heartbeat.wait(interval):
-                self.heartbeat()
-
-        threading.Thread(target=loop, name="job-heartbeat", daemon=True).start()
-
-    def close(self) -> None:
-        self._stop_heartbeat.set()
-
-
-def run_job_main(
-    job_id: str,
-    home: str | None,
-    work: Callable[[dict[str, Any], JobReporter], dict[str, Any]],
-    config: dict[str, Any],
-) -> int:
-    """Run `work(config, reporter)` as job `job_id` and record its outcome. Returns the exit code.
-
-    The result dict's "status" may be "cancelled"; an exception marks the job failed with its message
-    (the traceback goes to the job log).
-    """
-    registry = Registry.from_workspace(get_workspace(home))
-    job = registry.get_job(job_id)
-    reporter = JobReporter(registry, job_id, run_id=job.artifact_id or job_id)
-    registry.update_job(job_id, status="running", pid=os.getpid(), message="starting")
-    reporter.start_heartbeat()
-    try:
-        result = work(config, reporter)
-    except BaseException as e:  # noqa: BLE001 - record every failure, then exit non-zero
-        traceback.print_exc()
-        kind = "cancelled" if isinstance(e, KeyboardInterrupt) else "failed"
-        msg = failure_message(e, job)
-        if kind == "failed":
-            print(
-                f"{FAILED_LOG_PREFIX}{msg}", file=sys.stderr, flush=True
-            )  # the log says why, whatever happens next
-        try:
-            _mark_artifact(registry, job, kind, {"error": msg[:500]})  # before the status, which waiters poll
-            registry.update_job(job_id, status=kind, error=msg, message=msg[:200])
-        except Exception as rec:  # noqa: BLE001 - lab.db unwritable (full disk): the log line above stands
-            print(f"[job] could not record the failure in lab.db: {rec}", file=sys.stderr, flush=True)
-        reporter.close()
-        return 130 if kind == "cancelled" else 1
-    reporter.close()
-    status = "cancelled" if reporter.stop_requested or result.get("status") == "cancelled" else "done"
-    message = "cancelled; checkpoint kept" if status == "cancelled" else "finished"
-    result = _jsonable(result)
-    # the artifact this job produced gets the scalar results as metrics (before the status waiters poll)
-    scalars = {k: v for k, v in result.items() if isinstance(v, str | int | float | bool) or v is None}
-    _mark_artifact(registry, job, status, scalars)
-    registry.update_job(job_id, status=status, result=result, message=message)
-    return 0
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, float) and (obj != obj or obj in (float("inf"), float("-inf"))):
-        return None
-    if isinstance(obj, str | int | float | bool) or obj is None:
-        return obj
-    if isinstance(obj, dt.datetime):
-        return obj.isoformat()
-    return str(obj)

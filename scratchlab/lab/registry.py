@@ -12,6 +12,7 @@ parameterized. The same file also holds LangGraph's checkpointer and store table
     reg.log_metrics("run-7", step=100, train_loss=2.1, val_loss=2.2)
 
 Artifact kinds used by the engines: tokenizer, dataset, run, index, adapter, base, plot, file.
+The tables and records are in `scratchlab.lab.schema`; the SQLite set-up in `scratchlab.lab.sqlite`.
 
 Names are identities: within a kind a name belongs to one artifact for good. `add_artifact` refuses
 a taken name (`NameTaken`, enforced by a unique index, so of several processes creating one name
@@ -23,19 +24,30 @@ from __future__ import annotations
 import datetime as dt
 import re
 import sqlite3
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, Index, Integer, String, Text, create_engine, event, select
+from sqlalchemy import event, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
 from scratchlab.lab.dbcheck import LabDatabaseError, check_sqlite_file, describe_db_error
+from scratchlab.lab.schema import (
+    UNIQUE_NAME_INDEX,
+    Artifact,
+    ArtifactRow,
+    Base,
+    Job,
+    JobRow,
+    MetricRow,
+    ThreadRow,
+    utcnow,
+)
+from scratchlab.lab.sqlite import SYNC_NORMAL, sqlite_engine
 
 __all__ = ["Artifact", "ArtifactNotFound", "Job", "LabDatabaseError", "NameTaken", "Registry", "check_sqlite_file",
-           "describe_db_error", "make_engine", "utcnow"]  # fmt: skip
+           "describe_db_error", "make_engine"]  # fmt: skip
 
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 LATEST_REFS = ("last", "latest", "newest", "recent")
@@ -45,7 +57,6 @@ NAME_AND_ID_RE = re.compile(
 NAME_TAKEN_HELP = (
     "{article} {kind} named {name!r} already exists ({id}); names are never reused, so choose another name"
 )
-UNIQUE_NAME_INDEX = "uq_sl_artifacts_kind_name"
 SETUP_ATTEMPTS = 3  # processes creating the tables of a new lab.db at once race on CREATE TABLE
 
 
@@ -62,137 +73,12 @@ class NameTaken(ValueError):
         self.kind, self.name, self.existing_id = kind, name, existing_id
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class ArtifactRow(Base):
-    __tablename__ = "sl_artifacts"
-    __table_args__ = (Index(UNIQUE_NAME_INDEX, "kind", "name", unique=True),)
-    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    id: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
-    kind: Mapped[str] = mapped_column(String(32), index=True)
-    name: Mapped[str] = mapped_column(String(200), index=True)
-    path: Mapped[str] = mapped_column(Text, default="")
-    config: Mapped[dict] = mapped_column(JSON, default=dict)
-    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
-    parent: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-
-
-class JobRow(Base):
-    __tablename__ = "sl_jobs"
-    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    id: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
-    kind: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
-    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    config: Mapped[dict] = mapped_column(JSON, default=dict)
-    artifact_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    step: Mapped[int] = mapped_column(Integer, default=0)
-    total: Mapped[int] = mapped_column(Integer, default=0)
-    message: Mapped[str] = mapped_column(Text, default="")
-    result: Mapped[dict] = mapped_column(JSON, default=dict)
-    error: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
-    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
-    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
-
-
-class MetricRow(Base):
-    __tablename__ = "sl_metrics"
-    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    run_id: Mapped[str] = mapped_column(String(64), index=True)
-    step: Mapped[int] = mapped_column(Integer)
-    key: Mapped[str] = mapped_column(String(64))
-    value: Mapped[float] = mapped_column(Float)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-
-
-class ThreadRow(Base):
-    __tablename__ = "sl_threads"
-    thread_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    title: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-
-
-@dataclass
-class Artifact:
-    """A registered artifact. `id` is "<kind>-<n>"; `name` is unique within its kind."""
-
-    id: str
-    kind: str
-    name: str
-    path: str
-    config: dict = field(default_factory=dict)
-    metrics: dict = field(default_factory=dict)
-    parent: str | None = None
-    created_at: dt.datetime | None = None
-
-    @classmethod
-    def _from_row(cls, r: ArtifactRow) -> Artifact:
-        return cls(
-            r.id or "",
-            r.kind,
-            r.name,
-            r.path,
-            dict(r.config or {}),
-            dict(r.metrics or {}),
-            r.parent,
-            r.created_at,
-        )
-
-
-@dataclass
-class Job:
-    """A background job as recorded in lab.db (see `scratchlab.lab.jobs`)."""
-
-    id: str
-    kind: str
-    status: str
-    pid: int | None
-    config: dict
-    artifact_id: str | None
-    step: int
-    total: int
-    message: str
-    result: dict
-    error: str
-    created_at: dt.datetime | None
-    started_at: dt.datetime | None
-    ended_at: dt.datetime | None
-    heartbeat_at: dt.datetime | None
-
-    @classmethod
-    def _from_row(cls, r: JobRow) -> Job:
-        return cls(
-            r.id or "", r.kind, r.status, r.pid, dict(r.config or {}), r.artifact_id, r.step, r.total,
-            r.message, dict(r.result or {}), r.error, r.created_at, r.started_at, r.ended_at, r.heartbeat_at,
-        )  # fmt: skip
-
-
 def make_engine(url: str) -> Engine:
-    """A SQLAlchemy engine for SQLite with WAL, a 30 s busy timeout and foreign keys on.
-
-    Errors that are not about our SQL (a full disk, a locked or damaged file) are raised as
-    `LabDatabaseError` with a diagnosis from `describe_db_error`.
+    """The lab.db engine: `scratchlab.lab.sqlite` set-up (WAL, 30 s busy timeout, foreign keys,
+    synchronous=NORMAL), and errors that are not about our SQL (a full disk, a locked or damaged
+    file) raised as `LabDatabaseError` with a diagnosis from `describe_db_error`.
     """
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_conn, _record):  # pragma: no cover - exercised by every connection
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA busy_timeout=30000")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.close()
+    engine = sqlite_engine(url, synchronous=SYNC_NORMAL)
 
     @event.listens_for(engine, "handle_error")
     def _diagnose(ctx):
@@ -289,7 +175,7 @@ class Registry:
                 s.flush()
                 row.id = f"{kind}-{row.pk}"
                 s.flush()
-                return Artifact._from_row(row)
+                return Artifact.from_row(row)
         except IntegrityError as e:
             existing = self.find_artifact(name, kind)
             raise NameTaken(kind, name, existing.id if existing else "just created") from e
@@ -298,7 +184,7 @@ class Registry:
         """The artifact of `kind` called exactly `name` (no id or "last" lookup), or None."""
         with self._session() as s:
             row = s.scalar(select(ArtifactRow).where(ArtifactRow.kind == kind, ArtifactRow.name == name))
-            return Artifact._from_row(row) if row is not None else None
+            return Artifact.from_row(row) if row is not None else None
 
     def check_name_free(self, kind: str, name: str) -> None:
         """Raise `NameTaken` if `kind` has an artifact called `name` (a quick check before long work;
@@ -332,7 +218,7 @@ class Registry:
                 row.path = path
             row.updated_at = utcnow()
             s.flush()
-            return Artifact._from_row(row)
+            return Artifact.from_row(row)
 
     def get_artifact(self, ref: str, kind: str | None = None) -> Artifact:
         """Find an artifact by id ("run-7"), by name, as "name (id)", or "last"/"latest" (newest of `kind`).
@@ -359,7 +245,7 @@ class Registry:
                 what = f"{kind} " if kind else ""
                 have = ", ".join(names) if names else "none yet"
                 raise ArtifactNotFound(f"no {what}artifact named {ref!r}; existing: {have}")
-            return Artifact._from_row(row)
+            return Artifact.from_row(row)
 
     def list_artifacts(self, kind: str | None = None, limit: int | None = None) -> list[Artifact]:
         """Artifacts, newest first, optionally of one kind."""
@@ -369,7 +255,7 @@ class Registry:
                 q = q.where(ArtifactRow.kind == kind)
             if limit:
                 q = q.limit(limit)
-            return [Artifact._from_row(r) for r in s.scalars(q)]
+            return [Artifact.from_row(r) for r in s.scalars(q)]
 
     def remove_artifact(self, ref: str, kind: str | None = None) -> Artifact:
         """Delete an artifact's row (not its files) and return what it was. Raises ArtifactNotFound."""
@@ -387,7 +273,7 @@ class Registry:
             s.flush()
             row.id = f"job-{row.pk}"
             s.flush()
-            return Job._from_row(row)
+            return Job.from_row(row)
 
     def update_job(self, job_id: str, **fields: Any) -> Job:
         """Set job columns (status, pid, step, total, message, result, error, artifact_id, ...)."""
@@ -407,14 +293,14 @@ class Registry:
             if fields.get("status") in ("done", "failed", "cancelled"):
                 row.ended_at = utcnow()
             s.flush()
-            return Job._from_row(row)
+            return Job.from_row(row)
 
     def get_job(self, job_id: str) -> Job:
         with self._session() as s:
             row = s.scalar(select(JobRow).where(JobRow.id == job_id))
             if row is None:
                 raise LookupError(f"no job {job_id!r}")
-            return Job._from_row(row)
+            return Job.from_row(row)
 
     def list_jobs(self, status: str | None = None, limit: int | None = 50) -> list[Job]:
         with self._session() as s:
@@ -423,7 +309,7 @@ class Registry:
                 q = q.where(JobRow.status == status)
             if limit:
                 q = q.limit(limit)
-            return [Job._from_row(r) for r in s.scalars(q)]
+            return [Job.from_row(r) for r in s.scalars(q)]
 
     # ---- conversation threads (titles; the messages live in LangGraph's checkpointer) ------------
     def touch_thread(self, thread_id: str, title: str = "") -> None:

@@ -28,29 +28,42 @@ semantics), Sennrich et al. 2016 (BPE for subwords), Radford et al. 2019 (byte-l
 from __future__ import annotations
 
 import os
-import unicodedata
 from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Literal
 
 import regex
+from rich.text import Text
 
-from scratchlab.models.bpe_merge import merge_greedy, merge_heap
-from scratchlab.models.bpe_train import (
+from scratchlab.models import bpe_io
+from scratchlab.models.bpe_base import (
+    DEFAULT_PATTERN,
+    GPT2_SPLIT_PATTERN,
+    GPT4_SPLIT_PATTERN,
     NUM_BYTES,
-    chunk_counts,
-    split_keep_gaps,
-    train_merges,
+    PATTERNS,
+    TokenizerError,
+    TokenizerFormatError,
+    build_vocab,
+    check_byte_ids,
+    index_merges,
+    number_special_tokens,
+    render_bytes,
+    replace_surrogates,
+    resolve_pattern,
 )
+from scratchlab.models.bpe_export import to_hf, to_tiktoken
+from scratchlab.models.bpe_merge import merge_greedy, merge_heap
+from scratchlab.models.bpe_train import learn_merges, split_keep_gaps
 
-GPT2_SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
-GPT4_SPLIT_PATTERN = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
-PATTERNS: dict[str, str | None] = {"gpt4": GPT4_SPLIT_PATTERN, "gpt2": GPT2_SPLIT_PATTERN, "none": None}
-"""Named pre-tokenization presets; each matches every character (so no text is ever dropped)."""
-DEFAULT_PATTERN = "gpt4"
+__all__ = [  # the tokenizer's public face; the shared pieces are defined in bpe_base
+    "DEFAULT_PATTERN", "GPT2_SPLIT_PATTERN", "GPT4_SPLIT_PATTERN", "NUM_BYTES", "PATTERNS", "Tokenizer",
+    "TokenizerError", "TokenizerFormatError", "load_tokenizer", "render_bytes", "replace_surrogates",
+    "resolve_pattern", "train_tokenizer",
+]  # fmt: skip
+
 ENCODE_CACHE_SIZE = 1 << 16  # chunks kept in the encode cache before it is cleared
 LONG_CHUNK = 128  # chunks longer than this (ids) use the O(n log n) heap merge
-MAX_MERGES = 1 << 20  # most merges a tokenizer may have
 TOKEN_COLOURS = ("on grey23", "on dark_blue", "on dark_green", "on dark_red", "on purple4", "on dark_cyan")
 DISALLOWED_SPECIAL_TEMPLATE = (
     "Encountered text corresponding to disallowed special token {token!r}. Pass it in allowed_special "
@@ -59,37 +72,6 @@ DISALLOWED_SPECIAL_TEMPLATE = (
 )
 
 AllowedSpecial = Literal["all"] | Collection[str]
-
-
-class TokenizerError(ValueError):
-    """Bad tokenizer input (vocab size, pattern, special token, token id); says how to fix it."""
-
-
-class TokenizerFormatError(TokenizerError):
-    """A saved tokenizer file is missing, from an unsupported version, or malformed."""
-
-
-def resolve_pattern(pattern: str | None) -> tuple[str, str | None]:
-    """Map a preset name or a custom regex to `(pattern_name, regex or None)`.
-
-    Raises:
-        TokenizerError: the custom regex does not compile, or matches the empty string only.
-    """
-    if pattern is None:
-        return "none", None
-    key = pattern.strip().lower()
-    if key in PATTERNS:
-        return key, PATTERNS[key]
-    for name, pat in PATTERNS.items():
-        if pat is not None and pattern == pat:
-            return name, pat
-    try:
-        regex.compile(pattern)
-    except regex.error as e:
-        raise TokenizerError(
-            f"invalid split pattern {pattern!r}: {e}; use a preset ({', '.join(PATTERNS)}) or a valid regex"
-        ) from e
-    return "custom", pattern
 
 
 class Tokenizer:
@@ -129,48 +111,17 @@ class Tokenizer:
         self.name = name
         self.pattern_name, self.pattern = resolve_pattern(pattern)
         self._compiled = regex.compile(self.pattern) if self.pattern is not None else None
-        self.byte_ids = tuple(range(NUM_BYTES)) if byte_ids is None else tuple(int(b) for b in byte_ids)
-        if sorted(self.byte_ids) != list(range(NUM_BYTES)):
-            raise TokenizerError("byte_ids must be a permutation of 0..255")
-        self.merges: dict[tuple[int, int], int] = {}
-        for k, (a, b) in enumerate(merges):
-            new_id = NUM_BYTES + k
-            if not (0 <= a < new_id and 0 <= b < new_id):
-                raise TokenizerError(
-                    f"merge {k} ({a}, {b}) uses an id that is not defined before id {new_id}"
-                )
-            if (a, b) in self.merges:
-                raise TokenizerError(f"merge {k} ({a}, {b}) repeats merge {self.merges[(a, b)] - NUM_BYTES}")
-            self.merges[(int(a), int(b))] = new_id
-        first_special = NUM_BYTES + len(self.merges)
-        if special_tokens is None:
-            special_tokens = {}
-        if not isinstance(special_tokens, dict):
-            special_tokens = {s: first_special + i for i, s in enumerate(dict.fromkeys(special_tokens))}
-        for s, i in special_tokens.items():
-            if not s:
-                raise TokenizerError("special tokens must be non-empty strings")
-            if i < first_special:
-                raise TokenizerError(f"special token {s!r} has id {i}, which belongs to a byte or merge")
-        if len(set(special_tokens.values())) != len(special_tokens):
-            raise TokenizerError(f"special tokens share ids: {special_tokens}")
-        self.special_tokens: dict[str, int] = dict(special_tokens)
+        self.byte_ids = check_byte_ids(byte_ids)
+        self.merges = index_merges(merges)  # (int, int) -> int, in merge order
+        self.special_tokens = number_special_tokens(special_tokens, NUM_BYTES + len(self.merges))
         self.inverse_special = {i: s for s, i in self.special_tokens.items()}
-        self.vocab = self._build_vocab()
+        self.vocab = build_vocab(self.byte_ids, self.merges, self.special_tokens)  # derived
         self._byte_table = None if self.byte_ids == tuple(range(NUM_BYTES)) else bytes(self.byte_ids)
         self._cache: dict[str, list[int]] = {}  # chunk -> ids
         self._special_re: dict[frozenset[str], regex.Pattern] = {}
         self.training_stats: dict = {}  # filled by train_tokenizer
 
     # ---- derived state ---------------------------------------------------------------------------
-    def _build_vocab(self) -> dict[int, bytes]:
-        vocab = {self.byte_ids[b]: bytes([b]) for b in range(NUM_BYTES)}
-        for (a, b), i in self.merges.items():
-            vocab[i] = vocab[a] + vocab[b]
-        for s, i in self.special_tokens.items():
-            vocab[i] = s.encode("utf-8")
-        return vocab
-
     @property
     def num_merges(self) -> int:
         return len(self.merges)
@@ -354,8 +305,6 @@ class Tokenizer:
 
         Tokens that end inside a multi-byte character are shown with their byte fallback.
         """
-        from rich.text import Text
-
         out = Text()
         for k, i in enumerate(self.encode(text, allowed_special=allowed_special)):
             out.append(self.token_str(i), style=TOKEN_COLOURS[k % len(TOKEN_COLOURS)])
@@ -366,52 +315,42 @@ class Tokenizer:
         n = len(self.encode_ordinary(text))
         return len(text.encode("utf-8")) / max(n, 1)
 
-    # ---- interop and files -----------------------------------------------------------------------
+    # ---- interop and files (bpe_export, bpe_io) -------------------------------------------------
     def to_tiktoken(self):
         """A `tiktoken.Encoding` with our ranks, pattern and special tokens (fast bulk encoding)."""
-        from scratchlab.models.tiktoken_compat import to_tiktoken
-
         return to_tiktoken(self)
 
     def to_hf(self):
-        """A Hugging Face `tokenizers.Tokenizer` equivalent to this one (see `bpe_io.to_hf`)."""
-        from scratchlab.models.bpe_io import to_hf
-
+        """A Hugging Face `tokenizers.Tokenizer` equivalent to this one (see `bpe_export.to_hf`)."""
         return to_hf(self)
 
     def save(self, path: str | os.PathLike, hf: bool = False) -> Path:
         """Save to folder `path` (tokenizer.model + tokenizer.vocab [+ tokenizer.json]); see `bpe_io`."""
-        from scratchlab.models.bpe_io import save
+        return bpe_io.save(self, path, hf=hf)
 
-        return save(self, path, hf=hf)
+    def dumps(self) -> str:
+        """The model file text (format v1, see `bpe_io`)."""
+        return bpe_io.dumps(self)
+
+    @classmethod
+    def loads(cls, text: str, source: str = "<string>") -> Tokenizer:
+        """Parse model file text written by `dumps`. Raises TokenizerFormatError naming `source`."""
+        return cls.from_spec(bpe_io.parse(text, source))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Tokenizer:
         """Load a tokenizer saved by `save` (a folder or its .model file). Raises TokenizerFormatError."""
-        from scratchlab.models.bpe_io import load
+        return cls.from_spec(bpe_io.read(path))
 
-        return load(path)
-
-
-def replace_surrogates(text: str) -> str:
-    """`text` with lone surrogates replaced by U+FFFD (and surrogate pairs joined), as tiktoken does
-    before encoding a string that is not valid UTF-8."""
-    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-
-
-def render_bytes(data: bytes) -> str:
-    """Text of `data` with invalid UTF-8 bytes as `<0xAB>` and control characters escaped (`\\n`)."""
-    text = data.decode("utf-8", errors="surrogateescape")
-    out = []
-    for ch in text:
-        o = ord(ch)
-        if 0xDC80 <= o <= 0xDCFF:
-            out.append(f"<0x{o - 0xDC00:02X}>")
-        elif unicodedata.category(ch)[0] == "C":
-            out.append(ch.encode("unicode_escape").decode("ascii"))
-        else:
-            out.append(ch)
-    return "".join(out)
+    @classmethod
+    def from_spec(cls, spec: bpe_io.TokenizerSpec) -> Tokenizer:
+        """The tokenizer a model file describes. Raises TokenizerFormatError if it is not a valid one."""
+        try:
+            return cls(**spec.kwargs())
+        except TokenizerFormatError:
+            raise
+        except (TokenizerError, TypeError, ValueError) as e:
+            raise TokenizerFormatError(f"{spec.source}: invalid tokenizer contents: {e}") from e
 
 
 def train_tokenizer(
@@ -440,30 +379,9 @@ def train_tokenizer(
     Raises:
         TokenizerError: vocab_size too small or too large, empty text, bad pattern or special tokens.
     """
-    specials = list(dict.fromkeys(special_tokens or ()))
-    if any(not isinstance(s, str) or not s for s in specials):
-        raise TokenizerError(f"special tokens must be non-empty strings, got {specials!r}")
-    vocab_size = int(vocab_size)
-    if vocab_size < NUM_BYTES + len(specials):
-        raise TokenizerError(
-            f"vocab_size {vocab_size} is too small: it must be at least 256 (bytes) + {len(specials)} "
-            f"(special tokens) = {NUM_BYTES + len(specials)}"
-        )
-    if vocab_size - NUM_BYTES > MAX_MERGES:
-        raise TokenizerError(f"vocab_size {vocab_size} is too large (at most {NUM_BYTES + MAX_MERGES})")
-    if not text:
-        raise TokenizerError("cannot train a tokenizer on an empty text; give a non-empty dataset")
-    pattern_name, pat = resolve_pattern(pattern)
-    num_merges = vocab_size - NUM_BYTES - len(specials)
-    counts = chunk_counts(text, pat, specials, covers_all=pattern_name != "custom")
-    if not counts:
-        raise TokenizerError("the text has no trainable content (only special tokens?)")
-    report: dict = {}
-    merges = train_merges(counts, num_merges, progress, report)
-    tok = Tokenizer(merges, pattern=pat if pattern_name == "custom" else pattern_name,
-                    special_tokens=specials, name=name)  # fmt: skip
-    report["compression_ratio"] = report["bytes"] / max(report["tokens"], 1)
-    tok.training_stats = report
+    learned = learn_merges(text, vocab_size, pattern, special_tokens, progress)
+    tok = Tokenizer(learned.merges, pattern=learned.pattern, special_tokens=learned.special_tokens, name=name)
+    tok.training_stats = learned.report
     return tok
 
 

@@ -14,6 +14,7 @@ it has one (same ids as our encoder, much faster), else our encoder.
 from __future__ import annotations
 
 from scratchlab.models.bpe import Tokenizer, TokenizerError
+from scratchlab.models.tiktoken_compat import load_openai
 
 REFERENCE_NAMES = ("cl100k_base", "o200k_base", "gpt2")
 SAMPLE_CHARS = 160
@@ -24,8 +25,6 @@ UNAVAILABLE_NOTES = {
 
 def reference_tokenizers() -> dict[str, Tokenizer | None]:
     """OpenAI tokenizers that ship offline (None with a note in `UNAVAILABLE_NOTES` when not)."""
-    from scratchlab.models.tiktoken_compat import load_openai
-
     out: dict[str, Tokenizer | None] = {}
     for name in REFERENCE_NAMES:
         try:

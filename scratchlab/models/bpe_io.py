@@ -1,9 +1,12 @@
 """Tokenizer files: the versioned model file, the human-readable vocab view, and HF `tokenizers` JSON.
 
-    from scratchlab.models.bpe_io import save, load, to_hf
-    save(tok, "tokenizers/bpe512")           # -> bpe512/tokenizer.model, bpe512/tokenizer.vocab
-    tok = load("tokenizers/bpe512")          # or load(".../tokenizer.model")
-    hf = to_hf(tok); hf.save("tokenizer.json")
+    tok.save("tokenizers/bpe512")            # -> bpe512/tokenizer.model, bpe512/tokenizer.vocab
+    tok = Tokenizer.load("tokenizers/bpe512")  # or ".../tokenizer.model"
+    spec = read("tokenizers/bpe512")         # the file's contents: Tokenizer(**spec.kwargs())
+
+This module knows the format, not the class: it writes any tokenizer's public state and reads a
+file back into a `TokenizerSpec` (the constructor's arguments). `Tokenizer.save`/`load`/`loads`
+(in `bpe.py`, one floor up) delegate here, so the format never imports the class.
 
 `tokenizer.model` (format v1, UTF-8, diffable line by line, like minbpe's `.model`):
 
@@ -16,22 +19,22 @@
 Line 1 is the magic and version, checked on load. Line 2 is a one-line JSON header (sorted keys;
 `byte_ids` is null for the identity or the 256 base ids). Then exactly `num_merges` lines of two
 ids. `tokenizer.vocab` is a view for people (id, printable token, the merge that made it) and is
-never loaded back. `tokenizer.json` is the Hugging Face `tokenizers` export: a BPE model over GPT-2's
-byte-to-unicode alphabet, a regex Split + ByteLevel pre-tokenizer and a ByteLevel decoder.
+never loaded back. `tokenizer.json` is the Hugging Face `tokenizers` export (`bpe_export.to_hf`).
 
-Source: karpathy/minbpe `base.py` (save/load with a version line), HF `tokenizers` JSON format,
-OpenAI GPT-2 `encoder.py` (`bytes_to_unicode`).
+Source: karpathy/minbpe `base.py` (save/load with a version line).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from scratchlab.lab.atomic import atomic_write_text
-from scratchlab.models.bpe import NUM_BYTES, Tokenizer, TokenizerError, TokenizerFormatError
+from scratchlab.models.bpe_base import NUM_BYTES, TokenizerFormatError, TokenizerState
+from scratchlab.models.bpe_export import to_hf
 
 MAGIC = "scratchlab-bpe"
 FORMAT_VERSION = 1
@@ -41,13 +44,40 @@ HF_FILE = "tokenizer.json"
 HEADER_KEYS = ("byte_ids", "name", "num_merges", "pattern", "pattern_name", "special_tokens")
 
 
+@dataclass(frozen=True)
+class TokenizerSpec:
+    """What a model file holds: the arguments of `Tokenizer(...)`, checked for form, not meaning.
+
+    Attributes:
+        merges: list of (int, int) id pairs in merge order.
+        pattern: the split regex stored verbatim (None for "none"): a preset edited in a later
+            version cannot change old files.
+        special_tokens: dict str -> int.
+        byte_ids: 256 base ids, or None for the identity.
+        name: label.
+        source: where it was read from (file path or "<string>"), for error messages.
+    """
+
+    merges: list[tuple[int, int]]
+    pattern: str | None
+    special_tokens: dict[str, int]
+    byte_ids: list[int] | None
+    name: str
+    source: str = "<string>"
+
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `Tokenizer(...)`."""
+        return {"merges": self.merges, "pattern": self.pattern, "special_tokens": self.special_tokens,
+                "byte_ids": self.byte_ids, "name": self.name}  # fmt: skip
+
+
 def model_path(path: str | os.PathLike) -> Path:
     """The .model file behind `path` (a folder holding tokenizer.model, or the file itself)."""
     p = Path(path).expanduser()
     return p / MODEL_FILE if p.is_dir() or not p.suffix else p
 
 
-def dumps(tok: Tokenizer) -> str:
+def dumps(tok: TokenizerState) -> str:
     """The model file text of `tok` (format v1)."""
     identity = tok.byte_ids == tuple(range(NUM_BYTES))
     header = {
@@ -63,7 +93,7 @@ def dumps(tok: Tokenizer) -> str:
     return "\n".join(lines) + "\n"
 
 
-def vocab_view(tok: Tokenizer) -> str:
+def vocab_view(tok: TokenizerState) -> str:
     """The human-readable vocab listing: `id<TAB>[token]<TAB>[a] + [b]`, one line per id."""
     lines = [f"# {tok!r}", "# id\ttoken\tmerge (never loaded back; see tokenizer.model)"]
     parents = {i: p for p, i in tok.merges.items()}
@@ -78,7 +108,7 @@ def vocab_view(tok: Tokenizer) -> str:
     return "\n".join(lines) + "\n"
 
 
-def save(tok: Tokenizer, path: str | os.PathLike, hf: bool = False) -> Path:
+def save(tok: TokenizerState, path: str | os.PathLike, hf: bool = False) -> Path:
     """Write `tok` into folder `path` atomically: tokenizer.model, tokenizer.vocab (+ tokenizer.json).
 
     Returns:
@@ -98,8 +128,11 @@ def save(tok: Tokenizer, path: str | os.PathLike, hf: bool = False) -> Path:
     return folder
 
 
-def loads(text: str, source: str = "<string>") -> Tokenizer:
-    """Parse model file text (format v1). Raises TokenizerFormatError naming `source` and the line."""
+def parse(text: str, source: str = "<string>") -> TokenizerSpec:
+    """Parse model file text (format v1). Raises TokenizerFormatError naming `source` and the line.
+
+    Whether the merges and special tokens make a valid tokenizer is checked by `Tokenizer.loads`.
+    """
     lines = text.split("\n")
     first = lines[0].strip() if lines else ""
     if first != f"{MAGIC} v{FORMAT_VERSION}":
@@ -131,23 +164,20 @@ def loads(text: str, source: str = "<string>") -> Tokenizer:
         if len(parts) != 2 or not all(p.isdigit() for p in parts):
             raise TokenizerFormatError(f"{source}:{k + 3}: expected two integer ids, got {ln!r}")
         merges.append((int(parts[0]), int(parts[1])))
-    # the stored regex is used verbatim (a preset edited in a later version cannot change old files)
-    pattern = header["pattern"]
     try:
         specials = {str(s): int(i) for s, i in dict(header["special_tokens"]).items()}
-        return Tokenizer(merges, pattern=pattern, special_tokens=specials, byte_ids=header["byte_ids"],
-                         name=str(header.get("name") or ""))  # fmt: skip
-    except TokenizerFormatError:
-        raise
-    except (TokenizerError, TypeError, ValueError) as e:
+        byte_ids = None if header["byte_ids"] is None else [int(b) for b in header["byte_ids"]]
+    except (TypeError, ValueError) as e:
         raise TokenizerFormatError(f"{source}: invalid tokenizer contents: {e}") from e
+    return TokenizerSpec(merges=merges, pattern=header["pattern"], special_tokens=specials,
+                         byte_ids=byte_ids, name=str(header.get("name") or ""), source=source)  # fmt: skip
 
 
-def load(path: str | os.PathLike) -> Tokenizer:
-    """Load a tokenizer from a folder (its tokenizer.model) or a .model file.
+def read(path: str | os.PathLike) -> TokenizerSpec:
+    """Read and parse a model file from a folder (its tokenizer.model) or the .model file itself.
 
     Raises:
-        TokenizerFormatError: missing file, unsupported version, or malformed contents.
+        TokenizerFormatError: missing file, not UTF-8, unsupported version, or malformed contents.
     """
     p = model_path(path)
     if not p.is_file():
@@ -158,75 +188,9 @@ def load(path: str | os.PathLike) -> Tokenizer:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise TokenizerFormatError(f"{p}: not a UTF-8 text file ({e})") from e
-    return loads(text, str(p))
+    return parse(text, str(p))
 
 
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's reversible map from the 256 byte values to printable Unicode characters."""
-    keep = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    out, extra = {}, 0
-    for b in range(NUM_BYTES):
-        if b in keep:
-            out[b] = chr(b)
-        else:
-            out[b] = chr(NUM_BYTES + extra)
-            extra += 1
-    return out
-
-
-def onig_pattern(pattern: str) -> str:
-    """`pattern` for HF's Oniguruma engine, where `X{1,3}+` is not possessive but "(X{1,3})+".
-
-    The possessive bound `{n,m}+` becomes a plain greedy `{n,m}`; in the presets nothing follows
-    it inside its alternative, so both match the same text.
-    """
-    return re.sub(r"(\{\d+(?:,\d*)?\})\+", r"\1", pattern)
-
-
-def to_hf(tok: Tokenizer):
-    """A Hugging Face `tokenizers.Tokenizer` that encodes like `tok` (special tokens as "all" allowed).
-
-    Raises:
-        TokenizerError: two ids have the same bytes (HF's vocab maps each string to one id).
-    """
-    from tokenizers import AddedToken, Regex, decoders, models, pre_tokenizers
-    from tokenizers import Tokenizer as HFTokenizer
-
-    b2u = bytes_to_unicode()
-
-    def s(i: int) -> str:
-        return "".join(b2u[b] for b in tok.vocab[i])
-
-    vocab: dict[str, int] = {}
-    for i in sorted(tok.vocab):
-        if i in tok.inverse_special:
-            continue
-        key = s(i)
-        if key in vocab:
-            raise TokenizerError(
-                f"ids {vocab[key]} and {i} have the same bytes; HF tokenizers cannot represent that"
-            )
-        vocab[key] = i
-    for st, i in tok.special_tokens.items():
-        vocab[st] = i
-    merges = [(s(a), s(b)) for a, b in tok.merges]
-    hf = HFTokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False))
-    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
-    if tok.pattern is None:
-        hf.pre_tokenizer = byte_level
-    else:
-        split = pre_tokenizers.Split(Regex(onig_pattern(tok.pattern)), behavior="isolated", invert=False)
-        hf.pre_tokenizer = pre_tokenizers.Sequence([split, byte_level])
-    hf.decoder = decoders.ByteLevel()
-    if tok.special_tokens:
-        hf.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in tok.special_tokens])
-    return hf
-
-
-def save_hf(tok: Tokenizer, path: str | os.PathLike) -> Path:
+def save_hf(tok: TokenizerState, path: str | os.PathLike) -> Path:
     """Write the HF `tokenizers` JSON of `tok` to `path` atomically."""
     return atomic_write_text(path, to_hf(tok).to_str(pretty=True))

@@ -1,8 +1,9 @@
 """Byte-level BPE training: the fast incremental trainer and the slow recount-every-merge reference.
 
-    from scratchlab.models.bpe_train import chunk_counts, train_merges
+    from scratchlab.models.bpe_train import chunk_counts, learn_merges, train_merges
     counts = chunk_counts(text, pattern)             # Counter: chunk bytes -> occurrences
     merges = train_merges(counts, num_merges=3840)   # [(a, b), ...]; merge i creates id 256 + i
+    learned = learn_merges(text, vocab_size=4096)    # the same from raw text, arguments checked
 
 How it is fast (the idea of Sennrich et al. 2016's reference code and of HF `tokenizers`'
 BpeTrainer, written here from scratch):
@@ -28,12 +29,15 @@ from __future__ import annotations
 import heapq
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import regex
 
-NUM_BYTES = 256
+from scratchlab.models.bpe_base import DEFAULT_PATTERN, NUM_BYTES, TokenizerError, resolve_pattern
+
 PROGRESS_STEPS = 200  # the progress callback is called about this many times per training run
+MAX_MERGES = 1 << 20  # most merges a tokenizer may have
 
 ProgressFn = Callable[[int, int], None]
 """progress(merges_done, total_merges)"""
@@ -253,3 +257,59 @@ def train_merges_reference(
         if progress is not None:
             progress(k + 1, num_merges)
     return merges
+
+
+@dataclass
+class Learned:
+    """What `learn_merges` learned: the arguments of `Tokenizer(...)` and the trainer's report.
+
+    Attributes:
+        merges: list of (int, int) in merge order.
+        pattern: the preset name, or the custom regex.
+        special_tokens: list of str, deduplicated, in the order given.
+        report: dict with "bytes", "tokens" and "compression_ratio" (UTF-8 bytes per token) of
+            the training text without its special tokens.
+    """
+
+    merges: list[tuple[int, int]]
+    pattern: str | None
+    special_tokens: list[str]
+    report: dict = field(default_factory=dict)
+
+
+def learn_merges(
+    text: str,
+    vocab_size: int,
+    pattern: str | None = DEFAULT_PATTERN,
+    special_tokens: Sequence[str] = (),
+    progress: ProgressFn | None = None,
+) -> Learned:
+    """Check the arguments of a training run, count the chunks of `text` and learn the merges.
+
+    Args: as `scratchlab.models.bpe.train_tokenizer` (which builds the Tokenizer from the result).
+
+    Raises:
+        TokenizerError: vocab_size too small or too large, empty text, bad pattern or special tokens.
+    """
+    specials = list(dict.fromkeys(special_tokens or ()))
+    if any(not isinstance(s, str) or not s for s in specials):
+        raise TokenizerError(f"special tokens must be non-empty strings, got {specials!r}")
+    vocab_size = int(vocab_size)
+    if vocab_size < NUM_BYTES + len(specials):
+        raise TokenizerError(
+            f"vocab_size {vocab_size} is too small: it must be at least 256 (bytes) + {len(specials)} "
+            f"(special tokens) = {NUM_BYTES + len(specials)}"
+        )
+    if vocab_size - NUM_BYTES > MAX_MERGES:
+        raise TokenizerError(f"vocab_size {vocab_size} is too large (at most {NUM_BYTES + MAX_MERGES})")
+    if not text:
+        raise TokenizerError("cannot train a tokenizer on an empty text; give a non-empty dataset")
+    pattern_name, pat = resolve_pattern(pattern)
+    num_merges = vocab_size - NUM_BYTES - len(specials)
+    counts = chunk_counts(text, pat, specials, covers_all=pattern_name != "custom")
+    if not counts:
+        raise TokenizerError("the text has no trainable content (only special tokens?)")
+    report: dict = {}
+    merges = train_merges(counts, num_merges, progress, report)
+    report["compression_ratio"] = report["bytes"] / max(report["tokens"], 1)
+    return Learned(merges, pat if pattern_name == "custom" else pattern_name, specials, report)

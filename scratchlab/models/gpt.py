@@ -34,6 +34,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from scratchlab.models.sampling import generate
+
 INIT_STD = 0.02
 POS_EMB_KINDS = ("learned", "none", "rope")
 ACTIVATIONS = ("gelu", "relu")
@@ -333,6 +335,4 @@ class GPT(nn.Module):
     @torch.no_grad()
     def generate(self, idx: torch.Tensor, max_new_tokens: int, **kw: Any) -> torch.Tensor:
         """Sample continuations; see `scratchlab.models.sampling.generate` for the options."""
-        from scratchlab.models.sampling import generate
-
         return generate(self, idx, max_new_tokens, **kw)

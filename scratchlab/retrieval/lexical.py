@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scratchlab.lab.atomic import atomic_write_json
+from scratchlab.lab.atomic import atomic_dir, atomic_write_json
 
 BM25_K1 = 1.5
 BM25_B = 0.75
@@ -138,14 +138,12 @@ class BM25Index:
         folder = Path(folder)
         if folder.exists():
             raise FileExistsError(f"{folder} exists; BM25 folders are written once")
-        tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-        tmp.mkdir(parents=True)
-        if len(self.ids):
-            self.retriever.save(str(tmp / "bm25s"), show_progress=False)
-        np.save(tmp / "ids.npy", self.ids)
-        atomic_write_json(tmp / "lexical.json", {"format": LEXICAL_FORMAT, "analyzer": self.analyzer.to_dict(),
-                                                 "k1": BM25_K1, "b": BM25_B, "method": BM25_METHOD})  # fmt: skip
-        os.rename(tmp, folder)
+        with atomic_dir(folder) as tmp:
+            if len(self.ids):
+                self.retriever.save(str(tmp / "bm25s"), show_progress=False)
+            np.save(tmp / "ids.npy", self.ids)
+            atomic_write_json(tmp / "lexical.json", {"format": LEXICAL_FORMAT, "analyzer": self.analyzer.to_dict(),
+                                                     "k1": BM25_K1, "b": BM25_B, "method": BM25_METHOD})  # fmt: skip
         return folder
 
     @classmethod

@@ -28,15 +28,15 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    create_engine,
     delete,
-    event,
     func,
     insert,
     select,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DatabaseError
+
+from scratchlab.lab.sqlite import SYNC_FULL, sqlite_engine
 
 STORE_FORMAT = 1  # bump when the tables change
 SQL_IN_BATCH = 500  # ids per IN (...) query
@@ -101,17 +101,7 @@ class ChunkRecord:
 
 
 def _engine(path: Path) -> Engine:
-    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30, "check_same_thread": False})
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_conn, _record):  # pragma: no cover - runs on every connection
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA busy_timeout=30000")
-        cur.execute("PRAGMA synchronous=FULL")
-        cur.close()
-
-    return engine
+    return sqlite_engine(path, synchronous=SYNC_FULL)  # the chunk table must agree with the FAISS file
 
 
 def _now() -> str:

@@ -71,12 +71,8 @@ files written with mode 0600 (e.g. by `tempfile.mkstemp`-based atomic writes) ar
 /lab or /mnt inside. The work folder is chowned to 65534 so the code can write there.
 """
 
-from scratchlab.sandbox.policy import (
-    Limits,
-    SandboxConfigError,
-    SandboxError,
-    SandboxUnavailable,
-)
+from scratchlab.sandbox.errors import SandboxConfigError, SandboxError, SandboxUnavailable
+from scratchlab.sandbox.limits import Limits
 from scratchlab.sandbox.result import FileInfo, RunResult
 from scratchlab.sandbox.runner import run_code
 from scratchlab.sandbox.session import Session

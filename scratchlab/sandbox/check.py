@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from scratchlab.sandbox import policy
-from scratchlab.sandbox.policy import SANDBOX_UID, Limits
+from scratchlab.sandbox.limits import Limits
+from scratchlab.sandbox.policy import SANDBOX_UID
 from scratchlab.sandbox.runner import run_code
 from scratchlab.sandbox.workdir import new_work_dir
 

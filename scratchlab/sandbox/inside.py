@@ -23,12 +23,13 @@ clears every capability, before any user code runs. RLIMIT_NPROC is only enforce
 kernel uid, which is why this switch matters.
 """
 
+import marshal
 import os
 import resource
 import sys
 
-# ast, json, linecache, select, signal, traceback are imported where needed: `import ast` alone costs
-# ~15 ms, a tenth of a one-shot run's budget.
+# ast, ctypes, json, linecache, select, signal, traceback are imported where needed (each marked
+# "lazy: start-up"): `import ast` alone costs ~15 ms, a tenth of a one-shot run's budget.
 
 SANDBOX_UID = 65534
 KEYCTL_SYSCALL = {"x86_64": 250, "aarch64": 219, "riscv64": 219, "i686": 288, "armv7l": 311, "ppc64le": 271,
@@ -64,7 +65,7 @@ def new_session_keyring():
     number = KEYCTL_SYSCALL.get(os.uname().machine)
     if number is None:
         return
-    import ctypes
+    import ctypes  # lazy: start-up
 
     libc = ctypes.CDLL(None, use_errno=True)
     libc.syscall(number, KEYCTL_JOIN_SESSION_KEYRING, None)
@@ -149,7 +150,7 @@ def run_once(config):
     try:
         code = compile(source, filename, "exec", dont_inherit=True)
     except SyntaxError:
-        import traceback
+        import traceback  # lazy: start-up
 
         traceback.print_exc(limit=0)
         sys.exit(1)
@@ -161,8 +162,8 @@ def run_once(config):
     except SystemExit:
         raise
     except BaseException as e:
-        import linecache
-        import traceback
+        import linecache  # lazy: start-up
+        import traceback  # lazy: start-up
 
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
         tb = e.__traceback__.tb_next if e.__traceback__ is not None else None
@@ -192,7 +193,7 @@ def _read_capped(path, budget):
 
 def _compile_cell(source, filename):
     """Compile a cell; if it ends in an expression, also return code that evaluates it."""
-    import ast
+    import ast  # lazy: start-up
 
     tree = ast.parse(source, filename, "exec")
     last = None
@@ -217,12 +218,12 @@ def _on_xcpu(signum, frame):
 
 
 def session_loop(config):
-    import json
-    import linecache
-    import select
-    import signal
-    import time
-    import traceback
+    import json  # lazy: start-up (a one-shot run never needs the session's modules)
+    import linecache  # lazy: start-up
+    import select  # lazy: start-up
+    import signal  # lazy: start-up
+    import time  # lazy: start-up
+    import traceback  # lazy: start-up
 
     limits = config.get("limits", {})
     budget = int(limits.get("max_output_bytes") or 64_000)
@@ -328,8 +329,6 @@ def session_loop(config):
 
 
 def main():
-    import marshal
-
     config = marshal.loads(bytes.fromhex(sys.argv[1]))
     os.closerange(3, 65536)  # bwrap's handshake pipes (root path) must not reach user code
     if not config.get("unsafe"):

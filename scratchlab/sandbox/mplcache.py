@@ -9,14 +9,16 @@ the private $MPLCONFIGDIR.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 from pathlib import Path
+
+import platformdirs
+
+from scratchlab.lab.atomic import atomic_dir
 
 _MPL_BUILD_LOCK = threading.Lock()
 _MPL_BUILD_STARTED: set[str] = set()
@@ -49,26 +51,20 @@ def matplotlib_cache(env: dict[str, str]) -> str | None:
 
 @functools.lru_cache(maxsize=1)
 def _matplotlib_cache_target() -> str | None:
-    from importlib.metadata import PackageNotFoundError, version  # ~60 ms in a big venv: once
+    from importlib.metadata import PackageNotFoundError, version  # lazy: ~60 ms in a big venv, once
 
     try:
         mpl_version = version("matplotlib")
     except PackageNotFoundError:
         return None
-    import platformdirs
-
     return str(Path(platformdirs.user_cache_dir("scratchlab")) / f"sandbox-matplotlib-{mpl_version}")
 
 
 def _build_matplotlib_cache(target: Path, sandbox_env: dict[str, str]) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".mpl-build-", dir=target.parent))
-    env = {**sandbox_env, "MPLCONFIGDIR": str(tmp), "HOME": str(tmp)}
-    try:
-        subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env=env, capture_output=True,
-                       timeout=300, check=True)  # fmt: skip
-        for p in [tmp, *tmp.iterdir()]:
-            p.chmod(0o755 if p.is_dir() else 0o644)
-        os.replace(tmp, target)
-    except (OSError, subprocess.SubprocessError):
-        shutil.rmtree(tmp, ignore_errors=True)
+    with contextlib.suppress(OSError, subprocess.SubprocessError):  # no cache: matplotlib builds its own
+        with atomic_dir(target, fsync=False) as tmp:  # a cache, rebuilt if a crash loses it
+            env = {**sandbox_env, "MPLCONFIGDIR": str(tmp), "HOME": str(tmp)}
+            subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env=env,
+                           capture_output=True, timeout=300, check=True)  # fmt: skip
+            for p in [tmp, *tmp.iterdir()]:
+                p.chmod(0o755 if p.is_dir() else 0o644)

@@ -14,7 +14,7 @@ import os
 import signal
 from dataclasses import asdict, dataclass, field
 
-from scratchlab.sandbox.policy import Limits
+from scratchlab.sandbox.limits import Limits
 
 RESULT_VERSION = 1
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".bmp", ".pdf")

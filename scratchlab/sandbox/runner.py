@@ -28,16 +28,9 @@ import warnings
 from pathlib import Path
 
 from scratchlab.sandbox import policy
-from scratchlab.sandbox.policy import (
-    MB,
-    OUTPUT_KILL_FACTOR,
-    SANDBOX_UID,
-    UNSAFE_WARNING,
-    Limits,
-    Mount,
-    SandboxError,
-    SandboxUnavailable,
-)
+from scratchlab.sandbox.errors import SandboxError, SandboxUnavailable, UnsafeSandboxWarning
+from scratchlab.sandbox.limits import MB, OUTPUT_KILL_FACTOR, Limits
+from scratchlab.sandbox.policy import SANDBOX_UID, UNSAFE_WARNING, Mount
 from scratchlab.sandbox.result import MEMORY_MARKERS, FileInfo, OutputBuffer, RunResult, classify, pump
 from scratchlab.sandbox.workdir import (
     WorkDirWatch,
@@ -117,7 +110,7 @@ def spawn(
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
     )
     if unsafe_no_sandbox:
-        warnings.warn(UNSAFE_WARNING, policy.UnsafeSandboxWarning, stacklevel=3)
+        warnings.warn(UNSAFE_WARNING, UnsafeSandboxWarning, stacklevel=3)
         tmp = Path(work_dir) / policy.UNSAFE_TMP_NAME
         tmp.mkdir(exist_ok=True)
         config.update(unsafe=True, work_dir=str(work_dir), tmp_dir=str(tmp))

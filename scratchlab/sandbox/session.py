@@ -28,7 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from scratchlab.sandbox import policy
-from scratchlab.sandbox.policy import DEFAULT_IDLE_TIMEOUT_S, MB, Limits, SandboxError
+from scratchlab.sandbox.errors import SandboxError
+from scratchlab.sandbox.limits import DEFAULT_IDLE_TIMEOUT_S, MB, Limits
 from scratchlab.sandbox.result import OutputBuffer, RunResult, pump
 from scratchlab.sandbox.runner import DISK_POLL_S, exit_code_of, kill_tree, spawn, work_dir_warning
 from scratchlab.sandbox.workdir import (

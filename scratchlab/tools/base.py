@@ -22,10 +22,11 @@ import functools
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 from langchain_core.tools import BaseTool, StructuredTool
-from pydantic import BaseModel
+from langgraph.types import interrupt
+from pydantic import BaseModel, BeforeValidator
 
 from scratchlab.lab.jobs import JobLeftRunning
 from scratchlab.lab.registry import Job, Registry
@@ -80,7 +81,7 @@ def _resume_pending() -> bool:
     then skip `interrupt()` and start the action whatever the user answered. This peeks (without
     consuming) at the resume values LangGraph holds for the running task.
     """
-    try:
+    try:  # lazy: private LangGraph names; a version without them has no resume to detect (ImportError)
         from langgraph._internal._constants import CONFIG_KEY_SCRATCHPAD
         from langgraph.config import get_config
 
@@ -160,8 +161,6 @@ class ToolContext:
             return True
         if estimate_s is not None and estimate_s <= self.confirm_threshold_s and not _resume_pending():
             return True
-        from langgraph.types import interrupt
-
         payload: dict[str, Any] = {"type": "confirm", "action": action}
         asked = _CALL_ARGS.get()
         if asked is not None:
@@ -258,13 +257,5 @@ def parse_count(value: Any) -> Any:
         return value
 
 
-def _count_validator():
-    from pydantic import BeforeValidator
-
-    return BeforeValidator(parse_count)
-
-
-from typing import Annotated  # noqa: E402
-
-Count = Annotated[int, _count_validator()]
+Count = Annotated[int, BeforeValidator(parse_count)]
 """An int tool argument that also accepts "2k", "1,000", "2e3" (see `parse_count`)."""

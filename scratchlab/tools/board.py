@@ -14,6 +14,8 @@ from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field
 
 from scratchlab.tools.base import ToolContext, ToolError, lab_tool
+from scratchlab.training import board
+from scratchlab.training.plots import plot_compare
 
 DEFAULT_RUNS = 3
 MAX_RUNS = 8
@@ -46,9 +48,6 @@ def make_tools(ctx: ToolContext) -> list[BaseTool]:
     @lab_tool("show_curves", ShowCurvesArgs)
     def show_curves(args: ShowCurvesArgs) -> str:
         """Show training curves: the run dashboard's URL (TensorBoard, every run's losses, lr, tokens/s, samples) and a PNG of train/val loss of the chosen runs."""
-        from scratchlab.training import board
-        from scratchlab.training.plots import plot_compare
-
         arts = _pick_runs(ctx, args.runs)
         if not arts:
             raise ToolError("no runs with logged losses yet; train one with train_gpt or finetune_lora")

@@ -7,6 +7,8 @@ from typing import Literal
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field, field_validator
 
+from scratchlab.lab import memory
+from scratchlab.lab.words import words_in
 from scratchlab.tools.base import ToolContext, ToolError, lab_tool
 
 MAX_LIST = 15
@@ -38,9 +40,7 @@ class ListArtifactsArgs(BaseModel):
 def _store(ctx: ToolContext):
     store = ctx.extras.get("store")
     if store is None:
-        from scratchlab.agent.memory import open_memory
-
-        _, store, _ = open_memory(ctx.workspace.db_path)
+        store = memory.open_store(ctx.workspace.db_path)
         ctx.extras["store"] = store
     return store
 
@@ -54,8 +54,6 @@ def _metrics(a) -> str:
 
 def _matching_artifacts(ctx: ToolContext, query: str, limit: int = 5) -> list:
     """Artifacts whose id, kind or name shares a word with `query`; else the newest few."""
-    from scratchlab.agent.router import words_in
-
     q = {w.rstrip("s") for w in words_in(query) if len(w) > 2}
     arts = ctx.registry.list_artifacts(limit=50)
     hits = [a for a in arts if q & {w.rstrip("s") for w in words_in(f"{a.id} {a.kind} {a.name}")}]
@@ -63,8 +61,6 @@ def _matching_artifacts(ctx: ToolContext, query: str, limit: int = 5) -> list:
 
 
 def make_tools(ctx: ToolContext) -> list[BaseTool]:
-    from scratchlab.agent import memory
-
     @lab_tool("remember", RememberArgs)
     def remember(args: RememberArgs) -> str:
         """Save a fact about the user or their work in long-term memory (kept across conversations)."""

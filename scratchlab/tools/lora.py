@@ -5,17 +5,13 @@ model, or a merged model), confirm long runs, start the fine-tune as a lab job, 
 adapter (kind "adapter", saved under `<workspace>/adapters/<name>/`, parent = the base artifact),
 and answer in a few lines. The same functions back the `scratchlab lora ...` commands.
 
-Base references: a GPT run id or name ("run-3"), "last" (the newest GPT run), a pretrained base
-name ("qwen2.5-coder-0.5b", "smollm2-135m"; converted from the shipped GGUF on first use and
-registered as kind "base"), or a merged model (kind "base" or "run").
+What the references name (bases, data, adapters) is resolved in `scratchlab.tools.lora_refs`.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +19,27 @@ from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field, create_model
 
 from scratchlab.lab import jobs
-from scratchlab.lab.registry import Artifact, ArtifactNotFound
+from scratchlab.lab.registry import Artifact
 from scratchlab.tools.base import Count, ToolContext, ToolError, lab_tool
+from scratchlab.tools.lora_refs import (
+    ADAPTER,
+    BASE,
+    DEMO_DATA,
+    RUN,
+    BaseRef,
+    materialize,
+    require_saved,
+    resolve_adapter,
+    resolve_base,
+    resolve_data,
+    slug,
+    sync_adapter,
+    unique_name,
+)
 from scratchlab.training import settings
-from scratchlab.training.hf_base import BASES, ensure_base, read_base_meta
-from scratchlab.training.lora_config import LoraError, LoraTrainConfig
+from scratchlab.training.lora_config import LORA_META, TRAIN_STATE, LoraError, LoraTrainConfig
 from scratchlab.training.lora_data import LoraDataError, read_records
-from scratchlab.training.lora_demo import write_demo
 
-ADAPTER = "adapter"
-BASE = "base"
-RUN = "run"
-DEMO_DATA = "demo"
-DEMO_FILE = "lora_demo.jsonl"
-BASE_PARAMS = {"qwen2.5-coder-0.5b": 494_032_768, "smollm2-135m": 134_515_008}
 CONVERT_SECONDS = 240.0  # allowance for a first GGUF -> HF conversion in time estimates (seconds)
 CHARS_PER_TOKEN = {"hf": 4.0, "gpt": 1.5}
 MAX_RESULT_CHARS = 600
@@ -73,151 +76,6 @@ class GenerateWithAdapterArgs(BaseModel):
     prompt: str = Field(description="The user message to answer.")
     adapter: str | None = Field(default="last", description="Adapter id, name, or 'last'.")
     max_new_tokens: Count | None = Field(default=128, description="Maximum tokens to generate.")
-
-
-# ---- shared glue (tools and CLI) -----------------------------------------------------------------
-@dataclass
-class BaseRef:
-    """A resolved base: kind "hf" | "gpt", its folder, registry id (None until converted), display name."""
-
-    kind: str
-    path: Path
-    artifact_id: str | None
-    name: str
-    n_params: int
-    needs_conversion: bool = False
-
-
-def _slug(s: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", s).strip("-.") or "adapter"
-
-
-def _n_params_of(art: Artifact) -> int:
-    for src in (art.metrics, art.config):
-        for k in ("n_params", "params", "num_params"):
-            if isinstance(src.get(k), int | float):
-                return int(src[k])
-    p = Path(art.path)
-    for f, per in (("best.pt", 4), ("ckpt.pt", 12), ("model.safetensors", 4)):
-        if (p / f).is_file():
-            return (p / f).stat().st_size // per
-    return 10_000_000
-
-
-def resolve_base(ctx: ToolContext, ref: str | None) -> BaseRef:
-    """Find the base a reference names, without side effects (conversion happens in `materialize`).
-
-    Raises:
-        ToolError: nothing matches (the message lists what exists and the pretrained names).
-    """
-    key = (ref or "last").strip()
-    if key in BASES:
-        try:
-            art = ctx.registry.get_artifact(key, kind=BASE)
-            if Path(art.path).is_dir():
-                return BaseRef("hf", Path(art.path), art.id, key, _n_params_of(art))
-        except ArtifactNotFound:
-            pass
-        path = ctx.workspace.dir("bases") / key
-        return BaseRef("hf", path, None, key, BASE_PARAMS.get(key, 500_000_000), needs_conversion=True)
-    for kind, engine_kind in ((RUN, "gpt"), (BASE, "hf")):
-        try:
-            art = ctx.registry.get_artifact(key, kind=kind)
-        except ArtifactNotFound:
-            continue
-        if not Path(art.path).exists():
-            raise ToolError(f"{art.id} ({art.name}) points to {art.path}, which no longer exists")
-        return BaseRef(engine_kind, Path(art.path), art.id, art.name, _n_params_of(art))
-    runs = [f"{a.name} ({a.id})" for a in ctx.registry.list_artifacts(RUN, limit=5)]
-    hint = "no GPT runs yet (train one with train_gpt)" if not runs else "GPT runs: " + ", ".join(runs)
-    raise ToolError(f"unknown base {key!r}: {hint}; pretrained bases: {sorted(BASES)}")
-
-
-def materialize(ctx: ToolContext, b: BaseRef) -> BaseRef:
-    """Convert a pretrained base on first use and register it (kind "base"); no-op otherwise."""
-    if not b.needs_conversion and b.artifact_id:
-        return b
-    path = ensure_base(b.name, ctx.workspace.dir("bases"), ctx.workspace.dir("models"))
-    meta = read_base_meta(path)
-    # a base is its pinned weights: converting it again gives the same artifact
-    old = ctx.registry.find_artifact(b.name, BASE)
-    art = old or ctx.registry.add_artifact(BASE, b.name, path, config={k: meta.get(k) for k in ("architecture", "source_gguf", "gguf_sha256", "description")},
-                                           metrics={"n_params": meta.get("n_params")})  # fmt: skip
-    return BaseRef("hf", path, art.id, b.name, int(meta.get("n_params") or b.n_params))
-
-
-def resolve_data(ctx: ToolContext, data: str) -> Path:
-    """The data file for a reference: 'demo' (built once into datasets/) or an existing path.
-
-    Raises:
-        ToolError: the file does not exist.
-    """
-    if data.strip().lower() == DEMO_DATA:
-        p = ctx.workspace.dir("datasets") / DEMO_FILE
-        if not p.is_file():
-            write_demo(p)
-        return p
-    p = Path(data).expanduser()
-    if not p.is_file():
-        raise ToolError(f"data file {data!r} not found; give a .jsonl of alpaca/chat records or 'demo'")
-    return p
-
-
-def resolve_adapter(ctx: ToolContext, ref: str | None) -> Artifact:
-    """The adapter artifact (synced with its folder's metrics). Raises ToolError if unknown."""
-    try:
-        art = ctx.registry.get_artifact((ref or "last").strip(), kind=ADAPTER)
-    except ArtifactNotFound as e:
-        raise ToolError(f"{e}. Fine-tune one with finetune_lora.") from None
-    return sync_adapter(ctx, art)
-
-
-def sync_adapter(ctx: ToolContext, art: Artifact) -> Artifact:
-    """Copy metrics from the adapter folder's lora_meta.json into the registry once training ended."""
-    from scratchlab.training.lora import LORA_META
-
-    meta_path = Path(art.path) / LORA_META
-    if art.config.get("status") == "done" or not meta_path.is_file():
-        return art
-    try:
-        meta = json.loads(meta_path.read_text())
-    except ValueError:
-        return art
-    metrics = {
-        **meta.get("metrics", {}),
-        "trainable_params": meta["params"]["trainable"],
-        "total_params": meta["params"]["total"],
-    }
-    base = meta.get("base", {})
-    config = {
-        "status": "done",
-        "base_hash": base.get("hash"),
-        "base_name": base.get("name"),
-        "data_summary": meta.get("data", {}),
-    }
-    return ctx.registry.update_artifact(art.id, metrics=metrics, config=config)
-
-
-def require_saved(art: Artifact) -> None:
-    """Raise ToolError unless the adapter's weights are saved (its training finished)."""
-    from scratchlab.training.lora import LORA_META
-
-    if not (Path(art.path) / LORA_META).is_file():
-        job = art.config.get("job")
-        raise ToolError(
-            f"adapter {art.name} ({art.id}) has no saved weights yet"
-            + (f"; its training job is {job}" if job else "")
-        )
-
-
-def unique_name(ctx: ToolContext, stem: str) -> str:
-    """'<stem>-lora-<n>' with the smallest n that no adapter artifact or adapters/ folder uses."""
-    taken = {a.name for a in ctx.registry.list_artifacts(ADAPTER)}
-    folder = ctx.workspace.dir("adapters")
-    n = 1
-    while f"{stem}-lora-{n}" in taken or (folder / f"{stem}-lora-{n}").exists():
-        n += 1
-    return f"{stem}-lora-{n}"
 
 
 def plan_finetune(
@@ -268,13 +126,11 @@ def start_finetune(
     Keys: status ("done" | "started" | "cancelled" | "failed" | "declined"), adapter (id), name,
     job, and when done the run's metrics (val_loss_before/after, trainable_params, ...).
     """
-    from scratchlab.training.lora import LORA_META, TRAIN_STATE  # torch: loaded when a run starts
-
     b, data, cfg, est = plan_finetune(ctx, args, extra)
     asked = {k: v for k, v in args.model_dump(include=set(CONFIG_FIELDS)).items() if v is not None} | (
         extra or {}
     )
-    name = _slug(args.name) if args.name else unique_name(ctx, _slug(b.name))
+    name = slug(args.name) if args.name else unique_name(ctx, slug(b.name))
     if not ctx.confirm(
         "finetune_lora",
         {"base": b.name, "data": str(data), "r": cfg["r"], "max_iters": cfg["max_iters"], "name": name,
@@ -297,7 +153,7 @@ def start_finetune(
            ctx.registry.add_artifact(ADAPTER, name, out_dir, config={**cfg, "status": "training"}, parent=b.artifact_id))  # fmt: skip
     inline = ctx.extras.get("lora_inline", False) if inline is None else inline
     if inline:
-        from scratchlab.training.lora import run_job
+        from scratchlab.training.lora import run_job  # torch: loaded when a run starts
 
         try:
             res = run_job(cfg)
@@ -363,11 +219,11 @@ def format_finetune(res: dict[str, Any]) -> str:
 
 def merge(ctx: ToolContext, adapter: str | None) -> dict[str, Any]:
     """Merge an adapter into its base, verify, save, register. Returns the merge info + new artifact id."""
-    from scratchlab.training.lora_adapters import merge_to_folder
+    from scratchlab.training.lora_adapters import merge_to_folder  # torch, peft: loaded when merging
 
     art = resolve_adapter(ctx, adapter)
     require_saved(art)
-    kind = json.loads((Path(art.path) / "lora_meta.json").read_text())["base"]["kind"]
+    kind = json.loads((Path(art.path) / LORA_META).read_text())["base"]["kind"]
     folder = ctx.workspace.dir("bases" if kind == "hf" else "runs") / f"{art.name}-merged"
     new_kind = BASE if kind == "hf" else RUN
     ctx.registry.check_name_free(new_kind, folder.name)  # NameTaken: merged before; never overwritten
@@ -382,8 +238,8 @@ def merge(ctx: ToolContext, adapter: str | None) -> dict[str, Any]:
 
 def _session(ctx: ToolContext, art: Artifact):
     """An AdapterSession with `art` active; one loaded base per base folder, adapters switched in place."""
-    from scratchlab.training.lora import read_adapter_meta
-    from scratchlab.training.lora_adapters import open_adapter, switch_adapter
+    from scratchlab.training.lora import read_adapter_meta  # torch: loaded when generating
+    from scratchlab.training.lora_adapters import open_adapter, switch_adapter  # torch, peft: as above
 
     meta = read_adapter_meta(art.path)
     sessions = ctx.extras.setdefault("lora_sessions", {})
@@ -403,7 +259,7 @@ def generate(
     ctx: ToolContext, prompt: str, adapter: str | None, max_new_tokens: int, compare: bool = False
 ) -> dict[str, Any]:
     """Answer `prompt` with an adapter (and the base alone when `compare`)."""
-    from scratchlab.training.lora_adapters import answer
+    from scratchlab.training.lora_adapters import answer  # torch, peft: loaded when generating
 
     if not prompt.strip():
         raise ToolError("prompt is empty")

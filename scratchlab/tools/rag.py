@@ -21,6 +21,10 @@ from typing import Literal
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field
 
+from scratchlab.lab.create import new_artifact_folder
+from scratchlab.lab.registry import NameTaken
+from scratchlab.retrieval.answer import FENCE_CLOSE, FENCE_OPEN, cite, quote_block
+from scratchlab.retrieval.loaders import find_files
 from scratchlab.tools.base import ToolContext, ToolError, lab_tool
 
 KIND = "index"
@@ -86,7 +90,7 @@ def resolve_index(ctx: ToolContext, ref: str | None):
     Raises:
         ToolError: no such index (the message lists existing ones).
     """
-    from scratchlab.retrieval.index import DocumentIndex
+    from scratchlab.retrieval.index import DocumentIndex  # numpy, faiss: 0.3 s the CLI need not pay at start
 
     try:
         art = ctx.registry.get_artifact((ref or "last").strip() or "last", kind=KIND)
@@ -119,9 +123,7 @@ def run_index(ctx: ToolContext, paths: Sequence[str], name: str | None = None, i
         NameTaken: `name` is an index of other sources, or its folder exists unregistered.
         OutOfSpace: the disk filled up while building a new index (its folder is removed).
     """
-    from scratchlab.lab.create import new_artifact_folder
-    from scratchlab.lab.registry import NameTaken
-    from scratchlab.retrieval.index import DocumentIndex
+    from scratchlab.retrieval.index import DocumentIndex  # as in resolve_index
 
     sources = [str(Path(p).expanduser().resolve()) for p in paths]
     if name:
@@ -174,8 +176,6 @@ def chat_generate(ctx: ToolContext) -> Callable[[str], str]:
 
 
 def _estimate_seconds(paths: Sequence[str]) -> float:
-    from scratchlab.retrieval.loaders import find_files
-
     total = sum(p.stat().st_size for p, _ in find_files(paths))
     return total / EST_CHARS_PER_CHUNK / EST_CHUNKS_PER_S
 
@@ -199,8 +199,6 @@ def snippet(text: str, query: str, max_chars: int = SNIPPET_CHARS) -> str:
 
 def format_results(name: str, query: str, hits: list, is_relevant: Callable, mode: str) -> str:
     """Numbered, fenced, citable results (or a plain 'nothing found')."""
-    from scratchlab.retrieval.answer import FENCE_CLOSE, FENCE_OPEN, cite, quote_block
-
     good = [h for h in hits if is_relevant(h)]
     if not good:
         why = ""
@@ -254,7 +252,7 @@ def make_tools(ctx: ToolContext) -> list[BaseTool]:
             return f"Index '{art.name}' ({art.id}) is empty: add documents with index_documents first."
         qv = None
         if args.hyde and mode != "bm25":
-            from scratchlab.retrieval.hyde import hyde_vector
+            from scratchlab.retrieval.hyde import hyde_vector  # numpy: 0.2 s, only for HyDE searches
 
             qv = hyde_vector(args.query, chat_generate(ctx), idx.embedder)
         hits = idx.search(args.query, k=k, mode=mode, query_vector=qv)

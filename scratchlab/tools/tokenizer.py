@@ -16,6 +16,12 @@ from typing import Literal
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field
 
+from scratchlab.datasets import load_text
+from scratchlab.lab.create import new_artifact_folder
+from scratchlab.models.bpe import NUM_BYTES, Tokenizer
+from scratchlab.models.bpe import train_tokenizer as train
+from scratchlab.models.bpe_compare import compare, reference_tokenizers
+from scratchlab.models.tiktoken_compat import load_openai
 from scratchlab.tools.base import Count, ToolContext, ToolError, lab_tool
 
 MAX_SHOW_TOKENS = 40
@@ -85,9 +91,6 @@ def _dataset_stem(dataset: str) -> str:
 
 def resolve_tokenizer(ctx: ToolContext, ref: str):
     """(Tokenizer, label, artifact or None) for a reference; loaded tokenizers are cached in ctx."""
-    from scratchlab.models.bpe import Tokenizer
-    from scratchlab.models.tiktoken_compat import load_openai
-
     key = (ref or "last").strip()
     if key.lower() in BUILTIN:
         name = BUILTIN[key.lower()]
@@ -127,8 +130,6 @@ def save_new_tokenizer(registry, workspace, tok, name: str, dataset: str, reques
         NameTaken: the name or its folder is taken (nothing is overwritten).
         OutOfSpace: the disk filled up (no folder is left behind).
     """
-    from scratchlab.lab.create import new_artifact_folder
-
     config = {"vocab_size": tok.vocab_size, "pattern": tok.pattern_name, "dataset": dataset,
               "special": list(tok.special_tokens), "requested_vocab_size": requested_vocab_size}  # fmt: skip
     metrics = {"compression_ratio": round(tok.training_stats["compression_ratio"], 4),
@@ -149,10 +150,6 @@ def make_tools(ctx: ToolContext) -> list[BaseTool]:
     @lab_tool("train_tokenizer", TrainTokenizerArgs)
     def train_tokenizer(args: TrainTokenizerArgs) -> str:
         """Train a byte-level BPE tokenizer on a dataset and save it as a lab artifact."""
-        from scratchlab.datasets import load_text
-        from scratchlab.models.bpe import NUM_BYTES
-        from scratchlab.models.bpe import train_tokenizer as train
-
         if args.vocab_size < NUM_BYTES:
             raise ToolError(f"vocab_size {args.vocab_size} is below 256 (the byte alphabet); try 512 or 4096")
         if args.vocab_size > MAX_VOCAB_SIZE:
@@ -202,9 +199,6 @@ def make_tools(ctx: ToolContext) -> list[BaseTool]:
     @lab_tool("compare_tokenizers", CompareTokenizersArgs)
     def compare_tokenizers(args: CompareTokenizersArgs) -> str:
         """Compare a tokenizer with GPT-4's cl100k_base and GPT-4o's o200k_base: tokens and compression."""
-        from scratchlab.datasets import load_text
-        from scratchlab.models.bpe_compare import compare, reference_tokenizers
-
         tok, label, art = resolve_tokenizer(ctx, args.tokenizer)
         if args.text:
             text, source = args.text, "the given text"

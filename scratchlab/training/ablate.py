@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from scratchlab.lab.atomic import atomic_write_json, atomic_write_text
+from scratchlab.lab.job_child import run_job_main
 from scratchlab.training.trainer import Reporter, TrainConfig, TrainError, train
 
 NAMED_SWITCHES: dict[str, dict[str, Any]] = {
@@ -168,8 +169,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     config = json.loads(Path(args.config).read_text(encoding="utf-8"))
     if args.job_id:
-        from scratchlab.lab.jobs import run_job_main  # the job face of this engine (imports the registry)
-
         return run_job_main(args.job_id, args.home, run_job, config)
     print(run_job(config)["markdown"])
     return 0

@@ -22,6 +22,7 @@ torch (`torch.utils.tensorboard`).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -41,8 +42,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from scratchlab.lab.atomic import atomic_write_json
-from scratchlab.lab.registry import Artifact, Job, MetricRow, Registry
-from scratchlab.lab.workspace import Workspace
+from scratchlab.lab.registry import Artifact, Job, Registry
+from scratchlab.lab.schema import MetricRow
+from scratchlab.lab.workspace import Workspace, get_workspace
 
 BOARD_DIR = "board"
 BOARD_KINDS = ("run", "adapter", "ablation")
@@ -102,7 +104,7 @@ def _samples_text(a: Artifact, job: Job | None) -> str | None:
         shown = json.dumps(result["samples"][:5], indent=1, ensure_ascii=False, default=str)
         return f"```\n{shown}\n```"
     if a.kind == "run" and result.get("checkpoint"):
-        from scratchlab.training.trainer import sample_from_checkpoint
+        from scratchlab.training.trainer import sample_from_checkpoint  # torch: only for a run's sample
 
         try:
             text = sample_from_checkpoint(a.path, "", SAMPLE_TOKENS, 0.8, None, None, 0)
@@ -118,8 +120,8 @@ def export_run(registry: Registry, a: Artifact, job: Job | None, logdir: Path) -
     Returns:
         The number of metrics rows written.
     """
-    from torch.utils.tensorboard import SummaryWriter
-    from torch.utils.tensorboard.summary import hparams
+    from torch.utils.tensorboard import SummaryWriter  # torch + tensorboard: heavy, only when exporting
+    from torch.utils.tensorboard.summary import hparams  # as above
 
     folder = logdir / run_folder_name(a)
     state_path = folder / STATE_FILE
@@ -358,10 +360,6 @@ def histories(registry: Registry, run_ids: list[str]) -> dict[str, dict[str, Any
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m scratchlab.training.board`: serve the board until SIGTERM or Ctrl-C."""
-    import argparse
-
-    from scratchlab.lab.workspace import get_workspace
-
     p = argparse.ArgumentParser(description="Serve the lab's runs in TensorBoard (exported from lab.db).")
     p.add_argument(
         "--home", default=None, help="Workspace folder (default: $SCRATCHLAB_HOME or the user data dir)."

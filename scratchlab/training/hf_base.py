@@ -23,14 +23,13 @@ import hashlib
 import importlib.util
 import json
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scratchlab.lab.atomic import atomic_dir
 from scratchlab.models.weights import SPECS, gguf_path, sha256_file
 
 BASE_META = "scratchlab_base.json"
@@ -122,7 +121,7 @@ def convert_gguf(
         BaseModelError: transformers cannot read the file (architecture or quant type unsupported).
     """
     import torch  # torch and transformers are heavy: loaded only to convert or load a base
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # as above
 
     gguf_file = Path(gguf_file)
     out_dir = Path(out_dir)
@@ -139,9 +138,7 @@ def convert_gguf(
     _strip_quantizer(model)
     if tok.pad_token is None and tok.eos_token is not None:
         tok.pad_token = tok.eos_token
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
         n_params = sum(p.numel() for p in model.parameters())
@@ -157,10 +154,6 @@ def convert_gguf(
             **(meta or {}),
         }
         (tmp / BASE_META).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
 
@@ -222,7 +215,7 @@ def load_base_model(
         BaseModelError: missing folder, or 4-bit requested without CUDA/bitsandbytes.
     """
     import torch  # torch and transformers are heavy: loaded only to convert or load a base
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # as above
 
     p = Path(path)
     if not (p / "config.json").is_file():
@@ -249,14 +242,13 @@ def qlora_config(compute_dtype: Any) -> Any:
     Raises:
         BaseModelError: no CUDA device or bitsandbytes is not installed.
     """
-
-    import torch
+    import torch  # heavy: loaded only when a run asks for QLoRA
 
     if not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None:
         raise BaseModelError(
             "QLoRA needs a CUDA GPU and the bitsandbytes package; train in full precision instead"
         )
-    from transformers import BitsAndBytesConfig
+    from transformers import BitsAndBytesConfig  # heavy: as above
 
     return BitsAndBytesConfig(
         load_in_4bit=True,
@@ -268,7 +260,7 @@ def qlora_config(compute_dtype: Any) -> Any:
 
 def generate_text(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int = 32) -> str:
     """Greedy answer of a chat model to one user message (used to check a conversion)."""
-    import torch
+    import torch  # heavy: loaded only to check a conversion
 
     messages = [{"role": "user", "content": prompt}]
     if getattr(tokenizer, "chat_template", None):

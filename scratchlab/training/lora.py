@@ -53,12 +53,14 @@ import torch.distributed as dist
 import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from scratchlab.lab.job_child import run_job_main
 from scratchlab.training import ddp, lora_eval, precision
 from scratchlab.training import lora_data as D
 from scratchlab.training.checkpoint import load_state, save_state
 from scratchlab.training.errors import TrainError
 from scratchlab.training.loop import RunClock, rank_slice, stop_agreed
 from scratchlab.training.lora_base import LoadedBase, load_base
+from scratchlab.training.lora_config import TRAIN_STATE
 from scratchlab.training.lora_eval import val_loss  # noqa: F401 - re-exported
 from scratchlab.training.lora_model import (  # noqa: F401 - re-exported: the engine's public names
     DEFAULT_LR,
@@ -86,7 +88,6 @@ from scratchlab.training.lora_model import (  # noqa: F401 - re-exported: the en
 from scratchlab.training.report import REPORT_EVERY_S, SignalStop, Throttled
 from scratchlab.training.schedule import set_lr, warmup_cosine
 
-TRAIN_STATE = "train_state.pt"
 STATE_FORMAT = "scratchlab.lora.state"
 MIN_LR_RATIO = 0.1
 
@@ -352,7 +353,7 @@ def _finetune(cfg: LoraTrainConfig, out: Path, t0: float, dinfo: ddp.DistInfo, o
 
 # ---- job entry point --------------------------------------------------------------------------
 def run_job(config: dict[str, Any], reporter: Any = None) -> dict[str, Any]:
-    """Job entry (see `scratchlab.lab.jobs.run_job_main`): progress to `reporter` (rate-limited), stop
+    """Job entry (see `scratchlab.lab.job_child.run_job_main`): progress to `reporter` (rate-limited), stop
     when its `stop_requested` turns true. Without a reporter the run is silent."""
     rep = Throttled(reporter, REPORT_EVERY_S)
 
@@ -380,8 +381,6 @@ def job_main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     config = json.loads(Path(a.config).read_text(encoding="utf-8"))
     if a.job_id:
-        from scratchlab.lab.jobs import run_job_main  # the job face of this engine (imports the registry)
-
         return run_job_main(a.job_id, a.home, run_job, config)
     res = run_job(config, SignalStop(sys.stderr))
     if int(os.environ.get("RANK", "0")) == 0:

@@ -18,8 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,7 +26,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from scratchlab.lab.atomic import atomic_write_json
+from scratchlab.lab.atomic import atomic_dir, atomic_write_json
 from scratchlab.training import lora_data as D
 from scratchlab.training.hf_base import BASE_FORMAT_VERSION, BASE_META
 from scratchlab.training.lora_base import LoadedBase, load_base, save_gpt_run
@@ -186,10 +184,8 @@ def merge_to_folder(
     session = open_adapter(adapter_dir, device)
     batch = {k: v.to(device) for k, v in fixed_batch(session).items()}
     merged, diff = merge_adapter(session.model, batch, session.base.kind)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     extra = {"merged_from": str(adapter_dir), "merge_max_abs_diff": diff}
-    try:
+    with atomic_dir(out) as tmp:
         if session.base.kind == "hf":
             merged.save_pretrained(tmp, safe_serialization=True)
             session.base.tokenizer.save_pretrained(tmp)
@@ -200,10 +196,6 @@ def merge_to_folder(
             (tmp / BASE_META).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
         else:
             save_gpt_run(merged.gpt, session.base, tmp, extra)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     if session.base.kind == "gpt":  # the run's config.json names its folder
         cfg_path = out / "config.json"
         cfg = json.loads(cfg_path.read_text())

@@ -18,6 +18,8 @@ from scratchlab.training.fields import DTYPES, check_settings, setting
 
 DEFAULT_LR = {"gpt": 1e-3, "hf": 2e-4}
 MAX_R = 1024
+LORA_META = "lora_meta.json"  # in an adapter folder: settings, base, metrics (its presence = saved)
+TRAIN_STATE = "train_state.pt"  # in an adapter folder while training: the resumable state
 
 
 class LoraError(TrainError):

@@ -39,7 +39,7 @@ def text_metrics(predictions: list[str], references: list[str]) -> dict[str, flo
             f"need equal, non-empty lists; got {len(predictions)} predictions, {len(references)} references"
         )
     import sacrebleu  # the metric packages load slowly; only evaluation needs them
-    from rouge_score import rouge_scorer
+    from rouge_score import rouge_scorer  # as above
 
     bleu = sacrebleu.corpus_bleu(predictions, [references]).score
     scorer = rouge_scorer.RougeScorer(["rouge1", "rougeL"], use_stemmer=True)

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +22,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from scratchlab.lab.atomic import atomic_write_json
+from scratchlab.lab.atomic import atomic_files, atomic_write_json
 from scratchlab.training import lora_data as D
 from scratchlab.training.lora_base import LoadedBase
-from scratchlab.training.lora_config import DEFAULT_LR, MAX_R, LoraError, LoraTrainConfig  # noqa: F401 - re-exported
+from scratchlab.training.lora_config import (  # noqa: F401 - re-exported
+    DEFAULT_LR,
+    LORA_META,
+    MAX_R,
+    LoraError,
+    LoraTrainConfig,
+)
 
-LORA_META = "lora_meta.json"
 LORA_FORMAT = "scratchlab-lora"
 LORA_FORMAT_VERSION = 1
 GPT_TARGETS = ("c_attn", "c_proj", "c_fc")
@@ -219,13 +222,7 @@ def read_adapter_meta(adapter_dir: str | os.PathLike) -> dict[str, Any]:
 def save_adapter(peft_model: nn.Module, out_dir: str | os.PathLike, meta: dict[str, Any]) -> Path:
     """Write the adapter weights (peft format) and `lora_meta.json` into `out_dir`, each file atomically."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".adapter.tmp-", dir=out))
-    try:
+    with atomic_files(out) as tmp:
         peft_model.save_pretrained(tmp)
-        for f in tmp.iterdir():
-            os.replace(f, out / f.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     atomic_write_json(out / LORA_META, {"format": LORA_FORMAT, "format_version": LORA_FORMAT_VERSION, **meta})
     return out

@@ -25,7 +25,7 @@ def _plt():
     import matplotlib
 
     matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after use("Agg"), as said above
 
     return plt
 

@@ -1,6 +1,6 @@
 """Progress and metric reporting for the trainers, and stopping on a signal.
 
-A trainer reports to a `Reporter`: a lab `JobReporter` (`scratchlab.lab.jobs`; it writes the job's
+A trainer reports to a `Reporter`: a lab `JobReporter` (`scratchlab.lab.job_child`; it writes the job's
 progress and metric rows to the registry and sets `stop_requested` on SIGINT/SIGTERM), a
 `SignalStop` for stand-alone runs (progress lines on a stream; Ctrl-C asks for a clean stop), or
 nothing.

@@ -1,6 +1,6 @@
 """Run settings as the faces see them, generated from the config dataclasses.
 
-`TrainConfig` (`gpt_config`) and `LoraTrainConfig` (`lora_model`) are the only place a hyperparameter,
+`TrainConfig` (`gpt_config`) and `LoraTrainConfig` (`lora_config`) are the only place a hyperparameter,
 its default, bounds and help text are written (`fields.setting`). This module says which of them each
 face offers and derives the rest:
 

@@ -40,6 +40,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from scratchlab.lab.atomic import atomic_write_json
+from scratchlab.lab.job_child import run_job_main
 from scratchlab.models.gpt import GPT, GPTConfig
 from scratchlab.training import ddp, precision
 from scratchlab.training.batches import Batcher, evaluate, resolve_data, split_micro_steps
@@ -318,8 +319,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume:
         config["resume"] = True
     if args.job_id:
-        from scratchlab.lab.jobs import run_job_main  # the job face of this engine (imports the registry)
-
         return run_job_main(args.job_id, args.home, run_job, config)
     result = train(TrainConfig.from_dict(config), SignalStop(sys.stdout, every=100))
     if int(os.environ.get("RANK", "0")) == 0:

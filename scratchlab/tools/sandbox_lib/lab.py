@@ -93,10 +93,10 @@ def plot_runs(
     Returns:
         `path`. Prints which runs and keys were drawn.
     """
-    import matplotlib
+    import matplotlib  # lazy: slow to import, and only plots need it (the rest is standard library)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after use("Agg")
 
     chosen = runs(refs) if isinstance(refs, int) else [run(r) for r in refs]
     keys = (keys,) if isinstance(keys, str) else tuple(keys)
