@@ -161,3 +161,10 @@ def load_state(llm, path: Path) -> bool:
     except Exception:  # a stale or truncated cache file: recompute
         path.unlink(missing_ok=True)
         return False
+
+
+def llama_set_n_threads(ctx: Any, n_threads: int, n_threads_batch: int) -> None:
+    """Set a llama.cpp context's decode and batch thread counts (takes effect at the next eval)."""
+    import llama_cpp  # lazy: a compiled extension, loaded only with a local model
+
+    llama_cpp.llama_set_n_threads(ctx, n_threads, n_threads_batch)

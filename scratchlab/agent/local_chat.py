@@ -29,7 +29,7 @@ from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import PrivateAttr
@@ -44,6 +44,7 @@ from scratchlab.agent.llama_runtime import (
     LOCK,
     IdleCores,
     is_looping,
+    llama_set_n_threads,
     load_llama,
     load_state,
     prune_states,
@@ -285,10 +286,8 @@ class ChatLocalLlama(BaseChatModel):
         if self._idle is None:
             self._idle = IdleCores()
         n = min(self._idle(), 8)
-        import llama_cpp
-
         with LOCK:
-            llama_cpp.llama_set_n_threads(self.llm._ctx.ctx, n, n)
+            llama_set_n_threads(self.llm._ctx.ctx, n, n)
 
     def _choose(self, prompt: str, names: list[str], prior: dict[str, float]) -> str:
         with LOCK:
@@ -396,8 +395,6 @@ class ChatLocalLlama(BaseChatModel):
             final = chunk if final is None else final + chunk
         assert final is not None
         msg = final.message
-        from langchain_core.messages import AIMessage
-
         ai = AIMessage(content=msg.content, additional_kwargs=dict(msg.additional_kwargs),
                        tool_calls=getattr(msg, "tool_calls", []))  # fmt: skip
         return ChatResult(generations=[ChatGeneration(message=ai)])
