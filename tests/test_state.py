@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
-from scratchlab.agent.state import Record, carry_over, facts, records_of, resolve, resolve_pronoun
+from scratchlab.agent.carry import carry_over
+from scratchlab.agent.state import Record, facts, records_of, resolve, resolve_pronoun
 
 RUNS = [Record(id="run-2", kind="run", name="gpt-2", config={"n_layer": 1, "dataset": "notes.txt"}),
         Record(id="run-1", kind="run", name="gpt-1", config={"n_layer": 4, "dataset": "shakespeare"})]  # fmt: skip
@@ -37,6 +38,33 @@ def test_names_descriptions_and_kind_nouns_resolve():
     assert resolve("run", "last", "sample from my run", recs, "last") == "last"  # nothing singles one out
     assert resolve("tokenizer", None, "train a gpt with that tokenizer", recs, "char") == "bpe400-shakespeare"
     assert resolve("n_layer", 3, "3 layers", recs, 4) == 3  # not a reference argument
+
+
+BASE = "What to adapt: a run name, 'last' (newest run), or a pretrained base 'qwen2.5-coder-0.5b' or 'smollm2-135m'."
+TOKENIZER = "Tokenizer id ('tokenizer-3'), name, 'last', or 'cl100k_base'/'o200k_base'."
+DATASET = "Named dataset ('shakespeare') or a path to a text file or folder."
+
+
+def test_a_near_miss_of_a_built_in_the_description_names_becomes_that_built_in():
+    assert resolve("base", "qwen-0.5b", "lora-tune qwen 0.5b", [], "last", BASE) == "qwen2.5-coder-0.5b"
+    assert resolve("base", "smollm", "adapt smollm 135m", [], "last", BASE) == "smollm2-135m"
+    assert resolve("tokenizer", "o200k", "encode hi with o200k", TOKS, "last", TOKENIZER) == "o200k_base"
+    # the request writes the built-in out; the model's value is no name and no path
+    assert (
+        resolve("dataset", "w/", "train a tokenizer on shakespeare w/ 300 vocab", [], None, DATASET)
+        == "shakespeare"
+    )
+    # what stays: a path the request writes, a record, a registry-style example in the description
+    assert resolve("dataset", "data/a.txt", "train on data/a.txt", [], "shakespeare", DATASET) == "data/a.txt"
+    assert resolve("base", "gpt-1", "adapt gpt-1", RUNS, "last", BASE) == "gpt-1"
+    assert resolve("tokenizer", "tok-3", "encode hi with tok-3", [], "last", TOKENIZER) == "tok-3"
+
+
+def test_part_of_the_one_name_that_holds_it_is_that_record():
+    words = "how many tokens does 'hi' make with my shakespeare tokenizer?"
+    assert resolve("tokenizer", "shakespeare", words, TOKS, "last", TOKENIZER) == "bpe400-shakespeare"
+    two = [*TOKS, Record(id="tokenizer-2", kind="tokenizer", name="bpe800-shakespeare")]
+    assert resolve("tokenizer", "shakespeare", words, two, "last", TOKENIZER) != "bpe400-shakespeare"
 
 
 def test_a_bare_pronoun_is_the_record_the_conversation_touched_last():

@@ -34,7 +34,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import PrivateAttr
 
-from scratchlab.agent import extract, policy, router, state
+from scratchlab.agent import carry, extract, policy, router, state
 from scratchlab.agent.bank import Bank
 from scratchlab.agent.constrained import choose, constrained_greedy
 from scratchlab.agent.grounding import ground_reply
@@ -182,7 +182,7 @@ class ChatLocalLlama(BaseChatModel):
            repeats or corrects an earlier call ("the same but 8 heads") leans to that call's tool.
         3. A tool's arguments: written by the model under the schema's grammar, grounded in the
            request (`router.ground_args`), with what the request states outright put in
-           (`extract.stated_values`), carried over from the repeated call (`state.carry_over`) and
+           (`extract.stated_values`), carried over from the repeated call (`carry.carry_over`) and
            references resolved against the lab's records (`state.resolve`). A missing required
            argument becomes a question.
         4. An answer about the lab gets the records' facts in its prompt; answers that draw on tool
@@ -209,9 +209,9 @@ class ChatLocalLlama(BaseChatModel):
                 return ANSWER, iter([refused])
         clause = router.normalise_request(router.current_clause(messages))
         prior = self.bank.action_prior(clause, names)
-        prev = state.previous_call(messages)
-        carry = prev is not None and self.bank.flag(clause, "carry") >= CARRY_THRESHOLD
-        if carry and prev[0] in prior:
+        prev = carry.previous_call(messages)
+        repeats = prev is not None and self.bank.flag(clause, "carry") >= CARRY_THRESHOLD
+        if repeats and prev[0] in prior:
             prior = {a: p + (CARRY_PRIOR if a == prev[0] else 0.0) for a, p in prior.items()}
         # the model chooses among the tools and `answer`; a question back comes from the schema (a
         # required argument missing, a value that names nothing), not from the model's guess
@@ -225,8 +225,8 @@ class ChatLocalLlama(BaseChatModel):
             args = self._arguments(prompt, action, params, clause)
             args = router.ground_args(args, context, params)
             args = extract.stated_values(args, clause, action, params, self.bank)
-            if carry and prev[0] == action:
-                args = state.carry_over(action, args, messages, recs, params)
+            if repeats and prev[0] == action:
+                args = carry.carry_over(action, args, messages, recs, params)
             props = params.get("properties", {})
             for arg, prop in props.items():
                 resolved = state.resolve(arg, args.get(arg), clause, recs, prop.get("default"),

@@ -5,15 +5,17 @@ The agent never parses its own prompt text back. Each model call gets the regist
 and the thread's messages; from those it knows, for every artifact, its kind, config, metrics and the
 last turn of this conversation that made or mentioned it. References resolve to records:
 
-- a name or id the request writes ("bpe400-shakespeare", "run-3");
+- a name or id the request writes ("bpe400-shakespeare", "run-3"), or a part of the one name that
+  holds it ("my shakespeare tokenizer");
+- a built-in value the argument's description names, for the model's near miss ("qwen 0.5b" ->
+  'qwen2.5-coder-0.5b') or one the request writes out ("w/ 300 vocab on shakespeare");
 - a description: a number or word of the request that is in exactly one record's config ("the
   1-layer run", "the tokenizer trained on notes.txt");
 - a pronoun or a kind noun ("it", "that tokenizer", "the same file", "the tokenizer from before"):
   the record of that kind that this conversation touched last, else the newest in the lab;
 - "both", "my last two runs": `plural`.
 
-`carry_over` gives "the same ... but X" and "no, I meant X" their meaning: the referenced call's
-arguments (or the run's config) with only X changed.
+"the same ... but X" and "no, I meant X" are `scratchlab.agent.carry`.
 """
 
 from __future__ import annotations
@@ -209,6 +211,55 @@ def _stated(value: Any, clause: str, description: str) -> bool:
             or f"'{v}'" in description.lower())  # fmt: skip
 
 
+def builtins(description: str) -> list[str]:
+    """The built-in values an argument's description names in quotes ("'shakespeare'", "'demo'"); an
+    example of a registry name ("'run-3'", "'gpt-3'": a word, a dash, a counter) is none."""
+    parts = description.split("'")[1::2]
+    return [p for p in parts if p and " " not in p and not p.startswith(("<", "-"))
+            and not p.rpartition("-")[2].isdigit()]  # fmt: skip
+
+
+def _path_like(value: str) -> bool:
+    """A file or folder the user wrote: a name with an extension, or with a part after a '/'."""
+    head, _, tail = value.rpartition("/")
+    stem, dot, ext = tail.rpartition(".")
+    return bool(tail and (head or (dot and stem and ext.isalpha() and len(ext) <= 5)))
+
+
+def _builtin(value: Any, clause: str, description: str, pool: Sequence[Record]) -> str | None:
+    """The built-in value (named in the argument's description) that the model's `value` stands for:
+    the one the request writes out, else the one whose words `value` shares ("qwen-0.5b" ->
+    'qwen2.5-coder-0.5b', "smollm" -> 'smollm2-135m'). None when `value` is itself a built-in, a
+    record, a path the request writes, or no built-in fits one way."""
+    names = builtins(description)
+    if not names or not isinstance(value, str) or not value.strip() or value in names:
+        return None
+    if any(value in (r.name, r.id, r.ref) for r in pool):
+        return None
+    words = set(tokens(clause))
+    if _path_like(value) and value.lower() in clause.lower():
+        return None
+    written = [n for n in names if set(tokens(n)) <= words and len(n) > 3]
+    if len(written) == 1:
+        return written[0]
+    if _path_like(value):
+        return None
+    own = set(tokens(value))
+    alpha = {t for t in own if not t[0].isdigit() and len(t) > 2}
+    key = alpha or {t for t in own if t[0].isdigit()}  # "o200k": its number is all it has
+    fits = [n for n in names if key & set(tokens(n))]
+    return fits[0] if len(fits) == 1 else None
+
+
+def _partial_name(value: Any, pool: Sequence[Record]) -> Record | None:
+    """The one record whose name holds every word of `value` ("shakespeare" -> bpe512-shakespeare)."""
+    if not isinstance(value, str) or any(value in (r.name, r.id) for r in pool):
+        return None
+    own = {t for t in tokens(value) if len(t) > 2}
+    fits = [r for r in pool if own and own <= set(tokens(r.name))]
+    return fits[0] if len(fits) == 1 else None
+
+
 def resolve(
     arg: str, value: Any, clause: str, recs: Sequence[Record], default: Any, description: str = ""
 ) -> Any:
@@ -229,11 +280,15 @@ def resolve(
     if not kinds:
         return value
     pool = [r for r in recs if r.kind in kinds]
-    if not pool:
-        return value if _stated(value, clause, description) else None
     named = _names_in(clause, pool)
     if len(named) == 1:
         return named[0].ref
+    if not named and (builtin := _builtin(value, clause, description, pool)):
+        return builtin
+    if not pool:
+        return value if _stated(value, clause, description) else None
+    if not named and (partial := _partial_name(value, pool)):
+        return partial.ref
     if isinstance(value, str) and any(value == r.name or value == r.id for r in pool) and named:
         return value
     described = _described(clause, pool) if len(pool) > 1 else []
@@ -295,47 +350,6 @@ def plural(clause: str, arg: str, recs: Sequence[Record]) -> list[Record]:
             break
     pool = recent(recs, kinds)
     return pool[:n] if n >= 2 and len(pool) >= n else []
-
-
-# ---- "the same ... but X", "no, I meant X" -------------------------------------------------------
-def previous_call(messages: Sequence[BaseMessage], action: str | None = None) -> tuple[str, dict] | None:
-    """The most recent tool call before the latest user message (of `action`, when given)."""
-    seen_user = False
-    for m in reversed(messages):
-        if isinstance(m, HumanMessage):
-            seen_user = True
-            continue
-        if seen_user and isinstance(m, AIMessage):
-            for tc in reversed(m.tool_calls or []):
-                if action is None or tc["name"] == action:
-                    return tc["name"], dict(tc["args"])
-    return None
-
-
-def carry_over(
-    action: str, new_args: dict[str, Any], messages: Sequence[BaseMessage], recs: Sequence[Record],
-    parameters: dict[str, Any],
-) -> dict[str, Any]:  # fmt: skip
-    """The arguments of the call this request repeats, with the request's own values on top.
-
-    The base is the thread's last call of `action`; without one, the config of the record the request
-    refers to (its settings that differ from the tool's defaults). Names of new artifacts never carry.
-    """
-    props = parameters.get("properties", {})
-    prev = previous_call(messages, action)
-    base: dict[str, Any] = {}
-    if prev is not None:
-        base = dict(prev[1])
-    else:
-        kinds = ("run",) if "n_layer" in props else ("tokenizer",) if "vocab_size" in props else ()
-        pool = recent(recs, kinds) if kinds else []
-        if pool:
-            cfg = pool[0].config
-            base = {
-                k: v for k, v in cfg.items() if k in props and v != props[k].get("default") and k != "name"
-            }
-    base.pop("name", None)
-    return {**base, **new_args}
 
 
 def facts(recs: Sequence[Record], limit: int = 6) -> str:

@@ -1,0 +1,55 @@
+"""'The same ... but X' and 'no, I meant X': the call a request repeats, with only X changed.
+
+The bank's `carry` examples vote on whether a request repeats an earlier call (`Bank.flag`); when it
+does, `carry_over` takes the thread's last call of that tool (or, with none, the settings of the
+record the request refers to) and puts the request's own values on top.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+
+from scratchlab.agent.state import Record, recent
+
+
+def previous_call(messages: Sequence[BaseMessage], action: str | None = None) -> tuple[str, dict] | None:
+    """The most recent tool call before the latest user message (of `action`, when given)."""
+    seen_user = False
+    for m in reversed(messages):
+        if isinstance(m, HumanMessage):
+            seen_user = True
+            continue
+        if seen_user and isinstance(m, AIMessage):
+            for tc in reversed(m.tool_calls or []):
+                if action is None or tc["name"] == action:
+                    return tc["name"], dict(tc["args"])
+    return None
+
+
+def carry_over(
+    action: str, new_args: dict[str, Any], messages: Sequence[BaseMessage], recs: Sequence[Record],
+    parameters: dict[str, Any],
+) -> dict[str, Any]:  # fmt: skip
+    """The arguments of the call this request repeats, with the request's own values on top.
+
+    The base is the thread's last call of `action`; without one, the config of the record the request
+    refers to (its settings that differ from the tool's defaults). Names of new artifacts never carry.
+    """
+    props = parameters.get("properties", {})
+    prev = previous_call(messages, action)
+    base: dict[str, Any] = {}
+    if prev is not None:
+        base = dict(prev[1])
+    else:
+        kinds = ("run",) if "n_layer" in props else ("tokenizer",) if "vocab_size" in props else ()
+        pool = recent(recs, kinds) if kinds else []
+        if pool:
+            cfg = pool[0].config
+            base = {
+                k: v for k, v in cfg.items() if k in props and v != props[k].get("default") and k != "name"
+            }
+    base.pop("name", None)
+    return {**base, **new_args}
