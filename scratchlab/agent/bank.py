@@ -156,6 +156,13 @@ class Bank:
             self._embedder = get_embedder()
         return self._embedder
 
+    @property
+    def embedder_id(self) -> str:
+        """Which encoder made the vectors (class, model, quantization): part of every cache key, so a
+        cache from another encoder is never read against this one's queries."""
+        e = self.embedder
+        return f"{type(e).__name__}|{getattr(e, 'name', '')}|{getattr(e, 'quantized', '')}"
+
     def exclude(self, ids: Iterable[str]) -> None:
         """Leave these examples out of every vote (an evaluation scores a request the bank holds)."""
         self._excluded = set(ids)
@@ -165,7 +172,7 @@ class Bank:
         """(N, d) float32 embeddings of the examples' requests, cached on disk by content."""
         if self._vectors is None:
             texts = [e.request for e in self.examples]
-            digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+            digest = hashlib.sha256("\n".join([self.embedder_id, *texts]).encode()).hexdigest()[:16]
             path = self.cache_dir / f"bank-{digest}.npy" if self.cache_dir else None
             if path is not None and path.is_file():
                 try:
@@ -239,9 +246,9 @@ class Bank:
         if len({self.examples[i].action for i in keep}) < 2:
             return None
         rows = [(self.examples[i].request, self.examples[i].action) for i in keep]
-        digest = hashlib.sha256(json.dumps([rows, CLASSIFIER_C, sklearn.__version__]).encode()).hexdigest()[
-            :16
-        ]
+        digest = hashlib.sha256(
+            json.dumps([rows, CLASSIFIER_C, sklearn.__version__, self.embedder_id]).encode()
+        ).hexdigest()[:16]
         path = self.cache_dir / f"intent-{digest}.pkl" if self.cache_dir and not key else None
         if path is not None and path.is_file():
             try:  # our own cache file, written below; an unreadable one is refit
