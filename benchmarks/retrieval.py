@@ -210,7 +210,7 @@ def query_threads(embedder, queries: list[str]) -> dict:
 
 def all_chunks(index: DocumentIndex) -> tuple[list[int], list[str], dict[int, str]]:
     ids, texts = [], []
-    for i, t in index.store.iter_texts():
+    for i, t, _c in index.store.iter_texts():
         ids += i
         texts += t
     doc_of = {}

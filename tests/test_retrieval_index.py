@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scratchlab.retrieval import index as index_mod
+from scratchlab.retrieval import ingest as ingest_mod
 from scratchlab.retrieval.answer import FENCE_CLOSE, FENCE_OPEN, NO_ANSWER, answer, build_prompt
 from scratchlab.retrieval.chunking import ChunkConfig
 from scratchlab.retrieval.dense import DenseIndex, recall_vs_flat
@@ -98,8 +98,8 @@ def test_crash_mid_ingest_keeps_committed_documents(tmp_path, embedder, monkeypa
         docs, {f"d{i}.txt": f"Document number {i} talks about topic {i} in one sentence." for i in range(6)}
     )
     idx = DocumentIndex.create(tmp_path / "idx", ChunkConfig(32, 0), embedder=embedder)
-    monkeypatch.setattr(index_mod, "EMBED_SLICE", 2)
-    monkeypatch.setattr(index_mod, "CHECKPOINT_SECONDS", 0.0)
+    monkeypatch.setattr(ingest_mod, "EMBED_SLICE", 2)
+    monkeypatch.setattr(ingest_mod, "CHECKPOINT_SECONDS", 0.0)
     calls = {"n": 0}
 
     class Flaky:
