@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
+from scratchlab.retrieval.minilm import default_model_path
 from scratchlab.retrieval.structure import MARKUP_SUFFIXES, Block, Section, parse_sections
 
 DEFAULT_CHUNK_SIZE = 256  # word pieces (MiniLM's max_seq_length is 256)
@@ -96,9 +97,7 @@ def load_token_counter(model_path: str | Path | None = None) -> HFTokenCounter:
     Raises:
         FileNotFoundError: the folder has no tokenizer.json.
     """
-    from tokenizers import Tokenizer
-
-    from scratchlab.retrieval.embeddings import default_model_path
+    from tokenizers import Tokenizer  # the Rust tokenizer loads only when chunking runs
 
     path = Path(model_path) if model_path else default_model_path()
     tok = path / "tokenizer.json"
