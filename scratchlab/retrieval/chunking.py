@@ -278,6 +278,11 @@ def chunk_text(
     return chunks
 
 
+def embed_text(context: str, text: str) -> str:
+    """What the encoder, BM25 and rerankers read for a chunk: its context header, a newline, its text."""
+    return f"{context}\n{text}" if context else text
+
+
 def _line_of(newlines: list[int], pos: int) -> int:
     return bisect.bisect_left(newlines, pos) + 1
 

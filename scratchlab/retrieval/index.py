@@ -37,11 +37,11 @@ import numpy as np
 
 from scratchlab.lab.atomic import atomic_write_json
 from scratchlab.retrieval import ingest as _ingest
-from scratchlab.retrieval.chunking import CHUNKER_VERSION, ChunkConfig, load_token_counter
+from scratchlab.retrieval.chunking import CHUNKER_VERSION, ChunkConfig, embed_text, load_token_counter
 from scratchlab.retrieval.dense import HNSW_THRESHOLD, DenseIndex
 from scratchlab.retrieval.embeddings import MINILM_NAME, default_model_path, get_embedder
 from scratchlab.retrieval.fusion import DEFAULT_BM25_WEIGHT, DEFAULT_RRF_K
-from scratchlab.retrieval.ingest import IngestReport, ProgressFn, embed_text
+from scratchlab.retrieval.ingest import IngestReport, ProgressFn
 from scratchlab.retrieval.lexical import Analyzer, BM25Index
 from scratchlab.retrieval.loaders import Document
 from scratchlab.retrieval.search import CANDIDATES, MAX_K, MODES, RELEVANCE_MIN_COSINE, Hit, search_index  # noqa: F401

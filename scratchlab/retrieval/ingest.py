@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scratchlab.retrieval.chunking import chunk_for_index
+from scratchlab.retrieval.chunking import chunk_for_index, embed_text
 from scratchlab.retrieval.dense import choose_kind
 from scratchlab.retrieval.loaders import Document, LoaderError, file_sha256, find_files, load_file
 from scratchlab.retrieval.store import ChunkRecord, DocRecord
@@ -68,11 +68,6 @@ class IngestReport:
 
 
 ProgressFn = Callable[[IngestProgress], None]
-
-
-def embed_text(context: str, text: str) -> str:
-    """What the encoder and BM25 read for a chunk: its context header, a newline, its text."""
-    return f"{context}\n{text}" if context else text
 
 
 def _is_under(path: str, roots: Sequence[Path]) -> bool:
