@@ -7,7 +7,7 @@ import pytest
 
 from scratchlab.retrieval import ingest as ingest_mod
 from scratchlab.retrieval.answer import FENCE_CLOSE, FENCE_OPEN, NO_ANSWER, answer, build_prompt
-from scratchlab.retrieval.chunking import ChunkConfig
+from scratchlab.retrieval.chunking import ChunkConfig, embed_text
 from scratchlab.retrieval.dense import DenseIndex, recall_vs_flat
 from scratchlab.retrieval.eval import Query, evaluate
 from scratchlab.retrieval.hyde import hyde_vector
@@ -201,7 +201,7 @@ def test_rerank_with_tiny_cross_encoder(built, tmp_path):
     idx = built[0]
     hits = idx.search("low rank weights", k=3, reranker=rr)
     assert len(hits) == 3
-    direct = rr.scores("low rank weights", [h.text for h in hits])
+    direct = rr.scores("low rank weights", [embed_text(h.context, h.text) for h in hits])  # header + text
     assert list(np.round(direct, 5)) == [round(h.score, 5) for h in hits]
     assert all(a >= b for a, b in zip(direct, direct[1:], strict=False))
     assert isinstance(rr.model, CrossEncoder)

@@ -180,6 +180,8 @@ class OnnxEmbedder:
                 opts = ort.SessionOptions()
                 opts.intra_op_num_threads = threads
                 opts.inter_op_num_threads = 1
+                # no busy-waiting between ops: on a shared machine spinning threads stall each other
+                opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
                 name = "model_int8.onnx" if self.quantized else "model.onnx"
                 sess = ort.InferenceSession(str(self.folder / name), opts, providers=["CPUExecutionProvider"])
