@@ -52,3 +52,26 @@ def test_cross_encoder_trains_a_few_steps_and_loads_as_reranker(tmp_path):
     assert json.loads((tmp_path / "ce" / "train_config.json").read_text())["max_length"] == 32
     rr = CrossEncoderReranker(tmp_path / "ce", depth=2)
     assert rr.scores("kv cache", ["a", "b", "c"]).shape == (3,)
+
+
+def test_get_reranker_specs(tmp_path):
+    import pytest
+
+    from scratchlab.retrieval.rerank import get_reranker
+
+    assert isinstance(get_reranker("maxsim", _Tokens()), MaxSimReranker)
+    with pytest.raises(ValueError, match="ONNX embedder"):
+        get_reranker("maxsim", object())
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        get_reranker(tmp_path / "nope")
+
+
+def test_learner_question_files_name_the_query_question(tmp_path):
+    from scratchlab.retrieval.eval import load_queries
+
+    f = tmp_path / "q.jsonl"
+    f.write_text(
+        json.dumps({"id": "lq-1", "question": "what is stored?", "evidence": "keys and values"}) + "\n"
+    )
+    (q,) = load_queries(f)
+    assert q.query == "what is stored?" and q.evidence == ["keys and values"] and q.qid == "lq-1"

@@ -149,3 +149,20 @@ class LLMReranker(Reranker):
             yes, no = np.logaddexp.reduce(logits[self._yes]), np.logaddexp.reduce(logits[self._no])
             out.append(float(yes - no))
         return np.array(out, np.float32)
+
+
+def get_reranker(spec: str | os.PathLike, embedder=None, depth: int = DEFAULT_RERANK_DEPTH) -> Reranker:
+    """A reranker from a CLI-style spec: "maxsim" (needs an embedder with `token_embeddings`, i.e. the ONNX
+    one) or the folder of a CrossEncoder.
+
+    Raises:
+        ValueError: "maxsim" with an embedder that has no token embeddings.
+        FileNotFoundError: a folder that does not exist.
+    """
+    if str(spec).lower() == "maxsim":
+        if embedder is None or not hasattr(embedder, "token_embeddings"):
+            raise ValueError(
+                "maxsim reranking needs the ONNX embedder (SCRATCHLAB_EMBED_BACKEND=onnx-int8 or onnx-fp32)"
+            )
+        return MaxSimReranker(embedder, depth=depth)
+    return CrossEncoderReranker(spec, depth=depth)

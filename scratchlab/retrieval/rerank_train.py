@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -110,9 +111,10 @@ def train_cross_encoder(pairs: Sequence[dict], out: str | os.PathLike, config: T
         model = CrossEncoder(str(bert), num_labels=1, max_length=config.max_length, device="cpu")
         ds = Dataset.from_list([{"query": p["query"], "passage": p["passage"], "label": float(p["label"])}
                                 for p in pairs]).shuffle(seed=config.seed)  # fmt: skip
+        warmup = int(math.ceil(len(pairs) / config.batch_size) * config.epochs * config.warmup_ratio)
         args = CrossEncoderTrainingArguments(
             output_dir=str(tmp / "trainer"), num_train_epochs=config.epochs, per_device_train_batch_size=config.batch_size,
-            learning_rate=config.lr, warmup_ratio=config.warmup_ratio, save_strategy="no", report_to=[],
+            learning_rate=config.lr, warmup_steps=warmup, save_strategy="no", report_to=[],
             logging_steps=50, seed=config.seed, use_cpu=True, dataloader_num_workers=0,
         )  # fmt: skip
         t0 = time.perf_counter()
