@@ -18,6 +18,7 @@ reading each chunk as its context header plus text (`chunking.embed_text`):
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -77,7 +78,11 @@ class CrossEncoderReranker(Reranker):
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             from sentence_transformers import CrossEncoder  # heavy (torch); loaded only when reranking
 
-            self.model = CrossEncoder(str(model_path), device=device, max_length=DEFAULT_MAX_LENGTH)
+            trained = Path(model_path) / "train_config.json"  # written by rerank_train: read as trained
+            max_length = json.loads(trained.read_text()).get("max_length") if trained.is_file() else None
+            self.model = CrossEncoder(
+                str(model_path), device=device, max_length=max_length or DEFAULT_MAX_LENGTH
+            )
         else:
             self.model = model_path
         self.depth = int(depth)
