@@ -631,7 +631,20 @@ def issue21(args, result: dict, work: Path, docs_dir: Path, dev: list[Query], ou
     prev = old.get("issue21", {})
     r = {"load_before": os.getloadavg(), "quality_only": args.quality_only}
     embedder = emb_mod.get_embedder()
-    idx = DocumentIndex.open(work / "index", embedder=embedder)
+    ix = work / "index"
+    if (
+        not (ix / "config.json").exists()
+        or DocumentIndex.open(ix).config.chunker_version < 2
+        or not args.reuse_index
+    ):
+        shutil.rmtree(
+            ix, ignore_errors=True
+        )  # the issue-21 tables need a chunker-2 index with the default encoder
+        print("ingesting the wiki corpus with chunker 2 ...", flush=True)
+        rep = DocumentIndex.create(ix, embedder=embedder).ingest([docs_dir])
+        r["wiki_ingest"] = {"docs": rep.n_docs, "chunks": rep.n_chunks, "seconds": round(rep.seconds, 1),
+                            "docs_per_s": round(rep.n_docs / rep.seconds, 2), "load": os.getloadavg()}  # fmt: skip
+    idx = DocumentIndex.open(ix, embedder=embedder)
     indexed = set(idx.documents())
     dev = [q for q in dev if q.relevant[0] in indexed]
     rerankers = i21.reranker_set(embedder, Path(args.reranker_model), Path(args.llm) if args.llm else None)
