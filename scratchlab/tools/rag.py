@@ -30,6 +30,8 @@ SNIPPET_CHARS = 240  # characters of each passage shown to the model
 EST_CHUNKS_PER_S = 60.0  # conservative CPU embedding speed used to decide when to ask first
 EST_CHARS_PER_CHUNK = 900.0
 MODES = ("hybrid", "dense", "bm25")
+RERANK = "maxsim"  # second stage of search_documents: learner questions 0.642 -> 0.779 in the top 5
+RERANK_DEPTH = 20  # (benchmarks/results/retrieval.md, issue 21); "" turns it off
 NOTHING_FOUND = (
     "No passage in index '{name}' looks relevant to \"{query}\"{why}. The indexed documents do not seem "
     "to contain this: say so plainly instead of guessing."
@@ -218,6 +220,19 @@ def format_results(name: str, query: str, hits: list, is_relevant: Callable, mod
     return "\n".join([head, *body, *tail])
 
 
+def _reranker(ctx: ToolContext, idx):
+    """The session's `RERANK` reranker for this index's embedder (None when off or unsupported)."""
+    if not RERANK or not hasattr(idx.embedder, "token_embeddings"):
+        return None
+    from scratchlab.retrieval.rerank import get_reranker
+
+    cache = ctx.extras.setdefault("rag_rerankers", {})
+    key = id(idx.embedder)
+    if key not in cache:
+        cache[key] = get_reranker(RERANK, idx.embedder, depth=RERANK_DEPTH)
+    return cache[key]
+
+
 def make_tools(ctx: ToolContext) -> list[BaseTool]:
     @lab_tool("index_documents", IndexDocumentsArgs)
     def index_documents(args: IndexDocumentsArgs) -> str:
@@ -258,7 +273,7 @@ def make_tools(ctx: ToolContext) -> list[BaseTool]:
             from scratchlab.retrieval.hyde import hyde_vector
 
             qv = hyde_vector(args.query, chat_generate(ctx), idx.embedder)
-        hits = idx.search(args.query, k=k, mode=mode, query_vector=qv)
+        hits = idx.search(args.query, k=k, mode=mode, query_vector=qv, reranker=_reranker(ctx, idx))
         return format_results(
             art.name, args.query, hits, idx.is_relevant, mode + (" + HyDE" if qv is not None else "")
         )
