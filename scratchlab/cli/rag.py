@@ -163,7 +163,9 @@ def search_cmd(
         help="BM25 weight in hybrid RRF, dense = 1 (default: the index's, 3 for new indexes).",
     ),
     rerank: str = typer.Option(
-        None, "--rerank", help="Rerank the top 20: 'maxsim' (late interaction, no model) or a CrossEncoder folder."
+        None,
+        "--rerank",
+        help="Rerank the top 20: 'maxsim' (late interaction, no model) or a CrossEncoder folder.",
     ),
     hyde: bool = typer.Option(
         False, "--hyde", help="Embed a hypothetical answer written by the chat model (HyDE)."
