@@ -210,7 +210,7 @@ def query_threads(embedder, queries: list[str]) -> dict:
 
 def all_chunks(index: DocumentIndex) -> tuple[list[int], list[str], dict[int, str]]:
     ids, texts = [], []
-    for i, t in index.store.iter_texts():
+    for i, t, _c in index.store.iter_texts():
         ids += i
         texts += t
     doc_of = {}
@@ -444,6 +444,23 @@ def main() -> None:
     )
     ap.add_argument("--only-100k", action="store_true", help="Only measure the synthetic index grown from the "
                     "(possibly partial) index in --work; saves <work>/index_100k.json for a later --skip-100k run.")  # fmt: skip
+    ap.add_argument("--issue21", action="store_true", help="Only the issue-21 tables (learner questions, wiki R@1/R@10 "
+                    "with rerankers, int8 vs fp32, ingest vs sentence-transformers, p95 with/without rerank), merged "
+                    "into the existing results file.")  # fmt: skip
+    ap.add_argument(
+        "--quality-only", action="store_true", help="With --issue21: skip every timing (keep earlier ones)."
+    )
+    ap.add_argument("--reranker-model", default=str(Path(os.environ.get("SCRATCHLAB_HOME", "~/.local/share/scratchlab"))
+                    .expanduser() / "models" / "rerank-minilm-wiki"), help="Cross-encoder folder (rerank_train output).")  # fmt: skip
+    ap.add_argument(
+        "--llm", default="", help="A chat .gguf for the LLM log-prob reranker row (skipped when empty)."
+    )
+    ap.add_argument(
+        "--rerank-queries", type=int, default=300, help="Wiki dev queries in the reranker comparison."
+    )
+    ap.add_argument(
+        "--fp32-chunks", type=int, default=3000, help="Chunks in the int8-vs-fp32 recall comparison."
+    )
     args = ap.parse_args()
 
     import torch
@@ -494,6 +511,9 @@ def main() -> None:
         result["corpus"] |= {"indexed_docs": len(indexed), "dev_queries": len(dev)}
 
     lat_q = [q.query for q in dev[: args.latency_queries]]
+    if args.issue21:
+        issue21(args, result, work, docs_dir, dev_all[: args.queries], out)
+        return
     if args.only_tune:
         idx = DocumentIndex.open(ix_dir, embedder=embedder)
         pinned = idx.generation()
@@ -603,6 +623,118 @@ def main() -> None:
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
 
 
+def issue21(args, result: dict, work: Path, docs_dir: Path, dev: list[Query], out: Path) -> None:
+    """The issue-21 measurements (see benchmarks/retrieval_i21.py), merged into the results file."""
+    import retrieval_i21 as i21
+
+    old = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").exists() else {}
+    prev = old.get("issue21", {})
+    r = {"load_before": os.getloadavg(), "quality_only": args.quality_only}
+    embedder = emb_mod.get_embedder()
+    ix = work / "index"
+    if (
+        not (ix / "config.json").exists()
+        or DocumentIndex.open(ix).config.chunker_version < 2
+        or not args.reuse_index
+    ):
+        shutil.rmtree(
+            ix, ignore_errors=True
+        )  # the issue-21 tables need a chunker-2 index with the default encoder
+        print("ingesting the wiki corpus with chunker 2 ...", flush=True)
+        rep = DocumentIndex.create(ix, embedder=embedder).ingest([docs_dir])
+        r["wiki_ingest"] = {"docs": rep.n_docs, "chunks": rep.n_chunks, "seconds": round(rep.seconds, 1),
+                            "docs_per_s": round(rep.n_docs / rep.seconds, 2), "load": os.getloadavg()}  # fmt: skip
+    idx = DocumentIndex.open(ix, embedder=embedder)
+    indexed = set(idx.documents())
+    dev = [q for q in dev if q.relevant[0] in indexed]
+    rerankers = i21.reranker_set(embedder, Path(args.reranker_model), Path(args.llm) if args.llm else None)
+    r["rerankers"] = list(rerankers)
+    r["index"] = idx.stats() | {"embedding_backend": embedder.backend}
+
+    def save() -> None:
+        old["issue21"] = prev | r
+        old.setdefault("machine", result["machine"])
+        old.setdefault("corpus", result["corpus"])
+        old.setdefault("load_before", result["load_before"])
+        old["load_after"] = os.getloadavg()
+        i21.save_json(out.with_suffix(".json"), old)
+        out.with_suffix(".md").write_text(to_markdown(old))
+
+    print("learner questions ...", flush=True)
+    r["learner"] = i21.learner(work, embedder, rerankers)
+    save()
+    if i21.SEED_QUESTIONS.exists():
+        r["seed_questions"] = "present: see learner-style evaluation"  # placeholder row when a seed set lands
+    print(f"wiki R@1/R@10 on {len(dev)} dev queries ...", flush=True)
+    r["wiki"] = i21.wiki(idx, dev, rerankers, args.rerank_queries)
+    save()
+    print("int8 vs fp32 ...", flush=True)
+    r["int8_vs_fp32"] = i21.int8_vs_fp32(idx, dev[: args.queries], args.fp32_chunks)
+    save()
+    if not args.quality_only:
+        default = rerankers.get(i21.DEFAULT_RERANKER) or next(iter(rerankers.values()))
+        r["latency"] = i21.query_latency(idx, [q.query for q in dev[: args.latency_queries]], default)
+        save()
+        r["ingest"] = i21.ingest_compare(work, docs_dir, i21.INGEST_DOCS)
+        save()
+    r["load_after"] = os.getloadavg()
+    save()
+    print(f"wrote {out.with_suffix('.md')}", flush=True)
+
+
+def issue21_markdown(r: dict) -> list[str]:
+    """The issue-21 section of retrieval.md."""
+    lines = ["## Issue 21: learner questions, rerankers, ONNX int8, ingest", "",
+             f"Index: {r.get('index', {})}. Load average before {tuple(round(x, 2) for x in r.get('load_before', ()))}, "
+             f"after {tuple(round(x, 2) for x in r.get('load_after', ()))}.", ""]  # fmt: skip
+    le = r.get("learner", {})
+    if "chunker2" in le:
+        lines += [f"### Learner questions: evidence in the top 5 ({le['questions']} questions, {le['docs']} docs, "
+                  "benchmarks/data/learner_questions)", "", "| mode | chunker 2 | chunker 1 (before) |", "|---|---|---|"]  # fmt: skip
+        for m in le["chunker2"]:
+            if m == "chunks":
+                continue
+            a, b = le["chunker2"][m], le.get("chunker1", {}).get(m)
+            right = f"{b['hit']:.3f} ({b['hits']}/{b['n']})" if isinstance(b, dict) else "-"
+            lines.append(f"| {m} | {a['hit']:.3f} ({a['hits']}/{a['n']}) | {right} |")
+        lines.append("")
+        if r.get("learner_first_clean"):
+            lines += [f"First clean score (before any tuning on this set): {r['learner_first_clean']}", ""]
+    wk = r.get("wiki", {})
+    if wk:
+        lines += ["### Wiki known-item queries (R@1 target >= 0.60; 0.543 before)", "",
+                  "| mode | queries | R@1 | R@10 | median ms | p95 ms |", "|---|---|---|---|---|---|"]  # fmt: skip
+        for m, v in wk.items():
+            lines.append(
+                f"| {m} | {v['n']} | {v['r@1']:.3f} | {v['r@10']:.3f} | {v['median_ms']} | {v['p95_ms']} |"
+            )
+        lines += ["", "Latencies in this table were taken with the quality run (possibly under load); "
+                  "the p95 table below is the one to read.", ""]  # fmt: skip
+    iv = r.get("int8_vs_fp32")
+    if iv:
+        lines += [f"### ONNX int8 vs fp32 (dense recall@10, {iv.get('chunks')} chunks, {iv.get('queries')} queries)", "",
+                  f"fp32 {iv['onnx-fp32']:.4f}, int8 {iv['onnx-int8']:.4f}, difference {iv['delta']:+.4f} "
+                  "(target: within 0.005).", ""]  # fmt: skip
+    lat = r.get("latency")
+    if lat:
+        lines += [f"### Query latency at {lat['chunks']} chunks (hybrid, k=10, cold query cache)", "",
+                  "| | median ms | p95 ms | target p95 |", "|---|---|---|---|",
+                  f"| without reranker | {lat['hybrid']['median_ms']} | {lat['hybrid']['p95_ms']} | 50 |",
+                  f"| with reranker | {lat['hybrid+rerank']['median_ms']} | {lat['hybrid+rerank']['p95_ms']} | 300 |",
+                  "", f"Load {lat['load_before']} -> {lat['load_after']}.", ""]  # fmt: skip
+    ing = r.get("ingest")
+    if ing:
+        lines += [f"### Ingest, same run, same {ing['docs']} wiki docs ({ing['chunks']} chunks)", "",
+                  "| pipeline | seconds | docs/s |", "|---|---|---|",
+                  f"| plain SentenceTransformer.encode loop | {ing['st_loop']['seconds']} | {ing['st_loop']['docs_per_s']} |",
+                  f"| scratchlab ingest, ONNX int8 | {ing['ingest_onnx-int8']['seconds']} | {ing['ingest_onnx-int8']['docs_per_s']} |",
+                  f"| scratchlab ingest, torch | {ing['ingest_torch']['seconds']} | {ing['ingest_torch']['docs_per_s']} |",
+                  "", f"Speed-up over the plain loop: **{ing['speedup_vs_st_loop']}x** (target 2x). Load {ing['load']}.", ""]  # fmt: skip
+    for note in r.get("notes", []):
+        lines += [note, ""]
+    return lines
+
+
 def to_markdown(r: dict) -> str:
     """The results as Markdown; sections appear as their phases finish."""
     lb, la = (tuple(round(x, 2) for x in r[k]) for k in ("load_before", "load_after"))
@@ -613,6 +745,8 @@ def to_markdown(r: dict) -> str:
              f"Corpus: {r['corpus'].get('indexed_docs', r['corpus']['articles'])} of the {r['corpus']['articles']} articles "
              f"indexed; {r['corpus']['dev_queries']} known-item dev queries "
              f"({r['corpus']['query_file']}, Wikidata description -> its article).", ""]  # fmt: skip
+    if "issue21" in r:
+        lines += issue21_markdown(r["issue21"])
     ing = r.get("ingest", {})
     if ing.get("from_checkpoint_timestamps"):
         lines += ["## Ingest", "", f"The ingest of the full corpus was stopped at {ing['docs']} docs / {ing['chunks']} "

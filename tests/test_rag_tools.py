@@ -140,7 +140,7 @@ def test_cli_index_search_json_ask_eval_list_remove(docs, workspace, tmp_path, m
     monkeypatch.setattr(rag_cli, "_generate", lambda spec: lambda prompt: "It uses 4-bit NormalFloat [1].")
     r = runner.invoke(app, [*home, "rag", "ask", "--name", "kb", "what does QLoRA quantize to?", "--json"])
     out = json.loads(r.stdout)
-    assert out["answer"].endswith("[1].") and out["sources"][0]["cite"] == "corpus/qlora.md:1"
+    assert out["answer"].endswith("[1].") and out["sources"][0]["cite"] == "corpus/qlora.md:1-3"
 
     q = tmp_path / "q.jsonl"
     q.write_text(json.dumps({"query": "4-bit quantized base model", "relevant": ["qlora.md"]}) + "\n")

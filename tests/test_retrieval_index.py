@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scratchlab.retrieval import index as index_mod
+from scratchlab.retrieval import ingest as ingest_mod
 from scratchlab.retrieval.answer import FENCE_CLOSE, FENCE_OPEN, NO_ANSWER, answer, build_prompt
-from scratchlab.retrieval.chunking import ChunkConfig
+from scratchlab.retrieval.chunking import ChunkConfig, embed_text
 from scratchlab.retrieval.dense import DenseIndex, recall_vs_flat
 from scratchlab.retrieval.eval import Query, evaluate
 from scratchlab.retrieval.hyde import hyde_vector
@@ -98,8 +98,8 @@ def test_crash_mid_ingest_keeps_committed_documents(tmp_path, embedder, monkeypa
         docs, {f"d{i}.txt": f"Document number {i} talks about topic {i} in one sentence." for i in range(6)}
     )
     idx = DocumentIndex.create(tmp_path / "idx", ChunkConfig(32, 0), embedder=embedder)
-    monkeypatch.setattr(index_mod, "EMBED_SLICE", 2)
-    monkeypatch.setattr(index_mod, "CHECKPOINT_SECONDS", 0.0)
+    monkeypatch.setattr(ingest_mod, "EMBED_SLICE", 2)
+    monkeypatch.setattr(ingest_mod, "CHECKPOINT_SECONDS", 0.0)
     calls = {"n": 0}
 
     class Flaky:
@@ -201,7 +201,7 @@ def test_rerank_with_tiny_cross_encoder(built, tmp_path):
     idx = built[0]
     hits = idx.search("low rank weights", k=3, reranker=rr)
     assert len(hits) == 3
-    direct = rr.scores("low rank weights", [h.text for h in hits])
+    direct = rr.scores("low rank weights", [embed_text(h.context, h.text) for h in hits])  # header + text
     assert list(np.round(direct, 5)) == [round(h.score, 5) for h in hits]
     assert all(a >= b for a, b in zip(direct, direct[1:], strict=False))
     assert isinstance(rr.model, CrossEncoder)

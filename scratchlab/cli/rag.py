@@ -125,9 +125,9 @@ def _search(
 ):  # fmt: skip
     kw = {"bm25_weight": bm25_weight}
     if rerank:
-        from scratchlab.retrieval.rerank import CrossEncoderReranker
+        from scratchlab.retrieval.rerank import get_reranker
 
-        kw["reranker"] = CrossEncoderReranker(rerank)
+        kw["reranker"] = get_reranker(rerank, idx.embedder)
     if hyde:
         from scratchlab.retrieval.hyde import hyde_vector
 
@@ -163,7 +163,9 @@ def search_cmd(
         help="BM25 weight in hybrid RRF, dense = 1 (default: the index's, 3 for new indexes).",
     ),
     rerank: str = typer.Option(
-        None, "--rerank", help="Folder of a sentence-transformers CrossEncoder to rerank with."
+        None,
+        "--rerank",
+        help="Rerank the top 20: 'maxsim' (late interaction, no model) or a CrossEncoder folder.",
     ),
     hyde: bool = typer.Option(
         False, "--hyde", help="Embed a hypothetical answer written by the chat model (HyDE)."

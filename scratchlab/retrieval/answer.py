@@ -42,8 +42,15 @@ def quote_block(text: str) -> str:
 
 
 def cite(hit) -> str:
-    """`doc_id:line` of a hit, the form used in citations."""
-    return f"{hit.doc_id}:{hit.line}"
+    """`doc_id:line` of a one-line hit, `doc_id:first-last` lines of a longer one (the cited span)."""
+    last = hit.line + hit.text.count("\n")
+    return f"{hit.doc_id}:{hit.line}" + (f"-{last}" if last > hit.line else "")
+
+
+def section(hit) -> str:
+    """The section trail of a hit without the file name ("Setup > Install"), "" when unknown."""
+    parts = (getattr(hit, "context", "") or "").split(" > ")
+    return " > ".join(parts[1:])
 
 
 def build_prompt(question: str, hits: Sequence, max_chars: int = MAX_SOURCE_CHARS) -> str:
@@ -51,7 +58,8 @@ def build_prompt(question: str, hits: Sequence, max_chars: int = MAX_SOURCE_CHAR
     parts = []
     for n, h in enumerate(hits, 1):
         text = h.text if len(h.text) <= max_chars else h.text[:max_chars] + " ..."
-        parts.append(f"[{n}] {cite(h)}\n{quote_block(text)}")
+        where = f" (section: {section(h)})" if section(h) else ""
+        parts.append(f"[{n}] {cite(h)}{where}\n{quote_block(text)}")
     return ANSWER_PROMPT.format(no_answer=NO_ANSWER, fence_open=FENCE_OPEN, fence_close=FENCE_CLOSE,
                                 sources="\n\n".join(parts), question=question.strip())  # fmt: skip
 

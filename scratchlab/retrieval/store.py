@@ -31,14 +31,16 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DatabaseError
 
 from scratchlab.lab.sqlite import SYNC_FULL, sqlite_engine
 
-STORE_FORMAT = 1  # bump when the tables change
+STORE_FORMAT = 2  # bump when the tables change (2: rag_chunks.context)
 SQL_IN_BATCH = 500  # ids per IN (...) query
 
 metadata = MetaData()
@@ -65,6 +67,7 @@ chunk_table = Table(
     Column("line", Integer, nullable=False),
     Column("n_tokens", Integer, nullable=False),
     Column("text", Text, nullable=False),
+    Column("context", Text, nullable=False, server_default=""),  # "Document > Section" header (store 2)
 )
 
 
@@ -87,7 +90,8 @@ class DocRecord:
 
 @dataclass(frozen=True)
 class ChunkRecord:
-    """A chunk row: `text == document_text[start:end]`; `line` is the 1-based line of `start`."""
+    """A chunk row: `text == document_text[start:end]`; `line` is the 1-based line of `start`;
+    `context` is the chunk's "Document > Section" header ("" in stores from before format 2)."""
 
     id: int
     doc_id: str
@@ -98,6 +102,7 @@ class ChunkRecord:
     n_tokens: int
     text: str
     source: str = ""
+    context: str = ""
 
 
 def _engine(path: Path) -> Engine:
@@ -112,6 +117,13 @@ def _batches(ids: Sequence, n: int = SQL_IN_BATCH) -> Iterator[list]:
     ids = list(ids)
     for i in range(0, len(ids), n):
         yield ids[i : i + n]
+
+
+def _upgrade(conn) -> None:
+    """Bring an older chunk table up to STORE_FORMAT in place (format 1 lacks `context`)."""
+    columns = {col["name"] for col in inspect(conn).get_columns("rag_chunks")}
+    if "context" not in columns:  # constant DDL, no values interpolated
+        conn.execute(text("ALTER TABLE rag_chunks ADD COLUMN context TEXT NOT NULL DEFAULT ''"))
 
 
 class ChunkStore:
@@ -137,12 +149,14 @@ class ChunkStore:
             metadata.create_all(self.engine)
             with self.engine.begin() as c:
                 got = c.scalar(select(meta_table.c.value).where(meta_table.c.key == "store_format"))
-                if got is None:
-                    c.execute(insert(meta_table).values(key="store_format", value=json.dumps(STORE_FORMAT)))
-                elif int(json.loads(got)) > STORE_FORMAT:
+                if got is not None and int(json.loads(got)) > STORE_FORMAT:
                     raise StoreError(
                         f"chunk table format {got} is newer than this scratchlab ({STORE_FORMAT}); upgrade scratchlab"
                     )
+                if got is None or int(json.loads(got)) < STORE_FORMAT:
+                    _upgrade(c)
+                    c.execute(delete(meta_table).where(meta_table.c.key == "store_format"))
+                    c.execute(insert(meta_table).values(key="store_format", value=json.dumps(STORE_FORMAT)))
         except DatabaseError as e:
             raise StoreError(
                 f"chunk table {self.engine.url.database} is unreadable ({e.orig}); remove the index and re-index"
@@ -202,14 +216,14 @@ class ChunkStore:
                     out[r.id] = ChunkRecord(**r._mapping)
         return out
 
-    def iter_texts(self, batch: int = 5000) -> Iterator[tuple[list[int], list[str]]]:
-        """All (ids, texts) in id order, `batch` rows at a time (for rebuilding BM25)."""
+    def iter_texts(self, batch: int = 5000) -> Iterator[tuple[list[int], list[str], list[str]]]:
+        """All (ids, texts, contexts) in id order, `batch` rows at a time (for rebuilding BM25)."""
         self.setup()
         last = -1
         with self.engine.connect() as c:
             while True:
                 rows = c.execute(
-                    select(chunk_table.c.id, chunk_table.c.text)
+                    select(chunk_table.c.id, chunk_table.c.text, chunk_table.c.context)
                     .where(chunk_table.c.id > last)
                     .order_by(chunk_table.c.id)
                     .limit(batch)
@@ -217,7 +231,7 @@ class ChunkStore:
                 if not rows:
                     return
                 last = rows[-1][0]
-                yield [r[0] for r in rows], [r[1] for r in rows]
+                yield [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
     # ---- the one write -----------------------------------------------------------------------------
     def commit(

@@ -1,0 +1,47 @@
+"""The ONNX Runtime MiniLM encoder against the PyTorch sentence-transformers one (trusted reference)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scratchlab.retrieval.embeddings import get_embedder
+from scratchlab.retrieval.onnx_embed import OnnxEmbedder, export_onnx
+
+TEXTS = ["short", "LoRA trains two low-rank matrices next to the frozen weight.",
+         "The KV cache stores the keys and values of past tokens. " * 30, "BPE", "a b c d e f g"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return get_embedder(backend="torch").encode(TEXTS)
+
+
+def test_fp32_export_matches_sentence_transformers_and_keeps_order(reference):
+    emb = OnnxEmbedder(quantized=False)
+    X = emb.encode(TEXTS)
+    assert X.shape == (len(TEXTS), 384) and X.dtype == np.float32
+    np.testing.assert_allclose(X, reference, atol=1e-4)  # padding, truncation at 256 and order agree
+    np.testing.assert_allclose(emb.encode_query(TEXTS[1]), reference[1], atol=1e-4)
+
+
+def test_int8_stays_close_and_export_is_cached(reference):
+    emb = OnnxEmbedder(quantized=True)
+    cos = (emb.encode(TEXTS) * reference).sum(1)
+    assert cos.min() > 0.97, cos
+    assert export_onnx() == emb.folder  # the second call finds the export, no re-export
+    assert emb.encode([]).shape == (0, 384)
+
+
+def test_token_embeddings_drop_special_tokens():
+    emb = OnnxEmbedder()
+    toks = emb.token_embeddings(["hello world", "a"])
+    assert [t.shape for t in toks] == [(2, 384), (1, 384)]
+    np.testing.assert_allclose(np.linalg.norm(toks[0], axis=1), 1.0, atol=1e-5)
+
+
+def test_backend_choice():
+    assert get_embedder(backend="torch").backend == "torch"
+    assert get_embedder().backend == "onnx-int8"
+    with pytest.raises(ValueError, match="unknown embedding backend"):
+        get_embedder(backend="tpu")

@@ -1,0 +1,77 @@
+"""Rerankers: MaxSim by hand, the cross-encoder trainer on a toy set, the reorder contract."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from scratchlab.retrieval.rerank import CrossEncoderReranker, MaxSimReranker, Reranker
+from scratchlab.retrieval.rerank_train import TrainConfig, train_cross_encoder
+from scratchlab.retrieval.search import Hit
+
+
+class _Tokens:
+    """Token embeddings by hand: each word is a fixed unit vector."""
+
+    VEC = {"kv": [1, 0, 0], "cache": [0, 1, 0], "bread": [0, 0, 1]}
+
+    def token_embeddings(self, texts, threads=None):
+        return [np.array([self.VEC[w] for w in t.split() if w in self.VEC], np.float32) for t in texts]
+
+
+def _hit(i, text, context=""):
+    return Hit(i, f"d{i}", f"/d{i}", 0, len(text), 1, text, 0.0, context=context)
+
+
+def test_maxsim_by_hand():
+    rr = MaxSimReranker(_Tokens(), depth=3, threads=1)
+    s = rr.scores("kv cache", ["bread bread", "kv bread", "cache kv"])
+    np.testing.assert_allclose(s, [0.0, 0.5, 1.0])  # mean over query tokens of the best match
+
+
+def test_rerank_reorders_and_reads_the_context_header():
+    class Seen(Reranker):
+        def scores(self, query, texts):
+            self.texts = list(texts)
+            return np.array([len(t) for t in texts], np.float32)
+
+    rr = Seen()
+    hits = rr.rerank("q", [_hit(1, "short"), _hit(2, "a longer text", context="g.md > Setup")])
+    assert [h.chunk_id for h in hits] == [2, 1] and hits[0].score == len("g.md > Setup\na longer text")
+    assert rr.texts[1] == "g.md > Setup\na longer text"
+
+
+def test_cross_encoder_trains_a_few_steps_and_loads_as_reranker(tmp_path):
+    pairs = [{"query": "what does the kv cache store", "passage": "The KV cache stores keys and values.", "label": 1},
+             {"query": "what does the kv cache store", "passage": "Knead the dough, then bake it.", "label": 0},
+             {"query": "how is bread made", "passage": "Knead the dough, then bake it.", "label": 1},
+             {"query": "how is bread made", "passage": "The KV cache stores keys and values.", "label": 0}] * 2  # fmt: skip
+    info = train_cross_encoder(pairs, tmp_path / "ce", TrainConfig(epochs=1, batch_size=4, max_length=32))
+    assert info["steps"] == 2 and info["pairs"] == 8
+    assert json.loads((tmp_path / "ce" / "train_config.json").read_text())["max_length"] == 32
+    rr = CrossEncoderReranker(tmp_path / "ce", depth=2)
+    assert rr.scores("kv cache", ["a", "b", "c"]).shape == (3,)
+
+
+def test_get_reranker_specs(tmp_path):
+    import pytest
+
+    from scratchlab.retrieval.rerank import get_reranker
+
+    assert isinstance(get_reranker("maxsim", _Tokens()), MaxSimReranker)
+    with pytest.raises(ValueError, match="ONNX embedder"):
+        get_reranker("maxsim", object())
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        get_reranker(tmp_path / "nope")
+
+
+def test_learner_question_files_name_the_query_question(tmp_path):
+    from scratchlab.retrieval.eval import load_queries
+
+    f = tmp_path / "q.jsonl"
+    f.write_text(
+        json.dumps({"id": "lq-1", "question": "what is stored?", "evidence": "keys and values"}) + "\n"
+    )
+    (q,) = load_queries(f)
+    assert q.query == "what is stored?" and q.evidence == ["keys and values"] and q.qid == "lq-1"
