@@ -29,9 +29,10 @@ MODULES = {SWEEP_KIND: "scratchlab.training.sweep", RESEARCH_KIND: "scratchlab.t
 TRIAL_ITERS = 500  # steps per trial unless the request says
 DEFAULT_MINUTES = 10.0  # a sweep's budget when the request names none
 MAX_RESULT_CHARS = 1200
-SEARCH_HELP = ("Settings to search, each 'name' (its default range) or 'name=v1,v2,v3' (these values) or "
-               "'name=low..high' (a range), e.g. ['lr'], ['vocab_size=256,512,1024'], ['n_layer=2,4', 'dropout']. "
-               f"Names and default ranges: {describe('gpt')}.")  # fmt: skip
+SEARCH_HELP = ("Settings to search, each 'name' (its default range), 'name=v1,v2,v3' (these values) or "
+               "'name=low..high', e.g. ['lr'], ['vocab_size=256,512,1024'], ['n_layer=2,4', 'dropout']. Names: "
+               "lr, dropout, weight_decay, warmup_iters, n_layer, n_head, n_embd, block_size, batch_size, mlp_ratio, "
+               "activation, pos_emb, vocab_size.")  # fmt: skip
 _GPT_FIXED = {k: (tp, Field(TRIAL_ITERS, description="Steps per trial (the same for every trial).") if k == "max_iters"
                   else Field(d, description="Fixed for every trial: " + desc))
               for k, tp, d, desc in settings.tool_fields("train_gpt", Count)}  # fmt: skip
