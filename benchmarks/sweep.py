@@ -33,14 +33,23 @@ from scratchlab.training.sweep_space import parse_space  # noqa: E402
 from scratchlab.training.sweep_trial import run_trial  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
-BASE = {"dataset": "shakespeare", "tokenizer": "char", "n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 64}
+BASE = {
+    "dataset": "shakespeare",
+    "tokenizer": "char",
+    "n_layer": 4,
+    "n_head": 4,
+    "n_embd": 128,
+    "block_size": 64,
+}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=500, help="steps per trial")
     ap.add_argument("--minutes", type=float, default=10.0, help="budget of the sweep (part 2)")
-    ap.add_argument("--research-minutes", type=float, default=10.0, help="budget of each research loop (part 4)")
+    ap.add_argument(
+        "--research-minutes", type=float, default=10.0, help="budget of each research loop (part 4)"
+    )
     ap.add_argument("--home", default="/tmp/scratchlab-bench-sweep", help="fresh workspace (deleted first)")
     ap.add_argument("--tag", default="", help="suffix of the result files")
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: sweep,grid,research")
@@ -50,12 +59,18 @@ def main() -> int:
     reg = Registry.from_workspace(ws)
     reg.setup()
     base = {**BASE, "max_iters": a.steps, "eval_interval": max(1, a.steps // 5)}
-    out: dict = {"steps": a.steps, "load_before": os.getloadavg(), "cpus": os.cpu_count(), "started": time.time()}
+    out: dict = {
+        "steps": a.steps,
+        "load_before": os.getloadavg(),
+        "cpus": os.cpu_count(),
+        "started": time.time(),
+    }
     skip = set(a.skip.split(",")) - {""}
 
     def sweep(name, space, **kw):
         cfg = {"sweep_id": name, "name": name, "base": base, "space": parse_space(space), "storage": storage_url(a.home),
-               "out_dir": str(Path(a.home) / "runs" / name), "home": a.home, **kw}  # fmt: skip
+               "out_dir": str(Path(a.home) / "runs" / name), "home": a.home,
+               "trial_estimate_s": out["defaults"]["seconds"], **kw}  # fmt: skip
         t = time.monotonic()
         res = run_sweep(cfg, None, reg, ws)
         return res, time.monotonic() - t
@@ -76,7 +91,9 @@ def main() -> int:
     if "grid" not in skip:
         space = ["lr=3e-4,1e-3,3e-3,1e-2", "warmup_iters=0,100"]
         full, g_wall = sweep("grid", space, sampler="grid", pruner="none", seed_runs=0)
-        pruned, p_wall = sweep("pruned", space, sampler="tpe", pruner="median", seed_runs=0, budget_s=g_wall / 2)
+        pruned, p_wall = sweep(
+            "pruned", space, sampler="tpe", pruner="median", seed_runs=0, budget_s=g_wall / 2
+        )
         out["grid"] = {"grid_best": full["best"]["value"], "grid_params": full["best"]["params"], "grid_wall_s": round(g_wall, 1),
                        "grid_trials": full["n_trials"], "pruned_best": pruned["best"]["value"],
                        "pruned_params": pruned["best"]["params"], "pruned_wall_s": round(p_wall, 1),
@@ -129,7 +146,9 @@ def write(out: dict, tag: str) -> None:
                   "| seed | start | best | runs | stopped because | what helped most |", "|---:|---:|---:|---:|---|---|"]  # fmt: skip
         for r in out["research"]:
             helped = "; ".join(f"{k} ({v:+.3f})" for k, v in r["helped"])
-            lines.append(f"| {r['seed']} | {r['start']:.4f} | {r['best']:.4f} | {r['runs']} | {r['stopped_because']} | {helped} |")
+            lines.append(
+                f"| {r['seed']} | {r['start']:.4f} | {r['best']:.4f} | {r['runs']} | {r['stopped_because']} | {helped} |"
+            )
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print(f"wrote {stem}.md")
 

@@ -34,7 +34,9 @@ def _finish(ctx, job, art, as_json: bool) -> None:
                           **{k: led.get(k) for k in ("best", "noise", "within_noise", "helped", "n_trials", "n_pruned",
                                                      "n_failed", "spent_s", "plot", "stopped_because", "rows")}})  # fmt: skip
     else:
-        common.console.print(common.safe(describe_sweep(ctx, art, table=True), keep_newlines=True), highlight=False)
+        common.console.print(
+            common.safe(describe_sweep(ctx, art, table=True), keep_newlines=True), highlight=False
+        )
     common.exit_for(job.status)
 
 
@@ -49,19 +51,27 @@ def _start(kind: str, plan, args, name: str | None, detach: bool, as_json: bool)
     job, art = launch(ctx, kind, cfg, name)
     if detach:
         out = {"sweep": art.id, "job": job.id, "estimated_seconds": round(est)}
-        common.emit_json(out) if as_json else common.console.print(common.safe(f"started {art.id} as {job.id}"))
+        common.emit_json(out) if as_json else common.console.print(
+            common.safe(f"started {art.id} as {job.id}")
+        )
         return
     _finish(ctx, job, art, as_json)
 
 
 def gpt_sweep(
     search: list[str] = typer.Argument(None, help=SPEC_HELP),
-    minutes: float = typer.Option(None, "--minutes", help="Wall-clock budget in minutes (default 10 without --trials)."),
+    minutes: float = typer.Option(
+        None, "--minutes", help="Wall-clock budget in minutes (default 10 without --trials)."
+    ),
     trials: int = typer.Option(None, "--trials", help="Budget in trials."),
     sampler: str = typer.Option("tpe", "--sampler", help="tpe | grid | random."),
     pruner: str = typer.Option("median", "--pruner", help="median | halving | none."),
-    seed_runs: int = typer.Option(2, "--seed-runs", help="Re-runs of the best config with new seeds (noise)."),
-    resume_: str = typer.Option(None, "--resume", help="Continue this sweep (id or name) instead of starting one."),
+    seed_runs: int = typer.Option(
+        2, "--seed-runs", help="Re-runs of the best config with new seeds (noise)."
+    ),
+    resume_: str = typer.Option(
+        None, "--resume", help="Continue this sweep (id or name) instead of starting one."
+    ),
     name: str = typer.Option(None, "--name", help="Sweep name (default sweep-N)."),
     detach: bool = typer.Option(False, "--detach", help="Start the job and return at once."),
     as_json: bool = typer.Option(False, "--json", help="Print the ledger summary as JSON."),
@@ -81,7 +91,9 @@ def gpt_sweep(
         common.fail("name at least one setting to search, e.g. `scratchlab gpt sweep lr --minutes 10`")
     given = run_options.overrides(settings_kw, "train_gpt", tool_only=True)
     try:
-        args = SweepGPTArgs(search=search, budget_minutes=minutes, n_trials=trials, sampler=sampler, pruner=pruner, **given)
+        args = SweepGPTArgs(
+            search=search, budget_minutes=minutes, n_trials=trials, sampler=sampler, pruner=pruner, **given
+        )
     except ValueError as e:
         common.fail(str(e))
 
@@ -93,7 +105,9 @@ def gpt_sweep(
 
 
 def gpt_research(
-    search: list[str] = typer.Argument(None, help="Settings the loop may change (default lr n_layer n_embd ...)."),
+    search: list[str] = typer.Argument(
+        None, help="Settings the loop may change (default lr n_layer n_embd ...)."
+    ),
     minutes: float = typer.Option(None, "--minutes", help="Wall-clock budget in minutes."),
     trials: int = typer.Option(None, "--trials", help="Budget in runs."),
     target: float = typer.Option(None, "--target", help="Stop once the val loss is <= this."),
@@ -127,7 +141,9 @@ def status(
     if as_json:
         common.emit_json({"sweep": art.id, "kind": art.kind, **ledger(art)})
     else:
-        common.console.print(common.safe(describe_sweep(ctx, art, table=True), keep_newlines=True), highlight=False)
+        common.console.print(
+            common.safe(describe_sweep(ctx, art, table=True), keep_newlines=True), highlight=False
+        )
 
 
 def stop(sweep: str = typer.Argument("last", help="Sweep or research id, name or 'last'.")) -> None:

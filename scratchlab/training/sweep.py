@@ -68,6 +68,7 @@ class SweepConfig:
     plot_path: str = ""
     home: str = ""  # the workspace root
     title: str = ""
+    trial_estimate_s: float = 0.0  # one full trial's estimated seconds, until a trial has finished
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SweepConfig:
@@ -234,7 +235,7 @@ def run_sweep(
             for t in study.get_trials(deepcopy=False)
             if t.state.name == "COMPLETE"
         ]
-        return statistics.median(secs) if secs else 0.0
+        return statistics.median(secs) if secs else float(cfg.trial_estimate_s)
 
     def report(label: str, step: int = 0) -> None:
         if reporter is None:
@@ -282,7 +283,7 @@ def run_sweep(
             trial.report(value, step)
             return trial.should_prune()
 
-        out = run_trial(registry, workspace, cfg.kind, trial_config(cfg, params, seed), f"{cfg.name}-t{trial.number}",
+        out = run_trial(registry, workspace, cfg.kind, trial_config(cfg, params, seed), registry.free_name("run", f"{cfg.name}-t{trial.number}"),
                         metric=cfg.metric, on_val=on_val, progress=lambda s, m, label=label: report(label, s), stop=stop,
                         tags={"sweep": cfg.sweep_id, "trial": trial.number, "seed": seed})  # fmt: skip
         for k, v in (("seed", seed), ("run", out["run"]), ("seconds", out["seconds"]), ("steps", out["steps"]),
