@@ -166,3 +166,9 @@ def test_sweep_tool_job_cancel_status_and_resume(tool_ctx, base):
     assert cancel_job(reg, job2.id).status == "done"
     done = open_study(SweepConfig.from_dict(reg.get_artifact(art.id).config), create=False)
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in done.trials) == 6
+
+
+def test_grid_sweep_runs_every_config_once_and_ends(workspace, registry, base):
+    cfg = sweep_cfg(workspace, base, space=parse_space(["lr=1e-3,1e-2"]), sampler="grid", pruner="none")
+    out = run_sweep(cfg, None, registry, workspace)
+    assert sorted(r["params"]["lr"] for r in out["rows"]) == [1e-3, 1e-2] and out["status"] == "done"

@@ -30,9 +30,9 @@ TRIAL_ITERS = 500  # steps per trial unless the request says
 DEFAULT_MINUTES = 10.0  # a sweep's budget when the request names none
 MAX_RESULT_CHARS = 1200
 SEARCH_HELP = ("Settings to search, each 'name' (its default range), 'name=v1,v2,v3' (these values) or "
-               "'name=low..high', e.g. ['lr'], ['vocab_size=256,512,1024'], ['n_layer=2,4', 'dropout']. Names: "
-               "lr, dropout, weight_decay, warmup_iters, n_layer, n_head, n_embd, block_size, batch_size, mlp_ratio, "
-               "activation, pos_emb, vocab_size.")  # fmt: skip
+               "'name=low..high', e.g. ['learning_rate'], ['vocab_size=256,512,1024'], ['n_layer=2,4', 'dropout']. "
+               "Names: learning_rate, dropout, weight_decay, warmup_iters, n_layer, n_head, n_embd, block_size, "
+               "batch_size, mlp_ratio, activation, pos_emb, vocab_size.")  # fmt: skip
 _GPT_FIXED = {k: (tp, Field(TRIAL_ITERS, description="Steps per trial (the same for every trial).") if k == "max_iters"
                   else Field(d, description="Fixed for every trial: " + desc))
               for k, tp, d, desc in settings.tool_fields("train_gpt", Count)}  # fmt: skip
@@ -72,7 +72,9 @@ SweepLoraArgs = create_model(
 
 
 class SweepRefArgs(BaseModel):
-    sweep: str | None = Field("last", description="Sweep or research-loop id ('sweep-3'), name, or 'last'.")
+    sweep: str | None = Field(
+        "last", description="Which sweep or research loop: 'last' (the newest) unless the user names one."
+    )
 
 
 class ResumeSweepArgs(SweepRefArgs):

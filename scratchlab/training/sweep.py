@@ -117,9 +117,19 @@ def requeue_interrupted(study: optuna.Study) -> int:
     stale = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
     for t in stale:
         study._storage.set_trial_user_attr(t._trial_id, "status", "interrupted")
-        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        _tell(study, t.number, state=optuna.trial.TrialState.FAIL)
         study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
     return len(stale)
+
+
+def _tell(study: optuna.Study, trial: Any, value: float | None = None, state: Any = None) -> None:
+    """`study.tell`, where the grid sampler's "grid done" (`study.stop()`, which raises outside
+    `optimize`) is ignored: the trial is stored all the same and our loop sees the grid's end itself."""
+    try:
+        study.tell(trial, value, state=state)
+    except RuntimeError as e:
+        if "Study.stop" not in str(e):
+            raise
 
 
 def trial_config(cfg: SweepConfig, params: dict[str, Any], seed: int) -> dict[str, Any]:
@@ -291,18 +301,18 @@ def run_sweep(
             trial.set_user_attr(k, v)
         clock.save()
         if out["status"] == "done" and out["value"] is not None:
-            study.tell(trial, out["value"])
+            _tell(study, trial, out["value"])
         elif out["status"] == "pruned":
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            _tell(study, trial, state=optuna.trial.TrialState.PRUNED)
         elif out["status"] == "cancelled":
             trial.set_user_attr("status", "interrupted")
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            _tell(study, trial, state=optuna.trial.TrialState.FAIL)
             study.enqueue_trial(params, user_attrs={"retry_of": trial.number})
             status = "cancelled"
             break
         else:
             trial.set_user_attr("error", (out.get("error") or "")[:300])
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            _tell(study, trial, state=optuna.trial.TrialState.FAIL)
         summarize(cfg, study, "running")
     if stop():
         status = "cancelled"

@@ -111,6 +111,7 @@ def plot_ledger(rows: list[dict[str, Any]], path: str | Path, title: str, metric
         ax.step(xs, ys, where="post", color="black", lw=1.8, label="best so far", zorder=2)
     if start is not None:
         ax.axhline(start, color="tab:orange", ls="--", lw=1, label=f"start {start:.3f}")
+    ax.set_xlim(left=0)
     ax.set_xlabel("minutes")
     ax.set_ylabel(f"{metric} (lower is better)")
     ax.set_title(title)

@@ -53,6 +53,10 @@ DEFAULT_RANGES: dict[str, dict[str, Any]] = {  # what "sweep lr" means when no v
     "lora_alpha": {"choices": [8.0, 16.0, 32.0, 64.0]},
     "lora_dropout": {"low": 0.0, "high": 0.2},
 }
+ALIASES = {"learning_rate": "lr", "vocab": VOCAB, "vocabulary": VOCAB, "vocabulary_size": VOCAB, "layers": "n_layer",
+           "heads": "n_head", "width": "n_embd", "embedding": "n_embd", "embedding_size": "n_embd",
+           "context": "block_size", "context_length": "block_size", "batch": "batch_size", "warmup": "warmup_iters",
+           "rank": "r", "lora_rank": "r", "alpha": "lora_alpha"}  # fmt: skip
 LOG_SCALE = ("lr",)  # ranges searched on a log scale
 GRID_POINTS = 4  # values per range when a range is turned into a grid
 VOCAB_BOUNDS = {"ge": 256, "le": 100_000}  # a byte-level BPE: 256 bytes (no merges) and up
@@ -134,7 +138,7 @@ def parse_one(spec: str | tuple[str, Any], kind: str = "gpt") -> tuple[str, dict
     else:
         name, _, rest = str(spec).partition("=")
     name = name.strip().lower().replace("-", "_").replace(" ", "_")
-    name = {"learning_rate": "lr", "vocab": VOCAB, "layers": "n_layer", "heads": "n_head"}.get(name, name)
+    name = ALIASES.get(name, name)
     if name not in SWEEPABLE[kind]:
         raise SpaceError(f"cannot sweep {name!r} for {kind}; sweepable: {', '.join(SWEEPABLE[kind])}")
     if isinstance(rest, dict):
