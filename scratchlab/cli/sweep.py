@@ -59,7 +59,7 @@ def _start(kind: str, plan, args, name: str | None, detach: bool, as_json: bool)
 
 
 def gpt_sweep(
-    search: list[str] = typer.Argument(None, help=SPEC_HELP),
+    search: list[str] = typer.Argument(None, help=SPEC_HELP + " Default: lr."),
     minutes: float = typer.Option(
         None, "--minutes", help="Wall-clock budget in minutes (default 10 without --trials)."
     ),
@@ -87,8 +87,6 @@ def gpt_sweep(
         except ToolError as e:
             common.fail(str(e))
         return _finish(ctx, job, art, as_json)
-    if not search:
-        common.fail("name at least one setting to search, e.g. `scratchlab gpt sweep lr --minutes 10`")
     given = run_options.overrides(settings_kw, "train_gpt", tool_only=True)
     try:
         args = SweepGPTArgs(

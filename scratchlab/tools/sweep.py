@@ -27,6 +27,9 @@ from scratchlab.training.sweep_space import VOCAB, SpaceError, describe, parse_s
 SWEEP_KIND, RESEARCH_KIND = "sweep", "research"
 MODULES = {SWEEP_KIND: "scratchlab.training.sweep", RESEARCH_KIND: "scratchlab.training.research"}
 TRIAL_ITERS = 500  # steps per trial unless the request says
+DEFAULT_SEARCH = (
+    "lr",
+)  # a sweep names no setting: the learning rate, the one that matters most at a fixed size
 DEFAULT_MINUTES = 10.0  # a sweep's budget when the request names none
 MAX_RESULT_CHARS = 1200
 SEARCH_HELP = ("Settings to search, each 'name' (its default range), 'name=v1,v2,v3' (these values) or "
@@ -46,7 +49,7 @@ _BUDGET = {
 
 SweepGPTArgs = create_model(
     "SweepGPTArgs",
-    search=(list[str], Field(..., description=SEARCH_HELP)),
+    search=(list[str] | None, Field(None, description=SEARCH_HELP + " Default: ['learning_rate'].")),
     **_GPT_FIXED,
     sampler=(Literal["tpe", "grid", "random"] | None, Field("tpe", description="'tpe' (Bayesian, default), 'grid' (every combination) or 'random'.")),
     pruner=(Literal["median", "halving", "none"] | None, Field("median", description="Stop losing trials early: 'median', 'halving' or 'none'.")),
@@ -130,7 +133,7 @@ def plan_gpt(ctx: ToolContext, args: Any, research: bool = False) -> tuple[dict[
     fixed = {k: getattr(args, k) for k in _GPT_FIXED if getattr(args, k) is not None}
     fixed.setdefault("max_iters", TRIAL_ITERS)
     fixed["eval_interval"] = max(1, int(fixed["max_iters"]) // 5)  # pruning points
-    space = _space(args.search, "gpt", DEFAULT_SPACE if research else ())
+    space = _space(args.search, "gpt", DEFAULT_SPACE if research else DEFAULT_SEARCH)
     tokenizers = {}
     if VOCAB in space:
         sizes = space[VOCAB].get("choices") or []
