@@ -50,6 +50,8 @@ def main() -> int:
     ap.add_argument(
         "--research-minutes", type=float, default=10.0, help="budget of each research loop (part 4)"
     )
+    ap.add_argument("--n-layer", type=int, default=4, help="model depth (4: the issue's config)")
+    ap.add_argument("--n-embd", type=int, default=128, help="model width (128: the issue's config)")
     ap.add_argument("--home", default="/tmp/scratchlab-bench-sweep", help="fresh workspace (deleted first)")
     ap.add_argument("--tag", default="", help="suffix of the result files")
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: sweep,grid,research")
@@ -58,7 +60,13 @@ def main() -> int:
     ws = get_workspace(a.home)
     reg = Registry.from_workspace(ws)
     reg.setup()
-    base = {**BASE, "max_iters": a.steps, "eval_interval": max(1, a.steps // 5)}
+    base = {
+        **BASE,
+        "n_layer": a.n_layer,
+        "n_embd": a.n_embd,
+        "max_iters": a.steps,
+        "eval_interval": max(1, a.steps // 5),
+    }
     out: dict = {
         "steps": a.steps,
         "load_before": os.getloadavg(),
@@ -123,7 +131,8 @@ def write(out: dict, tag: str) -> None:
     stem = RESULTS / f"sweep{'_' + tag if tag else ''}"
     stem.with_suffix(".json").write_text(json.dumps(out, indent=2, default=str))
     lb, la = out["load_before"], out["load_after"]
-    lines = [f"# Sweeps and research loop ({out['steps']} steps per trial, 4L 128d block 64, char Shakespeare)", "",
+    lines = [f"# Sweeps and research loop ({out['steps']} steps per trial, {out['n_layer']}L {out['n_embd']}d block 64, "
+             "char Shakespeare)", "",
              f"Machine: {out['cpus']} CPUs; load average before {lb[0]:.2f}/{lb[1]:.2f}/{lb[2]:.2f}, after "
              f"{la[0]:.2f}/{la[1]:.2f}/{la[2]:.2f} (a busy machine runs fewer trials per minute).", "",
              f"Defaults: val loss {out['defaults']['val_loss']:.4f} ({out['defaults']['seconds']:.0f} s per run).", ""]  # fmt: skip

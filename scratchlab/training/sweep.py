@@ -286,6 +286,7 @@ def run_sweep(
     while budget_left(reserve_noise=True) and not stop():
         trial = study.ask()
         params = suggest(trial, cfg.space)
+        trial.set_user_attr("seed", seed)  # recorded at the start: a killed trial's row still says it
         label = f"trial {trial.number}: {fmt_params(params)}"
         report(label)
 

@@ -145,9 +145,10 @@ def write_ledger(out_dir: str | Path, plot_path: str | Path | None, *, title: st
     if best is not None and noise is not None:
         near = [r["n"] for r in rows if r is not best and r.get("status") in FINISHED and r.get("value") is not None
                 and within_noise(r["value"], best["value"], noise)]  # fmt: skip
-    count = {s: sum(r.get("status") == s for r in rows) for s in ("pruned", "failed")}
-    lines = [f"{len(rows)} trials: {len(rows) - count['pruned'] - count['failed']} finished, "
-             f"{count['pruned']} pruned, {count['failed']} failed"]  # fmt: skip
+    count = {s: sum(r.get("status") == s for r in rows) for s in ("pruned", "failed", "interrupted")}
+    finished = sum(r.get("status") in FINISHED for r in rows)
+    lines = [f"{len(rows)} trials: {finished} finished, {count['pruned']} pruned, {count['failed']} failed"
+             + (f", {count['interrupted']} interrupted (run again)" if count["interrupted"] else "")]  # fmt: skip
     if best is not None:
         what = best.get("change") or fmt_params(best.get("params") or {})
         lines.append(
