@@ -69,6 +69,8 @@ def main() -> int:
     }
     out: dict = {
         "steps": a.steps,
+        "n_layer": a.n_layer,
+        "n_embd": a.n_embd,
         "load_before": os.getloadavg(),
         "cpus": os.cpu_count(),
         "started": time.time(),
