@@ -172,3 +172,21 @@ def test_grid_sweep_runs_every_config_once_and_ends(workspace, registry, base):
     cfg = sweep_cfg(workspace, base, space=parse_space(["lr=1e-3,1e-2"]), sampler="grid", pruner="none")
     out = run_sweep(cfg, None, registry, workspace)
     assert sorted(r["params"]["lr"] for r in out["rows"]) == [1e-3, 1e-2] and out["status"] == "done"
+
+
+def test_lora_sweep_trials_are_registered_adapters(workspace, registry, base):
+    from scratchlab.training.sweep_trial import run_trial
+
+    gpt = run_trial(registry, workspace, "gpt", {**base, "max_iters": 10}, "lora-base")
+    data = workspace.root / "qa.jsonl"
+    data.write_text(
+        "".join(json.dumps({"instruction": f"say {w}", "output": w}) + "\n" for w in TEXT.split()[:40])
+    )
+    lora_base = {"base_kind": "gpt", "base_path": registry.get_artifact(gpt["run"]).path, "data": str(data),
+                 "max_iters": 4, "eval_interval": 2, "batch_size": 2, "num_threads": 1}  # fmt: skip
+    cfg = sweep_cfg(
+        workspace, lora_base, kind="lora", space=parse_space(["r=2,4"], "lora"), sampler="grid", pruner="none"
+    )
+    out = run_sweep(cfg, None, registry, workspace)
+    assert [r["status"] for r in out["rows"]] == ["done", "done"]
+    assert {registry.get_artifact(r["run"]).kind for r in out["rows"]} == {"adapter"}
