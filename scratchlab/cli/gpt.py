@@ -7,6 +7,7 @@
     scratchlab gpt ablate no_pos_emb n_head=1 no_residual --max-iters 500
     scratchlab gpt compare run-3 run-4
     scratchlab gpt list
+    scratchlab gpt sweep lr --n-layer 2 --minutes 10        (and research, sweep-status, sweep-stop: cli/sweep.py)
 
 Training runs as a background job; the command shows a live progress bar while it waits. Ctrl-C
 cancels the job cleanly (a checkpoint is kept; `gpt resume` continues it); `--detach` returns at once.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import typer
 
 from scratchlab.cli import common, run_options
+from scratchlab.cli import sweep as sweep_commands
 
 app = typer.Typer(help="Train, sample, ablate and compare GPTs (background jobs).", no_args_is_help=True)
 
@@ -265,3 +267,6 @@ def list_(
     common.console.print(
         common.safe_table("run", "name", "status", "val loss", "steps", "model", "dataset", rows=rows)
     )
+
+
+sweep_commands.register_gpt(app)  # sweep, research, sweep-status, sweep-stop (scratchlab/cli/sweep.py)

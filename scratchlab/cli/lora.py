@@ -13,6 +13,7 @@ from __future__ import annotations
 import typer
 
 from scratchlab.cli import common, run_options
+from scratchlab.cli import sweep as sweep_commands
 from scratchlab.training import settings
 
 app = typer.Typer(help="LoRA fine-tuning of our GPTs and a pretrained model.", no_args_is_help=True)
@@ -186,3 +187,6 @@ def generate(
     if compare:
         common.console.print(common.safe("base:  ", "bold") + common.safe(out["base"], keep_newlines=True))
     common.console.print(common.safe("tuned: ", "bold") + common.safe(out["tuned"], keep_newlines=True))
+
+
+app.command("sweep")(sweep_commands.lora_sweep)  # scratchlab lora sweep "r=4,8,16" --data demo (cli/sweep.py)
