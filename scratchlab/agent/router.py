@@ -151,7 +151,20 @@ def normalise_request(text: str) -> str:
     return SHORTHAND_K.sub(lambda m: str(int(round(float(m[1]) * 1000))), text)
 
 
-ID_KINDS = ("job", "run", "tokenizer", "index", "adapter", "dataset", "file", "plot", "base", "ablation")
+ID_KINDS = (
+    "job",
+    "run",
+    "tokenizer",
+    "index",
+    "adapter",
+    "dataset",
+    "file",
+    "plot",
+    "base",
+    "ablation",
+    "sweep",
+    "research",
+)
 
 
 def is_registry_id(value: str) -> bool:

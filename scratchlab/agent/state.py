@@ -40,6 +40,7 @@ ARG_KINDS: dict[str, tuple[str, ...]] = {
     "dataset": ("file",),
     "data": ("file",),
     "job_id": ("job",),
+    "sweep": ("sweep", "research"),
 }
 # Nouns by which a request names a kind of record ("that tokenizer", "the same text").
 KIND_NOUNS: dict[str, set[str]] = {
@@ -51,6 +52,8 @@ KIND_NOUNS: dict[str, set[str]] = {
     "file": {"file", "files", "text", "data", "dataset", "corpus", "wrote", "written"},
     "dataset": {"dataset", "data", "text", "corpus"},
     "job": {"job", "jobs", "training"},
+    "sweep": {"sweep", "sweeps", "study", "search", "trials"},
+    "research": {"loop", "research", "experiment"},
 }
 ORDINAL_FIRST = {"first", "oldest", "earliest", "earlier", "original", "older"}  # "the first adapter"
 PLURAL = {

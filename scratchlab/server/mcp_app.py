@@ -62,7 +62,7 @@ MAX_STATE_PER_KIND = 4
 # tools that change nothing in the lab (MCP `readOnlyHint`; clients may run them without asking)
 READ_ONLY_TOOLS = frozenset({
     "list_runs", "list_artifacts", "job_status", "search_documents", "encode_text", "decode_tokens",
-    "compare_tokenizers", "recall", "sample_gpt", "generate_with_adapter",
+    "compare_tokenizers", "recall", "sample_gpt", "generate_with_adapter", "sweep_status",
 })  # fmt: skip
 INSTRUCTIONS = (
     "scratchlab builds language models from scratch on this machine: BPE tokenizers, small GPTs, "
