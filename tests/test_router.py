@@ -263,3 +263,12 @@ def test_no_wait_the_interjection_is_not_a_background_run():
         "n_layer": 3
     }
     assert router.ground_args({"wait": False}, "train it in the background") == {"wait": False}
+
+
+def test_a_background_request_sets_wait_false_even_when_the_model_left_it_out():
+    params = {"properties": {"wait": {"type": "boolean", "default": True}, "n_layer": {"type": "integer"}}}
+    got = router.ground_args({"n_layer": 2}, "train a 2-layer gpt in the background", params)
+    assert got == {"n_layer": 2, "wait": False}
+    assert router.ground_args({"n_layer": 2}, "train a 2-layer gpt", params) == {"n_layer": 2}
+    assert router.ground_args({}, "no wait, make it 2 layers", params) == {}
+    assert router.ground_args({}, "search my notes in the background", {"properties": {"query": {}}}) == {}

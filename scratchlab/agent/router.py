@@ -259,6 +259,8 @@ def ground_args(
             continue  # a name the user did not give: the tool picks a unique one (an invented one can clash)
         if k in FREE_TEXT_ARGS or _value_supported(v, nums, words, low):
             out[k] = v
+    if "wait" in props and "wait" not in out and any(w in low for w in NO_WAIT_WORDS):
+        out["wait"] = False  # "in the background" states the flag even when the model left it out
     return out
 
 
