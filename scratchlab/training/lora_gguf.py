@@ -116,9 +116,13 @@ def export_adapter_gguf(
     bcfg = _base_config(adapter_dir, base_dir)
     arch = ARCHITECTURES.get(bcfg.get("model_type", ""))
     if arch is None:
-        raise LoraError(f"GGUF LoRA export supports {sorted(ARCHITECTURES)} bases, not {bcfg.get('model_type')!r}")
+        raise LoraError(
+            f"GGUF LoRA export supports {sorted(ARCHITECTURES)} bases, not {bcfg.get('model_type')!r}"
+        )
     if lcfg.get("use_dora") or lcfg.get("rank_pattern") or lcfg.get("alpha_pattern"):
-        raise LoraError("GGUF LoRA export needs one plain rank and alpha for every layer (no DoRA, no patterns)")
+        raise LoraError(
+            "GGUF LoRA export needs one plain rank and alpha for every layer (no DoRA, no patterns)"
+        )
     alpha = float(lcfg["lora_alpha"])
     heads = {"attn_q": bcfg["num_attention_heads"],
              "attn_k": bcfg.get("num_key_value_heads", bcfg["num_attention_heads"])}  # fmt: skip

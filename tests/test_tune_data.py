@@ -1,0 +1,97 @@
+"""The router-tuning training set and the GGUF adapter naming: labels stay right, rendering is the runtime's."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from scratchlab.agent.bank import Example, load_examples, tokens
+from scratchlab.agent.router import ACTION_PREFIX, normalise_request
+from scratchlab.agent.tune import tool_dicts
+from scratchlab.agent.tune_data import augment, build_records, runtime_prompt, tool_call_text
+from scratchlab.training.lora_config import LoraError
+from scratchlab.training.lora_gguf import gguf_tensor_name, permute_rows
+
+
+@pytest.fixture(scope="module")
+def tools(tmp_path_factory):
+    return tool_dicts(tmp_path_factory.mktemp("ws"))
+
+
+def test_records_are_the_runtime_decisions(tools):
+    bank = load_examples()
+    recs = build_records(tools, bank, n_augment=1, seed=0)
+    names = {t["function"]["name"] for t in tools}
+    assert "tune_router" in names
+    assert {r["messages"][2]["content"] for r in recs} >= {'{"action": "answer"}\n'}
+    for r in recs:
+        system, user, target = r["messages"]
+        assert system["content"].startswith("You are scratchlab") and "Lab state:" in system["content"]
+        text = target["content"]
+        if text == '{"action": "answer"}\n':
+            assert target["stop"] is False  # the reply is the model's own: no end-of-turn trained
+            continue
+        call = json.loads(text)
+        assert call["action"] in names and isinstance(call["args"], dict) and "stop" not in target
+        # the runtime picks the action after ACTION_PREFIX: the target continues exactly that text
+        assert (runtime_prompt(system["content"], user["content"]) + text).startswith(
+            runtime_prompt(system["content"], user["content"]) + ACTION_PREFIX + call["action"] + '"'
+        )
+    assert not any(json.loads(r["messages"][2]["content"] or "{}").get("action") == "clarify"
+                   for r in recs if r["messages"][2]["content"].startswith("{\"action\": \"c"))  # fmt: skip
+
+
+def test_augment_swaps_values_in_request_and_args_alike(tools):
+    params = {t["function"]["name"]: t["function"]["parameters"] for t in tools}
+    rng = random.Random(0)
+    bank = [e for e in load_examples() if e.action in params and e.args]
+    changed = 0
+    for ex in bank:
+        var = augment(ex, params[ex.action], rng)
+        if var is None:
+            continue
+        changed += 1
+        request, args = var
+        assert set(args) == set(ex.args)
+        for k, v in args.items():
+            if v != ex.args[k]:
+                if isinstance(v, str):  # a name or enum value: in the request, where the old one was
+                    assert v in request and v == normalise_request(v)
+                else:
+                    words = tokens(request)
+                    assert str(v) in words and str(ex.args[k]) not in words
+                enum = params[ex.action]["properties"][k].get("enum")
+                assert enum is None or v in enum
+    assert changed > len(bank) // 4
+
+
+def test_worked_example_tool_call_text():
+    params = {"properties": {"dataset": {}, "vocab_size": {}, "name": {}}}
+    ex = Example(
+        "x",
+        "a 512-token tokenizer on shakespeare",
+        "train_tokenizer",
+        {"vocab_size": 512, "dataset": "shakespeare"},
+    )
+    assert tool_call_text(ex.action, ex.args, params) == (
+        '{"action": "train_tokenizer", "args": {"dataset": "shakespeare", "vocab_size": 512}}'
+    )
+
+
+def test_gguf_names_and_llama_row_permutation():
+    assert gguf_tensor_name("base_model.model.model.layers.3.self_attn.q_proj.lora_A.weight") == (
+        "blk.3.attn_q.weight",
+        "a",
+    )
+    assert gguf_tensor_name("base_model.model.model.layers.0.mlp.down_proj.lora_B.weight") == (
+        "blk.0.ffn_down.weight",
+        "b",
+    )
+    with pytest.raises(LoraError, match="target_modules"):
+        gguf_tensor_name("base_model.model.lm_head.lora_A.weight")
+    # one head of 4 rows: HF rotary halves [0, 1 | 2, 3] -> GGUF interleaved pairs [0, 2, 1, 3]
+    w = np.arange(4)[:, None].repeat(2, 1)
+    assert permute_rows(w, n_head=1)[:, 0].tolist() == [0, 2, 1, 3]
