@@ -92,7 +92,7 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
     cpp_base = llama_next_tokens(load_llama(base_gguf, n_threads=args.n_threads), prompts)
     cpp = llama_next_tokens(load_llama(base_gguf, adapter / ADAPTER_GGUF, n_threads=args.n_threads), prompts)
     res = {
-        "base": args.base, "adapter": str(adapter), "n_prompts": len(prompts),
+        "base": args.base, "adapter": str(adapter), "note": args.note, "n_prompts": len(prompts),
         "agreement_tuned": agreement(cpp, hf), "agreement_base": agreement(cpp_base, hf_base),
         "changed_by_adapter": 1 - agreement(hf, hf_base),
         "disagreements": [{"request": r, "peft": tok.decode([a]), "llama_cpp": tok.decode([b])}
@@ -196,7 +196,8 @@ def render(data: dict[str, Any]) -> str:
                   f"llama.cpp with the GGUF adapter over the quantized base vs the peft model, next token at the "
                   f"action position of {c['n_prompts']} unseen requests: agreement **{c['agreement_tuned']:.2f}** "
                   f"(untuned base vs its HF copy: {c['agreement_base']:.2f}); the adapter changed "
-                  f"{c['changed_by_adapter']:.0%} of peft's choices. Load {c['load_before']} -> {c['load_after']}.",
+                  f"{c['changed_by_adapter']:.0%} of peft's choices. Load {c['load_before']} -> {c['load_after']}. "
+            f"{c.get('note', '')}",
                   f"Command: `{c['command']}`", ""]  # fmt: skip
     if "general" in data:
         g = data["general"]

@@ -95,3 +95,31 @@ def test_gguf_names_and_llama_row_permutation():
     # one head of 4 rows: HF rotary halves [0, 1 | 2, 3] -> GGUF interleaved pairs [0, 2, 1, 3]
     w = np.arange(4)[:, None].repeat(2, 1)
     assert permute_rows(w, n_head=1)[:, 0].tolist() == [0, 2, 1, 3]
+
+
+def test_accepted_turns_keep_only_calls_the_user_let_run():
+    from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+
+    from scratchlab.agent.router import IM_END, IM_START, render_chatml
+    from scratchlab.agent.tune_data import accepted_turns, chat_roles
+
+    call = {"name": "train_gpt", "args": {"n_layer": 2}, "id": "c1"}
+    ok = [HumanMessage("hi"), AIMessage("Hello!"), HumanMessage("train a 2-layer gpt for 2k steps"),
+          AIMessage("", tool_calls=[call]), ToolMessage("run gpt-1: val loss 2.1", tool_call_id="c1", name="train_gpt"),
+          AIMessage("Done: val loss 2.1.")]  # fmt: skip
+    declined = [HumanMessage("train a gpt"), AIMessage("", tool_calls=[call]),
+                ToolMessage("cancelled by the user: train_gpt", tool_call_id="c1", name="train_gpt")]  # fmt: skip
+    failed = [HumanMessage("train a gpt"), AIMessage("", tool_calls=[call]),
+              ToolMessage("Error: no dataset", tool_call_id="c1", name="train_gpt")]  # fmt: skip
+    recs = accepted_turns([ok, declined, failed], "SYS")
+    assert len(recs) == 1
+    msgs = recs[0]["messages"]
+    assert msgs[0] == {"role": "system", "content": "SYS"}
+    assert msgs[-1] == {"role": "assistant", "content": '{"action": "train_gpt", "args": {"n_layer": 2}}'}
+    assert msgs[-2] == {
+        "role": "user",
+        "content": "train a 2-layer gpt for 2000 steps",
+    }  # as the runtime shows it
+    roles = chat_roles(ok)  # the runtime's ChatML, cut into turns, renders back to the same text
+    assert "".join(f"{IM_START}{m['role']}\n{m['content']}{IM_END}\n" for m in roles) == render_chatml(ok)
+    assert roles[4]["role"] == "user" and roles[4]["content"].startswith('<tool_response name="train_gpt">')

@@ -49,6 +49,7 @@ class TuneConfig:
         limit: use only the first `limit` bank examples (tests); None for all.
         tools: only these tools in the catalogue (tests); None for all of scratchlab's tools.
         bank: a folder of bank `*.jsonl` files (tests); None for the agent's own bank.
+        accepted: also train on the workspace's accepted turns (`tune_data.accepted_turns`).
         max_iters, batch_size, grad_accum, lr, r, lora_dropout, ckpt_interval, device, num_threads,
         seed: the LoRA engine's settings (`scratchlab.training.lora_config.LoraTrainConfig`).
         max_len: longest example in tokens.
@@ -60,6 +61,7 @@ class TuneConfig:
     limit: int | None = None
     tools: list[str] | None = None
     bank: str | None = None
+    accepted: bool = False
     max_iters: int = 300
     batch_size: int = 1  # one sequence per micro step: no padding, so SDPA keeps its causal kernel
     grad_accum: int = 4
@@ -116,6 +118,23 @@ def tool_dicts(workspace: Any, only: list[str] | None = None) -> list[dict[str, 
     return tools
 
 
+def workspace_threads(workspace: Any) -> list[list[Any]]:
+    """The messages of every conversation thread in the workspace (LangGraph checkpointer, latest state)."""
+    from scratchlab.agent import memory
+
+    saver, _store, conn = memory.open_memory(workspace.db_path)
+    try:
+        ids = {c.config["configurable"]["thread_id"] for c in saver.list(None)}
+        out = []
+        for t in sorted(ids):
+            tup = saver.get_tuple({"configurable": {"thread_id": t}})
+            if tup is not None:
+                out.append(list(tup.checkpoint.get("channel_values", {}).get("messages", [])))
+        return out
+    finally:
+        conn.close()
+
+
 def prepare(workspace: Any, cfg: TuneConfig, on_status=print) -> dict[str, Any]:
     """Build the training set and the LoRA engine's config for `cfg` (converting the base once).
 
@@ -123,7 +142,7 @@ def prepare(workspace: Any, cfg: TuneConfig, on_status=print) -> dict[str, Any]:
         A `LoraTrainConfig` dict (data in `<adapter dir>/router_data.jsonl`).
     """
     from scratchlab.agent.bank import load_examples
-    from scratchlab.agent.tune_data import build_records, write_records
+    from scratchlab.agent.tune_data import accepted_turns, build_records, empty_system, write_records
     from scratchlab.training.hf_base import ensure_base
 
     out = adapter_dir(workspace, cfg.name)
@@ -131,7 +150,9 @@ def prepare(workspace: Any, cfg: TuneConfig, on_status=print) -> dict[str, Any]:
     examples = load_examples(Path(cfg.bank)) if cfg.bank else load_examples()
     if cfg.limit:
         examples = examples[: cfg.limit]
-    records = build_records(tool_dicts(workspace, cfg.tools), examples, cfg.n_augment, cfg.seed)
+    tools = tool_dicts(workspace, cfg.tools)
+    extra = accepted_turns(workspace_threads(workspace), empty_system(tools)) if cfg.accepted else []
+    records = build_records(tools, examples, cfg.n_augment, cfg.seed, extra=extra)
     data = out / "router_data.jsonl"
     write_records(records, data)
     on_status(f"training set: {len(records)} decisions from {len(examples)} bank examples -> {data}")

@@ -33,12 +33,13 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
 from scratchlab.agent.bank import Example
 from scratchlab.agent.prompts import ANSWER, CLARIFY, fixed_system_prompt, lab_state_text
-from scratchlab.agent.router import IM_START, normalise_request, render_assistant, render_chatml
+from scratchlab.agent.router import IM_END, IM_START, normalise_request, render_assistant, render_chatml
 from scratchlab.agent.state import Record
+from scratchlab.tools.base import CANCELLED_RESULT
 
 SYNTHETIC_NAMES = {
     "tokenizer": ("bpe-notes", "tok-poems", "code512", "wikitok", "tinybpe"),
@@ -143,6 +144,11 @@ def augment(ex: Example, parameters: dict[str, Any], rng: random.Random) -> tupl
     return (request, args) if changed else None
 
 
+def empty_system(tools: Sequence[dict[str, Any]]) -> str:
+    """The runtime's system prompt for `tools` with an empty lab."""
+    return fixed_system_prompt(list(tools)) + "\n" + lab_state_text([])
+
+
 def build_records(
     tools: Sequence[dict[str, Any]],
     examples: Iterable[Example],
@@ -168,7 +174,7 @@ def build_records(
     rng = random.Random(seed)
     fixed = fixed_system_prompt(list(tools))
     params = {t["function"]["name"]: t["function"].get("parameters", {}) for t in tools}
-    empty = fixed + "\n" + lab_state_text([])
+    empty = empty_system(tools)
     out = []
     for ex in examples:
         if ex.action == CLARIFY or (ex.action != ANSWER and ex.action not in params):
@@ -191,6 +197,46 @@ def build_records(
                 continue
             out.append(decision_record(system, request, tool_call_text(ex.action, args, p), stop=True))
     out.extend(extra)
+    return out
+
+
+def chat_roles(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
+    """{role, content} pairs cut from the runtime's own ChatML (`router.render_chatml`), so a chat
+    template renders the same text (tool results become user turns, as the runtime writes them)."""
+    out = []
+    for m in messages:
+        text = render_chatml([m])
+        if not text:
+            continue
+        role, content = text[len(IM_START) :].split("\n", 1)
+        out.append({"role": role, "content": content.removesuffix(f"{IM_END}\n")})
+    return out
+
+
+def accepted_turns(threads: Iterable[Sequence[BaseMessage]], system: str) -> list[dict[str, Any]]:
+    """Decision records from past conversations: each tool call that answered a user message and that
+    the user let run (every result neither an error nor declined), with the conversation before it.
+
+    Args:
+        threads: each conversation's messages (LangGraph thread state, without the system message).
+        system: the system prompt to put first (the lab state at the time is not kept: the empty lab's).
+    """
+    out = []
+    for msgs in threads:
+        for i, m in enumerate(msgs):
+            if (
+                not (isinstance(m, AIMessage) and m.tool_calls)
+                or i == 0
+                or not isinstance(msgs[i - 1], HumanMessage)
+            ):
+                continue
+            results = [x for x in msgs[i + 1 : i + 1 + len(m.tool_calls)] if isinstance(x, ToolMessage)]
+            if len(results) != len(m.tool_calls) or any(
+                str(r.content).startswith(("Error", CANCELLED_RESULT)) for r in results
+            ):
+                continue
+            target = {"role": "assistant", "content": render_assistant(m)}
+            out.append({"messages": [{"role": "system", "content": system}, *chat_roles(msgs[:i]), target]})
     return out
 
 

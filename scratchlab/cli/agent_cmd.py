@@ -30,6 +30,9 @@ def tune(
     lr: float = typer.Option(2e-4, "--lr", help="Peak learning rate."),
     r: int = typer.Option(16, "--r", help="LoRA rank."),
     n_augment: int = typer.Option(1, "--n-augment", help="Label-preserving variants per bank example."),
+    accepted: bool = typer.Option(
+        False, "--accepted", help="Also train on this workspace's accepted tool calls (its conversations)."
+    ),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     num_threads: int = typer.Option(None, "--num-threads", help="CPU threads (default: the idle cores)."),
     wait: bool = typer.Option(
@@ -44,7 +47,7 @@ def tune(
 
     try:
         cfg = TuneConfig(base=base, name=name, max_iters=max_iters, batch_size=batch_size, lr=lr, r=r,
-                         n_augment=n_augment, device=device, num_threads=num_threads)  # fmt: skip
+                         n_augment=n_augment, accepted=accepted, device=device, num_threads=num_threads)  # fmt: skip
         job = start_tune(common.workspace(), common.registry(), cfg)
     except TuneError as e:
         common.fail(str(e))
