@@ -59,17 +59,21 @@ def hf_next_tokens(model: Any, tokenizer: Any, prompts: Sequence[str]) -> list[i
     return out
 
 
-def llama_next_tokens(llm: Any, prompts: Sequence[str]) -> list[int]:
-    """Greedy next token after each prompt in a `llama_cpp.Llama` (reusing the longest cached prefix)."""
+def llama_last_logits(llm: Any, prompts: Sequence[str]) -> np.ndarray:
+    """Logits after each prompt in a `llama_cpp.Llama` (reusing the longest cached prefix): (N, n_vocab) float32."""
     out = []
     for p in prompts:
         toks = llm.tokenize(p.encode("utf-8"), special=True)
         n = _common_prefix([llm.input_ids[: llm.n_tokens].tolist(), toks])
         llm.n_tokens = min(n, len(toks) - 1)
         llm.eval(toks[llm.n_tokens :])
-        logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),))
-        out.append(int(np.argmax(logits)))
-    return out
+        out.append(np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),)).copy())
+    return np.stack(out)
+
+
+def llama_next_tokens(llm: Any, prompts: Sequence[str]) -> list[int]:
+    """Greedy next token after each prompt in a `llama_cpp.Llama` (see `llama_last_logits`)."""
+    return [int(i) for i in llama_last_logits(llm, prompts).argmax(1)]
 
 
 def agreement(a: Sequence[int], b: Sequence[int]) -> float:
