@@ -1,5 +1,5 @@
 """Router tuning end to end on SmolLM2-135M: a 20-example bank, a few LoRA steps, a stop and a resume,
-the GGUF export loaded by llama.cpp over the quantized base, making peft's next-token choices and moving its scores.
+the GGUF export loaded by llama.cpp over the quantized base, making peft's next-token choices and moving its scores."""
 
 from __future__ import annotations
 
