@@ -123,3 +123,25 @@ def test_accepted_turns_keep_only_calls_the_user_let_run():
     roles = chat_roles(ok)  # the runtime's ChatML, cut into turns, renders back to the same text
     assert "".join(f"{IM_START}{m['role']}\n{m['content']}{IM_END}\n" for m in roles) == render_chatml(ok)
     assert roles[4]["role"] == "user" and roles[4]["content"].startswith('<tool_response name="train_gpt">')
+
+
+def test_stop_false_trains_the_answer_but_not_its_end_of_turn():
+    from scratchlab.training import lora_data as D
+
+    end = 1000  # the template's end-of-turn token
+    fmt = D.ChatFormat(
+        render=lambda msgs, gen: "".join(f"<{m['role']}>{m['content']}\x00" for m in msgs) + ("<assistant>" if gen else ""),
+        encode=lambda text: [end if ch == "\x00" else ord(ch) for ch in text],
+        decode=lambda ids: "".join(chr(i) for i in ids),
+        eos_id=end, stop_ids={end}, name="chat_template",
+    )  # fmt: skip
+    rec = D.record_from_json({"messages": [{"role": "user", "content": "hi"},
+                                           {"role": "assistant", "content": "ab", "stop": False}]}, "x")  # fmt: skip
+    ex = D.tokenize_chat(fmt, rec.messages, D.TokenizeReport())
+    assert [chr(t) for t in ex.labels if t != D.IGNORE_INDEX] == ["a", "b"]  # no end-of-turn label
+    full = D.record_from_json(
+        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ab"}]}, "x"
+    )
+    assert [
+        t for t in D.tokenize_chat(fmt, full.messages, D.TokenizeReport()).labels if t != D.IGNORE_INDEX
+    ] == [97, 98, end]
