@@ -20,17 +20,18 @@ LOOP_WINDOW = 40  # characters; see `is_looping`
 LOAD_WINDOW_S = 0.5  # a decision within this long of the last one reuses its thread count
 MAX_STATE_FILES = 3  # saved prompt states kept per model (~60 MB each for the 1.5B); the oldest go
 LOCK = threading.RLock()  # one llama.cpp context: one caller at a time
-_LLAMAS: dict[tuple[str, int], Any] = {}
+_LLAMAS: dict[tuple, Any] = {}
 
 
-def load_llama(model_path: str, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = None):
-    """One shared `llama_cpp.Llama` per (file, n_ctx).
+def load_llama(model_path: str, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = None, lora_path: str | None = None):
+    """One shared `llama_cpp.Llama` per (file, n_ctx, LoRA adapter); `lora_path` is a GGUF LoRA adapter
+    llama.cpp applies over the base at run time (`scratchlab.agent.tune`).
 
     Raises:
         FileNotFoundError: the .gguf does not exist.
         RuntimeError: llama.cpp could not load it (corrupt or unsupported file).
     """
-    key = (str(model_path), n_ctx)
+    key = (str(model_path), n_ctx) if not lora_path else (str(model_path), n_ctx, str(lora_path))
     with LOCK:
         if key not in _LLAMAS:
             if not Path(model_path).is_file():
@@ -46,6 +47,7 @@ def load_llama(model_path: str, n_ctx: int = DEFAULT_N_CTX, n_threads: int | Non
                     or max(1, min(os.cpu_count() or 2, 8)),
                     n_batch=512,
                     verbose=False,
+                    **({"lora_path": str(lora_path)} if lora_path else {}),
                 )
             except (ValueError, RuntimeError) as e:
                 raise RuntimeError(

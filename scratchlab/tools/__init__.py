@@ -3,7 +3,8 @@
     from scratchlab.tools import all_tools
     tools = all_tools(workspace="~/my-lab")      # list[BaseTool]
 
-Each module adapts one engine: `core` (memory, artifacts), `tokenizer`, `gpt`, `rag`, `lora`, `sandbox`, `board`, `sweep`.
+Each module adapts one engine: `core` (memory, artifacts), `tokenizer`, `gpt`, `rag`, `lora`, `sandbox`, `board`,
+`sweep`, `tune`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from langchain_core.tools import BaseTool
 
 from scratchlab.tools.base import ToolContext, ToolError, lab_tool
 
-TOOL_MODULES = ("core", "tokenizer", "gpt", "rag", "lora", "sandbox", "board", "sweep")
+TOOL_MODULES = ("core", "tokenizer", "gpt", "rag", "lora", "sandbox", "board", "sweep", "tune")
 
 __all__ = ["TOOL_MODULES", "ToolContext", "ToolError", "all_tools", "lab_tool"]
 

@@ -7,6 +7,9 @@ Four input forms, one record per line (a plain `.txt` file is read as one text):
     {"prompt": "...", "completion": "..."}                             prompt-completion (OpenAI legacy, TRL)
     {"text": "..."}                                                    plain text (continued pre-training)
 
+A chat assistant message may carry `"stop": false`: its text is trained but not the end-of-turn token
+after it, for answers that are only the start of a turn (a routing decision the reply follows).
+
 Every instruction record becomes a chat conversation. A `ChatFormat` renders it to text (the base's
 own chat template for Hugging Face models; a plain "### Instruction / ### Response" template for our
 GPTs) and the labels are -100 on every token that is not an assistant answer, so the loss only
@@ -102,6 +105,8 @@ def record_from_json(obj: Any, where: str) -> Record:
                     f"{where}: bad message {str(m)[:80]!r}; each needs 'role' in {ROLES} and a string 'content'"
                 )
             out.append({"role": m["role"], "content": m["content"]})
+            if m["role"] == "assistant" and m.get("stop") is False:  # a prefix: its stop token is not trained
+                out[-1]["stop"] = False
         if not any(m["role"] == "assistant" for m in out):
             raise LoraDataError(f"{where}: the conversation has no assistant message to learn from")
         return Record(messages=out)
@@ -240,6 +245,7 @@ def tokenize_chat(fmt: ChatFormat, messages: list[dict[str, str]], report: Token
     labels: list[int] = []
     pieces = _segments(fmt, messages)
     last_answer = max(i for i, (_, a) in enumerate(pieces) if a)
+    stops = iter([m.get("stop", True) for m in messages if m["role"] == "assistant"])
     for i, (text, is_answer) in enumerate(pieces):
         toks = fmt.encode(text) if text else []
         if not is_answer:
@@ -247,7 +253,9 @@ def tokenize_chat(fmt: ChatFormat, messages: list[dict[str, str]], report: Token
             labels += [IGNORE_INDEX] * len(toks)
             continue
         stop_at = next((j for j, t in enumerate(toks) if t in fmt.stop_ids), None)
-        if stop_at is not None:
+        if not next(stops):  # "stop": false: the answer is the start of a longer turn
+            answer, rest = (toks, []) if stop_at is None else (toks[:stop_at], toks[stop_at:])
+        elif stop_at is not None:
             answer, rest = toks[: stop_at + 1], toks[stop_at + 1 :]
         elif fmt.eos_id is not None:
             answer, rest = toks + [fmt.eos_id], []

@@ -1,0 +1,96 @@
+"""Next-token choices of a Hugging Face (peft) model and of llama.cpp on the same prompts, to check that
+an exported GGUF adapter (`scratchlab.training.lora_gguf`) reproduces the peft model.
+
+    hf = hf_next_tokens(peft_model, tokenizer, prompts)        # [token id] per prompt (greedy)
+    cpp = llama_next_tokens(Llama(model_path=base, lora_path=adapter), prompts)
+    print(agreement(hf, cpp))                                   # share of prompts with the same choice
+
+Prompts that share a long prefix (the router's ~3.6k-token tool catalogue) are cheap: the prefix is
+evaluated once (a copied KV cache in transformers; llama.cpp keeps the longest common prefix, as
+`llama-cpp-python` does between calls).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+
+def _common_prefix(seqs: Sequence[Sequence[int]]) -> int:
+    n = min(len(s) for s in seqs)
+    for i in range(n):
+        t = seqs[0][i]
+        if any(s[i] != t for s in seqs):
+            return i
+    return n
+
+
+def hf_next_tokens(model: Any, tokenizer: Any, prompts: Sequence[str]) -> list[int]:
+    """Greedy next token (argmax of the last position's logits) after each prompt.
+
+    Args:
+        model: a causal LM (plain or peft), in eval mode, on CPU or CUDA.
+        tokenizer: its tokenizer; prompts are encoded without added special tokens (they are in the text).
+        prompts: full prompt texts.
+
+    Returns:
+        One token id per prompt.
+    """
+    import torch  # heavy: only when a check runs
+
+    dev = next(model.parameters()).device
+    ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    n = min(_common_prefix(ids), min(len(s) for s in ids) - 1)
+    out = []
+    with torch.no_grad():
+        cache = None
+        if n > 0:
+            cache = model(input_ids=torch.tensor([ids[0][:n]], device=dev), use_cache=True).past_key_values
+        for s in ids:
+            past = copy.deepcopy(cache) if cache is not None else None
+            logits = model(
+                input_ids=torch.tensor([s[n:]], device=dev), past_key_values=past, use_cache=True
+            ).logits
+            out.append(int(logits[0, -1].argmax()))
+    return out
+
+
+def llama_last_logits(llm: Any, prompts: Sequence[str]) -> np.ndarray:
+    """Logits after each prompt in a `llama_cpp.Llama` (reusing the longest cached prefix): (N, n_vocab) float32."""
+    out = []
+    for p in prompts:
+        toks = llm.tokenize(p.encode("utf-8"), special=True)
+        n = _common_prefix([llm.input_ids[: llm.n_tokens].tolist(), toks])
+        llm.n_tokens = min(n, len(toks) - 1)
+        llm.eval(toks[llm.n_tokens :])
+        out.append(np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),)).copy())
+    return np.stack(out)
+
+
+def llama_next_tokens(llm: Any, prompts: Sequence[str]) -> list[int]:
+    """Greedy next token after each prompt in a `llama_cpp.Llama` (see `llama_last_logits`)."""
+    return [int(i) for i in llama_last_logits(llm, prompts).argmax(1)]
+
+
+def agreement(a: Sequence[int], b: Sequence[int]) -> float:
+    """Share of positions where two choice lists agree (0..1).
+
+    Raises:
+        ValueError: the lists differ in length or are empty.
+    """
+    if len(a) != len(b) or not a:
+        raise ValueError(f"cannot compare {len(a)} choices with {len(b)}")
+    return float(np.mean([x == y for x, y in zip(a, b, strict=True)]))
+
+
+def load_llama(base_gguf: str | os.PathLike, lora_gguf: str | os.PathLike | None = None, n_ctx: int = 8192,
+               n_threads: int = 1) -> Any:  # fmt: skip
+    """A `llama_cpp.Llama` on `base_gguf`, with the GGUF LoRA adapter `lora_gguf` applied when given."""
+    from llama_cpp import Llama  # heavy: only when a check runs
+
+    kw = {"lora_path": str(lora_gguf)} if lora_gguf else {}
+    return Llama(model_path=str(base_gguf), n_ctx=n_ctx, n_threads=n_threads, verbose=False, **kw)
