@@ -23,7 +23,9 @@ LOCK = threading.RLock()  # one llama.cpp context: one caller at a time
 _LLAMAS: dict[tuple, Any] = {}
 
 
-def load_llama(model_path: str, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = None, lora_path: str | None = None):
+def load_llama(
+    model_path: str, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = None, lora_path: str | None = None
+):
     """One shared `llama_cpp.Llama` per (file, n_ctx, LoRA adapter); `lora_path` is a GGUF LoRA adapter
     llama.cpp applies over the base at run time (`scratchlab.agent.tune`).
 

@@ -243,7 +243,7 @@ def job_main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     config = json.loads(Path(a.config).read_text(encoding="utf-8"))
     if a.job_id:
-        from scratchlab.lab.jobs import run_job_main  # the job face (imports the registry)
+        from scratchlab.lab.job_child import run_job_main  # the job face (imports the registry)
 
         return run_job_main(a.job_id, a.home, run_tune, config)
     from scratchlab.training.report import SignalStop

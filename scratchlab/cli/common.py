@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -157,3 +158,22 @@ def jobs_table(jobs, **table_kw: Any) -> Table:
     rows = ((j.id, j.kind, j.status, f"{j.step}/{j.total}", j.artifact_id or "", (j.error or j.message)[:70])
             for j in jobs)  # fmt: skip
     return safe_table("job", "kind", "status", "progress", "artifact", "message", rows=rows, **table_kw)
+
+
+def watch_job(ctx, job, label: str, as_json: bool):
+    """Wait for `job` with a rich progress bar (stderr when --json); Ctrl-C cancels it cleanly."""
+    from scratchlab.lab.jobs import cancel_job, wait_for_job  # lazy: the registry (SQLAlchemy) costs ~0.4 s
+
+    out = err_console if as_json else console
+    with Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.description}"), console=out, transient=as_json) as progress:  # fmt: skip
+        task = progress.add_task("starting", total=max(1, job.total))
+
+        def show(j):
+            progress.update(task, completed=j.step, total=max(1, j.total), description=j.message or j.status)
+
+        try:
+            return wait_for_job(ctx.registry, job.id, on_progress=show, poll_s=0.5)
+        except KeyboardInterrupt:
+            progress.update(task, description="cancelling (saving a checkpoint)...")
+            return cancel_job(ctx.registry, job.id)

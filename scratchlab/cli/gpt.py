@@ -23,27 +23,6 @@ from scratchlab.cli import sweep as sweep_commands
 app = typer.Typer(help="Train, sample, ablate and compare GPTs (background jobs).", no_args_is_help=True)
 
 
-def _watch(ctx, job, label: str, as_json: bool):
-    """Wait for `job` with a rich progress bar (stderr when --json); Ctrl-C cancels it cleanly."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from scratchlab.lab.jobs import cancel_job, wait_for_job
-
-    console = common.err_console if as_json else common.console
-    with Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.description}"), console=console, transient=as_json) as progress:  # fmt: skip
-        task = progress.add_task("starting", total=max(1, job.total))
-
-        def show(j):
-            progress.update(task, completed=j.step, total=max(1, j.total), description=j.message or j.status)
-
-        try:
-            return wait_for_job(ctx.registry, job.id, on_progress=show, poll_s=0.5)
-        except KeyboardInterrupt:
-            progress.update(task, description="cancelling (saving a checkpoint)...")
-            return cancel_job(ctx.registry, job.id)
-
-
 def train(
     name: str = typer.Option(None, "--name", help="Run name (default gpt-N)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -76,7 +55,7 @@ def train(
             common.console.print(common.safe(f"started {job.id} for run {art.id} ({art.name}), ~{est:.0f}s. "
                                              f"Watch: scratchlab jobs status {job.id}"))  # fmt: skip
         return
-    job = _watch(ctx, job, art.id, as_json)
+    job = common.watch_job(ctx, job, art.id, as_json)
     art = ctx.registry.get_artifact(art.id)
     if as_json:
         common.emit_json(run_result_json(job, art))
@@ -115,7 +94,7 @@ def resume(
             f"started {job.id}"
         )
         return
-    job = _watch(ctx, job, art.id, as_json)
+    job = common.watch_job(ctx, job, art.id, as_json)
     art = ctx.registry.get_artifact(art.id)
     if as_json:
         common.emit_json(run_result_json(job, art))
@@ -182,7 +161,7 @@ def ablate(
             f"started {job.id}"
         )
         return
-    job = _watch(ctx, job, art.id, as_json)
+    job = common.watch_job(ctx, job, art.id, as_json)
     res_path = Path(art.path) / "ablation.json"
     if as_json:
         rows = _json.loads(res_path.read_text())["rows"] if res_path.exists() else []

@@ -23,10 +23,9 @@ SPEC_HELP = "Settings to search: 'lr', 'n_layer=2,4', 'dropout=0..0.2', 'vocab_s
 
 
 def _finish(ctx, job, art, as_json: bool) -> None:
-    from scratchlab.cli.gpt import _watch
     from scratchlab.tools.sweep import describe_sweep, ledger
 
-    job = _watch(ctx, job, art.id, as_json)
+    job = common.watch_job(ctx, job, art.id, as_json)
     art = ctx.registry.get_artifact(art.id)
     if as_json:
         led = ledger(art)

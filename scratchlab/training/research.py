@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from scratchlab.lab.atomic import atomic_write_json
+from scratchlab.lab.job_child import run_job_main
 from scratchlab.training.report import fmt_eta
 from scratchlab.training.sweep_report import noise_of, write_ledger
 from scratchlab.training.sweep_space import value_type
@@ -286,7 +287,7 @@ def _write(cfg: ResearchConfig, st: dict[str, Any], status: str) -> dict[str, An
 
 
 def run_job(config: dict[str, Any], reporter: Any = None) -> dict[str, Any]:
-    """Job entry (`scratchlab.lab.jobs.run_job_main`)."""
+    """Job entry (`scratchlab.lab.job_child.run_job_main`)."""
     out = run_research(config, reporter)
     out.pop("rows", None)
     best = out.get("best") or {}
@@ -304,8 +305,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     config = json.loads(Path(args.config).read_text(encoding="utf-8"))
     if args.job_id:
-        from scratchlab.lab.jobs import run_job_main  # the job face of this engine (imports the registry)
-
         return run_job_main(args.job_id, args.home, run_job, config)
     print(json.dumps(run_job(config), indent=2, default=str))
     return 0

@@ -35,6 +35,7 @@ from typing import Any
 
 import optuna
 
+from scratchlab.lab.job_child import run_job_main
 from scratchlab.training.report import fmt_eta
 from scratchlab.training.sweep_report import best_row, noise_of, write_ledger
 from scratchlab.training.sweep_space import VOCAB, fmt_params, grid, grid_size, suggest
@@ -354,7 +355,7 @@ def _noise_runs(
 
 
 def run_job(config: dict[str, Any], reporter: Any = None) -> dict[str, Any]:
-    """Job entry (`scratchlab.lab.jobs.run_job_main`): run the sweep and return its summary."""
+    """Job entry (`scratchlab.lab.job_child.run_job_main`): run the sweep and return its summary."""
     out = run_sweep(config, reporter)
     out.pop("rows", None)  # the job row keeps the summary; the ledger files keep the rows
     best = out.get("best") or {}
@@ -370,8 +371,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     config = json.loads(Path(args.config).read_text(encoding="utf-8"))
     if args.job_id:
-        from scratchlab.lab.jobs import run_job_main  # the job face of this engine (imports the registry)
-
         return run_job_main(args.job_id, args.home, run_job, config)
     print(json.dumps({k: v for k, v in run_job(config).items() if k != "rows"}, indent=2, default=str))
     return 0
