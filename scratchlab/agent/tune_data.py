@@ -35,7 +35,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
-from scratchlab.agent.bank import Example
+from scratchlab.agent.bank import Example, tokens
 from scratchlab.agent.prompts import ANSWER, CLARIFY, fixed_system_prompt, lab_state_text
 from scratchlab.agent.router import IM_END, IM_START, normalise_request, render_assistant, render_chatml
 from scratchlab.agent.state import Record
@@ -138,6 +138,8 @@ def augment(ex: Example, parameters: dict[str, Any], rng: random.Random) -> tupl
         pattern = re.compile(rf"(?<![\w.-]){re.escape(text)}(?![\w-]|\.\d)")
         if len(pattern.findall(request)) != 1 or len(pattern.findall(normalise_request(request))) != 1:
             continue  # stated more than once, or not literally (2k): the label would be unsure
+        if not isinstance(value, str) and tokens(request).count(text) != 1:
+            continue  # "a 4-layer GPT, 2 or 4 heads": the number also stands for another setting
         request = pattern.sub(str(new), request)
         args[arg] = new
         changed = True

@@ -17,7 +17,6 @@ from __future__ import annotations
 import typer
 
 from scratchlab.cli import common, run_options
-from scratchlab.tools.base import ToolError
 
 SPEC_HELP = "Settings to search: 'lr', 'n_layer=2,4', 'dropout=0..0.2', 'vocab_size=256,512,1024'."
 
@@ -40,6 +39,7 @@ def _finish(ctx, job, art, as_json: bool) -> None:
 
 
 def _start(kind: str, plan, args, name: str | None, detach: bool, as_json: bool) -> None:
+    from scratchlab.tools.base import ToolError  # lazy: the tools load the registry (SQLAlchemy, ~0.7 s)
     from scratchlab.tools.sweep import launch
 
     ctx = common.tool_context(auto_confirm=True)
@@ -77,6 +77,7 @@ def gpt_sweep(
     **settings_kw,
 ) -> None:
     """Search GPT settings within a budget (Optuna), pruning losing trials; print the table and plot."""
+    from scratchlab.tools.base import ToolError  # lazy: the tools load the registry (SQLAlchemy, ~0.7 s)
     from scratchlab.tools.sweep import SweepGPTArgs, plan_gpt, resume
 
     if resume_:
@@ -128,6 +129,7 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Print the ledger as JSON."),
 ) -> None:
     """Progress, best so far, ETA, seed noise and the table of a sweep or research loop."""
+    from scratchlab.tools.base import ToolError  # lazy: the tools load the registry (SQLAlchemy, ~0.7 s)
     from scratchlab.tools.sweep import describe_sweep, find, ledger
 
     ctx = common.tool_context()
@@ -145,6 +147,7 @@ def status(
 
 def stop(sweep: str = typer.Argument("last", help="Sweep or research id, name or 'last'.")) -> None:
     """Stop a running sweep or research loop (the study is kept; `gpt sweep --resume` continues it)."""
+    from scratchlab.tools.base import ToolError  # lazy: the tools load the registry (SQLAlchemy, ~0.7 s)
     from scratchlab.tools.sweep import stop as do_stop
 
     try:
