@@ -17,7 +17,6 @@ Running the same tune again resumes from the checkpoint; a finished adapter is n
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import asdict, dataclass, fields
@@ -234,19 +233,14 @@ def tune_scores(workspace: Any) -> dict[str, dict[str, Any]]:
 
 def job_main(argv: list[str] | None = None) -> int:
     """`python -m scratchlab.agent.tune --config cfg.json [--job-id ID --home DIR]`."""
-    ap = argparse.ArgumentParser(prog=f"python -m {TUNE_MODULE}", description="tune the local router")
-    ap.add_argument("--config", required=True, help="JSON file with TuneConfig fields")
-    ap.add_argument(
-        "--job-id", default=None, help="lab job id to report progress to (set by scratchlab.lab.jobs)"
-    )
-    ap.add_argument("--home", default=None, help="workspace root holding lab.db (with --job-id)")
-    a = ap.parse_args(argv)
-    config = json.loads(Path(a.config).read_text(encoding="utf-8"))
-    if a.job_id:
-        from scratchlab.lab.job_child import run_job_main  # the job face (imports the registry)
+    from scratchlab.lab import job_child  # the job face (imports the registry)
 
-        return run_job_main(a.job_id, a.home, run_tune, config)
-    from scratchlab.training.report import SignalStop
+    return job_child.job_main(argv, prog=f"python -m {TUNE_MODULE}", what="tune the local router",
+                              config_name="TuneConfig", work=run_tune, alone=_alone)  # fmt: skip
+
+
+def _alone(config: dict[str, Any]) -> int:
+    from scratchlab.training.report import SignalStop  # lazy: torch, only for a foreground run
 
     res = run_tune(config, SignalStop(sys.stderr))
     print(json.dumps({k: v for k, v in res.items() if k not in ("model", "base")}, indent=2, default=str))

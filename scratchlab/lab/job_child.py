@@ -4,8 +4,9 @@ Inside the child process that `scratchlab.lab.jobs.start_job` launched, the engi
 `__main__` calls `run_job_main`, which marks the job running, gives the work function a
 `JobReporter` and records done / failed / cancelled::
 
-    def main():                                   # in the engine module's __main__
-        return run_job_main(job_id, home, work_fn, config)   # work_fn(config, reporter) -> dict
+    def main(argv=None):                          # in the engine module's __main__
+        return job_main(argv, prog="python -m pkg.engine", what="Train X.", config_name="XConfig",
+                        work=work_fn, alone=run_in_foreground)  # work_fn(config, reporter) -> dict
 
 `JobReporter.update(step, total, message, **metrics)` writes the job's progress and metrics rows;
 SIGINT/SIGTERM set `reporter.stop_requested`, which the work loop checks to save a checkpoint and
@@ -16,14 +17,17 @@ The bookkeeping the parent keeps in the job's config (`JOB_META_KEY`) is read he
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime as dt
+import json
 import os
 import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from scratchlab.lab.diskspace import no_space_error
@@ -181,3 +185,37 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, dt.datetime):
         return obj.isoformat()
     return str(obj)
+
+
+def job_main(
+    argv: list[str] | None,
+    *,
+    prog: str,
+    what: str,
+    config_name: str,
+    work: Callable[[dict[str, Any], JobReporter], dict[str, Any]],
+    alone: Callable[[dict[str, Any]], int],
+    flags: Sequence[tuple[str, str]] = (),
+) -> int:
+    """The command line of an engine's job process: `python -m <engine> --config cfg.json [--job-id ID
+    --home DIR]`. With --job-id, `work` runs as that job (`run_job_main`); without, `alone(config)` runs
+    in the foreground, prints its result and returns the exit code.
+
+    Args:
+        flags: extra on/off options as (name, help); a given one sets `config[name] = True`
+            ("--resume" -> config["resume"]).
+    """
+    p = argparse.ArgumentParser(prog=prog, description=what)
+    p.add_argument("--config", required=True, help=f"path of a JSON {config_name}")
+    p.add_argument(
+        "--job-id", default=None, help="lab job id to report progress to (set by scratchlab.lab.jobs)"
+    )
+    p.add_argument("--home", default=None, help="workspace root holding lab.db (with --job-id)")
+    for name, help_text in flags:
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, action="store_true", help=help_text)
+    args = p.parse_args(argv)
+    config = json.loads(Path(args.config).read_text(encoding="utf-8"))
+    config.update({name: True for name, _ in flags if getattr(args, name)})
+    if args.job_id:
+        return run_job_main(args.job_id, args.home, work, config)
+    return alone(config)

@@ -12,14 +12,12 @@ Source: the classic transformer ablations (Vaswani et al. 2017, table 3; nanoGPT
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from scratchlab.lab.atomic import atomic_write_json, atomic_write_text
-from scratchlab.lab.job_child import run_job_main
+from scratchlab.lab.job_child import job_main
 from scratchlab.training.trainer import Reporter, TrainConfig, TrainError, train
 
 NAMED_SWITCHES: dict[str, dict[str, Any]] = {
@@ -160,18 +158,9 @@ def run_job(config: dict[str, Any], reporter: Reporter | None = None) -> dict[st
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m scratchlab.training.ablate", description="Run a GPT ablation."
-    )
-    p.add_argument("--config", required=True, help="JSON with base (TrainConfig), switches, out_dir")
-    p.add_argument("--job-id", default=None, help="lab job id to report to (set by scratchlab.lab.jobs)")
-    p.add_argument("--home", default=None, help="workspace root holding lab.db (with --job-id)")
-    args = p.parse_args(argv)
-    config = json.loads(Path(args.config).read_text(encoding="utf-8"))
-    if args.job_id:
-        return run_job_main(args.job_id, args.home, run_job, config)
-    print(run_job(config)["markdown"])
-    return 0
+    return job_main(argv, prog="python -m scratchlab.training.ablate", what="Run a GPT ablation.",
+                    config_name="object: base (TrainConfig), switches, out_dir", work=run_job,
+                    alone=lambda config: print(run_job(config)["markdown"]) or 0)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -38,7 +38,6 @@ Sources: Hu et al. 2021 "LoRA"; Dettmers et al. 2023 "QLoRA"; huggingface/peft (
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -53,7 +52,7 @@ import torch.distributed as dist
 import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from scratchlab.lab.job_child import run_job_main
+from scratchlab.lab import job_child
 from scratchlab.training import ddp, lora_eval, precision
 from scratchlab.training import lora_data as D
 from scratchlab.training.checkpoint import load_state, save_state
@@ -372,16 +371,11 @@ def run_job(config: dict[str, Any], reporter: Any = None) -> dict[str, Any]:
 def job_main(argv: list[str] | None = None) -> int:
     """`python -m scratchlab.training.lora --config cfg.json [--job-id ID --home DIR]`: one fine-tune
     (under `torchrun`, one process per rank; rank 0 prints the result)."""
-    ap = argparse.ArgumentParser(prog="python -m scratchlab.training.lora", description="LoRA fine-tune")
-    ap.add_argument("--config", required=True, help="JSON file with LoraTrainConfig fields")
-    ap.add_argument(
-        "--job-id", default=None, help="lab job id to report progress to (set by scratchlab.lab.jobs)"
-    )
-    ap.add_argument("--home", default=None, help="workspace root holding lab.db (with --job-id)")
-    a = ap.parse_args(argv)
-    config = json.loads(Path(a.config).read_text(encoding="utf-8"))
-    if a.job_id:
-        return run_job_main(a.job_id, a.home, run_job, config)
+    return job_child.job_main(argv, prog="python -m scratchlab.training.lora", what="LoRA fine-tune",
+                              config_name="LoraTrainConfig", work=run_job, alone=_alone)  # fmt: skip
+
+
+def _alone(config: dict[str, Any]) -> int:
     res = run_job(config, SignalStop(sys.stderr))
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(res, indent=2, default=str))

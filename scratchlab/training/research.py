@@ -25,7 +25,6 @@ State (`research.json`, atomic) is rewritten after every run, so a killed loop r
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import statistics
@@ -36,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from scratchlab.lab.atomic import atomic_write_json
-from scratchlab.lab.job_child import run_job_main
+from scratchlab.lab.job_child import job_main
 from scratchlab.training.report import fmt_eta
 from scratchlab.training.sweep_report import noise_of, write_ledger
 from scratchlab.training.sweep_space import value_type
@@ -296,18 +295,9 @@ def run_job(config: dict[str, Any], reporter: Any = None) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m scratchlab.training.research", description="Run a research loop."
-    )
-    p.add_argument("--config", required=True, help="path of a JSON ResearchConfig")
-    p.add_argument("--job-id", default=None, help="lab job id to report to (set by scratchlab.lab.jobs)")
-    p.add_argument("--home", default=None, help="workspace root holding lab.db (with --job-id)")
-    args = p.parse_args(argv)
-    config = json.loads(Path(args.config).read_text(encoding="utf-8"))
-    if args.job_id:
-        return run_job_main(args.job_id, args.home, run_job, config)
-    print(json.dumps(run_job(config), indent=2, default=str))
-    return 0
+    return job_main(argv, prog="python -m scratchlab.training.research", what="Run a research loop.",
+                    config_name="ResearchConfig", work=run_job,
+                    alone=lambda config: print(json.dumps(run_job(config), indent=2, default=str)) or 0)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ Vizier), successive halving (Jamieson & Talwalkar 2016; Li et al. 2020, ASHA).
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -35,7 +34,7 @@ from typing import Any
 
 import optuna
 
-from scratchlab.lab.job_child import run_job_main
+from scratchlab.lab.job_child import job_main
 from scratchlab.training.report import fmt_eta
 from scratchlab.training.sweep_report import best_row, noise_of, write_ledger
 from scratchlab.training.sweep_space import VOCAB, fmt_params, grid, grid_size, suggest
@@ -364,16 +363,9 @@ def run_job(config: dict[str, Any], reporter: Any = None) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m scratchlab.training.sweep", description="Run a sweep.")
-    p.add_argument("--config", required=True, help="path of a JSON SweepConfig")
-    p.add_argument("--job-id", default=None, help="lab job id to report to (set by scratchlab.lab.jobs)")
-    p.add_argument("--home", default=None, help="workspace root holding lab.db (with --job-id)")
-    args = p.parse_args(argv)
-    config = json.loads(Path(args.config).read_text(encoding="utf-8"))
-    if args.job_id:
-        return run_job_main(args.job_id, args.home, run_job, config)
-    print(json.dumps({k: v for k, v in run_job(config).items() if k != "rows"}, indent=2, default=str))
-    return 0
+    return job_main(argv, prog="python -m scratchlab.training.sweep", what="Run a sweep.", config_name="SweepConfig",
+                    work=run_job, alone=lambda config: print(json.dumps(
+                        {k: v for k, v in run_job(config).items() if k != "rows"}, indent=2, default=str)) or 0)  # fmt: skip
 
 
 __all__ = ["SweepConfig", "asdict", "open_study", "run_sweep", "storage_url", "summarize"]

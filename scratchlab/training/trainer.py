@@ -28,7 +28,6 @@ Source: karpathy/nanoGPT `train.py` (schedule, param groups, DDP accumulation); 
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -40,7 +39,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from scratchlab.lab.atomic import atomic_write_json
-from scratchlab.lab.job_child import run_job_main
+from scratchlab.lab.job_child import job_main
 from scratchlab.models.gpt import GPT, GPTConfig
 from scratchlab.training import ddp, precision
 from scratchlab.training.batches import Batcher, evaluate, resolve_data, split_micro_steps
@@ -305,21 +304,12 @@ def run_job(config: dict[str, Any], reporter: Reporter | None = None) -> dict[st
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m scratchlab.training.trainer", description="Train a GPT.")
-    p.add_argument(
-        "--config", required=True, help="path of a JSON TrainConfig (see scratchlab.training.gpt_config)"
-    )
-    p.add_argument(
-        "--job-id", default=None, help="lab job id to report progress to (set by scratchlab.lab.jobs)"
-    )
-    p.add_argument("--home", default=None, help="workspace root holding lab.db (with --job-id)")
-    p.add_argument("--resume", action="store_true", help="continue from <out_dir>/ckpt.pt")
-    args = p.parse_args(argv)
-    config = json.loads(Path(args.config).read_text(encoding="utf-8"))
-    if args.resume:
-        config["resume"] = True
-    if args.job_id:
-        return run_job_main(args.job_id, args.home, run_job, config)
+    return job_main(argv, prog="python -m scratchlab.training.trainer", what="Train a GPT.",
+                    config_name="TrainConfig (see scratchlab.training.gpt_config)", work=run_job, alone=_alone,
+                    flags=[("resume", "continue from <out_dir>/ckpt.pt")])  # fmt: skip
+
+
+def _alone(config: dict[str, Any]) -> int:
     result = train(TrainConfig.from_dict(config), SignalStop(sys.stdout, every=100))
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps({k: result[k] for k in ("status", "step", "val_loss", "best_val_loss", "tokens_per_sec",
