@@ -73,10 +73,15 @@ def test_the_classifier_is_cached_by_content(tmp_path, monkeypatch):
     )
 
 
-def test_flags_are_a_weighted_vote():
-    b = bank(("the same but with 8 heads", "train_gpt", {}, {"carry": True}), ("train a gpt", "train_gpt"))
+def test_flags_come_from_a_classifier_on_the_form_words():
+    b = bank(("the same but with 8 heads", "train_gpt", {}, {"carry": True}),
+             ("sample again with the same settings but 50 tokens", "sample_gpt", {}, {"carry": True}),
+             ("train a gpt with 8 heads", "train_gpt"), ("sample 50 tokens from gpt-1", "sample_gpt"),
+             ("train a tokenizer on shakespeare", "train_tokenizer"))  # fmt: skip
     assert b.flag("the same but 4 heads", "carry") > 0.5
+    assert b.flag("train the same tokenizer again but on notes", "carry") > 0.5  # no repeat of it in the bank
     assert b.flag("train a gpt on notes", "carry") < 0.5
+    assert b.flag("train a gpt on notes", "lab") == 0.0  # no example has the flag: never set
 
 
 def test_embeddings_are_cached_by_content(tmp_path):
