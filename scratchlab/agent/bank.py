@@ -242,7 +242,9 @@ class Bank:
         _, terms, clf = fit
         query = np.asarray(self.embedder.encode_query(text), dtype=np.float32)[None, :]
         proba = clf.predict_proba(hstack([csr_matrix(query), terms.transform([text])]).tocsr())[0]
-        return {(bool(c) if target != "action" else c): float(p) for c, p in zip(clf.classes_, proba, strict=True)}
+        return {
+            (bool(c) if target != "action" else c): float(p) for c, p in zip(clf.classes_, proba, strict=True)
+        }
 
     def _fit(self, target: str) -> tuple[frozenset[str], Any, Any] | None:
         """The classifier of `target` ("action" or a flag) over the examples not excluded, fit once per
