@@ -13,6 +13,8 @@ from scratchlab.agent.extract import (
     stated_numbers,
     stated_path,
     stated_quote,
+    stated_values,
+    value_lists,
 )
 
 GPT = {"properties": {k: {"anyOf": [{"type": "integer"}, {"type": "null"}]} for k in
@@ -96,3 +98,23 @@ def test_a_version_number_in_a_name_is_no_setting():
     assert stated_numbers(text, "train_tokenizer", tok, b) == {
         "vocab_size": 500
     }  # the 2 of GPT-2 is not a value
+
+
+def test_a_stated_list_of_values_becomes_a_search_spec_named_by_the_schema_words():
+    from scratchlab.tools.sweep import SweepGPTArgs
+
+    schema = SweepGPTArgs.model_json_schema()
+    got = stated_values({"search": ["vocab_size"], "n_embd": 256}, "try vocab 256, 512 and 1024 and tell me which "
+                        "is best", "sweep_gpt", schema, None)  # fmt: skip
+    assert got == {"search": ["vocab_size=256,512,1024"]}  # 256 was a value of the list, not a width
+    got = stated_values({}, "try 2, 4 or 6 layers with dropout 0.1", "sweep_gpt", schema, None)
+    assert got == {"search": ["n_layer=2,4,6"], "dropout": 0.1}
+    # the "and" closes a list: the 2 after the comma labels its own setting
+    assert value_lists("sweep lr 1e-3 and 3e-3, 2 layers")[0][0] == [1e-3, 3e-3]
+    assert (
+        value_lists("train 2 layers, 64 wide for 1,000 steps") == []
+    )  # numbers, but each with its own label
+    # a list that names no setting of the schema changes nothing
+    assert stated_values({"search": ["lr"]}, "try 3 and 5 of them", "sweep_gpt", schema, None) == {
+        "search": ["lr"]
+    }

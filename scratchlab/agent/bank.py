@@ -341,7 +341,7 @@ def number_contexts(text: str) -> list[tuple[float, dict[str, float]]]:
     skip = set()
     for i, t in enumerate(toks):
         nxt = toks[i + 1] if i + 1 < len(toks) else ""
-        v = _as_number(t, nxt)
+        v = as_number(t, nxt)
         if v is None and t in NUMBER_WORDS:
             v = float(NUMBER_WORDS[t])
         if v is not None:
@@ -361,7 +361,7 @@ def number_contexts(text: str) -> list[tuple[float, dict[str, float]]]:
     return [(nums[i], out[i]) for i in sorted(nums)]
 
 
-def _as_number(tok: str, nxt: str = "") -> float | None:
+def as_number(tok: str, nxt: str = "") -> float | None:
     """The value of a number token, with a following "k" multiplying by 1000 ("2", "k" -> 2000)."""
     if not tok or not (tok[0].isdigit() or (tok[0] == "." and len(tok) > 1)):
         return None

@@ -6,6 +6,10 @@
   (`Bank.value_words`), so a new phrasing is taught by adding an example.
 - `stated_enum`: an enum argument whose value, or the gloss its description gives that value
   ("'dense' (meaning) or 'bm25' (exact words)"), is named by the request.
+- `stated_lists`: a list of values ("vocab 256, 512 and 1024", "2, 4 or 6 layers") goes to a list
+  argument of 'name=v1,v2' specs, its name read from the words next to it through the words the
+  argument's description gives them ("Names: n_layer (layers); vocab_size (vocab, tokens)."); a number
+  of the list is then no value of any single argument.
 - `stated_path`, `stated_quote`, `stated_name`, `stated_special_tokens`: a file path, quoted text, a
   name the user spells out ("call it haiku-bpe"), special tokens such as <|endoftext|>.
 
@@ -23,7 +27,7 @@ import re
 from collections import Counter
 from typing import Any
 
-from scratchlab.agent.bank import Bank, number_contexts, tokens
+from scratchlab.agent.bank import CONTEXT_WORDS, Bank, as_number, number_contexts, tokens
 
 # Paths: with a slash or a known file extension ("docs/", "~/notes", "data/qa.jsonl", "notes.txt").
 PATH_RE = re.compile(
@@ -52,6 +56,8 @@ NAME_FILLERS = {
 }
 NOT_NAMES = {"it", "the", "a", "an", "after", "something", "whatever", "that", "this", "me"}
 MIN_VOTES = 0.5
+NAMES_MARK = "Names:"  # in a list argument's description: "Names: name (word, word); name; ..."
+LIST_JOINERS = {"and", "or", "vs", "versus"}  # words between the values of a list (commas are dropped)
 GLOSS_STOP = {
     "the",
     "and",
@@ -125,6 +131,113 @@ def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Ban
             v = int(v)
         out[arg] = v
     return out
+
+
+def value_lists(text: str) -> list[tuple[list[float], list[str]]]:
+    """Runs of two or more numbers with only ", " or `LIST_JOINERS` between them and the "and"/"or"
+    before the last ("1e-3 and 3e-3, 2 layers" is a list of two), each with the words next to it,
+    nearest first (`CONTEXT_WORDS` before, then as many after; word pairs joined by "_" too, so
+    "learning rates" reads as "learning_rate").
+
+        value_lists("try vocab 256, 512 and 1024 please")  # [([256.0, 512.0, 1024.0], ["vocab", "try", ...])]
+    """
+    toks = [t for seg in text.split(", ") for t in [*tokens(_ungroup(seg)), ","]][:-1]
+    words_at = [j for j, t in enumerate(toks) if t != "," and as_number(t) is None]
+    out, i = [], 0
+    while i < len(toks):
+        values, j, last, closed = [], i, i, False
+        while j < len(toks) and not closed:
+            v = as_number(toks[j])
+            if v is not None:
+                values.append(v)
+                last, j = j, j + 1
+            elif (
+                values
+                and (toks[j] == "," or toks[j] in LIST_JOINERS)
+                and as_number(toks[j + 1 : j + 2] and toks[j + 1]) is not None
+            ):
+                closed = toks[j] != ","
+                values.append(as_number(toks[j + 1]))
+                last, j = j + 1, j + 2
+            else:
+                break
+        if len(values) >= 2:
+            before = [toks[k] for k in words_at if k < i][-CONTEXT_WORDS:][::-1]
+            after = [toks[k] for k in words_at if k > last][:CONTEXT_WORDS]
+            pairs = [f"{b}_{a}" for a, b in zip(before, before[1:], strict=False)]
+            pairs += [f"{a}_{b}" for a, b in zip(after, after[1:], strict=False)]
+            near = [w for pair in zip(before, after, strict=False) for w in pair]
+            out.append((values, pairs + near + before[len(after) :] + after[len(before) :]))
+        i = max(last, i) + 1
+    return out
+
+
+def _ungroup(text: str) -> str:
+    """`text` without digit-grouping commas ("1,000 steps" -> "1000 steps"; "2,4,6" stays)."""
+    keep = [
+        ch != ","
+        or not (
+            text[i - 1 : i].isdigit() and text[i + 1 : i + 4].isdigit() and not text[i + 4 : i + 5].isdigit()
+        )
+        for i, ch in enumerate(text)
+    ]
+    return "".join(ch for ch, k in zip(text, keep, strict=True) if k)
+
+
+def setting_words(prop: dict[str, Any]) -> dict[str, str]:
+    """{word: setting name} from the "Names: lr (learning_rate); n_layer (layers); ..." sentence of
+    an argument's description ({} without one)."""
+    desc = prop.get("description", "")
+    if NAMES_MARK not in desc:
+        return {}
+    out = {}
+    for item in desc.split(NAMES_MARK, 1)[1].split(". ")[0].rstrip(".").split(";"):
+        name, _, words = item.strip().partition("(")
+        if name.strip():
+            out.update({w.strip(): name.strip() for w in [name, *words.rstrip(")").split(",")] if w.strip()})
+    return out
+
+
+def stated_lists(text: str, parameters: dict[str, Any]) -> dict[str, list[tuple[str, list[float]]]]:
+    """{list argument: [(setting, values)]}: the value lists of `text` whose words name a setting the
+    argument's description names (`setting_words`)."""
+    out: dict[str, list[tuple[str, list[float]]]] = {}
+    for arg, prop in parameters.get("properties", {}).items():
+        known = setting_words(prop)
+        if not known:
+            continue
+        for values, words in value_lists(text):
+            setting = next((known[w] for w in words for w in (w, _stem(w)) if w in known), None)
+            if setting is not None:
+                out.setdefault(arg, []).append((setting, values))
+    return out
+
+
+def _with_lists(
+    out: dict[str, Any],
+    lists: dict[str, list[tuple[str, list[float]]]],
+    parameters: dict[str, Any],
+    text: str,
+) -> dict[str, Any]:
+    """`out` with each stated list as a 'setting=v1,v2' spec (replacing the model's entry for that
+    setting), and without a single value the request states only inside a list ("2, 4 or 6 layers"
+    is no `n_layer=6`; "2, 4 and 8 heads for a 2-layer gpt" still has `n_layer=2`)."""
+    props = parameters.get("properties", {})
+    in_lists: Counter = Counter()
+    for arg, found in lists.items():
+        known = setting_words(props[arg])
+        specs = [e for e in (out.get(arg) or []) if isinstance(e, str)]
+        for setting, values in found:
+            specs = [e for e in specs if known.get(e.split("=")[0].strip().lower()) != setting]
+            specs.append(f"{setting}=" + ",".join(f"{v:g}" for v in values))
+            in_lists.update(values)
+        out[arg] = specs
+    in_text = Counter(v for v, _ in number_contexts(text))
+
+    def free(v: Any) -> bool:
+        return isinstance(v, bool) or not isinstance(v, int | float) or in_text[float(v)] > in_lists[float(v)]
+
+    return {k: v for k, v in out.items() if free(v)}
 
 
 def enum_options(prop: dict[str, Any]) -> list[str]:
@@ -226,6 +339,9 @@ def stated_values(
     """`args` with what the clause states outright put in, over the model's values (see module docstring)."""
     props = parameters.get("properties", {})
     out = {**args, **stated_numbers(clause, action, parameters, bank)}
+    lists = stated_lists(clause, parameters)
+    if lists:
+        out = _with_lists(out, lists, parameters, clause)
     for arg, value in stated_enum(clause, parameters).items():
         out.setdefault(arg, value)
     path = stated_path(clause)

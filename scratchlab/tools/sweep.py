@@ -22,7 +22,7 @@ from scratchlab.lab.registry import Artifact, ArtifactNotFound, Job
 from scratchlab.tools.base import Count, ToolContext, ToolError, lab_tool
 from scratchlab.training import settings
 from scratchlab.training.report import fmt_eta
-from scratchlab.training.sweep_space import VOCAB, SpaceError, describe, parse_space
+from scratchlab.training.sweep_space import VOCAB, SpaceError, describe, names_help, parse_space
 
 SWEEP_KIND, RESEARCH_KIND = "sweep", "research"
 MODULES = {SWEEP_KIND: "scratchlab.training.sweep", RESEARCH_KIND: "scratchlab.training.research"}
@@ -34,8 +34,7 @@ DEFAULT_MINUTES = 10.0  # a sweep's budget when the request names none
 MAX_RESULT_CHARS = 1200
 SEARCH_HELP = ("Settings to search, each 'name' (its default range), 'name=v1,v2,v3' (these values) or "
                "'name=low..high', e.g. ['learning_rate'], ['vocab_size=256,512,1024'], ['n_layer=2,4', 'dropout']. "
-               "Names: learning_rate, dropout, weight_decay, warmup_iters, n_layer, n_head, n_embd, block_size, "
-               "batch_size, mlp_ratio, activation, pos_emb, vocab_size.")  # fmt: skip
+               + names_help("gpt"))  # fmt: skip
 _GPT_FIXED = {k: (tp, Field(TRIAL_ITERS, description="Steps per trial (the same for every trial).") if k == "max_iters"
                   else Field(d, description="Fixed for every trial: " + desc))
               for k, tp, d, desc in settings.tool_fields("train_gpt", Count)}  # fmt: skip
@@ -58,7 +57,8 @@ SweepGPTArgs = create_model(
 ResearchGPTArgs = create_model(
     "ResearchGPTArgs",
     search=(list[str] | None, Field(None, description="Settings the loop may change (default lr, n_layer, n_embd, "
-                                    "dropout, warmup_iters, batch_size); same forms as sweep_gpt's search.")),
+                                    "dropout, warmup_iters, batch_size); same forms as sweep_gpt's search. "
+                                    + names_help("gpt"))),
     **_GPT_FIXED,
     target_loss=(float | None, Field(None, description="Stop once the val loss is at or below this, e.g. 2.0.")),
     plateau=(Count | None, Field(4, description="Stop after this many changes in a row that did not help.")),
@@ -66,7 +66,8 @@ ResearchGPTArgs = create_model(
 )  # fmt: skip
 SweepLoraArgs = create_model(
     "SweepLoraArgs",
-    search=(list[str], Field(..., description=f"LoRA settings to search, same forms as sweep_gpt: {describe('lora')}.")),
+    search=(list[str], Field(..., description=f"LoRA settings to search, same forms as sweep_gpt: {describe('lora')}. "
+                             + names_help("lora"))),
     base=(str | None, Field("last", description="GPT run id/name, 'last', or a pretrained base name.")),
     data=(str, Field(..., description=settings.help_of("finetune_lora", "data"))),
     max_iters=(Count | None, Field(100, description="Steps per trial (the same for every trial).")),

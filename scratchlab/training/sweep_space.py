@@ -53,7 +53,7 @@ DEFAULT_RANGES: dict[str, dict[str, Any]] = {  # what "sweep lr" means when no v
     "lora_alpha": {"choices": [8.0, 16.0, 32.0, 64.0]},
     "lora_dropout": {"low": 0.0, "high": 0.2},
 }
-ALIASES = {"learning_rate": "lr", "vocab": VOCAB, "vocabulary": VOCAB, "vocabulary_size": VOCAB, "layers": "n_layer",
+ALIASES = {"learning_rate": "lr", "vocab": VOCAB, "tokens": VOCAB, "vocabulary": VOCAB, "vocabulary_size": VOCAB, "layers": "n_layer",
            "heads": "n_head", "width": "n_embd", "embedding": "n_embd", "embedding_size": "n_embd",
            "context": "block_size", "context_length": "block_size", "batch": "batch_size", "warmup": "warmup_iters",
            "rank": "r", "lora_rank": "r", "alpha": "lora_alpha"}  # fmt: skip
@@ -90,6 +90,14 @@ def value_type(kind: str, name: str) -> type:
 def help_of(kind: str, name: str) -> str:
     """The setting's help text, as the config dataclass writes it."""
     return _meta(kind, name).get(HELP, "")
+
+
+def names_help(kind: str) -> str:
+    """ "Names: lr (learning_rate); n_layer (layers); ...": the sweepable names with the words that name
+    them, for a tool description (the agent reads it to bind "vocab 256, 512 and 1024" to vocab_size:
+    `scratchlab.agent.extract.setting_words`)."""
+    words = {n: [a for a, m in ALIASES.items() if m == n] for n in SWEEPABLE[kind]}
+    return "Names: " + "; ".join(f"{n} ({', '.join(w)})" if w else n for n, w in words.items()) + "."
 
 
 def describe(kind: str) -> str:
