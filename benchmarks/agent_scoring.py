@@ -105,6 +105,29 @@ def schema_defaults() -> dict[str, dict[str, Any]]:
 
 
 TOOL_DEFAULTS: dict[str, dict[str, Any]] = schema_defaults()
+
+
+def effective_args(tool: str, args: Mapping[str, Any]) -> dict[str, Any]:
+    """`args` as the tool will run them: through its pydantic schema, so a value one argument derives
+    from another counts ("num_merges": 200 is vocab_size 456). Unchanged when they do not validate."""
+    from scratchlab.tools import all_tools
+
+    global _SCHEMAS
+    if _SCHEMAS is None:
+        _SCHEMAS = {
+            t.name: t.args_schema for t in all_tools(workspace=tempfile.mkdtemp(prefix="scratchlab-schema-"))
+        }
+    try:
+        model = _SCHEMAS[tool].model_validate(dict(args))
+    except (KeyError, ValueError):
+        return dict(args)
+    return {
+        **args,
+        **{k: v for k, v in model.model_dump().items() if k in args or v != TOOL_DEFAULTS[tool].get(k)},
+    }
+
+
+_SCHEMAS: dict[str, Any] | None = None
 ACTIONS = (*TOOL_DEFAULTS, ANSWER, CLARIFY)
 # Which artifact kinds an argument refers to, for "last" and id <-> name resolution.
 REF_ARG_KINDS: dict[str, tuple[str, ...]] = {
@@ -393,7 +416,7 @@ def score_case(
     first_ok = action == exp_action
     args_ok, errors = None, {}
     if first_ok and exp_action in TOOL_DEFAULTS and exp_args:
-        got_args = calls[0]["args"]
+        got_args = effective_args(exp_action, calls[0]["args"])
         defaults = TOOL_DEFAULTS[exp_action]
         for arg, spec in exp_args.items():
             got = got_args.get(arg)

@@ -225,6 +225,12 @@ def test_score_case_fills_defaults_and_reports_wrong_args():
     assert r["arg_errors"] == {"text": {"expected": {"contains": "hi"}, "got": None}}
 
 
+def test_score_case_compares_the_arguments_the_tool_would_run_with():
+    c = case("train_tokenizer", {"vocab_size": 456})
+    assert ev.score_case(c, [{"name": "train_tokenizer", "args": {"num_merges": 200}}], "")["args_ok"]
+    assert not ev.score_case(c, [{"name": "train_tokenizer", "args": {"num_merges": 300}}], "")["args_ok"]
+
+
 def test_score_case_plan():
     c = case("train_tokenizer", {}, category="multistep", expected_tools=["train_tokenizer", "train_gpt"])
     assert ev.score_case(c, [{"name": "train_tokenizer"}], "")["plan_ok"] is None

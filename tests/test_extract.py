@@ -118,3 +118,15 @@ def test_a_stated_list_of_values_becomes_a_search_spec_named_by_the_schema_words
     assert stated_values({"search": ["lr"]}, "try 3 and 5 of them", "sweep_gpt", schema, None) == {
         "search": ["lr"]
     }
+
+
+def test_a_number_spent_on_one_argument_is_not_also_the_models_value_of_another():
+    from scratchlab.tools.tokenizer import TrainTokenizerArgs
+
+    schema = TrainTokenizerArgs.model_json_schema()
+    text = "train a tokenizer on shakespeare with 200 merges"
+    assert stated_values({"vocab_size": 200}, text, "train_tokenizer", schema, None) == {"num_merges": 200}
+    assert TrainTokenizerArgs(num_merges=200).vocab_size == 456  # 256 bytes + 200 merges
+    assert stated_values({"vocab_size": 400}, "a 400-token tokenizer", "train_tokenizer", schema, None) == {
+        "vocab_size": 400
+    }

@@ -49,6 +49,15 @@ def test_train_encode_decode(tools, tool_ctx, corpus):
     assert "'a single man<|endoftext|>'" in dec
 
 
+def test_a_count_of_merges_sets_the_vocabulary(tools, corpus):
+    out = tools["train_tokenizer"].invoke(
+        {"dataset": str(corpus), "num_merges": 20, "special_tokens": ["<|x|>"]}
+    )
+    assert "vocab_size 277" in out and "20 merges" in out  # 256 bytes + 20 merges + 1 special token
+    out = tools["train_tokenizer"].invoke({"dataset": str(corpus), "num_merges": 20, "vocab_size": 300})
+    assert "vocab_size 300" in out  # a vocabulary the request states wins over a count of merges
+
+
 def test_default_shakespeare_and_builtin_gpt4(tools):
     out = tools["train_tokenizer"].invoke({"vocab_size": 300, "name": "small"})
     assert "'small'" in out and "shakespeare" in out

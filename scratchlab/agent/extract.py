@@ -214,30 +214,48 @@ def stated_lists(text: str, parameters: dict[str, Any]) -> dict[str, list[tuple[
 
 
 def _with_lists(
-    out: dict[str, Any],
-    lists: dict[str, list[tuple[str, list[float]]]],
-    parameters: dict[str, Any],
-    text: str,
-) -> dict[str, Any]:
+    out: dict[str, Any], lists: dict[str, list[tuple[str, list[float]]]], parameters: dict[str, Any]
+) -> tuple[dict[str, Any], Counter]:
     """`out` with each stated list as a 'setting=v1,v2' spec (replacing the model's entry for that
-    setting), and without a single value the request states only inside a list ("2, 4 or 6 layers"
-    is no `n_layer=6`; "2, 4 and 8 heads for a 2-layer gpt" still has `n_layer=2`)."""
+    setting), and the values the lists took."""
     props = parameters.get("properties", {})
-    in_lists: Counter = Counter()
+    taken: Counter = Counter()
     for arg, found in lists.items():
         known = setting_words(props[arg])
         specs = [e for e in (out.get(arg) or []) if isinstance(e, str)]
         for setting, values in found:
             specs = [e for e in specs if known.get(e.split("=")[0].strip().lower()) != setting]
             specs.append(f"{setting}=" + ",".join(f"{v:g}" for v in values))
-            in_lists.update(values)
+            taken.update(values)
         out[arg] = specs
+    return out, taken
+
+
+def _number(v: Any) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def _one_use_each(
+    out: dict[str, Any], stated: dict[str, Any], in_lists: Counter, text: str
+) -> dict[str, Any]:
+    """`out` without a single value whose number the request spent elsewhere: inside a list ("2, 4 or
+    6 layers" is no `n_layer=6`, but "2, 4 and 8 heads for a 2-layer gpt" keeps `n_layer=2`, as 2 is
+    written twice), or, for the model's values, on another argument ("200 merges" is `num_merges=200`,
+    not also `vocab_size=200`)."""
+    spent = in_lists + Counter(n for v in stated.values() if (n := _number(v)) is not None)
+    if not spent:
+        return out
     in_text = Counter(v for v, _ in number_contexts(text))
 
-    def free(v: Any) -> bool:
-        return isinstance(v, bool) or not isinstance(v, int | float) or in_text[float(v)] > in_lists[float(v)]
+    def keep(k: str, v: Any) -> bool:
+        n = _number(v)
+        if n is None:
+            return True
+        if k in stated:
+            return not in_lists[n] or in_text[n] > in_lists[n]
+        return not spent[n] or in_text[n] > spent[n]
 
-    return {k: v for k, v in out.items() if free(v)}
+    return {k: v for k, v in out.items() if keep(k, v)}
 
 
 def enum_options(prop: dict[str, Any]) -> list[str]:
@@ -338,10 +356,9 @@ def stated_values(
 ) -> dict[str, Any]:
     """`args` with what the clause states outright put in, over the model's values (see module docstring)."""
     props = parameters.get("properties", {})
-    out = {**args, **stated_numbers(clause, action, parameters, bank)}
-    lists = stated_lists(clause, parameters)
-    if lists:
-        out = _with_lists(out, lists, parameters, clause)
+    stated = stated_numbers(clause, action, parameters, bank)
+    out, in_lists = _with_lists({**args, **stated}, stated_lists(clause, parameters), parameters)
+    out = _one_use_each(out, stated, in_lists, clause)
     for arg, value in stated_enum(clause, parameters).items():
         out.setdefault(arg, value)
     path = stated_path(clause)

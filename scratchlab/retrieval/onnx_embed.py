@@ -257,23 +257,43 @@ class OnnxEmbedder:
             self._cache.popitem(last=False)
         return vec
 
-    def token_embeddings(self, texts: Sequence[str], threads: int | None = None) -> list[np.ndarray]:
+    def token_embeddings(
+        self,
+        texts: Sequence[str],
+        threads: int | None = None,
+        max_tokens: int | None = None,
+        batch_size: int = 8,
+    ) -> list[np.ndarray]:
         """Per-token contextual vectors (late interaction, ColBERT-style MaxSim).
 
+        Args:
+            texts: the passages (or one query).
+            threads: ONNX Runtime threads (default `QUERY_THREADS`).
+            max_tokens: word pieces kept per text, [CLS] and [SEP] included (default: the model's
+                `max_seq_length`); attention costs grow with the square of it.
+            batch_size: texts per forward pass, taken in length order so little is padding.
+
         Returns:
-            One (T_i, dim) float32 array per text, rows L2-normalized, [CLS]/[SEP] and padding dropped.
+            One (T_i, dim) float32 array per text, in the order of `texts`, rows L2-normalized,
+            [CLS]/[SEP] and padding dropped.
         """
         encs = self.tokenizer.encode_batch(list(texts), add_special_tokens=True)
-        T = max(len(e.ids) for e in encs)
-        ids = np.zeros((len(encs), T), np.int64)
-        mask = np.zeros((len(encs), T), np.int64)
-        for i, e in enumerate(encs):
-            ids[i, : len(e.ids)] = e.ids
-            mask[i, : len(e.ids)] = 1
-        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        hidden = self._session(threads or QUERY_THREADS).run(["last_hidden_state"], feeds)[0]  # (B, T, C)
-        out = []
-        for i, e in enumerate(encs):
-            h = hidden[i, 1 : len(e.ids) - 1]
-            out.append(h / np.maximum(np.linalg.norm(h, axis=1, keepdims=True), 1e-12))
+        keep = min(max_tokens or self.max_seq_length, self.max_seq_length)
+        rows = [e.ids if len(e.ids) <= keep else [*e.ids[: keep - 1], e.ids[-1]] for e in encs]  # keep [SEP]
+        out: list[np.ndarray] = [np.zeros((0, 0), np.float32)] * len(rows)
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+        sess = self._session(threads or QUERY_THREADS)
+        for b in range(0, len(order), batch_size):
+            group = order[b : b + batch_size]
+            T = max(len(rows[i]) for i in group)
+            ids = np.zeros((len(group), T), np.int64)
+            mask = np.zeros((len(group), T), np.int64)
+            for j, i in enumerate(group):
+                ids[j, : len(rows[i])] = rows[i]
+                mask[j, : len(rows[i])] = 1
+            feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            hidden = sess.run(["last_hidden_state"], feeds)[0]  # (B, T, C)
+            for j, i in enumerate(group):
+                h = hidden[j, 1 : len(rows[i]) - 1]
+                out[i] = h / np.maximum(np.linalg.norm(h, axis=1, keepdims=True), 1e-12)
         return out

@@ -29,6 +29,7 @@ from scratchlab.retrieval.chunking import embed_text
 
 DEFAULT_RERANK_DEPTH = 20  # first-stage candidates rescored
 DEFAULT_MAX_LENGTH = 256  # tokens of (query, passage) per pair (MiniLM's window)
+MAXSIM_TOKENS = 256  # word pieces of a passage MaxSim reads (benchmarks/retrieval_maxsim.py)
 LLM_PASSAGE_CHARS = 1200  # a passage is cut to this many characters for the chat model
 LLM_PREFIX = ("<|im_start|>system\nYou judge whether a passage answers a question. Reply yes or no.<|im_end|>\n"
               "<|im_start|>user\nQuestion: {query}\n\nPassage: ")  # fmt: skip
@@ -106,19 +107,29 @@ class MaxSimReranker(Reranker):
         embedder: has `token_embeddings(texts, threads)` -> list of (T_i, dim) normalized arrays.
         depth: how many first-stage candidates to rescore.
         threads: ONNX Runtime threads for the passage batch (default: all cores).
+        max_tokens: word pieces read per passage (`MAXSIM_TOKENS`; the query is read whole).
     """
 
-    def __init__(self, embedder, depth: int = DEFAULT_RERANK_DEPTH, threads: int | None = None):
+    def __init__(
+        self,
+        embedder,
+        depth: int = DEFAULT_RERANK_DEPTH,
+        threads: int | None = None,
+        max_tokens: int | None = None,
+    ):
         self.embedder = embedder
         self.depth = int(depth)
         self.threads = threads or os.cpu_count() or 1
+        self.max_tokens = max_tokens or MAXSIM_TOKENS
 
     def scores(self, query: str, texts: Sequence[str]) -> np.ndarray:
         """(len(texts),) float32: mean over query tokens of the max cosine with the passage's tokens."""
         if not texts:
             return np.zeros(0, np.float32)
         q = self.embedder.token_embeddings([query], threads=1)[0]  # (Tq, C)
-        passages = self.embedder.token_embeddings(list(texts), threads=self.threads)
+        passages = self.embedder.token_embeddings(
+            list(texts), threads=self.threads, max_tokens=self.max_tokens
+        )
         return np.array([float((q @ p.T).max(1).mean()) if len(p) else 0.0 for p in passages], np.float32)
 
 

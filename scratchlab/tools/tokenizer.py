@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from langchain_core.tools import BaseTool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from scratchlab.datasets import load_text
 from scratchlab.lab.create import new_artifact_folder
@@ -41,6 +41,11 @@ class TrainTokenizerArgs(BaseModel):
         default=512,
         description="Total vocabulary size: 256 bytes + merges + special tokens, e.g. 512, 4096 or '2k'.",
     )
+    num_merges: Count | None = Field(
+        default=None,
+        description="Number of BPE merges, when the request counts merges instead of the vocabulary: "
+        "vocab_size becomes 256 + num_merges + special tokens ('300 merges' -> 556) unless a vocab_size is given.",
+    )
     name: str | None = Field(
         default=None, description="Name for a new tokenizer; null for a free 'bpe<vocab_size>-<dataset>[-N]'."
     )
@@ -52,6 +57,14 @@ class TrainTokenizerArgs(BaseModel):
     special_tokens: list[str] | None = Field(
         default=None, description="Special tokens such as ['<|endoftext|>']; null for none."
     )
+
+    @model_validator(mode="after")
+    def _merges_set_the_vocabulary(self) -> TrainTokenizerArgs:
+        """A count of merges fixes the vocabulary size, unless a vocabulary size other than the default
+        is given too (then the stated vocabulary wins)."""
+        if self.num_merges is not None and self.vocab_size == type(self).model_fields["vocab_size"].default:
+            self.vocab_size = NUM_BYTES + self.num_merges + len(self.special_tokens or [])
+        return self
 
 
 class EncodeTextArgs(BaseModel):
@@ -150,6 +163,7 @@ def make_tools(ctx: ToolContext) -> list[BaseTool]:
     @lab_tool("train_tokenizer", TrainTokenizerArgs)
     def train_tokenizer(args: TrainTokenizerArgs) -> str:
         """Train a byte-level BPE tokenizer on a dataset and save it as a lab artifact."""
+        specials = list(args.special_tokens or [])
         if args.vocab_size < NUM_BYTES:
             raise ToolError(f"vocab_size {args.vocab_size} is below 256 (the byte alphabet); try 512 or 4096")
         if args.vocab_size > MAX_VOCAB_SIZE:
@@ -158,7 +172,6 @@ def make_tools(ctx: ToolContext) -> list[BaseTool]:
             )
         name = tokenizer_name(ctx.registry, ctx.workspace, args.name, args.vocab_size, args.dataset)
         text = load_text(args.dataset)
-        specials = list(args.special_tokens or [])
         t0 = time.perf_counter()
         tok = train(text, args.vocab_size, pattern=args.pattern or "gpt4", special_tokens=specials, name=name)
         seconds = time.perf_counter() - t0
