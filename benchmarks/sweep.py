@@ -7,8 +7,11 @@ Writes benchmarks/results/sweep[_TAG].md and .json. Measures, on a fresh workspa
 1. defaults: one run of the default config (4 layers, 128 wide, block 64, `--steps` steps);
 2. a `--minutes` sweep (TPE + median pruning) over lr, warmup_iters and dropout, seed re-runs inside
    the budget: best val loss vs the defaults (target: >= 0.05 better), trials run and pruned;
-3. full grid vs pruned search over the same discrete space (lr x warmup_iters, 8 configs): the grid's
-   best and wall time, then TPE + median pruning with half the grid's wall time (target: same best);
+3. full grid vs pruned grid over the same discrete space (`--grid-space`, 12 configs): every config to
+   the end, then the same grid in the same order with `--grid-pruner` stopping losing configs at their
+   evals (target: the same best loss in <= 50% of the grid's wall time; median pruning: successive
+   halving pruned the best config at its first rung in a reduced run, sweep_quick_halving.md). With
+   warmup_iters in the space, early stopping prunes the slow starter that ends best (sweep.md);
 4. the research loop from the defaults with 3 seeds, `--research-minutes` each (target: 3 of 3 improve).
 Quality numbers do not depend on load; wall times and trial counts do (load average recorded).
 """
@@ -54,6 +57,11 @@ def main() -> int:
     ap.add_argument("--n-embd", type=int, default=128, help="model width (128: the issue's config)")
     ap.add_argument("--home", default="/tmp/scratchlab-bench-sweep", help="fresh workspace (deleted first)")
     ap.add_argument("--tag", default="", help="suffix of the result files")
+    ap.add_argument("--grid-space", nargs="+", default=["lr=1e-4,3e-4,1e-3,3e-3,1e-2,3e-2", "dropout=0,0.1"],
+                    help="the discrete space of part 3")  # fmt: skip
+    ap.add_argument(
+        "--grid-pruner", default="median", choices=("median", "halving"), help="pruner of part 3"
+    )
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: sweep,grid,research")
     a = ap.parse_args()
     shutil.rmtree(a.home, ignore_errors=True)
@@ -99,16 +107,14 @@ def main() -> int:
         print("sweep", out["sweep"], flush=True)
 
     if "grid" not in skip:
-        space = ["lr=3e-4,1e-3,3e-3,1e-2", "warmup_iters=0,100"]
-        full, g_wall = sweep("grid", space, sampler="grid", pruner="none", seed_runs=0)
-        pruned, p_wall = sweep(
-            "pruned", space, sampler="tpe", pruner="median", seed_runs=0, budget_s=g_wall / 2
-        )
+        full, g_wall = sweep("grid", a.grid_space, sampler="grid", pruner="none", seed_runs=0)
+        pruned, p_wall = sweep("pruned", a.grid_space, sampler="grid", pruner=a.grid_pruner, seed_runs=0)
         out["grid"] = {"grid_best": full["best"]["value"], "grid_params": full["best"]["params"], "grid_wall_s": round(g_wall, 1),
                        "grid_trials": full["n_trials"], "pruned_best": pruned["best"]["value"],
                        "pruned_params": pruned["best"]["params"], "pruned_wall_s": round(p_wall, 1),
                        "pruned_trials": pruned["n_trials"], "pruned_pruned": pruned["n_pruned"],
-                       "same_best": pruned["best"]["params"] == full["best"]["params"]}  # fmt: skip
+                       "same_best": pruned["best"]["params"] == full["best"]["params"], "space": a.grid_space,
+                       "pruner": a.grid_pruner, "wall_ratio": round(p_wall / g_wall, 3)}  # fmt: skip
         print("grid", out["grid"], flush=True)
 
     if "research" not in skip:
@@ -147,10 +153,12 @@ def write(out: dict, tag: str) -> None:
                   f"- seed noise of the best: {s['noise']}", f"- plot: {s['plot']}", ""]  # fmt: skip
     if "grid" in out:
         g = out["grid"]
-        lines += ["## Full grid vs pruned search (lr x warmup_iters, 8 configs)", "",
+        ok = "met" if g["same_best"] and g["wall_ratio"] <= 0.5 else "NOT met"
+        lines += [f"## Full grid vs the same grid with {g['pruner']} pruning ({' x '.join(g['space'])})", "",
                   f"- grid: best {g['grid_best']:.4f} {g['grid_params']} in {g['grid_wall_s']:.0f} s ({g['grid_trials']} runs)",
-                  f"- TPE + median pruning, budget half the grid's time: best {g['pruned_best']:.4f} {g['pruned_params']} in "
-                  f"{g['pruned_wall_s']:.0f} s ({g['pruned_trials']} trials, {g['pruned_pruned']} pruned); same best config: {g['same_best']}", ""]  # fmt: skip
+                  f"- pruned grid: best {g['pruned_best']:.4f} {g['pruned_params']} in {g['pruned_wall_s']:.0f} s "
+                  f"({g['pruned_trials']} trials, {g['pruned_pruned']} pruned); same best config: {g['same_best']}; "
+                  f"wall {g['wall_ratio']:.0%} of the grid's (target: same best in <= 50%: {ok})", ""]  # fmt: skip
     if "research" in out:
         n = sum(r["improved"] for r in out["research"])
         lines += [f"## Research loop from the defaults: improved in {n} of {len(out['research'])} seeds", "",

@@ -38,6 +38,15 @@ def test_token_embeddings_drop_special_tokens():
     toks = emb.token_embeddings(["hello world", "a"])
     assert [t.shape for t in toks] == [(2, 384), (1, 384)]
     np.testing.assert_allclose(np.linalg.norm(toks[0], axis=1), 1.0, atol=1e-5)
+    texts = ["a much longer passage about the key value cache of attention", "hello world", "a"]
+    one_by_one = emb.token_embeddings(texts, batch_size=1)
+    batched = emb.token_embeddings(texts, batch_size=8)  # sorted by length inside, returned in order
+    for x, y in zip(
+        one_by_one, batched, strict=True
+    ):  # int8 activations are scaled per batch: close, not equal
+        assert x.shape == y.shape and (x * y).sum(1).min() > 0.95
+    cut = emb.token_embeddings(texts[:1], max_tokens=5)[0]  # [CLS] + 3 pieces + [SEP]
+    assert cut.shape == (3, 384)
 
 
 def test_backend_choice():

@@ -16,8 +16,9 @@ class _Tokens:
 
     VEC = {"kv": [1, 0, 0], "cache": [0, 1, 0], "bread": [0, 0, 1]}
 
-    def token_embeddings(self, texts, threads=None):
-        return [np.array([self.VEC[w] for w in t.split() if w in self.VEC], np.float32) for t in texts]
+    def token_embeddings(self, texts, threads=None, max_tokens=None):
+        keep = (max_tokens or 10**6) - 2  # [CLS] and [SEP] count
+        return [np.array([self.VEC[w] for w in t.split()[:keep] if w in self.VEC], np.float32) for t in texts]
 
 
 def _hit(i, text, context=""):
@@ -28,6 +29,8 @@ def test_maxsim_by_hand():
     rr = MaxSimReranker(_Tokens(), depth=3, threads=1)
     s = rr.scores("kv cache", ["bread bread", "kv bread", "cache kv"])
     np.testing.assert_allclose(s, [0.0, 0.5, 1.0])  # mean over query tokens of the best match
+    short = MaxSimReranker(_Tokens(), depth=3, threads=1, max_tokens=3)  # reads one word of each passage
+    np.testing.assert_allclose(short.scores("kv cache", ["bread kv", "kv bread"]), [0.0, 0.5])
 
 
 def test_rerank_reorders_and_reads_the_context_header():
