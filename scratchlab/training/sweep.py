@@ -10,7 +10,9 @@
 - Each trial trains `base` + its values for `base["max_iters"]` steps (a fixed step budget, so trials
   compare), as a registered run (`sweep_trial.run_trial`), seed `base["seed"]` for all of them.
 - Pruning: the trainer's eval reports (val loss every `eval_interval` steps) go to `trial.report`;
-  `should_prune()` stops a trial that is losing (median rule or successive halving).
+  `should_prune()` stops a trial that is losing (median rule or successive halving), never before the
+  trial's own learning-rate warmup has ended: mid-warmup, a slow starter that ends best looks like a
+  loser (a median-pruned grid over lr x warmup_iters pruned its best config at the first eval).
 - The study lives in an Optuna RDB storage (SQLite `sweeps.db` next to `lab.db`) under the sweep's id,
   so a killed or cancelled sweep resumes: trials left RUNNING are marked failed and queued again, the
   time already spent counts against the budget (`spent_s` on the study).
@@ -290,9 +292,11 @@ def run_sweep(
         label = f"trial {trial.number}: {fmt_params(params)}"
         report(label)
 
-        def on_val(step: int, value: float, trial=trial) -> bool:
+        warmup = int(trial_config(cfg, params, seed).get("warmup_iters") or 0)
+
+        def on_val(step: int, value: float, trial=trial, warmup=warmup) -> bool:
             trial.report(value, step)
-            return trial.should_prune()
+            return step > warmup and trial.should_prune()  # mid-warmup losses are not comparable yet
 
         out = run_trial(registry, workspace, cfg.kind, trial_config(cfg, params, seed), registry.free_name("run", f"{cfg.name}-t{trial.number}"),
                         metric=cfg.metric, on_val=on_val, progress=lambda s, m, label=label: report(label, s), stop=stop,
