@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
+from scratchlab.agent import state
 from scratchlab.agent.carry import carry_over
 from scratchlab.agent.state import Record, facts, records_of, resolve, resolve_pronoun
 
@@ -113,3 +114,23 @@ def test_both_and_the_last_two_mean_several_records_and_first_the_oldest_touched
     )
     assert resolve("run", "last", "sample from the first run", records_of(msgs), "last") == "gpt-1"
     assert resolve("run", "last", "sample from that run", records_of(msgs), "last") == "gpt-2"
+
+
+def test_the_bank_beats_an_answer_when_what_its_tool_reads_exists():
+    from scratchlab.tools.rag import SearchDocumentsArgs
+
+    tools = {"search_documents": {"parameters": SearchDocumentsArgs.model_json_schema()}}
+    prior = {"search_documents": 0.6, "answer": 0.38, "recall": 0.02}
+    choices = ["search_documents", "recall", "answer"]
+    index = [Record(id="index-1", kind="index", name="books")]
+    assert state.tool_over_answer(prior, choices, tools, index, sure=0.8) == "search_documents"
+    assert (
+        state.tool_over_answer(prior, choices, tools, RUNS, sure=0.8) is None
+    )  # no index: the model answers
+    assert (
+        state.tool_over_answer({**prior, "search_documents": 0.85}, choices, tools, [], 0.8)
+        == "search_documents"
+    )
+    assert (
+        state.tool_over_answer({"search_documents": 0.3, "answer": 0.7}, choices, tools, index, 0.8) is None
+    )

@@ -217,9 +217,8 @@ class ChatLocalLlama(BaseChatModel):
         # required argument missing, a value that names nothing), not from the model's guess
         choices = [n for n in names if n != CLARIFY]
         action = self._choose(prompt + router.ACTION_PREFIX, choices, prior)
-        favourite = max(choices, key=lambda n: prior.get(n, 0.0))
-        if action == ANSWER and favourite in by_name and prior[favourite] >= TOOL_OVER_ANSWER:
-            action = favourite  # small models answer tool requests phrased as questions; the examples agree
+        if action == ANSWER:  # small models answer tool requests phrased as questions; the examples know
+            action = state.tool_over_answer(prior, choices, by_name, recs, TOOL_OVER_ANSWER) or action
         if action in by_name:
             params = by_name[action].get("parameters", {})
             args = self._arguments(prompt, action, params, clause)

@@ -186,6 +186,32 @@ def recent(recs: Sequence[Record], kinds: Sequence[str]) -> list[Record]:
     return touched + [r for r in of_kind if r.turn is None]
 
 
+def has_referent(parameters: dict[str, Any], recs: Sequence[Record]) -> bool:
+    """True when a tool's reference argument (default "last") has a record to point at: an index for
+    `search_documents`, a run for `sample_gpt`."""
+    props = parameters.get("properties", {})
+    kinds = {k for arg, p in props.items() if p.get("default") == "last" for k in ARG_KINDS.get(arg, ())}
+    return any(r.kind in kinds for r in recs)
+
+
+def tool_over_answer(
+    prior: dict[str, float],
+    choices: Sequence[str],
+    tools: dict[str, dict],
+    recs: Sequence[Record],
+    sure: float,
+) -> str | None:
+    """The tool the bank's prior prefers to the model's choice to answer: its favourite, when that is a
+    tool with prior >= `sure`, or >= 0.5 when what the tool reads exists ("according to my notes,
+    what ..." with an index searches it, not the model's memory). None: let the model answer."""
+    fav = max(choices, key=lambda n: prior.get(n, 0.0))
+    if fav not in tools:
+        return None
+    return (
+        fav if prior[fav] >= (0.5 if has_referent(tools[fav].get("parameters", {}), recs) else sure) else None
+    )
+
+
 def refers_to_kind(clause: str, arg: str) -> bool:
     """True when the clause points back at a record for `arg`: a pronoun next to the kind's noun ("that
     tokenizer", "the same text"), or "it"/"that" on its own."""
