@@ -21,6 +21,7 @@ by two orders of magnitude at query time and also faster to build, so it is the 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import Sequence
@@ -72,6 +73,15 @@ class Analyzer:
         return cls(tuple(d["stopwords"])) if d and "stopwords" in d else cls()
 
 
+def _bm25s():
+    """bm25s, imported on first use (it pulls in scipy), with its logger back at WARNING: it sets
+    its own to DEBUG, and a process whose root logger has a handler would print every index build."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+
 class BM25Index:
     """BM25 over chunk texts, keyed by chunk id.
 
@@ -96,8 +106,7 @@ class BM25Index:
         Raises:
             ValueError: `ids` and `texts` differ in length.
         """
-        import bm25s
-
+        bm25s = _bm25s()
         analyzer = analyzer or Analyzer()
         if len(ids) != len(texts):
             raise ValueError(f"{len(ids)} ids for {len(texts)} texts")
@@ -153,8 +162,7 @@ class BM25Index:
         Raises:
             ValueError: missing or unreadable files, or an unknown format version.
         """
-        import bm25s
-
+        bm25s = _bm25s()
         folder = Path(folder)
         try:
             meta = json.loads((folder / "lexical.json").read_text())

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -110,12 +111,13 @@ def export_onnx(model_path: str | Path | None = None, cache_dir: Path | None = N
             torch.onnx.export(_Hidden(bert), (ids, mask, torch.zeros_like(ids)), str(tmp / "model.onnx"),
                               input_names=list(INPUTS), output_names=["last_hidden_state"], dynamic_axes=dyn,
                               opset_version=17, dynamo=False)  # fmt: skip
-        quantize_dynamic(
-            str(tmp / "model.onnx"),
-            str(tmp / "model_int8.onnx"),
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-        )  # per-tensor scales lost ~0.06 cosine; per-channel ~0.01
+        root, quiet = logging.getLogger(), logging.NullHandler()
+        root.addHandler(quiet)  # its advice goes through logging.warning(), which would configure the root
+        try:  # logger for the whole process (every library's debug lines then reach the REPL)
+            quantize_dynamic(str(tmp / "model.onnx"), str(tmp / "model_int8.onnx"), weight_type=QuantType.QInt8,
+                             per_channel=True)  # per-tensor scales lost ~0.06 cosine; per-channel ~0.01  # fmt: skip
+        finally:
+            root.removeHandler(quiet)
         shutil.copy2(model_path / "tokenizer.json", tmp / "tokenizer.json")
         st_cfg = model_path / "sentence_bert_config.json"
         max_len = json.loads(st_cfg.read_text()).get("max_seq_length", 256) if st_cfg.is_file() else 256
