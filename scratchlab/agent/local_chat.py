@@ -224,7 +224,7 @@ class ChatLocalLlama(BaseChatModel):
             args = self._arguments(prompt, action, params, clause)
             args = router.ground_args(args, context, params)
             args = extract.stated_values(args, clause, action, params, self.bank)
-            if repeats and prev[0] == action:
+            if repeats and carry.previous_call(messages, action):  # its last call, other calls between
                 args = carry.carry_over(action, args, messages, recs, params)
             props = params.get("properties", {})
             for arg, prop in props.items():
