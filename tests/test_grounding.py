@@ -37,3 +37,17 @@ def test_a_number_labelled_as_another_numbers_quantity_is_dropped():
         ground_reply(reply, [result])
         == "The validation loss was 4.0335 after 150 steps. It has 0.45M parameters."
     )
+
+
+def test_a_reply_after_a_search_names_the_passages_it_draws_on():
+    from scratchlab.agent.grounding import with_sources
+
+    result = ("2 passage(s) from index 'books' for 'memory' (hybrid). Cite them as [n] path:line.\n"
+              "[1] seeds/a.txt:10-20 (section: Memory)\n<<<DOCUMENT\nFull fine-tuning: total ~390 GB\nDOCUMENT>>>\n"
+              "[2] seeds/b.txt:5-6\n<<<DOCUMENT\nload_in_4bit=True\nDOCUMENT>>>")  # fmt: skip
+    assert with_sources("It needs about 390 GB.", [result]).endswith("\nSources: [1] seeds/a.txt:10-20")
+    assert (
+        with_sources("It needs about 390 GB [1].", [result]) == "It needs about 390 GB [1]."
+    )  # cites already
+    assert with_sources("Nothing in common here.", [result]) == "Nothing in common here."
+    assert with_sources("It needs about 390 GB.", ["run-1 done"]) == "It needs about 390 GB."  # no search

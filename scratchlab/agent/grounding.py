@@ -9,6 +9,9 @@ the first line of the last tool result, which is grounded by construction.
 
     ground_reply("It has 4.1 million parameters. Val loss 1.87.", ["run gpt-2: val loss 1.8694, 0.41M params"])
     # "Val loss 1.87."
+
+After a document search, `with_sources` names the passages a reply draws on ("Sources: [1]
+seeds/guide.txt:1782-1808"), since the small model seldom writes the citations it is asked for.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from scratchlab.agent.bank import number_contexts, tokens
+from scratchlab.retrieval.answer import FENCE_CLOSE, FENCE_OPEN
 
 SCALES = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "mb": 1e6, "b": 1e9, "billion": 1e9,
           "bn": 1e9, "gb": 1e9}  # fmt: skip
@@ -124,3 +128,47 @@ def ground_reply(reply: str, sources: list[str], fallback: str | None = None) ->
         return fallback
     fallback = next((s for s in reversed(sources) if s.strip()), "")
     return fallback.strip().splitlines()[0] if fallback.strip() else ""
+
+
+MAX_SOURCES = 2  # passages named after a reply
+
+
+def passages(text: str) -> list[tuple[str, str]]:
+    """("[n] path:lines", passage text) for each passage of a `search_documents` result in `text`."""
+    out: list[tuple[str, str]] = []
+    head, body, inside = None, [], False
+    for line in text.splitlines():
+        s = line.strip()
+        if inside and s == FENCE_CLOSE:
+            inside = False
+            if head:
+                out.append((head, " ".join(body)))
+            head = None
+        elif inside:
+            body.append(s)
+        elif s == FENCE_OPEN:
+            inside, body = True, []
+        elif s.startswith("[") and "] " in s and s[1 : s.index("]")].isdigit():
+            head = s.split(" (section:")[0]
+    return out
+
+
+def with_sources(reply: str, sources: list[str]) -> str:
+    """`reply` with "Sources: [n] path:lines" for the search passages it draws on: a passage holds every
+    number of the reply, or (a reply without numbers) half of its longer words. Unchanged when there
+    were no passages, the reply cites some already, or it draws on none of them."""
+    found = [p for src in sources for p in passages(src)]
+    if not found or not reply.strip() or any(f"[{n}]" in reply for n in range(1, len(found) + 1)):
+        return reply
+    nums = numbers_with_scale(reply)
+    words = {w for w in tokens(reply) if len(w) > 3 and not w[0].isdigit()}
+    used = []
+    for head, body in found:
+        values = source_values([body])
+        if nums:
+            ok = all(supported(v, tol, values) for v, tol in nums)
+        else:
+            ok = len(words & set(tokens(body))) >= max(3, len(words) // 2)
+        if ok and head not in used:
+            used.append(head)
+    return f"{reply.rstrip()}\nSources: {'; '.join(used[:MAX_SOURCES])}" if used else reply

@@ -37,7 +37,7 @@ from pydantic import PrivateAttr
 from scratchlab.agent import carry, extract, policy, router, state
 from scratchlab.agent.bank import Bank
 from scratchlab.agent.constrained import choose, constrained_greedy
-from scratchlab.agent.grounding import ground_reply
+from scratchlab.agent.grounding import ground_reply, with_sources
 from scratchlab.agent.llama_runtime import (
     DEFAULT_N_CTX,
     ENV_THREADS,
@@ -316,7 +316,7 @@ class ChatLocalLlama(BaseChatModel):
         """The whole answer, then grounded: a sentence with a number no source holds is dropped."""
         text = "".join(self._answer_stream(prompt, max_tokens=max_tokens))
         text = router.unwrap_json_answer(text.strip())
-        yield ground_reply(text, sources, fallback)
+        yield with_sources(ground_reply(text, sources, fallback), sources)
 
     def _code(self, prompt: str) -> str:
         """Python source for a code tool, written by the model inside a ```python fence.
