@@ -59,9 +59,7 @@ def main() -> int:
     ap.add_argument("--tag", default="", help="suffix of the result files")
     ap.add_argument("--grid-space", nargs="+", default=["lr=1e-4,3e-4,1e-3,3e-3,1e-2,3e-2", "dropout=0,0.1"],
                     help="the discrete space of part 3")  # fmt: skip
-    ap.add_argument(
-        "--grid-pruner", default="median", choices=("median", "halving"), help="pruner of part 3"
-    )
+    ap.add_argument("--grid-pruner", default="median", choices=("median", "halving"), help="pruner of part 3")
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: sweep,grid,research")
     a = ap.parse_args()
     shutil.rmtree(a.home, ignore_errors=True)
