@@ -154,7 +154,8 @@ def value_lists(text: str) -> list[tuple[list[float], list[str]]]:
             elif (
                 values
                 and (toks[j] == "," or toks[j] in LIST_JOINERS)
-                and as_number(toks[j + 1 : j + 2] and toks[j + 1]) is not None
+                and j + 1 < len(toks)
+                and as_number(toks[j + 1]) is not None
             ):
                 closed = toks[j] != ","
                 values.append(as_number(toks[j + 1]))
@@ -198,30 +199,29 @@ def setting_words(prop: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def stated_lists(text: str, parameters: dict[str, Any]) -> dict[str, list[tuple[str, list[float]]]]:
-    """{list argument: [(setting, values)]}: the value lists of `text` whose words name a setting the
-    argument's description names (`setting_words`)."""
-    out: dict[str, list[tuple[str, list[float]]]] = {}
+def stated_lists(
+    text: str, parameters: dict[str, Any]
+) -> dict[str, tuple[dict[str, str], list[tuple[str, list[float]]]]]:
+    """{list argument: (its `setting_words`, [(setting, values)])}: the value lists of `text` whose
+    words name a setting the argument's description names."""
+    out: dict[str, tuple[dict[str, str], list[tuple[str, list[float]]]]] = {}
+    lists = value_lists(text)
     for arg, prop in parameters.get("properties", {}).items():
-        known = setting_words(prop)
-        if not known:
-            continue
-        for values, words in value_lists(text):
+        known = setting_words(prop) if lists else {}
+        for values, words in lists if known else []:
             setting = next((known[w] for w in words for w in (w, _stem(w)) if w in known), None)
             if setting is not None:
-                out.setdefault(arg, []).append((setting, values))
+                out.setdefault(arg, (known, []))[1].append((setting, values))
     return out
 
 
 def _with_lists(
-    out: dict[str, Any], lists: dict[str, list[tuple[str, list[float]]]], parameters: dict[str, Any]
+    out: dict[str, Any], lists: dict[str, tuple[dict[str, str], list[tuple[str, list[float]]]]]
 ) -> tuple[dict[str, Any], Counter]:
     """`out` with each stated list as a 'setting=v1,v2' spec (replacing the model's entry for that
     setting), and the values the lists took."""
-    props = parameters.get("properties", {})
     taken: Counter = Counter()
-    for arg, found in lists.items():
-        known = setting_words(props[arg])
+    for arg, (known, found) in lists.items():
         specs = [e for e in (out.get(arg) or []) if isinstance(e, str)]
         for setting, values in found:
             specs = [e for e in specs if known.get(e.split("=")[0].strip().lower()) != setting]
@@ -357,7 +357,7 @@ def stated_values(
     """`args` with what the clause states outright put in, over the model's values (see module docstring)."""
     props = parameters.get("properties", {})
     stated = stated_numbers(clause, action, parameters, bank)
-    out, in_lists = _with_lists({**args, **stated}, stated_lists(clause, parameters), parameters)
+    out, in_lists = _with_lists({**args, **stated}, stated_lists(clause, parameters))
     out = _one_use_each(out, stated, in_lists, clause)
     for arg, value in stated_enum(clause, parameters).items():
         out.setdefault(arg, value)

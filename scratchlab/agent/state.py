@@ -207,9 +207,8 @@ def tool_over_answer(
     fav = max(choices, key=lambda n: prior.get(n, 0.0))
     if fav not in tools:
         return None
-    return (
-        fav if prior[fav] >= (0.5 if has_referent(tools[fav].get("parameters", {}), recs) else sure) else None
-    )
+    bar = 0.5 if has_referent(tools[fav].get("parameters", {}), recs) else sure
+    return fav if prior[fav] >= bar else None
 
 
 def refers_to_kind(clause: str, arg: str) -> bool:
