@@ -73,6 +73,7 @@ SPLITS = (
     "test7",
     "test8",
     "test9",
+    "test10",
 )  # test2-test8: each written before any run of the code it first scored
 NO_TOOL_CATEGORIES = ("chitchat", "general")
 CLARIFY_CATEGORIES = ("underspecified",)

@@ -8,8 +8,8 @@ Three parts, each writing into benchmarks/results/agent_tune.json (merged) and a
     # 2. general answering: 20 general questions through the agent (dry run), untuned vs tuned replies
     python benchmarks/agent_tune.py general --base 0.5b --home /tmp/tunehome --n-threads 1
     # 3. the before/after table from agent_eval / agent_conversations result files (run those first:
-    #    agent_eval.py --model local:0.5b+tuned --split test9 --data benchmarks/data/commands_test9.jsonl ...)
-    python benchmarks/agent_tune.py table
+    #    agent_eval.py --model local:0.5b+tuned --split test10 --data benchmarks/data/commands_test10.jsonl ...)
+    python benchmarks/agent_tune.py table --singles test10 --conversations test9
 
 Every part records the load average before and after (a shared machine makes latencies meaningless;
 quality numbers do not depend on load). The scores that `scratchlab models` shows come from "scores".
@@ -67,7 +67,7 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
     from scratchlab.agent.prompts import fixed_system_prompt, lab_state_text
     from scratchlab.agent.router import ACTION_PREFIX
     from scratchlab.agent.tune import ADAPTER_GGUF, tool_dicts
-    from scratchlab.agent.tune_data import runtime_prompt
+    from scratchlab.agent.tune_data import catalogue_prefix, runtime_prompt
     from scratchlab.lab.workspace import get_workspace
     from scratchlab.models.weights import gguf_path
     from scratchlab.training.lora_model import read_adapter_meta
@@ -77,20 +77,23 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
     ws = get_workspace(args.home)
     adapter = Path(args.adapter).expanduser()
     base_dir = read_adapter_meta(adapter)["base"]["path"]
-    system = fixed_system_prompt(tool_dicts(ws)) + "\n" + lab_state_text([])
+    tools = tool_dicts(ws)
+    system = fixed_system_prompt(tools) + "\n" + lab_state_text([])
+    prefix = catalogue_prefix(tools)  # run by the base, as the tune trained it and the runtime runs it
     reqs = [json.loads(line)["request"] for line in UNSEEN.read_text().splitlines() if line.strip()][: args.n]
     prompts = [runtime_prompt(system, r) + ACTION_PREFIX for r in reqs]
     l0 = load()
     t0 = time.time()
     tok = AutoTokenizer.from_pretrained(base_dir)
     peft = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir), str(adapter)).eval()
-    hf = hf_next_tokens(peft, tok, prompts)
+    hf = hf_next_tokens(peft, tok, prompts, base_prefix=prefix)
     with peft.disable_adapter():
         hf_base = hf_next_tokens(peft, tok, prompts)
     del peft
     base_gguf = gguf_path(args.base, ws.dir("models"))
     cpp_base = llama_next_tokens(load_llama(base_gguf, n_threads=args.n_threads), prompts)
-    cpp = llama_next_tokens(load_llama(base_gguf, adapter / ADAPTER_GGUF, n_threads=args.n_threads), prompts)
+    cpp = llama_next_tokens(load_llama(base_gguf, adapter / ADAPTER_GGUF, n_threads=args.n_threads), prompts,
+                            base_prefix=prefix)  # fmt: skip
     res = {
         "base": args.base, "adapter": str(adapter), "note": args.note, "n_prompts": len(prompts),
         "agreement_tuned": agreement(cpp, hf), "agreement_base": agreement(cpp_base, hf_base),
@@ -139,10 +142,10 @@ def slug(model: str) -> str:
     return model.replace(":", "-").replace("+", "-")
 
 
-def eval_row(model: str) -> dict[str, Any]:
-    """Scores of `model` from agent_eval (test9 singles) and agent_conversations (test9) result files."""
+def eval_row(model: str, singles: str, conversations: str) -> dict[str, Any]:
+    """Scores of `model` from agent_eval (split `singles`) and agent_conversations (`conversations`) files."""
     row: dict[str, Any] = {}
-    p = RESULTS / f"agent_eval_{slug(model)}_test9.json"
+    p = RESULTS / f"agent_eval_{slug(model)}_{singles}.json"
     if p.is_file():
         d = json.loads(p.read_text())
         cats = d["summary"]["categories"]
@@ -158,17 +161,21 @@ def eval_row(model: str) -> dict[str, Any]:
         row["decision_median_s"] = round(statistics.median(meds), 3) if meds else None
         row["singles_n"] = n
         row["singles_date"] = d.get("date")
-    c = RESULTS / f"agent_conversations_{slug(model)}_test9.json"
-    if c.is_file():
+    names = {model.replace(":", "-"), slug(model)}  # agent_conversations keeps the "+"
+    runs = [p for n in names for p in RESULTS.glob(f"agent_conversations_{n}_{conversations}*.json")]
+    if runs:  # the newest run of those conversations
+        c = max(runs, key=lambda p: json.loads(p.read_text()).get("date", ""))
         s = json.loads(c.read_text())["summary"]
         row["multi_turn"] = f"{s['turns_right']}/{s['turns']}"
         row["multi_turn_accuracy"] = s["turn_accuracy"]
+        row["multi_turn_file"] = c.name
     return row
 
 
 def table(args: argparse.Namespace) -> dict[str, Any]:
-    scores = {m: eval_row(m) for m in MODELS}
-    return merge("scores", {m: s for m, s in scores.items() if s})
+    scores = {m: eval_row(m, args.singles, args.conversations) for m in MODELS}
+    return merge("scores", {**{m: s for m, s in scores.items() if s},
+                            "splits": {"singles": args.singles, "conversations": args.conversations}})  # fmt: skip
 
 
 def render(data: dict[str, Any]) -> str:
@@ -187,8 +194,9 @@ def render(data: dict[str, Any]) -> str:
         for m, s in sc.items():
             if isinstance(s, dict) and m.startswith("local:"):
                 lines.append(f"| {m} | " + " | ".join(str(s.get(k, "")) for k in cols) + " |")
-        lines += ["", "Single requests: commands_test9.jsonl (80, never in the bank or the tuning set); "
-                  "multi-turn: conversations_test9.jsonl. Latency: median over categories of the median "
+        sp = sc.get("splits", {"singles": "test9", "conversations": "test9"})
+        lines += ["", f"Single requests: split {sp['singles']} (never in the bank or the tuning set); "
+                  f"multi-turn: conversations {sp['conversations']}. Latency: median over categories of the median "
                   "decision time, seconds; it depends on load (see the source files' dates and loads).", ""]  # fmt: skip
     if "check" in data:
         c = data["check"]
@@ -235,6 +243,12 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--n", type=int, default=50 if name == "check" else 20, help="prompts/questions")
         p.add_argument("--n-threads", type=int, default=1, help="CPU threads (1 on a busy machine)")
         p.add_argument("--note", default="", help="free text stored with `tune` (machine, load)")
+        p.add_argument("--singles", default="test10", help="agent_eval split of the table's single requests")
+        p.add_argument(
+            "--conversations",
+            default="test9_c11-20",
+            help="agent_conversations file tag of the table (the newest file starting with it)",
+        )
     args = ap.parse_args(argv)
     res = {"check": check, "general": general, "table": table, "tune": tune_info}[args.part](args)
     print(

@@ -93,16 +93,24 @@ def test_tune_smollm2_stop_resume_export(workspace, tmp_path):
     )
 
     # llama.cpp with the exported adapter over the quantized base makes peft's choices, and not the base's
+    # (the catalogue runs with the adapter off, as the tune trained it and the runtime runs it)
     prompts = [runtime_prompt(system, r["request"]) + '{"action": "' for r in rows[::2]]
+    prefix = lcfg["cached_prefix"]
+    assert prefix and all(p.startswith(prefix) for p in prompts)
     peft = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(lcfg["base_path"]), str(out)).eval()
-    hf = hf_next_tokens(peft, tok, prompts)
+    hf = hf_next_tokens(peft, tok, prompts, base_prefix=prefix)
     with peft.disable_adapter():
         hf_base = hf_next_tokens(peft, tok, prompts)
     base_logits = llama_last_logits(load_llama(smollm2_path(), n_ctx=2048), prompts)
-    tuned_logits = llama_last_logits(load_llama(smollm2_path(), out / ADAPTER_GGUF, n_ctx=2048), prompts)
+    tuned = load_llama(smollm2_path(), out / ADAPTER_GGUF, n_ctx=2048)
+    tuned_logits = llama_last_logits(tuned, prompts, base_prefix=prefix)
     cpp_base, cpp = base_logits.argmax(1).tolist(), tuned_logits.argmax(1).tolist()
     assert agreement(cpp, hf) >= 0.9, (cpp, hf)
     assert agreement(cpp_base, hf_base) >= 0.9
     # the adapter is applied: it moves llama.cpp's scores where peft's move (3 steps rarely flip the
     # argmax; the choices a full tune changes are measured in benchmarks/agent_tune.py)
     assert np.abs(tuned_logits - base_logits).max() > 0.1
+    # ... and the catalogue's keys and values are the base's: the adapter applied to the catalogue too
+    # gives other scores (the prompts the tune never trained)
+    everywhere = llama_last_logits(load_llama(smollm2_path(), out / ADAPTER_GGUF, n_ctx=4096), prompts)
+    assert np.abs(everywhere - tuned_logits).max() > 1e-3

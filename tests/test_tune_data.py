@@ -9,9 +9,15 @@ import numpy as np
 import pytest
 
 from scratchlab.agent.bank import Example, load_examples, tokens
-from scratchlab.agent.router import ACTION_PREFIX, normalise_request
+from scratchlab.agent.router import ACTION_PREFIX, IM_START, normalise_request
 from scratchlab.agent.tune import tool_dicts
-from scratchlab.agent.tune_data import augment, build_records, runtime_prompt, tool_call_text
+from scratchlab.agent.tune_data import (
+    augment,
+    build_records,
+    catalogue_prefix,
+    runtime_prompt,
+    tool_call_text,
+)
 from scratchlab.training.lora_config import LoraError
 from scratchlab.training.lora_gguf import gguf_tensor_name, permute_rows
 
@@ -42,6 +48,14 @@ def test_records_are_the_runtime_decisions(tools):
         )
     assert not any(json.loads(r["messages"][2]["content"] or "{}").get("action") == "clarify"
                    for r in recs if r["messages"][2]["content"].startswith("{\"action\": \"c"))  # fmt: skip
+    # every record starts with the catalogue the tune caches, which is the text the runtime warms
+    prefix = catalogue_prefix(tools)
+    for r in recs:
+        system = r["messages"][0]["content"]
+        assert runtime_prompt(system, "x").startswith(prefix)
+        assert (
+            f"{IM_START}system\n" + system.split("Lab state:")[0].rstrip() == prefix
+        )  # ChatLocalLlama.warm_start
 
 
 def test_augment_swaps_values_in_request_and_args_alike(tools):

@@ -4,10 +4,13 @@ use on a busy machine, its saved prompt states, and loop detection for small mod
     llm = load_llama("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")   # cached per (file, n_ctx)
     IdleCores()()                                                   # cores other processes leave idle
     save_state(llm, path); load_state(llm, path)                   # the KV cache after the fixed prompt
+    with adapter_off(llm): llm.eval(prefix_tokens)                 # a LoRA model's prefix, as its base
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import threading
 import time
@@ -57,6 +60,30 @@ def load_llama(
                     "scratchlab will re-assemble it from the installed weights packages"
                 ) from e
         return _LLAMAS[key]
+
+
+@contextlib.contextmanager
+def adapter_off(llm: Any):
+    """Evaluate with the base alone: the `Llama`'s LoRA adapter (`lora_path`) is detached, then put back.
+
+    The KV cache keeps what was computed meanwhile, so a prompt prefix evaluated here holds the base's
+    keys and values, as the router tune trained it (`scratchlab.training.lora_prefix`). A `Llama`
+    without an adapter is left alone.
+    """
+    import llama_cpp
+
+    adapter = getattr(llm, "_lora_adapter", None)
+    if adapter is None:
+        yield llm
+        return
+    llama_cpp.llama_set_adapters_lora(llm._ctx.ctx, None, 0, None)
+    try:
+        yield llm
+    finally:
+        adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(adapter)
+        scales = (ctypes.c_float * 1)(llm.lora_scale)
+        if llama_cpp.llama_set_adapters_lora(llm._ctx.ctx, adapters, 1, scales):
+            raise RuntimeError("llama.cpp could not put the LoRA adapter back")
 
 
 class IdleCores:

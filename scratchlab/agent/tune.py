@@ -1,7 +1,7 @@
 """`scratchlab agent tune`: the lab tunes its own router, a LoRA on the local chat model for its tools.
 
     from scratchlab.agent.tune import TuneConfig, start_tune
-    job = start_tune(ws, registry, TuneConfig(base="0.5b", max_iters=300))     # a background job
+    job = start_tune(ws, registry, TuneConfig(base="0.5b", max_iters=180))     # a background job
     # ... then `--model local:0.5b+tuned` runs the base GGUF with <ws>/adapters/router-0.5b/adapter.gguf
 
     python -m scratchlab.agent.tune --config cfg.json [--job-id ID --home DIR]   # the job itself
@@ -29,7 +29,7 @@ TUNE_META = "tune.json"
 ADAPTER_GGUF = "adapter.gguf"
 TUNE_MODULE = "scratchlab.agent.tune"
 BASES = {"0.5b": "qwen2.5-coder-0.5b", "smollm2": "smollm2-135m"}  # chat model key -> convertible base
-MAX_LEN = 4608  # tokens: the full tool catalogue (~3.6k tokens) + request + target, never cut
+MAX_LEN = 8192  # tokens: the full tool catalogue (~4.9k tokens for the 0.5B) + request + target, never cut
 TUNED_SUFFIX = "+tuned"
 
 
@@ -61,10 +61,10 @@ class TuneConfig:
     tools: list[str] | None = None
     bank: str | None = None
     accepted: bool = False
-    max_iters: int = 300
+    max_iters: int = 180  # ~33 minutes for the 0.5B on 2 idle cores (benchmarks/results/agent_tune.md)
     batch_size: int = 1  # one sequence per micro step: no padding, so SDPA keeps its causal kernel
     grad_accum: int = 4
-    lr: float = 2e-4
+    lr: float = 4e-4
     r: int = 16
     lora_dropout: float = 0.05
     ckpt_interval: int = 10
@@ -141,7 +141,13 @@ def prepare(workspace: Any, cfg: TuneConfig, on_status=print) -> dict[str, Any]:
         A `LoraTrainConfig` dict (data in `<adapter dir>/router_data.jsonl`).
     """
     from scratchlab.agent.bank import load_examples
-    from scratchlab.agent.tune_data import accepted_turns, build_records, empty_system, write_records
+    from scratchlab.agent.tune_data import (
+        accepted_turns,
+        build_records,
+        catalogue_prefix,
+        empty_system,
+        write_records,
+    )
     from scratchlab.training.hf_base import ensure_base
 
     out = adapter_dir(workspace, cfg.name)
@@ -159,7 +165,7 @@ def prepare(workspace: Any, cfg: TuneConfig, on_status=print) -> dict[str, Any]:
         "base_kind": "hf", "base_path": str(base), "base_ref": BASES[cfg.base], "data": str(data),
         "out_dir": str(out), "r": cfg.r, "lora_dropout": cfg.lora_dropout, "max_iters": cfg.max_iters,
         "lr": cfg.lr, "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum, "max_len": cfg.max_len,
-        "val_fraction": 0.05, "eval_generate": 0, "eval_iters": 4, "ckpt_interval": cfg.ckpt_interval,
+        "cached_prefix": catalogue_prefix(tools), "val_fraction": 0.05, "eval_generate": 0, "eval_iters": 4, "ckpt_interval": cfg.ckpt_interval,
         "device": cfg.device, "num_threads": cfg.num_threads, "seed": cfg.seed, "resume": True,
     }  # fmt: skip
 

@@ -73,6 +73,12 @@ def decision_record(system: str, request: str, target: str, stop: bool) -> dict[
                          {"role": "user", "content": normalise_request(request)}, assistant]}  # fmt: skip
 
 
+def catalogue_prefix(tools: Sequence[dict[str, Any]]) -> str:
+    """The text every decision prompt starts with: the system turn up to the lab state, as the runtime
+    warms it (`ChatLocalLlama.warm_start`). The tune computes it with the base (`training.lora_prefix`)."""
+    return f"{IM_START}system\n" + fixed_system_prompt(list(tools)).rstrip()
+
+
 def runtime_prompt(system: str, request: str) -> str:
     """The text the runtime feeds llama.cpp before its action (`ChatLocalLlama._fit`), for checks."""
     msgs: list[BaseMessage] = [SystemMessage(system), HumanMessage(request)]

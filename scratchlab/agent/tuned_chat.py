@@ -4,23 +4,26 @@
 
 The adapter (made by `scratchlab agent tune`, `scratchlab.agent.tune`) is a llama.cpp GGUF LoRA that
 llama.cpp applies over the shipped quantized base at run time, so the base file is shared and the
-adapter costs a few MB. Saved prompt states depend on the weights, so a tuned model keeps them in its
-own folder (`<ws>/models/tuned-<adapter name>/`), apart from the untuned model's.
+adapter costs a few MB. The tune trained the adapter on what follows the tool catalogue, with the
+catalogue's keys and values computed by the base (`scratchlab.training.lora_prefix`), so this model
+evaluates the catalogue with the adapter off (`llama_runtime.adapter_off`) and everything after it with
+the adapter on. The catalogue's saved state is then the base's own, shared with the untuned model.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from scratchlab.agent.llama_runtime import load_llama
+from scratchlab.agent import router
+from scratchlab.agent.llama_runtime import LOCK, adapter_off, load_llama
 from scratchlab.agent.local_chat import ChatLocalLlama
 from scratchlab.agent.tune import tuned_adapter
 from scratchlab.models.weights import gguf_path
+from scratchlab.training.lora_format import PREFIX_SLACK
 
 
 class ChatTunedLlama(ChatLocalLlama):
-    """`ChatLocalLlama` over a base GGUF with a GGUF LoRA adapter applied by llama.cpp.
+    """`ChatLocalLlama` over a base GGUF with a GGUF LoRA adapter applied by llama.cpp after the catalogue.
 
     Attributes:
         lora_path: the adapter .gguf (`scratchlab.training.lora_gguf`).
@@ -40,6 +43,21 @@ class ChatTunedLlama(ChatLocalLlama):
     def llm(self):
         return load_llama(self.model_path, self.n_ctx, self.n_threads, lora_path=self.lora_path)
 
+    def warm_start(self, system_prefix: str) -> None:
+        """The catalogue's state as the base computes it (adapter off), rebuilt if another prompt evicted it."""
+        key = system_prefix.rstrip()
+        with LOCK:
+            if key in self._warmed and not self._holds(f"{router.IM_START}system\n{key}"):
+                self._warmed.discard(key)
+            with adapter_off(self.llm):
+                super().warm_start(system_prefix)
+
+    def _holds(self, prefix: str) -> bool:
+        """Whether llama.cpp's cache starts with `prefix` (all but its last PREFIX_SLACK tokens)."""
+        llm = self.llm
+        want = llm.tokenize(prefix.encode("utf-8"), special=True)[:-PREFIX_SLACK]
+        return llm.n_tokens >= len(want) and llm.input_ids[: len(want)].tolist() == want
+
 
 def tuned_chat_model(base: str, workspace: Any, **kwargs: Any) -> ChatTunedLlama:
     """The chat model for `local:<base>+tuned`.
@@ -49,7 +67,5 @@ def tuned_chat_model(base: str, workspace: Any, **kwargs: Any) -> ChatTunedLlama
         scratchlab.models.weights.WeightsError: the base weights are missing.
     """
     adapter = tuned_adapter(workspace, base)
-    states = Path(workspace.dir("models")) / f"tuned-{adapter.parent.name}"
-    states.mkdir(parents=True, exist_ok=True)
     return ChatTunedLlama(model_path=str(gguf_path(base, workspace.dir("models"))), lora_path=str(adapter),
-                          state_cache_dir=str(states), **kwargs)  # fmt: skip
+                          state_cache_dir=str(workspace.dir("models")), **kwargs)  # fmt: skip

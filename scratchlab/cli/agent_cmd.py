@@ -23,11 +23,11 @@ SCORES_FILE = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "
 def tune(
     base: str = typer.Option("0.5b", "--base", help="Base chat model to tune: 0.5b or smollm2."),
     name: str = typer.Option("", "--name", help="Adapter folder name (default router-<base>)."),
-    max_iters: int = typer.Option(300, "--max-iters", help="Optimizer steps."),
+    max_iters: int = typer.Option(180, "--max-iters", help="Optimizer steps."),
     batch_size: int = typer.Option(
         1, "--batch-size", help="Decisions per micro step (grad_accum=4 micro steps per step)."
     ),
-    lr: float = typer.Option(2e-4, "--lr", help="Peak learning rate."),
+    lr: float = typer.Option(4e-4, "--lr", help="Peak learning rate."),
     r: int = typer.Option(16, "--r", help="LoRA rank."),
     n_augment: int = typer.Option(1, "--n-augment", help="Label-preserving variants per bank example."),
     accepted: bool = typer.Option(

@@ -84,6 +84,7 @@ from scratchlab.training.lora_model import (  # noqa: F401 - re-exported: the en
     read_adapter_meta,
     save_adapter,
 )
+from scratchlab.training.lora_prefix import CachedPrefix
 from scratchlab.training.report import REPORT_EVERY_S, SignalStop, Throttled
 from scratchlab.training.schedule import set_lr, warmup_cosine
 
@@ -255,12 +256,20 @@ def _finetune(cfg: LoraTrainConfig, out: Path, t0: float, dinfo: ddp.DistInfo, o
     model = add_lora(base, cfg)
     if not base.quantized:  # bitsandbytes places 4-bit weights itself
         model.to(device)
+    fwd = model  # what the loss runs: the model, or the model after a cached prefix
+    if cfg.cached_prefix:
+        if base.kind != "hf" or dinfo.enabled:
+            raise LoraError("cached_prefix needs a Hugging Face base and one process")
+        if on_progress is not None:
+            on_progress(Progress(0, cfg.max_iters, "evaluating the shared prefix with the base"))
+        fwd = CachedPrefix.build(model, base.fmt.encode(cfg.cached_prefix), train + val)
+        train, val, val_records = fwd.strip(train), fwd.strip(val), []
     trainable, total = count_params(model)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999))
     notify = on_progress if on_progress is not None and master else (lambda p: None)
     stop = should_stop or (lambda: False)
-    ddp_model = model
+    ddp_model = fwd
     if dinfo.enabled:
         ddp_model = DDP(model, device_ids=[dinfo.local_rank] if dinfo.device.startswith("cuda") else None)
     pad = base.fmt.pad_id
@@ -278,7 +287,7 @@ def _finetune(cfg: LoraTrainConfig, out: Path, t0: float, dinfo: ddp.DistInfo, o
         notify(Progress(start, cfg.max_iters, f"resumed at step {start}"))
     else:
         notify(Progress(0, cfg.max_iters, "evaluating the base"))
-        before = lora_eval.evaluate(model, base, val, val_records, cfg, device, adapter=False)
+        before = lora_eval.evaluate(fwd, base, val, val_records, cfg, device, adapter=False)
 
     batches = D.iter_batches(train, cfg.batch_size, pad, seed=cfg.seed)
     for _ in range(start * cfg.grad_accum):  # replay the data order up to the resume point
@@ -295,7 +304,7 @@ def _finetune(cfg: LoraTrainConfig, out: Path, t0: float, dinfo: ddp.DistInfo, o
         step = clock.step
         if cfg.eval_interval and step % cfg.eval_interval == 0 and step < cfg.max_iters:
             row["val_loss"] = lora_eval.val_loss(
-                model, val, base.kind, cfg.batch_size, pad, device, cfg.eval_iters
+                fwd, val, base.kind, cfg.batch_size, pad, device, cfg.eval_iters
             )
         history.append({"step": step, **row})
         notify(
@@ -317,7 +326,7 @@ def _finetune(cfg: LoraTrainConfig, out: Path, t0: float, dinfo: ddp.DistInfo, o
                 "trainable_params": trainable, "total_params": total}  # fmt: skip
 
     notify(Progress(step, cfg.max_iters, "evaluating the adapter"))
-    after = lora_eval.evaluate(model, base, val, val_records, cfg, device, adapter=True)
+    after = lora_eval.evaluate(fwd, base, val, val_records, cfg, device, adapter=True)
     samples = lora_eval.side_by_side(before.get("generations", []), after.get("generations", []))
     metrics = {
         "val_loss_before": before["val_loss"], "val_loss_after": after["val_loss"],

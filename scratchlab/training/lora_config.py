@@ -67,6 +67,10 @@ class LoraTrainConfig:
         None, "Longest example in tokens (default: block_size for our GPT, 512 for a pretrained base).",
         ge=2, le=1 << 20,
     )  # fmt: skip
+    cached_prefix: str = setting(
+        "", "Text every record starts with (a long system prompt), evaluated once by the base with the "
+        "adapter off and reused by every step; only the rest is trained through (hf bases).",
+    )  # fmt: skip
     val_fraction: float = setting(0.1, "Share of the records held out for validation.", gt=0, lt=1)
     eval_interval: int = setting(
         0, "Steps between val-loss checks (0: only before and after).", ge=0, le=10**9

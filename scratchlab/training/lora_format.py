@@ -18,6 +18,7 @@ IGNORE_INDEX = -100  # label of tokens the loss skips (torch cross_entropy's def
 # our GPT's template (a Hugging Face base uses its own chat template instead)
 TEMPLATE_HEADERS = {"system": "### System:\n", "user": "### Instruction:\n", "assistant": "### Response:\n"}
 TEMPLATE_SEP = "\n\n"
+PREFIX_SLACK = 2  # tokens at a cached prefix's end that may merge with what follows when tokenized together
 
 
 class LoraDataError(ValueError):

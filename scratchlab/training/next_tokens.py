@@ -5,19 +5,22 @@ an exported GGUF adapter (`scratchlab.training.lora_gguf`) reproduces the peft m
     cpp = llama_next_tokens(Llama(model_path=base, lora_path=adapter), prompts)
     print(agreement(hf, cpp))                                   # share of prompts with the same choice
 
-Prompts that share a long prefix (the router's ~3.6k-token tool catalogue) are cheap: the prefix is
+Prompts that share a long prefix (the router's ~4.9k-token tool catalogue) are cheap: the prefix is
 evaluated once (a copied KV cache in transformers; llama.cpp keeps the longest common prefix, as
 `llama-cpp-python` does between calls).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from scratchlab.training.lora_format import PREFIX_SLACK
 
 
 def _common_prefix(seqs: Sequence[Sequence[int]]) -> int:
@@ -29,13 +32,15 @@ def _common_prefix(seqs: Sequence[Sequence[int]]) -> int:
     return n
 
 
-def hf_next_tokens(model: Any, tokenizer: Any, prompts: Sequence[str]) -> list[int]:
+def hf_next_tokens(model: Any, tokenizer: Any, prompts: Sequence[str], base_prefix: str = "") -> list[int]:
     """Greedy next token (argmax of the last position's logits) after each prompt.
 
     Args:
         model: a causal LM (plain or peft), in eval mode, on CPU or CUDA.
         tokenizer: its tokenizer; prompts are encoded without added special tokens (they are in the text).
         prompts: full prompt texts.
+        base_prefix: text every prompt starts with that runs with the adapter disabled, as a router
+            tune trained it (`scratchlab.training.lora_prefix`); "" runs everything through the model.
 
     Returns:
         One token id per prompt.
@@ -45,11 +50,19 @@ def hf_next_tokens(model: Any, tokenizer: Any, prompts: Sequence[str]) -> list[i
     dev = next(model.parameters()).device
     ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     n = min(_common_prefix(ids), min(len(s) for s in ids) - 1)
+    off = contextlib.nullcontext()
+    if base_prefix:
+        want = tokenizer(base_prefix, add_special_tokens=False)["input_ids"][:-PREFIX_SLACK]
+        n = min(n, _common_prefix([want, ids[0]]))
+        off = model.disable_adapter()
     out = []
     with torch.no_grad():
         cache = None
         if n > 0:
-            cache = model(input_ids=torch.tensor([ids[0][:n]], device=dev), use_cache=True).past_key_values
+            with off:
+                cache = model(
+                    input_ids=torch.tensor([ids[0][:n]], device=dev), use_cache=True
+                ).past_key_values
         for s in ids:
             past = copy.deepcopy(cache) if cache is not None else None
             logits = model(
@@ -59,21 +72,33 @@ def hf_next_tokens(model: Any, tokenizer: Any, prompts: Sequence[str]) -> list[i
     return out
 
 
-def llama_last_logits(llm: Any, prompts: Sequence[str]) -> np.ndarray:
-    """Logits after each prompt in a `llama_cpp.Llama` (reusing the longest cached prefix): (N, n_vocab) float32."""
+def llama_last_logits(llm: Any, prompts: Sequence[str], base_prefix: str = "") -> np.ndarray:
+    """Logits after each prompt in a `llama_cpp.Llama` (reusing the longest cached prefix): (N, n_vocab) float32.
+
+    `base_prefix`: text every prompt starts with, evaluated with the `Llama`'s LoRA adapter detached
+    (`scratchlab.agent.llama_runtime.adapter_off`), as the runtime evaluates a tuned router's catalogue.
+    """
+    from scratchlab.agent.llama_runtime import adapter_off
+
+    want = llm.tokenize(base_prefix.encode("utf-8"), special=True)[:-PREFIX_SLACK] if base_prefix else []
     out = []
     for p in prompts:
         toks = llm.tokenize(p.encode("utf-8"), special=True)
         n = _common_prefix([llm.input_ids[: llm.n_tokens].tolist(), toks])
+        if want and n < len(want):
+            llm.n_tokens = n
+            with adapter_off(llm):
+                llm.eval(want[n:])
+            n = len(want)
         llm.n_tokens = min(n, len(toks) - 1)
         llm.eval(toks[llm.n_tokens :])
         out.append(np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),)).copy())
     return np.stack(out)
 
 
-def llama_next_tokens(llm: Any, prompts: Sequence[str]) -> list[int]:
+def llama_next_tokens(llm: Any, prompts: Sequence[str], base_prefix: str = "") -> list[int]:
     """Greedy next token after each prompt in a `llama_cpp.Llama` (see `llama_last_logits`)."""
-    return [int(i) for i in llama_last_logits(llm, prompts).argmax(1)]
+    return [int(i) for i in llama_last_logits(llm, prompts, base_prefix).argmax(1)]
 
 
 def agreement(a: Sequence[int], b: Sequence[int]) -> float:

@@ -77,7 +77,16 @@ SURFACES: dict[str, Surface] = {
 }
 LAB_FIELDS = {  # filled in by the lab (paths, registry ids, resume), not offered as CLI options
     TrainConfig: ("out_dir", "data_dir", "resume", "plot_path"),
-    LoraTrainConfig: ("base_kind", "base_path", "data", "out_dir", "base_ref", "resume", "target_modules"),
+    LoraTrainConfig: (
+        "base_kind",
+        "base_path",
+        "data",
+        "out_dir",
+        "base_ref",
+        "resume",
+        "target_modules",
+        "cached_prefix",
+    ),
 }
 
 
