@@ -114,3 +114,20 @@ def test_tune_smollm2_stop_resume_export(workspace, tmp_path):
     # gives other scores (the prompts the tune never trained)
     everywhere = llama_last_logits(load_llama(smollm2_path(), out / ADAPTER_GGUF, n_ctx=4096), prompts)
     assert np.abs(everywhere - tuned_logits).max() > 1e-3
+
+    # the adapter routes, the base writes: the tuned chat model's reply is the untuned model's, token for
+    # token, even right after a decision that ran the conversation through the adapter
+    from scratchlab.agent.local_chat import ChatLocalLlama
+    from scratchlab.agent.tuned_chat import ChatTunedLlama
+
+    kw = dict(max_tokens=12, temperature=0.0, top_k=1, repeat_penalty=1.0, stream=True)
+    reply = runtime_prompt(system, "what is attention?") + '{"action": "answer"}\n'
+    tuned_chat = ChatTunedLlama(model_path=str(smollm2_path()), lora_path=str(out / ADAPTER_GGUF), n_ctx=2048,
+                                n_threads=1)  # fmt: skip
+    tuned_chat.warm_start(system.split("Lab state:")[0])
+    routed = tuned_chat._choose(prompts[0], ["train_tokenizer", "encode_text"], {})
+    assert routed in ("train_tokenizer", "encode_text") and tuned_chat._mode == "route"
+    written = "".join(tuned_chat._stream_text(reply, dict(kw)))
+    assert tuned_chat._mode == "write"
+    base_chat = ChatLocalLlama(model_path=str(smollm2_path()), n_ctx=2048, n_threads=1)
+    assert written and written == "".join(base_chat._stream_text(reply, dict(kw)))

@@ -44,22 +44,37 @@ def load_llama(
             from llama_cpp import Llama
 
             try:
-                _LLAMAS[key] = Llama(
-                    model_path=str(model_path),
-                    n_ctx=n_ctx,
-                    n_threads=n_threads
-                    or int(os.environ.get(ENV_THREADS, 0))
-                    or max(1, min(os.cpu_count() or 2, 8)),
-                    n_batch=512,
-                    verbose=False,
-                    **({"lora_path": str(lora_path)} if lora_path else {}),
-                )
+                with _quiet_stderr() if lora_path else contextlib.nullcontext():  # per-tensor adapter notes
+                    _LLAMAS[key] = Llama(
+                        model_path=str(model_path),
+                        n_ctx=n_ctx,
+                        n_threads=n_threads
+                        or int(os.environ.get(ENV_THREADS, 0))
+                        or max(1, min(os.cpu_count() or 2, 8)),
+                        n_batch=512,
+                        verbose=False,
+                        **({"lora_path": str(lora_path)} if lora_path else {}),
+                    )
             except (ValueError, RuntimeError) as e:
                 raise RuntimeError(
                     f"llama.cpp could not load {model_path} ({e}); the file may be corrupt: delete it and "
                     "scratchlab will re-assemble it from the installed weights packages"
                 ) from e
         return _LLAMAS[key]
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """File descriptor 2 to /dev/null meanwhile: llama.cpp writes a line per LoRA tensor it cannot
+    repack, whatever `verbose` says, straight into the REPL's screen."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):  # llama-cpp-python's log
+            os.dup2(null.fileno(), 2)  # llama.cpp's own
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 @contextlib.contextmanager

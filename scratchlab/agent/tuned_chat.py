@@ -8,11 +8,19 @@ adapter costs a few MB. The tune trained the adapter on what follows the tool ca
 catalogue's keys and values computed by the base (`scratchlab.training.lora_prefix`), so this model
 evaluates the catalogue with the adapter off (`llama_runtime.adapter_off`) and everything after it with
 the adapter on. The catalogue's saved state is then the base's own, shared with the untuned model.
+
+The adapter routes; the base writes. Replies and code are generated with the adapter off and the
+conversation after the catalogue re-evaluated by the base: the tune trained decisions only, and with the
+adapter on, a 180-step tune answered 6 of 20 general questions with `{"args": {}}`
+(`benchmarks/results/agent_tune.md`). Switching costs one pass over the conversation after the catalogue.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
+
+from pydantic import PrivateAttr
 
 from scratchlab.agent import router
 from scratchlab.agent.llama_runtime import LOCK, adapter_off, load_llama
@@ -30,6 +38,8 @@ class ChatTunedLlama(ChatLocalLlama):
     """
 
     lora_path: str
+    _n_catalogue: int = PrivateAttr(default=0)  # tokens of the catalogue in llama.cpp's cache (base KV)
+    _mode: str = PrivateAttr(default="route")  # how the cache after the catalogue was computed
 
     @property
     def _llm_type(self) -> str:
@@ -47,16 +57,39 @@ class ChatTunedLlama(ChatLocalLlama):
         """The catalogue's state as the base computes it (adapter off), rebuilt if another prompt evicted it."""
         key = system_prefix.rstrip()
         with LOCK:
-            if key in self._warmed and not self._holds(f"{router.IM_START}system\n{key}"):
+            llm = self.llm
+            want = llm.tokenize(f"{router.IM_START}system\n{key}".encode(), special=True)[:-PREFIX_SLACK]
+            if key in self._warmed and not (
+                llm.n_tokens >= len(want) and llm.input_ids[: len(want)].tolist() == want
+            ):
                 self._warmed.discard(key)
-            with adapter_off(self.llm):
+            with adapter_off(llm):
                 super().warm_start(system_prefix)
+            self._n_catalogue = len(want)
 
-    def _holds(self, prefix: str) -> bool:
-        """Whether llama.cpp's cache starts with `prefix` (all but its last PREFIX_SLACK tokens)."""
-        llm = self.llm
-        want = llm.tokenize(prefix.encode("utf-8"), special=True)[:-PREFIX_SLACK]
-        return llm.n_tokens >= len(want) and llm.input_ids[: len(want)].tolist() == want
+    def _use(self, mode: str) -> None:
+        """Before a decision ("route") or a reply ("write"): drop the cache after the catalogue if it was
+        computed the other way, so the conversation is evaluated as the mode needs it."""
+        if mode != self._mode:
+            llm = self.llm
+            llm.n_tokens = min(llm.n_tokens, self._n_catalogue)
+            self._mode = mode
+
+    def _choose(self, prompt: str, names: list[str], prior: dict[str, float]) -> str:
+        with LOCK:
+            self._use("route")
+            return super()._choose(prompt, names, prior)
+
+    def _complete(self, prompt: str, *, grammar: str, max_tokens: int = 64) -> str:
+        with LOCK:
+            self._use("route")
+            return super()._complete(prompt, grammar=grammar, max_tokens=max_tokens)
+
+    def _stream_text(self, prompt: str, kwargs: dict[str, Any]) -> Iterator[str]:
+        with LOCK:
+            self._use("write")
+            with adapter_off(self.llm):
+                yield from super()._stream_text(prompt, kwargs)
 
 
 def tuned_chat_model(base: str, workspace: Any, **kwargs: Any) -> ChatTunedLlama:
