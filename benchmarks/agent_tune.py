@@ -157,8 +157,7 @@ def eval_row(model: str, singles: str, conversations: str) -> dict[str, Any]:
             row["no_tool_chitchat"] = round(
                 sum(c["no_tool"] * c["n"] for c in nt) / sum(c["n"] for c in nt), 3
             )
-        meds = [c["median_s"] for c in cats.values() if c.get("median_s") is not None]
-        row["decision_median_s"] = round(statistics.median(meds), 3) if meds else None
+        row["decision_median_s"] = d["summary"]["overall"]["median_s"]  # over all requests
         row["singles_n"] = n
         row["singles_date"] = d.get("date")
     names = {model.replace(":", "-"), slug(model)}  # agent_conversations keeps the "+"
@@ -196,8 +195,8 @@ def render(data: dict[str, Any]) -> str:
                 lines.append(f"| {m} | " + " | ".join(str(s.get(k, "")) for k in cols) + " |")
         sp = sc.get("splits", {"singles": "test9", "conversations": "test9"})
         lines += ["", f"Single requests: split {sp['singles']} (never in the bank or the tuning set); "
-                  f"multi-turn: conversations {sp['conversations']}. Latency: median over categories of the median "
-                  "decision time, seconds; it depends on load (see the source files' dates and loads).", ""]  # fmt: skip
+                  f"multi-turn: conversations {sp['conversations']}. Latency: median decision time over all requests, "
+                  "seconds; it depends on load (see the source files' dates and loads).", ""]  # fmt: skip
     if "check" in data:
         c = data["check"]
         lines += [f"## Export check ({c['date']})", "",
