@@ -213,7 +213,7 @@ def render(data: dict[str, Any]) -> str:
                   + ", ".join(f"{k} {v:.2f}" for k, v in g["answered"].items())
                   + f"; tuned vs untuned replies ROUGE-L {g['tuned_vs_untuned']['rougeL']}, mean words "
                   + ", ".join(f"{k} {v:.0f}" for k, v in g["mean_words"].items()) + ".",
-                  f"Command: `{g['command']}`", ""]  # fmt: skip
+                  g.get("note", ""), f"Command: `{g['command']}`", ""]  # fmt: skip
     if "tune" in data:
         lines += ["## The tune", "", "```", json.dumps(data["tune"], indent=1)[:1500], "```", ""]
     return "\n".join(lines)

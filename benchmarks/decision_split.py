@@ -1,0 +1,79 @@
+"""Where a local model's decision time goes: choosing the tool name vs decoding its arguments.
+
+    SCRATCHLAB_HOME=H python benchmarks/decision_split.py local:0.5b local:1.5b    # -> results/decision_split.md
+
+Runs the first 13 requests of commands_test10.jsonl (its `command` category) as dry runs after one warm
+turn, and times `ChatLocalLlama._choose` (the tool name, scored with the bank's prior) and `_complete`
+(the arguments under the schema's grammar) inside each decision. Run it alone on an idle machine; the
+load average is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from scratchlab.lab.atomic import atomic_write_text
+
+ROOT = Path(__file__).resolve().parent
+N = 13
+
+
+def split(spec: str) -> dict[str, float]:
+    from scratchlab.agent.llm import get_chat_model
+    from scratchlab.agent.local_chat import ChatLocalLlama
+    from scratchlab.agent.session import LabSession
+
+    spent = {"_choose": 0.0, "_complete": 0.0}
+    originals = {name: getattr(ChatLocalLlama, name) for name in spent}
+
+    def timed(name):
+        def run(self, *a, **k):
+            t = time.perf_counter()
+            try:
+                return originals[name](self, *a, **k)
+            finally:
+                spent[name] += time.perf_counter() - t
+
+        return run
+
+    for name in spent:
+        setattr(ChatLocalLlama, name, timed(name))
+    try:
+        reqs = [json.loads(line)["request"] for line in open(ROOT / "data" / "commands_test10.jsonl")][:N]
+        session = LabSession(home=os.environ.get("SCRATCHLAB_HOME"), model=get_chat_model(spec, n_threads=2),
+                             auto_confirm=True)  # fmt: skip
+        session.ask("hi", dry_run=True)  # loads the model and the catalogue state
+        spent.update({k: 0.0 for k in spent})
+        total = sum(session.ask(r, dry_run=True)["decision_seconds"] for r in reqs)
+        session.close()
+    finally:
+        for name, fn in originals.items():
+            setattr(ChatLocalLlama, name, fn)
+    return {"decisions_s": round(total, 1), "tool_name_s": round(spent["_choose"], 1),
+            "arguments_s": round(spent["_complete"], 1)}  # fmt: skip
+
+
+def main(argv: list[str]) -> int:
+    rows = []
+    for spec in argv or ["local:0.5b", "local:1.5b"]:
+        before = os.getloadavg()[0]
+        r = split(spec)
+        rows.append(f"| {spec} | {r['decisions_s']} | {r['tool_name_s']} | {r['arguments_s']} | "
+                    f"{r['arguments_s'] / max(r['decisions_s'], 1e-9):.0%} | {before:.2f} -> {os.getloadavg()[0]:.2f} |")  # fmt: skip
+        print(rows[-1], flush=True)
+    text = "\n".join([
+        f"# Decision time split ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})", "",
+        f"{N} commands of commands_test10.jsonl, dry runs, llama.cpp 2 threads, seconds summed over the {N}.", "",
+        "| model | decisions | tool name | arguments | arguments share | load (1 min) |", "|---|---|---|---|---|---|",
+        *rows, "", "Command: `python benchmarks/decision_split.py " + " ".join(argv) + "`", "",
+    ])  # fmt: skip
+    atomic_write_text(ROOT / "results" / "decision_split.md", text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
