@@ -10,7 +10,7 @@ al., 2023, Stanford Alpaca).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,16 @@ PREFIX_SLACK = 2  # tokens at a cached prefix's end that may merge with what fol
 
 class LoraDataError(ValueError):
     """The instruction data is missing, empty or malformed; the message names the file, line and fix."""
+
+
+def common_prefix_length(seqs: Sequence[Sequence[int]]) -> int:
+    """How many leading token ids all of `seqs` share."""
+    n = min(len(s) for s in seqs)
+    for i in range(n):
+        t = seqs[0][i]
+        if any(s[i] != t for s in seqs):
+            return i
+    return n
 
 
 # ---- formats ----------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from scratchlab.training.lora_format import PREFIX_SLACK, LoraDataError
+from scratchlab.training.lora_format import PREFIX_SLACK, LoraDataError, common_prefix_length
 
 
 def shared_length(prefix_ids: Sequence[int], examples: Sequence[Any]) -> int:
@@ -38,11 +38,7 @@ def shared_length(prefix_ids: Sequence[int], examples: Sequence[Any]) -> int:
     """
     n = len(prefix_ids)
     for i, e in enumerate(examples):
-        k = 0
-        for a, b in zip(prefix_ids[:n], e.input_ids, strict=False):
-            if a != b:
-                break
-            k += 1
+        k = common_prefix_length([prefix_ids, e.input_ids])
         if k < len(prefix_ids) - PREFIX_SLACK:
             raise LoraDataError(
                 f"example {i} does not start with the cached prefix (they part after token {k} of "

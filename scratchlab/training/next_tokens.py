@@ -20,16 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from scratchlab.training.lora_format import PREFIX_SLACK
-
-
-def _common_prefix(seqs: Sequence[Sequence[int]]) -> int:
-    n = min(len(s) for s in seqs)
-    for i in range(n):
-        t = seqs[0][i]
-        if any(s[i] != t for s in seqs):
-            return i
-    return n
+from scratchlab.training.lora_format import PREFIX_SLACK, common_prefix_length
 
 
 def hf_next_tokens(model: Any, tokenizer: Any, prompts: Sequence[str], base_prefix: str = "") -> list[int]:
@@ -49,11 +40,11 @@ def hf_next_tokens(model: Any, tokenizer: Any, prompts: Sequence[str], base_pref
 
     dev = next(model.parameters()).device
     ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    n = min(_common_prefix(ids), min(len(s) for s in ids) - 1)
+    n = min(common_prefix_length(ids), min(len(s) for s in ids) - 1)
     off = contextlib.nullcontext()
     if base_prefix:
         want = tokenizer(base_prefix, add_special_tokens=False)["input_ids"][:-PREFIX_SLACK]
-        n = min(n, _common_prefix([want, ids[0]]))
+        n = min(n, common_prefix_length([want, ids[0]]))
         off = model.disable_adapter()
     out = []
     with torch.no_grad():
@@ -84,7 +75,7 @@ def llama_last_logits(llm: Any, prompts: Sequence[str], base_prefix: str = "") -
     out = []
     for p in prompts:
         toks = llm.tokenize(p.encode("utf-8"), special=True)
-        n = _common_prefix([llm.input_ids[: llm.n_tokens].tolist(), toks])
+        n = common_prefix_length([llm.input_ids[: llm.n_tokens].tolist(), toks])
         if want and n < len(want):
             llm.n_tokens = n
             with adapter_off(llm):
