@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from scratchlab.retrieval.embeddings import get_embedder
-from scratchlab.retrieval.onnx_embed import OnnxEmbedder, export_onnx
+from scratchlab.retrieval.onnx_embed import OnnxEmbedder, export_onnx, prune_stale_exports
 
 TEXTS = ["short", "LoRA trains two low-rank matrices next to the frozen weight.",
          "The KV cache stores the keys and values of past tokens. " * 30, "BPE", "a b c d e f g"]  # fmt: skip
@@ -47,6 +49,22 @@ def test_token_embeddings_drop_special_tokens():
         assert x.shape == y.shape and (x * y).sum(1).min() > 0.95
     cut = emb.token_embeddings(texts[:1], max_tokens=5)[0]  # [CLS] + 3 pieces + [SEP]
     assert cut.shape == (3, 384)
+
+
+def test_stale_exports_of_the_same_model_are_deleted(tmp_path):
+    def export(name, source):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "export.json").write_text(json.dumps({"source": source}))
+        return tmp_path / name
+
+    current = export("all-MiniLM-L6-v2-new000000000", "/models/minilm")
+    stale = export("all-MiniLM-L6-v2-old000000000", "/models/minilm")
+    other = export("all-MiniLM-L6-v2-cpy000000000", "/elsewhere/minilm")  # same name, other weights
+    (tmp_path / ".all-MiniLM-L6-v2-tmp-x").mkdir()  # an export in progress has no export.json yet
+    assert prune_stale_exports(current) == [stale]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [current.name, other.name, ".all-MiniLM-L6-v2-tmp-x"]
+    )
 
 
 def test_backend_choice():
