@@ -134,3 +134,14 @@ def test_the_bank_beats_an_answer_when_what_its_tool_reads_exists():
     assert (
         state.tool_over_answer({"search_documents": 0.3, "answer": 0.7}, choices, tools, index, 0.8) is None
     )
+    # the request names the index: its favourite tool reads it, whatever the margin
+    weak = {"search_documents": 0.46, "answer": 0.26, "recall": 0.05}
+    assert state.tool_over_answer(weak, choices, tools, index, 0.8, "what does the KV cache store?") is None
+    assert (
+        state.tool_over_answer(
+            weak, choices, tools, index, 0.8, "according to the books, what does the KV cache store?"
+        )
+        == "search_documents"
+    )
+    assert state.tool_over_answer({"search_documents": 0.3, "answer": 0.7}, choices, tools, index, 0.8,
+                                  "according to the books, what is 2+2?") is None  # answer is still the favourite  # fmt: skip

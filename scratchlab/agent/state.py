@@ -186,12 +186,12 @@ def recent(recs: Sequence[Record], kinds: Sequence[str]) -> list[Record]:
     return touched + [r for r in of_kind if r.turn is None]
 
 
-def has_referent(parameters: dict[str, Any], recs: Sequence[Record]) -> bool:
-    """True when a tool's reference argument (default "last") has a record to point at: an index for
-    `search_documents`, a run for `sample_gpt`."""
+def referents(parameters: dict[str, Any], recs: Sequence[Record]) -> list[Record]:
+    """The records a tool's reference arguments (default "last") can point at: indexes for
+    `search_documents`, runs for `sample_gpt`."""
     props = parameters.get("properties", {})
     kinds = {k for arg, p in props.items() if p.get("default") == "last" for k in ARG_KINDS.get(arg, ())}
-    return any(r.kind in kinds for r in recs)
+    return [r for r in recs if r.kind in kinds]
 
 
 def tool_over_answer(
@@ -200,14 +200,19 @@ def tool_over_answer(
     tools: dict[str, dict],
     recs: Sequence[Record],
     sure: float,
+    clause: str = "",
 ) -> str | None:
     """The tool the bank's prior prefers to the model's choice to answer: its favourite, when that is a
-    tool with prior >= `sure`, or >= 0.5 when what the tool reads exists ("according to my notes,
-    what ..." with an index searches it, not the model's memory). None: let the model answer."""
+    tool with prior >= `sure`; >= 0.5 when what the tool reads exists; and whenever the request names
+    a record the tool reads ("according to the books, what ..." with an index called books searches
+    it, not the model's memory). None: let the model answer."""
     fav = max(choices, key=lambda n: prior.get(n, 0.0))
     if fav not in tools:
         return None
-    bar = 0.5 if has_referent(tools[fav].get("parameters", {}), recs) else sure
+    refs = referents(tools[fav].get("parameters", {}), recs)
+    if _names_in(clause, refs):
+        return fav
+    bar = 0.5 if refs else sure
     return fav if prior[fav] >= bar else None
 
 
