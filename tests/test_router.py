@@ -7,6 +7,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 from pydantic import BaseModel
 
 from scratchlab.agent import router
+from scratchlab.agent.grounding import ground_reply
 from scratchlab.agent.prompts import fixed_system_prompt, tool_catalogue
 from scratchlab.tools.base import Count, parse_count
 
@@ -158,6 +159,20 @@ def test_catalogue_is_generated_from_the_schema_and_the_bank():
 )  # fmt: skip
 def test_wants_more_steps(request_text, multi):
     assert router.wants_more_steps(request_text) is multi
+
+
+def test_a_reply_falls_back_to_the_result_not_the_request():
+    h = HumanMessage("according to the books, how much memory does it need?")
+    call = AIMessage("", tool_calls=[{"name": "search_documents", "args": {}, "id": "1"}])
+    ok = ToolMessage(
+        "5 passage(s) from index 'books'\n[1] a.txt:1-2", tool_call_id="1", name="search_documents"
+    )
+    assert router.result_headline([h, call, ok]) == "5 passage(s) from index 'books'"
+    assert router.result_headline([ok, h]) is None  # a new request: no result of its own yet
+    sources = [router.turn_context([h, call, ok])[0]]
+    assert ground_reply("It needs 1.5TB.", sources, router.result_headline([h, call, ok])).startswith(
+        "5 passage"
+    )
 
 
 def test_should_answer_now_after_one_step():

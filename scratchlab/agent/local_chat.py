@@ -199,7 +199,8 @@ class ChatLocalLlama(BaseChatModel):
         context, calls = router.turn_context(messages)
         if router.should_answer_now(messages):
             head = f'{{"action": "{ANSWER}"}}\n'
-            return ANSWER, self._grounded(prompt + head, [context], MAX_SUMMARY_TOKENS)
+            return ANSWER, self._grounded(prompt + head, [context], MAX_SUMMARY_TOKENS,
+                                          fallback=router.result_headline(messages))  # fmt: skip
         names = [*by_name, ANSWER, CLARIFY]
         if router.must_continue(messages):  # "do X, then Y": after X, choose among tools only
             names = list(by_name)

@@ -360,6 +360,18 @@ def must_continue(messages: Sequence[BaseMessage]) -> bool:
     return done < len(split_steps(request))
 
 
+def result_headline(messages: Sequence[BaseMessage]) -> str | None:
+    """The first line of the latest tool result: what a reply about it falls back to when grounding
+    drops every sentence (not the request, which the reply would then only repeat)."""
+    for m in reversed(messages):
+        if isinstance(m, ToolMessage):
+            lines = str(m.content).strip().splitlines()
+            return lines[0] if lines else None
+        if isinstance(m, HumanMessage):
+            return None
+    return None
+
+
 def should_answer_now(messages: Sequence[BaseMessage]) -> bool:
     """After a successful tool result that completes the request, answer instead of choosing again
     (else the model sometimes adds a call nobody asked for)."""
