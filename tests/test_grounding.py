@@ -51,3 +51,6 @@ def test_a_reply_after_a_search_names_the_passages_it_draws_on():
     )  # cites already
     assert with_sources("Nothing in common here.", [result]) == "Nothing in common here."
     assert with_sources("It needs about 390 GB.", ["run-1 done"]) == "It needs about 390 GB."  # no search
+    asked = "how much memory does LLaMA-65B need?\n" + result  # the request's numbers need no passage
+    assert with_sources("LLaMA-65B needs about 390 GB.", [asked]).endswith("\nSources: [1] seeds/a.txt:10-20")
+    assert with_sources("LLaMA-65B needs about 390 GB.", [result]) == "LLaMA-65B needs about 390 GB."

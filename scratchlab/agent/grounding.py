@@ -133,8 +133,9 @@ def ground_reply(reply: str, sources: list[str], fallback: str | None = None) ->
 MAX_SOURCES = 2  # passages named after a reply
 
 
-def passages(text: str) -> list[tuple[str, str]]:
-    """("[n] path:lines", passage text) for each passage of a `search_documents` result in `text`."""
+def passages(text: str, outside: list[str] | None = None) -> list[tuple[str, str]]:
+    """("[n] path:lines", passage text) for each passage of a `search_documents` result in `text`; the
+    lines outside the passages (the request, the result's header) are appended to `outside` if given."""
     out: list[tuple[str, str]] = []
     head, body, inside = None, [], False
     for line in text.splitlines():
@@ -150,17 +151,22 @@ def passages(text: str) -> list[tuple[str, str]]:
             inside, body = True, []
         elif s.startswith("[") and "] " in s and s[1 : s.index("]")].isdigit():
             head = s.split(" (section:")[0]
+        elif outside is not None:
+            outside.append(s)
     return out
 
 
 def with_sources(reply: str, sources: list[str]) -> str:
     """`reply` with "Sources: [n] path:lines" for the search passages it draws on: a passage holds every
-    number of the reply, or (a reply without numbers) half of its longer words. Unchanged when there
-    were no passages, the reply cites some already, or it draws on none of them."""
-    found = [p for src in sources for p in passages(src)]
+    number of the reply that the request did not give ("LLaMA-65B" in the question need not be in the
+    passage), or (a reply without such numbers) half of its longer words. Unchanged when there were no
+    passages, the reply cites some already, or it draws on none of them."""
+    given: list[str] = []
+    found = [p for src in sources for p in passages(src, given)]
     if not found or not reply.strip() or any(f"[{n}]" in reply for n in range(1, len(found) + 1)):
         return reply
-    nums = numbers_with_scale(reply)
+    asked = source_values(["\n".join(given)])
+    nums = [(v, tol) for v, tol in numbers_with_scale(reply) if not supported(v, tol, asked)]
     words = {w for w in tokens(reply) if len(w) > 3 and not w[0].isdigit()}
     used = []
     for head, body in found:
