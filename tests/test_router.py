@@ -155,7 +155,9 @@ def test_catalogue_is_generated_from_the_schema_and_the_bank():
      ("no wait, make it 3 layers; keep the rest", False),
      ("train a BPE tokenizer with 512 tokens on shakespeare", False),
      ("encode 'To be or not to be' with it", False),
-     ("what does the guide say about QLoRA and LoRA?", False)],
+     ("what does the guide say about QLoRA and LoRA?", False),
+     ("ok then the same but 1500 steps, and wait for it to finish", False),
+     ("alright, then train it again and finally sample from it", True)],
 )  # fmt: skip
 def test_wants_more_steps(request_text, multi):
     assert router.wants_more_steps(request_text) is multi

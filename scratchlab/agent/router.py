@@ -320,9 +320,12 @@ STEP_RE = re.compile(r"\s*,?\s*\b(?:and\s+)?(?:then|afterwards|after that|finall
 
 
 def split_steps(request: str) -> list[str]:
-    """The ordered clauses of a request ("train X, then Y, then encode Z" -> 3 clauses; one if none)."""
-    parts = [p.strip(" ,.") for p in STEP_RE.split(request)]
-    return [p for p in parts if p] or [request]
+    """The ordered clauses of a request ("train X, then Y, then encode Z" -> 3 clauses; one if none).
+    A single word before the marker is no step of its own ("ok then, the same but ..." is one)."""
+    parts = [p for p in (p.strip(" ,.") for p in STEP_RE.split(request)) if p]
+    if len(parts) > 1 and len(parts[0].split()) == 1:
+        parts = [f"{parts[0]} {parts[1]}", *parts[2:]]
+    return parts or [request]
 
 
 def wants_more_steps(request: str) -> bool:
