@@ -203,17 +203,13 @@ def tool_over_answer(
     clause: str = "",
 ) -> str | None:
     """The tool the bank's prior prefers to the model's choice to answer: its favourite, when that is a
-    tool with prior >= `sure`; >= 0.5 when what the tool reads exists; and whenever the request names
-    a record the tool reads ("according to the books, what ..." with an index called books searches
-    it, not the model's memory). None: let the model answer."""
+    tool with prior >= `sure`, >= 0.5 when what it reads exists, and always when the request names a
+    record it reads ("according to the books, ..." with an index called books). None: the model answers."""
     fav = max(choices, key=lambda n: prior.get(n, 0.0))
     if fav not in tools:
         return None
     refs = referents(tools[fav].get("parameters", {}), recs)
-    if _names_in(clause, refs):
-        return fav
-    bar = 0.5 if refs else sure
-    return fav if prior[fav] >= bar else None
+    return fav if _names_in(clause, refs) or prior[fav] >= (0.5 if refs else sure) else None
 
 
 def refers_to_kind(clause: str, arg: str) -> bool:
