@@ -92,8 +92,15 @@ def export_onnx(model_path: str | Path | None = None, cache_dir: Path | None = N
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers.optimizer import optimize_model
     from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
 
-    bert = AutoModel.from_pretrained(str(model_path), attn_implementation="eager").eval()  # fusable graph
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # its "Loading weights" bar would land in the REPL's screen
+    try:
+        bert = AutoModel.from_pretrained(str(model_path), attn_implementation="eager").eval()  # fusable graph
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
 
     class _Hidden(torch.nn.Module):
         def __init__(self, m):
