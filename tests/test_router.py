@@ -270,6 +270,12 @@ def test_values_that_point_without_naming_and_requests_with_nothing_to_look_for(
     ]
     assert router.vague_args({"text": "this"}, params) == ["text"]
     assert router.vague_args({"text": "hello world", "dataset": "shakespeare"}, params) == []
+    assert router.vague_args({"dataset": "notes"}, params) == [
+        "dataset"
+    ]  # "search my notes" with no such record
+    assert (
+        router.vague_args({"dataset": "notes"}, params, {"notes", "index-2"}) == []
+    )  # an index called notes
     tools = ["search_documents", "recall"]
     assert router.content_words("search the documents", tools) == set()
     assert router.content_words("what was the batch size I told you I prefer?", tools) >= {"batch", "size"}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
@@ -203,12 +203,13 @@ def _value_supported(value: Any, nums: set[float], words: set[str], text_lower: 
     return True
 
 
-def vague_args(args: dict[str, Any], parameters: dict[str, Any]) -> list[str]:
-    """String arguments whose value names nothing ("my data", "some text", "something")."""
+def vague_args(args: dict[str, Any], parameters: dict[str, Any], known: Collection[str] = ()) -> list[str]:
+    """String arguments whose value names nothing ("my data", "some text", "something"); a value in
+    `known` (the lab's record names and ids: an index called "notes") names something."""
     props = parameters.get("properties", {})
     out = []
     for k, v in args.items():
-        if k in FREE_TEXT_ARGS or k in NAME_ARGS or not isinstance(v, str) or k not in props:
+        if k in FREE_TEXT_ARGS or k in NAME_ARGS or not isinstance(v, str) or k not in props or v in known:
             continue  # a name for a new artifact is a label, whatever its words ("index it as notes")
         if str(props[k].get("default", "")).lower() == v.strip().lower():
             continue
