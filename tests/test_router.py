@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from scratchlab.agent import router
 from scratchlab.agent.grounding import ground_reply
@@ -101,6 +101,46 @@ def test_nullable_schema_and_grammar_parse():
 
     LlamaGrammar.from_string(gbnf, verbose=False)
     LlamaGrammar.from_string(router.action_grammar(["train_gpt", "answer", "clarify"]), verbose=False)
+
+
+def test_grounded_schema_admits_only_what_grounding_keeps():
+    class Args(BaseModel):
+        dataset: str
+        n_layer: int | None = Field(None, ge=1, le=64)
+        lr: float | None = None
+        seed: int | None = None
+        sizes: list[int] | None = None
+        compile: bool = False
+        wait: bool = True
+        name: str | None = None
+
+    schema = Args.model_json_schema()
+    text = "train 3 layers at lr 3e-4 and 0.5 dropout on data/x.txt in the background, call it tiny-gpt."
+    props = router.grounded_schema(schema, text)["properties"]
+    assert props["n_layer"] == {"enum": [3]}  # 0.0003 and 0.5 are no integers; the bound keeps 3
+    assert props["lr"] == {"enum": [0.0003, 0.5, 3]}
+    assert props["sizes"]["items"] == {"enum": [3]}
+    assert props["wait"] == {"enum": [False]} and "compile" not in props  # flags the request names
+    assert "tiny-gpt" in props["name"]["enum"] and "it" in props["name"]["enum"]
+    assert props["dataset"] == schema["properties"]["dataset"]  # required: left to the question back
+    bare = router.grounded_schema(schema, "train a gpt")["properties"]
+    assert set(bare) == {"dataset", "name"}  # no number, no flag named: nothing for the model to invent
+    assert router.grounded_schema(schema, "")["properties"].keys() == {"dataset"}
+    gbnf = router.args_grammar(schema, text)
+    assert '"0.0003" | "3e-4"' in gbnf  # the spelling the request uses is admitted too
+    from llama_cpp import LlamaGrammar
+
+    LlamaGrammar.from_string(gbnf, verbose=False)
+    # what the grammar admits, grounding keeps
+    assert router.ground_args({"n_layer": 3, "lr": 0.0003, "wait": False, "name": "tiny-gpt"}, text, schema) == {
+        "n_layer": 3, "lr": 0.0003, "wait": False, "name": "tiny-gpt"}  # fmt: skip
+
+
+def test_number_spellings():
+    assert router.number_spellings("lr 3e-4, 1e3 steps, 2k tokens, 0.5 and 7") == {
+        "0.0003": "3e-4",
+        "1000": "1e3",
+    }
 
 
 def test_render_chatml_roundtrip_of_protocol():

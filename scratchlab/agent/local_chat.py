@@ -222,7 +222,7 @@ class ChatLocalLlama(BaseChatModel):
             action = state.tool_over_answer(prior, choices, by_name, recs, TOOL_OVER_ANSWER, clause) or action
         if action in by_name:
             params = by_name[action].get("parameters", {})
-            args = self._arguments(prompt, action, params, clause)
+            args = self._arguments(prompt, action, params, clause, context)
             args = router.ground_args(args, context, params)
             args = extract.stated_values(args, clause, action, params, self.bank)
             if repeats and carry.previous_call(messages, action):  # its last call, other calls between
@@ -295,15 +295,18 @@ class ChatLocalLlama(BaseChatModel):
             options = {n: llm.tokenize(f'{n}"'.encode(), add_bos=False, special=False) for n in names}
             return choose(llm, prompt, options, prior, weight=PRIOR_WEIGHT)
 
-    def _arguments(self, prompt: str, action: str, params: dict[str, Any], clause: str) -> dict[str, Any]:
-        """The model's arguments for `action`: JSON under the schema's grammar, or Python in a fence."""
+    def _arguments(
+        self, prompt: str, action: str, params: dict[str, Any], clause: str, context: str
+    ) -> dict[str, Any]:
+        """The model's arguments for `action`: JSON under the schema's grammar grounded in `context`
+        (`router.grounded_schema`), or Python in a fence."""
         if router.is_code_tool(params):  # source code: written as a fenced block, not a JSON string
             task = f"# {' '.join(clause.split())[:200]}\n"
             lab = self.bank.flag(clause, "lab") >= LAB_THRESHOLD
             hint = CODE_HINT_COMMENTS + CODE_HINT_IMPORTS if lab else ""
             code = self._code(prompt + f'{{"action": "{action}"}}\n{CODE_FENCE}{hint}{task}')
             return {"code": (CODE_HINT_IMPORTS if lab else "") + task + code} if code.strip() else {}
-        raw = self._complete(prompt + f'{{"action": "{action}", "args": ', grammar=router.args_grammar(params),
+        raw = self._complete(prompt + f'{{"action": "{action}", "args": ', grammar=router.args_grammar(params, context),
                              max_tokens=self.max_args_tokens)  # fmt: skip
         try:
             args = json.loads(raw)
