@@ -8,6 +8,7 @@ from agent_fakes import bank
 from scratchlab.agent.bank import Bank, load_examples
 from scratchlab.agent.extract import (
     glosses,
+    stated_code,
     stated_enum,
     stated_name,
     stated_numbers,
@@ -130,3 +131,19 @@ def test_a_number_spent_on_one_argument_is_not_also_the_models_value_of_another(
     assert stated_values({"vocab_size": 400}, "a 400-token tokenizer", "train_tokenizer", schema, None) == {
         "vocab_size": 400
     }
+
+
+@pytest.mark.parametrize(
+    "text, code",
+    [
+        ("Run this python: import math; print(math.factorial(20))", "import math; print(math.factorial(20))"),
+        ("run print(2**10).", "print(2**10)"),
+        ("execute: for i in range(3): print(i)", "for i in range(3): print(i)"),
+        ("compute the 20th fibonacci number", None),  # nothing written out: the model writes it
+        ("what is 2 + 2?", None),  # English that parses ("what is 2 + 2") calls nothing
+        ("run python to count words in notes.txt", None),
+        ("print(1) and then tell me what it printed", None),  # the code must be the request's tail
+    ],
+)
+def test_stated_code(text, code):
+    assert stated_code(text) == code

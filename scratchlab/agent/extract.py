@@ -10,6 +10,7 @@
   argument of 'name=v1,v2' specs, its name read from the words next to it through the words the
   argument's description gives them ("Names: n_layer (layers); vocab_size (vocab, tokens)."); a number
   of the list is then no value of any single argument.
+- `stated_code`: Python the request writes out ("run this: import math; print(math.factorial(20))").
 - `stated_path`, `stated_quote`, `stated_name`, `stated_special_tokens`: a file path, quoted text, a
   name the user spells out ("call it haiku-bpe"), special tokens such as <|endoftext|>.
 
@@ -22,6 +23,7 @@ numbers for one argument, two paths) is left to the model.
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 from collections import Counter
@@ -317,6 +319,41 @@ def stated_path(text: str) -> str | None:
         m.rstrip(".") for m in PATH_RE.findall(text) if not m[0].isdigit() and is_path_like(m.rstrip("."))
     }
     return found.pop() if len(found) == 1 else None
+
+
+CODE_NODES = (
+    ast.Call,
+    ast.Import,
+    ast.ImportFrom,
+    ast.Assign,
+    ast.AugAssign,
+    ast.For,
+    ast.While,
+    ast.FunctionDef,
+    ast.With,
+)  # what makes a request's tail code, not English that parses
+
+
+def stated_code(text: str) -> str | None:
+    """The Python `text` writes out: its longest tail, starting at a word, that parses as Python and
+    acts (`CODE_NODES`: a call, an import, an assignment, a loop, a definition). English that happens
+    to parse ("what is 2 + 2", "words in notes.txt") compares names and calls nothing.
+
+        stated_code("Run this python: import math; print(math.factorial(20))")
+        # "import math; print(math.factorial(20))"
+        stated_code("compute the 20th fibonacci number")  # None: the model writes the code
+    """
+    words = text.split(" ")
+    for i in range(len(words)):
+        tail = " ".join(words[i:]).strip()
+        for candidate in (tail, tail.rstrip(".?!")):
+            try:
+                tree = ast.parse(candidate)
+            except (SyntaxError, ValueError):
+                continue
+            if any(isinstance(node, CODE_NODES) for node in ast.walk(tree)):
+                return candidate
+    return None
 
 
 def stated_quote(text: str) -> str | None:

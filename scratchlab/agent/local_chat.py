@@ -301,6 +301,8 @@ class ChatLocalLlama(BaseChatModel):
         """The model's arguments for `action`: JSON under the schema's grammar grounded in `context`
         (`router.grounded_schema`), or Python in a fence."""
         if router.is_code_tool(params):  # source code: written as a fenced block, not a JSON string
+            if stated := extract.stated_code(clause):  # the request writes it out: run what it says
+                return {"code": stated}
             task = f"# {' '.join(clause.split())[:200]}\n"
             lab = self.bank.flag(clause, "lab") >= LAB_THRESHOLD
             hint = CODE_HINT_COMMENTS + CODE_HINT_IMPORTS if lab else ""
