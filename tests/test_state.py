@@ -145,3 +145,16 @@ def test_the_bank_beats_an_answer_when_what_its_tool_reads_exists():
     )
     assert state.tool_over_answer({"search_documents": 0.3, "answer": 0.7}, choices, tools, index, 0.8,
                                   "according to the books, what is 2+2?") is None  # answer is still the favourite  # fmt: skip
+
+
+def test_a_builtin_is_resolved_by_its_gloss_even_when_the_model_left_it_out():
+    desc = "Tokenizer id, name, 'last', or built in: 'cl100k_base' (GPT-4) or 'o200k_base' (GPT-4o)."
+    assert (
+        resolve("tokenizer", None, "how would GPT-4o's tokenizer split 'hello'?", [], "last", desc)
+        == "o200k_base"
+    )
+    assert resolve("tokenizer", None, "encode 'hi' with gpt-4's tokenizer", [], "last", desc) == "cl100k_base"
+    assert resolve("tokenizer", "last", "encode 'hi' with gpt-4o", [], "last", desc) == "o200k_base"
+    assert (
+        resolve("tokenizer", None, "encode 'hi' with my tokenizer", [], "last", desc) is None
+    )  # default applies

@@ -257,27 +257,43 @@ def _path_like(value: str) -> bool:
 
 def _builtin(value: Any, clause: str, description: str, pool: Sequence[Record]) -> str | None:
     """The built-in value (named in the argument's description) that the model's `value` stands for:
-    the one the request writes out, else the one whose words `value` shares ("qwen-0.5b" ->
+    the one the request writes out, by name or by its gloss ("GPT-4o's tokenizer" -> 'o200k_base'), even
+    when the model left the argument out, else the one whose words `value` shares ("qwen-0.5b" ->
     'qwen2.5-coder-0.5b', "smollm" -> 'smollm2-135m'). None when `value` is itself a built-in, a
     record, a path the request writes, or no built-in fits one way."""
     names = builtins(description)
-    if not names or not isinstance(value, str) or not value.strip() or value in names:
+    if not names or (value in names and value not in ("last", "latest")):  # "last" is no choice made
         return None
-    if any(value in (r.name, r.id, r.ref) for r in pool):
+    text = isinstance(value, str) and value.strip() and value not in ("last", "latest")
+    if text and (any(value in (r.name, r.id, r.ref) for r in pool)
+                 or (_path_like(value) and value.lower() in clause.lower())):  # fmt: skip
         return None
     words = set(tokens(clause))
-    if _path_like(value) and value.lower() in clause.lower():
-        return None
-    written = [n for n in names if set(tokens(n)) <= words and len(n) > 3]
+    written = [n for n in names if set(tokens(n)) <= words and len(n) > 3] or _glossed(
+        clause, description, names
+    )
     if len(written) == 1:
         return written[0]
-    if _path_like(value):
+    if not text or _path_like(value):
         return None
     own = set(tokens(value))
     alpha = {t for t in own if not t[0].isdigit() and len(t) > 2}
     key = alpha or {t for t in own if t[0].isdigit()}  # "o200k": its number is all it has
     fits = [n for n in names if key & set(tokens(n))]
     return fits[0] if len(fits) == 1 else None
+
+
+def _glossed(clause: str, description: str, names: Sequence[str]) -> list[str]:
+    """The built-ins whose gloss, the parenthesis after the quoted value ("'o200k_base' (GPT-4o)"), the
+    clause writes word for word; of glosses inside one another, the longest ("GPT-4o" over "GPT-4")."""
+    said = f" {' '.join(tokens(clause))} "
+    found = {}
+    for n in names:
+        _, sep, rest = description.partition(f"'{n}' (")
+        gloss = " ".join(tokens(rest.split(")")[0])) if sep else ""
+        if gloss and f" {gloss} " in said:
+            found[n] = gloss
+    return [n for n, g in found.items() if not any(g != h and f" {g} " in f" {h} " for h in found.values())]
 
 
 def _partial_name(value: Any, pool: Sequence[Record]) -> Record | None:

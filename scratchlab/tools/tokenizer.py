@@ -70,14 +70,16 @@ class TrainTokenizerArgs(BaseModel):
 class EncodeTextArgs(BaseModel):
     text: str = Field(description="The text to tokenize.")
     tokenizer: str = Field(
-        default="last", description="Tokenizer id, name, 'last', or 'cl100k_base'/'o200k_base'."
+        default="last",
+        description="Tokenizer id, name, 'last', or built in: 'cl100k_base' (GPT-4) or 'o200k_base' (GPT-4o).",
     )
 
 
 class DecodeTokensArgs(BaseModel):
     ids: list[int] = Field(description="Token ids to turn back into text, e.g. [72, 101, 300].")
     tokenizer: str = Field(
-        default="last", description="Tokenizer id, name, 'last', or 'cl100k_base'/'o200k_base'."
+        default="last",
+        description="Tokenizer id, name, 'last', or built in: 'cl100k_base' (GPT-4) or 'o200k_base' (GPT-4o).",
     )
 
 
