@@ -121,11 +121,11 @@ def test_grounded_schema_admits_only_what_grounding_keeps():
     assert props["lr"] == {"enum": [0.0003, 0.5, 3]}
     assert props["sizes"]["items"] == {"enum": [3]}
     assert props["wait"] == {"enum": [False]} and "compile" not in props  # flags the request names
-    assert "tiny-gpt" in props["name"]["enum"] and "it" in props["name"]["enum"]
     assert props["dataset"] == schema["properties"]["dataset"]  # required: left to the question back
     bare = router.grounded_schema(schema, "train a gpt")["properties"]
     assert set(bare) == {"dataset", "name"}  # no number, no flag named: nothing for the model to invent
-    assert router.grounded_schema(schema, "")["properties"].keys() == {"dataset"}
+    capped = router.nullable_schema(schema)["properties"]["name"]["anyOf"][0]
+    assert capped["maxLength"] == router.MAX_NAME_CHARS  # an optional name is capped like a required one
     gbnf = router.args_grammar(schema, text)
     assert '"0.0003" | "3e-4"' in gbnf  # the spelling the request uses is admitted too
     from llama_cpp import LlamaGrammar
@@ -310,6 +310,11 @@ def test_values_that_point_without_naming_and_requests_with_nothing_to_look_for(
     ]
     assert router.vague_args({"text": "this"}, params) == ["text"]
     assert router.vague_args({"text": "hello world", "dataset": "shakespeare"}, params) == []
+    assert (
+        router.vague_args({"dataset": "~/corpus"}, params) == []
+    )  # a path names something, whatever its words
+    assert router.vague_args({"dataset": "notes.txt"}, params) == []
+    assert router.vague_args({"dataset": "the corpus"}, params) == ["dataset"]
     assert router.vague_args({"dataset": "notes"}, params) == [
         "dataset"
     ]  # "search my notes" with no such record

@@ -5,7 +5,7 @@ The local model decides in two constrained stages (measured in ../shared/notes/a
    tool's name (a few tokens, so chit-chat costs well under a second);
 2. for a tool, only that tool's arguments, under a grammar built from its JSON schema with optional
    arguments nullable (so the grammar never forces the model to invent values) and with numbers,
-   flags and new names limited to what the conversation supports (`grounded_schema`).
+   flags limited to what the conversation supports (`grounded_schema`).
 Then `ground_args` drops values that the conversation does not support (numbers that do not occur,
 strings that share no word with the request), and `missing_required` turns an unsupported required
 argument into a clarifying question instead of a guess.
@@ -46,8 +46,7 @@ SHORTHAND_K = re.compile(
 )  # "2k" -> 2000, for the model and grounding
 TOOL_RESULT_CHARS = 1200
 MAX_STRING_CHARS = 240  # non-free-text string arguments are capped in the grammar too
-MAX_NAME_WORDS = 200  # a name argument is one of the context's first 200 distinct words
-NAME_PUNCTUATION = "\"'`.,;:!?()[]{}<>“”‘’"
+MAX_NAME_CHARS = 40  # a new artifact's name ("chef-bpe"); a small model can loop inside one
 MAX_LIST_ITEMS = 16  # list arguments are capped in the grammar (a small model can loop on a list)
 
 
@@ -103,10 +102,11 @@ def nullable_schema(parameters: dict[str, Any], all_required: bool = False) -> d
     for name, prop in props.items():
         prop.pop("default", None)
         prop.pop("title", None)
-        if prop.get("type") == "array":
-            prop.setdefault("maxItems", MAX_LIST_ITEMS)
-        if prop.get("type") == "string" and name not in FREE_TEXT_ARGS:
-            prop.setdefault("maxLength", MAX_STRING_CHARS)
+        inner = _non_null(prop)  # `str | None` caps the string too
+        if inner.get("type") == "array":
+            inner.setdefault("maxItems", MAX_LIST_ITEMS)
+        if inner.get("type") == "string" and name not in FREE_TEXT_ARGS:
+            inner.setdefault("maxLength", MAX_NAME_CHARS if name in NAME_ARGS else MAX_STRING_CHARS)
         if name not in required and not _admits_null(prop):
             props[name] = {"anyOf": [prop, {"type": "null"}]}
     if all_required:
@@ -161,11 +161,11 @@ def number_spellings(text: str) -> dict[str, str]:
 
 
 def grounded_schema(parameters: dict[str, Any], context: str) -> dict[str, Any]:
-    """Copy of a tool's JSON schema that admits only the number, name and flag values `context` supports.
+    """Copy of a tool's JSON schema that admits only the number and flag values `context` supports.
 
     A number property (or a list of numbers) becomes an enum of the numbers `context` mentions that
-    its type and bounds allow, a new artifact's name one of its words, and either is left out when
-    there are none; a flag is left out unless `context` talks about it (`flag_supported`). Grounding in the grammar instead of after it: a
+    its type and bounds allow, and is left out when there are none; a flag is left out unless
+    `context` talks about it (`flag_supported`). Grounding in the grammar instead of after it: a
     small model otherwise fills the object with values the request never gave (`"seed":
     1234567890000000`, one token a digit), which `ground_args` then drops, at 40-90 ms a token.
     Required properties are kept as they are, so a missing one still becomes a question.
@@ -194,12 +194,6 @@ def grounded_schema(parameters: dict[str, Any], context: str) -> dict[str, Any]:
                 props[name] = {**prop, "items": {"enum": values}}
             else:
                 del props[name]
-        elif kind == "string" and name in NAME_ARGS:
-            words = context_words(context)
-            if words:
-                props[name] = {"enum": words}
-            else:
-                del props[name]
         elif kind == "boolean":
             allowed = [v for v in (True, False) if flag_supported(name, v, low)]
             if allowed:
@@ -207,13 +201,6 @@ def grounded_schema(parameters: dict[str, Any], context: str) -> dict[str, Any]:
             else:
                 del props[name]
     return schema
-
-
-def context_words(text: str, limit: int = MAX_NAME_WORDS) -> list[str]:
-    """The whitespace-separated words of `text` without surrounding punctuation, first `limit` distinct:
-    what a name the user spells out can be ("index it as labnotes", "call it chef-bpe")."""
-    out = dict.fromkeys(w.strip(NAME_PUNCTUATION) for w in text.split())
-    return [w for w in out if w][:limit]
 
 
 def _non_null(prop: dict[str, Any]) -> dict[str, Any]:
@@ -322,12 +309,15 @@ def _value_supported(value: Any, nums: set[float], words: set[str], text_lower: 
 
 def vague_args(args: dict[str, Any], parameters: dict[str, Any], known: Collection[str] = ()) -> list[str]:
     """String arguments whose value names nothing ("my data", "some text", "something"); a value in
-    `known` (the lab's record names and ids: an index called "notes") names something."""
+    `known` (the lab's record names and ids: an index called "notes") or a path ("~/corpus",
+    "notes.txt") names something."""
     props = parameters.get("properties", {})
     out = []
     for k, v in args.items():
         if k in FREE_TEXT_ARGS or k in NAME_ARGS or not isinstance(v, str) or k not in props or v in known:
             continue  # a name for a new artifact is a label, whatever its words ("index it as notes")
+        if "/" in v or "." in v.strip("."):
+            continue
         if str(props[k].get("default", "")).lower() == v.strip().lower():
             continue
         words = words_in(v)
