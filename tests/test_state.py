@@ -158,3 +158,14 @@ def test_a_builtin_is_resolved_by_its_gloss_even_when_the_model_left_it_out():
     assert (
         resolve("tokenizer", None, "encode 'hi' with my tokenizer", [], "last", desc) is None
     )  # default applies
+
+
+def test_a_run_is_described_by_its_tokenizer():
+    recs = [Record(id="run-1", kind="run", name="gpt-1", config={"tokenizer": "char", "dataset": "shakespeare"}),
+            Record(id="run-2", kind="run", name="gpt-2", config={"tokenizer": "bpe512-shakespeare",
+                                                                 "dataset": "shakespeare"})]  # fmt: skip
+    assert (
+        resolve("run", "last", "get me 100 tokens out of the character-level model", recs, "last") == "gpt-1"
+    )
+    assert resolve("run", "last", "sample from the bpe512 model", recs, "last") == "gpt-2"
+    assert resolve("run", "last", "sample from the shakespeare model", recs, "last") == "last"  # both fit

@@ -157,9 +157,14 @@ def _names_in(clause: str, recs: Sequence[Record]) -> list[Record]:
     return [r for r in recs if r.id.lower() in words or r.name.lower() in words]
 
 
+DESCRIBING_SOURCES = ("dataset", "data", "tokenizer")  # config values whose words describe a record
+
+
 def _described(clause: str, recs: Sequence[Record]) -> list[Record]:
     """The records that a number or a word of their config picks out best ("the 1-layer run", "the
-    tokenizer trained on notes.txt"); empty when none or several fit equally well."""
+    tokenizer trained on notes.txt", "the character-level model": a run whose tokenizer is 'char'); a
+    word counts when it is a config word or starts with one of 4+ letters. Empty when none or several
+    fit equally well."""
     toks = tokens(clause)
     nums = set()
     for t in toks:
@@ -171,9 +176,10 @@ def _described(clause: str, recs: Sequence[Record]) -> list[Record]:
     scored = []
     for r in recs:
         vals = {float(v) for k, v in r.config.items() if k in DESCRIBING_KEYS and isinstance(v, int | float)}
-        src = r.config.get("dataset") or r.config.get("data") or ""
-        src_words = {w for w in tokens(Path(str(src)).name) if len(w) > 2} if src else set()
-        scored.append((2 * len(nums & vals) + len(words & src_words), r))
+        srcs = [str(v) for k in DESCRIBING_SOURCES if (v := r.config.get(k))]
+        src_words = {w for v in srcs for w in tokens(Path(v).name) if len(w) > 2}
+        said = sum(any(w == s or (len(s) >= 4 and w.startswith(s)) for s in src_words) for w in words)
+        scored.append((2 * len(nums & vals) + said, r))
     best = max(s for s, _ in scored)
     top = [r for s, r in scored if s == best]
     return top if best > 0 and len(top) == 1 else []
