@@ -138,6 +138,19 @@ def test_an_answer_after_a_tool_drops_numbers_the_result_does_not_hold():
     assert msgs[-1].content == "The val loss is 1.87."
 
 
+def test_an_answer_after_a_tool_error_is_grounded_too():
+    @tool
+    def train_gpt(n_layer: int = 4, n_head: int = 4, n_embd: int = 128) -> str:
+        """Train a small GPT."""
+        return f"Error: n_embd ({n_embd}) must be divisible by n_head ({n_head})"  # as lab tools report it
+
+    model = local(BANK, args={"train_gpt": {"n_head": 3}}, choice="train_gpt")
+    model.reply = "The width must be divisible by the heads. I'll try again with 64 heads and 128 width."
+    msgs = ask(graph(model, [train_gpt]), "train a gpt with 3 heads")
+    assert isinstance(msgs[-2], ToolMessage) and "divisible" in str(msgs[-2].content)
+    assert msgs[-1].content == "The width must be divisible by the heads."  # 64 and 128 stand in neither
+
+
 def test_a_question_about_a_run_is_answered_from_its_record():
     recs = [Record(id="run-1", kind="run", name="gpt-1", config={"n_layer": 2, "tokenizer": "/lab/tok/bpe400"},
                    metrics={"val_loss": 1.8694}, turn=None)]  # fmt: skip

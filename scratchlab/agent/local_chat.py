@@ -261,6 +261,11 @@ class ChatLocalLlama(BaseChatModel):
             facts = state.facts(self._about(clause, recs))
             return ANSWER, self._grounded(self._with_note(prompt, facts) + head, [clause, facts, context],
                                           self.max_answer_tokens, fallback=f"From the lab's records:\n{facts}")  # fmt: skip
+        if (
+            action == ANSWER and calls
+        ):  # after tool results (an error too): only what they and the request hold
+            return ANSWER, self._grounded(prompt + head, [context], self.max_answer_tokens,
+                                          fallback=router.result_headline(messages))  # fmt: skip
         return action, self._answer_stream(prompt + head)
 
     def _with_note(self, prompt: str, facts: str) -> str:
