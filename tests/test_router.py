@@ -340,3 +340,13 @@ def test_a_background_request_sets_wait_false_even_when_the_model_left_it_out():
     assert router.ground_args({"n_layer": 2}, "train a 2-layer gpt", params) == {"n_layer": 2}
     assert router.ground_args({}, "no wait, make it 2 layers", params) == {}
     assert router.ground_args({}, "search my notes in the background", {"properties": {"query": {}}}) == {}
+
+
+def test_clause_context_holds_the_clause_and_this_turns_results():
+    msgs = [HumanMessage("old request with 7"), ToolMessage("old result 9", tool_call_id="0"),
+            HumanMessage("train a tokenizer with 400 tokens, then a gpt for 150 steps"),
+            AIMessage("", tool_calls=[{"name": "train_tokenizer", "args": {}, "id": "1"}]),
+            ToolMessage("tokenizer bpe400 done", tool_call_id="1")]  # fmt: skip
+    ctx = router.clause_context(msgs, "a gpt for 150 steps")
+    assert ctx == "a gpt for 150 steps\ntokenizer bpe400 done"
+    assert router.numbers_in(router.clause_context(msgs[:3], "train a tokenizer with 400 tokens")) == {400.0}

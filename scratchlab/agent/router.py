@@ -418,6 +418,18 @@ def turn_context(messages: Sequence[BaseMessage]) -> tuple[str, list[tuple[str, 
     return "\n".join(reversed(texts)), calls
 
 
+def clause_context(messages: Sequence[BaseMessage], clause: str) -> str:
+    """The clause this call serves plus this turn's tool results: what its arguments may take numbers
+    from ("train a tokenizer with 400 tokens, then a GPT for 150 steps": 150 is no tokenizer setting)."""
+    results: list[str] = []
+    for m in reversed(messages):
+        if isinstance(m, HumanMessage):
+            break
+        if isinstance(m, ToolMessage):
+            results.append(str(m.content))
+    return "\n".join([clause, *reversed(results)])
+
+
 # ---- multi-step requests ------------------------------------------------------------------------
 # "train X, then Y", "X and afterwards Y": ordered steps, one tool call each. (";" is not a step
 # marker: "make it 3 layers; keep the rest" is one request.)
