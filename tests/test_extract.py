@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from agent_fakes import bank
 
-from scratchlab.agent.bank import Bank, load_examples
+from scratchlab.agent.bank import Bank, load_examples, number_contexts
 from scratchlab.agent.extract import (
     glosses,
     stated_code,
@@ -147,3 +147,12 @@ def test_a_number_spent_on_one_argument_is_not_also_the_models_value_of_another(
 )
 def test_stated_code(text, code):
     assert stated_code(text) == code
+
+
+def test_a_word_labels_only_numbers_of_its_own_phrase():
+    ctx = dict(number_contexts("train a 64-wide gpt with that many heads, 120 steps"))
+    assert "heads" not in ctx[120.0] and "steps" in ctx[120.0]  # "that many heads" names no number here
+    assert dict(number_contexts("6 layers, 8 heads"))[6.0] == {"layers": 1.0}
+    assert stated_numbers("a 2-layer gpt with that many heads, 120 steps", "train_gpt", GPT, None) == {
+        "n_layer": 2
+    }

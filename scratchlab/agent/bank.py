@@ -329,14 +329,20 @@ def _drop_model_numbers(word: str) -> str:
 def number_contexts(text: str) -> list[tuple[float, dict[str, float]]]:
     """Each number of `text` with the words that label it, weighted by nearness.
 
-    A word belongs to the nearest number within `CONTEXT_WORDS` words (a tie goes to the number before
-    it: "6 layers, 8 heads" gives "layers" to 6), with weight 1/distance.
+    A word belongs to the nearest number of its comma-separated phrase within `CONTEXT_WORDS` words (a
+    tie goes to the number before it: "6 layers 8 heads" gives "layers" to 6), with weight 1/distance;
+    "with that many heads, 120 steps" gives "heads" to no number.
     "2k" counts as 2000 and "two" as 2.
 
     Returns:
         [(value, {word: weight})] in order of appearance.
     """
-    toks = tokens(" ".join(_drop_model_numbers(w) for w in text.split()))
+    toks: list[str] = []
+    phrase: list[int] = []  # the comma-separated phrase of each token ("1,000" has no ", ")
+    for n, part in enumerate(text.split(", ")):
+        part_toks = tokens(" ".join(_drop_model_numbers(w) for w in part.split()))
+        toks += part_toks
+        phrase += [n] * len(part_toks)
     nums: dict[int, float] = {}
     skip = set()
     for i, t in enumerate(toks):
@@ -353,7 +359,9 @@ def number_contexts(text: str) -> list[tuple[float, dict[str, float]]]:
         if j in nums or j in skip:
             continue
         # (distance, before-the-number) per number; "2 k steps": the "k" does not count as a word
-        near = [((j - i - (i + 1 in skip), 0) if j > i else (i - j, 1), i) for i in nums]
+        near = [
+            ((j - i - (i + 1 in skip), 0) if j > i else (i - j, 1), i) for i in nums if phrase[i] == phrase[j]
+        ]
         if near:
             (dist, _), i = min(near)
             if dist <= CONTEXT_WORDS:
