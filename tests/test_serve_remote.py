@@ -53,6 +53,15 @@ class SlowModel(ScriptedChatModel):
         return ChatResult(generations=[ChatGeneration(message=AIMessage("." * 1200))])
 
 
+def default_ctrl_c() -> None:
+    """In the child before exec: Ctrl-C as a terminal gives it. An ignored or blocked SIGINT is
+    inherited through exec (Python then installs no KeyboardInterrupt handler, or never sees the
+    signal), and a library earlier in the session may leave either in this process (multiprocessing's
+    resource tracker blocks SIGINT while it starts)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def until(cond, what: str, timeout: float = WAIT_S) -> None:
     deadline = time.monotonic() + timeout
     while not cond():
@@ -223,7 +232,8 @@ def test_ctrl_c_in_an_attached_ask_cancels_the_served_turn(workspace, start_serv
     env = {**os.environ, "PYTHONPATH": str(REPO), "SCRATCHLAB_HOME": str(workspace.root)}
     env.pop(client.NO_SERVER_ENV, None)
     proc = subprocess.Popen([sys.executable, "-m", "scratchlab", "--model", "SlowModel", "ask", "a long story"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_ctrl_c)  # fmt: skip
     until(STARTED.is_set, "the served turn to start")
     proc.send_signal(signal.SIGINT)  # the first Ctrl-C: the server cancels the turn, the ask reports it
     _, err = proc.communicate(timeout=WAIT_S)
