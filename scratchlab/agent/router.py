@@ -4,7 +4,7 @@ The local model decides in two constrained stages (measured in ../shared/notes/a
 1. the action name, generated under a GBNF grammar that admits only `answer`, `clarify` or a bound
    tool's name (a few tokens, so chit-chat costs well under a second);
 2. for a tool, only that tool's arguments, under a grammar built from its JSON schema with optional
-   arguments nullable (so the grammar never forces the model to invent values) and with numbers,
+   arguments nullable (so the grammar never forces the model to invent values) and with numbers and
    flags limited to what the conversation supports (`grounded_schema`).
 Then `ground_args` drops values that the conversation does not support (numbers that do not occur,
 strings that share no word with the request), and `missing_required` turns an unsupported required
@@ -130,7 +130,7 @@ _CHAR_RULE_FIX = (
 def args_grammar(parameters: dict[str, Any], context: str | None = None) -> str:
     """GBNF for a tool's argument object (nullable optionals), with control characters excluded.
 
-    With `context` (the request and this turn's results, as `ground_args` gets it), the grammar admits
+    With `context` (the call's clause and this turn's results, `clause_context`), the grammar admits
     only what `ground_args` would keep of numbers and flags (`grounded_schema`), so the model spends no
     tokens on values that are dropped afterwards.
     """
@@ -178,28 +178,21 @@ def grounded_schema(parameters: dict[str, Any], context: str) -> dict[str, Any]:
         if name in required:
             continue
         prop = _non_null(props[name])
-        kind = _value_kind(prop)
+        kind, items = _value_kind(prop), _non_null(prop.get("items", {}))
         if kind in ("integer", "number"):
-            values = _allowed_numbers(prop, nums, kind)
-            if values:
-                props[name] = {"enum": values}
-            else:
-                del props[name]
-        elif kind == "array" and _value_kind(items := _non_null(prop.get("items", {}))) in (
-            "integer",
-            "number",
-        ):
-            values = _allowed_numbers(items, nums, _value_kind(items))
-            if values:
-                props[name] = {**prop, "items": {"enum": values}}
-            else:
-                del props[name]
+            allowed = _allowed_numbers(prop, nums, kind)
+        elif kind == "array" and _value_kind(items) in ("integer", "number"):
+            allowed = _allowed_numbers(items, nums, _value_kind(items))
         elif kind == "boolean":
             allowed = [v for v in (True, False) if flag_supported(name, v, low)]
-            if allowed:
-                props[name] = {"enum": allowed}
-            else:
-                del props[name]
+        else:
+            continue
+        if not allowed:
+            del props[name]  # nothing the conversation gives: the model cannot write it
+        elif kind == "array":
+            props[name] = {**prop, "items": {"enum": allowed}}
+        else:
+            props[name] = {"enum": allowed}
     return schema
 
 
@@ -405,29 +398,35 @@ def clarify_question(tool: str, missing: Sequence[str], parameters: dict[str, An
 
 def turn_context(messages: Sequence[BaseMessage]) -> tuple[str, list[tuple[str, dict]]]:
     """Text of the latest user message plus the tool results after it, and the tool calls made since."""
-    texts: list[str] = []
-    calls: list[tuple[str, dict]] = []
-    for m in reversed(messages):
-        if isinstance(m, HumanMessage):
-            texts.append(normalise_request(str(m.content)))
-            break
-        if isinstance(m, ToolMessage):
-            texts.append(str(m.content))
-        elif isinstance(m, AIMessage):
-            calls.extend((tc["name"], tc["args"]) for tc in m.tool_calls)
-    return "\n".join(reversed(texts)), calls
+    request = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
+    head = [normalise_request(str(request.content))] if request is not None else []
+    calls = [
+        (tc["name"], tc["args"])
+        for m in _this_turn(messages)
+        if isinstance(m, AIMessage)
+        for tc in m.tool_calls
+    ]
+    return "\n".join(head + _turn_results(messages)), calls
 
 
 def clause_context(messages: Sequence[BaseMessage], clause: str) -> str:
     """The clause this call serves plus this turn's tool results: what its arguments may take numbers
     from ("train a tokenizer with 400 tokens, then a GPT for 150 steps": 150 is no tokenizer setting)."""
-    results: list[str] = []
+    return "\n".join([clause, *_turn_results(messages)])
+
+
+def _this_turn(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
+    """The messages after the latest user message, oldest first."""
+    out: list[BaseMessage] = []
     for m in reversed(messages):
         if isinstance(m, HumanMessage):
             break
-        if isinstance(m, ToolMessage):
-            results.append(str(m.content))
-    return "\n".join([clause, *reversed(results)])
+        out.append(m)
+    return out[::-1]
+
+
+def _turn_results(messages: Sequence[BaseMessage]) -> list[str]:
+    return [str(m.content) for m in _this_turn(messages) if isinstance(m, ToolMessage)]
 
 
 # ---- multi-step requests ------------------------------------------------------------------------
