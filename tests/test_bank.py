@@ -121,3 +121,17 @@ def test_every_bank_line_is_json(tmp_path):
     for path in BANK_DIR.glob("*.jsonl"):
         for line in path.read_text().splitlines():
             assert isinstance(json.loads(line), dict)
+
+
+def test_excluding_a_request_the_bank_does_not_hold_refits_nothing(monkeypatch):
+    from sklearn.linear_model import LogisticRegression
+
+    b = bank(("train a tokenizer on shakespeare", "train_tokenizer"), ("list my runs", "list_runs"))
+    before = b.action_prior("list my runs please", ["train_tokenizer", "list_runs"])
+
+    def no_fit(*a, **k):
+        raise AssertionError("refit for an id the bank does not hold")
+
+    monkeypatch.setattr(LogisticRegression, "fit", no_fit)
+    b.exclude(["unseen-7"])  # an evaluation case that was never in the bank
+    assert b.action_prior("list my runs please", ["train_tokenizer", "list_runs"]) == before

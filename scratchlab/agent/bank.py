@@ -166,8 +166,10 @@ class Bank:
         return f"{type(e).__name__}|{getattr(e, 'name', '')}|{getattr(e, 'quantized', '')}"
 
     def exclude(self, ids: Iterable[str]) -> None:
-        """Leave these examples out of every vote (an evaluation scores a request the bank holds)."""
-        self._excluded = set(ids)
+        """Leave these examples out of every vote (an evaluation scores a request the bank holds).
+        Ids the bank does not hold change nothing, so excluding an unseen request refits nothing."""
+        held = {e.id for e in self.examples}
+        self._excluded = {i for i in ids if i in held}
 
     @property
     def vectors(self) -> np.ndarray:
