@@ -78,8 +78,12 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
     adapter = Path(args.adapter).expanduser()
     base_dir = read_adapter_meta(adapter)["base"]["path"]
     tools = tool_dicts(ws)
-    system = fixed_system_prompt(tools) + "\n" + lab_state_text([])
-    prefix = catalogue_prefix(tools)  # run by the base, as the tune trained it and the runtime runs it
+    tuned_on = json.loads((adapter / "tune.json").read_text()).get("config", {}).get("prompt", "catalogue")
+    compact = tuned_on == "compact"  # the prompt the adapter was tuned on (and runs with)
+    system = fixed_system_prompt(tools, compact=compact) + "\n" + lab_state_text([])
+    prefix = catalogue_prefix(
+        tools, compact
+    )  # run by the base, as the tune trained it and the runtime runs it
     reqs = [json.loads(line)["request"] for line in UNSEEN.read_text().splitlines() if line.strip()][: args.n]
     prompts = [runtime_prompt(system, r) + ACTION_PREFIX for r in reqs]
     l0 = load()
@@ -95,7 +99,7 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
     cpp = llama_next_tokens(load_llama(base_gguf, adapter / ADAPTER_GGUF, n_threads=args.n_threads), prompts,
                             base_prefix=prefix)  # fmt: skip
     res = {
-        "base": args.base, "adapter": str(adapter), "note": args.note, "n_prompts": len(prompts),
+        "base": args.base, "adapter": str(adapter), "prompt": tuned_on, "note": args.note, "n_prompts": len(prompts),
         "agreement_tuned": agreement(cpp, hf), "agreement_base": agreement(cpp_base, hf_base),
         "changed_by_adapter": 1 - agreement(hf, hf_base),
         "disagreements": [{"request": r, "peft": tok.decode([a]), "llama_cpp": tok.decode([b])}

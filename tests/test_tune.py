@@ -131,3 +131,22 @@ def test_tune_smollm2_stop_resume_export(workspace, tmp_path):
     assert tuned_chat._mode == "write"
     base_chat = ChatLocalLlama(model_path=str(smollm2_path()), n_ctx=2048, n_threads=1)
     assert written and written == "".join(base_chat._stream_text(reply, dict(kw)))
+
+    # the tuned chat model runs with the prompt its tune was made on; a tune from before the setting
+    # existed (no "prompt" in tune.json) used the full catalogue
+    from scratchlab.agent.tuned_chat import tuned_chat_model
+
+    assert tuned_chat_model("smollm2", workspace, n_ctx=2048, n_threads=1).compact
+    meta = json.loads((out / "tune.json").read_text())
+    assert meta["config"]["prompt"] == "compact"
+    del meta["config"]["prompt"]
+    (out / "tune.json").write_text(json.dumps(meta))
+    assert not tuned_chat_model("smollm2", workspace, n_ctx=2048, n_threads=1).compact
+    (out / "tune.json").write_text("{not json")
+    with pytest.raises(TuneError, match="unreadable"):
+        tuned_chat_model("smollm2", workspace, n_ctx=2048, n_threads=1)
+
+
+def test_an_unknown_tune_prompt_is_refused_with_the_choices():
+    with pytest.raises(TuneError, match="compact"):
+        TuneConfig(prompt="short")

@@ -58,6 +58,31 @@ def test_records_are_the_runtime_decisions(tools):
         )  # ChatLocalLlama.warm_start
 
 
+def test_a_compact_tune_trains_on_the_prompt_the_tuned_model_runs_with(tools):
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    from scratchlab.agent.prompts import fixed_system_prompt, lab_state_text
+    from scratchlab.agent.tune_data import synthetic_registry
+    from scratchlab.agent.tuned_chat import ChatTunedLlama
+
+    bank = [e for e in load_examples() if e.action == "train_gpt"][:3]
+    recs = build_records(tools, bank, n_augment=1, seed=0, compact=True)
+    prefix = catalogue_prefix(tools, compact=True)
+    full = fixed_system_prompt(tools)
+    assert len(prefix) < len(full) / 2 and len(recs) >= 3
+    for r in recs:
+        system = r["messages"][0]["content"]
+        assert runtime_prompt(system, "x").startswith(prefix)
+        assert "- train_gpt: " in system and "n_layer?: int;" in system and "e.g." not in system
+        # the session sends the full catalogue and the lab state; the tuned model swaps in the compact
+        # catalogue and keeps the lab state: exactly the record's system text
+        lab = system[system.index("Lab state:") :]
+        runtime = [SystemMessage(full + "\n" + lab), HumanMessage("x")]
+        assert ChatTunedLlama._compact(runtime, tools)[0].content == system
+    lab = lab_state_text(synthetic_registry(random.Random(1), n=2))
+    assert lab in ChatTunedLlama._compact([SystemMessage(full + "\n" + lab)], tools)[0].content
+
+
 def test_augment_swaps_values_in_request_and_args_alike(tools):
     params = {t["function"]["name"]: t["function"]["parameters"] for t in tools}
     rng = random.Random(0)

@@ -51,7 +51,7 @@ from scratchlab.agent.llama_runtime import (
     save_state,
     trim_loop,
 )
-from scratchlab.agent.prompts import ANSWER, CLARIFY
+from scratchlab.agent.prompts import ANSWER, CLARIFY, LAB_STATE
 from scratchlab.lab import cancel
 from scratchlab.tools.sandbox import LAB_DATA_HELP
 
@@ -190,7 +190,7 @@ class ChatLocalLlama(BaseChatModel):
         """
         self._fit_threads()
         if messages and isinstance(messages[0], SystemMessage):
-            self.warm_start(str(messages[0].content).split("Lab state:")[0])
+            self.warm_start(str(messages[0].content).split(LAB_STATE)[0])
         prompt = self._fit(messages)
         if not tools:
             return ANSWER, self._answer_stream(prompt)

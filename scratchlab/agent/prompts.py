@@ -17,6 +17,8 @@ CLARIFY = "clarify"
 MAX_STATE_ITEMS = 4
 EXAMPLES_PER_TOOL = 1
 ARG_DESCRIPTION_CHARS = 90
+COMPACT_DESCRIPTION_CHARS = 80
+LAB_STATE = "Lab state:"  # the heading of the part of the system prompt that changes
 
 INTRO = """You are scratchlab, a terminal lab assistant for building language models from scratch. \
 You run real engines on this computer through tools: a BPE tokenizer, a GPT trainer, a document search \
@@ -89,12 +91,13 @@ CHAT_EXAMPLES = [
 
 
 def argument_lines(parameters: dict[str, Any], width: int = ARG_DESCRIPTION_CHARS) -> list[str]:
-    """One line per argument: `name?: type: description` (the schema's own words, shortened)."""
+    """One line per argument: `name?: type - description` (the schema's own words, shortened to
+    `width` characters; none when `width` is 0)."""
     props = parameters.get("properties", {})
     required = set(parameters.get("required", []))
     out = []
     for arg, prop in props.items():
-        desc = first_sentence(prop.get("description", ""), width)
+        desc = first_sentence(prop.get("description", ""), width) if width else ""
         out.append(
             f"{arg}{'' if arg in required else '?'}: {_type_str(prop)}" + (f" - {desc}" if desc else "")
         )
@@ -102,7 +105,10 @@ def argument_lines(parameters: dict[str, Any], width: int = ARG_DESCRIPTION_CHAR
 
 
 def tool_catalogue(
-    tools: Sequence[dict[str, Any]], examples: dict[str, list[tuple[str, dict]]] | None = None
+    tools: Sequence[dict[str, Any]],
+    examples: dict[str, list[tuple[str, dict]]] | None = None,
+    width: int = 220,
+    arg_width: int = ARG_DESCRIPTION_CHARS,
 ) -> str:
     """The tool section, generated from the tools' JSON schemas: per tool its one-sentence description,
     each argument with its type, enum values and description, and up to `EXAMPLES_PER_TOOL` examples.
@@ -110,12 +116,13 @@ def tool_catalogue(
     Args:
         tools: OpenAI-format tool dicts `{"type": "function", "function": {"name", "description", "parameters"}}`.
         examples: {tool: [(request, args)]}, from the example bank (`catalogue_examples`).
+        width, arg_width: characters kept of a tool's and of an argument's description (0: none).
     """
     lines = []
     for t in tools:
         fn = t["function"]
-        lines.append(f"- {fn['name']}: {first_sentence(fn.get('description', ''))}")
-        args = argument_lines(fn.get("parameters", {}))
+        lines.append(f"- {fn['name']}: {first_sentence(fn.get('description', ''), width)}")
+        args = argument_lines(fn.get("parameters", {}), arg_width)
         if args:
             lines.append("    args: " + "; ".join(args))
         for request, ex_args in (examples or {}).get(fn["name"], [])[:EXAMPLES_PER_TOOL]:
@@ -133,17 +140,30 @@ def catalogue_examples(bank_examples: Iterable[Any]) -> dict[str, list[tuple[str
 
 
 def fixed_system_prompt(
-    tools: Sequence[dict[str, Any]], examples: dict[str, list[tuple[str, dict]]] | None = None
+    tools: Sequence[dict[str, Any]],
+    examples: dict[str, list[tuple[str, dict]]] | None = None,
+    compact: bool = False,
 ) -> str:
     """The part of the system prompt that never changes for a given tool list (cached by llama.cpp).
 
-    `examples` default to the example bank's first examples per tool (`catalogue_examples`)."""
-    if examples is None:
-        from scratchlab.agent.bank import load_examples
+    Args:
+        tools: OpenAI-format tool dicts.
+        examples: per-tool examples; default the example bank's first ones (`catalogue_examples`).
+        compact: tools and arguments without the arguments' descriptions and the examples (~2k tokens
+            in all instead of ~5k), for a router tuned on the tools (`scratchlab.agent.tune`): it
+            learned what the arguments mean from the examples, and every token it decodes attends
+            over less than half the context.
+    """
+    if compact:
+        catalogue = tool_catalogue(tools, {}, width=COMPACT_DESCRIPTION_CHARS, arg_width=0)
+    else:
+        if examples is None:
+            from scratchlab.agent.bank import load_examples
 
-        examples = catalogue_examples(load_examples())
+            examples = catalogue_examples(load_examples())
+        catalogue = tool_catalogue(tools, examples)
     chat = "\n".join(f'- "{r}" ->\n{json.dumps({"action": a})}\n{reply}' for r, a, reply in CHAT_EXAMPLES)
-    return f"{INTRO}\n\nTools:\n{tool_catalogue(tools, examples)}\n\nExamples without tools:\n{chat}\n\n{RULES}\n"
+    return f"{INTRO}\n\nTools:\n{catalogue}\n\nExamples without tools:\n{chat}\n\n{RULES}\n"
 
 
 def _base(path: Any) -> str:
@@ -200,4 +220,4 @@ def lab_state_text(records: Iterable[Any]) -> str:
     lines = [f"- {kind}s (newest first): {', '.join(names)}" for kind, names in by_kind.items()]
     if running:
         lines.append(f"- jobs: {'; '.join(running)}")
-    return "Lab state:\n" + ("\n".join(lines) if lines else "- empty: nothing built yet")
+    return f"{LAB_STATE}\n" + ("\n".join(lines) if lines else "- empty: nothing built yet")

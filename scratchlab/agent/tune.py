@@ -31,6 +31,7 @@ TUNE_MODULE = "scratchlab.agent.tune"
 BASES = {"0.5b": "qwen2.5-coder-0.5b", "smollm2": "smollm2-135m"}  # chat model key -> convertible base
 MAX_LEN = 8192  # tokens: the full tool catalogue (~4.9k tokens for the 0.5B) + request + target, never cut
 TUNED_SUFFIX = "+tuned"
+PROMPTS = ("compact", "catalogue")  # see TuneConfig.prompt
 
 
 class TuneError(ValueError):
@@ -52,6 +53,9 @@ class TuneConfig:
         max_iters, batch_size, grad_accum, lr, r, lora_dropout, ckpt_interval, device, num_threads,
         seed: the LoRA engine's settings (`scratchlab.training.lora_config.LoraTrainConfig`).
         max_len: longest example in tokens.
+        prompt: the system prompt the router is tuned on and then runs with: "compact" (one line per
+            tool with its arguments, `prompts.fixed_system_prompt(compact=True)`) or "catalogue" (the untuned model's full catalogue).
+            Tunes made before this setting existed used "catalogue".
     """
 
     base: str = "0.5b"
@@ -72,10 +76,13 @@ class TuneConfig:
     device: str = "auto"
     num_threads: int | None = None
     seed: int = 0
+    prompt: str = "compact"
 
     def __post_init__(self) -> None:
         if self.base not in BASES:
             raise TuneError(f"cannot tune base {self.base!r}; tunable bases: {sorted(BASES)}")
+        if self.prompt not in PROMPTS:
+            raise TuneError(f"unknown prompt {self.prompt!r}; choose one of {list(PROMPTS)}")
         self.name = self.name or f"router-{self.base}"
 
     @classmethod
@@ -156,8 +163,9 @@ def prepare(workspace: Any, cfg: TuneConfig, on_status=print) -> dict[str, Any]:
     if cfg.limit:
         examples = examples[: cfg.limit]
     tools = tool_dicts(workspace, cfg.tools)
-    extra = accepted_turns(workspace_threads(workspace), empty_system(tools)) if cfg.accepted else []
-    records = build_records(tools, examples, cfg.n_augment, cfg.seed, extra=extra)
+    compact = cfg.prompt == "compact"
+    extra = accepted_turns(workspace_threads(workspace), empty_system(tools, compact)) if cfg.accepted else []
+    records = build_records(tools, examples, cfg.n_augment, cfg.seed, extra=extra, compact=compact)
     data = out / "router_data.jsonl"
     write_records(records, data)
     on_status(f"training set: {len(records)} decisions from {len(examples)} bank examples -> {data}")
@@ -165,7 +173,7 @@ def prepare(workspace: Any, cfg: TuneConfig, on_status=print) -> dict[str, Any]:
         "base_kind": "hf", "base_path": str(base), "base_ref": BASES[cfg.base], "data": str(data),
         "out_dir": str(out), "r": cfg.r, "lora_dropout": cfg.lora_dropout, "max_iters": cfg.max_iters,
         "lr": cfg.lr, "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum, "max_len": cfg.max_len,
-        "cached_prefix": catalogue_prefix(tools), "val_fraction": 0.05, "eval_generate": 0, "eval_iters": 4, "ckpt_interval": cfg.ckpt_interval,
+        "cached_prefix": catalogue_prefix(tools, compact), "val_fraction": 0.05, "eval_generate": 0, "eval_iters": 4, "ckpt_interval": cfg.ckpt_interval,
         "device": cfg.device, "num_threads": cfg.num_threads, "seed": cfg.seed, "resume": True,
     }  # fmt: skip
 

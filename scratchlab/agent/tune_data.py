@@ -73,10 +73,10 @@ def decision_record(system: str, request: str, target: str, stop: bool) -> dict[
                          {"role": "user", "content": normalise_request(request)}, assistant]}  # fmt: skip
 
 
-def catalogue_prefix(tools: Sequence[dict[str, Any]]) -> str:
+def catalogue_prefix(tools: Sequence[dict[str, Any]], compact: bool = False) -> str:
     """The text every decision prompt starts with: the system turn up to the lab state, as the runtime
     warms it (`ChatLocalLlama.warm_start`). The tune computes it with the base (`training.lora_prefix`)."""
-    return f"{IM_START}system\n" + fixed_system_prompt(list(tools)).rstrip()
+    return f"{IM_START}system\n" + fixed_system_prompt(list(tools), compact=compact).rstrip()
 
 
 def runtime_prompt(system: str, request: str) -> str:
@@ -152,9 +152,9 @@ def augment(ex: Example, parameters: dict[str, Any], rng: random.Random) -> tupl
     return (request, args) if changed else None
 
 
-def empty_system(tools: Sequence[dict[str, Any]]) -> str:
+def empty_system(tools: Sequence[dict[str, Any]], compact: bool = False) -> str:
     """The runtime's system prompt for `tools` with an empty lab."""
-    return fixed_system_prompt(list(tools)) + "\n" + lab_state_text([])
+    return fixed_system_prompt(list(tools), compact=compact) + "\n" + lab_state_text([])
 
 
 def build_records(
@@ -164,6 +164,7 @@ def build_records(
     seed: int = 0,
     lab_states: bool = True,
     extra: Iterable[dict[str, Any]] = (),
+    compact: bool = False,
 ) -> list[dict[str, Any]]:
     """Chat records for `scratchlab.training.lora` from bank examples (see module docstring).
 
@@ -174,15 +175,16 @@ def build_records(
         seed: random seed of the augmentations and synthetic registries.
         lab_states: give each variant a synthetic lab state (the originals get the empty lab).
         extra: further records (e.g. `accepted_turns`), appended as they are.
+        compact: the one-line-per-tool catalogue (`prompts.fixed_system_prompt(compact=True)`).
 
     Returns:
         A list of `{"messages": [system, user, assistant]}` records; each example once with the empty
         lab, plus its variants.
     """
     rng = random.Random(seed)
-    fixed = fixed_system_prompt(list(tools))
+    fixed = fixed_system_prompt(list(tools), compact=compact)
     params = {t["function"]["name"]: t["function"].get("parameters", {}) for t in tools}
-    empty = empty_system(tools)
+    empty = empty_system(tools, compact)
     out = []
     for ex in examples:
         if ex.action == CLARIFY or (ex.action != ANSWER and ex.action not in params):

@@ -9,6 +9,10 @@ catalogue's keys and values computed by the base (`scratchlab.training.lora_pref
 evaluates the catalogue with the adapter off (`llama_runtime.adapter_off`) and everything after it with
 the adapter on. The catalogue's saved state is then the base's own, shared with the untuned model.
 
+A tune on the compact prompt (`TuneConfig.prompt`, the default) runs with it: the system message's
+catalogue is replaced by the one-line-per-tool list the adapter was trained after (`_compact`), which
+puts every decoded token at a ~1.5k-token context instead of ~5k.
+
 The adapter routes; the base writes. Replies and code are generated with the adapter off and the
 conversation after the catalogue re-evaluated by the base: the tune trained decisions only, and with the
 adapter on, a 180-step tune answered 6 of 20 general questions with `{"args": {}}`
@@ -17,15 +21,18 @@ adapter on, a 180-step tune answered 6 of 20 general questions with `{"args": {}
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
+from langchain_core.messages import BaseMessage, SystemMessage
 from pydantic import PrivateAttr
 
 from scratchlab.agent import router
 from scratchlab.agent.llama_runtime import LOCK, adapter_off, load_llama
 from scratchlab.agent.local_chat import ChatLocalLlama
-from scratchlab.agent.tune import tuned_adapter
+from scratchlab.agent.prompts import LAB_STATE, fixed_system_prompt
+from scratchlab.agent.tune import TUNE_META, TuneError, tuned_adapter
 from scratchlab.models.weights import gguf_path
 from scratchlab.training.lora_format import PREFIX_SLACK
 
@@ -35,9 +42,11 @@ class ChatTunedLlama(ChatLocalLlama):
 
     Attributes:
         lora_path: the adapter .gguf (`scratchlab.training.lora_gguf`).
+        compact: the adapter was tuned after the compact catalogue (`prompts.fixed_system_prompt(compact=True)`).
     """
 
     lora_path: str
+    compact: bool = False
     _n_catalogue: int = PrivateAttr(default=0)  # tokens of the catalogue in llama.cpp's cache (base KV)
     _mode: str = PrivateAttr(default="route")  # how the cache after the catalogue was computed
 
@@ -66,6 +75,19 @@ class ChatTunedLlama(ChatLocalLlama):
             with adapter_off(llm):
                 super().warm_start(system_prefix)
             self._n_catalogue = len(want)
+
+    def decide(self, messages: list[BaseMessage], tools: list[dict[str, Any]]) -> tuple[str, Any]:
+        return super().decide(self._compact(messages, tools) if self.compact else messages, tools)
+
+    @staticmethod
+    def _compact(messages: list[BaseMessage], tools: list[dict[str, Any]]) -> list[BaseMessage]:
+        """`messages` with the system message's catalogue replaced by the compact one (its lab state kept)."""
+        if not tools or not messages or not isinstance(messages[0], SystemMessage):
+            return messages  # no tools: the base answers (adapter off), from the prompt as it came
+        text = str(messages[0].content)
+        cut = text.find(LAB_STATE)
+        lab = text[cut:] if cut >= 0 else ""
+        return [SystemMessage(fixed_system_prompt(tools, compact=True) + "\n" + lab), *messages[1:]]
 
     def _use(self, mode: str) -> None:
         """Before a decision ("route") or a reply ("write"): drop the cache after the catalogue if it was
@@ -100,5 +122,12 @@ def tuned_chat_model(base: str, workspace: Any, **kwargs: Any) -> ChatTunedLlama
         scratchlab.models.weights.WeightsError: the base weights are missing.
     """
     adapter = tuned_adapter(workspace, base)
+    meta = adapter.parent / TUNE_META
+    try:  # tunes made before `TuneConfig.prompt` existed have none: they used the full catalogue
+        prompt = json.loads(meta.read_text(encoding="utf-8")).get("config", {}).get("prompt", "catalogue")
+    except (OSError, ValueError) as e:
+        raise TuneError(
+            f"{meta} is unreadable ({e}); tune again with `scratchlab agent tune --base {base}`"
+        ) from e
     return ChatTunedLlama(model_path=str(gguf_path(base, workspace.dir("models"))), lora_path=str(adapter),
-                          state_cache_dir=str(workspace.dir("models")), **kwargs)  # fmt: skip
+                          state_cache_dir=str(workspace.dir("models")), compact=prompt == "compact", **kwargs)  # fmt: skip

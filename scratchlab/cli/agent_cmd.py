@@ -33,6 +33,11 @@ def tune(
     accepted: bool = typer.Option(
         False, "--accepted", help="Also train on this workspace's accepted tool calls (its conversations)."
     ),
+    prompt: str = typer.Option(
+        "compact",
+        "--prompt",
+        help="System prompt to tune on and run with: compact (one line a tool) or catalogue.",
+    ),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     num_threads: int = typer.Option(None, "--num-threads", help="CPU threads (default: the idle cores)."),
     wait: bool = typer.Option(
@@ -47,7 +52,7 @@ def tune(
 
     try:
         cfg = TuneConfig(base=base, name=name, max_iters=max_iters, batch_size=batch_size, lr=lr, r=r,
-                         n_augment=n_augment, accepted=accepted, device=device, num_threads=num_threads)  # fmt: skip
+                         n_augment=n_augment, accepted=accepted, prompt=prompt, device=device, num_threads=num_threads)  # fmt: skip
         job = start_tune(common.workspace(), common.registry(), cfg)
     except TuneError as e:
         common.fail(str(e))
