@@ -347,6 +347,19 @@ def test_clause_context_holds_the_clause_and_this_turns_results():
             HumanMessage("train a tokenizer with 400 tokens, then a gpt for 150 steps"),
             AIMessage("", tool_calls=[{"name": "train_tokenizer", "args": {}, "id": "1"}]),
             ToolMessage("tokenizer bpe400 done", tool_call_id="1")]  # fmt: skip
-    ctx = router.clause_context(msgs, "a gpt for 150 steps")
-    assert ctx == "a gpt for 150 steps\ntokenizer bpe400 done"
+    assert router.clause_context(msgs, "a gpt for 150 steps", ["n_layer"]) == "a gpt for 150 steps"
     assert router.numbers_in(router.clause_context(msgs[:3], "train a tokenizer with 400 tokens")) == {400.0}
+
+
+def test_a_tool_results_numbers_ground_only_the_arguments_it_names():
+    result = ("Trained tokenizer tokenizer-1 'shakespeare': vocab_size 300, 44 merges, pattern gpt4, "
+              "compression 1.40 bytes/token on shakespeare, 0.8s.")  # fmt: skip
+    msgs = [HumanMessage("train a tokenizer with 300 tokens, then a 1-layer GPT with it for 100 steps"),
+            AIMessage("", tool_calls=[{"name": "train_tokenizer", "args": {}, "id": "1"}]),
+            ToolMessage(result, tool_call_id="1")]  # fmt: skip
+    gpt = ["dataset", "tokenizer", "n_layer", "n_embd", "max_iters", "lr"]
+    ctx = router.clause_context(msgs, "a 1-layer GPT with it for 100 steps", gpt)
+    assert router.numbers_in(ctx) == {1.0, 100.0}  # not 300 (a vocab size) nor 0.8 (seconds)
+    sweep = [*msgs[:2], ToolMessage("sweep done: best trial 3, lr=3e-4, val loss 1.52", tool_call_id="1")]
+    ctx = router.clause_context(sweep, "train it with the best lr", gpt)
+    assert router.numbers_in(ctx) == {0.0003}

@@ -222,7 +222,13 @@ class ChatLocalLlama(BaseChatModel):
             action = state.tool_over_answer(prior, choices, by_name, recs, TOOL_OVER_ANSWER, clause) or action
         if action in by_name:
             params = by_name[action].get("parameters", {})
-            args = self._arguments(prompt, action, params, clause, router.clause_context(messages, clause))
+            args = self._arguments(
+                prompt,
+                action,
+                params,
+                clause,
+                router.clause_context(messages, clause, params.get("properties", {})),
+            )
             args = router.ground_args(args, context, params)
             args = extract.stated_values(args, clause, action, params, self.bank)
             if repeats and carry.previous_call(messages, action):  # its last call, other calls between

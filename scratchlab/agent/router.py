@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
@@ -409,10 +409,22 @@ def turn_context(messages: Sequence[BaseMessage]) -> tuple[str, list[tuple[str, 
     return "\n".join(head + _turn_results(messages)), calls
 
 
-def clause_context(messages: Sequence[BaseMessage], clause: str) -> str:
-    """The clause this call serves plus this turn's tool results: what its arguments may take numbers
-    from ("train a tokenizer with 400 tokens, then a GPT for 150 steps": 150 is no tokenizer setting)."""
-    return "\n".join([clause, *_turn_results(messages)])
+def clause_context(messages: Sequence[BaseMessage], clause: str, names: Iterable[str] = ()) -> str:
+    """What a call's arguments may take numbers from: the clause it serves ("train a tokenizer with 400
+    tokens, then a GPT for 150 steps": 150 is no tokenizer setting), plus the numbers this turn's tool
+    results label with one of the call's argument `names` ("best trial: lr=0.0003" -> "lr 0.0003").
+    A result's other numbers (durations, sizes, losses) set nothing: "vocab_size 300 ... 0.8s" gave the
+    next GPT n_embd=300 and lr=0.8."""
+    return "\n".join([clause, *(p for r in _turn_results(messages) for p in labelled_numbers(r, names))])
+
+
+def labelled_numbers(text: str, names: Iterable[str]) -> list[str]:
+    """`"name value"` for each number in `text` right after one of `names` ("vocab_size 300", "lr=3e-4")."""
+    wanted = {n.lower() for n in names}
+    words = [w.strip(",.;:()[]{}'\"") for w in text.replace("=", " ").split()]
+    return [
+        f"{a} {b}" for a, b in zip(words, words[1:], strict=False) if a.lower() in wanted and numbers_in(b)
+    ]
 
 
 def _this_turn(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
