@@ -65,7 +65,7 @@ class TuneConfig:
     tools: list[str] | None = None
     bank: str | None = None
     accepted: bool = False
-    max_iters: int = 180  # ~33 minutes for the 0.5B on 2 idle cores (benchmarks/results/agent_tune.md)
+    max_iters: int = 180  # ~22 minutes for the 0.5B on 2 idle cores, compact prompt (README)
     batch_size: int = 1  # one sequence per micro step: no padding, so SDPA keeps its causal kernel
     grad_accum: int = 4
     lr: float = 4e-4

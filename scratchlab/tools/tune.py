@@ -18,7 +18,7 @@ from scratchlab.tools.base import ToolContext, ToolError, lab_tool
 
 TUNE_MODULE = "scratchlab.agent.tune"  # the job's module (agent layer: started by name, not imported)
 SECONDS_PER_STEP = (
-    11.0  # one step (4 decisions) of the 0.5B on 2 idle cores, catalogue cached (agent_tune.md)
+    7.1  # one step (4 decisions) of the 0.5B on 2 idle cores, compact catalogue cached (stop 28)
 )
 
 
