@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from pydantic import BaseModel, Field
@@ -113,6 +115,8 @@ def test_grounded_schema_admits_only_what_grounding_keeps():
         compile: bool = False
         wait: bool = True
         name: str | None = None
+        pattern: Literal["gpt2", "gpt4", "llama3"] | None = None
+        switches: list[Literal["no_bias", "no_dropout", "relu"]] | None = None
 
     schema = Args.model_json_schema()
     text = "train 3 layers at lr 3e-4 and 0.5 dropout on data/x.txt in the background, call it tiny-gpt."
@@ -122,8 +126,15 @@ def test_grounded_schema_admits_only_what_grounding_keeps():
     assert props["sizes"]["items"] == {"enum": [3]}
     assert props["wait"] == {"enum": [False]} and "compile" not in props  # flags the request names
     assert props["dataset"] == schema["properties"]["dataset"]  # required: left to the question back
-    bare = router.grounded_schema(schema, "train a gpt")["properties"]
-    assert set(bare) == {"dataset", "name"}  # no number, no flag named: nothing for the model to invent
+    assert props["pattern"]["enum"] == ["gpt2", "gpt4"]  # share "gpt" with "tiny-gpt", as grounding counts
+    assert props["switches"]["items"] == {"enum": ["no_dropout"]}  # "dropout" is said, bias and relu are not
+    said = router.grounded_schema(schema, "a llama3 split pattern and no bias")["properties"]
+    assert said["pattern"] == {"enum": ["llama3"]} and said["switches"]["items"] == {"enum": ["no_bias"]}
+    for value in ("gpt2", "llama3"):  # what the grammar admits, grounding keeps, and the other way round
+        kept = router.ground_args({"pattern": value}, text, schema)
+        assert (value in props["pattern"]["enum"]) == (kept.get("pattern") == value)
+    bare = router.grounded_schema(schema, "fit a small model")["properties"]
+    assert set(bare) == {"dataset", "name"}  # no number, flag or enum value named: nothing to invent
     capped = router.nullable_schema(schema)["properties"]["name"]["anyOf"][0]
     assert capped["maxLength"] == router.MAX_NAME_CHARS  # an optional name is capped like a required one
     gbnf = router.args_grammar(schema, text)

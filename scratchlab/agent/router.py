@@ -28,6 +28,7 @@ IM_START, IM_END = "<|im_start|>", "<|im_end|>"
 ACTION_PREFIX = '{"action": "'
 FREE_TEXT_ARGS = {"code", "fact"}  # written by the model, not copied from the request
 NAME_ARGS = {"name"}  # names of new artifacts: kept only when the request spells them out
+PUNCTUATION = ",.;:!?()[]{}'\""  # stripped from the ends of a word
 REFERENCE_VALUES = {"last", "latest", "newest", "recent"}
 NO_WAIT_WORDS = ("background", "don't wait", "do not wait", "detach", "return at once", "right away")
 GENERIC_WORDS = {
@@ -165,7 +166,9 @@ def grounded_schema(parameters: dict[str, Any], context: str) -> dict[str, Any]:
 
     A number property (or a list of numbers) becomes an enum of the numbers `context` mentions that
     its type and bounds allow, and is left out when there are none; a flag is left out unless
-    `context` talks about it (`flag_supported`). Grounding in the grammar instead of after it: a
+    `context` talks about it (`flag_supported`); an enum of strings keeps the values `ground_args`
+    would keep (the context says them or shares a word with them). A new artifact's name stays free:
+    limited to the context's words, the model named runs "build" and "GPT" after the request's verbs. Grounding in the grammar instead of after it: a
     small model otherwise fills the object with values the request never gave (`"seed":
     1234567890000000`, one token a digit), which `ground_args` then drops, at 40-90 ms a token.
     Required properties are kept as they are, so a missing one still becomes a question.
@@ -173,7 +176,7 @@ def grounded_schema(parameters: dict[str, Any], context: str) -> dict[str, Any]:
     schema = json.loads(json.dumps(parameters))
     props = schema.get("properties", {})
     required = set(schema.get("required", []))
-    nums, low = sorted(numbers_in(context)), context.lower()
+    nums, low, words = sorted(numbers_in(context)), context.lower(), words_in(context)
     for name in list(props):
         if name in required:
             continue
@@ -185,6 +188,10 @@ def grounded_schema(parameters: dict[str, Any], context: str) -> dict[str, Any]:
             allowed = _allowed_numbers(items, nums, _value_kind(items))
         elif kind == "boolean":
             allowed = [v for v in (True, False) if flag_supported(name, v, low)]
+        elif _string_enum(prop) or (kind == "array" and _string_enum(items)):
+            allowed = [
+                v for v in _string_enum(prop) or _string_enum(items) if _string_supported(v, words, low)
+            ]
         else:
             continue
         if not allowed:
@@ -194,6 +201,12 @@ def grounded_schema(parameters: dict[str, Any], context: str) -> dict[str, Any]:
         else:
             props[name] = {"enum": allowed}
     return schema
+
+
+def _string_enum(prop: dict[str, Any]) -> list[str]:
+    """The values of an enum of strings ([] for any other property)."""
+    values = prop.get("enum", [])
+    return values if values and all(isinstance(v, str) for v in values) else []
 
 
 def _non_null(prop: dict[str, Any]) -> dict[str, Any]:
@@ -421,7 +434,7 @@ def clause_context(messages: Sequence[BaseMessage], clause: str, names: Iterable
 def labelled_numbers(text: str, names: Iterable[str]) -> list[str]:
     """`"name value"` for each number in `text` right after one of `names` ("vocab_size 300", "lr=3e-4")."""
     wanted = {n.lower() for n in names}
-    words = [w.strip(",.;:()[]{}'\"") for w in text.replace("=", " ").split()]
+    words = [w.strip(PUNCTUATION) for w in text.replace("=", " ").split()]
     return [
         f"{a} {b}" for a, b in zip(words, words[1:], strict=False) if a.lower() in wanted and numbers_in(b)
     ]
