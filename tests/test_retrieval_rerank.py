@@ -8,7 +8,7 @@ import numpy as np
 
 from scratchlab.retrieval.rerank import CrossEncoderReranker, MaxSimReranker, Reranker
 from scratchlab.retrieval.rerank_train import TrainConfig, train_cross_encoder
-from scratchlab.retrieval.search import Hit
+from scratchlab.retrieval.search import Hit, rerank_pool
 
 
 class _Tokens:
@@ -78,3 +78,46 @@ def test_learner_question_files_name_the_query_question(tmp_path):
     )
     (q,) = load_queries(f)
     assert q.query == "what is stored?" and q.evidence == ["keys and values"] and q.qid == "lq-1"
+
+
+def test_the_rerank_pool_keeps_the_dense_top_whatever_its_fused_rank():
+    fused = [(i, 1.0 / (i + 1)) for i in range(50)]  # ids ranked 0..49
+    pool = rerank_pool(fused, [44, 3], depth=6)
+    assert [i for i, _ in pool] == [0, 1, 2, 3, 4, 44]  # 44 in, the fused 5th out, fused order kept
+    assert rerank_pool(fused, [], depth=6) == fused[:6]
+    assert rerank_pool(fused, [1, 2], depth=6) == fused[:6]  # already in the fused top: nothing moves
+    assert rerank_pool(fused[:3], [2], depth=6) == fused[:3]  # fewer candidates than the depth
+    assert [i for i, _ in rerank_pool(fused, [49, 48, 47], depth=2)] == [48, 49]  # the dense best first
+
+
+def test_a_reranked_search_sees_the_dense_lists_best_passage(tmp_path, monkeypatch):
+    """A passage only dense search finds (no query word in it) reaches the reranker although BM25's
+    matches outrank it in the fusion."""
+    from scratchlab.retrieval import search as search_mod
+    from scratchlab.retrieval.embeddings import get_embedder
+    from scratchlab.retrieval.index import DocumentIndex
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for n in range(30):
+        (docs / f"boat{n}.txt").write_text(f"Boat {n} cast its fishing network near the harbour wall.\n")
+    answer = "Quantization keeps each parameter in eight bits instead of thirty-two, a quarter of the RAM."
+    (docs / "answer.txt").write_text(answer + "\n")
+    idx = DocumentIndex.create(tmp_path / "idx", embedder=get_embedder())
+    idx.ingest([docs])
+    query = "how can I make my neural network take less memory?"
+    assert idx.search(query, k=1, mode="dense")[0].text.strip() == answer
+
+    class Seen(Reranker):
+        depth = 5
+
+        def scores(self, query, texts):
+            self.texts = list(texts)
+            return np.zeros(len(texts), np.float32)
+
+    seen = Seen()
+    idx.search(query, k=5, mode="hybrid", reranker=seen)
+    assert len(seen.texts) == 5 and any(answer in t for t in seen.texts)
+    monkeypatch.setattr(search_mod, "DENSE_SHARE", 0.0)  # the fused top 5 alone: all BM25 matches
+    idx.search(query, k=5, mode="hybrid", reranker=seen)
+    assert len(seen.texts) == 5 and not any(answer in t for t in seen.texts)

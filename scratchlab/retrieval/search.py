@@ -5,7 +5,11 @@
 
 Hybrid fuses the dense and BM25 candidate lists (each `CANDIDATES` deep) with reciprocal rank
 fusion (Cormack et al. 2009, `scratchlab.retrieval.fusion`); a reranker (`scratchlab.retrieval.rerank`)
-then rescores the first `reranker.depth` fused candidates.
+then rescores `reranker.depth` candidates: the dense list's top half (`DENSE_SHARE`) and the best of
+the rest of the fused list (`rerank_pool`). The fusion weighs BM25 3:1 (best on wiki known-item queries), which
+buries a paraphrased question's passage that only dense search finds: "what does it mean to quantize
+a model?" has it first in the dense list and 44th fused, out of a reranker's reach. With the dense
+top half of the pool fixed, MaxSim lifts learner questions (`benchmarks/retrieval_pool.py`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from scratchlab.retrieval.fusion import rrf
 
 MODES = ("hybrid", "dense", "bm25")
 CANDIDATES = 50  # depth of each single-mode list fed to fusion and rerank
+DENSE_SHARE = 0.5  # share of a reranker's candidates taken from the top of the dense list
 MAX_K = 200
 RELEVANCE_MIN_COSINE = 0.25  # a dense/hybrid hit below this cosine is "not relevant" (see tools)
 
@@ -58,6 +63,17 @@ class Hit:
                 "score": round(float(self.score), 6), "section": self.context, "text": self.text}  # fmt: skip
 
 
+def rerank_pool(ranked: list[tuple[int, float]], also: list[int], depth: int) -> list[tuple[int, float]]:
+    """The `depth` candidates a reranker sees: the ids in `also` (best first, which `ranked` holds)
+    and the best of the rest of `ranked`, in `ranked`'s order."""
+    keep = set(also[:depth])
+    for i, _ in ranked:
+        if len(keep) >= depth:
+            break
+        keep.add(i)
+    return [(i, s) for i, s in ranked if i in keep]
+
+
 def search_index(index, query: str, k: int = 10, mode: str = "hybrid", rrf_k: float | None = None,
                  bm25_weight: float | None = None, candidates: int = CANDIDATES, reranker=None,
                  query_vector: np.ndarray | None = None) -> list[Hit]:  # fmt: skip
@@ -94,7 +110,10 @@ def search_index(index, query: str, k: int = 10, mode: str = "hybrid", rrf_k: fl
         ranked = rrf(
             [dense_ids, bm_ids], rrf_k=index.config.rrf_k if rrf_k is None else rrf_k, weights=[1.0, w]
         )
-    ranked = ranked[: (reranker.depth if reranker else k)]
+    if reranker is not None:
+        ranked = rerank_pool(ranked, dense_ids[: int(reranker.depth * DENSE_SHARE)], reranker.depth)
+    else:
+        ranked = ranked[:k]
     if not ranked:
         return []
     rows = index.store.get_chunks([i for i, _ in ranked])
