@@ -143,8 +143,13 @@ def test_the_bank_beats_an_answer_when_what_its_tool_reads_exists():
         )
         == "search_documents"
     )
-    assert state.tool_over_answer({"search_documents": 0.3, "answer": 0.7}, choices, tools, index, 0.8,
-                                  "according to the books, what is 2+2?") is None  # answer is still the favourite  # fmt: skip
+    # the request names the index, answer is the favourite: the favourite tool reads it, so it searches
+    topical = {"search_documents": 0.29, "answer": 0.37, "recall": 0.05}
+    assert state.tool_over_answer(topical, choices, tools, index, 0.8, "according to the books, how do I "
+                                  "limit BLAS threads?") == "search_documents"  # fmt: skip
+    assert state.tool_over_answer(topical, choices, tools, index, 0.8, "how do I limit BLAS threads?") is None
+    # a named record the favourite tool does not read changes nothing ("gpt-1" is a run)
+    assert state.tool_over_answer(topical, choices, tools, RUNS, 0.8, "what was gpt-1's val loss?") is None
 
 
 def test_a_builtin_is_resolved_by_its_gloss_even_when_the_model_left_it_out():
@@ -169,3 +174,14 @@ def test_a_run_is_described_by_its_tokenizer():
     )
     assert resolve("run", "last", "sample from the bpe512 model", recs, "last") == "gpt-2"
     assert resolve("run", "last", "sample from the shakespeare model", recs, "last") == "last"  # both fit
+
+
+def test_a_question_is_about_the_record_it_names_or_describes_first():
+    job = Record(id="job-2", kind="job", name="job-2")
+    recs = [*RUNS, *TOKS, job]
+    assert [r.id for r in state.about("how did the 4-layer run do?", recs)][:1] == ["run-1"]
+    assert [r.id for r in state.about("and gpt-2's val loss?", recs)][:1] == ["run-2"]
+    assert [r.id for r in state.about("what did the run on notes.txt reach?", recs)][:1] == ["run-2"]
+    plain = state.about("how did it go?", recs)
+    assert [r.id for r in plain] == ["run-2", "run-1", "tokenizer-1"]  # newest first, no job
+    assert state.about("anything?", [job]) == [job] and state.about("anything?", []) == []

@@ -264,7 +264,7 @@ class ChatLocalLlama(BaseChatModel):
             and recs
             and (self.bank.flag(clause, "lab") >= LAB_THRESHOLD or state.refers_to_kind(clause, "run"))
         ):
-            facts = state.facts(self._about(clause, recs))
+            facts = state.facts(state.about(clause, recs))
             return ANSWER, self._grounded(self._with_note(prompt, facts) + head, [clause, facts, context],
                                           self.max_answer_tokens, fallback=f"From the lab's records:\n{facts}")  # fmt: skip
         if (
@@ -281,14 +281,6 @@ class ChatLocalLlama(BaseChatModel):
         return (
             f"{base}{router.IM_START}user\nLab records (answer from these):\n{facts}{router.IM_END}\n{opener}"
         )
-
-    @staticmethod
-    def _about(clause: str, recs: list[state.Record]) -> list[state.Record]:
-        """The records a question is about: those it names or describes, then the ones the
-        conversation touched last, then the newest."""
-        named = [r for r in recs if r.name.lower() in clause.lower() or r.id in clause]
-        rest = [r for r in state.recent(recs, sorted({r.kind for r in recs})) if r not in named]
-        return [r for r in named + rest if r.kind != "job"] or recs
 
     def _fit_threads(self) -> None:
         """Use only the cores other processes leave idle (see `IdleCores`), unless threads were fixed."""

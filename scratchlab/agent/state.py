@@ -185,6 +185,17 @@ def _described(clause: str, recs: Sequence[Record]) -> list[Record]:
     return top if best > 0 and len(top) == 1 else []
 
 
+def about(clause: str, recs: Sequence[Record]) -> list[Record]:
+    """The records a question is about: those it names, then the one it describes ("the 2-layer run",
+    `_described`), then the ones the conversation touched last, then the newest; jobs only when
+    nothing else is left (a job's run is a record of its own)."""
+    named = _names_in(clause, recs)
+    described = [r for r in _described(clause, recs) if r not in named] if recs else []
+    first = named + described
+    rest = [r for r in recent(recs, sorted({r.kind for r in recs})) if r not in first]
+    return [r for r in first + rest if r.kind != "job"] or list(recs)
+
+
 def recent(recs: Sequence[Record], kinds: Sequence[str]) -> list[Record]:
     """Records of `kinds`: those this conversation touched (latest turn first), then the rest, newest first."""
     of_kind = [r for r in recs if r.kind in kinds]
@@ -210,10 +221,16 @@ def tool_over_answer(
 ) -> str | None:
     """The tool the bank's prior prefers to the model's choice to answer: its favourite, when that is a
     tool with prior >= `sure`, >= 0.5 when what it reads exists, and always when the request names a
-    record it reads ("according to the books, ..." with an index called books). None: the model answers."""
+    record it reads ("according to the books, ..." with an index called books). A favourite `answer`
+    yields to the favourite tool when the request names a record that tool reads: "according to the
+    guides, how do I limit numpy's BLAS threads?" leans to answer on its topic (0.37 against 0.29 for
+    search_documents), yet asks about the index named guides. None: the model answers."""
     fav = max(choices, key=lambda n: prior.get(n, 0.0))
     if fav not in tools:
-        return None
+        fav = max((n for n in choices if n in tools), key=lambda n: prior.get(n, 0.0), default=None)
+        if fav is None or not _names_in(clause, referents(tools[fav].get("parameters", {}), recs)):
+            return None
+        return fav
     refs = referents(tools[fav].get("parameters", {}), recs)
     return fav if _names_in(clause, refs) or prior[fav] >= (0.5 if refs else sure) else None
 
