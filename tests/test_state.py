@@ -179,9 +179,10 @@ def test_a_run_is_described_by_its_tokenizer():
 def test_a_question_is_about_the_record_it_names_or_describes_first():
     job = Record(id="job-2", kind="job", name="job-2")
     recs = [*RUNS, *TOKS, job]
-    assert [r.id for r in state.about("how did the 4-layer run do?", recs)][:1] == ["run-1"]
-    assert [r.id for r in state.about("and gpt-2's val loss?", recs)][:1] == ["run-2"]
-    assert [r.id for r in state.about("what did the run on notes.txt reach?", recs)][:1] == ["run-2"]
+    assert [r.id for r in state.about("how did the 4-layer run do?", recs)] == ["run-1"]
+    assert [r.id for r in state.about("and gpt-2's val loss?", recs)] == ["run-2"]
+    assert [r.id for r in state.about("what did the run on notes.txt reach?", recs)] == ["run-2"]
+    assert [r.id for r in state.about("gpt-1 or gpt-2: which was better?", recs)] == ["run-2", "run-1"]
     plain = state.about("how did it go?", recs)
     assert [r.id for r in plain] == ["run-2", "run-1", "tokenizer-1"]  # newest first, no job
     assert state.about("anything?", [job]) == [job] and state.about("anything?", []) == []

@@ -186,14 +186,16 @@ def _described(clause: str, recs: Sequence[Record]) -> list[Record]:
 
 
 def about(clause: str, recs: Sequence[Record]) -> list[Record]:
-    """The records a question is about: those it names, then the one it describes ("the 2-layer run",
-    `_described`), then the ones the conversation touched last, then the newest; jobs only when
-    nothing else is left (a job's run is a record of its own)."""
+    """The records a question is about: those it names and the one it describes ("the 2-layer run",
+    `_described`) alone; when it points at none, the ones the conversation touched last, then the
+    newest, jobs only when nothing else is left (a job's run is a record of its own). Alone, because
+    the 1.5B, given the 2-layer run's facts first and the 4-layer run's after them, quoted the 4-layer
+    run's val loss."""
     named = _names_in(clause, recs)
-    described = [r for r in _described(clause, recs) if r not in named] if recs else []
-    first = named + described
-    rest = [r for r in recent(recs, sorted({r.kind for r in recs})) if r not in first]
-    return [r for r in first + rest if r.kind != "job"] or list(recs)
+    first = named + [r for r in _described(clause, recs) if r not in named] if recs else []
+    if first:
+        return first
+    return [r for r in recent(recs, sorted({r.kind for r in recs})) if r.kind != "job"] or list(recs)
 
 
 def recent(recs: Sequence[Record], kinds: Sequence[str]) -> list[Record]:
