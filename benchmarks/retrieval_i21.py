@@ -225,6 +225,17 @@ def query_latency(idx: DocumentIndex, queries: list[str], reranker) -> dict:
     return out
 
 
+def report_head(title: str, out: dict) -> list[str]:
+    """A result page's first lines: the title, the command that ran, and the load average before and
+    after (`out["load_before"]`, `out["load_after"]`, `out["cpus"]`)."""
+    import sys
+
+    lb, la = out["load_before"], out["load_after"]
+    return [f"# {title}", "",
+            f"Command: `.venv/bin/python benchmarks/{Path(sys.argv[0]).name} {' '.join(sys.argv[1:])}`. {out['cpus']} CPUs; "
+            f"load average before {lb[0]:.2f}/{lb[1]:.2f}/{lb[2]:.2f}, after {la[0]:.2f}/{la[1]:.2f}/{la[2]:.2f}.", ""]  # fmt: skip
+
+
 def save_json(path: Path, obj) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(obj, indent=2) + "\n")

@@ -13,7 +13,6 @@ average is recorded before and after.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -72,11 +71,8 @@ def main() -> int:
             out["rows"].append(row)
             print(row, flush=True)
     out["load_after"] = os.getloadavg()
-    RESULTS.with_suffix(".json").write_text(json.dumps(out, indent=2) + "\n")
-    lb, la = out["load_before"], out["load_after"]
-    lines = ["# MaxSim rerank: depth x passage length", "",
-             f"Command: `.venv/bin/python benchmarks/retrieval_maxsim.py {' '.join(sys.argv[1:])}`. {out['cpus']} CPUs; load "
-             f"average before {lb[0]:.2f}/{lb[1]:.2f}/{lb[2]:.2f}, after {la[0]:.2f}/{la[1]:.2f}/{la[2]:.2f}.", "",
+    i21.save_json(RESULTS.with_suffix(".json"), out)
+    lines = [*i21.report_head("MaxSim rerank: depth x passage length", out),
              f"Wiki index {wiki.stats()['chunks']} chunks; learner index {learner.stats()['chunks']} chunks (95 questions,"
              f" evidence in the top 5); wiki R@1 on the first {a.queries} dev queries; latency: hybrid search at k=10,"
              f" {a.latency_queries} queries, cold query cache. Targets: learner 0.95, wiki R@1 0.60, p95 300 ms.", "",

@@ -15,7 +15,6 @@ recorded before and after.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -69,11 +68,8 @@ def main() -> int:
         out["rows"].append(row)
         print(row, flush=True)
     out["load_after"] = os.getloadavg()
-    RESULTS.with_suffix(".json").write_text(json.dumps(out, indent=2) + "\n")
-    lb, la = out["load_before"], out["load_after"]
-    lines = ["# The reranker's candidates: the dense list's share", "",
-             f"Command: `.venv/bin/python benchmarks/retrieval_pool.py {' '.join(sys.argv[1:])}`. {out['cpus']} CPUs; load "
-             f"average before {lb[0]:.2f}/{lb[1]:.2f}/{lb[2]:.2f}, after {la[0]:.2f}/{la[1]:.2f}/{la[2]:.2f}.", "",
+    i21.save_json(RESULTS.with_suffix(".json"), out)
+    lines = [*i21.report_head("The reranker's candidates: the dense list's share", out),
              f"MaxSim over {rr.depth} candidates (hybrid first stage, BM25 weighted 3:1 in RRF). Learner sets: evidence in the"
              f" top 5. Wiki: {len(dev)} known-item dev queries, {wiki.stats()['chunks']} chunks; latency at k=10 over"
              f" {a.latency_queries} queries, cold query cache. Targets: learner 0.95, wiki R@1 0.60, p95 300 ms.", "",
