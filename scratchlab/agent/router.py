@@ -167,10 +167,11 @@ def grounded_schema(parameters: dict[str, Any], context: str) -> dict[str, Any]:
     A number property (or a list of numbers) becomes an enum of the numbers `context` mentions that
     its type and bounds allow, and is left out when there are none; a flag is left out unless
     `context` talks about it (`flag_supported`); an enum of strings keeps the values `ground_args`
-    would keep (the context says them or shares a word with them). A new artifact's name stays free:
-    limited to the context's words, the model named runs "build" and "GPT" after the request's verbs. Grounding in the grammar instead of after it: a
-    small model otherwise fills the object with values the request never gave (`"seed":
-    1234567890000000`, one token a digit), which `ground_args` then drops, at 40-90 ms a token.
+    would keep (the context says them or shares a word with them). Grounding in the grammar instead
+    of after it: a small model otherwise fills the object with values the request never gave
+    (`"seed": 1234567890000000`, one token a digit; `"pattern": "gpt4"` unasked), which `ground_args`
+    then drops, at 40-90 ms a token. A new artifact's name stays free: limited to the context's
+    words, the model named runs "build" and "GPT" after the request's verbs.
     Required properties are kept as they are, so a missing one still becomes a question.
     """
     schema = json.loads(json.dumps(parameters))

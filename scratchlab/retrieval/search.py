@@ -6,10 +6,10 @@
 Hybrid fuses the dense and BM25 candidate lists (each `CANDIDATES` deep) with reciprocal rank
 fusion (Cormack et al. 2009, `scratchlab.retrieval.fusion`); a reranker (`scratchlab.retrieval.rerank`)
 then rescores `reranker.depth` candidates: the dense list's top half (`DENSE_SHARE`) and the best of
-the rest of the fused list (`rerank_pool`). The fusion weighs BM25 3:1 (best on wiki known-item queries), which
-buries a paraphrased question's passage that only dense search finds: "what does it mean to quantize
-a model?" has it first in the dense list and 44th fused, out of a reranker's reach. With the dense
-top half of the pool fixed, MaxSim lifts learner questions (`benchmarks/retrieval_pool.py`).
+the rest of the fused list (`rerank_pool`). The fusion weighs BM25 3:1 (best on wiki known-item
+queries), which buries a paraphrased question's passage that only dense search finds: "what does it
+mean to quantize a model?" has it first in the dense list and 44th fused, out of a reranker's reach.
+With the dense top half in the pool, MaxSim lifts learner questions (`benchmarks/retrieval_pool.py`).
 """
 
 from __future__ import annotations
