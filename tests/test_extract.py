@@ -8,6 +8,7 @@ from agent_fakes import bank
 from scratchlab.agent.bank import Bank, load_examples, number_contexts
 from scratchlab.agent.extract import (
     glosses,
+    number_glosses,
     stated_code,
     stated_enum,
     stated_name,
@@ -67,6 +68,18 @@ def test_an_enum_value_is_named_by_itself_or_by_its_gloss_in_the_description():
     assert stated_enum("look for QLoRA by exact words", SEARCH) == {"mode": "bm25"}
     assert stated_enum("search by meaning for adapters", SEARCH) == {"mode": "dense"}
     assert stated_enum("search for QLoRA", SEARCH) == {}
+
+
+def test_a_number_is_named_by_the_gloss_its_description_gives_it():
+    from scratchlab.tools.gpt import SampleGPTArgs
+
+    sample = SampleGPTArgs.model_json_schema()
+    assert number_glosses(sample["properties"]["temperature"]) == {0.0: {"greedy"}}
+    assert stated_values({}, "sample from the char-level run, greedy decoding", "sample_gpt", sample, None)[
+        "temperature"] == 0  # fmt: skip
+    # a number the request writes wins over the gloss; no gloss word, no value
+    assert stated_values({}, "sample at temperature 0.6", "sample_gpt", sample, None)["temperature"] == 0.6
+    assert "temperature" not in stated_values({}, "sample 100 tokens from gpt-1", "sample_gpt", sample, None)
 
 
 @pytest.mark.parametrize(

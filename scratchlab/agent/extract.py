@@ -5,7 +5,8 @@
   argument's name and from the bank, which learns them from its labelled examples
   (`Bank.value_words`), so a new phrasing is taught by adding an example.
 - `stated_enum`: an enum argument whose value, or the gloss its description gives that value
-  ("'dense' (meaning) or 'bm25' (exact words)"), is named by the request.
+  ("'dense' (meaning) or 'bm25' (exact words)"), is named by the request; likewise a number the
+  description glosses ("Sampling temperature; 0 is greedy" makes "greedy decoding" temperature 0).
 - `stated_lists`: a list of values ("vocab 256, 512 and 1024", "2, 4 or 6 layers") goes to a list
   argument of 'name=v1,v2' specs, its name read from the words next to it through the words the
   argument's description gives them ("Names: n_layer (layers); vocab_size (vocab, tokens)."); a number
@@ -303,6 +304,33 @@ def stated_enum(text: str, parameters: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def number_glosses(prop: dict[str, Any]) -> dict[float, set[str]]:
+    """{number: words of its gloss} for the "N is ..." / "N means ..." clauses of a property's
+    description ("Sampling temperature; 0 is greedy, higher is more random." -> {0.0: {"greedy"}})."""
+    desc = str(prop.get("description", "") or "")
+    for sep in ("; ", ", ", ". ", " (", ")"):
+        desc = desc.replace(sep, "|")
+    out: dict[float, set[str]] = {}
+    for part in desc.split("|"):
+        words = part.strip().rstrip(".").split()
+        value = as_number(words[0]) if len(words) >= 3 and words[1] in ("is", "means", "=") else None
+        gloss = {_stem(w) for w in tokens(" ".join(words[2:])) if len(w) > 2 and w not in GLOSS_STOP}
+        if value is not None and gloss:
+            out[float(value)] = gloss
+    return out
+
+
+def stated_glossed_numbers(text: str, parameters: dict[str, Any]) -> dict[str, int | float]:
+    """Numeric arguments whose value `text` gives by its gloss alone (every word of exactly one gloss)."""
+    words = set(tokens(text)) | {_stem(w) for w in tokens(text)}
+    out: dict[str, int | float] = {}
+    for arg, prop in parameters.get("properties", {}).items():
+        named = [v for v, gloss in number_glosses(prop).items() if gloss <= words]
+        if len(named) == 1 and _numeric(prop):
+            out[arg] = int(named[0]) if _numeric(prop) == "integer" else named[0]
+    return out
+
+
 def is_path_like(text: str) -> bool:
     """A file or folder a request names: it starts like a path ("~/", "./", "../", "/"), ends with "/",
     has a file extension, or exists ("train/val" and "and/or" do not)."""
@@ -397,6 +425,8 @@ def stated_values(
     out, in_lists = _with_lists({**args, **stated}, stated_lists(clause, parameters))
     out = _one_use_each(out, stated, in_lists, clause)
     for arg, value in stated_enum(clause, parameters).items():
+        out.setdefault(arg, value)
+    for arg, value in stated_glossed_numbers(clause, parameters).items():
         out.setdefault(arg, value)
     path = stated_path(clause)
     path_args = [p for p in PATH_ARGS if p in props]
