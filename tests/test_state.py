@@ -101,6 +101,16 @@ def test_facts_name_the_tokenizer_a_run_used():
     assert "tokenizer=bpe400" in text and "val_loss=1.8694" in text and "n_layer=2" in text
 
 
+def test_facts_keep_the_results_a_question_asks_about_and_no_paths():
+    # a trainer's result: paths and many scalars before the parameter count
+    result = {"run_dir": "/lab/runs/run-3", "status": "done", "step": 150, "max_iters": 150, "val_loss": 1.9,
+              "best_val_loss": 1.88, "best_step": 140, "train_loss": 1.7, "last_batch_loss": 1.71,
+              "perplexity": 6.7, "bits_per_char": 2.7, "params": 410624, "checkpoint": "/lab/runs/run-3/best.pt"}  # fmt: skip
+    text = facts([Record(id="run-3", kind="run", name="gpt-3", metrics=result)])
+    assert "params=410624" in text and "val_loss=1.9" in text and "status=done" in text
+    assert "/lab/runs" not in text and "checkpoint" not in text
+
+
 def test_both_and_the_last_two_mean_several_records_and_first_the_oldest_touched():
     from scratchlab.agent.state import plural
 

@@ -81,6 +81,10 @@ DESCRIBING_KEYS = (
 MAX_RECORDS = 40
 FACT_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "max_iters", "lr", "dropout", "vocab_size",
              "pattern", "dataset", "tokenizer", "base", "data", "r", "lora_alpha", "paths", "path")  # fmt: skip
+# The results a question is most often about come first; any other scalar follows, paths never (a
+# trainer's result holds ~25 keys and a fact line keeps 8: "params" came 13th and an answer took n_embd).
+RESULT_KEYS = ("status", "val_loss", "best_val_loss", "train_loss", "params", "n_params", "trainable_params", "step",
+               "perplexity", "bits_per_char", "tokens_per_sec", "seconds")  # fmt: skip
 
 
 @dataclass
@@ -429,8 +433,10 @@ def facts(recs: Sequence[Record], limit: int = 6) -> str:
     for r in recs[:limit]:
         cfg = {k: names.get(str(v), Path(str(v)).name if "/" in str(v) else v) for k, v in r.config.items()
                if k in FACT_KEYS and v not in (None, "", [])}  # fmt: skip
-        met = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.metrics.items()
-               if isinstance(v, int | float | str) and k not in ("status",) or k == "status"}  # fmt: skip
+        scalars = {k: v for k, v in r.metrics.items()
+                   if isinstance(v, int | float | str) and not (isinstance(v, str) and _path_like(v))}  # fmt: skip
+        order = [k for k in RESULT_KEYS if k in scalars] + [k for k in scalars if k not in RESULT_KEYS]
+        met = {k: round(scalars[k], 4) if isinstance(scalars[k], float) else scalars[k] for k in order}
         part = [f"- {r.kind} {r.label()}"]
         if cfg:
             part.append("settings: " + ", ".join(f"{k}={v}" for k, v in cfg.items()))
