@@ -77,6 +77,31 @@ def test_a_bare_pronoun_is_the_record_the_conversation_touched_last():
     assert resolve_pronoun({}, "now a gpt on shakespeare", recs, props) == {}
 
 
+def test_a_bare_pronoun_is_the_last_touched_record_of_a_kind_the_tool_takes():
+    run = Record(id="run-3", kind="run", name="gpt-3")
+    job = Record(id="job-4", kind="job", name="job-4", config={"kind": "train_gpt", "artifact": "run-3"})
+    msgs = [SystemMessage("sys", additional_kwargs={"lab_records": [run, *TOKS, job]}),
+            HumanMessage("train a gpt in the background"),
+            AIMessage("", tool_calls=[{"name": "train_gpt", "args": {"wait": False}, "id": "c0"}]),
+            ToolMessage("Started gpt-3 (run-3) as job-4", tool_call_id="c0", name="train_gpt")]  # fmt: skip
+    recs = records_of(msgs)
+    # the run and its job were named in the same turn: "stop it" means the job, "sample it" the run
+    assert resolve_pronoun({}, "actually, stop it", recs, {"job_id": {}}) == {"job_id": "job-4"}
+    assert resolve_pronoun({}, "sample from it", recs, {"run": {"default": "last"}}) == {"run": "gpt-3"}
+    # a kind the thread never touched stays unresolved
+    assert resolve_pronoun({}, "encode it", recs, {"tokenizer": {"default": "last"}}) == {}
+
+
+def test_ended_jobs_are_records_after_the_running_ones():
+    from types import SimpleNamespace as Job
+
+    jobs = [Job(id=f"job-{i}", kind="train_gpt", artifact_id=None, status=st, step=1, total=2)
+            for i, st in ((3, "done"), (2, "running"), (1, "cancelled"))]  # fmt: skip
+    recs = state.from_registry([], jobs)
+    assert [r.id for r in recs] == ["job-2", "job-3", "job-1"]
+    assert state.recent(recs, ("job",))[0].id == "job-2" and recs[1].metrics["status"] == "done"
+
+
 def test_the_same_but_x_copies_the_last_call_of_that_tool():
     params = {"properties": {"n_layer": {"default": 4}, "n_head": {"default": 4}, "name": {}}}
     msgs = thread(

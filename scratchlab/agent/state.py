@@ -116,17 +116,19 @@ class Record:
 
 
 def from_registry(artifacts: Iterable[Any], jobs: Iterable[Any] = ()) -> list[Record]:
-    """Records from registry `Artifact`s (newest first) and running or queued `Job`s."""
+    """Records from registry `Artifact`s (newest first) and `Job`s: running or queued ones first, then
+    ended ones ("stop it" after a background run that has since finished is about a job that exists,
+    and the tool can say it ended; a request asking for the running job still finds it first)."""
     out = [
         Record(id=a.id, kind=a.kind, name=a.name, config=dict(a.config or {}), metrics=dict(a.metrics or {}),
                path=str(a.path or ""))
         for a in artifacts
     ]  # fmt: skip
+    jobs = sorted(jobs, key=lambda j: j.status not in ("queued", "running"))  # stable: newest first within
     out += [
         Record(id=j.id, kind="job", name=j.id, config={"kind": j.kind, "artifact": j.artifact_id},
                metrics={"status": j.status, "step": j.step, "total": j.total})
         for j in jobs
-        if j.status in ("queued", "running")
     ]  # fmt: skip
     return out[:MAX_RECORDS]
 
@@ -386,8 +388,9 @@ def resolve(
 def resolve_pronoun(
     args: dict[str, Any], clause: str, recs: Sequence[Record], props: dict[str, Any]
 ) -> dict[str, Any]:
-    """ "with it", "sample from that": a bare pronoun means the record this conversation touched last,
-    put into the tool's reference argument of that record's kind, unless the request already set it.
+    """ "with it", "sample from that": a bare pronoun means the record of a kind the tool takes that this
+    conversation touched last ("stop it" after a background run: the job, not the run it trains), put
+    into the tool's reference argument of that kind, unless the request already set it.
 
     Args:
         args: the arguments so far; clause: the request's words; recs: the records (`records_of`);
@@ -395,7 +398,8 @@ def resolve_pronoun(
     """
     if not bare_pronoun(clause):
         return args
-    touched = sorted((r for r in recs if r.turn is not None), key=lambda r: -r.turn)
+    takes = {k for arg in props for k in ARG_KINDS.get(arg, ())}
+    touched = sorted((r for r in recs if r.turn is not None and r.kind in takes), key=lambda r: -r.turn)
     if not touched:
         return args
     last = touched[0]
