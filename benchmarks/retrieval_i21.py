@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scratchlab.retrieval.chunking import ChunkConfig, chunk_for_index
+from scratchlab.retrieval.chunking import CHUNKER_VERSION, ChunkConfig, chunk_for_index
 from scratchlab.retrieval.eval import Query, judge, load_queries
 from scratchlab.retrieval.index import DocumentIndex
 from scratchlab.retrieval.loaders import find_files, load_file
@@ -58,7 +58,13 @@ def hit_at(index, queries: list[Query], k: int = 5, **search_kw) -> dict:
             "miss_ranks": [r for r in ranks if r is None or r > k]}  # fmt: skip
 
 
-def build(folder: Path, docs: list, embedder, chunker_version: int = 2, chunking: ChunkConfig | None = None):
+def build(
+    folder: Path,
+    docs: list,
+    embedder,
+    chunker_version: int = CHUNKER_VERSION,
+    chunking: ChunkConfig | None = None,
+):
     shutil.rmtree(folder, ignore_errors=True)
     idx = DocumentIndex.create(folder, chunking, embedder=embedder, chunker_version=chunker_version)
     idx.ingest(docs)

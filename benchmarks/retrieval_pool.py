@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/retrieval_pool.py --work /tmp/scratchlab-retrieval-bench --shares 0 0.5
 
 Reads the wiki index a `benchmarks/retrieval.py --issue21` run left in --work (`index`), and builds
-the two learner-question indexes there (chunker 2, `rag index` defaults). For each share of the
+the two learner-question indexes there (the current chunker, `rag index` defaults). For each share of the
 MaxSim reranker's 20 candidates taken from the top of the dense list (`search.DENSE_SHARE`; 0 is the
 fused top 20 alone): evidence in the top 5 on both learner sets, wiki known-item R@1 and R@10 on the
 first `--queries` dev queries, and the latency of hybrid search at k=10 with the reranker (median and

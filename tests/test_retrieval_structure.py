@@ -1,4 +1,4 @@
-"""Structure-aware chunking (chunker 2): sections, context headers, atomic code blocks and tables."""
+"""Structure-aware chunking (chunkers 2 and 3): sections, context headers, atomic code blocks and tables."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import sqlite3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scratchlab.retrieval.chunking import ChunkConfig, WhitespaceCounter, chunk_sections
+from scratchlab.retrieval.chunking import CHUNKER_VERSION, ChunkConfig, WhitespaceCounter, chunk_sections
 from scratchlab.retrieval.loaders import load_file
-from scratchlab.retrieval.structure import parse_sections
+from scratchlab.retrieval.structure import parse_sections, plain_title
 
 GUIDE = """# KV cache guide
 
@@ -95,6 +95,21 @@ def test_html_headings_and_pre_become_sections(tmp_path):
     assert setup and "```\npip install x\nrun x\n```" in setup[0].text
 
 
+def test_headers_hold_a_headings_words_not_its_badges_links_or_markup():
+    readme = ("# Typer [![PyPI](https://img.shields.io/pypi/v/typer.svg)](https://pypi.org/project/typer)\n\n"
+              "Typer builds CLIs.\n\n## Run it with `python -m` <small>(see [the docs](https://typer.dev))</small>\n\n"
+              "Call python -m typer.\n")  # fmt: skip
+    assert plain_title("Use **bold** and [a link](http://x.y/z) at https://x.y") == "Use bold and a link at"
+    new = chunk_sections(readme, "README.md", ChunkConfig(64, 8), WhitespaceCounter())
+    assert [c.context for c in new] == [
+        "README.md > Typer",
+        "README.md > Typer > Run it with python -m (see the docs)",
+    ]
+    # an index made by chunker 2 keeps its headers as they were when it grows
+    old = chunk_sections(readme, "README.md", ChunkConfig(64, 8), WhitespaceCounter(), version=2)
+    assert "img.shields.io" in old[0].context and [c.text for c in old] == [c.text for c in new]
+
+
 def test_old_index_without_chunker_version_or_context_column_still_works(tmp_path):
     """A chunker-1 index (config without `chunker_version`, store format 1) opens, searches, ingests."""
     from scratchlab.retrieval.embeddings import get_embedder
@@ -122,5 +137,5 @@ def test_old_index_without_chunker_version_or_context_column_still_works(tmp_pat
     assert hit.doc_id.endswith("b.md") and hit.context == ""  # still chunked by chunker 1
     new = DocumentIndex.create(tmp_path / "idx2", ChunkConfig(32, 4), embedder=get_embedder())
     new.ingest([docs])
-    assert new.stats()["chunker_version"] == 2
+    assert new.stats()["chunker_version"] == CHUNKER_VERSION
     assert new.search("merges frequent pairs", k=1)[0].context == "b.md > Beta"

@@ -35,13 +35,15 @@ from pathlib import Path
 from typing import Protocol
 
 from scratchlab.retrieval.minilm import default_model_path
-from scratchlab.retrieval.structure import MARKUP_SUFFIXES, Block, Section, parse_sections
+from scratchlab.retrieval.structure import MARKUP_SUFFIXES, Block, Section, parse_sections, plain_title
 
 DEFAULT_CHUNK_SIZE = 256  # word pieces (MiniLM's max_seq_length is 256)
 DEFAULT_CHUNK_OVERLAP = 32  # word pieces
 PARAGRAPH_MIN_FILL = 0.5  # cut at a paragraph break only if the chunk is at least this full
 MIN_CHUNK_SIZE = 16
-CHUNKER_VERSION = 2  # 1: `chunk_text`; 2: `chunk_sections` (structure-aware, context headers)
+# 1: `chunk_text`; 2: `chunk_sections` (structure-aware, context headers); 3: the headers' titles as
+# plain words (`plain_title`: a README's badge images and link targets had filled its headers)
+CHUNKER_VERSION = 3
 ATOMIC_MAX_TOKENS = 1024  # a code block or table up to this size is never split (may exceed chunk_size)
 CONTEXT_MAX_SHARE = 0.5  # a context header may take at most this share of chunk_size
 
@@ -288,8 +290,8 @@ def _line_of(newlines: list[int], pos: int) -> int:
 
 
 def chunk_sections(text: str, name: str, config: ChunkConfig | None = None, counter: TokenCounter | None = None,
-                   markup: bool = True) -> list[Chunk]:  # fmt: skip
-    """Structure-aware chunks with context headers (chunker version 2).
+                   markup: bool = True, version: int = CHUNKER_VERSION) -> list[Chunk]:  # fmt: skip
+    """Structure-aware chunks with context headers (chunker version 2 or 3).
 
     Chunks never cross a heading; within a section, code blocks and tables are single units that are
     never split (up to `ATOMIC_MAX_TOKENS`; longer ones are cut at line ends), prose is split into
@@ -304,6 +306,7 @@ def chunk_sections(text: str, name: str, config: ChunkConfig | None = None, coun
         config: chunk size and overlap in tokens.
         counter: the tokenizer to count with (default MiniLM's).
         markup: parse markdown/HTML structure; False for code and data files (one section).
+        version: 3 writes the headings' plain words (`plain_title`), 2 the titles as written.
 
     Returns:
         Chunks in document order; `text[c.start:c.end] == c.text` for each.
@@ -312,7 +315,8 @@ def chunk_sections(text: str, name: str, config: ChunkConfig | None = None, coun
     counter = counter or load_token_counter()
     sections = parse_sections(text) if markup else [Section((), [Block(0, len(text), "text")])]
     newlines = [i for i, ch in enumerate(text) if ch == "\n"]
-    headers = [" > ".join((name, *sec.path)) for sec in sections]
+    title = plain_title if version >= 3 else str
+    headers = [" > ".join((name, *(t for t in map(title, sec.path) if t))) for sec in sections]
     header_tokens = counter.count(headers)
     chunks: list[Chunk] = []
     for sec, header, h_tokens in zip(sections, headers, header_tokens, strict=True):
@@ -373,9 +377,9 @@ def _split_lines(text: str, unit: _Unit, limit: int, counter: TokenCounter) -> l
 
 
 def chunk_for_index(doc, config: ChunkConfig, counter: TokenCounter, version: int) -> list[Chunk]:
-    """Chunks of a loaded `Document` the way an index of chunker `version` makes them (1 or 2)."""
+    """Chunks of a loaded `Document` the way an index of chunker `version` makes them (1, 2 or 3)."""
     if version < 2:
         return chunk_text(doc.text, config, counter)
     name = Path(doc.doc_id).name
     markup = doc.kind in ("html", "pdf") or Path(doc.doc_id).suffix.lower() in MARKUP_SUFFIXES
-    return chunk_sections(doc.text, name, config, counter, markup=markup)
+    return chunk_sections(doc.text, name, config, counter, markup=markup, version=version)

@@ -78,7 +78,8 @@ class IndexConfig:
         hnsw_threshold: vectors at which the dense index switches from flat to HNSW.
         rrf_k: default RRF constant for hybrid search.
         bm25_weight: weight of the BM25 ranking in hybrid RRF (the dense ranking has weight 1).
-        chunker_version: 1 = plain text chunks; 2 = structure-aware chunks with context headers
+        chunker_version: 1 = plain text chunks; 2 = structure-aware chunks with context headers; 3 = the
+            same with the headers' titles as plain words
             (`chunking.CHUNKER_VERSION`). A config.json without the key was written by version 1.
     """
 
@@ -145,7 +146,8 @@ class DocumentIndex:
             embedder: has `encode`, `encode_query`, `dim`, `name`, `model_path` (default `get_embedder`).
             hnsw_threshold: vectors at which the dense index becomes HNSW.
             analyzer: BM25 analyzer (default `Analyzer()`).
-            chunker_version: 2 (structure-aware chunks with context headers) or 1 (plain chunks).
+            chunker_version: 3 (structure-aware chunks, plain-word context headers), 2 (headers with
+                the titles' markup) or 1 (plain chunks).
 
         Raises:
             FileExistsError: `folder` already holds an index.
@@ -154,8 +156,8 @@ class DocumentIndex:
         folder = Path(folder)
         if (folder / CONFIG_FILE).exists():
             raise FileExistsError(f"{folder} already holds an index; open it, or remove it first")
-        if chunker_version not in (1, 2):
-            raise ValueError(f"chunker_version={chunker_version} is unknown; use 1 or {CHUNKER_VERSION}")
+        if not 1 <= chunker_version <= CHUNKER_VERSION:
+            raise ValueError(f"chunker_version={chunker_version} is unknown; use 1 to {CHUNKER_VERSION}")
         embedder = embedder or get_embedder(model_path)
         chunking = chunking or ChunkConfig()
         config = IndexConfig(embedding_model=embedder.name, embedding_path=str(embedder.model_path), dim=int(embedder.dim),

@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 _ATX = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)[ \t#]*$")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
+_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")  # ![alt](src): a badge or a picture
+_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")  # [text](target) -> text
+_URL_OR_TAG = re.compile(r"<[^>]*>|https?://\S+")
 MARKUP_SUFFIXES = {".md", ".markdown", ".mdx", ".txt", ".rst", ".html", ".htm", ".xhtml", ""}
 
 
@@ -122,3 +125,12 @@ def parse_sections(text: str) -> list[Section]:
             sections.append(Section(tuple(t for _, t in trail)))
         sections[-1].blocks.append(block)
     return [s for s in sections if s.blocks]
+
+
+def plain_title(title: str) -> str:
+    """A heading's words without inline markup: images (badges) and URLs dropped, links kept as their
+    text, HTML tags and code/emphasis marks removed ("Typer [![PyPI](https://img...)](https://pypi...)"
+    -> "Typer"). `title` itself stays as written in the document; this is what a context header shows.
+    """
+    text = _URL_OR_TAG.sub(" ", _LINK.sub(r"\1", _IMAGE.sub(" ", title)))
+    return " ".join(text.replace("`", "").replace("**", "").replace("__", "").split())
