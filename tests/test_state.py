@@ -59,6 +59,14 @@ def test_a_near_miss_of_a_built_in_the_description_names_becomes_that_built_in()
     assert resolve("dataset", "data/a.txt", "train on data/a.txt", [], "shakespeare", DATASET) == "data/a.txt"
     assert resolve("base", "gpt-1", "adapt gpt-1", RUNS, "last", BASE) == "gpt-1"
     assert resolve("tokenizer", "tok-3", "encode hi with tok-3", [], "last", TOKENIZER) == "tok-3"
+    assert resolve("dataset", "data/shakespeare.txt", "train on data/shakespeare.txt", [], "shakespeare",
+                   DATASET) == "data/shakespeare.txt"  # fmt: skip
+    # a record a repeated call carried gives way to the built-in the request writes out by its gloss
+    glossed = "Tokenizer id, name, 'last', or built in: 'cl100k_base' (GPT-4) or 'o200k_base' (GPT-4o)."
+    assert resolve("tokenizer", "bpe400-shakespeare", "and with gpt-4's tokenizer?", TOKS, "last",
+                   glossed) == "cl100k_base"  # fmt: skip
+    assert resolve("tokenizer", "bpe400-shakespeare", "and with that tokenizer?", TOKS, "last",
+                   glossed) == "bpe400-shakespeare"  # fmt: skip
 
 
 def test_part_of_the_one_name_that_holds_it_is_that_record():

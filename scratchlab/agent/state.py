@@ -291,13 +291,13 @@ def _builtin(value: Any, clause: str, description: str, pool: Sequence[Record]) 
     the one the request writes out, by name or by its gloss ("GPT-4o's tokenizer" -> 'o200k_base'), even
     when the model left the argument out, else the one whose words `value` shares ("qwen-0.5b" ->
     'qwen2.5-coder-0.5b', "smollm" -> 'smollm2-135m'). None when `value` is itself a built-in, a
-    record, a path the request writes, or no built-in fits one way."""
+    record the request does not write (a repeated call's "bpe350-chat" gives way to "and with gpt-4's
+    tokenizer?"), a path the request writes, or no built-in fits one way."""
     names = builtins(description)
     if not names or (value in names and value not in ("last", "latest")):  # "last" is no choice made
         return None
     text = isinstance(value, str) and value.strip() and value not in ("last", "latest")
-    if text and (any(value in (r.name, r.id, r.ref) for r in pool)
-                 or (_path_like(value) and value.lower() in clause.lower())):  # fmt: skip
+    if text and _path_like(value) and value.lower() in clause.lower():
         return None
     words = set(tokens(clause))
     written = [n for n in names if set(tokens(n)) <= words and len(n) > 3] or _glossed(
@@ -305,6 +305,8 @@ def _builtin(value: Any, clause: str, description: str, pool: Sequence[Record]) 
     )
     if len(written) == 1:
         return written[0]
+    if text and any(value in (r.name, r.id, r.ref) for r in pool):
+        return None
     if not text or _path_like(value):
         return None
     own = set(tokens(value))
