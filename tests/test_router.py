@@ -32,6 +32,20 @@ def test_count_in_schema():
         A(n="many")
 
 
+def test_a_number_that_is_part_of_a_name_is_no_value():
+    # "gpt-1" once let the grammar write lr 1 for "fine-tune gpt-1 with lora on the demo set, 20 steps"
+    assert router.numbers_in("fine-tune gpt-1 with lora on the demo set, 20 steps") == {20.0}
+    assert router.numbers_in("stop job-12 and sample qwen2.5-coder-0.5b, a 2-layer run") == {2.0}
+    lora = {
+        "properties": {
+            "lr": {"anyOf": [{"type": "number"}, {"type": "null"}]},
+            "max_iters": {"type": "integer"},
+        }
+    }
+    props = router.grounded_schema(lora, "fine-tune gpt-1, 20 steps")["properties"]
+    assert props["max_iters"] == {"enum": [20]} and 1 not in props["lr"]["enum"]
+
+
 def test_numbers_in_expands_shorthand():
     assert router.numbers_in("train for 2k steps, lr 3e-4, 1,024 tokens, 6 heads") >= {
         2000.0,

@@ -41,7 +41,10 @@ GENERIC_WORDS = {
 POINTERS = {"this", "that", "it", "them", "these", "those", "data", "text", "some"}
 VAGUE_WORDS = {"something", "anything", "stuff", "thing", "things", "dataset", "documents", "docs", "notes",
                "folder", "corpus", "whatever", "any", "all"}  # fmt: skip
-NUMBER_RE = re.compile(r"(?<![\w.])(-?(?:\d[\d,_]*(?:\.\d+)?|\.\d+)(?:e-?\d+)?)(?:\s*([kKmM])(?![a-zA-Z]))?")
+# a number glued to a word by a hyphen is part of a name ("gpt-1", "job-12", "coder-0.5b"), as for the bank
+NUMBER_RE = re.compile(
+    r"(?<![\w.])(?<![A-Za-z]-)(-?(?:\d[\d,_]*(?:\.\d+)?|\.\d+)(?:e-?\d+)?)(?:\s*([kKmM])(?![a-zA-Z]))?"
+)
 SHORTHAND_K = re.compile(
     r"(?<![\w.])(\d+(?:\.\d+)?)\s?[kK](?![a-zA-Z])"
 )  # "2k" -> 2000, for the model and grounding
