@@ -42,6 +42,8 @@ def test_train_sample_list_status(tool_ctx, corpus, registry):
     assert run.id in t["list_runs"].invoke({})
     status = t["job_status"].invoke({})
     assert "done" in status and run.id in status
+    ended = t["cancel_job"].invoke({"job_id": registry.list_jobs()[0].id})
+    assert ended.startswith("nothing to stop:") and "already ended (done)" in ended
     assert "Error" in t["sample_gpt"].invoke({"run": "run-999"})
     bad = t["sample_gpt"].invoke({"run": run.id, "prompt": "Qz#"})
     assert bad.startswith("Error") and "alphabet" in bad

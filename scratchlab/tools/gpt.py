@@ -13,8 +13,8 @@ from typing import Any
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field, create_model
 
+from scratchlab.lab.jobs import ACTIVE, list_jobs, refresh_job, wait_for_job
 from scratchlab.lab.jobs import cancel_job as _cancel_job
-from scratchlab.lab.jobs import list_jobs, refresh_job, wait_for_job
 from scratchlab.tools.base import Count, ToolContext, ToolError, lab_tool
 from scratchlab.tools.gpt_runs import (  # noqa: F401 - run_result_json: re-exported for the CLI
     MAX_RESULT_CHARS,
@@ -164,7 +164,10 @@ def make_tools(ctx: ToolContext) -> list[BaseTool]:
     @lab_tool("cancel_job", CancelJobArgs)
     def cancel_job(args: CancelJobArgs) -> str:
         """Stop a running background job cleanly (it saves a checkpoint first)."""
-        job = _cancel_job(ctx.registry, args.job_id.strip())
+        before = refresh_job(ctx.registry, args.job_id.strip())
+        job = _cancel_job(ctx.registry, before.id)
+        if before.status not in ACTIVE:  # say so: a summary otherwise reports "stopped" for a finished run
+            return f"nothing to stop: {job.id} had already ended ({job.status}). {describe_job(ctx, job)}"
         return describe_job(ctx, job)
 
     @lab_tool("list_runs", ListRunsArgs)
