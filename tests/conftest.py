@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from scratchlab.lab.registry import Registry
@@ -42,3 +45,22 @@ def openai_cache_dir(tmp_path_factory):
         os.environ.pop("SCRATCHLAB_CACHE_DIR", None)
     else:
         os.environ["SCRATCHLAB_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def local_models(tmp_path_factory):
+    """A function that puts the assembled Qwen2.5-Coder-0.5B GGUF (and its stamp) into a workspace's
+    `models/` as hard links: the 0.5 GB file is assembled and hashed once per session, not per home."""
+    from scratchlab.models.weights import gguf_path
+
+    shared = gguf_path("0.5b", tmp_path_factory.getbasetemp() / "shared-models").parent
+
+    def link(home: Path) -> Path:
+        models = Path(home) / "models"
+        models.mkdir(parents=True, exist_ok=True)
+        for f in shared.iterdir():
+            if not (models / f.name).exists():
+                os.link(f, models / f.name)
+        return models
+
+    return link

@@ -22,8 +22,10 @@ def scratchlab(home, *args, timeout=600):
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    return tmp_path_factory.mktemp("e2e-home")  # one workspace: the GGUF is assembled and warmed once
+def home(tmp_path_factory, local_models):
+    folder = tmp_path_factory.mktemp("e2e-home")  # one workspace: the model is warmed once
+    local_models(folder)
+    return folder
 
 
 def test_ask_json_answers_without_tools(home):
