@@ -29,6 +29,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
 from scratchlab.agent.bank import tokens
+from scratchlab.lab.jobs import ACTIVE
 
 # Which record kinds an argument of a tool refers to.
 ARG_KINDS: dict[str, tuple[str, ...]] = {
@@ -124,7 +125,7 @@ def from_registry(artifacts: Iterable[Any], jobs: Iterable[Any] = ()) -> list[Re
                path=str(a.path or ""))
         for a in artifacts
     ]  # fmt: skip
-    jobs = sorted(jobs, key=lambda j: j.status not in ("queued", "running"))  # stable: newest first within
+    jobs = sorted(jobs, key=lambda j: j.status not in ACTIVE)  # stable: newest first within
     out += [
         Record(id=j.id, kind="job", name=j.id, config={"kind": j.kind, "artifact": j.artifact_id},
                metrics={"status": j.status, "step": j.step, "total": j.total})

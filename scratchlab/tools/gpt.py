@@ -164,11 +164,10 @@ def make_tools(ctx: ToolContext) -> list[BaseTool]:
     @lab_tool("cancel_job", CancelJobArgs)
     def cancel_job(args: CancelJobArgs) -> str:
         """Stop a running background job cleanly (it saves a checkpoint first)."""
-        before = refresh_job(ctx.registry, args.job_id.strip())
-        job = _cancel_job(ctx.registry, before.id)
-        if before.status not in ACTIVE:  # say so: a summary otherwise reports "stopped" for a finished run
+        job = refresh_job(ctx.registry, args.job_id.strip())
+        if job.status not in ACTIVE:  # say so: a summary otherwise reports "stopped" for a finished run
             return f"nothing to stop: {job.id} had already ended ({job.status}). {describe_job(ctx, job)}"
-        return describe_job(ctx, job)
+        return describe_job(ctx, _cancel_job(ctx.registry, job.id))
 
     @lab_tool("list_runs", ListRunsArgs)
     def list_runs(args: ListRunsArgs) -> str:
