@@ -27,7 +27,11 @@ from scratchlab.retrieval.eval import load_queries  # noqa: E402
 from scratchlab.retrieval.rerank import MaxSimReranker  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "retrieval_headers"
-LEARNER_SETS = {"learner 1": i21.LEARNER_DIR, "learner 2": i21.LEARNER_DIR.parent / "learner_questions2"}
+LEARNER_SETS = {
+    "learner 1": i21.LEARNER_DIR,
+    "learner 2": i21.LEARNER_DIR.parent / "learner_questions2",
+    "learner 3": i21.LEARNER_DIR.parent / "learner_questions3",
+}
 ROWS = (*i21.MODES, "hybrid+maxsim")
 
 
