@@ -82,6 +82,28 @@ def test_a_number_is_named_by_the_gloss_its_description_gives_it():
     assert "temperature" not in stated_values({}, "sample 100 tokens from gpt-1", "sample_gpt", sample, None)
 
 
+def test_enum_values_by_gloss_outside_a_negation_and_by_name_without_version():
+    from scratchlab.tools.rag import SearchDocumentsArgs
+    from scratchlab.tools.tune import TuneRouterArgs
+
+    search = SearchDocumentsArgs.model_json_schema()
+    assert stated_enum("search for it by meaning rather than exact words", search) == {"mode": "dense"}
+    assert stated_enum("search by exact words, not by meaning", search) == {"mode": "bm25"}
+    assert stated_enum("search the exact words 'weight tying'", search) == {"mode": "bm25"}
+    tune = TuneRouterArgs.model_json_schema()
+    assert stated_enum("tune yourself on the smollm model", tune) == {"base": "smollm2"}
+    assert stated_enum("tune yourself on my tools", tune) == {}
+
+
+def test_a_stated_list_is_one_setting_however_many_the_model_wrote():
+    from scratchlab.tools.sweep import SweepGPTArgs
+
+    sweep = SweepGPTArgs.model_json_schema()
+    model = {"search": ["n_embd=300,500,800", "vocab_size=300,500,800"]}
+    out = stated_values(model, "try vocab sizes 300, 500 and 800, 5 minute budget", "sweep_gpt", sweep, None)
+    assert out["search"] == ["vocab_size=300,500,800"]
+
+
 @pytest.mark.parametrize(
     "text, path",
     [("index ../shared/seeds", "../shared/seeds"), ("train a tokenizer on notes.txt", "notes.txt"),

@@ -44,6 +44,10 @@ def test_train_sample_list_status(tool_ctx, corpus, registry):
     assert "done" in status and run.id in status
     ended = t["cancel_job"].invoke({"job_id": registry.list_jobs()[0].id})
     assert ended.startswith("nothing to stop:") and "already ended (done)" in ended
+    job = registry.list_jobs()[0].id
+    for tool in ("cancel_job", "job_status"):  # an id no job has: the error names the ones there are
+        out = t[tool].invoke({"job_id": "job-99"})
+        assert "no job-99" in out and f"{job} (done)" in out, out
     assert "Error" in t["sample_gpt"].invoke({"run": "run-999"})
     bad = t["sample_gpt"].invoke({"run": run.id, "prompt": "Qz#"})
     assert bad.startswith("Error") and "alphabet" in bad

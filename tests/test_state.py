@@ -100,6 +100,16 @@ def test_a_bare_pronoun_is_the_last_touched_record_of_a_kind_the_tool_takes():
     assert resolve_pronoun({}, "encode it", recs, {"tokenizer": {"default": "last"}}) == {}
 
 
+def test_an_id_the_request_writes_is_kept_though_no_record_has_it():
+    job = Record(id="job-1", kind="job", name="job-1", metrics={"status": "running"})
+    # "kill job-7" with only job-1 running must not stop job-1: job-7 goes to the tool, which says so
+    assert state.resolve("job_id", "job-1", "kill job-7 please, it's slow", [job], None) == "job-7"
+    assert state.resolve("job_id", None, "how's job-1 doing?", [job], None) == "job-1"
+    assert state.resolve("sweep", None, "ok halt sweep-2, enough", [], "last") == "sweep-2"
+    assert state.written_id("compare job-2 and job-3", ("job",)) is None  # two ids: none is the one
+    assert state.written_id("train gpt-2 again", ("run",)) is None  # a name, not an id of the kind
+
+
 def test_ended_jobs_are_records_after_the_running_ones():
     from types import SimpleNamespace as Job
 

@@ -28,6 +28,7 @@ import ast
 import os
 import re
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from scratchlab.agent.bank import CONTEXT_WORDS, Bank, as_number, number_contexts, tokens
@@ -60,7 +61,9 @@ NAME_FILLERS = {
 NOT_NAMES = {"it", "the", "a", "an", "after", "something", "whatever", "that", "this", "me"}
 MIN_VOTES = 0.5
 NAMES_MARK = "Names:"  # in a list argument's description: "Names: name (word, word); name; ..."
-LIST_JOINERS = {"and", "or", "vs", "versus"}  # words between the values of a list (commas are dropped)
+LIST_JOINERS = {"and", "or", "vs", "versus"}
+NEGATIONS = {"not", "without", "instead", "than"}  # "rather than", "instead of": what follows is refused
+NEGATION_SCOPE = 3  # words between the values of a list (commas are dropped)
 GLOSS_STOP = {
     "the",
     "and",
@@ -227,11 +230,21 @@ def _with_lists(
     for arg, (known, found) in lists.items():
         specs = [e for e in (out.get(arg) or []) if isinstance(e, str)]
         for setting, values in found:
-            specs = [e for e in specs if known.get(e.split("=")[0].strip().lower()) != setting]
+            specs = [
+                e
+                for e in specs
+                if known.get(e.split("=")[0].strip().lower()) != setting and _spec_values(e) != values
+            ]  # fmt: skip  (one list of values, one setting)
             specs.append(f"{setting}=" + ",".join(f"{v:g}" for v in values))
             taken.update(values)
         out[arg] = specs
     return out, taken
+
+
+def _spec_values(spec: str) -> list[float] | None:
+    """The numbers of a 'setting=v1,v2' spec, None when it has another form."""
+    values = [as_number(v.strip()) for v in spec.partition("=")[2].split(",")]
+    return None if not values or None in values else [float(v) for v in values]
 
 
 def _number(v: Any) -> float | None:
@@ -285,18 +298,36 @@ def _stem(word: str) -> str:
     return word[:-1] if len(word) > 3 and word.endswith("s") else word
 
 
+def negated(toks: Sequence[str]) -> set[int]:
+    """Positions of `toks` inside a negation's scope: the `NEGATION_SCOPE` words after "not",
+    "without", "instead" or "than" ("by meaning rather than exact words": exact, words)."""
+    out: set[int] = set()
+    for i, t in enumerate(toks):
+        if t in NEGATIONS:
+            out.update(range(i + 1, min(len(toks), i + 1 + NEGATION_SCOPE)))
+    return out
+
+
 def stated_enum(text: str, parameters: dict[str, Any]) -> dict[str, str]:
-    """Enum arguments that `text` names by value ("gpt2", "bm25") or by the value's gloss ("exact words")."""
-    words = set(tokens(text)) | {_stem(w) for w in tokens(text)}
-    joined = " ".join(tokens(text))
+    """Enum arguments that `text` names by value ("gpt2", "bm25"), by the value's name without its
+    version number ("smollm" -> 'smollm2'), or by the value's gloss ("exact words"); a gloss word in a
+    negation's scope does not count ("by meaning rather than exact words" is 'dense')."""
+    toks = tokens(text)
+    words = set(toks) | {_stem(w) for w in toks}
+    off = negated(toks)
+    asserted = {w for i, t in enumerate(toks) if i not in off for w in (t, _stem(t))}
+    joined = " ".join(toks)
     out = {}
     for arg, prop in parameters.get("properties", {}).items():
         options = enum_options(prop)
         if not options:
             continue
         named = [o for o in options if o.lower() in words or " ".join(tokens(o)) in joined]
+        if not named:
+            bare = {o: o.lower().rstrip("0123456789") for o in options}
+            named = [o for o, b in bare.items() if b != o.lower() and len(b) >= 4 and b in words]
         if len(named) != 1:  # by the gloss: the value whose gloss shares the most words, clearly
-            overlap = sorted(((len(g & words), o) for o, g in glosses(prop).items()), reverse=True)
+            overlap = sorted(((len(g & asserted), o) for o, g in glosses(prop).items()), reverse=True)
             if overlap and overlap[0][0] >= 1 and (len(overlap) == 1 or overlap[0][0] > overlap[1][0]):
                 named = [overlap[0][1]]
         if len(named) == 1:

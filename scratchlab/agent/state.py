@@ -157,11 +157,23 @@ def records_of(messages: Sequence[BaseMessage]) -> list[Record]:
     return recs
 
 
+def _whole_words(clause: str) -> set[str]:
+    words = set(clause.lower().replace("'", " ").replace('"', " ").replace("`", " ").split())
+    return words | {w.strip(".,;:!?()") for w in words}
+
+
 def _names_in(clause: str, recs: Sequence[Record]) -> list[Record]:
     """Records whose name or id the clause writes as a whole word."""
-    words = set(clause.lower().replace("'", " ").replace('"', " ").replace("`", " ").split())
-    words |= {w.strip(".,;:!?()") for w in words}
+    words = _whole_words(clause)
     return [r for r in recs if r.id.lower() in words or r.name.lower() in words]
+
+
+def written_id(clause: str, kinds: Sequence[str]) -> str | None:
+    """The one registry id of `kinds` the clause writes ("kill job-7" -> "job-7"), whether or not a
+    record has it: an id names one thing, and the tool answers for an unknown one with the ones that
+    exist, where the newest record of the kind would act on something the user did not name."""
+    ids = {w for w in _whole_words(clause) if w.partition("-")[0] in kinds and w.partition("-")[2].isdigit()}
+    return ids.pop() if len(ids) == 1 else None
 
 
 DESCRIBING_SOURCES = ("dataset", "data", "tokenizer")  # config values whose words describe a record
@@ -268,7 +280,7 @@ def _stated(value: Any, clause: str, description: str) -> bool:
     if not isinstance(value, str):
         return value is not None
     v = value.strip().lower()
-    return (v in ("last", "latest", "char") or "/" in v or "." in v or v in clause.lower().split()
+    return (v in ("last", "latest", "char") or "/" in v or "." in v or v in _whole_words(clause)
             or f"'{v}'" in description.lower())  # fmt: skip
 
 
@@ -364,6 +376,8 @@ def resolve(
         return named[0].ref
     if not named and (builtin := _builtin(value, clause, description, pool)):
         return builtin
+    if not named and (written := written_id(clause, kinds)):
+        return written
     if not pool:
         return value if _stated(value, clause, description) else None
     if not named and (partial := _partial_name(value, pool)):

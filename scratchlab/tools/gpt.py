@@ -154,8 +154,7 @@ def make_tools(ctx: ToolContext) -> list[BaseTool]:
     def job_status(args: JobStatusArgs) -> str:
         """Status of a background job (progress, losses, errors); without job_id, the latest jobs."""
         if args.job_id:
-            job = refresh_job(ctx.registry, args.job_id.strip())
-            return describe_job(ctx, job)[:MAX_RESULT_CHARS]
+            return describe_job(ctx, _known_job(ctx, args.job_id))[:MAX_RESULT_CHARS]
         jobs = list_jobs(ctx.registry, limit=5)
         if not jobs:
             return "no jobs yet"
@@ -164,7 +163,7 @@ def make_tools(ctx: ToolContext) -> list[BaseTool]:
     @lab_tool("cancel_job", CancelJobArgs)
     def cancel_job(args: CancelJobArgs) -> str:
         """Stop a running background job cleanly (it saves a checkpoint first)."""
-        job = refresh_job(ctx.registry, args.job_id.strip())
+        job = _known_job(ctx, args.job_id)
         if job.status not in ACTIVE:  # say so: a summary otherwise reports "stopped" for a finished run
             return f"nothing to stop: {job.id} had already ended ({job.status}). {describe_job(ctx, job)}"
         return describe_job(ctx, _cancel_job(ctx.registry, job.id))
@@ -184,3 +183,13 @@ def make_tools(ctx: ToolContext) -> list[BaseTool]:
         return "\n".join(lines)[: MAX_RESULT_CHARS * 2]
 
     return [train_gpt, sample_gpt, resume_gpt, ablate_gpt, job_status, cancel_job, list_runs]
+
+
+def _known_job(ctx: ToolContext, job_id: str):
+    """The job `job_id` names (refreshed), or a ToolError that lists the jobs there are."""
+    try:
+        return refresh_job(ctx.registry, job_id.strip())
+    except LookupError:
+        jobs = list_jobs(ctx.registry, limit=5)
+        there = ", ".join(f"{j.id} ({j.status})" for j in jobs) or "none yet"
+        raise ToolError(f"there is no {job_id.strip()}; the latest jobs are: {there}") from None
