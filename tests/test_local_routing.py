@@ -243,3 +243,15 @@ def test_a_value_that_names_nothing_gets_a_question_back():
     model.args = {"encode_text": {"text": "data"}}
     msgs = ask(graph(model, [encode_text]), "encode 'data' with it", thread="u")
     assert calls_of(msgs)[0][1]["text"] == "data"  # quoted: a value, however plain
+
+
+def test_a_pointer_at_a_record_the_lab_lacks_gets_a_question_back():
+    CALLS.clear()
+    g = graph(local(BANK), [train_tokenizer, train_gpt])
+    msgs = ask(g, "train a 2-layer GPT on my data")
+    assert not CALLS and "dataset" in msgs[-1].content and msgs[-1].content.endswith("?")
+    file = Record(id="file-1", kind="file", name="notes.txt", path="/w/notes.txt")
+    msgs = ask(
+        graph(local(BANK), [train_tokenizer, train_gpt], [file]), "train a 2-layer GPT on my data", "u"
+    )
+    assert CALLS and CALLS[-1][0] == "train_gpt"  # the lab has data of its own: no question

@@ -110,6 +110,21 @@ def test_an_id_the_request_writes_is_kept_though_no_record_has_it():
     assert state.written_id("train gpt-2 again", ("run",)) is None  # a name, not an id of the kind
 
 
+def test_one_stands_for_the_kind_of_the_tools_main_reference():
+    recs = [
+        Record("run-2", "run", "gpt-2", {"dropout": 0.1}, turn=1),
+        Record("run-1", "run", "gpt-1", turn=0),
+    ]
+    assert resolve("run", None, "sample 60 tokens from the first one", recs, "last") == "gpt-1"
+    assert resolve("run", None, "sample from that one", recs, "last") == "gpt-2"
+    assert resolve("run", None, "sample 60 tokens", recs, "last") is None  # the tool's default: newest
+    # only for the main reference: "train one like that" names no tokenizer
+    assert (
+        resolve("tokenizer", None, "train one like that", [Record("tokenizer-1", "tokenizer", "bpe")], "char")
+        is None
+    )
+
+
 def test_ended_jobs_are_records_after_the_running_ones():
     from types import SimpleNamespace as Job
 

@@ -61,9 +61,9 @@ NAME_FILLERS = {
 NOT_NAMES = {"it", "the", "a", "an", "after", "something", "whatever", "that", "this", "me"}
 MIN_VOTES = 0.5
 NAMES_MARK = "Names:"  # in a list argument's description: "Names: name (word, word); name; ..."
-LIST_JOINERS = {"and", "or", "vs", "versus"}
+LIST_JOINERS = {"and", "or", "vs", "versus"}  # words between the values of a list (commas are dropped)
 NEGATIONS = {"not", "without", "instead", "than"}  # "rather than", "instead of": what follows is refused
-NEGATION_SCOPE = 3  # words between the values of a list (commas are dropped)
+NEGATION_SCOPE = 3
 GLOSS_STOP = {
     "the",
     "and",

@@ -243,6 +243,7 @@ class ChatLocalLlama(BaseChatModel):
                     args.pop(arg, None)  # the tool's default ("last") then applies
             args = state.resolve_pronoun(args, clause, recs, props)
             vague = [a for a in router.vague_args(args, params, {x for r in recs for x in (r.name, r.id)}) if args[a] != extract.stated_quote(clause)]  # fmt: skip
+            vague += [a for a in props if a not in args and state.dangling(clause, a, recs)]
             if vague and CLARIFY in names:  # "encode some text", "train it on my data": which one?
                 return CLARIFY, router.clarify_question(action, vague, params)
             for arg in router.missing_required(args, params):

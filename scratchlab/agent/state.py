@@ -68,6 +68,7 @@ PLURAL = {
 }  # "both runs", "my last two runs"
 PRONOUNS = {"it", "its", "that", "this", "those", "these", "them", "same", "previous", "before", "earlier",
             "above", "just", "new", "latest", "last", "both", "one"}  # fmt: skip
+POINTING = {"my", "our", "that", "this", "those", "these", "same"}  # "my data": the user's own, not a default
 DESCRIBING_KEYS = (
     "n_layer",
     "n_head",
@@ -256,17 +257,30 @@ def tool_over_answer(
     return fav if _names_in(clause, refs) or prior[fav] >= (0.5 if refs else sure) else None
 
 
-def refers_to_kind(clause: str, arg: str) -> bool:
+def refers_to_kind(clause: str, arg: str, one: bool = False) -> bool:
     """True when the clause points back at a record for `arg`: a pronoun next to the kind's noun ("that
-    tokenizer", "the same text"), or "it"/"that" on its own."""
+    tokenizer", "the same text"), or "it"/"that" on its own. With `one` (the tool's main reference, whose
+    default is the newest), "one" stands for the kind's noun ("sample from the first one")."""
     toks = tokens(clause)
     nouns = set().union(
         *(KIND_NOUNS.get(k, set()) for k in ARG_KINDS.get(arg, ())), KIND_NOUNS.get(arg, set())
-    )
+    ) | ({"one"} if one else set())
     for i, t in enumerate(toks):
-        if t in nouns and (PRONOUNS | ORDINAL_FIRST) & set(toks[max(0, i - 3) : i + 3]):
+        if t in nouns and (PRONOUNS | ORDINAL_FIRST) & {*toks[max(0, i - 3) : i], *toks[i + 1 : i + 3]}:
             return True
     return False
+
+
+def dangling(clause: str, arg: str, recs: Sequence[Record]) -> bool:
+    """True when the clause points at a record of the argument's kind that the lab does not have:
+    "train something on my data", "encode it with that tokenizer" in an empty lab. The tool's default
+    would stand in for what the user means, so the agent asks instead."""
+    kinds = ARG_KINDS.get(arg)
+    if not kinds or any(r.kind in kinds for r in recs):
+        return False
+    nouns = set().union(*(KIND_NOUNS.get(k, set()) for k in kinds), KIND_NOUNS.get(arg, set()))
+    toks = tokens(clause)
+    return any(t in nouns and i and toks[i - 1] in POINTING for i, t in enumerate(toks))
 
 
 def bare_pronoun(clause: str) -> bool:
@@ -393,7 +407,7 @@ def resolve(
         and not _stated(value, clause, description)
     ):
         value = None  # a name no record has and the request does not spell out ("the book" -> "books")
-    if refers_to_kind(clause, arg):
+    if refers_to_kind(clause, arg, one=default in ("last", "latest")):
         ordered = recent(pool, kinds)
         if ORDINAL_FIRST & set(tokens(clause)):
             touched = [r for r in ordered if r.turn is not None]
