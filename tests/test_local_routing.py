@@ -255,3 +255,25 @@ def test_a_pointer_at_a_record_the_lab_lacks_gets_a_question_back():
         graph(local(BANK), [train_tokenizer, train_gpt], [file]), "train a 2-layer GPT on my data", "u"
     )
     assert CALLS and CALLS[-1][0] == "train_gpt"  # the lab has data of its own: no question
+
+
+def test_one_like_that_takes_the_settings_a_recalled_memory_states():
+    @tool
+    def recall(query: str) -> str:
+        """Look up remembered facts."""
+        return "Memories:\n- I like 2 heads"
+
+    CALLS.clear()
+    rows = (
+        ("what did I tell you about my model shape?", "recall"),
+        ("train a GPT with 4 layers for 2000 steps", "train_gpt", {"n_layer": 4, "max_iters": 2000}),
+    )
+    g = graph(local(bank(*rows)), [train_tokenizer, train_gpt, recall])
+    ask(g, "what did I tell you about my model shape?")
+    ask(g, "ok train one like that on shakespeare: 2 layers, 120 steps")
+    assert CALLS[-1][0] == "train_gpt"
+    assert {k: CALLS[-1][1][k] for k in ("n_head", "n_layer", "max_iters")} == {
+        "n_head": 2,
+        "n_layer": 2,
+        "max_iters": 120,
+    }

@@ -2,7 +2,9 @@
 
 The bank's `carry` examples vote on whether a request repeats an earlier call (`Bank.flag`); when it
 does, `carry_over` takes the thread's last call of that tool (or, with none, the settings of the
-record the request refers to) and puts the request's own values on top.
+record the request refers to) and puts the request's own values on top. "Train one like that" after
+a turn whose results state settings but name no record (a recalled preference) takes the settings
+those lines state (`said_before`).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
 from scratchlab.agent.state import Record, recent
 
@@ -53,3 +55,21 @@ def carry_over(
             }
     base.pop("name", None)
     return {**base, **new_args}
+
+
+def said_before(messages: Sequence[BaseMessage], recs: Sequence[Record]) -> str:
+    """The lines of the previous turn's tool results that name no record: what a recalled memory said
+    ("- I like my GPTs with 2 heads and 48-dim embeddings"), whose settings "ok, train one like that"
+    means. A line that names a run or a tokenizer is that record's, and `resolve` reads records."""
+    humans = [i for i, m in enumerate(messages) if isinstance(m, HumanMessage)]
+    if len(humans) < 2:
+        return ""
+    names = {x.lower() for r in recs for x in (r.id, r.name)}
+    lines = [
+        line
+        for m in messages[humans[-2] : humans[-1]]
+        if isinstance(m, ToolMessage) and m.status != "error" and not str(m.content).startswith("Error")
+        for line in str(m.content).splitlines()
+        if not names & {w.strip(".,;:'\"()") for w in line.lower().split()}
+    ]
+    return "\n".join(lines)

@@ -233,6 +233,8 @@ class ChatLocalLlama(BaseChatModel):
             args = extract.stated_values(args, clause, action, params, self.bank)
             if repeats and carry.previous_call(messages, action):  # its last call, other calls between
                 args = carry.carry_over(action, args, messages, recs, params)
+            elif state.bare_pronoun(clause) and (said := carry.said_before(messages, recs)):
+                args = {**extract.stated_numbers(said, action, params, self.bank), **args}
             props = params.get("properties", {})
             for arg, prop in props.items():
                 resolved = state.resolve(arg, args.get(arg), clause, recs, prop.get("default"),
