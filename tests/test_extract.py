@@ -184,6 +184,20 @@ def test_stated_code(text, code):
     assert stated_code(text) == code
 
 
+def test_function_words_and_the_models_noun_label_no_number():
+    taught = bank(("train a 2-layer gpt", "train_gpt", {"n_layer": 2}), ("a 4-layer gpt", "train_gpt", {"n_layer": 4}),
+                  ("the same but 300 steps", "train_gpt", {"max_iters": 300}),
+                  ("a gpt 64 wide", "train_gpt", {"n_embd": 64}))  # fmt: skip
+    assert "but" not in dict(number_contexts("the same but 32 wide"))[32.0]
+    assert stated_numbers("train the same gpt but 32 wide instead", "train_gpt", GPT, taught) == {
+        "n_embd": 32
+    }
+    assert stated_numbers("a 2-layer gpt", "train_gpt", GPT, taught) == {
+        "n_layer": 2
+    }  # its own word still counts
+    assert [v for v, _ in number_contexts("good, train one of those for 150 steps")] == [150.0]
+
+
 def test_a_word_labels_only_numbers_of_its_own_phrase():
     ctx = dict(number_contexts("train a 64-wide gpt with that many heads, 120 steps"))
     assert "heads" not in ctx[120.0] and "steps" in ctx[120.0]  # "that many heads" names no number here

@@ -316,6 +316,10 @@ def intent_terms(text: str) -> list[str]:
 
 
 SCALE_WORDS = {"k", "m", "b", "bn"}
+# Closed-class words label no number: "the same but 300 steps" had taught "but" to max_iters, and "but
+# 32 wide" then went to no argument.
+FUNCTION_WORDS = {"a", "an", "the", "and", "or", "but", "of", "to", "in", "on", "at", "for", "with", "from", "by",
+                  "as", "is", "are", "was", "be", "it", "its", "this", "that", "then", "so", "than"}  # fmt: skip
 NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
                 "nine": 9, "ten": 10, "twelve": 12, "sixteen": 16, "twenty": 20}  # fmt: skip
 
@@ -350,7 +354,7 @@ def number_contexts(text: str) -> list[tuple[float, dict[str, float]]]:
     for i, t in enumerate(toks):
         nxt = toks[i + 1] if i + 1 < len(toks) else ""
         v = as_number(t, nxt)
-        if v is None and t in NUMBER_WORDS:
+        if v is None and t in NUMBER_WORDS and nxt != "of":  # "one of those" counts things, sets nothing
             v = float(NUMBER_WORDS[t])
         if v is not None:
             nums[i] = v
@@ -358,7 +362,7 @@ def number_contexts(text: str) -> list[tuple[float, dict[str, float]]]:
                 skip.add(i + 1)
     out: dict[int, dict[str, float]] = {i: {} for i in nums}
     for j, w in enumerate(toks):
-        if j in nums or j in skip:
+        if j in nums or j in skip or w in FUNCTION_WORDS:
             continue
         # (distance, before-the-number) per number; "2 k steps": the "k" does not count as a word
         near = [

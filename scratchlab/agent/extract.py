@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from scratchlab.agent.bank import CONTEXT_WORDS, Bank, as_number, number_contexts, tokens
+from scratchlab.agent.state import KIND_NOUNS
 
 # Paths: with a slash or a known file extension ("docs/", "~/notes", "data/qa.jsonl", "notes.txt").
 PATH_RE = re.compile(
@@ -64,6 +65,9 @@ NAMES_MARK = "Names:"  # in a list argument's description: "Names: name (word, w
 LIST_JOINERS = {"and", "or", "vs", "versus"}  # words between the values of a list (commas are dropped)
 NEGATIONS = {"not", "without", "instead", "than"}  # "rather than", "instead of": what follows is refused
 NEGATION_SCOPE = 3
+# Nouns for the model itself label no setting: "2-layer gpt" taught the bank "gpt" for n_layer 7 times
+# in 8, and "train a gpt 32 wide" then split its vote between n_layer and n_embd.
+MODEL_NOUNS = KIND_NOUNS["run"] | KIND_NOUNS["base"]
 GLOSS_STOP = {
     "the",
     "and",
@@ -120,6 +124,8 @@ def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Ban
             own = _name_words(arg)
             counts = learned.get(arg, Counter())
             for w, weight in context.items():
+                if w in MODEL_NOUNS and w not in own:
+                    continue  # "a gpt 32 wide": the noun names the model, "wide" the setting
                 share = counts.get(w, 0) / word_total[w] if word_total[w] else 0.0
                 scores[arg] += weight * ((w in own) + share)
         ranked = scores.most_common(2) + [(None, 0.0), (None, 0.0)]
