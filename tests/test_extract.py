@@ -198,6 +198,15 @@ def test_function_words_and_the_models_noun_label_no_number():
     assert [v for v, _ in number_contexts("good, train one of those for 150 steps")] == [150.0]
 
 
+def test_a_flag_said_without_a_negation_is_set():
+    wait = {"properties": {"wait": {"anyOf": [{"type": "boolean"}, {"type": "null"}], "default": True}}}
+    assert stated_values({}, "the same but 32 wide, and wait for it this time", "train_gpt", wait, None) == {
+        "wait": True
+    }
+    for text in ("no wait, make it 3 layers", "run it in the background, don't wait", "train it again"):
+        assert "wait" not in stated_values({}, text, "train_gpt", wait, None), text
+
+
 def test_a_word_labels_only_numbers_of_its_own_phrase():
     ctx = dict(number_contexts("train a 64-wide gpt with that many heads, 120 steps"))
     assert "heads" not in ctx[120.0] and "steps" in ctx[120.0]  # "that many heads" names no number here

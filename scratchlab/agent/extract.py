@@ -65,6 +65,7 @@ NAMES_MARK = "Names:"  # in a list argument's description: "Names: name (word, w
 LIST_JOINERS = {"and", "or", "vs", "versus"}  # words between the values of a list (commas are dropped)
 NEGATIONS = {"not", "without", "instead", "than"}  # "rather than", "instead of": what follows is refused
 NEGATION_SCOPE = 3
+FLAG_NEGATIONS = {"no", "not", "t", "never", "without"}  # "don't" is "don", "t"
 # Nouns for the model itself label no setting: "2-layer gpt" taught the bank "gpt" for n_layer 7 times
 # in 8, and "train a gpt 32 wide" then split its vote between n_layer and n_embd.
 MODEL_NOUNS = KIND_NOUNS["run"] | KIND_NOUNS["base"]
@@ -79,8 +80,22 @@ GLOSS_STOP = {
 }  # evidence an argument needs before a number is given to it
 
 
+def _types(prop: dict[str, Any]) -> list[str | None]:
+    return [prop.get("type")] + [p.get("type") for p in prop.get("anyOf", [])]
+
+
+def stated_flag(arg: str, text: str) -> bool:
+    """True when `text` says the flag's name with no negation just before it ("wait for it", "use
+    hyde"); "no wait, ..." and "don't wait" say nothing here (a background run is `router`'s call)."""
+    toks, name = tokens(text), arg.split("_")
+    for i in range(len(toks) - len(name) + 1):
+        if toks[i : i + len(name)] == name and not FLAG_NEGATIONS & set(toks[max(0, i - 2) : i]):
+            return True
+    return False
+
+
 def _numeric(prop: dict[str, Any]) -> str | None:
-    types = [prop.get("type")] + [p.get("type") for p in prop.get("anyOf", [])]
+    types = _types(prop)
     if "integer" in types:
         return "integer"
     return "number" if "number" in types else None
@@ -465,6 +480,9 @@ def stated_values(
         out.setdefault(arg, value)
     for arg, value in stated_glossed_numbers(clause, parameters).items():
         out.setdefault(arg, value)
+    for arg, prop in props.items():
+        if "boolean" in _types(prop) and stated_flag(arg, clause):
+            out[arg] = True  # "and wait for it this time" over a carried background run
     path = stated_path(clause)
     path_args = [p for p in PATH_ARGS if p in props]
     if path and len(path_args) >= 1:
