@@ -256,7 +256,8 @@ def normalise_value(value: Any) -> Any:
 
     Strings: quotes and surrounding whitespace stripped, lower-cased, inner whitespace collapsed; a
     string that looks like a path (contains "/" or "\\") becomes its basename; "true"/"false" become
-    bools; numeric strings become numbers (see `parse_number`). Lists are normalised item by item.
+    bools; numeric strings become numbers (see `parse_number`); a "key=v1,v2" spec of numbers gets
+    their canonical spelling. Lists are normalised item by item.
     """
     if isinstance(value, list | tuple):
         return [normalise_value(v) for v in value]
@@ -267,6 +268,12 @@ def normalise_value(value: Any) -> Any:
         num = parse_number(s)
         if not isinstance(num, str):
             return num
+        key, eq, values = s.partition("=")
+        nums = (
+            [parse_number(v.strip()) for v in values.split(",")] if eq and key.strip().isidentifier() else []
+        )
+        if nums and not any(isinstance(n, str) for n in nums):  # "lr=1e-3,3e-3" is "lr=0.001,0.003"
+            return f"{key.strip().lower()}=" + ",".join(f"{float(n):g}" for n in nums)
         if "/" in s or "\\" in s:
             s = s.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or s
         return s.lower()

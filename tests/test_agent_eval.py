@@ -68,10 +68,10 @@ def test_command_set_is_large_varied_and_covers_every_tool():
     assert all(
         sum(c["split"] == s for c in cases) >= 25
         for s in ev.SPLITS
-        if s.startswith("test") and s not in ("test9", "test10")  # those two have files of their own
+        if s.startswith("test") and s not in ("test9", "test10", "test11")  # those have files of their own
     )
     # the splits with files of their own load and validate (names, matchers) in full
-    for s in ("test9", "test10"):
+    for s in ("test9", "test10", "test11"):
         own = ev.load_cases(COMMANDS.parent / f"commands_{s}.jsonl", split=s)
         assert len(own) >= 50 and {c["split"] for c in own} == {s}
     # every underspecified request expects a clarifying question, every chit-chat an answer
@@ -141,7 +141,8 @@ def test_load_cases_rejects_malformed_files(tmp_path):
     [("2k", 2000), ("1.5k", 1500), ("1,000", 1000), ("2000 steps", 2000), (" 4 ", 4), ("3e-4", 0.0003),
      (2000.0, 2000), ("1M", 1_000_000), ("Shakespeare", "shakespeare"), ("'notes.txt'", "notes.txt"),
      ("../shared/seeds", "seeds"), ("./papers/", "papers"), ("/home/u/data/notes.txt", "notes.txt"),
-     ("True", True), ("job-3", "job-3"), ([" 1", 2], [1, 2])],
+     ("True", True), ("job-3", "job-3"), ([" 1", 2], [1, 2]), ("lr=1e-3,3e-3", "lr=0.001,0.003"),
+     ("n_layer = 1, 2", "n_layer=1,2"), ("pattern=gpt2,gpt4", "pattern=gpt2,gpt4")],
 )  # fmt: skip
 def test_normalise_value(raw, want):
     got = ev.normalise_value(raw)
