@@ -125,6 +125,16 @@ def test_one_stands_for_the_kind_of_the_tools_main_reference():
     )
 
 
+def test_the_same_data_is_what_the_last_touched_record_was_made_from():
+    tok = Record("tokenizer-1", "tokenizer", "bpe350-seeds", {"dataset": "../shared/seeds"}, turn=1)
+    assert resolve("dataset", None, "a 2-layer gpt on those same docs with that tokenizer", [tok], "x") == (
+        "../shared/seeds"
+    )
+    assert resolve("dataset", None, "a 2-layer gpt with that tokenizer", [tok], "x") is None  # data not named
+    cats = Record("file-1", "file", "cats.txt", path="/w/cats.txt", turn=2)  # a file touched since
+    assert resolve("dataset", None, "train on the same text", [tok, cats], "x") == "/w/cats.txt"
+
+
 def test_ended_jobs_are_records_after_the_running_ones():
     from types import SimpleNamespace as Job
 

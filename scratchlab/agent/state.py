@@ -51,7 +51,7 @@ KIND_NOUNS: dict[str, set[str]] = {
     "adapter": {"adapter", "adapters", "lora", "fine", "tuned"},
     "index": {"index", "indexes", "docs", "documents"},
     "file": {"file", "files", "text", "data", "dataset", "corpus", "wrote", "written"},
-    "dataset": {"dataset", "data", "text", "corpus"},
+    "dataset": {"dataset", "data", "text", "corpus", "docs", "documents", "texts"},
     "job": {"job", "jobs", "training"},
     "sweep": {"sweep", "sweeps", "study", "search", "trials"},
     "research": {"loop", "research", "experiment"},
@@ -203,6 +203,19 @@ def _described(clause: str, recs: Sequence[Record]) -> list[Record]:
     best = max(s for s, _ in scored)
     top = [r for s, r in scored if s == best]
     return top if best > 0 and len(top) == 1 else []
+
+
+def _source(recs: Sequence[Record], files: Sequence[Record]) -> str | None:
+    """The data the conversation's last-touched record was made from ("train a gpt on those same docs"
+    after a tokenizer built from ../shared/seeds), unless a file record was touched as late or later."""
+    touched = [r for r in recs if r.turn is not None and any(r.config.get(k) for k in ("dataset", "data"))]
+    if not touched:
+        return None
+    last = max(touched, key=lambda r: r.turn)
+    if any(f.turn is not None and f.turn >= last.turn for f in files):
+        return None
+    src = last.config.get("dataset") or last.config.get("data")
+    return src if isinstance(src, str) else None
 
 
 def about(clause: str, recs: Sequence[Record]) -> list[Record]:
@@ -388,6 +401,13 @@ def resolve(
     named = _names_in(clause, pool)
     if len(named) == 1:
         return named[0].ref
+    if (
+        not named
+        and arg in DESCRIBING_SOURCES
+        and refers_to_kind(clause, arg)
+        and (src := _source(recs, pool))
+    ):
+        return src
     if not named and (builtin := _builtin(value, clause, description, pool)):
         return builtin
     if not named and (written := written_id(clause, kinds)):
