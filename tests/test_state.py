@@ -135,6 +135,19 @@ def test_the_same_data_is_what_the_last_touched_record_was_made_from():
     assert resolve("dataset", None, "train on the same text", [tok, cats], "x") == "/w/cats.txt"
 
 
+def test_a_question_about_something_running_goes_to_the_tool_that_reads_it_now():
+    tools = {"job_status": {"parameters": {"properties": {"job_id": {}}}},
+             "cancel_job": {"parameters": {"properties": {"job_id": {}}}},
+             "sample_gpt": {"parameters": {"properties": {"run": {"default": "last"}}}}}  # fmt: skip
+    prior = {"answer": 0.6, "job_status": 0.2, "cancel_job": 0.01, "sample_gpt": 0.05}
+    run = Record("run-1", "run", "gpt-1", turn=0)
+    job = Record("job-2", "job", "job-2", {"artifact": "run-1"}, {"status": "running"})
+    assert state.live_tool(prior, tools, [run, job], "how's it going?") == "job_status"
+    assert state.live_tool(prior, tools, [run, job], "what is attention?") is None  # about nothing here
+    done = Record("job-2", "job", "job-2", {"artifact": "run-1"}, {"status": "done"})
+    assert state.live_tool(prior, tools, [run, done], "how's it going?") is None  # its record is final
+
+
 def test_ended_jobs_are_records_after_the_running_ones():
     from types import SimpleNamespace as Job
 

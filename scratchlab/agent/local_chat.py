@@ -219,7 +219,8 @@ class ChatLocalLlama(BaseChatModel):
         choices = [n for n in names if n != CLARIFY]
         action = self._choose(prompt + router.ACTION_PREFIX, choices, prior)
         if action == ANSWER:  # small models answer tool requests phrased as questions; the examples know
-            action = state.tool_over_answer(prior, choices, by_name, recs, TOOL_OVER_ANSWER, clause) or action
+            action = (state.tool_over_answer(prior, choices, by_name, recs, TOOL_OVER_ANSWER, clause)
+                      or state.live_tool(prior, by_name, recs, clause) or action)  # fmt: skip
         if action in by_name:
             params = by_name[action].get("parameters", {})
             args = self._arguments(

@@ -270,6 +270,31 @@ def tool_over_answer(
     return fav if _names_in(clause, refs) or prior[fav] >= (0.5 if refs else sure) else None
 
 
+def live_tool(
+    prior: dict[str, float], tools: dict[str, dict], recs: Sequence[Record], clause: str
+) -> str | None:
+    """For a question about something still running ("how's it going?" after a background sweep), the
+    tool that reads it now: of the tools that take its kind or its job, the one the bank's prior likes
+    best. Its record was written when the turn began and goes stale while it runs. None when the
+    question points at nothing (a pronoun, a name or the kind's noun) or at nothing running."""
+    target = next(iter(about(clause, recs)), None)
+    if target is None:
+        return None
+    jobs = [r for r in recs if r.kind == "job" and r.metrics.get("status") in ACTIVE]
+    live = target.metrics.get("status") in ACTIVE or any(j.config.get("artifact") == target.id for j in jobs)
+    kinds = {target.kind, "job"}
+    said = (
+        bare_pronoun(clause)
+        or _names_in(clause, [target])
+        or set(tokens(clause)) & set().union(*(KIND_NOUNS.get(k, set()) for k in kinds))
+    )
+    if not (live and said):
+        return None
+    takers = [n for n, t in tools.items()
+              if any(k in kinds for a in t.get("parameters", {}).get("properties", {}) for k in ARG_KINDS.get(a, ()))]  # fmt: skip
+    return max(takers, key=lambda n: prior.get(n, 0.0), default=None)
+
+
 def refers_to_kind(clause: str, arg: str, one: bool = False) -> bool:
     """True when the clause points back at a record for `arg`: a pronoun next to the kind's noun ("that
     tokenizer", "the same text"), or "it"/"that" on its own. With `one` (the tool's main reference, whose
