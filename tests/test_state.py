@@ -142,10 +142,14 @@ def test_a_question_about_something_running_goes_to_the_tool_that_reads_it_now()
     prior = {"answer": 0.6, "job_status": 0.2, "cancel_job": 0.01, "sample_gpt": 0.05}
     run = Record("run-1", "run", "gpt-1", turn=0)
     job = Record("job-2", "job", "job-2", {"artifact": "run-1"}, {"status": "running"})
-    assert state.live_tool(prior, tools, [run, job], "how's it going?") == "job_status"
-    assert state.live_tool(prior, tools, [run, job], "what is attention?") is None  # about nothing here
+    assert state.live_tool(prior, tools, [run, job], "how's it going?", 0.1) == "job_status"
+    assert state.live_tool(prior, tools, [run, job], "what is attention?", 0.1) is None  # about nothing here
     done = Record("job-2", "job", "job-2", {"artifact": "run-1"}, {"status": "done"})
-    assert state.live_tool(prior, tools, [run, done], "how's it going?") is None  # its record is final
+    assert (
+        state.live_tool(prior, tools, [run, done], "how's it going?", 0.1) == "job_status"
+    )  # it ended since
+    assert state.live_tool(prior, tools, [run], "how's it going?", 0.1) is None  # no job: its record is all
+    assert state.live_tool({**prior, "job_status": 0.02}, tools, [run, job], "did it use bpe?", 0.1) is None
 
 
 def test_ended_jobs_are_records_after_the_running_ones():

@@ -271,28 +271,29 @@ def tool_over_answer(
 
 
 def live_tool(
-    prior: dict[str, float], tools: dict[str, dict], recs: Sequence[Record], clause: str
+    prior: dict[str, float], tools: dict[str, dict], recs: Sequence[Record], clause: str, floor: float
 ) -> str | None:
-    """For a question about something still running ("how's it going?" after a background sweep), the
-    tool that reads it now: of the tools that take its kind or its job, the one the bank's prior likes
-    best. Its record was written when the turn began and goes stale while it runs. None when the
-    question points at nothing (a pronoun, a name or the kind's noun) or at nothing running."""
+    """For a question about the progress of something that runs as a job ("how's it going?" after a
+    background run or sweep), the tool that reads it now: of the tools that take its kind or its job,
+    the one the bank's prior likes best, when that prior is at least `floor`. The conversation's own
+    text says "started" (the 1.5B answered "it is currently training" for a run that had finished).
+    None when the question points at nothing (a pronoun, a name or the kind's noun)."""
     target = next(iter(about(clause, recs)), None)
     if target is None:
         return None
-    jobs = [r for r in recs if r.kind == "job" and r.metrics.get("status") in ACTIVE]
-    live = target.metrics.get("status") in ACTIVE or any(j.config.get("artifact") == target.id for j in jobs)
+    jobs = [r for r in recs if r.kind == "job" and target.id in (r.id, r.config.get("artifact"))]
+    if not jobs and target.metrics.get("status") not in ACTIVE:
+        return None
     kinds = {target.kind, "job"}
     said = (
         bare_pronoun(clause)
         or _names_in(clause, [target])
         or set(tokens(clause)) & set().union(*(KIND_NOUNS.get(k, set()) for k in kinds))
     )
-    if not (live and said):
-        return None
     takers = [n for n, t in tools.items()
               if any(k in kinds for a in t.get("parameters", {}).get("properties", {}) for k in ARG_KINDS.get(a, ()))]  # fmt: skip
-    return max(takers, key=lambda n: prior.get(n, 0.0), default=None)
+    best = max(takers, key=lambda n: prior.get(n, 0.0), default=None)
+    return best if said and best is not None and prior.get(best, 0.0) >= floor else None
 
 
 def refers_to_kind(clause: str, arg: str, one: bool = False) -> bool:
