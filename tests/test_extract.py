@@ -203,6 +203,9 @@ def test_a_flag_said_without_a_negation_is_set():
     assert stated_values({}, "the same but 32 wide, and wait for it this time", "train_gpt", wait, None) == {
         "wait": True
     }
+    assert stated_values({"wait": False}, "in the background, dont wait on it", "train_gpt", wait, None) == {
+        "wait": False
+    }
     for text in ("no wait, make it 3 layers", "run it in the background, don't wait", "train it again"):
         assert "wait" not in stated_values({}, text, "train_gpt", wait, None), text
 

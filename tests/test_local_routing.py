@@ -3,6 +3,8 @@ carried-over settings, references resolved against the lab's records, grounded a
 
 from __future__ import annotations
 
+from typing import Literal
+
 from agent_fakes import bank, local
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
@@ -277,3 +279,17 @@ def test_one_like_that_takes_the_settings_a_recalled_memory_states():
         "n_layer": 2,
         "max_iters": 120,
     }
+
+
+def test_an_enum_argument_named_like_a_reference_keeps_its_value():
+    @tool
+    def tune_router(base: Literal["0.5b", "smollm2"] = "0.5b", max_iters: int = 180) -> str:
+        """Tune the router on the lab's tools."""
+        CALLS.append(("tune_router", {"base": base}))
+        return "started"
+
+    CALLS.clear()
+    run = Record(id="run-1", kind="run", name="gpt-1")  # 'base' also names a run for LoRA tools
+    g = graph(local(bank(("tune yourself on my tools", "tune_router"))), [tune_router], [run])
+    ask(g, "tune yourself on my tools with the smollm model")
+    assert CALLS == [("tune_router", {"base": "smollm2"})]

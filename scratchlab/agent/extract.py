@@ -65,7 +65,7 @@ NAMES_MARK = "Names:"  # in a list argument's description: "Names: name (word, w
 LIST_JOINERS = {"and", "or", "vs", "versus"}  # words between the values of a list (commas are dropped)
 NEGATIONS = {"not", "without", "instead", "than"}  # "rather than", "instead of": what follows is refused
 NEGATION_SCOPE = 3
-FLAG_NEGATIONS = {"no", "not", "t", "never", "without"}  # "don't" is "don", "t"
+FLAG_NEGATIONS = {"no", "not", "t", "dont", "never", "without"}  # "don't" is "don", "t"
 # Nouns for the model itself label no setting: "2-layer gpt" taught the bank "gpt" for n_layer 7 times
 # in 8, and "train a gpt 32 wide" then split its vote between n_layer and n_embd.
 MODEL_NOUNS = KIND_NOUNS["run"] | KIND_NOUNS["base"]
@@ -481,7 +481,7 @@ def stated_values(
     for arg, value in stated_glossed_numbers(clause, parameters).items():
         out.setdefault(arg, value)
     for arg, prop in props.items():
-        if "boolean" in _types(prop) and stated_flag(arg, clause):
+        if "boolean" in _types(prop) and out.get(arg) is not False and stated_flag(arg, clause):
             out[arg] = True  # "and wait for it this time" over a carried background run
     path = stated_path(clause)
     path_args = [p for p in PATH_ARGS if p in props]

@@ -241,6 +241,8 @@ class ChatLocalLlama(BaseChatModel):
                 args = {**extract.stated_numbers(said, action, params, self.bank), **args}
             props = params.get("properties", {})
             for arg, prop in props.items():
+                if extract.enum_options(prop):  # a choice among fixed values ('smollm2'), not a record
+                    continue
                 resolved = state.resolve(arg, args.get(arg), clause, recs, prop.get("default"),
                                          prop.get("description", ""))  # fmt: skip
                 if resolved is not None:
