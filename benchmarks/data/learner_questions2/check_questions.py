@@ -20,12 +20,13 @@ MIN_TOTAL, MIN_CODE, MIN_PARA = 60, 20, 20
 MIN_EV, MAX_EV = 20, 200
 
 
-def main():
+def main(here: Path = HERE):
+    """Validate `here`/learner_questions.jsonl against `here`/docs (set 3 calls this with its folder)."""
     errors, warns = [], []
     ids = set()
     per_type, per_doc = Counter(), Counter()
     docs = {}
-    lines = (HERE / "learner_questions.jsonl").read_text(encoding="utf-8").splitlines()
+    lines = (here / "learner_questions.jsonl").read_text(encoding="utf-8").splitlines()
     n = 0
     for ln, line in enumerate(lines, 1):
         if not line.strip():
@@ -49,7 +50,7 @@ def main():
             errors.append(f"{qid}: empty question")
         per_type[row["type"]] += 1
         per_doc[row["doc"]] += 1
-        path = HERE / "docs" / row["doc"]
+        path = here / "docs" / row["doc"]
         if row["doc"] not in docs:
             docs[row["doc"]] = path.read_bytes() if path.is_file() else None
         text = docs[row["doc"]]
