@@ -131,6 +131,10 @@ def test_the_same_data_is_what_the_last_touched_record_was_made_from():
         "../shared/seeds"
     )
     assert resolve("dataset", None, "a 2-layer gpt with that tokenizer", [tok], "x") is None  # data not named
+    run = Record("run-1", "run", "gpt-1", {"dataset": "notes.txt"}, turn=2)  # touched after the tokenizer
+    assert (
+        resolve("tokenizer", None, "the same docs with that tokenizer", [tok, run], "char") == "bpe350-seeds"
+    )
     cats = Record("file-1", "file", "cats.txt", path="/w/cats.txt", turn=2)  # a file touched since
     assert resolve("dataset", None, "train on the same text", [tok, cats], "x") == "/w/cats.txt"
 

@@ -72,9 +72,8 @@ PRIOR_WEIGHT = 2.0  # how much the example bank's classifier counts against the 
 CARRY_THRESHOLD = 0.5  # share of neighbours saying "this repeats an earlier call"
 CARRY_PRIOR = 0.5  # extra prior mass for the repeated call's tool
 LAB_THRESHOLD = 0.5  # share of neighbours saying "this asks about the lab's runs and results"
-LIVE_TOOL_FLOOR = (
-    0.1  # bank prior a job's status tool needs to answer "how's it going?" in place of the model
-)
+# bank prior a job's status tool needs to answer "how's it going?" in place of the model
+LIVE_TOOL_FLOOR = 0.1
 TOOL_OVER_ANSWER = 0.8  # bank prior on one tool that beats the model's wish to just answer
 QUERY_ARGS = ("query",)  # a required query left empty takes the request's own words
 MAX_CODE_TOKENS = 256

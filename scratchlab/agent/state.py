@@ -178,6 +178,7 @@ def written_id(clause: str, kinds: Sequence[str]) -> str | None:
 
 
 DESCRIBING_SOURCES = ("dataset", "data", "tokenizer")  # config values whose words describe a record
+DATA_ARGS = ("dataset", "data")  # arguments that take the data a record was made from
 
 
 def _described(clause: str, recs: Sequence[Record]) -> list[Record]:
@@ -208,7 +209,7 @@ def _described(clause: str, recs: Sequence[Record]) -> list[Record]:
 def _source(recs: Sequence[Record], files: Sequence[Record]) -> str | None:
     """The data the conversation's last-touched record was made from ("train a gpt on those same docs"
     after a tokenizer built from ../shared/seeds), unless a file record was touched as late or later."""
-    touched = [r for r in recs if r.turn is not None and any(r.config.get(k) for k in ("dataset", "data"))]
+    touched = [r for r in recs if r.turn is not None and any(r.config.get(k) for k in DATA_ARGS)]
     if not touched:
         return None
     last = max(touched, key=lambda r: r.turn)
@@ -427,12 +428,7 @@ def resolve(
     named = _names_in(clause, pool)
     if len(named) == 1:
         return named[0].ref
-    if (
-        not named
-        and arg in DESCRIBING_SOURCES
-        and refers_to_kind(clause, arg)
-        and (src := _source(recs, pool))
-    ):
+    if not named and arg in DATA_ARGS and refers_to_kind(clause, arg) and (src := _source(recs, pool)):
         return src
     if not named and (builtin := _builtin(value, clause, description, pool)):
         return builtin
