@@ -54,3 +54,12 @@ def test_a_reply_after_a_search_names_the_passages_it_draws_on():
     asked = "how much memory does LLaMA-65B need?\n" + result  # the request's numbers need no passage
     assert with_sources("LLaMA-65B needs about 390 GB.", [asked]).endswith("\nSources: [1] seeds/a.txt:10-20")
     assert with_sources("LLaMA-65B needs about 390 GB.", [result]) == "LLaMA-65B needs about 390 GB."
+
+
+def test_a_list_items_number_goes_with_its_item():
+    from scratchlab.agent.grounding import ground_reply, sentences
+
+    reply = "Found these:\n1. One passage says 7 people were hired.\n2. The other says 9 were."
+    assert "1. One passage says 7 people were hired." in sentences(reply)
+    kept = ground_reply(reply, ["2 passages about hiring: 9 were hired"])
+    assert "1." not in kept and kept.endswith("2. The other says 9 were.")  # no orphan "1."

@@ -58,11 +58,14 @@ def source_values(texts: Iterable[str]) -> list[float]:
 
 
 def sentences(text: str) -> list[str]:
-    """Split at ". ", "! ", "? " and newlines, keeping each sentence's own end."""
+    """Split at ". ", "! ", "? " and newlines, keeping each sentence's own end. A list item's number
+    ("1. The passage ...") stays with its item: alone it would be kept, its item dropped ("1.2.")."""
     out, cur = [], ""
     for i, ch in enumerate(text):
         cur += ch
         nxt = text[i + 1] if i + 1 < len(text) else " "
+        if ch == "." and nxt == " " and cur.strip()[:-1].isdigit():
+            continue
         if ch == "\n" or (ch in ".!?" and nxt in " \n"):
             out.append(cur)
             cur = ""
