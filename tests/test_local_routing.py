@@ -293,24 +293,3 @@ def test_an_enum_argument_named_like_a_reference_keeps_its_value():
     g = graph(local(bank(("tune yourself on my tools", "tune_router"))), [tune_router], [run])
     ask(g, "tune yourself on my tools with the smollm model")
     assert CALLS == [("tune_router", {"base": "smollm2"})]
-
-
-def test_a_query_that_takes_a_question_keeps_all_of_it():
-    @tool
-    def search_documents(query: str, index: str = "last") -> str:
-        """Search the indexed documents."""
-        CALLS.append(("search_documents", {"query": query}))
-        return "[1] notes.md:1-3 ..."
-
-    search_documents.args_schema.model_fields[
-        "query"
-    ].description = "What to look for: a question or keywords."
-    CALLS.clear()
-    model = local(bank(("what does the guide say about dropout?", "search_documents")),
-                  args={"search_documents": {"query": "learning-by-building"}})  # fmt: skip
-    ask(graph(model, [search_documents]), "what are the five projects in the learning-by-building part?")
-    assert CALLS[0][1]["query"] == "what are the five projects in the learning-by-building part?"
-    CALLS.clear()
-    model.args = {"search_documents": {"query": "weight tying"}}
-    ask(graph(model, [search_documents]), "look in my notes for 'weight tying'", "u")
-    assert CALLS[0][1]["query"] == "weight tying"  # quoted: the user's own query

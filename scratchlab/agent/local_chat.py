@@ -256,11 +256,6 @@ class ChatLocalLlama(BaseChatModel):
             for arg in router.missing_required(args, params):
                 if arg in QUERY_ARGS and router.content_words(clause, list(by_name)):
                     args[arg] = clause  # a question with something in it is a fine query
-            for arg in QUERY_ARGS:  # a query that takes "a question" (its description) gets all of it
-                asks = "question" in str(props.get(arg, {}).get("description", "")).lower()
-                if asks and isinstance(args.get(arg), str) and not extract.stated_quote(clause):
-                    if router.content_words(args[arg]) < router.content_words(clause, list(by_name)):
-                        args[arg] = clause  # "learning-by-building" had lost "the five projects in"
             missing = router.missing_required(args, params)
             if missing:
                 return CLARIFY, router.clarify_question(action, missing, params)
