@@ -252,6 +252,8 @@ def test_a_pointer_at_a_record_the_lab_lacks_gets_a_question_back():
     g = graph(local(BANK), [train_tokenizer, train_gpt])
     msgs = ask(g, "train a 2-layer GPT on my data")
     assert not CALLS and "dataset" in msgs[-1].content and msgs[-1].content.endswith("?")
+    ask(g, "train a 2-layer GPT on this text: to be or not to be", "w")  # "this" points at what follows
+    assert CALLS and CALLS[-1][0] == "train_gpt"
     file = Record(id="file-1", kind="file", name="notes.txt", path="/w/notes.txt")
     msgs = ask(
         graph(local(BANK), [train_tokenizer, train_gpt], [file]), "train a 2-layer GPT on my data", "u"

@@ -68,7 +68,8 @@ PLURAL = {
 }  # "both runs", "my last two runs"
 PRONOUNS = {"it", "its", "that", "this", "those", "these", "them", "same", "previous", "before", "earlier",
             "above", "just", "new", "latest", "last", "both", "one"}  # fmt: skip
-POINTING = {"my", "our", "that", "this", "those", "these", "same"}  # "my data": the user's own, not a default
+# "my data", "that file": the user's own, not a default ("this text: ..." points at what follows)
+POINTING = {"my", "our", "that", "those", "same"}
 DESCRIBING_KEYS = (
     "n_layer",
     "n_head",
