@@ -95,6 +95,35 @@ def test_enum_values_by_gloss_outside_a_negation_and_by_name_without_version():
     assert stated_enum("tune yourself on my tools", tune) == {}
 
 
+def test_a_gloss_that_negates_matches_only_a_request_that_refuses_the_same_words():
+    from scratchlab.tools.sweep import SweepGPTArgs
+
+    sweep = SweepGPTArgs.model_json_schema()
+    assert "~pruning" in glosses(sweep["properties"]["pruner"])["none"]
+    assert stated_enum("sweep lr and dropout, random sampling and no pruning", sweep)["pruner"] == "none"
+    assert stated_enum("sweep lr, no early stopping of trials", sweep)["pruner"] == "none"
+    assert stated_enum("sweep lr with successive halving", sweep)["pruner"] == "halving"
+    assert "pruner" not in stated_enum("sweep lr with pruning", sweep)  # pruning said, not refused
+    # a value said only inside a negation is not named by it
+    assert stated_enum("search for it, not with bm25 but by meaning", SEARCH) == {"mode": "dense"}
+
+
+def test_a_list_of_enum_values_gets_each_value_the_request_names_in_its_order():
+    from scratchlab.tools.gpt import AblateGPTArgs
+
+    ablate = AblateGPTArgs.model_json_schema()
+    said = "an ablation: swap GELU for ReLU, and a variant with no positional embeddings"
+    assert stated_enum(said, ablate) == {"switches": ["relu", "no_pos_emb"]}
+    assert stated_enum("baseline vs rotary position embeddings vs no layernorm", ablate) == {
+        "switches": ["rope", "no_layernorm"]}  # fmt: skip
+    assert stated_enum("try it without skip connections", ablate) == {"switches": ["no_residual"]}
+    assert stated_enum("what if we used gelu instead of relu", ablate) == {}
+    assert stated_enum("run an ablation with a 2-layer baseline", ablate) == {}
+    # the values the request names come first, then any other the model wrote
+    got = stated_values({"switches": ["n_head=1"]}, said, "ablate_gpt", ablate, None)["switches"]
+    assert got == ["relu", "no_pos_emb", "n_head=1"]
+
+
 def test_a_stated_list_is_one_setting_however_many_the_model_wrote():
     from scratchlab.tools.sweep import SweepGPTArgs
 

@@ -70,7 +70,11 @@ def test_bad_arguments_come_back_as_errors(tool_ctx, corpus):
     out = t["train_gpt"].invoke({"dataset": corpus, **TINY, "n_embd": 30, "n_head": 4})
     assert out.startswith("Error") and "divisible" in out
     assert t["train_gpt"].invoke({"dataset": corpus, "tokenizer": "nope"}).startswith("Error")
-    assert "unknown ablation switch" in t["ablate_gpt"].invoke({"switches": ["wings"], "dataset": corpus})
+    # the schema holds the switches: an unknown one is refused before anything runs, as an error line
+    out = t["ablate_gpt"].invoke({"switches": ["wings"], "dataset": corpus})
+    assert out.startswith("Error: switches.0: unknown ablation switch 'wings'")
+    out = t["job_status"].invoke({"job_id": ["job-1"]})
+    assert out.startswith("Error: job_id") and "\n" not in out.strip()
 
 
 class _Declining(ToolContext):

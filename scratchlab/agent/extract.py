@@ -63,9 +63,10 @@ NOT_NAMES = {"it", "the", "a", "an", "after", "something", "whatever", "that", "
 MIN_VOTES = 0.5
 NAMES_MARK = "Names:"  # in a list argument's description: "Names: name (word, word); name; ..."
 LIST_JOINERS = {"and", "or", "vs", "versus"}  # words between the values of a list (commas are dropped)
-NEGATIONS = {"not", "without", "instead", "than"}  # "rather than", "instead of": what follows is refused
+# what follows is refused: "no pruning", "not bm25", "don't wait" ("don", "t"), "rather than", "instead of"
+NEGATIONS = {"no", "not", "t", "dont", "never", "without", "instead", "than"}
 NEGATION_SCOPE = 3
-FLAG_NEGATIONS = {"no", "not", "t", "dont", "never", "without"}  # "don't" is "don", "t"
+REFUSED = "~"  # marks a word said inside a negation's scope ("no early stopping": ~early, ~stopping)
 # Nouns for the model itself label no setting: "2-layer gpt" taught the bank "gpt" for n_layer 7 times
 # in 8, and "train a gpt 32 wide" then split its vote between n_layer and n_embd.
 MODEL_NOUNS = KIND_NOUNS["run"] | KIND_NOUNS["base"]
@@ -89,7 +90,7 @@ def stated_flag(arg: str, text: str) -> bool:
     hyde"); "no wait, ..." and "don't wait" say nothing here (a background run is `router`'s call)."""
     toks, name = tokens(text), arg.split("_")
     for i in range(len(toks) - len(name) + 1):
-        if toks[i : i + len(name)] == name and not FLAG_NEGATIONS & set(toks[max(0, i - 2) : i]):
+        if toks[i : i + len(name)] == name and not NEGATIONS & set(toks[max(0, i - 2) : i]):
             return True
     return False
 
@@ -296,13 +297,19 @@ def _one_use_each(
 
 
 def enum_options(prop: dict[str, Any]) -> list[str]:
-    opts = prop.get("enum") or next((p.get("enum") for p in prop.get("anyOf", []) if p.get("enum")), None)
-    return [o for o in opts or [] if isinstance(o, str)]
+    """The string values of an enum property, or of a list property's enum items (`switches`)."""
+    for p in (prop, prop.get("items") or {}):
+        opts = p.get("enum") or next((b.get("enum") for b in p.get("anyOf", []) if b.get("enum")), None)
+        if opts:
+            return [o for o in opts if isinstance(o, str)]
+    return []
 
 
 def glosses(prop: dict[str, Any]) -> dict[str, set[str]]:
-    """{enum value: words of its gloss}: the description's text between one quoted value and the next
-    ("'dense' (meaning) or 'bm25' (exact words)" -> {"dense": {"meaning"}, "bm25": {"exact", "words"}})."""
+    """{enum value: terms of its gloss}: the description's text between one quoted value and the next
+    ("'dense' (meaning) or 'bm25' (exact words)" -> {"dense": {"meaning"}, "bm25": {"exact", "words"}}).
+    A word the gloss itself negates is marked refused ("'none' (no pruning)" -> {"~pruning"}), so it
+    matches only a request that refuses it too ("no pruning", not "median pruning")."""
     desc = prop.get("description", "") or ""
     out: dict[str, set[str]] = {}
     options = enum_options(prop)
@@ -311,7 +318,13 @@ def glosses(prop: dict[str, Any]) -> dict[str, set[str]]:
         end = marks[n + 1][0] if n + 1 < len(marks) else len(desc)
         seg = desc[pos + len(opt) + 2 : end].split(". ")[0]  # the gloss ends with its sentence
         seg = seg.split(";")[0]  # "...; null for hybrid" is not part of the gloss
-        out[opt] = {_stem(w) for w in tokens(seg) if len(w) > 2 and w not in GLOSS_STOP and w not in options}
+        terms = set()
+        for part in seg.split(","):  # a negation's scope in a gloss: the rest of its comma-separated part
+            toks = tokens(part)
+            first = next((i for i, t in enumerate(toks) if t in NEGATIONS), len(toks))
+            terms |= {(REFUSED if i > first else "") + _stem(w) for i, w in enumerate(toks)
+                      if len(w) > 2 and w not in GLOSS_STOP and w not in options and w not in NEGATIONS}  # fmt: skip
+        out[opt] = terms
     return out
 
 
@@ -320,7 +333,7 @@ def _stem(word: str) -> str:
 
 
 def negated(toks: Sequence[str]) -> set[int]:
-    """Positions of `toks` inside a negation's scope: the `NEGATION_SCOPE` words after "not",
+    """Positions of `toks` inside a negation's scope: the `NEGATION_SCOPE` words after "no", "not",
     "without", "instead" or "than" ("by meaning rather than exact words": exact, words)."""
     out: set[int] = set()
     for i, t in enumerate(toks):
@@ -329,31 +342,54 @@ def negated(toks: Sequence[str]) -> set[int]:
     return out
 
 
-def stated_enum(text: str, parameters: dict[str, Any]) -> dict[str, str]:
-    """Enum arguments that `text` names by value ("gpt2", "bm25"), by the value's name without its
-    version number ("smollm" -> 'smollm2'), or by the value's gloss ("exact words"); a gloss word in a
-    negation's scope does not count ("by meaning rather than exact words" is 'dense')."""
+def gloss_terms(text: str) -> set[str]:
+    """The terms of `text` a gloss is matched against: its words, stemmed, those said inside a
+    negation's scope marked refused ("random sampling and no pruning" -> random, sampling, ~pruning)."""
     toks = tokens(text)
-    words = set(toks) | {_stem(w) for w in toks}
     off = negated(toks)
-    asserted = {w for i, t in enumerate(toks) if i not in off for w in (t, _stem(t))}
-    joined = " ".join(toks)
-    out = {}
+    return {(REFUSED if i in off else "") + _stem(t) for i, t in enumerate(toks)}
+
+
+def stated_enum(text: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    """Enum arguments that `text` names by value ("gpt2", "bm25"), by the value's name without its
+    version number ("smollm" -> 'smollm2'), or by the value's gloss ("exact words"), matched with
+    negation ("by meaning rather than exact words" is 'dense', "no early stopping" is the pruner
+    'none'). A list of enum values (`switches`) gets every value the text names, in the text's order:
+    by value, or by a gloss whose matched terms no other value's gloss matches as well."""
+    toks = tokens(text)
+    off = negated(toks)
+    words = {w for i, t in enumerate(toks) if i not in off for w in (t, _stem(t))}  # "not bm25" names no bm25
+    terms = gloss_terms(text)
+    joined = " ".join(REFUSED + t if i in off else t for i, t in enumerate(toks))
+    out: dict[str, Any] = {}
     for arg, prop in parameters.get("properties", {}).items():
         options = enum_options(prop)
         if not options:
             continue
-        named = [o for o in options if o.lower() in words or " ".join(tokens(o)) in joined]
+        named = [o for o in options if o.lower() in words or f" {' '.join(tokens(o))} " in f" {joined} "]
         if not named:
             bare = {o: o.lower().rstrip("0123456789") for o in options}
             named = [o for o, b in bare.items() if b != o.lower() and len(b) >= 4 and b in words]
-        if len(named) != 1:  # by the gloss: the value whose gloss shares the most words, clearly
-            overlap = sorted(((len(g & asserted), o) for o, g in glosses(prop).items()), reverse=True)
+        matched = {o: g & terms for o, g in glosses(prop).items()}
+        if "array" in _types(prop):
+            named += [o for o, m in matched.items() if m and o not in named
+                      and not any(m <= m2 for o2, m2 in matched.items() if o2 != o)]  # fmt: skip
+            if named:
+                out[arg] = sorted(named, key=lambda o: _first_mention(o, matched.get(o, set()), toks))
+            continue
+        if len(named) != 1:  # by the gloss: the value whose gloss shares the most terms, clearly
+            overlap = sorted(((len(m), o) for o, m in matched.items()), reverse=True)
             if overlap and overlap[0][0] >= 1 and (len(overlap) == 1 or overlap[0][0] > overlap[1][0]):
                 named = [overlap[0][1]]
         if len(named) == 1:
             out[arg] = named[0]
     return out
+
+
+def _first_mention(option: str, matched: set[str], toks: list[str]) -> int:
+    """Where `toks` first says `option` or one of its matched gloss terms (len(toks) when nowhere)."""
+    said = {option.lower(), *(m.lstrip(REFUSED) for m in matched)}
+    return next((i for i, t in enumerate(toks) if t in said or _stem(t) in said), len(toks))
 
 
 def number_glosses(prop: dict[str, Any]) -> dict[float, set[str]]:
@@ -477,7 +513,11 @@ def stated_values(
     out, in_lists = _with_lists({**args, **stated}, stated_lists(clause, parameters))
     out = _one_use_each(out, stated, in_lists, clause)
     for arg, value in stated_enum(clause, parameters).items():
-        out.setdefault(arg, value)
+        if isinstance(value, list):  # the values the request names, then any others the model wrote
+            value = [*value, *(v for v in out.get(arg) or [] if v not in value)]
+            out[arg] = value
+        else:
+            out.setdefault(arg, value)
     for arg, value in stated_glossed_numbers(clause, parameters).items():
         out.setdefault(arg, value)
     for arg, prop in props.items():

@@ -178,6 +178,19 @@ class ToolContext:
         return True
 
 
+def validation_message(error: Exception) -> str:
+    """An argument the schema rejects, as the "Error: ..." text every tool error is: one line per bad
+    argument, its path and pydantic's reason ("Error: switches.0: unknown ablation switch 'wings'; ...")."""
+    errors = getattr(error, "errors", None)
+    if not callable(errors):
+        return f"Error: {error}"
+    lines = []
+    for e in errors():
+        where = ".".join(str(p) for p in e.get("loc", ())) or "arguments"
+        lines.append(f"{where}: {str(e.get('msg', '')).removeprefix('Value error, ')}")
+    return "Error: " + "\n".join(lines)
+
+
 def lab_tool(name: str, args_schema: type[BaseModel], description: str | None = None):
     """Decorator: turn `fn(args: Schema) -> str` into a LangChain `StructuredTool`.
 
@@ -211,6 +224,7 @@ def lab_tool(name: str, args_schema: type[BaseModel], description: str | None = 
             name=name,
             description=(description or fn.__doc__ or "").strip(),
             args_schema=args_schema,
+            handle_validation_error=validation_message,
         )
 
     return wrap

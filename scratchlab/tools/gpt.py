@@ -8,10 +8,10 @@ What a run goes through (`prepare_training`, `launch_training`, `summarize_train
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from langchain_core.tools import BaseTool
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, BeforeValidator, Field, StringConstraints, create_model
 
 from scratchlab.lab.jobs import ACTIVE, list_jobs, refresh_job, wait_for_job
 from scratchlab.lab.jobs import cancel_job as _cancel_job
@@ -33,6 +33,13 @@ from scratchlab.tools.gpt_runs import (  # noqa: F401 - run_result_json: re-expo
     summarize_training,
 )
 from scratchlab.training import settings
+from scratchlab.training.switches import (
+    DEFAULT_SWITCHES,
+    KEY_VALUE_PATTERN,
+    NAMED_SWITCHES,
+    normalise_switch,
+    parse_switch,
+)
 
 MAX_SAMPLE_TOKENS = 2000
 
@@ -74,13 +81,29 @@ class ResumeGPTArgs(BaseModel):
     wait: bool | None = Field(True, description="Wait for it to finish (true) or return a job id (false).")
 
 
+def _switch(value: Any) -> Any:
+    if isinstance(value, str):
+        parse_switch(value)  # ValueError (an unknown name or key, a bad value) -> a validation error
+        return normalise_switch(value)
+    return value
+
+
+# A switch is one of the named variants or `key=value` of a setting: the schema says so (an enum and a
+# pattern), so a model writing the arguments under it can name no variant the engine lacks, and each
+# name's gloss in the description maps the user's words to it ("rotary" -> 'rope').
+Switch = Annotated[
+    Literal[tuple(NAMED_SWITCHES)] | Annotated[str, StringConstraints(pattern=KEY_VALUE_PATTERN)],
+    BeforeValidator(_switch),
+]
+SWITCHES_HELP = (
+    "Variants to compare with the baseline: "
+    + ", ".join(f"'{name}' ({gloss})" for name, (_, gloss) in NAMED_SWITCHES.items())
+    + "; or key=value of a setting, such as mlp_ratio=2, n_head=1, n_layer=2, dropout=0.2."
+)
+
 AblateGPTArgs = create_model(
     "AblateGPTArgs",
-    switches=(list[str], Field(
-        default_factory=lambda: ["no_pos_emb", "n_head=1", "no_residual", "no_layernorm", "relu", "mlp_ratio=2"],
-        description="Variants to compare with the baseline: no_pos_emb, rope, no_residual, no_layernorm, relu, "
-        "or key=value such as mlp_ratio=2, n_head=1, n_layer=2, dropout=0.2.",
-    )),
+    switches=(list[Switch], Field(default_factory=lambda: list(DEFAULT_SWITCHES), description=SWITCHES_HELP)),
     **_settings_fields("ablate_gpt"),
     wait=(bool | None, Field(True, description="Wait for the table (true) or return a job id (false).")),
 )  # fmt: skip

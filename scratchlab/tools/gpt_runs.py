@@ -23,6 +23,7 @@ from scratchlab.lab.registry import Artifact, ArtifactNotFound, Job
 from scratchlab.tools.base import ToolContext, ToolError
 from scratchlab.training import settings
 from scratchlab.training.gpt_config import TrainConfig
+from scratchlab.training.switches import DEFAULT_SWITCHES, parse_switch
 
 TRAIN_MODULE = "scratchlab.training.trainer"
 ABLATE_MODULE = "scratchlab.training.ablate"
@@ -225,8 +226,6 @@ def describe_job(ctx: ToolContext, job: Job) -> str:
 def ablation_config(ctx: ToolContext, args: BaseModel) -> tuple[dict[str, Any], dict[str, Any]]:
     """(ablation job config without out_dir, estimate) for `args` (an `AblateGPTArgs`). Raises ValueError
     on bad switches."""
-    from scratchlab.training.ablate import DEFAULT_SWITCHES, parse_switch  # torch: loaded when planning
-
     switches = list(args.switches or DEFAULT_SWITCHES)
     for s in switches:
         parse_switch(s)

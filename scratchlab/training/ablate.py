@@ -3,7 +3,8 @@
     python -m scratchlab.training.ablate --config ablation.json     # {"base": TrainConfig, "switches": [...]}
 
 Switches are names (`no_pos_emb`, `rope`, `no_residual`, `no_layernorm`, `relu`) or `key=value`
-overrides of any model/optimisation field (`mlp_ratio=2`, `n_head=1`, `n_layer=2`, `dropout=0.2`).
+overrides of any model/optimisation field (`mlp_ratio=2`, `n_head=1`, `n_layer=2`, `dropout=0.2`); see
+`scratchlab.training.switches`.
 Each variant trains in `<out_dir>/<variant>/`; the table (val loss, delta vs baseline, params, time)
 is written as `ablation.md` and `ablation.json`, and a bar chart as `ablation.png`.
 
@@ -18,53 +19,10 @@ from typing import Any
 
 from scratchlab.lab.atomic import atomic_write_json, atomic_write_text
 from scratchlab.lab.job_child import job_main
+from scratchlab.training.switches import DEFAULT_SWITCHES, parse_switch
 from scratchlab.training.trainer import Reporter, TrainConfig, TrainError, train
 
-NAMED_SWITCHES: dict[str, dict[str, Any]] = {
-    "no_pos_emb": {"pos_emb": "none"},
-    "rope": {"pos_emb": "rope"},
-    "no_residual": {"residual": False},
-    "no_layernorm": {"layernorm": False},
-    "relu": {"activation": "relu"},
-}
-DEFAULT_SWITCHES = ("no_pos_emb", "n_head=1", "no_residual", "no_layernorm", "relu", "mlp_ratio=2")
-OVERRIDABLE = ("n_layer", "n_head", "n_embd", "mlp_ratio", "dropout", "bias", "pos_emb", "residual", "layernorm",
-               "activation", "lr", "block_size", "weight_decay", "batch_size", "warmup_iters")  # fmt: skip
 MAX_VARIANTS = 12
-
-
-def parse_switch(switch: str) -> tuple[str, dict[str, Any]]:
-    """("label", overrides) for a switch name or `key=value`.
-
-    Raises:
-        ValueError: unknown name or key, or a value of the wrong type.
-    """
-    s = switch.strip().lower().replace("-", "_")
-    if s in NAMED_SWITCHES:
-        return s, dict(NAMED_SWITCHES[s])
-    if "=" in s:
-        key, raw = (p.strip() for p in s.split("=", 1))
-        if key not in OVERRIDABLE:
-            raise ValueError(
-                f"cannot ablate {key!r}; use one of {', '.join(OVERRIDABLE)} or {', '.join(NAMED_SWITCHES)}"
-            )
-        default = getattr(TrainConfig(), key)
-        try:
-            if isinstance(default, bool):
-                if raw not in ("true", "false", "1", "0"):
-                    raise ValueError(raw)
-                value: Any = raw in ("true", "1")
-            elif isinstance(default, int):
-                value = int(float(raw))
-            elif isinstance(default, float):
-                value = float(raw)
-            else:
-                value = raw
-        except ValueError as e:
-            raise ValueError(f"bad value {raw!r} for {key} in switch {switch!r}") from e
-        return f"{key}={raw}", {key: value}
-    raise ValueError(f"unknown ablation switch {switch!r}; use one of {', '.join(NAMED_SWITCHES)} or key=value "
-                     f"with key in {', '.join(OVERRIDABLE)}")  # fmt: skip
 
 
 class _VariantReporter:
