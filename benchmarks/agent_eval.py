@@ -54,22 +54,26 @@ DIR_PLACEHOLDER = "{dir}"
 def reset_state(registry: Registry, state: Sequence[Mapping[str, Any]] | None) -> None:
     """Empty the registry's artifacts, jobs and metrics, then register `state` in order.
 
-    SQLite reuses row ids after the rows are deleted, so the i-th artifact gets "<kind>-<i+1>" and the
-    j-th job "job-<j>", as `evaluation.state_ids` assumes. Entries of kind "job" create a job whose
-    kind is the entry's name and whose status is the entry's status (default "running").
+        SQLite reuses row ids after the rows are deleted, so the i-th artifact gets "<kind>-<i+1>" and the
+        j-th job "job-<j>", as `evaluation.state_ids` assumes. Entries of kind "job" create a job whose
+        kind is the entry's name and whose status is the entry's status (default "running"); its "run" names
+    the artifact it trains, as a product job's artifact_id does.
     """
     registry.setup()
     with registry.engine.begin() as conn:
         for table in (ArtifactRow, JobRow, MetricRow):
             conn.execute(delete(table))
+    made: dict[str, str] = {}  # artifact name -> id: a job of the lab's "run" trains that artifact
     for item in state or []:
         if item["kind"] == "job":
             job = registry.create_job(item.get("name", "gpt"), config=item.get("config", {}), total=100)
-            registry.update_job(job.id, status=item.get("status", "running"))
+            trains = made.get(str((item.get("config") or {}).get("run", "")))
+            registry.update_job(job.id, status=item.get("status", "running"), artifact_id=trains)
         else:
-            registry.add_artifact(
+            art = registry.add_artifact(
                 item["kind"], item["name"], path="", config=item.get("config"), metrics=item.get("metrics")
             )
+            made[item["name"]] = art.id
     got = [a.id for a in reversed(registry.list_artifacts())] + [j.id for j in reversed(registry.list_jobs())]
     want = [e["id"] for e in ev.state_ids(state) if e["kind"] != "job"] + [
         e["id"] for e in ev.state_ids(state) if e["kind"] == "job"

@@ -68,7 +68,8 @@ def test_command_set_is_large_varied_and_covers_every_tool():
     assert all(
         sum(c["split"] == s for c in cases) >= 25
         for s in ev.SPLITS
-        if s.startswith("test") and s not in ("test9", "test10", "test11", "test12")  # those have files of their own
+        if s.startswith("test")
+        and s not in ("test9", "test10", "test11", "test12")  # those have files of their own
     )
     # the splits with files of their own load and validate (names, matchers) in full
     for s in ("test9", "test10", "test11", "test12"):

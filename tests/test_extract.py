@@ -117,6 +117,12 @@ def test_a_list_of_enum_values_gets_each_value_the_request_names_in_its_order():
     assert stated_enum("baseline vs rotary position embeddings vs no layernorm", ablate) == {
         "switches": ["rope", "no_layernorm"]}  # fmt: skip
     assert stated_enum("try it without skip connections", ablate) == {"switches": ["no_residual"]}
+    assert (
+        stated_enum("and one that drops the position embeddings", ablate) == {}
+    )  # "drops" is no refusal word
+    assert stated_enum("and one where we drop the position embeddings", ablate) == {
+        "switches": ["no_pos_emb"]
+    }
     assert stated_enum("what if we used gelu instead of relu", ablate) == {}
     assert stated_enum("run an ablation with a 2-layer baseline", ablate) == {}
     # the values the request names come first, then any other the model wrote
@@ -243,6 +249,9 @@ def test_a_word_labels_only_numbers_of_its_own_phrase():
     ctx = dict(number_contexts("train a 64-wide gpt with that many heads, 120 steps"))
     assert "heads" not in ctx[120.0] and "steps" in ctx[120.0]  # "that many heads" names no number here
     assert dict(number_contexts("6 layers, 8 heads"))[6.0] == {"layers": 1.0}
+    said = "grid over vocab 256 and 512 - no early stopping of bad trials - 300 steps per trial"
+    assert "trials" not in dict(number_contexts(said))[300.0]  # a spaced dash ends a phrase as a comma does
+    assert dict(number_contexts("lr: 3e-4"))[3e-4] == {"lr": 1.0}
     assert stated_numbers("a 2-layer gpt with that many heads, 120 steps", "train_gpt", GPT, None) == {
         "n_layer": 2
     }

@@ -327,6 +327,16 @@ def test_invented_names_are_dropped():
     assert got == {"name": "tok300"}
 
 
+def test_an_invented_file_is_dropped_whatever_words_it_shares_with_the_request():
+    params = {"properties": {"data": {"type": "string"}, "base": {"type": "string", "default": "last"}}}
+    said = "do a LoRA fine-tune on my last run"
+    assert router.ground_args({"data": "last.jsonl", "base": "last"}, said, params) == {"base": "last"}
+    said = "fine-tune my last run on data/qa.jsonl"
+    assert router.ground_args({"data": "data/qa.jsonl"}, said, params) == {"data": "data/qa.jsonl"}
+    assert router.ground_args({"data": "qa.jsonl"}, "fine-tune on the qa set", params) == {}
+    assert not router.names_file("qwen2.5-coder") and not router.names_file("0.5b")
+
+
 def test_values_that_point_without_naming_and_requests_with_nothing_to_look_for():
     params = {"properties": {"text": {}, "dataset": {"default": "shakespeare"}, "code": {}}}
     assert router.vague_args({"text": "some text", "dataset": "my data", "code": "x"}, params) == [

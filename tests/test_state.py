@@ -166,6 +166,21 @@ def test_ended_jobs_are_records_after_the_running_ones():
     assert state.recent(recs, ("job",))[0].id == "job-2" and recs[1].metrics["status"] == "done"
 
 
+def test_a_job_is_named_by_the_name_of_the_artifact_it_makes():
+    from types import SimpleNamespace as Obj
+
+    arts = [
+        Obj(id=f"run-{i}", kind="run", name=n, config={}, metrics={}, path="")
+        for i, n in ((6, "big-run"), (2, "gpt-2"))
+    ]
+    jobs = [Obj(id="job-6", kind="train_gpt", artifact_id="run-6", status="running", step=1, total=9),
+            Obj(id="job-2", kind="train_gpt", artifact_id="run-2", status="done", step=9, total=9)]  # fmt: skip
+    recs = state.from_registry(arts, jobs)
+    assert state.resolve("job_id", None, "kill the big-run training", recs, None) == "job-6"
+    assert state.resolve("job_id", None, "how is the gpt-2 job doing", recs, None) == "job-2"
+    assert state.resolve("run", None, "sample from big-run", recs, "last") == "big-run"  # the run itself
+
+
 def test_the_same_but_x_copies_the_last_call_of_that_tool():
     params = {"properties": {"n_layer": {"default": 4}, "n_head": {"default": 4}, "name": {}}}
     msgs = thread(
@@ -247,6 +262,14 @@ def test_the_bank_beats_an_answer_when_what_its_tool_reads_exists():
     assert state.tool_over_answer(topical, choices, tools, index, 0.8, "according to the books, how do I "
                                   "limit BLAS threads?") == "search_documents"  # fmt: skip
     assert state.tool_over_answer(topical, choices, tools, index, 0.8, "how do I limit BLAS threads?") is None
+    # pointing at documents the lab indexes is asking the index, named or not
+    said = "according to my notes, how do I limit BLAS threads?"
+    assert state.tool_over_answer(topical, choices, tools, index, 0.8, said) == "search_documents"
+    assert state.tool_over_answer(weak, choices, tools, index, 0.8, "what does the guide say about KV caches?") == (
+        "search_documents")  # fmt: skip
+    assert (
+        state.tool_over_answer(topical, choices, tools, RUNS, 0.8, said) is None
+    )  # no index: the model answers
     # a named record the favourite tool does not read changes nothing ("gpt-1" is a run)
     assert state.tool_over_answer(topical, choices, tools, RUNS, 0.8, "what was gpt-1's val loss?") is None
 
@@ -279,6 +302,10 @@ def test_a_question_is_about_the_record_it_names_or_describes_first():
     job = Record(id="job-2", kind="job", name="job-2")
     recs = [*RUNS, *TOKS, job]
     assert [r.id for r in state.about("how did the 4-layer run do?", recs)] == ["run-1"]
+    assert [r.id for r in state.about("how did the four-layer run do?", recs)] == ["run-1"]  # in words
+    older_first = RUNS[::-1]  # gpt-1 (4 layers) newest
+    assert resolve("run", "last", "sample from the one-layer model", older_first, "last") == "gpt-2"
+    assert resolve("run", "last", "sample from that one", older_first, "last") == "gpt-1"  # "one": no number
     assert [r.id for r in state.about("and gpt-2's val loss?", recs)] == ["run-2"]
     assert [r.id for r in state.about("what did the run on notes.txt reach?", recs)] == ["run-2"]
     assert [r.id for r in state.about("gpt-1 or gpt-2: which was better?", recs)] == ["run-2", "run-1"]

@@ -320,6 +320,12 @@ SCALE_WORDS = {"k", "m", "b", "bn"}
 # 32 wide" then went to no argument.
 FUNCTION_WORDS = {"a", "an", "the", "and", "or", "but", "of", "to", "in", "on", "at", "for", "with", "from", "by",
                   "as", "is", "are", "was", "be", "it", "its", "this", "that", "then", "so", "than"}  # fmt: skip
+PHRASE_MARKS = (
+    "; ",
+    " - ",
+    " – ",
+    " — ",
+)  # like ", ": each ends the phrase its words label numbers in ("lr: 3e-4" does not)
 NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
                 "nine": 9, "ten": 10, "twelve": 12, "sixteen": 16, "twenty": 20}  # fmt: skip
 
@@ -335,7 +341,7 @@ def _drop_model_numbers(word: str) -> str:
 def number_contexts(text: str) -> list[tuple[float, dict[str, float]]]:
     """Each number of `text` with the words that label it, weighted by nearness.
 
-    A word belongs to the nearest number of its comma-separated phrase within `CONTEXT_WORDS` words (a
+    A word belongs to the nearest number of its phrase (ended by a comma, a spaced dash or a semicolon) within `CONTEXT_WORDS` words (a
     tie goes to the number before it: "6 layers 8 heads" gives "layers" to 6), with weight 1/distance;
     "with that many heads, 120 steps" gives "heads" to no number.
     "2k" counts as 2000 and "two" as 2.
@@ -345,6 +351,8 @@ def number_contexts(text: str) -> list[tuple[float, dict[str, float]]]:
     """
     toks: list[str] = []
     phrase: list[int] = []  # the comma-separated phrase of each token ("1,000" has no ", ")
+    for mark in PHRASE_MARKS:  # "no early stopping of bad trials - 300 steps per trial": two phrases
+        text = text.replace(mark, ", ")
     for n, part in enumerate(text.split(", ")):
         part_toks = tokens(" ".join(_drop_model_numbers(w) for w in part.split()))
         toks += part_toks

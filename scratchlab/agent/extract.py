@@ -63,8 +63,22 @@ NOT_NAMES = {"it", "the", "a", "an", "after", "something", "whatever", "that", "
 MIN_VOTES = 0.5
 NAMES_MARK = "Names:"  # in a list argument's description: "Names: name (word, word); name; ..."
 LIST_JOINERS = {"and", "or", "vs", "versus"}  # words between the values of a list (commas are dropped)
-# what follows is refused: "no pruning", "not bm25", "don't wait" ("don", "t"), "rather than", "instead of"
-NEGATIONS = {"no", "not", "t", "dont", "never", "without", "instead", "than"}
+# what follows is refused: "no pruning", "not bm25", "don't wait" ("don", "t"), "rather than", "instead of",
+# "skip the regex pre-splitting", "drop the position embeddings"
+NEGATIONS = {
+    "no",
+    "not",
+    "t",
+    "dont",
+    "never",
+    "without",
+    "instead",
+    "than",
+    "skip",
+    "drop",
+    "disable",
+    "remove",
+}
 NEGATION_SCOPE = 3
 REFUSED = "~"  # marks a word said inside a negation's scope ("no early stopping": ~early, ~stopping)
 # Nouns for the model itself label no setting: "2-layer gpt" taught the bank "gpt" for n_layer 7 times

@@ -287,13 +287,21 @@ def is_registry_id(value: str) -> bool:
     return bool(dash) and kind in ID_KINDS and num.isdigit()
 
 
+def names_file(value: str) -> bool:
+    """True for a value written as a file or folder ("qa.jsonl", "data/poems"): one the context does
+    not hold whole is invented, whatever words it shares ("fine-tune on my last run" -> "last.jsonl")."""
+    v = value.strip()
+    ext = v.rsplit(".", 1)[-1] if "." in v else ""
+    return "/" in v or (ext.isalpha() and not v[:1].isdigit() and len(ext) <= 8)
+
+
 def _string_supported(value: str, words: set[str], text_lower: str) -> bool:
     v = value.strip().lower()
     if not v:
         return False
     if v in text_lower:
         return True
-    if is_registry_id(v):  # "stop the job" does not name job-3
+    if is_registry_id(v) or names_file(v):  # "stop the job" names no job-3, "my last run" no last.jsonl
         return False
     vwords = {w for w in words_in(v) if w not in GENERIC_WORDS and len(w) >= 3}
     if not vwords:

@@ -28,7 +28,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
-from scratchlab.agent.bank import tokens
+from scratchlab.agent.bank import NUMBER_WORDS, as_number, tokens
 from scratchlab.lab.jobs import ACTIVE
 
 # Which record kinds an argument of a tool refers to.
@@ -49,7 +49,19 @@ KIND_NOUNS: dict[str, set[str]] = {
     "run": {"run", "runs", "model", "models", "gpt", "gpts", "network", "checkpoint"},
     "base": {"base", "model", "gpt"},
     "adapter": {"adapter", "adapters", "lora", "fine", "tuned"},
-    "index": {"index", "indexes", "docs", "documents"},
+    "index": {
+        "index",
+        "indexes",
+        "docs",
+        "documents",
+        "guide",
+        "guides",
+        "notes",
+        "tutorial",
+        "tutorials",
+        "manual",
+        "handbook",
+    },
     "file": {"file", "files", "text", "data", "dataset", "corpus", "wrote", "written"},
     "dataset": {"dataset", "data", "text", "corpus", "docs", "documents", "texts"},
     "job": {"job", "jobs", "training"},
@@ -70,6 +82,9 @@ PRONOUNS = {"it", "its", "that", "this", "those", "these", "them", "same", "prev
             "above", "just", "new", "latest", "last", "both", "one"}  # fmt: skip
 # "my data", "that file": the user's own, not a default ("this text: ..." points at what follows)
 POINTING = {"my", "our", "that", "those", "same"}
+# Kinds whose content their records do not hold: a question pointing at one ("according to my notes",
+# "what does the guide say ...") is answered by the tool that reads it, never from the model's memory.
+CONTENT_KINDS = {"index": POINTING | {"the", "this", "these", "your"}}
 DESCRIBING_KEYS = (
     "n_layer",
     "n_head",
@@ -127,9 +142,11 @@ def from_registry(artifacts: Iterable[Any], jobs: Iterable[Any] = ()) -> list[Re
                path=str(a.path or ""))
         for a in artifacts
     ]  # fmt: skip
+    names = {r.id: r.name for r in out}
     jobs = sorted(jobs, key=lambda j: j.status not in ACTIVE)  # stable: newest first within
     out += [
-        Record(id=j.id, kind="job", name=j.id, config={"kind": j.kind, "artifact": j.artifact_id},
+        Record(id=j.id, kind="job", name=j.id, config={"kind": j.kind, "artifact": j.artifact_id,
+                                                      "artifact_name": names.get(j.artifact_id or "")},
                metrics={"status": j.status, "step": j.step, "total": j.total})
         for j in jobs
     ]  # fmt: skip
@@ -165,9 +182,15 @@ def _whole_words(clause: str) -> set[str]:
 
 
 def _names_in(clause: str, recs: Sequence[Record]) -> list[Record]:
-    """Records whose name or id the clause writes as a whole word."""
+    """Records whose name or id the clause writes as a whole word; a job is also named by the name of
+    the artifact it makes ("kill the big-run training": the job training big-run), the running one
+    first when several made it."""
     words = _whole_words(clause)
-    return [r for r in recs if r.id.lower() in words or r.name.lower() in words]
+    named = [r for r in recs if r.id.lower() in words or r.name.lower() in words]
+    if named:
+        return named
+    made = [r for r in recs if r.kind == "job" and str(r.config.get("artifact_name") or "").lower() in words]
+    return made[:1]
 
 
 def written_id(clause: str, kinds: Sequence[str]) -> str | None:
@@ -188,13 +211,12 @@ def _described(clause: str, recs: Sequence[Record]) -> list[Record]:
     word counts when it is a config word or starts with one of 4+ letters. Empty when none or several
     fit equally well."""
     toks = tokens(clause)
-    nums = set()
-    for t in toks:
-        try:
-            nums.add(float(t))
-        except ValueError:
-            pass
-    words = {t for t in toks if not t[0].isdigit() and len(t) > 2}
+    nums = set()  # "the 1-layer run", "the two-layer model"; "one" points ("the first one"), counts nothing
+    for t in tokens(clause.lower().replace("one-", "1-")):  # "the one-layer run" does count
+        v = as_number(t) if t[0].isdigit() else NUMBER_WORDS.get(t) if t != "one" else None
+        if v is not None:
+            nums.add(float(v))
+    words = {t for t in toks if not t[0].isdigit() and len(t) > 2 and t not in NUMBER_WORDS}
     scored = []
     for r in recs:
         vals = {float(v) for k, v in r.config.items() if k in DESCRIBING_KEYS and isinstance(v, int | float)}
@@ -259,17 +281,29 @@ def tool_over_answer(
     """The tool the bank's prior prefers to the model's choice to answer: its favourite, when that is a
     tool with prior >= `sure`, >= 0.5 when what it reads exists, and always when the request names a
     record it reads ("according to the books, ..." with an index called books). A favourite `answer`
-    yields to the favourite tool when the request names a record that tool reads: "according to the
-    guides, how do I limit numpy's BLAS threads?" leans to answer on its topic (0.37 against 0.29 for
-    search_documents), yet asks about the index named guides. None: the model answers."""
+    yields to the favourite tool when the request names a record that tool reads, or points at one whose
+    content only the tool reads (`CONTENT_KINDS`): "according to the guides, how do I limit numpy's BLAS
+    threads?" leans to answer on its topic (0.37 against 0.29 for search_documents), yet asks about the
+    index named guides; "according to my notes, ..." asks about the lab's index. None: the model answers."""
     fav = max(choices, key=lambda n: prior.get(n, 0.0))
     if fav not in tools:
         fav = max((n for n in choices if n in tools), key=lambda n: prior.get(n, 0.0), default=None)
-        if fav is None or not _names_in(clause, referents(tools[fav].get("parameters", {}), recs)):
-            return None
-        return fav
+        refs = referents(tools[fav].get("parameters", {}), recs) if fav is not None else []
+        return fav if refs and (_names_in(clause, refs) or _points_at_content(clause, refs)) else None
     refs = referents(tools[fav].get("parameters", {}), recs)
-    return fav if _names_in(clause, refs) or prior[fav] >= (0.5 if refs else sure) else None
+    pointed = _names_in(clause, refs) or _points_at_content(clause, refs)
+    return fav if pointed or prior[fav] >= (0.5 if refs else sure) else None
+
+
+def _points_at_content(clause: str, recs: Sequence[Record]) -> bool:
+    """True when the clause points at records of a `CONTENT_KINDS` kind that `recs` hold ("my notes",
+    "the guide" with an index in the lab)."""
+    toks = tokens(clause)
+    for kind in {r.kind for r in recs} & set(CONTENT_KINDS):
+        nouns, pointers = KIND_NOUNS[kind], CONTENT_KINDS[kind]
+        if any(t in nouns and i and toks[i - 1] in pointers for i, t in enumerate(toks)):
+            return True
+    return False
 
 
 def live_tool(
