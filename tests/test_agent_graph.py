@@ -109,6 +109,7 @@ def test_thread_resumes_after_reopening_sqlite(workspace):
     assert r2["answer"] == "bpe512"
     assert [t for t, *_ in lab2.registry.list_threads()] == [r["thread"]]
     assert memory.list_memories(lab2.store)[0][1] == "The tokenizer is bpe512."
+    assert seen[0].additional_kwargs["memories"] == ["The tokenizer is bpe512."]  # kept memories ride along
     lab2.close()
 
 

@@ -274,6 +274,24 @@ def test_the_bank_beats_an_answer_when_what_its_tool_reads_exists():
     assert state.tool_over_answer(topical, choices, tools, RUNS, 0.8, "what was gpt-1's val loss?") is None
 
 
+def test_a_question_whose_topic_a_kept_memory_holds_is_a_recall():
+    tools = {"recall": {}, "remember": {}}
+    kept = ["The user's supervisor is Dr. Okafor.", "Prefers runs named after birds."]
+    common = {"what", "my", "is", "the", "do", "you"}
+    prior = {"answer": 0.71, "recall": 0.18}
+    assert (
+        state.remembered(prior, tools, kept, "do you still remember my supervisor's name?", 0.1, common)
+        == "recall"
+    )
+    assert state.remembered(prior, tools, kept, "what is a learning rate?", 0.1, common) is None  # not kept
+    assert (
+        state.remembered({"recall": 0.02}, tools, kept, "who is a supervisor?", 0.1, common) is None
+    )  # prior
+    assert state.remembered(prior, tools, [], "my supervisor's name?", 0.1, common) is None  # nothing kept
+    msgs = [SystemMessage("sys", additional_kwargs={"memories": kept})]
+    assert state.memories_of(msgs) == kept and state.memories_of([]) == []
+
+
 def test_a_builtin_is_resolved_by_its_gloss_even_when_the_model_left_it_out():
     desc = "Tokenizer id, name, 'last', or built in: 'cl100k_base' (GPT-4) or 'o200k_base' (GPT-4o)."
     assert (

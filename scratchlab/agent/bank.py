@@ -128,6 +128,9 @@ def tokens(text: str) -> list[str]:
     return [t for t in out if t]
 
 
+COMMON_SHARE = 0.02  # a word in more of the examples than this is common (`Bank.common_words`)
+
+
 class Bank:
     """Nearest-neighbour access to the examples.
 
@@ -147,6 +150,7 @@ class Bank:
         self._vectors: np.ndarray | None = None
         self._excluded: set[str] = set()
         self._value_words: dict[str, dict[str, Counter]] | None = None
+        self._common: tuple[float, set[str]] | None = None
         # target ("action" or a flag) -> (excluded ids, TfidfVectorizer, LogisticRegression)
         self._classifiers: dict[str, tuple[frozenset[str], Any, Any]] = {}
 
@@ -293,6 +297,14 @@ class Bank:
                 if old != path:
                     old.unlink(missing_ok=True)
         return self._classifiers[target]
+
+    def common_words(self, share: float = COMMON_SHARE) -> set[str]:
+        """Words in more than `share` of the examples' requests ("what", "train", "about"): what any
+        request says, so sharing one says nothing about a topic."""
+        if self._common is None or self._common[0] != share:
+            df = Counter(w for e in self.examples for w in set(tokens(e.request)))
+            self._common = (share, {w for w, n in df.items() if n > share * max(1, len(self.examples))})
+        return self._common[1]
 
     def value_words(self, action: str) -> dict[str, Counter]:
         """{argument: Counter(word)}: the words that label an argument's number in the examples of

@@ -32,7 +32,10 @@ from typing_extensions import TypedDict
 
 from scratchlab.agent.prompts import fixed_system_prompt
 from scratchlab.lab.jobs import JobLeftRunning
+from scratchlab.lab.memory import list_memories
 from scratchlab.tools.base import CANCELLED_RESULT, LEFT_RUNNING_TEMPLATE, Declined
+
+MAX_MEMORIES = 40  # the newest long-term memories a turn carries for routing
 
 MAX_STEPS = 12
 DECLINED_MESSAGE = "Cancelled: nothing was started. Tell me what to change (fewer steps, a smaller model) or ask for something else."
@@ -90,7 +93,8 @@ def build_graph(
         lab_state: callable returning the current lab-state text appended to the system prompt.
         lab_records: callable returning the lab's records (`scratchlab.agent.state.Record`, newest
             first); they ride on the system message (`additional_kwargs["lab_records"]`) so the local
-            model resolves references against records, not text.
+            model resolves references against records, not text. The long-term memories in `store`
+            ride along too (`additional_kwargs["memories"]`).
         workspace: workspace for the default tools and model.
         name: the compiled graph's name.
 
@@ -117,6 +121,10 @@ def build_graph(
     def agent(state: LabState, config) -> dict:
         text = fixed + ("\n" + lab_state() if lab_state else "")
         extra = {"lab_records": lab_records()} if lab_records else {}
+        if (
+            store is not None
+        ):  # what the user asked to keep: a question about it is a recall (`state.remembered`)
+            extra["memories"] = [fact for _, fact in list_memories(store, limit=MAX_MEMORIES)]
         response = bound.invoke([SystemMessage(text, additional_kwargs=extra), *state["messages"]], config)
         if getattr(response, "tool_calls", None) and state["remaining_steps"] < 3:
             return {"messages": [AIMessage(content=STEP_LIMIT_MESSAGE, id=response.id)]}

@@ -74,6 +74,7 @@ CARRY_PRIOR = 0.5  # extra prior mass for the repeated call's tool
 LAB_THRESHOLD = 0.5  # share of neighbours saying "this asks about the lab's runs and results"
 # bank prior a job's status tool needs to answer "how's it going?" in place of the model
 LIVE_TOOL_FLOOR = 0.1
+RECALL_FLOOR = 0.1  # bank prior recall needs, over the model's answer, when a kept memory holds the topic
 TOOL_OVER_ANSWER = 0.8  # bank prior on one tool that beats the model's wish to just answer
 QUERY_ARGS = ("query",)  # a required query left empty takes the request's own words
 MAX_CODE_TOKENS = 256
@@ -222,7 +223,10 @@ class ChatLocalLlama(BaseChatModel):
         action = self._choose(prompt + router.ACTION_PREFIX, choices, prior)
         if action == ANSWER:  # small models answer tool requests phrased as questions; the examples know
             action = (state.tool_over_answer(prior, choices, by_name, recs, TOOL_OVER_ANSWER, clause)
-                      or state.live_tool(prior, by_name, recs, clause, LIVE_TOOL_FLOOR) or action)  # fmt: skip
+                      or state.live_tool(prior, by_name, recs, clause, LIVE_TOOL_FLOOR)
+                      or state.remembered(prior, by_name, state.memories_of(messages), clause, RECALL_FLOOR,
+                                          self.bank.common_words())
+                      or action)  # fmt: skip
         if action in by_name:
             params = by_name[action].get("parameters", {})
             args = self._arguments(

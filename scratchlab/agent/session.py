@@ -28,7 +28,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from langgraph.types import Command
 
 from scratchlab.agent import memory
-from scratchlab.agent.graph import MAX_STEPS, build_graph, recursion_limit
+from scratchlab.agent.graph import MAX_MEMORIES, MAX_STEPS, build_graph, recursion_limit
 from scratchlab.agent.prompts import fixed_system_prompt, lab_state_text
 from scratchlab.agent.state import Record, from_registry
 from scratchlab.lab import cancel
@@ -296,7 +296,10 @@ class LabSession:
             msgs = [
                 SystemMessage(
                     self._fixed_prompt + "\n" + self.lab_state(),
-                    additional_kwargs={"lab_records": self.lab_records()},
+                    additional_kwargs={
+                        "lab_records": self.lab_records(),
+                        "memories": [f for _, f in memory.list_memories(self.store, limit=MAX_MEMORIES)],
+                    },
                 ),
                 *self.history(thread_id),
                 HumanMessage(text),

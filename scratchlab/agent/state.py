@@ -306,6 +306,32 @@ def _points_at_content(clause: str, recs: Sequence[Record]) -> bool:
     return False
 
 
+def memories_of(messages: Sequence[BaseMessage]) -> list[str]:
+    """The long-term memories that ride on the system message (newest first)."""
+    if not messages or not isinstance(messages[0], SystemMessage):
+        return []
+    return [str(f) for f in (messages[0].additional_kwargs or {}).get("memories") or []]
+
+
+def remembered(
+    prior: dict[str, float], tools: dict[str, dict], memories: Sequence[str], clause: str, floor: float,
+    common: set[str],
+) -> str | None:  # fmt: skip
+    """`recall` for a question the model would answer itself when a memory holds its topic: a word of the
+    question that is not `common` (the bank's everyday words) is a word of a kept memory, and the bank's
+    prior for recall is at least `floor`. "do you remember my supervisor's name?" with "The user's
+    supervisor is Dr. Okafor." kept: the 1.5B answered "Dr. Smith". None otherwise."""
+    if "recall" not in tools or prior.get("recall", 0.0) < floor or not memories:
+        return None
+    asked = {_stem_s(t) for t in tokens(clause) if len(t) > 2 and t not in common and not t[0].isdigit()}
+    kept = {_stem_s(t) for fact in memories for t in tokens(fact)}
+    return "recall" if asked & kept else None
+
+
+def _stem_s(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") else word
+
+
 def live_tool(
     prior: dict[str, float], tools: dict[str, dict], recs: Sequence[Record], clause: str, floor: float
 ) -> str | None:
