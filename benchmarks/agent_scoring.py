@@ -83,6 +83,7 @@ CLARIFY_MARKERS = ('{"action": "clarify"}', "[clarify]", "clarify:")
 CLARIFY_TOOL_NAMES = ("clarify", "ask_user")
 LATEST_REFS = ("last", "latest", "newest", "recent", "most recent")
 UNORDERED_LIST_ARGS = ("switches", "special_tokens")
+SPEC_LIST_ARGS = ("search",)  # sweep search specs: a setting under any of its names
 REL_TOL = 1e-6
 ANSWER_SNIPPET_CHARS = 160
 TARGETS = {"first_action": 0.90, "action_and_args": 0.85, "no_tool": 0.95, "median_s": 4.0, "multistep": 0.80}
@@ -281,6 +282,22 @@ def normalise_value(value: Any) -> Any:
     return parse_number(value)
 
 
+def _canonical_specs(specs: Any) -> Any:
+    """Search specs ('learning_rate', 'vocab=256,512') with each setting under the name the sweep
+    engine gives it (`sweep_space.ALIASES`: 'lr', 'vocab_size=256,512')."""
+    from scratchlab.training.sweep_space import ALIASES
+
+    if not isinstance(specs, list):
+        return specs
+    out = []
+    for spec in specs:
+        if isinstance(spec, str):
+            key, eq, values = spec.partition("=")
+            spec = ALIASES.get(key.strip(), key.strip()) + eq + values
+        out.append(spec)
+    return out
+
+
 def values_equal(expected: Any, got: Any) -> bool:
     """Compare two normalised scalars or lists (numbers with a relative tolerance)."""
     if isinstance(expected, bool) or isinstance(got, bool):
@@ -359,6 +376,8 @@ def match_arg(arg: str, spec: Any, got: Any, state: Sequence[Mapping[str, Any]] 
     if got is None:
         return False
     expected, predicted = normalise_value(spec), normalise_value(got)
+    if arg in SPEC_LIST_ARGS:  # "learning_rate" and "lr" name one setting
+        expected, predicted = _canonical_specs(expected), _canonical_specs(predicted)
     if isinstance(expected, list):
         if not isinstance(predicted, list):
             predicted = [predicted]

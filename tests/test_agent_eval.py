@@ -171,6 +171,10 @@ def test_match_arg_matchers():
     assert not ev.match_arg("lr", 0.0003, 0.003)
     assert ev.match_arg("max_iters", 2000, "2k")
     assert ev.match_arg("dataset", "data/notes.txt", "notes.txt")
+    # a sweep's setting under any of the engine's names for it
+    assert ev.match_arg("search", ["learning_rate"], ["lr"])
+    assert ev.match_arg("search", ["vocab=256,512"], ["vocab_size=256,512"])
+    assert not ev.match_arg("search", ["learning_rate"], ["dropout"])
 
 
 def test_state_ids_match_the_registry(tmp_path):

@@ -48,7 +48,8 @@ _BUDGET = {
 
 SweepGPTArgs = create_model(
     "SweepGPTArgs",
-    search=(list[str] | None, Field(None, description=SEARCH_HELP + " Default: ['learning_rate'].")),
+    search=(list[str] | None, Field(default_factory=lambda: list(DEFAULT_SEARCH),
+                                    description=SEARCH_HELP + " Default: ['learning_rate'].")),
     **_GPT_FIXED,
     sampler=(Literal["tpe", "grid", "random"] | None, Field("tpe", description="'tpe' (Bayesian, default), 'grid' (every combination) or 'random'.")),
     pruner=(Literal["median", "halving", "none"] | None, Field("median", description="Stop losing trials early: 'median' (prune below the median), 'halving' (successive halving) or 'none' (no pruning, no early stopping).")),
