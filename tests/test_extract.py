@@ -48,6 +48,17 @@ def test_words_for_an_argument_are_learned_from_the_bank():
     }
 
 
+def test_a_value_a_list_also_holds_teaches_no_word():
+    from scratchlab.agent.bank import Example
+
+    ex = Example("s", "which is better for a 4-layer GPT, 2 or 4 heads?", "sweep_gpt",
+                 {"search": ["n_head=2,4"], "n_layer": 4})  # fmt: skip
+    learned = Bank([ex], embedder=object()).value_words("sweep_gpt")
+    assert "heads" not in learned.get("n_layer", {})  # the 4 of "4 heads" is the list's, not n_layer's
+    ex = Example("t", "train a 4-layer GPT with 2 heads", "train_gpt", {"n_layer": 4, "n_head": 2})
+    assert Bank([ex], embedder=object()).value_words("train_gpt")["n_head"]["heads"] == 1.0
+
+
 def test_two_values_for_one_argument_set_nothing():
     assert "n_layer" not in stated_numbers("compare 2 layers with 4 layers", "train_gpt", GPT, None)
 

@@ -122,6 +122,21 @@ def test_a_run_is_picked_out_by_what_it_is():
     }
 
 
+def test_several_records_for_a_list_argument_are_one_call_with_the_list():
+    recs = [Record(id="run-2", kind="run", name="gpt-2", config={"n_layer": 1}),
+            Record(id="run-1", kind="run", name="gpt-1", config={"n_layer": 4})]  # fmt: skip
+
+    @tool
+    def show_curves(runs: list[str] | None = None) -> str:
+        """Plot the loss curves of runs."""
+        return "plotted"
+
+    g = graph(local(bank(("plot the loss curves of my runs", "show_curves"))), [show_curves], records=recs)
+    assert calls_of(ask(g, "show me the curves of both runs")) == [
+        ("show_curves", {"runs": ["gpt-2", "gpt-1"]})
+    ]
+
+
 def test_an_id_the_user_did_not_name_becomes_a_question():
     model = local(BANK, args={"cancel_job": {"job_id": "job-3"}}, choice="cancel_job")
     g = graph(model, [cancel_job])

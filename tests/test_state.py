@@ -98,6 +98,9 @@ def test_a_bare_pronoun_is_the_last_touched_record_of_a_kind_the_tool_takes():
     assert resolve_pronoun({}, "sample from it", recs, {"run": {"default": "last"}}) == {"run": "gpt-3"}
     # a kind the thread never touched stays unresolved
     assert resolve_pronoun({}, "encode it", recs, {"tokenizer": {"default": "last"}}) == {}
+    # a list of records takes the one as a list; "its" points as "it" does
+    curves = {"runs": {"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "null"}]}}
+    assert resolve_pronoun({}, "show me its loss curve", recs, curves) == {"runs": ["gpt-3"]}
 
 
 def test_an_id_the_request_writes_is_kept_though_no_record_has_it():
@@ -118,6 +121,13 @@ def test_one_stands_for_the_kind_of_the_tools_main_reference():
     assert resolve("run", None, "sample 60 tokens from the first one", recs, "last") == "gpt-1"
     assert resolve("run", None, "sample from that one", recs, "last") == "gpt-2"
     assert resolve("run", None, "sample 60 tokens", recs, "last") is None  # the tool's default: newest
+    # "the second one": in the order the records were made, though the first was touched since
+    toks = [
+        Record("tokenizer-2", "tokenizer", "mid400", turn=1),
+        Record("tokenizer-1", "tokenizer", "tiny260", turn=2),
+    ]
+    assert resolve("tokenizer", None, "compare the second one with openai's", toks, "last") == "mid400"
+    assert resolve("tokenizer", None, "encode hi with the first one", toks, "last") == "tiny260"
     # only for the main reference: "train one like that" names no tokenizer
     assert (
         resolve("tokenizer", None, "train one like that", [Record("tokenizer-1", "tokenizer", "bpe")], "char")
@@ -195,6 +205,16 @@ def test_the_same_but_x_copies_the_last_call_of_that_tool():
     # without a call in this thread: the referenced run's settings that differ from the defaults
     assert carry_over("train_gpt", {"n_head": 8}, [HumanMessage("again with 8 heads")], RUNS, params) == {
         "n_layer": 1, "n_head": 8}  # fmt: skip
+    # without a call of that tool: what the last call of another tool shares with it, not its label or wait
+    ablation = {"switches": ["rope"], "n_layer": 1, "n_head": 2, "wait": False, "name": "abl"}
+    msgs = thread(("quick ablation: baseline vs rope, 1 layer, 2 heads", "ablate_gpt", ablation, "table"))
+    msgs.append(HumanMessage("then train a normal gpt of the same size, also 100 steps"))
+    gpt = {"properties": {**params["properties"], "max_iters": {"default": 2000}, "wait": {"default": True}}}
+    assert carry_over("train_gpt", {"max_iters": 100}, msgs, [], gpt) == {
+        "n_layer": 1,
+        "n_head": 2,
+        "max_iters": 100,
+    }
 
 
 def test_facts_name_the_tokenizer_a_run_used():
@@ -270,6 +290,15 @@ def test_the_bank_beats_an_answer_when_what_its_tool_reads_exists():
     assert (
         state.tool_over_answer(topical, choices, tools, RUNS, 0.8, said) is None
     )  # no index: the model answers
+    # "they" after indexing: the record the conversation touched last is the index
+    touched = [
+        Record(id="index-1", kind="index", name="seeds", turn=0),
+        Record(id="run-1", kind="run", name="g"),
+    ]
+    asked = "what do they say about the KV cache?"
+    assert state.tool_over_answer(topical, choices, tools, touched, 0.8, asked) == "search_documents"
+    touched[1].turn = 1  # a run touched since: "they" is not the documents
+    assert state.tool_over_answer(topical, choices, tools, touched, 0.8, asked) is None
     # a named record the favourite tool does not read changes nothing ("gpt-1" is a run)
     assert state.tool_over_answer(topical, choices, tools, RUNS, 0.8, "what was gpt-1's val loss?") is None
 

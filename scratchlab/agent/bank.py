@@ -312,13 +312,30 @@ class Bank:
         if self._value_words is None:
             table: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
             for ex in self.examples:
+                listed = _listed_numbers(ex.args)
                 for value, context in number_contexts(ex.request):
                     args = [a for a, v in ex.args.items()
                             if not isinstance(v, bool) and isinstance(v, int | float) and float(v) == value]  # fmt: skip
-                    if len(args) == 1:  # "6L 6H": a value two arguments share teaches nothing
+                    # "6L 6H": a value two arguments share teaches nothing; nor one a list also holds
+                    # ("a 4-layer GPT, 2 or 4 heads": n_layer 4 and n_head=2,4; "heads" is not n_layer's)
+                    if len(args) == 1 and value not in listed:
                         table[ex.action][args[0]].update(context)
             self._value_words = {a: dict(v) for a, v in table.items()}
         return self._value_words.get(action, {})
+
+
+def _listed_numbers(args: dict[str, Any]) -> set[float]:
+    """The numbers inside an example's list arguments: [2, 4] and the values of specs 'n_head=2,4'."""
+    out: set[float] = set()
+    for v in args.values():
+        for item in v if isinstance(v, list) else []:
+            parts = item.partition("=")[2].split(",") if isinstance(item, str) else [item]
+            for p in parts:
+                try:
+                    out.add(float(p))
+                except (TypeError, ValueError):
+                    pass
+    return out
 
 
 def intent_terms(text: str) -> list[str]:

@@ -16,6 +16,8 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 
 from scratchlab.agent.state import Record, recent
 
+NOT_SHARED = ("name", "wait")  # never carried from another tool's call: a label, how that call waited
+
 
 def previous_call(messages: Sequence[BaseMessage], action: str | None = None) -> tuple[str, dict] | None:
     """The most recent tool call before the latest user message (of `action`, when given)."""
@@ -37,14 +39,20 @@ def carry_over(
 ) -> dict[str, Any]:  # fmt: skip
     """The arguments of the call this request repeats, with the request's own values on top.
 
-    The base is the thread's last call of `action`; without one, the config of the record the request
-    refers to (its settings that differ from the tool's defaults). Names of new artifacts never carry.
+    The base is the thread's last call of `action`; without one, the settings the thread's last call of
+    another tool shares with this one ("then train a normal gpt of the same size" after an ablation:
+    its n_layer, n_embd, dataset, ..., not its switches or its wait); without any call, the config of
+    the record the request refers to (its settings that differ from the tool's defaults). Names of new
+    artifacts never carry.
     """
     props = parameters.get("properties", {})
     prev = previous_call(messages, action)
+    other = previous_call(messages) if prev is None else None
     base: dict[str, Any] = {}
     if prev is not None:
         base = dict(prev[1])
+    elif other is not None:
+        base = {k: v for k, v in other[1].items() if k in props and k not in NOT_SHARED}
     else:
         kinds = ("run",) if "n_layer" in props else ("tokenizer",) if "vocab_size" in props else ()
         pool = recent(recs, kinds) if kinds else []

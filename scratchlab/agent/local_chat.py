@@ -238,7 +238,7 @@ class ChatLocalLlama(BaseChatModel):
             )
             args = router.ground_args(args, context, params)
             args = extract.stated_values(args, clause, action, params, self.bank)
-            if repeats and carry.previous_call(messages, action):  # its last call, other calls between
+            if repeats and carry.previous_call(messages):  # its last call (or another tool's), calls between
                 args = carry.carry_over(action, args, messages, recs, params)
             elif state.bare_pronoun(clause) and (said := carry.said_before(messages, recs)):
                 args = {**extract.stated_numbers(said, action, params, self.bank), **args}
@@ -248,8 +248,10 @@ class ChatLocalLlama(BaseChatModel):
                     continue
                 resolved = state.resolve(arg, args.get(arg), clause, recs, prop.get("default"),
                                          prop.get("description", ""))  # fmt: skip
-                if resolved is not None:
-                    args[arg] = resolved
+                if resolved is not None:  # one record for a list of them ("show its curve") is a list of one
+                    args[arg] = (
+                        [resolved] if state.takes_list(prop) and isinstance(resolved, str) else resolved
+                    )
                 else:
                     args.pop(arg, None)  # the tool's default ("last") then applies
             args = state.resolve_pronoun(args, clause, recs, props)
@@ -263,8 +265,10 @@ class ChatLocalLlama(BaseChatModel):
             missing = router.missing_required(args, params)
             if missing:
                 return CLARIFY, router.clarify_question(action, missing, params)
-            for arg in props:  # "sample from both runs": one call per record
+            for arg in props:  # "sample from both runs": one call per record, or one list of them
                 several = state.plural(clause, arg, recs)
+                if several and state.takes_list(props[arg]):
+                    return "tool", [(action, {**args, arg: [r.ref for r in several]})]
                 if several:
                     return "tool", [(action, {**args, arg: r.ref}) for r in several]
             if (action, args) not in calls:

@@ -42,6 +42,7 @@ ARG_KINDS: dict[str, tuple[str, ...]] = {
     "data": ("file",),
     "job_id": ("job",),
     "sweep": ("sweep", "research"),
+    "runs": ("run", "adapter"),  # show_curves: a list of them
 }
 # Nouns by which a request names a kind of record ("that tokenizer", "the same text").
 KIND_NOUNS: dict[str, set[str]] = {
@@ -68,7 +69,9 @@ KIND_NOUNS: dict[str, set[str]] = {
     "sweep": {"sweep", "sweeps", "study", "search", "trials"},
     "research": {"loop", "research", "experiment"},
 }
-ORDINAL_FIRST = {"first", "oldest", "earliest", "earlier", "original", "older"}  # "the first adapter"
+# "the first adapter", "the second one": the n-th record of the kind the conversation touched (oldest first)
+ORDINALS = {"first": 0, "oldest": 0, "earliest": 0, "earlier": 0, "original": 0, "older": 0, "second": 1,
+            "third": 2, "fourth": 3}  # fmt: skip
 PLURAL = {
     "both": 2,
     "two": 2,
@@ -85,6 +88,7 @@ POINTING = {"my", "our", "that", "those", "same"}
 # Kinds whose content their records do not hold: a question pointing at one ("according to my notes",
 # "what does the guide say ...") is answered by the tool that reads it, never from the model's memory.
 CONTENT_KINDS = {"index": POINTING | {"the", "this", "these", "your"}}
+CONTENT_PRONOUNS = {"they", "them", "it", "those", "these"}  # "what do they say about ...?"
 DESCRIBING_KEYS = (
     "n_layer",
     "n_head",
@@ -289,21 +293,24 @@ def tool_over_answer(
     if fav not in tools:
         fav = max((n for n in choices if n in tools), key=lambda n: prior.get(n, 0.0), default=None)
         refs = referents(tools[fav].get("parameters", {}), recs) if fav is not None else []
-        return fav if refs and (_names_in(clause, refs) or _points_at_content(clause, refs)) else None
+        return fav if refs and (_names_in(clause, refs) or _points_at_content(clause, refs, recs)) else None
     refs = referents(tools[fav].get("parameters", {}), recs)
-    pointed = _names_in(clause, refs) or _points_at_content(clause, refs)
+    pointed = _names_in(clause, refs) or _points_at_content(clause, refs, recs)
     return fav if pointed or prior[fav] >= (0.5 if refs else sure) else None
 
 
-def _points_at_content(clause: str, recs: Sequence[Record]) -> bool:
-    """True when the clause points at records of a `CONTENT_KINDS` kind that `recs` hold ("my notes",
-    "the guide" with an index in the lab)."""
+def _points_at_content(clause: str, refs: Sequence[Record], recs: Sequence[Record] = ()) -> bool:
+    """True when the clause points at records of a `CONTENT_KINDS` kind among `refs` ("my notes", "the
+    guide" with an index in the lab), or says "they"/"it" when the record the conversation touched last
+    (of all `recs`) is one ("what do they say about the KV cache?" after indexing the seeds)."""
     toks = tokens(clause)
-    for kind in {r.kind for r in recs} & set(CONTENT_KINDS):
+    for kind in {r.kind for r in refs} & set(CONTENT_KINDS):
         nouns, pointers = KIND_NOUNS[kind], CONTENT_KINDS[kind]
         if any(t in nouns and i and toks[i - 1] in pointers for i, t in enumerate(toks)):
             return True
-    return False
+    touched = [r for r in recs if r.turn is not None]
+    last = max(touched, key=lambda r: r.turn) if touched else None
+    return bool(last and last in refs and last.kind in CONTENT_KINDS and CONTENT_PRONOUNS & set(toks))
 
 
 def memories_of(messages: Sequence[BaseMessage]) -> list[str]:
@@ -367,7 +374,7 @@ def refers_to_kind(clause: str, arg: str, one: bool = False) -> bool:
         *(KIND_NOUNS.get(k, set()) for k in ARG_KINDS.get(arg, ())), KIND_NOUNS.get(arg, set())
     ) | ({"one"} if one else set())
     for i, t in enumerate(toks):
-        if t in nouns and (PRONOUNS | ORDINAL_FIRST) & {*toks[max(0, i - 3) : i], *toks[i + 1 : i + 3]}:
+        if t in nouns and (PRONOUNS | set(ORDINALS)) & {*toks[max(0, i - 3) : i], *toks[i + 1 : i + 3]}:
             return True
     return False
 
@@ -386,7 +393,12 @@ def dangling(clause: str, arg: str, recs: Sequence[Record]) -> bool:
 
 def bare_pronoun(clause: str) -> bool:
     toks = tokens(clause)
-    return any(t in ("it", "that", "them") for t in toks)
+    return any(t in ("it", "its", "that", "them") for t in toks)
+
+
+def takes_list(prop: dict[str, Any]) -> bool:
+    """True for a property that holds a list (`show_curves`' runs)."""
+    return prop.get("type") == "array" or any(p.get("type") == "array" for p in prop.get("anyOf", []))
 
 
 def _stated(value: Any, clause: str, description: str) -> bool:
@@ -483,7 +495,7 @@ def resolve(
         A record's name (a file's path), `value`, or None when `value` names nothing that exists.
     """
     kinds = ARG_KINDS.get(arg)
-    if not kinds:
+    if not kinds or isinstance(value, list):  # a list the model wrote: its names are checked by the tool
         return value
     pool = [r for r in recs if r.kind in kinds]
     named = _names_in(clause, pool)
@@ -512,11 +524,19 @@ def resolve(
         value = None  # a name no record has and the request does not spell out ("the book" -> "books")
     if refers_to_kind(clause, arg, one=default in ("last", "latest")):
         ordered = recent(pool, kinds)
-        if ORDINAL_FIRST & set(tokens(clause)):
-            touched = [r for r in ordered if r.turn is not None]
-            return (min(touched, key=lambda r: r.turn) if touched else ordered[-1]).ref
+        nth = next((ORDINALS[t] for t in tokens(clause) if t in ORDINALS), None)
+        if nth is not None:  # among those the conversation touched, in the order they were made
+            touched = [r for r in ordered if r.turn is not None] or ordered
+            oldest_first = sorted(touched, key=_made)
+            return oldest_first[min(nth, len(oldest_first) - 1)].ref
         return ordered[0].ref
     return value
+
+
+def _made(r: Record) -> int:
+    """When the registry made the record: the counter of its id ("tokenizer-12" -> 12)."""
+    tail = r.id.rpartition("-")[2]
+    return int(tail) if tail.isdigit() else 0
 
 
 def resolve_pronoun(
@@ -541,8 +561,8 @@ def resolve_pronoun(
         if last.kind in ARG_KINDS.get(arg, ()):
             current = args.get(arg)
             default = props[arg].get("default")
-            if current in (None, "", default) or str(current).lower() in ("last", "latest"):
-                return {**args, arg: last.ref}
+            if current in (None, "", default, []) or str(current).lower() in ("last", "latest"):
+                return {**args, arg: [last.ref] if takes_list(props[arg]) else last.ref}
             return args
     return args
 
