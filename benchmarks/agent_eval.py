@@ -103,6 +103,8 @@ def lab_to_state(lab: Mapping[str, Any] | None) -> list[dict[str, Any]]:
                 if kind == "job":
                     entry["status"] = item.get("status", "running")
                     entry["name"] = item.get("kind", "gpt")
+                if item.get("id"):  # the id the case's writer gave it ("job-6"): the scorer takes it too
+                    entry["alias"] = item["id"]
                 out.append(entry)
     return out
 

@@ -316,6 +316,7 @@ def state_ids(state: Sequence[Mapping[str, Any]] | None) -> list[dict[str, str]]
     """The (kind, name, id) of each state entry as the harness registers them into an empty registry.
 
     Artifacts share one id counter ("tokenizer-1", "run-2", ...); jobs have their own ("job-1", ...).
+    An id the case's lab declares for an entry ("job-6") is kept as its `alias`.
     """
     out, n_art, n_job = [], 0, 0
     for item in state or []:
@@ -326,6 +327,8 @@ def state_ids(state: Sequence[Mapping[str, Any]] | None) -> list[dict[str, str]]
         else:
             n_art += 1
             out.append({"kind": kind, "name": name, "id": f"{kind}-{n_art}"})
+        if item.get("alias"):  # an id the case's lab declared, which the harness does not give
+            out[-1]["alias"] = str(item["alias"])
     return out
 
 
@@ -343,7 +346,9 @@ def reference_aliases(arg: str, value: Any, state: Sequence[Mapping[str, Any]] |
         if newest:
             aliases |= {normalise_value(newest["name"]), normalise_value(newest["id"])}
     for e in entries:
-        names = {normalise_value(e["name"]), normalise_value(e["id"])}
+        names = {normalise_value(e["name"]), normalise_value(e["id"])} | (
+            {normalise_value(e["alias"])} if e.get("alias") else set()
+        )
         if v in names:
             aliases |= names
             if e is newest:

@@ -207,6 +207,12 @@ def test_references_resolve_through_state():
         assert ev.match_arg("tokenizer", "bpe512-shakespeare", got, state)
     assert not ev.match_arg("tokenizer", "bpe512-shakespeare", "last", state)
     assert ev.match_arg("job_id", "job-1", "job-1", [RUN1, JOB])
+    # a job id the case's lab declares is the id the harness gives that job
+    declared = load_harness().lab_to_state(
+        {"jobs": [{"id": "job-2", "run": "a"}, {"id": "job-6", "run": "b"}]}
+    )
+    assert ev.match_arg("job_id", "job-6", "job-2", declared)
+    assert not ev.match_arg("job_id", "job-6", "job-1", declared)
 
 
 # ---- classifying and scoring -------------------------------------------------------------------

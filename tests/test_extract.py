@@ -114,7 +114,8 @@ def test_a_gloss_that_negates_matches_only_a_request_that_refuses_the_same_words
     assert stated_enum("sweep lr and dropout, random sampling and no pruning", sweep)["pruner"] == "none"
     assert stated_enum("sweep lr, no early stopping of trials", sweep)["pruner"] == "none"
     assert stated_enum("sweep lr with successive halving", sweep)["pruner"] == "halving"
-    assert "pruner" not in stated_enum("sweep lr with pruning", sweep)  # pruning said, not refused
+    assert stated_enum("sweep lr with pruning", sweep)["pruner"] == "median"  # pruning said, not refused
+    assert "pruner" not in stated_enum("keep going until the val loss is below 1.9", sweep)
     # a value said only inside a negation is not named by it
     assert stated_enum("search for it, not with bm25 but by meaning", SEARCH) == {"mode": "dense"}
 

@@ -242,6 +242,9 @@ def test_both_and_the_last_two_mean_several_records_and_first_the_oldest_touched
     assert [r.name for r in plural("sample 50 tokens from both runs", "run", recs)] == ["gpt-2", "gpt-1"]
     assert [r.name for r in plural("plot my last two runs", "run", recs)] == ["gpt-2", "gpt-1"]
     assert plural("sample from the run", "run", recs) == [] and plural("both", "tokenizer", recs) == []
+    # a number glued to a word by a hyphen describes one record, counts none
+    assert plural("generate some text from the two-layer model", "run", recs) == []
+    assert plural("sample from the 2-layer model", "run", recs) == []
     msgs = thread(
         ("train a gpt", "train_gpt", {}, "Run gpt-1 (run-1) done"),
         ("again", "train_gpt", {}, "Run gpt-2 (run-2)"),

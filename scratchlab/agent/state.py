@@ -575,9 +575,11 @@ def plural(clause: str, arg: str, recs: Sequence[Record]) -> list[Record]:
         return []
     toks = tokens(clause)
     nouns = set().union(*(KIND_NOUNS.get(k, set()) for k in kinds))
+    # "the two-layer model", "the 2-layer run": a number glued to a word by a hyphen describes, counts nothing
+    glued = {w.split("-", 1)[0] for w in clause.lower().split() if "-" in w.strip("-")}
     n = 0
     for i, t in enumerate(toks):
-        if t in PLURAL and (t == "both" or nouns & set(toks[i + 1 : i + 4])):
+        if t in PLURAL and t not in glued and (t == "both" or nouns & set(toks[i + 1 : i + 4])):
             n = PLURAL[t]
             break
     pool = recent(recs, kinds)

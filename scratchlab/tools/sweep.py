@@ -52,7 +52,7 @@ SweepGPTArgs = create_model(
                                     description=SEARCH_HELP + " Default: ['learning_rate'].")),
     **_GPT_FIXED,
     sampler=(Literal["tpe", "grid", "random"] | None, Field("tpe", description="'tpe' (Bayesian, default), 'grid' (every combination) or 'random'.")),
-    pruner=(Literal["median", "halving", "none"] | None, Field("median", description="Stop losing trials early: 'median' (prune below the median), 'halving' (successive halving) or 'none' (no pruning, no early stopping).")),
+    pruner=(Literal["median", "halving", "none"] | None, Field("median", description="Stop losing trials early: 'median' (median pruning), 'halving' (successive halving) or 'none' (no pruning, no early stopping).")),
     **_BUDGET,
 )  # fmt: skip
 ResearchGPTArgs = create_model(
