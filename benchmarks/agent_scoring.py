@@ -380,6 +380,11 @@ def match_arg(arg: str, spec: Any, got: Any, state: Sequence[Mapping[str, Any]] 
         return got is None
     if got is None:
         return False
+    if isinstance(spec, list) and any(isinstance(s, dict) for s in spec):  # ["@2"] became [{"one_of": ...}]
+        items = got if isinstance(got, list) else [got]
+        return len(items) == len(spec) and all(
+            match_arg(arg, s, g, state) for s, g in zip(spec, items, strict=True)
+        )
     expected, predicted = normalise_value(spec), normalise_value(got)
     if arg in SPEC_LIST_ARGS:  # "learning_rate" and "lr" name one setting
         expected, predicted = _canonical_specs(expected), _canonical_specs(predicted)

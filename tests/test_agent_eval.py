@@ -171,6 +171,9 @@ def test_match_arg_matchers():
     assert not ev.match_arg("lr", 0.0003, 0.003)
     assert ev.match_arg("max_iters", 2000, "2k")
     assert ev.match_arg("dataset", "data/notes.txt", "notes.txt")
+    # a list of references ("@2" in a conversation becomes a matcher): each item by its matcher
+    assert ev.match_arg("runs", [{"one_of": ["gpt-2", "run-2"]}], ["gpt-2"])
+    assert not ev.match_arg("runs", [{"one_of": ["gpt-2", "run-2"]}], ["gpt-1"])
     # a sweep's setting under any of the engine's names for it
     assert ev.match_arg("search", ["learning_rate"], ["lr"])
     assert ev.match_arg("search", ["vocab=256,512"], ["vocab_size=256,512"])

@@ -9,6 +9,7 @@ from scratchlab.agent.bank import Bank, load_examples, number_contexts
 from scratchlab.agent.extract import (
     glosses,
     number_glosses,
+    remembered_numbers,
     stated_code,
     stated_enum,
     stated_name,
@@ -142,6 +143,24 @@ def test_a_list_of_enum_values_gets_each_value_the_request_names_in_its_order():
     assert got == ["relu", "no_pos_emb", "n_head=1"]
 
 
+def test_my_favourite_setting_takes_the_number_a_kept_memory_states():
+    from scratchlab.tools.gpt import SampleGPTArgs, TrainGPTArgs
+
+    sample, gpt = SampleGPTArgs.model_json_schema(), TrainGPTArgs.model_json_schema()
+    kept = ["I like 8 heads", "my favourite sampling temperature is 0.7"]
+    assert remembered_numbers("sample 60 tokens at my favourite temperature", kept, "sample_gpt", sample, None) == {
+        "temperature": 0.7}  # fmt: skip
+    assert (
+        remembered_numbers("sample at temperature 0.9", kept, "sample_gpt", sample, None) == {}
+    )  # said here
+    assert (
+        remembered_numbers("sample at a temperature you like", kept, "sample_gpt", sample, None) == {}
+    )  # not "my"
+    assert remembered_numbers("a gpt with my usual number of heads", kept, "train_gpt", gpt, None) == {
+        "n_head": 8
+    }
+
+
 def test_a_stated_list_is_one_setting_however_many_the_model_wrote():
     from scratchlab.tools.sweep import SweepGPTArgs
 
@@ -243,6 +262,9 @@ def test_function_words_and_the_models_noun_label_no_number():
         "n_layer": 2
     }  # its own word still counts
     assert [v for v, _ in number_contexts("good, train one of those for 150 steps")] == [150.0]
+    assert [v for v, _ in number_contexts("train one like that on shakespeare for 120 steps")] == [120.0]
+    assert [v for v, _ in number_contexts("make one with 4 heads")] == [4.0]
+    assert [v for v, _ in number_contexts("just one layer")] == [1.0]  # a number still
 
 
 def test_a_flag_said_without_a_negation_is_set():

@@ -391,7 +391,10 @@ def number_contexts(text: str) -> list[tuple[float, dict[str, float]]]:
     for i, t in enumerate(toks):
         nxt = toks[i + 1] if i + 1 < len(toks) else ""
         v = as_number(t, nxt)
-        if v is None and t in NUMBER_WORDS and nxt != "of":  # "one of those" counts things, sets nothing
+        # "one of those" counts things and "train one like that" / "make one with 4 heads" points at
+        # one: neither sets a number ("one layer" does)
+        pronoun = t == "one" and (not nxt or nxt in FUNCTION_WORDS or nxt == "like")
+        if v is None and t in NUMBER_WORDS and nxt != "of" and not pronoun:
             v = float(NUMBER_WORDS[t])
         if v is not None:
             nums[i] = v

@@ -175,6 +175,31 @@ def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Ban
     return out
 
 
+def remembered_numbers(
+    text: str, memories: Sequence[str], action: str, parameters: dict[str, Any], bank: Bank | None
+) -> dict[str, Any]:
+    """Numeric arguments `text` asks to take from what the user keeps ("at my favourite temperature",
+    "with my usual learning rate"): an argument named (its own words, or those the bank taught it
+    twice or more) within four words after "my", given no number here, takes the number the newest
+    kept memory states for it (`stated_numbers` over the memory)."""
+    toks = tokens(text)
+    learned = bank.value_words(action) if bank is not None else {}
+    given = stated_numbers(text, action, parameters, bank)
+    out: dict[str, Any] = {}
+    for arg, prop in parameters.get("properties", {}).items():
+        if not _numeric(prop) or arg in given:
+            continue
+        words = _name_words(arg) | {w for w, n in learned.get(arg, Counter()).items() if n >= 2}
+        if not any(t in words and "my" in toks[max(0, i - 4) : i] for i, t in enumerate(toks)):
+            continue
+        for fact in memories:
+            said = stated_numbers(fact, action, parameters, bank)
+            if arg in said:
+                out[arg] = said[arg]
+                break
+    return out
+
+
 def value_lists(text: str) -> list[tuple[list[float], list[str]]]:
     """Runs of two or more numbers with only ", " or `LIST_JOINERS` between them and the "and"/"or"
     before the last ("1e-3 and 3e-3, 2 layers" is a list of two), each with the words next to it,

@@ -238,6 +238,8 @@ class ChatLocalLlama(BaseChatModel):
             )
             args = router.ground_args(args, context, params)
             args = extract.stated_values(args, clause, action, params, self.bank)
+            kept = extract.remembered_numbers(clause, state.memories_of(messages), action, params, self.bank)
+            args = {**args, **kept}  # "at my favourite temperature": the kept value, not the model's guess
             if repeats and carry.previous_call(messages):  # its last call (or another tool's), calls between
                 args = carry.carry_over(action, args, messages, recs, params)
             elif state.bare_pronoun(clause) and (said := carry.said_before(messages, recs)):
