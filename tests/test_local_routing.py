@@ -133,7 +133,7 @@ def test_several_records_for_a_list_argument_are_one_call_with_the_list():
 
     g = graph(local(bank(("plot the loss curves of my runs", "show_curves"))), [show_curves], records=recs)
     assert calls_of(ask(g, "show me the curves of both runs")) == [
-        ("show_curves", {"runs": ["gpt-2", "gpt-1"]})
+        ("show_curves", {"runs": ["gpt-1", "gpt-2"]})
     ]
 
 

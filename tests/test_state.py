@@ -239,8 +239,8 @@ def test_both_and_the_last_two_mean_several_records_and_first_the_oldest_touched
     from scratchlab.agent.state import plural
 
     recs = records_of(thread())
-    assert [r.name for r in plural("sample 50 tokens from both runs", "run", recs)] == ["gpt-2", "gpt-1"]
-    assert [r.name for r in plural("plot my last two runs", "run", recs)] == ["gpt-2", "gpt-1"]
+    assert [r.name for r in plural("sample 50 tokens from both runs", "run", recs)] == ["gpt-1", "gpt-2"]
+    assert [r.name for r in plural("plot my last two runs", "run", recs)] == ["gpt-1", "gpt-2"]  # as made
     assert plural("sample from the run", "run", recs) == [] and plural("both", "tokenizer", recs) == []
     # a number glued to a word by a hyphen describes one record, counts none
     assert plural("generate some text from the two-layer model", "run", recs) == []
@@ -320,6 +320,11 @@ def test_a_question_whose_topic_a_kept_memory_holds_is_a_recall():
         state.remembered({"recall": 0.02}, tools, kept, "who is a supervisor?", 0.1, common) is None
     )  # prior
     assert state.remembered(prior, tools, [], "my supervisor's name?", 0.1, common) is None  # nothing kept
+    # a majority for recall needs no shared word, only something kept ("heads" is an everyday word)
+    heads = {"answer": 0.1, "recall": 0.56}
+    assert state.remembered(heads, tools, ["I prefer 8 attention heads"], "how many heads do I usually want?", 0.1,
+                            common | {"heads", "many"}) == "recall"  # fmt: skip
+    assert state.remembered(heads, tools, [], "how many heads do I usually want?", 0.1, common) is None
     msgs = [SystemMessage("sys", additional_kwargs={"memories": kept})]
     assert state.memories_of(msgs) == kept and state.memories_of([]) == []
 

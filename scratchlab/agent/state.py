@@ -324,12 +324,15 @@ def remembered(
     prior: dict[str, float], tools: dict[str, dict], memories: Sequence[str], clause: str, floor: float,
     common: set[str],
 ) -> str | None:  # fmt: skip
-    """`recall` for a question the model would answer itself when a memory holds its topic: a word of the
-    question that is not `common` (the bank's everyday words) is a word of a kept memory, and the bank's
-    prior for recall is at least `floor`. "do you remember my supervisor's name?" with "The user's
-    supervisor is Dr. Okafor." kept: the 1.5B answered "Dr. Smith". None otherwise."""
+    """`recall` for a question the model would answer itself when memories are kept and the bank's prior
+    for recall is a majority (what the tool reads exists, as in `tool_over_answer`), or at least `floor`
+    when a word of the question that is not `common` (the bank's everyday words) is a word of a kept
+    memory. "do you remember my supervisor's name?" with "The user's supervisor is Dr. Okafor." kept:
+    the 1.5B answered "Dr. Smith". None otherwise."""
     if "recall" not in tools or prior.get("recall", 0.0) < floor or not memories:
         return None
+    if prior["recall"] >= 0.5:
+        return "recall"
     asked = {_stem_s(t) for t in tokens(clause) if len(t) > 2 and t not in common and not t[0].isdigit()}
     kept = {_stem_s(t) for fact in memories for t in tokens(fact)}
     return "recall" if asked & kept else None
@@ -568,8 +571,8 @@ def resolve_pronoun(
 
 
 def plural(clause: str, arg: str, recs: Sequence[Record]) -> list[Record]:
-    """The records "both runs", "my last two runs", "each of them" mean for `arg`; [] when the clause
-    does not speak of several. Newest (or last touched) first."""
+    """The records "both runs", "my last two runs", "each of them" mean for `arg`: the newest (or last
+    touched), in the order the registry made them; [] when the clause does not speak of several."""
     kinds = ARG_KINDS.get(arg)
     if not kinds:
         return []
@@ -583,7 +586,7 @@ def plural(clause: str, arg: str, recs: Sequence[Record]) -> list[Record]:
             n = PLURAL[t]
             break
     pool = recent(recs, kinds)
-    return pool[:n] if n >= 2 and len(pool) >= n else []
+    return sorted(pool[:n], key=_made) if n >= 2 and len(pool) >= n else []  # in the order they were made
 
 
 def facts(recs: Sequence[Record], limit: int = 6) -> str:
