@@ -358,6 +358,9 @@ def test_a_question_is_about_the_record_it_names_or_describes_first():
     recs = [*RUNS, *TOKS, job]
     assert [r.id for r in state.about("how did the 4-layer run do?", recs)] == ["run-1"]
     assert [r.id for r in state.about("how did the four-layer run do?", recs)] == ["run-1"]  # in words
+    assert (
+        len(state.about("which of the four runs had the lower val loss?", recs)) > 1
+    )  # a count describes none
     older_first = RUNS[::-1]  # gpt-1 (4 layers) newest
     assert resolve("run", "last", "sample from the one-layer model", older_first, "last") == "gpt-2"
     assert resolve("run", "last", "sample from that one", older_first, "last") == "gpt-1"  # "one": no number

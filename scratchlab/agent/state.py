@@ -215,9 +215,12 @@ def _described(clause: str, recs: Sequence[Record]) -> list[Record]:
     word counts when it is a config word or starts with one of 4+ letters. Empty when none or several
     fit equally well."""
     toks = tokens(clause)
-    nums = set()  # "the 1-layer run", "the two-layer model"; "one" points ("the first one"), counts nothing
-    for t in tokens(clause.lower().replace("one-", "1-")):  # "the one-layer run" does count
-        v = as_number(t) if t[0].isdigit() else NUMBER_WORDS.get(t) if t != "one" else None
+    # "the 1-layer run", "the two-layer model"; a number word not glued to a setting counts things
+    # ("which of the two runs ...?", "the first one")
+    glued = {w.split("-", 1)[0] for w in clause.lower().split() if "-" in w.strip("-")}
+    nums = set()
+    for t in toks:
+        v = as_number(t) if t[0].isdigit() else NUMBER_WORDS.get(t) if t in glued else None
         if v is not None:
             nums.add(float(v))
     words = {t for t in toks if not t[0].isdigit() and len(t) > 2 and t not in NUMBER_WORDS}
