@@ -91,9 +91,7 @@ def test_tool_errors_go_back_as_text(tools, tool, args, match):
 
 def test_the_split_pattern_is_an_enum_in_the_schema(tools):
     """A value outside the enum never reaches the tool (the agent's grammar uses the same schema)."""
-    from pydantic import ValidationError
-
     schema = tools["train_tokenizer"].args_schema.model_json_schema()
     assert schema["properties"]["pattern"]["anyOf"][0]["enum"] == ["gpt4", "gpt2", "none"]
-    with pytest.raises(ValidationError, match="'gpt4', 'gpt2' or 'none'"):
-        tools["train_tokenizer"].invoke({"vocab_size": 300, "pattern": "GPT-2 style"})
+    out = tools["train_tokenizer"].invoke({"vocab_size": 300, "pattern": "GPT-2 style"})
+    assert out.startswith("Error: pattern") and "'gpt4', 'gpt2' or 'none'" in out  # nothing was trained
