@@ -93,6 +93,11 @@ def load_examples(folder: Path = BANK_DIR) -> list[Example]:
     return out
 
 
+def stem(word: str) -> str:
+    """The word without a trailing "s" when it has more than 3 letters ("heads" -> "head", "its" stays)."""
+    return word[:-1] if len(word) > 3 and word.endswith("s") else word
+
+
 def tokens(text: str) -> list[str]:
     """Lower-case words and numbers of `text`, split at every non-alphanumeric character except '.'
     inside numbers ("4L" -> ["4", "l"], "lr=3e-4" -> ["lr", "3e-4"], "dropout .1" -> ["dropout", ".1"])."""

@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from scratchlab.agent.bank import CONTEXT_WORDS, Bank, as_number, number_contexts, tokens
+from scratchlab.agent.bank import CONTEXT_WORDS, Bank, as_number, number_contexts, stem, tokens
 from scratchlab.agent.state import KIND_NOUNS
 
 # Paths: with a slash or a known file extension ("docs/", "~/notes", "data/qa.jsonl", "notes.txt").
@@ -276,7 +276,7 @@ def stated_lists(
     for arg, prop in parameters.get("properties", {}).items():
         known = setting_words(prop) if lists else {}
         for values, words in lists if known else []:
-            setting = next((known[w] for w in words for w in (w, _stem(w)) if w in known), None)
+            setting = next((known[w] for w in words for w in (w, stem(w)) if w in known), None)
             if setting is not None:
                 out.setdefault(arg, (known, []))[1].append((setting, values))
     return out
@@ -361,14 +361,10 @@ def glosses(prop: dict[str, Any]) -> dict[str, set[str]]:
         for part in seg.split(","):  # a negation's scope in a gloss: the rest of its comma-separated part
             toks = tokens(part)
             first = next((i for i, t in enumerate(toks) if t in NEGATIONS), len(toks))
-            terms |= {(REFUSED if i > first else "") + _stem(w) for i, w in enumerate(toks)
+            terms |= {(REFUSED if i > first else "") + stem(w) for i, w in enumerate(toks)
                       if len(w) > 2 and w not in GLOSS_STOP and w not in options and w not in NEGATIONS}  # fmt: skip
         out[opt] = terms
     return out
-
-
-def _stem(word: str) -> str:
-    return word[:-1] if len(word) > 3 and word.endswith("s") else word
 
 
 def negated(toks: Sequence[str]) -> set[int]:
@@ -386,7 +382,7 @@ def gloss_terms(text: str) -> set[str]:
     negation's scope marked refused ("random sampling and no pruning" -> random, sampling, ~pruning)."""
     toks = tokens(text)
     off = negated(toks)
-    return {(REFUSED if i in off else "") + _stem(t) for i, t in enumerate(toks)}
+    return {(REFUSED if i in off else "") + stem(t) for i, t in enumerate(toks)}
 
 
 def stated_enum(text: str, parameters: dict[str, Any]) -> dict[str, Any]:
@@ -397,7 +393,7 @@ def stated_enum(text: str, parameters: dict[str, Any]) -> dict[str, Any]:
     by value, or by a gloss whose matched terms no other value's gloss matches as well."""
     toks = tokens(text)
     off = negated(toks)
-    words = {w for i, t in enumerate(toks) if i not in off for w in (t, _stem(t))}  # "not bm25" names no bm25
+    words = {w for i, t in enumerate(toks) if i not in off for w in (t, stem(t))}  # "not bm25" names no bm25
     terms = gloss_terms(text)
     joined = " ".join(REFUSED + t if i in off else t for i, t in enumerate(toks))
     out: dict[str, Any] = {}
@@ -428,7 +424,7 @@ def stated_enum(text: str, parameters: dict[str, Any]) -> dict[str, Any]:
 def _first_mention(option: str, matched: set[str], toks: list[str]) -> int:
     """Where `toks` first says `option` or one of its matched gloss terms (len(toks) when nowhere)."""
     said = {option.lower(), *(m.lstrip(REFUSED) for m in matched)}
-    return next((i for i, t in enumerate(toks) if t in said or _stem(t) in said), len(toks))
+    return next((i for i, t in enumerate(toks) if t in said or stem(t) in said), len(toks))
 
 
 def number_glosses(prop: dict[str, Any]) -> dict[float, set[str]]:
@@ -441,7 +437,7 @@ def number_glosses(prop: dict[str, Any]) -> dict[float, set[str]]:
     for part in desc.split("|"):
         words = part.strip().rstrip(".").split()
         value = as_number(words[0]) if len(words) >= 3 and words[1] in ("is", "means", "=") else None
-        gloss = {_stem(w) for w in tokens(" ".join(words[2:])) if len(w) > 2 and w not in GLOSS_STOP}
+        gloss = {stem(w) for w in tokens(" ".join(words[2:])) if len(w) > 2 and w not in GLOSS_STOP}
         if value is not None and gloss:
             out[float(value)] = gloss
     return out
@@ -449,7 +445,7 @@ def number_glosses(prop: dict[str, Any]) -> dict[float, set[str]]:
 
 def stated_glossed_numbers(text: str, parameters: dict[str, Any]) -> dict[str, int | float]:
     """Numeric arguments whose value `text` gives by its gloss alone (every word of exactly one gloss)."""
-    words = set(tokens(text)) | {_stem(w) for w in tokens(text)}
+    words = set(tokens(text)) | {stem(w) for w in tokens(text)}
     out: dict[str, int | float] = {}
     for arg, prop in parameters.get("properties", {}).items():
         named = [v for v, gloss in number_glosses(prop).items() if gloss <= words]

@@ -28,7 +28,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
-from scratchlab.agent.bank import NUMBER_WORDS, as_number, tokens
+from scratchlab.agent.bank import NUMBER_WORDS, as_number, stem, tokens
 from scratchlab.lab.jobs import ACTIVE
 
 # Which record kinds an argument of a tool refers to.
@@ -336,13 +336,9 @@ def remembered(
         return None
     if prior["recall"] >= 0.5:
         return "recall"
-    asked = {_stem_s(t) for t in tokens(clause) if len(t) > 2 and t not in common and not t[0].isdigit()}
-    kept = {_stem_s(t) for fact in memories for t in tokens(fact)}
+    asked = {stem(t) for t in tokens(clause) if len(t) > 2 and t not in common and not t[0].isdigit()}
+    kept = {stem(t) for fact in memories for t in tokens(fact)}
     return "recall" if asked & kept else None
-
-
-def _stem_s(word: str) -> str:
-    return word[:-1] if len(word) > 3 and word.endswith("s") else word
 
 
 def live_tool(
