@@ -217,7 +217,7 @@ def _described(clause: str, recs: Sequence[Record]) -> list[Record]:
     toks = tokens(clause)
     # "the 1-layer run", "the two-layer model"; a number word not glued to a setting counts things
     # ("which of the two runs ...?", "the first one")
-    glued = {w.split("-", 1)[0] for w in clause.lower().split() if "-" in w.strip("-")}
+    glued = _glued(clause)
     nums = set()
     for t in toks:
         v = as_number(t) if t[0].isdigit() else NUMBER_WORDS.get(t) if t in glued else None
@@ -309,7 +309,7 @@ def _points_at_content(clause: str, refs: Sequence[Record], recs: Sequence[Recor
     toks = tokens(clause)
     for kind in {r.kind for r in refs} & set(CONTENT_KINDS):
         nouns, pointers = KIND_NOUNS[kind], CONTENT_KINDS[kind]
-        if any(t in nouns and i and toks[i - 1] in pointers for i, t in enumerate(toks)):
+        if _pointed(toks, nouns, pointers):
             return True
     touched = [r for r in recs if r.turn is not None]
     last = max(touched, key=lambda r: r.turn) if touched else None
@@ -390,7 +390,17 @@ def dangling(clause: str, arg: str, recs: Sequence[Record]) -> bool:
         return False
     nouns = set().union(*(KIND_NOUNS.get(k, set()) for k in kinds), KIND_NOUNS.get(arg, set()))
     toks = tokens(clause)
-    return any(t in nouns and i and toks[i - 1] in POINTING for i, t in enumerate(toks))
+    return _pointed(toks, nouns, POINTING)
+
+
+def _glued(clause: str) -> set[str]:
+    """Words glued to the next by a hyphen ("two" and "2" of "the two-layer model", "a 2-layer run")."""
+    return {w.split("-", 1)[0] for w in clause.lower().split() if "-" in w.strip("-")}
+
+
+def _pointed(toks: Sequence[str], nouns: set[str], pointers: set[str]) -> bool:
+    """True when a noun of `nouns` follows a word of `pointers` ("my notes", "that tokenizer")."""
+    return any(t in nouns and i and toks[i - 1] in pointers for i, t in enumerate(toks))
 
 
 def bare_pronoun(clause: str) -> bool:
@@ -578,7 +588,7 @@ def plural(clause: str, arg: str, recs: Sequence[Record]) -> list[Record]:
     toks = tokens(clause)
     nouns = set().union(*(KIND_NOUNS.get(k, set()) for k in kinds))
     # "the two-layer model", "the 2-layer run": a number glued to a word by a hyphen describes, counts nothing
-    glued = {w.split("-", 1)[0] for w in clause.lower().split() if "-" in w.strip("-")}
+    glued = _glued(clause)
     n = 0
     for i, t in enumerate(toks):
         if t in PLURAL and t not in glued and (t == "both" or nouns & set(toks[i + 1 : i + 4])):
