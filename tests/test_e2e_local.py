@@ -7,10 +7,9 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-import uuid
 
 import pytest
+from tmux_pane import Pane
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -53,38 +52,17 @@ def test_unknown_model_is_a_clear_error(tmp_path):
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 def test_repl_smoke_in_tmux(tmp_path):
-    session = f"sl-{uuid.uuid4().hex[:6]}"
     # The pane outlives the REPL (echo + sleep), so its last screen can still be read after /quit.
-    cmd = f"SCRATCHLAB_HOME={tmp_path} {sys.executable} -m scratchlab --model local:smollm2; echo exit=$?; sleep 300"
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "50", cmd], check=True)
-
-    def screen() -> str:
-        return subprocess.run(["tmux", "capture-pane", "-p", "-t", session, "-S", "-200"], capture_output=True,
-                              text=True).stdout  # fmt: skip
-
-    def wait_for(text, timeout=180):
-        end = time.time() + timeout
-        while time.time() < end:
-            if text in screen():
-                return True
-            time.sleep(0.5)
-        raise AssertionError(f"{text!r} not on screen:\n{screen()}")
-
-    def send(keys):
-        subprocess.run(["tmux", "send-keys", "-t", session, keys, "Enter"], check=True)
-
+    pane = Pane(f"SCRATCHLAB_HOME={tmp_path} {sys.executable} -m scratchlab --model local:smollm2; echo exit=$?; "
+                "sleep 300", width=160, height=50)  # fmt: skip
     try:
-        wait_for("you>")
-        send("/tools")
-        wait_for("train_tokenizer")
-        send("hello there")
-        wait_for("you>", timeout=5)
-        deadline = time.time() + 180
-        while screen().count("you>") < 3 and time.time() < deadline:
-            time.sleep(0.5)
-        assert screen().count("you>") >= 3, screen()
-        send("/quit")
-        wait_for("exit=")
-        assert "bye" in screen() and "exit=0" in screen(), screen()
+        pane.wait_for("you>", timeout=180)
+        pane.type("/tools")
+        pane.wait_for("train_tokenizer", timeout=180)
+        pane.type("hello there")
+        pane.wait_for("you>", count=3, timeout=180)
+        pane.type("/quit")
+        pane.wait_for("exit=", timeout=180)
+        assert "bye" in pane.screen() and "exit=0" in pane.screen(), pane.screen()
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        pane.close()

@@ -9,13 +9,12 @@ tool call in the thread has a result message.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
+from tmux_pane import Pane
 
 from scratchlab.lab.jobs import ACTIVE, cancel_job
 from scratchlab.lab.registry import Registry
@@ -29,45 +28,18 @@ HERE = Path(__file__).resolve().parent
 INTERRUPT_S = 5.0  # generous bound for "within 1 s" on a busy machine (measured by hand: see the report)
 
 
-class Repl:
-    """One REPL in a detached tmux session; the pane outlives it so its last screen can be read."""
+class Repl(Pane):
+    """The fake-model REPL in a pane that outlives it, so its last screen can be read."""
 
     def __init__(self, home: Path, thread: str = "t-test"):
-        self.name = f"sl-{uuid.uuid4().hex[:6]}"
         self.home, self.thread = home, thread
-        cmd = (f"cd {HERE.parent} && PYTHONPATH={HERE.parent} {sys.executable} {HERE / 'lab_fakes.py'} repl "
-               f"{home} {thread}; echo exit=$?; sleep 600")  # fmt: skip
-        subprocess.run(
-            ["tmux", "new-session", "-d", "-s", self.name, "-x", "150", "-y", "45", cmd], check=True
-        )
-
-    def screen(self) -> str:
-        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name, "-S", "-300"], capture_output=True,
-                              text=True).stdout  # fmt: skip
-
-    def wait_for(self, text: str, timeout: float = 60.0, count: int = 1) -> float:
-        """Seconds until `text` is on screen `count` times."""
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < timeout:
-            if self.screen().count(text) >= count:
-                return time.monotonic() - t0
-            time.sleep(0.05)
-        raise AssertionError(f"{text!r} not on screen after {timeout}s:\n{self.screen()}")
-
-    def type(self, line: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, "-l", line], check=True)
-        subprocess.run(["tmux", "send-keys", "-t", self.name, "Enter"], check=True)
-
-    def key(self, key: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, key], check=True)
+        super().__init__(f"cd {HERE.parent} && PYTHONPATH={HERE.parent} {sys.executable} {HERE / 'lab_fakes.py'} "
+                         f"repl {home} {thread}; echo exit=$?; sleep 600")  # fmt: skip
 
     def prompt_is_back(self) -> bool:
         """The last line above the status line is an empty `you>` prompt."""
         lines = [ln for ln in self.screen().splitlines() if ln.strip()]
         return len(lines) >= 2 and lines[-2].strip() == "you>"
-
-    def close(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
 
 
 def cleanup(r: Repl) -> None:
