@@ -63,3 +63,13 @@ def test_a_list_items_number_goes_with_its_item():
     assert "1. One passage says 7 people were hired." in sentences(reply)
     kept = ground_reply(reply, ["2 passages about hiring: 9 were hired"])
     assert "1." not in kept and kept.endswith("2. The other says 9 were.")  # no orphan "1."
+
+
+def test_a_further_check_drops_the_sentences_it_refuses():
+    reply = "Yes, gpt-3 beat gpt-2. Its val loss was 2.25."
+    kept = ground_reply(reply, ["gpt-3 val_loss 2.25; gpt-2 val_loss 2.08"], keep=lambda s: "beat" not in s)
+    assert kept == "Its val loss was 2.25."
+    assert (
+        ground_reply("gpt-3 beat gpt-2.", ["x"], fallback="the records", keep=lambda s: False)
+        == "the records"
+    )

@@ -235,6 +235,62 @@ def test_facts_keep_the_results_a_question_asks_about_and_no_paths():
     assert "/lab/runs" not in text and "checkpoint" not in text
 
 
+def test_a_question_that_counts_or_names_a_kind_is_about_those_records_alone():
+    recs = [*RUNS, *TOKS, Record(id="run-0", kind="run", name="gpt-0")]
+    assert [r.id for r in state.about("which of the two runs had the lower val loss?", recs)] == [
+        "run-1",
+        "run-2",
+    ]
+    assert [r.id for r in state.about("which run was better?", recs)] == ["run-2", "run-1", "run-0"]
+    assert [r.id for r in state.about("how big is the tokenizer?", recs)] == ["tokenizer-1"]
+    assert [r.id for r in state.about("how did it go?", recs)] == ["run-2", "run-1", "tokenizer-1", "run-0"]
+
+
+def test_facts_order_the_records_by_what_differs_computed_not_left_to_the_model():
+    a = Record(id="run-1", kind="run", name="gpt-1", config={"n_layer": 4, "n_head": 4},
+               metrics={"status": "done", "val_loss": 1.97123, "params": 1234567, "step": 150})  # fmt: skip
+    b = Record(id="run-2", kind="run", name="gpt-2", config={"n_layer": 2, "n_head": 4},
+               metrics={"status": "done", "val_loss": 2.0811, "params": 110000, "step": 150})  # fmt: skip
+    lines = state.compared([b, a])
+    assert "- val_loss: lower, better gpt-1 (1.9712); higher, worse gpt-2 (2.0811)" in lines
+    assert "- params: lower gpt-2 (110000); higher gpt-1 (1234567)" in lines  # a count is never rounded away
+    assert "- n_layer: lower gpt-2 (2); higher gpt-1 (4)" in lines
+    assert not any(
+        line.startswith(("- step", "- n_head", "- status")) for line in lines
+    )  # equal or not a number
+    c = Record(id="run-3", kind="run", name="gpt-3", metrics={"val_loss": 1.5})
+    assert "- val_loss: lowest, best gpt-3 (1.5); highest, worst gpt-2 (2.0811)" in state.compared([a, b, c])
+    tok = Record(id="tokenizer-1", kind="tokenizer", name="bpe", metrics={"val_loss": 9.0})
+    assert not any(
+        "bpe" in line for line in state.compared([a, tok])
+    )  # kinds are never compared with each other
+    assert state.compared([a]) == [] and facts([b, a]).startswith(lines[0])  # first, before the records
+    # a question that speaks of some of them gets those alone, whatever their place in the order
+    assert state.compared([a, b], "which is the biggest?") == [
+        "- params: lower gpt-2 (110000); higher gpt-1 (1234567)"
+    ]
+    assert state.compared([a, b], "which one has more layers?") == [
+        "- n_layer: lower gpt-2 (2); higher gpt-1 (4)"
+    ]
+    assert state.compared([a, b], "which has the most heads?") == lines  # they do not differ: all
+
+
+def test_a_sentence_that_puts_a_record_at_the_wrong_end_of_an_order_is_caught():
+    runs = [Record(id=f"run-{i}", kind="run", name=f"gpt-{i}", config={"n_layer": layers},
+                   metrics={"val_loss": loss, "params": params})
+            for i, layers, loss, params in ((3, 1, 2.25, 60000), (2, 2, 2.08, 110000), (1, 4, 1.97, 210000))]  # fmt: skip
+    wrong = ["Yes, GPT-3 beat GPT-2 on the validation loss.", "The biggest model is gpt-3.",
+             "The run with the most layers is run-3.", "gpt-1 has the worst val loss."]  # fmt: skip
+    right = ["gpt-1 has the lowest val loss (1.97).", "The biggest model is gpt-1.", "gpt-3 is the smallest.",
+             "gpt-2 has a lower val loss than gpt-3.", "gpt-3 was trained on shakespeare."]  # fmt: skip
+    assert [state.contradicts_order(x, runs) for x in wrong] == [True] * 4
+    assert [state.contradicts_order(x, runs) for x in right] == [False] * 5
+    # the question names the number when the sentence does not; the middle record is at no end
+    assert state.contradicts_order("gpt-3 did.", runs, "which run has the lower val loss?")
+    assert not state.contradicts_order("gpt-2 is lower than gpt-1.", runs, "which val loss is lower?")
+    assert state.contradicts_order("gpt-2 is lower than gpt-1.", runs[1:], "which val loss is lower?")
+
+
 def test_both_and_the_last_two_mean_several_records_and_first_the_oldest_touched():
     from scratchlab.agent.state import plural
 

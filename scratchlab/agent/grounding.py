@@ -16,7 +16,7 @@ seeds/guide.txt:1782-1808"), since the small model seldom writes the citations i
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from scratchlab.agent.bank import number_contexts, tokens
 from scratchlab.retrieval.answer import FENCE_CLOSE, FENCE_OPEN
@@ -111,19 +111,24 @@ def mislabelled(sentence: str, sources: list[str]) -> list[float]:
     return bad
 
 
-def ground_reply(reply: str, sources: list[str], fallback: str | None = None) -> str:
+def ground_reply(
+    reply: str, sources: list[str], fallback: str | None = None, keep: Callable[[str], bool] | None = None
+) -> str:
     """`reply` without the sentences that state a number no source contains (see module docstring).
 
     Args:
         reply: the model's answer.
         sources: the texts it may draw on: tool results, the lab's records, the user's request.
         fallback: the reply when no sentence is left (default: the first line of the last source).
+        keep: a further check each kept sentence must pass (`state.contradicts_order` for answers from
+            the lab's records: "gpt-3 beat gpt-2" when its val loss is the higher).
 
     Returns:
         The reply, possibly shortened, or the fallback.
     """
     values = source_values(sources)
-    kept = [s for s in sentences(reply) if not unsupported_numbers(s, values) and not mislabelled(s, sources)]
+    kept = [s for s in sentences(reply) if not unsupported_numbers(s, values) and not mislabelled(s, sources)
+            and (keep is None or keep(s))]  # fmt: skip
     text = "".join(kept).strip()
     if text:
         return text

@@ -23,7 +23,7 @@ import json
 import os
 import textwrap
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -280,11 +280,19 @@ class ChatLocalLlama(BaseChatModel):
         if (
             action == ANSWER
             and recs
-            and (self.bank.flag(clause, "lab") >= LAB_THRESHOLD or state.refers_to_kind(clause, "run"))
+            and (
+                self.bank.flag(clause, "lab") >= LAB_THRESHOLD
+                or state.refers_to_kind(clause, "run")
+                or state.names_a_record(clause, recs)
+            )
         ):
-            facts = state.facts(state.about(clause, recs))
+            asked = state.about(clause, recs)
+            facts = state.facts(asked, clause=clause)
+            # a reply dropped for a wrong order or number falls back to the computed order, else the records
+            shown = "\n".join(state.compared(asked[: state.MAX_FACTS], clause)) or facts
             return ANSWER, self._grounded(self._with_note(prompt, facts) + head, [clause, facts, context],
-                                          self.max_answer_tokens, fallback=f"From the lab's records:\n{facts}")  # fmt: skip
+                                          self.max_answer_tokens, fallback=f"From the lab's records:\n{shown}",
+                                          keep=lambda s: not state.contradicts_order(s, asked, clause))  # fmt: skip
         if (
             action == ANSWER and calls
         ):  # after tool results (an error too): only what they and the request hold
@@ -338,12 +346,18 @@ class ChatLocalLlama(BaseChatModel):
         return args if isinstance(args, dict) else {}
 
     def _grounded(
-        self, prompt: str, sources: list[str], max_tokens: int, fallback: str | None = None
+        self,
+        prompt: str,
+        sources: list[str],
+        max_tokens: int,
+        fallback: str | None = None,
+        keep: Callable[[str], bool] | None = None,
     ) -> Iterator[str]:
-        """The whole answer, then grounded: a sentence with a number no source holds is dropped."""
+        """The whole answer, then grounded: a sentence with a number no source holds, or failing `keep`,
+        is dropped."""
         text = "".join(self._answer_stream(prompt, max_tokens=max_tokens))
         text = router.unwrap_json_answer(text.strip())
-        yield with_sources(ground_reply(text, sources, fallback), sources)
+        yield with_sources(ground_reply(text, sources, fallback, keep), sources)
 
     def _code(self, prompt: str) -> str:
         """Python source for a code tool, written by the model inside a ```python fence.

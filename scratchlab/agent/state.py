@@ -101,6 +101,7 @@ DESCRIBING_KEYS = (
     "lr",
 )
 MAX_RECORDS = 40
+MAX_FACTS = 6  # records whose facts an answer is given
 FACT_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "max_iters", "lr", "dropout", "vocab_size",
              "pattern", "dataset", "tokenizer", "base", "data", "r", "lora_alpha", "paths", "path")  # fmt: skip
 # The results a question is most often about come first; any other scalar follows, paths never (a
@@ -197,6 +198,12 @@ def _names_in(clause: str, recs: Sequence[Record]) -> list[Record]:
     return made[:1]
 
 
+def names_a_record(clause: str, recs: Sequence[Record]) -> bool:
+    """True when the clause names a record ("is gpt-2's val loss lower than gpt-1's?"): a question
+    about it is answered from the lab's records, whatever the example bank says of its words."""
+    return bool(_names_in(clause, recs))
+
+
 def written_id(clause: str, kinds: Sequence[str]) -> str | None:
     """The one registry id of `kinds` the clause writes ("kill job-7" -> "job-7"), whether or not a
     record has it: an id names one thing, and the tool answers for an unknown one with the ones that
@@ -251,14 +258,21 @@ def _source(recs: Sequence[Record], files: Sequence[Record]) -> str | None:
 
 def about(clause: str, recs: Sequence[Record]) -> list[Record]:
     """The records a question is about: those it names and the one it describes ("the 2-layer run",
-    `_described`) alone; when it points at none, the ones the conversation touched last, then the
-    newest, jobs only when nothing else is left (a job's run is a record of its own). Alone, because
-    the 1.5B, given the 2-layer run's facts first and the 4-layer run's after them, quoted the 4-layer
-    run's val loss."""
+    `_described`) alone; else the ones it counts ("the two runs", "both models", `_counted`), else
+    those of the kinds its nouns name ("which run ...?"); else the ones the conversation touched last,
+    then the newest, jobs only when nothing else is left (a job's run is a record of its own). Alone,
+    because the 1.5B, given the 2-layer run's facts first and the 4-layer run's after them, quoted the
+    4-layer run's val loss."""
     named = _names_in(clause, recs)
     first = named + [r for r in _described(clause, recs) if r not in named] if recs else []
     if first:
         return first
+    toks = set(tokens(clause))
+    kinds = [k for k in dict.fromkeys(r.kind for r in recs) if k != "job" and KIND_NOUNS.get(k, set()) & toks]
+    if counted := _counted(clause, kinds, recs):
+        return counted
+    if kinds:
+        return recent(recs, kinds)
     return [r for r in recent(recs, sorted({r.kind for r in recs})) if r.kind != "job"] or list(recs)
 
 
@@ -582,7 +596,12 @@ def resolve_pronoun(
 def plural(clause: str, arg: str, recs: Sequence[Record]) -> list[Record]:
     """The records "both runs", "my last two runs", "each of them" mean for `arg`: the newest (or last
     touched), in the order the registry made them; [] when the clause does not speak of several."""
-    kinds = ARG_KINDS.get(arg)
+    return _counted(clause, ARG_KINDS.get(arg, ()), recs)
+
+
+def _counted(clause: str, kinds: Sequence[str], recs: Sequence[Record]) -> list[Record]:
+    """The `n` records of `kinds` that "both", or a count before one of their nouns ("the two runs"),
+    means: the newest or last touched, in the order they were made; [] when the clause counts none."""
     if not kinds:
         return []
     toks = tokens(clause)
@@ -598,8 +617,10 @@ def plural(clause: str, arg: str, recs: Sequence[Record]) -> list[Record]:
     return sorted(pool[:n], key=_made) if n >= 2 and len(pool) >= n else []  # in the order they were made
 
 
-def facts(recs: Sequence[Record], limit: int = 6) -> str:
-    """Compact lines of what the lab knows about the records a question is about (for grounded answers)."""
+def facts(recs: Sequence[Record], limit: int = MAX_FACTS, clause: str = "") -> str:
+    """Compact lines of what the lab knows about the records a question is about (for grounded answers):
+    first how they compare (`compared`, on what the `clause` asks about), then each record's settings
+    and results."""
     names = {r.path: r.name for r in recs if r.path}
     lines = []
     for r in recs[:limit]:
@@ -615,4 +636,144 @@ def facts(recs: Sequence[Record], limit: int = 6) -> str:
         if met:
             part.append("results: " + ", ".join(f"{k}={v}" for k, v in list(met.items())[:8]))
         lines.append("; ".join(part))
-    return "\n".join(lines)
+    return "\n".join(compared(recs[:limit], clause) + lines)
+
+
+LOWER_IS_BETTER = {"val_loss", "best_val_loss", "train_loss", "perplexity", "bits_per_char"}
+MAX_COMPARED = 3  # results, and settings, compared per kind when the question names none
+# What each compared number means in a question's words, besides the parts of its own name ("val_loss":
+# "val", "loss"): the words by which a question asks about it ("which run is the biggest?" asks about
+# params). Words are matched after `stem`.
+KEY_GLOSSES = {
+    "val_loss": "validation best better worse worst beat",
+    "best_val_loss": "validation",
+    "train_loss": "training",
+    "params": "parameters size big bigger biggest small smaller smallest large larger largest",
+    "trainable_params": "trainable",
+    "tokens_per_sec": "speed fast faster fastest slow slower slowest throughput",
+    "seconds": "time long longer longest quick quicker quickest took",
+    "n_layer": "layers deep deeper deepest shallow",
+    "n_head": "heads",
+    "n_embd": "embedding width wide wider widest narrow",
+    "max_iters": "steps iterations",
+    "lr": "learning rate",
+    "vocab_size": "vocabulary vocab",
+    "r": "rank",
+}
+
+
+def asked_keys(clause: str) -> set[str]:
+    """The compared numbers a question speaks of: a part of the key's name ("val loss") or a gloss word
+    (`KEY_GLOSSES`: "bigger" -> params) among its words."""
+    words = {stem(t) for t in tokens(clause)}
+    out = set()
+    for key in {*RESULT_KEYS, *FACT_KEYS}:
+        parts = {stem(w) for w in key.split("_") if len(w) > 2 and w not in ("per", "max", "n")}
+        if words & (parts | {stem(w) for w in KEY_GLOSSES.get(key, "").split()}):
+            out.add(key)
+    return out
+
+
+@dataclass
+class Order:
+    """Records of one `kind` ordered by one number `key` of their `field` ("metrics" or "config"):
+    `ranked` is [(value, name)], lowest first."""
+
+    kind: str
+    key: str
+    field: str
+    ranked: list[tuple[float, str]]
+
+
+def orders(recs: Sequence[Record]) -> list[Order]:
+    """Each result and setting in which at least two records of one kind hold different numbers, each
+    kind's results first (`RESULT_KEYS` order, `status` and `step` never), then its settings (`FACT_KEYS`)."""
+    out = []
+    for kind in dict.fromkeys(r.kind for r in recs):
+        group = [r for r in recs if r.kind == kind]
+        for keys, field_of in ((RESULT_KEYS, "metrics"), (FACT_KEYS, "config")):
+            for key in keys:
+                vals = [(v, r.name) for r in group if isinstance(v := getattr(r, field_of).get(key), int | float)
+                        and not isinstance(v, bool)]  # fmt: skip
+                if key != "step" and len({v for v, _ in vals}) >= 2:
+                    out.append(Order(kind, key, field_of, sorted(vals, key=lambda x: x[0])))
+    return out
+
+
+def compared(recs: Sequence[Record], clause: str = "") -> list[str]:
+    """Lines that order records of one kind by the results and settings in which they differ (`orders`),
+    computed here: "which of the two runs had the lower val loss?" was answered with the higher one by
+    the 1.5B, given both values; given "lower, better gpt-1 (1.9712); higher, worse gpt-2 (2.0811)", it
+    copies.
+
+        compared([gpt1, gpt2])  # ["- val_loss: lower, better gpt-1 (1.9712); higher, worse gpt-2 (2.0811)",
+                                #  ..., "- n_layer: lower gpt-2 (2); higher gpt-1 (4)"]
+
+    Two records give the lower and the higher; more give the lowest and the highest; a loss says which
+    is better (`LOWER_IS_BETTER`). When the `clause` asks about some of them (`asked_keys`: "which is
+    the biggest?" -> params), only those; else up to `MAX_COMPARED` results and settings of each kind."""
+    found = orders(recs)
+    asked = asked_keys(clause) & {o.key for o in found}
+    seen: dict[tuple[str, str], int] = {}
+    out = []
+    for o in found:
+        seen[o.kind, o.field] = seen.get((o.kind, o.field), 0) + 1
+        if (o.key not in asked) if asked else seen[o.kind, o.field] > MAX_COMPARED:
+            continue
+        shown = [f"{name} ({round(v, 4) if isinstance(v, float) else v})" for v, name in o.ranked]
+        low, high = ("lower", "higher") if len(shown) == 2 else ("lowest", "highest")
+        if o.key in LOWER_IS_BETTER:
+            low, high = (
+                (f"{low}, better", f"{high}, worse")
+                if len(shown) == 2
+                else (f"{low}, best", f"{high}, worst")
+            )
+        out.append(f"- {o.key}: {low} {shown[0]}; {high} {shown[-1]}")
+    return out
+
+
+# Words that put what a sentence is about at the low or the high end of an order, and (for a loss) the
+# better or the worse end.
+LOW_WORDS = {
+    "lower",
+    "lowest",
+    "less",
+    "least",
+    "smaller",
+    "smallest",
+    "fewer",
+    "fewest",
+    "shallower",
+    "narrower",
+}
+HIGH_WORDS = {"higher", "highest", "more", "most", "bigger", "biggest", "larger", "largest", "greater", "greatest",
+              "deeper", "deepest", "wider", "widest"}  # fmt: skip
+BETTER_WORDS = {"better", "best", "beat", "beats", "outperformed", "outperforms", "won", "wins"}
+WORSE_WORDS = {"worse", "worst", "lost", "loses"}
+
+
+def contradicts_order(sentence: str, recs: Sequence[Record], clause: str = "") -> bool:
+    """True when `sentence` puts the record it names first at the wrong end of an order (`orders`) on a
+    number it or the `clause` speaks of (`asked_keys`): "Yes, gpt-3 beat gpt-2 on val loss" when gpt-3's
+    val loss is the higher; a sentence that names one record and no end ("gpt-3 did.") takes the
+    clause's words. A sentence that speaks of no number, or of a record in the middle, is left."""
+    words = set(tokens(sentence))
+    keys = asked_keys(sentence) or asked_keys(clause)
+    low = sentence.lower()
+    named = sorted(
+        _names_in(sentence, recs),
+        key=lambda r: min(i for x in (r.name, r.id) if (i := low.find(x.lower())) >= 0),
+    )
+    if not keys or not named:
+        return False
+    subject = named[0]
+    if len(named) == 1 and not words & (LOW_WORDS | HIGH_WORDS | BETTER_WORDS | WORSE_WORDS):
+        words = set(tokens(clause))  # "gpt-3." to "which run has the lower val loss?"
+    for o in orders(recs):
+        if o.kind != subject.kind or o.key not in keys:
+            continue
+        says_low = bool(words & LOW_WORDS) or (o.key in LOWER_IS_BETTER and bool(words & BETTER_WORDS))
+        says_high = bool(words & HIGH_WORDS) or (o.key in LOWER_IS_BETTER and bool(words & WORSE_WORDS))
+        if says_low != says_high and subject.name == (o.ranked[-1][1] if says_low else o.ranked[0][1]):
+            return True
+    return False
