@@ -291,6 +291,24 @@ def test_a_sentence_that_puts_a_record_at_the_wrong_end_of_an_order_is_caught():
     assert state.contradicts_order("gpt-2 is lower than gpt-1.", runs[1:], "which val loss is lower?")
 
 
+def test_a_job_tool_on_a_record_with_tools_of_its_own_becomes_its_own():
+    sweep = Record(id="sweep-1", kind="sweep", name="lr-sweep", turn=0)
+    job = Record(
+        id="job-1", kind="job", name="job-1", config={"artifact": "sweep-1"}, metrics={"status": "running"}
+    )
+    tools = dict.fromkeys(["job_status", "cancel_job", "sweep_status", "stop_sweep"], {})
+    recs = [sweep, job, *RUNS]
+    assert state.own_tool("job_status", tools, recs, "how is it doing?") == "sweep_status"
+    assert state.own_tool("cancel_job", tools, recs, "ok stop it") == "stop_sweep"
+    assert state.own_tool("cancel_job", tools, recs, "stop job-1") == "cancel_job"  # the job, named
+    assert (
+        state.own_tool("job_status", tools, [*RUNS, job], "how is it doing?") == "job_status"
+    )  # a run's job
+    assert (
+        state.own_tool("job_status", {"job_status": {}}, recs, "how is it doing?") == "job_status"
+    )  # no tool
+
+
 def test_both_and_the_last_two_mean_several_records_and_first_the_oldest_touched():
     from scratchlab.agent.state import plural
 

@@ -228,6 +228,7 @@ class ChatLocalLlama(BaseChatModel):
                                           self.bank.common_words())
                       or action)  # fmt: skip
         if action in by_name:
+            action = state.own_tool(action, by_name, recs, clause)
             params = by_name[action].get("parameters", {})
             args = self._arguments(
                 prompt,

@@ -381,6 +381,24 @@ def live_tool(
     return best if said and best is not None and prior.get(best, 0.0) >= floor else None
 
 
+# Kinds of record made by a background job that have tools of their own, better than the job's: a
+# sweep's status has its trials and best so far where job_status has a step count, and stop_sweep keeps
+# the study for resume_sweep.
+JOB_TOOLS_OF_KIND = {
+    "sweep": {"job_status": "sweep_status", "cancel_job": "stop_sweep"},
+    "research": {"job_status": "sweep_status", "cancel_job": "stop_sweep"},
+}
+
+
+def own_tool(action: str, tools: dict[str, dict], recs: Sequence[Record], clause: str) -> str:
+    """`action`, or the tool of the record's own kind when `action` is a job's tool and the record the
+    clause is about (`about`) is not a job but has its own (`JOB_TOOLS_OF_KIND`): "how is it doing?"
+    after a sweep in the background is sweep_status, "stop job-4" stays cancel_job."""
+    target = next(iter(about(clause, recs)), None)
+    swap = JOB_TOOLS_OF_KIND.get(target.kind, {}).get(action) if target is not None else None
+    return swap if swap in tools else action
+
+
 def refers_to_kind(clause: str, arg: str, one: bool = False) -> bool:
     """True when the clause points back at a record for `arg`: a pronoun next to the kind's noun ("that
     tokenizer", "the same text"), or "it"/"that" on its own. With `one` (the tool's main reference, whose
