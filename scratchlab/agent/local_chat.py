@@ -200,10 +200,13 @@ class ChatLocalLlama(BaseChatModel):
         by_name = {t["function"]["name"]: t["function"] for t in tools}
         recs = state.records_of(messages)
         context, calls = router.turn_context(messages)
+        # a summary of this turn's results may not put a record they name at the wrong end of an order
+        listed = state.touched_now(messages, recs)
+        in_order = lambda s: not state.contradicts_order(s, listed)  # noqa: E731
         if router.should_answer_now(messages):
             head = f'{{"action": "{ANSWER}"}}\n'
             return ANSWER, self._grounded(prompt + head, [context], MAX_SUMMARY_TOKENS,
-                                          fallback=router.result_headline(messages))  # fmt: skip
+                                          fallback=router.result_headline(messages), keep=in_order)  # fmt: skip
         names = [*by_name, ANSWER, CLARIFY]
         if router.must_continue(messages):  # "do X, then Y": after X, choose among tools only
             names = list(by_name)
@@ -298,7 +301,7 @@ class ChatLocalLlama(BaseChatModel):
             action == ANSWER and calls
         ):  # after tool results (an error too): only what they and the request hold
             return ANSWER, self._grounded(prompt + head, [context], self.max_answer_tokens,
-                                          fallback=router.result_headline(messages))  # fmt: skip
+                                          fallback=router.result_headline(messages), keep=in_order)  # fmt: skip
         return action, self._answer_stream(prompt + head)
 
     def _with_note(self, prompt: str, facts: str) -> str:

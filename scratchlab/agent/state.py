@@ -181,6 +181,12 @@ def records_of(messages: Sequence[BaseMessage]) -> list[Record]:
     return recs
 
 
+def touched_now(messages: Sequence[BaseMessage], recs: Sequence[Record]) -> list[Record]:
+    """The records this turn's tool calls or results named (`Record.turn` is the current turn)."""
+    now = sum(isinstance(m, HumanMessage) for m in messages) - 1
+    return [r for r in recs if r.turn is not None and r.turn == now]
+
+
 def _whole_words(clause: str) -> set[str]:
     words = set(clause.lower().replace("'", " ").replace('"', " ").replace("`", " ").split())
     return words | {w.strip(".,;:!?()") for w in words}
