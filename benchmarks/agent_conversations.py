@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -184,6 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out-dir", type=Path, default=RESULTS, help="where to write results")
     p.add_argument("--home", type=Path, default=None, help="workspace (default: a temporary folder)")
     args = p.parse_args(argv)
+    harness.git_revision()  # the code this process loads, not the head when the report is written
     convs = load_conversations(args.data)
     if args.only:
         convs = [c for c in convs if c["id"] in args.only]
@@ -206,9 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = summarise(results)
     split = convs[0].get("split", "dev") if convs else "none"
     model = (args.model or "default").replace(":", "-")
-    rev = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO
-    ).stdout.strip()
+    rev = harness.git_revision()
     command = "python benchmarks/agent_conversations.py " + " ".join(
         argv if argv is not None else sys.argv[1:]
     )

@@ -476,8 +476,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+@functools.cache
 def git_revision() -> str:
-    """`git describe --always --dirty` of the checkout (the agent's prompts change between commits)."""
+    """`git describe --always --dirty` of the checkout (the agent's prompts change between commits), read
+    once: `main` reads it first, so a report names the code the run loaded, not a later commit."""
     try:
         out = subprocess.run(
             ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True, timeout=10
@@ -515,6 +517,7 @@ def main(
     argv: Sequence[str] | None = None, session_factory: Callable[[Path, str | None], Any] | None = None
 ) -> dict[str, Any]:
     """Run the evaluation; returns the payload written to the results file."""
+    git_revision()  # the code this process loads
     args = parse_args(argv)
     if session_factory is None:
         session_factory = functools.partial(make_session, n_threads=args.n_threads)
