@@ -82,13 +82,28 @@ def test_an_enum_value_is_named_by_itself_or_by_its_gloss_in_the_description():
     assert stated_enum("search for QLoRA", SEARCH) == {}
 
 
+def test_the_tools_own_glosses_name_their_values():
+    from scratchlab.tools.rag import SearchDocumentsArgs
+    from scratchlab.tools.tokenizer import TrainTokenizerArgs
+
+    search, train = SearchDocumentsArgs.model_json_schema(), TrainTokenizerArgs.model_json_schema()
+    assert stated_enum("do a semantic search, not word matching", search) == {"mode": "dense"}
+    assert stated_enum("tok on shakespeare, v=288, no pretokenization split", train) == {"pattern": "none"}
+
+
 def test_a_number_is_named_by_the_gloss_its_description_gives_it():
     from scratchlab.tools.gpt import SampleGPTArgs
 
     sample = SampleGPTArgs.model_json_schema()
-    assert number_glosses(sample["properties"]["temperature"]) == {0.0: {"greedy"}}
+    assert number_glosses(sample["properties"]["temperature"]) == {0.0: [{"greedy"}, {"deterministic"}]}
     assert stated_values({}, "sample from the char-level run, greedy decoding", "sample_gpt", sample, None)[
         "temperature"] == 0  # fmt: skip
+    assert (
+        stated_values({}, "continue 'The king', deterministic please", "sample_gpt", sample, None)[
+            "temperature"
+        ]
+        == 0
+    )
     # a number the request writes wins over the gloss; no gloss word, no value
     assert stated_values({}, "sample at temperature 0.6", "sample_gpt", sample, None)["temperature"] == 0.6
     assert "temperature" not in stated_values({}, "sample 100 tokens from gpt-1", "sample_gpt", sample, None)

@@ -309,6 +309,42 @@ def test_a_job_tool_on_a_record_with_tools_of_its_own_becomes_its_own():
     )  # no tool
 
 
+def test_two_settings_glued_to_their_numbers_pick_out_two_records():
+    runs = [Record(id="run-1", kind="run", name="gpt-1", config={"n_layer": 1, "n_embd": 32}),
+            Record(id="run-2", kind="run", name="gpt-2", config={"n_layer": 3, "n_embd": 64}),
+            Record(id="run-3", kind="run", name="gpt-3", config={"n_layer": 2, "n_embd": 64})]  # fmt: skip
+    names = lambda clause: [r.name for r in state.plural(clause, "runs", runs)]  # noqa: E731
+    assert names("show me the loss curves for the 3-layer and the 1-layer runs") == ["gpt-2", "gpt-1"]
+    assert names("compare the one-layer and two-layer models") == ["gpt-1", "gpt-3"]
+    assert names("sample from the 2-layer run") == []  # one record
+    assert names("the 64-wide and the 32-wide models") == []  # 64 fits two: picks out none
+    assert names("the 1-layer and the 32-wide runs") == []  # the same record twice
+
+
+def test_the_same_text_is_the_data_of_the_record_the_clause_names_or_describes():
+    recs = [Record(id="tokenizer-1", kind="tokenizer", name="kitchen-tok", config={"dataset": "data/recipes.txt"}),
+            Record(id="tokenizer-2", kind="tokenizer", name="bpe512", config={"dataset": "shakespeare"}),
+            Record(id="run-1", kind="run", name="gpt-1", config={"n_layer": 2, "dataset": "data/poems.txt"})]  # fmt: skip
+    same = "train a 2-layer gpt for 500 steps with my recipe tokeniser, on the same text it was trained on"
+    assert resolve("dataset", None, same, recs, None) == "data/recipes.txt"  # its data words, not "2-layer"
+    assert (
+        resolve("dataset", None, "a gpt on the same data as the 2-layer run", recs, None) == "data/poems.txt"
+    )
+    assert resolve("dataset", None, "a gpt on the same data as kitchen-tok", recs, None) == "data/recipes.txt"
+    assert resolve("dataset", None, "a gpt on the same data", recs, None) is None  # nothing touched or picked
+
+
+def test_a_request_that_describes_a_record_a_tool_reads_goes_to_the_tool_over_an_answer():
+    adapters = [Record(id="adapter-1", kind="adapter", name="helper-v1", config={"data": "data/sql_pairs.jsonl"}),
+                Record(id="adapter-2", kind="adapter", name="helper-v2", config={"data": "demo"})]  # fmt: skip
+    tools = {"generate_with_adapter": {"parameters": {"properties": {"adapter": {"default": "last"}}}}}
+    prior = {"answer": 0.7, "generate_with_adapter": 0.3}
+    ask = "using the adapter tuned on the sql pairs, answer: 'list all customers from Leeds'"
+    assert state.tool_over_answer(prior, [*prior], tools, adapters, 0.8, ask) == "generate_with_adapter"
+    # its kind's noun is needed: words of its data alone are a topic ("what are sql pairs?")
+    assert state.tool_over_answer(prior, [*prior], tools, adapters, 0.8, "what are sql pairs?") is None
+
+
 def test_both_and_the_last_two_mean_several_records_and_first_the_oldest_touched():
     from scratchlab.agent.state import plural
 

@@ -427,28 +427,30 @@ def _first_mention(option: str, matched: set[str], toks: list[str]) -> int:
     return next((i for i, t in enumerate(toks) if t in said or stem(t) in said), len(toks))
 
 
-def number_glosses(prop: dict[str, Any]) -> dict[float, set[str]]:
-    """{number: words of its gloss} for the "N is ..." / "N means ..." clauses of a property's
-    description ("Sampling temperature; 0 is greedy, higher is more random." -> {0.0: {"greedy"}})."""
+def number_glosses(prop: dict[str, Any]) -> dict[float, list[set[str]]]:
+    """{number: the words of each of its glosses} for the "N is ..." / "N means ..." clauses of a
+    property's description ("Sampling temperature; 0 is greedy, 0 means deterministic, higher is more
+    random." -> {0.0: [{"greedy"}, {"deterministic"}]})."""
     desc = str(prop.get("description", "") or "")
     for sep in ("; ", ", ", ". ", " (", ")"):
         desc = desc.replace(sep, "|")
-    out: dict[float, set[str]] = {}
+    out: dict[float, list[set[str]]] = {}
     for part in desc.split("|"):
         words = part.strip().rstrip(".").split()
         value = as_number(words[0]) if len(words) >= 3 and words[1] in ("is", "means", "=") else None
         gloss = {stem(w) for w in tokens(" ".join(words[2:])) if len(w) > 2 and w not in GLOSS_STOP}
         if value is not None and gloss:
-            out[float(value)] = gloss
+            out.setdefault(float(value), []).append(gloss)
     return out
 
 
 def stated_glossed_numbers(text: str, parameters: dict[str, Any]) -> dict[str, int | float]:
-    """Numeric arguments whose value `text` gives by its gloss alone (every word of exactly one gloss)."""
+    """Numeric arguments whose value `text` gives by a gloss alone (every word of a gloss of exactly one
+    number)."""
     words = set(tokens(text)) | {stem(w) for w in tokens(text)}
     out: dict[str, int | float] = {}
     for arg, prop in parameters.get("properties", {}).items():
-        named = [v for v, gloss in number_glosses(prop).items() if gloss <= words]
+        named = [v for v, glosses_ in number_glosses(prop).items() if any(g <= words for g in glosses_)]
         if len(named) == 1 and _numeric(prop):
             out[arg] = int(named[0]) if _numeric(prop) == "integer" else named[0]
     return out

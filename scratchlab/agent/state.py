@@ -222,11 +222,11 @@ DESCRIBING_SOURCES = ("dataset", "data", "tokenizer")  # config values whose wor
 DATA_ARGS = ("dataset", "data")  # arguments that take the data a record was made from
 
 
-def _described(clause: str, recs: Sequence[Record]) -> list[Record]:
+def _described(clause: str, recs: Sequence[Record], numbers: bool = True) -> list[Record]:
     """The records that a number or a word of their config picks out best ("the 1-layer run", "the
     tokenizer trained on notes.txt", "the character-level model": a run whose tokenizer is 'char'); a
-    word counts when it is a config word or starts with one of 4+ letters. Empty when none or several
-    fit equally well."""
+    word counts when it is a config word, or starts with one of 4+ letters, or has its stem. Without
+    `numbers`, only the words count. Empty when none or several fit equally well."""
     toks = tokens(clause)
     # "the 1-layer run", "the two-layer model"; a number word not glued to a setting counts things
     # ("which of the two runs ...?", "the first one")
@@ -241,18 +241,32 @@ def _described(clause: str, recs: Sequence[Record]) -> list[Record]:
     for r in recs:
         vals = {float(v) for k, v in r.config.items() if k in DESCRIBING_KEYS and isinstance(v, int | float)}
         srcs = [str(v) for k in DESCRIBING_SOURCES if (v := r.config.get(k))]
-        src_words = {w for v in srcs for w in tokens(Path(v).name) if len(w) > 2}
-        said = sum(any(w == s or (len(s) >= 4 and w.startswith(s)) for s in src_words) for w in words)
-        scored.append((2 * len(nums & vals) + said, r))
+        src_words = {w for v in srcs for w in tokens(Path(v).name.replace("_", " ")) if len(w) > 2}
+        said = sum(
+            any(stem(w) == stem(s) or (len(s) >= 4 and w.startswith(s)) for s in src_words) for w in words
+        )
+        scored.append((2 * len(nums & vals) * numbers + said, r))
     best = max(s for s, _ in scored)
     top = [r for s, r in scored if s == best]
     return top if best > 0 and len(top) == 1 else []
 
 
-def _source(recs: Sequence[Record], files: Sequence[Record]) -> str | None:
-    """The data the conversation's last-touched record was made from ("train a gpt on those same docs"
-    after a tokenizer built from ../shared/seeds), unless a file record was touched as late or later."""
-    touched = [r for r in recs if r.turn is not None and any(r.config.get(k) for k in DATA_ARGS)]
+def _source(recs: Sequence[Record], files: Sequence[Record], clause: str = "") -> str | None:
+    """The data a record was made from: the record the clause names, or describes with its kind's noun
+    ("with my recipe tokeniser, on the same text it was trained on"), else the conversation's
+    last-touched one ("train a gpt on those same docs" after a tokenizer built from ../shared/seeds),
+    unless a file record was touched as late or later."""
+    makers = [
+        r for r in recs if r.kind != "file" and any(isinstance(r.config.get(k), str) for k in DATA_ARGS)
+    ]
+    toks = set(tokens(clause))
+    nouned = [r for r in makers if KIND_NOUNS.get(r.kind, set()) & toks - KIND_NOUNS["dataset"]]
+    # the data's own words first: "a 2-layer gpt ... with my recipe tokeniser" is about the tokenizer
+    picked = _names_in(clause, makers) or (_described(clause, nouned, numbers=False) or _described(clause, nouned)
+                                           if nouned else [])  # fmt: skip
+    if len(picked) == 1:
+        return picked[0].config.get("dataset") or picked[0].config.get("data")
+    touched = [r for r in makers if r.turn is not None]
     if not touched:
         return None
     last = max(touched, key=lambda r: r.turn)
@@ -308,18 +322,27 @@ def tool_over_answer(
     """The tool the bank's prior prefers to the model's choice to answer: its favourite, when that is a
     tool with prior >= `sure`, >= 0.5 when what it reads exists, and always when the request names a
     record it reads ("according to the books, ..." with an index called books). A favourite `answer`
-    yields to the favourite tool when the request names a record that tool reads, or points at one whose
-    content only the tool reads (`CONTENT_KINDS`): "according to the guides, how do I limit numpy's BLAS
+    yields to the favourite tool when the request names or describes a record that tool reads, or points
+    at one whose content only the tool reads (`CONTENT_KINDS`; `_picks_out`): "according to the guides, how do I limit numpy's BLAS
     threads?" leans to answer on its topic (0.37 against 0.29 for search_documents), yet asks about the
     index named guides; "according to my notes, ..." asks about the lab's index. None: the model answers."""
     fav = max(choices, key=lambda n: prior.get(n, 0.0))
     if fav not in tools:
         fav = max((n for n in choices if n in tools), key=lambda n: prior.get(n, 0.0), default=None)
         refs = referents(tools[fav].get("parameters", {}), recs) if fav is not None else []
-        return fav if refs and (_names_in(clause, refs) or _points_at_content(clause, refs, recs)) else None
+        return fav if refs and _picks_out(clause, refs, recs) else None
     refs = referents(tools[fav].get("parameters", {}), recs)
-    pointed = _names_in(clause, refs) or _points_at_content(clause, refs, recs)
-    return fav if pointed or prior[fav] >= (0.5 if refs else sure) else None
+    return fav if _picks_out(clause, refs, recs) or prior[fav] >= (0.5 if refs else sure) else None
+
+
+def _picks_out(clause: str, refs: Sequence[Record], recs: Sequence[Record]) -> bool:
+    """True when the clause names one of `refs`, describes one by its kind's noun and its config ("the
+    adapter tuned on the sql pairs", "the tokeniser I built from my essays": `_described`), or points
+    at one whose content only a tool reads (`_points_at_content`)."""
+    if _names_in(clause, refs) or _points_at_content(clause, refs, recs):
+        return True
+    described = _described(clause, refs) if refs else []
+    return bool(described) and bool(KIND_NOUNS.get(described[0].kind, set()) & set(tokens(clause)))
 
 
 def _points_at_content(clause: str, refs: Sequence[Record], recs: Sequence[Record] = ()) -> bool:
@@ -551,7 +574,12 @@ def resolve(
     named = _names_in(clause, pool)
     if len(named) == 1:
         return named[0].ref
-    if not named and arg in DATA_ARGS and refers_to_kind(clause, arg) and (src := _source(recs, pool)):
+    if (
+        not named
+        and arg in DATA_ARGS
+        and refers_to_kind(clause, arg)
+        and (src := _source(recs, pool, clause))
+    ):
         return src
     if not named and (builtin := _builtin(value, clause, description, pool)):
         return builtin
@@ -620,7 +648,24 @@ def resolve_pronoun(
 def plural(clause: str, arg: str, recs: Sequence[Record]) -> list[Record]:
     """The records "both runs", "my last two runs", "each of them" mean for `arg`: the newest (or last
     touched), in the order the registry made them; [] when the clause does not speak of several."""
-    return _counted(clause, ARG_KINDS.get(arg, ()), recs)
+    kinds = ARG_KINDS.get(arg, ())
+    return _counted(clause, kinds, recs) or _each_described(clause, [r for r in recs if r.kind in kinds])
+
+
+def _each_described(clause: str, pool: Sequence[Record]) -> list[Record]:
+    """The records that two or more settings glued to their numbers pick out one each ("the 1-layer and
+    the 3-layer runs", "the 64-wide and the 32-wide models"), in the clause's order: the word after the
+    hyphen names the setting (`asked_keys`), and exactly one record of `pool` has that value for it.
+    [] unless at least two records are picked out."""
+    out: list[Record] = []
+    for word in clause.lower().split():
+        num, _, setting = word.strip(".,;:!?()").partition("-")
+        value = as_number(num) if num[:1].isdigit() else NUMBER_WORDS.get(num)
+        keys = asked_keys(setting) & set(DESCRIBING_KEYS) if value is not None and setting else set()
+        fits = [r for r in pool if any(r.config.get(k) == value for k in keys)]
+        if len(fits) == 1 and fits[0] not in out:
+            out.append(fits[0])
+    return out if len(out) >= 2 else []
 
 
 def _counted(clause: str, kinds: Sequence[str], recs: Sequence[Record]) -> list[Record]:

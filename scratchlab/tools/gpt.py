@@ -66,7 +66,7 @@ class SampleGPTArgs(BaseModel):
     prompt: str | None = Field("", description="Text to continue; empty starts from scratch.")
     max_new_tokens: Count | None = Field(200, description="How many tokens to generate (at most 2000).")
     temperature: float | None = Field(
-        0.8, description="Sampling temperature; 0 is greedy, higher is more random."
+        0.8, description="Sampling temperature; 0 is greedy, 0 means deterministic, higher is more random."
     )
     top_k: Count | None = Field(None, description="Sample only among the k most likely tokens.")
     top_p: float | None = Field(

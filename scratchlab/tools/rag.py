@@ -64,7 +64,7 @@ class SearchDocumentsArgs(BaseModel):
     )
     mode: Literal["hybrid", "dense", "bm25"] | None = Field(
         default="hybrid",
-        description="'hybrid' (both, default, best), 'dense' (by meaning) or 'bm25' (exact words, keywords); null for hybrid.",
+        description="'hybrid' (both, default, best), 'dense' (by meaning, semantic) or 'bm25' (exact words, keywords); null for hybrid.",
     )
     hyde: bool | None = Field(
         default=False,

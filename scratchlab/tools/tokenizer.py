@@ -52,7 +52,7 @@ class TrainTokenizerArgs(BaseModel):
     pattern: Literal["gpt4", "gpt2", "none"] | None = Field(
         default="gpt4",
         description="Pre-tokenization split: 'gpt4' (GPT-4 style regex, default), 'gpt2' (GPT-2 style regex) or "
-        "'none' (no regex pre-splitting at all). A custom regex: `scratchlab tokenizer train --pattern`.",
+        "'none' (no regex pre-splitting at all, no pretokenization). A custom regex: `scratchlab tokenizer train --pattern`.",
     )
     special_tokens: list[str] | None = Field(
         default=None, description="Special tokens such as ['<|endoftext|>']; null for none."
