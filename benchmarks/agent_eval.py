@@ -56,8 +56,8 @@ def reset_state(registry: Registry, state: Sequence[Mapping[str, Any]] | None) -
 
         SQLite reuses row ids after the rows are deleted, so the i-th artifact gets "<kind>-<i+1>" and the
         j-th job "job-<j>", as `evaluation.state_ids` assumes. Entries of kind "job" create a job whose
-        kind is the entry's name and whose status is the entry's status (default "running"); its "run" names
-    the artifact it trains, as a product job's artifact_id does.
+        kind is the entry's name and whose status is the entry's status (default "running"); its "run" (or
+    "artifact") names the artifact it trains, as a product job's artifact_id does.
     """
     registry.setup()
     with registry.engine.begin() as conn:
@@ -67,7 +67,8 @@ def reset_state(registry: Registry, state: Sequence[Mapping[str, Any]] | None) -
     for item in state or []:
         if item["kind"] == "job":
             job = registry.create_job(item.get("name", "gpt"), config=item.get("config", {}), total=100)
-            trains = made.get(str((item.get("config") or {}).get("run", "")))
+            cfg = item.get("config") or {}
+            trains = made.get(str(cfg.get("run") or cfg.get("artifact") or ""))
             registry.update_job(job.id, status=item.get("status", "running"), artifact_id=trains)
         else:
             art = registry.add_artifact(
