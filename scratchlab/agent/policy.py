@@ -1,7 +1,7 @@
 """The one deterministic check on a new request: harmful requests get a fixed refusal, no model call.
 
 A 1.5B model follows a rule like "refuse to read SSH keys" only part of the time, so requests to
-damage the machine, read secrets, write malware or attack others are refused here, in code. The
+damage the machine, read secrets, write malware, attack others or commit fraud are refused here, in code. The
 sandbox (scratchlab.sandbox) is the real boundary: this check only keeps the assistant from cheerfully
 trying. A harmful topic alone is not a harmful request ("how do viruses spread?"): it takes a verb of
 doing from `DOING_WORDS` as well.
@@ -32,6 +32,9 @@ HARMFUL = [  # (pattern, why) — matched case-insensitively anywhere in the req
     (r"\bddos\b|\bdenial[- ]of[- ]service\b|\bflood(s|ing)?\b.{0,40}\b(requests?|packets?|server|site|website|\w+\.(com|org|net))\b"
      r"|\buntil it (goes|is) down\b|\bbrute[- ]?forc|\bphishing\b|\bspam (emails?|messages?)\b|\bhack into\b",
      "it would attack other people or systems"),
+    (r"\bstolen\b.{0,40}\b(cards?|accounts?|identit(y|ies))\b|\bcard (numbers?|details|data)\b.{0,80}"
+     r"\b(valid|shop|buy|spend|make up|generate)\b|\bcommit fraud\b|\bcarding\b|\bcounterfeit\b",
+     "it would help commit fraud"),
     (r"\bignore (all |your |the )?(previous |prior )?instructions\b.{0,60}\b(delete|remove|rm|wipe|destroy|send|upload)\b",
      "it asks me to drop my instructions and do damage"),
 ]  # fmt: skip
