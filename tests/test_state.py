@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
 from scratchlab.agent import state
@@ -345,6 +347,24 @@ def test_a_request_that_describes_a_record_a_tool_reads_goes_to_the_tool_over_an
     assert state.tool_over_answer(prior, [*prior], tools, adapters, 0.8, "what are sql pairs?") is None
 
 
+def test_it_or_that_in_a_question_is_the_record_touched_last_alone():
+    toks = [Record(id="tokenizer-2", kind="tokenizer", name="bpe356", config={"vocab_size": 356}, turn=1),
+            Record(id="tokenizer-1", kind="tokenizer", name="bpe406", config={"vocab_size": 406}, turn=0),
+            Record(id="run-1", kind="run", name="gpt-1", config={"n_layer": 2})]  # fmt: skip
+    assert [r.name for r in state.about("what vocab size did that end up with?", toks)] == ["bpe356"]
+    assert [r.name for r in state.about("what was its vocab size?", toks)] == ["bpe356"]
+    assert len(state.about("which tokenizer has the bigger vocab?", toks)) == 2  # no pronoun: both
+    untouched = [dataclasses.replace(r, turn=None) for r in toks]
+    assert len(state.about("what was its vocab size?", untouched)) == 2  # nothing touched: no guess
+
+
+def test_a_pointer_at_settings_repeats_a_call():
+    assert state.points_at_settings("ok, now train a regular one with those dimensions, 200 steps")
+    assert state.points_at_settings("a gpt of the same size on my notes")
+    assert not state.points_at_settings("train a gpt with embedding size 64")
+    assert not state.points_at_settings("what settings should I use?")
+
+
 def test_both_and_the_last_two_mean_several_records_and_first_the_oldest_touched():
     from scratchlab.agent.state import plural
 
@@ -410,6 +430,9 @@ def test_the_bank_beats_an_answer_when_what_its_tool_reads_exists():
     ]
     asked = "what do they say about the KV cache?"
     assert state.tool_over_answer(topical, choices, tools, touched, 0.8, asked) == "search_documents"
+    assert state.tool_over_answer(
+        topical, choices, tools, touched, 0.8, "what's their take on perplexity?"
+    ) == ("search_documents")
     touched[1].turn = 1  # a run touched since: "they" is not the documents
     assert state.tool_over_answer(topical, choices, tools, touched, 0.8, asked) is None
     # a named record the favourite tool does not read changes nothing ("gpt-1" is a run)

@@ -217,7 +217,9 @@ class ChatLocalLlama(BaseChatModel):
         clause = router.normalise_request(router.current_clause(messages))
         prior = self.bank.action_prior(clause, names)
         prev = carry.previous_call(messages)
-        repeats = prev is not None and self.bank.flag(clause, "carry") >= CARRY_THRESHOLD
+        repeats = prev is not None and (
+            self.bank.flag(clause, "carry") >= CARRY_THRESHOLD or state.points_at_settings(clause)
+        )
         if repeats and prev[0] in prior:
             prior = {a: p + (CARRY_PRIOR if a == prev[0] else 0.0) for a, p in prior.items()}
         # the model chooses among the tools and `answer`; a question back comes from the schema (a

@@ -88,7 +88,8 @@ POINTING = {"my", "our", "that", "those", "same"}
 # Kinds whose content their records do not hold: a question pointing at one ("according to my notes",
 # "what does the guide say ...") is answered by the tool that reads it, never from the model's memory.
 CONTENT_KINDS = {"index": POINTING | {"the", "this", "these", "your"}}
-CONTENT_PRONOUNS = {"they", "them", "it", "those", "these"}  # "what do they say about ...?"
+CONTENT_PRONOUNS = {"they", "them", "their", "it", "those", "these"}  # "what do they say about ...?"
+SINGULAR_PRONOUNS = {"it", "its", "that", "this"}  # "what was its val loss?": one record
 DESCRIBING_KEYS = (
     "n_layer",
     "n_head",
@@ -278,8 +279,9 @@ def _source(recs: Sequence[Record], files: Sequence[Record], clause: str = "") -
 
 def about(clause: str, recs: Sequence[Record]) -> list[Record]:
     """The records a question is about: those it names and the one it describes ("the 2-layer run",
-    `_described`) alone; else the ones it counts ("the two runs", "both models", `_counted`), else
-    those of the kinds its nouns name ("which run ...?"); else the ones the conversation touched last,
+    `_described`) alone; else the ones it counts ("the two runs", "both models", `_counted`); else
+    the one the conversation touched last when it says "it" or "that" (of the kind its nouns name, if
+    any); else those of the kinds its nouns name ("which run ...?"); else the ones the conversation touched last,
     then the newest, jobs only when nothing else is left (a job's run is a record of its own). Alone,
     because the 1.5B, given the 2-layer run's facts first and the 4-layer run's after them, quoted the
     4-layer run's val loss."""
@@ -291,8 +293,11 @@ def about(clause: str, recs: Sequence[Record]) -> list[Record]:
     kinds = [k for k in dict.fromkeys(r.kind for r in recs) if k != "job" and KIND_NOUNS.get(k, set()) & toks]
     if counted := _counted(clause, kinds, recs):
         return counted
+    pool = recent(recs, kinds or [k for k in dict.fromkeys(r.kind for r in recs) if k != "job"])
+    if toks & SINGULAR_PRONOUNS and pool and pool[0].turn is not None:
+        return pool[:1]  # "what vocab size did that end up with?": the one touched last, alone
     if kinds:
-        return recent(recs, kinds)
+        return pool
     return [r for r in recent(recs, sorted({r.kind for r in recs})) if r.kind != "job"] or list(recs)
 
 
@@ -457,6 +462,17 @@ def dangling(clause: str, arg: str, recs: Sequence[Record]) -> bool:
 def _glued(clause: str) -> set[str]:
     """Words glued to the next by a hyphen ("two" and "2" of "the two-layer model", "a 2-layer run")."""
     return {w.split("-", 1)[0] for w in clause.lower().split() if "-" in w.strip("-")}
+
+
+# Nouns for a call's settings as a whole: "with those dimensions", "the same settings"
+SETTINGS_NOUNS = {"settings", "setting", "config", "configuration", "dimensions", "sizes", "size", "shape",
+                  "hyperparameters", "architecture"}  # fmt: skip
+
+
+def points_at_settings(clause: str) -> bool:
+    """True when the clause points back at a call's settings ("now a regular one with those dimensions",
+    "with the same settings"): the request repeats that call's settings, whatever the example bank says."""
+    return _pointed(tokens(clause), SETTINGS_NOUNS, POINTING | {"these", "this", "its"})
 
 
 def _pointed(toks: Sequence[str], nouns: set[str], pointers: set[str]) -> bool:
