@@ -49,7 +49,6 @@ SYNTHETIC_NAMES = {
 }
 NAME_ARGS = ("tokenizer", "run", "adapter", "index", "base", "name")
 MAX_LAB_ITEMS = 3  # artifacts in a synthetic registry
-NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e-?\d+)?(?![\w.])")
 
 
 def tool_call_text(action: str, args: dict[str, Any], parameters: dict[str, Any]) -> str:
