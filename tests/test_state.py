@@ -334,6 +334,8 @@ def test_the_same_text_is_the_data_of_the_record_the_clause_names_or_describes()
     )
     assert resolve("dataset", None, "a gpt on the same data as kitchen-tok", recs, None) == "data/recipes.txt"
     assert resolve("dataset", None, "a gpt on the same data", recs, None) is None  # nothing touched or picked
+    stated = "how does my recipe tokenizer stack up against GPT-4's? measure it on data/reviews.txt"
+    assert resolve("dataset", "data/reviews.txt", stated, recs, None) == "data/reviews.txt"  # stated wins
 
 
 def test_a_request_that_describes_a_record_a_tool_reads_goes_to_the_tool_over_an_answer():

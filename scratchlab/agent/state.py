@@ -593,6 +593,7 @@ def resolve(
     if (
         not named
         and arg in DATA_ARGS
+        and not (value and _stated(value, clause, description))  # "measure it on data/reviews.txt"
         and refers_to_kind(clause, arg)
         and (src := _source(recs, pool, clause))
     ):
