@@ -171,7 +171,10 @@ def test_an_attached_repl_holds_the_server_and_one_server_per_workspace(workspac
     assert client.request(url, "/health")["ok"]
     lab.close()  # gives the lease back: the server exits after its idle second
     until(lambda: not (workspace.root / SERVE_FILE).exists(), "the idle server to exit", timeout=30)
-    assert ServeLock(workspace.root).acquire(), "the exit released serve.lock"
+    # serve.json goes first, then the lock (ask_server.serve): wait for the second step too
+    lock = ServeLock(workspace.root)
+    until(lock.acquire, "the exit to release serve.lock", timeout=30)
+    lock.release()
 
 
 def test_serve_file_of_a_killed_server_is_ignored(workspace):
