@@ -6,9 +6,10 @@ import dataclasses
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
-from scratchlab.agent import state
+from scratchlab.agent import compare, state
 from scratchlab.agent.carry import carry_over
-from scratchlab.agent.state import Record, facts, records_of, resolve, resolve_pronoun
+from scratchlab.agent.compare import facts
+from scratchlab.agent.state import Record, records_of, resolve, resolve_pronoun
 
 RUNS = [Record(id="run-2", kind="run", name="gpt-2", config={"n_layer": 1, "dataset": "notes.txt"}),
         Record(id="run-1", kind="run", name="gpt-1", config={"n_layer": 4, "dataset": "shakespeare"})]  # fmt: skip
@@ -253,7 +254,7 @@ def test_facts_order_the_records_by_what_differs_computed_not_left_to_the_model(
                metrics={"status": "done", "val_loss": 1.97123, "params": 1234567, "step": 150})  # fmt: skip
     b = Record(id="run-2", kind="run", name="gpt-2", config={"n_layer": 2, "n_head": 4},
                metrics={"status": "done", "val_loss": 2.0811, "params": 110000, "step": 150})  # fmt: skip
-    lines = state.compared([b, a])
+    lines = compare.compared([b, a])
     assert "- val_loss: lower, better gpt-1 (1.9712); higher, worse gpt-2 (2.0811)" in lines
     assert "- params: lower gpt-2 (110000); higher gpt-1 (1234567)" in lines  # a count is never rounded away
     assert "- n_layer: lower gpt-2 (2); higher gpt-1 (4)" in lines
@@ -261,20 +262,22 @@ def test_facts_order_the_records_by_what_differs_computed_not_left_to_the_model(
         line.startswith(("- step", "- n_head", "- status")) for line in lines
     )  # equal or not a number
     c = Record(id="run-3", kind="run", name="gpt-3", metrics={"val_loss": 1.5})
-    assert "- val_loss: lowest, best gpt-3 (1.5); highest, worst gpt-2 (2.0811)" in state.compared([a, b, c])
+    assert "- val_loss: lowest, best gpt-3 (1.5); highest, worst gpt-2 (2.0811)" in compare.compared(
+        [a, b, c]
+    )
     tok = Record(id="tokenizer-1", kind="tokenizer", name="bpe", metrics={"val_loss": 9.0})
     assert not any(
-        "bpe" in line for line in state.compared([a, tok])
+        "bpe" in line for line in compare.compared([a, tok])
     )  # kinds are never compared with each other
-    assert state.compared([a]) == [] and facts([b, a]).startswith(lines[0])  # first, before the records
+    assert compare.compared([a]) == [] and facts([b, a]).startswith(lines[0])  # first, before the records
     # a question that speaks of some of them gets those alone, whatever their place in the order
-    assert state.compared([a, b], "which is the biggest?") == [
+    assert compare.compared([a, b], "which is the biggest?") == [
         "- params: lower gpt-2 (110000); higher gpt-1 (1234567)"
     ]
-    assert state.compared([a, b], "which one has more layers?") == [
+    assert compare.compared([a, b], "which one has more layers?") == [
         "- n_layer: lower gpt-2 (2); higher gpt-1 (4)"
     ]
-    assert state.compared([a, b], "which has the most heads?") == lines  # they do not differ: all
+    assert compare.compared([a, b], "which has the most heads?") == lines  # they do not differ: all
 
 
 def test_a_sentence_that_puts_a_record_at_the_wrong_end_of_an_order_is_caught():
@@ -285,12 +288,12 @@ def test_a_sentence_that_puts_a_record_at_the_wrong_end_of_an_order_is_caught():
              "The run with the most layers is run-3.", "gpt-1 has the worst val loss."]  # fmt: skip
     right = ["gpt-1 has the lowest val loss (1.97).", "The biggest model is gpt-1.", "gpt-3 is the smallest.",
              "gpt-2 has a lower val loss than gpt-3.", "gpt-3 was trained on shakespeare."]  # fmt: skip
-    assert [state.contradicts_order(x, runs) for x in wrong] == [True] * 4
-    assert [state.contradicts_order(x, runs) for x in right] == [False] * 5
+    assert [compare.contradicts_order(x, runs) for x in wrong] == [True] * 4
+    assert [compare.contradicts_order(x, runs) for x in right] == [False] * 5
     # the question names the number when the sentence does not; the middle record is at no end
-    assert state.contradicts_order("gpt-3 did.", runs, "which run has the lower val loss?")
-    assert not state.contradicts_order("gpt-2 is lower than gpt-1.", runs, "which val loss is lower?")
-    assert state.contradicts_order("gpt-2 is lower than gpt-1.", runs[1:], "which val loss is lower?")
+    assert compare.contradicts_order("gpt-3 did.", runs, "which run has the lower val loss?")
+    assert not compare.contradicts_order("gpt-2 is lower than gpt-1.", runs, "which val loss is lower?")
+    assert compare.contradicts_order("gpt-2 is lower than gpt-1.", runs[1:], "which val loss is lower?")
 
 
 def test_a_job_tool_on_a_record_with_tools_of_its_own_becomes_its_own():

@@ -120,7 +120,7 @@ def ground_reply(
         reply: the model's answer.
         sources: the texts it may draw on: tool results, the lab's records, the user's request.
         fallback: the reply when no sentence is left (default: the first line of the last source).
-        keep: a further check each kept sentence must pass (`state.contradicts_order` for answers from
+        keep: a further check each kept sentence must pass (`compare.in_order` for answers from
             the lab's records: "gpt-3 beat gpt-2" when its val loss is the higher).
 
     Returns:

@@ -34,7 +34,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import PrivateAttr
 
-from scratchlab.agent import carry, extract, policy, router, state
+from scratchlab.agent import carry, compare, extract, policy, router, state
 from scratchlab.agent.bank import Bank
 from scratchlab.agent.constrained import choose, constrained_greedy
 from scratchlab.agent.grounding import ground_reply, with_sources
@@ -202,7 +202,7 @@ class ChatLocalLlama(BaseChatModel):
         context, calls = router.turn_context(messages)
         # a summary of this turn's results may not put a record they name at the wrong end of an order
         listed = state.touched_now(messages, recs)
-        in_order = lambda s: not state.contradicts_order(s, listed)  # noqa: E731
+        in_order = compare.in_order(listed)
         if router.should_answer_now(messages):
             head = f'{{"action": "{ANSWER}"}}\n'
             return ANSWER, self._grounded(prompt + head, [context], MAX_SUMMARY_TOKENS,
@@ -289,16 +289,16 @@ class ChatLocalLlama(BaseChatModel):
             and (
                 self.bank.flag(clause, "lab") >= LAB_THRESHOLD
                 or state.refers_to_kind(clause, "run")
-                or state.names_a_record(clause, recs)
+                or state.names_in(clause, recs)  # a named record: answered from the records
             )
         ):
             asked = state.about(clause, recs)
-            facts = state.facts(asked, clause=clause)
+            facts = compare.facts(asked, clause=clause)
             # a reply dropped for a wrong order or number falls back to the computed order, else the records
-            shown = "\n".join(state.compared(asked[: state.MAX_FACTS], clause)) or facts
+            shown = "\n".join(compare.compared(asked[: compare.MAX_FACTS], clause)) or facts
             return ANSWER, self._grounded(self._with_note(prompt, facts) + head, [clause, facts, context],
                                           self.max_answer_tokens, fallback=f"From the lab's records:\n{shown}",
-                                          keep=lambda s: not state.contradicts_order(s, asked, clause))  # fmt: skip
+                                          keep=compare.in_order(asked, clause))  # fmt: skip
         if (
             action == ANSWER and calls
         ):  # after tool results (an error too): only what they and the request hold

@@ -102,7 +102,6 @@ DESCRIBING_KEYS = (
     "lr",
 )
 MAX_RECORDS = 40
-MAX_FACTS = 6  # records whose facts an answer is given
 FACT_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "max_iters", "lr", "dropout", "vocab_size",
              "pattern", "dataset", "tokenizer", "base", "data", "r", "lora_alpha", "paths", "path")  # fmt: skip
 # The results a question is most often about come first; any other scalar follows, paths never (a
@@ -193,7 +192,7 @@ def _whole_words(clause: str) -> set[str]:
     return words | {w.strip(".,;:!?()") for w in words}
 
 
-def _names_in(clause: str, recs: Sequence[Record]) -> list[Record]:
+def names_in(clause: str, recs: Sequence[Record]) -> list[Record]:
     """Records whose name or id the clause writes as a whole word; a job is also named by the name of
     the artifact it makes ("kill the big-run training": the job training big-run), the running one
     first when several made it."""
@@ -203,12 +202,6 @@ def _names_in(clause: str, recs: Sequence[Record]) -> list[Record]:
         return named
     made = [r for r in recs if r.kind == "job" and str(r.config.get("artifact_name") or "").lower() in words]
     return made[:1]
-
-
-def names_a_record(clause: str, recs: Sequence[Record]) -> bool:
-    """True when the clause names a record ("is gpt-2's val loss lower than gpt-1's?"): a question
-    about it is answered from the lab's records, whatever the example bank says of its words."""
-    return bool(_names_in(clause, recs))
 
 
 def written_id(clause: str, kinds: Sequence[str]) -> str | None:
@@ -263,7 +256,7 @@ def _source(recs: Sequence[Record], files: Sequence[Record], clause: str = "") -
     toks = set(tokens(clause))
     nouned = [r for r in makers if KIND_NOUNS.get(r.kind, set()) & toks - KIND_NOUNS["dataset"]]
     # the data's own words first: "a 2-layer gpt ... with my recipe tokeniser" is about the tokenizer
-    picked = _names_in(clause, makers) or (_described(clause, nouned, numbers=False) or _described(clause, nouned)
+    picked = names_in(clause, makers) or (_described(clause, nouned, numbers=False) or _described(clause, nouned)
                                            if nouned else [])  # fmt: skip
     if len(picked) == 1:
         return picked[0].config.get("dataset") or picked[0].config.get("data")
@@ -285,7 +278,7 @@ def about(clause: str, recs: Sequence[Record]) -> list[Record]:
     then the newest, jobs only when nothing else is left (a job's run is a record of its own). Alone,
     because the 1.5B, given the 2-layer run's facts first and the 4-layer run's after them, quoted the
     4-layer run's val loss."""
-    named = _names_in(clause, recs)
+    named = names_in(clause, recs)
     first = named + [r for r in _described(clause, recs) if r not in named] if recs else []
     if first:
         return first
@@ -344,7 +337,7 @@ def _picks_out(clause: str, refs: Sequence[Record], recs: Sequence[Record]) -> b
     """True when the clause names one of `refs`, describes one by its kind's noun and its config ("the
     adapter tuned on the sql pairs", "the tokeniser I built from my essays": `_described`), or points
     at one whose content only a tool reads (`_points_at_content`)."""
-    if _names_in(clause, refs) or _points_at_content(clause, refs, recs):
+    if names_in(clause, refs) or _points_at_content(clause, refs, recs):
         return True
     described = _described(clause, refs) if refs else []
     return bool(described) and bool(KIND_NOUNS.get(described[0].kind, set()) & set(tokens(clause)))
@@ -406,7 +399,7 @@ def live_tool(
     kinds = {target.kind, "job"}
     said = (
         bare_pronoun(clause)
-        or _names_in(clause, [target])
+        or names_in(clause, [target])
         or set(tokens(clause)) & set().union(*(KIND_NOUNS.get(k, set()) for k in kinds))
     )
     takers = [n for n, t in tools.items()
@@ -508,7 +501,7 @@ def builtins(description: str) -> list[str]:
             and not p.rpartition("-")[2].isdigit()]  # fmt: skip
 
 
-def _path_like(value: str) -> bool:
+def path_like(value: str) -> bool:
     """A file or folder the user wrote: a name with an extension, or with a part after a '/'."""
     head, _, tail = value.rpartition("/")
     stem, dot, ext = tail.rpartition(".")
@@ -526,7 +519,7 @@ def _builtin(value: Any, clause: str, description: str, pool: Sequence[Record]) 
     if not names or (value in names and value not in ("last", "latest")):  # "last" is no choice made
         return None
     text = isinstance(value, str) and value.strip() and value not in ("last", "latest")
-    if text and _path_like(value) and value.lower() in clause.lower():
+    if text and path_like(value) and value.lower() in clause.lower():
         return None
     words = set(tokens(clause))
     written = [n for n in names if set(tokens(n)) <= words and len(n) > 3] or _glossed(
@@ -536,7 +529,7 @@ def _builtin(value: Any, clause: str, description: str, pool: Sequence[Record]) 
         return written[0]
     if text and any(value in (r.name, r.id, r.ref) for r in pool):
         return None
-    if not text or _path_like(value):
+    if not text or path_like(value):
         return None
     own = set(tokens(value))
     alpha = {t for t in own if not t[0].isdigit() and len(t) > 2}
@@ -587,7 +580,7 @@ def resolve(
     if not kinds or isinstance(value, list):  # a list the model wrote: its names are checked by the tool
         return value
     pool = [r for r in recs if r.kind in kinds]
-    named = _names_in(clause, pool)
+    named = names_in(clause, pool)
     if len(named) == 1:
         return named[0].ref
     if (
@@ -703,31 +696,7 @@ def _counted(clause: str, kinds: Sequence[str], recs: Sequence[Record]) -> list[
     return sorted(pool[:n], key=_made) if n >= 2 and len(pool) >= n else []  # in the order they were made
 
 
-def facts(recs: Sequence[Record], limit: int = MAX_FACTS, clause: str = "") -> str:
-    """Compact lines of what the lab knows about the records a question is about (for grounded answers):
-    first how they compare (`compared`, on what the `clause` asks about), then each record's settings
-    and results."""
-    names = {r.path: r.name for r in recs if r.path}
-    lines = []
-    for r in recs[:limit]:
-        cfg = {k: names.get(str(v), Path(str(v)).name if "/" in str(v) else v) for k, v in r.config.items()
-               if k in FACT_KEYS and v not in (None, "", [])}  # fmt: skip
-        scalars = {k: v for k, v in r.metrics.items()
-                   if isinstance(v, int | float | str) and not (isinstance(v, str) and _path_like(v))}  # fmt: skip
-        order = [k for k in RESULT_KEYS if k in scalars] + [k for k in scalars if k not in RESULT_KEYS]
-        met = {k: round(scalars[k], 4) if isinstance(scalars[k], float) else scalars[k] for k in order}
-        part = [f"- {r.kind} {r.label()}"]
-        if cfg:
-            part.append("settings: " + ", ".join(f"{k}={v}" for k, v in cfg.items()))
-        if met:
-            part.append("results: " + ", ".join(f"{k}={v}" for k, v in list(met.items())[:8]))
-        lines.append("; ".join(part))
-    return "\n".join(compared(recs[:limit], clause) + lines)
-
-
-LOWER_IS_BETTER = {"val_loss", "best_val_loss", "train_loss", "perplexity", "bits_per_char"}
-MAX_COMPARED = 3  # results, and settings, compared per kind when the question names none
-# What each compared number means in a question's words, besides the parts of its own name ("val_loss":
+# What each number of a record means in a question's words, besides the parts of its own name ("val_loss":
 # "val", "loss"): the words by which a question asks about it ("which run is the biggest?" asks about
 # params). Words are matched after `stem`.
 KEY_GLOSSES = {
@@ -749,7 +718,7 @@ KEY_GLOSSES = {
 
 
 def asked_keys(clause: str) -> set[str]:
-    """The compared numbers a question speaks of: a part of the key's name ("val loss") or a gloss word
+    """The numbers of a record a question speaks of: a part of the key's name ("val loss") or a gloss word
     (`KEY_GLOSSES`: "bigger" -> params) among its words."""
     words = {stem(t) for t in tokens(clause)}
     out = set()
@@ -758,108 +727,3 @@ def asked_keys(clause: str) -> set[str]:
         if words & (parts | {stem(w) for w in KEY_GLOSSES.get(key, "").split()}):
             out.add(key)
     return out
-
-
-@dataclass
-class Order:
-    """Records of one `kind` ordered by one number `key` of their `field` ("metrics" or "config"):
-    `ranked` is [(value, name)], lowest first."""
-
-    kind: str
-    key: str
-    field: str
-    ranked: list[tuple[float, str]]
-
-
-def orders(recs: Sequence[Record]) -> list[Order]:
-    """Each result and setting in which at least two records of one kind hold different numbers, each
-    kind's results first (`RESULT_KEYS` order, `status` and `step` never), then its settings (`FACT_KEYS`)."""
-    out = []
-    for kind in dict.fromkeys(r.kind for r in recs):
-        group = [r for r in recs if r.kind == kind]
-        for keys, field_of in ((RESULT_KEYS, "metrics"), (FACT_KEYS, "config")):
-            for key in keys:
-                vals = [(v, r.name) for r in group if isinstance(v := getattr(r, field_of).get(key), int | float)
-                        and not isinstance(v, bool)]  # fmt: skip
-                if key != "step" and len({v for v, _ in vals}) >= 2:
-                    out.append(Order(kind, key, field_of, sorted(vals, key=lambda x: x[0])))
-    return out
-
-
-def compared(recs: Sequence[Record], clause: str = "") -> list[str]:
-    """Lines that order records of one kind by the results and settings in which they differ (`orders`),
-    computed here: "which of the two runs had the lower val loss?" was answered with the higher one by
-    the 1.5B, given both values; given "lower, better gpt-1 (1.9712); higher, worse gpt-2 (2.0811)", it
-    copies.
-
-        compared([gpt1, gpt2])  # ["- val_loss: lower, better gpt-1 (1.9712); higher, worse gpt-2 (2.0811)",
-                                #  ..., "- n_layer: lower gpt-2 (2); higher gpt-1 (4)"]
-
-    Two records give the lower and the higher; more give the lowest and the highest; a loss says which
-    is better (`LOWER_IS_BETTER`). When the `clause` asks about some of them (`asked_keys`: "which is
-    the biggest?" -> params), only those; else up to `MAX_COMPARED` results and settings of each kind."""
-    found = orders(recs)
-    asked = asked_keys(clause) & {o.key for o in found}
-    seen: dict[tuple[str, str], int] = {}
-    out = []
-    for o in found:
-        seen[o.kind, o.field] = seen.get((o.kind, o.field), 0) + 1
-        if (o.key not in asked) if asked else seen[o.kind, o.field] > MAX_COMPARED:
-            continue
-        shown = [f"{name} ({round(v, 4) if isinstance(v, float) else v})" for v, name in o.ranked]
-        low, high = ("lower", "higher") if len(shown) == 2 else ("lowest", "highest")
-        if o.key in LOWER_IS_BETTER:
-            low, high = (
-                (f"{low}, better", f"{high}, worse")
-                if len(shown) == 2
-                else (f"{low}, best", f"{high}, worst")
-            )
-        out.append(f"- {o.key}: {low} {shown[0]}; {high} {shown[-1]}")
-    return out
-
-
-# Words that put what a sentence is about at the low or the high end of an order, and (for a loss) the
-# better or the worse end.
-LOW_WORDS = {
-    "lower",
-    "lowest",
-    "less",
-    "least",
-    "smaller",
-    "smallest",
-    "fewer",
-    "fewest",
-    "shallower",
-    "narrower",
-}
-HIGH_WORDS = {"higher", "highest", "more", "most", "bigger", "biggest", "larger", "largest", "greater", "greatest",
-              "deeper", "deepest", "wider", "widest"}  # fmt: skip
-BETTER_WORDS = {"better", "best", "beat", "beats", "outperformed", "outperforms", "won", "wins"}
-WORSE_WORDS = {"worse", "worst", "lost", "loses"}
-
-
-def contradicts_order(sentence: str, recs: Sequence[Record], clause: str = "") -> bool:
-    """True when `sentence` puts the record it names first at the wrong end of an order (`orders`) on a
-    number it or the `clause` speaks of (`asked_keys`): "Yes, gpt-3 beat gpt-2 on val loss" when gpt-3's
-    val loss is the higher; a sentence that names one record and no end ("gpt-3 did.") takes the
-    clause's words. A sentence that speaks of no number, or of a record in the middle, is left."""
-    words = set(tokens(sentence))
-    keys = asked_keys(sentence) or asked_keys(clause)
-    low = sentence.lower()
-    named = sorted(
-        _names_in(sentence, recs),
-        key=lambda r: min(i for x in (r.name, r.id) if (i := low.find(x.lower())) >= 0),
-    )
-    if not keys or not named:
-        return False
-    subject = named[0]
-    if len(named) == 1 and not words & (LOW_WORDS | HIGH_WORDS | BETTER_WORDS | WORSE_WORDS):
-        words = set(tokens(clause))  # "gpt-3." to "which run has the lower val loss?"
-    for o in orders(recs):
-        if o.kind != subject.kind or o.key not in keys:
-            continue
-        says_low = bool(words & LOW_WORDS) or (o.key in LOWER_IS_BETTER and bool(words & BETTER_WORDS))
-        says_high = bool(words & HIGH_WORDS) or (o.key in LOWER_IS_BETTER and bool(words & WORSE_WORDS))
-        if says_low != says_high and subject.name == (o.ranked[-1][1] if says_low else o.ranked[0][1]):
-            return True
-    return False

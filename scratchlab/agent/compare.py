@@ -1,0 +1,160 @@
+"""What a grounded answer about the lab's records is told, and the comparisons computed for it.
+
+`facts` gives an answer the settings and results of the records a question is about (`state.about`),
+led by how they order (`compared`): the 1.5B, given two val losses, named the higher one as the lower;
+given "lower, better gpt-1 (1.9712); higher, worse gpt-2 (2.0811)", it copies. `in_order` is the check
+`grounding.ground_reply` runs on each reply sentence, so one that puts a record at the wrong end of an
+order ("gpt-3 beat gpt-2" when gpt-3's val loss is the higher) is dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from scratchlab.agent.bank import tokens
+from scratchlab.agent.state import FACT_KEYS, RESULT_KEYS, Record, asked_keys, names_in, path_like
+
+MAX_FACTS = 6  # records whose facts an answer is given
+
+
+def facts(recs: Sequence[Record], limit: int = MAX_FACTS, clause: str = "") -> str:
+    """Compact lines of what the lab knows about the records a question is about (for grounded answers):
+    first how they compare (`compared`, on what the `clause` asks about), then each record's settings
+    and results."""
+    names = {r.path: r.name for r in recs if r.path}
+    lines = []
+    for r in recs[:limit]:
+        cfg = {k: names.get(str(v), Path(str(v)).name if "/" in str(v) else v) for k, v in r.config.items()
+               if k in FACT_KEYS and v not in (None, "", [])}  # fmt: skip
+        scalars = {k: v for k, v in r.metrics.items()
+                   if isinstance(v, int | float | str) and not (isinstance(v, str) and path_like(v))}  # fmt: skip
+        order = [k for k in RESULT_KEYS if k in scalars] + [k for k in scalars if k not in RESULT_KEYS]
+        met = {k: round(scalars[k], 4) if isinstance(scalars[k], float) else scalars[k] for k in order}
+        part = [f"- {r.kind} {r.label()}"]
+        if cfg:
+            part.append("settings: " + ", ".join(f"{k}={v}" for k, v in cfg.items()))
+        if met:
+            part.append("results: " + ", ".join(f"{k}={v}" for k, v in list(met.items())[:8]))
+        lines.append("; ".join(part))
+    return "\n".join(compared(recs[:limit], clause) + lines)
+
+
+LOWER_IS_BETTER = {"val_loss", "best_val_loss", "train_loss", "perplexity", "bits_per_char"}
+MAX_COMPARED = 3  # results, and settings, compared per kind when the question names none
+
+
+@dataclass
+class Order:
+    """Records of one `kind` ordered by one number `key` of their `field` ("metrics" or "config"):
+    `ranked` is [(value, name)], lowest first."""
+
+    kind: str
+    key: str
+    field: str
+    ranked: list[tuple[float, str]]
+
+
+def orders(recs: Sequence[Record]) -> list[Order]:
+    """Each result and setting in which at least two records of one kind hold different numbers, each
+    kind's results first (`RESULT_KEYS` order, `status` and `step` never), then its settings (`FACT_KEYS`)."""
+    out = []
+    for kind in dict.fromkeys(r.kind for r in recs):
+        group = [r for r in recs if r.kind == kind]
+        for keys, field_of in ((RESULT_KEYS, "metrics"), (FACT_KEYS, "config")):
+            for key in keys:
+                vals = [(v, r.name) for r in group if isinstance(v := getattr(r, field_of).get(key), int | float)
+                        and not isinstance(v, bool)]  # fmt: skip
+                if key != "step" and len({v for v, _ in vals}) >= 2:
+                    out.append(Order(kind, key, field_of, sorted(vals, key=lambda x: x[0])))
+    return out
+
+
+def compared(recs: Sequence[Record], clause: str = "") -> list[str]:
+    """Lines that order records of one kind by the results and settings in which they differ (`orders`),
+    computed here: "which of the two runs had the lower val loss?" was answered with the higher one by
+    the 1.5B, given both values; given "lower, better gpt-1 (1.9712); higher, worse gpt-2 (2.0811)", it
+    copies.
+
+        compared([gpt1, gpt2])  # ["- val_loss: lower, better gpt-1 (1.9712); higher, worse gpt-2 (2.0811)",
+                                #  ..., "- n_layer: lower gpt-2 (2); higher gpt-1 (4)"]
+
+    Two records give the lower and the higher; more give the lowest and the highest; a loss says which
+    is better (`LOWER_IS_BETTER`). When the `clause` asks about some of them (`asked_keys`: "which is
+    the biggest?" -> params), only those; else up to `MAX_COMPARED` results and settings of each kind."""
+    found = orders(recs)
+    asked = asked_keys(clause) & {o.key for o in found}
+    seen: dict[tuple[str, str], int] = {}
+    out = []
+    for o in found:
+        seen[o.kind, o.field] = seen.get((o.kind, o.field), 0) + 1
+        if (o.key not in asked) if asked else seen[o.kind, o.field] > MAX_COMPARED:
+            continue
+        shown = [f"{name} ({round(v, 4) if isinstance(v, float) else v})" for v, name in o.ranked]
+        low, high = ("lower", "higher") if len(shown) == 2 else ("lowest", "highest")
+        if o.key in LOWER_IS_BETTER:
+            low, high = (
+                (f"{low}, better", f"{high}, worse")
+                if len(shown) == 2
+                else (f"{low}, best", f"{high}, worst")
+            )
+        out.append(f"- {o.key}: {low} {shown[0]}; {high} {shown[-1]}")
+    return out
+
+
+# Words that put what a sentence is about at the low or the high end of an order, and (for a loss) the
+# better or the worse end.
+LOW_WORDS = {
+    "lower",
+    "lowest",
+    "less",
+    "least",
+    "smaller",
+    "smallest",
+    "fewer",
+    "fewest",
+    "shallower",
+    "narrower",
+}
+HIGH_WORDS = {"higher", "highest", "more", "most", "bigger", "biggest", "larger", "largest", "greater", "greatest",
+              "deeper", "deepest", "wider", "widest"}  # fmt: skip
+BETTER_WORDS = {"better", "best", "beat", "beats", "outperformed", "outperforms", "won", "wins"}
+WORSE_WORDS = {"worse", "worst", "lost", "loses"}
+
+
+def contradicts_order(
+    sentence: str, recs: Sequence[Record], clause: str = "", found: Sequence[Order] | None = None
+) -> bool:
+    """True when `sentence` puts the record it names first at the wrong end of an order (`orders`) on a
+    number it or the `clause` speaks of (`asked_keys`): "Yes, gpt-3 beat gpt-2 on val loss" when gpt-3's
+    val loss is the higher; a sentence that names one record and no end ("gpt-3 did.") takes the
+    clause's words. A sentence that speaks of no number, or of a record in the middle, is left.
+    `found` is `orders(recs)` when the caller has it."""
+    words = set(tokens(sentence))
+    keys = asked_keys(sentence) or asked_keys(clause)
+    low = sentence.lower()
+    named = sorted(
+        names_in(sentence, recs),
+        key=lambda r: min(i for x in (r.name, r.id) if (i := low.find(x.lower())) >= 0),
+    )
+    if not keys or not named:
+        return False
+    subject = named[0]
+    if len(named) == 1 and not words & (LOW_WORDS | HIGH_WORDS | BETTER_WORDS | WORSE_WORDS):
+        words = set(tokens(clause))  # "gpt-3." to "which run has the lower val loss?"
+    for o in orders(recs) if found is None else found:
+        if o.kind != subject.kind or o.key not in keys:
+            continue
+        says_low = bool(words & LOW_WORDS) or (o.key in LOWER_IS_BETTER and bool(words & BETTER_WORDS))
+        says_high = bool(words & HIGH_WORDS) or (o.key in LOWER_IS_BETTER and bool(words & WORSE_WORDS))
+        if says_low != says_high and subject.name == (o.ranked[-1][1] if says_low else o.ranked[0][1]):
+            return True
+    return False
+
+
+def in_order(recs: Sequence[Record], clause: str = "") -> Callable[[str], bool]:
+    """The `keep` check of `grounding.ground_reply` for a reply about `recs`: True for a sentence that
+    `contradicts_order` lets stand (the orders are computed once, not per sentence)."""
+    found = orders(recs)
+    return lambda sentence: not contradicts_order(sentence, recs, clause, found)
