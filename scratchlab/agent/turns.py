@@ -49,6 +49,7 @@ class TurnRunner:
         self.state = ""  # what the running turn does now, for the status line
         self.partial = ""  # the tail of the answer being written
         self.started_at = 0.0
+        self._pending = 0  # submitted and not yet finished: queued or running
         self._buffer = ""
         self._streamed = False
         self._lock = threading.Lock()
@@ -58,15 +59,22 @@ class TurnRunner:
     # ---- control (main thread) ------------------------------------------------------------------
     @property
     def busy(self) -> bool:
-        return self.token is not None or not self.requests.empty()
+        """True from `submit` until that turn has ended (no gap between taking it off the queue and
+        starting it)."""
+        return self._pending > 0
 
     def submit(self, text: str, thread_id: str) -> None:
         """Queue a request; it runs after the running turn (if any)."""
-        self.requests.put(("request", text, thread_id))
+        self._put(("request", text, thread_id))
 
     def submit_resume(self, payload: dict, thread_id: str) -> None:
         """Queue the answer to a confirmation left pending in `thread_id` (asked when it runs)."""
-        self.requests.put(("resume", payload, thread_id))
+        self._put(("resume", payload, thread_id))
+
+    def _put(self, item: tuple) -> None:
+        with self._lock:
+            self._pending += 1
+        self.requests.put(item)
 
     def detach(self) -> None:
         """Stop waiting for jobs in the running turn; they keep running and the turn goes on."""
@@ -79,11 +87,11 @@ class TurnRunner:
         dropped = 0
         while True:
             try:
-                self.requests.get_nowait()
-                dropped += 1
+                dropped += self.requests.get_nowait() is not None  # a stop's None is no request
             except queue.Empty:
                 break
         with self._lock:
+            self._pending -= dropped
             if self.token is not None:
                 self.token.cancel()
                 self.state = "cancelling"
@@ -117,6 +125,7 @@ class TurnRunner:
             finally:
                 with self._lock:
                     self.token, self.state, self.partial = None, "", ""
+                    self._pending -= 1
 
     def _answer(self, payload: dict, request: str | None, token: cancel.CancelToken) -> str:
         self.state = "waiting for your answer"
