@@ -77,6 +77,7 @@ SPLITS = (
     "test11",
     "test12",
     "test13",
+    "test14",
 )  # test2-test8: each written before any run of the code it first scored
 NO_TOOL_CATEGORIES = ("chitchat", "general")
 CLARIFY_CATEGORIES = ("underspecified",)
