@@ -46,6 +46,10 @@ def test_space_specs_use_the_config_bounds():
     with pytest.raises(SpaceError, match="n_layer takes int"):
         parse_space(["n_layer=2.5"])
     assert "r" in parse_space(["r=4,8"], "lora")
+    # one setting written as several specs searches every value, not the last alone
+    assert parse_space(["dropout=0", "dropout=0.15", "dropout=0.3"])["dropout"]["choices"] == [0, 0.15, 0.3]
+    with pytest.raises(SpaceError, match="given twice"):
+        parse_space(["dropout=0..0.2", "dropout=0.3"])
 
 
 def test_noise_rule():

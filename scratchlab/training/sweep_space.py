@@ -175,11 +175,27 @@ def parse_one(spec: str | tuple[str, Any], kind: str = "gpt") -> tuple[str, dict
 
 
 def parse_space(specs: list[str] | dict[str, Any], kind: str = "gpt") -> dict[str, dict[str, Any]]:
-    """A search space from specs (list of strings, or {name: values|range|""}). Raises SpaceError."""
+    """A search space from specs (list of strings, or {name: values|range|""}).
+
+    Specs that name one setting twice join their values (["dropout=0", "dropout=0.15"] searches both),
+    never the last one alone.
+
+    Raises:
+        SpaceError: a bad spec (`parse_one`), or one setting given both a range and values, or two ranges.
+    """
     items = list(specs.items()) if isinstance(specs, dict) else list(specs)
     if not items:
         raise SpaceError(f"nothing to search: name at least one setting, e.g. 'lr' ({describe(kind)})")
-    space = dict(parse_one(s, kind) for s in items)
+    space: dict[str, dict[str, Any]] = {}
+    for spec in items:
+        name, part = parse_one(spec, kind)
+        if name not in space:
+            space[name] = part
+        elif "choices" in part and "choices" in space[name]:
+            space[name]["choices"] = list(dict.fromkeys(space[name]["choices"] + part["choices"]))
+        else:
+            raise SpaceError(f"{name} is given twice, as a range and as values (or two ranges): give one, "
+                             f"e.g. '{name}=a,b,c' or '{name}=low..high'")  # fmt: skip
     return space
 
 
