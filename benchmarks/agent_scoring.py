@@ -285,17 +285,26 @@ def normalise_value(value: Any) -> Any:
 
 
 def _canonical_specs(specs: Any) -> Any:
-    """Search specs ('learning_rate', 'vocab=256,512') with each setting under the name the sweep
-    engine gives it (`sweep_space.ALIASES`: 'lr', 'vocab_size=256,512')."""
+    """Search specs ('learning_rate', 'vocab=256,512') as the sweep engine reads them: each setting
+    under the name it gives it (`sweep_space.ALIASES`: 'lr', 'vocab_size=256,512'), and the values of
+    one setting written as several specs joined ('dropout=0', 'dropout=0.3' -> 'dropout=0,0.3', as
+    `sweep_space.parse_space` joins them)."""
     from scratchlab.training.sweep_space import ALIASES
 
     if not isinstance(specs, list):
         return specs
-    out = []
+    out: list[Any] = []
+    values_of: dict[str, int] = {}  # setting -> its 'name=v1,v2' spec's place in `out`
     for spec in specs:
         if isinstance(spec, str):
             key, eq, values = spec.partition("=")
-            spec = ALIASES.get(key.strip(), key.strip()) + eq + values
+            key = ALIASES.get(key.strip(), key.strip())
+            if eq and ".." not in values and key in values_of:
+                out[values_of[key]] += "," + values
+                continue
+            if eq and ".." not in values:
+                values_of[key] = len(out)
+            spec = key + eq + values
         out.append(spec)
     return out
 

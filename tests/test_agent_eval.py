@@ -179,6 +179,9 @@ def test_match_arg_matchers():
     assert ev.match_arg("search", ["learning_rate"], ["lr"])
     assert ev.match_arg("search", ["vocab=256,512"], ["vocab_size=256,512"])
     assert not ev.match_arg("search", ["learning_rate"], ["dropout"])
+    # one setting's values written as several specs: the engine searches them all (parse_space)
+    assert ev.match_arg("search", ["dropout=0,0.15,0.3"], ["dropout=0", "dropout=0.15", "dropout=0.3"])
+    assert not ev.match_arg("search", ["dropout=0,0.15,0.3"], ["dropout=0", "dropout=0.3"])
 
 
 def test_state_ids_match_the_registry(tmp_path):
