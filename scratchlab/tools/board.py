@@ -47,7 +47,7 @@ def _pick_runs(ctx: ToolContext, refs: list[str] | None) -> list:
 def make_tools(ctx: ToolContext) -> list[BaseTool]:
     @lab_tool("show_curves", ShowCurvesArgs)
     def show_curves(args: ShowCurvesArgs) -> str:
-        """Show training curves: the run dashboard's URL (TensorBoard, every run's losses, lr, tokens/s, samples) and a PNG of train/val loss of the chosen runs."""
+        """Plot the train/val loss curves of the chosen runs in one PNG, and give the run dashboard's URL (TensorBoard: every run's losses, lr, tokens/s, samples)."""
         arts = _pick_runs(ctx, args.runs)
         if not arts:
             raise ToolError("no runs with logged losses yet; train one with train_gpt or finetune_lora")

@@ -44,7 +44,7 @@ LAB_DATA_HELP = (
 READABLE = 0o644  # atomic writes are 0600; the sandbox uid (65534 when we run as root) must read the export
 
 RUN_PYTHON_DESCRIPTION = f"""Run Python code in an isolated sandbox and get its output.
-Use it to compute, inspect artifacts and make plots. numpy, matplotlib (Agg backend; save figures
+Use it to compute, inspect artifacts and make custom plots (the loss curves of runs: show_curves). numpy, matplotlib (Agg backend; save figures
 with plt.savefig('name.png')) and torch are installed. There is NO network and no pip install.
 The current folder /sandbox is the only writable place; files saved there are returned and
 registered as artifacts (PNG/JPG/SVG as plots). {LAB_DATA_HELP}
