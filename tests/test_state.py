@@ -508,3 +508,23 @@ def test_a_question_is_about_the_record_it_names_or_describes_first():
     plain = state.about("how did it go?", recs)
     assert [r.id for r in plain] == ["run-2", "run-1", "tokenizer-1"]  # newest first, no job
     assert state.about("anything?", [job]) == [job] and state.about("anything?", []) == []
+
+
+def test_a_job_and_the_artifact_it_makes_describe_each_other():
+    from types import SimpleNamespace as NS
+
+    arts = [NS(id="run-3", kind="run", name="tiny", config={"n_embd": 32, "n_layer": 1}, metrics={}, path=""),
+            NS(id="run-2", kind="run", name="mk2", config={"n_embd": 256, "n_layer": 4}, metrics={}, path=""),
+            NS(id="run-1", kind="run", name="slim", config={"n_embd": 48, "n_layer": 2}, metrics={}, path="")]  # fmt: skip
+    jobs = [NS(id="job-5", kind="gpt", artifact_id="run-3", status="running", step=10, total=100),
+            NS(id="job-4", kind="gpt", artifact_id="run-2", status="running", step=10, total=100),
+            NS(id="job-3", kind="gpt", artifact_id="run-1", status="failed", step=5, total=100)]  # fmt: skip
+    recs = state.from_registry(arts, jobs)
+    # the job for a described model
+    assert resolve("job_id", None, "stop the training job for the 256-wide model", recs, None) == "job-4"
+    # the run whose job crashed (the run itself records no status)
+    assert resolve("run", None, "the run that crashed: carry on where it died", recs, "last") == "slim"
+    assert {r.name: r.metrics.get("status") for r in recs if r.kind == "run"} == {
+        "tiny": "running", "mk2": "running", "slim": "failed"}  # fmt: skip
+    # a job's settings are its model's: never compared as the job's own
+    assert not any("n_embd" in line for line in compare.compared([r for r in recs if r.kind == "job"]))

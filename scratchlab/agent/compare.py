@@ -62,7 +62,10 @@ def orders(recs: Sequence[Record]) -> list[Order]:
     out = []
     for kind in dict.fromkeys(r.kind for r in recs):
         group = [r for r in recs if r.kind == kind]
-        for keys, field_of in ((RESULT_KEYS, "metrics"), (FACT_KEYS, "config")):
+        fields = [(RESULT_KEYS, "metrics")] + [(FACT_KEYS, "config")] * (
+            kind != "job"
+        )  # a job's are its artifact's
+        for keys, field_of in fields:
             for key in keys:
                 vals = [(v, r.name) for r in group if isinstance(v := getattr(r, field_of).get(key), int | float)
                         and not isinstance(v, bool)]  # fmt: skip

@@ -101,6 +101,15 @@ DESCRIBING_KEYS = (
     "block_size",
     "lr",
 )
+DESCRIBING_SOURCES = ("dataset", "data", "tokenizer")  # config values whose words describe a record
+# The words by which a request describes a record by its status ("the run that crashed", "the killed
+# job"): a record's own status, or for an artifact its newest job's (`from_registry`)
+STATUS_WORDS = {
+    "failed": {"crashed", "crash", "died", "dead", "failed", "broke", "broken", "errored"},
+    "cancelled": {"cancelled", "canceled", "killed", "aborted"},
+    "running": {"running", "ongoing", "unfinished"},
+    "queued": {"queued", "pending"},
+}
 MAX_RECORDS = 40
 FACT_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "max_iters", "lr", "dropout", "vocab_size",
              "pattern", "dataset", "tokenizer", "base", "data", "r", "lora_alpha", "paths", "path")  # fmt: skip
@@ -141,20 +150,30 @@ class Record:
 def from_registry(artifacts: Iterable[Any], jobs: Iterable[Any] = ()) -> list[Record]:
     """Records from registry `Artifact`s (newest first) and `Job`s: running or queued ones first, then
     ended ones ("stop it" after a background run that has since finished is about a job that exists,
-    and the tool can say it ended; a request asking for the running job still finds it first)."""
+    and the tool can say it ended; a request asking for the running job still finds it first).
+
+    A job and the artifact it makes describe each other: the job takes the artifact's describing
+    settings ("stop the job for the 256-wide model"), and an artifact without a status of its own takes
+    its newest job's ("resume the run that crashed")."""
     out = [
         Record(id=a.id, kind=a.kind, name=a.name, config=dict(a.config or {}), metrics=dict(a.metrics or {}),
                path=str(a.path or ""))
         for a in artifacts
     ]  # fmt: skip
-    names = {r.id: r.name for r in out}
-    jobs = sorted(jobs, key=lambda j: j.status not in ACTIVE)  # stable: newest first within
-    out += [
-        Record(id=j.id, kind="job", name=j.id, config={"kind": j.kind, "artifact": j.artifact_id,
-                                                      "artifact_name": names.get(j.artifact_id or "")},
-               metrics={"status": j.status, "step": j.step, "total": j.total})
-        for j in jobs
-    ]  # fmt: skip
+    made = {r.id: r for r in out}
+    jobs = list(jobs)
+    for j in jobs:  # newest first: the newest job's status is the artifact's
+        if (art := made.get(j.artifact_id or "")) is not None:
+            art.metrics.setdefault("status", j.status)
+    for j in sorted(jobs, key=lambda j: j.status not in ACTIVE):  # stable: newest first within
+        art = made.get(j.artifact_id or "")
+        describing = {
+            k: v for k, v in (art.config if art else {}).items() if k in DESCRIBING_KEYS + DESCRIBING_SOURCES
+        }
+        out.append(Record(id=j.id, kind="job", name=j.id,
+                          config={**describing, "kind": j.kind, "artifact": j.artifact_id,
+                                  "artifact_name": art.name if art else None},
+                          metrics={"status": j.status, "step": j.step, "total": j.total}))  # fmt: skip
     return out[:MAX_RECORDS]
 
 
@@ -212,15 +231,15 @@ def written_id(clause: str, kinds: Sequence[str]) -> str | None:
     return ids.pop() if len(ids) == 1 else None
 
 
-DESCRIBING_SOURCES = ("dataset", "data", "tokenizer")  # config values whose words describe a record
 DATA_ARGS = ("dataset", "data")  # arguments that take the data a record was made from
 
 
 def _described(clause: str, recs: Sequence[Record], numbers: bool = True) -> list[Record]:
     """The records that a number or a word of their config picks out best ("the 1-layer run", "the
     tokenizer trained on notes.txt", "the character-level model": a run whose tokenizer is 'char'); a
-    word counts when it is a config word, or starts with one of 4+ letters, or has its stem. Without
-    `numbers`, only the words count. Empty when none or several fit equally well."""
+    word counts when it is a config word, or starts with one of 4+ letters, or has its stem, or names
+    the record's status (`STATUS_WORDS`: "the run that crashed"). Without `numbers`, only the words
+    count. Empty when none or several fit equally well."""
     toks = tokens(clause)
     # "the 1-layer run", "the two-layer model"; a number word not glued to a setting counts things
     # ("which of the two runs ...?", "the first one")
@@ -239,6 +258,7 @@ def _described(clause: str, recs: Sequence[Record], numbers: bool = True) -> lis
         said = sum(
             any(stem(w) == stem(s) or (len(s) >= 4 and w.startswith(s)) for s in src_words) for w in words
         )
+        said += bool(words & STATUS_WORDS.get(str(r.metrics.get("status")), set()))
         scored.append((2 * len(nums & vals) * numbers + said, r))
     best = max(s for s, _ in scored)
     top = [r for s, r in scored if s == best]
@@ -251,7 +271,9 @@ def _source(recs: Sequence[Record], files: Sequence[Record], clause: str = "") -
     last-touched one ("train a gpt on those same docs" after a tokenizer built from ../shared/seeds),
     unless a file record was touched as late or later."""
     makers = [
-        r for r in recs if r.kind != "file" and any(isinstance(r.config.get(k), str) for k in DATA_ARGS)
+        r
+        for r in recs
+        if r.kind not in ("file", "job") and any(isinstance(r.config.get(k), str) for k in DATA_ARGS)
     ]
     toks = set(tokens(clause))
     nouned = [r for r in makers if KIND_NOUNS.get(r.kind, set()) & toks - KIND_NOUNS["dataset"]]
