@@ -35,6 +35,18 @@ def test_a_number_goes_to_the_argument_whose_own_name_stands_next_to_it():
     }
 
 
+def test_a_word_between_two_numbers_labels_the_one_its_reading_explains_best():
+    # "6 layers 8 heads": a label after its number; "block 128 lr 3e-4": a label before it
+    assert stated_numbers("6 layers 8 heads", "train_gpt", GPT, None) == {"n_layer": 6, "n_head": 8}
+    assert stated_numbers("gpt block 128 lr 3e-4", "train_gpt", GPT, None) == {"block_size": 128, "lr": 3e-4}
+    assert [c for _, c in number_contexts("block 128 lr 3e-4", ties_before=False)] == [
+        {"block": 1.0},
+        {"lr": 1.0},
+    ]
+    # a "k" before a number names it ("T=1.2 k=40" is top-k 40), it does not scale the one before
+    assert [v for v, _ in number_contexts("T=1.2 k=40")] == [1.2, 40.0]
+
+
 def test_words_for_an_argument_are_learned_from_the_bank():
     b = bank(("gpt with 4 stacks for 2000 iterations", "train_gpt", {"n_layer": 4, "max_iters": 2000}),
              ("a 64 wide model, bs 16", "train_gpt", {"n_embd": 64, "batch_size": 16}))  # fmt: skip

@@ -270,7 +270,7 @@ def test_is_looping():
 @pytest.mark.parametrize(
     "raw, expected",
     [("gpt 4L 6H 2k steps", "gpt 4L 6H 2000 steps"), ("max_iters=5k", "max_iters=5000"), ("a 1.5k vocab", "a 1500 vocab"),
-     ("GPT-4 and 3D", "GPT-4 and 3D")],
+     ("GPT-4 and 3D", "GPT-4 and 3D"), ("sample T=1.2 k=40", "sample T=1.2 k=40"), ("top 1.2 k 40", "top 1.2 k 40")],
 )  # fmt: skip
 def test_normalise_request(raw, expected):
     assert router.normalise_request(raw) == expected

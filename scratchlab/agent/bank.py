@@ -372,11 +372,12 @@ def _drop_model_numbers(word: str) -> str:
     return word
 
 
-def number_contexts(text: str) -> list[tuple[float, dict[str, float]]]:
+def number_contexts(text: str, ties_before: bool = True) -> list[tuple[float, dict[str, float]]]:
     """Each number of `text` with the words that label it, weighted by nearness.
 
     A word belongs to the nearest number of its phrase (ended by a comma, a spaced dash or a semicolon) within `CONTEXT_WORDS` words (a
-    tie goes to the number before it: "6 layers 8 heads" gives "layers" to 6), with weight 1/distance;
+    tie goes to the number before it: "6 layers 8 heads" gives "layers" to 6; with `ties_before`
+    False, to the one after: "ctx 128 lr 3e-4" gives "lr" to 3e-4), with weight 1/distance;
     "with that many heads, 120 steps" gives "heads" to no number.
     "2k" counts as 2000 and "two" as 2.
 
@@ -395,6 +396,8 @@ def number_contexts(text: str) -> list[tuple[float, dict[str, float]]]:
     skip = set()
     for i, t in enumerate(toks):
         nxt = toks[i + 1] if i + 1 < len(toks) else ""
+        if i + 2 < len(toks) and as_number(toks[i + 2]) is not None:
+            nxt = ""  # "1.2 k 40" ("T=1.2 k=40"): a scale word before a number labels it
         v = as_number(t, nxt)
         # "one of those" counts things and "train one like that" / "make one with 4 heads" points at
         # one: neither sets a number ("one layer" does)
@@ -411,7 +414,9 @@ def number_contexts(text: str) -> list[tuple[float, dict[str, float]]]:
             continue
         # (distance, before-the-number) per number; "2 k steps": the "k" does not count as a word
         near = [
-            ((j - i - (i + 1 in skip), 0) if j > i else (i - j, 1), i) for i in nums if phrase[i] == phrase[j]
+            ((j - i - (i + 1 in skip), not ties_before) if j > i else (i - j, ties_before), i)
+            for i in nums
+            if phrase[i] == phrase[j]
         ]
         if near:
             (dist, _), i = min(near)

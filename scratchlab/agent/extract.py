@@ -128,7 +128,9 @@ def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Ban
 
     Each number's label words (`bank.number_contexts`) vote for an argument: a word of the argument's
     own name counts 1, a word the bank learned for it counts P(argument | word) over the tool's
-    numeric arguments; both times the word's nearness. The best argument must clearly win.
+    numeric arguments; both times the word's nearness. The best argument must clearly win. A word
+    between two numbers labels the one before it ("6 layers 8 heads") or, when that reading finds
+    more evidence, the one after ("ctx 128 lr 3e-4").
 
     Args:
         text: the request (or the clause of it this call serves), shorthand already expanded.
@@ -147,21 +149,29 @@ def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Ban
     word_total: Counter = Counter()
     for arg in numeric:
         word_total.update(learned.get(arg, Counter()))
-    found: dict[str, set[float]] = {}
-    for value, context in number_contexts(text):
-        scores: Counter = Counter()
-        for arg in numeric:
-            own = _name_words(arg)
-            counts = learned.get(arg, Counter())
-            for w, weight in context.items():
-                if w in MODEL_NOUNS and w not in own:
-                    continue  # "a gpt 32 wide": the noun names the model, "wide" the setting
-                share = counts.get(w, 0) / word_total[w] if word_total[w] else 0.0
-                scores[arg] += weight * ((w in own) + share)
-        ranked = scores.most_common(2) + [(None, 0.0), (None, 0.0)]
-        (best, s1), (_, s2) = ranked[0], ranked[1]
-        if best is not None and s1 >= MIN_VOTES and s1 > 1.5 * s2:
-            found.setdefault(best, set()).add(value)
+
+    def votes(contexts: list[tuple[float, dict[str, float]]]) -> tuple[dict[str, set[float]], float]:
+        found: dict[str, set[float]] = {}
+        evidence = 0.0
+        for value, context in contexts:
+            scores: Counter = Counter()
+            for arg in numeric:
+                own = _name_words(arg)
+                counts = learned.get(arg, Counter())
+                for w, weight in context.items():
+                    if w in MODEL_NOUNS and w not in own:
+                        continue  # "a gpt 32 wide": the noun names the model, "wide" the setting
+                    share = counts.get(w, 0) / word_total[w] if word_total[w] else 0.0
+                    scores[arg] += weight * ((w in own) + share)
+            ranked = scores.most_common(2) + [(None, 0.0), (None, 0.0)]
+            (best, s1), (_, s2) = ranked[0], ranked[1]
+            if best is not None and s1 >= MIN_VOTES and s1 > 1.5 * s2:
+                found.setdefault(best, set()).add(value)
+                evidence += s1
+        return found, evidence
+
+    before, after = votes(number_contexts(text)), votes(number_contexts(text, ties_before=False))
+    found = after[0] if after[1] > before[1] else before[0]
     out: dict[str, Any] = {}
     for arg, values in found.items():
         if len(values) != 1:

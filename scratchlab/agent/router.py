@@ -46,8 +46,8 @@ NUMBER_RE = re.compile(
     r"(?<![\w.])(?<![A-Za-z]-)(-?(?:\d[\d,_]*(?:\.\d+)?|\.\d+)(?:e-?\d+)?)(?:\s*([kKmM])(?![a-zA-Z]))?"
 )
 SHORTHAND_K = re.compile(
-    r"(?<![\w.])(\d+(?:\.\d+)?)\s?[kK](?![a-zA-Z])"
-)  # "2k" -> 2000, for the model and grounding
+    r"(?<![\w.])(\d+(?:\.\d+)?)\s?[kK](?![a-zA-Z=:]|\s?\d)"
+)  # "2k" -> 2000, for the model and grounding; "T=1.2 k=40": that k names top-k
 TOOL_RESULT_CHARS = 1200
 MAX_STRING_CHARS = 240  # non-free-text string arguments are capped in the grammar too
 MAX_NAME_CHARS = 40  # a new artifact's name ("chef-bpe"); a small model can loop inside one
