@@ -39,12 +39,20 @@ def test_a_word_between_two_numbers_labels_the_one_its_reading_explains_best():
     # "6 layers 8 heads": a label after its number; "block 128 lr 3e-4": a label before it
     assert stated_numbers("6 layers 8 heads", "train_gpt", GPT, None) == {"n_layer": 6, "n_head": 8}
     assert stated_numbers("gpt block 128 lr 3e-4", "train_gpt", GPT, None) == {"block_size": 128, "lr": 3e-4}
-    assert [c for _, c in number_contexts("block 128 lr 3e-4", ties_before=False)] == [
+    assert [c for _, c in number_contexts("block 128 lr 3e-4", flip=1)] == [
         {"block": 1.0},
         {"lr": 1.0},
     ]
     # a "k" before a number names it ("T=1.2 k=40" is top-k 40), it does not scale the one before
     assert [v for v, _ in number_contexts("T=1.2 k=40")] == [1.2, 40.0]
+
+
+def test_a_modifier_of_a_name_is_weaker_than_its_head_and_never_plural():
+    # "blocks" are transformer blocks, not block_size; "batch 32" and "block size 128" still read
+    assert "block_size" not in stated_numbers("3 blocks deep, 96 wide", "train_gpt", GPT, None)
+    assert stated_numbers("batch 32, 2 layers", "train_gpt", GPT, None) == {"batch_size": 32, "n_layer": 2}
+    b = bank(("a gpt of 5 transformer blocks", "train_gpt", {"n_layer": 5}))
+    assert stated_numbers("3 blocks deep", "train_gpt", GPT, b) == {"n_layer": 3}
 
 
 def test_words_for_an_argument_are_learned_from_the_bank():

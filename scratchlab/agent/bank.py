@@ -372,18 +372,33 @@ def _drop_model_numbers(word: str) -> str:
     return word
 
 
-def number_contexts(text: str, ties_before: bool = True) -> list[tuple[float, dict[str, float]]]:
+MAX_TIES = 4  # words halfway between two numbers whose readings `number_readings` tries both ways
+
+
+def number_contexts(text: str, flip: int = 0) -> list[tuple[float, dict[str, float]]]:
     """Each number of `text` with the words that label it, weighted by nearness.
 
     A word belongs to the nearest number of its phrase (ended by a comma, a spaced dash or a semicolon) within `CONTEXT_WORDS` words (a
-    tie goes to the number before it: "6 layers 8 heads" gives "layers" to 6; with `ties_before`
-    False, to the one after: "ctx 128 lr 3e-4" gives "lr" to 3e-4), with weight 1/distance;
-    "with that many heads, 120 steps" gives "heads" to no number.
+    tie goes to the number before it: "6 layers 8 heads" gives "layers" to 6; the k-th tie goes to
+    the one after when bit k of `flip` is set: "ctx 128 lr 3e-4" gives "lr" to 3e-4), with weight
+    1/distance; "with that many heads, 120 steps" gives "heads" to no number.
     "2k" counts as 2000 and "two" as 2.
 
     Returns:
         [(value, {word: weight})] in order of appearance.
     """
+    return _labelled(text, flip)[0]
+
+
+def number_readings(text: str) -> list[list[tuple[float, dict[str, float]]]]:
+    """`number_contexts` of `text` under every way of giving its first `MAX_TIES` ties (a word as
+    near the number before it as the one after) one way or the other; the plain reading first."""
+    first, ties = _labelled(text, 0)
+    return [first] + [_labelled(text, flip)[0] for flip in range(1, 2 ** min(ties, MAX_TIES))]
+
+
+def _labelled(text: str, flip: int) -> tuple[list[tuple[float, dict[str, float]]], int]:
+    """(`number_contexts` of `text` under `flip`, how many ties it met)."""
     toks: list[str] = []
     phrase: list[int] = []  # the comma-separated phrase of each token ("1,000" has no ", ")
     for mark in PHRASE_MARKS:  # "no early stopping of bad trials - 300 steps per trial": two phrases
@@ -409,20 +424,22 @@ def number_contexts(text: str, ties_before: bool = True) -> list[tuple[float, di
             if nxt in SCALE_WORDS:  # "2k", "0.45M": the scale is part of the number, not a label
                 skip.add(i + 1)
     out: dict[int, dict[str, float]] = {i: {} for i in nums}
+    ties = 0
     for j, w in enumerate(toks):
         if j in nums or j in skip or w in FUNCTION_WORDS:
             continue
-        # (distance, before-the-number) per number; "2 k steps": the "k" does not count as a word
-        near = [
-            ((j - i - (i + 1 in skip), not ties_before) if j > i else (i - j, ties_before), i)
-            for i in nums
-            if phrase[i] == phrase[j]
-        ]
-        if near:
-            (dist, _), i = min(near)
-            if dist <= CONTEXT_WORDS:
-                out[i][w] = max(out[i].get(w, 0.0), 1.0 / dist)
-    return [(nums[i], out[i]) for i in sorted(nums)]
+        # (distance, number) per number of the phrase; "2 k steps": the "k" does not count as a word
+        near = sorted(
+            (j - i - (i + 1 in skip) if j > i else i - j, i) for i in nums if phrase[i] == phrase[j]
+        )
+        if not near or near[0][0] > CONTEXT_WORDS:
+            continue
+        (dist, i) = near[0]
+        if len(near) > 1 and near[1][0] == dist:  # halfway: the number before, or after when flipped
+            i = near[1][1] if flip >> ties & 1 else near[0][1]
+            ties += 1
+        out[i][w] = max(out[i].get(w, 0.0), 1.0 / dist)
+    return [(nums[i], out[i]) for i in sorted(nums)], ties
 
 
 def as_number(tok: str, nxt: str = "") -> float | None:

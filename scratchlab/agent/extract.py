@@ -31,7 +31,15 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from scratchlab.agent.bank import CONTEXT_WORDS, Bank, as_number, number_contexts, stem, tokens
+from scratchlab.agent.bank import (
+    CONTEXT_WORDS,
+    Bank,
+    as_number,
+    number_contexts,
+    number_readings,
+    stem,
+    tokens,
+)
 from scratchlab.agent.state import KIND_NOUNS
 
 # Paths: with a slash or a known file extension ("docs/", "~/notes", "data/qa.jsonl", "notes.txt").
@@ -116,11 +124,21 @@ def _numeric(prop: dict[str, Any]) -> str | None:
     return "number" if "number" in types else None
 
 
-def _name_words(arg: str) -> set[str]:
-    """Words an argument's own name gives: n_layer -> {layer, layers, n_layer}, max_iters -> {iters, ...}."""
+MODIFIER_WEIGHT = 0.5  # a name's modifier alone ("block" of block_size) is weaker evidence than its head
+
+
+def _name_words(arg: str) -> dict[str, float]:
+    """Words an argument's own name gives, with their weight: the name and its last part (the head
+    noun) in either number count 1 (n_layer -> layer, layers; max_iters -> iters, iter); an earlier
+    part (a modifier) counts `MODIFIER_WEIGHT` and only as written: "batch" is batch_size's, but
+    "3 blocks" is no block_size ("one block" names a transformer block more often than its context)."""
     parts = [p for p in arg.split("_") if len(p) > 1 and p not in ("n", "max", "num")]
-    words = {arg, *parts, *(p + "s" for p in parts), *(p.rstrip("s") for p in parts)}
-    return {w for w in words if w}
+    if not parts:
+        return {arg: 1.0}
+    head = parts[-1]
+    words = dict.fromkeys(parts[:-1], MODIFIER_WEIGHT)
+    words.update(dict.fromkeys({arg, head, head + "s", head.rstrip("s")} - {""}, 1.0))
+    return words
 
 
 def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Bank | None) -> dict[str, Any]:
@@ -129,8 +147,8 @@ def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Ban
     Each number's label words (`bank.number_contexts`) vote for an argument: a word of the argument's
     own name counts 1, a word the bank learned for it counts P(argument | word) over the tool's
     numeric arguments; both times the word's nearness. The best argument must clearly win. A word
-    between two numbers labels the one before it ("6 layers 8 heads") or, when that reading finds
-    more evidence, the one after ("ctx 128 lr 3e-4").
+    halfway between two numbers labels the one before it ("6 layers 8 heads") or, when that reading
+    gives the winners more votes, the one after ("ctx 128 lr 3e-4"; `bank.number_readings`).
 
     Args:
         text: the request (or the clause of it this call serves), shorthand already expanded.
@@ -162,7 +180,7 @@ def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Ban
                     if w in MODEL_NOUNS and w not in own:
                         continue  # "a gpt 32 wide": the noun names the model, "wide" the setting
                     share = counts.get(w, 0) / word_total[w] if word_total[w] else 0.0
-                    scores[arg] += weight * ((w in own) + share)
+                    scores[arg] += weight * (own.get(w, 0.0) + share)
             ranked = scores.most_common(2) + [(None, 0.0), (None, 0.0)]
             (best, s1), (_, s2) = ranked[0], ranked[1]
             if best is not None and s1 >= MIN_VOTES and s1 > 1.5 * s2:
@@ -170,8 +188,7 @@ def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Ban
                 evidence += s1
         return found, evidence
 
-    before, after = votes(number_contexts(text)), votes(number_contexts(text, ties_before=False))
-    found = after[0] if after[1] > before[1] else before[0]
+    found, _ = max((votes(r) for r in number_readings(text)), key=lambda fe: fe[1])  # the first of equals
     out: dict[str, Any] = {}
     for arg, values in found.items():
         if len(values) != 1:
@@ -199,7 +216,7 @@ def remembered_numbers(
     for arg, prop in parameters.get("properties", {}).items():
         if not _numeric(prop) or arg in given:
             continue
-        words = _name_words(arg) | {w for w, n in learned.get(arg, Counter()).items() if n >= 2}
+        words = set(_name_words(arg)) | {w for w, n in learned.get(arg, Counter()).items() if n >= 2}
         if not any(t in words and "my" in toks[max(0, i - 4) : i] for i, t in enumerate(toks)):
             continue
         for fact in memories:
