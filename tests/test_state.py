@@ -70,6 +70,11 @@ def test_a_near_miss_of_a_built_in_the_description_names_becomes_that_built_in()
                    glossed) == "cl100k_base"  # fmt: skip
     assert resolve("tokenizer", "bpe400-shakespeare", "and with that tokenizer?", TOKS, "last",
                    glossed) == "bpe400-shakespeare"  # fmt: skip
+    # ... or by a word that begins with its name, before the noun of the argument's kind
+    char = "'char' (one token per character) or a trained tokenizer's name, id or path."
+    assert resolve("tokenizer", "bpe400-shakespeare", "same again but with the character tokenizer instead",
+                   TOKS, "char", char) == "char"  # fmt: skip
+    assert resolve("tokenizer", "bpe400-shakespeare", "same again, and chart it", TOKS, "char", char) != "char"
 
 
 def test_part_of_the_one_name_that_holds_it_is_that_record():

@@ -530,9 +530,13 @@ def path_like(value: str) -> bool:
     return bool(tail and (head or (dot and stem and ext.isalpha() and len(ext) <= 5)))
 
 
-def _builtin(value: Any, clause: str, description: str, pool: Sequence[Record]) -> str | None:
+def _builtin(
+    value: Any, clause: str, description: str, pool: Sequence[Record], nouns: Iterable[str] = ()
+) -> str | None:
     """The built-in value (named in the argument's description) that the model's `value` stands for:
-    the one the request writes out, by name or by its gloss ("GPT-4o's tokenizer" -> 'o200k_base'), even
+    the one the request writes out, by name, by its gloss ("GPT-4o's tokenizer" -> 'o200k_base') or by
+    a word that begins with its name before a noun of the argument's kind (`nouns`: "the character
+    tokenizer" -> 'char'), even
     when the model left the argument out, else the one whose words `value` shares ("qwen-0.5b" ->
     'qwen2.5-coder-0.5b', "smollm" -> 'smollm2-135m'). None when `value` is itself a built-in, a
     record the request does not write (a repeated call's "bpe350-chat" gives way to "and with gpt-4's
@@ -544,8 +548,16 @@ def _builtin(value: Any, clause: str, description: str, pool: Sequence[Record]) 
     if text and path_like(value) and value.lower() in clause.lower():
         return None
     words = set(tokens(clause))
-    written = [n for n in names if set(tokens(n)) <= words and len(n) > 3] or _glossed(
-        clause, description, names
+    toks, nouns = tokens(clause), set(nouns)
+    written = (
+        [n for n in names if set(tokens(n)) <= words and len(n) > 3]
+        or _glossed(clause, description, names)
+        or [
+            n
+            for n in names
+            if len(n) > 3
+            and any(t.startswith(n) and b in nouns for t, b in zip(toks, toks[1:], strict=False))
+        ]
     )
     if len(written) == 1:
         return written[0]
@@ -613,7 +625,8 @@ def resolve(
         and (src := _source(recs, pool, clause))
     ):
         return src
-    if not named and (builtin := _builtin(value, clause, description, pool)):
+    nouns = {w for k in kinds for w in KIND_NOUNS.get(k, ())}
+    if not named and (builtin := _builtin(value, clause, description, pool, nouns)):
         return builtin
     if not named and (written := written_id(clause, kinds)):
         return written
