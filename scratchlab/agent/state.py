@@ -30,6 +30,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 
 from scratchlab.agent.bank import NUMBER_WORDS, as_number, stem, tokens
 from scratchlab.lab.jobs import ACTIVE
+from scratchlab.tools import READ_ONLY_TOOLS
 
 # Which record kinds an argument of a tool refers to.
 ARG_KINDS: dict[str, tuple[str, ...]] = {
@@ -44,6 +45,7 @@ ARG_KINDS: dict[str, tuple[str, ...]] = {
     "sweep": ("sweep", "research"),
     "runs": ("run", "adapter"),  # show_curves: a list of them
 }
+JOB_KINDS = {"job", "sweep", "research"}  # records a background job is, whose state a tool reads now
 # Nouns by which a request names a kind of record ("that tokenizer", "the same text").
 KIND_NOUNS: dict[str, set[str]] = {
     "tokenizer": {"tokenizer", "tokeniser", "tokenizers", "bpe", "vocab", "vocabulary"},
@@ -408,7 +410,8 @@ def live_tool(
     prior: dict[str, float], tools: dict[str, dict], recs: Sequence[Record], clause: str, floor: float
 ) -> str | None:
     """For a question about the progress of something that runs as a job ("how's it going?" after a
-    background run or sweep), the tool that reads it now: of the tools that take its kind or its job,
+    background run or sweep), the tool that reads it now: of the read-only tools that take its job
+    (`READ_ONLY_TOOLS`: job_status, sweep_status; never merge_lora for "what rank did the adapter use?"),
     the one the bank's prior likes best, when that prior is at least `floor`. The conversation's own
     text says "started" (the 1.5B answered "it is currently training" for a run that had finished).
     None when the question points at nothing (a pronoun, a name or the kind's noun)."""
@@ -424,8 +427,9 @@ def live_tool(
         or names_in(clause, [target])
         or set(tokens(clause)) & set().union(*(KIND_NOUNS.get(k, set()) for k in kinds))
     )
-    takers = [n for n, t in tools.items()
-              if any(k in kinds for a in t.get("parameters", {}).get("properties", {}) for k in ARG_KINDS.get(a, ()))]  # fmt: skip
+    readers = kinds & JOB_KINDS
+    takers = [n for n, t in tools.items() if n in READ_ONLY_TOOLS
+              and any(k in readers for a in t.get("parameters", {}).get("properties", {}) for k in ARG_KINDS.get(a, ()))]  # fmt: skip
     best = max(takers, key=lambda n: prior.get(n, 0.0), default=None)
     return best if said and best is not None and prior.get(best, 0.0) >= floor else None
 
