@@ -74,7 +74,9 @@ def test_a_near_miss_of_a_built_in_the_description_names_becomes_that_built_in()
     char = "'char' (one token per character) or a trained tokenizer's name, id or path."
     assert resolve("tokenizer", "bpe400-shakespeare", "same again but with the character tokenizer instead",
                    TOKS, "char", char) == "char"  # fmt: skip
-    assert resolve("tokenizer", "bpe400-shakespeare", "same again, and chart it", TOKS, "char", char) != "char"
+    assert (
+        resolve("tokenizer", "bpe400-shakespeare", "same again, and chart it", TOKS, "char", char) != "char"
+    )
 
 
 def test_part_of_the_one_name_that_holds_it_is_that_record():
@@ -449,6 +451,15 @@ def test_the_bank_beats_an_answer_when_what_its_tool_reads_exists():
     assert state.tool_over_answer(
         topical, choices, tools, touched, 0.8, "what's their take on perplexity?"
     ) == ("search_documents")
+    # "in there" is the index too, even with another tool before search_documents in the prior
+    tools_ab = {**tools, "ablate_gpt": {"parameters": {"properties": {"n_layer": {}}}}}
+    lower = {"answer": 0.57, "ablate_gpt": 0.12, "search_documents": 0.09, "recall": 0.03}
+    there = "anything in there on weight tying?"
+    assert state.tool_over_answer(lower, [*lower], tools_ab, touched, 0.8, there) == "search_documents"
+    assert (
+        state.tool_over_answer(lower, [*lower], tools_ab, touched, 0.8, "is there a way to tie weights?")
+        is None
+    )
     touched[1].turn = 1  # a run touched since: "they" is not the documents
     assert state.tool_over_answer(topical, choices, tools, touched, 0.8, asked) is None
     # a named record the favourite tool does not read changes nothing ("gpt-1" is a run)

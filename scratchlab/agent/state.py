@@ -91,6 +91,12 @@ POINTING = {"my", "our", "that", "those", "same"}
 # "what does the guide say ...") is answered by the tool that reads it, never from the model's memory.
 CONTENT_KINDS = {"index": POINTING | {"the", "this", "these", "your"}}
 CONTENT_PRONOUNS = {"they", "them", "their", "it", "those", "these"}  # "what do they say about ...?"
+LOCATIVES = {
+    "in",
+    "inside",
+    "within",
+    "from",
+}  # "anything in there on X?": that "there" is a place, not "is there"
 SINGULAR_PRONOUNS = {"it", "its", "that", "this"}  # "what was its val loss?": one record
 DESCRIBING_KEYS = (
     "n_layer",
@@ -347,12 +353,18 @@ def tool_over_answer(
     yields to the favourite tool when the request names or describes a record that tool reads, or points
     at one whose content only the tool reads (`CONTENT_KINDS`; `_picks_out`): "according to the guides, how do I limit numpy's BLAS
     threads?" leans to answer on its topic (0.37 against 0.29 for search_documents), yet asks about the
-    index named guides; "according to my notes, ..." asks about the lab's index. None: the model answers."""
+    index named guides; "according to my notes, ..." asks about the lab's index; a lower tool whose
+    record's content the request points at ("anything in there on X?") also wins. None: the model answers."""
     fav = max(choices, key=lambda n: prior.get(n, 0.0))
     if fav not in tools:
-        fav = max((n for n in choices if n in tools), key=lambda n: prior.get(n, 0.0), default=None)
-        refs = referents(tools[fav].get("parameters", {}), recs) if fav is not None else []
-        return fav if refs and _picks_out(clause, refs, recs) else None
+        ranked = sorted((n for n in choices if n in tools), key=lambda n: -prior.get(n, 0.0))
+        refs = referents(tools[ranked[0]].get("parameters", {}), recs) if ranked else []
+        if refs and _picks_out(clause, refs, recs):
+            return ranked[0]
+        # a request that points at content only a tool reads, whatever the prior's order of tools
+        # ("anything in there on weight tying?" after indexing: ablate_gpt came before search_documents)
+        return next((n for n in ranked[1:] if (r := referents(tools[n].get("parameters", {}), recs))
+                     and _points_at_content(clause, r, recs)), None)  # fmt: skip
     refs = referents(tools[fav].get("parameters", {}), recs)
     return fav if _picks_out(clause, refs, recs) or prior[fav] >= (0.5 if refs else sure) else None
 
@@ -378,7 +390,10 @@ def _points_at_content(clause: str, refs: Sequence[Record], recs: Sequence[Recor
             return True
     touched = [r for r in recs if r.turn is not None]
     last = max(touched, key=lambda r: r.turn) if touched else None
-    return bool(last and last in refs and last.kind in CONTENT_KINDS and CONTENT_PRONOUNS & set(toks))
+    there = any(t == "there" and b in LOCATIVES for b, t in zip(toks, toks[1:], strict=False))
+    return bool(
+        last and last in refs and last.kind in CONTENT_KINDS and (CONTENT_PRONOUNS & set(toks) or there)
+    )
 
 
 def memories_of(messages: Sequence[BaseMessage]) -> list[str]:
