@@ -269,6 +269,15 @@ def test_a_number_spent_on_one_argument_is_not_also_the_models_value_of_another(
     }
 
 
+def test_a_number_the_model_put_in_more_arguments_than_the_request_writes_it_goes_from_all():
+    text = "keep changing one setting till the val loss is under 1.8, give up after 20 min"
+    guessed = {"n_layer": 20, "n_head": 20, "n_embd": 20, "max_iters": 20, "lr": 1.8}
+    assert stated_values(guessed, text, "train_gpt", GPT, None) == {"lr": 1.8}
+    # written twice, used twice: both stay
+    assert stated_values({"n_layer": 2, "n_head": 2}, "2 layers and 2 heads", "train_gpt", GPT, None) == {
+        "n_layer": 2, "n_head": 2}  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "text, code",
     [

@@ -53,6 +53,7 @@ def test_numbers_in_expands_shorthand():
         1024.0,
         6.0,
     }
+    assert router.numbers_in("sample T=1.2 k=40") == {1.2, 40.0}  # that k is top-k, not a thousand
 
 
 def test_ground_args_drops_unsupported_values():

@@ -345,11 +345,13 @@ def _one_use_each(
     """`out` without a single value whose number the request spent elsewhere: inside a list ("2, 4 or
     6 layers" is no `n_layer=6`, but "2, 4 and 8 heads for a 2-layer gpt" keeps `n_layer=2`, as 2 is
     written twice), or, for the model's values, on another argument ("200 merges" is `num_merges=200`,
-    not also `vocab_size=200`)."""
+    not also `vocab_size=200`). A number the model put in more arguments than the request writes it
+    goes from all of them ("... give up after 20 min" had n_layer, n_head, n_embd, ... = 20)."""
     spent = in_lists + Counter(n for v in stated.values() if (n := _number(v)) is not None)
-    if not spent:
-        return out
     in_text = Counter(v for v, _ in number_contexts(text))
+    guessed = Counter(n for k, v in out.items() if k not in stated and (n := _number(v)) is not None)
+    if not spent and not any(guessed[n] > in_text[n] >= 1 for n in guessed):
+        return out
 
     def keep(k: str, v: Any) -> bool:
         n = _number(v)
@@ -357,6 +359,8 @@ def _one_use_each(
             return True
         if k in stated:
             return not in_lists[n] or in_text[n] > in_lists[n]
+        if guessed[n] + spent[n] > in_text[n] >= 1:
+            return False
         return not spent[n] or in_text[n] > spent[n]
 
     return {k: v for k, v in out.items() if keep(k, v)}

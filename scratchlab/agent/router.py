@@ -43,8 +43,8 @@ VAGUE_WORDS = {"something", "anything", "stuff", "thing", "things", "dataset", "
                "folder", "corpus", "whatever", "any", "all"}  # fmt: skip
 # a number glued to a word by a hyphen is part of a name ("gpt-1", "job-12", "coder-0.5b"), as for the bank
 NUMBER_RE = re.compile(
-    r"(?<![\w.])(?<![A-Za-z]-)(-?(?:\d[\d,_]*(?:\.\d+)?|\.\d+)(?:e-?\d+)?)(?:\s*([kKmM])(?![a-zA-Z]))?"
-)
+    r"(?<![\w.])(?<![A-Za-z]-)(-?(?:\d[\d,_]*(?:\.\d+)?|\.\d+)(?:e-?\d+)?)(?:\s*([kKmM])(?![a-zA-Z=:]|\s?\d))?"
+)  # "T=1.2 k=40": that k names top-k, it does not scale 1.2 (as SHORTHAND_K)
 SHORTHAND_K = re.compile(
     r"(?<![\w.])(\d+(?:\.\d+)?)\s?[kK](?![a-zA-Z=:]|\s?\d)"
 )  # "2k" -> 2000, for the model and grounding; "T=1.2 k=40": that k names top-k
