@@ -55,6 +55,15 @@ def test_a_modifier_of_a_name_is_weaker_than_its_head_and_never_plural():
     assert stated_numbers("3 blocks deep", "train_gpt", GPT, b) == {"n_layer": 3}
 
 
+def test_a_name_cut_short_after_a_number_labels_it():
+    budget = {"properties": {**GPT["properties"], "budget_minutes": {"type": "number"},
+                             "warmup_iters": {"type": "integer"}}}  # fmt: skip
+    assert stated_numbers("2 layers, 600 it", "train_gpt", budget, None) == {"n_layer": 2, "max_iters": 600}
+    assert stated_numbers("80 its, give up after 20 min", "research_gpt", budget, None) == {
+        "max_iters": 80, "budget_minutes": 20}  # fmt: skip
+    assert stated_numbers("2 items", "train_gpt", budget, None) == {}  # "item" begins no name
+
+
 def test_words_for_an_argument_are_learned_from_the_bank():
     b = bank(("gpt with 4 stacks for 2000 iterations", "train_gpt", {"n_layer": 4, "max_iters": 2000}),
              ("a 64 wide model, bs 16", "train_gpt", {"n_embd": 64, "batch_size": 16}))  # fmt: skip

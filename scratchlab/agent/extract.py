@@ -28,7 +28,7 @@ import ast
 import os
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from scratchlab.agent.bank import (
@@ -189,6 +189,9 @@ def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Ban
         return found, evidence
 
     found, _ = max((votes(r) for r in number_readings(text)), key=lambda fe: fe[1])  # the first of equals
+    for value, arg in _cut_names(text, numeric).items():  # "600 it", "20 min"
+        if arg not in found and not any(value in vs for vs in found.values()):
+            found[arg] = {value}
     out: dict[str, Any] = {}
     for arg, values in found.items():
         if len(values) != 1:
@@ -199,6 +202,34 @@ def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Ban
                 continue
             v = int(v)
         out[arg] = v
+    return out
+
+
+def _cut_names(text: str, numeric: Iterable[str]) -> dict[float, str]:
+    """{number: argument} for a number followed at once by the head of one argument's name cut short
+    ("600 it", "80 its" -> max_iters; "20 min" -> budget_minutes): the word, less a plural "s", begins
+    that head and is shorter. Of several arguments, the one whose name has no modifier (max_iters,
+    not warmup_iters); none when that leaves several."""
+    heads: dict[str, list[str]] = {}
+    for arg in numeric:
+        parts = [p for p in arg.split("_") if len(p) > 1 and p not in ("n", "max", "num")]
+        if parts:
+            heads.setdefault(parts[-1], []).append(arg)
+    plain = {
+        a
+        for a in numeric
+        if len([p for p in a.split("_") if len(p) > 1 and p not in ("n", "max", "num")]) == 1
+    }
+    toks = tokens(text)
+    out: dict[float, str] = {}
+    for t, w in zip(toks, toks[1:], strict=False):
+        v, cut = as_number(t), w[:-1] if w.endswith("s") and len(w) > 2 else w
+        if v is None or len(cut) < 2 or not cut.isalpha():
+            continue
+        args = [a for h, args in heads.items() if h.startswith(cut) and h != cut and h != w for a in args]
+        args = [a for a in args if a in plain] if len(args) > 1 else args
+        if len(args) == 1:
+            out[v] = args[0]
     return out
 
 
