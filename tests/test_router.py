@@ -46,6 +46,11 @@ def test_a_number_that_is_part_of_a_name_is_no_value():
     assert props["max_iters"] == {"enum": [20]} and 1 not in props["lr"]["enum"]
 
 
+def test_a_background_run_is_asked_for_also_with_a_typo():
+    assert router.says_no_wait("run it in the backround.") and router.says_no_wait("backgroud please")
+    assert not router.says_no_wait("run it backwards") and not router.says_no_wait("wait for it")
+
+
 def test_numbers_in_expands_shorthand():
     assert router.numbers_in("train for 2k steps, lr 3e-4, 1,024 tokens, 6 heads") >= {
         2000.0,

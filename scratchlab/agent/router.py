@@ -13,6 +13,7 @@ argument into a clarifying question instead of a guess.
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
@@ -237,11 +238,27 @@ def _allowed_numbers(bounds: dict[str, Any], nums: Sequence[float], kind: str) -
     return out
 
 
+TYPO_RATIO = 0.9  # a long word this close to a one-word marker is that word mistyped ("backround")
+
+
+def says_no_wait(text_lower: str) -> bool:
+    """True when the request asks not to wait (`NO_WAIT_WORDS`); a one-word marker of 8+ letters also
+    counts when mistyped by a letter or so ("in the backround", "backgroud")."""
+    if any(w in text_lower for w in NO_WAIT_WORDS):
+        return True
+    long = [w for w in NO_WAIT_WORDS if " " not in w and len(w) >= 8]
+    return any(
+        difflib.SequenceMatcher(None, t.strip(".,;:!?()'\""), w).ratio() >= TYPO_RATIO
+        for t in text_lower.split()
+        for w in long
+    )
+
+
 def flag_supported(name: str, value: bool, text_lower: str) -> bool:
     """A flag counts only when the request talks about it; `wait` only as "don't wait" ("no wait, make
     it 3 layers" names the flag but asks for no background run)."""
     if name == "wait":
-        return not value and any(w in text_lower for w in NO_WAIT_WORDS)
+        return not value and says_no_wait(text_lower)
     return name.replace("_", " ") in text_lower
 
 
@@ -382,7 +399,7 @@ def ground_args(
             continue  # a name the user did not give: the tool picks a unique one (an invented one can clash)
         if k in FREE_TEXT_ARGS or _value_supported(v, nums, words, low):
             out[k] = v
-    if "wait" in props and "wait" not in out and any(w in low for w in NO_WAIT_WORDS):
+    if "wait" in props and "wait" not in out and says_no_wait(low):
         out["wait"] = False  # "in the background" states the flag even when the model left it out
     return out
 
