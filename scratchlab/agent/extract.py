@@ -125,6 +125,12 @@ def _numeric(prop: dict[str, Any]) -> str | None:
 
 
 MODIFIER_WEIGHT = 0.5  # a name's modifier alone ("block" of block_size) is weaker evidence than its head
+NAME_FILLER_PARTS = ("n", "max", "num")  # parts of a name that say nothing of the setting
+
+
+def _name_parts(arg: str) -> list[str]:
+    """The words of an argument's name that say what it sets: n_layer -> [layer], block_size -> [block, size]."""
+    return [p for p in arg.split("_") if len(p) > 1 and p not in NAME_FILLER_PARTS]
 
 
 def _name_words(arg: str) -> dict[str, float]:
@@ -132,7 +138,7 @@ def _name_words(arg: str) -> dict[str, float]:
     noun) in either number count 1 (n_layer -> layer, layers; max_iters -> iters, iter); an earlier
     part (a modifier) counts `MODIFIER_WEIGHT` and only as written: "batch" is batch_size's, but
     "3 blocks" is no block_size ("one block" names a transformer block more often than its context)."""
-    parts = [p for p in arg.split("_") if len(p) > 1 and p not in ("n", "max", "num")]
+    parts = _name_parts(arg)
     if not parts:
         return {arg: 1.0}
     head = parts[-1]
@@ -168,13 +174,15 @@ def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Ban
     for arg in numeric:
         word_total.update(learned.get(arg, Counter()))
 
+    own_words = {arg: _name_words(arg) for arg in numeric}
+
     def votes(contexts: list[tuple[float, dict[str, float]]]) -> tuple[dict[str, set[float]], float]:
         found: dict[str, set[float]] = {}
         evidence = 0.0
         for value, context in contexts:
             scores: Counter = Counter()
             for arg in numeric:
-                own = _name_words(arg)
+                own = own_words[arg]
                 counts = learned.get(arg, Counter())
                 for w, weight in context.items():
                     if w in MODEL_NOUNS and w not in own:
@@ -212,14 +220,9 @@ def _cut_names(text: str, numeric: Iterable[str]) -> dict[float, str]:
     not warmup_iters); none when that leaves several."""
     heads: dict[str, list[str]] = {}
     for arg in numeric:
-        parts = [p for p in arg.split("_") if len(p) > 1 and p not in ("n", "max", "num")]
-        if parts:
+        if parts := _name_parts(arg):
             heads.setdefault(parts[-1], []).append(arg)
-    plain = {
-        a
-        for a in numeric
-        if len([p for p in a.split("_") if len(p) > 1 and p not in ("n", "max", "num")]) == 1
-    }
+    plain = {a for a in numeric if len(_name_parts(a)) == 1}
     toks = tokens(text)
     out: dict[float, str] = {}
     for t, w in zip(toks, toks[1:], strict=False):
