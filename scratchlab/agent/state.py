@@ -45,7 +45,6 @@ ARG_KINDS: dict[str, tuple[str, ...]] = {
     "sweep": ("sweep", "research"),
     "runs": ("run", "adapter"),  # show_curves: a list of them
 }
-JOB_KINDS = {"job", "sweep", "research"}  # records a background job is, whose state a tool reads now
 # Nouns by which a request names a kind of record ("that tokenizer", "the same text").
 KIND_NOUNS: dict[str, set[str]] = {
     "tokenizer": {"tokenizer", "tokeniser", "tokenizers", "bpe", "vocab", "vocabulary"},
@@ -425,9 +424,10 @@ def live_tool(
     prior: dict[str, float], tools: dict[str, dict], recs: Sequence[Record], clause: str, floor: float
 ) -> str | None:
     """For a question about the progress of something that runs as a job ("how's it going?" after a
-    background run or sweep), the tool that reads it now: of the read-only tools that take its job
-    (`READ_ONLY_TOOLS`: job_status, sweep_status; never merge_lora for "what rank did the adapter use?"),
-    the one the bank's prior likes best, when that prior is at least `floor`. The conversation's own
+    background run or sweep), the tool that reads it now: of the tools that take its kind or its job,
+    the one the bank's prior likes best, when that prior is at least `floor`. Once its job has ended,
+    only a read-only tool (`READ_ONLY_TOOLS`), and never for a question about its settings or results
+    (`asked_keys`): "what rank did the adapter use?" is in its record, and had run merge_lora. The conversation's own
     text says "started" (the 1.5B answered "it is currently training" for a run that had finished).
     None when the question points at nothing (a pronoun, a name or the kind's noun)."""
     target = next(iter(about(clause, recs)), None)
@@ -442,9 +442,11 @@ def live_tool(
         or names_in(clause, [target])
         or set(tokens(clause)) & set().union(*(KIND_NOUNS.get(k, set()) for k in kinds))
     )
-    readers = kinds & JOB_KINDS
-    takers = [n for n, t in tools.items() if n in READ_ONLY_TOOLS
-              and any(k in readers for a in t.get("parameters", {}).get("properties", {}) for k in ARG_KINDS.get(a, ()))]  # fmt: skip
+    live = target.metrics.get("status") in ACTIVE or any(j.metrics.get("status") in ACTIVE for j in jobs)
+    if not live and asked_keys(clause):
+        return None
+    takers = [n for n, t in tools.items() if (live or n in READ_ONLY_TOOLS)
+              and any(k in kinds for a in t.get("parameters", {}).get("properties", {}) for k in ARG_KINDS.get(a, ()))]  # fmt: skip
     best = max(takers, key=lambda n: prior.get(n, 0.0), default=None)
     return best if said and best is not None and prior.get(best, 0.0) >= floor else None
 
