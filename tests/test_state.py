@@ -174,15 +174,15 @@ def test_a_question_about_something_running_goes_to_the_tool_that_reads_it_now()
     )  # it ended since
     assert state.live_tool(prior, tools, [run], "how's it going?", 0.1) is None  # no job: its record is all
     assert state.live_tool({**prior, "job_status": 0.02}, tools, [run, job], "did it use bpe?", 0.1) is None
-    # once its job has ended: a read-only tool, and none for a question about its settings
+    # once its job has ended: no tool for a question about its settings
     adapter = Record("adapter-1", "adapter", "qa-r4", {"r": 4}, turn=1)
     lora_job = Record("job-3", "job", "job-3", {"artifact": "adapter-1"}, {"status": "done"})
     acting = {**tools, "merge_lora": {"parameters": {"properties": {"adapter": {}}}},
               "generate_with_adapter": {"parameters": {"properties": {"adapter": {}}}}}  # fmt: skip
     asked = {"answer": 0.46, "merge_lora": 0.13, "generate_with_adapter": 0.1, "job_status": 0.01}
     assert state.live_tool(asked, acting, [adapter, lora_job], "what rank did the adapter use?", 0.1) is None
-    assert state.live_tool({**asked, "merge_lora": 0.3}, acting, [adapter, lora_job], "ask that one: hi?",
-                           0.1) == "generate_with_adapter"  # fmt: skip
+    assert state.live_tool({**asked, "generate_with_adapter": 0.3}, acting, [adapter, lora_job],
+                           "ask that one: hi?", 0.1) == "generate_with_adapter"  # fmt: skip
     # while it runs, any tool that takes it: "actually, kill it"
     kill = {"answer": 0.5, "cancel_job": 0.4, "job_status": 0.1}
     assert state.live_tool(kill, tools, [run, job], "actually, kill it", 0.1) == "cancel_job"

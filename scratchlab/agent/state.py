@@ -30,7 +30,6 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 
 from scratchlab.agent.bank import NUMBER_WORDS, as_number, stem, tokens
 from scratchlab.lab.jobs import ACTIVE
-from scratchlab.tools import READ_ONLY_TOOLS
 
 # Which record kinds an argument of a tool refers to.
 ARG_KINDS: dict[str, tuple[str, ...]] = {
@@ -426,8 +425,9 @@ def live_tool(
     """For a question about the progress of something that runs as a job ("how's it going?" after a
     background run or sweep), the tool that reads it now: of the tools that take its kind or its job,
     the one the bank's prior likes best, when that prior is at least `floor`. Once its job has ended,
-    only a read-only tool (`READ_ONLY_TOOLS`), and never for a question about its settings or results
-    (`asked_keys`): "what rank did the adapter use?" is in its record, and had run merge_lora. The conversation's own
+    never for a question about its settings or results (`asked_keys`): "what rank did the adapter
+    use?" is in its record, and had run merge_lora; "actually, kill it" still is cancel_job, which
+    says the job has ended. The conversation's own
     text says "started" (the 1.5B answered "it is currently training" for a run that had finished).
     None when the question points at nothing (a pronoun, a name or the kind's noun)."""
     target = next(iter(about(clause, recs)), None)
@@ -445,8 +445,8 @@ def live_tool(
     live = target.metrics.get("status") in ACTIVE or any(j.metrics.get("status") in ACTIVE for j in jobs)
     if not live and asked_keys(clause):
         return None
-    takers = [n for n, t in tools.items() if (live or n in READ_ONLY_TOOLS)
-              and any(k in kinds for a in t.get("parameters", {}).get("properties", {}) for k in ARG_KINDS.get(a, ()))]  # fmt: skip
+    takers = [n for n, t in tools.items()
+              if any(k in kinds for a in t.get("parameters", {}).get("properties", {}) for k in ARG_KINDS.get(a, ()))]  # fmt: skip
     best = max(takers, key=lambda n: prior.get(n, 0.0), default=None)
     return best if said and best is not None and prior.get(best, 0.0) >= floor else None
 

@@ -48,7 +48,6 @@ from mcp_types import ResourceTemplate as MCPResourceTemplate
 
 from scratchlab.lab.jobs import ACTIVE, cancel_job
 from scratchlab.lab.registry import Artifact, ArtifactNotFound, Job
-from scratchlab.tools import READ_ONLY_TOOLS
 from scratchlab.tools.base import ToolContext
 
 SERVER_NAME = "scratchlab"
@@ -60,6 +59,11 @@ MAX_RESOURCES = 200  # artifacts listed as resources, newest first
 MAX_FILES_LISTED = 40  # files of an artifact folder shown in its JSON
 MAX_STATE_ARTIFACTS = 40  # artifacts the lab_session prompt looks at, newest first
 MAX_STATE_PER_KIND = 4
+# tools that change nothing in the lab (MCP `readOnlyHint`; clients may run them without asking)
+READ_ONLY_TOOLS = frozenset({
+    "list_runs", "list_artifacts", "job_status", "search_documents", "encode_text", "decode_tokens",
+    "compare_tokenizers", "recall", "sample_gpt", "generate_with_adapter", "sweep_status",
+})  # fmt: skip
 INSTRUCTIONS = (
     "scratchlab builds language models from scratch on this machine: BPE tokenizers, small GPTs, "
     "RAG indexes, LoRA adapters, and a sandboxed Python runner. Every tool returns a short result with "

@@ -17,13 +17,8 @@ from langchain_core.tools import BaseTool
 from scratchlab.tools.base import ToolContext, ToolError, lab_tool
 
 TOOL_MODULES = ("core", "tokenizer", "gpt", "rag", "lora", "sandbox", "board", "sweep", "tune")
-# tools that change nothing in the lab (MCP's `readOnlyHint`; the agent asks them about live jobs)
-READ_ONLY_TOOLS = frozenset({
-    "list_runs", "list_artifacts", "job_status", "search_documents", "encode_text", "decode_tokens",
-    "compare_tokenizers", "recall", "sample_gpt", "generate_with_adapter", "sweep_status",
-})  # fmt: skip
 
-__all__ = ["READ_ONLY_TOOLS", "TOOL_MODULES", "ToolContext", "ToolError", "all_tools", "lab_tool"]
+__all__ = ["TOOL_MODULES", "ToolContext", "ToolError", "all_tools", "lab_tool"]
 
 
 def all_tools(workspace: Any = None, ctx: ToolContext | None = None, **ctx_options: Any) -> list[BaseTool]:
