@@ -282,6 +282,11 @@ def test_a_number_the_model_put_in_more_arguments_than_the_request_writes_it_goe
     text = "keep changing one setting till the val loss is under 1.8, give up after 20 min"
     guessed = {"n_layer": 20, "n_head": 20, "n_embd": 20, "max_iters": 20, "lr": 1.8}
     assert stated_values(guessed, text, "train_gpt", GPT, None) == {"lr": 1.8}
+    # ... but not from the one whose name the request says
+    tok = {"properties": {"vocab_size": {"type": "integer"}, "num_merges": {"type": "integer"}}}
+    said = "a tokeniser with 333 entries in its vocabulary"
+    assert stated_values({"vocab_size": 333, "num_merges": 333}, said, "train_tokenizer", tok, None) == {
+        "vocab_size": 333}  # fmt: skip
     # written twice, used twice: both stay
     assert stated_values({"n_layer": 2, "n_head": 2}, "2 layers and 2 heads", "train_gpt", GPT, None) == {
         "n_layer": 2, "n_head": 2}  # fmt: skip

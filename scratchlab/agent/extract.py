@@ -380,7 +380,8 @@ def _one_use_each(
     6 layers" is no `n_layer=6`, but "2, 4 and 8 heads for a 2-layer gpt" keeps `n_layer=2`, as 2 is
     written twice), or, for the model's values, on another argument ("200 merges" is `num_merges=200`,
     not also `vocab_size=200`). A number the model put in more arguments than the request writes it
-    goes from all of them ("... give up after 20 min" had n_layer, n_head, n_embd, ... = 20)."""
+    goes from those whose name the request does not say ("... give up after 20 min" had n_layer, n_head,
+    n_embd, ... = 20; "333 entries in its vocabulary" keeps vocab_size=333 and drops num_merges=333)."""
     spent = in_lists + Counter(n for v in stated.values() if (n := _number(v)) is not None)
     in_text = Counter(v for v, _ in number_contexts(text))
     guessed = Counter(n for k, v in out.items() if k not in stated and (n := _number(v)) is not None)
@@ -394,10 +395,17 @@ def _one_use_each(
         if k in stated:
             return not in_lists[n] or in_text[n] > in_lists[n]
         if guessed[n] + spent[n] > in_text[n] >= 1:
-            return False
+            return _says_name(k, text)
         return not spent[n] or in_text[n] > spent[n]
 
     return {k: v for k, v in out.items() if keep(k, v)}
+
+
+def _says_name(arg: str, text: str) -> bool:
+    """True when a word of `text` begins with a part of the argument's name, or a part with the word
+    (3+ letters): "vocabulary" says vocab_size, "iters" max_iters."""
+    words = [t for t in tokens(text) if len(t) >= 3 and t.isalpha()]
+    return any(w.startswith(p) or p.startswith(w) for p in _name_parts(arg) if len(p) >= 3 for w in words)
 
 
 def enum_options(prop: dict[str, Any]) -> list[str]:
