@@ -296,3 +296,23 @@ def test_bpe_tokenizer_dataset_train_and_sample(tmp_path):
     assert res["bits_per_byte"] < res["val_loss"] / math.log(2)
     text = sample_from_checkpoint(tmp_path / "run", "To be", max_new_tokens=8, seed=0)
     assert isinstance(text, str) and text
+
+
+def test_an_empty_prompt_on_bpe_data_without_end_of_text_starts_from_a_newline(tmp_path, monkeypatch):
+    """Id 0 (a NUL byte) was never trained on: a 1-layer run sampled from it wrote only '@'."""
+    from scratchlab.models.bpe import train_tokenizer
+    from scratchlab.models.gpt import GPT
+
+    tok_dir = train_tokenizer(TEXT, vocab_size=280).save(tmp_path / "tok")
+    src = tmp_path / "c.txt"
+    src.write_text(TEXT)
+    meta = prepare_dataset(str(src), str(tok_dir), tmp_path / "data")
+    assert meta.eot_id is None
+    train(cfg(tmp_path / "data", tmp_path / "run", max_iters=2))
+    starts = []
+    real = GPT.generate
+    monkeypatch.setattr(
+        GPT, "generate", lambda self, idx, *a, **k: starts.append(idx.tolist()) or real(self, idx, *a, **k)
+    )
+    sample_from_checkpoint(tmp_path / "run", "", max_new_tokens=4, seed=0)
+    assert starts == [[[10]]]  # "\n" is byte 10

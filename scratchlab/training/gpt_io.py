@@ -72,7 +72,9 @@ def sample_from_checkpoint(
 ) -> str:
     """Generate text from a run folder or checkpoint; returns the continuation (prompt excluded).
 
-    An empty prompt starts from a newline (char tokenizer) or the end-of-text token (BPE).
+    An empty prompt starts from the end-of-text token when the data has one, else from a newline (id 0,
+    a NUL byte for BPE, was never trained on: a 1-layer run sampled from it wrote only '@' and broken
+    bytes).
 
     Raises:
         TrainError: unusable checkpoint, or weights that are not finite (a diverged run);
@@ -87,10 +89,9 @@ def sample_from_checkpoint(
     if not ids:
         if meta.eot_id is not None:
             ids = [meta.eot_id]
-        elif meta.tokenizer == "char" and "\n" in (meta.chars or ""):
-            ids = tok.encode("\n")
-        else:
-            ids = [0]
+        elif meta.tokenizer != "char" or "\n" in (meta.chars or ""):
+            ids = encode_text(tok, "\n")
+        ids = ids or [0]
     idx = torch.tensor([ids], dtype=torch.long)
     out = model.generate(idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
                          eos_id=meta.eot_id)  # fmt: skip
