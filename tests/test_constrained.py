@@ -68,3 +68,18 @@ def test_streamed_answer_keeps_one_action_tag():
     out = chat.bind_tools([]).invoke([HumanMessage("Say hello.")])
     assert out.additional_kwargs.get("action") == "answer"
     assert out.content
+
+
+def test_jump_forward_evaluates_keys_in_batches_and_keeps_to_the_schema(llm, monkeypatch):
+    """The rest of a key goes through the model as one batch. (The text may differ from decoding a
+    token at a time where two choices are close: llama.cpp's batched and single-token kernels round
+    differently; seen on SmolLM2, which wrote "tags" instead of "vocab_size" after a batched key.)"""
+    context = "train a tokenizer with 300 tokens on shakespeare"
+    batches: list[int] = []
+    real_eval = llm.eval
+    monkeypatch.setattr(llm, "eval", lambda toks: (batches.append(len(toks)), real_eval(toks))[1])
+    out = constrained_greedy(llm, PROMPT, router.args_grammar(SCHEMA, context), max_tokens=48,
+                             forced=router.args_forcing(SCHEMA, context))  # fmt: skip
+    obj = json.loads(out)
+    assert isinstance(obj["dataset"], str) and set(obj) <= set(SCHEMA["properties"])
+    assert max(batches[1:]) > 1  # after the prompt: at least one jump of several tokens

@@ -73,3 +73,18 @@ def test_a_further_check_drops_the_sentences_it_refuses():
         ground_reply("gpt-3 beat gpt-2.", ["x"], fallback="the records", keep=lambda s: False)
         == "the records"
     )
+
+
+def test_an_id_number_grounds_nothing_and_a_steps_label_belongs_to_max_iters():
+    """An answer from the records said each ablation variant trained "for 1 step": 1 was only the end
+    of the id "ablation-1", and the records gave the steps (max_iters) as 100."""
+    from scratchlab.agent.grounding import ground_reply
+
+    facts = "- ablation ablation-1 (run-3, run-4); settings: max_iters=100, n_layer=1, n_embd=32; results: val_loss=2.31"
+    assert ground_reply("Each variant trained for 1 step.", [facts], fallback="-") == "-"
+    assert (
+        ground_reply("Each variant trained for 100 steps.", [facts]) == "Each variant trained for 100 steps."
+    )
+    assert ground_reply("It has 1 layer.", [facts]) == "It has 1 layer."
+    assert ground_reply("It is 32 wide and reached 2.31.", [facts]) == "It is 32 wide and reached 2.31."
+    assert ground_reply("Job job-12 trained it.", ["job-12 done"]) == "Job job-12 trained it."

@@ -8,11 +8,19 @@ checks the `TOP_N` highest logits first and falls back to the full vocabulary on
 is allowed. The result is identical to full-vocabulary constrained greedy decoding.
 
     text = constrained_greedy(llm, prompt, 'root ::= ("yes" | "no")', max_tokens=4)
+
+Where the text so far leaves only one way on (the rest of the only key that starts with what the
+model wrote, the rest of the only enum value), `forced` names it and the tokens are evaluated in one
+batch instead of one forward pass each: "jump-forward" decoding, as in SGLang's compressed finite
+state machines (Zheng et al. 2024, "SGLang: Efficient Execution of Structured Language Model
+Programs"). On a CPU a batch of 4 tokens costs little more than one, so the argument object's keys
+and the tails of its grounded numbers come nearly free.
 """
 
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -69,7 +77,14 @@ def prefill(llm, prompt: str) -> None:
     llm.eval(tokens[n:])
 
 
-def constrained_greedy(llm, prompt: str, grammar: str, max_tokens: int, top_n: int = TOP_N) -> str:
+def constrained_greedy(
+    llm,
+    prompt: str,
+    grammar: str,
+    max_tokens: int,
+    top_n: int = TOP_N,
+    forced: Callable[[str], str] | None = None,
+) -> str:
     """Greedy continuation of `prompt` under a GBNF `grammar` (root rule `root`).
 
     Args:
@@ -78,6 +93,9 @@ def constrained_greedy(llm, prompt: str, grammar: str, max_tokens: int, top_n: i
         grammar: GBNF text.
         max_tokens: generation cap in tokens.
         top_n: candidates checked against the grammar before falling back to the full vocabulary.
+        forced: text so far -> the only continuation the grammar leaves ("" when there is a choice),
+            e.g. `json_object_forcing`. Its tokens are checked against the grammar one by one (a
+            token the grammar refuses ends the jump) and evaluated in one batch.
 
     Returns:
         The generated text (without the end-of-generation token).
@@ -95,8 +113,13 @@ def constrained_greedy(llm, prompt: str, grammar: str, max_tokens: int, top_n: i
     out: list[int] = []
     try:
         prefill(llm, prompt)
-        for _ in range(max_tokens):
+        while len(out) < max_tokens:
             cancel.check()  # Ctrl-C in the REPL: stop at the next token (raises TurnCancelled)
+            ahead = forced(llm.detokenize(out).decode("utf-8", errors="replace")) if forced else ""
+            if ahead and (jump := _accept_all(llm, smpl, ahead, max_tokens - len(out))):
+                out.extend(jump)
+                llm.eval(jump)
+                continue
             logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(n_vocab,))
             top = np.argpartition(-logits, top_n)[:top_n]
             allowed, ids = _check(smpl, top, logits[top])
@@ -113,6 +136,123 @@ def constrained_greedy(llm, prompt: str, grammar: str, max_tokens: int, top_n: i
     finally:
         llama_cpp.llama_sampler_free(smpl)
     return llm.detokenize(out).decode("utf-8", errors="replace")
+
+
+def _accept_all(llm, smpl, text: str, limit: int) -> list[int]:
+    """The tokens of `text` the grammar accepts in turn (up to the first it refuses), accepted."""
+    import llama_cpp
+
+    taken: list[int] = []
+    for tok in llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)[:limit]:
+        allowed, _ = _check(smpl, np.array([tok], dtype=np.int64), np.zeros(1, dtype=np.float32))
+        if not np.isfinite(allowed).any():
+            break
+        llama_cpp.llama_sampler_accept(smpl, tok)
+        taken.append(tok)
+    return taken
+
+
+WHITESPACE = " \t\n\r"
+
+
+def _skip_space(text: str, i: int) -> int:
+    while i < len(text) and text[i] in WHITESPACE:
+        i += 1
+    return i
+
+
+def _value_end(text: str, i: int) -> int | None:
+    """Index just past the JSON value starting at `text[i]`, or None while it may still go on."""
+    if text[i] not in '"[{':  # a number, true, false or null: at the end it may have more to come
+        j = i
+        while j < len(text) and text[j] not in WHITESPACE + ",}]":
+            j += 1
+        return j if j < len(text) else None
+    depth, in_str, j = 0, False, i
+    while j < len(text):
+        c = text[j]
+        j += 1
+        if in_str:
+            if c == "\\":
+                j += 1
+            in_str = c != '"'
+            if not in_str and depth == 0:
+                return j
+            continue
+        if c == '"':
+            in_str = True
+        elif c in "[{":
+            depth += 1
+        elif c in "]}":
+            depth -= 1
+            if depth == 0:
+                return j
+    return None
+
+
+def _only_way(partial: str, options: Sequence[str]) -> str | None:
+    """The rest of the one option that starts with `partial` ("" if it is complete); None if several
+    or none do."""
+    fits = [o for o in options if o.startswith(partial)]
+    return fits[0][len(partial) :] if len(fits) == 1 else None
+
+
+def json_object_forcing(
+    keys: Sequence[str], values: dict[str, Sequence[str]], verbatim: dict[str, str] | None = None
+) -> Callable[[str], str]:
+    """A `forced` function for one flat JSON object (a tool's arguments).
+
+    Args:
+        keys: every key the grammar may write.
+        values: {key: the JSON texts its value may take} for keys with a closed set of values (an
+            enum, null, the spellings of a grounded number); keys missing here take free values.
+        verbatim: {key: lower-case text} for string keys whose value is kept afterwards only if the
+            text holds it (a new artifact's name the user spelled out): once what the model wrote of
+            the value cannot occur there, the string is closed, since the rest would be dropped.
+
+    Returns:
+        text so far -> the rest of the only key that fits what the model started (with its colon),
+        the rest of the only value that fits, or the quote that closes a doomed string; "" where
+        the model has a choice to make.
+    """
+    verbatim = verbatim or {}
+
+    def forced(text: str) -> str:
+        i = _skip_space(text, 0)
+        if i == len(text) or text[i] != "{":
+            return ""
+        i, done = _skip_space(text, i + 1), set()
+        while i < len(text):
+            if text[i] != '"':
+                return ""
+            close = text.find('"', i + 1)
+            if close < 0:  # inside a key: the rest of the only unwritten key that starts this way
+                written = text[i + 1 :]
+                rest = _only_way(written, [k for k in keys if k not in done])
+                return "" if rest is None else rest + '":'
+            key = text[i + 1 : close]
+            i = _skip_space(text, close + 1)
+            if i == len(text):
+                return ":"
+            if text[i] != ":":
+                return ""
+            i = _skip_space(text, i + 1)
+            if i == len(text):
+                return ""  # the value's first token is the model's choice (null or a value)
+            end = _value_end(text, i)
+            if end is None:
+                written = text[i:]
+                if key in verbatim and written[:1] == '"' and written[1:].lower() not in verbatim[key]:
+                    return '"'
+                return _only_way(written, values.get(key, ())) or ""
+            done.add(key)
+            i = _skip_space(text, end)
+            if i == len(text) or text[i] != ",":
+                return ""
+            i = _skip_space(text, i + 1)
+        return ""
+
+    return forced
 
 
 def choose(

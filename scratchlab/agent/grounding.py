@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from scratchlab.agent.bank import number_contexts, tokens
+from scratchlab.agent.state import KEY_GLOSSES
 from scratchlab.retrieval.answer import FENCE_CLOSE, FENCE_OPEN
 
 SCALES = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "mb": 1e6, "b": 1e9, "billion": 1e9,
@@ -26,8 +27,10 @@ SCALES = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "mb": 1e6, "b": 1
 
 
 def numbers_with_scale(text: str) -> list[tuple[float, float]]:
-    """(value, tolerance) of each number in `text`, scale words applied ("0.41M" -> (410000, 5000))."""
-    toks = tokens(text.replace(",", ""))
+    """(value, tolerance) of each number in `text`, scale words applied ("0.41M" -> (410000, 5000)).
+    The number of an id ("ablation-1", "job-12", "GPT-2") is no quantity and is left out; "LLaMA-65B"
+    states a size and stays."""
+    toks = tokens(" ".join(_without_id_number(w) for w in text.replace(",", "").split()))
     out = []
     for i, t in enumerate(toks):
         if not t[0].isdigit():
@@ -41,6 +44,13 @@ def numbers_with_scale(text: str) -> list[tuple[float, float]]:
         tol = 0.5 * 10 ** (-decimals) * scale if "e" not in t else abs(v) * 1e-6
         out.append((v * scale, tol))
     return out
+
+
+def _without_id_number(word: str) -> str:
+    """ "ablation-1," -> "ablation,": a name and a number joined by a dash, the number its end."""
+    head, sep, tail = word.partition("-")
+    number = tail.rstrip(".;:!?)'\"")
+    return head + tail[len(number) :] if sep and head.isalpha() and number.isdigit() else word
 
 
 def supported(value: float, tol: float, sources: Iterable[float]) -> bool:
@@ -79,15 +89,31 @@ def unsupported_numbers(sentence: str, values: list[float]) -> list[float]:
 
 
 def _stem5(word: str) -> str:
-    return word[:5]
+    """The first 5 letters of the singular ("steps" and "step" both "step")."""
+    return (word[:-1] if word.endswith("s") and not word.endswith("ss") else word)[:5]
+
+
+def _value_first(text: str) -> str:
+    """A record's `key=value` written as a request writes it, the value first ("max_iters=100," ->
+    "100 max_iters,"), so that `number_contexts` gives the key to its own value."""
+    out = []
+    for word in text.split(" "):
+        key, eq, value = word.partition("=")
+        if eq and key and value:
+            core = value.rstrip(",;")
+            word = f"{core} {key}{value[len(core) :]}"
+        out.append(word)
+    return " ".join(out)
 
 
 def labels(text: str) -> list[tuple[float, set[str]]]:
     """Each number of `text` with the words that label it ("0.45M params" -> {"param"}), stemmed to
-    5 letters; short words (val, of, the) do not label."""
+    5 letters; short words (val, of, the) do not label. A record's key labels with its glosses too
+    (`state.KEY_GLOSSES`: "max_iters=100" -> max_iters, steps, iterations)."""
     out = []
-    for value, context in number_contexts(text.replace(",", "")):
-        out.append((value, {_stem5(w) for w in context if len(w) >= 4}))
+    for value, context in number_contexts(_value_first(text).replace(",", "")):
+        words = {g for w in context for g in [w, *KEY_GLOSSES.get(w, "").split()]}
+        out.append((value, {_stem5(w) for w in words if len(w) >= 4}))
     return out
 
 

@@ -90,6 +90,8 @@ class ChatLocalLlama(BaseChatModel):
         max_answer_tokens: cap on answer length in tokens.
         max_args_tokens: cap on the argument JSON of one tool call, in tokens.
         state_cache_dir: where the llama.cpp state after the fixed system prompt is saved (None: off).
+        jump_forward: evaluate the argument text only one way can go on (the rest of a key, of an
+            enum value) in one batch instead of a token at a time (`constrained.json_object_forcing`).
     """
 
     model_path: str
@@ -99,6 +101,7 @@ class ChatLocalLlama(BaseChatModel):
     max_answer_tokens: int = 400
     max_args_tokens: int = 200
     state_cache_dir: str | None = None
+    jump_forward: bool = True
     _warmed: set[str] = PrivateAttr(default_factory=set)
     _bank: Bank | None = PrivateAttr(default=None)
     _idle: IdleCores | None = PrivateAttr(default=None)
@@ -120,10 +123,13 @@ class ChatLocalLlama(BaseChatModel):
         return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
 
     # ---- llama.cpp plumbing ---------------------------------------------------------------------
-    def _complete(self, prompt: str, *, grammar: str, max_tokens: int = 64) -> str:
-        """Greedy completion of `prompt` under a GBNF grammar (see `scratchlab.agent.constrained`)."""
+    def _complete(
+        self, prompt: str, *, grammar: str, max_tokens: int = 64, forced: Callable[[str], str] | None = None
+    ) -> str:
+        """Greedy completion of `prompt` under a GBNF grammar, jumping over what `forced` says is the
+        only way on (see `scratchlab.agent.constrained`)."""
         with LOCK:
-            return constrained_greedy(self.llm, prompt, grammar, max_tokens)
+            return constrained_greedy(self.llm, prompt, grammar, max_tokens, forced=forced)
 
     def _stream_text(self, prompt: str, kwargs: dict[str, Any]) -> Iterator[str]:
         """Stream a completion; stops early when the text starts repeating itself (small models loop)."""
@@ -344,7 +350,7 @@ class ChatLocalLlama(BaseChatModel):
             code = self._code(prompt + f'{{"action": "{action}"}}\n{CODE_FENCE}{hint}{task}')
             return {"code": (CODE_HINT_IMPORTS if lab else "") + task + code} if code.strip() else {}
         raw = self._complete(prompt + f'{{"action": "{action}", "args": ', grammar=router.args_grammar(params, context),
-                             max_tokens=self.max_args_tokens)  # fmt: skip
+                             max_tokens=self.max_args_tokens, forced=router.args_forcing(params, context) if self.jump_forward else None)  # fmt: skip
         try:
             args = json.loads(raw)
         except json.JSONDecodeError:

@@ -17,11 +17,12 @@ import difflib
 import json
 import math
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
+from scratchlab.agent.constrained import json_object_forcing
 from scratchlab.agent.prompts import ANSWER, CLARIFY
 from scratchlab.lab.words import words_in
 
@@ -147,6 +148,31 @@ def args_grammar(parameters: dict[str, Any], context: str | None = None) -> str:
         for lead in ("= ", "| "):
             gbnf = gbnf.replace(f'{lead}"{canonical}"', f'{lead}"{canonical}" | "{written}"')
     return gbnf
+
+
+def args_forcing(parameters: dict[str, Any], context: str | None = None) -> Callable[[str], str]:
+    """The jump-forward function for `args_grammar(parameters, context)` (`constrained.json_object_forcing`):
+    every key of the schema, the JSON texts of each closed value (an enum, a grounded number with
+    its written spelling, a flag, null), and the context for new names (`ground_args` keeps a name
+    only if the context spells it)."""
+    schema = nullable_schema(parameters if context is None else grounded_schema(parameters, context))
+    spellings = number_spellings(context or "")
+    values: dict[str, list[str]] = {}
+    for name, prop in schema.get("properties", {}).items():
+        inner = _non_null(prop)
+        if "enum" in inner:
+            texts = [json.dumps(v) for v in inner["enum"]]
+        elif inner.get("type") == "boolean":
+            texts = ["true", "false"]
+        else:
+            continue  # a free value: the model writes it
+        values[name] = texts + [spellings[t] for t in texts if t in spellings] + ["null"] * _admits_null(prop)
+    names = {
+        k: (context or "").lower()
+        for k in schema.get("properties", {})
+        if k in NAME_ARGS and context is not None
+    }
+    return json_object_forcing(list(schema.get("properties", {})), values, names)
 
 
 def number_spellings(text: str) -> dict[str, str]:
