@@ -6,7 +6,8 @@ jump-forward decoding of the arguments off and on.
 Runs the first 13 requests of commands_test10.jsonl (its `command` category) as dry runs after one warm
 turn, and times `ChatLocalLlama._choose` (the tool name, scored with the bank's prior) and `_complete`
 (the arguments under the schema's grammar) inside each decision. Each model runs twice in one process,
-first with jump-forward decoding off (`router.args_forcing` replaced by "never forced"), then on; the
+first with jump-forward decoding and the request as a draft off (`router.args_forcing` and
+`copy_draft` replaced by "never"), then on; the
 calls of the two runs are compared (jump-forward should not change them). Run it alone on an idle
 machine; the load average is recorded.
 """
@@ -27,7 +28,7 @@ N = 13
 
 
 def split(spec: str, jump_forward: bool) -> dict[str, Any]:
-    from scratchlab.agent import router
+    from scratchlab.agent import local_chat, router
     from scratchlab.agent.llm import get_chat_model
     from scratchlab.agent.local_chat import ChatLocalLlama
     from scratchlab.agent.session import LabSession
@@ -47,9 +48,9 @@ def split(spec: str, jump_forward: bool) -> dict[str, Any]:
 
     for name in spent:
         setattr(ChatLocalLlama, name, timed(name))
-    forcing = router.args_forcing
+    forcing, drafting = router.args_forcing, local_chat.copy_draft
     if not jump_forward:
-        router.args_forcing = lambda *a, **k: lambda text: ""
+        router.args_forcing = local_chat.copy_draft = lambda *a, **k: lambda text: ""
     try:
         reqs = [json.loads(line)["request"] for line in open(ROOT / "data" / "commands_test10.jsonl")][:N]
         session = LabSession(home=os.environ.get("SCRATCHLAB_HOME"), model=get_chat_model(spec, n_threads=2),
@@ -59,7 +60,7 @@ def split(spec: str, jump_forward: bool) -> dict[str, Any]:
         turns = [session.ask(r, dry_run=True) for r in reqs]
         session.close()
     finally:
-        router.args_forcing = forcing
+        router.args_forcing, local_chat.copy_draft = forcing, drafting
         for name, fn in originals.items():
             setattr(ChatLocalLlama, name, fn)
     total = sum(t["decision_seconds"] for t in turns)

@@ -213,7 +213,7 @@ def make_tools(ctx: ToolContext) -> list[BaseTool]:
 
     @lab_tool("compare_tokenizers", CompareTokenizersArgs)
     def compare_tokenizers(args: CompareTokenizersArgs) -> str:
-        """Compare a tokenizer with GPT-4's cl100k_base and GPT-4o's o200k_base: tokens and compression."""
+        """Compare a tokenizer with OpenAI's tokenizers, GPT-4's cl100k_base and GPT-4o's o200k_base: tokens and compression."""
         tok, label, art = resolve_tokenizer(ctx, args.tokenizer)
         if args.text:
             text, source = args.text, "the given text"
