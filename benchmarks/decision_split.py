@@ -1,15 +1,14 @@
-"""Where a local model's decision time goes: choosing the tool name vs decoding its arguments, with
-jump-forward decoding of the arguments off and on.
+"""Where a local model's decision time goes (choosing the tool name vs decoding its arguments), and
+what jump-forward decoding of the arguments saves.
 
-    SCRATCHLAB_HOME=H python benchmarks/decision_split.py local:0.5b local:1.5b    # -> results/decision_split.md
+    SCRATCHLAB_HOME=H python benchmarks/decision_split.py local:1.5b [N]    # -> results/decision_split.md
 
-Runs the first 13 requests of commands_test10.jsonl (its `command` category) as dry runs after one warm
-turn, and times `ChatLocalLlama._choose` (the tool name, scored with the bank's prior) and `_complete`
-(the arguments under the schema's grammar) inside each decision. Each model runs twice in one process,
-first with jump-forward decoding and the request as a draft off (`router.args_forcing` and
-`copy_draft` replaced by "never"), then on; the
-calls of the two runs are compared (jump-forward should not change them). Run it alone on an idle
-machine; the load average is recorded.
+Runs the first N (default 24) requests of commands_test14.jsonl whose expected action is a tool with
+JSON arguments, as dry runs after one warm turn, each request once with jump-forward decoding off
+(`router.args_forcing` replaced by "never forced") and once on, in alternating order so that load
+drifts hit both alike. Times `ChatLocalLlama._choose` (the tool name, scored with the bank's prior)
+and `_complete` (the arguments under the schema's grammar) inside each decision, and checks that
+both modes made the same calls. Run it alone on an idle machine; the load average is recorded.
 """
 
 from __future__ import annotations
@@ -19,22 +18,22 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from scratchlab.lab.atomic import atomic_write_text
 
 ROOT = Path(__file__).resolve().parent
-N = 13
+MODES = ("off", "on")
 
 
-def split(spec: str, jump_forward: bool) -> dict[str, Any]:
-    from scratchlab.agent import local_chat, router
+def measure(spec: str, n: int) -> dict[str, dict[str, float]]:
+    from scratchlab.agent import router
     from scratchlab.agent.llm import get_chat_model
     from scratchlab.agent.local_chat import ChatLocalLlama
     from scratchlab.agent.session import LabSession
 
     spent = {"_choose": 0.0, "_complete": 0.0}
     originals = {name: getattr(ChatLocalLlama, name) for name in spent}
+    forcing = router.args_forcing
 
     def timed(name):
         def run(self, *a, **k):
@@ -46,48 +45,60 @@ def split(spec: str, jump_forward: bool) -> dict[str, Any]:
 
         return run
 
+    cases = [json.loads(line) for line in open(ROOT / "data" / "commands_test14.jsonl")]
+    reqs = [
+        c["request"] for c in cases if c["expected"]["action"] not in ("answer", "clarify", "run_python")
+    ][:n]
+    totals = {m: {"decisions_s": 0.0, "tool_name_s": 0.0, "arguments_s": 0.0} for m in MODES}
+    calls: dict[str, list] = {m: [] for m in MODES}
     for name in spent:
         setattr(ChatLocalLlama, name, timed(name))
-    forcing, drafting = router.args_forcing, local_chat.copy_draft
-    if not jump_forward:
-        router.args_forcing = local_chat.copy_draft = lambda *a, **k: lambda text: ""
     try:
-        reqs = [json.loads(line)["request"] for line in open(ROOT / "data" / "commands_test10.jsonl")][:N]
         session = LabSession(home=os.environ.get("SCRATCHLAB_HOME"), model=get_chat_model(spec, n_threads=2),
                              auto_confirm=True)  # fmt: skip
         session.ask("hi", dry_run=True)  # loads the model and the catalogue state
-        spent.update({k: 0.0 for k in spent})
-        turns = [session.ask(r, dry_run=True) for r in reqs]
+        for i, req in enumerate(reqs):
+            for mode in MODES[i % 2 :] + MODES[: i % 2]:
+                router.args_forcing = forcing if mode == "on" else (lambda *a, **k: lambda text: "")
+                spent.update({k: 0.0 for k in spent})
+                turn = session.ask(req, dry_run=True)
+                totals[mode]["decisions_s"] += turn["decision_seconds"]
+                totals[mode]["tool_name_s"] += spent["_choose"]
+                totals[mode]["arguments_s"] += spent["_complete"]
+                calls[mode].append(turn["tool_calls"])
         session.close()
     finally:
-        router.args_forcing, local_chat.copy_draft = forcing, drafting
+        router.args_forcing = forcing
         for name, fn in originals.items():
             setattr(ChatLocalLlama, name, fn)
-    total = sum(t["decision_seconds"] for t in turns)
-    return {"decisions_s": round(total, 1), "tool_name_s": round(spent["_choose"], 1),
-            "arguments_s": round(spent["_complete"], 1), "calls": [t["tool_calls"] for t in turns]}  # fmt: skip
+    same = sum(a == b for a, b in zip(calls["off"], calls["on"], strict=True))
+    return {
+        "n": len(reqs),
+        "same": same,
+        **{m: {k: round(v, 1) for k, v in totals[m].items()} for m in MODES},
+    }
 
 
 def main(argv: list[str]) -> int:
-    rows, same = [], []
-    for spec in argv or ["local:0.5b", "local:1.5b"]:
-        calls = []
-        for jump in (False, True):
-            before = os.getloadavg()[0]
-            r = split(spec, jump)
-            calls.append(r["calls"])
-            rows.append(f"| {spec} | {'on' if jump else 'off'} | {r['decisions_s']} | {r['tool_name_s']} | {r['arguments_s']} | "
-                        f"{r['arguments_s'] / max(r['decisions_s'], 1e-9):.0%} | {before:.2f} -> {os.getloadavg()[0]:.2f} |")  # fmt: skip
-            print(rows[-1], flush=True)
-        differ = [i for i, (a, b) in enumerate(zip(*calls, strict=True)) if a != b]
-        same.append(f"- {spec}: {N - len(differ)} of {N} decisions made the same calls with jump-forward on"
-                    + "".join(f"; #{i}: {json.dumps(calls[0][i])} -> {json.dumps(calls[1][i])}" for i in differ))  # fmt: skip
+    spec = argv[0] if argv else "local:1.5b"
+    n = int(argv[1]) if len(argv) > 1 else 24
+    before = os.getloadavg()
+    r = measure(spec, n)
+    after = os.getloadavg()
+    rows = [f"| {spec} | {m} | {r[m]['decisions_s']} | {r[m]['tool_name_s']} | {r[m]['arguments_s']} | "
+            f"{r[m]['arguments_s'] / max(r[m]['decisions_s'], 1e-9):.0%} |" for m in MODES]  # fmt: skip
+    saved = 1 - r["on"]["arguments_s"] / max(r["off"]["arguments_s"], 1e-9)
     text = "\n".join([
         f"# Decision time split ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})", "",
-        f"{N} commands of commands_test10.jsonl, dry runs, llama.cpp 2 threads, seconds summed over the {N}.", "",
-        "| model | jump-forward | decisions | tool name | arguments | arguments share | load (1 min) |",
-        "|---|---|---|---|---|---|---|", *rows, "", *same, "", "Command: `python benchmarks/decision_split.py " + " ".join(argv) + "`", "",
+        f"The first {r['n']} tool requests of commands_test14.jsonl, dry runs, llama.cpp 2 threads, seconds summed; "
+        "each request once per mode, in alternating order.", "",
+        "| model | jump-forward | decisions | tool name | arguments | arguments share |", "|---|---|---|---|---|---|",
+        *rows, "",
+        f"Jump-forward saved {saved:.0%} of the argument time; {r['same']} of {r['n']} decisions made the same calls "
+        f"both ways. Load average before {before[0]:.2f}, after {after[0]:.2f}.", "",
+        f"Command: `python benchmarks/decision_split.py {spec} {n}`", "",
     ])  # fmt: skip
+    print(text)
     atomic_write_text(ROOT / "results" / "decision_split.md", text)
     return 0
 

@@ -65,7 +65,7 @@ class ScriptedLocal(ChatLocalLlama):
             return self.choice
         return max(names, key=lambda n: prior.get(n, 0.0))
 
-    def _complete(self, prompt, *, grammar, max_tokens=64, **fast):
+    def _complete(self, prompt, *, grammar, max_tokens=64, forced=None):
         action = prompt.rsplit('{"action": "', 1)[1].split('"', 1)[0]
         return json.dumps(self.args.get(action, {}))
 

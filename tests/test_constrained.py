@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from scratchlab.agent import constrained, router
+from scratchlab.agent import router
 from scratchlab.agent.constrained import GrammarError, constrained_greedy
 
 pytestmark = pytest.mark.model
@@ -83,24 +83,3 @@ def test_jump_forward_evaluates_keys_in_batches_and_keeps_to_the_schema(llm, mon
     obj = json.loads(out)
     assert isinstance(obj["dataset"], str) and set(obj) <= set(SCHEMA["properties"])
     assert max(batches[1:]) > 1  # after the prompt: at least one jump of several tokens
-
-
-def test_a_phrase_copied_from_the_request_is_checked_in_batches(llm, monkeypatch):
-    """Prompt-lookup drafting: the request's words are offered as a guess and kept as far as greedy
-    decoding agrees, so a copied phrase costs a few batches instead of a forward pass per token."""
-    from scratchlab.agent.constrained import copy_draft
-
-    schema = {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}
-    request = "encode the sentence: the quick brown fox jumps over the lazy dog"
-    prompt = f'<|im_start|>user\n{request}<|im_end|>\n<|im_start|>assistant\n{{"args": '
-    batches: list[int] = []
-    real_eval_all = constrained._eval_all
-    monkeypatch.setattr(
-        constrained, "_eval_all", lambda llm_, toks: (batches.append(len(toks)), real_eval_all(llm_, toks))[1]
-    )
-    grammar = router.args_grammar(schema)
-    plain = constrained_greedy(llm, prompt, grammar, max_tokens=40)
-    drafted = constrained_greedy(llm, prompt, grammar, max_tokens=40, draft=copy_draft(request))
-    assert json.loads(drafted) == json.loads(plain)
-    assert "lazy dog" in json.loads(drafted)["text"]
-    assert batches and max(batches) > 2  # the phrase went through in batches

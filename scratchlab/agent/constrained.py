@@ -84,7 +84,6 @@ def constrained_greedy(
     max_tokens: int,
     top_n: int = TOP_N,
     forced: Callable[[str], str] | None = None,
-    draft: Callable[[str], str] | None = None,
 ) -> str:
     """Greedy continuation of `prompt` under a GBNF `grammar` (root rule `root`).
 
@@ -97,12 +96,6 @@ def constrained_greedy(
         forced: text so far -> the only continuation the grammar leaves ("" when there is a choice),
             e.g. `json_object_forcing`. Its tokens are checked against the grammar one by one (a
             token the grammar refuses ends the jump) and evaluated in one batch.
-        draft: text so far -> a guess at what comes next ("" for none), e.g. the rest of a phrase
-            the model is copying from the request (`copy_draft`). The guess is evaluated in one
-            batch after the next token and kept as far as greedy decoding agrees with it token by
-            token ("prompt lookup decoding", Saxena 2023; speculative decoding with the prompt as
-            the draft model): the result is greedy decoding's, minus rounding differences of
-            llama.cpp's batched kernels.
 
     Returns:
         The generated text (without the end-of-generation token).
@@ -118,72 +111,31 @@ def constrained_greedy(
         raise GrammarError(f"llama.cpp could not parse the grammar:\n{grammar[:500]}")
     n_vocab = llm.n_vocab()
     out: list[int] = []
-
-    def text() -> str:
-        return llm.detokenize(out).decode("utf-8", errors="replace")
-
     try:
         prefill(llm, prompt)
-        logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(n_vocab,))
         while len(out) < max_tokens:
             cancel.check()  # Ctrl-C in the REPL: stop at the next token (raises TurnCancelled)
-            ahead = forced(text()) if forced else ""
+            ahead = forced(llm.detokenize(out).decode("utf-8", errors="replace")) if forced else ""
             if ahead and (jump := _accept_all(llm, smpl, ahead, max_tokens - len(out))):
                 out.extend(jump)
                 llm.eval(jump)
-                logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(n_vocab,))
                 continue
-            tok = _greedy(smpl, logits, top_n)
-            if tok is None or llama_cpp.llama_vocab_is_eog(vocab, tok):
-                break  # the grammar admits nothing more, or the model ended
+            logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(n_vocab,))
+            top = np.argpartition(-logits, top_n)[:top_n]
+            allowed, ids = _check(smpl, top, logits[top])
+            if not np.isfinite(allowed).any():
+                allowed, ids = _full_check(smpl, logits)
+                if not np.isfinite(allowed).any():
+                    break  # the grammar admits nothing more
+            tok = int(ids[int(np.argmax(allowed))])
+            if llama_cpp.llama_vocab_is_eog(vocab, tok):
+                break
             llama_cpp.llama_sampler_accept(smpl, tok)
             out.append(tok)
-            guess = draft(text()) if draft else ""
-            guessed = llm.tokenize(guess.encode("utf-8"), add_bos=False, special=False)[: min(MAX_DRAFT, max_tokens - len(out))] if guess else []  # fmt: skip
-            if not guessed:
-                llm.eval([tok])
-                logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(n_vocab,))
-                continue
-            start = llm.n_tokens
-            rows = _eval_all(llm, [tok, *guessed])
-            kept = 0
-            for g in guessed:  # keep the guess while greedy decoding would have written it
-                if _greedy(smpl, rows[kept], top_n) != g or llama_cpp.llama_vocab_is_eog(vocab, g):
-                    break
-                llama_cpp.llama_sampler_accept(smpl, g)
-                out.append(g)
-                kept += 1
-            llm.n_tokens = start + 1 + kept  # the rest of the guess leaves the cache at the next eval
-            logits = rows[kept]
+            llm.eval([tok])
     finally:
         llama_cpp.llama_sampler_free(smpl)
-    return text()
-
-
-MAX_DRAFT = 12  # tokens of a guess checked in one batch
-
-
-def _greedy(smpl, logits: np.ndarray, top_n: int) -> int | None:
-    """The highest-scoring token the grammar allows next (None: it allows none)."""
-    top = np.argpartition(-logits, top_n)[:top_n]
-    allowed, ids = _check(smpl, top, logits[top])
-    if not np.isfinite(allowed).any():
-        allowed, ids = _full_check(smpl, logits)
-        if not np.isfinite(allowed).any():
-            return None
-    return int(ids[int(np.argmax(allowed))])
-
-
-def _eval_all(llm, tokens: list[int]) -> np.ndarray:
-    """Evaluate `tokens` in one batch after the cache; the logits after each, shape (len, n_vocab)."""
-    n_past, n_vocab = llm.n_tokens, llm.n_vocab()
-    llm._ctx.kv_cache_seq_rm(-1, n_past, -1)
-    llm._batch.set_batch(batch=tokens, n_past=n_past, logits_all=True)
-    llm._ctx.decode(llm._batch)
-    llm.input_ids[n_past : n_past + len(tokens)] = tokens
-    llm.n_tokens = n_past + len(tokens)
-    return np.stack([np.ctypeslib.as_array(llm._ctx.get_logits_ith(i), shape=(n_vocab,)).copy()
-                     for i in range(len(tokens))])  # fmt: skip
+    return llm.detokenize(out).decode("utf-8", errors="replace")
 
 
 def _accept_all(llm, smpl, text: str, limit: int) -> list[int]:
@@ -245,35 +197,6 @@ def _only_way(partial: str, options: Sequence[str]) -> str | None:
     return fits[0][len(partial) :] if len(fits) == 1 else None
 
 
-def _position(text: str) -> tuple[str, str, str, set[str]]:
-    """Where the text of one flat JSON object stops: ("key", "", the key's start, keys done), ("colon",
-    key, "", done), ("value", key, the value's start, done) or ("", "", "", done) between them."""
-    i, done = _skip_space(text, 0), set()
-    if i == len(text) or text[i] != "{":
-        return "", "", "", done
-    i = _skip_space(text, i + 1)
-    while i < len(text) and text[i] == '"':
-        close = text.find('"', i + 1)
-        if close < 0:
-            return "key", "", text[i + 1 :], done
-        key = text[i + 1 : close]
-        i = _skip_space(text, close + 1)
-        if i == len(text):
-            return "colon", key, "", done
-        if text[i] != ":":
-            break
-        i = _skip_space(text, i + 1)
-        end = _value_end(text, i) if i < len(text) else None
-        if end is None:
-            return "value", key, text[i:], done
-        done.add(key)
-        i = _skip_space(text, end)
-        if i == len(text) or text[i] != ",":
-            break
-        i = _skip_space(text, i + 1)
-    return "", "", "", done
-
-
 def json_object_forcing(
     keys: Sequence[str], values: dict[str, Sequence[str]], verbatim: dict[str, str] | None = None
 ) -> Callable[[str], str]:
@@ -290,42 +213,46 @@ def json_object_forcing(
     Returns:
         text so far -> the rest of the only key that fits what the model started (with its colon),
         the rest of the only value that fits, or the quote that closes a doomed string; "" where
-        the model has a choice to make (the first token of a value is always the model's).
+        the model has a choice to make.
     """
     verbatim = verbatim or {}
 
     def forced(text: str) -> str:
-        where, key, written, done = _position(text)
-        if where == "key":  # the rest of the only unwritten key that starts this way
-            rest = _only_way(written, [k for k in keys if k not in done])
-            return "" if rest is None else rest + '":'
-        if where == "colon":
-            return ":"
-        if where != "value" or not written:
+        i = _skip_space(text, 0)
+        if i == len(text) or text[i] != "{":
             return ""
-        if key in verbatim and written[:1] == '"' and written[1:].lower() not in verbatim[key]:
-            return '"'
-        return _only_way(written, values.get(key, ())) or ""
+        i, done = _skip_space(text, i + 1), set()
+        while i < len(text):
+            if text[i] != '"':
+                return ""
+            close = text.find('"', i + 1)
+            if close < 0:  # inside a key: the rest of the only unwritten key that starts this way
+                written = text[i + 1 :]
+                rest = _only_way(written, [k for k in keys if k not in done])
+                return "" if rest is None else rest + '":'
+            key = text[i + 1 : close]
+            i = _skip_space(text, close + 1)
+            if i == len(text):
+                return ":"
+            if text[i] != ":":
+                return ""
+            i = _skip_space(text, i + 1)
+            if i == len(text):
+                return ""  # the value's first token is the model's choice (null or a value)
+            end = _value_end(text, i)
+            if end is None:
+                written = text[i:]
+                if key in verbatim and written[:1] == '"' and written[1:].lower() not in verbatim[key]:
+                    return '"'
+                return _only_way(written, values.get(key, ())) or ""
+            done.add(key)
+            i = _skip_space(text, end)
+            if i == len(text) or text[i] != ",":
+                return ""
+            i = _skip_space(text, i + 1)
+        return ""
 
     return forced
-
-
-DRAFT_CHARS = 60  # characters of the request offered as a guess
-
-
-def copy_draft(context: str) -> Callable[[str], str]:
-    """A `draft` function for one flat JSON object: inside a string value whose start occurs in
-    `context` (a path, a prompt, a query the model is copying from the request), the text that
-    follows it there."""
-
-    def draft(text: str) -> str:
-        where, _, written, _ = _position(text)
-        if where != "value" or written[:1] != '"' or len(written) < 2 or "\\" in written:
-            return ""
-        at = context.find(written[1:])
-        return context[at + len(written) - 1 : at + len(written) - 1 + DRAFT_CHARS] if at >= 0 else ""
-
-    return draft
 
 
 def choose(

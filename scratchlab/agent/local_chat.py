@@ -36,7 +36,7 @@ from pydantic import PrivateAttr
 
 from scratchlab.agent import carry, compare, extract, policy, router, state
 from scratchlab.agent.bank import Bank
-from scratchlab.agent.constrained import choose, constrained_greedy, copy_draft
+from scratchlab.agent.constrained import choose, constrained_greedy
 from scratchlab.agent.grounding import ground_reply, with_sources
 from scratchlab.agent.llama_runtime import (
     DEFAULT_N_CTX,
@@ -91,8 +91,7 @@ class ChatLocalLlama(BaseChatModel):
         max_args_tokens: cap on the argument JSON of one tool call, in tokens.
         state_cache_dir: where the llama.cpp state after the fixed system prompt is saved (None: off).
         jump_forward: evaluate the argument text only one way can go on (the rest of a key, of an
-            enum value) in one batch instead of a token at a time (`constrained.json_object_forcing`),
-            and check the request's words as a guess where the model copies them (`constrained.copy_draft`).
+            enum value) in one batch instead of a token at a time (`constrained.json_object_forcing`).
     """
 
     model_path: str
@@ -125,18 +124,12 @@ class ChatLocalLlama(BaseChatModel):
 
     # ---- llama.cpp plumbing ---------------------------------------------------------------------
     def _complete(
-        self,
-        prompt: str,
-        *,
-        grammar: str,
-        max_tokens: int = 64,
-        forced: Callable[[str], str] | None = None,
-        draft: Callable[[str], str] | None = None,
+        self, prompt: str, *, grammar: str, max_tokens: int = 64, forced: Callable[[str], str] | None = None
     ) -> str:
         """Greedy completion of `prompt` under a GBNF grammar, jumping over what `forced` says is the
-        only way on and checking `draft`'s guesses in batches (see `scratchlab.agent.constrained`)."""
+        only way on (see `scratchlab.agent.constrained`)."""
         with LOCK:
-            return constrained_greedy(self.llm, prompt, grammar, max_tokens, forced=forced, draft=draft)
+            return constrained_greedy(self.llm, prompt, grammar, max_tokens, forced=forced)
 
     def _stream_text(self, prompt: str, kwargs: dict[str, Any]) -> Iterator[str]:
         """Stream a completion; stops early when the text starts repeating itself (small models loop)."""
@@ -356,13 +349,8 @@ class ChatLocalLlama(BaseChatModel):
             hint = CODE_HINT_COMMENTS + CODE_HINT_IMPORTS if lab else ""
             code = self._code(prompt + f'{{"action": "{action}"}}\n{CODE_FENCE}{hint}{task}')
             return {"code": (CODE_HINT_IMPORTS if lab else "") + task + code} if code.strip() else {}
-        fast = (
-            dict(forced=router.args_forcing(params, context), draft=copy_draft(context))
-            if self.jump_forward
-            else {}
-        )
         raw = self._complete(prompt + f'{{"action": "{action}", "args": ', grammar=router.args_grammar(params, context),
-                             max_tokens=self.max_args_tokens, **fast)  # fmt: skip
+                             max_tokens=self.max_args_tokens, forced=router.args_forcing(params, context) if self.jump_forward else None)  # fmt: skip
         try:
             args = json.loads(raw)
         except json.JSONDecodeError:

@@ -102,10 +102,10 @@ class ChatTunedLlama(ChatLocalLlama):
             self._use("route")
             return super()._choose(prompt, names, prior)
 
-    def _complete(self, prompt: str, *, grammar: str, max_tokens: int = 64, **fast) -> str:
+    def _complete(self, prompt: str, *, grammar: str, max_tokens: int = 64, forced=None) -> str:
         with LOCK:
             self._use("route")
-            return super()._complete(prompt, grammar=grammar, max_tokens=max_tokens, **fast)
+            return super()._complete(prompt, grammar=grammar, max_tokens=max_tokens, forced=forced)
 
     def _stream_text(self, prompt: str, kwargs: dict[str, Any]) -> Iterator[str]:
         with LOCK:
