@@ -45,6 +45,8 @@ def test_a_word_between_two_numbers_labels_the_one_its_reading_explains_best():
     ]
     # a "k" before a number names it ("T=1.2 k=40" is top-k 40), it does not scale the one before
     assert [v for v, _ in number_contexts("T=1.2 k=40")] == [1.2, 40.0]
+    # a number word two words before a number is still one ("one layer, 4 heads" lost its 1)
+    assert stated_numbers("one layer, 4 heads", "train_gpt", GPT, None) == {"n_layer": 1, "n_head": 4}
 
 
 def test_a_modifier_of_a_name_is_weaker_than_its_head_and_never_plural():

@@ -342,3 +342,40 @@ def test_an_enum_argument_named_like_a_reference_keeps_its_value():
     g = graph(local(bank(("tune yourself on my tools", "tune_router"))), [tune_router], [run])
     ask(g, "tune yourself on my tools with the smollm model")
     assert CALLS == [("tune_router", {"base": "smollm2"})]
+
+
+def test_a_follow_up_question_after_a_document_search_searches_again():
+    """In a reading session the next question goes to the same documents; a thanks, or the same
+    question after a turn that looked nothing up, is answered by the model."""
+    recs = [Record(id="index-1", kind="index", name="books", config={"path": "seeds"})]
+    queries: list[str] = []
+
+    @tool
+    def search_documents(query: str, index: str = "last") -> str:
+        """Search indexed documents; returns numbered passages."""
+        queries.append(query)
+        return "1 passage(s) from index 'books'."
+
+    docs = bank(
+        ("what do my books say about weight decay?", "search_documents"),
+        ("look up learning rate schedules in my notes", "search_documents"),
+        ("find the passage on dropout in my notes", "search_documents"),
+        ("how does a transformer use attention?", "answer"),
+        ("why does a network need regularisation?", "answer"),
+        ("how does dropout regularise a network?", "answer"),
+        ("what is dropout?", "answer"),
+        ("thanks, that helps", "answer"),
+        ("thanks a lot", "answer"),
+        ("thank you", "answer"),
+        ("cheers, thanks", "answer"),
+    )
+    follow_up = "how much dropout should I use?"  # the bank's prior for a search: about 0.08
+    model = local(docs, choice="answer")  # the model would answer each question itself
+    g = graph(model, [search_documents], records=recs)
+    ask(g, "what do my books say about weight decay?")  # the bank's favourite: a search
+    assert calls_of(ask(g, follow_up))[-1] == ("search_documents", {"query": follow_up})
+    ask(g, "thanks a lot")  # prior about 0.03: answered
+    assert queries == ["what do my books say about weight decay?", follow_up]
+    ask(g, "hi", thread="fresh")
+    assert not calls_of(ask(g, follow_up, thread="fresh"))  # nothing looked up the turn before
+    assert len(queries) == 2

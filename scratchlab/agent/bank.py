@@ -411,7 +411,7 @@ def _labelled(text: str, flip: int) -> tuple[list[tuple[float, dict[str, float]]
     skip = set()
     for i, t in enumerate(toks):
         nxt = toks[i + 1] if i + 1 < len(toks) else ""
-        if i + 2 < len(toks) and as_number(toks[i + 2]) is not None:
+        if nxt in SCALE_WORDS and i + 2 < len(toks) and as_number(toks[i + 2]) is not None:
             nxt = ""  # "1.2 k 40" ("T=1.2 k=40"): a scale word before a number labels it
         v = as_number(t, nxt)
         # "one of those" counts things and "train one like that" / "make one with 4 heads" points at

@@ -17,6 +17,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 from scratchlab.agent.state import Record, recent
 
 NOT_SHARED = ("name", "wait")  # never carried from another tool's call: a label, how that call waited
+QUERY_ARGS = ("query",)  # what a tool that looks things up (documents, memories) looks for
 
 
 def previous_call(messages: Sequence[BaseMessage], action: str | None = None) -> tuple[str, dict] | None:
@@ -30,6 +31,30 @@ def previous_call(messages: Sequence[BaseMessage], action: str | None = None) ->
             for tc in reversed(m.tool_calls or []):
                 if action is None or tc["name"] == action:
                     return tc["name"], dict(tc["args"])
+    return None
+
+
+def previous_turn_calls(messages: Sequence[BaseMessage]) -> list[tuple[str, dict]]:
+    """The tool calls of the turn before the latest user message, in order."""
+    humans = [i for i, m in enumerate(messages) if isinstance(m, HumanMessage)]
+    if len(humans) < 2:
+        return []
+    return [(tc["name"], dict(tc["args"])) for m in messages[humans[-2] : humans[-1]]
+            if isinstance(m, AIMessage) for tc in m.tool_calls or []]  # fmt: skip
+
+
+def continued_lookup(
+    messages: Sequence[BaseMessage], tools: dict[str, dict], prior: dict[str, float], floor: float
+) -> str | None:
+    """The look-up tool (one that takes a `query`: search_documents, recall) the previous turn called,
+    for a request the model would answer itself: a follow-up question in a reading session goes to
+    the same documents ("and is warmup worth it?" right after a search of the user's books), as the
+    user expects. The bank's prior for that tool must reach `floor`, so a thanks or a
+    question far from anything looked up (prior about 0.02) is still answered."""
+    for name, _ in reversed(previous_turn_calls(messages)):
+        required = tools.get(name, {}).get("parameters", {}).get("required", [])
+        if any(a in QUERY_ARGS for a in required) and prior.get(name, 0.0) >= floor:
+            return name
     return None
 
 

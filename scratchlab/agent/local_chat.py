@@ -76,7 +76,8 @@ LAB_THRESHOLD = 0.5  # share of neighbours saying "this asks about the lab's run
 LIVE_TOOL_FLOOR = 0.1
 RECALL_FLOOR = 0.1  # bank prior recall needs, over the model's answer, when a kept memory holds the topic
 TOOL_OVER_ANSWER = 0.8  # bank prior on one tool that beats the model's wish to just answer
-QUERY_ARGS = ("query",)  # a required query left empty takes the request's own words
+# a follow-up question right after a look-up (a document search) looks up again at this bank prior
+LOOKUP_FLOOR = 0.05
 MAX_CODE_TOKENS = 256
 
 
@@ -237,6 +238,7 @@ class ChatLocalLlama(BaseChatModel):
                       or state.live_tool(prior, by_name, recs, clause, LIVE_TOOL_FLOOR)
                       or state.remembered(prior, by_name, state.memories_of(messages), clause, RECALL_FLOOR,
                                           self.bank.common_words())
+                      or carry.continued_lookup(messages, by_name, prior, LOOKUP_FLOOR)
                       or action)  # fmt: skip
         if action in by_name:
             action = state.own_tool(action, by_name, recs, clause)
@@ -274,7 +276,7 @@ class ChatLocalLlama(BaseChatModel):
             if vague and CLARIFY in names:  # "encode some text", "train it on my data": which one?
                 return CLARIFY, router.clarify_question(action, vague, params)
             for arg in router.missing_required(args, params):
-                if arg in QUERY_ARGS and router.content_words(clause, list(by_name)):
+                if arg in carry.QUERY_ARGS and router.content_words(clause, list(by_name)):
                     args[arg] = clause  # a question with something in it is a fine query
             missing = router.missing_required(args, params)
             if missing:
