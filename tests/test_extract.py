@@ -45,6 +45,9 @@ def test_a_word_between_two_numbers_labels_the_one_its_reading_explains_best():
     ]
     # a "k" before a number names it ("T=1.2 k=40" is top-k 40), it does not scale the one before
     assert [v for v, _ in number_contexts("T=1.2 k=40")] == [1.2, 40.0]
+    # "key=number" binds: each key labels its own number only ("n" sat between 30 and 150)
+    assert number_contexts("T=0.6 k=30 n=150 seed 3") == [
+        (0.6, {"t": 1.0}), (30.0, {"k": 1.0}), (150.0, {"n": 1.0}), (3.0, {"seed": 1.0})]  # fmt: skip
     # a number word two words before a number is still one ("one layer, 4 heads" lost its 1)
     assert stated_numbers("one layer, 4 heads", "train_gpt", GPT, None) == {"n_layer": 1, "n_head": 4}
 
@@ -349,3 +352,17 @@ def test_a_word_labels_only_numbers_of_its_own_phrase():
     assert stated_numbers("a 2-layer gpt with that many heads, 120 steps", "train_gpt", GPT, None) == {
         "n_layer": 2
     }
+
+
+def test_a_number_outside_an_arguments_bounds_is_not_its_number():
+    """ "bs 8 | lr 6e-4": "lr" stands halfway between 8 and 6e-4, and the reading that gave it 8 won;
+    the schema's bounds (lr in (0, 1], as the tool schema now carries them) rule 8 out."""
+    from scratchlab.tools.gpt import TrainGPTArgs
+
+    schema = TrainGPTArgs.model_json_schema()
+    assert stated_numbers("gpt ctx 256 | bs 8 | lr 6e-4", "train_gpt", schema, None)["lr"] == 6e-4
+    unbounded = {"properties": {"lr": {"type": "number"}, "batch_size": {"type": "integer"}}}
+    bounded = {"properties": {"lr": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                              "batch_size": {"type": "integer"}}}  # fmt: skip
+    assert stated_numbers("16 lr", "train_gpt", unbounded, None) == {"lr": 16}
+    assert stated_numbers("16 lr", "train_gpt", bounded, None) == {}

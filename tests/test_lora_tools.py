@@ -68,7 +68,7 @@ def test_finetune_generate_merge_roundtrip(lab):
     "args, match",
     [
         ({"base": "no-such-run"}, "unknown base 'no-such-run'"),
-        ({"r": 0}, "r (LoRA rank)"),
+        ({"r": 0}, "r: Input should be greater than or equal to 1"),  # the schema carries the bound
         ({"data": "/nope/missing.jsonl"}, "not found"),
         ({"lora_dropout": 1.5}, "lora_dropout"),
     ],

@@ -397,8 +397,24 @@ def number_readings(text: str) -> list[list[tuple[float, dict[str, float]]]]:
     return [first] + [_labelled(text, flip)[0] for flip in range(1, 2 ** min(ties, MAX_TIES))]
 
 
+def bound_pairs(text: str) -> str:
+    """Each `key=number` as a phrase of its own ("T=0.6 k=30 n=150 seed 3" -> "T 0.6, k 30, n 150,
+    seed 3"): the key labels its own number and no other, and no word outside labels that number (a
+    record's "max_iters=100, n_layer=2" too). A list ("r=4,8,16") stays as it is."""
+    out = []
+    for word in text.split(" "):
+        key, eq, value = word.partition("=")
+        core = value.rstrip(",;")
+        scaled = core[:-1] if core[-1:] in ("k", "K") else core
+        if eq and key and scaled and as_number(scaled) is not None:
+            word = f", {key} {core}, "
+        out.append(word)
+    return " ".join(out)
+
+
 def _labelled(text: str, flip: int) -> tuple[list[tuple[float, dict[str, float]]], int]:
     """(`number_contexts` of `text` under `flip`, how many ties it met)."""
+    text = bound_pairs(text)
     toks: list[str] = []
     phrase: list[int] = []  # the comma-separated phrase of each token ("1,000" has no ", ")
     for mark in PHRASE_MARKS:  # "no early stopping of bad trials - 300 steps per trial": two phrases

@@ -25,6 +25,7 @@ numbers for one argument, two paths) is left to the model.
 from __future__ import annotations
 
 import ast
+import math
 import os
 import re
 from collections import Counter
@@ -124,6 +125,17 @@ def _numeric(prop: dict[str, Any]) -> str | None:
     return "number" if "number" in types else None
 
 
+def admits(prop: dict[str, Any], value: float) -> bool:
+    """True when `value` lies within the bounds the schema gives a number property (minimum, maximum,
+    exclusive ones; those of its number branch when it is nullable): "bs 8 lr 6e-4" cannot make 8 an
+    lr whose maximum is 1."""
+    for p in [prop, *prop.get("anyOf", [])]:
+        if p.get("type") in ("integer", "number"):
+            return (p.get("minimum", -math.inf) <= value <= p.get("maximum", math.inf)
+                    and p.get("exclusiveMinimum", -math.inf) < value < p.get("exclusiveMaximum", math.inf))  # fmt: skip
+    return True
+
+
 MODIFIER_WEIGHT = 0.5  # a name's modifier alone ("block" of block_size) is weaker evidence than its head
 NAME_FILLER_PARTS = ("n", "max", "num")  # parts of a name that say nothing of the setting
 
@@ -182,6 +194,8 @@ def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Ban
         for value, context in contexts:
             scores: Counter = Counter()
             for arg in numeric:
+                if not admits(props[arg], value):
+                    continue  # out of the argument's bounds: not this argument's number
                 own = own_words[arg]
                 counts = learned.get(arg, Counter())
                 for w, weight in context.items():

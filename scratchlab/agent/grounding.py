@@ -93,25 +93,12 @@ def _stem5(word: str) -> str:
     return (word[:-1] if word.endswith("s") and not word.endswith("ss") else word)[:5]
 
 
-def _value_first(text: str) -> str:
-    """A record's `key=value` written as a request writes it, the value first ("max_iters=100," ->
-    "100 max_iters,"), so that `number_contexts` gives the key to its own value."""
-    out = []
-    for word in text.split(" "):
-        key, eq, value = word.partition("=")
-        if eq and key and value:
-            core = value.rstrip(",;")
-            word = f"{core} {key}{value[len(core) :]}"
-        out.append(word)
-    return " ".join(out)
-
-
 def labels(text: str) -> list[tuple[float, set[str]]]:
     """Each number of `text` with the words that label it ("0.45M params" -> {"param"}), stemmed to
     5 letters; short words (val, of, the) do not label. A record's key labels with its glosses too
     (`state.KEY_GLOSSES`: "max_iters=100" -> max_iters, steps, iterations)."""
     out = []
-    for value, context in number_contexts(_value_first(text).replace(",", "")):
+    for value, context in number_contexts(text.replace(",", "")):
         words = {g for w in context for g in [w, *KEY_GLOSSES.get(w, "").split()]}
         out.append((value, {_stem5(w) for w in words if len(w) >= 4}))
     return out

@@ -8,6 +8,7 @@ face offers and derives the rest:
     settings.defaults("train_gpt")        # {"dataset": "shakespeare", ..., "lr": 0.001, "dropout": 0.0}
     settings.diff_from_defaults(config)   # {"n_layer": {"default": 4, "value": 6}} for a confirm panel
     settings.tool_fields("train_gpt", int_type=Count)   # (name, type, default, description) for pydantic
+    settings.bounds_of("train_gpt", "lr")     # {"gt": 0, "le": 1.0}
     settings.cli_fields("train_gpt")      # every user-settable field, with type, default and help
 
 - "train_gpt" / "finetune_lora": the agent tools' run settings (`scratchlab.tools.gpt`, `.lora`).
@@ -26,9 +27,11 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-from scratchlab.training.fields import HELP, default_of
+from pydantic import Field
+
+from scratchlab.training.fields import BOUNDS, HELP, default_of
 from scratchlab.training.gpt_config import TrainConfig
 from scratchlab.training.lora_config import LoraTrainConfig
 
@@ -112,6 +115,13 @@ def help_of(name: str, field_name: str) -> str:
     return s.overrides.get(field_name, {}).get("help", f.metadata.get(HELP, ""))
 
 
+def bounds_of(name: str, field_name: str) -> dict[str, float]:
+    """The numeric bounds of `field_name` ({"gt": 0, "le": 1} for lr), as pydantic's `Field` takes
+    them: the tool schema then carries them, and a value outside can never reach the run."""
+    f = _fields(_surface(name).config)[field_name]
+    return {k: f.metadata[k] for k in BOUNDS if k in f.metadata}
+
+
 def defaults(name: str) -> dict[str, Any]:
     """The default of every tool field of surface `name` ("train_gpt", "ablate_gpt", "finetune_lora");
     None for required fields and for defaults derived at run time (e.g. LoRA's lr).
@@ -143,8 +153,8 @@ def tool_fields(name: str, int_type: Any = int) -> list[tuple[str, Any, Any, str
     """(field, annotation, default, description) of surface `name`'s tool fields, in schema order.
 
     Annotations are nullable (`int_type | None`, `float | None`, `str | None`) except required and
-    `plain_str` fields; `int_type` lets the tools use their count type ("2k" -> 2000). A required
-    field's default is `...` (pydantic's "required").
+    `plain_str` fields, and carry the field's bounds (`bounds_of`); `int_type` lets the tools use
+    their count type ("2k" -> 2000). A required field's default is `...` (pydantic's "required").
     """
     s = _surface(name)
     fs = _fields(s.config)
@@ -152,10 +162,20 @@ def tool_fields(name: str, int_type: Any = int) -> list[tuple[str, Any, Any, str
     for k in s.tool_fields:
         base = field_type(s.config, k)
         base = int_type if base is int else base
+        if bounds := bounds_of(name, k):  # in the schema too: the model can never write lr=8
+            base = _bounded(base, bounds)
         annotation = base if (k in s.required or k in s.plain_str) else base | None
         default = ... if k in s.required else _default(s, fs[k])
         out.append((k, annotation, default, help_of(name, k)))
     return out
+
+
+def _bounded(tp: Any, bounds: dict[str, float]) -> Any:
+    """`tp` with `bounds` checked on the value itself, before any validator of `tp` runs (so that
+    `Count`'s "2k" parser keeps them in the JSON schema as minimum / maximum)."""
+    if typing.get_origin(tp) is Annotated:
+        return Annotated[typing.get_args(tp)[0], Field(**bounds), *tp.__metadata__]
+    return Annotated[tp, Field(**bounds)]
 
 
 def cli_fields(name: str) -> list[tuple[str, Any, Any, str]]:
