@@ -366,3 +366,11 @@ def test_a_number_outside_an_arguments_bounds_is_not_its_number():
                               "batch_size": {"type": "integer"}}}  # fmt: skip
     assert stated_numbers("16 lr", "train_gpt", unbounded, None) == {"lr": 16}
     assert stated_numbers("16 lr", "train_gpt", bounded, None) == {}
+
+
+def test_a_list_ends_at_a_dash_or_at_the_end_of_the_request():
+    """ "r=4,8 - 2 trials" swept r over 4, 8 and 2: the dash ends the list, and "4,8" at the very end
+    of a clause is no thousands grouping."""
+    assert value_lists("lora sweep on demo data: r=4,8 - 2 trials") == [([4.0, 8.0], ["data_r", "r", "data"])]
+    assert value_lists("sweep r=4,8")[0][0] == [4.0, 8.0]
+    assert value_lists("train for 1,000 steps") == []  # one number, grouped

@@ -34,6 +34,7 @@ from typing import Any
 
 from scratchlab.agent.bank import (
     CONTEXT_WORDS,
+    PHRASE_MARKS,
     Bank,
     as_number,
     number_contexts,
@@ -283,8 +284,13 @@ def value_lists(text: str) -> list[tuple[list[float], list[str]]]:
 
         value_lists("try vocab 256, 512 and 1024 please")  # [([256.0, 512.0, 1024.0], ["vocab", "try", ...])]
     """
-    toks = [t for seg in text.split(", ") for t in [*tokens(_ungroup(seg)), ","]][:-1]
-    words_at = [j for j, t in enumerate(toks) if t != "," and as_number(t) is None]
+    chunks = [text]
+    for mark in PHRASE_MARKS:  # "r=4,8 - 2 trials": a dash or a semicolon ends the list
+        chunks = [part for chunk in chunks for part in chunk.split(mark)]
+    toks: list[str] = []
+    for n, chunk in enumerate(chunks):
+        toks += [";"] * bool(n) + [t for seg in chunk.split(", ") for t in [*tokens(_ungroup(seg)), ","]][:-1]
+    words_at = [j for j, t in enumerate(toks) if t not in (",", ";") and as_number(t) is None]
     out, i = [], 0
     while i < len(toks):
         values, j, last, closed = [], i, i, False
@@ -305,8 +311,9 @@ def value_lists(text: str) -> list[tuple[list[float], list[str]]]:
             else:
                 break
         if len(values) >= 2:
-            before = [toks[k] for k in words_at if k < i][-CONTEXT_WORDS:][::-1]
-            after = [toks[k] for k in words_at if k > last][:CONTEXT_WORDS]
+            chunk = _chunk(toks, i)
+            before = [toks[k] for k in words_at if k < i and _chunk(toks, k) == chunk][-CONTEXT_WORDS:][::-1]
+            after = [toks[k] for k in words_at if k > last and _chunk(toks, k) == chunk][:CONTEXT_WORDS]
             pairs = [f"{b}_{a}" for a, b in zip(before, before[1:], strict=False)]
             pairs += [f"{a}_{b}" for a, b in zip(after, after[1:], strict=False)]
             near = [w for pair in zip(before, after, strict=False) for w in pair]
@@ -315,12 +322,20 @@ def value_lists(text: str) -> list[tuple[list[float], list[str]]]:
     return out
 
 
+def _chunk(toks: list[str], k: int) -> int:
+    """Which phrase token `k` is in: the phrase ends ";" before it."""
+    return toks[:k].count(";")
+
+
 def _ungroup(text: str) -> str:
     """`text` without digit-grouping commas ("1,000 steps" -> "1000 steps"; "2,4,6" stays)."""
     keep = [
         ch != ","
         or not (
-            text[i - 1 : i].isdigit() and text[i + 1 : i + 4].isdigit() and not text[i + 4 : i + 5].isdigit()
+            text[i - 1 : i].isdigit()
+            and len(text[i + 1 : i + 4]) == 3  # three digits after ("4,8" at the end is a list)
+            and text[i + 1 : i + 4].isdigit()
+            and not text[i + 4 : i + 5].isdigit()
         )
         for i, ch in enumerate(text)
     ]
