@@ -556,3 +556,12 @@ def test_a_job_and_the_artifact_it_makes_describe_each_other():
         "tiny": "running", "mk2": "running", "slim": "failed"}  # fmt: skip
     # a job's settings are its model's: never compared as the job's own
     assert not any("n_embd" in line for line in compare.compared([r for r in recs if r.kind == "job"]))
+
+
+def test_an_index_is_described_by_the_folder_it_reads():
+    recs = [Record(id="index-1", kind="index", name="idx-a", config={"path": "~/notes/physics"}),
+            Record(id="index-2", kind="index", name="idx-b", config={"path": "~/notes/cooking"})]  # fmt: skip
+    assert (
+        state.resolve("index", "last", "in my cooking notes, anything on braising?", recs, "last") == "idx-b"
+    )
+    assert state.resolve("index", "last", "anything on braising?", recs, "last") == "last"

@@ -107,7 +107,8 @@ DESCRIBING_KEYS = (
     "block_size",
     "lr",
 )
-DESCRIBING_SOURCES = ("dataset", "data", "tokenizer")  # config values whose words describe a record
+# config values whose words describe a record ("my physics notes": the index of ~/notes/physics)
+DESCRIBING_SOURCES = ("dataset", "data", "tokenizer", "path")
 # The words by which a request describes a record by its status ("the run that crashed", "the killed
 # job"): a record's own status, or for an artifact its newest job's (`from_registry`)
 STATUS_WORDS = {
