@@ -48,6 +48,8 @@ def test_a_word_between_two_numbers_labels_the_one_its_reading_explains_best():
     # "key=number" binds: each key labels its own number only ("n" sat between 30 and 150)
     assert number_contexts("T=0.6 k=30 n=150 seed 3") == [
         (0.6, {"t": 1.0}), (30.0, {"k": 1.0}), (150.0, {"n": 1.0}), (3.0, {"seed": 1.0})]  # fmt: skip
+    # "a single layer" is one layer
+    assert stated_numbers("a single layer, 4 heads", "train_gpt", GPT, None) == {"n_layer": 1, "n_head": 4}
     # a number word two words before a number is still one ("one layer, 4 heads" lost its 1)
     assert stated_numbers("one layer, 4 heads", "train_gpt", GPT, None) == {"n_layer": 1, "n_head": 4}
 
