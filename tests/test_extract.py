@@ -376,3 +376,30 @@ def test_a_list_ends_at_a_dash_or_at_the_end_of_the_request():
     assert value_lists("lora sweep on demo data: r=4,8 - 2 trials") == [([4.0, 8.0], ["data_r", "r", "data"])]
     assert value_lists("sweep r=4,8")[0][0] == [4.0, 8.0]
     assert value_lists("train for 1,000 steps") == []  # one number, grouped
+
+
+def test_asking_for_the_kept_settings_without_naming_one_takes_every_number_a_memory_states():
+    from scratchlab.tools.gpt import SampleGPTArgs
+
+    sample = SampleGPTArgs.model_json_schema()
+    kept = ["I like my samples at temperature 0.6 with top_k 25", "I like 8 heads"]
+    asked = "sample from it with my go-to settings"
+    assert remembered_numbers(asked, kept, "sample_gpt", sample, None) == {}  # no argument named
+    assert remembered_numbers(asked, kept, "sample_gpt", sample, None, every=True) == {
+        "temperature": 0.6, "top_k": 25}  # fmt: skip
+    said = "sample 80 tokens at temperature 0.9 with my go-to settings"  # what the request says wins
+    assert remembered_numbers(said, kept, "sample_gpt", sample, None, every=True) == {"top_k": 25}
+
+
+def test_the_kept_flag_is_read_from_the_bank_files(tmp_path):
+    from agent_fakes import WordEmbedder
+
+    (tmp_path / "rows.jsonl").write_text(
+        '{"request": "sample with my go-to settings", "action": "sample_gpt", "kept": true}\n'
+        '{"request": "sample with my usual setup", "action": "sample_gpt", "kept": true}\n'
+        '{"request": "sample 50 tokens from gpt-1", "action": "sample_gpt"}\n'
+        '{"request": "sample at temperature 0.7", "action": "sample_gpt"}\n'
+    )
+    b = Bank(load_examples(tmp_path), embedder=WordEmbedder())
+    assert b.flag("sample from it with my go-to setup", "kept") > 0.5
+    assert b.flag("sample at temperature 0.9", "kept") < 0.5

@@ -63,6 +63,7 @@ class Example:
     args: dict[str, Any] = field(default_factory=dict)
     carry: bool = False
     lab: bool = False
+    kept: bool = False  # uses the settings the user keeps, naming none ("with my go-to settings")
 
 
 def load_examples(folder: Path = BANK_DIR) -> list[Example]:
@@ -86,6 +87,7 @@ def load_examples(folder: Path = BANK_DIR) -> list[Example]:
                         args=row.get("args") or {},
                         carry=bool(row.get("carry")),
                         lab=bool(row.get("lab")),
+                        kept=bool(row.get("kept")),
                     )
                 )
             except (json.JSONDecodeError, KeyError, TypeError) as e:
@@ -238,7 +240,7 @@ class Bank:
         return {a: p / z for a, p in raw.items()}
 
     def flag(self, text: str, name: str) -> float:
-        """P(flag `name` | `text`) for a flag of the examples ("carry", "lab"), 0..1 (0 when no
+        """P(flag `name` | `text`) for a flag of the examples ("carry", "lab", "kept"), 0..1 (0 when no
         example, or every example, has it)."""
         proba = self._predict(name, text)
         return float(proba.get(True, 0.0)) if proba is not None else 0.0

@@ -252,12 +252,18 @@ def _cut_names(text: str, numeric: Iterable[str]) -> dict[float, str]:
 
 
 def remembered_numbers(
-    text: str, memories: Sequence[str], action: str, parameters: dict[str, Any], bank: Bank | None
+    text: str,
+    memories: Sequence[str],
+    action: str,
+    parameters: dict[str, Any],
+    bank: Bank | None,
+    every: bool = False,
 ) -> dict[str, Any]:
     """Numeric arguments `text` asks to take from what the user keeps ("at my favourite temperature",
     "with my usual learning rate"): an argument named (its own words, or those the bank taught it
     twice or more) within four words after "my", given no number here, takes the number the newest
-    kept memory states for it (`stated_numbers` over the memory)."""
+    kept memory states for it (`stated_numbers` over the memory). With `every` (the request asks for
+    the kept settings without naming one: the bank's `kept` flag), every argument a memory states."""
     toks = tokens(text)
     learned = bank.value_words(action) if bank is not None else {}
     given = stated_numbers(text, action, parameters, bank)
@@ -266,7 +272,7 @@ def remembered_numbers(
         if not _numeric(prop) or arg in given:
             continue
         words = set(_name_words(arg)) | {w for w, n in learned.get(arg, Counter()).items() if n >= 2}
-        if not any(t in words and "my" in toks[max(0, i - 4) : i] for i, t in enumerate(toks)):
+        if not every and not any(t in words and "my" in toks[max(0, i - 4) : i] for i, t in enumerate(toks)):
             continue
         for fact in memories:
             said = stated_numbers(fact, action, parameters, bank)

@@ -72,6 +72,7 @@ PRIOR_WEIGHT = 2.0  # how much the example bank's classifier counts against the 
 CARRY_THRESHOLD = 0.5  # share of neighbours saying "this repeats an earlier call"
 CARRY_PRIOR = 0.5  # extra prior mass for the repeated call's tool
 LAB_THRESHOLD = 0.5  # share of neighbours saying "this asks about the lab's runs and results"
+KEPT_THRESHOLD = 0.5  # P(the request asks for the settings the user keeps, naming none)
 # bank prior a job's status tool needs to answer "how's it going?" in place of the model
 LIVE_TOOL_FLOOR = 0.1
 RECALL_FLOOR = 0.1  # bank prior recall needs, over the model's answer, when a kept memory holds the topic
@@ -252,7 +253,10 @@ class ChatLocalLlama(BaseChatModel):
             )
             args = router.ground_args(args, context, params)
             args = extract.stated_values(args, clause, action, params, self.bank)
-            kept = extract.remembered_numbers(clause, state.memories_of(messages), action, params, self.bank)
+            every = self.bank.flag(clause, "kept") >= KEPT_THRESHOLD  # "sample with my go-to settings"
+            kept = extract.remembered_numbers(
+                clause, state.memories_of(messages), action, params, self.bank, every
+            )
             args = {**args, **kept}  # "at my favourite temperature": the kept value, not the model's guess
             if repeats and carry.previous_call(messages):  # its last call (or another tool's), calls between
                 args = carry.carry_over(action, args, messages, recs, params)
