@@ -48,6 +48,10 @@ def test_a_word_between_two_numbers_labels_the_one_its_reading_explains_best():
     # "key=number" binds: each key labels its own number only ("n" sat between 30 and 150)
     assert number_contexts("T=0.6 k=30 n=150 seed 3") == [
         (0.6, {"t": 1.0}), (30.0, {"k": 1.0}), (150.0, {"n": 1.0}), (3.0, {"seed": 1.0})]  # fmt: skip
+    # "one block" is the singular of "blocks" (n_layer's, learned), not block_size's "block"
+    b = bank(("a gpt of 5 transformer blocks", "train_gpt", {"n_layer": 5}))  # "blocks": n_layer
+    assert stated_numbers("a one-block gpt, 4 heads", "train_gpt", GPT, b) == {"n_layer": 1, "n_head": 4}
+    assert stated_numbers("gpt block 128", "train_gpt", GPT, b) == {"block_size": 128}
     # "a single layer" is one layer
     assert stated_numbers("a single layer, 4 heads", "train_gpt", GPT, None) == {"n_layer": 1, "n_head": 4}
     # a number word two words before a number is still one ("one layer, 4 heads" lost its 1)
@@ -58,7 +62,7 @@ def test_a_modifier_of_a_name_is_weaker_than_its_head_and_never_plural():
     # "blocks" are transformer blocks, not block_size; "batch 32" and "block size 128" still read
     assert "block_size" not in stated_numbers("3 blocks deep, 96 wide", "train_gpt", GPT, None)
     assert stated_numbers("batch 32, 2 layers", "train_gpt", GPT, None) == {"batch_size": 32, "n_layer": 2}
-    b = bank(("a gpt of 5 transformer blocks", "train_gpt", {"n_layer": 5}))
+    b = bank(("a gpt of 5 transformer blocks", "train_gpt", {"n_layer": 5}))  # "blocks": n_layer
     assert stated_numbers("3 blocks deep", "train_gpt", GPT, b) == {"n_layer": 3}
 
 

@@ -188,6 +188,9 @@ def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Ban
         word_total.update(learned.get(arg, Counter()))
 
     own_words = {arg: _name_words(arg) for arg in numeric}
+    # "one block" is the singular of "4 blocks": for the number 1 a noun counts as its plural where
+    # the plural is a known word (the transformer's blocks are n_layer's; "block" alone, block_size's)
+    known = {w for words in own_words.values() for w in words} | set(word_total)
 
     def votes(contexts: list[tuple[float, dict[str, float]]]) -> tuple[dict[str, set[float]], float]:
         found: dict[str, set[float]] = {}
@@ -200,6 +203,8 @@ def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Ban
                 own = own_words[arg]
                 counts = learned.get(arg, Counter())
                 for w, weight in context.items():
+                    if value == 1 and len(w) > 2 and w + "s" in known:
+                        w = w + "s"
                     if w in MODEL_NOUNS and w not in own:
                         continue  # "a gpt 32 wide": the noun names the model, "wide" the setting
                     share = counts.get(w, 0) / word_total[w] if word_total[w] else 0.0
