@@ -13,8 +13,10 @@ Where the text so far leaves only one way on (the rest of the only key that star
 model wrote, the rest of the only enum value), `forced` names it and the tokens are evaluated in one
 batch instead of one forward pass each: "jump-forward" decoding, as in SGLang's compressed finite
 state machines (Zheng et al. 2024, "SGLang: Efficient Execution of Structured Language Model
-Programs"). On a CPU a batch of 4 tokens costs little more than one, so the argument object's keys
-and the tails of its grounded numbers come nearly free.
+Programs"). On a CPU a batch costs far less than its tokens one at a time (with the 1.5B on 2 cores,
+4 tokens about 80 ms against 38 ms for one), so the argument object's keys and the tails of its
+grounded numbers come cheap. llama.cpp's batched kernels round a little differently from its
+one-token ones, so where two choices are nearly tied a later token can differ from plain decoding.
 """
 
 from __future__ import annotations
