@@ -25,7 +25,6 @@ numbers for one argument, two paths) is left to the model.
 from __future__ import annotations
 
 import ast
-import math
 import os
 import re
 from collections import Counter
@@ -42,6 +41,7 @@ from scratchlab.agent.bank import (
     stem,
     tokens,
 )
+from scratchlab.agent.router import within_bounds
 from scratchlab.agent.state import KIND_NOUNS
 
 # Paths: with a slash or a known file extension ("docs/", "~/notes", "data/qa.jsonl", "notes.txt").
@@ -132,8 +132,7 @@ def admits(prop: dict[str, Any], value: float) -> bool:
     lr whose maximum is 1."""
     for p in [prop, *prop.get("anyOf", [])]:
         if p.get("type") in ("integer", "number"):
-            return (p.get("minimum", -math.inf) <= value <= p.get("maximum", math.inf)
-                    and p.get("exclusiveMinimum", -math.inf) < value < p.get("exclusiveMaximum", math.inf))  # fmt: skip
+            return within_bounds(p, value)
     return True
 
 

@@ -251,17 +251,15 @@ def _value_kind(prop: dict[str, Any]) -> str | None:
     return None if "enum" in prop or "anyOf" in prop else prop.get("type")
 
 
+def within_bounds(bounds: dict[str, Any], v: float) -> bool:
+    """True when `v` lies within a JSON schema's minimum / maximum / exclusive bounds."""
+    return (bounds.get("minimum", -math.inf) <= v <= bounds.get("maximum", math.inf)
+            and bounds.get("exclusiveMinimum", -math.inf) < v < bounds.get("exclusiveMaximum", math.inf))  # fmt: skip
+
+
 def _allowed_numbers(bounds: dict[str, Any], nums: Sequence[float], kind: str) -> list[int | float]:
-    out: list[int | float] = []
-    for v in nums:
-        if kind == "integer" and not float(v).is_integer():
-            continue
-        if not (bounds.get("minimum", -math.inf) <= v <= bounds.get("maximum", math.inf)):
-            continue
-        if v <= bounds.get("exclusiveMinimum", -math.inf) or v >= bounds.get("exclusiveMaximum", math.inf):
-            continue
-        out.append(int(v) if float(v).is_integer() else v)
-    return out
+    return [int(v) if float(v).is_integer() else v for v in nums
+            if (kind != "integer" or float(v).is_integer()) and within_bounds(bounds, v)]  # fmt: skip
 
 
 TYPO_RATIO = 0.9  # a long word this close to a one-word marker is that word mistyped ("backround")
