@@ -24,6 +24,14 @@ GPT = {"properties": {k: {"anyOf": [{"type": "integer"}, {"type": "null"}]} for 
                       ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "max_iters")}}  # fmt: skip
 GPT["properties"]["lr"] = {"type": "number"}
 GPT["properties"]["dropout"] = {"type": "number"}
+TOK = {
+    "properties": {
+        "vocab_size": {"type": "integer"},
+        "num_merges": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+    }
+}
+LORA = {"properties": {"r": {"type": "integer", "minimum": 1}, "lora_alpha": {"type": "number"},
+                       "lr": {"type": "number", "maximum": 1}, "max_iters": {"type": "integer"}}}  # fmt: skip
 
 
 def test_a_number_goes_to_the_argument_whose_own_name_stands_next_to_it():
@@ -98,6 +106,32 @@ def test_a_value_a_list_also_holds_teaches_no_word():
     assert "heads" not in learned.get("n_layer", {})  # the 4 of "4 heads" is the list's, not n_layer's
     ex = Example("t", "train a 4-layer GPT with 2 heads", "train_gpt", {"n_layer": 4, "n_head": 2})
     assert Bank([ex], embedder=object()).value_words("train_gpt")["n_head"]["heads"] == 1.0
+
+
+def test_a_setting_takes_the_words_every_tool_teaches_for_it():
+    from scratchlab.agent.bank import Example
+
+    taught = Example(
+        "t", "train a GPT with 2 layers and 64-wide embeddings", "train_gpt", {"n_layer": 2, "n_embd": 64}
+    )
+    b = Bank([taught], embedder=object())
+    # ablate_gpt's examples never label n_embd: the words train_gpt's examples teach for it count
+    assert stated_numbers("ablate rope: 3 layers, embeddings 96 wide", "ablate_gpt", GPT, b) == {
+        "n_layer": 3,
+        "n_embd": 96,
+    }
+    assert stated_numbers("ablate rope: 3 layers, embeddings 96 wide", "ablate_gpt", GPT, None) == {
+        "n_layer": 3
+    }
+
+
+def test_digits_glued_to_a_word_are_a_name_and_a_short_key_keeps_its_value():
+    b = Bank(load_examples(), embedder=object())
+    got = stated_numbers(
+        "train tokenizer on data/emails.txt, vocab 1024, name mail1k", "train_tokenizer", TOK, b
+    )
+    assert got == {"vocab_size": 1024}  # "mail1k" is no second number for vocab_size
+    assert stated_numbers("lora r4 lr 5e-4 200 steps", "finetune_lora", LORA, b)["r"] == 4
 
 
 def test_two_values_for_one_argument_set_nothing():

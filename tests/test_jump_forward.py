@@ -62,3 +62,46 @@ def test_a_name_the_request_does_not_spell_is_closed_as_soon_as_that_is_certain(
     assert forced('{"name": "Tiny-O') == ""  # case does not matter
     assert forced('{"name": "gpt-4') == '"'  # "gpt-4..." is nowhere in the request: dropped anyway
     assert forced('{"n_layer": 2, "name": "tinyx') == '"'
+
+
+LORA = {
+    "type": "object",
+    "properties": {
+        "data": {"type": "string"},
+        "r": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+        "lora_alpha": {"anyOf": [{"type": "number"}, {"type": "null"}]},
+        "max_iters": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+        "prompt": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        "special_tokens": {"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "null"}]},
+    },
+    "required": ["data"],
+}
+
+
+def test_what_the_request_sets_is_not_decoded_and_its_numbers_go_nowhere_else():
+    context = "lora on qa.jsonl, rank 16, 200 steps"
+    schema = router.grounded_schema(LORA, context, fixed={"data": "qa.jsonl", "r": 16})
+    props = schema["properties"]
+    assert "data" not in props and "r" not in props and schema["required"] == []
+    assert props["max_iters"] == {"enum": [200]}  # 16 is r's: no other argument is offered it
+    assert props["lora_alpha"] == {"enum": [200]}
+    named = router.grounded_schema(LORA, context, fixed={"r": 16}, reusable=["lora_alpha"])
+    assert named["properties"]["lora_alpha"] == {
+        "enum": [16, 200]
+    }  # an argument the request names may share it
+    twice = router.grounded_schema(LORA, "r 16 and alpha 16", fixed={"r": 16})
+    assert twice["properties"]["lora_alpha"] == {"enum": [16]}  # written twice: there is one left
+
+
+def test_a_free_string_the_text_cannot_hold_is_closed_and_a_doomed_list_is_ended():
+    context = "give me 150 tokens from my deeper model"
+    forced = router.args_forcing(LORA, context, context)
+    assert forced('{"data": "x", "prompt": "what is the') == ""  # only generic words so far
+    assert forced('{"data": "x", "prompt": "what is the meaning of') == '"'  # "meaning": not in the request
+    assert forced('{"data": "x", "prompt": "deeper model, once upon') == ""  # a word of the request
+    assert forced('{"data": "x", "prompt": "la') == ""  # may become "last"
+    assert forced('{"data": "x", "special_tokens": ["<s>"') == "]"  # one dropped item drops the list
+    assert forced('{"data": "x", "special_tokens": ["<s>", ') == '""]'
+    assert forced('{"data": "x", "special_tokens": ["<s>", "<pa') == '"]'
+    said = "train it with the special tokens <|endoftext|> and <|pad|>"
+    assert router.args_forcing(LORA, said, said)('{"data": "x", "special_tokens": ["<|endoftext|>"') == ""

@@ -156,7 +156,7 @@ class Bank:
         self._embedder = embedder
         self._vectors: np.ndarray | None = None
         self._excluded: set[str] = set()
-        self._value_words: dict[str, dict[str, Counter]] | None = None
+        self._value_words: dict[str | None, dict[str, Counter]] | None = None
         self._common: tuple[float, set[str]] | None = None
         # target ("action" or a flag) -> (excluded ids, TfidfVectorizer, LogisticRegression)
         self._classifiers: dict[str, tuple[frozenset[str], Any, Any]] = {}
@@ -313,11 +313,23 @@ class Bank:
             self._common = (share, {w for w, n in df.items() if n > share * max(1, len(self.examples))})
         return self._common[1]
 
-    def value_words(self, action: str) -> dict[str, Counter]:
+    def value_words(self, action: str, args: Iterable[str] = ()) -> dict[str, Counter]:
         """{argument: Counter(word)}: the words that label an argument's number in the examples of
-        `action` (`number_contexts`), learned from the examples' arguments ("layers" -> n_layer)."""
+        `action` (`number_contexts`), learned from the examples' arguments ("layers" -> n_layer).
+
+        Each of `args` takes the words the examples of every action teach for an argument of that
+        name: a setting means the same in each tool that takes it ("2L 64d" is n_layer and n_embd in
+        ablate_gpt as in train_gpt, "60 steps each" max_iters in sweep_lora), and the tools with few
+        examples would otherwise know few of its words.
+        """
+        own = self._table().get(action, {})
+        shared = self._table().get(None, {})
+        return {**own, **{a: shared[a] for a in args if a in shared}}
+
+    def _table(self) -> dict[str | None, dict[str, Counter]]:
+        """{action: {argument: Counter(word)}}, with None pooling every action."""
         if self._value_words is None:
-            table: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+            table: dict[str | None, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
             for ex in self.examples:
                 listed = _listed_numbers(ex.args)
                 for value, context in number_contexts(ex.request):
@@ -327,8 +339,9 @@ class Bank:
                     # ("a 4-layer GPT, 2 or 4 heads": n_layer 4 and n_head=2,4; "heads" is not n_layer's)
                     if len(args) == 1 and value not in listed:
                         table[ex.action][args[0]].update(context)
+                        table[None][args[0]].update(context)
             self._value_words = {a: dict(v) for a, v in table.items()}
-        return self._value_words.get(action, {})
+        return self._value_words
 
 
 def _listed_numbers(args: dict[str, Any]) -> set[float]:
@@ -366,11 +379,21 @@ NUMBER_WORDS = {"one": 1, "single": 1, "two": 2, "three": 3, "four": 4, "five": 
                 "nine": 9, "ten": 10, "twelve": 12, "sixteen": 16, "twenty": 20}  # fmt: skip
 
 
+NAME_HEAD_CHARS = 3  # letters run straight into digits after this many make a name ("mail1k"), not "r4"
+
+
 def _drop_model_numbers(word: str) -> str:
-    """A name with a version number ("GPT-2", "llama-3.1's") without the number: it is no setting."""
+    """A name with a version number ("GPT-2", "llama-3.1's") or with digits glued to a word of
+    `NAME_HEAD_CHARS`+ letters ("mail1k", "bard350") without the number: it is no setting. As in
+    the router's grounding (`router.NUMBER_RE`), which reads no number there either; a key of one or
+    two letters glued to its value stays a setting ("r4 a16", "lr3e-4")."""
     head, sep, tail = word.partition("-")
     if sep and head.isalpha() and tail[:1].isdigit():
         return head + tail.lstrip("0123456789.")
+    core = word.lstrip("(['\"")
+    cut = next((i for i, c in enumerate(core) if c.isdigit()), 0)
+    if cut >= NAME_HEAD_CHARS and core[:cut].isalpha():
+        return core[:cut]
     return word
 
 

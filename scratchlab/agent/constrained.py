@@ -199,8 +199,57 @@ def _only_way(partial: str, options: Sequence[str]) -> str | None:
     return fits[0][len(partial) :] if len(fits) == 1 else None
 
 
+def _string_end(text: str, i: int) -> int | None:
+    """Index just past the JSON string opening at `text[i]`, or None while it is still open."""
+    j = i + 1
+    while j < len(text):
+        if text[j] == "\\":
+            j += 2
+            continue
+        if text[j] == '"':
+            return j + 1
+        j += 1
+    return None
+
+
+def _list_tail(written: str) -> tuple[list[str], str]:
+    """The complete string items of a JSON list being written, and what follows the last of them
+    (the open item, or "" / whitespace between items)."""
+    items, i = [], _skip_space(written, 1)
+    while i < len(written) and written[i] == '"':
+        end = _string_end(written, i)
+        if end is None:
+            return items, written[i:]
+        items.append(written[i + 1 : end - 1])
+        i = _skip_space(written, end)
+        if i < len(written) and written[i] == ",":
+            i = _skip_space(written, i + 1)
+        elif i < len(written):
+            return items, written[i:]
+    return items, written[i:]
+
+
+def _dooming(written: str, doomed: Callable[[str, bool], bool]) -> str:
+    """What closes a string value, or a list of strings, that `doomed` says will be dropped: the
+    quote of an open string, the bracket after a complete item; "" otherwise."""
+    if written[:1] == '"':
+        return '"' if doomed(written[1:], False) else ""
+    if written[:1] != "[":
+        return ""
+    items, tail = _list_tail(written)
+    lost = any(doomed(item, True) for item in items)  # the list is dropped: end it
+    if tail[:1] == '"':
+        return '"]' if lost or doomed(tail[1:], False) else ""
+    if lost and not tail.strip():
+        return '""]' if written.rstrip().endswith(",") else "]"
+    return ""
+
+
 def json_object_forcing(
-    keys: Sequence[str], values: dict[str, Sequence[str]], verbatim: dict[str, str] | None = None
+    keys: Sequence[str],
+    values: dict[str, Sequence[str]],
+    verbatim: dict[str, str] | None = None,
+    doomed: dict[str, Callable[[str, bool], bool]] | None = None,
 ) -> Callable[[str], str]:
     """A `forced` function for one flat JSON object (a tool's arguments).
 
@@ -211,13 +260,16 @@ def json_object_forcing(
         verbatim: {key: lower-case text} for string keys whose value is kept afterwards only if the
             text holds it (a new artifact's name the user spelled out): once what the model wrote of
             the value cannot occur there, the string is closed, since the rest would be dropped.
+        doomed: {key: (string so far, whether it is complete) -> True when the value will be dropped
+            afterwards}, for free strings and lists of them: an open string that is doomed is closed,
+            and a list that holds a doomed item is ended (one dropped item drops the list).
 
     Returns:
         text so far -> the rest of the only key that fits what the model started (with its colon),
         the rest of the only value that fits, or the quote that closes a doomed string; "" where
         the model has a choice to make.
     """
-    verbatim = verbatim or {}
+    verbatim, doomed = verbatim or {}, doomed or {}
 
     def forced(text: str) -> str:
         i = _skip_space(text, 0)
@@ -246,6 +298,8 @@ def json_object_forcing(
                 written = text[i:]
                 if key in verbatim and written[:1] == '"' and written[1:].lower() not in verbatim[key]:
                     return '"'
+                if key in doomed and (close := _dooming(written, doomed[key])):
+                    return close
                 return _only_way(written, values.get(key, ())) or ""
             done.add(key)
             i = _skip_space(text, end)

@@ -181,7 +181,7 @@ def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Ban
     numeric = {k: t for k, p in props.items() if (t := _numeric(p))}
     if not numeric:
         return {}
-    learned = bank.value_words(action) if bank is not None else {}
+    learned = bank.value_words(action, numeric) if bank is not None else {}
     word_total: Counter = Counter()
     for arg in numeric:
         word_total.update(learned.get(arg, Counter()))
@@ -269,7 +269,8 @@ def remembered_numbers(
     kept memory states for it (`stated_numbers` over the memory). With `every` (the request asks for
     the kept settings without naming one: the bank's `kept` flag), every argument a memory states."""
     toks = tokens(text)
-    learned = bank.value_words(action) if bank is not None else {}
+    numeric = [a for a, p in parameters.get("properties", {}).items() if _numeric(p)]
+    learned = bank.value_words(action, numeric) if bank is not None else {}
     given = stated_numbers(text, action, parameters, bank)
     out: dict[str, Any] = {}
     for arg, prop in parameters.get("properties", {}).items():
@@ -434,13 +435,13 @@ def _one_use_each(
         if k in stated:
             return not in_lists[n] or in_text[n] > in_lists[n]
         if guessed[n] + spent[n] > in_text[n] >= 1:
-            return _says_name(k, text)
+            return says_name(k, text)
         return not spent[n] or in_text[n] > spent[n]
 
     return {k: v for k, v in out.items() if keep(k, v)}
 
 
-def _says_name(arg: str, text: str) -> bool:
+def says_name(arg: str, text: str) -> bool:
     """True when a word of `text` begins with a part of the argument's name, or a part with the word
     (3+ letters): "vocabulary" says vocab_size, "iters" max_iters."""
     words = [t for t in tokens(text) if len(t) >= 3 and t.isalpha()]
@@ -651,6 +652,15 @@ def stated_name(text: str) -> str | None:
 
 def stated_special_tokens(text: str) -> list[str]:
     return list(dict.fromkeys(SPECIAL_TOKEN_RE.findall(text)))
+
+
+def set_by_request(clause: str, action: str, parameters: dict[str, Any], bank: Bank | None) -> dict[str, Any]:
+    """The arguments `stated_values` sets over whatever the model writes (stated numbers and lists,
+    a path, a quoted text, a name, special tokens, a flag said outright), with their values; the model
+    need not decode them (`router.grounded_schema`). Enum values and glossed numbers, which only
+    fill what the model leaves out, are not among them."""
+    soft = set(stated_enum(clause, parameters)) | set(stated_glossed_numbers(clause, parameters))
+    return {k: v for k, v in stated_values({}, clause, action, parameters, bank).items() if k not in soft}
 
 
 def stated_values(

@@ -244,13 +244,8 @@ class ChatLocalLlama(BaseChatModel):
         if action in by_name:
             action = state.own_tool(action, by_name, recs, clause)
             params = by_name[action].get("parameters", {})
-            args = self._arguments(
-                prompt,
-                action,
-                params,
-                clause,
-                router.clause_context(messages, clause, params.get("properties", {})),
-            )
+            args = self._arguments(prompt, action, params, clause,
+                                   router.clause_context(messages, clause, params.get("properties", {})), context)  # fmt: skip
             args = router.ground_args(args, context, params)
             args = extract.stated_values(args, clause, action, params, self.bank)
             every = self.bank.flag(clause, "kept") >= KEPT_THRESHOLD  # "sample with my go-to settings"
@@ -343,10 +338,12 @@ class ChatLocalLlama(BaseChatModel):
             return choose(llm, prompt, options, prior, weight=PRIOR_WEIGHT)
 
     def _arguments(
-        self, prompt: str, action: str, params: dict[str, Any], clause: str, context: str
+        self, prompt: str, action: str, params: dict[str, Any], clause: str, context: str, support: str
     ) -> dict[str, Any]:
         """The model's arguments for `action`: JSON under the schema's grammar grounded in `context`
-        (`router.grounded_schema`), or Python in a fence."""
+        (`router.grounded_schema`), without those the request sets itself (`extract.set_by_request`,
+        put in afterwards by `extract.stated_values`), free strings that `support` cannot hold closed
+        early; or Python in a fence."""
         if router.is_code_tool(params):  # source code: written as a fenced block, not a JSON string
             if stated := extract.stated_code(clause):  # the request writes it out: run what it says
                 return {"code": stated}
@@ -355,8 +352,11 @@ class ChatLocalLlama(BaseChatModel):
             hint = CODE_HINT_COMMENTS + CODE_HINT_IMPORTS if lab else ""
             code = self._code(prompt + f'{{"action": "{action}"}}\n{CODE_FENCE}{hint}{task}')
             return {"code": (CODE_HINT_IMPORTS if lab else "") + task + code} if code.strip() else {}
-        raw = self._complete(prompt + f'{{"action": "{action}", "args": ', grammar=router.args_grammar(params, context),
-                             max_tokens=self.max_args_tokens, forced=router.args_forcing(params, context) if self.jump_forward else None)  # fmt: skip
+        grounding = {"fixed": extract.set_by_request(clause, action, params, self.bank),
+                     "reusable": [k for k in params.get("properties", {}) if extract.says_name(k, clause)]}  # fmt: skip
+        forced = router.args_forcing(params, context, support, **grounding) if self.jump_forward else None
+        raw = self._complete(prompt + f'{{"action": "{action}", "args": ', grammar=router.args_grammar(params, context, **grounding),
+                             max_tokens=self.max_args_tokens, forced=forced)  # fmt: skip
         try:
             args = json.loads(raw)
         except json.JSONDecodeError:

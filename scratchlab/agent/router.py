@@ -17,6 +17,7 @@ import difflib
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
@@ -133,16 +134,17 @@ _CHAR_RULE_FIX = (
 )
 
 
-def args_grammar(parameters: dict[str, Any], context: str | None = None) -> str:
+def args_grammar(parameters: dict[str, Any], context: str | None = None, **grounding: Any) -> str:
     """GBNF for a tool's argument object (nullable optionals), with control characters excluded.
 
     With `context` (the call's clause and this turn's results, `clause_context`), the grammar admits
-    only what `ground_args` would keep of numbers and flags (`grounded_schema`), so the model spends no
-    tokens on values that are dropped afterwards.
+    only what `ground_args` would keep of numbers and flags, and leaves out what the request sets
+    itself (`grounded_schema`, which takes `grounding`), so the model spends no tokens on values that
+    are dropped or replaced afterwards.
     """
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-    schema = parameters if context is None else grounded_schema(parameters, context)
+    schema = parameters if context is None else grounded_schema(parameters, context, **grounding)
     gbnf = _CHAR_RULE_FIX[0].sub(_CHAR_RULE_FIX[1], json_schema_to_gbnf(json.dumps(nullable_schema(schema))))
     for canonical, written in number_spellings(context or "").items():  # "3e-4" may stay "3e-4"
         for lead in ("= ", "| "):
@@ -150,12 +152,18 @@ def args_grammar(parameters: dict[str, Any], context: str | None = None) -> str:
     return gbnf
 
 
-def args_forcing(parameters: dict[str, Any], context: str | None = None) -> Callable[[str], str]:
-    """The jump-forward function for `args_grammar(parameters, context)` (`constrained.json_object_forcing`):
-    every key of the schema, the JSON texts of each closed value (an enum, a grounded number with
-    its written spelling, a flag, null), and the context for new names (`ground_args` keeps a name
-    only if the context spells it)."""
-    schema = nullable_schema(parameters if context is None else grounded_schema(parameters, context))
+def args_forcing(
+    parameters: dict[str, Any], context: str | None = None, support: str | None = None, **grounding: Any
+) -> Callable[[str], str]:
+    """The jump-forward function for `args_grammar(parameters, context, **grounding)`
+    (`constrained.json_object_forcing`): every key of the schema, the JSON texts of each closed value
+    (an enum, a grounded number with its written spelling, a flag, null), the context for new names
+    (`ground_args` keeps a name only if the context spells it), and, with `support` (the text
+    `ground_args` will check against, `turn_context`), which free strings are already doomed
+    (`doomed_string`)."""
+    schema = nullable_schema(
+        parameters if context is None else grounded_schema(parameters, context, **grounding)
+    )
     spellings = number_spellings(context or "")
     values: dict[str, list[str]] = {}
     for name, prop in schema.get("properties", {}).items():
@@ -172,7 +180,46 @@ def args_forcing(parameters: dict[str, Any], context: str | None = None) -> Call
         for k in schema.get("properties", {})
         if k in NAME_ARGS and context is not None
     }
-    return json_object_forcing(list(schema.get("properties", {})), values, names)
+    checked = {}
+    if support is not None:
+        words, low = words_in(support), support.lower()
+        checked = {k: lambda v, done: doomed_string(v, done, words, low) for k, p in schema.get("properties", {}).items()
+                   if k not in FREE_TEXT_ARGS | NAME_ARGS and k not in values and _holds_strings(p)}  # fmt: skip
+    return json_object_forcing(list(schema.get("properties", {})), values, names, checked)
+
+
+def _holds_strings(prop: dict[str, Any]) -> bool:
+    """True for a free string property or a list of free strings (no enum)."""
+    inner = _non_null(prop)
+    if inner.get("type") == "array":
+        inner = _non_null(inner.get("items", {}))
+    return inner.get("type") == "string" and "enum" not in inner
+
+
+WORD_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"
+
+
+def doomed_string(value: str, complete: bool, words: set[str], text_lower: str) -> bool:
+    """True when a string value `ground_args` checks against a text (its `words` and lower-cased
+    `text_lower`) will be dropped: complete and unsupported (`_string_supported`), or still open with
+    a whole word the text never uses (3+ letters, not generic) and none it does. "what is the meaning
+    of life" as the prompt of "give me 150 tokens from my deeper model" is closed after "meaning".
+    A reference ("last") and a part of the text are never doomed."""
+    v = value.lower()
+    if (
+        not v.strip()
+        or v.strip() in REFERENCE_VALUES
+        or (not complete and any(r.startswith(v) for r in REFERENCE_VALUES))
+    ):
+        return False
+    if complete:
+        return not _string_supported(v, words, text_lower)
+    if v in text_lower:
+        return False
+    whole = words_in(v.rstrip(WORD_CHARS))  # the last word may still go on
+    if any(_string_supported(w, words, text_lower) for w in whole):
+        return False
+    return any(len(w) >= 3 and w not in GENERIC_WORDS for w in whole)
 
 
 def number_spellings(text: str) -> dict[str, str]:
@@ -191,8 +238,14 @@ def number_spellings(text: str) -> dict[str, str]:
     return out
 
 
-def grounded_schema(parameters: dict[str, Any], context: str) -> dict[str, Any]:
-    """Copy of a tool's JSON schema that admits only the number and flag values `context` supports.
+def grounded_schema(
+    parameters: dict[str, Any],
+    context: str,
+    fixed: dict[str, Any] | None = None,
+    reusable: Collection[str] = (),
+) -> dict[str, Any]:
+    """Copy of a tool's JSON schema that admits only the number and flag values `context` supports,
+    without the arguments in `fixed`.
 
     A number property (or a list of numbers) becomes an enum of the numbers `context` mentions that
     its type and bounds allow, and is left out when there are none; a flag is left out unless
@@ -203,16 +256,31 @@ def grounded_schema(parameters: dict[str, Any], context: str) -> dict[str, Any]:
     then drops, at 40-90 ms a token. A new artifact's name stays free: limited to the context's
     words, the model named runs "build" and "GPT" after the request's verbs.
     Required properties are kept as they are, so a missing one still becomes a question.
+
+    `fixed` holds the values the request sets whatever the model writes (`extract.set_by_request`):
+    those arguments are left out, and a number they use as often as `context` writes it is offered
+    only to the arguments in `reusable` (those the request names), as `extract.stated_values` would
+    drop it elsewhere. Decoding them cost tokens whose values were then replaced: with the 1.5B,
+    "333 entries in its vocabulary" wrote `"vocab_size": 333, "num_merges": 333`, "give me 150
+    tokens" set temperature, top_k, top_p and seed to 150.
     """
     schema = json.loads(json.dumps(parameters))
     props = schema.get("properties", {})
-    required = set(schema.get("required", []))
-    nums, low, words = sorted(numbers_in(context)), context.lower(), words_in(context)
+    fixed = fixed or {}
+    for name in fixed:
+        props.pop(name, None)
+    schema["required"] = [r for r in schema.get("required", []) if r not in fixed]
+    required = set(schema["required"])
+    counts, low, words = number_counts(context), context.lower(), words_in(context)
+    spent = Counter(float(n) for v in fixed.values() for n in (v if isinstance(v, list) else [v])
+                    if isinstance(n, int | float) and not isinstance(n, bool))  # fmt: skip
+    free = sorted(n for n in counts if counts[n] > spent[n])
     for name in list(props):
         if name in required:
             continue
         prop = _non_null(props[name])
         kind, items = _value_kind(prop), _non_null(prop.get("items", {}))
+        nums = sorted(counts) if name in reusable else free
         if kind in ("integer", "number"):
             allowed = _allowed_numbers(prop, nums, kind)
         elif kind == "array" and _value_kind(items) in ("integer", "number"):
@@ -287,9 +355,9 @@ def flag_supported(name: str, value: bool, text_lower: str) -> bool:
 
 
 # ---- grounding ----------------------------------------------------------------------------------
-def numbers_in(text: str) -> set[float]:
-    """Numbers mentioned in `text`, with shorthand expanded ("2k" -> 2000, "1,000" -> 1000)."""
-    found: set[float] = set()
+def number_counts(text: str) -> Counter[float]:
+    """{number: how often `text` writes it}, with shorthand expanded ("2k" -> 2000, "1,000" -> 1000)."""
+    found: Counter[float] = Counter()
     for num, suffix in NUMBER_RE.findall(text):
         try:
             v = float(num.replace(",", "").replace("_", ""))
@@ -297,8 +365,13 @@ def numbers_in(text: str) -> set[float]:
             continue
         if suffix:
             v *= 1_000 if suffix.lower() == "k" else 1_000_000
-        found.add(v)
+        found[v] += 1
     return found
+
+
+def numbers_in(text: str) -> set[float]:
+    """Numbers mentioned in `text`, with shorthand expanded ("2k" -> 2000, "1,000" -> 1000)."""
+    return set(number_counts(text))
 
 
 def normalise_request(text: str) -> str:
