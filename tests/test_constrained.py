@@ -83,3 +83,30 @@ def test_jump_forward_evaluates_keys_in_batches_and_keeps_to_the_schema(llm, mon
     obj = json.loads(out)
     assert isinstance(obj["dataset"], str) and set(obj) <= set(SCHEMA["properties"])
     assert max(batches[1:]) > 1  # after the prompt: at least one jump of several tokens
+
+
+def test_the_values_a_request_sets_are_written_first_in_one_batch(llm, monkeypatch):
+    """The grammar puts `fixed` first with its one value each; jump-forward evaluates that text as one
+    batch, and the model goes on after it under the rest of the schema."""
+    context = "train a tokenizer with 300 tokens on shakespeare"
+    fixed = {"vocab_size": 300, "dataset": "shakespeare"}
+    batches: list[int] = []
+    real_eval = llm.eval
+    monkeypatch.setattr(llm, "eval", lambda toks: (batches.append(len(toks)), real_eval(toks))[1])
+    out = constrained_greedy(llm, PROMPT, router.args_grammar(SCHEMA, context, fixed=fixed), max_tokens=48,
+                             forced=router.args_forcing(SCHEMA, context, context, fixed=fixed))  # fmt: skip
+    assert out.startswith('{"vocab_size": 300, "dataset": "shakespeare"')
+    obj = json.loads(out)
+    assert (
+        obj["vocab_size"] == 300 and obj["dataset"] == "shakespeare" and set(obj) <= set(SCHEMA["properties"])
+    )
+    assert batches[1] >= len(llm.tokenize(b'{"vocab_size": 300, "dataset": "shakespeare"', add_bos=False)) - 1
+
+
+def test_a_set_value_with_a_quote_leaves_a_grammar_llama_cpp_parses(llm):
+    schema = {"type": "object", "properties": {"prompt": {"type": "string"}, "n": {"type": "integer"}}}
+    context = 'n 3, prompt "say \\"hi\\""'
+    fixed = {"prompt": 'say "hi"', "n": 3}  # in an enum, llama.cpp's converter wrote an unparsable rule
+    out = constrained_greedy(llm, PROMPT, router.args_grammar(schema, context, fixed=fixed), max_tokens=24,
+                             forced=router.args_forcing(schema, context, context, fixed=fixed))  # fmt: skip
+    assert json.loads(out)["n"] == 3

@@ -131,6 +131,8 @@ def test_digits_glued_to_a_word_are_a_name_and_a_short_key_keeps_its_value():
         "train tokenizer on data/emails.txt, vocab 1024, name mail1k", "train_tokenizer", TOK, b
     )
     assert got == {"vocab_size": 1024}  # "mail1k" is no second number for vocab_size
+    got = stated_numbers("tokenizer train vocab=2048 pattern=gpt2 name=met2k", "train_tokenizer", TOK, b)
+    assert got == {"vocab_size": 2048}
     assert stated_numbers("lora r4 lr 5e-4 200 steps", "finetune_lora", LORA, b)["r"] == 4
 
 

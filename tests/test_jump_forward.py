@@ -78,11 +78,16 @@ LORA = {
 }
 
 
-def test_what_the_request_sets_is_not_decoded_and_its_numbers_go_nowhere_else():
+def test_what_the_request_sets_is_written_first_and_its_numbers_go_nowhere_else():
     context = "lora on qa.jsonl, rank 16, 200 steps"
-    schema = router.grounded_schema(LORA, context, fixed={"data": "qa.jsonl", "r": 16})
+    fixed = {"r": 16, "data": "qa.jsonl"}
+    schema = router.grounded_schema(LORA, context, fixed=fixed)
     props = schema["properties"]
-    assert "data" not in props and "r" not in props and schema["required"] == []
+    assert list(props)[:2] == ["r", "data"] and schema["required"] == ["r", "data"]
+    assert props["r"] == {"enum": [16]} and props["data"] == {"enum": ["qa.jsonl"]}
+    forced = router.args_forcing(LORA, context, context, fixed=fixed)
+    assert forced("") == '{"r": 16, "data": "qa.jsonl"'  # evaluated in one batch, not decoded
+    assert forced('{"r": 16, "data": "qa.jsonl", "max') == '_iters":'
     assert props["max_iters"] == {"enum": [200]}  # 16 is r's: no other argument is offered it
     assert props["lora_alpha"] == {"enum": [200]}
     named = router.grounded_schema(LORA, context, fixed={"r": 16}, reusable=["lora_alpha"])
@@ -105,3 +110,10 @@ def test_a_free_string_the_text_cannot_hold_is_closed_and_a_doomed_list_is_ended
     assert forced('{"data": "x", "special_tokens": ["<s>", "<pa') == '"]'
     said = "train it with the special tokens <|endoftext|> and <|pad|>"
     assert router.args_forcing(LORA, said, said)('{"data": "x", "special_tokens": ["<|endoftext|>"') == ""
+
+
+def test_a_set_value_that_needs_an_escape_is_left_out_not_written_into_the_grammar():
+    fixed = {"prompt": 'say "hi"', "r": 4}
+    schema = router.grounded_schema(LORA, "r 4, prompt 'say \"hi\"'", fixed=fixed)
+    assert "prompt" not in schema["properties"] and schema["properties"]["r"] == {"enum": [4]}
+    assert router.fixed_prefix(LORA, fixed) == '{"r": 4'

@@ -387,6 +387,8 @@ def _drop_model_numbers(word: str) -> str:
     `NAME_HEAD_CHARS`+ letters ("mail1k", "bard350") without the number: it is no setting. As in
     the router's grounding (`router.NUMBER_RE`), which reads no number there either; a key of one or
     two letters glued to its value stays a setting ("r4 a16", "lr3e-4")."""
+    if "=" in word:  # "pattern=gpt2", "name=met2k": the key's value may be such a name
+        return "=".join(_drop_model_numbers(part) for part in word.split("="))
     head, sep, tail = word.partition("-")
     if sep and head.isalpha() and tail[:1].isdigit():
         return head + tail.lstrip("0123456789.")

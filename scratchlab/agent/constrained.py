@@ -250,6 +250,7 @@ def json_object_forcing(
     values: dict[str, Sequence[str]],
     verbatim: dict[str, str] | None = None,
     doomed: dict[str, Callable[[str, bool], bool]] | None = None,
+    leading: str = "",
 ) -> Callable[[str], str]:
     """A `forced` function for one flat JSON object (a tool's arguments).
 
@@ -263,6 +264,8 @@ def json_object_forcing(
         doomed: {key: (string so far, whether it is complete) -> True when the value will be dropped
             afterwards}, for free strings and lists of them: an open string that is doomed is closed,
             and a list that holds a doomed item is ended (one dropped item drops the list).
+        leading: text the object starts with whatever the model would write (the values a request
+            sets, `router.fixed_prefix`), forced while the text so far is a part of it.
 
     Returns:
         text so far -> the rest of the only key that fits what the model started (with its colon),
@@ -272,6 +275,8 @@ def json_object_forcing(
     verbatim, doomed = verbatim or {}, doomed or {}
 
     def forced(text: str) -> str:
+        if len(text) < len(leading) and leading.startswith(text):
+            return leading[len(text) :]
         i = _skip_space(text, 0)
         if i == len(text) or text[i] != "{":
             return ""

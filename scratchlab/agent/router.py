@@ -185,7 +185,8 @@ def args_forcing(
         words, low = words_in(support), support.lower()
         checked = {k: lambda v, done: doomed_string(v, done, words, low) for k, p in schema.get("properties", {}).items()
                    if k not in FREE_TEXT_ARGS | NAME_ARGS and k not in values and _holds_strings(p)}  # fmt: skip
-    return json_object_forcing(list(schema.get("properties", {})), values, names, checked)
+    leading = fixed_prefix(parameters, grounding.get("fixed") or {}) if context is not None else ""
+    return json_object_forcing(list(schema.get("properties", {})), values, names, checked, leading)
 
 
 def _holds_strings(prop: dict[str, Any]) -> bool:
@@ -245,7 +246,7 @@ def grounded_schema(
     reusable: Collection[str] = (),
 ) -> dict[str, Any]:
     """Copy of a tool's JSON schema that admits only the number and flag values `context` supports,
-    without the arguments in `fixed`.
+    with the arguments in `fixed` first and set.
 
     A number property (or a list of numbers) becomes an enum of the numbers `context` mentions that
     its type and bounds allow, and is left out when there are none; a flag is left out unless
@@ -258,15 +259,18 @@ def grounded_schema(
     Required properties are kept as they are, so a missing one still becomes a question.
 
     `fixed` holds the values the request sets whatever the model writes (`extract.set_by_request`):
-    those arguments are left out, and a number they use as often as `context` writes it is offered
-    only to the arguments in `reusable` (those the request names), as `extract.stated_values` would
-    drop it elsewhere. Decoding them cost tokens whose values were then replaced: with the 1.5B,
-    "333 entries in its vocabulary" wrote `"vocab_size": 333, "num_merges": 333`, "give me 150
-    tokens" set temperature, top_k, top_p and seed to 150.
+    those arguments come first, required, each with its one value, so the model reads them written
+    (`fixed_prefix`, evaluated as one batch by jump-forward decoding) and writes only the rest; a
+    number they use as often as `context` writes it is offered only to the arguments in `reusable`
+    (those the request names), as `extract.stated_values` would drop it elsewhere. Decoding them
+    token by token cost time for values that were then replaced: with the 1.5B, "give me 150 tokens"
+    set temperature, top_k, top_p and seed to 150. Left out instead of written first, the model lost
+    its bearings ("1,000 symbols in the vocabulary" went to num_merges once the dataset before it
+    was gone).
     """
     schema = json.loads(json.dumps(parameters))
     props = schema.get("properties", {})
-    fixed = fixed or {}
+    fixed = {k: v for k, v in (fixed or {}).items() if k in props}
     for name in fixed:
         props.pop(name, None)
     schema["required"] = [r for r in schema.get("required", []) if r not in fixed]
@@ -299,7 +303,24 @@ def grounded_schema(
             props[name] = {**prop, "items": {"enum": allowed}}
         else:
             props[name] = {"enum": allowed}
+    written = {k: v for k, v in fixed.items() if _literal(v)}
+    schema["properties"] = {**{k: {"enum": [v]} for k, v in written.items()}, **props}
+    schema["required"] = [*written, *schema["required"]]
     return schema
+
+
+def _literal(value: Any) -> bool:
+    """True when a value's JSON text needs no escape (llama.cpp's schema converter writes a quote
+    or backslash inside an enum string into a grammar it cannot parse); others are left out."""
+    return "\\" not in json.dumps(value)
+
+
+def fixed_prefix(parameters: dict[str, Any], fixed: dict[str, Any]) -> str:
+    """The start of the argument object with the values of `fixed` written, as `grounded_schema`
+    orders them: '{"dataset": "data/a.txt", "vocab_size": 1000' ("" when there are none)."""
+    props = parameters.get("properties", {})
+    items = [f"{json.dumps(k)}: {json.dumps(v)}" for k, v in fixed.items() if k in props and _literal(v)]
+    return "{" + ", ".join(items) if items else ""
 
 
 def _string_enum(prop: dict[str, Any]) -> list[str]:
