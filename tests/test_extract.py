@@ -443,3 +443,19 @@ def test_the_kept_flag_is_read_from_the_bank_files(tmp_path):
     b = Bank(load_examples(tmp_path), embedder=WordEmbedder())
     assert b.flag("sample from it with my go-to setup", "kept") > 0.5
     assert b.flag("sample at temperature 0.9", "kept") < 0.5
+
+
+def test_a_string_argument_set_by_its_own_name_takes_the_value():
+    from scratchlab.agent.extract import stated_pairs
+
+    props = {"index": {"anyOf": [{"type": "string"}, {"type": "null"}]}, "query": {"type": "string"},
+             "mode": {"anyOf": [{"enum": ["hybrid", "dense", "bm25"], "type": "string"}, {"type": "null"}]},
+             "run": {"type": "string"}, "prompt": {"type": "string"}, "k": {"type": "integer"}}  # fmt: skip
+    params = {"properties": props}
+    assert stated_pairs("search index=exhibits k=8 mode=bm25 query='bronze age sword'", params) == {
+        "index": "exhibits", "mode": "bm25", "query": "bronze age sword"}  # fmt: skip
+    assert stated_pairs('sample run=gpt-7 prompt="Captain\'s log:" temp=0.7', params) == {
+        "run": "gpt-7", "prompt": "Captain's log:"}  # fmt: skip
+    assert (
+        stated_pairs("mode=fuzzy k=8 =3 model=x", params) == {}
+    )  # not an option, a number, no key, no argument

@@ -565,3 +565,19 @@ def test_an_index_is_described_by_the_folder_it_reads():
         state.resolve("index", "last", "in my cooking notes, anything on braising?", recs, "last") == "idx-b"
     )
     assert state.resolve("index", "last", "anything on braising?", recs, "last") == "last"
+
+
+def test_a_superlative_picks_the_record_at_that_end_of_the_order_it_names():
+    runs = [Record(id=f"run-{i}", kind="run", name=f"gpt-{i}", config={"n_layer": layers},
+                   metrics={"val_loss": loss, "params": params})
+            for i, layers, loss, params in ((3, 1, 2.25, 60000), (2, 2, 2.08, 110000), (1, 4, 1.97, 210000))]  # fmt: skip
+    assert compare.at_end("LoRA-tune whichever of my models has the lowest val loss", runs).name == "gpt-1"
+    assert compare.at_end("sample from my worst run", runs).name == "gpt-3"  # a loss: worse is higher
+    assert compare.at_end("resume the deepest one", runs).name == "gpt-1"
+    toks = [Record(id=f"tokenizer-{i}", kind="tokenizer", name=f"tk-{i}", config={"vocab_size": v})
+            for i, v in ((1, 300), (2, 8000), (3, 1000))]  # fmt: skip
+    assert (
+        compare.at_end("how does my biggest-vocabulary tokeniser compare with OpenAI's?", toks).name == "tk-2"
+    )
+    assert compare.at_end("sample from gpt-2", runs) is None  # no end named
+    assert compare.at_end("not the lowest val loss but the highest", runs) is None  # both ends: no one record

@@ -126,6 +126,23 @@ BETTER_WORDS = {"better", "best", "beat", "beats", "outperformed", "outperforms"
 WORSE_WORDS = {"worse", "worst", "lost", "loses"}
 
 
+def at_end(clause: str, recs: Sequence[Record]) -> Record | None:
+    """The one record a superlative in `clause` picks out ("my biggest-vocabulary tokenizer",
+    "whichever model has the lowest val loss"): the clause names a number the records differ in
+    (`asked_keys`, `orders`) and one end of its order (a low or high word; for a loss, better or worse
+    too). None when it names no end, or the ends it names are different records."""
+    words, keys = set(tokens(clause)), asked_keys(clause)
+    picked = set()
+    for o in orders(recs):
+        if o.key not in keys:
+            continue
+        says_low = bool(words & LOW_WORDS) or (o.key in LOWER_IS_BETTER and bool(words & BETTER_WORDS))
+        says_high = bool(words & HIGH_WORDS) or (o.key in LOWER_IS_BETTER and bool(words & WORSE_WORDS))
+        if says_low != says_high:
+            picked.add(o.ranked[0][1] if says_low else o.ranked[-1][1])
+    return next((r for r in recs if r.name in picked), None) if len(picked) == 1 else None
+
+
 def contradicts_order(
     sentence: str, recs: Sequence[Record], clause: str = "", found: Sequence[Order] | None = None
 ) -> bool:

@@ -635,6 +635,31 @@ def stated_quote(text: str) -> str | None:
     return None
 
 
+def stated_pairs(text: str, parameters: dict[str, Any]) -> dict[str, str]:
+    """String arguments the request sets by name, `key=value` ("index=exhibits", "run=gpt-7",
+    'prompt="Captain's log:"'): the key is the argument's own name, the value runs to the next space,
+    or to the closing quote when it opens with one. An enum takes only one of its values."""
+    props = parameters.get("properties", {})
+    out: dict[str, str] = {}
+    at = text.find("=")
+    while at > 0:
+        start = at
+        while start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_"):
+            start -= 1
+        key, rest = text[start:at], text[at + 1 :]
+        if rest[:1] in ("'", '"') and (close := rest.find(rest[0], 1)) > 0:
+            value = rest[1:close]
+        else:
+            value = rest.split(" ", 1)[0].rstrip(",;")
+        prop = props.get(key, {})
+        options = enum_options(prop)
+        if value and "string" in _types(prop) + [_types(b)[0] for b in prop.get("anyOf", [])]:
+            if not options or value in options:
+                out[key] = value
+        at = text.find("=", at + 1)
+    return out
+
+
 def stated_name(text: str) -> str | None:
     """The name a request gives a new artifact ("call it haiku-bpe", "named qa-r4"), else None."""
     words = text.replace("`", " ").replace('"', " ").replace("'", " ").split()
@@ -700,4 +725,5 @@ def stated_values(
         specials = stated_special_tokens(clause)
         if specials:
             out["special_tokens"] = specials
+    out.update(stated_pairs(clause, parameters))
     return out

@@ -261,6 +261,10 @@ class ChatLocalLlama(BaseChatModel):
             for arg, prop in props.items():
                 if extract.enum_options(prop):  # a choice among fixed values ('smollm2'), not a record
                     continue
+                pool = [r for r in recs if r.kind in state.ARG_KINDS.get(arg, ())]
+                if not state.names_in(clause, pool) and (end := compare.at_end(clause, pool)):
+                    args[arg] = [end.ref] if state.takes_list(prop) else end.ref  # "my lowest-loss model"
+                    continue
                 resolved = state.resolve(arg, args.get(arg), clause, recs, prop.get("default"),
                                          prop.get("description", ""))  # fmt: skip
                 if resolved is not None:  # one record for a list of them ("show its curve") is a list of one
