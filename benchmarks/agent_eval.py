@@ -36,6 +36,7 @@ from sqlalchemy import delete
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import agent_scoring as ev  # noqa: E402  (a sibling script, not a package)
 
+from scratchlab.agent.state import RESULT_KEYS
 from scratchlab.lab.atomic import atomic_write_json, atomic_write_text
 from scratchlab.lab.registry import Registry
 from scratchlab.lab.schema import ArtifactRow, JobRow, MetricRow
@@ -101,6 +102,9 @@ def lab_to_state(lab: Mapping[str, Any] | None) -> list[dict[str, Any]]:
             else:
                 cfg = {k: v for k, v in item.items() if k not in ("name", "status", "kind", "id")}
                 entry = {"kind": kind, "name": item.get("name") or item.get("id") or kind, "config": cfg}
+                results = {k: cfg.pop(k) for k in list(cfg) if k in RESULT_KEYS and kind != "job"}
+                if results:  # a val loss is a run's result, as the product records it, not a setting
+                    entry["metrics"] = results
                 if kind == "job":
                     entry["status"] = item.get("status", "running")
                     entry["name"] = item.get("kind", "gpt")

@@ -220,6 +220,9 @@ def test_references_resolve_through_state():
     )
     assert ev.match_arg("job_id", "job-6", "job-2", declared)
     assert not ev.match_arg("job_id", "job-6", "job-1", declared)
+    # a run's val loss is a result, kept where the product keeps it, not among its settings
+    (run,) = load_harness().lab_to_state({"runs": [{"name": "gpt-41", "n_layer": 4, "val_loss": 1.95}]})
+    assert run["config"] == {"n_layer": 4} and run["metrics"] == {"val_loss": 1.95}
 
 
 # ---- classifying and scoring -------------------------------------------------------------------

@@ -214,7 +214,9 @@ def touched_now(messages: Sequence[BaseMessage], recs: Sequence[Record]) -> list
 
 
 def _whole_words(clause: str) -> set[str]:
-    words = set(clause.lower().replace("'", " ").replace('"', " ").replace("`", " ").split())
+    words = set(
+        clause.lower().replace("'", " ").replace('"', " ").replace("`", " ").replace("=", " ").split()
+    )
     return words | {w.strip(".,;:!?()") for w in words}
 
 
