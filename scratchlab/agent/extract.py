@@ -653,7 +653,7 @@ def stated_pairs(text: str, parameters: dict[str, Any]) -> dict[str, str]:
             value = rest.split(" ", 1)[0].rstrip(",;")
         prop = props.get(key, {})
         options = enum_options(prop)
-        if value and "string" in _types(prop) + [_types(b)[0] for b in prop.get("anyOf", [])]:
+        if value and "string" in _types(prop):
             if not options or value in options:
                 out[key] = value
         at = text.find("=", at + 1)

@@ -345,9 +345,9 @@ class ChatLocalLlama(BaseChatModel):
         self, prompt: str, action: str, params: dict[str, Any], clause: str, context: str, support: str
     ) -> dict[str, Any]:
         """The model's arguments for `action`: JSON under the schema's grammar grounded in `context`
-        (`router.grounded_schema`), without those the request sets itself (`extract.set_by_request`,
-        put in afterwards by `extract.stated_values`), free strings that `support` cannot hold closed
-        early; or Python in a fence."""
+        (`router.grounded_schema`), with those the request sets itself written first
+        (`extract.set_by_request`, evaluated as one batch), free strings that `support` cannot hold
+        closed early; or Python in a fence."""
         if router.is_code_tool(params):  # source code: written as a fenced block, not a JSON string
             if stated := extract.stated_code(clause):  # the request writes it out: run what it says
                 return {"code": stated}
