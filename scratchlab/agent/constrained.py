@@ -199,25 +199,12 @@ def _only_way(partial: str, options: Sequence[str]) -> str | None:
     return fits[0][len(partial) :] if len(fits) == 1 else None
 
 
-def _string_end(text: str, i: int) -> int | None:
-    """Index just past the JSON string opening at `text[i]`, or None while it is still open."""
-    j = i + 1
-    while j < len(text):
-        if text[j] == "\\":
-            j += 2
-            continue
-        if text[j] == '"':
-            return j + 1
-        j += 1
-    return None
-
-
 def _list_tail(written: str) -> tuple[list[str], str]:
     """The complete string items of a JSON list being written, and what follows the last of them
     (the open item, or "" / whitespace between items)."""
     items, i = [], _skip_space(written, 1)
     while i < len(written) and written[i] == '"':
-        end = _string_end(written, i)
+        end = _value_end(written, i)
         if end is None:
             return items, written[i:]
         items.append(written[i + 1 : end - 1])

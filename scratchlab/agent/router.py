@@ -303,23 +303,24 @@ def grounded_schema(
             props[name] = {**prop, "items": {"enum": allowed}}
         else:
             props[name] = {"enum": allowed}
-    written = {k: v for k, v in fixed.items() if _literal(v)}
+    written = _written_first(parameters, fixed)
     schema["properties"] = {**{k: {"enum": [v]} for k, v in written.items()}, **props}
     schema["required"] = [*written, *schema["required"]]
     return schema
 
 
-def _literal(value: Any) -> bool:
-    """True when a value's JSON text needs no escape (llama.cpp's schema converter writes a quote
-    or backslash inside an enum string into a grammar it cannot parse); others are left out."""
-    return "\\" not in json.dumps(value)
+def _written_first(parameters: dict[str, Any], fixed: dict[str, Any]) -> dict[str, Any]:
+    """The values of `fixed` the grammar writes first: those of the tool's arguments whose JSON text
+    needs no escape (llama.cpp's schema converter writes a quote or backslash inside an enum string
+    into a grammar it cannot parse); the others are left out."""
+    props = parameters.get("properties", {})
+    return {k: v for k, v in fixed.items() if k in props and "\\" not in json.dumps(v)}
 
 
 def fixed_prefix(parameters: dict[str, Any], fixed: dict[str, Any]) -> str:
     """The start of the argument object with the values of `fixed` written, as `grounded_schema`
     orders them: '{"dataset": "data/a.txt", "vocab_size": 1000' ("" when there are none)."""
-    props = parameters.get("properties", {})
-    items = [f"{json.dumps(k)}: {json.dumps(v)}" for k, v in fixed.items() if k in props and _literal(v)]
+    items = [f"{json.dumps(k)}: {json.dumps(v)}" for k, v in _written_first(parameters, fixed).items()]
     return "{" + ", ".join(items) if items else ""
 
 
