@@ -84,6 +84,27 @@ def test_flags_come_from_a_classifier_on_the_form_words():
     assert b.flag("train a gpt on notes", "lab") == 0.0  # no example has the flag: never set
 
 
+def test_rows_without_flag_labels_teach_the_action_but_not_the_flags():
+    rows = (("the same but with 8 heads", "train_gpt", {}, {"carry": True}),
+            ("sample again with the same settings but 50 tokens", "sample_gpt", {}, {"carry": True}),
+            ("train a gpt with 8 heads", "train_gpt"), ("train a tokenizer on shakespeare", "train_tokenizer"))  # fmt: skip
+    # a scored split's request says nothing of the flag: as a negative it would outvote the repeats
+    unlabelled = [
+        (f"the same but with {n} heads again", "train_gpt", {}, {"flagged": False}) for n in range(2, 9)
+    ]
+    with_them = bank(*rows, *unlabelled).flag("the same but 4 heads", "carry")
+    assert with_them == pytest.approx(bank(*rows).flag("the same but 4 heads", "carry"))
+    as_negatives = [(r, a, {}, {}) for r, a, _, _ in unlabelled]
+    assert bank(*rows, *as_negatives).flag("the same but 4 heads", "carry") < with_them - 0.1
+    prior = bank(*rows, *unlabelled).action_prior("the same but 4 heads", ["train_gpt", "sample_gpt"])
+    assert prior["train_gpt"] > prior["sample_gpt"]
+
+
+def test_the_shipped_scored_splits_are_action_only(tmp_path):
+    split_rows = [e for e in load_examples() if not e.flagged]
+    assert split_rows and all(not (e.carry or e.lab or e.kept) for e in split_rows)
+
+
 def test_embeddings_are_cached_by_content(tmp_path):
     class Counting(WordEmbedder):
         calls = 0

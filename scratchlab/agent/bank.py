@@ -8,6 +8,9 @@ Each line of `bank/*.jsonl` is one labelled request::
 optionally with `"carry": true` (the request repeats or corrects an earlier call: "the same but 8
 heads", "no wait, make it 3 layers") and `"lab": true` (an answer that needs the lab's records: "what
 was its val loss?"). Adding a capability means a schema and a few lines here, no code.
+`unseen_once.jsonl` holds the single requests of the eval splits once they were scored unseen
+(`benchmarks/bank_from_splits.py`), marked `"flagged": false`: they teach actions and argument words,
+not the flags, which their labels do not give.
 
 For a new request the bank gives
 - `action_prior`: a distribution over actions from a classifier fit on the examples (logistic
@@ -64,6 +67,7 @@ class Example:
     carry: bool = False
     lab: bool = False
     kept: bool = False  # uses the settings the user keeps, naming none ("with my go-to settings")
+    flagged: bool = True  # carry/lab/kept were labelled (False: a request from a scored split, action only)
 
 
 def load_examples(folder: Path = BANK_DIR) -> list[Example]:
@@ -88,6 +92,7 @@ def load_examples(folder: Path = BANK_DIR) -> list[Example]:
                         carry=bool(row.get("carry")),
                         lab=bool(row.get("lab")),
                         kept=bool(row.get("kept")),
+                        flagged=bool(row.get("flagged", True)),
                     )
                 )
             except (json.JSONDecodeError, KeyError, TypeError) as e:
@@ -273,7 +278,8 @@ class Bank:
         cached = self._classifiers.get(target)
         if cached is not None and cached[0] == key:
             return cached
-        keep = [i for i, e in enumerate(self.examples) if e.id not in key]
+        keep = [i for i, e in enumerate(self.examples)
+                if e.id not in key and (target == "action" or e.flagged)]  # fmt: skip
         rows = [(self.examples[i].request, getattr(self.examples[i], target)) for i in keep]
         if len({y for _, y in rows}) < 2:
             return None
