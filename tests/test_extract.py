@@ -278,6 +278,7 @@ def test_quoted_text_names_and_prompts():
     assert stated_name("train a 300 token tokenizer and call it haiku-bpe") == "haiku-bpe"
     assert stated_name("name the run lyrics-v1 please") == "lyrics-v1"
     assert stated_name("what is it called?") is None
+    assert stated_name("make them searchable and call the thing 'exhibits'.") == "exhibits"  # quotes mark it
 
 
 def test_a_version_number_in_a_name_is_no_setting():

@@ -61,6 +61,15 @@ def test_numbers_in_expands_shorthand():
     assert router.numbers_in("sample T=1.2 k=40") == {1.2, 40.0}  # that k is top-k, not a thousand
 
 
+def test_a_setting_spec_keeps_only_values_the_request_gives():
+    params = {"properties": {"search": {"type": "array", "items": {"type": "string"}}}}
+    text = "a little search over dropout, lr and n_layer 2 or 4"
+    args = {"search": ["dropout=0.05,0.1,0.15", "n_layer=2,4", "lr=1e-4..1e-2"]}
+    assert router.ground_args(args, text, params) == {"search": ["dropout", "n_layer=2,4", "lr"]}
+    stated = {"search": ["dropout=0.1..0.3"]}
+    assert router.ground_args(stated, "sweep dropout from 0.1 to 0.3", params) == stated
+
+
 def test_ground_args_drops_unsupported_values():
     text = "train a 4-layer GPT on shakespeare for 2k steps"
     args = {

@@ -661,7 +661,16 @@ def stated_pairs(text: str, parameters: dict[str, Any]) -> dict[str, str]:
 
 
 def stated_name(text: str) -> str | None:
-    """The name a request gives a new artifact ("call it haiku-bpe", "named qa-r4"), else None."""
+    """The name a request gives a new artifact ("call it haiku-bpe", "named qa-r4"), else None. A
+    quoted word within the few words after the naming word is the name, whatever stands between
+    ("call the thing 'exhibits'"): quotes mark the literal."""
+    raw = text.split()
+    for i, w in enumerate(raw):
+        if w.lower().strip("\"'`").rstrip(":=") in NAMING_WORDS:
+            for x in raw[i + 1 : i + 5]:
+                cand = x.rstrip(".,;:!?)")
+                if len(cand) > 2 and cand[0] in "'\"`" and cand[-1] == cand[0]:
+                    return cand[1:-1]
     words = text.replace("`", " ").replace('"', " ").replace("'", " ").split()
     for i, w in enumerate(words):
         if w.lower().rstrip(":=") in NAMING_WORDS:

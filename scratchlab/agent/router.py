@@ -461,6 +461,22 @@ def _value_supported(value: Any, nums: set[float], words: set[str], text_lower: 
     return True
 
 
+def _spec_grounded(value: Any, nums: set[float]) -> Any:
+    """A setting spec ('name=v1,v2' or 'name=low..high', or a list of them) whose values are not all
+    numbers of the context, cut to its name (its default range): the model's own values for "a search
+    over dropout" ('dropout=0.05,0.1,0.15') are numbers nobody gave, as much as a number argument's."""
+    if isinstance(value, list):
+        return [_spec_grounded(v, nums) for v in value]
+    if not isinstance(value, str) or "=" not in value:
+        return value
+    name, values = value.split("=", 1)
+    parts = [p.strip() for p in values.replace("..", ",").split(",") if p.strip()]
+    given = [numbers_in(p) for p in parts]
+    if name.strip() and parts and all(len(g) == 1 for g in given) and not all(g <= nums for g in given):
+        return name.strip()
+    return value
+
+
 def vague_args(args: dict[str, Any], parameters: dict[str, Any], known: Collection[str] = ()) -> list[str]:
     """String arguments whose value names nothing ("my data", "some text", "something"); a value in
     `known` (the lab's record names and ids: an index called "notes") or a path ("~/corpus",
@@ -516,6 +532,8 @@ def ground_args(
             continue
         if k in NAME_ARGS and isinstance(v, str) and v.strip().lower() not in low:
             continue  # a name the user did not give: the tool picks a unique one (an invented one can clash)
+        if k not in FREE_TEXT_ARGS | NAME_ARGS:
+            v = _spec_grounded(v, nums)
         if k in FREE_TEXT_ARGS or _value_supported(v, nums, words, low):
             out[k] = v
     if "wait" in props and "wait" not in out and says_no_wait(low):
