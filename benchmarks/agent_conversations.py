@@ -63,6 +63,11 @@ def load_conversations(path: Path) -> list[dict[str, Any]]:
     return convs
 
 
+def turn_ids(conv: Mapping[str, Any]) -> list[str]:
+    """The ids of a conversation's turns as the example bank holds them ("c16-02-t3")."""
+    return [f"{conv['id']}-t{i}" for i in range(1, len(conv["turns"]) + 1)]
+
+
 def resolve_refs(spec: Any, made: Mapping[int, list[str]]) -> Any:
     """Replace "@N" in an expected value by the names and ids turn N created ({"one_of": [...]})."""
     if isinstance(spec, str) and spec.startswith("@") and spec[1:].isdigit():
@@ -190,6 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     convs = convs[: args.limit] if args.limit else convs
     home = args.home or Path(tempfile.mkdtemp(prefix="scratchlab-conv-"))
     session = harness.make_session(home, args.model)
+    harness.exclude_from_bank(session, [i for c in convs for i in turn_ids(c)])  # a scored split's turns
     workdir = home / "work"
     workdir.mkdir(parents=True, exist_ok=True)
     results = []

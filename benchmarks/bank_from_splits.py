@@ -7,7 +7,13 @@ each of test11-16 held out in turn and the other splits of test9-16 added to the
 model and the prior choose (weight 2) was right on 322 of 360 requests, against 316 with the bank
 alone (stop 37).
 
-    .venv/bin/python benchmarks/bank_from_splits.py benchmarks/data/commands_test{9,10,11,12,13,14,15,16}.jsonl
+    .venv/bin/python benchmarks/bank_from_splits.py benchmarks/data/commands_test{9,10,11,12,13,14,15,16}.jsonl \
+        benchmarks/data/conversations_test{9,11,12,13,14,15,16}.jsonl
+
+A conversation's turn joins as its request with its first expected action: "what's it up to?" after a
+training is job_status. The bank's prior alone, each of the conversation splits test11-16 held out
+in turn, named the turn's action on 260 of 273 turns with the other splits' turns in the bank, against
+236 without them (`/tmp` script, stop 37; no model).
 
 Each row keeps the request, the expected action and the literal arguments (a `{"contains": s}` match
 becomes `s`; other matchers are left out), with the case id, so an evaluation of that split leaves
@@ -23,6 +29,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import agent_conversations as conv_eval  # noqa: E402
 import agent_scoring as ev  # noqa: E402
 
 from scratchlab.agent.bank import BANK_DIR  # noqa: E402
@@ -43,12 +50,28 @@ def literal_args(args: dict) -> dict:
     return out
 
 
+def literal(args: dict) -> dict:
+    """`literal_args` without the conversation's references to what its turns made ("@1")."""
+    return {k: v for k, v in literal_args(args).items() if not (isinstance(v, str) and v.startswith("@"))
+            and not (isinstance(v, list) and any(isinstance(x, str) and x.startswith("@") for x in v))}  # fmt: skip
+
+
 def rows(paths: list[Path]) -> list[dict]:
+    """Bank rows from single-request files and conversation files (`conversations_*.jsonl`: a turn
+    is a request labelled with its first expected action, its id `agent_conversations.turn_ids`)."""
     out = []
     for path in paths:
-        for case in ev.load_cases(path, split="all"):
-            row = {"id": case["id"], "request": case["request"], "action": case["expected"]["action"]}
-            if args := literal_args(case["expected"].get("args", {})):
+        if path.name.startswith("conversations"):
+            labelled = []
+            for conv in conv_eval.load_conversations(path):
+                for tid, turn in zip(conv_eval.turn_ids(conv), conv["turns"], strict=True):
+                    first = turn["expect"][0] if isinstance(turn["expect"], list) else turn["expect"]
+                    labelled.append((tid, turn["user"], first))
+        else:
+            labelled = [(c["id"], c["request"], c["expected"]) for c in ev.load_cases(path, split="all")]
+        for cid, request, expected in labelled:
+            row = {"id": cid, "request": request, "action": expected["action"]}
+            if args := literal(expected.get("args", {})):
                 row["args"] = args
             out.append({**row, "flagged": False})
     return out

@@ -7,7 +7,7 @@ import json
 import pytest
 from agent_fakes import WordEmbedder, bank
 
-from scratchlab.agent.bank import Bank, load_examples, tokens
+from scratchlab.agent.bank import Bank, load_examples, number_readings, tokens
 from scratchlab.tools import all_tools
 
 
@@ -103,6 +103,11 @@ def test_rows_without_flag_labels_teach_the_action_but_not_the_flags():
 def test_the_shipped_scored_splits_are_action_only(tmp_path):
     split_rows = [e for e in load_examples() if not e.flagged]
     assert split_rows and all(not (e.carry or e.lab or e.kept) for e in split_rows)
+
+
+def test_a_number_in_thousands_groups_is_one_number_and_a_named_list_stays_a_list():
+    assert number_readings("I'd like 1,000 symbols in the vocabulary")[0][0][0] == 1000.0
+    assert [v for v, _ in number_readings("sweep n_embd=64,128")[0]] == [64.0, 128.0]
 
 
 def test_embeddings_are_cached_by_content(tmp_path):

@@ -66,6 +66,8 @@ def test_a_setting_spec_keeps_only_values_the_request_gives():
     text = "a little search over dropout, lr and n_layer 2 or 4"
     args = {"search": ["dropout=0.05,0.1,0.15", "n_layer=2,4", "lr=1e-4..1e-2"]}
     assert router.ground_args(args, text, params) == {"search": ["dropout", "n_layer=2,4", "lr"]}
+    listed = {"search": ["n_embd=64,128"]}  # not the number 64128
+    assert router.ground_args(listed, "sweep n_embd=64,128 x lr", params) == listed
     stated = {"search": ["dropout=0.1..0.3"]}
     assert router.ground_args(stated, "sweep dropout from 0.1 to 0.3", params) == stated
 

@@ -453,7 +453,7 @@ def _labelled(text: str, flip: int) -> tuple[list[tuple[float, dict[str, float]]
     for mark in PHRASE_MARKS:  # "no early stopping of bad trials - 300 steps per trial": two phrases
         text = text.replace(mark, ", ")
     for n, part in enumerate(text.split(", ")):
-        part_toks = tokens(" ".join(_drop_model_numbers(w) for w in part.split()))
+        part_toks = tokens(" ".join(_drop_model_numbers(_join_thousands(w)) for w in part.split()))
         toks += part_toks
         phrase += [n] * len(part_toks)
     nums: dict[int, float] = {}
@@ -489,6 +489,19 @@ def _labelled(text: str, flip: int) -> tuple[list[tuple[float, dict[str, float]]
             ties += 1
         out[i][w] = max(out[i].get(w, 0.0), 1.0 / dist)
     return [(nums[i], out[i]) for i in sorted(nums)], ties
+
+
+def _join_thousands(word: str) -> str:
+    """A word that writes one number in groups of thousands, as one number ("1,000." -> "1000."); a
+    list set by name stays a list ("n_embd=64,128")."""
+    core = word.rstrip(".;:!?)")
+    head = len(core) - len(core.lstrip("(~$"))
+    groups = core[head:].split(",")
+    if "=" in word or len(groups) < 2 or not 1 <= len(groups[0]) <= 3:
+        return word
+    if all(g.isdigit() for g in groups) and all(len(g) == 3 for g in groups[1:]):
+        return core[:head] + "".join(groups) + word[len(core) :]
+    return word
 
 
 def as_number(tok: str, nxt: str = "") -> float | None:
