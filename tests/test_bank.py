@@ -161,3 +161,19 @@ def test_excluding_a_request_the_bank_does_not_hold_refits_nothing(monkeypatch):
     monkeypatch.setattr(LogisticRegression, "fit", no_fit)
     b.exclude(["unseen-7"])  # an evaluation case that was never in the bank
     assert b.action_prior("list my runs please", ["train_tokenizer", "list_runs"]) == before
+
+
+def test_excluding_a_held_request_refits_at_once_not_at_the_next_request(monkeypatch):
+    from sklearn.linear_model import LogisticRegression
+
+    b = bank(("train a tokenizer on shakespeare", "train_tokenizer"), ("list my runs", "list_runs"),
+             ("show me my runs", "list_runs"))  # fmt: skip
+    b.action_prior("list my runs please", ["train_tokenizer", "list_runs"])
+    b.exclude(["ex-1"])  # refits here, outside a timed request
+
+    def no_fit(*a, **k):
+        raise AssertionError("refit during the request")
+
+    monkeypatch.setattr(LogisticRegression, "fit", no_fit)
+    prior = b.action_prior("list my runs please", ["train_tokenizer", "list_runs"])
+    assert prior["list_runs"] > prior["train_tokenizer"]

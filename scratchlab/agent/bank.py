@@ -182,10 +182,13 @@ class Bank:
         return f"{type(e).__name__}|{getattr(e, 'name', '')}|{getattr(e, 'quantized', '')}"
 
     def exclude(self, ids: Iterable[str]) -> None:
-        """Leave these examples out of every vote (an evaluation scores a request the bank holds).
-        Ids the bank does not hold change nothing, so excluding an unseen request refits nothing."""
+        """Leave these examples out of every vote (an evaluation scores a request the bank holds), and
+        refit the classifiers already in use. Ids the bank does not hold change nothing, so excluding
+        an unseen request refits nothing."""
         held = {e.id for e in self.examples}
         self._excluded = {i for i in ids if i in held}
+        for target in list(self._classifiers):  # refit now: a timed request after this pays nothing
+            self._fit(target)
 
     @property
     def vectors(self) -> np.ndarray:
