@@ -123,6 +123,16 @@ def test_an_id_the_request_writes_is_kept_though_no_record_has_it():
     assert state.written_id("train gpt-2 again", ("run",)) is None  # a name, not an id of the kind
 
 
+def test_a_name_of_the_form_the_lab_gives_is_kept_though_no_record_has_it():
+    run = Record(id="run-1", kind="run", name="gpt-1")
+    # "resume gpt-9" with only gpt-1 in the lab must not resume gpt-1: gpt-9 goes to the tool, which says so
+    assert state.resolve("run", None, "Resume gpt-9 and push it to 5000 steps", [run], "last") == "gpt-9"
+    assert state.resolve("run", None, "sample gpt-17 n=120 T=0.6", [], "last") == "gpt-17"
+    assert state.resolve("run", None, "sample gpt-1 again", [run], "last") == "gpt-1"
+    assert state.written_name("plot gpt-3 and gpt-4", ("run",)) is None  # two names: none is the one
+    assert state.written_name("encode it like gpt-4 does", ("tokenizer",)) is None  # not a tokenizer's name
+
+
 def test_one_stands_for_the_kind_of_the_tools_main_reference():
     recs = [
         Record("run-2", "run", "gpt-2", {"dropout": 0.1}, turn=1),

@@ -30,6 +30,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 
 from scratchlab.agent.bank import NUMBER_WORDS, as_number, stem, tokens
 from scratchlab.lab.jobs import ACTIVE
+from scratchlab.lab.registry import DEFAULT_NAME_STEMS
 
 # Which record kinds an argument of a tool refers to.
 ARG_KINDS: dict[str, tuple[str, ...]] = {
@@ -238,6 +239,18 @@ def written_id(clause: str, kinds: Sequence[str]) -> str | None:
     exist, where the newest record of the kind would act on something the user did not name."""
     ids = {w for w in _whole_words(clause) if w.partition("-")[0] in kinds and w.partition("-")[2].isdigit()}
     return ids.pop() if len(ids) == 1 else None
+
+
+def written_name(clause: str, kinds: Sequence[str]) -> str | None:
+    """The one name of the form the tools give a new record of `kinds` that the clause writes
+    ("resume gpt-9" -> "gpt-9" for runs, `DEFAULT_NAME_STEMS`), whether or not a record has it: as
+    with `written_id`, the tool then says which ones exist, where the newest record would act on one
+    the user did not name."""
+    stems = {DEFAULT_NAME_STEMS[k] for k in kinds if k in DEFAULT_NAME_STEMS}
+    names = {
+        w for w in _whole_words(clause) if w.partition("-")[0] in stems and w.partition("-")[2].isdigit()
+    }
+    return names.pop() if len(names) == 1 else None
 
 
 DATA_ARGS = ("dataset", "data")  # arguments that take the data a record was made from
@@ -652,7 +665,7 @@ def resolve(
     nouns = {w for k in kinds for w in KIND_NOUNS.get(k, ())}
     if not named and (builtin := _builtin(value, clause, description, pool, nouns)):
         return builtin
-    if not named and (written := written_id(clause, kinds)):
+    if not named and (written := written_id(clause, kinds) or written_name(clause, kinds)):
         return written
     if not pool:
         return value if _stated(value, clause, description) else None

@@ -46,10 +46,12 @@ from scratchlab.lab.schema import (
 )
 from scratchlab.lab.sqlite import SYNC_NORMAL, sqlite_engine
 
-__all__ = ["Artifact", "ArtifactNotFound", "Job", "LabDatabaseError", "NameTaken", "Registry", "check_sqlite_file",
+__all__ = ["DEFAULT_NAME_STEMS", "Artifact", "ArtifactNotFound", "Job", "LabDatabaseError", "NameTaken", "Registry", "check_sqlite_file",
            "describe_db_error", "make_engine"]  # fmt: skip
 
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
+# the stem of the name a tool gives a new record of a kind when the user gives none ("gpt-3", "sweep-2")
+DEFAULT_NAME_STEMS = {"run": "gpt", "sweep": "sweep", "research": "research"}
 LATEST_REFS = ("last", "latest", "newest", "recent")
 NAME_AND_ID_RE = re.compile(
     r"^.+? \(([a-z]+-\d+)\)(?:\s+\S.*)?$"

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from scratchlab.lab.jobs import job_elapsed, list_jobs, read_log, start_job
-from scratchlab.lab.registry import Artifact, ArtifactNotFound, Job
+from scratchlab.lab.registry import DEFAULT_NAME_STEMS, Artifact, ArtifactNotFound, Job
 from scratchlab.tools.base import ToolContext, ToolError
 from scratchlab.training import settings
 from scratchlab.training.gpt_config import TrainConfig
@@ -56,7 +56,7 @@ def resolve_tokenizer(ctx: ToolContext, tokenizer: str | None) -> str:
         raise ToolError(f"{e}. Use tokenizer='char' or train one first (train_tokenizer).") from e
 
 
-def _next_run_name(ctx: ToolContext, prefix: str = "gpt") -> str:
+def _next_run_name(ctx: ToolContext, prefix: str = DEFAULT_NAME_STEMS[RUN_KIND]) -> str:
     names = {a.name for a in ctx.registry.list_artifacts(RUN_KIND)} | {
         a.name for a in ctx.registry.list_artifacts(ABLATION_KIND)
     }

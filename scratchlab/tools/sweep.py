@@ -18,7 +18,7 @@ from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field, create_model
 
 from scratchlab.lab.jobs import cancel_job, refresh_job, start_job, wait_for_job
-from scratchlab.lab.registry import Artifact, ArtifactNotFound, Job
+from scratchlab.lab.registry import DEFAULT_NAME_STEMS, Artifact, ArtifactNotFound, Job
 from scratchlab.tools.base import Count, ToolContext, ToolError, lab_tool
 from scratchlab.training import settings
 from scratchlab.training.report import fmt_eta
@@ -189,7 +189,7 @@ def launch(
     from scratchlab.training.sweep import storage_url
 
     reg = ctx.registry
-    name = name or reg.free_name(kind, f"{kind}-{len(reg.list_artifacts(kind)) + 1}")
+    name = name or reg.free_name(kind, f"{DEFAULT_NAME_STEMS[kind]}-{len(reg.list_artifacts(kind)) + 1}")
     art = reg.add_artifact(kind, name, "", config=config, metrics={"status": "queued"})
     out_dir = ctx.workspace.dir("runs") / art.id
     id_key = "sweep_id" if kind == SWEEP_KIND else "research_id"
