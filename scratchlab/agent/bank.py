@@ -456,7 +456,7 @@ def _labelled(text: str, flip: int) -> tuple[list[tuple[float, dict[str, float]]
     for mark in PHRASE_MARKS:  # "no early stopping of bad trials - 300 steps per trial": two phrases
         text = text.replace(mark, ", ")
     for n, part in enumerate(text.split(", ")):
-        part_toks = tokens(" ".join(_drop_model_numbers(_join_thousands(w)) for w in part.split()))
+        part_toks = tokens(" ".join(_drop_model_numbers(w) for w in ungroup_digits(part).split()))
         toks += part_toks
         phrase += [n] * len(part_toks)
     nums: dict[int, float] = {}
@@ -494,17 +494,24 @@ def _labelled(text: str, flip: int) -> tuple[list[tuple[float, dict[str, float]]
     return [(nums[i], out[i]) for i in sorted(nums)], ties
 
 
-def _join_thousands(word: str) -> str:
-    """A word that writes one number in groups of thousands, as one number ("1,000." -> "1000."); a
-    list set by name stays a list ("n_embd=64,128")."""
-    core = word.rstrip(".;:!?)")
-    head = len(core) - len(core.lstrip("(~$"))
-    groups = core[head:].split(",")
-    if "=" in word or len(groups) < 2 or not 1 <= len(groups[0]) <= 3:
-        return word
-    if all(g.isdigit() for g in groups) and all(len(g) == 3 for g in groups[1:]):
-        return core[:head] + "".join(groups) + word[len(core) :]
-    return word
+def ungroup_digits(text: str) -> str:
+    """`text` without digit-grouping commas ("1,000 steps" -> "1000 steps"); "2,4,6" and a list set
+    by name ("n_embd=64,128") stay lists."""
+    return " ".join(word if "=" in word else _ungroup_word(word) for word in text.split(" "))
+
+
+def _ungroup_word(text: str) -> str:
+    keep = [
+        ch != ","
+        or not (
+            text[i - 1 : i].isdigit()
+            and len(text[i + 1 : i + 4]) == 3  # three digits after ("4,8" at the end is a list)
+            and text[i + 1 : i + 4].isdigit()
+            and not text[i + 4 : i + 5].isdigit()
+        )
+        for i, ch in enumerate(text)
+    ]
+    return "".join(ch for ch, k in zip(text, keep, strict=True) if k)
 
 
 def as_number(tok: str, nxt: str = "") -> float | None:

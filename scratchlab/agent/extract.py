@@ -40,6 +40,7 @@ from scratchlab.agent.bank import (
     number_readings,
     stem,
     tokens,
+    ungroup_digits,
 )
 from scratchlab.agent.router import within_bounds
 from scratchlab.agent.state import KIND_NOUNS
@@ -300,7 +301,9 @@ def value_lists(text: str) -> list[tuple[list[float], list[str]]]:
         chunks = [part for chunk in chunks for part in chunk.split(mark)]
     toks: list[str] = []
     for n, chunk in enumerate(chunks):
-        toks += [";"] * bool(n) + [t for seg in chunk.split(", ") for t in [*tokens(_ungroup(seg)), ","]][:-1]
+        toks += [";"] * bool(n) + [
+            t for seg in chunk.split(", ") for t in [*tokens(ungroup_digits(seg)), ","]
+        ][:-1]
     words_at = [j for j, t in enumerate(toks) if t not in (",", ";") and as_number(t) is None]
     out, i = [], 0
     while i < len(toks):
@@ -336,21 +339,6 @@ def value_lists(text: str) -> list[tuple[list[float], list[str]]]:
 def _chunk(toks: list[str], k: int) -> int:
     """Which phrase token `k` is in: the phrase ends ";" before it."""
     return toks[:k].count(";")
-
-
-def _ungroup(text: str) -> str:
-    """`text` without digit-grouping commas ("1,000 steps" -> "1000 steps"; "2,4,6" stays)."""
-    keep = [
-        ch != ","
-        or not (
-            text[i - 1 : i].isdigit()
-            and len(text[i + 1 : i + 4]) == 3  # three digits after ("4,8" at the end is a list)
-            and text[i + 1 : i + 4].isdigit()
-            and not text[i + 4 : i + 5].isdigit()
-        )
-        for i, ch in enumerate(text)
-    ]
-    return "".join(ch for ch, k in zip(text, keep, strict=True) if k)
 
 
 def setting_words(prop: dict[str, Any]) -> dict[str, str]:
