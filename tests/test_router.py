@@ -49,6 +49,9 @@ def test_a_number_that_is_part_of_a_name_is_no_value():
 def test_a_background_run_is_asked_for_also_with_a_typo():
     assert router.says_no_wait("run it in the backround.") and router.says_no_wait("backgroud please")
     assert not router.says_no_wait("run it backwards") and not router.says_no_wait("wait for it")
+    assert router.says_no_wait("lora demo r16, 40 steps, bg") and not router.says_no_wait(
+        "the bgm file"
+    )  # shorthand
 
 
 def test_numbers_in_expands_shorthand():

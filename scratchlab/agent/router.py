@@ -34,6 +34,7 @@ NAME_ARGS = {"name"}  # names of new artifacts: kept only when the request spell
 PUNCTUATION = ",.;:!?()[]{}'\""  # stripped from the ends of a word
 REFERENCE_VALUES = {"last", "latest", "newest", "recent"}
 NO_WAIT_WORDS = ("background", "don't wait", "do not wait", "detach", "return at once", "right away")
+NO_WAIT_SHORTHAND = {"bg", "bkg"}  # whole words only: "lora demo r16, 40 steps, bg"
 GENERIC_WORDS = {
     "the", "and", "for", "with", "from", "that", "this", "them", "then", "into", "onto", "what", "which",
     "model", "models", "file", "files", "data", "please", "make", "train", "trained", "run", "runs", "new",
@@ -356,9 +357,9 @@ TYPO_RATIO = 0.9  # a long word this close to a one-word marker is that word mis
 
 
 def says_no_wait(text_lower: str) -> bool:
-    """True when the request asks not to wait (`NO_WAIT_WORDS`); a one-word marker of 8+ letters also
+    """True when the request asks not to wait (`NO_WAIT_WORDS`, or the shorthand as a word); a one-word marker of 8+ letters also
     counts when mistyped by a letter or so ("in the backround", "backgroud")."""
-    if any(w in text_lower for w in NO_WAIT_WORDS):
+    if any(w in text_lower for w in NO_WAIT_WORDS) or NO_WAIT_SHORTHAND & words_in(text_lower):
         return True
     long = [w for w in NO_WAIT_WORDS if " " not in w and len(w) >= 8]
     return any(
