@@ -138,8 +138,8 @@ def augment(ex: Example, parameters: dict[str, Any], rng: random.Random) -> tupl
             new = rng.choice(SYNTHETIC_NAMES[kind]) if kind else None
         else:
             new = _swap_value(value, props[arg], rng)
-        if new is None:
-            continue
+        if new is None or (not isinstance(new, str) and str(new) in tokens(ex.request) + tokens(request)):
+            continue  # a number written already, or swapped out: the label would be unsure
         pattern = re.compile(rf"(?<![\w.-]){re.escape(text)}(?![\w-]|\.\d)")
         if len(pattern.findall(request)) != 1 or len(pattern.findall(normalise_request(request))) != 1:
             continue  # stated more than once, or not literally (2k): the label would be unsure
