@@ -290,7 +290,11 @@ def test_is_looping():
 @pytest.mark.parametrize(
     "raw, expected",
     [("gpt 4L 6H 2k steps", "gpt 4L 6H 2000 steps"), ("max_iters=5k", "max_iters=5000"), ("a 1.5k vocab", "a 1500 vocab"),
-     ("GPT-4 and 3D", "GPT-4 and 3D"), ("sample T=1.2 k=40", "sample T=1.2 k=40"), ("top 1.2 k 40", "top 1.2 k 40")],
+     ("GPT-4 and 3D", "GPT-4 and 3D"), ("sample T=1.2 k=40", "sample T=1.2 k=40"), ("top 1.2 k 40", "top 1.2 k 40"),
+     # durations in minutes, the unit the time arguments take
+     ("an extra quarter of an hour.", "an extra 15 minutes."), ("sweep for 2 hours", "sweep for 120 minutes"),
+     ("half an hour more", "30 minutes more"), ("an hour and a half, grid", "90 minutes, grid"),
+     ("the hour is late", "the hour is late"), ("2L 2H 64d", "2L 2H 64d")],
 )  # fmt: skip
 def test_normalise_request(raw, expected):
     assert router.normalise_request(raw) == expected

@@ -398,8 +398,53 @@ def numbers_in(text: str) -> set[float]:
 
 
 def normalise_request(text: str) -> str:
-    """Expand the count shorthand the small models misread: "2k" -> "2000"."""
-    return SHORTHAND_K.sub(lambda m: str(int(round(float(m[1]) * 1000))), text)
+    """Expand the count shorthand the small models misread ("2k" -> "2000"), and say durations in
+    minutes, the unit every time argument takes (`in_minutes`)."""
+    return in_minutes(SHORTHAND_K.sub(lambda m: str(int(round(float(m[1]) * 1000))), text))
+
+
+HOUR_WORDS = {"hour", "hours", "hr", "hrs"}
+HOUR_SHARES = {"half": 0.5, "quarter": 0.25}  # "half an hour", "a quarter of an hour"
+
+
+def in_minutes(text: str) -> str:
+    """`text` with durations in hours said in minutes ("2 hours" -> "120 minutes", "half an hour" ->
+    "30 minutes", "an extra quarter of an hour" -> "an extra 15 minutes", "an hour and a half" -> "90
+    minutes"): the tools take `budget_minutes` and `extra_minutes`, and a small model does not convert."""
+    words = text.split(" ")
+    low = [w.lower().strip(".,;:!?()") for w in words]
+    out, i = [], 0
+    while i < len(words):
+        hour = next((j for j in range(i, min(i + 4, len(words))) if low[j] in HOUR_WORDS), None)
+        if hour is None:
+            out.append(words[i])
+            i += 1
+            continue
+        lead = low[i:hour]
+        share = HOUR_SHARES.get(lead[0]) if lead else None
+        if share is not None and lead[1:] in (["an"], ["of", "an"], ["a"], ["of", "a"]):
+            hours = share
+        elif len(lead) == 1 and (as_float(lead[0]) is not None or lead[0] in ("an", "one", "a")):
+            hours = as_float(lead[0]) or 1.0
+        else:
+            out.append(words[i])
+            i += 1
+            continue
+        end = hour + 1
+        if low[end : end + 3] == ["and", "a", "half"]:
+            hours, end = hours + 0.5, end + 3
+        tail = words[end - 1][len(words[end - 1].rstrip(".,;:!?()")) :]
+        out.append(f"{hours * 60:g} minutes{tail}")
+        i = end
+    return " ".join(out)
+
+
+def as_float(word: str) -> float | None:
+    """The number a word writes ("2", "1.5"), else None."""
+    try:
+        return float(word)
+    except ValueError:
+        return None
 
 
 ID_KINDS = (
