@@ -417,6 +417,8 @@ def test_a_list_ends_at_a_dash_or_at_the_end_of_the_request():
     assert value_lists("lora sweep on demo data: r=4,8 - 2 trials") == [([4.0, 8.0], ["data_r", "r", "data"])]
     assert value_lists("sweep r=4,8")[0][0] == [4.0, 8.0]
     assert value_lists("train for 1,000 steps") == []  # one number, grouped
+    # a preposition labels nothing: the two words before "over" name the list ("learning rate")
+    assert value_lists("grid-search the learning rate over 2e-3 and 6e-3")[0][1][0] == "learning_rate"
     # a list set by name is a list though its groups have three digits: n_embd=64,128 is not 64128
     assert [v for v, _ in value_lists("sweep lr=5e-4,2e-3 x n_embd=64,128 | grid")] == [
         [5e-4, 2e-3],

@@ -377,7 +377,8 @@ SCALE_WORDS = {"k", "m", "b", "bn"}
 # Closed-class words label no number: "the same but 300 steps" had taught "but" to max_iters, and "but
 # 32 wide" then went to no argument.
 FUNCTION_WORDS = {"a", "an", "the", "and", "or", "but", "of", "to", "in", "on", "at", "for", "with", "from", "by",
-                  "as", "is", "are", "was", "be", "it", "its", "this", "that", "then", "so", "than"}  # fmt: skip
+                  "as", "is", "are", "was", "be", "it", "its", "this", "that", "then", "so", "than",
+                  "over", "between", "across", "through"}  # fmt: skip
 PHRASE_MARKS = (
     "; ",
     " - ",

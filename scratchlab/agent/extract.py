@@ -33,6 +33,7 @@ from typing import Any
 
 from scratchlab.agent.bank import (
     CONTEXT_WORDS,
+    FUNCTION_WORDS,
     PHRASE_MARKS,
     Bank,
     as_number,
@@ -304,7 +305,8 @@ def value_lists(text: str) -> list[tuple[list[float], list[str]]]:
         toks += [";"] * bool(n) + [
             t for seg in chunk.split(", ") for t in [*tokens(ungroup_digits(seg)), ","]
         ][:-1]
-    words_at = [j for j, t in enumerate(toks) if t not in (",", ";") and as_number(t) is None]
+    words_at = [j for j, t in enumerate(toks)
+                if t not in (",", ";") and as_number(t) is None and t not in FUNCTION_WORDS]  # fmt: skip
     out, i = [], 0
     while i < len(toks):
         values, j, last, closed = [], i, i, False
