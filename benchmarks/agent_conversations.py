@@ -119,7 +119,9 @@ def run_conversation(session: Any, conv: Mapping[str, Any], log=print) -> dict[s
     harness.set_memory(session, (conv.get("lab") or {}).get("memory", []))
     thread = f"conv-{conv['id']}-{int(time.time())}"
     made: dict[int, list[str]] = {}
-    turns, ungrounded = [], 0
+    turns, ungrounded, ungrounded_later = [], 0, 0
+    said: list[str] = []
+    seen_results: list[str] = []
     for n, turn in enumerate(conv["turns"], 1):
         before = {a.id for a in registry.list_artifacts(limit=500)}
         t0 = time.perf_counter()
@@ -134,19 +136,26 @@ def run_conversation(session: Any, conv: Mapping[str, Any], log=print) -> dict[s
         r = score_turn(turn["expect"], reply, made)
         if error:
             r["ok"], r["errors"] = False, [*r["errors"], error]
-        bad = []
+        bad, later = [], []
         if reply.get("tool_results"):
             values = source_values([turn["user"], *reply["tool_results"]])
             bad = unsupported_numbers(reply.get("answer", ""), values)
             ungrounded += len(bad)
+        elif seen_results:  # an answer on a later turn: only what the conversation said or showed
+            values = source_values([*said, turn["user"], *seen_results])
+            later = unsupported_numbers(reply.get("answer", ""), values)
+            ungrounded_later += len(later)
+        said.append(turn["user"])
+        seen_results += reply.get("tool_results") or []
         turns.append({"turn": n, "user": turn["user"], "expect": turn["expect"], "ok": r["ok"], "errors": r["errors"],
                       "calls": reply.get("tool_calls"), "answer": (reply.get("answer") or "")[:300],
-                      "results": [t[:200] for t in reply.get("tool_results") or []], "ungrounded": bad,
+                      "results": [t[:200] for t in reply.get("tool_results") or []], "ungrounded": bad, "ungrounded_later": later,
                       "seconds": seconds})  # fmt: skip
         log(
             f"  {'ok  ' if r['ok'] else 'MISS'} {seconds:6.1f}s {conv['id']} t{n} {turn['user'][:60]}  {'; '.join(r['errors'])[:160]}"
         )
-    return {"id": conv["id"], "split": conv.get("split"), "turns": turns, "ungrounded_numbers": ungrounded}
+    return {"id": conv["id"], "split": conv.get("split"), "turns": turns, "ungrounded_numbers": ungrounded,
+            "ungrounded_later": ungrounded_later}  # fmt: skip
 
 
 def summarise(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -160,6 +169,9 @@ def summarise(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "later_turns_right": f"{sum(t['ok'] for t in later)}/{len(later)}",
         "conversations_all_right": sum(all(t["ok"] for t in c["turns"]) for c in results),
         "ungrounded_numbers": sum(c["ungrounded_numbers"] for c in results),
+        # numbers in answers on turns without a tool that no earlier request or result of the conversation holds
+        # (general knowledge counts here too: read them in the report)
+        "ungrounded_later": sum(c.get("ungrounded_later", 0) for c in results),
         "median_turn_s": sorted(t["seconds"] for t in turns)[len(turns) // 2] if turns else None,
     }
 
@@ -170,10 +182,10 @@ def render(summary: Mapping[str, Any], results: Sequence[Mapping[str, Any]], tit
     lines += ["", "## Turns that went wrong", ""]
     for c in results:
         for t in c["turns"]:
-            if not t["ok"] or t["ungrounded"]:
+            if not t["ok"] or t["ungrounded"] or t.get("ungrounded_later"):
                 lines.append(f"- {c['id']} t{t['turn']} `{t['user']}`: {'; '.join(t['errors']) or 'ungrounded numbers'}"
                              f" (calls: {json.dumps(t['calls'])[:300]}; answer: {t['answer'][:160]!r};"
-                             f" ungrounded: {t['ungrounded']})")  # fmt: skip
+                             f" ungrounded: {t['ungrounded']}; later: {t.get('ungrounded_later', [])})")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

@@ -379,3 +379,21 @@ def test_a_follow_up_question_after_a_document_search_searches_again():
     ask(g, "hi", thread="fresh")
     assert not calls_of(ask(g, follow_up, thread="fresh"))  # nothing looked up the turn before
     assert len(queries) == 2
+
+
+def test_a_later_question_about_an_earlier_result_keeps_only_numbers_the_conversation_holds():
+    @tool
+    def run_snippet(task: str = "") -> str:
+        """Run a small program for a task in the sandbox."""
+        return (
+            "ok in 0.17s\nfiles (artifacts): file-1 fib.txt (29 B)\n(no output: print() what you want to see)"
+        )
+
+    model = local(BANK, choice="run_snippet")
+    g = graph(model, [run_snippet])
+    ask(g, "compute 12 fibonacci numbers and save them to fib.txt")
+    model.choice, model.reply = "answer", "The last number printed is 144."
+    msgs = ask(g, "what's the last one it printed?")
+    assert "144" not in msgs[-1].content and "no output" in msgs[-1].content  # the result, not a guess
+    model.reply = "It ran in 0.17s."
+    assert ask(g, "how long did that take?")[-1].content.startswith("It ran in 0.17s.")

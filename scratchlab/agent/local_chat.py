@@ -29,7 +29,14 @@ from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import PrivateAttr
@@ -315,6 +322,14 @@ class ChatLocalLlama(BaseChatModel):
         ):  # after tool results (an error too): only what they and the request hold
             return ANSWER, self._grounded(prompt + head, [context], self.max_answer_tokens,
                                           fallback=router.result_headline(messages), keep=in_order)  # fmt: skip
+        earlier = [str(m.content) for m in messages if isinstance(m, ToolMessage)]
+        if action == ANSWER and earlier and state.bare_pronoun(clause):
+            # "what's the last one it printed?": a question about an earlier result is answered from
+            # it; a number no result or request holds is dropped (the 1.5B said "144" for a run that
+            # printed nothing)
+            said = [str(m.content) for m in messages if isinstance(m, HumanMessage)]
+            return ANSWER, self._grounded(prompt + head, [*said, *earlier], self.max_answer_tokens,
+                                          fallback=f"From the earlier result:\n{earlier[-1][:400]}")  # fmt: skip
         return action, self._answer_stream(prompt + head)
 
     def _with_note(self, prompt: str, facts: str) -> str:
