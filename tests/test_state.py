@@ -513,6 +513,9 @@ def test_a_builtin_is_resolved_by_its_gloss_even_when_the_model_left_it_out():
     )
     assert resolve("tokenizer", None, "encode 'hi' with gpt-4's tokenizer", [], "last", desc) == "cl100k_base"
     assert resolve("tokenizer", "last", "encode 'hi' with gpt-4o", [], "last", desc) == "o200k_base"
+    # a built-in carried over from the call before gives way to the one this request glosses
+    assert resolve("tokenizer", "o200k_base", "and GPT-4's?", [], "last", desc) == "cl100k_base"
+    assert resolve("tokenizer", "o200k_base", "and with 50 tokens?", [], "last", desc) == "o200k_base"
     assert (
         resolve("tokenizer", None, "encode 'hi' with my tokenizer", [], "last", desc) is None
     )  # default applies

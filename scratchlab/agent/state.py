@@ -575,12 +575,18 @@ def _builtin(
     a word that begins with its name before a noun of the argument's kind (`nouns`: "the character
     tokenizer" -> 'char'), even
     when the model left the argument out, else the one whose words `value` shares ("qwen-0.5b" ->
-    'qwen2.5-coder-0.5b', "smollm" -> 'smollm2-135m'). None when `value` is itself a built-in, a
+    'qwen2.5-coder-0.5b', "smollm" -> 'smollm2-135m'). None when `value` is itself a built-in (unless
+    the request glosses another one), a
     record the request does not write (a repeated call's "bpe350-chat" gives way to "and with gpt-4's
     tokenizer?"), a path the request writes, or no built-in fits one way."""
     names = builtins(description)
-    if not names or (value in names and value not in ("last", "latest")):  # "last" is no choice made
+    if not names:
         return None
+    if value in names and value not in ("last", "latest"):  # "last" is no choice made
+        # a built-in carried over or guessed gives way to another that the request glosses ("and
+        # GPT-4's?" after GPT-4o's: cl100k_base)
+        glossed = _glossed(clause, description, names)
+        return glossed[0] if len(glossed) == 1 and glossed[0] != value else None
     text = isinstance(value, str) and value.strip() and value not in ("last", "latest")
     if text and path_like(value) and value.lower() in clause.lower():
         return None
