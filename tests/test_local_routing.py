@@ -397,3 +397,18 @@ def test_a_later_question_about_an_earlier_result_keeps_only_numbers_the_convers
     assert "144" not in msgs[-1].content and "no output" in msgs[-1].content  # the result, not a guess
     model.reply = "It ran in 0.17s."
     assert ask(g, "how long did that take?")[-1].content.startswith("It ran in 0.17s.")
+
+
+def test_that_same_phrase_is_the_text_an_earlier_call_took():
+    @tool
+    def encode_text(text: str, tokenizer: str = "last") -> str:
+        """Encode text with a tokenizer."""
+        return f"{tokenizer}: 5 tokens for {text!r}"
+
+    model = local(BANK, choice="encode_text")
+    g = graph(model, [encode_text])
+    ask(g, "how does the gpt-4o tokenizer split 'unbelievably overcaffeinated'?")
+    msgs = ask(g, "and how does mine do on that same phrase?")
+    assert calls_of(msgs)[-1][1]["text"] == "unbelievably overcaffeinated"
+    msgs = ask(g, "now encode some other words for me")  # no pointer at an earlier text: no carry-over
+    assert sum("unbelievably" in str(c) for c in calls_of(msgs)) == 2

@@ -20,6 +20,26 @@ NOT_SHARED = ("name", "wait")  # never carried from another tool's call: a label
 QUERY_ARGS = ("query",)  # what a tool that looks things up (documents, memories) looks for
 
 
+TEXT_ARGS = ("text", "prompt")  # free text a tool reads, said in an earlier turn and pointed at later
+
+
+def earlier_text(messages: Sequence[BaseMessage], arg: str) -> str | None:
+    """The text (`TEXT_ARGS`) the last earlier call took ("on that same phrase": the phrase encoded two
+    turns ago), else None."""
+    seen_user = False
+    for m in reversed(messages):
+        if isinstance(m, HumanMessage):
+            seen_user = True
+        elif seen_user and isinstance(m, AIMessage):
+            for tc in reversed(m.tool_calls):
+                value = tc["args"].get(arg) or next(
+                    (tc["args"][a] for a in TEXT_ARGS if tc["args"].get(a)), None
+                )
+                if isinstance(value, str) and value.strip():
+                    return value
+    return None
+
+
 def previous_call(messages: Sequence[BaseMessage], action: str | None = None) -> tuple[str, dict] | None:
     """The most recent tool call before the latest user message (of `action`, when given)."""
     seen_user = False

@@ -281,6 +281,10 @@ class ChatLocalLlama(BaseChatModel):
                 else:
                     args.pop(arg, None)  # the tool's default ("last") then applies
             args = state.resolve_pronoun(args, clause, recs, props)
+            for arg in carry.TEXT_ARGS:  # "how does mine do on that same phrase?": the text said before
+                if arg in props and not args.get(arg) and state.refers_to_kind(clause, arg):
+                    if said := carry.earlier_text(messages, arg):
+                        args[arg] = said
             vague = [a for a in router.vague_args(args, params, {x for r in recs for x in (r.name, r.id)}) if args[a] != extract.stated_quote(clause)]  # fmt: skip
             vague += [a for a in props if a not in args and state.dangling(clause, a, recs)]
             if vague and CLARIFY in names:  # "encode some text", "train it on my data": which one?

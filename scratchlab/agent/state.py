@@ -69,6 +69,9 @@ KIND_NOUNS: dict[str, set[str]] = {
     "job": {"job", "jobs", "training"},
     "sweep": {"sweep", "sweeps", "study", "search", "trials"},
     "research": {"loop", "research", "experiment"},
+    # text a request said before ("on that same phrase"): `carry.earlier_text`
+    "text": {"phrase", "sentence", "text", "string", "line", "words", "quote", "snippet"},
+    "prompt": {"prompt", "phrase", "sentence", "text", "opening", "line"},
 }
 # "the first adapter", "the second one": the n-th record of the kind the conversation touched (oldest first)
 ORDINALS = {"first": 0, "oldest": 0, "earliest": 0, "earlier": 0, "original": 0, "older": 0, "second": 1,
