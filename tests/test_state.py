@@ -592,5 +592,8 @@ def test_a_superlative_picks_the_record_at_that_end_of_the_order_it_names():
     assert (
         compare.at_end("how does my biggest-vocabulary tokeniser compare with OpenAI's?", toks).name == "tk-2"
     )
+    # "bigger" measures a tokenizer by its vocabulary, as it measures a run by its parameters
+    assert compare.at_end("encode 'offside' with the bigger of my tokenizers", toks).name == "tk-2"
+    assert compare.at_end("encode it with my smallest tokenizer", toks).name == "tk-1"
     assert compare.at_end("sample from gpt-2", runs) is None  # no end named
     assert compare.at_end("not the lowest val loss but the highest", runs) is None  # both ends: no one record

@@ -14,7 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scratchlab.agent.bank import tokens
-from scratchlab.agent.state import FACT_KEYS, RESULT_KEYS, Record, asked_keys, names_in, path_like
+from scratchlab.agent.state import (
+    FACT_KEYS,
+    RESULT_KEYS,
+    SIZE_KEYS,
+    SIZE_WORDS,
+    Record,
+    asked_keys,
+    names_in,
+    path_like,
+)
 
 MAX_FACTS = 6  # records whose facts an answer is given
 
@@ -133,8 +142,8 @@ def at_end(clause: str, recs: Sequence[Record]) -> Record | None:
     too). None when it names no end, or the ends it names are different records."""
     words, keys = set(tokens(clause)), asked_keys(clause)
     picked = set()
-    for o in orders(recs):
-        if o.key not in keys:
+    for o in orders(recs):  # "bigger" is a tokenizer's vocab_size as it is a run's params (`SIZE_KEYS`)
+        if o.key not in keys and not (words & SIZE_WORDS and o.key == SIZE_KEYS.get(o.kind)):
             continue
         says_low = bool(words & LOW_WORDS) or (o.key in LOWER_IS_BETTER and bool(words & BETTER_WORDS))
         says_high = bool(words & HIGH_WORDS) or (o.key in LOWER_IS_BETTER and bool(words & WORSE_WORDS))

@@ -798,6 +798,11 @@ KEY_GLOSSES = {
 }
 
 
+# what "bigger" / "smaller" measures for each kind of record ("the bigger of my two tokenizers")
+SIZE_KEYS = {"run": "params", "tokenizer": "vocab_size", "adapter": "r"}
+SIZE_WORDS = set(KEY_GLOSSES["params"].split()) - {"parameters"}
+
+
 def asked_keys(clause: str) -> set[str]:
     """The numbers of a record a question speaks of: a part of the key's name ("val loss") or a gloss word
     (`KEY_GLOSSES`: "bigger" -> params) among its words."""
