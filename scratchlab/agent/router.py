@@ -23,6 +23,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
+from scratchlab.agent.bank import as_number
 from scratchlab.agent.constrained import json_object_forcing
 from scratchlab.agent.prompts import ANSWER, CLARIFY
 from scratchlab.lab.words import words_in
@@ -357,8 +358,8 @@ TYPO_RATIO = 0.9  # a long word this close to a one-word marker is that word mis
 
 
 def says_no_wait(text_lower: str) -> bool:
-    """True when the request asks not to wait (`NO_WAIT_WORDS`, or the shorthand as a word); a one-word marker of 8+ letters also
-    counts when mistyped by a letter or so ("in the backround", "backgroud")."""
+    """True when the request asks not to wait (`NO_WAIT_WORDS`, or the shorthand as a word); a
+    one-word marker of 8+ letters also counts when mistyped by a letter or so ("backgroud")."""
     if any(w in text_lower for w in NO_WAIT_WORDS) or NO_WAIT_SHORTHAND & words_in(text_lower):
         return True
     long = [w for w in NO_WAIT_WORDS if " " not in w and len(w) >= 8]
@@ -424,8 +425,8 @@ def in_minutes(text: str) -> str:
         share = HOUR_SHARES.get(lead[0]) if lead else None
         if share is not None and lead[1:] in (["an"], ["of", "an"], ["a"], ["of", "a"]):
             hours = share
-        elif len(lead) == 1 and (as_float(lead[0]) is not None or lead[0] in ("an", "one", "a")):
-            hours = as_float(lead[0]) or 1.0
+        elif len(lead) == 1 and (as_number(lead[0]) is not None or lead[0] in ("an", "one", "a")):
+            hours = as_number(lead[0]) if as_number(lead[0]) is not None else 1.0
         else:
             out.append(words[i])
             i += 1
@@ -437,14 +438,6 @@ def in_minutes(text: str) -> str:
         out.append(f"{hours * 60:g} minutes{tail}")
         i = end
     return " ".join(out)
-
-
-def as_float(word: str) -> float | None:
-    """The number a word writes ("2", "1.5"), else None."""
-    try:
-        return float(word)
-    except ValueError:
-        return None
 
 
 ID_KINDS = (
