@@ -14,13 +14,11 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
+from scratchlab.agent.extract import TEXT_ARGS
 from scratchlab.agent.state import Record, recent
 
 NOT_SHARED = ("name", "wait")  # never carried from another tool's call: a label, how that call waited
 QUERY_ARGS = ("query",)  # what a tool that looks things up (documents, memories) looks for
-
-
-TEXT_ARGS = ("text", "prompt")  # free text a tool reads, said in an earlier turn and pointed at later
 
 
 def earlier_text(messages: Sequence[BaseMessage], arg: str) -> str | None:

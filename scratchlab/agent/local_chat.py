@@ -281,7 +281,7 @@ class ChatLocalLlama(BaseChatModel):
                 else:
                     args.pop(arg, None)  # the tool's default ("last") then applies
             args = state.resolve_pronoun(args, clause, recs, props)
-            for arg in carry.TEXT_ARGS:  # "how does mine do on that same phrase?": the text said before
+            for arg in extract.TEXT_ARGS:  # "how does mine do on that same phrase?": the text said before
                 if arg in props and not args.get(arg) and state.refers_to_kind(clause, arg):
                     if said := carry.earlier_text(messages, arg):
                         args[arg] = said
