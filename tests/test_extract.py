@@ -47,6 +47,13 @@ def test_a_word_between_two_numbers_labels_the_one_its_reading_explains_best():
     # "6 layers 8 heads": a label after its number; "block 128 lr 3e-4": a label before it
     assert stated_numbers("6 layers 8 heads", "train_gpt", GPT, None) == {"n_layer": 6, "n_head": 8}
     assert stated_numbers("gpt block 128 lr 3e-4", "train_gpt", GPT, None) == {"block_size": 128, "lr": 3e-4}
+    # a word several names share ("size": block_size, batch_size) says less than the one that is its own
+    sizes = bank(("gpt with block size 256", "train_gpt", {"block_size": 256}),
+                 ("gpt with batch size 16", "train_gpt", {"batch_size": 16}))  # fmt: skip
+    assert stated_numbers("block size 128, batch 32", "train_gpt", GPT, sizes) == {
+        "block_size": 128,
+        "batch_size": 32,
+    }
     assert [c for _, c in number_contexts("block 128 lr 3e-4", flip=1)] == [
         {"block": 1.0},
         {"lr": 1.0},

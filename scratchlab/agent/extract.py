@@ -189,6 +189,9 @@ def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Ban
         word_total.update(learned.get(arg, Counter()))
 
     own_words = {arg: _name_words(arg) for arg in numeric}
+    # a word several names share says less of each ("block size 128": "size" is also batch_size's)
+    sharing = Counter(w for words in own_words.values() for w in words)
+    own_words = {arg: {w: v / sharing[w] for w, v in words.items()} for arg, words in own_words.items()}
     # "one block" is the singular of "4 blocks": for the number 1 a noun counts as its plural where
     # the plural is a known word (the transformer's blocks are n_layer's; "block" alone, block_size's)
     known = {w for words in own_words.values() for w in words} | set(word_total)
