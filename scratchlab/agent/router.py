@@ -555,6 +555,7 @@ def ground_args(
     free-text arguments the model writes (`code`, `fact`) are kept as they are.
     """
     nums, words, low = numbers_in(context), words_in(context), context.lower()
+    listed = nums | numbers_in(context.replace(",", " "))  # "n_embd=64,128" lists 64 and 128 (1,000 is 1000)
     props = (parameters or {}).get("properties", {})
     out = {}
     for k, v in args.items():
@@ -571,8 +572,8 @@ def ground_args(
             continue
         if k in NAME_ARGS and isinstance(v, str) and v.strip().lower() not in low:
             continue  # a name the user did not give: the tool picks a unique one (an invented one can clash)
-        if k not in FREE_TEXT_ARGS | NAME_ARGS:  # "n_embd=64,128" lists 64 and 128 (1,000 is 1000)
-            v = _spec_grounded(v, nums | numbers_in(context.replace(",", " ")))
+        if k not in FREE_TEXT_ARGS | NAME_ARGS:
+            v = _spec_grounded(v, listed)
         if k in FREE_TEXT_ARGS or _value_supported(v, nums, words, low):
             out[k] = v
     if "wait" in props and "wait" not in out and says_no_wait(low):

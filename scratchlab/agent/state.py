@@ -240,8 +240,15 @@ def written_id(clause: str, kinds: Sequence[str]) -> str | None:
     """The one registry id of `kinds` the clause writes ("kill job-7" -> "job-7"), whether or not a
     record has it: an id names one thing, and the tool answers for an unknown one with the ones that
     exist, where the newest record of the kind would act on something the user did not name."""
-    ids = {w for w in _whole_words(clause) if w.partition("-")[0] in kinds and w.partition("-")[2].isdigit()}
-    return ids.pop() if len(ids) == 1 else None
+    return _one_numbered(clause, set(kinds))
+
+
+def _one_numbered(clause: str, stems: set[str]) -> str | None:
+    """The one whole word of the clause that is a stem of `stems`, a hyphen and digits ("job-7")."""
+    found = {
+        w for w in _whole_words(clause) if w.partition("-")[0] in stems and w.partition("-")[2].isdigit()
+    }
+    return found.pop() if len(found) == 1 else None
 
 
 def written_name(clause: str, kinds: Sequence[str]) -> str | None:
@@ -249,11 +256,7 @@ def written_name(clause: str, kinds: Sequence[str]) -> str | None:
     ("resume gpt-9" -> "gpt-9" for runs, `DEFAULT_NAME_STEMS`), whether or not a record has it: as
     with `written_id`, the tool then says which ones exist, where the newest record would act on one
     the user did not name."""
-    stems = {DEFAULT_NAME_STEMS[k] for k in kinds if k in DEFAULT_NAME_STEMS}
-    names = {
-        w for w in _whole_words(clause) if w.partition("-")[0] in stems and w.partition("-")[2].isdigit()
-    }
-    return names.pop() if len(names) == 1 else None
+    return _one_numbered(clause, {DEFAULT_NAME_STEMS[k] for k in kinds if k in DEFAULT_NAME_STEMS})
 
 
 DATA_ARGS = ("dataset", "data")  # arguments that take the data a record was made from
