@@ -8,8 +8,10 @@ from agent_fakes import bank
 from scratchlab.agent.bank import Bank, load_examples, number_contexts
 from scratchlab.agent.extract import (
     glosses,
+    named_settings,
     number_glosses,
     remembered_numbers,
+    set_by_request,
     stated_code,
     stated_enum,
     stated_name,
@@ -319,6 +321,33 @@ def test_a_stated_list_of_values_becomes_a_search_spec_named_by_the_schema_words
     assert stated_values({"search": ["lr"]}, "try 3 and 5 of them", "sweep_gpt", schema, None) == {
         "search": ["lr"]
     }
+
+
+def test_settings_named_by_word_alone_join_the_search_in_the_requests_order():
+    from scratchlab.tools.sweep import SweepGPTArgs, SweepLoraArgs
+
+    gpt, lora = SweepGPTArgs.model_json_schema(), SweepLoraArgs.model_json_schema()
+    text = "at two layers, which embedding width and learning rate is best? 10 trials"
+    got = stated_values({"n_layer": 2, "n_trials": 10}, text.replace("two", "2"), "sweep_gpt", gpt, None)
+    assert got["search"] == ["n_embd", "lr"] and got["n_layer"] == 2  # a setting with a value is fixed
+    # the model's own spec for a named setting is kept, and what else it wrote follows
+    got = stated_values({"search": ["dropout", "lr=1e-4..1e-2"]}, "sweep the learning rate and the batch size",
+                        "sweep_gpt", gpt, None)  # fmt: skip
+    assert got["search"] == ["lr=1e-4..1e-2", "batch_size", "dropout"]
+    # a plain name is the kind's own prefixed setting: a LoRA sweep has lora_dropout, no dropout
+    assert named_settings("a LoRA sweep over rank and dropout", lora["properties"]["search"]) == [
+        "r",
+        "lora_dropout",
+    ]
+    search = gpt["properties"]["search"]
+    assert named_settings("find a good learning rate, but don't touch the batch size", search) == ["lr"]
+    assert named_settings("a width of 64 and 4 layers, 8 heads: sweep nothing else", search) == []
+    assert named_settings("tune the batch size and context length over 6 trials", search) == [
+        "batch_size",
+        "block_size",
+    ]
+    # the request's values are the fixed arguments; what it says is not a search unless a setting's word is there
+    assert set_by_request(text.replace("two", "2"), "sweep_gpt", gpt, None).get("search") is None
 
 
 def test_a_number_spent_on_one_argument_is_not_also_the_models_value_of_another():

@@ -10,7 +10,8 @@
 - `stated_lists`: a list of values ("vocab 256, 512 and 1024", "2, 4 or 6 layers") goes to a list
   argument of 'name=v1,v2' specs, its name read from the words next to it through the words the
   argument's description gives them ("Names: n_layer (layers); vocab_size (vocab, tokens)."); a number
-  of the list is then no value of any single argument.
+  of the list is then no value of any single argument. A setting named by a word alone, with no
+  value ("which embedding width and learning rate"), joins that list as a bare name (`named_settings`).
 - `stated_code`: Python the request writes out ("run this: import math; print(math.factorial(20))").
 - `stated_path`, `stated_quote`, `stated_name`, `stated_special_tokens`: a file path, quoted text, a
   name the user spells out ("call it haiku-bpe"), special tokens such as <|endoftext|>.
@@ -74,6 +75,7 @@ NAME_FILLERS = {
 NOT_NAMES = {"it", "the", "a", "an", "after", "something", "whatever", "that", "this", "me"}
 MIN_VOTES = 0.5
 NAMES_MARK = "Names:"  # in a list argument's description: "Names: name (word, word); name; ..."
+VALUE_LINKS = {"of", "at", "to", "is"}  # between a setting's word and its value: "a width of 64"
 LIST_JOINERS = {"and", "or", "vs", "versus"}  # words between the values of a list (commas are dropped)
 # what follows is refused: "no pruning", "not bm25", "don't wait" ("don", "t"), "rather than", "instead of",
 # "skip the regex pre-splitting", "drop the position embeddings"
@@ -373,6 +375,57 @@ def stated_lists(
             setting = next((known[w] for w in words for w in (w, stem(w)) if w in known), None)
             if setting is not None:
                 out.setdefault(arg, (known, []))[1].append((setting, values))
+    return out
+
+
+def named_settings(text: str, prop: dict[str, Any], valued: Iterable[str] = ()) -> list[str]:
+    """The settings of a list argument's description ("Names: ...", `setting_words`) that `text` names
+    by a word alone, in the text's order: "which mix of embedding width and learning rate wins" ->
+    ["n_embd", "lr"]. A word pair joined by "_" is read first ("learning rate" -> learning_rate). A
+    word with a number next to it gives that setting a value ("at two layers", "width of 64"), and a
+    setting in `valued` has one from elsewhere, so neither is a setting to search; nor is one said
+    inside a negation ("don't touch the learning rate")."""
+    known = setting_words(prop)
+    if not known:
+        return []
+    toks = tokens(ungroup_digits(text))
+    off = negated(toks)
+
+    def number_at(k: int) -> bool:
+        return 0 <= k < len(toks) and as_number(toks[k]) is not None
+
+    out: list[str] = []
+    i = 0
+    while i < len(toks):
+        pair = f"{toks[i]}_{toks[i + 1]}" if i + 1 < len(toks) else ""
+        width = 2 if pair and (pair in known or stem(pair) in known) else 1
+        word = pair if width == 2 else toks[i]
+        setting = known.get(word) or known.get(stem(word))
+        end = i + width
+        after = end + 1 if end < len(toks) and toks[end] in VALUE_LINKS else end
+        if setting and i not in off and not (number_at(i - 1) or number_at(end) or number_at(after)):
+            if setting not in out and setting not in valued:
+                out.append(setting)
+        i += width
+    return out
+
+
+def _with_named(
+    out: dict[str, Any], text: str, parameters: dict[str, Any], valued: Iterable[str]
+) -> dict[str, Any]:
+    """`out` with the settings `text` names by word (`named_settings`) in each list argument that has
+    setting names: those first, in the text's order (the model's spec for one kept, "lr=1e-4..1e-2"),
+    then the other specs it wrote."""
+    valued = set(valued)
+    for arg, prop in parameters.get("properties", {}).items():
+        named = named_settings(text, prop, valued)
+        if not named:
+            continue
+        known = setting_words(prop)
+        specs = [e for e in (out.get(arg) or []) if isinstance(e, str)]
+        setting_of = {e: known.get(e.split("=")[0].strip().lower(), e.split("=")[0].strip()) for e in specs}
+        first = [next((e for e in specs if setting_of[e] == n), n) for n in named]
+        out[arg] = [*first, *(e for e in specs if e not in first)]
     return out
 
 
@@ -685,19 +738,30 @@ def set_by_request(clause: str, action: str, parameters: dict[str, Any], bank: B
     """The arguments `stated_values` sets over whatever the model writes (stated numbers and lists,
     a path, a quoted text, a name, special tokens, a flag said outright), with their values; the model
     need not decode them (`router.grounded_schema`). Enum values and glossed numbers, which only
-    fill what the model leaves out, are not among them."""
+    fill what the model leaves out, and settings named by word alone, which join what the model writes,
+    are not among them."""
     soft = set(stated_enum(clause, parameters)) | set(stated_glossed_numbers(clause, parameters))
-    return {k: v for k, v in stated_values({}, clause, action, parameters, bank).items() if k not in soft}
+    stated = stated_values({}, clause, action, parameters, bank, named=False)
+    return {k: v for k, v in stated.items() if k not in soft}
 
 
 def stated_values(
-    args: dict[str, Any], clause: str, action: str, parameters: dict[str, Any], bank: Bank | None
+    args: dict[str, Any],
+    clause: str,
+    action: str,
+    parameters: dict[str, Any],
+    bank: Bank | None,
+    named: bool = True,
 ) -> dict[str, Any]:
-    """`args` with what the clause states outright put in, over the model's values (see module docstring)."""
+    """`args` with what the clause states outright put in, over the model's values (see module
+    docstring); with `named`, the settings it names by word join a list argument of setting names
+    (`named_settings`) after the model has written its own."""
     props = parameters.get("properties", {})
     stated = stated_numbers(clause, action, parameters, bank)
     out, in_lists = _with_lists({**args, **stated}, stated_lists(clause, parameters))
     out = _one_use_each(out, stated, in_lists, clause)
+    if named:
+        out = _with_named(out, clause, parameters, stated)
     for arg, value in stated_enum(clause, parameters).items():
         if isinstance(value, list):  # the values the request names, then any others the model wrote
             value = [*value, *(v for v in out.get(arg) or [] if v not in value)]

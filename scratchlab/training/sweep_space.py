@@ -54,7 +54,7 @@ DEFAULT_RANGES: dict[str, dict[str, Any]] = {  # what "sweep lr" means when no v
     "lora_dropout": {"low": 0.0, "high": 0.2},
 }
 ALIASES = {"learning_rate": "lr", "vocab": VOCAB, "tokens": VOCAB, "vocabulary": VOCAB, "vocabulary_size": VOCAB, "layers": "n_layer",
-           "heads": "n_head", "width": "n_embd", "embedding": "n_embd", "embedding_size": "n_embd",
+           "depth": "n_layer", "heads": "n_head", "width": "n_embd", "d_model": "n_embd", "embedding": "n_embd", "embedding_size": "n_embd",
            "context": "block_size", "context_length": "block_size", "batch": "batch_size", "warmup": "warmup_iters",
            "rank": "r", "lora_rank": "r", "alpha": "lora_alpha"}  # fmt: skip
 LOG_SCALE = ("lr",)  # ranges searched on a log scale
@@ -92,11 +92,22 @@ def help_of(kind: str, name: str) -> str:
     return _meta(kind, name).get(HELP, "")
 
 
+def own_name(kind: str, name: str) -> str:
+    """The kind's own setting for a plain name: "dropout" is lora_dropout in a LoRA sweep, where no
+    setting is called dropout; any other name is returned as it is."""
+    own = f"{kind}_{name}"
+    return own if name not in SWEEPABLE[kind] and own in SWEEPABLE[kind] else name
+
+
 def names_help(kind: str) -> str:
     """ "Names: lr (learning_rate); n_layer (layers); ...": the sweepable names with the words that name
-    them, for a tool description (the agent reads it to bind "vocab 256, 512 and 1024" to vocab_size:
-    `scratchlab.agent.extract.setting_words`)."""
+    them, for a tool description (the agent reads it to bind "vocab 256, 512 and 1024" to vocab_size and
+    "embedding width" to n_embd: `scratchlab.agent.extract.setting_words`, `named_settings`)."""
     words = {n: [a for a, m in ALIASES.items() if m == n] for n in SWEEPABLE[kind]}
+    for n, w in words.items():
+        plain = n.removeprefix(f"{kind}_")
+        if plain != n and own_name(kind, plain) == n and plain not in w:
+            w.append(plain)  # lora_dropout (dropout)
     return "Names: " + "; ".join(f"{n} ({', '.join(w)})" if w else n for n, w in words.items()) + "."
 
 
@@ -146,7 +157,7 @@ def parse_one(spec: str | tuple[str, Any], kind: str = "gpt") -> tuple[str, dict
     else:
         name, _, rest = str(spec).partition("=")
     name = name.strip().lower().replace("-", "_").replace(" ", "_")
-    name = ALIASES.get(name, name)
+    name = own_name(kind, ALIASES.get(name, name))
     if name not in SWEEPABLE[kind]:
         raise SpaceError(f"cannot sweep {name!r} for {kind}; sweepable: {', '.join(SWEEPABLE[kind])}")
     if isinstance(rest, dict):
