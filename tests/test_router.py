@@ -361,6 +361,20 @@ def test_an_invented_file_is_dropped_whatever_words_it_shares_with_the_request()
     assert not router.names_file("qwen2.5-coder") and not router.names_file("0.5b")
 
 
+def test_a_fact_the_model_wrote_from_nothing_the_user_said_is_invented():
+    tools = ["remember", "recall"]
+    assert router.invented_args(
+        {"fact": "I remember this for you."}, "Please remember this for me.", tools
+    ) == ["fact"]
+    said = "please remember: I like my samples at 0.6"
+    assert router.invented_args({"fact": "User prefers temperature 0.6"}, said, tools) == []
+    said = "my batch size is always 32\nremember that"  # what "that" points at was said before
+    assert router.invented_args({"fact": "batch size 32"}, said, tools) == []
+    assert (
+        router.invented_args({"code": "print(1)"}, "run some code", tools) == []
+    )  # code is written, not said
+
+
 def test_values_that_point_without_naming_and_requests_with_nothing_to_look_for():
     params = {"properties": {"text": {}, "dataset": {"default": "shakespeare"}, "code": {}}}
     assert router.vague_args({"text": "some text", "dataset": "my data", "code": "x"}, params) == [

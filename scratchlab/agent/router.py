@@ -535,6 +535,21 @@ def vague_args(args: dict[str, Any], parameters: dict[str, Any], known: Collecti
     return out
 
 
+def invented_args(args: dict[str, Any], said: str, tool_names: Sequence[str] = ()) -> list[str]:
+    """Free-text arguments the model wrote (`FREE_TEXT_ARGS` but code) that share no content word
+    with what the user said and the results showed (`said`): "please remember this for me" with nothing
+    before it had the 1.5B store "I remember this for you.". A fact restated in other words still
+    shares a word with what it restates ("remember I like 0.6" -> "prefers temperature 0.6")."""
+    known = content_words(said, tool_names) | numbers_as_words(said)
+    return [k for k in FREE_TEXT_ARGS - {"code"} if isinstance(args.get(k), str)
+            and not (content_words(args[k], tool_names) | numbers_as_words(args[k])) & known]  # fmt: skip
+
+
+def numbers_as_words(text: str) -> set[str]:
+    """The numbers of `text` written as `numbers_in` reads them ("0.6", "32")."""
+    return {f"{n:g}" for n in numbers_in(text)}
+
+
 def content_words(text: str, tool_names: Sequence[str] = ()) -> set[str]:
     """Words of `text` that name something: not generic, vague or a pointer, nor a part of a tool's
     name ("search the documents" has none; "what batch size do I prefer" has "batch", "size", "prefer")."""
