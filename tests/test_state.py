@@ -580,6 +580,42 @@ def test_an_index_is_described_by_the_folder_it_reads():
     assert state.resolve("index", "last", "anything on braising?", recs, "last") == "last"
 
 
+def test_counted_records_are_the_newest_of_those_the_clause_describes():
+    recs = [Record(id=f"run-{i}", kind="run", name=f"gpt-{i}", config={"dataset": data})
+            for i, data in ((4, "shakespeare"), (3, "data/recipes.txt"), (2, "shakespeare"), (1, "shakespeare"))]  # fmt: skip
+    # fewer fit than the count: the newest of all (the one described is among them here)
+    assert [r.name for r in state.plural("both runs on the recipes", "runs", recs)] == ["gpt-3", "gpt-4"]
+    assert [r.name for r in state.plural("compare both runs on shakespeare", "runs", recs)] == [
+        "gpt-2",
+        "gpt-4",
+    ]
+    assert [r.name for r in state.plural("compare both runs", "runs", recs)] == ["gpt-3", "gpt-4"]
+
+
+def test_a_nested_config_reads_as_the_records_own_settings():
+    from types import SimpleNamespace as NS
+
+    base = {"n_layer": 1, "max_iters": 80, "out_dir": "/ws/runs/ablation-1/baseline"}
+    art = NS(id="ablation-1", kind="ablation", name="ablation-1", metrics={"status": "done"}, path="/ws",
+             config={"base": base, "switches": ["no_dropout"], "space": {"lr": {"low": 1e-4}}})  # fmt: skip
+    (rec,) = state.from_registry([art])
+    assert rec.config == {
+        "n_layer": 1,
+        "max_iters": 80,
+        "out_dir": base["out_dir"],
+        "switches": ["no_dropout"],
+    }
+    assert "max_iters=80" in compare.facts([rec]) and "baseline" not in compare.facts([rec])
+
+
+def test_an_adapter_is_described_by_its_base():
+    recs = [Record(id="adapter-1", kind="adapter", name="ad-1", config={"base": "qwen2.5-coder-0.5b", "data": "demo"}),
+            Record(id="adapter-2", kind="adapter", name="ad-2", config={"base": "smollm2-135m", "data": "demo"})]  # fmt: skip
+    assert state.resolve("adapter", "last", "ask the adapter built on SmolLM: why?", recs, "last") == "ad-2"
+    assert state.resolve("adapter", "last", "ask the qwen adapter: why?", recs, "last") == "ad-1"
+    assert state.resolve("adapter", "last", "ask the demo adapter: why?", recs, "last") == "last"  # both
+
+
 def test_a_superlative_picks_the_record_at_that_end_of_the_order_it_names():
     runs = [Record(id=f"run-{i}", kind="run", name=f"gpt-{i}", config={"n_layer": layers},
                    metrics={"val_loss": loss, "params": params})

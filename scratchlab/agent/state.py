@@ -111,8 +111,9 @@ DESCRIBING_KEYS = (
     "block_size",
     "lr",
 )
-# config values whose words describe a record ("my physics notes": the index of ~/notes/physics)
-DESCRIBING_SOURCES = ("dataset", "data", "tokenizer", "path")
+# config values whose words describe a record ("my physics notes": the index of ~/notes/physics; "the
+# adapter built on SmolLM": the one whose base is smollm2-135m)
+DESCRIBING_SOURCES = ("dataset", "data", "tokenizer", "path", "base")
 # The words by which a request describes a record by its status ("the run that crashed", "the killed
 # job"): a record's own status, or for an artifact its newest job's (`from_registry`)
 STATUS_WORDS = {
@@ -123,7 +124,7 @@ STATUS_WORDS = {
 }
 MAX_RECORDS = 40
 FACT_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "max_iters", "lr", "dropout", "vocab_size",
-             "pattern", "dataset", "tokenizer", "base", "data", "r", "lora_alpha", "paths", "path")  # fmt: skip
+             "pattern", "dataset", "tokenizer", "base", "data", "r", "lora_alpha", "paths", "path", "switches")  # fmt: skip
 # The results a question is most often about come first; any other scalar follows, paths never (a
 # trainer's result holds ~25 keys and a fact line keeps 8: "params" came 13th and an answer took n_embd).
 RESULT_KEYS = ("status", "val_loss", "best_val_loss", "train_loss", "params", "n_params", "trainable_params", "step",
@@ -158,6 +159,18 @@ class Record:
         return self.path if self.kind == "file" and self.path else self.name
 
 
+def flat_config(config: dict[str, Any] | None) -> dict[str, Any]:
+    """A config with the settings of a nested one lifted up, those of its own winning: an ablation's
+    {"base": {"max_iters": 80, ...}, "switches": [...]} reads as {"max_iters": 80, ..., "switches": [...]}
+    (rendered whole, its base was a dict cut at a path: "base=baseline'}", and "how many steps did each
+    variant get?" found no steps)."""
+    config = dict(config or {})
+    inner = {
+        k: v for d in config.values() if isinstance(d, dict) for k, v in d.items() if not isinstance(v, dict)
+    }
+    return {**inner, **{k: v for k, v in config.items() if not isinstance(v, dict)}}
+
+
 def from_registry(artifacts: Iterable[Any], jobs: Iterable[Any] = ()) -> list[Record]:
     """Records from registry `Artifact`s (newest first) and `Job`s: running or queued ones first, then
     ended ones ("stop it" after a background run that has since finished is about a job that exists,
@@ -167,7 +180,7 @@ def from_registry(artifacts: Iterable[Any], jobs: Iterable[Any] = ()) -> list[Re
     settings ("stop the job for the 256-wide model"), and an artifact without a status of its own takes
     its newest job's ("resume the run that crashed")."""
     out = [
-        Record(id=a.id, kind=a.kind, name=a.name, config=dict(a.config or {}), metrics=dict(a.metrics or {}),
+        Record(id=a.id, kind=a.kind, name=a.name, config=flat_config(a.config), metrics=dict(a.metrics or {}),
                path=str(a.path or ""))
         for a in artifacts
     ]  # fmt: skip
@@ -262,12 +275,14 @@ def written_name(clause: str, kinds: Sequence[str]) -> str | None:
 DATA_ARGS = ("dataset", "data")  # arguments that take the data a record was made from
 
 
-def _described(clause: str, recs: Sequence[Record], numbers: bool = True) -> list[Record]:
+def _described(
+    clause: str, recs: Sequence[Record], numbers: bool = True, several: bool = False
+) -> list[Record]:
     """The records that a number or a word of their config picks out best ("the 1-layer run", "the
     tokenizer trained on notes.txt", "the character-level model": a run whose tokenizer is 'char'); a
     word counts when it is a config word, or starts with one of 4+ letters, or has its stem, or names
     the record's status (`STATUS_WORDS`: "the run that crashed"). Without `numbers`, only the words
-    count. Empty when none or several fit equally well."""
+    count. Empty when none fits, or when several fit equally well and not `several`."""
     toks = tokens(clause)
     # "the 1-layer run", "the two-layer model"; a number word not glued to a setting counts things
     # ("which of the two runs ...?", "the first one")
@@ -290,7 +305,7 @@ def _described(clause: str, recs: Sequence[Record], numbers: bool = True) -> lis
         scored.append((2 * len(nums & vals) * numbers + said, r))
     best = max(s for s, _ in scored)
     top = [r for s, r in scored if s == best]
-    return top if best > 0 and len(top) == 1 else []
+    return top if best > 0 and (len(top) == 1 or several) else []
 
 
 def _source(recs: Sequence[Record], files: Sequence[Record], clause: str = "") -> str | None:
@@ -764,7 +779,8 @@ def _each_described(clause: str, pool: Sequence[Record]) -> list[Record]:
 
 def _counted(clause: str, kinds: Sequence[str], recs: Sequence[Record]) -> list[Record]:
     """The `n` records of `kinds` that "both", or a count before one of their nouns ("the two runs"),
-    means: the newest or last touched, in the order they were made; [] when the clause counts none."""
+    means: of those the clause describes best when at least `n` fit ("both runs on shakespeare"), else
+    of all, the newest or last touched, in the order they were made; [] when the clause counts none."""
     if not kinds:
         return []
     toks = tokens(clause)
@@ -777,6 +793,8 @@ def _counted(clause: str, kinds: Sequence[str], recs: Sequence[Record]) -> list[
             n = PLURAL[t]
             break
     pool = recent(recs, kinds)
+    fit = _described(clause, pool, several=True) if n >= 2 and pool else []
+    pool = [r for r in pool if r in fit] if len(fit) >= n else pool  # "both runs on shakespeare"
     return sorted(pool[:n], key=_made) if n >= 2 and len(pool) >= n else []  # in the order they were made
 
 
