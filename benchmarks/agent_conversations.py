@@ -141,8 +141,11 @@ def run_conversation(session: Any, conv: Mapping[str, Any], log=print) -> dict[s
             values = source_values([turn["user"], *reply["tool_results"]])
             bad = unsupported_numbers(reply.get("answer", ""), values)
             ungrounded += len(bad)
-        elif seen_results:  # an answer on a later turn: only what the conversation said or showed
-            values = source_values([*said, turn["user"], *seen_results])
+        elif seen_results:  # an answer on a later turn: only what the conversation said or showed, or
+            # the lab's records hold (the agent answers questions about runs from them)
+            records = [json.dumps({"config": a.config, "metrics": a.metrics}, default=str)
+                       for a in registry.list_artifacts(limit=500)]  # fmt: skip
+            values = source_values([*said, turn["user"], *seen_results, *records])
             later = unsupported_numbers(reply.get("answer", ""), values)
             ungrounded_later += len(later)
         said.append(turn["user"])
