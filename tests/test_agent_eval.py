@@ -66,9 +66,18 @@ def test_command_set_is_large_varied_and_covers_every_tool():
     assert 25 <= n_test <= 45
     assert sum(len(ev.load_cases(COMMANDS, split=s)) for s in ev.SPLITS) == len(cases)
     own_files = [s for s in ev.SPLITS if (COMMANDS.parent / f"commands_{s}.jsonl").exists()]
-    assert {"test9", "test10", "test11", "test12", "test13", "test14", "test15", "test16", "test17"} <= set(
-        own_files
-    )
+    assert {
+        "test9",
+        "test10",
+        "test11",
+        "test12",
+        "test13",
+        "test14",
+        "test15",
+        "test16",
+        "test17",
+        "test18",
+    } <= set(own_files)
     assert all(
         sum(c["split"] == s for c in cases) >= 25
         for s in ev.SPLITS
