@@ -294,7 +294,12 @@ def test_is_looping():
      # durations in minutes, the unit the time arguments take
      ("an extra quarter of an hour.", "an extra 15 minutes."), ("sweep for 2 hours", "sweep for 120 minutes"),
      ("half an hour more", "30 minutes more"), ("an hour and a half, grid", "90 minutes, grid"),
-     ("the hour is late", "the hour is late"), ("2L 2H 64d", "2L 2H 64d")],
+     ("the hour is late", "the hour is late"), ("2L 2H 64d", "2L 2H 64d"),
+     # numbers said in words, but a lone small one (it points and counts) and quoted text
+     ("LoRA it for eighty steps", "LoRA it for 80 steps"), ("fifteen minutes max", "15 minutes max"),
+     ("one hundred and fifty steps, twenty-five heads", "150 steps, 25 heads"), ("a thousand steps", "1000 steps"),
+     ("train one like that on the two files", "train one like that on the two files"),
+     ("two hours", "120 minutes"), ("encode 'twenty thousand leagues'", "encode 'twenty thousand leagues'")],
 )  # fmt: skip
 def test_normalise_request(raw, expected):
     assert router.normalise_request(raw) == expected

@@ -399,9 +399,104 @@ def numbers_in(text: str) -> set[float]:
 
 
 def normalise_request(text: str) -> str:
-    """Expand the count shorthand the small models misread ("2k" -> "2000"), and say durations in
-    minutes, the unit every time argument takes (`in_minutes`)."""
-    return in_minutes(SHORTHAND_K.sub(lambda m: str(int(round(float(m[1]) * 1000))), text))
+    """Expand the count shorthand the small models misread ("2k" -> "2000"), write numbers said in
+    words as digits (`spelled_out`), and say durations in minutes, the unit every time argument takes
+    (`in_minutes`)."""
+    return in_minutes(spelled_out(SHORTHAND_K.sub(lambda m: str(int(round(float(m[1]) * 1000))), text)))
+
+
+_UNITS = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen"
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety"
+NUMBER_WORD_VALUES = {w: n for n, w in enumerate(_UNITS.split())} | {
+    w: 20 + 10 * n for n, w in enumerate(_TENS.split())
+}
+SCALE_WORD_VALUES = {"hundred": 100, "thousand": 1000}
+LONE_WORD_MAX = (
+    10  # "one", "two" alone stay words: "that one", "the two runs" (the bank reads them in context)
+)
+
+
+def spelled_out(text: str) -> str:
+    """`text` with numbers said in words written as digits ("for eighty steps" -> "for 80 steps",
+    "fifteen minutes", "twenty-five", "one hundred and fifty" -> 150, "a thousand" -> 1000); quoted
+    text stays as written. A lone word up to ten stays a word: "one" and "two" point and count as
+    often as they measure, and the example bank reads them in context. Without this the model's 80 had
+    no 80 in the request to stand on, and grounding dropped it."""
+    return "".join(part if quoted else _spelled(part) for part, quoted in _quote_spans(text))
+
+
+def _quote_spans(text: str) -> list[tuple[str, bool]]:
+    """`text` cut into (part, quoted) pieces: a quote opens after a non-word character and closes at
+    the same mark before one ("don't" opens nothing)."""
+    out, start, i = [], 0, 0
+    while i < len(text):
+        ch = text[i]
+        if ch in "'\"`" and (i == 0 or not text[i - 1].isalnum()):
+            close = next((k for k in range(i + 1, len(text)) if text[k] == ch
+                          and (k + 1 == len(text) or not text[k + 1].isalnum())), None)  # fmt: skip
+            if close is not None:
+                out += [(text[start:i], False), (text[i : close + 1], True)]
+                start = i = close + 1
+                continue
+        i += 1
+    return [*out, (text[start:], False)]
+
+
+def _joins(used: list[str], current: int, value: int) -> bool:
+    """Whether a number word continues the number said so far: anything first or after "hundred" /
+    "thousand", a unit after a tens word ("twenty five"); "five twenty" is two numbers."""
+    if not used or used[-1] in SCALE_WORD_VALUES or used[-1] in ("a", "and"):
+        return True
+    return current % 10 == 0 and current % 100 >= 20 and value < 10
+
+
+def _spelled(text: str) -> str:
+    words = text.split(" ")
+    clean = [w.lower().strip(".,;:!?()") for w in words]
+    out, i = [], 0
+    while i < len(words):
+        total, current, j, used = 0, 0, i, []
+        while j < len(words):
+            core, parts = clean[j], clean[j].split("-")
+            nxt = clean[j + 1] if j + 1 < len(words) else ""
+            if core == "a" and not used and nxt in SCALE_WORD_VALUES:
+                current = 1
+            elif (
+                core == "and"
+                and used
+                and used[-1] in SCALE_WORD_VALUES
+                and nxt.split("-")[0] in NUMBER_WORD_VALUES
+            ):
+                pass
+            elif (
+                parts
+                and all(p in NUMBER_WORD_VALUES for p in parts)
+                and _joins(used, current, sum(NUMBER_WORD_VALUES[p] for p in parts))
+            ):
+                current += sum(NUMBER_WORD_VALUES[p] for p in parts)
+            elif core in SCALE_WORD_VALUES and used:
+                if core == "thousand":
+                    total, current = total + max(current, 1) * 1000, 0
+                else:
+                    current = max(current, 1) * 100
+            else:
+                break
+            used.append(core)
+            j += 1
+            if words[j - 1] != words[j - 1].rstrip(".,;:!?()"):
+                break  # punctuation ends the number
+        while used and used[-1] in ("a", "and"):  # "a" or "and" that no number word followed
+            used.pop()
+            j -= 1
+        value = total + current
+        if not used or (len(used) == 1 and value <= LONE_WORD_MAX):
+            out.append(words[i])
+            i += 1
+            continue
+        last = words[j - 1]
+        out.append(str(value) + last[len(last.rstrip(".,;:!?()")) :])
+        i = j
+    return " ".join(out)
 
 
 HOUR_WORDS = {"hour", "hours", "hr", "hrs"}
@@ -425,8 +520,11 @@ def in_minutes(text: str) -> str:
         share = HOUR_SHARES.get(lead[0]) if lead else None
         if share is not None and lead[1:] in (["an"], ["of", "an"], ["a"], ["of", "a"]):
             hours = share
-        elif len(lead) == 1 and (as_number(lead[0]) is not None or lead[0] in ("an", "one", "a")):
-            hours = as_number(lead[0]) if as_number(lead[0]) is not None else 1.0
+        elif len(lead) == 1 and (as_number(lead[0]) is not None or lead[0] in ("an", "a")
+                                 or lead[0] in NUMBER_WORD_VALUES):  # fmt: skip
+            hours = (
+                as_number(lead[0]) if as_number(lead[0]) is not None else NUMBER_WORD_VALUES.get(lead[0], 1.0)
+            )
         else:
             out.append(words[i])
             i += 1
