@@ -288,6 +288,13 @@ def test_quoted_text_names_and_prompts():
     assert stated_name("name the run lyrics-v1 please") == "lyrics-v1"
     assert stated_name("what is it called?") is None
     assert stated_name("make them searchable and call the thing 'exhibits'.") == "exhibits"  # quotes mark it
+    # "as X" ending its clause names the new artifact; "as well", "as a baseline", "as before" do not
+    assert stated_name("index ~/notes/bees as hives") == "hives"
+    assert stated_name("index ../docs as primer, then tell me about DPO") == "primer"
+    assert (
+        stated_name("index my notes as well") is None and stated_name("a tokenizer the same as tok-1") is None
+    )
+    assert stated_name("train it as a baseline") is None and stated_name("do it as before, quickly") is None
 
 
 def test_a_version_number_in_a_name_is_no_setting():
@@ -321,6 +328,21 @@ def test_a_stated_list_of_values_becomes_a_search_spec_named_by_the_schema_words
     assert stated_values({"search": ["lr"]}, "try 3 and 5 of them", "sweep_gpt", schema, None) == {
         "search": ["lr"]
     }
+
+
+def test_shorthand_keys_glued_to_their_numbers_and_initials_label_them():
+    from scratchlab.tools.tokenizer import TrainTokenizerArgs
+
+    # without a bank only the names' own words label: lr and iters, each glued to its own number
+    got = stated_numbers("gpt L6 H6 d384 ctx256 bs32 lr6e-4 iters5k bg", "train_gpt", GPT, None)
+    assert got == {"lr": 0.0006, "max_iters": 5000}
+    assert stated_numbers("train on bard350 for 200 iters", "train_gpt", GPT, None) == {
+        "max_iters": 200
+    }  # a name
+    tok = TrainTokenizerArgs.model_json_schema()
+    assert stated_numbers("tok train vs=700 pat=none", "train_tokenizer", tok, None) == {"vocab_size": 700}
+    # initials two arguments share name neither: bs is batch_size's and block_size's
+    assert stated_numbers("gpt bs=32", "train_gpt", GPT, None) == {}
 
 
 def test_settings_named_by_word_alone_join_the_search_in_the_requests_order():

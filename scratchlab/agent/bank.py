@@ -38,7 +38,7 @@ import hashlib
 import json
 import pickle
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -427,20 +427,27 @@ def number_contexts(text: str, flip: int = 0) -> list[tuple[float, dict[str, flo
     return _labelled(text, flip)[0]
 
 
-def number_readings(text: str) -> list[list[tuple[float, dict[str, float]]]]:
+def number_readings(text: str, keys: Collection[str] = ()) -> list[list[tuple[float, dict[str, float]]]]:
     """`number_contexts` of `text` under every way of giving its first `MAX_TIES` ties (a word as
-    near the number before it as the one after) one way or the other; the plain reading first."""
-    first, ties = _labelled(text, 0)
-    return [first] + [_labelled(text, flip)[0] for flip in range(1, 2 ** min(ties, MAX_TIES))]
+    near the number before it as the one after) one way or the other; the plain reading first. `keys`:
+    setting words that label a number glued after them (`bound_pairs`)."""
+    first, ties = _labelled(text, 0, keys)
+    return [first] + [_labelled(text, flip, keys)[0] for flip in range(1, 2 ** min(ties, MAX_TIES))]
 
 
-def bound_pairs(text: str) -> str:
+def bound_pairs(text: str, keys: Collection[str] = ()) -> str:
     """Each `key=number` as a phrase of its own ("T=0.6 k=30 n=150 seed 3" -> "T 0.6, k 30, n 150,
     seed 3"): the key labels its own number and no other, and no word outside labels that number (a
-    record's "max_iters=100, n_layer=2" too). A list ("r=4,8,16") stays as it is."""
+    record's "max_iters=100, n_layer=2" too). A list ("r=4,8,16") stays as it is. So does a key glued
+    to its number ("L6 H6 d384 lr6e-4": one or two letters, or a word of `keys`, "ctx256", "iters5k");
+    a longer word glued to digits is a name ("bard350", `_drop_model_numbers`)."""
     out = []
     for word in text.split(" "):
         key, eq, value = word.partition("=")
+        if not eq:
+            cut = next((i for i, c in enumerate(word) if c.isdigit()), 0)
+            key, value = word[:cut], word[cut:]
+            eq = key.isalpha() and (len(key) <= 2 or key.lower() in keys)
         core = value.rstrip(",;")
         scaled = core[:-1] if core[-1:] in ("k", "K") else core
         if eq and key and scaled and as_number(scaled) is not None:
@@ -449,9 +456,11 @@ def bound_pairs(text: str) -> str:
     return " ".join(out)
 
 
-def _labelled(text: str, flip: int) -> tuple[list[tuple[float, dict[str, float]]], int]:
+def _labelled(
+    text: str, flip: int, keys: Collection[str] = ()
+) -> tuple[list[tuple[float, dict[str, float]]], int]:
     """(`number_contexts` of `text` under `flip`, how many ties it met)."""
-    text = bound_pairs(text)
+    text = bound_pairs(text, keys)
     toks: list[str] = []
     phrase: list[int] = []  # the comma-separated phrase of each token ("1,000" has no ", ")
     for mark in PHRASE_MARKS:  # "no early stopping of bad trials - 300 steps per trial": two phrases

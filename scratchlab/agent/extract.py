@@ -151,9 +151,9 @@ def _name_parts(arg: str) -> list[str]:
 
 def _name_words(arg: str) -> dict[str, float]:
     """Words an argument's own name gives, with their weight: the name and its last part (the head
-    noun) in either number count 1 (n_layer -> layer, layers; max_iters -> iters, iter); an earlier
-    part (a modifier) counts `MODIFIER_WEIGHT` and only as written: "batch" is batch_size's, but
-    "3 blocks" is no block_size ("one block" names a transformer block more often than its context)."""
+    noun) in either number count 1 (n_layer -> layer, layers; max_iters -> iters, iter); an earlier part (a modifier) counts `MODIFIER_WEIGHT` and only as
+    written: "batch" is batch_size's, but "3 blocks" is no block_size ("one block" names a transformer
+    block more often than its context). A word two names share counts half for each (`stated_numbers`)."""
     parts = _name_parts(arg)
     if not parts:
         return {arg: 1.0}
@@ -161,6 +161,11 @@ def _name_words(arg: str) -> dict[str, float]:
     words = dict.fromkeys(parts[:-1], MODIFIER_WEIGHT)
     words.update(dict.fromkeys({arg, head, head + "s", head.rstrip("s")} - {""}, 1.0))
     return words
+
+
+def _initials(arg: str) -> str | None:
+    """A name's initials, as shorthand writes them: vocab_size -> "vs" ("vs=700"), weight_decay -> "wd"."""
+    return "".join(p[0] for p in arg.split("_") if p) if "_" in arg else None
 
 
 def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Bank | None) -> dict[str, Any]:
@@ -191,6 +196,11 @@ def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Ban
         word_total.update(learned.get(arg, Counter()))
 
     own_words = {arg: _name_words(arg) for arg in numeric}
+    # initials name an argument when no other of the tool's has them ("bs" is batch_size's and block_size's)
+    initials = Counter(_initials(arg) for arg in numeric)
+    for arg in numeric:
+        if (short := _initials(arg)) and initials[short] == 1:
+            own_words[arg].setdefault(short, 1.0)
     # a word several names share says less of each ("block size 128": "size" is also batch_size's)
     sharing = Counter(w for words in own_words.values() for w in words)
     own_words = {arg: {w: v / sharing[w] for w, v in words.items()} for arg, words in own_words.items()}
@@ -222,7 +232,8 @@ def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Ban
                 evidence += s1
         return found, evidence
 
-    found, _ = max((votes(r) for r in number_readings(text)), key=lambda fe: fe[1])  # the first of equals
+    readings = number_readings(text, known)  # "ctx256 iters5k": a known word glued to its number labels it
+    found, _ = max((votes(r) for r in readings), key=lambda fe: fe[1])  # the first of equals
     for value, arg in _cut_names(text, numeric).items():  # "600 it", "20 min"
         if arg not in found and not any(value in vs for vs in found.values()):
             found[arg] = {value}
@@ -727,6 +738,44 @@ def stated_name(text: str) -> str | None:
                 cand = rest[0].strip(".,;:!?()")
                 if cand and cand.lower() not in NOT_NAMES and (cand[0].isalpha()):
                     return cand
+    return _named_as(words)
+
+
+AS_NOT_NAMES = {
+    "well",
+    "before",
+    "usual",
+    "above",
+    "below",
+    "is",
+    "default",
+    "always",
+    "needed",
+    "planned",
+    "follows",
+    "such",
+    "shown",
+    "said",
+    "agreed",
+    "expected",
+}  # fmt: skip  "do it as before"
+
+
+def _named_as(words: list[str]) -> str | None:
+    """The name after "as" that ends its clause ("index ~/notes/bees as hives", "... as primer, then
+    ..."): one word, a letter first, that is no function word, filler or adverb ("as well", "as
+    before"); else None."""
+    for i, w in enumerate(words[:-1]):
+        if w.lower() != "as" or (i and words[i - 1].lower() in ("same", "such", "so", "just")):
+            continue  # "the same as tok-1" points at a record, it names no new one
+        raw = words[i + 1]
+        cand = raw.rstrip(".,;:!?)")
+        after = words[i + 2].lower() if i + 2 < len(words) else ""
+        ends = raw != cand or not after or after in ("then", "and")
+        low = cand.lower()
+        if (ends and cand[:1].isalpha() and low not in NOT_NAMES | NAME_FILLERS | FUNCTION_WORDS | AS_NOT_NAMES
+                and not low.endswith("ly")):  # fmt: skip
+            return cand
     return None
 
 
