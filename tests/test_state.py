@@ -608,6 +608,22 @@ def test_a_nested_config_reads_as_the_records_own_settings():
     assert "max_iters=80" in compare.facts([rec]) and "baseline" not in compare.facts([rec])
 
 
+def test_a_request_naming_a_record_goes_to_a_tool_that_takes_it():
+    recs = [Record(id="adapter-1", kind="adapter", name="ticket-lora", config={"r": 8}),
+            Record(id="run-1", kind="run", name="gpt-1", config={"n_layer": 2})]  # fmt: skip
+    tools = {"generate_with_adapter": {"parameters": {"properties": {"adapter": {"default": "last"}}}},
+             "merge_lora": {"parameters": {"properties": {"adapter": {"default": "last"}}}},
+             "sample_gpt": {"parameters": {"properties": {"run": {"default": "last"}}}}}  # fmt: skip
+    prior = {"answer": 0.6, "merge_lora": 0.1, "generate_with_adapter": 0.2, "sample_gpt": 0.1}
+    choices = [*tools, "answer"]
+    said = "Use the ticket-lora adapter to answer: my invoice shows a double charge, what now?"
+    assert state.named_tool(prior, choices, tools, recs, said) == "generate_with_adapter"
+    assert (
+        state.named_tool(prior, choices, tools, recs, "what rank did ticket-lora use?") is None
+    )  # its record
+    assert state.named_tool(prior, choices, tools, recs, "what is a double charge?") is None  # names nothing
+
+
 def test_an_adapter_is_described_by_its_base():
     recs = [Record(id="adapter-1", kind="adapter", name="ad-1", config={"base": "qwen2.5-coder-0.5b", "data": "demo"}),
             Record(id="adapter-2", kind="adapter", name="ad-2", config={"base": "smollm2-135m", "data": "demo"})]  # fmt: skip

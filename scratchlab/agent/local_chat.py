@@ -247,6 +247,8 @@ class ChatLocalLlama(BaseChatModel):
                       or state.remembered(prior, by_name, state.memories_of(messages), clause, RECALL_FLOOR,
                                           self.bank.common_words())
                       or carry.continued_lookup(messages, by_name, prior, LOOKUP_FLOOR)
+                      or (self.bank.flag(clause, "lab") < LAB_THRESHOLD  # a question about the lab: records
+                          and state.named_tool(prior, choices, by_name, recs, clause))
                       or action)  # fmt: skip
         if action in by_name:
             action = state.own_tool(action, by_name, recs, clause)

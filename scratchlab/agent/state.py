@@ -374,6 +374,27 @@ def referents(parameters: dict[str, Any], recs: Sequence[Record]) -> list[Record
     return [r for r in recs if r.kind in kinds]
 
 
+def named_tool(
+    prior: dict[str, float],
+    choices: Sequence[str],
+    tools: dict[str, dict],
+    recs: Sequence[Record],
+    clause: str,
+) -> str | None:
+    """For a request that names a record by its name and does not ask about the lab (the caller
+    checks), the tool the bank's prior likes best among those whose reference arguments take that
+    record: "use the ticket-lora adapter to answer: ..." and "gen w/ crossword-lora: ..." name an
+    adapter, so a tool that runs one answers, not the model's memory. None when none takes it, or when
+    the clause, the names aside, speaks of a record's settings or results (`asked_keys`: "what rank
+    did ticket-lora use?" is answered from the records)."""
+    named = names_in(clause, recs)
+    rest = " ".join(w for w in clause.split() if not any(r.name.lower() in w.lower() for r in named))
+    if not named or asked_keys(rest):
+        return None
+    takers = [n for n in choices if n in tools and any(r in named for r in referents(tools[n].get("parameters", {}), recs))]  # fmt: skip
+    return max(takers, key=lambda n: prior.get(n, 0.0), default=None)
+
+
 def tool_over_answer(
     prior: dict[str, float],
     choices: Sequence[str],
