@@ -330,6 +330,18 @@ def test_a_stated_list_of_values_becomes_a_search_spec_named_by_the_schema_words
     }
 
 
+def test_an_enum_value_misspelt_by_one_slip_is_still_named():
+    from scratchlab.tools.core import ListArtifactsArgs
+    from scratchlab.tools.sweep import SweepGPTArgs
+
+    assert stated_enum("list artifacts, tokenziers only", ListArtifactsArgs.model_json_schema()) == {
+        "kind": "tokenizer"
+    }
+    assert "pruner" not in stated_enum(
+        "sweep lr, having 8 trials", SweepGPTArgs.model_json_schema()
+    )  # too short
+
+
 def test_shorthand_keys_glued_to_their_numbers_and_initials_label_them():
     from scratchlab.tools.tokenizer import TrainTokenizerArgs
 

@@ -26,6 +26,7 @@ numbers for one argument, two paths) is left to the model.
 from __future__ import annotations
 
 import ast
+import difflib
 import os
 import re
 from collections import Counter
@@ -575,6 +576,8 @@ def stated_enum(text: str, parameters: dict[str, Any]) -> dict[str, Any]:
         if not named:
             bare = {o: o.lower().rstrip("0123456789") for o in options}
             named = [o for o, b in bare.items() if b != o.lower() and len(b) >= 4 and b in words]
+        if not named:  # "tokenziers only": a long word spelled one slip away from a value
+            named = [o for o in options if any(_misspelt(w, o.lower()) for w in words)][:1]
         matched = {o: g & terms for o, g in glosses(prop).items()}
         if "array" in _types(prop):
             named += [o for o, m in matched.items() if m and o not in named
@@ -589,6 +592,17 @@ def stated_enum(text: str, parameters: dict[str, Any]) -> dict[str, Any]:
         if len(named) == 1:
             out[arg] = named[0]
     return out
+
+
+TYPO_MIN_CHARS, TYPO_RATIO = 7, 0.85
+
+
+def _misspelt(word: str, option: str) -> bool:
+    """True when `word` reads as `option` with a slip of the keys: both `TYPO_MIN_CHARS`+ letters, the
+    same first three, and a `difflib` similarity of at least `TYPO_RATIO` ("tokenzier" for tokenizer;
+    "having" is no "halving": too short to tell)."""
+    return (word != option and min(len(word), len(option)) >= TYPO_MIN_CHARS and word[:3] == option[:3]
+            and difflib.SequenceMatcher(None, word, option).ratio() >= TYPO_RATIO)  # fmt: skip
 
 
 def _first_mention(option: str, matched: set[str], toks: list[str]) -> int:
