@@ -385,7 +385,8 @@ PHRASE_MARKS = (
     " – ",
     " — ",
 )  # like ", ": each ends the phrase its words label numbers in ("lr: 3e-4" does not)
-NUMBER_WORDS = {"one": 1, "single": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+OF_COUNTS = {"pair": 2, "dozen": 12}  # counts said with "of": "a pair of heads" (as "one of those" is not)
+NUMBER_WORDS = {**OF_COUNTS, "one": 1, "single": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
                 "nine": 9, "ten": 10, "twelve": 12, "sixteen": 16, "twenty": 20}  # fmt: skip
 
 
@@ -479,7 +480,7 @@ def _labelled(
         # "one of those" counts things and "train one like that" / "make one with 4 heads" points at
         # one: neither sets a number ("one layer" does)
         pronoun = t == "one" and (not nxt or nxt in FUNCTION_WORDS or nxt == "like")
-        if v is None and t in NUMBER_WORDS and nxt != "of" and not pronoun:
+        if v is None and t in NUMBER_WORDS and (nxt != "of" or t in OF_COUNTS) and not pronoun:
             v = float(NUMBER_WORDS[t])
         if v is not None:
             nums[i] = v
