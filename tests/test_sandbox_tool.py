@@ -87,6 +87,21 @@ def test_tool_runs_code_and_registers_the_plot(tool_ctx):
 
 
 @bwrap_only
+def test_a_conversations_runs_share_their_files_and_no_other_conversation_sees_them(tool_ctx):
+    import dataclasses
+
+    first = _tool(dataclasses.replace(tool_ctx, thread_id="t-<b>1</b>\x1b[31m"))
+    assert first.invoke({"code": "open('tri.txt', 'w').write('1 3 6')"}).startswith("ok")
+    assert "1 3 6" in first.invoke(
+        {"code": "print(open('tri.txt').read())"}
+    )  # a fresh interpreter, same folder
+    (f,) = tool_ctx.registry.list_artifacts("file")
+    assert "<b>" not in f.path and "\x1b" not in f.path  # the folder is named by a hash of the thread
+    other = _tool(dataclasses.replace(tool_ctx, thread_id="t-2"))
+    assert "FileNotFoundError" in other.invoke({"code": "print(open('tri.txt').read())"})
+
+
+@bwrap_only
 def test_tool_sees_lab_metrics_read_only(tool_ctx):
     reg = tool_ctx.registry
     run_dir = tool_ctx.workspace.dir("runs") / "gpt-test"

@@ -9,6 +9,7 @@ the host watches; see its docstring for how quickly it reacts).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import secrets
 import time
@@ -26,6 +27,14 @@ def new_work_dir(root: str | os.PathLike, kind: str = "run") -> Path:
     path.mkdir(parents=True, exist_ok=False)
     prepare_work_dir(path)
     return path
+
+
+def thread_work_dir(root: str | os.PathLike, thread: str) -> Path:
+    """The work folder one conversation's runs share, `<root>/thread-<hash>` (made on first use): a
+    file one run writes ("write the numbers to tri.txt") is there for the next ("plot them"), each in a
+    fresh interpreter. The folder is named by a hash, so no thread id reaches the file system."""
+    path = Path(root) / f"thread-{hashlib.sha256(thread.encode()).hexdigest()[:16]}"
+    return prepare_work_dir(path)
 
 
 def prepare_work_dir(path: str | os.PathLike) -> Path:

@@ -19,6 +19,7 @@ from scratchlab.lab.atomic import atomic_write_text
 from scratchlab.sandbox import Limits, SandboxUnavailable, new_work_dir, run_code
 from scratchlab.sandbox.result import RunResult
 from scratchlab.sandbox.session import SessionPool
+from scratchlab.sandbox.workdir import thread_work_dir
 from scratchlab.tools.base import ToolContext, ToolError, lab_tool
 
 TOOL_LIMITS = Limits()  # defaults: see scratchlab.sandbox.policy
@@ -47,7 +48,7 @@ RUN_PYTHON_DESCRIPTION = f"""Run Python code in an isolated sandbox and get its 
 Use it to compute, inspect artifacts and make custom plots (the loss curves of runs: show_curves). numpy, matplotlib (Agg backend; save figures
 with plt.savefig('name.png')) and torch are installed. There is NO network and no pip install.
 The current folder /sandbox is the only writable place; files saved there are returned and
-registered as artifacts (PNG/JPG/SVG as plots). {LAB_DATA_HELP}
+registered as artifacts (PNG/JPG/SVG as plots), and stay there for this conversation's later runs. {LAB_DATA_HELP}
 Limits: {TOOL_LIMITS.timeout_s:g} s wall clock, {TOOL_LIMITS.cpu_s} CPU s, {TOOL_LIMITS.memory_mb} MiB
 memory, {TOOL_LIMITS.max_output_bytes} bytes of output kept. Print what you need to see.
 session=true keeps one interpreter for this conversation, so variables persist between calls."""
@@ -176,8 +177,9 @@ def make_tools(ctx: ToolContext) -> list[BaseTool]:
                                        python_path=[LAB_LIB])  # fmt: skip
                     ctx.extras[POOL_KEY] = pool
                 result = pool.get(ctx.thread_id or "default").run(code)
-            else:
-                work = new_work_dir(ctx.workspace.dir("sandbox"))
+            else:  # one conversation's runs share a folder: "plot the numbers you wrote to tri.txt"
+                root = ctx.workspace.dir("sandbox")
+                work = thread_work_dir(root, ctx.thread_id) if ctx.thread_id else new_work_dir(root)
                 result = run_code(code, work, limits=TOOL_LIMITS, ro_mounts=mounts, python_path=[LAB_LIB])
         except SandboxUnavailable as e:
             raise ToolError(f"the sandbox is unavailable on this machine: {e}") from e
