@@ -366,6 +366,13 @@ def test_an_invented_file_is_dropped_whatever_words_it_shares_with_the_request()
     assert not router.names_file("qwen2.5-coder") and not router.names_file("0.5b")
 
 
+def test_a_kept_fact_holds_what_the_user_said():
+    tools = ["remember", "recall"]
+    said = "remember that my go-to sampling temperature is 0.7"
+    assert router.faithful_fact("0.7", said, tools) == said  # the model's fact lost what 0.7 is
+    assert router.faithful_fact("User's go-to sampling temperature is 0.7", said, tools).startswith("User's")
+
+
 def test_a_fact_the_model_wrote_from_nothing_the_user_said_is_invented():
     tools = ["remember", "recall"]
     assert router.invented_args(

@@ -289,6 +289,8 @@ class ChatLocalLlama(BaseChatModel):
                         args[arg] = said
             vague = [a for a in router.vague_args(args, params, {x for r in recs for x in (r.name, r.id)}) if args[a] != extract.stated_quote(clause)]  # fmt: skip
             vague += [a for a in props if a not in args and state.dangling(clause, a, recs)]
+            if isinstance(args.get("fact"), str):  # what the user asked to keep, in full
+                args["fact"] = router.faithful_fact(args["fact"], clause, list(by_name))
             said = "\n".join(str(m.content) for m in messages if isinstance(m, HumanMessage | ToolMessage))
             vague += router.invented_args(args, said, list(by_name))  # "remember this for me", with no "this"
             if vague and CLARIFY in names:  # "encode some text", "train it on my data": which one?
