@@ -100,6 +100,9 @@ def test_ablate_tool(tool_ctx, corpus):
     assert "done" in out and "baseline" in out and "no_pos_emb" in out and "relu" in out, out
     chart = out.rsplit("chart: ", 1)[1].strip()
     assert Path(chart).exists()
+    # the record says how many models it trained and for how long, for "how many did it train?"
+    (art,) = tool_ctx.registry.list_artifacts("ablation")
+    assert art.metrics["n_runs"] == 3 and art.metrics["max_iters"] == 20
 
 
 @pytest.mark.slow

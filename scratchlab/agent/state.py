@@ -127,7 +127,7 @@ FACT_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "max_ite
              "pattern", "dataset", "tokenizer", "base", "data", "r", "lora_alpha", "paths", "path", "switches")  # fmt: skip
 # The results a question is most often about come first; any other scalar follows, paths never (a
 # trainer's result holds ~25 keys and a fact line keeps 8: "params" came 13th and an answer took n_embd).
-RESULT_KEYS = ("status", "val_loss", "best_val_loss", "train_loss", "params", "n_params", "trainable_params", "step",
+RESULT_KEYS = ("status", "val_loss", "best_val_loss", "train_loss", "params", "n_params", "trainable_params", "n_runs", "step",
                "perplexity", "bits_per_char", "tokens_per_sec", "seconds")  # fmt: skip
 
 
@@ -830,6 +830,7 @@ KEY_GLOSSES = {
     "trainable_params": "trainable",
     "tokens_per_sec": "speed fast faster fastest slow slower slowest throughput",
     "seconds": "time long longer longest quick quicker quickest took",
+    "n_runs": "models runs variants trained",
     "n_layer": "layers deep deeper deepest shallow",
     "n_head": "heads",
     "n_embd": "embedding width wide wider widest narrow",

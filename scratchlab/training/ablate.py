@@ -61,7 +61,8 @@ def run_ablation(
 
     Returns:
         {"status", "rows": [{"variant", "overrides", "val_loss", "best_val_loss", "delta", "params",
-        "seconds", "run_dir"}], "markdown", "json", "plot", "out_dir"}.
+        "seconds", "run_dir"}], "n_runs" (models trained, the baseline among them), "max_iters" (steps
+        each), "markdown", "json", "plot", "out_dir"}.
 
     Raises:
         ValueError: a bad switch, or more than MAX_VARIANTS variants.
@@ -97,7 +98,8 @@ def run_ablation(
     errors = [f"- {r['variant']}: {r['error']}" for r in rows if "error" in r]
     if errors:
         md += "\nFailed variants:\n" + "\n".join(errors) + "\n"
-    result = {"status": status, "rows": rows, "base_config": base_dict, "out_dir": str(out_dir)}
+    result = {"status": status, "rows": rows, "n_runs": len(ok), "max_iters": base.max_iters,
+              "base_config": base_dict, "out_dir": str(out_dir)}  # fmt: skip
     atomic_write_json(out_dir / "ablation.json", result)
     atomic_write_text(out_dir / "ablation.md", md)
     chart = None
