@@ -137,6 +137,23 @@ def test_several_records_for_a_list_argument_are_one_call_with_the_list():
     ]
 
 
+def test_a_superlative_picks_one_of_the_records_it_counts():
+    recs = [Record(id="tokenizer-2", kind="tokenizer", name="tk-2", config={"vocab_size": 4096}),
+            Record(id="tokenizer-1", kind="tokenizer", name="tk-1", config={"vocab_size": 512})]  # fmt: skip
+
+    @tool
+    def encode_text(text: str, tokenizer: str = "last") -> str:
+        """Encode text with a tokenizer."""
+        return "ids"
+
+    g = graph(local(bank(("encode 'hi' with my tokenizer", "encode_text"))), [encode_text], records=recs)
+    assert calls_of(ask(g, "encode 'offside trap' with the bigger of my two tokenizers")) == [
+        ("encode_text", {"text": "offside trap", "tokenizer": "tk-2"})
+    ]
+    assert [a["tokenizer"] for _, a in calls_of(ask(g, "encode 'hi' with both tokenizers", thread="u"))] == [
+        "tk-1", "tk-2"]  # fmt: skip
+
+
 def test_an_id_the_user_did_not_name_becomes_a_question():
     model = local(BANK, args={"cancel_job": {"job_id": "job-3"}}, choice="cancel_job")
     g = graph(model, [cancel_job])

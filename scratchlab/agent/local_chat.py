@@ -267,12 +267,14 @@ class ChatLocalLlama(BaseChatModel):
             elif state.bare_pronoun(clause) and (said := carry.said_before(messages, recs)):
                 args = {**extract.stated_numbers(said, action, params, self.bank), **args}
             props = params.get("properties", {})
+            picked: set[str] = set()
             for arg, prop in props.items():
                 if extract.enum_options(prop):  # a choice among fixed values ('smollm2'), not a record
                     continue
                 pool = [r for r in recs if r.kind in state.ARG_KINDS.get(arg, ())]
                 if not state.names_in(clause, pool) and (end := compare.at_end(clause, pool)):
                     args[arg] = [end.ref] if state.takes_list(prop) else end.ref  # "my lowest-loss model"
+                    picked.add(arg)  # "the bigger of my two tokenizers" counts two, and picks one
                     continue
                 resolved = state.resolve(arg, args.get(arg), clause, recs, prop.get("default"),
                                          prop.get("description", ""))  # fmt: skip
@@ -302,7 +304,7 @@ class ChatLocalLlama(BaseChatModel):
             if missing:
                 return CLARIFY, router.clarify_question(action, missing, params)
             for arg in props:  # "sample from both runs": one call per record, or one list of them
-                several = state.plural(clause, arg, recs)
+                several = state.plural(clause, arg, recs) if arg not in picked else []
                 if several and state.takes_list(props[arg]):
                     return "tool", [(action, {**args, arg: [r.ref for r in several]})]
                 if several:
