@@ -592,6 +592,16 @@ def test_counted_records_are_the_newest_of_those_the_clause_describes():
     assert [r.name for r in state.plural("compare both runs", "runs", recs)] == ["gpt-3", "gpt-4"]
 
 
+def test_two_records_at_the_same_number_have_no_lower_one():
+    runs = [Record(id=f"run-{i}", kind="run", name=f"gpt-{i}", metrics={"val_loss": 4.0334}) for i in (2, 1)]
+    asked = "which of my runs had the lower val loss, gpt-1 or gpt-2?"
+    assert any("the same for" in line for line in compare.compared(runs, asked))
+    keep = compare.in_order(runs, asked)
+    assert not keep("The run with the lower val loss is gpt-1.") and not keep("gpt-2.")
+    assert keep("gpt-1 and gpt-2 have the same val loss, 4.0334.")
+    assert compare.at_end("sample from my best run", runs) is None  # no end to pick
+
+
 def test_a_nested_config_reads_as_the_records_own_settings():
     from types import SimpleNamespace as NS
 

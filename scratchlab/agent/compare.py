@@ -83,6 +83,20 @@ def orders(recs: Sequence[Record]) -> list[Order]:
     return out
 
 
+def tied(recs: Sequence[Record]) -> list[Order]:
+    """Each result and setting that two or more records of one kind all hold at the same number (a
+    rerun with the same seed and settings): neither is lower, better or bigger."""
+    out = []
+    for kind in dict.fromkeys(r.kind for r in recs):
+        group = [r for r in recs if r.kind == kind]
+        for key in RESULT_KEYS if kind != "job" else ():
+            vals = [(v, r.name) for r in group if isinstance(v := r.metrics.get(key), int | float)
+                    and not isinstance(v, bool)]  # fmt: skip
+            if key != "step" and len(vals) >= 2 and len({v for v, _ in vals}) == 1:
+                out.append(Order(kind, key, "metrics", vals))
+    return out
+
+
 def compared(recs: Sequence[Record], clause: str = "") -> list[str]:
     """Lines that order records of one kind by the results and settings in which they differ (`orders`),
     computed here: "which of the two runs had the lower val loss?" was answered with the higher one by
@@ -112,6 +126,10 @@ def compared(recs: Sequence[Record], clause: str = "") -> list[str]:
                 else (f"{low}, best", f"{high}, worst")
             )
         out.append(f"- {o.key}: {low} {shown[0]}; {high} {shown[-1]}")
+    asked_ties = [o for o in tied(recs) if o.key in asked_keys(clause)]
+    for o in asked_ties:  # "which had the lower val loss?" of two runs at 4.0334: neither
+        names = " and ".join(name for _, name in o.ranked)
+        out.append(f"- {o.key}: the same for {names} ({round(o.ranked[0][0], 4)}); neither is lower")
     return out
 
 
@@ -172,6 +190,10 @@ def contradicts_order(
     subject = named[0]
     if len(named) == 1 and not words & (LOW_WORDS | HIGH_WORDS | BETTER_WORDS | WORSE_WORDS):
         words = set(tokens(clause))  # "gpt-3." to "which run has the lower val loss?"
+    for o in tied(recs):  # a tie has no end: "gpt-1 had the lower val loss" of two at 4.0334
+        if o.kind == subject.kind and o.key in keys and subject.name in {n for _, n in o.ranked}:
+            if words & (LOW_WORDS | HIGH_WORDS | BETTER_WORDS | WORSE_WORDS):
+                return True
     for o in orders(recs) if found is None else found:
         if o.kind != subject.kind or o.key not in keys:
             continue
