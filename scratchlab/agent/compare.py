@@ -109,8 +109,8 @@ def compared(recs: Sequence[Record], clause: str = "") -> list[str]:
     Two records give the lower and the higher; more give the lowest and the highest; a loss says which
     is better (`LOWER_IS_BETTER`). When the `clause` asks about some of them (`asked_keys`: "which is
     the biggest?" -> params), only those; else up to `MAX_COMPARED` results and settings of each kind."""
-    found = orders(recs)
-    asked = asked_keys(clause) & {o.key for o in found}
+    found, ties = orders(recs), tied(recs)
+    asked = asked_keys(clause) & {o.key for o in [*found, *ties]}
     seen: dict[tuple[str, str], int] = {}
     out = []
     for o in found:
@@ -126,8 +126,7 @@ def compared(recs: Sequence[Record], clause: str = "") -> list[str]:
                 else (f"{low}, best", f"{high}, worst")
             )
         out.append(f"- {o.key}: {low} {shown[0]}; {high} {shown[-1]}")
-    asked_ties = [o for o in tied(recs) if o.key in asked_keys(clause)]
-    for o in asked_ties:  # "which had the lower val loss?" of two runs at 4.0334: neither
+    for o in (o for o in ties if o.key in asked):  # "which had the lower val loss?" of two at 4.0334
         names = " and ".join(name for _, name in o.ranked)
         out.append(f"- {o.key}: the same for {names} ({round(o.ranked[0][0], 4)}); neither is lower")
     return out
