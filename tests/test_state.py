@@ -592,6 +592,17 @@ def test_counted_records_are_the_newest_of_those_the_clause_describes():
     assert [r.name for r in state.plural("compare both runs", "runs", recs)] == ["gpt-3", "gpt-4"]
 
 
+def test_last_in_a_request_is_no_built_in_name():
+    runs = [Record(id="run-2", kind="run", name="gpt-7", metrics={"status": "done"}),
+            Record(id="run-1", kind="run", name="gpt-6", metrics={"status": "failed"})]  # fmt: skip
+    desc = "Run id, name or 'last' to continue from its last checkpoint."
+    assert (
+        resolve("run", "last", "restart my crashed run from its last checkpoint", runs, "last", desc)
+        == "gpt-6"
+    )
+    assert resolve("run", "last", "resume the last run", runs, "last", desc) == "gpt-7"
+
+
 def test_two_records_at_the_same_number_have_no_lower_one():
     runs = [Record(id=f"run-{i}", kind="run", name=f"gpt-{i}", metrics={"val_loss": 4.0334}) for i in (2, 1)]
     asked = "which of my runs had the lower val loss, gpt-1 or gpt-2?"

@@ -609,6 +609,9 @@ def path_like(value: str) -> bool:
     return bool(tail and (head or (dot and stem and ext.isalpha() and len(ext) <= 5)))
 
 
+REFERENCE_WORDS = ("last", "latest")  # a reference argument's default: the newest record, no name
+
+
 def _builtin(
     value: Any, clause: str, description: str, pool: Sequence[Record], nouns: Iterable[str] = ()
 ) -> str | None:
@@ -621,15 +624,17 @@ def _builtin(
     the request glosses another one), a
     record the request does not write (a repeated call's "bpe350-chat" gives way to "and with gpt-4's
     tokenizer?"), a path the request writes, or no built-in fits one way."""
-    names = builtins(description)
+    # "last" is a reference, no built-in: "restart my crashed run from its last checkpoint" is the
+    # run the clause describes, not the newest one
+    names = [n for n in builtins(description) if n not in REFERENCE_WORDS]
     if not names:
         return None
-    if value in names and value not in ("last", "latest"):  # "last" is no choice made
+    if value in names:
         # a built-in carried over or guessed gives way to another that the request glosses ("and
         # GPT-4's?" after GPT-4o's: cl100k_base)
         glossed = _glossed(clause, description, names)
         return glossed[0] if len(glossed) == 1 and glossed[0] != value else None
-    text = isinstance(value, str) and value.strip() and value not in ("last", "latest")
+    text = isinstance(value, str) and value.strip() and value not in REFERENCE_WORDS
     if text and path_like(value) and value.lower() in clause.lower():
         return None
     words = set(tokens(clause))
