@@ -385,9 +385,17 @@ PHRASE_MARKS = (
     " – ",
     " — ",
 )  # like ", ": each ends the phrase its words label numbers in ("lr: 3e-4" does not)
+# Numbers in words: all of them, as `router.spelled_out` writes them in digits; the bank itself reads
+# the lone words that measure as often as they point or count, in context (`_labelled`)
+_UNIT_WORDS = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen"
+_TEN_WORDS = "twenty thirty forty fifty sixty seventy eighty ninety"
+NUMBER_WORD_VALUES = {w: n for n, w in enumerate(_UNIT_WORDS.split())} | {
+    w: 20 + 10 * n for n, w in enumerate(_TEN_WORDS.split())
+}
+SCALE_WORD_VALUES = {"hundred": 100, "thousand": 1000}
 OF_COUNTS = {"pair": 2, "dozen": 12}  # counts said with "of": "a pair of heads" (as "one of those" is not)
-NUMBER_WORDS = {**OF_COUNTS, "one": 1, "single": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-                "nine": 9, "ten": 10, "twelve": 12, "sixteen": 16, "twenty": 20}  # fmt: skip
+_READ_IN_CONTEXT = "one two three four five six seven eight nine ten twelve sixteen twenty"
+NUMBER_WORDS = {**OF_COUNTS, "single": 1, **{w: NUMBER_WORD_VALUES[w] for w in _READ_IN_CONTEXT.split()}}
 
 
 NAME_HEAD_CHARS = 3  # letters run straight into digits after this many make a name ("mail1k"), not "r4"

@@ -23,7 +23,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
-from scratchlab.agent.bank import as_number
+from scratchlab.agent.bank import NUMBER_WORD_VALUES, SCALE_WORD_VALUES, as_number
 from scratchlab.agent.constrained import json_object_forcing
 from scratchlab.agent.prompts import ANSWER, CLARIFY
 from scratchlab.lab.words import words_in
@@ -405,12 +405,6 @@ def normalise_request(text: str) -> str:
     return in_minutes(spelled_out(SHORTHAND_K.sub(lambda m: str(int(round(float(m[1]) * 1000))), text)))
 
 
-_UNITS = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen"
-_TENS = "twenty thirty forty fifty sixty seventy eighty ninety"
-NUMBER_WORD_VALUES = {w: n for n, w in enumerate(_UNITS.split())} | {
-    w: 20 + 10 * n for n, w in enumerate(_TENS.split())
-}
-SCALE_WORD_VALUES = {"hundred": 100, "thousand": 1000}
 LONE_WORD_MAX = (
     10  # "one", "two" alone stay words: "that one", "the two runs" (the bank reads them in context)
 )

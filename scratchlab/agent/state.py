@@ -29,6 +29,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
 from scratchlab.agent.bank import NUMBER_WORDS, as_number, stem, tokens
+from scratchlab.agent.router import REFERENCE_VALUES
 from scratchlab.lab.jobs import ACTIVE
 from scratchlab.lab.registry import DEFAULT_NAME_STEMS
 
@@ -609,9 +610,6 @@ def path_like(value: str) -> bool:
     return bool(tail and (head or (dot and stem and ext.isalpha() and len(ext) <= 5)))
 
 
-REFERENCE_WORDS = ("last", "latest")  # a reference argument's default: the newest record, no name
-
-
 def _builtin(
     value: Any, clause: str, description: str, pool: Sequence[Record], nouns: Iterable[str] = ()
 ) -> str | None:
@@ -626,7 +624,7 @@ def _builtin(
     tokenizer?"), a path the request writes, or no built-in fits one way."""
     # "last" is a reference, no built-in: "restart my crashed run from its last checkpoint" is the
     # run the clause describes, not the newest one
-    names = [n for n in builtins(description) if n not in REFERENCE_WORDS]
+    names = [n for n in builtins(description) if n not in REFERENCE_VALUES]
     if not names:
         return None
     if value in names:
@@ -634,7 +632,7 @@ def _builtin(
         # GPT-4's?" after GPT-4o's: cl100k_base)
         glossed = _glossed(clause, description, names)
         return glossed[0] if len(glossed) == 1 and glossed[0] != value else None
-    text = isinstance(value, str) and value.strip() and value not in REFERENCE_WORDS
+    text = isinstance(value, str) and value.strip() and value not in REFERENCE_VALUES
     if text and path_like(value) and value.lower() in clause.lower():
         return None
     words = set(tokens(clause))
