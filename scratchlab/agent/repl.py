@@ -23,6 +23,8 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from langchain_core.messages import AIMessage, HumanMessage
@@ -306,14 +308,10 @@ class Repl:
         self.runner = TurnRunner(self.lab, self.console, self.ask_confirm)
         # Between prompts the terminal is not in raw mode and Ctrl-C is a signal, not a key: it must
         # cancel the turn as the key does, never raise KeyboardInterrupt somewhere in the loop.
-        previous = signal.signal(signal.SIGINT, lambda signum, frame: self._cancel_turn())
-        try:
-            with patch_stdout(raw=True):
-                self.show_history()
-                self._loop()
-                self._quit()
-        finally:
-            signal.signal(signal.SIGINT, previous)
+        with sigint_calls(self._cancel_turn), patch_stdout(raw=True):
+            self.show_history()
+            self._loop()
+            self._quit()
 
     def _cancel_turn(self) -> None:
         if self.runner is not None and self.runner.busy:
@@ -367,6 +365,32 @@ class Repl:
         self.console.print(f"bye — resume with `scratchlab --thread {self.thread}`")
         if ended:
             self.lab.close()
+
+
+@contextmanager
+def sigint_calls(action: Callable[[], None]) -> Iterator[None]:
+    """Within the block, each SIGINT calls `action` on a watcher thread instead of raising
+    KeyboardInterrupt.
+
+    A Python signal handler runs on the main thread between any two bytecodes, maybe while the main
+    thread holds a lock that `action` needs (the turn runner's, a queue's): calling `action` there
+    could deadlock the REPL. The handler only posts to a `queue.SimpleQueue`, whose `put` is safe in a
+    signal handler, and the watcher thread calls `action`. The previous handler is restored on exit.
+    """
+    posted: queue.SimpleQueue = queue.SimpleQueue()  # True per SIGINT; None ends the watcher
+
+    def watch() -> None:
+        while posted.get() is not None:
+            action()
+
+    watcher = threading.Thread(target=watch, name="scratchlab-sigint", daemon=True)
+    watcher.start()
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: posted.put(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        posted.put(None)
 
 
 def run_repl(model: str | None = None, thread_id: str | None = None, keep_alive: bool = False) -> None:
