@@ -8,7 +8,7 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from pydantic import BaseModel, Field
 
-from scratchlab.agent import router
+from scratchlab.agent import bank, router
 from scratchlab.agent.grounding import ground_reply
 from scratchlab.agent.prompts import fixed_system_prompt, tool_catalogue
 from scratchlab.tools.base import Count, parse_count
@@ -44,6 +44,13 @@ def test_a_number_that_is_part_of_a_name_is_no_value():
     }
     props = router.grounded_schema(lora, "fine-tune gpt-1, 20 steps")["properties"]
     assert props["max_iters"] == {"enum": [20]} and 1 not in props["lr"]["enum"]
+    # "smollm2-135m" once let the model write max_iters 135000000; a range "2-4" is still two numbers
+    assert router.numbers_in("sweep lora on smollm2-135m over rank, 8 trials") == {8.0}
+    assert router.numbers_in("n_layer 2-4, lr 3e-4") == {2.0, 4.0, 0.0003}
+    assert [v for v, _ in bank.number_contexts("sweep lora on smollm2-135m, 8 trials, lr3e-4")] == [
+        8.0,
+        0.0003,
+    ]
 
 
 def test_a_background_run_is_asked_for_also_with_a_typo():
@@ -52,6 +59,8 @@ def test_a_background_run_is_asked_for_also_with_a_typo():
     assert router.says_no_wait("lora demo r16, 40 steps, bg") and not router.says_no_wait(
         "the bgm file"
     )  # shorthand
+    assert router.says_no_wait("sweep-4: resume, +20 min, no wait")  # a phrase of its own, after the first
+    assert not router.says_no_wait("no wait, make it 3 layers; keep the rest")  # a correction opens with it
 
 
 def test_numbers_in_expands_shorthand():

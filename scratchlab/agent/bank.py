@@ -402,15 +402,16 @@ NAME_HEAD_CHARS = 3  # letters run straight into digits after this many make a n
 
 
 def _drop_model_numbers(word: str) -> str:
-    """A name with a version number ("GPT-2", "llama-3.1's") or with digits glued to a word of
+    """A name with a version number ("GPT-2", "llama-3.1's", "smollm2-135m") or with digits glued to a word of
     `NAME_HEAD_CHARS`+ letters ("mail1k", "bard350") without the number: it is no setting. As in
     the router's grounding (`router.NUMBER_RE`), which reads no number there either; a key of one or
     two letters glued to its value stays a setting ("r4 a16", "lr3e-4")."""
     if "=" in word:  # "pattern=gpt2", "name=met2k": the key's value may be such a name
         return "=".join(_drop_model_numbers(part) for part in word.split("="))
     head, sep, tail = word.partition("-")
-    if sep and head.isalpha() and tail[:1].isdigit():
-        return head + tail.lstrip("0123456789.")
+    e_notation = head[-1:] in ("e", "E") and head[-2:-1].isdigit()  # "lr3e-4"
+    if sep and any(c.isalpha() for c in head) and not e_notation and tail[:1].isdigit():
+        return _drop_model_numbers(head) + tail.lstrip("0123456789.")
     core = word.lstrip("(['\"")
     cut = next((i for i, c in enumerate(core) if c.isdigit()), 0)
     if cut >= NAME_HEAD_CHARS and core[:cut].isalpha():

@@ -225,12 +225,27 @@ def doomed_string(value: str, complete: bool, words: set[str], text_lower: str) 
     return any(len(w) >= 3 and w not in GENERIC_WORDS for w in whole)
 
 
+def numbers_said(text: str) -> list[tuple[str, str]]:
+    """(number, scale suffix) for each number `text` writes (`NUMBER_RE`), leaving out the number that
+    ends a hyphenated name: "smollm2-135m" is a model, not 135 million steps ("gpt-2" and "llama-3"
+    `NUMBER_RE` already reads as names; "2-4" stays two numbers)."""
+    out = []
+    for m in NUMBER_RE.finditer(text):
+        start = m.start()
+        if start and text[start - 1] == "-":
+            before = text[: start - 1].split()[-1:] or [""]
+            if any(c.isalpha() for c in before[0]):
+                continue
+        out.append((m[1], m[2] or ""))
+    return out
+
+
 def number_spellings(text: str) -> dict[str, str]:
     """{JSON spelling of a number in `text`: the JSON spelling the text uses}, where they differ
     ("lr 3e-4" -> {"0.0003": "3e-4"}): a grammar that admits only the canonical one makes the model
     convert."""
     out = {}
-    for num, suffix in NUMBER_RE.findall(text):
+    for num, suffix in numbers_said(text):
         try:
             value = json.loads(num)
         except ValueError:
@@ -358,9 +373,14 @@ TYPO_RATIO = 0.9  # a long word this close to a one-word marker is that word mis
 
 
 def says_no_wait(text_lower: str) -> bool:
-    """True when the request asks not to wait (`NO_WAIT_WORDS`, or the shorthand as a word); a
-    one-word marker of 8+ letters also counts when mistyped by a letter or so ("backgroud")."""
+    """True when the request asks not to wait (`NO_WAIT_WORDS`, or the shorthand as a word, or "no
+    wait" as a phrase of its own after the first: "sweep-4: resume, +20 min, no wait"; opening the
+    request, "no wait, make it 3 layers" corrects); a one-word marker of 8+ letters also counts when
+    mistyped by a letter or so ("backgroud")."""
     if any(w in text_lower for w in NO_WAIT_WORDS) or NO_WAIT_SHORTHAND & words_in(text_lower):
+        return True
+    phrases = [" ".join(p.split()) for p in text_lower.replace(";", ",").split(",")]
+    if any(p.strip(PUNCTUATION) in ("no wait", "nowait", "no-wait") for p in phrases[1:]):
         return True
     long = [w for w in NO_WAIT_WORDS if " " not in w and len(w) >= 8]
     return any(
@@ -382,7 +402,7 @@ def flag_supported(name: str, value: bool, text_lower: str) -> bool:
 def number_counts(text: str) -> Counter[float]:
     """{number: how often `text` writes it}, with shorthand expanded ("2k" -> 2000, "1,000" -> 1000)."""
     found: Counter[float] = Counter()
-    for num, suffix in NUMBER_RE.findall(text):
+    for num, suffix in numbers_said(text):
         try:
             v = float(num.replace(",", "").replace("_", ""))
         except ValueError:
