@@ -644,6 +644,14 @@ def test_a_request_naming_a_record_goes_to_a_tool_that_takes_it():
         state.named_tool(prior, choices, tools, recs, "what rank did ticket-lora use?") is None
     )  # its record
     assert state.named_tool(prior, choices, tools, recs, "what is a double charge?") is None  # names nothing
+    # a name of the user's own that no record has still names an adapter ("crossword-lora")
+    gen = "gen w/ crossword-lora, max 64 toks: 'Clue: feline pet (3)'"
+    assert state.named_tool(prior, choices, tools, recs, gen) is None  # the bank leans to answering (0.6)
+    assert state.named_tool(prior, choices, tools, [], "what rank did crossword-lora use?") is None
+    asking = {**prior, "answer": 0.57, "generate_with_adapter": 0.29}  # the bank on "what is q-lora?"
+    assert state.named_tool(asking, choices, tools, [], "what is q-lora?") is None
+    sure = {**prior, "answer": 0.04, "generate_with_adapter": 0.83}
+    assert state.named_tool(sure, choices, tools, [], gen) == "generate_with_adapter"
 
 
 def test_an_adapter_is_described_by_its_base():
@@ -671,3 +679,33 @@ def test_a_superlative_picks_the_record_at_that_end_of_the_order_it_names():
     assert compare.at_end("encode it with my smallest tokenizer", toks).name == "tk-1"
     assert compare.at_end("sample from gpt-2", runs) is None  # no end named
     assert compare.at_end("not the lowest val loss but the highest", runs) is None  # both ends: no one record
+
+
+def test_the_users_own_data_by_any_name_dangles_when_the_lab_has_no_file():
+    # "train a tokeniser on my diary entries" trained on the default dataset, not the diary
+    assert state.dangling("train a tokeniser on my diary entries", "dataset", TOKS)
+    assert state.dangling("fit a gpt from our chat logs", "dataset", RUNS)
+    assert not state.dangling("train a tokeniser with my favourite vocab size", "dataset", TOKS)
+    assert not state.dangling("train a tokeniser on my diary entries", "tokenizer", [])
+    notes = Record(id="file-1", kind="file", name="diary.txt", config={})
+    assert not state.dangling("train a tokeniser on my diary entries", "dataset", [notes])
+
+
+def test_a_name_the_user_gave_a_record_is_kept_when_the_lab_has_none_by_it():
+    # "compare tok-astro against cl100k" compared the newest tokenizer instead of the one named
+    clause = "compare tok-astro against cl100k and o200k on data/star_logs.txt"
+    assert resolve("tokenizer", None, clause, TOKS, "last") == "tok-astro"
+    assert resolve("tokenizer", None, clause, [], "last") == "tok-astro"
+    assert resolve("adapter", None, "gen w/ crossword-lora, max 64 toks", [], "last") == "crossword-lora"
+    assert state.own_name("train a bpe tokenizer and call it tok-astro", ["tokenizer"]) is None  # the new one
+    assert state.own_name("fine-tune gpt-1 with lora on a multi-head model", ["adapter"]) is None
+    assert state.own_name("encode it with tk-esp or tk-cat", ["tokenizer"]) is None  # two: no one
+
+
+def test_a_built_in_named_by_all_the_words_of_its_name():
+    desc = "What to adapt: a GPT run id or name, 'last', or a pretrained base 'qwen2.5-coder-0.5b' or 'smollm2-135m'."
+    clause = "I'd like the Qwen coder base to learn quiz answering from data/qa.jsonl"
+    assert resolve("base", None, clause, RUNS, "last", desc) == "qwen2.5-coder-0.5b"
+    assert (
+        resolve("base", None, "adapt the coder on data/qa.jsonl", RUNS, "last", desc) != "qwen2.5-coder-0.5b"
+    )

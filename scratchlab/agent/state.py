@@ -273,6 +273,38 @@ def written_name(clause: str, kinds: Sequence[str]) -> str | None:
     return _one_numbered(clause, {DEFAULT_NAME_STEMS[k] for k in kinds if k in DEFAULT_NAME_STEMS})
 
 
+# The nouns (and their short forms) a user glues to a name of their own for a record of a kind:
+# "tok-astro", "tk-esp", "crossword-lora", "idx_papers"
+NAME_PARTS: dict[str, set[str]] = {
+    "tokenizer": {"tok", "tk", "bpe", "tokenizer", "tokeniser"},
+    "adapter": {"lora", "adapter"},
+    "index": {"idx", "index"},
+}
+NAMING_WORDS = {"called", "named", "call", "name", "as"}  # what the new artifact will be called
+
+
+def own_name(clause: str, kinds: Sequence[str]) -> str | None:
+    """The one word of the clause that joins a noun of `kinds` (`NAME_PARTS`) to another part with a
+    hyphen or underscore ("compare tok-astro against cl100k" -> "tok-astro"), unless it names the
+    new artifact ("call it tok-astro", "named tok-astro"). As with `written_id`, the tool says which records exist when
+    none has that name, where the newest record would act on one the user did not name."""
+    parts_of = set().union(*(NAME_PARTS.get(k, set()) for k in kinds))
+    words = clause.lower().replace("'", " ").replace('"', " ").replace("`", " ").split()
+    found = set()
+    for i, raw in enumerate(words):
+        word = raw.strip(".,;:!?()")
+        parts = word.replace("_", "-").split("-")
+        if (
+            len(parts) < 2
+            or not all(p.isalnum() for p in parts)
+            or NAMING_WORDS & set(words[max(0, i - 2) : i])
+        ):
+            continue
+        if parts_of & set(parts):
+            found.add(word)
+    return found.pop() if len(found) == 1 else None
+
+
 DATA_ARGS = ("dataset", "data")  # arguments that take the data a record was made from
 
 
@@ -382,18 +414,33 @@ def named_tool(
     recs: Sequence[Record],
     clause: str,
 ) -> str | None:
-    """For a request that names a record by its name and does not ask about the lab (the caller
-    checks), the tool the bank's prior likes best among those whose reference arguments take that
+    """For a request that names a record by its name, or by a name of the user's own that no record has
+    (`own_name`), and does not ask about the lab (the caller checks), the tool the bank's prior likes best among those whose reference arguments take that
     record: "use the ticket-lora adapter to answer: ..." and "gen w/ crossword-lora: ..." name an
     adapter, so a tool that runs one answers, not the model's memory. None when none takes it, or when
     the clause, the names aside, speaks of a record's settings or results (`asked_keys`: "what rank
     did ticket-lora use?" is answered from the records)."""
     named = names_in(clause, recs)
     rest = " ".join(w for w in clause.split() if not any(r.name.lower() in w.lower() for r in named))
-    if not named or asked_keys(rest):
+    # a name of the user's own that no record has ("crossword-lora"): the tools that take its kind
+    own = {k for k in NAME_PARTS if not named and own_name(clause, [k])}
+    if own:
+        rest = " ".join(w for w in clause.split() if "-" not in w and "_" not in w)
+    if not (named or own) or asked_keys(rest):
         return None
-    takers = [n for n in choices if n in tools and any(r in named for r in referents(tools[n].get("parameters", {}), recs))]  # fmt: skip
-    return max(takers, key=lambda n: prior.get(n, 0.0), default=None)
+
+    def takes(tool: str) -> bool:
+        params = tools[tool].get("parameters", {})
+        if own:
+            return any(own & set(ARG_KINDS.get(a, ())) for a in params.get("properties", {}))
+        return any(r in named for r in referents(params, recs))
+
+    takers = [n for n in choices if n in tools and takes(n)]
+    best = max(takers, key=lambda n: prior.get(n, 0.0), default=None)
+    # a name no record has is weaker evidence than a record ("what is q-lora?" asks about a method):
+    # the bank must side with the tool at least as much as with answering
+    answering = max((prior.get(n, 0.0) for n in choices if n not in tools), default=0.0)
+    return None if own and best is not None and prior.get(best, 0.0) < answering else best
 
 
 def tool_over_answer(
@@ -551,7 +598,19 @@ def dangling(clause: str, arg: str, recs: Sequence[Record]) -> bool:
         return False
     nouns = set().union(*(KIND_NOUNS.get(k, set()) for k in kinds), KIND_NOUNS.get(arg, set()))
     toks = tokens(clause)
+    if arg in DATA_ARGS and _owned_source(toks):  # "train a tokeniser on my diary entries"
+        return True
     return _pointed(toks, nouns, POINTING)
+
+
+DATA_PREPOSITIONS = {"on", "from", "over"}  # what introduces the data a call learns from
+OWNERS = {"my", "our"}
+
+
+def _owned_source(toks: Sequence[str]) -> bool:
+    """True when the data is the user's own, by any name: "on my diary entries", "from our logs". A
+    path or a built-in dataset would be written out, so the lab has nothing to stand for it."""
+    return any(t in OWNERS and i and toks[i - 1] in DATA_PREPOSITIONS for i, t in enumerate(toks))
 
 
 def _glued(clause: str) -> set[str]:
@@ -616,7 +675,7 @@ def _builtin(
     """The built-in value (named in the argument's description) that the model's `value` stands for:
     the one the request writes out, by name, by its gloss ("GPT-4o's tokenizer" -> 'o200k_base') or by
     a word that begins with its name before a noun of the argument's kind (`nouns`: "the character
-    tokenizer" -> 'char'), even
+    tokenizer" -> 'char') or by all the words of its name ("the Qwen coder base"), even
     when the model left the argument out, else the one whose words `value` shares ("qwen-0.5b" ->
     'qwen2.5-coder-0.5b', "smollm" -> 'smollm2-135m'). None when `value` is itself a built-in (unless
     the request glosses another one), a
@@ -646,6 +705,9 @@ def _builtin(
             if len(n) > 3
             and any(t.startswith(n) and b in nouns for t, b in zip(toks, toks[1:], strict=False))
         ]
+        or [
+            n for n in names if len(spelled := _name_words(n)) >= 2 and spelled <= words
+        ]  # "the Qwen coder base"
     )
     if len(written) == 1:
         return written[0]
@@ -658,6 +720,11 @@ def _builtin(
     key = alpha or {t for t in own if t[0].isdigit()}  # "o200k": its number is all it has
     fits = [n for n in names if key & set(tokens(n))]
     return fits[0] if len(fits) == 1 else None
+
+
+def _name_words(name: str) -> set[str]:
+    """The words of a built-in's name, without its numbers: 'qwen2.5-coder-0.5b' -> {"qwen", "coder"}."""
+    return {t for t in tokens(name) if t.isalpha() and len(t) > 2}
 
 
 def _glossed(clause: str, description: str, names: Sequence[str]) -> list[str]:
@@ -716,7 +783,9 @@ def resolve(
     nouns = {w for k in kinds for w in KIND_NOUNS.get(k, ())}
     if not named and (builtin := _builtin(value, clause, description, pool, nouns)):
         return builtin
-    if not named and (written := written_id(clause, kinds) or written_name(clause, kinds)):
+    if not named and (
+        written := written_id(clause, kinds) or written_name(clause, kinds) or own_name(clause, kinds)
+    ):
         return written
     if not pool:
         return value if _stated(value, clause, description) else None
