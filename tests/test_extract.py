@@ -7,6 +7,7 @@ from agent_fakes import bank
 
 from scratchlab.agent.bank import Bank, load_examples, number_contexts
 from scratchlab.agent.extract import (
+    described_text,
     glosses,
     named_settings,
     number_glosses,
@@ -378,6 +379,11 @@ def test_settings_named_by_word_alone_join_the_search_in_the_requests_order():
         "r",
         "lora_dropout",
     ]
+    # a number after a comma is another phrase's: "dropout, 8 trials" searches dropout
+    got = named_settings(
+        "sweep lora on smollm2-135m over rank and dropout, 8 trials", lora["properties"]["search"]
+    )
+    assert got == ["r", "lora_dropout"]
     search = gpt["properties"]["search"]
     assert named_settings("find a good learning rate, but don't touch the batch size", search) == ["lr"]
     assert named_settings("a width of 64 and 4 layers, 8 heads: sweep nothing else", search) == []
@@ -542,3 +548,11 @@ def test_a_string_argument_set_by_its_own_name_takes_the_value():
     assert (
         stated_pairs("mode=fuzzy k=8 =3 model=x", params) == {}
     )  # not an option, a number, no key, no argument
+
+
+def test_an_unquoted_text_that_describes_the_users_own_text_is_no_text():
+    clause = "what are the token ids for the opening line of my novel?"
+    assert described_text("the opening line of my novel", clause)
+    assert not described_text("my cat sat", "encode 'my cat sat' with tk-1")  # quoted: the text
+    assert not described_text("hello world", "encode hello world")  # no owner: given outright
+    assert not described_text("my cat sat", "now the same phrase with cl100k")  # said before

@@ -45,7 +45,7 @@ from scratchlab.agent.bank import (
     tokens,
     ungroup_digits,
 )
-from scratchlab.agent.router import within_bounds
+from scratchlab.agent.router import PUNCTUATION, within_bounds
 from scratchlab.agent.state import KIND_NOUNS
 
 # Paths: with a slash or a known file extension ("docs/", "~/notes", "data/qa.jsonl", "notes.txt").
@@ -400,13 +400,20 @@ def named_settings(text: str, prop: dict[str, Any], valued: Iterable[str] = ()) 
     known = setting_words(prop)
     if not known:
         return []
-    toks = tokens(ungroup_digits(text))
+    out: list[str] = []
+    # a number across a comma is another phrase's: "over rank and dropout, 8 trials" searches dropout
+    for phrase in ungroup_digits(text).replace(";", ",").split(","):
+        _name_settings(tokens(phrase), known, set(valued), out)
+    return out
+
+
+def _name_settings(toks: list[str], known: dict[str, str], valued: set[str], out: list[str]) -> None:
+    """`named_settings` within one phrase, appending to `out`."""
     off = negated(toks)
 
     def number_at(k: int) -> bool:
         return 0 <= k < len(toks) and as_number(toks[k]) is not None
 
-    out: list[str] = []
     i = 0
     while i < len(toks):
         pair = f"{toks[i]}_{toks[i + 1]}" if i + 1 < len(toks) else ""
@@ -419,7 +426,6 @@ def named_settings(text: str, prop: dict[str, Any], valued: Iterable[str] = ()) 
             if setting not in out and setting not in valued:
                 out.append(setting)
         i += width
-    return out
 
 
 def _with_named(
@@ -691,6 +697,20 @@ def stated_code(text: str) -> str | None:
             if any(isinstance(node, CODE_NODES) for node in ast.walk(tree)):
                 return candidate
     return None
+
+
+OWN_WORDS = {"my", "our"}  # the user's own things: "the opening line of my novel"
+
+
+def described_text(value: Any, clause: str) -> bool:
+    """True when a text argument's unquoted `value` describes the user's own text instead of giving
+    it ("the token ids for the opening line of my novel" -> "the opening line of my novel"): the
+    lab does not hold that text, so the agent asks for it. Quoted text is the text, whatever it says."""
+    if not isinstance(value, str) or stated_quote(clause) is not None:
+        return False
+    if " ".join(value.lower().split()) not in " ".join(clause.lower().split()):
+        return False  # not this request's words: a text said before ("that same phrase")
+    return bool(OWN_WORDS & {w.strip(PUNCTUATION) for w in value.lower().split()})
 
 
 def stated_quote(text: str) -> str | None:

@@ -291,6 +291,13 @@ class ChatLocalLlama(BaseChatModel):
                         args[arg] = said
             vague = [a for a in router.vague_args(args, params, {x for r in recs for x in (r.name, r.id)}) if args[a] != extract.stated_quote(clause)]  # fmt: skip
             vague += [a for a in props if a not in args and state.dangling(clause, a, recs)]
+            for arg in extract.TEXT_ARGS:  # "the opening line of my novel" is no text: ask for a needed one
+                if not extract.described_text(args.get(arg), clause):
+                    continue
+                if arg in params.get("required", ()):
+                    vague.append(arg)
+                else:
+                    args.pop(arg)
             if isinstance(args.get("fact"), str):  # what the user asked to keep, in full
                 args["fact"] = router.faithful_fact(args["fact"], clause, list(by_name))
             said = "\n".join(str(m.content) for m in messages if isinstance(m, HumanMessage | ToolMessage))
