@@ -82,6 +82,7 @@ SPLITS = (
     "test16",
     "test17",
     "test18",
+    "test19",
 )  # test2-test8: each written before any run of the code it first scored
 NO_TOOL_CATEGORIES = ("chitchat", "general")
 CLARIFY_CATEGORIES = ("underspecified",)
