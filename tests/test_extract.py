@@ -260,6 +260,12 @@ def test_my_favourite_setting_takes_the_number_a_kept_memory_states():
     assert remembered_numbers("a gpt with my usual number of heads", kept, "train_gpt", gpt, None) == {
         "n_head": 8
     }
+    # a kept fact with one number that names the setting: "samples" stands nearer to 1234 than "seed"
+    seed = ["please remember my preferred seed for samples is 1234"]
+    assert remembered_numbers("sample from it using my usual seed", seed, "sample_gpt", sample, None) == {
+        "seed": 1234
+    }
+    assert remembered_numbers("sample with my usual temperature", seed, "sample_gpt", sample, None) == {}
 
 
 def test_a_stated_list_is_one_setting_however_many_the_model_wrote():

@@ -496,6 +496,11 @@ def test_a_question_whose_topic_a_kept_memory_holds_is_a_recall():
         state.remembered({"recall": 0.02}, tools, kept, "who is a supervisor?", 0.1, common) is None
     )  # prior
     assert state.remembered(prior, tools, [], "my supervisor's name?", 0.1, common) is None  # nothing kept
+    # a setting of the call just made is that call's, which the thread holds
+    seed = ["please remember my preferred seed for samples is 1234"]
+    asked = "which seed did you just use?"
+    assert state.remembered(prior, tools, seed, asked, 0.1, common) == "recall"
+    assert state.remembered(prior, tools, seed, asked, 0.1, common, used={"run": "last", "seed": 1234}) is None
     # a majority for recall needs no shared word, only something kept ("heads" is an everyday word)
     heads = {"answer": 0.1, "recall": 0.56}
     assert state.remembered(heads, tools, ["I prefer 8 attention heads"], "how many heads do I usually want?", 0.1,

@@ -303,7 +303,22 @@ def remembered_numbers(
             if arg in said:
                 out[arg] = said[arg]
                 break
+            if (only := _sole_number(fact, words, prop)) is not None:
+                out[arg] = only
+                break
     return out
+
+
+def _sole_number(fact: str, words: set[str], prop: dict[str, Any]) -> int | float | None:
+    """The number of a kept fact that states one number and names the argument by `words`: "my
+    preferred seed for samples is 1234" is the seed, though "samples" stands nearer to 1234."""
+    nums = [v for v, _ in number_contexts(fact)]
+    if len(nums) != 1 or not words & set(tokens(fact)) or not admits(prop, nums[0]):
+        return None
+    v = nums[0]
+    if _numeric(prop) == "integer":
+        return int(v) if float(v).is_integer() else None
+    return v
 
 
 def value_lists(text: str) -> list[tuple[list[float], list[str]]]:

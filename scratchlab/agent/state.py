@@ -509,18 +509,22 @@ def memories_of(messages: Sequence[BaseMessage]) -> list[str]:
 
 def remembered(
     prior: dict[str, float], tools: dict[str, dict], memories: Sequence[str], clause: str, floor: float,
-    common: set[str],
+    common: set[str], used: Iterable[str] = (),
 ) -> str | None:  # fmt: skip
     """`recall` for a question the model would answer itself when memories are kept and the bank's prior
     for recall is a majority (what the tool reads exists, as in `tool_over_answer`), or at least `floor`
     when a word of the question that is not `common` (the bank's everyday words) is a word of a kept
     memory. "do you remember my supervisor's name?" with "The user's supervisor is Dr. Okafor." kept:
-    the 1.5B answered "Dr. Smith". None otherwise."""
+    the 1.5B answered "Dr. Smith". A word that names an argument of the call just made (`used`) asks
+    about that call, which the thread holds ("which seed did you just use?" after a sample at the kept
+    seed). None otherwise."""
     if "recall" not in tools or prior.get("recall", 0.0) < floor or not memories:
         return None
     if prior["recall"] >= 0.5:
         return "recall"
     asked = {stem(t) for t in tokens(clause) if len(t) > 2 and t not in common and not t[0].isdigit()}
+    if asked & {stem(w) for arg in used for w in arg.split("_") if len(w) > 2}:
+        return None
     kept = {stem(t) for fact in memories for t in tokens(fact)}
     return "recall" if asked & kept else None
 
