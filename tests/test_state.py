@@ -500,7 +500,9 @@ def test_a_question_whose_topic_a_kept_memory_holds_is_a_recall():
     seed = ["please remember my preferred seed for samples is 1234"]
     asked = "which seed did you just use?"
     assert state.remembered(prior, tools, seed, asked, 0.1, common) == "recall"
-    assert state.remembered(prior, tools, seed, asked, 0.1, common, used={"run": "last", "seed": 1234}) is None
+    assert (
+        state.remembered(prior, tools, seed, asked, 0.1, common, used={"run": "last", "seed": 1234}) is None
+    )
     # a majority for recall needs no shared word, only something kept ("heads" is an everyday word)
     heads = {"answer": 0.1, "recall": 0.56}
     assert state.remembered(heads, tools, ["I prefer 8 attention heads"], "how many heads do I usually want?", 0.1,
