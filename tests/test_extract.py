@@ -562,3 +562,16 @@ def test_an_unquoted_text_that_describes_the_users_own_text_is_no_text():
     assert not described_text("my cat sat", "encode 'my cat sat' with tk-1")  # quoted: the text
     assert not described_text("hello world", "encode hello world")  # no owner: given outright
     assert not described_text("my cat sat", "now the same phrase with cl100k")  # said before
+
+
+def test_numbers_labelled_on_either_side_of_a_comma_are_no_list():
+    """ "width 32, 50 steps each trial" swept n_embd over 32 and 50: each number has its own label."""
+    known = {"width": "n_embd", "lr": "lr", "steps": "max_iters"}
+    assert value_lists("one layer, width 32, 50 steps each trial", known) == []
+    assert value_lists("one layer, width 32, 50 steps each trial")[0][0] == [32.0, 50.0]  # no labels known
+    assert [v for v, _ in value_lists("sweep lr 1e-3, 3e-3 steps 50", known)] == [
+        [1e-3, 3e-3]
+    ]  # steps labels 50
+    assert [v for v, _ in value_lists("width 32, 64 and 128 steps", known)] == [
+        [32.0, 64.0, 128.0]
+    ]  # "and" closes

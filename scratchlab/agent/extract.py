@@ -321,11 +321,13 @@ def _sole_number(fact: str, words: set[str], prop: dict[str, Any]) -> int | floa
     return v
 
 
-def value_lists(text: str) -> list[tuple[list[float], list[str]]]:
+def value_lists(text: str, known: dict[str, str] | None = None) -> list[tuple[list[float], list[str]]]:
     """Runs of two or more numbers with only ", " or `LIST_JOINERS` between them and the "and"/"or"
     before the last ("1e-3 and 3e-3, 2 layers" is a list of two), each with the words next to it,
     nearest first (`CONTEXT_WORDS` before, then as many after; word pairs joined by "_" too, so
-    "learning rates" reads as "learning_rate").
+    "learning rates" reads as "learning_rate"). With `known` (`setting_words`), numbers joined by
+    commas alone whose next words before and after name two settings are no list: "width 32, 50 steps"
+    is a width and a step count.
 
         value_lists("try vocab 256, 512 and 1024 please")  # [([256.0, 512.0, 1024.0], ["vocab", "try", ...])]
     """
@@ -358,6 +360,8 @@ def value_lists(text: str) -> list[tuple[list[float], list[str]]]:
                 last, j = j + 1, j + 2
             else:
                 break
+        if len(values) >= 2 and known and not closed and _labelled_apart(toks, i, last, known):
+            values = []
         if len(values) >= 2:
             chunk = _chunk(toks, i)
             before = [toks[k] for k in words_at if k < i and _chunk(toks, k) == chunk][-CONTEXT_WORDS:][::-1]
@@ -368,6 +372,15 @@ def value_lists(text: str) -> list[tuple[list[float], list[str]]]:
             out.append((values, pairs + near + before[len(after) :] + after[len(before) :]))
         i = max(last, i) + 1
     return out
+
+
+def _labelled_apart(toks: list[str], first: int, last: int, known: dict[str, str]) -> bool:
+    """True when the word just before `first` and the word just after `last` name two settings, and
+    no number follows that word ("lr 1e-3, 3e-3 steps 50": "steps" labels the 50)."""
+    before = known.get(toks[first - 1]) or known.get(stem(toks[first - 1])) if first else None
+    after = known.get(toks[last + 1]) or known.get(stem(toks[last + 1])) if last + 1 < len(toks) else None
+    labels_next = last + 2 < len(toks) and as_number(toks[last + 2]) is not None
+    return before is not None and after is not None and before != after and not labels_next
 
 
 def _chunk(toks: list[str], k: int) -> int:
@@ -389,16 +402,30 @@ def setting_words(prop: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def arg_words(action: str, parameters: dict[str, Any], bank: Bank | None) -> dict[str, str]:
+    """{word: numeric argument} for the words that label a number of `action`: each argument's own
+    name words and those the bank taught it twice or more ("steps" -> max_iters); a word two arguments
+    share is left out."""
+    numeric = [a for a, p in parameters.get("properties", {}).items() if _numeric(p)]
+    learned = bank.value_words(action, numeric) if bank is not None else {}
+    owners: dict[str, set[str]] = {}
+    for arg in numeric:
+        for w in set(_name_words(arg)) | {w for w, n in learned.get(arg, Counter()).items() if n >= 2}:
+            owners.setdefault(w, set()).add(arg)
+    return {w: next(iter(args)) for w, args in owners.items() if len(args) == 1}
+
+
 def stated_lists(
-    text: str, parameters: dict[str, Any]
+    text: str, parameters: dict[str, Any], labels: dict[str, str] | None = None
 ) -> dict[str, tuple[dict[str, str], list[tuple[str, list[float]]]]]:
     """{list argument: (its `setting_words`, [(setting, values)])}: the value lists of `text` whose
-    words name a setting the argument's description names."""
+    words name a setting the argument's description names. `labels` ({word: argument}, `arg_words`)
+    also name what a number next to a list labels ("width 32, 50 steps": 50 is the steps)."""
     out: dict[str, tuple[dict[str, str], list[tuple[str, list[float]]]]] = {}
     lists = value_lists(text)
     for arg, prop in parameters.get("properties", {}).items():
         known = setting_words(prop) if lists else {}
-        for values, words in lists if known else []:
+        for values, words in value_lists(text, {**(labels or {}), **known}) if known else []:
             setting = next((known[w] for w in words for w in (w, stem(w)) if w in known), None)
             if setting is not None:
                 out.setdefault(arg, (known, []))[1].append((setting, values))
@@ -856,7 +883,9 @@ def stated_values(
     (`named_settings`) after the model has written its own."""
     props = parameters.get("properties", {})
     stated = stated_numbers(clause, action, parameters, bank)
-    out, in_lists = _with_lists({**args, **stated}, stated_lists(clause, parameters))
+    out, in_lists = _with_lists(
+        {**args, **stated}, stated_lists(clause, parameters, arg_words(action, parameters, bank))
+    )
     out = _one_use_each(out, stated, in_lists, clause)
     if named:
         out = _with_named(out, clause, parameters, stated)
