@@ -716,3 +716,12 @@ def test_a_built_in_named_by_all_the_words_of_its_name():
     assert (
         resolve("base", None, "adapt the coder on data/qa.jsonl", RUNS, "last", desc) != "qwen2.5-coder-0.5b"
     )
+
+
+def test_a_record_described_by_a_setting_it_lacks():
+    toks = [Record(id="tokenizer-1", kind="tokenizer", name="plain320", config={"vocab_size": 320, "pattern": "none"}),
+            Record(id="tokenizer-2", kind="tokenizer", name="split320", config={"vocab_size": 320, "pattern": "gpt2"})]  # fmt: skip
+    clause = "encode 'attention heads' with the one that has no split pattern"
+    assert resolve("tokenizer", None, clause, toks, "last") == "plain320"
+    other = "encode 'attention heads' with the split pattern one"
+    assert resolve("tokenizer", None, other, toks, "last") != "plain320"

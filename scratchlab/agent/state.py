@@ -335,10 +335,29 @@ def _described(
             any(stem(w) == stem(s) or (len(s) >= 4 and w.startswith(s)) for s in src_words) for w in words
         )
         said += bool(words & STATUS_WORDS.get(str(r.metrics.get("status")), set()))
+        said += _lacks(toks, r.config)
         scored.append((2 * len(nums & vals) * numbers + said, r))
     best = max(s for s, _ in scored)
     top = [r for s, r in scored if s == best]
     return top if best > 0 and (len(top) == 1 or several) else []
+
+
+LACKING = {"no", "without"}  # "the one with no split pattern": a setting the record has none of
+EMPTY_VALUES = (None, "none", "None", False, "")
+
+
+def _lacks(toks: Sequence[str], config: dict[str, Any]) -> int:
+    """How many settings the clause says a record lacks ("no" or "without" and, within three words,
+    a word of the key: "the one that has no split pattern") that it has as none, empty or off."""
+    out = 0
+    for key, value in config.items():
+        if value not in EMPTY_VALUES:
+            continue
+        parts = {stem(w) for w in key.split("_") if len(w) > 2}
+        out += any(
+            t in LACKING and parts & {stem(w) for w in toks[i + 1 : i + 4]} for i, t in enumerate(toks)
+        )
+    return out
 
 
 def _source(recs: Sequence[Record], files: Sequence[Record], clause: str = "") -> str | None:
