@@ -249,6 +249,19 @@ def test_the_same_but_x_copies_the_last_call_of_that_tool():
     }
 
 
+def test_a_repeat_that_adds_to_a_list_extends_the_repeated_calls_list():
+    ablate = {"properties": {"switches": {}, "n_layer": {"default": 4}, "max_iters": {"default": 300}}}
+    first = {"switches": ["no_pos_emb"], "n_layer": 1, "max_iters": 60}
+    msgs = thread(
+        ("does dropping positional embeddings hurt? 1 layer, 60 steps", "ablate_gpt", first, "table")
+    )
+    msgs.append(HumanMessage("add rope as a second variant and rerun it"))
+    got = carry_over("ablate_gpt", {"switches": ["rope"]}, msgs, [], ablate, extend=True)
+    assert got == {"switches": ["no_pos_emb", "rope"], "n_layer": 1, "max_iters": 60}
+    got = carry_over("ablate_gpt", {"switches": ["rope"]}, msgs, [], ablate)  # "with rope instead"
+    assert got["switches"] == ["rope"]
+
+
 def test_facts_name_the_tokenizer_a_run_used():
     tok = Record(id="tokenizer-1", kind="tokenizer", name="bpe400", path="/lab/tokenizers/tokenizer-1")
     run = Record(id="run-3", kind="run", name="gpt-3", config={"tokenizer": "/lab/tokenizers/tokenizer-1", "n_layer": 2},

@@ -67,7 +67,10 @@ class Example:
     carry: bool = False
     lab: bool = False
     kept: bool = False  # uses the settings the user keeps, naming none ("with my go-to settings")
-    flagged: bool = True  # carry/lab/kept were labelled (False: a request from a scored split, action only)
+    extend: bool = False  # a repeat that adds to the repeated call's list ("add rope as another variant")
+    flagged: bool = (
+        True  # carry/lab/kept/extend were labelled (False: a request from a scored split, action only)
+    )
 
 
 def load_examples(folder: Path = BANK_DIR) -> list[Example]:
@@ -92,6 +95,7 @@ def load_examples(folder: Path = BANK_DIR) -> list[Example]:
                         carry=bool(row.get("carry")),
                         lab=bool(row.get("lab")),
                         kept=bool(row.get("kept")),
+                        extend=bool(row.get("extend")),
                         flagged=bool(row.get("flagged", True)),
                     )
                 )
@@ -248,7 +252,7 @@ class Bank:
         return {a: p / z for a, p in raw.items()}
 
     def flag(self, text: str, name: str) -> float:
-        """P(flag `name` | `text`) for a flag of the examples ("carry", "lab", "kept"), 0..1 (0 when no
+        """P(flag `name` | `text`) for a flag of the examples ("carry", "lab", "kept", "extend"), 0..1 (0 when no
         example, or every example, has it)."""
         proba = self._predict(name, text)
         return float(proba.get(True, 0.0)) if proba is not None else 0.0

@@ -78,9 +78,11 @@ def continued_lookup(
 
 def carry_over(
     action: str, new_args: dict[str, Any], messages: Sequence[BaseMessage], recs: Sequence[Record],
-    parameters: dict[str, Any],
+    parameters: dict[str, Any], extend: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
-    """The arguments of the call this request repeats, with the request's own values on top.
+    """The arguments of the call this request repeats, with the request's own values on top; with
+    `extend` (the bank's flag: "add rope as a second variant and rerun it"), a list the request gives
+    joins the repeated call's list instead of replacing it.
 
     The base is the thread's last call of `action`; without one, the settings the thread's last call of
     another tool shares with this one ("then train a normal gpt of the same size" after an ablation:
@@ -105,7 +107,11 @@ def carry_over(
                 k: v for k, v in cfg.items() if k in props and v != props[k].get("default") and k != "name"
             }
     base.pop("name", None)
-    return {**base, **new_args}
+    out = {**base, **new_args}
+    for arg, value in new_args.items():
+        if extend and isinstance(value, list) and isinstance(base.get(arg), list):
+            out[arg] = [*base[arg], *(v for v in value if v not in base[arg])]
+    return out
 
 
 def said_before(messages: Sequence[BaseMessage], recs: Sequence[Record]) -> str:

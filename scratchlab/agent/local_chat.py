@@ -77,6 +77,7 @@ CODE_HINT_COMMENTS = "".join(
 CODE_HINT_IMPORTS = "from lab import runs, curve, plot_runs\nimport matplotlib.pyplot as plt\n"
 PRIOR_WEIGHT = 2.0  # how much the example bank's classifier counts against the model's own action scores
 CARRY_THRESHOLD = 0.5  # share of neighbours saying "this repeats an earlier call"
+EXTEND_THRESHOLD = 0.6  # share of neighbours saying "this adds to the repeated call's list"
 CARRY_PRIOR = 0.5  # extra prior mass for the repeated call's tool
 LAB_THRESHOLD = 0.5  # share of neighbours saying "this asks about the lab's runs and results"
 KEPT_THRESHOLD = 0.5  # P(the request asks for the settings the user keeps, naming none)
@@ -263,7 +264,8 @@ class ChatLocalLlama(BaseChatModel):
             )
             args = {**args, **kept}  # "at my favourite temperature": the kept value, not the model's guess
             if repeats and carry.previous_call(messages):  # its last call (or another tool's), calls between
-                args = carry.carry_over(action, args, messages, recs, params)
+                extend = self.bank.flag(clause, "extend") >= EXTEND_THRESHOLD
+                args = carry.carry_over(action, args, messages, recs, params, extend=extend)
             elif state.bare_pronoun(clause) and (said := carry.said_before(messages, recs)):
                 args = {**extract.stated_numbers(said, action, params, self.bank), **args}
             props = params.get("properties", {})
