@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from agent_fakes import bank
 
-from scratchlab.agent.bank import Bank, load_examples, number_contexts
+from scratchlab.agent.bank import Bank, Example, load_examples, number_contexts
 from scratchlab.agent.extract import (
     described_text,
     glosses,
@@ -154,6 +154,23 @@ def test_the_shipped_bank_reads_common_shorthand():
     b = Bank(load_examples(), embedder=object())  # value_words needs no embeddings
     got = stated_numbers("gpt 4L 6H 2000 steps d=64", "train_gpt", GPT, b)
     assert got == {"n_layer": 4, "n_head": 6, "max_iters": 2000, "n_embd": 64}
+
+
+def test_a_tie_goes_to_the_word_the_bank_saw_more_often():
+    """ "rank 4 instead": "rank" labels r in many examples, "instead" max_iters in one."""
+    lora = {"properties": {"r": {"type": "integer"}, "max_iters": {"type": "integer"}}}
+    taught = [
+        Example(id=f"r{i}", request=f"lora rank {i + 2}", action="finetune_lora", args={"r": i + 2})
+        for i in range(5)
+    ]
+    taught.append(
+        Example(id="m", request="200 steps instead", action="finetune_lora", args={"max_iters": 200})
+    )
+    b = Bank(taught, embedder=object())
+    assert stated_numbers("no wait, rank 4 instead, same everything else", "finetune_lora", lora, b) == {
+        "r": 4
+    }
+    assert stated_numbers("no wait, 300 instead", "finetune_lora", lora, b) == {"max_iters": 300}
 
 
 SEARCH = {"properties": {"mode": {"anyOf": [{"enum": ["hybrid", "dense", "bm25"], "type": "string"}, {"type": "null"}],

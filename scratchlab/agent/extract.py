@@ -169,12 +169,24 @@ def _initials(arg: str) -> str | None:
     return "".join(p[0] for p in arg.split("_") if p) if "_" in arg else None
 
 
+WORD_SMOOTHING = 1.0  # for a tie, uses added to a learned word's total: P(argument | word) = n / (total + 1)
+
+
+def _clear_winner(scores: Counter) -> tuple[str | None, float]:
+    """The argument with at least `MIN_VOTES` and over 1.5 times the runner-up's votes, else None."""
+    ranked = scores.most_common(2) + [(None, 0.0), (None, 0.0)]
+    (best, s1), (_, s2) = ranked[0], ranked[1]
+    return (best, s1) if best is not None and s1 >= MIN_VOTES and s1 > 1.5 * s2 else (None, 0.0)
+
+
 def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Bank | None) -> dict[str, Any]:
     """Numeric arguments of `action` whose values `text` states next to their words.
 
     Each number's label words (`bank.number_contexts`) vote for an argument: a word of the argument's
     own name counts 1, a word the bank learned for it counts P(argument | word) over the tool's
-    numeric arguments; both times the word's nearness. The best argument must clearly win. A word
+    numeric arguments; both times the word's nearness. A tie is settled with each learned word's share
+    smoothed by one unseen use (`WORD_SMOOTHING`): "rank 4 instead" is a rank, though the bank saw
+    "instead" once, after a step count. The best argument must clearly win. A word
     halfway between two numbers labels the one before it ("6 layers 8 heads") or, when that reading
     gives the winners more votes, the one after ("ctx 128 lr 3e-4"; `bank.number_readings`).
 
@@ -214,6 +226,7 @@ def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Ban
         evidence = 0.0
         for value, context in contexts:
             scores: Counter = Counter()
+            smoothed: Counter = Counter()
             for arg in numeric:
                 if not admits(props[arg], value):
                     continue  # out of the argument's bounds: not this argument's number
@@ -226,9 +239,14 @@ def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Ban
                         continue  # "a gpt 32 wide": the noun names the model, "wide" the setting
                     share = counts.get(w, 0) / word_total[w] if word_total[w] else 0.0
                     scores[arg] += weight * (own.get(w, 0.0) + share)
-            ranked = scores.most_common(2) + [(None, 0.0), (None, 0.0)]
-            (best, s1), (_, s2) = ranked[0], ranked[1]
-            if best is not None and s1 >= MIN_VOTES and s1 > 1.5 * s2:
+                    sure = counts.get(w, 0) / (word_total[w] + WORD_SMOOTHING) if word_total[w] else 0.0
+                    smoothed[arg] += weight * (own.get(w, 0.0) + sure)
+            best, s1 = _clear_winner(scores)
+            if best is None and scores:  # a tie: a word seen once says less than one seen often
+                best, _ = _clear_winner(smoothed)
+                s1 = scores[best] if best is not None and scores[best] >= MIN_VOTES else 0.0
+                best = best if s1 else None
+            if best is not None:
                 found.setdefault(best, set()).add(value)
                 evidence += s1
         return found, evidence
