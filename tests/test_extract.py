@@ -156,6 +156,15 @@ def test_the_shipped_bank_reads_common_shorthand():
     assert got == {"n_layer": 4, "n_head": 6, "max_iters": 2000, "n_embd": 64}
 
 
+def test_the_name_given_to_the_new_artifact_holds_no_values():
+    """ "name it pebble64" once gave n_layer 64 next to the 64 wide: a bank word glued to digits is a pair."""
+    pebble = Example(id="p", request="pebble 3 layers", action="train_gpt", args={"n_layer": 3})
+    b = Bank([*load_examples(), pebble, pebble], embedder=object())
+    text = "actually make that 64 wide, everything else unchanged, and name it pebble64"
+    assert stated_numbers(text, "train_gpt", GPT, b) == {"n_embd": 64}
+    assert stated_values({"n_layer": 64}, text, "train_gpt", GPT, b) == {"n_embd": 64}
+
+
 def test_a_tie_goes_to_the_word_the_bank_saw_more_often():
     """ "rank 4 instead": "rank" labels r in many examples, "instead" max_iters in one."""
     lora = {"properties": {"r": {"type": "integer"}, "max_iters": {"type": "integer"}}}

@@ -203,6 +203,8 @@ def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Ban
     numeric = {k: t for k, p in props.items() if (t := _numeric(p))}
     if not numeric:
         return {}
+    if (name := stated_name(text)) and any(c.isdigit() for c in name):  # "name it pebble64": no 64 there
+        text = " ".join(w if w.strip(PUNCTUATION) != name else "" for w in text.split())
     learned = bank.value_words(action, numeric) if bank is not None else {}
     word_total: Counter = Counter()
     for arg in numeric:
