@@ -738,3 +738,11 @@ def test_a_record_described_by_a_setting_it_lacks():
     assert resolve("tokenizer", None, clause, toks, "last") == "plain320"
     other = "encode 'attention heads' with the split pattern one"
     assert resolve("tokenizer", None, other, toks, "last") != "plain320"
+
+
+def test_a_list_the_model_wrote_keeps_to_the_records_the_clause_names():
+    runs = [Record(id="run-1", kind="run", name="maple", config={"n_layer": 2}),
+            Record(id="run-4", kind="run", name="maple-lora-2-merged", config={"n_layer": 2})]  # fmt: skip
+    assert resolve("runs", ["maple-lora-2-merged"], "plot maple's loss curve", runs, "last") == ["maple"]
+    assert resolve("runs", ["maple", "run-4"], "plot maple and run-4", runs, "last") == ["maple", "run-4"]
+    assert resolve("runs", ["run-4"], "plot all my runs", runs, "last") == ["run-4"]  # names none: as written

@@ -789,10 +789,16 @@ def resolve(
         A record's name (a file's path), `value`, or None when `value` names nothing that exists.
     """
     kinds = ARG_KINDS.get(arg)
-    if not kinds or isinstance(value, list):  # a list the model wrote: its names are checked by the tool
+    if not kinds:
         return value
     pool = [r for r in recs if r.kind in kinds]
     named = names_in(clause, pool)
+    if isinstance(value, list):  # a list the model wrote: its names are checked by the tool, unless
+        # the clause names records and the list holds another ("plot maple's loss curve" wrote the
+        # name of the adapter merged from it, "maple-lora-2-merged")
+        refs = {x for r in named for x in (r.name, r.id, r.ref)}
+        stray = [v for v in value if isinstance(v, str) and v not in refs]
+        return [r.ref for r in named] if named and stray else value
     if len(named) == 1:
         return named[0].ref
     if (
