@@ -689,6 +689,12 @@ def test_a_superlative_picks_the_record_at_that_end_of_the_order_it_names():
     assert compare.at_end("LoRA-tune whichever of my models has the lowest val loss", runs).name == "gpt-1"
     assert compare.at_end("sample from my worst run", runs).name == "gpt-3"  # a loss: worse is higher
     assert compare.at_end("resume the deepest one", runs).name == "gpt-1"
+    # every degree of a size adjective: "the shallowest", "the narrower"
+    assert (
+        compare.at_end("LoRA-tune the shallowest of my runs with data/limericks.jsonl", runs).name == "gpt-3"
+    )
+    assert state.degrees("big") == {"big", "bigger", "biggest"} and "widest" in state.degrees("wide")
+    assert state.degrees("shallow") == {"shallow", "shallower", "shallowest"}
     toks = [Record(id=f"tokenizer-{i}", kind="tokenizer", name=f"tk-{i}", config={"vocab_size": v})
             for i, v in ((1, 300), (2, 8000), (3, 1000))]  # fmt: skip
     assert (

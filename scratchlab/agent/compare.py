@@ -21,6 +21,7 @@ from scratchlab.agent.state import (
     SIZE_WORDS,
     Record,
     asked_keys,
+    degrees,
     names_in,
     path_like,
 )
@@ -134,20 +135,10 @@ def compared(recs: Sequence[Record], clause: str = "") -> list[str]:
 
 # Words that put what a sentence is about at the low or the high end of an order, and (for a loss) the
 # better or the worse end.
-LOW_WORDS = {
-    "lower",
-    "lowest",
-    "less",
-    "least",
-    "smaller",
-    "smallest",
-    "fewer",
-    "fewest",
-    "shallower",
-    "narrower",
-}
-HIGH_WORDS = {"higher", "highest", "more", "most", "bigger", "biggest", "larger", "largest", "greater", "greatest",
-              "deeper", "deepest", "wider", "widest"}  # fmt: skip
+LOW_WORDS = {"less", "least", "fewer", "fewest"} | {d for a in ("low", "small", "shallow", "narrow") for d in degrees(a)} - {
+    "low", "small", "shallow", "narrow"}  # fmt: skip
+HIGH_WORDS = {"more", "most"} | {d for a in ("high", "big", "large", "great", "deep", "wide") for d in degrees(a)} - {
+    "high", "big", "large", "great", "deep", "wide"}  # fmt: skip
 BETTER_WORDS = {"better", "best", "beat", "beats", "outperformed", "outperforms", "won", "wins"}
 WORSE_WORDS = {"worse", "worst", "lost", "loses"}
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from scratchlab.agent.bank import number_contexts, tokens
-from scratchlab.agent.state import KEY_GLOSSES
+from scratchlab.agent.state import gloss_words
 from scratchlab.retrieval.answer import FENCE_CLOSE, FENCE_OPEN
 
 SCALES = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "mb": 1e6, "b": 1e9, "billion": 1e9,
@@ -96,10 +96,10 @@ def _stem5(word: str) -> str:
 def labels(text: str) -> list[tuple[float, set[str]]]:
     """Each number of `text` with the words that label it ("0.45M params" -> {"param"}), stemmed to
     5 letters; short words (val, of, the) do not label. A record's key labels with its glosses too
-    (`state.KEY_GLOSSES`: "max_iters=100" -> max_iters, steps, iterations)."""
+    (`state.gloss_words`: "max_iters=100" -> max_iters, steps, iterations)."""
     out = []
     for value, context in number_contexts(text.replace(",", "")):
-        words = {g for w in context for g in [w, *KEY_GLOSSES.get(w, "").split()]}
+        words = {g for w in context for g in [w, *gloss_words(w)]}
         out.append((value, {_stem5(w) for w in words if len(w) >= 4}))
     return out
 

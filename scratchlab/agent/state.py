@@ -927,24 +927,45 @@ KEY_GLOSSES = {
     "val_loss": "validation best better worse worst beat",
     "best_val_loss": "validation",
     "train_loss": "training",
-    "params": "parameters size big bigger biggest small smaller smallest large larger largest",
+    "params": "parameters size big small large",
     "trainable_params": "trainable",
-    "tokens_per_sec": "speed fast faster fastest slow slower slowest throughput",
-    "seconds": "time long longer longest quick quicker quickest took",
+    "tokens_per_sec": "speed fast slow throughput",
+    "seconds": "time long quick took",
     "n_runs": "models runs variants trained",
-    "n_layer": "layers deep deeper deepest shallow",
+    "n_layer": "layers deep shallow",
     "n_head": "heads",
-    "n_embd": "embedding width wide wider widest narrow",
+    "n_embd": "embedding width wide narrow",
     "max_iters": "steps iterations",
     "lr": "learning rate",
     "vocab_size": "vocabulary vocab",
     "r": "rank",
 }
+# the adjectives of those glosses a question also says as a comparative or a superlative ("shallowest")
+GRADABLE = {"big", "small", "large", "fast", "slow", "long", "quick", "deep", "shallow", "wide", "narrow",
+            "low", "high", "few", "great"}  # fmt: skip
+
+
+def degrees(adjective: str) -> set[str]:
+    """The adjective and its comparative and superlative by the regular English endings ("wide" ->
+    wider, widest; "big" -> bigger, biggest, a short word ending consonant-vowel-consonant doubles its
+    last letter; "shallow" -> shallower, shallowest)."""
+    a = adjective
+    if a.endswith("e"):
+        return {a, a + "r", a + "st"}
+    if (len(a) <= 4 and len(a) >= 3 and a[-1] not in "aeiouwxy" and a[-2] in "aeiou"
+            and a[-3] not in "aeiou"):  # fmt: skip
+        a += a[-1]
+    return {adjective, a + "er", a + "est"}
+
+
+def gloss_words(key: str) -> set[str]:
+    """The words by which a question asks about `key` (`KEY_GLOSSES`), gradable ones in every degree."""
+    return {d for w in KEY_GLOSSES.get(key, "").split() for d in (degrees(w) if w in GRADABLE else {w})}
 
 
 # what "bigger" / "smaller" measures for each kind of record ("the bigger of my two tokenizers")
 SIZE_KEYS = {"run": "params", "tokenizer": "vocab_size", "adapter": "r"}
-SIZE_WORDS = set(KEY_GLOSSES["params"].split()) - {"parameters"}
+SIZE_WORDS = gloss_words("params") - {"parameters"}
 
 
 def asked_keys(clause: str) -> set[str]:
@@ -954,6 +975,6 @@ def asked_keys(clause: str) -> set[str]:
     out = set()
     for key in {*RESULT_KEYS, *FACT_KEYS}:
         parts = {stem(w) for w in key.split("_") if len(w) > 2 and w not in ("per", "max", "n")}
-        if words & (parts | {stem(w) for w in KEY_GLOSSES.get(key, "").split()}):
+        if words & (parts | {stem(w) for w in gloss_words(key)}):
             out.add(key)
     return out
