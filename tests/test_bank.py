@@ -7,7 +7,7 @@ import json
 import pytest
 from agent_fakes import WordEmbedder, bank
 
-from scratchlab.agent.bank import Bank, load_examples, number_readings, tokens
+from scratchlab.agent.bank import Bank, load_examples, negation, number_readings, tokens, verb_base
 from scratchlab.tools import all_tools
 
 
@@ -177,3 +177,11 @@ def test_excluding_a_held_request_refits_at_once_not_at_the_next_request(monkeyp
     monkeypatch.setattr(LogisticRegression, "fit", no_fit)
     prior = b.action_prior("list my runs please", ["train_tokenizer", "list_runs"])
     assert prior["list_runs"] > prior["train_tokenizer"]
+
+
+def test_a_negation_in_any_form_of_its_verb_or_as_a_verb_with_its_particle():
+    assert [verb_base(w) for w in ("removing", "dropped", "drops", "skipping", "taking", "cutting", "layer")] == [
+        "remove", "drop", "drop", "skip", "take", "cut", "layer"]  # fmt: skip
+    toks = tokens("taking out the norms, leave out rope, turned off dropout, find out, the layer")
+    assert [t for i, t in enumerate(toks) if negation(toks, i)] == ["out", "out", "off"]
+    assert negation(["without"], 0) and not negation(["out"], 0)

@@ -243,6 +243,10 @@ def test_a_gloss_that_negates_matches_only_a_request_that_refuses_the_same_words
     assert stated_enum("sweep lr, no early stopping of trials", sweep)["pruner"] == "none"
     assert stated_enum("sweep lr with successive halving", sweep)["pruner"] == "halving"
     assert stated_enum("sweep lr with pruning", sweep)["pruner"] == "median"  # pruning said, not refused
+    # refusing the argument itself is its value that means none
+    assert stated_enum("gpt sweep: dropout=0.0,0.1,0.2, grid sampler, no pruner", sweep)["pruner"] == "none"
+    assert stated_enum("sweep dropout without any pruner", sweep)["pruner"] == "none"
+    assert stated_enum("sweep dropout with the halving pruner", sweep)["pruner"] == "halving"
     assert "pruner" not in stated_enum("keep going until the val loss is below 1.9", sweep)
     # a value said only inside a negation is not named by it
     assert stated_enum("search for it, not with bm25 but by meaning", SEARCH) == {"mode": "dense"}
@@ -257,9 +261,12 @@ def test_a_list_of_enum_values_gets_each_value_the_request_names_in_its_order():
     assert stated_enum("baseline vs rotary position embeddings vs no layernorm", ablate) == {
         "switches": ["rope", "no_layernorm"]}  # fmt: skip
     assert stated_enum("try it without skip connections", ablate) == {"switches": ["no_residual"]}
-    assert (
-        stated_enum("and one that drops the position embeddings", ablate) == {}
-    )  # "drops" is no refusal word
+    # a refusing verb in any form, or a verb with its particle: "drops", "taking out", "turned off"
+    assert stated_enum("and one that drops the position embeddings", ablate) == {"switches": ["no_pos_emb"]}
+    two = "whether taking out the skip connections or taking out the layer norms does more damage"
+    assert stated_enum(two, ablate) == {"switches": ["no_residual", "no_layernorm"]}
+    assert stated_enum("turn off the layer norms in one variant", ablate) == {"switches": ["no_layernorm"]}
+    assert stated_enum("find out the layer norm's effect", ablate) == {}  # "find out" refuses nothing
     assert stated_enum("and one where we drop the position embeddings", ablate) == {
         "switches": ["no_pos_emb"]
     }

@@ -61,6 +61,10 @@ def test_a_background_run_is_asked_for_also_with_a_typo():
     )  # shorthand
     assert router.says_no_wait("sweep-4: resume, +20 min, no wait")  # a phrase of its own, after the first
     assert not router.says_no_wait("no wait, make it 3 layers; keep the rest")  # a correction opens with it
+    # a negation before the verb, in any form: "without waiting", "not waiting"
+    assert router.says_no_wait("start a 2-layer model for 250 steps without waiting for it, then its status")
+    assert router.says_no_wait("kick it off, i am not waiting")
+    assert not router.says_no_wait("oh no wait, make it 3 layers")  # the opening phrase corrects
 
 
 def test_numbers_in_expands_shorthand():

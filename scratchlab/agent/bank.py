@@ -38,7 +38,7 @@ import hashlib
 import json
 import pickle
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,6 +107,51 @@ def load_examples(folder: Path = BANK_DIR) -> list[Example]:
 def stem(word: str) -> str:
     """The word without a trailing "s" when it has more than 3 letters ("heads" -> "head", "its" stays)."""
     return word[:-1] if len(word) > 3 and word.endswith("s") else word
+
+
+# What follows is refused: "no pruning", "not bm25", "don't wait" ("don", "t"), "rather than", "instead of",
+# "skip the regex pre-splitting", "drop the position embeddings", in any form of the verb ("removing").
+NEGATIONS = {
+    "no",
+    "not",
+    "t",
+    "dont",
+    "never",
+    "without",
+    "instead",
+    "than",
+    "skip",
+    "drop",
+    "disable",
+    "remove",
+}
+# a verb and its particle that together refuse what follows: "taking out the layer norms", "turn off rope"
+PARTICLE_VERBS = {"out": {"take", "leave", "cut", "strip", "rip"}, "off": {"turn", "switch", "shut"}}
+
+
+def verb_base(word: str) -> str:
+    """The base of a regular verb form: "removing" -> remove, "dropped" -> drop, "takes" -> take,
+    "taking" -> take; other words unchanged. A base is returned only where it is one of `NEGATIONS` or
+    `PARTICLE_VERBS`' verbs (the only verbs asked about), so no dictionary is needed."""
+    known = NEGATIONS | set().union(*PARTICLE_VERBS.values())
+    if word in known:
+        return word
+    for end in ("ing", "ed", "es", "s"):
+        if word.endswith(end) and len(word) > len(end) + 2:
+            root = word[: -len(end)]
+            for base in (root, root + "e", root[:-1]):  # "remov" + e, "dropp" less its doubled letter
+                if base in known:
+                    return base
+    return word
+
+
+def negation(toks: Sequence[str], i: int) -> bool:
+    """True when `toks[i]` refuses what follows it: one of `NEGATIONS` in any regular form ("removing",
+    "without"), or a particle after its verb ("taking out", "turned off")."""
+    if verb_base(toks[i]) in NEGATIONS:
+        return True
+    verbs = PARTICLE_VERBS.get(toks[i])
+    return bool(verbs) and i > 0 and verb_base(toks[i - 1]) in verbs
 
 
 def tokens(text: str) -> list[str]:

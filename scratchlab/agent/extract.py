@@ -36,9 +36,11 @@ from typing import Any
 from scratchlab.agent.bank import (
     CONTEXT_WORDS,
     FUNCTION_WORDS,
+    NEGATIONS,
     PHRASE_MARKS,
     Bank,
     as_number,
+    negation,
     number_contexts,
     number_readings,
     stem,
@@ -78,23 +80,8 @@ MIN_VOTES = 0.5
 NAMES_MARK = "Names:"  # in a list argument's description: "Names: name (word, word); name; ..."
 VALUE_LINKS = {"of", "at", "to", "is"}  # between a setting's word and its value: "a width of 64"
 LIST_JOINERS = {"and", "or", "vs", "versus"}  # words between the values of a list (commas are dropped)
-# what follows is refused: "no pruning", "not bm25", "don't wait" ("don", "t"), "rather than", "instead of",
-# "skip the regex pre-splitting", "drop the position embeddings"
-NEGATIONS = {
-    "no",
-    "not",
-    "t",
-    "dont",
-    "never",
-    "without",
-    "instead",
-    "than",
-    "skip",
-    "drop",
-    "disable",
-    "remove",
-}
 NEGATION_SCOPE = 3
+NO_OPTION = {"none", "off"}  # the enum value a request that refuses the argument itself means
 REFUSED = "~"  # marks a word said inside a negation's scope ("no early stopping": ~early, ~stopping)
 # Nouns for the model itself label no setting: "2-layer gpt" taught the bank "gpt" for n_layer 7 times
 # in 8, and "train a gpt 32 wide" then split its vote between n_layer and n_embd.
@@ -119,7 +106,7 @@ def stated_flag(arg: str, text: str) -> bool:
     hyde"); "no wait, ..." and "don't wait" say nothing here (a background run is `router`'s call)."""
     toks, name = tokens(text), arg.split("_")
     for i in range(len(toks) - len(name) + 1):
-        if toks[i : i + len(name)] == name and not NEGATIONS & set(toks[max(0, i - 2) : i]):
+        if toks[i : i + len(name)] == name and not any(negation(toks, j) for j in range(max(0, i - 2), i)):
             return True
     return False
 
@@ -607,11 +594,11 @@ def glosses(prop: dict[str, Any]) -> dict[str, set[str]]:
 
 
 def negated(toks: Sequence[str]) -> set[int]:
-    """Positions of `toks` inside a negation's scope: the `NEGATION_SCOPE` words after "no", "not",
-    "without", "instead" or "than" ("by meaning rather than exact words": exact, words)."""
+    """Positions of `toks` inside a negation's scope: the `NEGATION_SCOPE` words after a negation
+    (`bank.negation`: "no", "without", "than", "taking out", ...; "by meaning rather than exact words": exact, words)."""
     out: set[int] = set()
-    for i, t in enumerate(toks):
-        if t in NEGATIONS:
+    for i in range(len(toks)):
+        if negation(toks, i):
             out.update(range(i + 1, min(len(toks), i + 1 + NEGATION_SCOPE)))
     return out
 
@@ -653,6 +640,8 @@ def stated_enum(text: str, parameters: dict[str, Any]) -> dict[str, Any]:
             if named:
                 out[arg] = sorted(named, key=lambda o: _first_mention(o, matched.get(o, set()), toks))
             continue
+        if not named and all(REFUSED + stem(w) in terms for w in arg.split("_")):
+            named = [o for o in options if o.lower() in NO_OPTION][:1]  # "no pruner": the pruner 'none'
         if len(named) != 1:  # by the gloss: the value whose gloss shares the most terms, clearly
             overlap = sorted(((len(m), o) for o, m in matched.items()), reverse=True)
             if overlap and overlap[0][0] >= 1 and (len(overlap) == 1 or overlap[0][0] > overlap[1][0]):

@@ -23,7 +23,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
-from scratchlab.agent.bank import NUMBER_WORD_VALUES, SCALE_WORD_VALUES, as_number
+from scratchlab.agent.bank import NUMBER_WORD_VALUES, SCALE_WORD_VALUES, as_number, negation, tokens
 from scratchlab.agent.constrained import json_object_forcing
 from scratchlab.agent.prompts import ANSWER, CLARIFY
 from scratchlab.lab.words import words_in
@@ -381,6 +381,16 @@ def says_no_wait(text_lower: str) -> bool:
         return True
     phrases = [" ".join(p.split()) for p in text_lower.replace(";", ",").split(",")]
     if any(p.strip(PUNCTUATION) in ("no wait", "nowait", "no-wait") for p in phrases[1:]):
+        return True
+    toks = tokens(
+        text_lower
+    )  # "without waiting for it", "not waiting"; "no wait" opening a correction is no flag
+    opening = len(tokens(phrases[0]))
+    if any(
+        t in ("wait", "waiting")
+        for i, t in enumerate(toks)
+        if i and negation(toks, i - 1) and not (toks[i - 1] == "no" and i < opening)
+    ):
         return True
     long = [w for w in NO_WAIT_WORDS if " " not in w and len(w) >= 8]
     return any(
