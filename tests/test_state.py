@@ -752,3 +752,15 @@ def test_a_list_the_model_wrote_keeps_to_the_records_the_clause_names():
     assert resolve("runs", ["maple-lora-2-merged"], "plot maple's loss curve", runs, "last") == ["maple"]
     assert resolve("runs", ["maple", "run-4"], "plot maple and run-4", runs, "last") == ["maple", "run-4"]
     assert resolve("runs", ["run-4"], "plot all my runs", runs, "last") == ["run-4"]  # names none: as written
+
+
+def test_a_source_described_with_its_noun_picks_the_record_that_used_it():
+    # "whichever model uses my knitting tokenizer": both jobs' runs trained on the knitting patterns,
+    # one with the knitting tokenizer (tk-knit), one character-level
+    jobs = [Record(id="job-5", kind="job", name="job-5",
+                   config={"dataset": "data/knitting_patterns.txt", "tokenizer": "tk-knit", "n_layer": 2}),
+            Record(id="job-6", kind="job", name="job-6",
+                   config={"dataset": "data/knitting_patterns.txt", "tokenizer": "char", "n_layer": 2})]  # fmt: skip
+    clause = "how far along is the trainign of whichever model uses my knitting tokenizer?"
+    assert state.resolve("job_id", None, clause, jobs, None) == "job-5"
+    assert state.resolve("job_id", None, "stop the one on the knitting patterns", jobs, None) is None  # both

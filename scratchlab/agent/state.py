@@ -329,17 +329,24 @@ def _described(
     scored = []
     for r in recs:
         vals = {float(v) for k, v in r.config.items() if k in DESCRIBING_KEYS and isinstance(v, int | float)}
-        srcs = [str(v) for k in DESCRIBING_SOURCES if (v := r.config.get(k))]
-        src_words = {w for v in srcs for w in tokens(Path(v).name.replace("_", " ")) if len(w) > 2}
-        said = sum(
-            any(stem(w) == stem(s) or (len(s) >= 4 and w.startswith(s)) for s in src_words) for w in words
-        )
+        by_key = {k: {w for w in tokens(Path(str(v)).name.replace("_", " ")) if len(w) > 2}
+                  for k in DESCRIBING_SOURCES if (v := r.config.get(k))}  # fmt: skip
+        said = sum(any(_same_word(w, s) for ws in by_key.values() for s in ws) for w in words)
+        # a source described together with its noun counts again: "my knitting tokenizer" is about the
+        # tokenizer a run used (tk-knit), beside a run that only trained on the knitting patterns
+        said += sum(bool(KIND_NOUNS.get(k, {k}).intersection(toks)) and any(_same_word(w, s) for w in words for s in ws)
+                    for k, ws in by_key.items())  # fmt: skip
         said += bool(words & STATUS_WORDS.get(str(r.metrics.get("status")), set()))
         said += _lacks(toks, r.config)
         scored.append((2 * len(nums & vals) * numbers + said, r))
     best = max(s for s, _ in scored)
     top = [r for s, r in scored if s == best]
     return top if best > 0 and (len(top) == 1 or several) else []
+
+
+def _same_word(word: str, source_word: str) -> bool:
+    """A clause's word is a source's word: the same stem, or it starts with the source's 4+ letters ("knitting", "knit")."""
+    return stem(word) == stem(source_word) or (len(source_word) >= 4 and word.startswith(source_word))
 
 
 LACKING = {"no", "without"}  # "the one with no split pattern": a setting the record has none of
