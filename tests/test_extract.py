@@ -491,6 +491,10 @@ def test_function_words_and_the_models_noun_label_no_number():
     assert [v for v, _ in number_contexts("train one like that on shakespeare for 120 steps")] == [120.0]
     assert [v for v, _ in number_contexts("make one with 4 heads")] == [4.0]
     assert [v for v, _ in number_contexts("just one layer")] == [1.0]  # a number still
+    # "one" after a word that points is one picked out: "call that one wren2" set no n_layer 1
+    assert [v for v, _ in number_contexts("give it 2 layers instead and call that one wren2")] == [2.0]
+    assert [v for v, _ in number_contexts("which one has 4 heads?")] == [4.0]
+    assert [v for v, _ in number_contexts("train a one layer model")] == [1.0]
 
 
 def test_a_flag_said_without_a_negation_is_set():

@@ -468,6 +468,7 @@ def _drop_model_numbers(word: str) -> str:
     return word
 
 
+POINTING_WORDS = {"that", "this", "which", "other", "each", "every", "another"}  # before a pronoun "one"
 MAX_TIES = 4  # words halfway between two numbers whose readings `number_readings` tries both ways
 
 
@@ -537,7 +538,10 @@ def _labelled(
         v = as_number(t, nxt)
         # "one of those" counts things and "train one like that" / "make one with 4 heads" points at
         # one: neither sets a number ("one layer" does)
-        pronoun = t == "one" and (not nxt or nxt in FUNCTION_WORDS or nxt == "like")
+        # and "call that one wren2" / "which one" is one picked out, after a word that points
+        pronoun = t == "one" and (
+            not nxt or nxt in FUNCTION_WORDS or nxt == "like" or (i > 0 and toks[i - 1] in POINTING_WORDS)
+        )
         if v is None and t in NUMBER_WORDS and (nxt != "of" or t in OF_COUNTS) and not pronoun:
             v = float(NUMBER_WORDS[t])
         if v is not None:
