@@ -393,6 +393,9 @@ def test_a_fact_the_model_wrote_from_nothing_the_user_said_is_invented():
     ) == ["fact"]
     said = "please remember: I like my samples at 0.6"
     assert router.invented_args({"fact": "User prefers temperature 0.6"}, said, tools) == []
+    # words that say when say nothing to keep: "next time" is in the request and the fact alike
+    fact = "for next time, I will remember to train a tokenizer on the Shakespeare dataset."
+    assert router.invented_args({"fact": fact}, "remember that for next time", tools) == ["fact"]
     said = "my batch size is always 32\nremember that"  # what "that" points at was said before
     assert router.invented_args({"fact": "batch size 32"}, said, tools) == []
     assert (

@@ -46,6 +46,8 @@ GENERIC_WORDS = {
 POINTERS = {"this", "that", "it", "them", "these", "those", "data", "text", "some"}
 VAGUE_WORDS = {"something", "anything", "stuff", "thing", "things", "dataset", "documents", "docs", "notes",
                "folder", "corpus", "whatever", "any", "all"}  # fmt: skip
+# Words that say when, not what: "remember that for next time" names nothing to keep
+WHEN_WORDS = {"next", "time", "later", "future", "now", "again"}
 # a number glued to a word by a hyphen is part of a name ("gpt-1", "job-12", "coder-0.5b"), as for the bank
 NUMBER_RE = re.compile(
     r"(?<![\w.])(?<![A-Za-z]-)(-?(?:\d[\d,_]*(?:\.\d+)?|\.\d+)(?:e-?\d+)?)(?:\s*([kKmM])(?![a-zA-Z=:]|\s?\d))?"
@@ -686,12 +688,12 @@ def numbers_as_words(text: str) -> set[str]:
 
 
 def content_words(text: str, tool_names: Sequence[str] = ()) -> set[str]:
-    """Words of `text` that name something: not generic, vague or a pointer, nor a part of a tool's
+    """Words of `text` that name something: not generic, vague, a pointer or a time, nor a part of a tool's
     name ("search the documents" has none; "what batch size do I prefer" has "batch", "size", "prefer")."""
     tool_words = {w for n in tool_names for w in n.split("_")} | {
         w + "s" for n in tool_names for w in n.split("_")
     }
-    stop = GENERIC_WORDS | VAGUE_WORDS | POINTERS | tool_words
+    stop = GENERIC_WORDS | VAGUE_WORDS | POINTERS | WHEN_WORDS | tool_words
     return {w for w in words_in(text) if w not in stop and len(w) > 2}
 
 
