@@ -764,3 +764,18 @@ def test_a_source_described_with_its_noun_picks_the_record_that_used_it():
     clause = "how far along is the trainign of whichever model uses my knitting tokenizer?"
     assert state.resolve("job_id", None, clause, jobs, None) == "job-5"
     assert state.resolve("job_id", None, "stop the one on the knitting patterns", jobs, None) is None  # both
+
+
+def test_a_name_shaped_word_no_argument_holds_is_the_one_record_the_tool_takes():
+    # "decode [256, 300, 301] using lamp1k" decoded with the newest tokenizer: the model left it out
+    props = {"ids": {"type": "array"}, "tokenizer": {"type": "string", "default": "last",
+             "description": "A tokenizer's name, 'last', or 'cl100k_base' / 'o200k_base'."}}  # fmt: skip
+    assert state.glued_names("use lamp1k, bard350 or wren2; not r4, cl100k, gpt-2 or 3e-4") == [
+        "lamp1k", "bard350", "wren2"]  # fmt: skip
+    clause = "decode [256, 300, 301] using lamp1k"
+    assert state.stray_name(clause, {"ids": [256, 300, 301]}, props) == ("tokenizer", "lamp1k")
+    assert state.stray_name(clause, {"tokenizer": "tk-1"}, props) is None  # the argument is set
+    assert state.stray_name(clause, {}, props, taken=["lamp1k"]) is None  # a record or the new name
+    assert state.stray_name("decode [3] with lamp1k or bard350", {}, props) is None  # which one?
+    two = {**props, "run": {"type": "string"}}
+    assert state.stray_name(clause, {}, two) is None  # the tool takes two records: which is it?

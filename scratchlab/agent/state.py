@@ -28,7 +28,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
-from scratchlab.agent.bank import NUMBER_WORDS, as_number, stem, tokens
+from scratchlab.agent.bank import NAME_HEAD_CHARS, NUMBER_WORDS, as_number, stem, tokens
 from scratchlab.agent.router import REFERENCE_VALUES
 from scratchlab.lab.jobs import ACTIVE
 from scratchlab.lab.registry import DEFAULT_NAME_STEMS
@@ -306,6 +306,51 @@ def own_name(clause: str, kinds: Sequence[str]) -> str | None:
 
 
 DATA_ARGS = ("dataset", "data")  # arguments that take the data a record was made from
+
+
+def glued_names(clause: str) -> list[str]:
+    """Words shaped like a name a user gives a record: `NAME_HEAD_CHARS`+ letters run straight into
+    digits, with an optional k or m ("lamp1k", "bard350", "wren2"); the bank reads no setting's number
+    there either (`bank._drop_model_numbers`)."""
+    out = []
+    for raw in clause.split():
+        word = raw.strip(".,;:!?()[]{}'\"`")
+        cut = next((i for i, c in enumerate(word) if c.isdigit()), 0)
+        if cut >= NAME_HEAD_CHARS and word[:cut].isalpha() and word[cut:].lower().rstrip("km").isdigit():
+            out.append(word)
+    return out
+
+
+def stray_name(
+    clause: str, args: dict[str, Any], props: dict[str, Any], taken: Iterable[str] = ()
+) -> tuple[str, str] | None:
+    """(argument, name) for the one name-shaped word of the clause (`glued_names`) that no argument
+    holds, when the tool takes one record besides its data and the model left that argument to its
+    default: "decode [256, 300, 301] using lamp1k" decoded with the newest tokenizer, where the tool
+    would have said that no tokenizer is named lamp1k. A word is no stray when it is in `taken` (the
+    new artifact's name, the records' names: "a gpt like wren2" is no tokenizer; setting words, such
+    as "iters5k"'s), or a built-in or enum value says it."""
+    refs = [a for a in props if a in ARG_KINDS and a not in DATA_ARGS]
+    if len(refs) != 1 or args.get(refs[0]) not in (None, props[refs[0]].get("default"), [], ["last"]):
+        return None
+    held = " ".join(str(v) for v in args.values()).lower()
+    known = " ".join([*(b for p in props.values() for b in builtins(p.get("description", "") or "")),
+                      *(str(o) for p in props.values() for o in _options(p))]).lower()  # fmt: skip
+    taken = {t.lower() for t in taken}
+    strays = {
+        w for w in glued_names(clause)
+        if w.lower() not in held and w.lower() not in known and w.lower() not in taken
+        and w.lower().rstrip("0123456789km") not in taken
+    }  # fmt: skip
+    return (refs[0], strays.pop()) if len(strays) == 1 else None
+
+
+def _options(prop: dict[str, Any]) -> list[Any]:
+    """The enum values of a property, of its items, or of its anyOf branches."""
+    out = []
+    for p in (prop, prop.get("items") or {}, *prop.get("anyOf", [])):
+        out += p.get("enum") or []
+    return out
 
 
 def _described(
