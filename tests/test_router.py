@@ -64,6 +64,8 @@ def test_a_background_run_is_asked_for_also_with_a_typo():
     # a negation before the verb, in any form: "without waiting", "not waiting"
     assert router.says_no_wait("start a 2-layer model for 250 steps without waiting for it, then its status")
     assert router.says_no_wait("kick it off, i am not waiting")
+    assert router.says_no_wait("a 2-layer run named heron, 400 iterations, don't block on it")
+    assert not router.says_no_wait("train it on the block of text I gave you")
     assert not router.says_no_wait("oh no wait, make it 3 layers")  # the opening phrase corrects
 
 

@@ -371,6 +371,12 @@ def _allowed_numbers(bounds: dict[str, Any], nums: Sequence[float], kind: str) -
             if (kind != "integer" or float(v).is_integer()) and within_bounds(bounds, v)]  # fmt: skip
 
 
+WAIT_VERBS = {
+    "wait",
+    "waiting",
+    "block",
+    "blocking",
+}  # refused ("don't block on it"), they ask for a background run
 TYPO_RATIO = 0.9  # a long word this close to a one-word marker is that word mistyped ("backround")
 
 
@@ -389,7 +395,7 @@ def says_no_wait(text_lower: str) -> bool:
     )  # "without waiting for it", "not waiting"; "no wait" opening a correction is no flag
     opening = len(tokens(phrases[0]))
     if any(
-        t in ("wait", "waiting")
+        t in WAIT_VERBS
         for i, t in enumerate(toks)
         if i and negation(toks, i - 1) and not (toks[i - 1] == "no" and i < opening)
     ):
