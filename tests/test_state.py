@@ -508,7 +508,9 @@ def test_a_question_whose_topic_a_kept_memory_holds_is_a_recall():
     assert (
         state.remembered({"recall": 0.02}, tools, kept, "who is a supervisor?", 0.1, common) is None
     )  # prior
-    assert state.remembered(prior, tools, [], "my supervisor's name?", 0.1, common) is None  # nothing kept
+    assert (
+        state.remembered(prior, tools, [], "my supervisor's name?", 0.1, common) is None
+    )  # the answer leads
     # a setting of the call just made is that call's, which the thread holds
     seed = ["please remember my preferred seed for samples is 1234"]
     asked = "which seed did you just use?"
@@ -520,7 +522,18 @@ def test_a_question_whose_topic_a_kept_memory_holds_is_a_recall():
     heads = {"answer": 0.1, "recall": 0.56}
     assert state.remembered(heads, tools, ["I prefer 8 attention heads"], "how many heads do I usually want?", 0.1,
                             common | {"heads", "many"}) == "recall"  # fmt: skip
-    assert state.remembered(heads, tools, [], "how many heads do I usually want?", 0.1, common) is None
+    # with nothing kept, a recall that leads the prior still runs: the tool says nothing is kept, where
+    # the model invented a name ("do u remember what i named the tarot tokenizer?"); not for a record
+    asked = "do u remember what i named the tarot tokenizer?"
+    assert state.remembered({"answer": 0.28, "recall": 0.39}, tools, [], asked, 0.1, common) == "recall"
+    assert state.remembered({"answer": 0.4, "recall": 0.39}, tools, [], asked, 0.1, common) is None
+    tarot = Record(
+        id="tokenizer-1", kind="tokenizer", name="tk-7", config={"dataset": "data/tarot_cards.txt"}
+    )
+    assert (
+        state.remembered({"answer": 0.28, "recall": 0.39}, tools, [], asked, 0.1, common, recs=[tarot])
+        is None
+    )
     msgs = [SystemMessage("sys", additional_kwargs={"memories": kept})]
     assert state.memories_of(msgs) == kept and state.memories_of([]) == []
 

@@ -246,7 +246,7 @@ class ChatLocalLlama(BaseChatModel):
             action = (state.tool_over_answer(prior, choices, by_name, recs, TOOL_OVER_ANSWER, clause)
                       or state.live_tool(prior, by_name, recs, clause, LIVE_TOOL_FLOOR)
                       or state.remembered(prior, by_name, state.memories_of(messages), clause, RECALL_FLOOR,
-                                          self.bank.common_words(), used=(prev or ("", {}))[1])
+                                          self.bank.common_words(), used=(prev or ("", {}))[1], recs=recs)
                       or carry.continued_lookup(messages, by_name, prior, LOOKUP_FLOOR)
                       or (self.bank.flag(clause, "lab") < LAB_THRESHOLD  # a question about the lab: records
                           and state.named_tool(prior, choices, by_name, recs, clause))

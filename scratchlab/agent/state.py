@@ -580,7 +580,7 @@ def memories_of(messages: Sequence[BaseMessage]) -> list[str]:
 
 def remembered(
     prior: dict[str, float], tools: dict[str, dict], memories: Sequence[str], clause: str, floor: float,
-    common: set[str], used: Iterable[str] = (),
+    common: set[str], used: Iterable[str] = (), recs: Sequence[Record] = (),
 ) -> str | None:  # fmt: skip
     """`recall` for a question the model would answer itself when memories are kept and the bank's prior
     for recall is a majority (what the tool reads exists, as in `tool_over_answer`), or at least `floor`
@@ -588,9 +588,18 @@ def remembered(
     memory. "do you remember my supervisor's name?" with "The user's supervisor is Dr. Okafor." kept:
     the 1.5B answered "Dr. Smith". A word that names an argument of the call just made (`used`) asks
     about that call, which the thread holds ("which seed did you just use?" after a sample at the kept
-    seed). None otherwise."""
-    if "recall" not in tools or prior.get("recall", 0.0) < floor or not memories:
+    seed). Without a kept memory, `recall` when it leads the prior and the question names or describes
+    no record (`recs`): the tool then says nothing is kept, where the 1.5B answered "do u remember what
+    i named the tarot tokenizer?" with a name of its own. None otherwise."""
+    if "recall" not in tools or prior.get("recall", 0.0) < floor:
         return None
+    if not memories:
+        leads = prior["recall"] >= max(prior.values())
+        return (
+            "recall"
+            if leads and not (recs and (names_in(clause, recs) or _described(clause, recs)))
+            else None
+        )
     if prior["recall"] >= 0.5:
         return "recall"
     asked = {stem(t) for t in tokens(clause) if len(t) > 2 and t not in common and not t[0].isdigit()}
