@@ -792,3 +792,12 @@ def test_a_name_shaped_word_no_argument_holds_is_the_one_record_the_tool_takes()
     assert state.stray_name("decode [3] with lamp1k or bard350", {}, props) is None  # which one?
     two = {**props, "run": {"type": "string"}}
     assert state.stray_name(clause, {}, two) is None  # the tool takes two records: which is it?
+
+
+def test_a_question_naming_a_record_and_one_of_its_keys_is_about_that_record():
+    tok = Record(id="tokenizer-1", kind="tokenizer", name="sonnet320", config={"vocab_size": 320},
+                 metrics={"num_merges": 64, "compression": 1.51})  # fmt: skip
+    assert state.asks_about_record("remind me how many merge rules sonnet320 holds?", [tok])
+    assert state.asks_about_record("what vocab size did sonnet320 get?", [tok])
+    assert not state.asks_about_record("tokenise 'my kingdom' with sonnet320", [tok])  # no key of it
+    assert not state.asks_about_record("how many merge rules does it hold?", [tok])  # names none

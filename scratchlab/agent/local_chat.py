@@ -84,6 +84,9 @@ KEPT_THRESHOLD = 0.5  # P(the request asks for the settings the user keeps, nami
 # bank prior a job's status tool needs to answer "how's it going?" in place of the model
 LIVE_TOOL_FLOOR = 0.1
 RECALL_FLOOR = 0.1  # bank prior recall needs, over the model's answer, when a kept memory holds the topic
+ANSWER_OVER_TOOL = (
+    0.8  # bank prior on answering that beats the model's tool for a question about a named record
+)
 TOOL_OVER_ANSWER = 0.8  # bank prior on one tool that beats the model's wish to just answer
 # a follow-up question right after a look-up (a document search) looks up again at this bank prior
 LOOKUP_FLOOR = 0.05
@@ -251,6 +254,12 @@ class ChatLocalLlama(BaseChatModel):
                       or (self.bank.flag(clause, "lab") < LAB_THRESHOLD  # a question about the lab: records
                           and state.named_tool(prior, choices, by_name, recs, clause))
                       or action)  # fmt: skip
+        if (
+            action in by_name
+            and prior.get(ANSWER, 0.0) >= ANSWER_OVER_TOOL
+            and state.asks_about_record(clause, recs)
+        ):
+            action = ANSWER  # "remind me how many merge rules sonnet320 holds?" went to encode_text
         if action in by_name:
             action = state.own_tool(action, by_name, recs, clause)
             params = by_name[action].get("parameters", {})

@@ -544,6 +544,17 @@ def tool_over_answer(
     return fav if _picks_out(clause, refs, recs) or prior[fav] >= (0.5 if refs else sure) else None
 
 
+def asks_about_record(clause: str, recs: Sequence[Record]) -> bool:
+    """True when the clause names a record and says a word of one of its settings' or results' keys
+    ("how many merge rules sonnet320 holds?": sonnet320's num_merges): a question the records answer."""
+    words = {stem(t) for t in tokens(clause) if len(t) > 2}
+    for r in names_in(clause, recs):
+        keys = {stem(w) for k in (*r.config, *r.metrics) for w in k.split("_") if len(w) > 2 and w != "num"}
+        if words & keys:
+            return True
+    return False
+
+
 def _picks_out(clause: str, refs: Sequence[Record], recs: Sequence[Record]) -> bool:
     """True when the clause names one of `refs`, describes one by its kind's noun and its config ("the
     adapter tuned on the sql pairs", "the tokeniser I built from my essays": `_described`), or points
