@@ -84,9 +84,8 @@ KEPT_THRESHOLD = 0.5  # P(the request asks for the settings the user keeps, nami
 # bank prior a job's status tool needs to answer "how's it going?" in place of the model
 LIVE_TOOL_FLOOR = 0.1
 RECALL_FLOOR = 0.1  # bank prior recall needs, over the model's answer, when a kept memory holds the topic
-ANSWER_OVER_TOOL = (
-    0.8  # bank prior on answering that beats the model's tool for a question about a named record
-)
+# bank prior on answering that beats the model's tool for a question about a named record
+ANSWER_OVER_TOOL = 0.8
 TOOL_OVER_ANSWER = 0.8  # bank prior on one tool that beats the model's wish to just answer
 # a follow-up question right after a look-up (a document search) looks up again at this bank prior
 LOOKUP_FLOOR = 0.05
@@ -297,7 +296,7 @@ class ChatLocalLlama(BaseChatModel):
                     args.pop(arg, None)  # the tool's default ("last") then applies
             args = state.resolve_pronoun(args, clause, recs, props)
             taken = [extract.stated_name(clause) or "", *extract.arg_words(action, params, self.bank),
-                     *(x for r in recs for x in (r.name, r.id))]  # fmt: skip
+                     *(x for r in recs for x in (r.name, r.id)), *(o for p in props.values() for o in extract.enum_options(p))]  # fmt: skip
             if stray := state.stray_name(clause, args, props, taken):  # "decode [256, 300] using lamp1k"
                 args[stray[0]] = [stray[1]] if state.takes_list(props[stray[0]]) else stray[1]
             for arg in extract.TEXT_ARGS:  # "how does mine do on that same phrase?": the text said before

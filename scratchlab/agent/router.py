@@ -371,12 +371,8 @@ def _allowed_numbers(bounds: dict[str, Any], nums: Sequence[float], kind: str) -
             if (kind != "integer" or float(v).is_integer()) and within_bounds(bounds, v)]  # fmt: skip
 
 
-WAIT_VERBS = {
-    "wait",
-    "waiting",
-    "block",
-    "blocking",
-}  # refused ("don't block on it"), they ask for a background run
+# refused ("don't block on it", "without waiting"), these ask for a background run
+WAIT_VERBS = {"wait", "waiting", "block", "blocking"}
 TYPO_RATIO = 0.9  # a long word this close to a one-word marker is that word mistyped ("backround")
 
 
@@ -390,9 +386,8 @@ def says_no_wait(text_lower: str) -> bool:
     phrases = [" ".join(p.split()) for p in text_lower.replace(";", ",").split(",")]
     if any(p.strip(PUNCTUATION) in ("no wait", "nowait", "no-wait") for p in phrases[1:]):
         return True
-    toks = tokens(
-        text_lower
-    )  # "without waiting for it", "not waiting"; "no wait" opening a correction is no flag
+    # "without waiting for it", "not waiting"; "no wait" opening a correction is no flag
+    toks = tokens(text_lower)
     opening = len(tokens(phrases[0]))
     if any(
         t in WAIT_VERBS

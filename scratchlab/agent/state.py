@@ -329,28 +329,20 @@ def stray_name(
     default: "decode [256, 300, 301] using lamp1k" decoded with the newest tokenizer, where the tool
     would have said that no tokenizer is named lamp1k. A word is no stray when it is in `taken` (the
     new artifact's name, the records' names: "a gpt like wren2" is no tokenizer; setting words, such
-    as "iters5k"'s), or a built-in or enum value says it."""
+    as "iters5k"'s, the tool's enum values), or a built-in the description names says it."""
     refs = [a for a in props if a in ARG_KINDS and a not in DATA_ARGS]
     if len(refs) != 1 or args.get(refs[0]) not in (None, props[refs[0]].get("default"), [], ["last"]):
         return None
     held = " ".join(str(v) for v in args.values()).lower()
-    known = " ".join([*(b for p in props.values() for b in builtins(p.get("description", "") or "")),
-                      *(str(o) for p in props.values() for o in _options(p))]).lower()  # fmt: skip
     taken = {t.lower() for t in taken}
+    known = " ".join(
+        [*taken, *(b for p in props.values() for b in builtins(p.get("description", "") or ""))]
+    ).lower()
     strays = {
         w for w in glued_names(clause)
-        if w.lower() not in held and w.lower() not in known and w.lower() not in taken
-        and w.lower().rstrip("0123456789km") not in taken
+        if w.lower() not in held and w.lower() not in known and w.lower().rstrip("0123456789km") not in taken
     }  # fmt: skip
     return (refs[0], strays.pop()) if len(strays) == 1 else None
-
-
-def _options(prop: dict[str, Any]) -> list[Any]:
-    """The enum values of a property, of its items, or of its anyOf branches."""
-    out = []
-    for p in (prop, prop.get("items") or {}, *prop.get("anyOf", [])):
-        out += p.get("enum") or []
-    return out
 
 
 def _described(
