@@ -267,6 +267,12 @@ def test_a_list_of_enum_values_gets_each_value_the_request_names_in_its_order():
     assert stated_enum(two, ablate) == {"switches": ["no_residual", "no_layernorm"]}
     assert stated_enum("turn off the layer norms in one variant", ablate) == {"switches": ["no_layernorm"]}
     assert stated_enum("find out the layer norm's effect", ablate) == {}  # "find out" refuses nothing
+    # a key=value variant the items' pattern admits joins the list; it sets no base setting
+    assert stated_enum("again, but also try mlp_ratio=2 as another variant", ablate) == {
+        "switches": ["mlp_ratio=2"]
+    }
+    got = stated_values({}, "ablate relu and n_head=1, dropout=0.2.", "ablate_gpt", ablate, None)
+    assert got["switches"] == ["relu", "n_head=1", "dropout=0.2"] and "n_head" not in got
     assert stated_enum("and one where we drop the position embeddings", ablate) == {
         "switches": ["no_pos_emb"]
     }

@@ -570,6 +570,15 @@ def enum_options(prop: dict[str, Any]) -> list[str]:
     return []
 
 
+def patterned(text: str, prop: dict[str, Any]) -> list[str]:
+    """The words of `text` that a list property's item `pattern` (in the schema) admits whole, in
+    order: the `key=value` variants of `switches` ("again, but also try mlp_ratio=2" -> mlp_ratio=2)."""
+    items = prop.get("items") or {}
+    patterns = [b["pattern"] for b in (items, *items.get("anyOf", [])) if b.get("pattern")]
+    words = (w.strip(",;:()'\"`").rstrip(".") for w in text.split())
+    return list(dict.fromkeys(w for w in words if w and any(re.fullmatch(p, w) for p in patterns)))
+
+
 def glosses(prop: dict[str, Any]) -> dict[str, set[str]]:
     """{enum value: terms of its gloss}: the description's text between one quoted value and the next
     ("'dense' (meaning) or 'bm25' (exact words)" -> {"dense": {"meaning"}, "bm25": {"exact", "words"}}).
@@ -637,8 +646,10 @@ def stated_enum(text: str, parameters: dict[str, Any]) -> dict[str, Any]:
         if "array" in _types(prop):
             named += [o for o, m in matched.items() if m and o not in named
                       and not any(m <= m2 for o2, m2 in matched.items() if o2 != o)]  # fmt: skip
+            named = sorted(named, key=lambda o: _first_mention(o, matched.get(o, set()), toks))
+            named += [w for w in patterned(text, prop) if w not in named]  # "also try mlp_ratio=2"
             if named:
-                out[arg] = sorted(named, key=lambda o: _first_mention(o, matched.get(o, set()), toks))
+                out[arg] = named
             continue
         if not named and all(REFUSED + stem(w) in terms for w in arg.split("_")):
             named = [o for o in options if o.lower() in NO_OPTION][:1]  # "no pruner": the pruner 'none'
@@ -891,7 +902,9 @@ def stated_values(
     docstring); with `named`, the settings it names by word join a list argument of setting names
     (`named_settings`) after the model has written its own."""
     props = parameters.get("properties", {})
-    stated = stated_numbers(clause, action, parameters, bank)
+    listed = {w for p in props.values() for w in patterned(clause, p)}  # "n_head=1" as a variant is no n_head
+    unlisted = " ".join("," if w.strip(",;:()'\"`").rstrip(".") in listed else w for w in clause.split())
+    stated = stated_numbers(unlisted, action, parameters, bank)
     out, in_lists = _with_lists(
         {**args, **stated}, stated_lists(clause, parameters, arg_words(action, parameters, bank))
     )
