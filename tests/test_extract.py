@@ -501,6 +501,12 @@ def test_function_words_and_the_models_noun_label_no_number():
     assert [v for v, _ in number_contexts("give it 2 layers instead and call that one wren2")] == [2.0]
     assert [v for v, _ in number_contexts("which one has 4 heads?")] == [4.0]
     assert [v for v, _ in number_contexts("train a one layer model")] == [1.0]
+    # a number next to a vague noun counts things: "changing one thing per attempt" set max_iters 1
+    research = {
+        "properties": {"max_iters": {"type": "integer", "minimum": 1}, "plateau": {"type": "integer"}}
+    }
+    assert stated_numbers("change one thing per attempt, 300 iters each", "research_gpt", research, None) == {
+        "max_iters": 300}  # fmt: skip
 
 
 def test_a_flag_said_without_a_negation_is_set():

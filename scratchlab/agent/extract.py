@@ -47,7 +47,7 @@ from scratchlab.agent.bank import (
     tokens,
     ungroup_digits,
 )
-from scratchlab.agent.router import PUNCTUATION, within_bounds
+from scratchlab.agent.router import PUNCTUATION, VAGUE_WORDS, within_bounds
 from scratchlab.agent.state import KIND_NOUNS
 
 # Paths: with a slash or a known file extension ("docs/", "~/notes", "data/qa.jsonl", "notes.txt").
@@ -214,6 +214,8 @@ def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Ban
         found: dict[str, set[float]] = {}
         evidence = 0.0
         for value, context in contexts:
+            if any(w in VAGUE_WORDS and weight >= 1.0 for w, weight in context.items()):
+                continue  # "changing one thing per attempt" counts things: no setting's value
             scores: Counter = Counter()
             smoothed: Counter = Counter()
             for arg in numeric:
