@@ -224,6 +224,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             results.append(run_conversation(session, conv, log=lambda s: print(s, flush=True)))
     finally:
         os.chdir(cwd)
+        from scratchlab.training.board import stop_board
+
+        stop_board(session.workspace)  # a show_curves turn starts a dashboard; it must not outlive the run
     summary = summarise(results)
     split = convs[0].get("split", "dev") if convs else "none"
     model = (args.model or "default").replace(":", "-")
