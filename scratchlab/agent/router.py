@@ -386,13 +386,10 @@ def says_no_wait(text_lower: str) -> bool:
     phrases = [" ".join(p.split()) for p in text_lower.replace(";", ",").split(",")]
     if any(p.strip(PUNCTUATION) in ("no wait", "nowait", "no-wait") for p in phrases[1:]):
         return True
-    # "without waiting for it", "not waiting"; "no wait" opening a correction is no flag
+    # "without waiting for it", "not waiting"; "no wait" is the phrase rule's above ("no wait, make it 3 layers" corrects)
     toks = tokens(text_lower)
-    opening = len(tokens(phrases[0]))
     if any(
-        t in WAIT_VERBS
-        for i, t in enumerate(toks)
-        if i and negation(toks, i - 1) and not (toks[i - 1] == "no" and i < opening)
+        t in WAIT_VERBS and toks[i - 1] != "no" and negation(toks, i - 1) for i, t in enumerate(toks) if i
     ):
         return True
     long = [w for w in NO_WAIT_WORDS if " " not in w and len(w) >= 8]
