@@ -624,3 +624,29 @@ def test_numbers_labelled_on_either_side_of_a_comma_are_no_list():
     assert [v for v, _ in value_lists("width 32, 64 and 128 steps", known)] == [
         [32.0, 64.0, 128.0]
     ]  # "and" closes
+
+
+def test_the_new_artifacts_name_said_as_the_verbs_object():
+    from scratchlab.agent.extract import object_name, stated_name
+
+    ex = [Example(id=f"e{i}", request=r, action="train_gpt") for i, r in enumerate(
+        ["train a gpt on shakespeare", "train a char model", "fit a gpt to data/x.txt", "fit a small one",
+         "a gpt on shakespeare please", "a tiny model"])]  # fmt: skip
+    b = Bank(ex, embedder=object())
+    assert object_name("train clover on shakespeare characters: one block", "train_gpt", b) == "clover"
+    assert object_name("train sorrel: shakespeare, 1 block", "train_gpt", b) == "sorrel"
+    assert object_name("train a gpt on shakespeare", "train_gpt", b) is None  # words the bank knows
+    assert object_name("a whimsical gpt on shakespeare", "train_gpt", b) is None  # "a" is no verb
+    assert object_name("train clover on it", "sample_gpt", b) is None  # no request for it opens so
+    # "as" names nothing when a word any request says follows it; the naming word skips "the result"
+    assert stated_name("train sorrel: shakespeare, characters as tokens, 1 block", {"tokens"}) is None
+    assert stated_name("index ~/notes as hives", {"tokens"}) == "hives"
+    assert stated_name("and let's call the result glazetok.") == "glazetok"
+    assert stated_name("call that one wren2, keep everything else") == "wren2"
+
+
+def test_a_name_run_together_labels_its_number():
+    # "topk 30 seed 7" gave seed 30: "topk" was no word of top_k's, so "seed" took the 30 beside it
+    sample = {"properties": {k: {"type": "integer"} for k in ("max_new_tokens", "top_k", "seed")}}
+    got = stated_numbers("samp gpt-6 n=120 topk 30 seed 7", "sample_gpt", sample, None)
+    assert got["top_k"] == 30 and got["seed"] == 7

@@ -466,3 +466,14 @@ def test_a_tool_results_numbers_ground_only_the_arguments_it_names():
     sweep = [*msgs[:2], ToolMessage("sweep done: best trial 3, lr=3e-4, val loss 1.52", tool_call_id="1")]
     ctx = router.clause_context(sweep, "train it with the best lr", gpt)
     assert router.numbers_in(ctx) == {0.0003}
+
+
+def test_a_refusal_reaches_its_verb_across_need_to():
+    from scratchlab.agent.extract import stated_flag
+    from scratchlab.agent.router import says_no_wait
+
+    text = "resume sweep-4 with 15 extra minutes, no need to wait around"
+    assert says_no_wait(text) and not stated_flag("wait", text)
+    assert says_no_wait("you don't have to wait for it") and not stated_flag("wait", "don't have to wait")
+    assert stated_flag("wait", "I need to wait for it") and not says_no_wait("i need to wait for it")
+    assert not says_no_wait("no wait, make it 3 layers")  # a correction, not a background run

@@ -154,6 +154,23 @@ def negation(toks: Sequence[str], i: int) -> bool:
     return bool(verbs) and i > 0 and verb_base(toks[i - 1]) in verbs
 
 
+# words a refusal reaches across to its verb: "no need to wait", "don't have to wait", "not going to wait"
+NEGATION_LINKS = {"need", "needs", "to", "have", "has", "got", "bother", "going", "gonna", "want", "wanna",
+                  "should", "must", "will", "ll", "really", "even", "any"}  # fmt: skip
+
+
+def refused(toks: Sequence[str], i: int, reach: int = 1) -> int | None:
+    """The index of the negation that refuses `toks[i]`: one within `reach` tokens before it, or one
+    before a run of `NEGATION_LINKS` ("no need to wait", "don't have to wait"); None when not refused."""
+    for j in range(i - 1, max(-1, i - 1 - reach), -1):
+        if negation(toks, j):
+            return j
+    j = i - 1
+    while j >= 0 and toks[j] in NEGATION_LINKS:
+        j -= 1
+    return j if 0 <= j < i - 1 and negation(toks, j) else None
+
+
 def tokens(text: str) -> list[str]:
     """Lower-case words and numbers of `text`, split at every non-alphanumeric character except '.'
     inside numbers ("4L" -> ["4", "l"], "lr=3e-4" -> ["lr", "3e-4"], "dropout .1" -> ["dropout", ".1"])."""
@@ -212,6 +229,7 @@ class Bank:
         self._excluded: set[str] = set()
         self._value_words: dict[str | None, dict[str, Counter]] | None = None
         self._common: tuple[float, set[str]] | None = None
+        self._seen: tuple[frozenset[str], set[str]] | None = None
         # target ("action" or a flag) -> (excluded ids, TfidfVectorizer, LogisticRegression)
         self._classifiers: dict[str, tuple[frozenset[str], Any, Any]] = {}
 
@@ -370,6 +388,21 @@ class Bank:
             df = Counter(w for e in self.examples for w in set(tokens(e.request)))
             self._common = (share, {w for w, n in df.items() if n > share * max(1, len(self.examples))})
         return self._common[1]
+
+    def opening_words(self, action: str, min_count: int = 2) -> set[str]:
+        """The first words of at least `min_count` of the bank's requests for `action` ("train", "fit"
+        for train_gpt): the verbs that ask for it."""
+        firsts = Counter(t[0] for e in self.examples if e.action == action and e.id not in self._excluded
+                         and (t := tokens(e.request)))  # fmt: skip
+        return {w for w, n in firsts.items() if n >= min_count}
+
+    def seen_words(self) -> set[str]:
+        """Every word of the examples' requests (less the excluded ones): a word outside it is one no
+        request in the bank used, such as the name a user gave a record ("obsidian", "thistle-lr")."""
+        key = frozenset(self._excluded)
+        if self._seen is None or self._seen[0] != key:
+            self._seen = (key, {w for e in self.examples if e.id not in key for w in tokens(e.request)})
+        return self._seen[1]
 
     def value_words(self, action: str, args: Iterable[str] = ()) -> dict[str, Counter]:
         """{argument: Counter(word)}: the words that label an argument's number in the examples of

@@ -30,7 +30,7 @@ import difflib
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from scratchlab.agent.bank import (
@@ -43,6 +43,7 @@ from scratchlab.agent.bank import (
     negation,
     number_contexts,
     number_readings,
+    refused,
     stem,
     tokens,
     ungroup_digits,
@@ -74,6 +75,12 @@ NAME_FILLERS = {
     "as",
     "to",
     "=",
+    "that",  # "call that one wren2"
+    "this",
+    "one",
+    "result",  # "call the result glazetok"
+    "output",
+    "thing",
 }
 NOT_NAMES = {"it", "the", "a", "an", "after", "something", "whatever", "that", "this", "me"}
 MIN_VOTES = 0.5
@@ -103,10 +110,11 @@ def _types(prop: dict[str, Any]) -> list[str | None]:
 
 def stated_flag(arg: str, text: str) -> bool:
     """True when `text` says the flag's name with no negation just before it ("wait for it", "use
-    hyde"); "no wait, ..." and "don't wait" say nothing here (a background run is `router`'s call)."""
+    hyde"); "no wait, ...", "don't wait" and "no need to wait" (`bank.refused`) say nothing here (a
+    background run is `router`'s call)."""
     toks, name = tokens(text), arg.split("_")
     for i in range(len(toks) - len(name) + 1):
-        if toks[i : i + len(name)] == name and not any(negation(toks, j) for j in range(max(0, i - 2), i)):
+        if toks[i : i + len(name)] == name and refused(toks, i, reach=2) is None:
             return True
     return False
 
@@ -139,7 +147,8 @@ def _name_parts(arg: str) -> list[str]:
 
 def _name_words(arg: str) -> dict[str, float]:
     """Words an argument's own name gives, with their weight: the name and its last part (the head
-    noun) in either number count 1 (n_layer -> layer, layers; max_iters -> iters, iter); an earlier part (a modifier) counts `MODIFIER_WEIGHT` and only as
+    noun) in either number count 1 (n_layer -> layer, layers; max_iters -> iters, iter), as does the
+    name run together ("topk 30", "maxiters 500"); an earlier part (a modifier) counts `MODIFIER_WEIGHT` and only as
     written: "batch" is batch_size's, but "3 blocks" is no block_size ("one block" names a transformer
     block more often than its context). A word two names share counts half for each (`stated_numbers`)."""
     parts = _name_parts(arg)
@@ -147,7 +156,7 @@ def _name_words(arg: str) -> dict[str, float]:
         return {arg: 1.0}
     head = parts[-1]
     words = dict.fromkeys(parts[:-1], MODIFIER_WEIGHT)
-    words.update(dict.fromkeys({arg, head, head + "s", head.rstrip("s")} - {""}, 1.0))
+    words.update(dict.fromkeys({arg, arg.replace("_", ""), head, head + "s", head.rstrip("s")} - {""}, 1.0))
     return words
 
 
@@ -815,10 +824,11 @@ def stated_pairs(text: str, parameters: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def stated_name(text: str) -> str | None:
+def stated_name(text: str, common: Collection[str] = ()) -> str | None:
     """The name a request gives a new artifact ("call it haiku-bpe", "named qa-r4"), else None. A
     quoted word within the few words after the naming word is the name, whatever stands between
-    ("call the thing 'exhibits'"): quotes mark the literal."""
+    ("call the thing 'exhibits'"): quotes mark the literal. A word of `common` (`Bank.common_words`)
+    names nothing after "as" ("characters as tokens")."""
     raw = text.split()
     for i, w in enumerate(raw):
         if w.lower().strip("\"'`").rstrip(":=") in NAMING_WORDS:
@@ -836,7 +846,28 @@ def stated_name(text: str) -> str | None:
                 cand = rest[0].strip(".,;:!?()")
                 if cand and cand.lower() not in NOT_NAMES and (cand[0].isalpha()):
                     return cand
-    return _named_as(words)
+    return _named_as(words, common)
+
+
+def object_name(clause: str, action: str, bank: Bank) -> str | None:
+    """The new artifact's name said as the object of the verb that asks for it: "train clover on
+    shakespeare characters", "train sorrel: shakespeare, ...". The word right after one of the first
+    three words, when that one opens the bank's requests for `action` (`Bank.opening_words`; not a
+    function word or a kind's noun: "a whimsical gpt" names nothing) and no request of the bank used
+    the word (`Bank.seen_words`); else None."""
+    words = [w.strip(PUNCTUATION) for w in clause.split()]
+    nouns = set().union(*KIND_NOUNS.values())  # "gpt whimsy": a kind, then its description
+    openers = bank.opening_words(action) - FUNCTION_WORDS - nouns
+    for i, w in enumerate(words[:3]):
+        if w.lower() in openers and i + 1 < len(words):
+            cand = words[i + 1]
+            if cand[:1].isalpha() and all(c.isalnum() or c in "-_" for c in cand):
+                seen = bank.seen_words()
+                if all(t in seen or len(t) < 3 for t in tokens(cand)):
+                    return None
+                return cand
+            return None
+    return None
 
 
 AS_NOT_NAMES = {
@@ -859,7 +890,7 @@ AS_NOT_NAMES = {
 }  # fmt: skip  "do it as before"
 
 
-def _named_as(words: list[str]) -> str | None:
+def _named_as(words: list[str], common: Collection[str] = ()) -> str | None:
     """The name after "as" that ends its clause ("index ~/notes/bees as hives", "... as primer, then
     ..."): one word, a letter first, that is no function word, filler or adverb ("as well", "as
     before"); else None."""
@@ -872,7 +903,7 @@ def _named_as(words: list[str]) -> str | None:
         ends = raw != cand or not after or after in ("then", "and")
         low = cand.lower()
         if (ends and cand[:1].isalpha() and low not in NOT_NAMES | NAME_FILLERS | FUNCTION_WORDS | AS_NOT_NAMES
-                and not low.endswith("ly")):  # fmt: skip
+                and not low.endswith("ly") and low not in common):  # fmt: skip
             return cand
     return None
 
@@ -935,7 +966,9 @@ def stated_values(
             out[arg] = quote
             break
     if "name" in props:
-        name = stated_name(clause)
+        name = stated_name(clause, bank.common_words() if bank is not None else ())
+        if not name and bank is not None:
+            name = object_name(clause, action, bank)
         if name:
             out["name"] = name
     if "special_tokens" in props:

@@ -297,7 +297,10 @@ class ChatLocalLlama(BaseChatModel):
             args = state.resolve_pronoun(args, clause, recs, props)
             taken = [extract.stated_name(clause) or "", *extract.arg_words(action, params, self.bank),
                      *(x for r in recs for x in (r.name, r.id)), *(o for p in props.values() for o in extract.enum_options(p))]  # fmt: skip
-            if stray := state.stray_name(clause, args, props, taken):  # "decode [256, 300] using lamp1k"
+            unquoted = extract.QUOTE_RE.sub(" ", clause)  # "encode 'obsidian dreams'" names no tokenizer
+            if stray := state.stray_name(
+                unquoted, args, props, taken, self.bank.seen_words()
+            ):  # "... using lamp1k"
                 args[stray[0]] = [stray[1]] if state.takes_list(props[stray[0]]) else stray[1]
             for arg in extract.TEXT_ARGS:  # "how does mine do on that same phrase?": the text said before
                 if arg in props and not args.get(arg) and state.refers_to_kind(clause, arg):

@@ -23,7 +23,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
-from scratchlab.agent.bank import NUMBER_WORD_VALUES, SCALE_WORD_VALUES, as_number, negation, tokens
+from scratchlab.agent.bank import NUMBER_WORD_VALUES, SCALE_WORD_VALUES, as_number, refused, tokens
 from scratchlab.agent.constrained import json_object_forcing
 from scratchlab.agent.prompts import ANSWER, CLARIFY
 from scratchlab.lab.words import words_in
@@ -386,12 +386,13 @@ def says_no_wait(text_lower: str) -> bool:
     phrases = [" ".join(p.split()) for p in text_lower.replace(";", ",").split(",")]
     if any(p.strip(PUNCTUATION) in ("no wait", "nowait", "no-wait") for p in phrases[1:]):
         return True
-    # "without waiting for it", "not waiting"; "no wait" is the phrase rule's above ("no wait, make it 3 layers" corrects)
+    # "without waiting for it", "not waiting", "no need to wait around"; "no wait" is the phrase rule's
+    # above ("no wait, make it 3 layers" corrects)
     toks = tokens(text_lower)
-    if any(
-        t in WAIT_VERBS and toks[i - 1] != "no" and negation(toks, i - 1) for i, t in enumerate(toks) if i
-    ):
-        return True
+    for i, t in enumerate(toks):
+        j = refused(toks, i) if t in WAIT_VERBS else None
+        if j is not None and not (j == i - 1 and toks[j] == "no"):
+            return True
     long = [w for w in NO_WAIT_WORDS if " " not in w and len(w) >= 8]
     return any(
         difflib.SequenceMatcher(None, t.strip(".,;:!?()'\""), w).ratio() >= TYPO_RATIO

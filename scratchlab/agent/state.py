@@ -21,7 +21,7 @@ last turn of this conversation that made or mentioned it. References resolve to 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -321,15 +321,32 @@ def glued_names(clause: str) -> list[str]:
     return out
 
 
+def unseen_words(clause: str, seen: Collection[str]) -> list[str]:
+    """The clause's words (split at spaces, edge punctuation off) with a part of 3+ letters that no
+    request of the bank used (`Bank.seen_words`): the names users give records ("obsidian",
+    "thistle-lr"). Paths, numbers and words with a digit are left to `glued_names` and the path rules."""
+    out = []
+    for raw in clause.split():
+        word = raw.strip(".,;:!?()[]{}'\"`")
+        if "/" in word or any(c.isdigit() for c in word) or not word[:1].isalpha():
+            continue
+        if any(len(t) >= 3 and t.isalpha() and t not in seen for t in tokens(word)):
+            out.append(word)
+    return out
+
+
 def stray_name(
-    clause: str, args: dict[str, Any], props: dict[str, Any], taken: Iterable[str] = ()
-) -> tuple[str, str] | None:
-    """(argument, name) for the one name-shaped word of the clause (`glued_names`) that no argument
-    holds, when the tool takes one record besides its data and the model left that argument to its
-    default: "decode [256, 300, 301] using lamp1k" decoded with the newest tokenizer, where the tool
-    would have said that no tokenizer is named lamp1k. A word is no stray when it is in `taken` (the
-    new artifact's name, the records' names: "a gpt like wren2" is no tokenizer; setting words, such
-    as "iters5k"'s, the tool's enum values), or a built-in the description names says it."""
+    clause: str, args: dict[str, Any], props: dict[str, Any], taken: Iterable[str] = (),
+    seen: Collection[str] | None = None,
+) -> tuple[str, str] | None:  # fmt: skip
+    """(argument, name) for the one name-shaped word of the clause (`glued_names`; with `seen`, also
+    `unseen_words`) that no argument holds, when the tool takes one record besides its data and the
+    model left that argument to its default: "decode [256, 300, 301] using lamp1k" decoded with the
+    newest tokenizer, where the tool would have said that no tokenizer is named lamp1k; "stop
+    thistle-lr" asked which sweep. A word is no stray when it is in `taken` (the new artifact's name,
+    the records' names: "a gpt like wren2" is no tokenizer; setting words, such as "iters5k"'s, the
+    tool's enum values), or a built-in the description names says it. Quoted text is the caller's to
+    take out of `clause`."""
     refs = [a for a in props if a in ARG_KINDS and a not in DATA_ARGS]
     if len(refs) != 1 or args.get(refs[0]) not in (None, props[refs[0]].get("default"), [], ["last"]):
         return None
@@ -338,8 +355,9 @@ def stray_name(
     known = " ".join(
         [*taken, *(b for p in props.values() for b in builtins(p.get("description", "") or ""))]
     ).lower()
+    words = glued_names(clause) + (unseen_words(clause, seen) if seen is not None else [])
     strays = {
-        w for w in glued_names(clause)
+        w for w in words
         if w.lower() not in held and w.lower() not in known and w.lower().rstrip("0123456789km") not in taken
     }  # fmt: skip
     return (refs[0], strays.pop()) if len(strays) == 1 else None
