@@ -185,3 +185,13 @@ def test_a_negation_in_any_form_of_its_verb_or_as_a_verb_with_its_particle():
     toks = tokens("taking out the norms, leave out rope, turned off dropout, find out, the layer")
     assert [t for i, t in enumerate(toks) if negation(toks, i)] == ["out", "out", "off"]
     assert negation(["without"], 0) and not negation(["out"], 0)
+
+
+def test_an_unfamiliar_word_is_unseen_and_no_common_word_mistyped():
+    from scratchlab.agent.bank import Bank, Example
+
+    reqs = ["train a gpt", "train it", "train more", "sample it", "sample more", "please train"] * 10
+    b = Bank([Example(id=f"e{i}", request=r, action="x") for i, r in enumerate(reqs)], embedder=object())
+    assert b.unfamiliar("obsidian") and b.unfamiliar("thistle-lr")
+    assert not b.unfamiliar("train") and not b.unfamiliar("gpt")  # words the requests say
+    assert not b.unfamiliar("trian") and not b.unfamiliar("sampel") and not b.unfamiliar("plase")  # typos

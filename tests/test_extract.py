@@ -650,3 +650,17 @@ def test_a_name_run_together_labels_its_number():
     sample = {"properties": {k: {"type": "integer"} for k in ("max_new_tokens", "top_k", "seed")}}
     got = stated_numbers("samp gpt-6 n=120 topk 30 seed 7", "sample_gpt", sample, None)
     assert got["top_k"] == 30 and got["seed"] == 7
+
+
+def test_a_count_said_with_of_needs_it_and_a_label_of_another_number_names_nothing():
+    # "a byte-pair vocabulary ... 3000 entries" read a 2 from "pair", and two values set no vocab_size
+    assert [v for v, _ in number_contexts("a pair of heads, a byte-pair vocabulary")] == [2.0]
+    b = Bank(load_examples(), embedder=object())
+    text = "build me a byte-pair vocabulary from data/glaze_notes.txt, something like 3000 entries"
+    assert stated_numbers(text, "train_tokenizer", TOK, b) == {"vocab_size": 3000}
+    # the model's block_size=120 beside "120 steps": "block" labels the 1 (n_layer), not the 120
+    text = "train clover on shakespeare: one block, 2 heads, 32 dims, 120 steps"
+    model = {"n_layer": 1, "n_head": 2, "n_embd": 32, "max_iters": 120, "block_size": 120}
+    got = stated_values(model, text.replace("one block", "1 block"), "train_gpt", GPT, b)
+    assert "block_size" not in got and got["max_iters"] == 120
+    assert stated_values({**model, "block_size": 64}, text, "train_gpt", GPT, b)["block_size"] == 64

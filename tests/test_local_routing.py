@@ -429,3 +429,29 @@ def test_that_same_phrase_is_the_text_an_earlier_call_took():
     assert calls_of(msgs)[-1][1]["text"] == "unbelievably overcaffeinated"
     msgs = ask(g, "now encode some other words for me")  # no pointer at an earlier text: no carry-over
     assert sum("unbelievably" in str(c) for c in calls_of(msgs)) == 2
+
+
+@tool
+def finetune(data: str, rank: int = 8) -> str:
+    """Fine-tune a LoRA adapter on a data file."""
+    CALLS.append(("finetune", {"data": data, "rank": rank}))
+    return f"adapter trained on {data}"
+
+
+def test_a_request_the_bank_reads_as_underspecified_asks_for_what_the_tool_lacks():
+    # "fine-tune an adapter for me": the model chose to answer ("I'm sorry, I can't assist with that")
+    clarify = bank(
+        ("fine-tune an adapter on data/qa.jsonl", "finetune", {"data": "data/qa.jsonl"}),
+        ("fine-tune something for me", "clarify"),
+        ("tune an adapter please", "clarify"),
+        ("an adapter for me", "clarify"),
+        ("hi there", "answer"),
+    )
+    CALLS.clear()
+    g = graph(local(clarify, choice="answer", reply="I'm sorry, but I can't assist with that."), [finetune])
+    msgs = ask(g, "fine-tune an adapter for me")
+    assert not CALLS and not calls_of(msgs)
+    assert "finetune" in str(msgs[-1].content) and "data" in str(msgs[-1].content)  # the question back
+    # a request the bank does not read so still gets the model's answer
+    msgs = ask(g, "hi there", thread="u")
+    assert str(msgs[-1].content).startswith("I'm sorry")

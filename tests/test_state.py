@@ -803,18 +803,26 @@ def test_a_question_naming_a_record_and_one_of_its_keys_is_about_that_record():
     assert not state.asks_about_record("how many merge rules does it hold?", [tok])  # names none
 
 
-def test_a_word_no_request_of_the_bank_used_is_a_stray_name_too():
+def test_a_word_no_request_of_the_bank_used_is_a_stray_name_in_a_records_slot():
     # "decode [...] using obsidian" decoded with the newest tokenizer; "stop thistle-lr" asked which sweep
     props = {"ids": {"type": "array"}, "tokenizer": {"type": "string", "default": "last",
              "description": "A tokenizer's name, 'last', or 'cl100k_base' / 'o200k_base'."}}  # fmt: skip
     seen = {"decode", "using", "with", "the", "newest", "tokenizer", "stop", "that", "sweep", "has", "run",
-            "long", "enough", "lr"}  # fmt: skip
-    assert state.unseen_words("stop thistle-lr, that sweep has run long enough", seen) == ["thistle-lr"]
-    assert state.unseen_words("decode data/obsidian.txt or 3e-4 with x2", seen) == []  # paths, numbers
+            "long", "enough", "lr", "kindly"}  # fmt: skip
+    unfamiliar = lambda w: any(t not in seen for t in w.lower().split("-"))  # noqa: E731
+    assert state.unseen_words("stop thistle-lr, that sweep has run long enough", unfamiliar, {"stop"}) == [
+        "thistle-lr"]  # fmt: skip
+    assert state.unseen_words("decode x2 using data/obsidian.txt", unfamiliar) == []  # paths, digits
+    assert state.unseen_words("obsidian: decode it", unfamiliar) == []  # no record's slot
     clause = "decode [84, 104, 105] using obsidian"
-    assert state.stray_name(clause, {"tokenizer": "last"}, props, seen=seen) == ("tokenizer", "obsidian")
-    assert state.stray_name(clause, {"tokenizer": "last"}, props) is None  # without the bank's words
-    assert state.stray_name("decode [3] using obsidian basalt", {}, props, seen=seen) is None  # which one?
+    assert state.stray_name(clause, {"tokenizer": "last"}, props, unfamiliar=unfamiliar) == (
+        "tokenizer", "obsidian")  # fmt: skip
+    assert state.stray_name(clause, {"tokenizer": "last"}, props) is None  # without the bank
+    assert (
+        state.stray_name("decode [3] with obsidian or with basalt", {}, props, unfamiliar=unfamiliar) is None
+    )
     # a word an argument holds is no stray: the query of a search holds its topic words
     search = {"query": {"type": "string"}, "index": {"type": "string", "default": "last"}}
-    assert state.stray_name("search for obsidian", {"query": "obsidian"}, search, seen=seen) is None
+    assert (
+        state.stray_name("search with obsidian", {"query": "obsidian"}, search, unfamiliar=unfamiliar) is None
+    )

@@ -34,6 +34,7 @@ every prompt token costs the 1.5B about 20 ms on 2 cores.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import pickle
@@ -207,6 +208,7 @@ def tokens(text: str) -> list[str]:
 
 
 COMMON_SHARE = 0.02  # a word in more of the examples than this is common (`Bank.common_words`)
+MISSPELT_RATIO = 0.8  # an unseen word this close to a common one is it mistyped ("trian", "plase")
 
 
 class Bank:
@@ -396,6 +398,17 @@ class Bank:
                          and (t := tokens(e.request)))  # fmt: skip
         return {w for w, n in firsts.items() if n >= min_count}
 
+    def unfamiliar(self, word: str) -> bool:
+        """True when no request of the bank used a 3+-letter part of `word` (`seen_words`) and the word
+        is no likely typo of a common one (difflib ratio >= `MISSPELT_RATIO` with a 4+-letter word of
+        `common_words`: "trian", "sampel"): the shape of a name a user gave a record ("obsidian")."""
+        parts = [t for t in tokens(word) if len(t) >= 3 and t.isalpha()]
+        seen = self.seen_words()
+        if not parts or all(t in seen for t in parts):
+            return False
+        common = [w for w in self.common_words() if len(w) >= 4 and w.isalpha()]
+        return not any(difflib.get_close_matches(t, common, n=1, cutoff=MISSPELT_RATIO) for t in parts)
+
     def seen_words(self) -> set[str]:
         """Every word of the examples' requests (less the excluded ones): a word outside it is one no
         request in the bank used, such as the name a user gave a record ("obsidian", "thistle-lr")."""
@@ -575,7 +588,8 @@ def _labelled(
         pronoun = t == "one" and (
             not nxt or nxt in FUNCTION_WORDS or nxt == "like" or (i > 0 and toks[i - 1] in POINTING_WORDS)
         )
-        if v is None and t in NUMBER_WORDS and (nxt != "of" or t in OF_COUNTS) and not pronoun:
+        # a count said with "of" needs it: "a pair of heads" is 2, a "byte-pair vocabulary" no number
+        if v is None and t in NUMBER_WORDS and (nxt == "of") == (t in OF_COUNTS) and not pronoun:
             v = float(NUMBER_WORDS[t])
         if v is not None:
             nums[i] = v

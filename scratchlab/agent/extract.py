@@ -545,9 +545,11 @@ def _one_use_each(
     written twice), or, for the model's values, on another argument ("200 merges" is `num_merges=200`,
     not also `vocab_size=200`). A number the model put in more arguments than the request writes it
     goes from those whose name the request does not say ("... give up after 20 min" had n_layer, n_head,
-    n_embd, ... = 20; "333 entries in its vocabulary" keeps vocab_size=333 and drops num_merges=333)."""
+    n_embd, ... = 20; "333 entries in its vocabulary" keeps vocab_size=333 and drops num_merges=333;
+    "one block, ..., 120 steps" drops block_size=120, "block" being the label of the 1)."""
     spent = in_lists + Counter(n for v in stated.values() if (n := _number(v)) is not None)
-    in_text = Counter(v for v, _ in number_contexts(text))
+    contexts = number_contexts(text)
+    in_text = Counter(v for v, _ in contexts)
     guessed = Counter(n for k, v in out.items() if k not in stated and (n := _number(v)) is not None)
     if not spent and not any(guessed[n] > in_text[n] >= 1 for n in guessed):
         return out
@@ -558,8 +560,9 @@ def _one_use_each(
             return True
         if k in stated:
             return not in_lists[n] or in_text[n] > in_lists[n]
-        if guessed[n] + spent[n] > in_text[n] >= 1:
-            return says_name(k, text)
+        if guessed[n] + spent[n] > in_text[n] >= 1:  # a word that labels another number says nothing
+            others = {w for v, words in contexts if v != n for w in words}  # "one block, ..., 120 steps"
+            return says_name(k, " ".join(t for t in tokens(text) if t not in others))
         return not spent[n] or in_text[n] > spent[n]
 
     return {k: v for k, v in out.items() if keep(k, v)}
@@ -862,10 +865,7 @@ def object_name(clause: str, action: str, bank: Bank) -> str | None:
         if w.lower() in openers and i + 1 < len(words):
             cand = words[i + 1]
             if cand[:1].isalpha() and all(c.isalnum() or c in "-_" for c in cand):
-                seen = bank.seen_words()
-                if all(t in seen or len(t) < 3 for t in tokens(cand)):
-                    return None
-                return cand
+                return cand if bank.unfamiliar(cand) else None
             return None
     return None
 

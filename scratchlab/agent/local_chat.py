@@ -42,7 +42,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import PrivateAttr
 
 from scratchlab.agent import carry, compare, extract, policy, router, state
-from scratchlab.agent.bank import Bank
+from scratchlab.agent.bank import FUNCTION_WORDS, Bank
 from scratchlab.agent.constrained import choose, constrained_greedy
 from scratchlab.agent.grounding import ground_reply, with_sources
 from scratchlab.agent.llama_runtime import (
@@ -86,6 +86,9 @@ LIVE_TOOL_FLOOR = 0.1
 RECALL_FLOOR = 0.1  # bank prior recall needs, over the model's answer, when a kept memory holds the topic
 # bank prior on answering that beats the model's tool for a question about a named record
 ANSWER_OVER_TOOL = 0.8
+CLARIFY_OVER_ANSWER = (
+    0.8  # bank prior on a question back that sends a chosen answer to a tool's missing arguments
+)
 TOOL_OVER_ANSWER = 0.8  # bank prior on one tool that beats the model's wish to just answer
 # a follow-up question right after a look-up (a document search) looks up again at this bank prior
 LOOKUP_FLOOR = 0.05
@@ -253,6 +256,13 @@ class ChatLocalLlama(BaseChatModel):
                       or (self.bank.flag(clause, "lab") < LAB_THRESHOLD  # a question about the lab: records
                           and state.named_tool(prior, choices, by_name, recs, clause))
                       or action)  # fmt: skip
+        # the bank reads the request as one that leaves out what a tool needs ("fine-tune an adapter
+        # for me"): the model picks the tool, and what is missing becomes the question back
+        underspecified = (
+            action == ANSWER and CLARIFY in names and prior.get(CLARIFY, 0.0) >= CLARIFY_OVER_ANSWER
+        )
+        if underspecified:
+            action = self._choose(prompt + router.ACTION_PREFIX, list(by_name), prior)
         if (
             action in by_name
             and prior.get(ANSWER, 0.0) >= ANSWER_OVER_TOOL
@@ -262,6 +272,8 @@ class ChatLocalLlama(BaseChatModel):
         if action in by_name:
             action = state.own_tool(action, by_name, recs, clause)
             params = by_name[action].get("parameters", {})
+            if underspecified and router.is_code_tool(params) and not extract.stated_code(clause):
+                return CLARIFY, router.clarify_question(action, ["code"], params)  # "run my script pls"
             args = self._arguments(prompt, action, params, clause,
                                    router.clause_context(messages, clause, params.get("properties", {})), context)  # fmt: skip
             args = router.ground_args(args, context, params)
@@ -298,9 +310,10 @@ class ChatLocalLlama(BaseChatModel):
             taken = [extract.stated_name(clause) or "", *extract.arg_words(action, params, self.bank),
                      *(x for r in recs for x in (r.name, r.id)), *(o for p in props.values() for o in extract.enum_options(p))]  # fmt: skip
             unquoted = extract.QUOTE_RE.sub(" ", clause)  # "encode 'obsidian dreams'" names no tokenizer
+            verbs = self.bank.opening_words(action) - FUNCTION_WORDS  # "stop thistle-lr": the verb's object
             if stray := state.stray_name(
-                unquoted, args, props, taken, self.bank.seen_words()
-            ):  # "... using lamp1k"
+                unquoted, args, props, taken, self.bank.unfamiliar, verbs
+            ):  # "using lamp1k"
                 args[stray[0]] = [stray[1]] if state.takes_list(props[stray[0]]) else stray[1]
             for arg in extract.TEXT_ARGS:  # "how does mine do on that same phrase?": the text said before
                 if arg in props and not args.get(arg) and state.refers_to_kind(clause, arg):

@@ -21,7 +21,7 @@ last turn of this conversation that made or mentioned it. References resolve to 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,7 +118,20 @@ DESCRIBING_SOURCES = ("dataset", "data", "tokenizer", "path", "base")
 # The words by which a request describes a record by its status ("the run that crashed", "the killed
 # job"): a record's own status, or for an artifact its newest job's (`from_registry`)
 STATUS_WORDS = {
-    "failed": {"crashed", "crash", "died", "dead", "failed", "broke", "broken", "errored"},
+    "failed": {
+        "crashed",
+        "crash",
+        "died",
+        "dead",
+        "failed",
+        "broke",
+        "broken",
+        "errored",
+        "blew",
+        "exploded",
+        "diverged",
+        "nan",
+    },
     "cancelled": {"cancelled", "canceled", "killed", "aborted"},
     "running": {"running", "ongoing", "unfinished"},
     "queued": {"queued", "pending"},
@@ -321,26 +334,33 @@ def glued_names(clause: str) -> list[str]:
     return out
 
 
-def unseen_words(clause: str, seen: Collection[str]) -> list[str]:
-    """The clause's words (split at spaces, edge punctuation off) with a part of 3+ letters that no
-    request of the bank used (`Bank.seen_words`): the names users give records ("obsidian",
-    "thistle-lr"). Paths, numbers and words with a digit are left to `glued_names` and the path rules."""
+NAME_LINKS = {"using", "with", "via", "by"}  # "decode [...] using obsidian": a record's name follows
+
+
+def unseen_words(
+    clause: str, unfamiliar: Callable[[str], bool], after: Collection[str] = NAME_LINKS
+) -> list[str]:
+    """The clause's words (split at spaces, edge punctuation off) in a record's slot, right after a word
+    of `after` (a linking word, or the verb that asks for the tool: "stop thistle-lr"), that
+    `unfamiliar` finds no word of the bank's requests (`Bank.unfamiliar`): the names users give
+    records. Paths and words with a digit are left to `glued_names` and the path rules."""
+    raw = clause.split()
     out = []
-    for raw in clause.split():
-        word = raw.strip(".,;:!?()[]{}'\"`")
-        if "/" in word or any(c.isdigit() for c in word) or not word[:1].isalpha():
+    for prev, word in zip(["", *raw], raw, strict=False):
+        word = word.strip(".,;:!?()[]{}'\"`")
+        if prev.lower().strip(".,;:!?()[]{}'\"`") not in after or "/" in word or not word[:1].isalpha():
             continue
-        if any(len(t) >= 3 and t.isalpha() and t not in seen for t in tokens(word)):
+        if not any(c.isdigit() for c in word) and unfamiliar(word):
             out.append(word)
     return out
 
 
 def stray_name(
     clause: str, args: dict[str, Any], props: dict[str, Any], taken: Iterable[str] = (),
-    seen: Collection[str] | None = None,
+    unfamiliar: Callable[[str], bool] | None = None, verbs: Collection[str] = (),
 ) -> tuple[str, str] | None:  # fmt: skip
-    """(argument, name) for the one name-shaped word of the clause (`glued_names`; with `seen`, also
-    `unseen_words`) that no argument holds, when the tool takes one record besides its data and the
+    """(argument, name) for the one name-shaped word of the clause (`glued_names`; with `unfamiliar`,
+    also `unseen_words` after a linking word or one of `verbs`) that no argument holds, when the tool takes one record besides its data and the
     model left that argument to its default: "decode [256, 300, 301] using lamp1k" decoded with the
     newest tokenizer, where the tool would have said that no tokenizer is named lamp1k; "stop
     thistle-lr" asked which sweep. A word is no stray when it is in `taken` (the new artifact's name,
@@ -355,7 +375,9 @@ def stray_name(
     known = " ".join(
         [*taken, *(b for p in props.values() for b in builtins(p.get("description", "") or ""))]
     ).lower()
-    words = glued_names(clause) + (unseen_words(clause, seen) if seen is not None else [])
+    words = glued_names(clause) + (
+        unseen_words(clause, unfamiliar, NAME_LINKS | set(verbs)) if unfamiliar else []
+    )
     strays = {
         w for w in words
         if w.lower() not in held and w.lower() not in known and w.lower().rstrip("0123456789km") not in taken

@@ -49,13 +49,12 @@ MAX_SAMPLE_CHARS = 90
 _LORA_FIELDS = {k: (tp, Field(default=d, description=desc))
                 for k, tp, d, desc in settings.tool_fields("finetune_lora", Count)}  # fmt: skip
 CONFIG_FIELDS = tuple(k for k in _LORA_FIELDS if k != "data")  # run settings passed to LoraTrainConfig
+BASE_HELP = ("What to adapt: a GPT run id or name, 'last' (newest GPT run), or a pretrained base "
+             "'qwen2.5-coder-0.5b' or 'smollm2-135m'.")  # fmt: skip
 FinetuneLoraArgs = create_model(
     "FinetuneLoraArgs",
     data=_LORA_FIELDS.pop("data"),
-    base=(str | None, Field(
-        default="last",
-        description="What to adapt: a GPT run id or name, 'last' (newest GPT run), or a pretrained base 'qwen2.5-coder-0.5b' or 'smollm2-135m'.",
-    )),
+    base=(str | None, Field(default="last", description=BASE_HELP)),
     **_LORA_FIELDS,
     name=(str | None, Field(
         default=None,

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, create_model
 from scratchlab.lab.jobs import cancel_job, refresh_job, start_job, wait_for_job
 from scratchlab.lab.registry import DEFAULT_NAME_STEMS, Artifact, ArtifactNotFound, Job
 from scratchlab.tools.base import Count, ToolContext, ToolError, lab_tool
+from scratchlab.tools.lora import BASE_HELP
 from scratchlab.training import settings
 from scratchlab.training.report import fmt_eta
 from scratchlab.training.sweep_space import VOCAB, SpaceError, describe, names_help, parse_space
@@ -69,7 +70,7 @@ SweepLoraArgs = create_model(
     "SweepLoraArgs",
     search=(list[str], Field(..., description=f"LoRA settings to search, same forms as sweep_gpt: {describe('lora')}. "
                              + names_help("lora"))),
-    base=(str | None, Field("last", description="GPT run id/name, 'last', or a pretrained base name.")),
+    base=(str | None, Field("last", description=BASE_HELP)),  # the bases named, as finetune_lora's
     data=(str, Field(..., description=settings.help_of("finetune_lora", "data"))),
     max_iters=(Count | None, Field(100, description="Steps per trial (the same for every trial).")),
     **_BUDGET,

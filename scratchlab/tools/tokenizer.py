@@ -39,7 +39,7 @@ class TrainTokenizerArgs(BaseModel):
     )
     vocab_size: Count = Field(
         default=512,
-        description="Total vocabulary size: 256 bytes + merges + special tokens, e.g. 512, 4096 or '2k'.",
+        description="Total vocabulary size (its number of entries): 256 bytes + merges + special tokens, e.g. 512, 4096 or '2k'.",
     )
     num_merges: Count | None = Field(
         default=None,
