@@ -821,6 +821,10 @@ def test_a_word_no_request_of_the_bank_used_is_a_stray_name_in_a_records_slot():
     assert (
         state.stray_name("decode [3] with obsidian or with basalt", {}, props, unfamiliar=unfamiliar) is None
     )
+    # the default the request says is kept: "keep fiddling with a char-level model" is no tokenizer
+    char = {"tokenizer": {"type": "string", "default": "char"}, "lr": {"type": "number"}}
+    assert state.stray_name("keep fiddling with a char-level model", {"tokenizer": "char"}, char,
+                            unfamiliar=lambda w: w == "fiddling", verbs={"keep"}) is None  # fmt: skip
     # a word an argument holds is no stray: the query of a search holds its topic words
     search = {"query": {"type": "string"}, "index": {"type": "string", "default": "last"}}
     assert (

@@ -370,6 +370,8 @@ def stray_name(
     refs = [a for a in props if a in ARG_KINDS and a not in DATA_ARGS]
     if len(refs) != 1 or args.get(refs[0]) not in (None, props[refs[0]].get("default"), [], ["last"]):
         return None
+    if isinstance(now := args.get(refs[0]), str) and now.lower() in tokens(clause):
+        return None  # the default, said: "fiddling with a char-level model" keeps tokenizer 'char'
     held = " ".join(str(v) for v in args.values()).lower()
     taken = {t.lower() for t in taken}
     known = " ".join(
