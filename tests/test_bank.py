@@ -195,3 +195,12 @@ def test_an_unfamiliar_word_is_unseen_and_no_common_word_mistyped():
     assert b.unfamiliar("obsidian") and b.unfamiliar("thistle-lr")
     assert not b.unfamiliar("train") and not b.unfamiliar("gpt")  # words the requests say
     assert not b.unfamiliar("trian") and not b.unfamiliar("sampel") and not b.unfamiliar("plase")  # typos
+
+
+def test_opening_words_are_the_verbs_of_an_actions_requests_not_question_words():
+    from scratchlab.agent.bank import Bank, Example
+
+    reqs = [("sweep the lr", "sweep_gpt"), ("sweep width", "sweep_gpt"), ("which lr is best? sweep it", "sweep_gpt"),
+            ("which matters more? sweep both", "sweep_gpt"), ("which run is best?", "answer")]  # fmt: skip
+    b = Bank([Example(id=f"e{i}", request=r, action=a) for i, (r, a) in enumerate(reqs)], embedder=object())
+    assert b.opening_words("sweep_gpt") == {"sweep"}  # "which" opens questions

@@ -208,6 +208,7 @@ def tokens(text: str) -> list[str]:
 
 
 COMMON_SHARE = 0.02  # a word in more of the examples than this is common (`Bank.common_words`)
+QUESTION_SHARE = 0.5  # a first word this share of whose requests hold a "?" opens questions ("which")
 MISSPELT_RATIO = 0.8  # an unseen word this close to a common one is it mistyped ("trian", "plase")
 
 
@@ -393,10 +394,13 @@ class Bank:
 
     def opening_words(self, action: str, min_count: int = 2) -> set[str]:
         """The first words of at least `min_count` of the bank's requests for `action` ("train", "fit"
-        for train_gpt): the verbs that ask for it."""
-        firsts = Counter(t[0] for e in self.examples if e.action == action and e.id not in self._excluded
-                         and (t := tokens(e.request)))  # fmt: skip
-        return {w for w, n in firsts.items() if n >= min_count}
+        for train_gpt), less those that open questions (`QUESTION_SHARE` of the requests they open):
+        the verbs that ask for it."""
+        kept = [(t[0], e) for e in self.examples if e.id not in self._excluded and (t := tokens(e.request))]
+        firsts = Counter(w for w, e in kept if e.action == action)
+        # a word that opens questions more often than not ("which", "how") asks; it takes no object
+        asked, opened = Counter(w for w, e in kept if "?" in e.request), Counter(w for w, _ in kept)
+        return {w for w, n in firsts.items() if n >= min_count and asked[w] < QUESTION_SHARE * opened[w]}
 
     def unfamiliar(self, word: str) -> bool:
         """True when no request of the bank used a 3+-letter part of `word` (`seen_words`) and the word
@@ -489,6 +493,7 @@ NUMBER_WORD_VALUES = {w: n for n, w in enumerate(_UNIT_WORDS.split())} | {
 }
 SCALE_WORD_VALUES = {"hundred": 100, "thousand": 1000}
 OF_COUNTS = {"pair": 2, "dozen": 12}  # counts said with "of": "a pair of heads" (as "one of those" is not)
+NEEDS_OF = {"pair"}  # a count only with "of": a "byte-pair vocabulary" counts nothing ("a dozen trials" does)
 _READ_IN_CONTEXT = "one two three four five six seven eight nine ten twelve sixteen twenty"
 NUMBER_WORDS = {**OF_COUNTS, "single": 1, **{w: NUMBER_WORD_VALUES[w] for w in _READ_IN_CONTEXT.split()}}
 
@@ -588,8 +593,8 @@ def _labelled(
         pronoun = t == "one" and (
             not nxt or nxt in FUNCTION_WORDS or nxt == "like" or (i > 0 and toks[i - 1] in POINTING_WORDS)
         )
-        # a count said with "of" needs it: "a pair of heads" is 2, a "byte-pair vocabulary" no number
-        if v is None and t in NUMBER_WORDS and (nxt == "of") == (t in OF_COUNTS) and not pronoun:
+        counts = (nxt != "of" or t in OF_COUNTS) and (nxt == "of" or t not in NEEDS_OF)  # "byte-pair": none
+        if v is None and t in NUMBER_WORDS and counts and not pronoun:
             v = float(NUMBER_WORDS[t])
         if v is not None:
             nums[i] = v
