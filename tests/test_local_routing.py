@@ -207,7 +207,7 @@ def test_a_wrong_comparison_of_named_runs_is_dropped_for_the_computed_order():
     model.prompts = []
     # the question names the runs: answered from their records, whatever the bank says of its words
     msgs = ask(graph(model, [train_gpt], records=recs), "did wide beat tiny?")
-    order = "- val_loss: lower, better tiny (1.9712); higher, worse wide (2.0811)"
+    order = "- val_loss: lower, better tiny (1.9712); higher, worse wide (2.0811); difference 0.1099"
     assert not calls_of(msgs) and order in model.prompts[-1]
     assert msgs[-1].content == f"From the lab's records:\n{order}"
     model.reply = "No, tiny had the lower val loss."

@@ -297,15 +297,20 @@ def test_facts_order_the_records_by_what_differs_computed_not_left_to_the_model(
     b = Record(id="run-2", kind="run", name="gpt-2", config={"n_layer": 2, "n_head": 4},
                metrics={"status": "done", "val_loss": 2.0811, "params": 110000, "step": 150})  # fmt: skip
     lines = compare.compared([b, a])
-    assert "- val_loss: lower, better gpt-1 (1.9712); higher, worse gpt-2 (2.0811)" in lines
-    assert "- params: lower gpt-2 (110000); higher gpt-1 (1234567)" in lines  # a count is never rounded away
-    assert "- n_layer: lower gpt-2 (2); higher gpt-1 (4)" in lines
+    assert (
+        "- val_loss: lower, better gpt-1 (1.9712); higher, worse gpt-2 (2.0811); difference 0.1099" in lines
+    )
+    assert (
+        "- params: lower gpt-2 (110000); higher gpt-1 (1234567); difference 1124567" in lines
+    )  # never rounded
+    assert "- n_layer: lower gpt-2 (2); higher gpt-1 (4); difference 2" in lines
     assert not any(
         line.startswith(("- step", "- n_head", "- status")) for line in lines
     )  # equal or not a number
     c = Record(id="run-3", kind="run", name="gpt-3", metrics={"val_loss": 1.5})
-    assert "- val_loss: lowest, best gpt-3 (1.5); highest, worst gpt-2 (2.0811)" in compare.compared(
-        [a, b, c]
+    assert (
+        "- val_loss: lowest, best gpt-3 (1.5); highest, worst gpt-2 (2.0811); spread 0.5811"
+        in compare.compared([a, b, c])
     )
     tok = Record(id="tokenizer-1", kind="tokenizer", name="bpe", metrics={"val_loss": 9.0})
     assert not any(
@@ -314,10 +319,10 @@ def test_facts_order_the_records_by_what_differs_computed_not_left_to_the_model(
     assert compare.compared([a]) == [] and facts([b, a]).startswith(lines[0])  # first, before the records
     # a question that speaks of some of them gets those alone, whatever their place in the order
     assert compare.compared([a, b], "which is the biggest?") == [
-        "- params: lower gpt-2 (110000); higher gpt-1 (1234567)"
+        "- params: lower gpt-2 (110000); higher gpt-1 (1234567); difference 1124567"
     ]
     assert compare.compared([a, b], "which one has more layers?") == [
-        "- n_layer: lower gpt-2 (2); higher gpt-1 (4)"
+        "- n_layer: lower gpt-2 (2); higher gpt-1 (4); difference 2"
     ]
     assert compare.compared([a, b], "which has the most heads?") == lines  # they do not differ: all
 
@@ -830,3 +835,13 @@ def test_a_word_no_request_of_the_bank_used_is_a_stray_name_in_a_records_slot():
     assert (
         state.stray_name("search with obsidian", {"query": "obsidian"}, search, unfamiliar=unfamiliar) is None
     )
+
+
+def test_the_gap_between_two_records_is_computed_so_by_how_much_is_grounded():
+    from scratchlab.agent.grounding import ground_reply
+
+    a = Record(id="run-1", kind="run", name="clover", metrics={"val_loss": 3.2518})
+    b = Record(id="run-2", kind="run", name="clover4", metrics={"val_loss": 3.252})
+    shown = facts([a, b], clause="which ended with the lower val loss, and by how much?")
+    reply = "clover ended with the lower val loss, by 0.0002."
+    assert ground_reply(reply, [shown]) == reply  # was dropped: 0.0002 stood in no source

@@ -104,11 +104,12 @@ def compared(recs: Sequence[Record], clause: str = "") -> list[str]:
     the 1.5B, given both values; given "lower, better gpt-1 (1.9712); higher, worse gpt-2 (2.0811)", it
     copies.
 
-        compared([gpt1, gpt2])  # ["- val_loss: lower, better gpt-1 (1.9712); higher, worse gpt-2 (2.0811)",
-                                #  ..., "- n_layer: lower gpt-2 (2); higher gpt-1 (4)"]
+        compared([gpt1, gpt2])  # ["- val_loss: lower, better gpt-1 (1.9712); higher, worse gpt-2 (2.0811);
+                                #  difference 0.1099", ..., "- n_layer: lower gpt-2 (2); higher gpt-1 (4); difference 2"]
 
     Two records give the lower and the higher; more give the lowest and the highest; a loss says which
-    is better (`LOWER_IS_BETTER`). When the `clause` asks about some of them (`asked_keys`: "which is
+    is better (`LOWER_IS_BETTER`), and the gap between the two ends follows ("by how much?" is then
+    grounded: the model's own subtraction was dropped as a number no source holds). When the `clause` asks about some of them (`asked_keys`: "which is
     the biggest?" -> params), only those; else up to `MAX_COMPARED` results and settings of each kind."""
     found, ties = orders(recs), tied(recs)
     asked = asked_keys(clause) & {o.key for o in [*found, *ties]}
@@ -126,7 +127,10 @@ def compared(recs: Sequence[Record], clause: str = "") -> list[str]:
                 if len(shown) == 2
                 else (f"{low}, best", f"{high}, worst")
             )
-        out.append(f"- {o.key}: {low} {shown[0]}; {high} {shown[-1]}")
+        (lo, _), (hi, _) = o.ranked[0], o.ranked[-1]
+        gap = round(hi - lo, 4) if isinstance(hi, float) or isinstance(lo, float) else hi - lo
+        apart = "difference" if len(shown) == 2 else "spread"  # "... and by how much?": computed, not guessed
+        out.append(f"- {o.key}: {low} {shown[0]}; {high} {shown[-1]}; {apart} {gap}")
     for o in (o for o in ties if o.key in asked):  # "which had the lower val loss?" of two at 4.0334
         names = " and ".join(name for _, name in o.ranked)
         out.append(f"- {o.key}: the same for {names} ({round(o.ranked[0][0], 4)}); neither is lower")
