@@ -233,6 +233,7 @@ class Bank:
         self._value_words: dict[str | None, dict[str, Counter]] | None = None
         self._common: tuple[float, set[str]] | None = None
         self._seen: tuple[frozenset[str], set[str]] | None = None
+        self._firsts: list[tuple[str, Example]] | None = None
         # target ("action" or a flag) -> (excluded ids, TfidfVectorizer, LogisticRegression)
         self._classifiers: dict[str, tuple[frozenset[str], Any, Any]] = {}
 
@@ -396,7 +397,9 @@ class Bank:
         """The first words of at least `min_count` of the bank's requests for `action` ("train", "fit"
         for train_gpt), less those that open questions (`QUESTION_SHARE` of the requests they open):
         the verbs that ask for it."""
-        kept = [(t[0], e) for e in self.examples if e.id not in self._excluded and (t := tokens(e.request))]
+        if self._firsts is None:  # tokenised once: this runs on every decision
+            self._firsts = [(t[0], e) for e in self.examples if (t := tokens(e.request))]
+        kept = [(w, e) for w, e in self._firsts if e.id not in self._excluded]
         firsts = Counter(w for w, e in kept if e.action == action)
         # a word that opens questions more often than not ("which", "how") asks; it takes no object
         asked, opened = Counter(w for w, e in kept if "?" in e.request), Counter(w for w, _ in kept)
