@@ -204,3 +204,13 @@ def test_opening_words_are_the_verbs_of_an_actions_requests_not_question_words()
             ("which matters more? sweep both", "sweep_gpt"), ("which run is best?", "answer")]  # fmt: skip
     b = Bank([Example(id=f"e{i}", request=r, action=a) for i, (r, a) in enumerate(reqs)], embedder=object())
     assert b.opening_words("sweep_gpt") == {"sweep"}  # "which" opens questions
+
+
+def test_verbs_are_opening_words_less_function_words():
+    from scratchlab.agent.bank import Bank, Example
+
+    reqs = [("stop sweep-1", "stop_sweep"), ("stop it now", "stop_sweep"), ("the sweep: stop", "stop_sweep"),
+            ("the grid, halt", "stop_sweep")]  # fmt: skip
+    b = Bank([Example(id=f"e{i}", request=r, action=a) for i, (r, a) in enumerate(reqs)], embedder=object())
+    assert b.opening_words("stop_sweep") == {"stop", "the"}
+    assert b.verbs("stop_sweep") == {"stop"}  # "the" opens requests but takes no record

@@ -405,6 +405,11 @@ class Bank:
         asked, opened = Counter(w for w, e in kept if "?" in e.request), Counter(w for w, _ in kept)
         return {w for w, n in firsts.items() if n >= min_count and asked[w] < QUESTION_SHARE * opened[w]}
 
+    def verbs(self, action: str) -> set[str]:
+        """`opening_words` less `FUNCTION_WORDS`: the words that ask for `action` and take its record
+        as their object ("stop thistle-lr", "train clover on ...")."""
+        return self.opening_words(action) - FUNCTION_WORDS
+
     def unfamiliar(self, word: str) -> bool:
         """True when no request of the bank used a 3+-letter part of `word` (`seen_words`) and the word
         is no likely typo of a common one (difflib ratio >= `MISSPELT_RATIO` with a 4+-letter word of

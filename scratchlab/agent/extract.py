@@ -860,7 +860,7 @@ def object_name(clause: str, action: str, bank: Bank) -> str | None:
     the word (`Bank.seen_words`); else None."""
     words = [w.strip(PUNCTUATION) for w in clause.split()]
     nouns = set().union(*KIND_NOUNS.values())  # "gpt whimsy": a kind, then its description
-    openers = bank.opening_words(action) - FUNCTION_WORDS - nouns
+    openers = bank.verbs(action) - nouns
     for i, w in enumerate(words[:3]):
         if w.lower() in openers and i + 1 < len(words):
             cand = words[i + 1]

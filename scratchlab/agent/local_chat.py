@@ -42,7 +42,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import PrivateAttr
 
 from scratchlab.agent import carry, compare, extract, policy, router, state
-from scratchlab.agent.bank import FUNCTION_WORDS, Bank
+from scratchlab.agent.bank import Bank
 from scratchlab.agent.constrained import choose, constrained_greedy
 from scratchlab.agent.grounding import ground_reply, with_sources
 from scratchlab.agent.llama_runtime import (
@@ -310,7 +310,7 @@ class ChatLocalLlama(BaseChatModel):
             taken = [extract.stated_name(clause) or "", *extract.arg_words(action, params, self.bank),
                      *(x for r in recs for x in (r.name, r.id)), *(o for p in props.values() for o in extract.enum_options(p))]  # fmt: skip
             unquoted = extract.QUOTE_RE.sub(" ", clause)  # "encode 'obsidian dreams'" names no tokenizer
-            verbs = self.bank.opening_words(action) - FUNCTION_WORDS  # "stop thistle-lr": the verb's object
+            verbs = self.bank.verbs(action)  # "stop thistle-lr": the verb's object
             if stray := state.stray_name(
                 unquoted, args, props, taken, self.bank.unfamiliar, verbs
             ):  # "using lamp1k"

@@ -29,7 +29,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
 from scratchlab.agent.bank import NAME_HEAD_CHARS, NUMBER_WORDS, as_number, stem, tokens
-from scratchlab.agent.router import REFERENCE_VALUES
+from scratchlab.agent.router import PUNCTUATION, REFERENCE_VALUES
 from scratchlab.lab.jobs import ACTIVE
 from scratchlab.lab.registry import DEFAULT_NAME_STEMS
 
@@ -327,7 +327,7 @@ def glued_names(clause: str) -> list[str]:
     there either (`bank._drop_model_numbers`)."""
     out = []
     for raw in clause.split():
-        word = raw.strip(".,;:!?()[]{}'\"`")
+        word = raw.strip(PUNCTUATION)
         cut = next((i for i, c in enumerate(word) if c.isdigit()), 0)
         if cut >= NAME_HEAD_CHARS and word[:cut].isalpha() and word[cut:].lower().rstrip("km").isdigit():
             out.append(word)
@@ -347,8 +347,8 @@ def unseen_words(
     raw = clause.split()
     out = []
     for prev, word in zip(["", *raw], raw, strict=False):
-        word = word.strip(".,;:!?()[]{}'\"`")
-        if prev.lower().strip(".,;:!?()[]{}'\"`") not in after or "/" in word or not word[:1].isalpha():
+        word = word.strip(PUNCTUATION)
+        if prev.lower().strip(PUNCTUATION) not in after or "/" in word or not word[:1].isalpha():
             continue
         if not any(c.isdigit() for c in word) and unfamiliar(word):
             out.append(word)
