@@ -15,6 +15,7 @@ from scratchlab.agent.extract import (
     set_by_request,
     stated_code,
     stated_enum,
+    stated_integer_list,
     stated_name,
     stated_numbers,
     stated_path,
@@ -664,3 +665,17 @@ def test_a_count_said_with_of_needs_it_and_a_label_of_another_number_names_nothi
     got = stated_values(model, text.replace("one block", "1 block"), "train_gpt", GPT, b)
     assert "block_size" not in got and got["max_iters"] == 120
     assert stated_values({**model, "block_size": 64}, text, "train_gpt", GPT, b)["block_size"] == 64
+
+
+def test_a_run_of_whole_numbers_is_the_token_ids_the_request_states():
+    from scratchlab.tools.tokenizer import DecodeTokensArgs
+
+    decode = DecodeTokensArgs.model_json_schema()
+    said = "now turn 70, 108, 105, 110, 116 back into text with the same tokenizer"
+    assert stated_integer_list(said) == [70, 108, 105, 110, 116]
+    assert stated_integer_list("decode [256,300,301] using lamp1k") == [256, 300, 301]  # no spaces
+    assert stated_integer_list("decode [300] with fern") == [300]  # brackets make one a list
+    assert stated_integer_list("decode [70, 108] and [1, 2]") is None  # two lists: the model's call
+    assert stated_integer_list("lr 0.1, 0.2 and 0.3") is None  # not whole numbers
+    assert set_by_request(said, "decode_tokens", decode, None) == {"ids": [70, 108, 105, 110, 116]}
+    assert "ids" not in set_by_request("train 2 layers, 4 heads", "train_gpt", GPT, None)  # no list argument

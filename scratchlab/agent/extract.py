@@ -13,6 +13,8 @@
   of the list is then no value of any single argument. A setting named by a word alone, with no
   value ("which embedding width and learning rate"), joins that list as a bare name (`named_settings`).
 - `stated_code`: Python the request writes out ("run this: import math; print(math.factorial(20))").
+- `stated_integer_list`: a run of whole numbers ("70, 108, 105") for the one argument taking a list of
+  integers (token ids).
 - `stated_path`, `stated_quote`, `stated_name`, `stated_special_tokens`: a file path, quoted text, a
   name the user spells out ("call it haiku-bpe"), special tokens such as <|endoftext|>.
 
@@ -908,6 +910,29 @@ def _named_as(words: list[str], common: Collection[str] = ()) -> str | None:
     return None
 
 
+def stated_integer_list(text: str) -> list[int] | None:
+    """The one run of two or more whole numbers `text` states, bracketed ("[256,300,301]") or not
+    ("turn 70, 108, 105 back into text"; `value_lists`): the value of an argument that takes a list of
+    integers (decode_tokens' `ids`), which the model need not copy out. None when there is no such
+    run, or more than one."""
+    runs = []
+    for part in text.split("[")[1:]:
+        inside, closed, _ = part.partition("]")
+        values = [as_number(v) for v in inside.replace(",", " ").split()] if closed else []
+        if values and all(v is not None and float(v).is_integer() for v in values):
+            runs.append([int(v) for v in values])
+    if not runs:
+        runs = [
+            [int(v) for v in values] for values, _ in value_lists(text) if all(v.is_integer() for v in values)
+        ]
+    return runs[0] if len(runs) == 1 else None
+
+
+def _takes_integer_list(prop: dict[str, Any]) -> bool:
+    return any(p.get("type") == "array" and (p.get("items") or {}).get("type") == "integer"
+               for p in [prop, *prop.get("anyOf", [])])  # fmt: skip
+
+
 def stated_special_tokens(text: str) -> list[str]:
     return list(dict.fromkeys(SPECIAL_TOKEN_RE.findall(text)))
 
@@ -971,6 +996,9 @@ def stated_values(
             name = object_name(clause, action, bank)
         if name:
             out["name"] = name
+    int_lists = [a for a, p in props.items() if _takes_integer_list(p)]
+    if len(int_lists) == 1 and (ids := stated_integer_list(clause)):
+        out[int_lists[0]] = ids  # "turn 70, 108, 105 back into text": the ids as said
     if "special_tokens" in props:
         specials = stated_special_tokens(clause)
         if specials:
