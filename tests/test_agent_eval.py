@@ -80,6 +80,7 @@ def test_command_set_is_large_varied_and_covers_every_tool():
         "test19",
         "test20",
         "test21",
+        "test22",
     } <= set(own_files)
     assert all(
         sum(c["split"] == s for c in cases) >= 25
