@@ -649,7 +649,7 @@ def test_two_records_at_the_same_number_have_no_lower_one():
     keep = compare.in_order(runs, asked)
     assert not keep("The run with the lower val loss is gpt-1.") and not keep("gpt-2.")
     assert keep("gpt-1 and gpt-2 have the same val loss, 4.0334.")
-    assert compare.at_end("sample from my best run", runs) is None  # no end to pick
+    assert compare.at_ends("sample from my best run", runs) == []  # no end to pick
 
 
 def test_a_nested_config_reads_as_the_records_own_settings():
@@ -704,25 +704,37 @@ def test_a_superlative_picks_the_record_at_that_end_of_the_order_it_names():
     runs = [Record(id=f"run-{i}", kind="run", name=f"gpt-{i}", config={"n_layer": layers},
                    metrics={"val_loss": loss, "params": params})
             for i, layers, loss, params in ((3, 1, 2.25, 60000), (2, 2, 2.08, 110000), (1, 4, 1.97, 210000))]  # fmt: skip
-    assert compare.at_end("LoRA-tune whichever of my models has the lowest val loss", runs).name == "gpt-1"
-    assert compare.at_end("sample from my worst run", runs).name == "gpt-3"  # a loss: worse is higher
-    assert compare.at_end("resume the deepest one", runs).name == "gpt-1"
+    assert [
+        r.name for r in compare.at_ends("LoRA-tune whichever of my models has the lowest val loss", runs)
+    ] == ["gpt-1"]
+    assert [r.name for r in compare.at_ends("sample from my worst run", runs)] == [
+        "gpt-3"
+    ]  # a loss: worse is higher
+    assert [r.name for r in compare.at_ends("resume the deepest one", runs)] == ["gpt-1"]
     # every degree of a size adjective: "the shallowest", "the narrower"
-    assert (
-        compare.at_end("LoRA-tune the shallowest of my runs with data/limericks.jsonl", runs).name == "gpt-3"
-    )
+    assert [
+        r.name for r in compare.at_ends("LoRA-tune the shallowest of my runs with data/limericks.jsonl", runs)
+    ] == ["gpt-3"]
     assert state.degrees("big") == {"big", "bigger", "biggest"} and "widest" in state.degrees("wide")
     assert state.degrees("shallow") == {"shallow", "shallower", "shallowest"}
     toks = [Record(id=f"tokenizer-{i}", kind="tokenizer", name=f"tk-{i}", config={"vocab_size": v})
             for i, v in ((1, 300), (2, 8000), (3, 1000))]  # fmt: skip
-    assert (
-        compare.at_end("how does my biggest-vocabulary tokeniser compare with OpenAI's?", toks).name == "tk-2"
-    )
+    assert [
+        r.name
+        for r in compare.at_ends("how does my biggest-vocabulary tokeniser compare with OpenAI's?", toks)
+    ] == ["tk-2"]
     # "bigger" measures a tokenizer by its vocabulary, as it measures a run by its parameters
-    assert compare.at_end("encode 'offside' with the bigger of my tokenizers", toks).name == "tk-2"
-    assert compare.at_end("encode it with my smallest tokenizer", toks).name == "tk-1"
-    assert compare.at_end("sample from gpt-2", runs) is None  # no end named
-    assert compare.at_end("not the lowest val loss but the highest", runs) is None  # both ends: no one record
+    assert [r.name for r in compare.at_ends("encode 'offside' with the bigger of my tokenizers", toks)] == [
+        "tk-2"
+    ]
+    assert [r.name for r in compare.at_ends("encode it with my smallest tokenizer", toks)] == ["tk-1"]
+    assert compare.at_ends("sample from gpt-2", runs) == []  # no end named
+    assert compare.at_ends("not the lowest val loss but the highest", runs) == []  # both ends: no one record
+    # a count before the records' noun takes that many from the end; a comparative still picks one
+    assert [r.name for r in compare.at_ends("plot the two runs with the lowest validation loss", runs)] == [
+        "gpt-1", "gpt-2"]  # fmt: skip
+    assert [r.name for r in compare.at_ends("my 2 deepest models", runs)] == ["gpt-1", "gpt-2"]
+    assert [r.name for r in compare.at_ends("the better of my two runs", runs)] == ["gpt-1"]
 
 
 def test_the_users_own_data_by_any_name_dangles_when_the_lab_has_no_file():
@@ -733,6 +745,11 @@ def test_the_users_own_data_by_any_name_dangles_when_the_lab_has_no_file():
     assert not state.dangling("train a tokeniser on my diary entries", "tokenizer", [])
     notes = Record(id="file-1", kind="file", name="diary.txt", config={})
     assert not state.dangling("train a tokeniser on my diary entries", "dataset", [notes])
+    # a pronoun for the data points at nothing in an empty lab; with any record, it may point at one
+    assert state.dangling("train a tokenizer on it", "dataset", [])
+    assert not state.dangling("train a tokenizer on it", "dataset", TOKS)
+    assert not state.dangling("train a tokenizer on it with 500 merges", "tokenizer", [])
+    assert not state.dangling("train it on shakespeare", "dataset", [])  # "it" is no data there
 
 
 def test_a_name_the_user_gave_a_record_is_kept_when_the_lab_has_none_by_it():
@@ -835,6 +852,34 @@ def test_a_word_no_request_of_the_bank_used_is_a_stray_name_in_a_records_slot():
     assert (
         state.stray_name("search with obsidian", {"query": "obsidian"}, search, unfamiliar=unfamiliar) is None
     )
+
+
+def test_a_records_slot_is_past_a_determiner_or_beside_its_kinds_noun():
+    seen = {"write", "something", "with", "the", "model", "how", "does", "my", "tokenizer", "stack", "up",
+            "sweep", "status", "for", "q", "dense", "search"}  # fmt: skip
+    unfamiliar = lambda w: w.lower() not in seen  # noqa: E731
+    assert state.unseen_words("write something with the banjo model", unfamiliar) == ["banjo"]
+    run = {"run": {"type": "string", "default": "last"}, "prompt": {"type": "string"}}
+    assert state.stray_name("write something with the banjo model", {}, run, unfamiliar=unfamiliar) == (
+        "run",
+        "banjo",
+    )
+    tok = {"tokenizer": {"type": "string", "default": "last"}, "text": {"type": "string"}}
+    assert state.stray_name("how does my tokenizer zither stack up", {}, tok, unfamiliar=unfamiliar) == (
+        "tokenizer", "zither")  # fmt: skip
+    index = {"query": {"type": "string"}, "index": {"type": "string", "default": "last"}}
+    assert state.stray_name("q idx shannon dense", {"query": "q"}, index, unfamiliar=unfamiliar) == (
+        "index", "shannon")  # fmt: skip
+    # beside another kind's noun, with no linking word or verb before it, a word names no index
+    assert state.stray_name("search the banjo model", {}, index, unfamiliar=unfamiliar) is None
+    # one slip from a word of `taken` (the tool's own name) is that word mistyped, not a name
+    sweep = {"sweep": {"type": "string", "default": "last"}}
+    words = ["sweep", "status"]
+    assert state.stray_name("sweep staus for loire", {}, sweep, words, unfamiliar, {"sweep"}) == (
+        "sweep",
+        "loire",
+    )
+    assert state.stray_name("sweep staus", {}, sweep, [], unfamiliar, {"sweep"}) == ("sweep", "staus")
 
 
 def test_the_gap_between_two_records_is_computed_so_by_how_much_is_grounded():

@@ -416,17 +416,18 @@ class Bank:
         `common_words`: "trian", "sampel"): the shape of a name a user gave a record ("obsidian")."""
         parts = [t for t in tokens(word) if len(t) >= 3 and t.isalpha()]
         seen = self.seen_words()
-        if not parts or all(t in seen for t in parts):
+        if not parts or all(t in seen or stem(t) in seen for t in parts):  # "stacks": "stack" seen
             return False
         common = [w for w in self.common_words() if len(w) >= 4 and w.isalpha()]
         return not any(difflib.get_close_matches(t, common, n=1, cutoff=MISSPELT_RATIO) for t in parts)
 
     def seen_words(self) -> set[str]:
-        """Every word of the examples' requests (less the excluded ones): a word outside it is one no
+        """Every word of the examples' requests (less the excluded ones), and its `stem`: a word outside it is one no
         request in the bank used, such as the name a user gave a record ("obsidian", "thistle-lr")."""
         key = frozenset(self._excluded)
         if self._seen is None or self._seen[0] != key:
-            self._seen = (key, {w for e in self.examples if e.id not in key for w in tokens(e.request)})
+            words = {w for e in self.examples if e.id not in key for w in tokens(e.request)}
+            self._seen = (key, words | {stem(w) for w in words})
         return self._seen[1]
 
     def value_words(self, action: str, args: Iterable[str] = ()) -> dict[str, Counter]:

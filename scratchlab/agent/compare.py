@@ -16,6 +16,8 @@ from pathlib import Path
 from scratchlab.agent.bank import tokens
 from scratchlab.agent.state import (
     FACT_KEYS,
+    KIND_NOUNS,
+    PLURAL,
     RESULT_KEYS,
     SIZE_KEYS,
     SIZE_WORDS,
@@ -147,21 +149,39 @@ BETTER_WORDS = {"better", "best", "beat", "beats", "outperformed", "outperforms"
 WORSE_WORDS = {"worse", "worst", "lost", "loses"}
 
 
-def at_end(clause: str, recs: Sequence[Record]) -> Record | None:
-    """The one record a superlative in `clause` picks out ("my biggest-vocabulary tokenizer",
-    "whichever model has the lowest val loss"): the clause names a number the records differ in
-    (`asked_keys`, `orders`) and one end of its order (a low or high word; for a loss, better or worse
-    too). None when it names no end, or the ends it names are different records."""
-    words, keys = set(tokens(clause)), asked_keys(clause)
+SUPERLATIVES = {"most", "least", "best", "worst"}  # and every "-est" word of the ends' words
+
+
+def at_ends(clause: str, recs: Sequence[Record]) -> list[Record]:
+    """The records a superlative in `clause` picks out: the one at that end of an order ("my
+    biggest-vocabulary tokenizer", "whichever model has the lowest val loss"), or as many as a count
+    before their noun says ("the two runs with the lowest validation loss"; a comparative picks one:
+    "the bigger of my two tokenizers"). The clause names a number the records differ in (`asked_keys`,
+    `orders`) and one end of its order (a low or high word; for a loss, better or worse too). [] when
+    it names no end, or the ends it names are different records."""
+    toks = tokens(clause)
+    words, keys = set(toks), asked_keys(clause)
+    n = 1
+    if any(
+        w in SUPERLATIVES or w.endswith("est")
+        for w in words & (LOW_WORDS | HIGH_WORDS | BETTER_WORDS | WORSE_WORDS)
+    ):
+        nouns = set().union(*(KIND_NOUNS.get(r.kind, set()) for r in recs))
+        n = next((PLURAL[t] for i, t in enumerate(toks) if t in PLURAL and t != "both"
+                  and nouns & set(toks[i + 1 : i + 3])), 1)  # fmt: skip
     picked = set()
     for o in orders(recs):  # "bigger" is a tokenizer's vocab_size as it is a run's params (`SIZE_KEYS`)
         if o.key not in keys and not (words & SIZE_WORDS and o.key == SIZE_KEYS.get(o.kind)):
             continue
         says_low = bool(words & LOW_WORDS) or (o.key in LOWER_IS_BETTER and bool(words & BETTER_WORDS))
         says_high = bool(words & HIGH_WORDS) or (o.key in LOWER_IS_BETTER and bool(words & WORSE_WORDS))
-        if says_low != says_high:
-            picked.add(o.ranked[0][1] if says_low else o.ranked[-1][1])
-    return next((r for r in recs if r.name in picked), None) if len(picked) == 1 else None
+        if says_low != says_high and len(o.ranked) >= n:
+            end = o.ranked[:n] if says_low else o.ranked[::-1][:n]
+            picked.add(tuple(name for _, name in end))
+    if len(picked) != 1:
+        return []
+    names = picked.pop()
+    return [r for name in names for r in recs if r.name == name][:n]
 
 
 def contradicts_order(

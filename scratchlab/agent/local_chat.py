@@ -294,8 +294,9 @@ class ChatLocalLlama(BaseChatModel):
                 if extract.enum_options(prop):  # a choice among fixed values ('smollm2'), not a record
                     continue
                 pool = [r for r in recs if r.kind in state.ARG_KINDS.get(arg, ())]
-                if not state.names_in(clause, pool) and (end := compare.at_end(clause, pool)):
-                    args[arg] = [end.ref] if state.takes_list(prop) else end.ref  # "my lowest-loss model"
+                ends = [] if state.names_in(clause, pool) else compare.at_ends(clause, pool)
+                if len(ends) == 1 or (ends and state.takes_list(prop)):  # "my lowest-loss model"
+                    args[arg] = [r.ref for r in ends] if state.takes_list(prop) else ends[0].ref
                     picked.add(arg)  # "the bigger of my two tokenizers" counts two, and picks one
                     continue
                 resolved = state.resolve(arg, args.get(arg), clause, recs, prop.get("default"),
@@ -307,7 +308,7 @@ class ChatLocalLlama(BaseChatModel):
                 else:
                     args.pop(arg, None)  # the tool's default ("last") then applies
             args = state.resolve_pronoun(args, clause, recs, props)
-            taken = [extract.stated_name(clause) or "", *extract.arg_words(action, params, self.bank),
+            taken = [extract.stated_name(clause) or "", *extract.arg_words(action, params, self.bank), *action.split("_"),
                      *(x for r in recs for x in (r.name, r.id)), *(o for p in props.values() for o in extract.enum_options(p))]  # fmt: skip
             unquoted = extract.QUOTE_RE.sub(" ", clause)  # "encode 'obsidian dreams'" names no tokenizer
             verbs = self.bank.verbs(action)  # "stop thistle-lr": the verb's object

@@ -20,6 +20,7 @@ last turn of this conversation that made or mentioned it. References resolve to 
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -28,7 +29,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
-from scratchlab.agent.bank import NAME_HEAD_CHARS, NUMBER_WORDS, as_number, stem, tokens
+from scratchlab.agent.bank import MISSPELT_RATIO, NAME_HEAD_CHARS, NUMBER_WORDS, as_number, stem, tokens
 from scratchlab.agent.router import PUNCTUATION, REFERENCE_VALUES
 from scratchlab.lab.jobs import ACTIVE
 from scratchlab.lab.registry import DEFAULT_NAME_STEMS
@@ -55,6 +56,7 @@ KIND_NOUNS: dict[str, set[str]] = {
     "index": {
         "index",
         "indexes",
+        "idx",
         "docs",
         "documents",
         "guide",
@@ -334,23 +336,47 @@ def glued_names(clause: str) -> list[str]:
     return out
 
 
-NAME_LINKS = {"using", "with", "via", "by"}  # "decode [...] using obsidian": a record's name follows
+NAME_LINKS = {
+    "using",
+    "with",
+    "via",
+    "by",
+    "for",
+    "of",
+}  # "decode [...] using obsidian": a record's name follows
+DETERMINERS = {
+    "the",
+    "my",
+    "our",
+    "your",
+    "this",
+    "that",
+    "a",
+    "an",
+}  # "with the banjo model": skipped before a name
 
 
 def unseen_words(
-    clause: str, unfamiliar: Callable[[str], bool], after: Collection[str] = NAME_LINKS
-) -> list[str]:
-    """The clause's words (split at spaces, edge punctuation off) in a record's slot, right after a word
-    of `after` (a linking word, or the verb that asks for the tool: "stop thistle-lr"), that
-    `unfamiliar` finds no word of the bank's requests (`Bank.unfamiliar`): the names users give
-    records. Paths and words with a digit are left to `glued_names` and the path rules."""
-    raw = clause.split()
+    clause: str, unfamiliar: Callable[[str], bool], after: Collection[str] = NAME_LINKS,
+    nouns: Collection[str] = (),
+) -> list[str]:  # fmt: skip
+    """The clause's words (split at spaces, edge punctuation off) in a record's slot that `unfamiliar`
+    finds no word of the bank's requests (`Bank.unfamiliar`): the names users give records. A slot is
+    right after a word of `after` (a linking word, or the verb that asks for the tool: "stop
+    thistle-lr"), with any `DETERMINERS` between ("with the banjo model"), or right before or after one
+    of `nouns`, the record's kind ("my tokenizer zither", "the banjo model", "idx shannon"). Paths and
+    words with a digit are left to `glued_names` and the path rules."""
+    raw = [w.strip(PUNCTUATION) for w in clause.split()]
+    low = [w.lower() for w in raw]
     out = []
-    for prev, word in zip(["", *raw], raw, strict=False):
-        word = word.strip(PUNCTUATION)
-        if prev.lower().strip(PUNCTUATION) not in after or "/" in word or not word[:1].isalpha():
+    for i, word in enumerate(raw):
+        if "/" in word or not word[:1].isalpha() or any(c.isdigit() for c in word):
             continue
-        if not any(c.isdigit() for c in word) and unfamiliar(word):
+        j = i - 1
+        while j >= 0 and low[j] in DETERMINERS:
+            j -= 1
+        beside = {low[k] for k in (i - 1, i + 1) if 0 <= k < len(low)}
+        if ((j >= 0 and low[j] in after) or beside & set(nouns)) and unfamiliar(word):
             out.append(word)
     return out
 
@@ -365,8 +391,9 @@ def stray_name(
     newest tokenizer, where the tool would have said that no tokenizer is named lamp1k; "stop
     thistle-lr" asked which sweep. A word is no stray when it is in `taken` (the new artifact's name,
     the records' names: "a gpt like wren2" is no tokenizer; setting words, such as "iters5k"'s, the
-    tool's enum values), or a built-in the description names says it. Quoted text is the caller's to
-    take out of `clause`."""
+    tool's enum values), or a word one slip from a word of `taken` (`MISSPELT_RATIO`: "sweep staus for
+    loire" misspells the tool's own name), or a built-in the description names says it. Quoted text is
+    the caller's to take out of `clause`."""
     refs = [a for a in props if a in ARG_KINDS and a not in DATA_ARGS]
     if len(refs) != 1 or args.get(refs[0]) not in (None, props[refs[0]].get("default"), [], ["last"]):
         return None
@@ -377,12 +404,14 @@ def stray_name(
     known = " ".join(
         [*taken, *(b for p in props.values() for b in builtins(p.get("description", "") or ""))]
     ).lower()
+    nouns = set().union(*(KIND_NOUNS.get(k, set()) for k in ARG_KINDS[refs[0]]))
     words = glued_names(clause) + (
-        unseen_words(clause, unfamiliar, NAME_LINKS | set(verbs)) if unfamiliar else []
+        unseen_words(clause, unfamiliar, NAME_LINKS | set(verbs), nouns) if unfamiliar else []
     )
     strays = {
         w for w in words
         if w.lower() not in held and w.lower() not in known and w.lower().rstrip("0123456789km") not in taken
+        and not difflib.get_close_matches(w.lower(), taken, n=1, cutoff=MISSPELT_RATIO)  # "sweep staus"
     }  # fmt: skip
     return (refs[0], strays.pop()) if len(strays) == 1 else None
 
@@ -720,7 +749,8 @@ def refers_to_kind(clause: str, arg: str, one: bool = False) -> bool:
 
 def dangling(clause: str, arg: str, recs: Sequence[Record]) -> bool:
     """True when the clause points at a record of the argument's kind that the lab does not have:
-    "train something on my data", "encode it with that tokenizer" in an empty lab. The tool's default
+    "train something on my data", "encode it with that tokenizer", "train a tokenizer on it" in an empty
+    lab. The tool's default
     would stand in for what the user means, so the agent asks instead."""
     kinds = ARG_KINDS.get(arg)
     if not kinds or any(r.kind in kinds for r in recs):
@@ -728,6 +758,8 @@ def dangling(clause: str, arg: str, recs: Sequence[Record]) -> bool:
     nouns = set().union(*(KIND_NOUNS.get(k, set()) for k in kinds), KIND_NOUNS.get(arg, set()))
     toks = tokens(clause)
     if arg in DATA_ARGS and _owned_source(toks):  # "train a tokeniser on my diary entries"
+        return True
+    if arg in DATA_ARGS and not recs and _pronoun_source(toks):  # "train a tokenizer on it", in an empty lab
         return True
     return _pointed(toks, nouns, POINTING)
 
@@ -740,6 +772,21 @@ def _owned_source(toks: Sequence[str]) -> bool:
     """True when the data is the user's own, by any name: "on my diary entries", "from our logs". A
     path or a built-in dataset would be written out, so the lab has nothing to stand for it."""
     return any(t in OWNERS and i and toks[i - 1] in DATA_PREPOSITIONS for i, t in enumerate(toks))
+
+
+MADE_KINDS = ("run", "tokenizer", "adapter", "index")  # what a call makes from data
+
+
+def _pronoun_source(toks: Sequence[str]) -> bool:
+    """True when the data of the thing made is a pronoun: a noun of what is made, a preposition of
+    data right after it or one word on, then the pronoun ("train a tokenizer on it", "a gpt from
+    that"). With no record at all, it points at nothing the lab or the conversation holds; "don't wait
+    on it" and "on this laptop" are no data."""
+    made = set().union(*(KIND_NOUNS[k] for k in MADE_KINDS))
+    return any(t in SINGULAR_PRONOUNS | CONTENT_PRONOUNS and i >= 2 and toks[i - 1] in DATA_PREPOSITIONS
+               and made & set(toks[max(0, i - 3) : i - 1])
+               and (i + 1 == len(toks) or toks[i + 1] not in KIND_NOUNS["dataset"] | KIND_NOUNS["file"])
+               for i, t in enumerate(toks))  # fmt: skip
 
 
 def _glued(clause: str) -> set[str]:
