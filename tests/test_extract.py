@@ -331,6 +331,11 @@ def test_quoted_text_names_and_prompts():
     assert stated_quote("encode 'To be or not to be' with it") == "To be or not to be"
     assert stated_quote("ask the adapter: what is BPE?") == "what is BPE?"
     assert stated_quote("set lr: 3e-4") is None
+    # an apostrophe inside a word closes nothing; special tokens stay in the text
+    said = "encode 'All the world's a stage<|endoftext|>' with volga"
+    assert stated_quote(said) == "All the world's a stage<|endoftext|>"
+    assert stated_quote("encode \u201chello there\u201d") == "hello there"  # curly quotes
+    assert stated_quote("compare 'a b' and 'c d'") is None  # two quotes: the model's call
     assert stated_name("train a 300 token tokenizer and call it haiku-bpe") == "haiku-bpe"
     assert stated_name("name the run lyrics-v1 please") == "lyrics-v1"
     assert stated_name("what is it called?") is None

@@ -50,7 +50,7 @@ from scratchlab.agent.bank import (
     tokens,
     ungroup_digits,
 )
-from scratchlab.agent.router import PUNCTUATION, VAGUE_WORDS, within_bounds
+from scratchlab.agent.router import PUNCTUATION, VAGUE_WORDS, quote_spans, within_bounds
 from scratchlab.agent.state import KIND_NOUNS
 
 # Paths: with a slash or a known file extension ("docs/", "~/notes", "data/qa.jsonl", "notes.txt").
@@ -59,7 +59,6 @@ PATH_RE = re.compile(
     r"|html?|rst|tex))(?![\w/])",
     re.IGNORECASE,
 )
-QUOTE_RE = re.compile(r"(?<!\w)[\"'`“‘]([^\"'`”’]+)[\"'`”’](?!\w)")  # 'text', "text", `text` (not "you're")
 SPECIAL_TOKEN_RE = re.compile(r"<\|[\w.-]+\|>|</?[a-z]{2,8}>")  # <|endoftext|>, <pad>, </s>
 PATH_ARGS = ("path", "data", "dataset")
 TEXT_ARGS = ("text", "prompt")  # copied verbatim from quoted text
@@ -791,9 +790,14 @@ def described_text(value: Any, clause: str) -> bool:
     return bool(OWN_WORDS & {w.strip(PUNCTUATION) for w in value.lower().split()})
 
 
+def unquoted(text: str) -> str:
+    """`text` with its quoted parts blanked ("encode 'obsidian dreams'" names no tokenizer)."""
+    return "".join(" " if inside else part for part, inside in quote_spans(text))
+
+
 def stated_quote(text: str) -> str | None:
     """The one quoted text in `text`; else the words after a colon (prompts: "ask it: what is BPE?")."""
-    quoted = QUOTE_RE.findall(text)
+    quoted = [part[1:-1] for part, inside in quote_spans(text) if inside]
     if len(quoted) == 1:
         return quoted[0]
     if quoted:

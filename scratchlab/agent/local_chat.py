@@ -310,7 +310,7 @@ class ChatLocalLlama(BaseChatModel):
             args = state.resolve_pronoun(args, clause, recs, props)
             taken = [extract.stated_name(clause) or "", *extract.arg_words(action, params, self.bank), *action.split("_"),
                      *(x for r in recs for x in (r.name, r.id)), *(o for p in props.values() for o in extract.enum_options(p))]  # fmt: skip
-            unquoted = extract.QUOTE_RE.sub(" ", clause)  # "encode 'obsidian dreams'" names no tokenizer
+            unquoted = extract.unquoted(clause)  # "encode 'obsidian dreams'" names no tokenizer
             verbs = self.bank.verbs(action)  # "stop thistle-lr": the verb's object
             if stray := state.stray_name(
                 unquoted, args, props, taken, self.bank.unfamiliar, verbs

@@ -447,19 +447,24 @@ def spelled_out(text: str) -> str:
     text stays as written. A lone word up to ten stays a word: "one" and "two" point and count as
     often as they measure, and the example bank reads them in context. Without this the model's 80 had
     no 80 in the request to stand on, and grounding dropped it."""
-    return "".join(part if quoted else _spelled(part) for part, quoted in _quote_spans(text))
+    return "".join(part if quoted else _spelled(part) for part, quoted in quote_spans(text))
 
 
-def _quote_spans(text: str) -> list[tuple[str, bool]]:
-    """`text` cut into (part, quoted) pieces: a quote opens after a non-word character and closes at
-    the same mark before one ("don't" opens nothing)."""
+QUOTE_MARKS = {"'": "'", '"': '"', "`": "`", "“": "”", "‘": "’"}  # opening: closing
+
+
+def quote_spans(text: str) -> list[tuple[str, bool]]:
+    """`text` cut into (part, quoted) pieces, a quoted part with its marks: a quote opens after a
+    non-word character and closes at its closing mark before one, so "don't" opens nothing and
+    'All the world's a stage' is one quote."""
     out, start, i = [], 0, 0
     while i < len(text):
         ch = text[i]
-        if ch in "'\"`" and (i == 0 or not text[i - 1].isalnum()):
-            close = next((k for k in range(i + 1, len(text)) if text[k] == ch
+        if ch in QUOTE_MARKS and (i == 0 or not text[i - 1].isalnum()):
+            end = QUOTE_MARKS[ch]
+            close = next((k for k in range(i + 1, len(text)) if text[k] == end
                           and (k + 1 == len(text) or not text[k + 1].isalnum())), None)  # fmt: skip
-            if close is not None:
+            if close is not None and close > i + 1:
                 out += [(text[start:i], False), (text[i : close + 1], True)]
                 start = i = close + 1
                 continue
