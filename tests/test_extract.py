@@ -385,6 +385,9 @@ def test_a_stated_list_of_values_becomes_a_search_spec_named_by_the_schema_words
 def test_a_pair_of_heads_is_two():
     got = stated_numbers("only one layer, a pair of heads, width 32, 100 steps", "train_gpt", GPT, None)
     assert got["n_head"] == 2 and got["n_layer"] == 1  # "steps" is taught by the bank
+    got = stated_numbers("one layer and a couple of heads, d=32, 80 steps", "train_gpt", GPT, None)
+    assert got["n_head"] == 2 and got["n_layer"] == 1
+    assert [v for v, _ in number_contexts("a couple runs, a pair of heads")] == [2.0]  # "couple" needs "of"
 
 
 def test_an_enum_value_misspelt_by_one_slip_is_still_named():

@@ -198,6 +198,36 @@ def test_a_question_about_something_running_goes_to_the_tool_that_reads_it_now()
     assert state.live_tool(kill, tools, [run, job], "actually, kill it", 0.1) == "cancel_job"
 
 
+def test_a_pronoun_for_a_record_the_chosen_tool_cannot_take_goes_to_a_tool_that_can():
+    # "ok, stop it for now" after a background run chose stop_sweep, with no sweep in the lab
+    tools = {"stop_sweep": {"parameters": {"properties": {"sweep": {"default": "last"}}}},
+             "cancel_job": {"parameters": {"properties": {"job_id": {}}, "required": ["job_id"]}},
+             "sample_gpt": {"parameters": {"properties": {"run": {"default": "last"}}}},
+             "train_gpt": {"parameters": {"properties": {"dataset": {}, "tokenizer": {"default": "char"}}}}}  # fmt: skip
+    prior = {"stop_sweep": 0.91, "cancel_job": 0.03, "sample_gpt": 0.004, "train_gpt": 0.001}
+    run = Record("run-1", "run", "lute", turn=1)
+    job = Record("job-1", "job", "job-1", {"artifact": "run-1"}, {"status": "done"}, turn=2)
+    verbs = {"stop", "halt"}
+    assert (
+        state.referent_tool("stop_sweep", prior, tools, [run, job], "ok, stop it for now", verbs)
+        == "cancel_job"
+    )
+    sweep = Record("sweep-1", "sweep", "sweep-1", turn=0)
+    assert (
+        state.referent_tool("stop_sweep", prior, tools, [run, job, sweep], "stop it", verbs) is None
+    )  # one to stop
+    assert (
+        state.referent_tool("stop_sweep", prior, tools, [run, job], "stop the sweep", verbs) is None
+    )  # no pronoun
+    assert (
+        state.referent_tool("stop_sweep", prior, tools, [run, job], "stop sweep-2, it's slow", verbs) is None
+    )
+    assert state.referent_tool("stop_sweep", prior, tools, [], "stop it", verbs) is None  # "it" is nothing
+    assert (
+        state.referent_tool("train_gpt", prior, tools, [run], "train it again", {"train"}) is None
+    )  # no record
+
+
 def test_ended_jobs_are_records_after_the_running_ones():
     from types import SimpleNamespace as Job
 
@@ -414,6 +444,7 @@ def test_a_pointer_at_settings_repeats_a_call():
     assert state.points_at_settings("ok, now train a regular one with those dimensions, 200 steps")
     assert state.points_at_settings("a gpt of the same size on my notes")
     assert not state.points_at_settings("train a gpt with embedding size 64")
+    assert state.points_at_settings("same setup, but also try it without residual connections")
     assert not state.points_at_settings("what settings should I use?")
 
 

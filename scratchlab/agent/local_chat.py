@@ -256,6 +256,10 @@ class ChatLocalLlama(BaseChatModel):
                       or (self.bank.flag(clause, "lab") < LAB_THRESHOLD  # a question about the lab: records
                           and state.named_tool(prior, choices, by_name, recs, clause))
                       or action)  # fmt: skip
+        if action in by_name:  # "stop it" with no sweep in the lab: the tool for what "it" is
+            action = (
+                state.referent_tool(action, prior, by_name, recs, clause, self.bank.verbs(action)) or action
+            )
         # the bank reads the request as one that leaves out what a tool needs ("fine-tune an adapter
         # for me"): the model picks the tool, and what is missing becomes the question back
         underspecified = (

@@ -683,6 +683,43 @@ def remembered(
     return "recall" if asked & kept else None
 
 
+OBJECT_PRONOUNS = {"it", "that", "this", "them"}
+
+
+def _record_kinds(tool: dict) -> set[str]:
+    """The kinds of record a tool must act on: those its required arguments or its arguments that
+    default to the newest ('last') take, its data aside, when no built-in stands in for a record
+    (train_gpt's tokenizer, 'char' by default, and finetune_lora's base, 'smollm2' or a run, are no
+    record it must act on)."""
+    params = tool.get("parameters", {})
+    props, required = params.get("properties", {}), set(params.get("required", ()))
+    acting = [a for a, p in props.items() if a not in DATA_ARGS and (a in required or p.get("default") == "last")
+              and not set(builtins(p.get("description", "") or "")) - REFERENCE_VALUES]  # fmt: skip
+    return {k for a in acting for k in ARG_KINDS.get(a, ())}
+
+
+def referent_tool(
+    action: str, prior: dict[str, float], tools: dict[str, dict], recs: Sequence[Record], clause: str,
+    verbs: Collection[str],
+) -> str | None:  # fmt: skip
+    """Another tool, for the record a pronoun points at, when `action` acts on a kind of record the
+    lab has none of: "ok, stop it for now" after a background run chose stop_sweep (the bank's "stop
+    it" requests stop sweeps) with no sweep to stop. Of the tools that take the record "it" means
+    (`about`) or a job, the one the bank's prior likes best. Only for a pronoun that is the object of
+    one of `verbs` (`Bank.verbs`: "stop it"; "merge gpt-1-lora-1 into its base" names its adapter).
+    None when `action` takes no record, or the lab has one of its kinds."""
+    kinds = _record_kinds(tools.get(action, {}))
+    toks = tokens(clause)
+    object_pronoun = any(t in OBJECT_PRONOUNS and i and toks[i - 1] in verbs for i, t in enumerate(toks))
+    if not kinds or any(r.kind in kinds for r in recs) or not object_pronoun:
+        return None
+    target = next(iter(about(clause, recs)), None)
+    if target is None:
+        return None
+    takers = [n for n, t in tools.items() if n != action and _record_kinds(t) & {target.kind, "job"}]
+    return max(takers, key=lambda n: prior.get(n, 0.0), default=None)
+
+
 def live_tool(
     prior: dict[str, float], tools: dict[str, dict], recs: Sequence[Record], clause: str, floor: float
 ) -> str | None:
@@ -796,7 +833,7 @@ def _glued(clause: str) -> set[str]:
 
 # Nouns for a call's settings as a whole: "with those dimensions", "the same settings"
 SETTINGS_NOUNS = {"settings", "setting", "config", "configuration", "dimensions", "sizes", "size", "shape",
-                  "hyperparameters", "architecture"}  # fmt: skip
+                  "hyperparameters", "hyperparams", "architecture", "setup"}  # fmt: skip
 
 
 def points_at_settings(clause: str) -> bool:
