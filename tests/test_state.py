@@ -921,3 +921,21 @@ def test_the_gap_between_two_records_is_computed_so_by_how_much_is_grounded():
     shown = facts([a, b], clause="which ended with the lower val loss, and by how much?")
     reply = "clover ended with the lower val loss, by 0.0002."
     assert ground_reply(reply, [shown]) == reply  # was dropped: 0.0002 stood in no source
+
+
+def test_the_last_turns_look_up_asked_again_is_answered_from_its_passages():
+    from scratchlab.agent.carry import same_lookup
+
+    search = {"properties": {"query": {}, "index": {}}, "required": ["query"]}
+    call = {"name": "search_documents", "args": {"index": "tagus", "query": "gradient clipping"}, "id": "c1"}
+    msgs = [HumanMessage("look up gradient clipping in tagus"), AIMessage("", tool_calls=[call]),
+            ToolMessage("2 passage(s) ...", tool_call_id="c1"), AIMessage("It clips to 1.0."),
+            HumanMessage("what norm do they clip to?")]  # fmt: skip
+    assert same_lookup("search_documents", {"query": "Gradient clipping"}, search, msgs)
+    assert not same_lookup("search_documents", {"query": "weight tying"}, search, msgs)  # a new look-up
+    assert not same_lookup("recall", {"query": "gradient clipping"}, search, msgs)  # another tool
+    train = {"properties": {"n_layer": {}}, "required": []}
+    assert not same_lookup("train_gpt", {}, train, msgs)  # no look-up: running it again is the request
+    assert not same_lookup(
+        "search_documents", {"query": "gradient clipping"}, search, msgs[:1]
+    )  # no turn before

@@ -501,8 +501,15 @@ NUMBER_WORD_VALUES = {w: n for n, w in enumerate(_UNIT_WORDS.split())} | {
     w: 20 + 10 * n for n, w in enumerate(_TEN_WORDS.split())
 }
 SCALE_WORD_VALUES = {"hundred": 100, "thousand": 1000}
-OF_COUNTS = {"pair": 2, "couple": 2, "dozen": 12}  # counts said with "of": "a pair of heads" (as "one of those" is not)
-NEEDS_OF = {"pair", "couple"}  # a count only with "of": a "byte-pair vocabulary" counts nothing ("a dozen trials" does)
+OF_COUNTS = {
+    "pair": 2,
+    "couple": 2,
+    "dozen": 12,
+}  # counts said with "of": "a pair of heads" (as "one of those" is not)
+NEEDS_OF = {
+    "pair",
+    "couple",
+}  # a count only with "of": a "byte-pair vocabulary" counts nothing ("a dozen trials" does)
 _READ_IN_CONTEXT = "one two three four five six seven eight nine ten twelve sixteen twenty"
 NUMBER_WORDS = {**OF_COUNTS, "single": 1, **{w: NUMBER_WORD_VALUES[w] for w in _READ_IN_CONTEXT.split()}}
 

@@ -76,6 +76,19 @@ def continued_lookup(
     return None
 
 
+def same_lookup(
+    action: str, args: dict[str, Any], parameters: dict[str, Any], messages: Sequence[BaseMessage]
+) -> bool:
+    """True when `action` looks things up (a required `query`) and the previous turn already called it
+    with the same query: "what norm do they clip to?" after a search for gradient clipping searched
+    for gradient clipping again. Its passages are in the thread; the answer comes from them."""
+    if not any(a in QUERY_ARGS for a in parameters.get("required", ())):
+        return False
+    said = {str(args.get(a, "")).strip().lower() for a in QUERY_ARGS} - {""}
+    return any(name == action and said & {str(old.get(a, "")).strip().lower() for a in QUERY_ARGS}
+               for name, old in previous_turn_calls(messages))  # fmt: skip
+
+
 def carry_over(
     action: str, new_args: dict[str, Any], messages: Sequence[BaseMessage], recs: Sequence[Record],
     parameters: dict[str, Any], extend: bool = False,

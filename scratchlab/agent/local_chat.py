@@ -256,6 +256,7 @@ class ChatLocalLlama(BaseChatModel):
                       or (self.bank.flag(clause, "lab") < LAB_THRESHOLD  # a question about the lab: records
                           and state.named_tool(prior, choices, by_name, recs, clause))
                       or action)  # fmt: skip
+        repeated = False  # the call asked for was made already: its result answers
         if action in by_name:  # "stop it" with no sweep in the lab: the tool for what "it" is
             action = (
                 state.referent_tool(action, prior, by_name, recs, clause, self.bank.verbs(action)) or action
@@ -351,9 +352,12 @@ class ChatLocalLlama(BaseChatModel):
                     return "tool", [(action, {**args, arg: [r.ref for r in several]})]
                 if several:
                     return "tool", [(action, {**args, arg: r.ref}) for r in several]
-            if (action, args) not in calls:
+            if (action, args) not in calls and not carry.same_lookup(action, args, params, messages):
                 return "tool", [(action, args)]
-            action = ANSWER  # the same call again: answer from the result instead
+            action = (
+                ANSWER  # the same call again (this turn, or the last turn's look-up): answer from its result
+            )
+            repeated = True
         head = f'{{"action": "{action}"}}\n'
         if (
             action == ANSWER
@@ -377,7 +381,7 @@ class ChatLocalLlama(BaseChatModel):
             return ANSWER, self._grounded(prompt + head, [context], self.max_answer_tokens,
                                           fallback=router.result_headline(messages), keep=in_order)  # fmt: skip
         earlier = [str(m.content) for m in messages if isinstance(m, ToolMessage)]
-        if action == ANSWER and earlier and state.bare_pronoun(clause):
+        if action == ANSWER and earlier and (state.bare_pronoun(clause) or repeated):
             # "what's the last one it printed?": a question about an earlier result is answered from
             # it; a number no result or request holds is dropped (the 1.5B said "144" for a run that
             # printed nothing)
