@@ -300,6 +300,13 @@ def test_facts_name_the_tokenizer_a_run_used():
     assert "tokenizer=bpe400" in text and "val_loss=1.8694" in text and "n_layer=2" in text
 
 
+def test_facts_give_each_heads_width():
+    # "how wide is each attention head in oboe4?" was answered 64, its n_embd
+    run = Record(id="run-2", kind="run", name="oboe4", config={"n_layer": 2, "n_head": 4, "n_embd": 64})
+    assert "head_size=16" in facts([run])
+    assert "head_size" not in facts([Record(id="run-1", kind="run", name="x", config={"n_embd": 64})])
+
+
 def test_facts_keep_the_results_a_question_asks_about_and_no_paths():
     # a trainer's result: paths and many scalars before the parameter count
     result = {"run_dir": "/lab/runs/run-3", "status": "done", "step": 150, "max_iters": 150, "val_loss": 1.9,

@@ -34,12 +34,14 @@ MAX_FACTS = 6  # records whose facts an answer is given
 def facts(recs: Sequence[Record], limit: int = MAX_FACTS, clause: str = "") -> str:
     """Compact lines of what the lab knows about the records a question is about (for grounded answers):
     first how they compare (`compared`, on what the `clause` asks about), then each record's settings
-    and results."""
+    (with a run's `head_size`, n_embd // n_head: "how wide is each attention head?") and results."""
     names = {r.path: r.name for r in recs if r.path}
     lines = []
     for r in recs[:limit]:
         cfg = {k: names.get(str(v), Path(str(v)).name if "/" in str(v) else v) for k, v in r.config.items()
                if k in FACT_KEYS and v not in (None, "", [])}  # fmt: skip
+        if isinstance(cfg.get("n_embd"), int) and isinstance(cfg.get("n_head"), int) and cfg["n_head"] > 0:
+            cfg["head_size"] = cfg["n_embd"] // cfg["n_head"]  # each head's width, as nanoGPT's C // n_head
         scalars = {k: v for k, v in r.metrics.items()
                    if isinstance(v, int | float | str) and not (isinstance(v, str) and path_like(v))}  # fmt: skip
         order = [k for k in RESULT_KEYS if k in scalars] + [k for k in scalars if k not in RESULT_KEYS]
