@@ -225,3 +225,17 @@ def test_host_paths_of_lab_folders_become_their_mounts():
         host_paths_to_lab(code, mounts)
         == "plt.imread('/lab/plots/run-1-loss.png'); open('/home/u/other.txt')"
     )
+
+
+def test_lab_module_finds_a_run_as_the_lab_lists_it(tmp_path, monkeypatch):
+    # the 1.5B wrote curve('run-2 tiber2') after list_runs printed "run-2 tiber2: val 3.3722, ..."
+    from scratchlab.tools.sandbox_lib import lab
+
+    (tmp_path / "runs.json").write_text(
+        json.dumps([{"id": "run-2", "name": "tiber2"}, {"id": "run-1", "name": "tiber"}])
+    )
+    monkeypatch.setattr(lab, "METRICS_DIR", str(tmp_path))
+    assert lab.run("run-2 tiber2")["id"] == "run-2" and lab.run("tiber (run-1)")["id"] == "run-1"
+    assert lab.run("tiber")["id"] == "run-1"
+    with pytest.raises(LookupError, match="no run 'run-2 tiber'"):
+        lab.run("run-2 tiber")  # an id and another run's name: neither

@@ -32,7 +32,8 @@ def runs(n: int | None = None) -> list[dict]:
 
 
 def run(ref: str | int | dict = "last") -> dict:
-    """One run by id ("run-3"), name, "last", position in `runs()` (0 = newest) or a dict from `runs()`.
+    """One run by id ("run-3"), name, both as the lab lists them ("run-3 gpt-3"), "last", position in
+    `runs()` (0 = newest) or a dict from `runs()`.
 
     Raises:
         LookupError: no run matches (the message lists the runs there are).
@@ -46,8 +47,9 @@ def run(ref: str | int | dict = "last") -> dict:
     elif str(ref).lower() in LATEST and found:
         return found[0]
     else:
-        for r in found:
-            if ref in (r.get("id"), r.get("name")):
+        for r in found:  # also as the lab prints it: "run-2 tiber2" (list_runs), "tiber2 (run-2)"
+            rid, name = r.get("id"), r.get("name")
+            if str(ref).strip() in (rid, name, f"{rid} {name}", f"{name} ({rid})"):
                 return r
     names = ", ".join(f"{r.get('name')} ({r.get('id')})" for r in found) or "none yet"
     raise LookupError(f"no run {ref!r}; runs: {names}")
