@@ -185,6 +185,24 @@ def test_an_answer_after_a_tool_error_is_grounded_too():
     assert msgs[-1].content == "The width must be divisible by the heads."  # 64 and 128 stand in neither
 
 
+def test_an_answer_after_a_failed_call_about_runs_reports_the_failure_not_the_records():
+    # "use python to print the final val loss of both runs": the code failed, and the reply stated the
+    # records' difference in val loss (grounded in the records, not in any result) as if it had run
+    @tool
+    def read_runs(limit: int = 2) -> str:
+        """Read the final val loss of the newest runs."""
+        return "Error: failed (exit code 1)\nLookupError: no run 'run-2 tiber2'"
+
+    recs = [Record(id=f"run-{i}", kind="run", name=n, metrics={"val_loss": v}, turn=None)
+            for i, n, v in ((1, "tiber", 3.3169), (2, "tiber2", 3.3722))]  # fmt: skip
+    model = local(BANK, args={"read_runs": {"limit": 2}}, choice="read_runs")
+    model.reply = "The difference between the two val losses is 0.0553."
+    model.prompts = []
+    msgs = ask(graph(model, [read_runs], records=recs), "print the final val loss of both runs")
+    assert isinstance(msgs[-2], ToolMessage) and "Lab records" not in model.prompts[-1]
+    assert "0.0553" not in msgs[-1].content and "failed" in msgs[-1].content
+
+
 def test_a_question_about_a_run_is_answered_from_its_record():
     recs = [Record(id="run-1", kind="run", name="gpt-1", config={"n_layer": 2, "tokenizer": "/lab/tok/bpe400"},
                    metrics={"val_loss": 1.8694}, turn=None)]  # fmt: skip

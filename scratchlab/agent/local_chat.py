@@ -362,6 +362,7 @@ class ChatLocalLlama(BaseChatModel):
         if (
             action == ANSWER
             and recs
+            and not router.turn_failed(messages)  # a call failed: the reply says so, not the records
             and (
                 self.bank.flag(clause, "lab") >= LAB_THRESHOLD
                 or state.refers_to_kind(clause, "run")

@@ -851,6 +851,11 @@ def is_error(m: BaseMessage) -> bool:
     return str(m.content).startswith("Error") or getattr(m, "status", "success") == "error"
 
 
+def turn_failed(messages: Sequence[BaseMessage]) -> bool:
+    """True when a tool call of the latest request returned an error: the reply reports it."""
+    return any(is_error(m) for m in _this_turn(messages) if isinstance(m, ToolMessage))
+
+
 def current_clause(messages: Sequence[BaseMessage]) -> str:
     """The clause of the latest request that the next tool call serves (the whole request for one step)."""
     request, done = request_progress(messages)
