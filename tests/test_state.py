@@ -946,3 +946,21 @@ def test_the_last_turns_look_up_asked_again_is_answered_from_its_passages():
     assert not same_lookup(
         "search_documents", {"query": "gradient clipping"}, search, msgs[:1]
     )  # no turn before
+
+
+def test_a_new_artifact_named_as_an_existing_record_goes_to_a_tool_that_takes_that_record():
+    # "carry on with lute but take it to 400 steps" trained a new run, which could not be named lute
+    tools = {"train_gpt": {"parameters": {"properties": {"name": {}, "dataset": {}, "tokenizer": {"default": "char"}}}},
+             "resume_gpt": {"parameters": {"properties": {"run": {"default": "last"}, "max_iters": {}}}},
+             "sample_gpt": {"parameters": {"properties": {"run": {"default": "last"}}}}}  # fmt: skip
+    prior = {"train_gpt": 0.29, "resume_gpt": 0.6, "sample_gpt": 0.01}
+    lute = Record("run-1", "run", "lute", turn=1)
+    said = "carry on with lute but take it to 400 steps this time"
+    assert state.named_record_tool("train_gpt", prior, tools, [lute], said, None) == "resume_gpt"
+    liked = {**prior, "train_gpt": 0.8}
+    assert state.named_record_tool("train_gpt", liked, tools, [lute], "train a gpt like lute", None) is None
+    assert (
+        state.named_record_tool("train_gpt", prior, tools, [lute], said, "lute2") is None
+    )  # a new name said
+    assert state.named_record_tool("train_gpt", prior, tools, [], said, None) is None  # no such record
+    assert state.named_record_tool("resume_gpt", prior, tools, [lute], said, None) is None  # it takes runs

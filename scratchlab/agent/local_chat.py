@@ -257,10 +257,13 @@ class ChatLocalLlama(BaseChatModel):
                           and state.named_tool(prior, choices, by_name, recs, clause))
                       or action)  # fmt: skip
         repeated = False  # the call asked for was made already: its result answers
-        if action in by_name:  # "stop it" with no sweep in the lab: the tool for what "it" is
-            action = (
-                state.referent_tool(action, prior, by_name, recs, clause, self.bank.verbs(action)) or action
-            )
+        if (
+            action in by_name
+        ):  # "stop it" with no sweep in the lab, "carry on with lute": the tool for that record
+            new_name = extract.stated_name(clause, self.bank.common_words())
+            action = (state.referent_tool(action, prior, by_name, recs, clause, self.bank.verbs(action))
+                      or state.named_record_tool(action, prior, by_name, recs, clause, new_name)  # "carry on with lute"
+                      or action)  # fmt: skip
         # the bank reads the request as one that leaves out what a tool needs ("fine-tune an adapter
         # for me"): the model picks the tool, and what is missing becomes the question back
         underspecified = (

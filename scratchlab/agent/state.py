@@ -720,6 +720,28 @@ def referent_tool(
     return max(takers, key=lambda n: prior.get(n, 0.0), default=None)
 
 
+def named_record_tool(
+    action: str, prior: dict[str, float], tools: dict[str, dict], recs: Sequence[Record], clause: str,
+    new_name: str | None,
+) -> str | None:  # fmt: skip
+    """For a call that makes a new artifact (it takes a `name`) while the clause names one existing
+    record of a kind it takes none of and gives no new name (`new_name`, `extract.stated_name`): the
+    tool the bank's prior likes better than `action` among those that must act on that record. "carry
+    on with lute but take it to 400 steps" chose train_gpt, whose new run could not take lute's name;
+    resume_gpt goes on with lute. "train a gpt like lute" keeps train_gpt, which the prior likes best."""
+    tool = tools.get(action, {})
+    props = tool.get("parameters", {}).get("properties", {})
+    if "name" not in props or new_name:
+        return None
+    takes = {k for a in props for k in ARG_KINDS.get(a, ())}
+    named = [r for r in names_in(clause, recs) if r.kind not in takes and r.kind != "job"]
+    if len(named) != 1:
+        return None
+    takers = [n for n, t in tools.items() if n != action and named[0].kind in _record_kinds(t)]
+    best = max(takers, key=lambda n: prior.get(n, 0.0), default=None)
+    return best if best is not None and prior.get(best, 0.0) > prior.get(action, 0.0) else None
+
+
 def live_tool(
     prior: dict[str, float], tools: dict[str, dict], recs: Sequence[Record], clause: str, floor: float
 ) -> str | None:
