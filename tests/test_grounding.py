@@ -56,6 +56,24 @@ def test_a_reply_after_a_search_names_the_passages_it_draws_on():
     assert with_sources("LLaMA-65B needs about 390 GB.", [result]) == "LLaMA-65B needs about 390 GB."
 
 
+def test_a_reply_of_citations_alone_gives_way_to_the_passage_sentence_that_answers():
+    # "and Llama 3?" after a search: the 1.5B wrote "Sources: [1] seeds/...:193-208, [2] ..." and nothing else
+    from scratchlab.agent.grounding import cited_only, quoted_answer, with_sources
+
+    result = ("2 passage(s) from index 'danube' for 'Llama 3 vocabulary size' (hybrid).\n"
+              "[1] seeds/c.txt:193-208\n<<<DOCUMENT\n... In production you merge until you reach the size. "
+              "GPT-2 uses 50,257 tokens; Llama 3 uses 128,000. Larger vocabulary = fewer tokens ...\nDOCUMENT>>>\n"
+              "[2] seeds/d.txt:1-9\n<<<DOCUMENT\nBERT is encoder-only.\nDOCUMENT>>>")  # fmt: skip
+    assert cited_only("Sources: [1] seeds/c.txt:193-208, [2] seeds/d.txt:1-9")
+    assert not cited_only("Llama 3 uses 128,000 tokens.\nSources: [1] seeds/c.txt:193-208")
+    quoted = quoted_answer([result], "and Llama 3?")
+    assert quoted == 'The documents say: "GPT-2 uses 50,257 tokens; Llama 3 uses 128,000."'
+    assert ground_reply(quoted, [result]) == quoted  # '"GPT-2' opening a quote is still an id
+    assert with_sources(quoted, [result]).endswith("Sources: [1] seeds/c.txt:193-208")
+    assert quoted_answer([result], "what about rotary embeddings?") is None  # no sentence shares a word
+    assert quoted_answer(["run-1 done: val loss 1.2"], "and Llama 3?") is None  # no passages
+
+
 def test_a_list_items_number_goes_with_its_item():
     from scratchlab.agent.grounding import ground_reply, sentences
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from scratchlab.agent.bank import number_contexts, tokens
+from scratchlab.agent.bank import FUNCTION_WORDS, number_contexts, tokens
 from scratchlab.agent.state import gloss_words
 from scratchlab.retrieval.answer import FENCE_CLOSE, FENCE_OPEN
 
@@ -50,7 +50,8 @@ def _without_id_number(word: str) -> str:
     """ "ablation-1," -> "ablation,": a name and a number joined by a dash, the number its end."""
     head, sep, tail = word.partition("-")
     number = tail.rstrip(".;:!?)'\"")
-    return head + tail[len(number) :] if sep and head.isalpha() and number.isdigit() else word
+    bare = head.lstrip("(\"'`*")  # '"GPT-2' opening a quote is GPT-2
+    return head + tail[len(number) :] if sep and bare.isalpha() and number.isdigit() else word
 
 
 def supported(value: float, tol: float, sources: Iterable[float]) -> bool:
@@ -175,6 +176,28 @@ def passages(text: str, outside: list[str] | None = None) -> list[tuple[str, str
         elif outside is not None:
             outside.append(s)
     return out
+
+
+def cited_only(reply: str) -> bool:
+    """True when `reply` says nothing but citations ("Sources: [1] seeds/a.txt:3-9, [2] ..."): the
+    small model, told to cite the passages, sometimes writes only that."""
+    rest = [w for w in reply.split() if "/" not in w and ":" not in w and not w.startswith("[")]
+    return bool(reply.strip()) and not any(len(w) > 2 for w in tokens(" ".join(rest)) if w.isalpha())
+
+
+def quoted_answer(sources: list[str], asked: str) -> str | None:
+    """The sentence of the search passages in `sources` that shares the most words of 3+ letters (or
+    digits) with the question `asked`, quoted: an answer taken from the documents when the model's
+    own says nothing ("and Llama 3?" -> "GPT-2 uses 50,257 tokens; Llama 3 uses 128,000."). None when
+    there are no passages or no sentence shares a word."""
+    want = {w for w in tokens(asked) if (len(w) > 2 or w.isdigit()) and w not in FUNCTION_WORDS}
+    best, score = None, 0
+    for _, body in (p for src in sources for p in passages(src)):
+        for sentence in sentences(body.replace("...", " ")):
+            shared = len(want & set(tokens(sentence)))
+            if shared > score:
+                best, score = sentence.strip(), shared
+    return f'The documents say: "{best}"' if best else None
 
 
 def with_sources(reply: str, sources: list[str]) -> str:

@@ -44,7 +44,7 @@ from pydantic import PrivateAttr
 from scratchlab.agent import carry, compare, extract, policy, router, state
 from scratchlab.agent.bank import Bank
 from scratchlab.agent.constrained import choose, constrained_greedy
-from scratchlab.agent.grounding import ground_reply, with_sources
+from scratchlab.agent.grounding import cited_only, ground_reply, quoted_answer, with_sources
 from scratchlab.agent.llama_runtime import (
     DEFAULT_N_CTX,
     ENV_THREADS,
@@ -227,7 +227,8 @@ class ChatLocalLlama(BaseChatModel):
         if router.should_answer_now(messages):
             head = f'{{"action": "{ANSWER}"}}\n'
             return ANSWER, self._grounded(prompt + head, [context], MAX_SUMMARY_TOKENS,
-                                          fallback=router.result_headline(messages), keep=in_order)  # fmt: skip
+                                          fallback=router.result_headline(messages), keep=in_order,
+                                          asked=router.current_clause(messages))  # fmt: skip
         names = [*by_name, ANSWER, CLARIFY]
         if router.must_continue(messages):  # "do X, then Y": after X, choose among tools only
             names = list(by_name)
@@ -383,7 +384,8 @@ class ChatLocalLlama(BaseChatModel):
             action == ANSWER and calls
         ):  # after tool results (an error too): only what they and the request hold
             return ANSWER, self._grounded(prompt + head, [context], self.max_answer_tokens,
-                                          fallback=router.result_headline(messages), keep=in_order)  # fmt: skip
+                                          fallback=router.result_headline(messages), keep=in_order,
+                                          asked=clause)  # fmt: skip
         earlier = [str(m.content) for m in messages if isinstance(m, ToolMessage)]
         if action == ANSWER and earlier and (state.bare_pronoun(clause) or repeated):
             # "what's the last one it printed?": a question about an earlier result is answered from
@@ -451,12 +453,16 @@ class ChatLocalLlama(BaseChatModel):
         max_tokens: int,
         fallback: str | None = None,
         keep: Callable[[str], bool] | None = None,
+        asked: str = "",
     ) -> Iterator[str]:
         """The whole answer, then grounded: a sentence with a number no source holds, or failing `keep`,
-        is dropped."""
+        is dropped. A reply of citations alone gives way to the passage sentence that best answers
+        `asked` (`grounding.quoted_answer`)."""
         text = "".join(self._answer_stream(prompt, max_tokens=max_tokens))
-        text = router.unwrap_json_answer(text.strip())
-        yield with_sources(ground_reply(text, sources, fallback, keep), sources)
+        reply = ground_reply(router.unwrap_json_answer(text.strip()), sources, fallback, keep)
+        if cited_only(reply) and (quoted := quoted_answer(sources, asked)):
+            reply = quoted
+        yield with_sources(reply, sources)
 
     def _code(self, prompt: str) -> str:
         """Python source for a code tool, written by the model inside a ```python fence.
