@@ -300,6 +300,16 @@ def test_my_favourite_setting_takes_the_number_a_kept_memory_states():
     assert remembered_numbers("a gpt with my usual number of heads", kept, "train_gpt", gpt, None) == {
         "n_head": 8
     }
+    # a demonstrative points at the kept preference as "my" does (c22-11 t2)
+    from scratchlab.tools.tokenizer import TrainTokenizerArgs
+
+    tok, fav = TrainTokenizerArgs.model_json_schema(), ["my favourite vocab size is 640"]
+    said = "build a tokeniser from shakespeare at that favourite size, name it volga"
+    assert remembered_numbers(said, fav, "train_tokenizer", tok, None) == {"vocab_size": 640}
+    assert (
+        remembered_numbers("build a tokeniser from shakespeare, any size", fav, "train_tokenizer", tok, None)
+        == {}
+    )
     # a kept fact with one number that names the setting: "samples" stands nearer to 1234 than "seed"
     seed = ["please remember my preferred seed for samples is 1234"]
     assert remembered_numbers("sample from it using my usual seed", seed, "sample_gpt", sample, None) == {

@@ -293,6 +293,9 @@ def _cut_names(text: str, numeric: Iterable[str]) -> dict[float, str]:
     return out
 
 
+KEPT_POINTERS = {"my", "our", "that", "those"}  # "at my favourite temperature", "at that favourite size"
+
+
 def remembered_numbers(
     text: str,
     memories: Sequence[str],
@@ -302,8 +305,9 @@ def remembered_numbers(
     every: bool = False,
 ) -> dict[str, Any]:
     """Numeric arguments `text` asks to take from what the user keeps ("at my favourite temperature",
-    "with my usual learning rate"): an argument named (its own words, or those the bank taught it
-    twice or more) within four words after "my", given no number here, takes the number the newest
+    "with my usual learning rate", "at that favourite size"): an argument named (its own words, or those
+    the bank taught it twice or more) within four words after a `KEPT_POINTERS` word, given no number
+    here, takes the number the newest
     kept memory states for it (`stated_numbers` over the memory). With `every` (the request asks for
     the kept settings without naming one: the bank's `kept` flag), every argument a memory states."""
     toks = tokens(text)
@@ -315,7 +319,9 @@ def remembered_numbers(
         if not _numeric(prop) or arg in given:
             continue
         words = set(_name_words(arg)) | {w for w, n in learned.get(arg, Counter()).items() if n >= 2}
-        if not every and not any(t in words and "my" in toks[max(0, i - 4) : i] for i, t in enumerate(toks)):
+        if not every and not any(
+            t in words and KEPT_POINTERS & set(toks[max(0, i - 4) : i]) for i, t in enumerate(toks)
+        ):
             continue
         for fact in memories:
             said = stated_numbers(fact, action, parameters, bank)
