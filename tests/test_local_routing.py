@@ -473,3 +473,25 @@ def test_a_request_the_bank_reads_as_underspecified_asks_for_what_the_tool_lacks
     # a request the bank does not read so still gets the model's answer
     msgs = ask(g, "hi there", thread="u")
     assert str(msgs[-1].content).startswith("I'm sorry")
+
+
+def test_a_reply_after_a_search_that_keeps_no_sentence_quotes_the_passage_that_answers():
+    # "and Llama 3?": the 1.5B gave a vocabulary size of its own, and grounding left the result's header
+    passages = ("2 passage(s) from index 'danube' for \"Llama 3 vocabulary size\" (hybrid).\n"
+                "[1] seeds/c.txt:193-208\n<<<DOCUMENT\nGPT-2 uses 50,257 tokens; Llama 3 uses 128,000. "
+                "Larger vocabularies shorten sequences.\nDOCUMENT>>>\n"
+                "[2] seeds/d.txt:1-9\n<<<DOCUMENT\nBERT is encoder-only.\nDOCUMENT>>>")  # fmt: skip
+
+    @tool
+    def search_documents(query: str) -> str:
+        """Search the user's indexed documents."""
+        return passages
+
+    model = local(
+        BANK, args={"search_documents": {"query": "Llama 3 vocabulary size"}}, choice="search_documents"
+    )
+    model.reply = "Llama 3 uses a vocabulary of 32,000 tokens."
+    msgs = ask(graph(model, [search_documents]), "and Llama 3?")
+    assert isinstance(msgs[-2], ToolMessage)
+    assert "128,000" in msgs[-1].content and "32,000" not in msgs[-1].content
+    assert msgs[-1].content.endswith("Sources: [1] seeds/c.txt:193-208")

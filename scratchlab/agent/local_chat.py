@@ -456,12 +456,14 @@ class ChatLocalLlama(BaseChatModel):
         asked: str = "",
     ) -> Iterator[str]:
         """The whole answer, then grounded: a sentence with a number no source holds, or failing `keep`,
-        is dropped. A reply of citations alone gives way to the passage sentence that best answers
-        `asked` (`grounding.quoted_answer`)."""
+        is dropped. When nothing is left (or only citations), the passage sentence that best answers
+        `asked` (`grounding.quoted_answer`) stands in, else `fallback`."""
         text = "".join(self._answer_stream(prompt, max_tokens=max_tokens))
-        reply = ground_reply(router.unwrap_json_answer(text.strip()), sources, fallback, keep)
-        if cited_only(reply) and (quoted := quoted_answer(sources, asked)):
-            reply = quoted
+        reply = ground_reply(router.unwrap_json_answer(text.strip()), sources, "", keep)
+        if not reply.strip() or cited_only(
+            reply
+        ):  # nothing grounded is left: the passages, else the fallback
+            reply = quoted_answer(sources, asked) or ground_reply("", sources, fallback)
         yield with_sources(reply, sources)
 
     def _code(self, prompt: str) -> str:
