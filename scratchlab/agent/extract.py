@@ -921,10 +921,10 @@ def _named_as(words: list[str], common: Collection[str] = ()) -> str | None:
 
 
 def stated_integer_list(text: str) -> list[int] | None:
-    """The one run of two or more whole numbers `text` states, bracketed ("[256,300,301]") or not
-    ("turn 70, 108, 105 back into text"; `value_lists`): the value of an argument that takes a list of
-    integers (decode_tokens' `ids`), which the model need not copy out. None when there is no such
-    run, or more than one."""
+    """The one run of whole numbers `text` states: bracketed ("[256,300,301]", "[300]"), else two or
+    more in a row ("turn 70, 108, 105 back into text"; `value_lists`). It is the value of an argument
+    that takes a list of integers (decode_tokens' `ids`), which the model need not copy out. None when
+    there is no such run, or more than one."""
     runs = []
     for part in text.split("[")[1:]:
         inside, closed, _ = part.partition("]")

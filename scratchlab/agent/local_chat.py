@@ -258,9 +258,8 @@ class ChatLocalLlama(BaseChatModel):
                           and state.named_tool(prior, choices, by_name, recs, clause))
                       or action)  # fmt: skip
         repeated = False  # the call asked for was made already: its result answers
-        if (
-            action in by_name
-        ):  # "stop it" with no sweep in the lab, "carry on with lute": the tool for that record
+        # "stop it" with no sweep in the lab, "carry on with lute": the tool for the record meant
+        if action in by_name:
             new_name = extract.stated_name(clause, self.bank.common_words())
             action = (state.referent_tool(action, prior, by_name, recs, clause, self.bank.verbs(action))
                       or state.named_record_tool(action, prior, by_name, recs, clause, new_name)  # "carry on with lute"
@@ -358,10 +357,8 @@ class ChatLocalLlama(BaseChatModel):
                     return "tool", [(action, {**args, arg: r.ref}) for r in several]
             if (action, args) not in calls and not carry.same_lookup(action, args, params, messages):
                 return "tool", [(action, args)]
-            action = (
-                ANSWER  # the same call again (this turn, or the last turn's look-up): answer from its result
-            )
-            repeated = True
+            # the same call again (this turn, or the last turn's look-up): answer from its result
+            action, repeated = ANSWER, True
         head = f'{{"action": "{action}"}}\n'
         if (
             action == ANSWER
@@ -460,9 +457,7 @@ class ChatLocalLlama(BaseChatModel):
         `asked` (`grounding.quoted_answer`) stands in, else `fallback`."""
         text = "".join(self._answer_stream(prompt, max_tokens=max_tokens))
         reply = ground_reply(router.unwrap_json_answer(text.strip()), sources, "", keep)
-        if not reply.strip() or cited_only(
-            reply
-        ):  # nothing grounded is left: the passages, else the fallback
+        if not reply.strip() or cited_only(reply):  # nothing grounded left: the passages, else the fallback
             reply = quoted_answer(sources, asked) or ground_reply("", sources, fallback)
         yield with_sources(reply, sources)
 
