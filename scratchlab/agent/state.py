@@ -336,24 +336,10 @@ def glued_names(clause: str) -> list[str]:
     return out
 
 
-NAME_LINKS = {
-    "using",
-    "with",
-    "via",
-    "by",
-    "for",
-    "of",
-}  # "decode [...] using obsidian": a record's name follows
-DETERMINERS = {
-    "the",
-    "my",
-    "our",
-    "your",
-    "this",
-    "that",
-    "a",
-    "an",
-}  # "with the banjo model": skipped before a name
+# "decode [...] using obsidian": a record's name follows
+NAME_LINKS = {"using", "with", "via", "by", "for", "of"}
+# "with the banjo model": skipped before a name
+DETERMINERS = {"the", "my", "our", "your", "this", "that", "a", "an"}
 
 
 def unseen_words(
