@@ -697,3 +697,27 @@ def test_a_run_of_whole_numbers_is_the_token_ids_the_request_states():
     assert stated_integer_list("lr 0.1, 0.2 and 0.3") is None  # not whole numbers
     assert set_by_request(said, "decode_tokens", decode, None) == {"ids": [70, 108, 105, 110, 116]}
     assert "ids" not in set_by_request("train 2 layers, 4 heads", "train_gpt", GPT, None)  # no list argument
+
+
+def test_a_name_cut_short_before_its_number_labels_it():
+    sample = {"properties": {"max_new_tokens": {"type": "integer"}, "temperature": {"type": "number"},
+                             "top_k": {"type": "integer"}, "seed": {"type": "integer"}}}  # fmt: skip
+    assert stated_numbers("200 tokens, temp 0.9", "sample_gpt", sample, None) == {
+        "max_new_tokens": 200, "temperature": 0.9}  # fmt: skip
+    assert stated_numbers("see 3", "sample_gpt", sample, None) == {}  # three letters clip no name
+
+
+def test_a_reading_that_gives_one_setting_two_values_loses_to_one_that_gives_each_one():
+    # "ds" stands between 0.1 and a path; a bank that taught "ds" to lr read lr twice and kept neither
+    taught = Bank([Example("gpt lr 3e-4 ds shakespeare", "train_gpt", {"lr": 3e-4})] * 2, embedder=object())
+    got = stated_numbers("gpt lr 6e-4 drop 0.1 ds data/caravan_routes.txt", "train_gpt", GPT, taught)
+    assert got == {"lr": 6e-4, "dropout": 0.1}
+
+
+def test_a_path_is_a_value_whose_words_label_no_number():
+    contexts = number_contexts("train 300 steps data/bard_lines.txt with 4 layers")
+    assert contexts == [(300.0, {"train": 1.0, "steps": 1.0}), (4.0, {"layers": 1.0})]  # no "data", "txt"
+    # "ds" halfway between the number and the path: the plain reading gives it to the number, the
+    # flipped one to the path
+    assert number_contexts("0.1 ds ~/notes/x.md") == [(0.1, {"ds": 1.0})]
+    assert number_contexts("0.1 ds ~/notes/x.md", flip=1) == [(0.1, {})]

@@ -587,7 +587,7 @@ def _labelled(
     text: str, flip: int, keys: Collection[str] = ()
 ) -> tuple[list[tuple[float, dict[str, float]]], int]:
     """(`number_contexts` of `text` under `flip`, how many ties it met)."""
-    text = bound_pairs(text, keys)
+    text = bound_pairs(_paths_as_values(text), keys)
     toks: list[str] = []
     phrase: list[int] = []  # the comma-separated phrase of each token ("1,000" has no ", ")
     for mark in PHRASE_MARKS:  # "no early stopping of bad trials - 300 steps per trial": two phrases
@@ -598,7 +598,11 @@ def _labelled(
         phrase += [n] * len(part_toks)
     nums: dict[int, float] = {}
     skip = set()
+    paths = {i for i, t in enumerate(toks) if t == PATH_SLOT}  # a value too: the word next to it may label it
+    nums.update(dict.fromkeys(paths, 0.0))
     for i, t in enumerate(toks):
+        if i in paths:
+            continue
         nxt = toks[i + 1] if i + 1 < len(toks) else ""
         if nxt in SCALE_WORDS and i + 2 < len(toks) and as_number(toks[i + 2]) is not None:
             nxt = ""  # "1.2 k 40" ("T=1.2 k=40"): a scale word before a number labels it
@@ -632,7 +636,28 @@ def _labelled(
             i = near[1][1] if flip >> ties & 1 else near[0][1]
             ties += 1
         out[i][w] = max(out[i].get(w, 0.0), 1.0 / dist)
-    return [(nums[i], out[i]) for i in sorted(nums)], ties
+    return [(nums[i], out[i]) for i in sorted(nums) if i not in paths], ties
+
+
+PATH_SLOT = "_path_"  # a file path's place among the words (`_paths_as_values`)
+PATH_SUFFIXES = (".txt", ".md", ".markdown", ".jsonl", ".json", ".csv", ".tsv", ".pdf", ".py", ".html", ".htm",
+                 ".rst", ".tex")  # fmt: skip
+
+
+def _paths_as_values(text: str) -> str:
+    """`text` with each file path ("data/caravan_routes.txt", "~/notes") as one `PATH_SLOT` word: a path is
+    another argument's value, so its own words ("data", "txt") label no number, and a word between a number
+    and a path may label the path ("drop 0.1 ds data/x.txt": "ds" is the dataset's, not the 0.1's)."""
+    out = []
+    for word in text.split(" "):
+        core = word.strip("'\"`([").rstrip(".,;:)]'\"`")
+        is_path = (
+            (core[:1].isalpha() or core[:1] in "~./")
+            and ("/" in core or core.lower().endswith(PATH_SUFFIXES))
+            and any(c.isalpha() for c in core)
+        )
+        out.append(word.replace(core, PATH_SLOT) if is_path and "=" not in core and "<" not in core else word)
+    return " ".join(out)
 
 
 def ungroup_digits(text: str) -> str:

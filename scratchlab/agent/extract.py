@@ -213,6 +213,8 @@ def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Ban
     for arg in numeric:
         if (short := _initials(arg)) and initials[short] == 1:
             own_words[arg].setdefault(short, 1.0)
+    for word, arg in _clipped_heads(text, numeric, {w for ws in own_words.values() for w in ws}).items():
+        own_words[arg].setdefault(word, 1.0)  # "drop 0.1": dropout's name cut short
     # a word several names share says less of each ("block size 128": "size" is also batch_size's)
     sharing = Counter(w for words in own_words.values() for w in words)
     own_words = {arg: {w: v / sharing[w] for w, v in words.items()} for arg, words in own_words.items()}
@@ -222,7 +224,7 @@ def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Ban
 
     def votes(contexts: list[tuple[float, dict[str, float]]]) -> tuple[dict[str, set[float]], float]:
         found: dict[str, set[float]] = {}
-        evidence = 0.0
+        gained: list[tuple[str, float]] = []
         for value, context in contexts:
             if any(w in VAGUE_WORDS and weight >= 1.0 for w, weight in context.items()):
                 continue  # "changing one thing per attempt" counts things: no setting's value
@@ -249,7 +251,9 @@ def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Ban
                 best = best if s1 else None
             if best is not None:
                 found.setdefault(best, set()).add(value)
-                evidence += s1
+                gained.append((best, s1))
+        # a reading giving one argument two values explains neither ("lr 6e-4 drop 0.1 ds ...")
+        evidence = sum(s for arg, s in gained if len(found[arg]) == 1)
         return found, evidence
 
     readings = number_readings(text, known)  # "ctx256 iters5k": a known word glued to its number labels it
@@ -267,6 +271,24 @@ def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Ban
                 continue
             v = int(v)
         out[arg] = v
+    return out
+
+
+MIN_CLIPPED = 4  # letters a clipped name keeps: "drop" is dropout's, "see" no seed's
+
+
+def _clipped_heads(text: str, numeric: Iterable[str], own: Collection[str]) -> dict[str, str]:
+    """{word: argument} for each word of `text` that is the head of exactly one argument's name cut
+    short ("drop 0.1" -> dropout, "temp 0.7" -> temperature): `MIN_CLIPPED` letters or more, not a
+    function word, not already a word of some name (`own`)."""
+    heads = [(a, parts[-1]) for a in numeric if (parts := _name_parts(a))]
+    out = {}
+    for t in set(tokens(text)):
+        if len(t) < MIN_CLIPPED or not t.isalpha() or t in FUNCTION_WORDS or t in own:
+            continue
+        owners = {a for a, head in heads if head.startswith(t) and head != t}
+        if len(owners) == 1:
+            out[t] = owners.pop()
     return out
 
 
