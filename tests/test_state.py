@@ -772,6 +772,11 @@ def test_a_superlative_picks_the_record_at_that_end_of_the_order_it_names():
     assert [r.name for r in compare.at_ends("plot the two runs with the lowest validation loss", runs)] == [
         "gpt-1", "gpt-2"]  # fmt: skip
     assert [r.name for r in compare.at_ends("my 2 deepest models", runs)] == ["gpt-1", "gpt-2"]
+    # the superlative's own adjective names the order, not another number the clause speaks of: "loss"
+    # here is what is plotted (the worst-loss two are gpt-3 and gpt-2)
+    assert [r.name for r in compare.at_ends("plot the loss curves of my two deepest models", runs)] == [
+        "gpt-1", "gpt-2"]  # fmt: skip
+    assert state.graded_keys("the wider one") == {"n_embd"} and state.graded_keys("the lowest loss") == set()
     assert [r.name for r in compare.at_ends("the better of my two runs", runs)] == ["gpt-1"]
 
 

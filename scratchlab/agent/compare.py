@@ -24,6 +24,7 @@ from scratchlab.agent.state import (
     Record,
     asked_keys,
     degrees,
+    graded_keys,
     names_in,
     path_like,
 )
@@ -162,7 +163,7 @@ def at_ends(clause: str, recs: Sequence[Record]) -> list[Record]:
     `orders`) and one end of its order (a low or high word; for a loss, better or worse too). [] when
     it names no end, or the ends it names are different records."""
     toks = tokens(clause)
-    words, keys = set(toks), asked_keys(clause)
+    words, keys = set(toks), graded_keys(clause) or asked_keys(clause)  # "two deepest": by depth, not loss
     n = 1
     if any(
         w in SUPERLATIVES or w.endswith("est")

@@ -1166,6 +1166,15 @@ SIZE_KEYS = {"run": "params", "tokenizer": "vocab_size", "adapter": "r"}
 SIZE_WORDS = gloss_words("params") - {"parameters"}
 
 
+def graded_keys(clause: str) -> set[str]:
+    """The numbers a comparative or superlative of their own adjective names ("my two deepest models" ->
+    n_layer, "the wider one" -> n_embd): the order such a word asks for, whatever else the clause speaks
+    of ("the loss curves of ..."). Empty for a degree of no key's adjective ("lowest", "better")."""
+    words = set(tokens(clause))
+    return {key for key, gloss in KEY_GLOSSES.items()
+            if words & {d for w in gloss.split() if w in GRADABLE for d in degrees(w) - {w}}}  # fmt: skip
+
+
 def asked_keys(clause: str) -> set[str]:
     """The numbers of a record a question speaks of: a part of the key's name ("val loss") or a gloss word
     (`KEY_GLOSSES`: "bigger" -> params) among its words."""
