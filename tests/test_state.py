@@ -879,6 +879,9 @@ def test_a_word_no_request_of_the_bank_used_is_a_stray_name_in_a_records_slot():
         "thistle-lr"]  # fmt: skip
     assert state.unseen_words("decode x2 using data/obsidian.txt", unfamiliar) == []  # paths, digits
     assert state.unseen_words("obsidian: decode it", unfamiliar) == []  # no record's slot
+    # a question's subject, after its auxiliary: "how does mimas stack up against OpenAI's?"
+    assert state.stray_name("how does mimas do against cl100k", {}, props, unfamiliar=lambda w: w == "mimas") == (
+        "tokenizer", "mimas")  # fmt: skip
     clause = "decode [84, 104, 105] using obsidian"
     assert state.stray_name(clause, {"tokenizer": "last"}, props, unfamiliar=unfamiliar) == (
         "tokenizer", "obsidian")  # fmt: skip

@@ -338,6 +338,8 @@ def glued_names(clause: str) -> list[str]:
 
 # "decode [...] using obsidian": a record's name follows
 NAME_LINKS = {"using", "with", "via", "by", "for", "of"}
+# a question's subject follows its auxiliary: "how does mimas stack up against ...", "did europa finish?"
+QUESTION_AUXILIARIES = {"does", "did", "has", "is", "was"}
 # "with the banjo model": skipped before a name
 DETERMINERS = {"the", "my", "our", "your", "this", "that", "a", "an"}
 
@@ -392,7 +394,9 @@ def stray_name(
     ).lower()
     nouns = set().union(*(KIND_NOUNS.get(k, set()) for k in ARG_KINDS[refs[0]]))
     words = glued_names(clause) + (
-        unseen_words(clause, unfamiliar, NAME_LINKS | set(verbs), nouns) if unfamiliar else []
+        unseen_words(clause, unfamiliar, NAME_LINKS | QUESTION_AUXILIARIES | set(verbs), nouns)
+        if unfamiliar
+        else []
     )
     strays = {
         w for w in words
