@@ -424,6 +424,11 @@ def test_values_that_point_without_naming_and_requests_with_nothing_to_look_for(
     assert (
         router.vague_args({"dataset": "notes"}, params, {"notes", "index-2"}) == []
     )  # an index called notes
+    # the verbs that ask for the tool name no topic: "look something up in my documents please"
+    search = {"properties": {"query": {}}}
+    said = "look something up in my documents please"
+    assert router.vague_args({"query": said}, search, verbs={"look", "search"}) == ["query"]
+    assert router.vague_args({"query": "look up rope in my documents"}, search, verbs={"look"}) == []
     tools = ["search_documents", "recall"]
     assert router.content_words("search the documents", tools) == set()
     assert router.content_words("what was the batch size I told you I prefer?", tools) >= {"batch", "size"}

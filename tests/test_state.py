@@ -536,6 +536,18 @@ def test_the_bank_beats_an_answer_when_what_its_tool_reads_exists():
     assert state.tool_over_answer(topical, choices, tools, touched, 0.8, asked) is None
     # a named record the favourite tool does not read changes nothing ("gpt-1" is a run)
     assert state.tool_over_answer(topical, choices, tools, RUNS, 0.8, "what was gpt-1's val loss?") is None
+    # an index described by its noun and the folder it reads, with recall before search in the prior
+    spice = [Record(id="index-2", kind="index", name="carme", config={"path": "~/docs/spice_trade_history"}),
+             Record(id="index-3", kind="index", name="leda", config={"path": "~/docs/astronomy_club"})]  # fmt: skip
+    recall_first = {"answer": 0.39, "recall": 0.14, "search_documents": 0.11}
+    tools_r = {**tools, "recall": {"parameters": {"properties": {"query": {}}}}}
+    pepper = "in my spice trade history index, what were pepper prices like around 1600?"
+    assert (
+        state.tool_over_answer(recall_first, [*recall_first], tools_r, spice, 0.8, pepper)
+        == "search_documents"
+    )
+    assert state.tool_over_answer(recall_first, [*recall_first], tools_r, spice, 0.8, "what were pepper prices "
+                                  "like around 1600?") is None  # fmt: skip
 
 
 def test_a_question_whose_topic_a_kept_memory_holds_is_a_recall():

@@ -319,7 +319,9 @@ class ChatLocalLlama(BaseChatModel):
             taken = [extract.stated_name(clause) or "", *extract.arg_words(action, params, self.bank), *action.split("_"),
                      *(x for r in recs for x in (r.name, r.id)), *(o for p in props.values() for o in extract.enum_options(p))]  # fmt: skip
             unquoted = extract.unquoted(clause)  # "encode 'obsidian dreams'" names no tokenizer
-            verbs = self.bank.verbs(action)  # "stop thistle-lr": the verb's object
+            verbs = self.bank.verbs(
+                action
+            )  # "stop thistle-lr": the verb's object; "look something up": no topic
             if stray := state.stray_name(
                 unquoted, args, props, taken, self.bank.unfamiliar, verbs
             ):  # "using lamp1k"
@@ -328,7 +330,8 @@ class ChatLocalLlama(BaseChatModel):
                 if arg in props and not args.get(arg) and state.refers_to_kind(clause, arg):
                     if said := carry.earlier_text(messages, arg):
                         args[arg] = said
-            vague = [a for a in router.vague_args(args, params, {x for r in recs for x in (r.name, r.id)}) if args[a] != extract.stated_quote(clause)]  # fmt: skip
+            vague = [a for a in router.vague_args(args, params, {x for r in recs for x in (r.name, r.id)}, verbs)
+                     if args[a] != extract.stated_quote(clause)]  # fmt: skip
             vague += [a for a in props if a not in args and state.dangling(clause, a, recs)]
             for arg in extract.TEXT_ARGS:  # "the opening line of my novel" is no text: ask for a needed one
                 if not extract.described_text(args.get(arg), clause):
@@ -344,7 +347,7 @@ class ChatLocalLlama(BaseChatModel):
             if vague and CLARIFY in names:  # "encode some text", "train it on my data": which one?
                 return CLARIFY, router.clarify_question(action, vague, params)
             for arg in router.missing_required(args, params):
-                if arg in carry.QUERY_ARGS and router.content_words(clause, list(by_name)):
+                if arg in carry.QUERY_ARGS and router.content_words(clause, list(by_name)) - set(verbs):
                     args[arg] = clause  # a question with something in it is a fine query
             missing = router.missing_required(args, params)
             if missing:

@@ -40,6 +40,7 @@ GENERIC_WORDS = {
     "the", "and", "for", "with", "from", "that", "this", "them", "then", "into", "onto", "what", "which",
     "model", "models", "file", "files", "data", "please", "make", "train", "trained", "run", "runs", "new",
     "text", "some", "one", "two", "my", "me", "it", "its", "a", "an", "of", "on", "to", "in", "is", "be",
+    "up", "out",  # particles: "look something up", "find out"
 }  # fmt: skip
 # Words that point at something without naming it: a value made only of these and GENERIC_WORDS is no
 # value ("my data", "some text", "something", "this") and gets a question back.
@@ -644,10 +645,13 @@ def _spec_grounded(value: Any, nums: set[float]) -> Any:
     return value
 
 
-def vague_args(args: dict[str, Any], parameters: dict[str, Any], known: Collection[str] = ()) -> list[str]:
+def vague_args(
+    args: dict[str, Any], parameters: dict[str, Any], known: Collection[str] = (), verbs: Collection[str] = ()
+) -> list[str]:
     """String arguments whose value names nothing ("my data", "some text", "something"); a value in
     `known` (the lab's record names and ids: an index called "notes") or a path ("~/corpus",
-    "notes.txt") names something."""
+    "notes.txt") names something. `verbs` ask for the tool and name nothing either: a query "look
+    something up in my documents please" is no topic."""
     props = parameters.get("properties", {})
     out = []
     for k, v in args.items():
@@ -657,7 +661,7 @@ def vague_args(args: dict[str, Any], parameters: dict[str, Any], known: Collecti
             continue
         if str(props[k].get("default", "")).lower() == v.strip().lower():
             continue
-        words = words_in(v)
+        words = words_in(v) - set(verbs)
         if words and words <= GENERIC_WORDS | VAGUE_WORDS | POINTERS and words & (VAGUE_WORDS | POINTERS):
             out.append(k)
     return out

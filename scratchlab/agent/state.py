@@ -589,10 +589,12 @@ def tool_over_answer(
         refs = referents(tools[ranked[0]].get("parameters", {}), recs) if ranked else []
         if refs and _picks_out(clause, refs, recs):
             return ranked[0]
-        # a request that points at content only a tool reads, whatever the prior's order of tools
-        # ("anything in there on weight tying?" after indexing: ablate_gpt came before search_documents)
-        return next((n for n in ranked[1:] if (r := referents(tools[n].get("parameters", {}), recs))
-                     and _points_at_content(clause, r, recs)), None)  # fmt: skip
+        # a request that points at, names or describes content only a tool reads, whatever the prior's
+        # order of tools ("anything in there on weight tying?" after indexing: ablate_gpt came before
+        # search_documents; "in my spice trade history index, what were pepper prices like?": recall)
+        return next((n for n in ranked[1:] if (r := [x for x in referents(tools[n].get("parameters", {}), recs)
+                                                     if x.kind in CONTENT_KINDS])
+                     and _picks_out(clause, r, recs)), None)  # fmt: skip
     refs = referents(tools[fav].get("parameters", {}), recs)
     return fav if _picks_out(clause, refs, recs) or prior[fav] >= (0.5 if refs else sure) else None
 
