@@ -223,6 +223,22 @@ def test_a_pronoun_for_a_record_the_chosen_tool_cannot_take_goes_to_a_tool_that_
         state.referent_tool("stop_sweep", prior, tools, [run, job], "stop sweep-2, it's slow", verbs) is None
     )
     assert state.referent_tool("stop_sweep", prior, tools, [], "stop it", verbs) is None  # "it" is nothing
+    # the noun of a kind the lab holds is an object too: "halt the run that's learning from ..."
+    assert state.referent_tool("stop_sweep", prior, tools, [run, job], "halt the run on the bazaar prices",
+                               verbs) == "cancel_job"  # fmt: skip
+    assert state.referent_tool("stop_sweep", prior, tools, [job], "halt the run", verbs) is None  # no run
+    assert (
+        state.referent_tool("stop_sweep", prior, tools, [run, job], "stop that for now", verbs)
+        == "cancel_job"
+    )
+    # the prior of the verb and its object, not of the whole clause's description, picks the tool
+    described = {"stop_sweep": 0.26, "sample_gpt": 0.15, "cancel_job": 0.04}
+    asked = []
+    rank = lambda text: asked.append(text) or {"stop_sweep": 0.58, "cancel_job": 0.22}  # noqa: E731
+    said = "halt the run that's learning from the bazaar price list"
+    assert state.referent_tool("stop_sweep", described, tools, [run, job], said, verbs) == "sample_gpt"
+    assert state.referent_tool("stop_sweep", described, tools, [run, job], said, verbs, rank) == "cancel_job"
+    assert asked == ["halt the run"]
     assert (
         state.referent_tool("train_gpt", prior, tools, [run], "train it again", {"train"}) is None
     )  # no record

@@ -261,7 +261,8 @@ class ChatLocalLlama(BaseChatModel):
         # "stop it" with no sweep in the lab, "carry on with lute": the tool for the record meant
         if action in by_name:
             new_name = extract.stated_name(clause, self.bank.common_words())
-            action = (state.referent_tool(action, prior, by_name, recs, clause, self.bank.verbs(action))
+            rank = lambda text: self.bank.action_prior(text, names)  # noqa: E731  (the verb phrase's own prior)
+            action = (state.referent_tool(action, prior, by_name, recs, clause, self.bank.verbs(action), rank)
                       or state.named_record_tool(action, prior, by_name, recs, clause, new_name)  # "carry on with lute"
                       or action)  # fmt: skip
         # the bank reads the request as one that leaves out what a tool needs ("fine-tune an adapter

@@ -692,22 +692,41 @@ def _record_kinds(tool: dict) -> set[str]:
 
 def referent_tool(
     action: str, prior: dict[str, float], tools: dict[str, dict], recs: Sequence[Record], clause: str,
-    verbs: Collection[str],
+    verbs: Collection[str], rank: Callable[[str], dict[str, float]] | None = None,
 ) -> str | None:  # fmt: skip
-    """Another tool, for the record a pronoun points at, when `action` acts on a kind of record the
-    lab has none of: "ok, stop it for now" after a background run chose stop_sweep (the bank's "stop
-    it" requests stop sweeps) with no sweep to stop. Of the tools that take the record "it" means
-    (`about`) or a job, the one the bank's prior likes best. Only for a pronoun that is the object of
-    one of `verbs` (`Bank.verbs`: "stop it"; "merge gpt-1-lora-1 into its base" names its adapter).
-    None when `action` takes no record, or the lab has one of its kinds."""
+    """Another tool, for the record a pronoun or a noun points at, when `action` acts on a kind of record
+    the lab has none of: "ok, stop it for now" after a background run chose stop_sweep (the bank's "stop
+    it" requests stop sweeps) with no sweep to stop; so did "halt the run that's learning from ...". Of
+    the tools that take the record meant (`about`) or a job, the one the bank's prior likes best. Only
+    for a pronoun, or the noun of a kind the lab holds, that is the object of one of `verbs`
+    (`Bank.verbs`: "stop it"; "merge gpt-1-lora-1 into its base" names its adapter). With `rank` (the
+    bank's prior of a text), the prior is that of the verb and its object alone ("halt the run"): what
+    is done to the record, not how the clause describes it (the description made sample_gpt the
+    favourite). None when `action` takes no record, or the lab has one of its kinds."""
     kinds = _record_kinds(tools.get(action, {}))
-    toks = tokens(clause)
-    object_pronoun = any(t in OBJECT_PRONOUNS and i and toks[i - 1] in verbs for i, t in enumerate(toks))
-    if not kinds or any(r.kind in kinds for r in recs) or not object_pronoun:
+    if not kinds or any(r.kind in kinds for r in recs):
+        return None
+    # the verb's object (past determiners): a pronoun, or the noun of a kind of record the lab holds
+    # ("halt the run that's learning from the bazaar price list" chose stop_sweep too)
+    objects = OBJECT_PRONOUNS | {n for r in recs if r.kind != "job" for n in KIND_NOUNS.get(r.kind, ())}
+    toks = [w.strip(PUNCTUATION).lower() for w in clause.split()]  # "merge gpt-1-lora-1": one word, no noun
+    phrase = None
+    for i, t in enumerate(toks):
+        if t not in verbs:
+            continue
+        k = i + 1  # "stop that", or the first word past the determiners: "halt the run"
+        while k < len(toks) and toks[k] in DETERMINERS and toks[k] not in objects:
+            k += 1
+        if k < len(toks) and toks[k] in objects:
+            phrase = " ".join(toks[i : k + 1])
+            break
+    if phrase is None:
         return None
     target = next(iter(about(clause, recs)), None)
     if target is None:
         return None
+    if rank is not None:
+        prior = rank(phrase)
     takers = [n for n, t in tools.items() if n != action and _record_kinds(t) & {target.kind, "job"}]
     return max(takers, key=lambda n: prior.get(n, 0.0), default=None)
 
