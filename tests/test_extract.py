@@ -721,3 +721,29 @@ def test_a_path_is_a_value_whose_words_label_no_number():
     # flipped one to the path
     assert number_contexts("0.1 ds ~/notes/x.md") == [(0.1, {"ds": 1.0})]
     assert number_contexts("0.1 ds ~/notes/x.md", flip=1) == [(0.1, {})]
+
+
+def test_a_list_whose_first_member_carries_its_label_is_one_list():
+    # "2 layers, 4, or 6? give each a go" read [4, 6] at best, and a single run took 6 as its steps
+    said = "which depth suits it - 2 layers, 4, or 6? give each a go"
+    assert value_lists(said)[0][0] == [2.0, 4.0, 6.0] and value_lists(said)[0][1][0] == "layers"
+    assert value_lists("try 2 layers, 4 or 6")[0][0] == [2.0, 4.0, 6.0]
+    assert value_lists("2 layers, 4 heads, 6 steps") == []  # each number has its own label
+    assert value_lists("sample 200 tokens, 3 times") == []
+
+
+def test_the_tool_that_holds_a_stated_list_wins_when_the_prior_likes_it_better():
+    from scratchlab.agent.extract import list_tool
+
+    search = {"type": "array", "description": "Settings to search. Names: n_layer (layers, depth); lr."}
+    tools = {
+        "train_gpt": {"parameters": GPT},
+        "sweep_gpt": {"parameters": {"properties": {"search": search}}},
+    }
+    said = "which depth suits a char model - 2 layers, 4, or 6? give each a go"
+    assert list_tool("train_gpt", {"sweep_gpt": 0.52, "train_gpt": 0.36}, tools, said) == "sweep_gpt"
+    assert (
+        list_tool("train_gpt", {"sweep_gpt": 0.2, "train_gpt": 0.7}, tools, said) is None
+    )  # the prior disagrees
+    assert list_tool("sweep_gpt", {"sweep_gpt": 0.52}, tools, said) is None  # it holds the list
+    assert list_tool("train_gpt", {"sweep_gpt": 0.9}, tools, "train 2 layers, 4 heads") is None  # no list

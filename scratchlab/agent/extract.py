@@ -388,9 +388,22 @@ def value_lists(text: str, known: dict[str, str] | None = None) -> list[tuple[li
         ][:-1]
     words_at = [j for j, t in enumerate(toks)
                 if t not in (",", ";") and as_number(t) is None and t not in FUNCTION_WORDS]  # fmt: skip
+
+    def number_at(k: int) -> bool:
+        return k < len(toks) and as_number(toks[k]) is not None
+
+    def member_ends(k: int) -> bool:  # the number at k ends its list member: "4," "4 or", "6?" (no label)
+        return k + 1 >= len(toks) or toks[k + 1] in (",", ";") or toks[k + 1] in LIST_JOINERS
+
+    def labels_list(k: int) -> bool:  # the word at k, after a list's first number, is the list's label
+        word = toks[k]
+        if word in (",", ";") or word in FUNCTION_WORDS or as_number(word) is not None:
+            return False
+        return k + 2 < len(toks) and toks[k + 1] == "," and number_at(k + 2) and member_ends(k + 2)
+
     out, i = [], 0
     while i < len(toks):
-        values, j, last, closed = [], i, i, False
+        values, j, last, closed, label = [], i, i, False, []
         while j < len(toks) and not closed:
             v = as_number(toks[j])
             if v is not None:
@@ -398,13 +411,21 @@ def value_lists(text: str, known: dict[str, str] | None = None) -> list[tuple[li
                 last, j = j, j + 1
             elif (
                 values
-                and (toks[j] == "," or toks[j] in LIST_JOINERS)
-                and j + 1 < len(toks)
-                and as_number(toks[j + 1]) is not None
+                and toks[j] == ","
+                and j + 2 < len(toks)
+                and toks[j + 1] in LIST_JOINERS
+                and number_at(j + 2)
             ):
+                closed = True  # "4, or 6"
+                values.append(as_number(toks[j + 2]))
+                last, j = j + 2, j + 3
+            elif values and (toks[j] == "," or toks[j] in LIST_JOINERS) and number_at(j + 1):
                 closed = toks[j] != ","
                 values.append(as_number(toks[j + 1]))
                 last, j = j + 1, j + 2
+            elif len(values) == 1 and j == last + 1 and labels_list(j):  # "2 layers, 4, or 6"
+                label = [toks[j]]
+                j += 1
             else:
                 break
         if len(values) >= 2 and known and not closed and _labelled_apart(toks, i, last, known):
@@ -416,7 +437,7 @@ def value_lists(text: str, known: dict[str, str] | None = None) -> list[tuple[li
             pairs = [f"{b}_{a}" for a, b in zip(before, before[1:], strict=False)]
             pairs += [f"{a}_{b}" for a, b in zip(after, after[1:], strict=False)]
             near = [w for pair in zip(before, after, strict=False) for w in pair]
-            out.append((values, pairs + near + before[len(after) :] + after[len(before) :]))
+            out.append((values, label + pairs + near + before[len(after) :] + after[len(before) :]))
         i = max(last, i) + 1
     return out
 
@@ -477,6 +498,19 @@ def stated_lists(
             if setting is not None:
                 out.setdefault(arg, (known, []))[1].append((setting, values))
     return out
+
+
+def list_tool(action: str, prior: dict[str, float], tools: dict[str, dict], clause: str) -> str | None:
+    """The tool that can hold a list of values the clause gives one setting, when the chosen `action`
+    holds none (`stated_lists`) and the bank's prior likes that tool better than `action`: "which depth
+    suits ... - 2 layers, 4, or 6? Give each a go" chose train_gpt (sweep_gpt's prior 0.52, train_gpt's
+    0.36), and a single run then took 6 as its step count. None when no other tool holds the list."""
+    params = lambda name: tools.get(name, {}).get("parameters", {})  # noqa: E731
+    if action not in tools or stated_lists(clause, params(action)):
+        return None
+    holders = [n for n in tools if n != action and stated_lists(clause, params(n))]
+    best = max(holders, key=lambda n: prior.get(n, 0.0), default=None)
+    return best if best is not None and prior.get(best, 0.0) > prior.get(action, 0.0) else None
 
 
 def named_settings(text: str, prop: dict[str, Any], valued: Iterable[str] = ()) -> list[str]:

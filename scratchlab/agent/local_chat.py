@@ -264,6 +264,7 @@ class ChatLocalLlama(BaseChatModel):
             rank = lambda text: self.bank.action_prior(text, names)  # noqa: E731  (the verb phrase's own prior)
             action = (state.referent_tool(action, prior, by_name, recs, clause, self.bank.verbs(action), rank)
                       or state.named_record_tool(action, prior, by_name, recs, clause, new_name)  # "carry on with lute"
+                      or extract.list_tool(action, prior, by_name, clause)  # "2 layers, 4, or 6? try each"
                       or action)  # fmt: skip
         # the bank reads the request as one that leaves out what a tool needs ("fine-tune an adapter
         # for me"): the model picks the tool, and what is missing becomes the question back
