@@ -747,3 +747,26 @@ def test_the_tool_that_holds_a_stated_list_wins_when_the_prior_likes_it_better()
     )  # the prior disagrees
     assert list_tool("sweep_gpt", {"sweep_gpt": 0.52}, tools, said) is None  # it holds the list
     assert list_tool("train_gpt", {"sweep_gpt": 0.9}, tools, "train 2 layers, 4 heads") is None  # no list
+
+
+def test_a_range_of_values_for_a_setting_is_one_low_high_spec():
+    from scratchlab.agent.extract import stated_ranges
+
+    search = {
+        "type": "array",
+        "description": "Settings. Names: lr (learning_rate); n_layer (layers); dropout.",
+    }
+    sweep = {
+        "properties": {"search": search, "n_layer": {"type": "integer"}, "budget_minutes": {"type": "number"}}
+    }
+    # "sweep lr 1e-4..3e-3, ..." searched "lr" alone, over the tool's default range
+    got = stated_values({}, "sweep lr 1e-4..3e-3, 20 min budget, 2 layers", "sweep_gpt", sweep, None)
+    assert got["search"] == ["lr=1e-4..3e-3"] and got["n_layer"] == 2
+    assert stated_ranges("the learning rate from 1e-4 to 3e-3", sweep)[0] == {
+        "search": [("lr", "1e-4..3e-3")]
+    }
+    assert stated_ranges("dropout between 0 and 0.3", sweep)[0] == {"search": [("dropout", "0..0.3")]}
+    # a range is no single value: "2 to 6 layers" sets no n_layer
+    got = stated_values({"search": ["n_layer=2,4"]}, "try 2 to 6 layers", "sweep_gpt", sweep, None)
+    assert got == {"search": ["n_layer=2..6"]}
+    assert stated_ranges("train for 2 to 3 minutes", sweep)[0] == {}  # no setting the search names

@@ -500,6 +500,56 @@ def stated_lists(
     return out
 
 
+RANGE_MARK = ".."  # "lr 1e-4..3e-3": the search tools' own 'name=low..high' form
+RANGE_OPENERS = {"to": "from", "and": "between"}  # "from 1e-4 to 3e-3", "between 0 and 0.3"
+RANGE_SKIP = {
+    "from",
+    "between",
+    "in",
+    "over",
+    "of",
+    "across",
+    "the",
+    "range",
+}  # between a setting and its range
+
+
+def stated_ranges(text: str, parameters: dict[str, Any]) -> tuple[dict[str, list[tuple[str, str]]], set[int]]:
+    """({list argument: [(setting, "low..high")]}, the indexes of the range's words in `text.split()`)
+    for each range of numbers the text gives a setting that a list argument's description names
+    (`setting_words`): "sweep lr 1e-4..3e-3" -> search lr=1e-4..3e-3 (the `search` held "lr" alone);
+    "learning rate from 1e-4 to 3e-3", "dropout between 0 and 0.3", "2 to 6 layers". The numbers keep
+    the user's spelling."""
+    raw = text.split()
+    words = [w.strip(",;:()'\"`?!").lower() for w in raw]
+    words = [w[:-1] if w.endswith(".") and not w.endswith(RANGE_MARK) else w for w in words]
+    spans: list[tuple[int, int, str, str]] = []  # (first, last word index, low, high)
+    for i, w in enumerate(words):
+        lo, mark, hi = w.partition(RANGE_MARK)
+        if mark and as_number(lo) is not None and as_number(hi) is not None:
+            spans.append((i, i, lo, hi))
+        elif i + 2 < len(words) and words[i + 1] in RANGE_OPENERS and as_number(w) is not None:
+            opener = RANGE_OPENERS[words[i + 1]]
+            if as_number(words[i + 2]) is not None and (opener == "from" or (i and words[i - 1] == opener)):
+                spans.append((i - (i > 0 and words[i - 1] == opener), i + 2, w, words[i + 2]))
+    out: dict[str, list[tuple[str, str]]] = {}
+    used: set[int] = set()
+    for arg, prop in parameters.get("properties", {}).items():
+        known = setting_words(prop)
+        if not known:
+            continue
+        for first, last, lo, hi in spans:
+            before = [w for w in words[max(0, first - 4) : first] if w not in RANGE_SKIP][-2:]
+            near = [*reversed(before), *words[last + 1 : last + 2]]
+            pairs = ["_".join(before[-2:])] if len(before) == 2 else []
+            setting = next((known.get(w) or known.get(stem(w)) for w in pairs + near
+                            if known.get(w) or known.get(stem(w))), None)  # fmt: skip
+            if setting is not None:
+                out.setdefault(arg, []).append((setting, f"{lo}{RANGE_MARK}{hi}"))
+                used.update(range(first, last + 1))
+    return out, used
+
+
 def list_tool(action: str, prior: dict[str, float], tools: dict[str, dict], clause: str) -> str | None:
     """The tool that can hold a list of values the clause gives one setting, when the chosen `action`
     holds none (`stated_lists`) and the bank's prior likes that tool better than `action`: "which depth
@@ -1027,11 +1077,24 @@ def stated_values(
     (`named_settings`) after the model has written its own."""
     props = parameters.get("properties", {})
     listed = {w for p in props.values() for w in patterned(clause, p)}  # "n_head=1" as a variant is no n_head
-    unlisted = " ".join("," if w.strip(",;:()'\"`").rstrip(".") in listed else w for w in clause.split())
+    ranges, in_ranges = stated_ranges(clause, parameters)  # "lr 1e-4..3e-3": a range, no one value
+    unlisted = " ".join("," if w.strip(",;:()'\"`").rstrip(".") in listed or k in in_ranges else w
+                        for k, w in enumerate(clause.split()))  # fmt: skip
     stated = stated_numbers(unlisted, action, parameters, bank)
     out, in_lists = _with_lists(
-        {**args, **stated}, stated_lists(clause, parameters, arg_words(action, parameters, bank))
+        {**args, **stated}, stated_lists(unlisted, parameters, arg_words(action, parameters, bank))
     )
+    for arg, found in ranges.items():  # the range's spec in place of the model's for that setting
+        known = setting_words(props[arg])
+        specs = [e for e in (out.get(arg) or []) if isinstance(e, str)]
+        for setting, span in found:
+            at = next(
+                (k for k, e in enumerate(specs) if known.get(e.split("=")[0].strip().lower()) == setting),
+                None,
+            )
+            spec = f"{setting}={span}"
+            specs = [*specs[:at], spec, *specs[at + 1 :]] if at is not None else [*specs, spec]
+        out[arg] = specs
     out = _one_use_each(out, stated, in_lists, clause)
     if named:
         out = _with_named(out, clause, parameters, stated)
