@@ -338,6 +338,16 @@ def test_must_continue_until_every_step_ran():
     assert router.must_continue([h, c1, r1])
     assert not router.must_continue([h, c1, r1, c2, r2])
     assert not router.must_continue([HumanMessage("train a tokenizer"), c1, r1])
+    # "X, and if C, Y": Y is its own step, and the model decides on it with X's result in view
+    said = "check how sweep-18 went, and if it has finished, resume it with 5 more minutes"
+    assert router.split_steps(said) == [
+        "check how sweep-18 went",
+        "if it has finished, resume it with 5 more minutes",
+    ]
+    assert router.current_clause([HumanMessage(said)]) == "check how sweep-18 went"
+    assert not router.must_continue([HumanMessage(said), c1, r1])
+    assert not router.should_answer_now([HumanMessage(said), c1, r1])
+    assert router.split_steps("tell me if it beats gpt-2") == ["tell me if it beats gpt-2"]  # no "and if"
 
 
 def test_prune_saved_prompt_states(tmp_path):

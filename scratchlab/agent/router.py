@@ -823,7 +823,10 @@ def _turn_results(messages: Sequence[BaseMessage]) -> list[str]:
 # ---- multi-step requests ------------------------------------------------------------------------
 # "train X, then Y", "X and afterwards Y": ordered steps, one tool call each. (";" is not a step
 # marker: "make it 3 layers; keep the rest" is one request.)
-STEP_RE = re.compile(r"\s*,?\s*\b(?:and\s+)?(?:then|afterwards|after that|finally)\b\s*", re.IGNORECASE)
+# "X, then Y", "X, and then Y", ...; "X, and if C, Y": Y is a step only when C holds (`conditional`)
+STEP_RE = re.compile(
+    r"\s*,?\s*\b(?:(?:and\s+)?(?:then|afterwards|after that|finally)\b|and\s+(?=if\b))\s*", re.IGNORECASE
+)
 
 
 def split_steps(request: str) -> list[str]:
@@ -833,6 +836,12 @@ def split_steps(request: str) -> list[str]:
     if len(parts) > 1 and len(parts[0].split()) == 1:
         parts = [f"{parts[0]} {parts[1]}", *parts[2:]]
     return parts or [request]
+
+
+def conditional(step: str) -> bool:
+    """True for a step that holds only under a condition ("if it has finished, resume it"): the model
+    decides on it with the earlier step's result in view; nothing makes it call the tool."""
+    return step.lower().startswith("if ")
 
 
 def wants_more_steps(request: str) -> bool:
@@ -872,7 +881,8 @@ def must_continue(messages: Sequence[BaseMessage]) -> bool:
     if not messages or not isinstance(messages[-1], ToolMessage) or is_error(messages[-1]):
         return False
     request, done = request_progress(messages)
-    return done < len(split_steps(request))
+    steps = split_steps(request)
+    return done < len(steps) and not conditional(steps[done])
 
 
 def result_headline(messages: Sequence[BaseMessage]) -> str | None:
