@@ -770,3 +770,10 @@ def test_a_range_of_values_for_a_setting_is_one_low_high_spec():
     got = stated_values({"search": ["n_layer=2,4"]}, "try 2 to 6 layers", "sweep_gpt", sweep, None)
     assert got == {"search": ["n_layer=2..6"]}
     assert stated_ranges("train for 2 to 3 minutes", sweep)[0] == {}  # no setting the search names
+
+
+def test_more_labels_no_number():
+    # "repeat it, but add one more variant" took max_iters=1: the bank had learned "more" from "500 more steps"
+    assert number_contexts("add two more variants") == [(2.0, {"add": 1.0, "variants": 0.5})]
+    assert number_contexts("add one more variant") == []  # "one more": one of something, no setting's value
+    assert stated_numbers("train 500 more iters", "train_gpt", GPT, None) == {"max_iters": 500}

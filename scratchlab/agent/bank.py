@@ -486,7 +486,7 @@ SCALE_WORDS = {"k", "m", "b", "bn"}
 # 32 wide" then went to no argument.
 FUNCTION_WORDS = {"a", "an", "the", "and", "or", "but", "of", "to", "in", "on", "at", "for", "with", "from", "by",
                   "as", "is", "are", "was", "be", "it", "its", "this", "that", "then", "so", "than",
-                  "over", "between", "across", "through"}  # fmt: skip
+                  "over", "between", "across", "through", "more"}  # fmt: skip
 PHRASE_MARKS = (
     "; ",
     " - ",
