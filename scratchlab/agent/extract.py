@@ -502,16 +502,8 @@ def stated_lists(
 
 RANGE_MARK = ".."  # "lr 1e-4..3e-3": the search tools' own 'name=low..high' form
 RANGE_OPENERS = {"to": "from", "and": "between"}  # "from 1e-4 to 3e-3", "between 0 and 0.3"
-RANGE_SKIP = {
-    "from",
-    "between",
-    "in",
-    "over",
-    "of",
-    "across",
-    "the",
-    "range",
-}  # between a setting and its range
+# words between a setting and its range: "lr in the range 1e-4..3e-3"
+RANGE_SKIP = {"from", "between", "in", "over", "of", "across", "the", "range"}  # fmt: skip
 
 
 def stated_ranges(text: str, parameters: dict[str, Any]) -> tuple[dict[str, list[tuple[str, str]]], set[int]]:

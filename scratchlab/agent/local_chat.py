@@ -261,7 +261,8 @@ class ChatLocalLlama(BaseChatModel):
         # "stop it" with no sweep in the lab, "carry on with lute": the tool for the record meant
         if action in by_name:
             new_name = extract.stated_name(clause, self.bank.common_words())
-            rank = lambda text: self.bank.action_prior(text, names)  # noqa: E731  (the verb phrase's own prior)
+            # the prior of a verb phrase alone ("halt the run"), for the tool that acts on the record it names
+            rank = lambda text: self.bank.action_prior(text, names)  # noqa: E731
             action = (state.referent_tool(action, prior, by_name, recs, clause, self.bank.verbs(action), rank)
                       or state.named_record_tool(action, prior, by_name, recs, clause, new_name)  # "carry on with lute"
                       or extract.list_tool(action, prior, by_name, clause)  # "2 layers, 4, or 6? try each"
@@ -321,9 +322,8 @@ class ChatLocalLlama(BaseChatModel):
             taken = [extract.stated_name(clause) or "", *extract.arg_words(action, params, self.bank), *action.split("_"),
                      *(x for r in recs for x in (r.name, r.id)), *(o for p in props.values() for o in extract.enum_options(p))]  # fmt: skip
             unquoted = extract.unquoted(clause)  # "encode 'obsidian dreams'" names no tokenizer
-            verbs = self.bank.verbs(
-                action
-            )  # "stop thistle-lr": the verb's object; "look something up": no topic
+            # the verbs that ask for the tool: "stop thistle-lr" names its object; "look something up", no topic
+            verbs = self.bank.verbs(action)
             if stray := state.stray_name(
                 unquoted, args, props, taken, self.bank.unfamiliar, verbs
             ):  # "using lamp1k"
