@@ -196,6 +196,9 @@ def test_an_unfamiliar_word_is_unseen_and_no_common_word_mistyped():
     assert not b.unfamiliar("train") and not b.unfamiliar("gpt")  # words the requests say
     assert not b.unfamiliar("trian") and not b.unfamiliar("sampel") and not b.unfamiliar("plase")  # typos
     assert not b.unfamiliar("trains") and not b.unfamiliar("samples")  # a seen word's plural
+    # a long word one slip from a word some request used, common or not: "write somethng" is no name
+    rare = Bank([*b.examples, Example(id="r", request="write something", action="x")], embedder=object())
+    assert not rare.unfamiliar("somethng") and rare.unfamiliar("bolero")
 
 
 def test_opening_words_are_the_verbs_of_an_actions_requests_not_question_words():

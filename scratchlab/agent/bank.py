@@ -210,6 +210,10 @@ def tokens(text: str) -> list[str]:
 COMMON_SHARE = 0.02  # a word in more of the examples than this is common (`Bank.common_words`)
 QUESTION_SHARE = 0.5  # a first word this share of whose requests hold a "?" opens questions ("which")
 MISSPELT_RATIO = 0.8  # an unseen word this close to a common one is it mistyped ("trian", "plase")
+TYPO_RATIO = (
+    0.9  # an unseen word of TYPO_MIN_LETTERS+ this close to any seen word is it mistyped ("somethng")
+)
+TYPO_MIN_LETTERS = 6
 
 
 class Bank:
@@ -419,7 +423,11 @@ class Bank:
         if not parts or all(t in seen or stem(t) in seen for t in parts):  # "stacks": "stack" seen
             return False
         common = [w for w in self.common_words() if len(w) >= 4 and w.isalpha()]
-        return not any(difflib.get_close_matches(t, common, n=1, cutoff=MISSPELT_RATIO) for t in parts)
+        if any(difflib.get_close_matches(t, common, n=1, cutoff=MISSPELT_RATIO) for t in parts):
+            return False
+        # a long word one slip from any word a request used: "somethng" (no common word) is "something"
+        long = [t for t in parts if len(t) >= TYPO_MIN_LETTERS]
+        return not (long and all(difflib.get_close_matches(t, seen, n=1, cutoff=TYPO_RATIO) for t in long))
 
     def seen_words(self) -> set[str]:
         """Every word of the examples' requests (less the excluded ones), and its `stem`: a word outside it is one no
