@@ -907,6 +907,9 @@ def test_a_word_no_request_of_the_bank_used_is_a_stray_name_in_a_records_slot():
         "thistle-lr"]  # fmt: skip
     assert state.unseen_words("decode x2 using data/obsidian.txt", unfamiliar) == []  # paths, digits
     assert state.unseen_words("obsidian: decode it", unfamiliar) == []  # no record's slot
+    # after "called" a record's name follows, when the tool makes nothing the name could be for
+    assert state.stray_name("how does the tokeniser called jive do", {}, props, unfamiliar=lambda w: w == "jive") == (
+        "tokenizer", "jive")  # fmt: skip
     # a question's subject, after its auxiliary: "how does mimas stack up against OpenAI's?"
     assert state.stray_name("how does mimas do against cl100k", {}, props, unfamiliar=lambda w: w == "mimas") == (
         "tokenizer", "mimas")  # fmt: skip

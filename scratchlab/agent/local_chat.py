@@ -319,7 +319,10 @@ class ChatLocalLlama(BaseChatModel):
                 else:
                     args.pop(arg, None)  # the tool's default ("last") then applies
             args = state.resolve_pronoun(args, clause, recs, props)
-            taken = [extract.stated_name(clause) or "", *extract.arg_words(action, params, self.bank), *action.split("_"),
+            # a name the user gives is the new artifact's, for a tool that makes one; else it names a record
+            # ("how does the tokeniser called jive stack up ...": compare_tokenizers takes no name)
+            new = extract.stated_name(clause) if "name" in props else None
+            taken = [new or "", *extract.arg_words(action, params, self.bank), *action.split("_"),
                      *(x for r in recs for x in (r.name, r.id)), *(o for p in props.values() for o in extract.enum_options(p))]  # fmt: skip
             unquoted = extract.unquoted(clause)  # "encode 'obsidian dreams'" names no tokenizer
             # the verbs that ask for the tool: "stop thistle-lr" names its object; "look something up", no topic

@@ -337,7 +337,7 @@ def glued_names(clause: str) -> list[str]:
 
 
 # "decode [...] using obsidian": a record's name follows
-NAME_LINKS = {"using", "with", "via", "by", "for", "of"}
+NAME_LINKS = {"using", "with", "via", "by", "for", "of", "called", "named"}
 # a question's subject follows its auxiliary: "how does mimas stack up against ...", "did europa finish?"
 QUESTION_AUXILIARIES = {"does", "did", "has", "is", "was"}
 # "with the banjo model": skipped before a name
