@@ -662,6 +662,14 @@ def test_the_new_artifacts_name_said_as_the_verbs_object():
     assert stated_name("index ~/notes as hives", {"tokens"}) == "hives"
     assert stated_name("and let's call the result glazetok.") == "glazetok"
     assert stated_name("call that one wren2, keep everything else") == "wren2"
+    # past a particle, or "new" and the kind's noun; an arrow names the result
+    more = ["kick off a gpt", "kick off a char model", "new run on shakespeare", "new gpt on data/x.txt"]
+    kick = Bank([*ex, *(Example(id=f"k{i}", request=r, action="train_gpt") for i, r in enumerate(more))],
+                embedder=object())  # fmt: skip
+    assert object_name("kick off sencha in the background", "train_gpt", kick) == "sencha"
+    assert object_name("new run fandango: 6 layers", "train_gpt", kick) == "fandango"
+    assert object_name("kick off a gpt", "train_gpt", kick) is None
+    assert stated_name("lora r32 alpha 64 base smollm2-135m data data/x.jsonl -> hula") == "hula"
 
 
 def test_a_name_run_together_labels_its_number():

@@ -62,7 +62,7 @@ PATH_RE = re.compile(
 SPECIAL_TOKEN_RE = re.compile(r"<\|[\w.-]+\|>|</?[a-z]{2,8}>")  # <|endoftext|>, <pad>, </s>
 PATH_ARGS = ("path", "data", "dataset")
 TEXT_ARGS = ("text", "prompt")  # copied verbatim from quoted text
-NAMING_WORDS = ("named", "called", "call", "name")  # "call it X", "named X", "name it X"
+NAMING_WORDS = ("named", "called", "call", "name", "->", "→")  # "call it X", "named X", "... -> X"
 NAME_FILLERS = {
     "it",
     "the",
@@ -84,6 +84,7 @@ NAME_FILLERS = {
     "thing",
 }
 NOT_NAMES = {"it", "the", "a", "an", "after", "something", "whatever", "that", "this", "me"}
+PARTICLES = {"off", "up", "out"}  # of a phrasal verb: "kick off", "spin up", "try out"
 MIN_VOTES = 0.5
 NAMES_MARK = "Names:"  # in a list argument's description: "Names: name (word, word); name; ..."
 VALUE_LINKS = {"of", "at", "to", "is"}  # between a setting's word and its value: "a width of 64"
@@ -964,7 +965,8 @@ def stated_name(text: str, common: Collection[str] = ()) -> str | None:
 
 def object_name(clause: str, action: str, bank: Bank) -> str | None:
     """The new artifact's name said as the object of the verb that asks for it: "train clover on
-    shakespeare characters", "train sorrel: shakespeare, ...". The word right after one of the first
+    shakespeare characters", "train sorrel: shakespeare, ...", "kick off sencha ...", "new run fandango:
+    ...". The word right after (a particle, or "new"'s kind noun, after) one of the first
     three words, when that one opens the bank's requests for `action` (`Bank.opening_words`; not a
     function word or a kind's noun: "a whimsical gpt" names nothing) and no request of the bank used
     the word (`Bank.seen_words`); else None."""
@@ -973,7 +975,14 @@ def object_name(clause: str, action: str, bank: Bank) -> str | None:
     openers = bank.verbs(action) - nouns
     for i, w in enumerate(words[:3]):
         if w.lower() in openers and i + 1 < len(words):
-            cand = words[i + 1]
+            k = (
+                i + 1
+            )  # past a particle ("kick off sencha") or, after "new", the kind's noun ("new run fandango")
+            while k + 1 < len(words) and (
+                words[k].lower() in PARTICLES or w.lower() == "new" and words[k].lower() in nouns
+            ):
+                k += 1
+            cand = words[k]
             if cand[:1].isalpha() and all(c.isalnum() or c in "-_" for c in cand):
                 return cand if bank.unfamiliar(cand) else None
             return None
