@@ -193,6 +193,12 @@ def test_an_enum_value_is_named_by_itself_or_by_its_gloss_in_the_description():
     assert stated_enum("look for QLoRA by exact words", SEARCH) == {"mode": "bm25"}
     assert stated_enum("search by meaning for adapters", SEARCH) == {"mode": "dense"}
     assert stated_enum("search for QLoRA", SEARCH) == {}
+    # a gloss's phrase said word for word outweighs another value's loose word ("the best 2 hits")
+    phrased = {"properties": {"mode": {**SEARCH["properties"]["mode"],
+                                       "description": "'hybrid' (both, best), 'dense' (by meaning) or 'bm25' (exact words)."}}}  # fmt: skip
+    said = "now search by meaning only: how long is warmup? the best 2 hits are enough"
+    assert stated_enum(said, phrased) == {"mode": "dense"}
+    assert stated_enum("meaning: the best hits", phrased) == {}  # one loose word each: a tie
 
 
 def test_the_tools_own_glosses_name_their_values():

@@ -704,22 +704,40 @@ def glosses(prop: dict[str, Any]) -> dict[str, set[str]]:
     ("'dense' (meaning) or 'bm25' (exact words)" -> {"dense": {"meaning"}, "bm25": {"exact", "words"}}).
     A word the gloss itself negates is marked refused ("'none' (no pruning)" -> {"~pruning"}), so it
     matches only a request that refuses it too ("no pruning", not "median pruning")."""
-    desc = prop.get("description", "") or ""
-    out: dict[str, set[str]] = {}
     options = enum_options(prop)
-    marks = sorted((desc.find(f"'{o}'"), o) for o in options if f"'{o}'" in desc)
-    for n, (pos, opt) in enumerate(marks):
-        end = marks[n + 1][0] if n + 1 < len(marks) else len(desc)
-        seg = desc[pos + len(opt) + 2 : end].split(". ")[0]  # the gloss ends with its sentence
-        seg = seg.split(";")[0]  # "...; null for hybrid" is not part of the gloss
+    out: dict[str, set[str]] = {}
+    for opt, parts in _gloss_parts(prop).items():
         terms = set()
-        for part in seg.split(","):  # a negation's scope in a gloss: the rest of its comma-separated part
+        for part in parts:  # a negation's scope in a gloss: the rest of its comma-separated part
             toks = tokens(part)
             first = next((i for i, t in enumerate(toks) if t in NEGATIONS), len(toks))
             terms |= {(REFUSED if i > first else "") + stem(w) for i, w in enumerate(toks)
                       if len(w) > 2 and w not in GLOSS_STOP and w not in options and w not in NEGATIONS}  # fmt: skip
         out[opt] = terms
     return out
+
+
+def _gloss_parts(prop: dict[str, Any]) -> dict[str, list[str]]:
+    """{enum value: the comma-separated parts of its gloss} ("'dense' (by meaning, semantic)" ->
+    {"dense": ["(by meaning", " semantic)"]})."""
+    desc = prop.get("description", "") or ""
+    options = enum_options(prop)
+    marks = sorted((desc.find(f"'{o}'"), o) for o in options if f"'{o}'" in desc)
+    out = {}
+    for n, (pos, opt) in enumerate(marks):
+        end = marks[n + 1][0] if n + 1 < len(marks) else len(desc)
+        seg = desc[pos + len(opt) + 2 : end].split(". ")[0]  # the gloss ends with its sentence
+        out[opt] = seg.split(";")[0].split(",")  # "...; null for hybrid" is not part of the gloss
+    return out
+
+
+def _phrases_said(prop: dict[str, Any], toks: Sequence[str]) -> dict[str, int]:
+    """{enum value: how many of its gloss's phrases of two or more words `toks` says word for word}:
+    "search by meaning only: ... the best 2 hits" says dense's "by meaning"; hybrid's "best" is one
+    loose word, and the two tied on one term each."""
+    said = f" {' '.join(toks)} "
+    return {opt: sum(len(t) >= 2 and f" {' '.join(t)} " in said for t in (tokens(p) for p in parts))
+            for opt, parts in _gloss_parts(prop).items()}  # fmt: skip
 
 
 def negated(toks: Sequence[str]) -> set[int]:
@@ -774,7 +792,10 @@ def stated_enum(text: str, parameters: dict[str, Any]) -> dict[str, Any]:
         if not named and all(REFUSED + stem(w) in terms for w in arg.split("_")):
             named = [o for o in options if o.lower() in NO_OPTION][:1]  # "no pruner": the pruner 'none'
         if len(named) != 1:  # by the gloss: the value whose gloss shares the most terms, clearly
-            overlap = sorted(((len(m), o) for o, m in matched.items()), reverse=True)
+            phrased = _phrases_said(prop, toks)  # a gloss's phrase said word for word counts again
+            overlap = sorted(
+                ((len(m) + phrased.get(o, 0) * bool(m), o) for o, m in matched.items()), reverse=True
+            )
             if overlap and overlap[0][0] >= 1 and (len(overlap) == 1 or overlap[0][0] > overlap[1][0]):
                 named = [overlap[0][1]]
         if len(named) == 1:
