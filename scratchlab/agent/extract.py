@@ -736,7 +736,7 @@ def _phrases_said(prop: dict[str, Any], toks: Sequence[str]) -> dict[str, int]:
     "search by meaning only: ... the best 2 hits" says dense's "by meaning"; hybrid's "best" is one
     loose word, and the two tied on one term each."""
     said = f" {' '.join(toks)} "
-    return {opt: sum(len(t) >= 2 and f" {' '.join(t)} " in said for t in (tokens(p) for p in parts))
+    return {opt: sum(len(t) >= 2 and f" {' '.join(t)} " in said for t in (tokens(p.split(")")[0]) for p in parts))
             for opt, parts in _gloss_parts(prop).items()}  # fmt: skip
 
 
