@@ -791,3 +791,16 @@ def test_more_labels_no_number():
     assert number_contexts("add two more variants") == [(2.0, {"add": 1.0, "variants": 0.5})]
     assert number_contexts("add one more variant") == []  # "one more": one of something, no setting's value
     assert stated_numbers("train 500 more iters", "train_gpt", GPT, None) == {"max_iters": 500}
+
+
+def test_a_list_with_no_settings_word_beside_it_goes_to_the_one_setting_named_alone():
+    search = {
+        "type": "array",
+        "description": "Settings. Names: dropout; n_layer (layers); lr (learning_rate).",
+    }
+    sweep = {"properties": {"search": search, "n_layer": {"type": "integer"}}}
+    said = "Which dropout suits a 3-layer model best: 0, 0.1 or 0.2? Use a grid"
+    assert stated_values({}, said, "sweep_gpt", sweep, None)["search"] == ["dropout=0,0.1,0.2"]
+    # two settings named alone: whose list is it?
+    assert stated_values({}, "dropout or lr, which matters? 0, 0.1 or 0.2", "sweep_gpt", sweep, None)["search"] == [
+        "dropout", "lr"]  # fmt: skip

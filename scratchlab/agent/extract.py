@@ -556,6 +556,27 @@ def list_tool(action: str, prior: dict[str, float], tools: dict[str, dict], clau
     return best if best is not None and prior.get(best, 0.0) > prior.get(action, 0.0) else None
 
 
+def unlabelled_lists(
+    text: str, parameters: dict[str, Any], labels: dict[str, str] | None = None
+) -> dict[str, tuple[dict[str, str], list[tuple[str, list[float]]]]]:
+    """`stated_lists`' form for a list argument the text gives one list of values with no setting's word
+    next to it while naming exactly one setting by word alone (`named_settings`): "Which dropout suits
+    ... model best: 0, 0.1 or 0.2?" searches dropout=0,0.1,0.2 (the word stood too far from its list).
+    A list next to another argument's label (`labels`: "width 32, 50 steps") is no such list."""
+    out: dict[str, tuple[dict[str, str], list[tuple[str, list[float]]]]] = {}
+    for arg, prop in parameters.get("properties", {}).items():
+        known = setting_words(prop)
+        if not known:
+            continue
+        said = {**(labels or {}), **known}
+        free = [values for values, words in value_lists(text, said)
+                if not any(w in said or stem(w) in said for w in words)]  # fmt: skip
+        bare = named_settings(text, prop)
+        if len(free) == 1 and len(bare) == 1:
+            out[arg] = (known, [(bare[0], free[0])])
+    return out
+
+
 def named_settings(text: str, prop: dict[str, Any], valued: Iterable[str] = ()) -> list[str]:
     """The settings of a list argument's description ("Names: ...", `setting_words`) that `text` names
     by a word alone, in the text's order: "which mix of embedding width and learning rate wins" ->
@@ -1103,9 +1124,10 @@ def stated_values(
     unlisted = " ".join("," if w.strip(",;:()'\"`").rstrip(".") in listed or k in in_ranges else w
                         for k, w in enumerate(clause.split()))  # fmt: skip
     stated = stated_numbers(unlisted, action, parameters, bank)
-    out, in_lists = _with_lists(
-        {**args, **stated}, stated_lists(unlisted, parameters, arg_words(action, parameters, bank))
-    )
+    labels = arg_words(action, parameters, bank)
+    lists = stated_lists(unlisted, parameters, labels)
+    lists = {**unlabelled_lists(unlisted, parameters, labels), **lists}  # "which dropout ...: 0, 0.1 or 0.2?"
+    out, in_lists = _with_lists({**args, **stated}, lists)
     for arg, found in ranges.items():  # the range's spec in place of the model's for that setting
         known = setting_words(props[arg])
         specs = [e for e in (out.get(arg) or []) if isinstance(e, str)]
