@@ -1003,3 +1003,13 @@ def test_a_new_artifact_named_as_an_existing_record_goes_to_a_tool_that_takes_th
     )  # a new name said
     assert state.named_record_tool("train_gpt", prior, tools, [], said, None) is None  # no such record
     assert state.named_record_tool("resume_gpt", prior, tools, [lute], said, None) is None  # it takes runs
+    # a record described by its kind's noun and its config counts as named
+    chess = Record("run-2", "run", "pavane", {"dataset": "data/chess_games.txt"})
+    other = Record("run-3", "run", "allemande", {"dataset": "shakespeare"})
+    pull = "Pull 200 tokens out of the GPT whose training data was the chess games."
+    sampled = {"train_gpt": 0.05, "sample_gpt": 0.44, "resume_gpt": 0.02}
+    assert state.named_record_tool("train_gpt", sampled, tools, [chess, other], pull, None) == "sample_gpt"
+    assert (
+        state.named_record_tool("train_gpt", sampled, tools, [chess, other], "train on the chess games", None)
+        is None
+    )
