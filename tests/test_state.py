@@ -979,6 +979,14 @@ def test_the_last_turns_look_up_asked_again_is_answered_from_its_passages():
             HumanMessage("what norm do they clip to?")]  # fmt: skip
     assert same_lookup("search_documents", {"query": "Gradient clipping"}, search, msgs)
     assert not same_lookup("search_documents", {"query": "weight tying"}, search, msgs)  # a new look-up
+    # a query that adds no word to the last one is the same look-up: "what is it, exactly?"
+    assert same_lookup("search_documents", {"query": "clipping"}, search, msgs)
+    assert same_lookup("search_documents", {"query": "gradient clip"}, search, msgs)
+    assert not same_lookup("search_documents", {"query": "gradient clipping with warmup"}, search, msgs)
+    assert not same_lookup("search_documents", {"query": "it"}, search, msgs)  # no word of 3+ letters
+    assert not same_lookup(
+        "search_documents", {"query": "gradient clipping", "k": 8}, search, msgs
+    )  # more passages
     assert not same_lookup("recall", {"query": "gradient clipping"}, search, msgs)  # another tool
     train = {"properties": {"n_layer": {}}, "required": []}
     assert not same_lookup("train_gpt", {}, train, msgs)  # no look-up: running it again is the request

@@ -14,6 +14,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
+from scratchlab.agent.bank import stem, tokens
 from scratchlab.agent.extract import TEXT_ARGS
 from scratchlab.agent.state import Record, recent
 
@@ -80,13 +81,28 @@ def same_lookup(
     action: str, args: dict[str, Any], parameters: dict[str, Any], messages: Sequence[BaseMessage]
 ) -> bool:
     """True when `action` looks things up (a required `query`) and the previous turn already called it
-    with the same query: "what norm do they clip to?" after a search for gradient clipping searched
-    for gradient clipping again. Its passages are in the thread; the answer comes from them."""
+    with a query this one adds no word to (`stem`s of its words of 3+ letters; one word may begin the
+    other, "vocab" and "vocabulary"): "what norm do they clip
+    to?" after a search for gradient clipping searched for gradient clipping again; "what is it,
+    exactly?" after a search for the GPT-2 vocabulary size searched for the GPT-2 vocab size. Its
+    passages are in the thread; the answer comes from them."""
     if not any(a in QUERY_ARGS for a in parameters.get("required", ())):
         return False
-    said = {str(args.get(a, "")).strip().lower() for a in QUERY_ARGS} - {""}
-    return any(name == action and said & {str(old.get(a, "")).strip().lower() for a in QUERY_ARGS}
-               for name, old in previous_turn_calls(messages))  # fmt: skip
+
+    def words(call: dict[str, Any]) -> set[str]:
+        return {stem(w) for a in QUERY_ARGS for w in tokens(str(call.get(a, ""))) if len(w) > 2}
+
+    def within(word: str, earlier: set[str]) -> bool:  # "vocab" is in "vocabulary", "clip" in "clipping"
+        return any(
+            w == word or len(word) >= 4 and (w.startswith(word) or word.startswith(w)) for w in earlier
+        )
+
+    def same_settings(old: dict[str, Any]) -> bool:  # "give me 8 passages for that instead" is a new look-up
+        return all(old.get(k) == v for k, v in args.items() if k not in QUERY_ARGS)
+
+    said = words(args)
+    return bool(said) and any(name == action and all(within(w, words(old)) for w in said) and same_settings(old)
+                              for name, old in previous_turn_calls(messages))  # fmt: skip
 
 
 def carry_over(
