@@ -396,6 +396,12 @@ def test_a_kept_fact_holds_what_the_user_said():
     said = "remember that my go-to sampling temperature is 0.7"
     assert router.faithful_fact("0.7", said, tools) == said  # the model's fact lost what 0.7 is
     assert router.faithful_fact("User's go-to sampling temperature is 0.7", said, tools).startswith("User's")
+    # the word that says what a number is stays with it: "96 with 3 attention heads" lost "width"
+    wide = "please remember: my go-to model width is 96 with 3 attention heads"
+    assert router.faithful_fact("96 with 3 attention heads", wide, tools) == wide
+    assert router.faithful_fact("go-to model width is 96 with 3 attention heads", wide, tools).startswith(
+        "go-to"
+    )
 
 
 def test_a_fact_the_model_wrote_from_nothing_the_user_said_is_invented():

@@ -23,7 +23,14 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
-from scratchlab.agent.bank import NUMBER_WORD_VALUES, SCALE_WORD_VALUES, as_number, refused, tokens
+from scratchlab.agent.bank import (
+    NUMBER_WORD_VALUES,
+    SCALE_WORD_VALUES,
+    as_number,
+    number_contexts,
+    refused,
+    tokens,
+)
 from scratchlab.agent.constrained import json_object_forcing
 from scratchlab.agent.prompts import ANSWER, CLARIFY
 from scratchlab.lab.words import words_in
@@ -687,6 +694,10 @@ def faithful_fact(fact: str, clause: str, tool_names: Sequence[str] = ()) -> str
     temperature" then found no temperature in it."""
     wanted = content_words(clause, tool_names) | numbers_as_words(clause)
     held = (content_words(fact, tool_names) | numbers_as_words(fact)) & wanted
+    # the word that says what a number is must stay with it: "96 with 3 attention heads" lost "width"
+    labels = {w for _, ctx in number_contexts(clause) for w, weight in ctx.items() if weight >= 0.5} & wanted
+    if labels - {t for w in tokens(fact) for t in (w, w.rstrip("s"))}:
+        return clause.strip()
     return fact if not wanted or len(held) >= FACT_COVERAGE * len(wanted) else clause.strip()
 
 
