@@ -16,9 +16,13 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 
 from scratchlab.agent.bank import stem, tokens
 from scratchlab.agent.extract import TEXT_ARGS
+from scratchlab.agent.router import GENERIC_WORDS, POINTERS, VAGUE_WORDS
 from scratchlab.agent.state import Record, recent
 
 NOT_SHARED = ("name", "wait")  # never carried from another tool's call: a label, how that call waited
+NO_TOPIC = (
+    GENERIC_WORDS | VAGUE_WORDS | POINTERS | {"how", "why", "when", "where", "who", "does", "did", "are"}
+)
 QUERY_ARGS = ("query",)  # what a tool that looks things up (documents, memories) looks for
 
 
@@ -89,8 +93,9 @@ def same_lookup(
     if not any(a in QUERY_ARGS for a in parameters.get("required", ())):
         return False
 
-    def words(call: dict[str, Any]) -> set[str]:
-        return {stem(w) for a in QUERY_ARGS for w in tokens(str(call.get(a, ""))) if len(w) > 2}
+    def words(call: dict[str, Any]) -> set[str]:  # its topic: no pointer, generic word or adverb ("exactly")
+        return {stem(w) for a in QUERY_ARGS for w in tokens(str(call.get(a, "")))
+                if len(w) > 2 and w not in NO_TOPIC and not (len(w) >= 5 and w.endswith("ly"))}  # fmt: skip
 
     def within(word: str, earlier: set[str]) -> bool:  # "vocab" is in "vocabulary", "clip" in "clipping"
         return any(
@@ -100,9 +105,9 @@ def same_lookup(
     def same_settings(old: dict[str, Any]) -> bool:  # "give me 8 passages for that instead" is a new look-up
         return all(old.get(k) == v for k, v in args.items() if k not in QUERY_ARGS)
 
-    said = words(args)
-    return bool(said) and any(name == action and all(within(w, words(old)) for w in said) and same_settings(old)
-                              for name, old in previous_turn_calls(messages))  # fmt: skip
+    said = words(args)  # none at all ("what is it, exactly?"): nothing new to look for
+    return any(name == action and all(within(w, words(old)) for w in said) and same_settings(old)
+               for name, old in previous_turn_calls(messages))  # fmt: skip
 
 
 def carry_over(
