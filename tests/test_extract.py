@@ -676,6 +676,8 @@ def test_the_new_artifacts_name_said_as_the_verbs_object():
     assert object_name("new run fandango: 6 layers", "train_gpt", kick) == "fandango"
     assert object_name("kick off a gpt", "train_gpt", kick) is None
     assert stated_name("lora r32 alpha 64 base smollm2-135m data data/x.jsonl -> hula") == "hula"
+    assert stated_name("use a grid, and label the sweep foxtrot") == "foxtrot"
+    assert stated_name("make ~/papers searchable and label it attn-papers") == "attn-papers"
 
 
 def test_a_name_run_together_labels_its_number():

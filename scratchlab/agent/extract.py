@@ -62,7 +62,15 @@ PATH_RE = re.compile(
 SPECIAL_TOKEN_RE = re.compile(r"<\|[\w.-]+\|>|</?[a-z]{2,8}>")  # <|endoftext|>, <pad>, </s>
 PATH_ARGS = ("path", "data", "dataset")
 TEXT_ARGS = ("text", "prompt")  # copied verbatim from quoted text
-NAMING_WORDS = ("named", "called", "call", "name", "->", "→")  # "call it X", "named X", "... -> X"
+NAMING_WORDS = (
+    "named",
+    "called",
+    "call",
+    "name",
+    "label",
+    "->",
+    "→",
+)  # "call it X", "label the sweep X", "-> X"
 NAME_FILLERS = {
     "it",
     "the",
@@ -72,6 +80,7 @@ NAME_FILLERS = {
     "tokeniser",
     "index",
     "adapter",
+    "sweep",
     "model",
     "as",
     "to",
