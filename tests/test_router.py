@@ -399,6 +399,9 @@ def test_a_kept_fact_holds_what_the_user_said():
     # the word that says what a number is stays with it: "96 with 3 attention heads" lost "width"
     wide = "please remember: my go-to model width is 96 with 3 attention heads"
     assert router.faithful_fact("96 with 3 attention heads", wide, tools) == wide
+    moved = "64 with 2 attention heads is my go-to model width and number of heads."
+    assert router.faithful_fact(moved, "remember: my go-to model width is 64 with 2 attention heads", tools) == (
+        "remember: my go-to model width is 64 with 2 attention heads")  # fmt: skip
     assert router.faithful_fact("go-to model width is 96 with 3 attention heads", wide, tools).startswith(
         "go-to"
     )

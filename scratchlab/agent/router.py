@@ -694,10 +694,15 @@ def faithful_fact(fact: str, clause: str, tool_names: Sequence[str] = ()) -> str
     temperature" then found no temperature in it."""
     wanted = content_words(clause, tool_names) | numbers_as_words(clause)
     held = (content_words(fact, tool_names) | numbers_as_words(fact)) & wanted
-    # the word that says what a number is must stay with it: "96 with 3 attention heads" lost "width"
-    labels = {w for _, ctx in number_contexts(clause) for w, weight in ctx.items() if weight >= 0.5} & wanted
-    if labels - {t for w in tokens(fact) for t in (w, w.rstrip("s"))}:
-        return clause.strip()
+    # the word that says what a number is must stay beside it: "96 with 3 attention heads" lost "width",
+    # and "64 with 2 attention heads is my go-to model width" moved it away from 64
+    kept = {}
+    for value, ctx in number_contexts(fact):
+        kept.setdefault(value, set()).update(t for w in ctx for t in (w, w.rstrip("s")))
+    for value, ctx in number_contexts(clause):
+        labels = {w for w, weight in ctx.items() if weight >= 0.5} & wanted
+        if labels and not labels & kept.get(value, set()):
+            return clause.strip()
     return fact if not wanted or len(held) >= FACT_COVERAGE * len(wanted) else clause.strip()
 
 
