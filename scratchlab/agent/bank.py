@@ -210,9 +210,8 @@ def tokens(text: str) -> list[str]:
 COMMON_SHARE = 0.02  # a word in more of the examples than this is common (`Bank.common_words`)
 QUESTION_SHARE = 0.5  # a first word this share of whose requests hold a "?" opens questions ("which")
 MISSPELT_RATIO = 0.8  # an unseen word this close to a common one is it mistyped ("trian", "plase")
-TYPO_RATIO = (
-    0.9  # an unseen word of TYPO_MIN_LETTERS+ this close to any seen word is it mistyped ("somethng")
-)
+# an unseen word of TYPO_MIN_LETTERS+ letters this close to any seen word is it mistyped ("somethng")
+TYPO_RATIO = 0.9
 TYPO_MIN_LETTERS = 6
 
 

@@ -85,11 +85,11 @@ def same_lookup(
     action: str, args: dict[str, Any], parameters: dict[str, Any], messages: Sequence[BaseMessage]
 ) -> bool:
     """True when `action` looks things up (a required `query`) and the previous turn already called it
-    with a query this one adds no word to (`stem`s of its words of 3+ letters; one word may begin the
-    other, "vocab" and "vocabulary"): "what norm do they clip
-    to?" after a search for gradient clipping searched for gradient clipping again; "what is it,
-    exactly?" after a search for the GPT-2 vocabulary size searched for the GPT-2 vocab size. Its
-    passages are in the thread; the answer comes from them."""
+    with a query this one adds no topic word to (`stem`s of its words of 3+ letters; one word may begin
+    the other, "vocab" and "vocabulary") and no other setting: "what norm do they clip to?" after a
+    search for gradient clipping searched for gradient clipping again; "what is it, exactly?" after a
+    search for the GPT-2 vocabulary size searched for the question's own words. Its passages are in the
+    thread; the answer comes from them."""
     if not any(a in QUERY_ARGS for a in parameters.get("required", ())):
         return False
 
