@@ -7,6 +7,7 @@ from agent_fakes import bank
 
 from scratchlab.agent.bank import Bank, Example, load_examples, number_contexts
 from scratchlab.agent.extract import (
+    _skeleton_of,
     described_text,
     glosses,
     named_settings,
@@ -721,6 +722,20 @@ def test_a_name_cut_short_before_its_number_labels_it():
     assert stated_numbers("200 tokens, temp 0.9", "sample_gpt", sample, None) == {
         "max_new_tokens": 200, "temperature": 0.9}  # fmt: skip
     assert stated_numbers("see 3", "sample_gpt", sample, None) == {}  # three letters clip no name
+
+
+def test_a_name_written_without_its_vowels_labels_its_number():
+    assert (
+        _skeleton_of("lyrs", "layer")
+        and _skeleton_of("ctxt", "context")
+        and _skeleton_of("tmp", "temperature")
+    )
+    assert not _skeleton_of("lrs", "lr") and not _skeleton_of("hd", "head")  # too short: initials' work
+    assert not _skeleton_of("tap", "temperature") and not _skeleton_of(
+        "mlt", "temperature"
+    )  # a vowel; 1st letter
+    got = stated_numbers("gpt with 3 lyrs and 4 hds, emb 96, ctxt 48", "train_gpt", GPT, None)
+    assert got == {"n_layer": 3, "n_head": 4, "n_embd": 96}  # "ctxt": no argument's name says context
 
 
 def test_a_reading_that_gives_one_setting_two_values_loses_to_one_that_gives_each_one():

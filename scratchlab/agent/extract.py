@@ -285,18 +285,35 @@ def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Ban
 
 
 MIN_CLIPPED = 4  # letters a clipped name keeps: "drop" is dropout's, "see" no seed's
+MIN_SKELETON = 3  # letters of a name written without its vowels: "blk" is block's, "lr" is left to initials
+VOWELS = set("aeiou")
+
+
+def _skeleton_of(word: str, part: str) -> bool:
+    """True when `word` writes `part` with vowels left out ("blk" block, "lyrs" layers, "tmp"
+    temperature): the same first letter, no vowel after it, each letter in `part` in order."""
+    if len(word) < MIN_SKELETON:
+        return False
+    word = word[:-1] if word.endswith("s") and not part.endswith("s") else word
+    if word[0] != part[0] or VOWELS & set(word[1:]) or word == part:
+        return False
+    rest = iter(part[1:])
+    return all(ch in rest for ch in word[1:])
 
 
 def _clipped_heads(text: str, numeric: Iterable[str], own: Collection[str]) -> dict[str, str]:
-    """{word: argument} for each word of `text` that is the head of exactly one argument's name cut
-    short ("drop 0.1" -> dropout, "temp 0.7" -> temperature): `MIN_CLIPPED` letters or more, not a
-    function word, not already a word of some name (`own`)."""
-    heads = [(a, parts[-1]) for a in numeric if (parts := _name_parts(a))]
+    """{word: argument} for each word of `text` that names exactly one argument cut short: the head
+    of its name clipped ("drop 0.1" -> dropout, "temp 0.7" -> temperature; `MIN_CLIPPED` letters
+    or more), or any word of its name without the vowels ("blk 128" -> block_size, `_skeleton_of`).
+    Never a function word, nor a word already of some name (`own`)."""
+    parts = {a: _name_parts(a) for a in numeric}
     out = {}
     for t in set(tokens(text)):
-        if len(t) < MIN_CLIPPED or not t.isalpha() or t in FUNCTION_WORDS or t in own:
+        if not t.isalpha() or t in FUNCTION_WORDS or t in own:
             continue
-        owners = {a for a, head in heads if head.startswith(t) and head != t}
+        clipped = {a for a, ps in parts.items() if ps and ps[-1].startswith(t) and ps[-1] != t}
+        owners = clipped if len(t) >= MIN_CLIPPED else set()
+        owners = owners or {a for a, ps in parts.items() if any(_skeleton_of(t, p) for p in ps)}
         if len(owners) == 1:
             out[t] = owners.pop()
     return out
