@@ -455,6 +455,10 @@ def test_settings_named_by_word_alone_join_the_search_in_the_requests_order():
         "sweep lora on smollm2-135m over rank and dropout, 8 trials", lora["properties"]["search"]
     )
     assert got == ["r", "lora_dropout"]
+    # a number that another argument's word follows is that argument's: "batch size: 12 trials"
+    said = "tune width and batch size - 12 trials, 80 iters"
+    assert stated_values({}, said, "sweep_gpt", gpt, None)["search"] == ["n_embd", "batch_size"]
+    assert named_settings(said, gpt["properties"]["search"]) == ["n_embd"]  # no other argument's words given
     search = gpt["properties"]["search"]
     assert named_settings("find a good learning rate, but don't touch the batch size", search) == ["lr"]
     assert named_settings("a width of 64 and 4 layers, 8 heads: sweep nothing else", search) == []

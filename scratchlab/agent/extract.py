@@ -603,29 +603,37 @@ def unlabelled_lists(
     return out
 
 
-def named_settings(text: str, prop: dict[str, Any], valued: Iterable[str] = ()) -> list[str]:
+def named_settings(
+    text: str, prop: dict[str, Any], valued: Iterable[str] = (), labels: Collection[str] = ()
+) -> list[str]:
     """The settings of a list argument's description ("Names: ...", `setting_words`) that `text` names
     by a word alone, in the text's order: "which mix of embedding width and learning rate wins" ->
     ["n_embd", "lr"]. A word pair joined by "_" is read first ("learning rate" -> learning_rate). A
     word with a number next to it gives that setting a value ("at two layers", "width of 64"), and a
     setting in `valued` has one from elsewhere, so neither is a setting to search; nor is one said
-    inside a negation ("don't touch the learning rate")."""
+    inside a negation ("don't touch the learning rate"). A number after the word that a word of
+    another argument's name (`labels`) follows is that argument's: "rate and dropout: 6 trials"
+    searches dropout."""
     known = setting_words(prop)
     if not known:
         return []
     out: list[str] = []
     # a number across a comma is another phrase's: "over rank and dropout, 8 trials" searches dropout
     for phrase in ungroup_digits(text).replace(";", ",").split(","):
-        _name_settings(tokens(phrase), known, set(valued), out)
+        _name_settings(tokens(phrase), known, set(valued), set(labels), out)
     return out
 
 
-def _name_settings(toks: list[str], known: dict[str, str], valued: set[str], out: list[str]) -> None:
+def _name_settings(
+    toks: list[str], known: dict[str, str], valued: set[str], labels: set[str], out: list[str]
+) -> None:
     """`named_settings` within one phrase, appending to `out`."""
     off = negated(toks)
 
     def number_at(k: int) -> bool:
-        return 0 <= k < len(toks) and as_number(toks[k]) is not None
+        if not 0 <= k < len(toks) or as_number(toks[k]) is None:
+            return False
+        return k < i or k + 1 == len(toks) or toks[k + 1] not in labels
 
     i = 0
     while i < len(toks):
@@ -648,8 +656,10 @@ def _with_named(
     setting names: those first, in the text's order (the model's spec for one kept, "lr=1e-4..1e-2"),
     then the other specs it wrote."""
     valued = set(valued)
-    for arg, prop in parameters.get("properties", {}).items():
-        named = named_settings(text, prop, valued)
+    props = parameters.get("properties", {})
+    for arg, prop in props.items():
+        labels = {w for other in props if other != arg for w in _name_words(other)}
+        named = named_settings(text, prop, valued, labels)
         if not named:
             continue
         known = setting_words(prop)
