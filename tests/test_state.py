@@ -997,6 +997,23 @@ def test_the_last_turns_look_up_asked_again_is_answered_from_its_passages():
     )  # no turn before
 
 
+def test_a_kept_fact_that_points_at_a_value_said_before_holds_that_value():
+    from scratchlab.agent.carry import referred_values
+
+    msgs = [HumanMessage("how long a context did the tutorial use?"),
+            AIMessage("The tutorial's context length is 1,024 tokens, with a batch of 8."),
+            HumanMessage("and its width?"), AIMessage("It used an embedding width of 768."),
+            HumanMessage("remember that our baseline copies that context length")]  # fmt: skip
+    fact = "our baseline copies that context length"
+    assert referred_values(fact, msgs) == "our baseline copies that context length (1024)"
+    assert referred_values("I like that embedding width", msgs) == "I like that embedding width (768)"
+    assert referred_values("our baseline copies that context length of 512", msgs).endswith("of 512")  # said
+    assert referred_values("I like that learning rate", msgs) == "I like that learning rate"  # none was said
+    two = [HumanMessage("width 64 or width 128?"), HumanMessage("keep that width")]
+    assert referred_values("keep that width", two) == "keep that width"  # two values: which one?
+    assert referred_values("keep that width", msgs[-1:]) == "keep that width"  # nothing before
+
+
 def test_a_new_artifact_named_as_an_existing_record_goes_to_a_tool_that_takes_that_record():
     # "carry on with lute but take it to 400 steps" trained a new run, which could not be named lute
     tools = {"train_gpt": {"parameters": {"properties": {"name": {}, "dataset": {}, "tokenizer": {"default": "char"}}}},

@@ -14,9 +14,9 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
-from scratchlab.agent.bank import stem, tokens
+from scratchlab.agent.bank import FUNCTION_WORDS, number_contexts, stem, tokens, ungroup_digits
 from scratchlab.agent.extract import TEXT_ARGS
-from scratchlab.agent.router import GENERIC_WORDS, POINTERS, VAGUE_WORDS
+from scratchlab.agent.router import GENERIC_WORDS, POINTERS, VAGUE_WORDS, numbers_in
 from scratchlab.agent.state import Record, recent
 
 NOT_SHARED = ("name", "wait")  # never carried from another tool's call: a label, how that call waited
@@ -24,6 +24,8 @@ NO_TOPIC = (
     GENERIC_WORDS | VAGUE_WORDS | POINTERS | {"how", "why", "when", "where", "who", "does", "did", "are"}
 )
 QUERY_ARGS = ("query",)  # what a tool that looks things up (documents, memories) looks for
+DEICTIC = {"that", "this", "those", "these"}  # "that vocabulary size": a value said before
+MAX_POINTED_WORDS = 3  # words of the noun phrase after a pointer: "that vocabulary size"
 
 
 def earlier_text(messages: Sequence[BaseMessage], arg: str) -> str | None:
@@ -164,3 +166,50 @@ def said_before(messages: Sequence[BaseMessage], recs: Sequence[Record]) -> str:
         if not names & {w.strip(".,;:'\"()") for w in line.lower().split()}
     ]
     return "\n".join(lines)
+
+
+def _pointed_phrases(text: str) -> list[tuple[str, set[str], str]]:
+    """Each noun phrase after a pointer (`DEICTIC`) in `text`, as written, with its words and its
+    head (stemmed): "uses that vocabulary size" -> [("that vocabulary size", {"vocabulary", "size"},
+    "size")]. A
+    phrase ends at a function word, a number or punctuation; one with no label word is left out."""
+    words = text.split()
+    out = []
+    for i, w in enumerate(words):
+        if w.lower().strip(".,;:!?'\"()") not in DEICTIC or w[-1:] in ".,;:!?":
+            continue
+        phrase = []
+        for nxt in words[i + 1 : i + 1 + MAX_POINTED_WORDS]:
+            bare = nxt.lower().strip(".,;:!?'\"()")
+            if not bare.isalpha() or bare in FUNCTION_WORDS or bare in GENERIC_WORDS or bare in DEICTIC:
+                break
+            phrase.append(nxt.rstrip(".,;:!?'\")"))
+            if nxt[-1:] in ".,;:!?":
+                break
+        if phrase:
+            out.append((" ".join([w, *phrase]), {stem(p.lower()) for p in phrase}, stem(phrase[-1].lower())))
+    return out
+
+
+def referred_values(text: str, messages: Sequence[BaseMessage]) -> str:
+    """`text` with the value each pointed-at setting had in the conversation written after it: "save
+    a note that GPT-2 uses that vocabulary size" after the answer "The GPT-2 vocabulary size is 50,257
+    tokens" keeps "save a note that GPT-2 uses that vocabulary size (50257)"; a kept fact otherwise
+    holds no number. The value is the newest one (earlier answers, results and requests, newest first)
+    that the phrase's head labels (`number_contexts`) on a line holding each of its words; none when
+    that message gives two values, or when `text` states a number itself."""
+    if numbers_in(text):
+        return text
+    earlier = [m for m in messages if isinstance(m, HumanMessage | AIMessage | ToolMessage)]
+    if earlier and isinstance(earlier[-1], HumanMessage):
+        earlier = earlier[:-1]  # the request itself
+    for phrase, labels, head in _pointed_phrases(text):
+        for m in reversed(earlier):
+            values = {value for line in ungroup_digits(str(m.content)).splitlines()
+                      for value, ctx in number_contexts(line)
+                      if head in {stem(w) for w in ctx} and labels <= {stem(w) for w in tokens(line)}}  # fmt: skip
+            if values:
+                if len(values) == 1:
+                    text = text.replace(phrase, f"{phrase} ({values.pop():g})", 1)
+                break
+    return text

@@ -347,6 +347,7 @@ class ChatLocalLlama(BaseChatModel):
                     args.pop(arg)
             if isinstance(args.get("fact"), str):  # what the user asked to keep, in full
                 args["fact"] = router.faithful_fact(args["fact"], clause, list(by_name))
+                args["fact"] = carry.referred_values(args["fact"], messages)  # "that vocabulary size"
             said = "\n".join(str(m.content) for m in messages if isinstance(m, HumanMessage | ToolMessage))
             vague += router.invented_args(args, said, list(by_name))  # "remember this for me", with no "this"
             if vague and CLARIFY in names:  # "encode some text", "train it on my data": which one?
