@@ -88,6 +88,7 @@ SPLITS = (
     "test22",
     "test23",
     "test24",
+    "test25",
 )  # test2-test8: each written before any run of the code it first scored
 NO_TOOL_CATEGORIES = ("chitchat", "general")
 CLARIFY_CATEGORIES = ("underspecified",)
