@@ -12,6 +12,7 @@ from scratchlab.agent.extract import (
     glosses,
     named_settings,
     number_glosses,
+    refused_numbers,
     remembered_numbers,
     set_by_request,
     stated_code,
@@ -726,6 +727,22 @@ def test_a_name_cut_short_before_its_number_labels_it():
     assert stated_numbers("200 tokens, temp 0.9", "sample_gpt", sample, None) == {
         "max_new_tokens": 200, "temperature": 0.9}  # fmt: skip
     assert stated_numbers("see 3", "sample_gpt", sample, None) == {}  # three letters clip no name
+
+
+def test_a_setting_refused_by_name_is_zero():
+    from scratchlab.tools.lora import FinetuneLoraArgs
+
+    lora = FinetuneLoraArgs.model_json_schema()
+    assert refused_numbers("rank 8, no dropout, 90 steps", lora) == {"lora_dropout": 0.0}
+    assert (
+        stated_values({"lora_dropout": 0.1}, "rank 8 without dropout", "finetune_lora", lora, None)[
+            "lora_dropout"
+        ]
+        == 0.0
+    )  # over the model's value
+    assert refused_numbers("an adapter with no rank", lora) == {}  # a rank of 0 is out of its bounds
+    assert refused_numbers("don't change the dropout", lora) == {}  # a negated verb, not "no <setting>"
+    assert refused_numbers("a run with no dropout", GPT) == {"dropout": 0.0}
 
 
 def test_a_name_written_without_its_vowels_labels_its_number():

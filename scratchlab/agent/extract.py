@@ -894,6 +894,29 @@ def number_glosses(prop: dict[str, Any]) -> dict[float, list[set[str]]]:
     return out
 
 
+ABSENT = {"no", "without"}  # "no dropout", "without weight decay": the setting at zero
+
+
+def refused_numbers(text: str, parameters: dict[str, Any]) -> dict[str, int | float]:
+    """Numeric arguments the request turns off by name: {argument: 0} when "no" or "without" comes
+    just before a word of the argument's name that no other numeric argument's name has ("no
+    dropout" -> lora_dropout, "without warmup" -> warmup_iters), and the argument admits 0."""
+    props = parameters.get("properties", {})
+    numeric = {a: _numeric(p) for a, p in props.items() if _numeric(p) and admits(p, 0)}
+    parts = {a: set(_name_parts(a)) for a in props if _numeric(props[a])}
+    shared = Counter(w for ws in parts.values() for w in ws)
+    toks = tokens(text)
+    out: dict[str, int | float] = {}
+    for i, t in enumerate(toks[:-1]):
+        if t not in ABSENT:
+            continue
+        word = stem(toks[i + 1])
+        owners = [a for a in numeric if any(stem(w) == word and shared[w] == 1 for w in parts[a])]
+        if len(owners) == 1:
+            out[owners[0]] = 0 if numeric[owners[0]] == "integer" else 0.0
+    return out
+
+
 def stated_glossed_numbers(text: str, parameters: dict[str, Any]) -> dict[str, int | float]:
     """Numeric arguments whose value `text` gives by a gloss alone (every word of a gloss of exactly one
     number)."""
@@ -1186,6 +1209,9 @@ def stated_values(
             out.setdefault(arg, value)
     for arg, value in stated_glossed_numbers(clause, parameters).items():
         out.setdefault(arg, value)
+    for arg, value in refused_numbers(clause, parameters).items():
+        if arg not in stated:  # "no dropout": 0, whatever the model wrote
+            out[arg] = value
     for arg, prop in props.items():
         if "boolean" in _types(prop) and out.get(arg) is not False and stated_flag(arg, clause):
             out[arg] = True  # "and wait for it this time" over a carried background run
