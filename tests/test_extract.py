@@ -157,6 +157,14 @@ def test_the_shipped_bank_reads_common_shorthand():
     b = Bank(load_examples(), embedder=object())  # value_words needs no embeddings
     got = stated_numbers("gpt 4L 6H 2000 steps d=64", "train_gpt", GPT, b)
     assert got == {"n_layer": 4, "n_head": 6, "max_iters": 2000, "n_embd": 64}
+    # a setting's word joined to its number by a hyphen sets it; a record's id ("sweep-3") does not
+    assert stated_numbers("a rank-8 adapter, 120 steps", "finetune_lora", LORA, b) == {
+        "r": 8,
+        "max_iters": 120,
+    }
+    assert "sweep" in b.id_prefixes() and "rank" not in b.id_prefixes()
+    resume = {"properties": {"extra_minutes": {"type": "number"}}}
+    assert stated_numbers("give sweep-3 7 more minutes", "resume_sweep", resume, b) == {"extra_minutes": 7}
 
 
 def test_the_name_given_to_the_new_artifact_holds_no_values():

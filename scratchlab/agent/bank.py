@@ -235,6 +235,7 @@ class Bank:
         self._excluded: set[str] = set()
         self._value_words: dict[str | None, dict[str, Counter]] | None = None
         self._common: tuple[float, set[str]] | None = None
+        self._ids: set[str] | None = None
         self._seen: tuple[frozenset[str], set[str]] | None = None
         self._firsts: list[tuple[str, Example]] | None = None
         # target ("action" or a flag) -> (excluded ids, TfidfVectorizer, LogisticRegression)
@@ -395,6 +396,17 @@ class Bank:
             df = Counter(w for e in self.examples for w in set(tokens(e.request)))
             self._common = (share, {w for w, n in df.items() if n > share * max(1, len(self.examples))})
         return self._common[1]
+
+    def id_prefixes(self) -> set[str]:
+        """The words the examples' arguments join to a number by a hyphen as a record's id ("sweep-3",
+        "job-12", "gpt-31"): such a word before "-N" names a record, where "rank-16" sets a rank."""
+        if self._ids is None:
+            values = (
+                x for e in self.examples for v in e.args.values() for x in (v if isinstance(v, list) else [v])
+            )
+            pairs = (str(x).lower().partition("-") for x in values if isinstance(x, str))
+            self._ids = {head for head, dash, tail in pairs if dash and head.isalpha() and tail.isdigit()}
+        return self._ids
 
     def opening_words(self, action: str, min_count: int = 2) -> set[str]:
         """The first words of at least `min_count` of the bank's requests for `action` ("train", "fit"
@@ -573,8 +585,9 @@ def bound_pairs(text: str, keys: Collection[str] = ()) -> str:
     """Each `key=number` as a phrase of its own ("T=0.6 k=30 n=150 seed 3" -> "T 0.6, k 30, n 150,
     seed 3"): the key labels its own number and no other, and no word outside labels that number (a
     record's "max_iters=100, n_layer=2" too). A list ("r=4,8,16") stays as it is. So does a key glued
-    to its number ("L6 H6 d384 lr6e-4": one or two letters, or a word of `keys`, "ctx256", "iters5k");
-    a longer word glued to digits is a name ("bard350", `_drop_model_numbers`)."""
+    to its number ("L6 H6 d384 lr6e-4": one or two letters, or a word of `keys`, "ctx256", "iters5k"),
+    or joined to it by a hyphen ("rank-16", a word of `keys`); a longer word glued to digits is a
+    name ("bard350", "gpt-2", `_drop_model_numbers`)."""
     out = []
     for word in text.split(" "):
         key, eq, value = word.partition("=")
@@ -582,6 +595,9 @@ def bound_pairs(text: str, keys: Collection[str] = ()) -> str:
             cut = next((i for i, c in enumerate(word) if c.isdigit()), 0)
             key, value = word[:cut], word[cut:]
             eq = key.isalpha() and (len(key) <= 2 or key.lower() in keys)
+            head, dash, tail = word.partition("-")
+            if not eq and dash and head.isalpha() and head.lower() in keys:  # "rank-16": no name's version
+                key, value, eq = head, tail, True
         core = value.rstrip(",;")
         scaled = core[:-1] if core[-1:] in ("k", "K") else core
         if eq and key and scaled and as_number(scaled) is not None:
