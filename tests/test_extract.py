@@ -295,9 +295,14 @@ def test_a_list_of_enum_values_gets_each_value_the_request_names_in_its_order():
     }
     assert stated_enum("what if we used gelu instead of relu", ablate) == {}
     assert stated_enum("run an ablation with a 2-layer baseline", ablate) == {}
-    # the values the request names come first, then any other the model wrote
-    got = stated_values({"switches": ["n_head=1"]}, said, "ablate_gpt", ablate, None)["switches"]
+    # the values the request names come first, then any other setting the model wrote, but no
+    # option the request does not name ("rotary position embeddings" is rope's, not no_pos_emb's)
+    got = stated_values({"switches": ["n_head=1", "rope"]}, said, "ablate_gpt", ablate, None)["switches"]
     assert got == ["relu", "no_pos_emb", "n_head=1"]
+    rotary = "ablate rotary position embeddings against the baseline"
+    assert stated_values({"switches": ["rope", "no_pos_emb"]}, rotary, "ablate_gpt", ablate, None)[
+        "switches"
+    ] == ["rope"]
 
 
 def test_my_favourite_setting_takes_the_number_a_kept_memory_states():

@@ -1203,8 +1203,10 @@ def stated_values(
     if named:
         out = _with_named(out, clause, parameters, stated)
     for arg, value in stated_enum(clause, parameters).items():
-        if isinstance(value, list):  # the values the request names, then any others the model wrote
-            value = [*value, *(v for v in out.get(arg) or [] if v not in value)]
+        if isinstance(value, list):  # the options the request names, then the model's other entries
+            # but its other options: "rotary position embeddings" is rope's, and the 1.5B added no_pos_emb
+            options = enum_options(props[arg]) if arg in props else []
+            value = [*value, *(v for v in out.get(arg) or [] if v not in value and v not in options)]
             out[arg] = value
         else:
             out.setdefault(arg, value)
