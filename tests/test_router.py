@@ -448,6 +448,10 @@ def test_values_that_point_without_naming_and_requests_with_nothing_to_look_for(
     said = "look something up in my documents please"
     assert router.vague_args({"query": said}, search, verbs={"look", "search"}) == ["query"]
     assert router.vague_args({"query": "look up rope in my documents"}, search, verbs={"look"}) == []
+    # the nouns of what the tool reads name no topic: the query "my index" looks for nothing
+    assert router.vague_args({"query": "my index"}, search, nouns={"index", "notes"}) == ["query"]
+    assert router.vague_args({"query": "my index"}, search) == []
+    assert router.vague_args({"query": "dropout in my notes"}, search, nouns={"index", "notes"}) == []
     tools = ["search_documents", "recall"]
     assert router.content_words("search the documents", tools) == set()
     assert router.content_words("what was the batch size I told you I prefer?", tools) >= {"batch", "size"}

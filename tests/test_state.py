@@ -997,6 +997,60 @@ def test_the_last_turns_look_up_asked_again_is_answered_from_its_passages():
     )  # no turn before
 
 
+def test_a_list_of_records_the_clause_describes_replaces_the_models_guess():
+    def run(name, data):
+        return Record(id=f"run-{name}", kind="run", name=name, config={"dataset": data})
+
+    lab = [
+        run("ash", "data/chess_games.txt"),
+        run("elm", "data/chess_games.txt"),
+        run("fir", "data/haiku.txt"),
+    ]
+    said = "plot the loss curves of every run trained on the chess games"
+    assert resolve("runs", ["fir"], said, lab, "last") == ["ash", "elm"]
+    assert resolve("runs", ["fir"], "plot fir's loss curve", lab, "last") == ["fir"]  # named
+    assert resolve("runs", ["fir", "ash"], "plot my runs' loss curves", lab, "last") == [
+        "fir",
+        "ash",
+    ]  # no description
+
+
+def test_a_description_that_several_records_fit_equally_is_ambiguous():
+    from scratchlab.agent.state import ambiguous
+
+    def adapter(name, base):
+        return Record(id=f"ad-{name}", kind="adapter", name=name, config={"base": base})
+
+    lab = [
+        adapter("pike", "qwen2.5-coder-0.5b"),
+        adapter("perch", "qwen2.5-coder-0.5b"),
+        adapter("carp", "smollm2-135m"),
+    ]
+    assert ambiguous("chat with my qwen adapter", "adapter", lab)  # two fit
+    assert not ambiguous("chat with my smollm2 adapter", "adapter", lab)  # one fits
+    assert not ambiguous("chat with pike, my qwen adapter", "adapter", lab)  # named
+    assert not ambiguous("chat with my adapter", "adapter", lab)  # no description: the newest, as before
+    assert not ambiguous("chat with my qwen adapter", "adapter", lab[:2])  # all fit: nothing told apart
+    assert not ambiguous("chat with my qwen adapter", "run", lab)  # no run in the lab
+    runs = [Record(id=f"run-{i}", kind="run", name=n, metrics={"status": s})
+            for i, (n, s) in enumerate([("a1", "cancelled"), ("b2", "cancelled"), ("c3", "done")])]  # fmt: skip
+    assert ambiguous("pick up the run I stopped", "run", runs)
+
+
+def test_a_question_about_a_setting_of_the_record_touched_last_is_about_that_record():
+    from scratchlab.agent.state import asks_last_touched
+
+    run = Record(id="run-2", kind="run", name="quill", config={"n_embd": 96, "n_head": 3}, turn=1)
+    old = Record(id="tok-1", kind="tokenizer", name="nib", config={"vocab_size": 300}, turn=0)
+    assert asks_last_touched("and how many heads was that?", [old, run])
+    assert not asks_last_touched("and its vocab size?", [old, run])  # the tokenizer was touched before
+    assert not asks_last_touched("what does attention do?", [old, run])  # no setting of the run asked
+    index = Record(id="index-1", kind="index", name="guides", config={"path": "docs"}, turn=2)
+    assert not asks_last_touched("how many heads does their example use?", [old, run, index])  # a look-up
+    untouched = dataclasses.replace(run, turn=None)
+    assert not asks_last_touched("and how many heads was that?", [untouched])  # the conversation made none
+
+
 def test_a_kept_fact_that_points_at_a_value_said_before_holds_that_value():
     from scratchlab.agent.carry import referred_values
 

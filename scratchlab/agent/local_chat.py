@@ -335,9 +335,20 @@ class ChatLocalLlama(BaseChatModel):
                 if arg in props and not args.get(arg) and state.refers_to_kind(clause, arg):
                     if said := carry.earlier_text(messages, arg):
                         args[arg] = said
-            vague = [a for a in router.vague_args(args, params, {x for r in recs for x in (r.name, r.id)}, verbs)
-                     if args[a] != extract.stated_quote(clause)]  # fmt: skip
+            known = {x for r in recs for x in (r.name, r.id)}
+            # the nouns of the records the tool reads name no topic: a query "my index" looks for nothing
+            read = set().union(
+                *(state.KIND_NOUNS.get(k, set()) for a in props for k in state.ARG_KINDS.get(a, ()))
+            )
+            refs = {a: v for a, v in args.items() if a in state.ARG_KINDS}
+            vague = router.vague_args(refs, params, known, verbs) + router.vague_args(
+                {a: v for a, v in args.items() if a not in refs}, params, known, verbs, read
+            )
+            vague = [a for a in vague if args[a] != extract.stated_quote(clause)]
             vague += [a for a in props if a not in args and state.dangling(clause, a, recs)]
+            # "merge my qwen adapter" beside two such adapters: which one?
+            vague += [a for a in props if a not in picked and not state.takes_list(props[a])
+                      and state.ambiguous(clause, a, recs)]  # fmt: skip
             for arg in extract.TEXT_ARGS:  # "the opening line of my novel" is no text: ask for a needed one
                 if not extract.described_text(args.get(arg), clause):
                     continue
@@ -377,6 +388,7 @@ class ChatLocalLlama(BaseChatModel):
                 self.bank.flag(clause, "lab") >= LAB_THRESHOLD
                 or state.refers_to_kind(clause, "run")
                 or state.names_in(clause, recs)  # a named record: answered from the records
+                or state.asks_last_touched(clause, recs)  # "so how wide is each head?" after a run
             )
         ):
             asked = state.about(clause, recs)

@@ -653,12 +653,17 @@ def _spec_grounded(value: Any, nums: set[float]) -> Any:
 
 
 def vague_args(
-    args: dict[str, Any], parameters: dict[str, Any], known: Collection[str] = (), verbs: Collection[str] = ()
+    args: dict[str, Any],
+    parameters: dict[str, Any],
+    known: Collection[str] = (),
+    verbs: Collection[str] = (),
+    nouns: Collection[str] = (),
 ) -> list[str]:
     """String arguments whose value names nothing ("my data", "some text", "something"); a value in
     `known` (the lab's record names and ids: an index called "notes") or a path ("~/corpus",
     "notes.txt") names something. `verbs` ask for the tool and name nothing either: a query "look
-    something up in my documents please" is no topic."""
+    something up in my documents please" is no topic. Nor do `nouns`, those of the records the tool
+    reads: a query "my index" names the index to search, not what to look for."""
     props = parameters.get("properties", {})
     out = []
     for k, v in args.items():
@@ -669,7 +674,8 @@ def vague_args(
         if str(props[k].get("default", "")).lower() == v.strip().lower():
             continue
         words = words_in(v) - set(verbs)
-        if words and words <= GENERIC_WORDS | VAGUE_WORDS | POINTERS and words & (VAGUE_WORDS | POINTERS):
+        empty = VAGUE_WORDS | POINTERS | set(nouns)
+        if words and words <= GENERIC_WORDS | empty and words & empty:
             out.append(k)
     return out
 

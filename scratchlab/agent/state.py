@@ -134,7 +134,7 @@ STATUS_WORDS = {
         "diverged",
         "nan",
     },
-    "cancelled": {"cancelled", "canceled", "killed", "aborted"},
+    "cancelled": {"cancelled", "canceled", "killed", "aborted", "stopped", "halted"},
     "running": {"running", "ongoing", "unfinished"},
     "queued": {"queued", "pending"},
 }
@@ -811,6 +811,21 @@ def own_tool(action: str, tools: dict[str, dict], recs: Sequence[Record], clause
     return swap if swap in tools else action
 
 
+def asks_last_touched(clause: str, recs: Sequence[Record]) -> bool:
+    """True when a question asks for a setting or result (`asked_keys`) that a record the conversation
+    touched last holds: "so how wide is each head?" right after a training asks that run (its n_embd
+    and n_head), though it names no run. Never after a look-up (an index touched last): "which rank
+    does their example pick?" then asks the passages."""
+    touched = [r for r in recs if r.turn is not None and r.kind != "job"]
+    if not touched:
+        return False
+    last = max(r.turn for r in touched if r.turn is not None)
+    newest = [r for r in touched if r.turn == last]
+    if any(r.kind == "index" for r in newest):
+        return False
+    return bool(asked_keys(clause) & {k for r in newest for k in (*r.config, *r.metrics)})
+
+
 def refers_to_kind(clause: str, arg: str, one: bool = False) -> bool:
     """True when the clause points back at a record for `arg`: a pronoun next to the kind's noun ("that
     tokenizer", "the same text"), or "it"/"that" on its own. With `one` (the tool's main reference, whose
@@ -840,6 +855,19 @@ def dangling(clause: str, arg: str, recs: Sequence[Record]) -> bool:
     if arg in DATA_ARGS and not recs and _pronoun_source(toks):  # "train a tokenizer on it", in an empty lab
         return True
     return _pointed(toks, nouns, POINTING)
+
+
+def ambiguous(clause: str, arg: str, recs: Sequence[Record]) -> bool:
+    """True when the clause describes, without naming one, records of the argument's kind that
+    several fit equally well but not all do (`_described`): "merge my qwen adapter" beside two
+    adapters on qwen and one on smollm2, "the run I stopped" beside two cancelled runs. The tool takes
+    one record, and the newest of those would be a guess, so the agent asks which."""
+    kinds = ARG_KINDS.get(arg)
+    pool = [r for r in recs if r.kind in (kinds or ())]
+    if len(pool) < 3 or names_in(clause, pool) or bare_pronoun(clause):
+        return False
+    fit = _described(clause, pool, several=True)
+    return 2 <= len(fit) < len(pool)
 
 
 DATA_PREPOSITIONS = {"on", "from", "over"}  # what introduces the data a call learns from
@@ -1029,7 +1057,11 @@ def resolve(
         # name of the adapter merged from it, "maple-lora-2-merged")
         refs = {x for r in named for x in (r.name, r.id, r.ref)}
         stray = [v for v in value if isinstance(v, str) and v not in refs]
-        return [r.ref for r in named] if named and stray else value
+        if named:
+            return [r.ref for r in named] if stray else value
+        # "every run that used the sudoku solutions": the records the clause describes, several alike
+        fit = _described(clause, pool, several=True) if len(pool) > 2 else []
+        return [r.ref for r in fit] if 2 <= len(fit) < len(pool) else value
     if len(named) == 1:
         return named[0].ref
     if (
