@@ -321,6 +321,12 @@ def test_my_favourite_setting_takes_the_number_a_kept_memory_states():
     assert remembered_numbers("a gpt with my usual number of heads", kept, "train_gpt", gpt, None) == {
         "n_head": 8
     }
+    # the pointer reaches every setting of its phrase: "my usual width and the count of heads"
+    shape = ["my go-to shape: 3 layers, 6 heads"]
+    said = "train a gpt with my usual layers and the count of heads, 80 steps"
+    assert remembered_numbers(said, shape, "train_gpt", gpt, None) == {"n_layer": 3, "n_head": 6}
+    said = "train a gpt with my usual layers, then the heads you think best"
+    assert remembered_numbers(said, shape, "train_gpt", gpt, None) == {"n_layer": 3}  # another phrase
     # a demonstrative points at the kept preference as "my" does (c22-11 t2)
     from scratchlab.tools.tokenizer import TrainTokenizerArgs
 
@@ -740,6 +746,16 @@ def test_a_name_cut_short_before_its_number_labels_it():
     assert stated_numbers("200 tokens, temp 0.9", "sample_gpt", sample, None) == {
         "max_new_tokens": 200, "temperature": 0.9}  # fmt: skip
     assert stated_numbers("see 3", "sample_gpt", sample, None) == {}  # three letters clip no name
+
+
+def test_one_before_a_word_that_is_no_setting_points_at_a_model():
+    from scratchlab.agent.bank import number_readings
+
+    keys = {"layer", "layers", "heads", "head", "steps"}
+    assert number_readings("train one using my usual width, 2 layers", keys)[0][0][0] == 2.0  # no 1
+    assert number_readings("one normal model, 300 steps", keys)[0][0][0] == 300.0
+    assert number_readings("one layer, 300 steps", keys)[0][0][0] == 1.0  # a setting's noun follows
+    assert number_readings("train one using my usual width")[0][0][0] == 1.0  # no setting words: as before
 
 
 def test_a_setting_refused_by_name_is_zero():

@@ -633,8 +633,14 @@ def _labelled(
         # "one of those" counts things and "train one like that" / "make one with 4 heads" points at
         # one: neither sets a number ("one layer" does)
         # and "call that one wren2" / "which one" is one picked out, after a word that points
+        # and, given the setting words (`keys`), "train one using my go-to width" unless a setting's
+        # noun follows: "one layer" counts, "one normal model" points
         pronoun = t == "one" and (
-            not nxt or nxt in FUNCTION_WORDS or nxt == "like" or (i > 0 and toks[i - 1] in POINTING_WORDS)
+            not nxt
+            or nxt in FUNCTION_WORDS
+            or nxt == "like"
+            or (i > 0 and toks[i - 1] in POINTING_WORDS)
+            or bool(keys and not {nxt, stem(nxt), nxt + "s"} & set(keys))
         )
         counts = (nxt != "of" or t in OF_COUNTS) and (nxt == "of" or t not in NEEDS_OF)  # "byte-pair": none
         if v is None and t in NUMBER_WORDS and counts and not pronoun:

@@ -344,6 +344,7 @@ def _cut_names(text: str, numeric: Iterable[str]) -> dict[float, str]:
 
 
 KEPT_POINTERS = {"my", "our", "that", "those"}  # "at my favourite temperature", "at that favourite size"
+KEPT_SCOPE = 7  # words after a pointer, within its phrase, that it reaches
 
 
 def remembered_numbers(
@@ -356,11 +357,13 @@ def remembered_numbers(
 ) -> dict[str, Any]:
     """Numeric arguments `text` asks to take from what the user keeps ("at my favourite temperature",
     "with my usual learning rate", "at that favourite size"): an argument named (its own words, or those
-    the bank taught it twice or more) within four words after a `KEPT_POINTERS` word, given no number
+    the bank taught it twice or more) within `KEPT_SCOPE` words after a `KEPT_POINTERS` word in the
+    same comma-separated phrase ("my go-to width and number of heads"), given no number
     here, takes the number the newest
     kept memory states for it (`stated_numbers` over the memory). With `every` (the request asks for
     the kept settings without naming one: the bank's `kept` flag), every argument a memory states."""
-    toks = tokens(text)
+    # a pointer reaches the words after it in its phrase: "my go-to width and number of heads, ..."
+    phrases = [tokens(part) for part in text.split(",")]
     numeric = [a for a, p in parameters.get("properties", {}).items() if _numeric(p)]
     learned = bank.value_words(action, numeric) if bank is not None else {}
     given = stated_numbers(text, action, parameters, bank)
@@ -370,7 +373,9 @@ def remembered_numbers(
             continue
         words = set(_name_words(arg)) | {w for w, n in learned.get(arg, Counter()).items() if n >= 2}
         if not every and not any(
-            t in words and KEPT_POINTERS & set(toks[max(0, i - 4) : i]) for i, t in enumerate(toks)
+            t in words and KEPT_POINTERS & set(part[max(0, i - KEPT_SCOPE) : i])
+            for part in phrases
+            for i, t in enumerate(part)
         ):
             continue
         for fact in memories:
