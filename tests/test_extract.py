@@ -294,6 +294,10 @@ def test_a_list_of_enum_values_gets_each_value_the_request_names_in_its_order():
         "switches": ["no_pos_emb"]
     }
     assert stated_enum("what if we used gelu instead of relu", ablate) == {}
+    # a negation's scope ends with its phrase: "no position embeddings, rotary" keeps rotary
+    assert stated_enum("variants: no position embeddings, rotary", ablate) == {
+        "switches": ["no_pos_emb", "rope"]
+    }
     assert stated_enum("run an ablation with a 2-layer baseline", ablate) == {}
     # the values the request names come first, then any other setting the model wrote, but no
     # option the request does not name ("rotary position embeddings" is rope's, not no_pos_emb's)

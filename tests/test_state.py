@@ -1051,6 +1051,13 @@ def test_a_question_about_a_setting_of_the_record_touched_last_is_about_that_rec
     assert not asks_last_touched("and how many heads was that?", [untouched])  # the conversation made none
 
 
+def test_the_facts_an_answer_gets_lead_with_what_the_question_names():
+    run = Record(id="run-1", kind="run", name="quill", config={"n_layer": 2, "n_head": 2, "n_embd": 64})
+    asked = facts([run], clause="how many dimensions does each attention head get?")
+    assert "settings: head_size=32, n_head=2," in asked  # the 1.5B read n_embd=64 first and said 64
+    assert facts([run], clause="what's its val loss?").endswith("n_embd=64, head_size=32")  # not asked: last
+
+
 def test_a_kept_fact_that_points_at_a_value_said_before_holds_that_value():
     from scratchlab.agent.carry import referred_values
 

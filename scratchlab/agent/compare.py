@@ -15,6 +15,7 @@ from pathlib import Path
 
 from scratchlab.agent.bank import tokens
 from scratchlab.agent.state import (
+    DERIVED_KEYS,
     FACT_KEYS,
     KIND_NOUNS,
     PLURAL,
@@ -23,6 +24,7 @@ from scratchlab.agent.state import (
     SIZE_WORDS,
     Record,
     asked_keys,
+    asked_scores,
     degrees,
     graded_keys,
     names_in,
@@ -43,6 +45,15 @@ def facts(recs: Sequence[Record], limit: int = MAX_FACTS, clause: str = "") -> s
                if k in FACT_KEYS and v not in (None, "", [])}  # fmt: skip
         if isinstance(cfg.get("n_embd"), int) and isinstance(cfg.get("n_head"), int) and cfg["n_head"] > 0:
             cfg["head_size"] = cfg["n_embd"] // cfg["n_head"]  # each head's width, as nanoGPT's C // n_head
+        # what the question names most comes first, a derived key before the settings it comes from:
+        # given "n_embd=64, ..., head_size=32" the 1.5B answered "each head gets 64 dimensions"
+        rank = asked_scores(clause)
+        cfg = dict(
+            sorted(
+                cfg.items(),
+                key=lambda kv: (-rank.get(kv[0], 0), not rank.get(kv[0]) or kv[0] not in DERIVED_KEYS),
+            )
+        )
         scalars = {k: v for k, v in r.metrics.items()
                    if isinstance(v, int | float | str) and not (isinstance(v, str) and path_like(v))}  # fmt: skip
         order = [k for k in RESULT_KEYS if k in scalars] + [k for k in scalars if k not in RESULT_KEYS]

@@ -803,13 +803,22 @@ def _phrases_said(prop: dict[str, Any], toks: Sequence[str]) -> dict[str, int]:
             for opt, parts in _gloss_parts(prop).items()}  # fmt: skip
 
 
-def negated(toks: Sequence[str]) -> set[int]:
+def negated(toks: Sequence[str], text: str = "") -> set[int]:
     """Positions of `toks` inside a negation's scope: the `NEGATION_SCOPE` words after a negation
-    (`bank.negation`: "no", "without", "than", "taking out", ...; "by meaning rather than exact words": exact, words)."""
+    (`bank.negation`: "no", "without", "than", "taking out", ...; "by meaning rather than exact words": exact, words).
+    Given the `text` the tokens come from, a scope ends with its comma-separated phrase: "no positional
+    embeddings, rotary" refuses no rotary."""
+    ends = [len(toks)] * len(toks)
+    sizes = [len(tokens(part)) for part in text.replace(";", ",").split(",")] if text else []
+    if sum(sizes) == len(toks):
+        start = 0
+        for size in sizes:
+            ends[start : start + size] = [start + size] * size
+            start += size
     out: set[int] = set()
     for i in range(len(toks)):
         if negation(toks, i):
-            out.update(range(i + 1, min(len(toks), i + 1 + NEGATION_SCOPE)))
+            out.update(range(i + 1, min(ends[i], i + 1 + NEGATION_SCOPE)))
     return out
 
 
@@ -817,7 +826,7 @@ def gloss_terms(text: str) -> set[str]:
     """The terms of `text` a gloss is matched against: its words, stemmed, those said inside a
     negation's scope marked refused ("random sampling and no pruning" -> random, sampling, ~pruning)."""
     toks = tokens(text)
-    off = negated(toks)
+    off = negated(toks, text)
     return {(REFUSED if i in off else "") + stem(t) for i, t in enumerate(toks)}
 
 
@@ -828,7 +837,7 @@ def stated_enum(text: str, parameters: dict[str, Any]) -> dict[str, Any]:
     'none'). A list of enum values (`switches`) gets every value the text names, in the text's order:
     by value, or by a gloss whose matched terms no other value's gloss matches as well."""
     toks = tokens(text)
-    off = negated(toks)
+    off = negated(toks, text)
     words = {w for i, t in enumerate(toks) if i not in off for w in (t, stem(t))}  # "not bm25" names no bm25
     terms = gloss_terms(text)
     joined = " ".join(REFUSED + t if i in off else t for i, t in enumerate(toks))

@@ -143,6 +143,7 @@ FACT_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "max_ite
              "pattern", "dataset", "tokenizer", "base", "data", "r", "lora_alpha", "paths", "path", "switches")  # fmt: skip
 # The results a question is most often about come first; any other scalar follows, paths never (a
 # trainer's result holds ~25 keys and a fact line keeps 8: "params" came 13th and an answer took n_embd).
+DERIVED_KEYS = ("head_size",)  # computed for a question (`compare.facts`): n_embd // n_head
 RESULT_KEYS = ("status", "val_loss", "best_val_loss", "train_loss", "params", "n_params", "trainable_params", "n_runs", "step",
                "perplexity", "bits_per_char", "tokens_per_sec", "seconds")  # fmt: skip
 
@@ -1202,6 +1203,7 @@ KEY_GLOSSES = {
     "lr": "learning rate",
     "vocab_size": "vocabulary vocab",
     "r": "rank",
+    "head_size": "dimension dim",
 }
 # the adjectives of those glosses a question also says as a comparative or a superlative ("shallowest")
 GRADABLE = {"big", "small", "large", "fast", "slow", "long", "quick", "deep", "shallow", "wide", "narrow",
@@ -1243,10 +1245,16 @@ def graded_keys(clause: str) -> set[str]:
 def asked_keys(clause: str) -> set[str]:
     """The numbers of a record a question speaks of: a part of the key's name ("val loss") or a gloss word
     (`KEY_GLOSSES`: "bigger" -> params) among its words."""
+    return set(asked_scores(clause))
+
+
+def asked_scores(clause: str) -> dict[str, int]:
+    """{key: how many of the question's words name it} for each key `asked_keys` finds (a derived
+    key too: "how many dimensions does each head get" names head_size twice, n_head once)."""
     words = {stem(t) for t in tokens(clause)}
-    out = set()
-    for key in {*RESULT_KEYS, *FACT_KEYS}:
+    out = {}
+    for key in {*RESULT_KEYS, *FACT_KEYS, *DERIVED_KEYS}:
         parts = {stem(w) for w in key.split("_") if len(w) > 2 and w not in ("per", "max", "n")}
-        if words & (parts | {stem(w) for w in gloss_words(key)}):
-            out.add(key)
+        if said := len(words & (parts | {stem(w) for w in gloss_words(key)})):
+            out[key] = said
     return out
