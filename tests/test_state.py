@@ -148,6 +148,10 @@ def test_one_stands_for_the_kind_of_the_tools_main_reference():
     ]
     assert resolve("tokenizer", None, "compare the second one with openai's", toks, "last") == "mid400"
     assert resolve("tokenizer", None, "encode hi with the first one", toks, "last") == "tiny260"
+    # an ordinal that ends its phrase is "the second one": "and with the second"
+    assert resolve("tokenizer", "tiny260", "and with the second", toks, "last") == "mid400"
+    assert resolve("tokenizer", "tiny260", "and with the second, please", toks, "last") == "mid400"
+    assert resolve("tokenizer", "tiny260", "the second time, use it", toks, "last") == "tiny260"
     # only for the main reference: "train one like that" names no tokenizer
     assert (
         resolve("tokenizer", None, "train one like that", [Record("tokenizer-1", "tokenizer", "bpe")], "char")

@@ -830,7 +830,8 @@ def asks_last_touched(clause: str, recs: Sequence[Record]) -> bool:
 def refers_to_kind(clause: str, arg: str, one: bool = False) -> bool:
     """True when the clause points back at a record for `arg`: a pronoun next to the kind's noun ("that
     tokenizer", "the same text"), or "it"/"that" on its own. With `one` (the tool's main reference, whose
-    default is the newest), "one" stands for the kind's noun ("sample from the first one")."""
+    default is the newest), "one" stands for the kind's noun ("sample from the first one"), and so does
+    nothing after an ordinal that ends its phrase ("and with the second")."""
     toks = tokens(clause)
     nouns = set().union(
         *(KIND_NOUNS.get(k, set()) for k in ARG_KINDS.get(arg, ())), KIND_NOUNS.get(arg, set())
@@ -838,7 +839,17 @@ def refers_to_kind(clause: str, arg: str, one: bool = False) -> bool:
     for i, t in enumerate(toks):
         if t in nouns and (PRONOUNS | set(ORDINALS)) & {*toks[max(0, i - 3) : i], *toks[i + 1 : i + 3]}:
             return True
-    return False
+    ends = {len(tokens(part)) for part in _prefixes(clause)}  # token counts at each comma
+    return one and any(
+        t in ORDINALS and i and toks[i - 1] == "the" and (i + 1 in ends or i + 1 == len(toks))
+        for i, t in enumerate(toks)
+    )
+
+
+def _prefixes(clause: str) -> list[str]:
+    """The clause up to each of its commas: "a, b, c" -> ["a", "a, b"]."""
+    parts = clause.split(",")
+    return [",".join(parts[: k + 1]) for k in range(len(parts) - 1)]
 
 
 def dangling(clause: str, arg: str, recs: Sequence[Record]) -> bool:
