@@ -137,6 +137,26 @@ def test_several_records_for_a_list_argument_are_one_call_with_the_list():
     ]
 
 
+def test_one_name_where_a_list_goes_gives_way_to_the_records_the_request_describes():
+    recs = [Record(id="run-1", kind="run", name="ash", config={"dataset": "data/chess_games.txt"}),
+            Record(id="run-2", kind="run", name="elm", config={"dataset": "data/chess_games.txt"}),
+            Record(id="run-3", kind="run", name="fir", config={"dataset": "data/haiku.txt"})]  # fmt: skip
+
+    @tool
+    def show_curves(runs: list[str] | None = None) -> str:
+        """Plot the loss curves of runs."""
+        return "plotted"
+
+    model = local(
+        bank(("plot the loss curves of my runs", "show_curves")), args={"show_curves": {"runs": ["fir"]}}
+    )
+    g = graph(model, [show_curves], records=recs)
+    assert calls_of(ask(g, "overlay the curves of every run trained on the chess games")) == [
+        ("show_curves", {"runs": ["ash", "elm"]})
+    ]
+    assert calls_of(ask(g, "plot fir's curve", thread="u")) == [("show_curves", {"runs": ["fir"]})]
+
+
 def test_a_superlative_picks_one_of_the_records_it_counts():
     recs = [Record(id="tokenizer-2", kind="tokenizer", name="tk-2", config={"vocab_size": 4096}),
             Record(id="tokenizer-1", kind="tokenizer", name="tk-1", config={"vocab_size": 512})]  # fmt: skip

@@ -310,8 +310,14 @@ class ChatLocalLlama(BaseChatModel):
                     args[arg] = [r.ref for r in ends] if state.takes_list(prop) else ends[0].ref
                     picked.add(arg)  # "the bigger of my two tokenizers" counts two, and picks one
                     continue
-                resolved = state.resolve(arg, args.get(arg), clause, recs, prop.get("default"),
-                                         prop.get("description", ""))  # fmt: skip
+                value, default, described = args.get(arg), prop.get("default"), prop.get("description", "")
+                resolved = state.resolve(arg, value, clause, recs, default, described)
+                if state.takes_list(prop) and not isinstance(value, list):  # one name or none where a
+                    # list goes: the records the clause names or describes, if they are not just that one
+                    # ("runs": "cheddar" for "every run that used the sudoku solutions")
+                    seed = [value] if isinstance(value, str) else []
+                    listed = state.resolve(arg, seed, clause, recs, default, described)
+                    resolved = listed if listed != seed else resolved
                 if resolved is not None:  # one record for a list of them ("show its curve") is a list of one
                     args[arg] = (
                         [resolved] if state.takes_list(prop) and isinstance(resolved, str) else resolved

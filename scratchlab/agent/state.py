@@ -1072,8 +1072,8 @@ def resolve(
         if named:
             return [r.ref for r in named] if stray else value
         # "every run that used the sudoku solutions": the records the clause describes, several alike
-        fit = _described(clause, pool, several=True) if len(pool) > 2 else []
-        return [r.ref for r in fit] if 2 <= len(fit) < len(pool) else value
+        fit = sorted(_described(clause, pool, several=True), key=_made) if len(pool) > 2 else []
+        return [r.ref for r in fit] if 2 <= len(fit) < len(pool) else value  # in the order they were made
     if len(named) == 1:
         return named[0].ref
     if (
