@@ -1060,6 +1060,12 @@ def test_the_facts_an_answer_gets_lead_with_what_the_question_names():
     asked = facts([run], clause="how many dimensions does each attention head get?")
     assert "settings: head_size=32, n_head=2," in asked  # the 1.5B read n_embd=64 first and said 64
     assert facts([run], clause="what's its val loss?").endswith("n_embd=64, head_size=32")  # not asked: last
+    ablation = Record(
+        id="ablation-1", kind="ablation", name="abl", config={"max_iters": 50}, metrics={"n_runs": 4}
+    )
+    assert "settings: total_steps=200, max_iters=50" in facts(
+        [ablation], clause="how many steps was that altogether?"
+    )
 
 
 def test_a_kept_fact_that_points_at_a_value_said_before_holds_that_value():

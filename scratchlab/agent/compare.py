@@ -45,6 +45,9 @@ def facts(recs: Sequence[Record], limit: int = MAX_FACTS, clause: str = "") -> s
                if k in FACT_KEYS and v not in (None, "", [])}  # fmt: skip
         if isinstance(cfg.get("n_embd"), int) and isinstance(cfg.get("n_head"), int) and cfg["n_head"] > 0:
             cfg["head_size"] = cfg["n_embd"] // cfg["n_head"]  # each head's width, as nanoGPT's C // n_head
+        runs = r.metrics.get("n_runs")
+        if isinstance(runs, int) and runs > 1 and isinstance(cfg.get("max_iters"), int):
+            cfg["total_steps"] = runs * cfg["max_iters"]  # an ablation's or sweep's steps, all runs together
         # what the question names most comes first, a derived key before the settings it comes from:
         # given "n_embd=64, ..., head_size=32" the 1.5B answered "each head gets 64 dimensions"
         rank = asked_scores(clause)

@@ -143,7 +143,10 @@ FACT_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "max_ite
              "pattern", "dataset", "tokenizer", "base", "data", "r", "lora_alpha", "paths", "path", "switches")  # fmt: skip
 # The results a question is most often about come first; any other scalar follows, paths never (a
 # trainer's result holds ~25 keys and a fact line keeps 8: "params" came 13th and an answer took n_embd).
-DERIVED_KEYS = ("head_size",)  # computed for a question (`compare.facts`): n_embd // n_head
+DERIVED_KEYS = (
+    "head_size",
+    "total_steps",
+)  # computed for a question (`compare.facts`): n_embd // n_head, n_runs * max_iters
 RESULT_KEYS = ("status", "val_loss", "best_val_loss", "train_loss", "params", "n_params", "trainable_params", "n_runs", "step",
                "perplexity", "bits_per_char", "tokens_per_sec", "seconds")  # fmt: skip
 
@@ -1215,6 +1218,7 @@ KEY_GLOSSES = {
     "vocab_size": "vocabulary vocab",
     "r": "rank",
     "head_size": "dimension dim",
+    "total_steps": "altogether overall",
 }
 # the adjectives of those glosses a question also says as a comparative or a superlative ("shallowest")
 GRADABLE = {"big", "small", "large", "fast", "slow", "long", "quick", "deep", "shallow", "wide", "narrow",
