@@ -157,6 +157,19 @@ def test_one_name_where_a_list_goes_gives_way_to_the_records_the_request_describ
     assert calls_of(ask(g, "plot fir's curve", thread="u")) == [("show_curves", {"runs": ["fir"]})]
 
 
+def test_a_kept_fact_stays_in_the_users_words_not_the_normalised_ones():
+    @tool
+    def remember(fact: str) -> str:
+        """Keep a fact about the user for later."""
+        return f"Remembered: {fact}"
+
+    said = "remember that my queue caps a job at two hours"
+    model = local(bank(("remember that I like 4 heads", "remember")),
+                  args={"remember": {"fact": "queue caps a job at 120 minutes"}})  # fmt: skip
+    calls = calls_of(ask(graph(model, [remember]), said))
+    assert calls == [("remember", {"fact": said})]  # the 1.5B wrote the minutes the prompt's request said
+
+
 def test_a_superlative_picks_one_of_the_records_it_counts():
     recs = [Record(id="tokenizer-2", kind="tokenizer", name="tk-2", config={"vocab_size": 4096}),
             Record(id="tokenizer-1", kind="tokenizer", name="tk-1", config={"vocab_size": 512})]  # fmt: skip

@@ -363,7 +363,10 @@ class ChatLocalLlama(BaseChatModel):
                 else:
                     args.pop(arg)
             if isinstance(args.get("fact"), str):  # what the user asked to keep, in full
-                args["fact"] = router.faithful_fact(args["fact"], clause, list(by_name))
+                # in the user's own words: "at most six hours" is no "360 minutes" (`normalise_request`)
+                args["fact"] = router.faithful_fact(
+                    args["fact"], router.current_clause(messages), list(by_name)
+                )
                 args["fact"] = carry.referred_values(args["fact"], messages)  # "that vocabulary size"
             said = "\n".join(str(m.content) for m in messages if isinstance(m, HumanMessage | ToolMessage))
             vague += router.invented_args(args, said, list(by_name))  # "remember this for me", with no "this"
