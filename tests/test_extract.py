@@ -414,6 +414,10 @@ def test_a_stated_list_of_values_becomes_a_search_spec_named_by_the_schema_words
     assert got == {"search": ["n_layer=2,4,6"], "dropout": 0.1}
     # the "and" closes a list: the 2 after the comma labels its own setting
     assert value_lists("sweep lr 1e-3 and 3e-3, 2 layers")[0][0] == [1e-3, 3e-3]
+    # a word past another number labels that number, not the list: "..., 900 steps each"
+    assert value_lists("which rate? try 1e-3 and 3e-3, 900 steps each") == [
+        ([1e-3, 3e-3], ["rate_try", "try", "rate"])
+    ]
     assert (
         value_lists("train 2 layers, 64 wide for 1,000 steps") == []
     )  # numbers, but each with its own label

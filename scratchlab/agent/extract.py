@@ -465,8 +465,13 @@ def value_lists(text: str, known: dict[str, str] | None = None) -> list[tuple[li
             values = []
         if len(values) >= 2:
             chunk = _chunk(toks, i)
-            before = [toks[k] for k in words_at if k < i and _chunk(toks, k) == chunk][-CONTEXT_WORDS:][::-1]
-            after = [toks[k] for k in words_at if k > last and _chunk(toks, k) == chunk][:CONTEXT_WORDS]
+            # a word past another number is that number's: "try 2e-4, 8e-4 and 3e-3, 800 steps apiece"
+            start = max((k for k in range(i) if number_at(k)), default=-1)
+            end = next((k for k in range(last + 1, len(toks)) if number_at(k)), len(toks))
+            before = [toks[k] for k in words_at if start < k < i and _chunk(toks, k) == chunk][
+                -CONTEXT_WORDS:
+            ][::-1]
+            after = [toks[k] for k in words_at if last < k < end and _chunk(toks, k) == chunk][:CONTEXT_WORDS]
             pairs = [f"{b}_{a}" for a, b in zip(before, before[1:], strict=False)]
             pairs += [f"{a}_{b}" for a, b in zip(after, after[1:], strict=False)]
             near = [w for pair in zip(before, after, strict=False) for w in pair]
