@@ -851,6 +851,10 @@ def test_a_range_of_values_for_a_setting_is_one_low_high_spec():
     # "sweep lr 1e-4..3e-3, ..." searched "lr" alone, over the tool's default range
     got = stated_values({}, "sweep lr 1e-4..3e-3, 20 min budget, 2 layers", "sweep_gpt", sweep, None)
     assert got["search"] == ["lr=1e-4..3e-3"] and got["n_layer"] == 2
+    # the same range written as the spec, beside another spec: the model's bare "lr" gives way
+    said = "sweep dropout=0..0.3 and width=64,128, 8 trials"
+    assert stated_values({"search": ["dropout", "n_embd=64,128"]}, said, "sweep_gpt", sweep, None)["search"] == [
+        "dropout=0..0.3", "n_embd=64,128"]  # fmt: skip
     assert stated_ranges("the learning rate from 1e-4 to 3e-3", sweep)[0] == {
         "search": [("lr", "1e-4..3e-3")]
     }

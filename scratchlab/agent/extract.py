@@ -547,17 +547,20 @@ RANGE_SKIP = {"from", "between", "in", "over", "of", "across", "the", "range"}  
 def stated_ranges(text: str, parameters: dict[str, Any]) -> tuple[dict[str, list[tuple[str, str]]], set[int]]:
     """({list argument: [(setting, "low..high")]}, the indexes of the range's words in `text.split()`)
     for each range of numbers the text gives a setting that a list argument's description names
-    (`setting_words`): "sweep lr 1e-4..3e-3" -> search lr=1e-4..3e-3 (the `search` held "lr" alone);
+    (`setting_words`): "sweep lr 1e-4..3e-3" (or "lr=1e-4..3e-3") -> search lr=1e-4..3e-3 (the `search` held "lr" alone);
     "learning rate from 1e-4 to 3e-3", "dropout between 0 and 0.3", "2 to 6 layers". The numbers keep
     the user's spelling."""
     raw = text.split()
     words = [w.strip(",;:()'\"`?!").lower() for w in raw]
     words = [w[:-1] if w.endswith(".") and not w.endswith(RANGE_MARK) else w for w in words]
     spans: list[tuple[int, int, str, str]] = []  # (first, last word index, low, high)
+    keys: dict[int, str] = {}  # the setting written before "=" in the span's own word ("lr=1e-4..3e-3")
     for i, w in enumerate(words):
-        lo, mark, hi = w.partition(RANGE_MARK)
+        key, eq, value = w.rpartition("=")
+        lo, mark, hi = value.partition(RANGE_MARK)
         if mark and as_number(lo) is not None and as_number(hi) is not None:
             spans.append((i, i, lo, hi))
+            keys.update({i: key} if eq else {})
         elif i + 2 < len(words) and words[i + 1] in RANGE_OPENERS and as_number(w) is not None:
             opener = RANGE_OPENERS[words[i + 1]]
             if as_number(words[i + 2]) is not None and (opener == "from" or (i and words[i - 1] == opener)):
@@ -570,7 +573,7 @@ def stated_ranges(text: str, parameters: dict[str, Any]) -> tuple[dict[str, list
             continue
         for first, last, lo, hi in spans:
             before = [w for w in words[max(0, first - 4) : first] if w not in RANGE_SKIP][-2:]
-            near = [*reversed(before), *words[last + 1 : last + 2]]
+            near = [*keys.get(first, "").split(), *reversed(before), *words[last + 1 : last + 2]]
             pairs = ["_".join(before[-2:])] if len(before) == 2 else []
             setting = next((known.get(w) or known.get(stem(w)) for w in pairs + near
                             if known.get(w) or known.get(stem(w))), None)  # fmt: skip
