@@ -170,6 +170,25 @@ def test_a_kept_fact_stays_in_the_users_words_not_the_normalised_ones():
     assert calls == [("remember", {"fact": said})]  # the 1.5B wrote the minutes the prompt's request said
 
 
+def test_a_query_that_only_names_the_index_gives_way_to_the_question():
+    recs = [Record(id="index-1", kind="index", name="kite", config={"path": "~/archive/sailing_logs"}),
+            Record(id="index-2", kind="index", name="reef", config={"path": "~/archive/bird_notes"})]  # fmt: skip
+
+    @tool
+    def search_documents(query: str, index: str = "last") -> str:
+        """Search an index of the user's documents."""
+        return "passages"
+
+    said = "in my sailing logs, which knot holds the jib sheet?"
+    model = local(bank(("search my notes for rope", "search_documents")),
+                  args={"search_documents": {"query": "sailing logs", "index": "kite"}})  # fmt: skip
+    call = calls_of(ask(graph(model, [search_documents], records=recs), said))[0]
+    assert call == ("search_documents", {"query": said, "index": "kite"})
+    model.args = {"search_documents": {"query": "jib sheet knot", "index": "kite"}}
+    call = calls_of(ask(graph(model, [search_documents], records=recs), said, thread="u"))[0]
+    assert call[1]["query"] == "jib sheet knot"  # a topic of its own stays
+
+
 def test_a_superlative_picks_one_of_the_records_it_counts():
     recs = [Record(id="tokenizer-2", kind="tokenizer", name="tk-2", config={"vocab_size": 4096}),
             Record(id="tokenizer-1", kind="tokenizer", name="tk-1", config={"vocab_size": 512})]  # fmt: skip

@@ -372,6 +372,11 @@ class ChatLocalLlama(BaseChatModel):
             vague += router.invented_args(args, said, list(by_name))  # "remember this for me", with no "this"
             if vague and CLARIFY in names:  # "encode some text", "train it on my data": which one?
                 return CLARIFY, router.clarify_question(action, vague, params)
+            for arg in carry.QUERY_ARGS:  # "the tram rulebook I indexed, who has right of way ...?": the
+                # model's query "tram rulebook" names the index to search, and the question goes unasked
+                pool = [r for r in recs if r.kind in {k for a in props for k in state.ARG_KINDS.get(a, ())}]
+                if isinstance(args.get(arg), str) and state.names_only_records(args[arg], pool):
+                    args.pop(arg)
             for arg in router.missing_required(args, params):
                 if arg in carry.QUERY_ARGS and router.content_words(clause, list(by_name)) - set(verbs):
                     args[arg] = clause  # a question with something in it is a fine query

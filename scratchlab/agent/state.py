@@ -29,7 +29,15 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
-from scratchlab.agent.bank import MISSPELT_RATIO, NAME_HEAD_CHARS, NUMBER_WORDS, as_number, stem, tokens
+from scratchlab.agent.bank import (
+    FUNCTION_WORDS,
+    MISSPELT_RATIO,
+    NAME_HEAD_CHARS,
+    NUMBER_WORDS,
+    as_number,
+    stem,
+    tokens,
+)
 from scratchlab.agent.router import PUNCTUATION, REFERENCE_VALUES
 from scratchlab.lab.jobs import ACTIVE
 from scratchlab.lab.registry import DEFAULT_NAME_STEMS
@@ -444,6 +452,19 @@ def _described(
     best = max(s for s, _ in scored)
     top = [r for s, r in scored if s == best]
     return top if best > 0 and (len(top) == 1 or several) else []
+
+
+def names_only_records(text: str, recs: Sequence[Record]) -> bool:
+    """True when every content word of `text` (3+ letters, no function word) is a word of one
+    record's name or sources (`DESCRIBING_SOURCES`: "glider checklists" for an index of
+    ~/archive/glider_checklists): such a query names where to look, not what to look for."""
+    words = {t for t in tokens(text) if len(t) > 2 and t not in FUNCTION_WORDS and not t.isdigit()}
+    for r in recs:
+        own = {w for v in (r.name, *(str(r.config.get(k, "")) for k in DESCRIBING_SOURCES)) if v
+               for w in tokens(Path(v).name.replace("_", " ").replace("-", " ")) if len(w) > 2}  # fmt: skip
+        if words and all(any(_same_word(w, s) for s in own) for w in words):
+            return True
+    return False
 
 
 def _same_word(word: str, source_word: str) -> bool:
