@@ -189,6 +189,31 @@ def test_a_query_that_only_names_the_index_gives_way_to_the_question():
     assert call[1]["query"] == "jib sheet knot"  # a topic of its own stays
 
 
+def test_the_answer_to_a_question_back_goes_on_with_the_tool_it_asked_about():
+    @tool
+    def finetune_lora(data: str, base: str = "smollm2-135m", r: int = 8, max_iters: int = 100) -> str:
+        """Fine-tune a LoRA adapter on a question-answer file."""
+        return "adapter trained"
+
+    @tool
+    def train_gpt(n_layer: int = 4, max_iters: int = 2000) -> str:
+        """Train a small GPT from scratch."""
+        return "run trained"
+
+    b = bank(("fine-tune a lora adapter on my data", "clarify"), ("lora on data/qa.jsonl, rank 8", "finetune_lora"),
+             ("train for 40 steps, 2 layers", "train_gpt"), ("use 40 steps then", "train_gpt"))  # fmt: skip
+    model = local(b, choice="finetune_lora", args={"finetune_lora": {}, "train_gpt": {"max_iters": 40}})
+    g = graph(model, [finetune_lora, train_gpt])
+    first = ask(g, "fine-tune a lora adapter on my data")
+    assert calls_of(first) == [] and "finetune_lora" in first[-1].content  # asks which data
+    model.choice = "train_gpt"  # the prior and the model read the reply alone as a training
+    call = calls_of(ask(g, "use data/trivia.jsonl then, r 4, 40 iters"))[0]
+    assert call == ("finetune_lora", {"data": "data/trivia.jsonl", "r": 4, "max_iters": 40})
+    assert (
+        calls_of(ask(g, "train a gpt for 40 steps, 2 layers", thread="u"))[0][0] == "train_gpt"
+    )  # no question
+
+
 def test_a_superlative_picks_one_of_the_records_it_counts():
     recs = [Record(id="tokenizer-2", kind="tokenizer", name="tk-2", config={"vocab_size": 4096}),
             Record(id="tokenizer-1", kind="tokenizer", name="tk-1", config={"vocab_size": 512})]  # fmt: skip

@@ -348,6 +348,12 @@ def test_must_continue_until_every_step_ran():
     assert not router.must_continue([HumanMessage(said), c1, r1])
     assert not router.should_answer_now([HumanMessage(said), c1, r1])
     assert router.split_steps("tell me if it beats gpt-2") == ["tell me if it beats gpt-2"]  # no "and if"
+    # a "then" that ends its clause is a particle, no step
+    assert router.split_steps("ok use the small file then, 3 layers") == [
+        "ok use the small file then, 3 layers"
+    ]
+    assert router.split_steps("so how big is it then?") == ["so how big is it then?"]
+    assert router.split_steps("train it, then sample from it") == ["train it", "sample from it"]
 
 
 def test_prune_saved_prompt_states(tmp_path):

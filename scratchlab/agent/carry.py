@@ -59,6 +59,18 @@ def previous_call(messages: Sequence[BaseMessage], action: str | None = None) ->
     return None
 
 
+def clarified_tool(messages: Sequence[BaseMessage]) -> str | None:
+    """The tool the agent's last reply asked about ("To run finetune_lora I need the data ..."), when
+    that reply, just before the latest request, was a question back (its message records the tool)."""
+    for m in reversed(messages[:-1] if messages and isinstance(messages[-1], HumanMessage) else messages):
+        if isinstance(m, AIMessage):
+            kw = m.additional_kwargs or {}
+            return kw.get("tool") if kw.get("action") == "clarify" and not m.tool_calls else None
+        if isinstance(m, HumanMessage):
+            return None
+    return None
+
+
 def previous_turn_calls(messages: Sequence[BaseMessage]) -> list[tuple[str, dict]]:
     """The tool calls of the turn before the latest user message, in order."""
     humans = [i for i, m in enumerate(messages) if isinstance(m, HumanMessage)]

@@ -118,6 +118,9 @@ class ChatLocalLlama(BaseChatModel):
     state_cache_dir: str | None = None
     jump_forward: bool = True
     _warmed: set[str] = PrivateAttr(default_factory=set)
+    _clarifying: str | None = PrivateAttr(
+        default=None
+    )  # the tool a question back asks for (`carry.clarified_tool`)
     _bank: Bank | None = PrivateAttr(default=None)
     _idle: IdleCores | None = PrivateAttr(default=None)
 
@@ -267,6 +270,13 @@ class ChatLocalLlama(BaseChatModel):
                       or state.named_record_tool(action, prior, by_name, recs, clause, new_name)  # "carry on with lute"
                       or extract.list_tool(action, prior, by_name, clause)  # "2 layers, 4, or 6? try each"
                       or action)  # fmt: skip
+        # the answer to the question the last turn asked: "oh just use the demo set then, rank 4, 40
+        # steps" after "To run finetune_lora I need the data" goes on with finetune_lora
+        asked = carry.clarified_tool(messages)
+        if asked in by_name and asked != action and action != CLARIFY:
+            said = {a: len(extract.set_by_request(clause, a, by_name[a].get("parameters", {}), self.bank))
+                    for a in (asked, action) if a in by_name}  # fmt: skip
+            action = asked if said[asked] > said.get(action, 0) else action
         # the bank reads the request as one that leaves out what a tool needs ("fine-tune an adapter
         # for me"): the model picks the tool, and what is missing becomes the question back
         underspecified = (
@@ -284,7 +294,7 @@ class ChatLocalLlama(BaseChatModel):
             action = state.own_tool(action, by_name, recs, clause)
             params = by_name[action].get("parameters", {})
             if underspecified and router.is_code_tool(params) and not extract.stated_code(clause):
-                return CLARIFY, router.clarify_question(action, ["code"], params)  # "run my script pls"
+                return CLARIFY, self._ask(action, ["code"], params)  # "run my script pls"
             args = self._arguments(prompt, action, params, clause,
                                    router.clause_context(messages, clause, params.get("properties", {})), context)  # fmt: skip
             args = router.ground_args(args, context, params)
@@ -371,7 +381,7 @@ class ChatLocalLlama(BaseChatModel):
             said = "\n".join(str(m.content) for m in messages if isinstance(m, HumanMessage | ToolMessage))
             vague += router.invented_args(args, said, list(by_name))  # "remember this for me", with no "this"
             if vague and CLARIFY in names:  # "encode some text", "train it on my data": which one?
-                return CLARIFY, router.clarify_question(action, vague, params)
+                return CLARIFY, self._ask(action, vague, params)
             for arg in carry.QUERY_ARGS:  # "the tram rulebook I indexed, who has right of way ...?": the
                 # model's query "tram rulebook" names the index to search, and the question goes unasked
                 pool = [r for r in recs if r.kind in {k for a in props for k in state.ARG_KINDS.get(a, ())}]
@@ -382,7 +392,7 @@ class ChatLocalLlama(BaseChatModel):
                     args[arg] = clause  # a question with something in it is a fine query
             missing = router.missing_required(args, params)
             if missing:
-                return CLARIFY, router.clarify_question(action, missing, params)
+                return CLARIFY, self._ask(action, missing, params)
             for arg in props:  # "sample from both runs": one call per record, or one list of them
                 several = state.plural(clause, arg, recs) if arg not in picked else []
                 if several and state.takes_list(props[arg]):
@@ -427,6 +437,12 @@ class ChatLocalLlama(BaseChatModel):
             return ANSWER, self._grounded(prompt + head, [*said, *earlier], self.max_answer_tokens,
                                           fallback=f"From the earlier result:\n{earlier[-1][:400]}")  # fmt: skip
         return action, self._answer_stream(prompt + head)
+
+    def _ask(self, action: str, missing: list[str], params: dict[str, Any]) -> str:
+        """The question back for `action`'s `missing` arguments; the reply's message records the tool,
+        so that the next turn, which answers it, goes on with that tool (`carry.clarified_tool`)."""
+        self._clarifying = action
+        return router.clarify_question(action, missing, params)
 
     def _with_note(self, prompt: str, facts: str) -> str:
         """`prompt` (ending in an open assistant turn) with the lab's records inserted just before it."""
@@ -533,7 +549,11 @@ class ChatLocalLlama(BaseChatModel):
             ]
             yield ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=chunks))
             return
-        extra = {"action": kind}
+        extra = {
+            "action": kind,
+            **({"tool": self._clarifying} if kind == CLARIFY and self._clarifying else {}),
+        }
+        self._clarifying = None
         if isinstance(payload, str):
             payload = iter([payload])
         started, held = False, None  # an answer that starts with "{" is held back and unwrapped at the end

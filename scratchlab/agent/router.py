@@ -847,8 +847,9 @@ def _turn_results(messages: Sequence[BaseMessage]) -> list[str]:
 # marker: "make it 3 layers; keep the rest" is one request.)
 # "X, then Y", "X, and then Y", ...; "X, and if C, Y": Y is a step only when C holds (`conditional`)
 STEP_RE = re.compile(
-    r"\s*,?\s*\b(?:(?:and\s+)?(?:then|afterwards|after that|finally)\b|and\s+(?=if\b))\s*", re.IGNORECASE
-)
+    r"\s*,?\s*\b(?:(?:and\s+)?(?:then|afterwards|after that|finally)\b(?!\s*(?:[,.!?]|$))|and\s+(?=if\b))\s*",
+    re.IGNORECASE,
+)  # a "then" that ends its clause is no step: "just use the demo set then, rank 4"
 
 
 def split_steps(request: str) -> list[str]:
