@@ -1001,15 +1001,14 @@ def test_the_last_turns_look_up_asked_again_is_answered_from_its_passages():
     )  # no turn before
 
 
-def test_a_list_of_records_the_clause_describes_replaces_the_models_guess():
-    def run(name, data):
-        return Record(id=f"run-{name}", kind="run", name=name, config={"dataset": data})
+def _lab(kind: str, key: str, *named: tuple[str, str]) -> list[Record]:
+    """Records of one kind, each with one setting: `_lab("run", "dataset", ("ash", "x.txt"))`."""
+    return [Record(id=f"{kind}-{name}", kind=kind, name=name, config={key: value}) for name, value in named]
 
-    lab = [
-        run("ash", "data/chess_games.txt"),
-        run("elm", "data/chess_games.txt"),
-        run("fir", "data/haiku.txt"),
-    ]
+
+def test_a_list_of_records_the_clause_describes_replaces_the_models_guess():
+    chess = "data/chess_games.txt"
+    lab = _lab("run", "dataset", ("ash", chess), ("elm", chess), ("fir", "data/haiku.txt"))
     said = "plot the loss curves of every run trained on the chess games"
     assert resolve("runs", ["fir"], said, lab, "last") == ["ash", "elm"]
     assert resolve("runs", ["fir"], "plot fir's loss curve", lab, "last") == ["fir"]  # named
@@ -1022,14 +1021,8 @@ def test_a_list_of_records_the_clause_describes_replaces_the_models_guess():
 def test_a_description_that_several_records_fit_equally_is_ambiguous():
     from scratchlab.agent.state import ambiguous
 
-    def adapter(name, base):
-        return Record(id=f"ad-{name}", kind="adapter", name=name, config={"base": base})
-
-    lab = [
-        adapter("pike", "qwen2.5-coder-0.5b"),
-        adapter("perch", "qwen2.5-coder-0.5b"),
-        adapter("carp", "smollm2-135m"),
-    ]
+    qwen = "qwen2.5-coder-0.5b"
+    lab = _lab("adapter", "base", ("pike", qwen), ("perch", qwen), ("carp", "smollm2-135m"))
     assert ambiguous("chat with my qwen adapter", "adapter", lab)  # two fit
     assert not ambiguous("chat with my smollm2 adapter", "adapter", lab)  # one fits
     assert not ambiguous("chat with pike, my qwen adapter", "adapter", lab)  # named
