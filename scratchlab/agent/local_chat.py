@@ -118,9 +118,8 @@ class ChatLocalLlama(BaseChatModel):
     state_cache_dir: str | None = None
     jump_forward: bool = True
     _warmed: set[str] = PrivateAttr(default_factory=set)
-    _clarifying: str | None = PrivateAttr(
-        default=None
-    )  # the tool a question back asks for (`carry.clarified_tool`)
+    # the tool a question back asks for (`carry.clarified_tool`)
+    _clarifying: str | None = PrivateAttr(default=None)
     _bank: Bank | None = PrivateAttr(default=None)
     _idle: IdleCores | None = PrivateAttr(default=None)
 
@@ -352,10 +351,9 @@ class ChatLocalLlama(BaseChatModel):
                     if said := carry.earlier_text(messages, arg):
                         args[arg] = said
             known = {x for r in recs for x in (r.name, r.id)}
-            # the nouns of the records the tool reads name no topic: a query "my index" looks for nothing
-            read = set().union(
-                *(state.KIND_NOUNS.get(k, set()) for a in props for k in state.ARG_KINDS.get(a, ()))
-            )
+            kinds = {k for a in props for k in state.ARG_KINDS.get(a, ())}  # of the records the tool reads
+            # their nouns name no topic: a query "my index" looks for nothing
+            read = set().union(*(state.KIND_NOUNS.get(k, set()) for k in kinds))
             refs = {a: v for a, v in args.items() if a in state.ARG_KINDS}
             vague = router.vague_args(refs, params, known, verbs) + router.vague_args(
                 {a: v for a, v in args.items() if a not in refs}, params, known, verbs, read
@@ -384,7 +382,7 @@ class ChatLocalLlama(BaseChatModel):
                 return CLARIFY, self._ask(action, vague, params)
             for arg in carry.QUERY_ARGS:  # "the tram rulebook I indexed, who has right of way ...?": the
                 # model's query "tram rulebook" names the index to search, and the question goes unasked
-                pool = [r for r in recs if r.kind in {k for a in props for k in state.ARG_KINDS.get(a, ())}]
+                pool = [r for r in recs if r.kind in kinds]
                 if isinstance(args.get(arg), str) and state.names_only_records(args[arg], pool):
                     args.pop(arg)
             for arg in router.missing_required(args, params):
