@@ -207,6 +207,16 @@ def tokens(text: str) -> list[str]:
     return [t for t in out if t]
 
 
+def phrase_ends(text: str) -> list[int]:
+    """For each comma- or semicolon-separated phrase of `text`, the index in `tokens(text)` just past
+    its last token: "no position embeddings, rotary" -> [3, 4]."""
+    ends, total = [], 0
+    for part in text.replace(";", ",").split(","):
+        total += len(tokens(part))
+        ends.append(total)
+    return ends
+
+
 COMMON_SHARE = 0.02  # a word in more of the examples than this is common (`Bank.common_words`)
 QUESTION_SHARE = 0.5  # a first word this share of whose requests hold a "?" opens questions ("which")
 MISSPELT_RATIO = 0.8  # an unseen word this close to a common one is it mistyped ("trian", "plase")

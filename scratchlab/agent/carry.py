@@ -183,8 +183,8 @@ def said_before(messages: Sequence[BaseMessage], recs: Sequence[Record]) -> str:
 def _pointed_phrases(text: str) -> list[tuple[str, set[str], str]]:
     """Each noun phrase after a pointer (`DEICTIC`) in `text`, as written, with its words and its
     head (stemmed): "uses that vocabulary size" -> [("that vocabulary size", {"vocabulary", "size"},
-    "size")]. A
-    phrase ends at a function word, a number or punctuation; one with no label word is left out."""
+    "size")]. A phrase ends at a function word, a number or punctuation; one with no label word is
+    left out."""
     words = text.split()
     out = []
     for i, w in enumerate(words):

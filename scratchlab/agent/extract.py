@@ -45,6 +45,7 @@ from scratchlab.agent.bank import (
     negation,
     number_contexts,
     number_readings,
+    phrase_ends,
     refused,
     stem,
     tokens,
@@ -816,17 +817,13 @@ def negated(toks: Sequence[str], text: str = "") -> set[int]:
     (`bank.negation`: "no", "without", "than", "taking out", ...; "by meaning rather than exact words": exact, words).
     Given the `text` the tokens come from, a scope ends with its comma-separated phrase: "no positional
     embeddings, rotary" refuses no rotary."""
-    ends = [len(toks)] * len(toks)
-    sizes = [len(tokens(part)) for part in text.replace(";", ",").split(",")] if text else []
-    if sum(sizes) == len(toks):
-        start = 0
-        for size in sizes:
-            ends[start : start + size] = [start + size] * size
-            start += size
+    bounds = phrase_ends(text) if text else []
+    bounds = bounds if bounds and bounds[-1] == len(toks) else [len(toks)]
     out: set[int] = set()
     for i in range(len(toks)):
         if negation(toks, i):
-            out.update(range(i + 1, min(ends[i], i + 1 + NEGATION_SCOPE)))
+            end = next(b for b in bounds if b > i)
+            out.update(range(i + 1, min(end, i + 1 + NEGATION_SCOPE)))
     return out
 
 

@@ -35,6 +35,7 @@ from scratchlab.agent.bank import (
     NAME_HEAD_CHARS,
     NUMBER_WORDS,
     as_number,
+    phrase_ends,
     stem,
     tokens,
 )
@@ -863,17 +864,10 @@ def refers_to_kind(clause: str, arg: str, one: bool = False) -> bool:
     for i, t in enumerate(toks):
         if t in nouns and (PRONOUNS | set(ORDINALS)) & {*toks[max(0, i - 3) : i], *toks[i + 1 : i + 3]}:
             return True
-    ends = {len(tokens(part)) for part in _prefixes(clause)}  # token counts at each comma
+    ends = set(phrase_ends(clause)) | {len(toks)}
     return one and any(
-        t in ORDINALS and i and toks[i - 1] == "the" and (i + 1 in ends or i + 1 == len(toks))
-        for i, t in enumerate(toks)
+        t in ORDINALS and i and toks[i - 1] == "the" and i + 1 in ends for i, t in enumerate(toks)
     )
-
-
-def _prefixes(clause: str) -> list[str]:
-    """The clause up to each of its commas: "a, b, c" -> ["a", "a, b"]."""
-    parts = clause.split(",")
-    return [",".join(parts[: k + 1]) for k in range(len(parts) - 1)]
 
 
 def dangling(clause: str, arg: str, recs: Sequence[Record]) -> bool:
