@@ -522,6 +522,13 @@ def test_a_number_the_model_put_in_more_arguments_than_the_request_writes_it_goe
     # written twice, used twice: both stay
     assert stated_values({"n_layer": 2, "n_head": 2}, "2 layers and 2 heads", "train_gpt", GPT, None) == {
         "n_layer": 2, "n_head": 2}  # fmt: skip
+    # a part of its name that a sibling shares says nothing: "LoRA-tune" is no lora_alpha's label
+    lora = {"properties": {"r": {"type": "integer"}, "lora_alpha": {"type": "number"},
+                           "lora_dropout": {"type": "number"}}}  # fmt: skip
+    said = "LoRA-tune it at r 2"
+    assert stated_values({"r": 2, "lora_alpha": 2}, said, "finetune_lora", lora, None) == {"r": 2}
+    assert stated_values({"r": 2, "lora_alpha": 2}, "r 2, alpha 2", "finetune_lora", lora, None) == {
+        "r": 2, "lora_alpha": 2}  # fmt: skip
 
 
 @pytest.mark.parametrize(

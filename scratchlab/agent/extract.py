@@ -716,7 +716,7 @@ def _number(v: Any) -> float | None:
 
 
 def _one_use_each(
-    out: dict[str, Any], stated: dict[str, Any], in_lists: Counter, text: str
+    out: dict[str, Any], stated: dict[str, Any], in_lists: Counter, text: str, names: Collection[str] = ()
 ) -> dict[str, Any]:
     """`out` without a single value whose number the request spent elsewhere: inside a list ("2, 4 or
     6 layers" is no `n_layer=6`, but "2, 4 and 8 heads for a 2-layer gpt" keeps `n_layer=2`, as 2 is
@@ -740,17 +740,21 @@ def _one_use_each(
             return not in_lists[n] or in_text[n] > in_lists[n]
         if guessed[n] + spent[n] > in_text[n] >= 1:  # a word that labels another number says nothing
             others = {w for v, words in contexts if v != n for w in words}  # "one block, ..., 120 steps"
-            return says_name(k, " ".join(t for t in tokens(text) if t not in others))
+            return says_name(k, " ".join(t for t in tokens(text) if t not in others), names)
         return not spent[n] or in_text[n] > spent[n]
 
     return {k: v for k, v in out.items() if keep(k, v)}
 
 
-def says_name(arg: str, text: str) -> bool:
+def says_name(arg: str, text: str, siblings: Collection[str] = ()) -> bool:
     """True when a word of `text` begins with a part of the argument's name, or a part with the word
-    (3+ letters): "vocabulary" says vocab_size, "iters" max_iters."""
+    (3+ letters): "vocabulary" says vocab_size, "iters" max_iters. A part that another of the tool's
+    arguments (`siblings`) has as well picks out neither: "LoRA-tune ... at rank 2" says nothing of
+    lora_alpha, whose "lora" lora_dropout shares."""
+    shared = {p for s in siblings if s != arg for p in _name_parts(s)}
     words = [t for t in tokens(text) if len(t) >= 3 and t.isalpha()]
-    return any(w.startswith(p) or p.startswith(w) for p in _name_parts(arg) if len(p) >= 3 for w in words)
+    parts = [p for p in _name_parts(arg) if len(p) >= 3 and p not in shared]
+    return any(w.startswith(p) or p.startswith(w) for p in parts for w in words)
 
 
 def enum_options(prop: dict[str, Any]) -> list[str]:
@@ -1218,7 +1222,7 @@ def stated_values(
             spec = f"{setting}={span}"
             specs = [*specs[:at], spec, *specs[at + 1 :]] if at is not None else [*specs, spec]
         out[arg] = specs
-    out = _one_use_each(out, stated, in_lists, clause)
+    out = _one_use_each(out, stated, in_lists, clause, props)
     if named:
         out = _with_named(out, clause, parameters, stated)
     for arg, value in stated_enum(clause, parameters).items():
