@@ -214,6 +214,40 @@ def test_the_answer_to_a_question_back_goes_on_with_the_tool_it_asked_about():
     )  # no question
 
 
+def test_a_second_one_just_like_it_is_made_by_the_tool_that_made_it():
+    @tool
+    def finetune_lora(data: str, base: str = "smollm2-135m", r: int = 8, max_iters: int = 100,
+                      name: str | None = None) -> str:  # fmt: skip
+        """Fine-tune a LoRA adapter on a question-answer file."""
+        return f"Trained adapter adapter-1 '{name}': r {r}, {max_iters} steps."
+
+    @tool
+    def generate_with_adapter(prompt: str, adapter: str = "last") -> str:
+        """Answer a prompt with a LoRA adapter."""
+        return f"{adapter} says: red, blue, yellow"
+
+    @tool
+    def train_gpt(n_layer: int = 4, max_iters: int = 2000, name: str | None = None) -> str:
+        """Train a small GPT from scratch."""
+        return "Run gpt-1 (run-1) done."
+
+    b = bank(("lora-tune smollm2 on demo at rank 4", "finetune_lora"), ("ask my adapter: hello", "generate_with_adapter"),
+             ("train a 2-layer gpt", "train_gpt"), ("train another one just like that", "train_gpt", {}, {"carry": True}),
+             ("a second one like it, but 8 heads", "train_gpt", {}, {"carry": True}))  # fmt: skip
+    recs = [Record(id="adapter-1", kind="adapter", name="spruce", config={"r": 2, "max_iters": 25})]
+    model = local(b, args={"finetune_lora": {"data": "data/qa.jsonl", "r": 2, "max_iters": 25, "name": "spruce"},
+                           "generate_with_adapter": {"prompt": "name three colours", "adapter": "spruce"}})  # fmt: skip
+    g = graph(model, [finetune_lora, generate_with_adapter, train_gpt], records=recs)
+    ask(g, "lora-tune on data/qa.jsonl at rank 2 for 25 steps and name the adapter spruce")
+    model.choice = "generate_with_adapter"
+    ask(g, "ask spruce: name three colours")
+    model.choice, model.args = "train_gpt", {"train_gpt": {"max_iters": 50, "name": "spruce-d"}}
+    call = calls_of(ask(g, "train a second one just like it but for 50 iters, call it spruce-d"))[-1]
+    assert call == ("finetune_lora", {"data": "data/qa.jsonl", "r": 2, "max_iters": 50, "name": "spruce-d"})
+    # the clause names another kind: a GPT like it stays a GPT
+    assert calls_of(ask(g, "train a gpt just like it but for 50 iters, call it oak"))[-1][0] == "train_gpt"
+
+
 def test_a_superlative_picks_one_of_the_records_it_counts():
     recs = [Record(id="tokenizer-2", kind="tokenizer", name="tk-2", config={"vocab_size": 4096}),
             Record(id="tokenizer-1", kind="tokenizer", name="tk-1", config={"vocab_size": 512})]  # fmt: skip

@@ -16,8 +16,8 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 
 from scratchlab.agent.bank import FUNCTION_WORDS, number_contexts, stem, tokens, ungroup_digits
 from scratchlab.agent.extract import TEXT_ARGS
-from scratchlab.agent.router import GENERIC_WORDS, POINTERS, VAGUE_WORDS, numbers_in
-from scratchlab.agent.state import Record, recent
+from scratchlab.agent.router import GENERIC_WORDS, POINTERS, PUNCTUATION, VAGUE_WORDS, numbers_in
+from scratchlab.agent.state import KIND_NOUNS, MADE_KINDS, SINGULAR_PRONOUNS, Record, about, recent
 
 NOT_SHARED = ("name", "wait")  # never carried from another tool's call: a label, how that call waited
 NO_TOPIC = (
@@ -160,6 +160,47 @@ def carry_over(
         if extend and isinstance(value, list) and isinstance(base.get(arg), list):
             out[arg] = [*base[arg], *(v for v in value if v not in base[arg])]
     return out
+
+
+def maker(messages: Sequence[BaseMessage], rec: Record) -> str | None:
+    """The tool whose call in this conversation made `rec`: the call whose result first names its id
+    ("Trained adapter adapter-1 'spruce' ..."), else None (a record from an earlier session)."""
+    tools: dict[str, str] = {}
+    for m in messages:
+        if isinstance(m, AIMessage):
+            tools.update((tc["id"], tc["name"]) for tc in m.tool_calls or [])
+        elif isinstance(m, ToolMessage) and any(
+            w.strip(PUNCTUATION) == rec.id for w in str(m.content).split()
+        ):
+            return tools.get(m.tool_call_id)
+    return None
+
+
+def remade_tool(
+    action: str, messages: Sequence[BaseMessage], recs: Sequence[Record], clause: str, tools: dict[str, dict]
+) -> str | None:
+    """For a request that repeats an earlier call and points at a record with a pronoun ("train a second
+    one just like it but set its dropout to 0.1" after an adapter was made and then asked something):
+    the tool that made that record, when `action` makes an artifact (takes a `name`) and is another
+    tool. The 1.5B read "train" as train_gpt; the record meant is the adapter, so finetune_lora makes
+    the second one, from that call's settings (`carry_over`). None when the clause names another kind
+    of artifact by its noun ("train a GPT like it" after a tokenizer), or the record was not made in
+    this conversation."""
+    props = tools.get(action, {}).get("parameters", {}).get("properties", {})
+    toks = set(tokens(clause))
+    if "name" not in props or not toks & SINGULAR_PRONOUNS:
+        return None
+    target = next(iter(about(clause, recs)), None)
+    if target is None or target.turn is None:
+        return None
+    others = {n for k in MADE_KINDS if k != target.kind for n in KIND_NOUNS[k]} - KIND_NOUNS.get(
+        target.kind, set()
+    )
+    if toks & others:
+        return None
+    made_by = maker(messages, target)
+    takes_name = "name" in tools.get(made_by or "", {}).get("parameters", {}).get("properties", {})
+    return made_by if made_by != action and takes_name else None
 
 
 def said_before(messages: Sequence[BaseMessage], recs: Sequence[Record]) -> str:

@@ -276,6 +276,8 @@ class ChatLocalLlama(BaseChatModel):
             said = {a: len(extract.set_by_request(clause, a, by_name[a].get("parameters", {}), self.bank))
                     for a in (asked, action) if a in by_name}  # fmt: skip
             action = asked if said[asked] > said.get(action, 0) else action
+        if repeats and action in by_name:  # "train a second one just like it": the tool that made "it"
+            action = carry.remade_tool(action, messages, recs, clause, by_name) or action
         # the bank reads the request as one that leaves out what a tool needs ("fine-tune an adapter
         # for me"): the model picks the tool, and what is missing becomes the question back
         underspecified = (
