@@ -416,6 +416,11 @@ def test_a_job_tool_on_a_record_with_tools_of_its_own_becomes_its_own():
     assert (
         state.own_tool("job_status", {"job_status": {}}, recs, "how is it doing?") == "job_status"
     )  # no tool
+    # the sweep's status named its trial runs in the same turn: "it" is still the sweep, not a trial
+    trials = [Record(id=f"run-{i}", kind="run", name=f"lr-sweep-t{i}", metrics={"sweep": "sweep-1"}, turn=0)
+              for i in (3, 2, 1)]  # fmt: skip
+    assert state.own_tool("cancel_job", tools, [*trials, sweep, job], "fine, stop it there") == "stop_sweep"
+    assert state.about("what was its val loss?", trials) == trials[:1]  # no sweep touched: the newest trial
 
 
 def test_two_settings_glued_to_their_numbers_pick_out_two_records():

@@ -518,6 +518,9 @@ def _source(recs: Sequence[Record], files: Sequence[Record], clause: str = "") -
     return src if isinstance(src, str) else None
 
 
+STUDY_KEYS = ("sweep", "research")  # a trial run's metrics name the study it is part of (`sweep_trial`)
+
+
 def about(clause: str, recs: Sequence[Record]) -> list[Record]:
     """The records a question is about: those it names and the one it describes ("the 2-layer run",
     `_described`) alone; else the ones it counts ("the two runs", "both models", `_counted`); else
@@ -536,7 +539,12 @@ def about(clause: str, recs: Sequence[Record]) -> list[Record]:
         return counted
     pool = recent(recs, kinds or [k for k in dict.fromkeys(r.kind for r in recs) if k != "job"])
     if toks & SINGULAR_PRONOUNS and pool and pool[0].turn is not None:
-        return pool[:1]  # "what vocab size did that end up with?": the one touched last, alone
+        # "what vocab size did that end up with?": the one touched last, alone; a sweep's trial run
+        # gives way to its sweep, touched in the same turn ("stop it there" after a sweep's status,
+        # whose table named 20 trial runs, cancelled the newest trial's job)
+        study = {pool[0].metrics.get(k) for k in STUDY_KEYS} - {None}
+        whole = [r for r in pool if r.turn == pool[0].turn and r.id in study]
+        return whole[:1] or pool[:1]
     if kinds:
         return pool
     return [r for r in recent(recs, sorted({r.kind for r in recs})) if r.kind != "job"] or list(recs)
