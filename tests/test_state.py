@@ -1083,6 +1083,25 @@ def test_a_kept_fact_that_points_at_a_value_said_before_holds_that_value():
     assert referred_values("keep that width", msgs[-1:]) == "keep that width"  # nothing before
 
 
+def test_settings_named_and_pointed_back_at_take_the_values_the_conversation_gave_them():
+    from scratchlab.agent.carry import said_values
+
+    lora = {"properties": {"r": {"type": "integer"}, "lora_alpha": {"type": "number"},
+                           "lora_dropout": {"type": "number"}, "max_iters": {"type": "integer"}}}  # fmt: skip
+    msgs = [HumanMessage("what r and lora_alpha do the LoraConfig examples set?"),
+            AIMessage("The examples set:\n- r: 16\n- lora_alpha: 32\n- lora_dropout: 0.05"),
+            HumanMessage("thanks"), AIMessage("You're welcome.")]  # fmt: skip
+    said = "tune one on the demo data using the r and lora_alpha from those examples, 20 steps"
+    assert said_values(said, lora, msgs, {"max_iters"}) == {"r": 16, "lora_alpha": 32}
+    assert said_values("the same lora_dropout as before", lora, msgs, set()) == {"lora_dropout": 0.05}
+    # stated, compared or not pointed at: left to the request and the model
+    assert said_values("rank 4 and alpha 8 on that data", lora, msgs, {"r", "lora_alpha"}) == {}
+    assert said_values("on that data with a bigger alpha", lora, msgs, set()) == {}
+    assert said_values("use r and lora_alpha, 20 steps", lora, msgs, {"max_iters"}) == {}
+    two = [AIMessage("r 8 in one example, r 16 in the other")]
+    assert said_values("the r from those examples", lora, two, set()) == {}  # two values: which one?
+
+
 def test_a_new_artifact_named_as_an_existing_record_goes_to_a_tool_that_takes_that_record():
     # "carry on with lute but take it to 400 steps" trained a new run, which could not be named lute
     tools = {"train_gpt": {"parameters": {"properties": {"name": {}, "dataset": {}, "tokenizer": {"default": "char"}}}},

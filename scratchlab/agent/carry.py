@@ -9,13 +9,13 @@ those lines state (`said_before`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
-from scratchlab.agent.bank import FUNCTION_WORDS, number_contexts, stem, tokens, ungroup_digits
-from scratchlab.agent.extract import TEXT_ARGS
+from scratchlab.agent.bank import FUNCTION_WORDS, number_contexts, phrase_ends, stem, tokens, ungroup_digits
+from scratchlab.agent.extract import TEXT_ARGS, numeric_args, own_words
 from scratchlab.agent.router import GENERIC_WORDS, POINTERS, PUNCTUATION, VAGUE_WORDS, numbers_in
 from scratchlab.agent.state import KIND_NOUNS, MADE_KINDS, SINGULAR_PRONOUNS, Record, about, recent
 
@@ -26,6 +26,7 @@ NO_TOPIC = (
 QUERY_ARGS = ("query",)  # what a tool that looks things up (documents, memories) looks for
 DEICTIC = {"that", "this", "those", "these"}  # "that vocabulary size": a value said before
 MAX_POINTED_WORDS = 3  # words of the noun phrase after a pointer: "that vocabulary size"
+POINTING_BACK = DEICTIC | {"same", "earlier", "before", "above"}  # "the r and lora_alpha from those examples"
 
 
 def earlier_text(messages: Sequence[BaseMessage], arg: str) -> str | None:
@@ -266,3 +267,60 @@ def referred_values(text: str, messages: Sequence[BaseMessage]) -> str:
                     text = text.replace(phrase, f"{phrase} ({values.pop():g})", 1)
                 break
     return text
+
+
+SOURCE_PREPOSITIONS = {"from", "as", "of", "in"}  # "the lr from those examples", "the same lr as before"
+
+
+def _points_back(toks: Sequence[str], i: int, end: int) -> bool:
+    """True when the setting word at `i` is pointed back at within its phrase (which ends at `end`): a
+    pointer before it ("that vocabulary size", "the same lr"), or a preposition after it whose object
+    is one ("the r and lora_alpha from those examples", "lr as before"); a number between breaks it."""
+    before = [t for t in toks[max(0, i - 2) : i] if t != "the"]
+    if before and before[-1] in POINTING_BACK:
+        return True
+    for k in range(i + 1, end):
+        if numbers_in(toks[k]):
+            return False
+        if toks[k] in SOURCE_PREPOSITIONS and set(toks[k + 1 : min(k + 3, end)]) & POINTING_BACK:
+            return True
+    return False
+
+
+def said_values(
+    clause: str, parameters: dict[str, Any], messages: Sequence[BaseMessage], stated: Collection[str]
+) -> dict[str, int | float]:
+    """The values the conversation gave the numeric settings a clause names by their own names and points
+    back at ("using the r and lora_alpha from those LoraConfig examples" after an answer "r=16,
+    lora_alpha=32"; "the same lr as before"; `_points_back`): for each, the newest earlier answer or
+    result that labels exactly one number with that name (`number_contexts`). `stated`: the arguments
+    the clause sets itself, left alone. The 1.5B wrote lora_alpha=20, the clause's step count, and no r."""
+    toks = tokens(clause)
+    if not set(toks) & POINTING_BACK:
+        return {}
+    props = parameters.get("properties", {})
+    # by its own name ("lora_alpha", "alpha"), not a word it shares with another ("lora")
+    words = {a: own_words(a) for a in numeric_args(parameters)}
+    shared = {w for ws in words.values() for w in ws if sum(w in o for o in words.values()) > 1}
+    ends = phrase_ends(clause)
+    named = {}
+    for a, ws in words.items():
+        own = ws - shared
+        at = [i for i, t in enumerate(toks) if t in own]
+        if a not in stated and any(
+            _points_back(toks, i, next((e for e in ends if e > i), len(toks))) for i in at
+        ):
+            named[a] = own
+    earlier = [m for m in messages if isinstance(m, AIMessage | ToolMessage) and str(m.content).strip()]
+    out: dict[str, int | float] = {}
+    for arg, own in named.items():
+        for m in reversed(earlier):
+            values = {v for line in ungroup_digits(str(m.content)).splitlines()
+                      for v, ctx in number_contexts(line) if own & set(ctx)}  # fmt: skip
+            if values:
+                if len(values) == 1:
+                    v = values.pop()
+                    types = {props[arg].get("type"), *(p.get("type") for p in props[arg].get("anyOf", []))}
+                    out[arg] = int(v) if v.is_integer() and "integer" in types else v
+                break
+    return out

@@ -172,6 +172,17 @@ def _name_words(arg: str) -> dict[str, float]:
     return words
 
 
+def own_words(arg: str) -> set[str]:
+    """The words by which an argument's own name labels a number (`_name_words`): lora_alpha -> {lora_alpha,
+    loraalpha, alpha, alphas, lora}."""
+    return set(_name_words(arg))
+
+
+def numeric_args(parameters: dict[str, Any]) -> list[str]:
+    """The arguments of a schema that take a number."""
+    return [a for a, p in parameters.get("properties", {}).items() if _numeric(p)]
+
+
 def _initials(arg: str) -> str | None:
     """A name's initials, as shorthand writes them: vocab_size -> "vs" ("vs=700"), weight_decay -> "wd"."""
     return "".join(p[0] for p in arg.split("_") if p) if "_" in arg else None
