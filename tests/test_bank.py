@@ -208,6 +208,11 @@ def test_opening_words_are_the_verbs_of_an_actions_requests_not_question_words()
             ("which matters more? sweep both", "sweep_gpt"), ("which run is best?", "answer")]  # fmt: skip
     b = Bank([Example(id=f"e{i}", request=r, action=a) for i, (r, a) in enumerate(reqs)], embedder=object())
     assert b.opening_words("sweep_gpt") == {"sweep"}  # "which" opens questions
+    # a question after a colon is the text the request hands on: "ask" still asks for the tool
+    asks = [("ask spruce: why is the sky blue?", "generate_with_adapter"), ("ask it: what is 2+2?", "generate_with_adapter"),
+            ("ask me anything", "answer")]  # fmt: skip
+    b = Bank([Example(id=f"a{i}", request=r, action=a) for i, (r, a) in enumerate(asks)], embedder=object())
+    assert b.opening_words("generate_with_adapter") == {"ask"}
 
 
 def test_verbs_are_opening_words_less_function_words():

@@ -765,6 +765,21 @@ def test_a_request_naming_a_record_goes_to_a_tool_that_takes_it():
     assert state.named_tool(asking, choices, tools, [], "what is q-lora?") is None
     sure = {**prior, "answer": 0.04, "generate_with_adapter": 0.83}
     assert state.named_tool(sure, choices, tools, [], gen) == "generate_with_adapter"
+    # a word no request used, after a verb that asks for a tool: a name for the bank's favourite tool
+    unseen, verbs = (
+        (lambda w: w.lower() == "conchiglie"),
+        (lambda n: {"ask"} if n == "generate_with_adapter" else set()),
+    )
+    ask = "ask conchiglie: how long should I boil an egg?"
+    leaning = {**prior, "answer": 0.34, "generate_with_adapter": 0.5}
+    assert state.named_tool(leaning, choices, tools, [], ask, unseen, verbs) == "generate_with_adapter"
+    assert state.named_tool(leaning, choices, tools, [], ask) is None  # without the bank's words
+    assert (
+        state.named_tool(prior, choices, tools, [], ask, unseen, verbs) is None
+    )  # the bank leans to answering
+    assert (
+        state.named_tool(leaning, choices, tools, [], "ask me: how long?", unseen, verbs) is None
+    )  # no name
 
 
 def test_an_adapter_is_described_by_its_base():

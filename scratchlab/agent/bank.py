@@ -426,8 +426,10 @@ class Bank:
             self._firsts = [(t[0], e) for e in self.examples if (t := tokens(e.request))]
         kept = [(w, e) for w, e in self._firsts if e.id not in self._excluded]
         firsts = Counter(w for w, e in kept if e.action == action)
-        # a word that opens questions more often than not ("which", "how") asks; it takes no object
-        asked, opened = Counter(w for w, e in kept if "?" in e.request), Counter(w for w, _ in kept)
+        # a word that opens questions more often than not ("which", "how") asks; it takes no object.
+        # A question after a colon is the request's text, not its own ("ask spruce: why is the sky blue?")
+        asked = Counter(w for w, e in kept if "?" in e.request.partition(":")[0])
+        opened = Counter(w for w, _ in kept)
         return {w for w, n in firsts.items() if n >= min_count and asked[w] < QUESTION_SHARE * opened[w]}
 
     def verbs(self, action: str) -> set[str]:

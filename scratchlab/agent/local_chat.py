@@ -257,7 +257,8 @@ class ChatLocalLlama(BaseChatModel):
                                           self.bank.common_words(), used=(prev or ("", {}))[1], recs=recs)
                       or carry.continued_lookup(messages, by_name, prior, LOOKUP_FLOOR)
                       or (self.bank.flag(clause, "lab") < LAB_THRESHOLD  # a question about the lab: records
-                          and state.named_tool(prior, choices, by_name, recs, clause))
+                          and state.named_tool(prior, choices, by_name, recs, clause, self.bank.unfamiliar,
+                                               self.bank.verbs))
                       or action)  # fmt: skip
         repeated = False  # the call asked for was made already: its result answers
         # "stop it" with no sweep in the lab, "carry on with lute": the tool for the record meant

@@ -571,26 +571,48 @@ def named_tool(
     tools: dict[str, dict],
     recs: Sequence[Record],
     clause: str,
+    unfamiliar: Callable[[str], bool] | None = None,
+    verbs: Callable[[str], Collection[str]] | None = None,
 ) -> str | None:
     """For a request that names a record by its name, or by a name of the user's own that no record has
     (`own_name`), and does not ask about the lab (the caller checks), the tool the bank's prior likes best among those whose reference arguments take that
     record: "use the ticket-lora adapter to answer: ..." and "gen w/ crossword-lora: ..." name an
     adapter, so a tool that runs one answers, not the model's memory. None when none takes it, or when
     the clause, the names aside, speaks of a record's settings or results (`asked_keys`: "what rank
-    did ticket-lora use?" is answered from the records)."""
+    did ticket-lora use?" is answered from the records). With `unfamiliar` (`Bank.unfamiliar`) and
+    `verbs` (a tool's `Bank.verbs`), a word no request of the bank used, right after a linking word or
+    a verb that asks for a tool, names a record for the bank's favourite tool, when that tool takes one
+    ("ask conchiglie: how long should I boil an egg?")."""
     named = names_in(clause, recs)
     rest = " ".join(w for w in clause.split() if not any(r.name.lower() in w.lower() for r in named))
     # a name of the user's own that no record has ("crossword-lora"): the tools that take its kind
     own = {k for k in NAME_PARTS if not named and own_name(clause, [k])}
     if own:
         rest = " ".join(w for w in clause.split() if "-" not in w and "_" not in w)
-    if not (named or own) or asked_keys(rest):
+
+    def refs_of(tool: str) -> list[str]:
+        return [
+            a
+            for a in tools[tool].get("parameters", {}).get("properties", {})
+            if a in ARG_KINDS and a not in DATA_ARGS
+        ]
+
+    slotted = set()  # a name no record has, after a linking word or a tool's verb: the bank's favourite tool
+    if not (named or own) and unfamiliar is not None and verbs is not None:
+        fav = max((n for n in choices if n in tools), key=lambda n: prior.get(n, 0.0), default=None)
+        links = NAME_LINKS | {v for n in choices if n in tools for v in verbs(n)}
+        if fav is not None and refs_of(fav) and unseen_words(clause, unfamiliar, links):
+            slotted = {fav}
+    # what follows a colon is the text handed on ("ask conchiglie: how long should I boil an egg?")
+    if not (named or own or slotted) or asked_keys(rest.partition(":")[0]):
         return None
 
     def takes(tool: str) -> bool:
         params = tools[tool].get("parameters", {})
         if own:
             return any(own & set(ARG_KINDS.get(a, ())) for a in params.get("properties", {}))
+        if slotted:
+            return tool in slotted
         return any(r in named for r in referents(params, recs))
 
     takers = [n for n in choices if n in tools and takes(n)]
@@ -598,7 +620,7 @@ def named_tool(
     # a name no record has is weaker evidence than a record ("what is q-lora?" asks about a method):
     # the bank must side with the tool at least as much as with answering
     answering = max((prior.get(n, 0.0) for n in choices if n not in tools), default=0.0)
-    return None if own and best is not None and prior.get(best, 0.0) < answering else best
+    return None if (own or slotted) and best is not None and prior.get(best, 0.0) < answering else best
 
 
 def tool_over_answer(
