@@ -830,6 +830,10 @@ def test_a_superlative_picks_the_record_at_that_end_of_the_order_it_names():
         "gpt-1", "gpt-2"]  # fmt: skip
     assert state.graded_keys("the wider one") == {"n_embd"} and state.graded_keys("the lowest loss") == set()
     assert [r.name for r in compare.at_ends("the better of my two runs", runs)] == ["gpt-1"]
+    # the count's noun after a compound of the order's words
+    lowest = compare.at_ends("chart my two lowest-val-loss runs side by side", runs)
+    assert [r.name for r in lowest] == ["gpt-1", "gpt-2"]
+    assert [r.name for r in state.in_made_order(lowest)] == sorted(r.name for r in lowest)
 
 
 def test_the_users_own_data_by_any_name_dangles_when_the_lab_has_no_file():

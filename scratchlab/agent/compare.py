@@ -169,6 +169,9 @@ WORSE_WORDS = {"worse", "worst", "lost", "loses"}
 SUPERLATIVES = {"most", "least", "best", "worst"}  # and every "-est" word of the ends' words
 
 
+COUNTED_NOUN_REACH = 4  # tokens after a count within which its noun comes ("two lowest val loss runs")
+
+
 def at_ends(clause: str, recs: Sequence[Record]) -> list[Record]:
     """The records a superlative in `clause` picks out: the one at that end of an order ("my
     biggest-vocabulary tokenizer", "whichever model has the lowest val loss"), or as many as a count
@@ -184,8 +187,9 @@ def at_ends(clause: str, recs: Sequence[Record]) -> list[Record]:
         for w in words & (LOW_WORDS | HIGH_WORDS | BETTER_WORDS | WORSE_WORDS)
     ):
         nouns = set().union(*(KIND_NOUNS.get(r.kind, set()) for r in recs))
+        # the count's noun may follow a compound: "my two lowest-val-loss runs"
         n = next((PLURAL[t] for i, t in enumerate(toks) if t in PLURAL and t != "both"
-                  and nouns & set(toks[i + 1 : i + 3])), 1)  # fmt: skip
+                  and nouns & set(toks[i + 1 : i + 1 + COUNTED_NOUN_REACH])), 1)  # fmt: skip
     picked = set()
     for o in orders(recs):  # "bigger" is a tokenizer's vocab_size as it is a run's params (`SIZE_KEYS`)
         if o.key not in keys and not (words & SIZE_WORDS and o.key == SIZE_KEYS.get(o.kind)):

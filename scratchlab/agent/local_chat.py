@@ -322,7 +322,9 @@ class ChatLocalLlama(BaseChatModel):
                 pool = [r for r in recs if r.kind in state.ARG_KINDS.get(arg, ())]
                 ends = [] if state.names_in(clause, pool) else compare.at_ends(clause, pool)
                 if len(ends) == 1 or (ends and state.takes_list(prop)):  # "my lowest-loss model"
-                    args[arg] = [r.ref for r in ends] if state.takes_list(prop) else ends[0].ref
+                    args[arg] = (
+                        [r.ref for r in state.in_made_order(ends)] if state.takes_list(prop) else ends[0].ref
+                    )
                     picked.add(arg)  # "the bigger of my two tokenizers" counts two, and picks one
                     continue
                 value, default, described = args.get(arg), prop.get("default"), prop.get("description", "")

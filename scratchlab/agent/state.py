@@ -1171,6 +1171,11 @@ def _made(r: Record) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
+def in_made_order(recs: Iterable[Record]) -> list[Record]:
+    """The records in the order the registry made them, oldest first: how a list of them is passed on."""
+    return sorted(recs, key=_made)
+
+
 def resolve_pronoun(
     args: dict[str, Any], clause: str, recs: Sequence[Record], props: dict[str, Any]
 ) -> dict[str, Any]:
