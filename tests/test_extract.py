@@ -267,6 +267,9 @@ def test_a_gloss_that_negates_matches_only_a_request_that_refuses_the_same_words
     assert "pruner" not in stated_enum("keep going until the val loss is below 1.9", sweep)
     # a value said only inside a negation is not named by it
     assert stated_enum("search for it, not with bm25 but by meaning", SEARCH) == {"mode": "dense"}
+    # shorthand that refuses the phrase before it: "pruning off"; "kick off a sweep" refuses nothing
+    assert stated_enum("sweep lr, pruning off, 10 min", sweep)["pruner"] == "none"
+    assert "pruner" not in stated_enum("kick off a sweep of lr", sweep)
 
 
 def test_a_list_of_enum_values_gets_each_value_the_request_names_in_its_order():

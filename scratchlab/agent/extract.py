@@ -827,11 +827,15 @@ def _phrases_said(prop: dict[str, Any], toks: Sequence[str]) -> dict[str, int]:
             for opt, parts in _gloss_parts(prop).items()}  # fmt: skip
 
 
+POSTPOSED_NEGATIONS = {"off", "disabled"}  # shorthand that ends its phrase: "regex off", "pruning disabled"
+
+
 def negated(toks: Sequence[str], text: str = "") -> set[int]:
     """Positions of `toks` inside a negation's scope: the `NEGATION_SCOPE` words after a negation
     (`bank.negation`: "no", "without", "than", "taking out", ...; "by meaning rather than exact words": exact, words).
     Given the `text` the tokens come from, a scope ends with its comma-separated phrase: "no positional
-    embeddings, rotary" refuses no rotary."""
+    embeddings, rotary" refuses no rotary; and a `POSTPOSED_NEGATIONS` word that ends its phrase refuses
+    the words of the phrase before it ("tok 6k vocab, regex off, ..." refuses regex)."""
     bounds = phrase_ends(text) if text else []
     bounds = bounds if bounds and bounds[-1] == len(toks) else [len(toks)]
     out: set[int] = set()
@@ -839,6 +843,9 @@ def negated(toks: Sequence[str], text: str = "") -> set[int]:
         if negation(toks, i):
             end = next(b for b in bounds if b > i)
             out.update(range(i + 1, min(end, i + 1 + NEGATION_SCOPE)))
+        elif toks[i] in POSTPOSED_NEGATIONS and i + 1 in bounds:  # "regex off,": the phrase before it
+            start = max((b for b in [0, *bounds] if b <= i), default=0)
+            out.update(range(max(start, i - NEGATION_SCOPE), i))
     return out
 
 
