@@ -1119,6 +1119,15 @@ def test_settings_named_and_pointed_back_at_take_the_values_the_conversation_gav
     assert said_values("use r and lora_alpha, 20 steps", lora, msgs, {"max_iters"}) == {}
     two = [AIMessage("r 8 in one example, r 16 in the other")]
     assert said_values("the r from those examples", lora, two, set()) == {}  # two values: which one?
+    # named by a word the bank learned for it that its description opens with ("Peak learning rate")
+    lr = {"properties": {"lr": {"type": "number", "description": "Peak learning rate; null for 2e-4."}}}
+    said = [AIMessage("The QLoRA example trains with a learning rate of 2e-4.")]
+    labels = {"learning": "lr", "rate": "lr", "model": "lr"}
+    assert said_values("tune it with that learning rate", lr, said, set(), labels) == {"lr": 0.0002}
+    assert said_values("tune it with that learning rate", lr, said, set()) == {}  # no word names lr
+    assert (
+        said_values("tune that model again", lr, said, set(), labels) == {}
+    )  # "model" is no description word
 
 
 def test_a_new_artifact_named_as_an_existing_record_goes_to_a_tool_that_takes_that_record():

@@ -9,7 +9,7 @@ those lines state (`said_before`).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
@@ -287,20 +287,34 @@ def _points_back(toks: Sequence[str], i: int, end: int) -> bool:
     return False
 
 
+def _described_as(prop: dict[str, Any]) -> set[str]:
+    """The words of the noun phrase a schema description opens with ("Peak learning rate; null for ..."
+    -> peak, learning, rate)."""
+    head = str(prop.get("description", "") or "")
+    for mark in (";", "(", ":", ",", "."):
+        head = head.split(mark)[0]
+    return set(tokens(head))
+
+
 def said_values(
-    clause: str, parameters: dict[str, Any], messages: Sequence[BaseMessage], stated: Collection[str]
-) -> dict[str, int | float]:
-    """The values the conversation gave the numeric settings a clause names by their own names and points
-    back at ("using the r and lora_alpha from those LoraConfig examples" after an answer "r=16,
-    lora_alpha=32"; "the same lr as before"; `_points_back`): for each, the newest earlier answer or
-    result that labels exactly one number with that name (`number_contexts`). `stated`: the arguments
-    the clause sets itself, left alone. The 1.5B wrote lora_alpha=20, the clause's step count, and no r."""
+    clause: str, parameters: dict[str, Any], messages: Sequence[BaseMessage], stated: Collection[str],
+    labels: Mapping[str, str] | None = None,
+) -> dict[str, int | float]:  # fmt: skip
+    """The values the conversation gave the numeric settings a clause names and points back at ("using
+    the r and lora_alpha from those LoraConfig examples" after an answer "r=16, lora_alpha=32"; "with
+    that learning rate"; "the same lr as before"; `_points_back`): for each, the newest earlier answer
+    or result that labels exactly one number with that name (`number_contexts`). A setting is named by
+    its own name, or by a word of `labels` ({word: argument}, `extract.arg_words`, learned from the
+    bank) that its schema description opens with ("Peak learning rate"). `stated`: the arguments the
+    clause sets itself, left alone. The 1.5B wrote lora_alpha=20, the clause's step count, and no r."""
     toks = tokens(clause)
     if not set(toks) & POINTING_BACK:
         return {}
     props = parameters.get("properties", {})
-    # by its own name ("lora_alpha", "alpha"), not a word it shares with another ("lora")
-    words = {a: own_words(a) for a in numeric_args(parameters)}
+    # by its own name ("lora_alpha", "alpha") or its description's ("learning rate"), not a word it
+    # shares with another ("lora")
+    words = {a: own_words(a) | {w for w, x in (labels or {}).items() if x == a and w in _described_as(props[a])}
+             for a in numeric_args(parameters)}  # fmt: skip
     shared = {w for ws in words.values() for w in ws if sum(w in o for o in words.values()) > 1}
     ends = phrase_ends(clause)
     named = {}

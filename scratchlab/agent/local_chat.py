@@ -308,7 +308,8 @@ class ChatLocalLlama(BaseChatModel):
             args = {**args, **kept}  # "at my favourite temperature": the kept value, not the model's guess
             # "using the r and lora_alpha from those examples": the values the conversation gave them
             set_here = extract.set_by_request(clause, action, params, self.bank)
-            args = {**args, **carry.said_values(clause, params, messages, set_here)}
+            labels = extract.arg_words(action, params, self.bank)
+            args = {**args, **carry.said_values(clause, params, messages, set_here, labels)}
             if repeats and carry.previous_call(messages):  # its last call (or another tool's), calls between
                 extend = self.bank.flag(clause, "extend") >= EXTEND_THRESHOLD
                 args = carry.carry_over(action, args, messages, recs, params, extend=extend)
