@@ -271,6 +271,18 @@ def test_a_job_is_named_by_the_name_of_the_artifact_it_makes():
     assert state.resolve("job_id", None, "kill the big-run training", recs, None) == "job-6"
     assert state.resolve("job_id", None, "how is the gpt-2 job doing", recs, None) == "job-2"
     assert state.resolve("run", None, "sample from big-run", recs, "last") == "big-run"  # the run itself
+    # a sweep of many short trials: the newest trials stay, the sweep itself is not pushed out
+    trials = [Obj(id=f"run-{i}", kind="run", name=f"lr-t{i}", config={}, metrics={"sweep": "sweep-1"}, path="")
+              for i in range(60, 1, -1)]  # fmt: skip
+    sweep = Obj(id="sweep-1", kind="sweep", name="lr", config={}, metrics={}, path="")
+    recs = state.from_registry([*trials, sweep], jobs)
+    assert [r.id for r in recs if r.kind == "run"] == [
+        f"run-{i}" for i in range(60, 60 - state.MAX_TRIALS, -1)
+    ]
+    assert any(r.id == "sweep-1" for r in recs) and {r.id for r in recs if r.kind == "job"} == {
+        "job-6",
+        "job-2",
+    }
 
 
 def test_the_same_but_x_copies_the_last_call_of_that_tool():

@@ -30,7 +30,7 @@ from langgraph.types import Command
 from scratchlab.agent import memory
 from scratchlab.agent.graph import MAX_MEMORIES, MAX_STEPS, build_graph, recursion_limit
 from scratchlab.agent.prompts import fixed_system_prompt, lab_state_text
-from scratchlab.agent.state import Record, from_registry
+from scratchlab.agent.state import ARTIFACT_WINDOW, Record, from_registry
 from scratchlab.lab import cancel
 from scratchlab.lab.registry import Job, Registry
 from scratchlab.lab.workspace import get_workspace
@@ -163,7 +163,9 @@ class LabSession:
 
     def lab_records(self) -> list[Record]:
         """The registry's artifacts and active jobs as records (newest first)."""
-        return from_registry(self.registry.list_artifacts(limit=30), self.registry.list_jobs(limit=5))
+        return from_registry(
+            self.registry.list_artifacts(limit=ARTIFACT_WINDOW), self.registry.list_jobs(limit=5)
+        )
 
     def lab_state(self) -> str:
         return lab_state_text(self.lab_records())

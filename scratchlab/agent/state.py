@@ -148,6 +148,9 @@ STATUS_WORDS = {
     "queued": {"queued", "pending"},
 }
 MAX_RECORDS = 40
+MAX_ARTIFACTS = 30  # artifacts among the records; the rest is jobs
+MAX_TRIALS = 5  # a sweep's trial runs among them: the newest (the sweep's record holds the best)
+ARTIFACT_WINDOW = 200  # newest artifacts read from the registry, before trial runs are thinned
 FACT_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "max_iters", "lr", "dropout", "vocab_size",
              "pattern", "dataset", "tokenizer", "base", "data", "r", "lora_alpha", "paths", "path", "switches")  # fmt: skip
 # The results a question is most often about come first; any other scalar follows, paths never (a
@@ -207,11 +210,19 @@ def from_registry(artifacts: Iterable[Any], jobs: Iterable[Any] = ()) -> list[Re
 
     A job and the artifact it makes describe each other: the job takes the artifact's describing
     settings ("stop the job for the 256-wide model"), and an artifact without a status of its own takes
-    its newest job's ("resume the run that crashed")."""
+    its newest job's ("resume the run that crashed").
+
+    Of a sweep's trial runs (their metrics name the study, `STUDY_KEYS`) only the newest `MAX_TRIALS`
+    stay, and at most `MAX_ARTIFACTS` artifacts in all: a sweep of 40 short trials had pushed the sweep
+    itself out of the records, and "ok that's enough, halt it" cancelled its job instead of stopping it."""
+    arts = list(artifacts)
+    trials = [a.id for a in arts if any((a.metrics or {}).get(k) for k in STUDY_KEYS)]
+    dropped = set(trials[MAX_TRIALS:])
+    arts = [a for a in arts if a.id not in dropped][:MAX_ARTIFACTS]
     out = [
         Record(id=a.id, kind=a.kind, name=a.name, config=flat_config(a.config), metrics=dict(a.metrics or {}),
                path=str(a.path or ""))
-        for a in artifacts
+        for a in arts
     ]  # fmt: skip
     made = {r.id: r for r in out}
     jobs = list(jobs)
