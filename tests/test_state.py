@@ -755,6 +755,21 @@ def test_a_nested_config_reads_as_the_records_own_settings():
     assert "max_iters=80" in compare.facts([rec]) and "baseline" not in compare.facts([rec])
 
 
+def test_a_number_no_record_could_hold_is_looked_up_in_the_documents():
+    tools = {"search_documents": {"parameters": {"properties": {"query": {}, "index": {"default": "last"}}}},
+             "ablate_gpt": {"parameters": {"properties": {"n_layer": {}}}}}  # fmt: skip
+    index = Record(id="index-1", kind="index", name="stratus", turn=0)
+    prior = {"answer": 0.42, "ablate_gpt": 0.32, "search_documents": 0.14}
+    asked = "there's an ablation table in the char-level project - what val loss did the full baseline reach?"
+    assert state.unheld_lookup(prior, tools, [index], asked, 0.05) == "search_documents"
+    assert state.unheld_lookup(prior, tools, [index, *RUNS], asked, 0.05) is None  # a run could hold it
+    assert state.unheld_lookup(prior, tools, [], asked, 0.05) is None  # no documents either
+    assert (
+        state.unheld_lookup(prior, tools, [index], asked, 0.05, after_lookup=True) is None
+    )  # in the passages
+    assert state.unheld_lookup(prior, tools, [index], "thanks, that helps", 0.05) is None  # asks no number
+
+
 def test_a_request_naming_a_record_goes_to_a_tool_that_takes_it():
     recs = [Record(id="adapter-1", kind="adapter", name="ticket-lora", config={"r": 8}),
             Record(id="run-1", kind="run", name="gpt-1", config={"n_layer": 2})]  # fmt: skip

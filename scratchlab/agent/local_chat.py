@@ -251,11 +251,14 @@ class ChatLocalLlama(BaseChatModel):
         choices = [n for n in names if n != CLARIFY]
         action = self._choose(prompt + router.ACTION_PREFIX, choices, prior)
         if action == ANSWER:  # small models answer tool requests phrased as questions; the examples know
+            # a number no record could hold comes from the documents, unless the last turn's passages hold it
+            looked_up = any(set(a) & set(carry.QUERY_ARGS) for _, a in carry.previous_turn_calls(messages))
             action = (state.tool_over_answer(prior, choices, by_name, recs, TOOL_OVER_ANSWER, clause)
                       or state.live_tool(prior, by_name, recs, clause, LIVE_TOOL_FLOOR)
                       or state.remembered(prior, by_name, state.memories_of(messages), clause, RECALL_FLOOR,
                                           self.bank.common_words(), used=(prev or ("", {}))[1], recs=recs)
                       or carry.continued_lookup(messages, by_name, prior, LOOKUP_FLOOR)
+                      or state.unheld_lookup(prior, by_name, recs, clause, LOOKUP_FLOOR, looked_up)
                       or (self.bank.flag(clause, "lab") < LAB_THRESHOLD  # a question about the lab: records
                           and state.named_tool(prior, choices, by_name, recs, clause, self.bank.unfamiliar,
                                                self.bank.verbs))

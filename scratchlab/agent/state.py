@@ -666,6 +666,27 @@ def tool_over_answer(
     return fav if _picks_out(clause, refs, recs) or prior[fav] >= (0.5 if refs else sure) else None
 
 
+RESULT_KINDS = ("run", "adapter", "sweep", "research", "ablation")  # records that hold settings and results
+
+
+def unheld_lookup(
+    prior: dict[str, float], tools: dict[str, dict], recs: Sequence[Record], clause: str, floor: float,
+    after_lookup: bool = False,
+) -> str | None:  # fmt: skip
+    """For a question about a setting or result (`asked_keys`: "what val loss did the full baseline
+    model reach?") while the lab holds no run, adapter or study that could answer it but does hold an
+    index: the tool that reads the index (its prior at least `floor`). The number can only come from
+    the user's documents; the 1.5B answered "2.0000000000000004" from nowhere, right after the seeds
+    were indexed. None when a record could hold the answer, no index exists, or the last turn looked
+    things up (`after_lookup`: its passages are in the thread, and the follow-up is answered from them)."""
+    if after_lookup or not asked_keys(clause) or any(r.kind in RESULT_KINDS for r in recs):
+        return None
+    readers = [n for n, t in tools.items()
+               if any(r.kind in CONTENT_KINDS for r in referents(t.get("parameters", {}), recs))]  # fmt: skip
+    best = max(readers, key=lambda n: prior.get(n, 0.0), default=None)
+    return best if best is not None and prior.get(best, 0.0) >= floor else None
+
+
 def asks_about_record(clause: str, recs: Sequence[Record]) -> bool:
     """True when the clause names a record and says a word of one of its settings' or results' keys
     ("how many merge rules sonnet320 holds?": sonnet320's num_merges): a question the records answer."""
