@@ -673,13 +673,14 @@ def unheld_lookup(
     prior: dict[str, float], tools: dict[str, dict], recs: Sequence[Record], clause: str, floor: float,
     after_lookup: bool = False,
 ) -> str | None:  # fmt: skip
-    """For a question about a setting or result (`asked_keys`: "what val loss did the full baseline
-    model reach?") while the lab holds no run, adapter or study that could answer it but does hold an
-    index: the tool that reads the index (its prior at least `floor`). The number can only come from
-    the user's documents; the 1.5B answered "2.0000000000000004" from nowhere, right after the seeds
-    were indexed. None when a record could hold the answer, no index exists, or the last turn looked
+    """For a question about a measured result (`asked_keys` among `RESULT_KEYS`: "what val loss did the
+    full baseline model reach?") while the lab holds no run, adapter or study that could answer it but
+    does hold an index: the tool that reads the index (its prior at least `floor`). Such a number can
+    only come from the user's documents; the 1.5B answered "2.0000000000000004" from nowhere, right
+    after the seeds were indexed. A question about a setting ("how much dropout should I use?") is
+    advice the model may give. None when a record could hold the answer, no index exists, or the last turn looked
     things up (`after_lookup`: its passages are in the thread, and the follow-up is answered from them)."""
-    if after_lookup or not asked_keys(clause) or any(r.kind in RESULT_KINDS for r in recs):
+    if after_lookup or not asked_keys(clause) & set(RESULT_KEYS) or any(r.kind in RESULT_KINDS for r in recs):
         return None
     readers = [n for n, t in tools.items()
                if any(r.kind in CONTENT_KINDS for r in referents(t.get("parameters", {}), recs))]  # fmt: skip
