@@ -9,7 +9,7 @@ those lines state (`said_before`).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
@@ -258,15 +258,29 @@ def referred_values(text: str, messages: Sequence[BaseMessage]) -> str:
     if earlier and isinstance(earlier[-1], HumanMessage):
         earlier = earlier[:-1]  # the request itself
     for phrase, labels, head in _pointed_phrases(text):
-        for m in reversed(earlier):
-            values = {value for line in ungroup_digits(str(m.content)).splitlines()
-                      for value, ctx in number_contexts(line)
-                      if head in {stem(w) for w in ctx} and labels <= {stem(w) for w in tokens(line)}}  # fmt: skip
-            if values:
-                if len(values) == 1:
-                    text = text.replace(phrase, f"{phrase} ({values.pop():g})", 1)
-                break
+        value = _newest_value(
+            earlier,
+            lambda line, ctx, labels=labels, head=head: (
+                head in {stem(w) for w in ctx} and labels <= {stem(w) for w in tokens(line)}
+            ),
+        )
+        if value is not None:
+            text = text.replace(phrase, f"{phrase} ({value:g})", 1)
     return text
+
+
+def _newest_value(
+    messages: Sequence[BaseMessage], labels: Callable[[str, Sequence[str]], bool]
+) -> float | None:
+    """The number the newest of `messages` that labels any gives (`number_contexts`: each number with
+    the words around it, on one line; `labels(line, words)` says whether they name the setting meant);
+    None when that message gives two different values, or none does."""
+    for m in reversed(messages):
+        values = {v for line in ungroup_digits(str(m.content)).splitlines()
+                  for v, ctx in number_contexts(line) if labels(line, ctx)}  # fmt: skip
+        if values:
+            return values.pop() if len(values) == 1 else None
+    return None
 
 
 SOURCE_PREPOSITIONS = {"from", "as", "of", "in"}  # "the lr from those examples", "the same lr as before"
@@ -328,13 +342,8 @@ def said_values(
     earlier = [m for m in messages if isinstance(m, AIMessage | ToolMessage) and str(m.content).strip()]
     out: dict[str, int | float] = {}
     for arg, own in named.items():
-        for m in reversed(earlier):
-            values = {v for line in ungroup_digits(str(m.content)).splitlines()
-                      for v, ctx in number_contexts(line) if own & set(ctx)}  # fmt: skip
-            if values:
-                if len(values) == 1:
-                    v = values.pop()
-                    types = {props[arg].get("type"), *(p.get("type") for p in props[arg].get("anyOf", []))}
-                    out[arg] = int(v) if v.is_integer() and "integer" in types else v
-                break
+        v = _newest_value(earlier, lambda line, ctx, own=own: bool(own & set(ctx)))
+        if v is not None:
+            types = {props[arg].get("type"), *(p.get("type") for p in props[arg].get("anyOf", []))}
+            out[arg] = int(v) if v.is_integer() and "integer" in types else v
     return out
