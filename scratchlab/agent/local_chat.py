@@ -300,7 +300,8 @@ class ChatLocalLlama(BaseChatModel):
             params = by_name[action].get("parameters", {})
             if underspecified and router.is_code_tool(params) and not extract.stated_code(clause):
                 return CLARIFY, self._ask(action, ["code"], params)  # "run my script pls"
-            args = self._arguments(prompt, action, params, clause,
+            set_here = extract.set_by_request(clause, action, params, self.bank)  # what the request sets
+            args = self._arguments(prompt, action, params, clause, set_here,
                                    router.clause_context(messages, clause, params.get("properties", {})), context)  # fmt: skip
             args = router.ground_args(args, context, params)
             args = extract.stated_values(args, clause, action, params, self.bank)
@@ -310,7 +311,6 @@ class ChatLocalLlama(BaseChatModel):
             )
             args = {**args, **kept}  # "at my favourite temperature": the kept value, not the model's guess
             # "using the r and lora_alpha from those examples": the values the conversation gave them
-            set_here = extract.set_by_request(clause, action, params, self.bank)
             labels = extract.arg_words(action, params, self.bank)
             args = {**args, **carry.said_values(clause, params, messages, set_here, labels)}
             if repeats and carry.previous_call(messages):  # its last call (or another tool's), calls between
@@ -479,12 +479,13 @@ class ChatLocalLlama(BaseChatModel):
             return choose(llm, prompt, options, prior, weight=PRIOR_WEIGHT)
 
     def _arguments(
-        self, prompt: str, action: str, params: dict[str, Any], clause: str, context: str, support: str
-    ) -> dict[str, Any]:
+        self, prompt: str, action: str, params: dict[str, Any], clause: str, fixed: dict[str, Any], context: str,
+        support: str,
+    ) -> dict[str, Any]:  # fmt: skip
         """The model's arguments for `action`: JSON under the schema's grammar grounded in `context`
-        (`router.grounded_schema`), with those the request sets itself written first
-        (`extract.set_by_request`, evaluated as one batch), free strings that `support` cannot hold
-        closed early; or Python in a fence."""
+        (`router.grounded_schema`), with `fixed`, those the request sets itself
+        (`extract.set_by_request`), written first and evaluated as one batch, free strings that
+        `support` cannot hold closed early; or Python in a fence."""
         if router.is_code_tool(params):  # source code: written as a fenced block, not a JSON string
             if stated := extract.stated_code(clause):  # the request writes it out: run what it says
                 return {"code": stated}
@@ -493,7 +494,7 @@ class ChatLocalLlama(BaseChatModel):
             hint = CODE_HINT_COMMENTS + CODE_HINT_IMPORTS if lab else ""
             code = self._code(prompt + f'{{"action": "{action}"}}\n{CODE_FENCE}{hint}{task}')
             return {"code": (CODE_HINT_IMPORTS if lab else "") + task + code} if code.strip() else {}
-        grounding = {"fixed": extract.set_by_request(clause, action, params, self.bank),
+        grounding = {"fixed": fixed,
                      "reusable": [k for k in params.get("properties", {}) if extract.says_name(k, clause)]}  # fmt: skip
         forced = router.args_forcing(params, context, support, **grounding) if self.jump_forward else None
         raw = self._complete(prompt + f'{{"action": "{action}", "args": ', grammar=router.args_grammar(params, context, **grounding),
