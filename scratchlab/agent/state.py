@@ -1153,7 +1153,7 @@ def resolve(
         if named:
             return [r.ref for r in named] if stray else value
         # "every run that used the sudoku solutions": the records the clause describes, several alike
-        fit = sorted(_described(clause, pool, several=True), key=_made) if len(pool) > 2 else []
+        fit = in_made_order(_described(clause, pool, several=True)) if len(pool) > 2 else []
         return [r.ref for r in fit] if 2 <= len(fit) < len(pool) else value  # in the order they were made
     if len(named) == 1:
         return named[0].ref
@@ -1192,7 +1192,7 @@ def resolve(
         nth = next((ORDINALS[t] for t in tokens(clause) if t in ORDINALS), None)
         if nth is not None:  # among those the conversation touched, in the order they were made
             touched = [r for r in ordered if r.turn is not None] or ordered
-            oldest_first = sorted(touched, key=_made)
+            oldest_first = in_made_order(touched)
             return oldest_first[min(nth, len(oldest_first) - 1)].ref
         return ordered[0].ref
     return value
@@ -1278,7 +1278,7 @@ def _counted(clause: str, kinds: Sequence[str], recs: Sequence[Record]) -> list[
     pool = recent(recs, kinds)
     fit = _described(clause, pool, several=True) if n >= 2 and pool else []
     pool = [r for r in pool if r in fit] if len(fit) >= n else pool  # "both runs on shakespeare"
-    return sorted(pool[:n], key=_made) if n >= 2 and len(pool) >= n else []  # in the order they were made
+    return in_made_order(pool[:n]) if n >= 2 and len(pool) >= n else []  # in the order they were made
 
 
 # What each number of a record means in a question's words, besides the parts of its own name ("val_loss":
