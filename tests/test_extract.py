@@ -893,3 +893,15 @@ def test_a_list_with_no_settings_word_beside_it_goes_to_the_one_setting_named_al
     # two settings named alone: whose list is it?
     assert stated_values({}, "dropout or lr, which matters? 0, 0.1 or 0.2", "sweep_gpt", sweep, None)["search"] == [
         "dropout", "lr"]  # fmt: skip
+
+
+def test_a_list_written_without_spaces_gives_no_one_setting_a_value():
+    from scratchlab.agent.extract import packed_list
+    from scratchlab.tools.sweep import SweepGPTArgs
+
+    sweep = SweepGPTArgs.model_json_schema()
+    assert packed_list("2,4,8") and packed_list("16,32,") and not packed_list("1,000") and not packed_list("8")
+    said = set_by_request("sweep heads 2,4,8 at 200 iters each", "sweep_gpt", sweep, None)
+    assert "n_head" not in said  # "heads" labels the list, not its first number
+    assert said["max_iters"] == 200
+    assert set_by_request("sweep 4 heads at 200 iters each", "sweep_gpt", sweep, None)["n_head"] == 4

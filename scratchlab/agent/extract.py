@@ -1197,6 +1197,13 @@ def stated_special_tokens(text: str) -> list[str]:
     return list(dict.fromkeys(SPECIAL_TOKEN_RE.findall(text)))
 
 
+def packed_list(word: str) -> bool:
+    """True for two or more numbers joined by commas alone ("2,4,8", "16,32,"), not one number with
+    its digits grouped ("1,000")."""
+    parts = ungroup_digits(word.strip(PUNCTUATION)).split(",")
+    return len(parts) >= 2 and all(as_number(p) is not None for p in parts)
+
+
 def set_by_request(clause: str, action: str, parameters: dict[str, Any], bank: Bank | None) -> dict[str, Any]:
     """The arguments `stated_values` sets over whatever the model writes (stated numbers and lists,
     a path, a quoted text, a name, special tokens, a flag said outright), with their values; the model
@@ -1224,7 +1231,11 @@ def stated_values(
     ranges, in_ranges = stated_ranges(clause, parameters)  # "lr 1e-4..3e-3": a range, no one value
     unlisted = " ".join("," if w.strip(",;:()'\"`").rstrip(".") in listed or k in in_ranges else w
                         for k, w in enumerate(clause.split()))  # fmt: skip
-    stated = stated_numbers(unlisted, action, parameters, bank)
+    # a list written without spaces ("r 2,4,8 x alpha 16,32") gives no one setting a value: its "x"
+    # had made 8 a step count beside the 80 of "80 iters", and two step counts set none
+    stated = stated_numbers(
+        " ".join("," if packed_list(w) else w for w in unlisted.split()), action, parameters, bank
+    )
     labels = arg_words(action, parameters, bank)
     lists = stated_lists(unlisted, parameters, labels)
     lists = {**unlabelled_lists(unlisted, parameters, labels), **lists}  # "which dropout ...: 0, 0.1 or 0.2?"
