@@ -896,7 +896,7 @@ def test_a_list_with_no_settings_word_beside_it_goes_to_the_one_setting_named_al
 
 
 def test_a_list_written_without_spaces_gives_no_one_setting_a_value():
-    from scratchlab.agent.extract import packed_list
+    from scratchlab.agent.extract import packed_list, stated_ranges
     from scratchlab.tools.sweep import SweepGPTArgs
 
     sweep = SweepGPTArgs.model_json_schema()
@@ -905,3 +905,8 @@ def test_a_list_written_without_spaces_gives_no_one_setting_a_value():
     assert "n_head" not in said  # "heads" labels the list, not its first number
     assert said["max_iters"] == 200
     assert set_by_request("sweep 4 heads at 200 iters each", "sweep_gpt", sweep, None)["n_head"] == 4
+    # the range's setting word labels the range, not also the list before it
+    assert set_by_request("sweep heads 2,4,8 & lr 3e-4..3e-3", "sweep_gpt", sweep, None)["search"] == [
+        "n_head=2,4,8", "lr=3e-4..3e-3"]  # fmt: skip
+    spans, used = stated_ranges("sweep learning rate 1e-4..3e-3 please", sweep)
+    assert spans == {"search": [("lr", "1e-4..3e-3")]} and used == {1, 2, 3}

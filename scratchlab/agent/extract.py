@@ -494,10 +494,12 @@ def value_lists(text: str, known: dict[str, str] | None = None) -> list[tuple[li
 
 def _labelled_apart(toks: list[str], first: int, last: int, known: dict[str, str]) -> bool:
     """True when the word just before `first` and the word just after `last` name two settings, and
-    no number follows that word ("lr 1e-3, 3e-3 steps 50": "steps" labels the 50)."""
+    no number or range follows that word ("lr 1e-3, 3e-3 steps 50": "steps" labels the 50)."""
     before = known.get(toks[first - 1]) or known.get(stem(toks[first - 1])) if first else None
     after = known.get(toks[last + 1]) or known.get(stem(toks[last + 1])) if last + 1 < len(toks) else None
-    labels_next = last + 2 < len(toks) and as_number(toks[last + 2]) is not None
+    labels_next = last + 2 < len(toks) and (
+        as_number(toks[last + 2]) is not None or RANGE_MARK in toks[last + 2]
+    )  # "heads 2,4,8 & lr 3e-4..3e-3": the lr's value is its range
     return before is not None and after is not None and before != after and not labels_next
 
 
@@ -591,8 +593,21 @@ def stated_ranges(text: str, parameters: dict[str, Any]) -> tuple[dict[str, list
                             if known.get(w) or known.get(stem(w))), None)  # fmt: skip
             if setting is not None:
                 out.setdefault(arg, []).append((setting, f"{lo}{RANGE_MARK}{hi}"))
-                used.update(range(first, last + 1))
+                # the setting's words before the range are the range's too: "heads 2,4,8 & lr
+                # 3e-4..3e-3" had read "lr" as a second label of the list before it
+                used.update(range(_label_start(words, first, setting, known), last + 1))
     return out, used
+
+
+def _label_start(words: list[str], first: int, setting: str, known: dict[str, str]) -> int:
+    """Where the words naming `setting` start, among the 3 before index `first` ("learning rate
+    1e-4..3e-3" -> the index of "learning"); `first` when none of them names it."""
+    for k in range(first - 1, max(0, first - 4) - 1, -1):
+        if k and known.get(f"{words[k - 1]}_{words[k]}") == setting:
+            return k - 1
+        if setting in (known.get(words[k]), known.get(stem(words[k]))):
+            return k
+    return first
 
 
 def list_tool(action: str, prior: dict[str, float], tools: dict[str, dict], clause: str) -> str | None:
