@@ -1183,3 +1183,15 @@ def test_a_new_artifact_named_as_an_existing_record_goes_to_a_tool_that_takes_th
         state.named_record_tool("train_gpt", sampled, tools, [chess, other], "train on the chess games", None)
         is None
     )
+
+
+def test_a_number_the_request_gives_its_own_setting_does_not_describe_another_records():
+    runs = [
+        Record("run-3", "run", "kite", {"n_layer": 2, "n_head": 4, "n_embd": 256}),
+        Record("run-2", "run", "lark", {"n_layer": 6, "n_head": 6, "n_embd": 192}),
+    ]
+    clause = "adapt the 192-wide run to data/faq.jsonl at rank 4"
+    assert resolve("base", None, clause, runs, "last") is None  # 192 and 4 each describe one: a tie
+    assert resolve("base", None, clause, runs, "last", spent={4.0: "r"}) == "lark"  # the 4 is the rank
+    # a number that describes by the setting it is given still counts ("like the 4-head run, 4 heads")
+    assert resolve("run", None, "the 4-head one again with 4 heads", runs, "last", spent={4.0: "n_head"}) == "kite"

@@ -320,6 +320,11 @@ class ChatLocalLlama(BaseChatModel):
                 args = {**extract.stated_numbers(said, action, params, self.bank), **args}
             props = params.get("properties", {})
             picked: set[str] = set()
+            spent = {
+                float(v): a
+                for a, v in set_here.items()
+                if isinstance(v, int | float) and not isinstance(v, bool)
+            }
             for arg, prop in props.items():
                 if extract.enum_options(prop):  # a choice among fixed values ('smollm2'), not a record
                     continue
@@ -332,12 +337,12 @@ class ChatLocalLlama(BaseChatModel):
                     picked.add(arg)  # "the bigger of my two tokenizers" counts two, and picks one
                     continue
                 value, default, described = args.get(arg), prop.get("default"), prop.get("description", "")
-                resolved = state.resolve(arg, value, clause, recs, default, described)
+                resolved = state.resolve(arg, value, clause, recs, default, described, spent)
                 if state.takes_list(prop) and not isinstance(value, list):  # one name or none where a
                     # list goes: the records the clause names or describes, if they are not just that one
                     # ("runs": "cheddar" for "every run that used the sudoku solutions")
                     seed = [value] if isinstance(value, str) else []
-                    listed = state.resolve(arg, seed, clause, recs, default, described)
+                    listed = state.resolve(arg, seed, clause, recs, default, described, spent)
                     resolved = listed if listed != seed else resolved
                 if resolved is not None:  # one record for a list of them ("show its curve") is a list of one
                     args[arg] = (

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -431,13 +431,17 @@ def stray_name(
 
 
 def _described(
-    clause: str, recs: Sequence[Record], numbers: bool = True, several: bool = False
-) -> list[Record]:
+    clause: str, recs: Sequence[Record], numbers: bool = True, several: bool = False,
+    spent: Mapping[float, str] | None = None,
+) -> list[Record]:  # fmt: skip
     """The records that a number or a word of their config picks out best ("the 1-layer run", "the
     tokenizer trained on notes.txt", "the character-level model": a run whose tokenizer is 'char'); a
     word counts when it is a config word, or starts with one of 4+ letters, or has its stem, or names
     the record's status (`STATUS_WORDS`: "the run that crashed"). Without `numbers`, only the words
-    count. Empty when none fits, or when several fit equally well and not `several`."""
+    count. `spent` ({value: argument}): numbers the request gives the tool's own arguments; where
+    several records fit equally well, such a number describes a record only by that setting ("LoRA the
+    384-wide model with rank 8": the 8 is the adapter's rank, no run's 8 heads). Empty when none
+    fits, or when several fit equally well and not `several`."""
     toks = tokens(clause)
     # "the 1-layer run", "the two-layer model"; a number word not glued to a setting counts things
     # ("which of the two runs ...?", "the first one")
@@ -448,22 +452,31 @@ def _described(
         if v is not None:
             nums.add(float(v))
     words = {t for t in toks if not t[0].isdigit() and len(t) > 2 and t not in NUMBER_WORDS}
-    scored = []
-    for r in recs:
-        vals = {float(v) for k, v in r.config.items() if k in DESCRIBING_KEYS and isinstance(v, int | float)}
-        by_key = {k: {w for w in tokens(Path(str(v)).name.replace("_", " ")) if len(w) > 2}
-                  for k in DESCRIBING_SOURCES if (v := r.config.get(k))}  # fmt: skip
-        said = sum(any(_same_word(w, s) for ws in by_key.values() for s in ws) for w in words)
-        # a source described together with its noun counts again: "my knitting tokenizer" is about the
-        # tokenizer a run used (tk-knit), beside a run that only trained on the knitting patterns
-        said += sum(bool(KIND_NOUNS.get(k, {k}).intersection(toks)) and any(_same_word(w, s) for w in words for s in ws)
-                    for k, ws in by_key.items())  # fmt: skip
-        said += bool(words & STATUS_WORDS.get(str(r.metrics.get("status")), set()))
-        said += _lacks(toks, r.config)
-        scored.append((2 * len(nums & vals) * numbers + said, r))
-    best = max(s for s, _ in scored)
-    top = [r for s, r in scored if s == best]
-    return top if best > 0 and (len(top) == 1 or several) else []
+
+    def top(
+        by: Mapping[float, str],
+    ) -> tuple[int, list[Record]]:  # a number in `by` counts for its setting only
+        scored = []
+        for r in recs:
+            vals = {float(v) for k, v in r.config.items()
+                    if k in DESCRIBING_KEYS and isinstance(v, int | float) and by.get(float(v), k) == k}  # fmt: skip
+            by_key = {k: {w for w in tokens(Path(str(v)).name.replace("_", " ")) if len(w) > 2}
+                      for k in DESCRIBING_SOURCES if (v := r.config.get(k))}  # fmt: skip
+            said = sum(any(_same_word(w, s) for ws in by_key.values() for s in ws) for w in words)
+            # a source described together with its noun counts again: "my knitting tokenizer" is about the
+            # tokenizer a run used (tk-knit), beside a run that only trained on the knitting patterns
+            said += sum(bool(KIND_NOUNS.get(k, {k}).intersection(toks)) and any(_same_word(w, s) for w in words for s in ws)
+                        for k, ws in by_key.items())  # fmt: skip
+            said += bool(words & STATUS_WORDS.get(str(r.metrics.get("status")), set()))
+            said += _lacks(toks, r.config)
+            scored.append((2 * len(nums & vals) * numbers + said, r))
+        best = max(s for s, _ in scored)
+        return best, [r for s, r in scored if s == best]
+
+    best, fit = top({})
+    if spent and len(fit) > 1 and not several:  # a tie: the request's own settings describe by setting
+        best, fit = top(spent)
+    return fit if best > 0 and (len(fit) == 1 or several) else []
 
 
 def names_only_records(text: str, recs: Sequence[Record]) -> bool:
@@ -1125,8 +1138,9 @@ def _partial_name(value: Any, pool: Sequence[Record]) -> Record | None:
 
 
 def resolve(
-    arg: str, value: Any, clause: str, recs: Sequence[Record], default: Any, description: str = ""
-) -> Any:
+    arg: str, value: Any, clause: str, recs: Sequence[Record], default: Any, description: str = "",
+    spent: Mapping[float, str] | None = None,
+) -> Any:  # fmt: skip
     """The record name a reference argument means, or `value` unchanged.
 
     Args:
@@ -1136,6 +1150,8 @@ def resolve(
         recs: the records (`records_of`).
         default: the argument's schema default ("last" for a reference that defaults to the newest).
         description: the argument's schema description (built-in values it names are kept).
+        spent: {value: argument} for the numbers the request gives the tool's other arguments
+            (`_described`).
 
     Returns:
         A record's name (a file's path), `value`, or None when `value` names nothing that exists.
@@ -1153,7 +1169,7 @@ def resolve(
         if named:
             return [r.ref for r in named] if stray else value
         # "every run that used the sudoku solutions": the records the clause describes, several alike
-        fit = in_made_order(_described(clause, pool, several=True)) if len(pool) > 2 else []
+        fit = in_made_order(_described(clause, pool, several=True, spent=spent)) if len(pool) > 2 else []
         return [r.ref for r in fit] if 2 <= len(fit) < len(pool) else value  # in the order they were made
     if len(named) == 1:
         return named[0].ref
@@ -1178,7 +1194,7 @@ def resolve(
         return partial.ref
     if isinstance(value, str) and any(value == r.name or value == r.id for r in pool) and named:
         return value
-    described = _described(clause, pool) if len(pool) > 1 else []
+    described = _described(clause, pool, spent=spent) if len(pool) > 1 else []
     if len(described) == 1:
         return described[0].ref
     if (
