@@ -1194,4 +1194,28 @@ def test_a_number_the_request_gives_its_own_setting_does_not_describe_another_re
     assert resolve("base", None, clause, runs, "last") is None  # 192 and 4 each describe one: a tie
     assert resolve("base", None, clause, runs, "last", spent={4.0: "r"}) == "lark"  # the 4 is the rank
     # a number that describes by the setting it is given still counts ("like the 4-head run, 4 heads")
-    assert resolve("run", None, "the 4-head one again with 4 heads", runs, "last", spent={4.0: "n_head"}) == "kite"
+    assert (
+        resolve("run", None, "the 4-head one again with 4 heads", runs, "last", spent={4.0: "n_head"})
+        == "kite"
+    )
+
+
+def test_a_record_is_described_through_the_record_it_was_made_from():
+    recs = [
+        Record("run-2", "run", "kite", {"n_layer": 2, "tokenizer": "tk-a"}),
+        Record("run-1", "run", "lark", {"n_layer": 2, "tokenizer": "tk-b"}),
+        Record("tokenizer-2", "tokenizer", "tk-b", {"vocab_size": 2048}),
+        Record("tokenizer-1", "tokenizer", "tk-a", {"vocab_size": 512}),
+    ]
+    clause = "sample from the model I trained with the 2048-token tokenizer"
+    assert resolve("run", None, clause, recs, "last") == "lark"
+    assert (
+        resolve("run", None, "sample from the model trained with a 4096-token tokenizer", recs, "last")
+        is None
+    )
+    adapters = [
+        Record("adapter-2", "adapter", "a2", {"base": "kite"}),
+        Record("adapter-1", "adapter", "a1", {"base": "lark"}),
+    ]
+    # its source named, not described: the base word already picks it (unchanged)
+    assert resolve("adapter", None, "merge the adapter on the lark run", [*adapters, *recs], "last") == "a1"

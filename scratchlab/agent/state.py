@@ -1197,6 +1197,8 @@ def resolve(
     described = _described(clause, pool, spent=spent) if len(pool) > 1 else []
     if len(described) == 1:
         return described[0].ref
+    if len(pool) > 1 and (made := _made_from_described(clause, pool, recs, spent)):
+        return made.ref
     if (
         isinstance(value, str)
         and not any(value in (r.name, r.id) for r in pool)
@@ -1212,6 +1214,25 @@ def resolve(
             return oldest_first[min(nth, len(oldest_first) - 1)].ref
         return ordered[0].ref
     return value
+
+
+def _made_from_described(
+    clause: str, pool: Sequence[Record], recs: Sequence[Record], spent: Mapping[float, str] | None = None
+) -> Record | None:
+    """The one record of `pool` made from the record of another kind that the clause names by its
+    kind's noun and describes ("the adapter I built on top of the 256-wide run": the adapter whose
+    base is the run with n_embd 256), else None."""
+    toks = set(tokens(clause))
+    kinds = {r.kind for r in pool}
+    sources = [r for r in recs if r.kind not in kinds and KIND_NOUNS.get(r.kind, set()) & toks
+               and any(p.config.get(k) in (r.name, r.id) for p in pool for k in DESCRIBING_SOURCES)]  # fmt: skip
+    source = _described(clause, sources, spent=spent) if sources else []
+    if len(source) != 1:
+        return None
+    made = [
+        p for p in pool if any(p.config.get(k) in (source[0].name, source[0].id) for k in DESCRIBING_SOURCES)
+    ]
+    return made[0] if len(made) == 1 else None
 
 
 def _made(r: Record) -> int:
