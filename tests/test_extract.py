@@ -900,7 +900,8 @@ def test_a_list_written_without_spaces_gives_no_one_setting_a_value():
     from scratchlab.tools.sweep import SweepGPTArgs
 
     sweep = SweepGPTArgs.model_json_schema()
-    assert packed_list("2,4,8") and packed_list("16,32,") and not packed_list("1,000") and not packed_list("8")
+    assert packed_list("2,4,8") and packed_list("16,32,") and packed_list("bs=8,16")
+    assert not packed_list("1,000") and not packed_list("8") and not packed_list("bs=8")
     said = set_by_request("sweep heads 2,4,8 at 200 iters each", "sweep_gpt", sweep, None)
     assert "n_head" not in said  # "heads" labels the list, not its first number
     assert said["max_iters"] == 200

@@ -1213,9 +1213,9 @@ def stated_special_tokens(text: str) -> list[str]:
 
 
 def packed_list(word: str) -> bool:
-    """True for two or more numbers joined by commas alone ("2,4,8", "16,32,"), not one number with
-    its digits grouped ("1,000")."""
-    parts = ungroup_digits(word.strip(PUNCTUATION)).split(",")
+    """True for two or more numbers joined by commas alone ("2,4,8", "16,32,", "bs=8,16,32"), not one
+    number with its digits grouped ("1,000")."""
+    parts = ungroup_digits(word.strip(PUNCTUATION).rpartition("=")[2]).split(",")
     return len(parts) >= 2 and all(as_number(p) is not None for p in parts)
 
 
