@@ -911,3 +911,20 @@ def test_a_list_written_without_spaces_gives_no_one_setting_a_value():
         "n_head=2,4,8", "lr=3e-4..3e-3"]  # fmt: skip
     spans, used = stated_ranges("sweep learning rate 1e-4..3e-3 please", sweep)
     assert spans == {"search": [("lr", "1e-4..3e-3")]} and used == {1, 2, 3}
+
+
+def test_a_count_of_records_is_labelled_by_any_noun_of_their_kind():
+    from scratchlab.agent.bank import Example
+
+    listing = {"properties": {"limit": {"anyOf": [{"type": "integer"}, {"type": "null"}],
+                                        "description": "How many runs to list, newest first."}}}  # fmt: skip
+    b = Bank([Example("t", "list my 5 newest runs", "list_runs", {"limit": 5}),
+              Example("u", "show the 2 latest runs", "list_runs", {"limit": 2})], embedder=object())  # fmt: skip
+    # the description counts runs, so "runs" labels its number, and "models" (the same kind) too
+    assert stated_numbers("which 4 models did I make lately?", "list_runs", listing, b) == {"limit": 4}
+    assert stated_numbers("which 4 runs did I make lately?", "list_runs", listing, b) == {"limit": 4}
+    # a setting the description does not count by that noun stays unlabelled by it ("the 6-layer run")
+    steps = {
+        "properties": {"max_iters": {"type": "integer", "description": "Total steps the run should reach."}}
+    }
+    assert stated_numbers("pick the 6 run back up", "resume_gpt", steps, b) == {}

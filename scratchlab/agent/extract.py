@@ -243,6 +243,15 @@ def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Ban
     # "one block" is the singular of "4 blocks": for the number 1 a noun counts as its plural where
     # the plural is a known word (the transformer's blocks are n_layer's; "block" alone, block_size's)
     known = {w for words in own_words.values() for w in words} | set(word_total)
+    # a record's noun the bank never saw next to a number stands for its kind's best-known noun: "which
+    # three models did I train" labels the count as "the last three runs" does
+    kin = {w: max(nouns, key=lambda n: word_total[n]) for nouns in KIND_NOUNS.values()
+           if any(word_total[n] for n in nouns) for w in nouns if w not in known}  # fmt: skip
+
+    # the records an argument counts, by the plural its description names them with: "How many runs
+    # to list" counts runs, so "the last three runs" (or models) labels its number
+    described = {a: {t for t in tokens(str(props[a].get("description", ""))) if t in MODEL_NOUNS and t.endswith("s")}
+                 for a in numeric}  # fmt: skip
 
     def votes(contexts: list[tuple[float, dict[str, float]]]) -> tuple[dict[str, set[float]], float]:
         found: dict[str, set[float]] = {}
@@ -258,9 +267,10 @@ def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Ban
                 own = own_words[arg]
                 counts = learned.get(arg, Counter())
                 for w, weight in context.items():
+                    w = kin.get(w, w)
                     if value == 1 and len(w) > 2 and w + "s" in known:
                         w = w + "s"
-                    if w in MODEL_NOUNS and w not in own:
+                    if w in MODEL_NOUNS and w not in own and w not in described[arg]:
                         continue  # "a gpt 32 wide": the noun names the model, "wide" the setting
                     share = counts.get(w, 0) / word_total[w] if word_total[w] else 0.0
                     scores[arg] += weight * (own.get(w, 0.0) + share)
