@@ -348,6 +348,13 @@ def test_must_continue_until_every_step_ran():
     assert not router.must_continue([HumanMessage(said), c1, r1])
     assert not router.should_answer_now([HumanMessage(said), c1, r1])
     assert router.split_steps("tell me if it beats gpt-2") == ["tell me if it beats gpt-2"]  # no "and if"
+    # "X and Y it if C": the same, with the condition after the step it guards
+    guarded = "look at job-7 and resume it if it crashed"
+    assert router.split_steps(guarded) == ["look at job-7", "resume it if it crashed"]
+    assert not router.must_continue([HumanMessage(guarded), c1, r1])  # the model decides on the resume
+    assert router.split_steps("a GPT with 2 layers and 4 heads if you can") == [
+        "a GPT with 2 layers and 4 heads if you can"
+    ]  # no pronoun before the "if": one step
     # a "then" that ends its clause is a particle, no step
     assert router.split_steps("ok use the small file then, 3 layers") == [
         "ok use the small file then, 3 layers"

@@ -845,9 +845,11 @@ def _turn_results(messages: Sequence[BaseMessage]) -> list[str]:
 # ---- multi-step requests ------------------------------------------------------------------------
 # "train X, then Y", "X and afterwards Y": ordered steps, one tool call each. (";" is not a step
 # marker: "make it 3 layers; keep the rest" is one request.)
-# "X, then Y", "X, and then Y", ...; "X, and if C, Y": Y is a step only when C holds (`conditional`)
+# "X, then Y", "X, and then Y", ...; "X, and if C, Y" or "X and Y it if C": Y is a step only when C
+# holds (`conditional`)
 STEP_RE = re.compile(
-    r"\s*,?\s*\b(?:(?:and\s+)?(?:then|afterwards|after that|finally)\b(?!\s*(?:[,.!?]|$))|and\s+(?=if\b))\s*",
+    r"\s*,?\s*\b(?:(?:and\s+)?(?:then|afterwards|after that|finally)\b(?!\s*(?:[,.!?]|$))"
+    r"|and\s+(?=if\b|[^,;.]*\b(?:it|them)\s+if\b))\s*",
     re.IGNORECASE,
 )  # a "then" that ends its clause is no step: "just use the demo set then, rank 4"
 
@@ -862,9 +864,13 @@ def split_steps(request: str) -> list[str]:
 
 
 def conditional(step: str) -> bool:
-    """True for a step that holds only under a condition ("if it has finished, resume it"): the model
-    decides on it with the earlier step's result in view; nothing makes it call the tool."""
-    return step.lower().startswith("if ")
+    """True for a step that holds only under a condition ("if it has finished, resume it", "stop it
+    if nothing beat 2.0"): the model decides on it with the earlier step's result in view; nothing
+    makes it call the tool."""
+    words = step.lower().split()
+    return words[:1] == ["if"] or any(
+        a in ("it", "them") and b == "if" for a, b in zip(words, words[1:], strict=False)
+    )
 
 
 def wants_more_steps(request: str) -> bool:
