@@ -940,6 +940,11 @@ def test_a_name_shaped_word_no_argument_holds_is_the_one_record_the_tool_takes()
     assert state.stray_name("decode [3] with lamp1k or bard350", {}, props) is None  # which one?
     two = {**props, "run": {"type": "string"}}
     assert state.stray_name(clause, {}, two) is None  # the tool takes two records: which is it?
+    # a free text that copies the request holds no name; one that gives a text does
+    said = "is lamp1k any good on this text compared with gpt-4o's?"
+    texted = {**props, "text": {"type": "string"}}
+    assert state.stray_name(said, {"tokenizer": "last", "text": said}, texted) == ("tokenizer", "lamp1k")
+    assert state.stray_name("encode lamp1k please", {"text": "lamp1k"}, texted) is None
 
 
 def test_a_question_naming_a_record_and_one_of_its_keys_is_about_that_record():

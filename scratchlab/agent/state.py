@@ -405,13 +405,17 @@ def stray_name(
     the records' names: "a gpt like wren2" is no tokenizer; setting words, such as "iters5k"'s, the
     tool's enum values), or a word one slip from a word of `taken` (`MISSPELT_RATIO`: "sweep staus for
     loire" misspells the tool's own name), or a built-in the description names says it. Quoted text is
-    the caller's to take out of `clause`."""
+    the caller's to take out of `clause`. A value that copies most of the clause holds no name."""
     refs = [a for a in props if a in ARG_KINDS and a not in DATA_ARGS]
     if len(refs) != 1 or args.get(refs[0]) not in (None, props[refs[0]].get("default"), [], ["last"]):
         return None
     if isinstance(now := args.get(refs[0]), str) and now.lower() in tokens(clause):
         return None  # the default, said: "fiddling with a char-level model" keeps tokenizer 'char'
-    held = " ".join(str(v) for v in args.values()).lower()
+    said = {w.strip(PUNCTUATION) for w in clause.lower().split()}
+    # a free text that copies most of the request holds no name ("how does hoopoe squeeze text ...":
+    # the 1.5B passed the question as the text to compare on, and the tokenizer as 'last')
+    held = " ".join(str(v) for v in args.values()
+                    if not (isinstance(v, str) and len({w.strip(PUNCTUATION) for w in v.lower().split()} & said) * 2 > len(said))).lower()  # fmt: skip
     taken = {t.lower() for t in taken}
     known = " ".join(
         [*taken, *(b for p in props.values() for b in builtins(p.get("description", "") or ""))]
