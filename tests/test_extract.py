@@ -928,3 +928,17 @@ def test_a_count_of_records_is_labelled_by_any_noun_of_their_kind():
         "properties": {"max_iters": {"type": "integer", "description": "Total steps the run should reach."}}
     }
     assert stated_numbers("pick the 6 run back up", "resume_gpt", steps, b) == {}
+
+
+def test_a_kept_setting_is_named_by_a_word_of_its_description_the_bank_saw_label_it():
+    from scratchlab.agent.bank import Example
+
+    gpt = {"properties": {"n_layer": {"type": "integer", "description": "Number of transformer blocks (the depth)."},
+                          "n_embd": {"type": "integer", "description": "Embedding width."}}}  # fmt: skip
+    b = Bank([Example("t", "a gpt 2 deep", "train_gpt", {"n_layer": 2}),
+              Example("u", "depth 5, width 64", "train_gpt", {"n_layer": 5, "n_embd": 64})], embedder=object())  # fmt: skip
+    kept = ["I like 3 layers, width 96"]
+    said = "train one with my usual depth and width"
+    assert remembered_numbers(said, kept, "train_gpt", gpt, b) == {"n_layer": 3, "n_embd": 96}
+    bare = {"properties": {**gpt["properties"], "n_layer": {"type": "integer", "description": "Blocks."}}}
+    assert remembered_numbers(said, kept, "train_gpt", bare, b) == {"n_embd": 96}  # "depth", seen once

@@ -389,11 +389,18 @@ def remembered_numbers(
     numeric = [a for a, p in parameters.get("properties", {}).items() if _numeric(p)]
     learned = bank.value_words(action, numeric) if bank is not None else {}
     given = stated_numbers(text, action, parameters, bank)
+    props = parameters.get("properties", {})
+    # words an argument's description uses that the bank saw label its number, and no other's:
+    # "Number of transformer blocks (the depth)" makes "my usual depth" the kept n_layer
+    described = {a: {w for w in tokens(str(props[a].get("description", ""))) if learned.get(a, Counter()).get(w)}
+                 for a in numeric}  # fmt: skip
+    shared = {w for ws in described.values() for w in ws if sum(w in o for o in described.values()) > 1}
     out: dict[str, Any] = {}
-    for arg, prop in parameters.get("properties", {}).items():
+    for arg, prop in props.items():
         if not _numeric(prop) or arg in given:
             continue
         words = set(_name_words(arg)) | {w for w, n in learned.get(arg, Counter()).items() if n >= 2}
+        words |= described[arg] - shared
         if not every and not any(
             t in words and KEPT_POINTERS & set(part[max(0, i - KEPT_SCOPE) : i])
             for part in phrases
