@@ -1224,3 +1224,15 @@ def test_a_record_is_described_through_the_record_it_was_made_from():
     ]
     # its source named, not described: the base word already picks it (unchanged)
     assert resolve("adapter", None, "merge the adapter on the lark run", [*adapters, *recs], "last") == "a1"
+
+
+def test_a_count_of_them_means_the_records_the_conversation_spoke_of_last():
+    recs = [Record("run-3", "run", "kite", turn=2), Record("run-2", "run", "lark", turn=1),
+            Record("run-1", "run", "wren", turn=None)]  # fmt: skip
+    assert [r.name for r in state.plural("compare the two of them", "runs", recs)] == ["lark", "kite"]
+    assert [r.name for r in state.plural("compare all three of those", "runs", recs)] == [
+        "wren",
+        "lark",
+        "kite",
+    ]
+    assert state.plural("which of the two is better?", "runs", recs) == []  # no count of records

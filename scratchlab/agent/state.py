@@ -1301,9 +1301,12 @@ def _each_described(clause: str, pool: Sequence[Record]) -> list[Record]:
     return out if len(out) >= 2 else []
 
 
+OF_THEM = (["of", "them"], ["of", "those"], ["of", "these"])  # "the two of them": a count of records
+
+
 def _counted(clause: str, kinds: Sequence[str], recs: Sequence[Record]) -> list[Record]:
-    """The `n` records of `kinds` that "both", or a count before one of their nouns ("the two runs"),
-    means: of those the clause describes best when at least `n` fit ("both runs on shakespeare"), else
+    """The `n` records of `kinds` that "both", or a count before one of their nouns ("the two runs")
+    or before "of them", means: of those the clause describes best when at least `n` fit ("both runs on shakespeare"), else
     of all, the newest or last touched, in the order they were made; [] when the clause counts none."""
     if not kinds:
         return []
@@ -1313,7 +1316,13 @@ def _counted(clause: str, kinds: Sequence[str], recs: Sequence[Record]) -> list[
     glued = _glued(clause)
     n = 0
     for i, t in enumerate(toks):
-        if t in PLURAL and t not in glued and (t == "both" or nouns & set(toks[i + 1 : i + 4])):
+        # "the two runs", "both", "the two of them" (the ones the conversation speaks of)
+        after = set(toks[i + 1 : i + 4])
+        if (
+            t in PLURAL
+            and t not in glued
+            and (t == "both" or nouns & after or toks[i + 1 : i + 3] in OF_THEM)
+        ):
             n = PLURAL[t]
             break
     pool = recent(recs, kinds)
