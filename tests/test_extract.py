@@ -264,6 +264,12 @@ def test_a_gloss_that_negates_matches_only_a_request_that_refuses_the_same_words
     assert stated_enum("gpt sweep: dropout=0.0,0.1,0.2, grid sampler, no pruner", sweep)["pruner"] == "none"
     assert stated_enum("sweep dropout without any pruner", sweep)["pruner"] == "none"
     assert stated_enum("sweep dropout with the halving pruner", sweep)["pruner"] == "halving"
+    # a determiner does not count toward the refusal's reach
+    assert stated_enum("sweep lr but drop the early-stopping pruner", sweep)["pruner"] == "none"
+    from scratchlab.agent.bank import tokens
+    from scratchlab.agent.extract import negated
+
+    assert negated(tokens("without the layer norms and with rope")) == {1, 2, 3, 4}  # rope is not refused
     assert "pruner" not in stated_enum("keep going until the val loss is below 1.9", sweep)
     # a value said only inside a negation is not named by it
     assert stated_enum("search for it, not with bm25 but by meaning", SEARCH) == {"mode": "dense"}

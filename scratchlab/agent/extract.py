@@ -52,7 +52,7 @@ from scratchlab.agent.bank import (
     ungroup_digits,
 )
 from scratchlab.agent.router import PUNCTUATION, VAGUE_WORDS, quote_spans, within_bounds
-from scratchlab.agent.state import KIND_NOUNS
+from scratchlab.agent.state import DETERMINERS, KIND_NOUNS
 
 # Paths: with a slash or a known file extension ("docs/", "~/notes", "data/qa.jsonl", "notes.txt").
 PATH_RE = re.compile(
@@ -863,8 +863,8 @@ POSTPOSED_NEGATIONS = {"off", "disabled"}  # shorthand that ends its phrase: "re
 
 
 def negated(toks: Sequence[str], text: str = "") -> set[int]:
-    """Positions of `toks` inside a negation's scope: the `NEGATION_SCOPE` words after a negation
-    (`bank.negation`: "no", "without", "than", "taking out", ...; "by meaning rather than exact words": exact, words).
+    """Positions of `toks` inside a negation's scope: the `NEGATION_SCOPE` words after a negation,
+    determiners aside (`bank.negation`: "no", "without", "than", "taking out", ...; "by meaning rather than exact words": exact, words).
     Given the `text` the tokens come from, a scope ends with its comma-separated phrase: "no positional
     embeddings, rotary" refuses no rotary; and a `POSTPOSED_NEGATIONS` word that ends its phrase refuses
     the words of the phrase before it ("tok 6k vocab, regex off, ..." refuses regex)."""
@@ -874,7 +874,12 @@ def negated(toks: Sequence[str], text: str = "") -> set[int]:
     for i in range(len(toks)):
         if negation(toks, i):
             end = next(b for b in bounds if b > i)
-            out.update(range(i + 1, min(end, i + 1 + NEGATION_SCOPE)))
+            # NEGATION_SCOPE words, not counting a determiner: "skip the pre-split regex"
+            j, counted = i + 1, 0
+            while j < end and counted < NEGATION_SCOPE:
+                counted += toks[j] not in DETERMINERS
+                j += 1
+            out.update(range(i + 1, j))
         elif toks[i] in POSTPOSED_NEGATIONS and i + 1 in bounds:  # "regex off,": the phrase before it
             start = max((b for b in [0, *bounds] if b <= i), default=0)
             out.update(range(max(start, i - NEGATION_SCOPE), i))
