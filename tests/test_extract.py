@@ -948,3 +948,14 @@ def test_a_kept_setting_is_named_by_a_word_of_its_description_the_bank_saw_label
     assert remembered_numbers(said, kept, "train_gpt", gpt, b) == {"n_layer": 3, "n_embd": 96}
     bare = {"properties": {**gpt["properties"], "n_layer": {"type": "integer", "description": "Blocks."}}}
     assert remembered_numbers(said, kept, "train_gpt", bare, b) == {"n_embd": 96}  # "depth", seen once
+
+
+def test_a_count_of_a_lists_items_is_no_settings_value():
+    from scratchlab.agent.bank import Example
+    from scratchlab.tools.tokenizer import TrainTokenizerArgs
+
+    schema = TrainTokenizerArgs.model_json_schema()
+    b = Bank([Example("t", "a 500 token tokenizer", "train_tokenizer", {"vocab_size": 500}),
+              Example("u", "tokenizer, 50 merges", "train_tokenizer", {"num_merges": 50})], embedder=object())  # fmt: skip
+    said = "a 900 token tokenizer with a single special token, <|sep|>"
+    assert stated_numbers(said, "train_tokenizer", schema, b) == {"vocab_size": 900}  # the 1 counts specials

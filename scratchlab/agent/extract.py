@@ -253,11 +253,17 @@ def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Ban
     described = {a: {t for t in tokens(str(props[a].get("description", ""))) if t in MODEL_NOUNS and t.endswith("s")}
                  for a in numeric}  # fmt: skip
 
+    # the words of a list argument's name that name no number's setting: "a single special token"
+    # counts the list's items, no vocab_size
+    items = {
+        w for a, p in props.items() if a not in numeric and "array" in _types(p) for w in _name_words(a)
+    } - known
+
     def votes(contexts: list[tuple[float, dict[str, float]]]) -> tuple[dict[str, set[float]], float]:
         found: dict[str, set[float]] = {}
         gained: list[tuple[str, float]] = []
         for value, context in contexts:
-            if any(w in VAGUE_WORDS and weight >= 1.0 for w, weight in context.items()):
+            if any((w in VAGUE_WORDS or w in items) and weight >= 1.0 for w, weight in context.items()):
                 continue  # "changing one thing per attempt" counts things: no setting's value
             scores: Counter = Counter()
             smoothed: Counter = Counter()
