@@ -606,3 +606,20 @@ def test_a_reply_after_a_search_that_keeps_no_sentence_quotes_the_passage_that_a
     assert isinstance(msgs[-2], ToolMessage)
     assert "128,000" in msgs[-1].content and "32,000" not in msgs[-1].content
     assert msgs[-1].content.endswith("Sources: [1] seeds/c.txt:193-208")
+
+
+def test_one_of_them_is_asked_about_and_the_answer_keeps_the_asked_requests_settings():
+    @tool
+    def resume_gpt(run: str = "last", max_iters: int | None = None) -> str:
+        """Continue training a run from its checkpoint."""
+        return f"resumed {run} to {max_iters}"
+
+    runs = [Record("run-2", "run", "lark", {"n_layer": 4}), Record("run-1", "run", "kite", {"n_layer": 2})]
+    b = bank(("resume my run to 900 steps", "resume_gpt", {"max_iters": 900}), ("hello", "answer"))
+    model = local(b, choice="resume_gpt", args={"resume_gpt": {"max_iters": 500}})
+    g = graph(model, [resume_gpt], runs)
+    first = ask(g, "carry on with one of them up to 500 steps")
+    assert calls_of(first) == [] and "resume_gpt" in first[-1].content  # which run?
+    model.choice = "answer"  # the reply alone reads as no request
+    model.args = {"resume_gpt": {}}
+    assert calls_of(ask(g, "the deeper one")) == [("resume_gpt", {"run": "lark", "max_iters": 500})]

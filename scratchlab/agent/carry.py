@@ -72,6 +72,13 @@ def clarified_tool(messages: Sequence[BaseMessage]) -> str | None:
     return None
 
 
+def asked_request(messages: Sequence[BaseMessage]) -> str:
+    """The user's request before the latest one: the request a question back (`clarified_tool`) was
+    about, whose answer the latest request is; "" when there is none."""
+    humans = [m for m in messages if isinstance(m, HumanMessage)]
+    return str(humans[-2].content) if len(humans) >= 2 else ""
+
+
 def previous_turn_calls(messages: Sequence[BaseMessage]) -> list[tuple[str, dict]]:
     """The tool calls of the turn before the latest user message, in order."""
     humans = [i for i, m in enumerate(messages) if isinstance(m, HumanMessage)]

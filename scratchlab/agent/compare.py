@@ -12,9 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from scratchlab.agent.bank import tokens
 from scratchlab.agent.state import (
+    ARG_KINDS,
+    DATA_ARGS,
     DERIVED_KEYS,
     FACT_KEYS,
     KIND_NOUNS,
@@ -244,3 +247,13 @@ def in_order(recs: Sequence[Record], clause: str = "") -> Callable[[str], bool]:
     `contradicts_order` lets stand (the orders are computed once, not per sentence)."""
     found = orders(recs)
     return lambda sentence: not contradicts_order(sentence, recs, clause, found)
+
+
+def picked(clause: str, recs: Sequence[Record], parameters: dict[str, Any]) -> list[Record]:
+    """The records of the kinds a tool's reference arguments take that the clause names, or picks at
+    an end of an order ("the shallower one", `at_ends`)."""
+    kinds = {k for a in parameters.get("properties", {}) if a not in DATA_ARGS for k in ARG_KINDS.get(a, ())}
+    pool = [r for r in recs if r.kind in kinds]
+    if not pool:
+        return []
+    return names_in(clause, pool) or at_ends(clause, pool)

@@ -279,6 +279,8 @@ class ChatLocalLlama(BaseChatModel):
         if asked in by_name and asked != action and action != CLARIFY:
             said = {a: len(extract.set_by_request(clause, a, by_name[a].get("parameters", {}), self.bank))
                     for a in (asked, action) if a in by_name}  # fmt: skip
+            # "the shallower one" after "which run?": a record of the kind the asked tool takes, picked out
+            said[asked] += bool(compare.picked(clause, recs, by_name[asked].get("parameters", {})))
             action = asked if said[asked] > said.get(action, 0) else action
         if repeats and action in by_name:  # "train a second one just like it": the tool that made "it"
             action = carry.remade_tool(action, messages, recs, clause, by_name) or action
@@ -310,6 +312,11 @@ class ChatLocalLlama(BaseChatModel):
                 clause, state.memories_of(messages), action, params, self.bank, every
             )
             args = {**args, **kept}  # "at my favourite temperature": the kept value, not the model's guess
+            if action == asked:  # "the shallower one" answers "which run?" of "resume one of them to 300
+                # steps": the asked request's own settings hold, under what the answer says
+                earlier = router.normalise_request(carry.asked_request(messages))
+                said_then = extract.set_by_request(earlier, action, params, self.bank)
+                args = {**{k: v for k, v in said_then.items() if k not in state.ARG_KINDS}, **args}
             # "using the r and lora_alpha from those examples": the values the conversation gave them
             labels = extract.arg_words(action, params, self.bank)
             args = {**args, **carry.said_values(clause, params, messages, set_here, labels)}
