@@ -3,6 +3,7 @@ carried-over settings, references resolved against the lab's records, grounded a
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Literal
 
 from agent_fakes import bank, local
@@ -615,6 +616,7 @@ def test_one_of_them_is_asked_about_and_the_answer_keeps_the_asked_requests_sett
         return f"resumed {run} to {max_iters}"
 
     runs = [Record("run-2", "run", "lark", {"n_layer": 4}), Record("run-1", "run", "kite", {"n_layer": 2})]
+    runs = [dataclasses.replace(r, turn=0) for r in runs]  # both spoken of
     b = bank(("resume my run to 900 steps", "resume_gpt", {"max_iters": 900}), ("hello", "answer"))
     model = local(b, choice="resume_gpt", args={"resume_gpt": {"max_iters": 500}})
     g = graph(model, [resume_gpt], runs)

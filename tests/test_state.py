@@ -1236,3 +1236,16 @@ def test_a_count_of_them_means_the_records_the_conversation_spoke_of_last():
         "kite",
     ]
     assert state.plural("which of the two is better?", "runs", recs) == []  # no count of records
+
+
+def test_one_of_them_is_ambiguous_among_records_the_conversation_spoke_of():
+    runs = [
+        Record("run-2", "run", "lark", {"n_layer": 4}, turn=1),
+        Record("run-1", "run", "kite", {"n_layer": 2}, turn=0),
+    ]
+    assert state.ambiguous("sample from one of them", "run", runs)
+    assert not state.ambiguous("sample from one of them, the 2-layer one", "run", runs)  # described
+    unspoken = [dataclasses.replace(r, turn=None) for r in runs]
+    assert not state.ambiguous(
+        "good, train one of those for 150 steps", "run", unspoken
+    )  # a kind, not a record

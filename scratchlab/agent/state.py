@@ -971,14 +971,15 @@ def ambiguous(clause: str, arg: str, recs: Sequence[Record]) -> bool:
     """True when the clause describes, without naming one, records of the argument's kind that
     several fit equally well but not all do (`_described`): "merge my qwen adapter" beside two
     adapters on qwen and one on smollm2, "the run I stopped" beside two cancelled runs; or says "one of
-    them" beside two or more. The tool takes one record, and the newest of those would be a guess, so
-    the agent asks which."""
+    them" beside two or more the conversation spoke of. The tool takes one record, and the newest of
+    those would be a guess, so the agent asks which."""
     kinds = ARG_KINDS.get(arg)
     pool = [r for r in recs if r.kind in (kinds or ())]
     toks = tokens(clause)
-    # "resume one of them to 300 steps": one, not said which, of the records just spoken of
+    # "resume one of them to 300 steps": one, not said which, of the records the conversation spoke of
     unsaid = any(t == "one" and toks[i + 1 : i + 3] in OF_THEM for i, t in enumerate(toks))
-    if unsaid and len(pool) >= 2 and not names_in(clause, pool) and not _described(clause, pool):
+    spoken = [r for r in pool if r.turn is not None]
+    if unsaid and len(spoken) >= 2 and not names_in(clause, pool) and not _described(clause, pool):
         return True
     if len(pool) < 3 or names_in(clause, pool) or bare_pronoun(clause):
         return False
