@@ -1249,3 +1249,10 @@ def test_one_of_them_is_ambiguous_among_records_the_conversation_spoke_of():
     assert not state.ambiguous(
         "good, train one of those for 150 steps", "run", unspoken
     )  # a kind, not a record
+
+
+def test_it_after_a_call_that_touched_no_index_is_that_call():
+    idx = Record("index-1", "index", "guides", turn=0)
+    assert state.about_last_call("what total did it print?", [idx], last_turn=2)  # a program ran last
+    assert not state.about_last_call("look up the batch size in it", [dataclasses.replace(idx, turn=2)], 2)
+    assert not state.about_last_call("what total did the program print?", [idx], 2)  # no pronoun

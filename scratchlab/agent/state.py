@@ -266,7 +266,7 @@ def records_of(messages: Sequence[BaseMessage]) -> list[Record]:
 
 def touched_now(messages: Sequence[BaseMessage], recs: Sequence[Record]) -> list[Record]:
     """The records this turn's tool calls or results named (`Record.turn` is the current turn)."""
-    now = sum(isinstance(m, HumanMessage) for m in messages) - 1
+    now = turn_of(messages)
     return [r for r in recs if r.turn is not None and r.turn == now]
 
 
@@ -684,6 +684,20 @@ def tool_over_answer(
 
 
 RESULT_KINDS = ("run", "adapter", "sweep", "research", "ablation")  # records that hold settings and results
+
+
+def turn_of(messages: Sequence[BaseMessage]) -> int:
+    """The latest user turn's index (0-based), as `Record.turn` counts turns."""
+    return sum(isinstance(m, HumanMessage) for m in messages) - 1
+
+
+def about_last_call(clause: str, recs: Sequence[Record], last_turn: int) -> bool:
+    """True when the clause points with a pronoun ("what count did it print?") and the last turn
+    touched no record a look-up reads (`CONTENT_KINDS`): "it" is that turn's call, whose result is in
+    the thread. After an index was built, "look up the vocabulary size in it" means the index."""
+    return bool(set(tokens(clause)) & SINGULAR_PRONOUNS) and not any(
+        r.kind in CONTENT_KINDS and r.turn == last_turn for r in recs
+    )
 
 
 def unheld_lookup(
