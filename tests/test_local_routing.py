@@ -625,3 +625,21 @@ def test_one_of_them_is_asked_about_and_the_answer_keeps_the_asked_requests_sett
     model.choice = "answer"  # the reply alone reads as no request
     model.args = {"resume_gpt": {}}
     assert calls_of(ask(g, "the deeper one")) == [("resume_gpt", {"run": "lark", "max_iters": 500})]
+
+
+def test_the_same_thing_as_a_text_is_the_text_said_before():
+    @tool
+    def generate_with_adapter(prompt: str, adapter: str = "last") -> str:
+        """Answer a prompt with a LoRA adapter."""
+        return f"{adapter} says: four"
+
+    adapters = [Record("adapter-2", "adapter", "aster", {}), Record("adapter-1", "adapter", "briar", {})]
+    b = bank(("ask my adapter: hello", "generate_with_adapter"), ("hello", "answer"))
+    model = local(
+        b, choice="generate_with_adapter", args={"generate_with_adapter": {"prompt": "how much is 2 and 2?"}}
+    )
+    g = graph(model, [generate_with_adapter], adapters)
+    ask(g, "ask aster: how much is 2 and 2?")
+    model.args = {"generate_with_adapter": {"prompt": "the same question", "adapter": "briar"}}
+    call = calls_of(ask(g, "put the same question to briar"))[-1]
+    assert call == ("generate_with_adapter", {"prompt": "how much is 2 and 2?", "adapter": "briar"})

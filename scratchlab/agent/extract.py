@@ -52,7 +52,7 @@ from scratchlab.agent.bank import (
     ungroup_digits,
 )
 from scratchlab.agent.router import PUNCTUATION, VAGUE_WORDS, quote_spans, within_bounds
-from scratchlab.agent.state import DETERMINERS, KIND_NOUNS
+from scratchlab.agent.state import ARG_KINDS, DETERMINERS, KIND_NOUNS
 
 # Paths: with a slash or a known file extension ("docs/", "~/notes", "data/qa.jsonl", "notes.txt").
 PATH_RE = re.compile(
@@ -245,8 +245,9 @@ def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Ban
     known = {w for words in own_words.values() for w in words} | set(word_total)
     # a record's noun the bank never saw next to a number stands for its kind's best-known noun: "which
     # three models did I train" labels the count as "the last three runs" does
-    kin = {w: max(nouns, key=lambda n: word_total[n]) for nouns in KIND_NOUNS.values()
-           if any(word_total[n] for n in nouns) for w in nouns if w not in known}  # fmt: skip
+    records = {k for kinds in ARG_KINDS.values() for k in kinds}  # kinds of records, not of text
+    kin = {w: max(nouns, key=lambda n: word_total[n]) for k, nouns in KIND_NOUNS.items()
+           if k in records and any(word_total[n] for n in nouns) for w in nouns if w not in known}  # fmt: skip
 
     # the records an argument counts, by the plural its description names them with: "How many runs
     # to list" counts runs, so "the last three runs" (or models) labels its number

@@ -374,7 +374,9 @@ class ChatLocalLlama(BaseChatModel):
             ):  # "using lamp1k"
                 args[stray[0]] = [stray[1]] if state.takes_list(props[stray[0]]) else stray[1]
             for arg in extract.TEXT_ARGS:  # "how does mine do on that same phrase?": the text said before
-                if arg in props and not args.get(arg) and state.refers_to_kind(clause, arg):
+                # or the model wrote the pointer itself as the text ("ask the first adapter the same thing")
+                pointer = state.only_pointer(args.get(arg), clause)
+                if arg in props and (not args.get(arg) or pointer) and state.refers_to_kind(clause, arg):
                     if said := carry.earlier_text(messages, arg):
                         args[arg] = said
             known = {x for r in recs for x in (r.name, r.id)}

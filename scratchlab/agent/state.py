@@ -82,8 +82,8 @@ KIND_NOUNS: dict[str, set[str]] = {
     "sweep": {"sweep", "sweeps", "study", "search", "trials"},
     "research": {"loop", "research", "experiment"},
     # text a request said before ("on that same phrase"): `carry.earlier_text`
-    "text": {"phrase", "sentence", "text", "string", "line", "words", "quote", "snippet"},
-    "prompt": {"prompt", "phrase", "sentence", "text", "opening", "line"},
+    "text": {"phrase", "sentence", "text", "string", "line", "words", "quote", "snippet", "thing"},
+    "prompt": {"prompt", "phrase", "sentence", "text", "opening", "line", "question", "thing"},
 }
 # "the first adapter", "the second one": the n-th record of the kind the conversation touched (oldest first)
 ORDINALS = {"first": 0, "oldest": 0, "earliest": 0, "earlier": 0, "original": 0, "older": 0, "second": 1,
@@ -684,6 +684,15 @@ def tool_over_answer(
 
 
 RESULT_KINDS = ("run", "adapter", "sweep", "research", "ablation")  # records that hold settings and results
+
+
+def only_pointer(value: Any, clause: str) -> bool:
+    """True when a text argument's value is the clause's own words pointing back ("the same thing",
+    "that question"): every word of it is the clause's, and one is a pointer (`PRONOUNS`)."""
+    if not isinstance(value, str) or not value.strip():
+        return False
+    words = set(tokens(value))
+    return bool(words & PRONOUNS) and words <= set(tokens(clause))
 
 
 def turn_of(messages: Sequence[BaseMessage]) -> int:
