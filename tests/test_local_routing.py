@@ -234,7 +234,8 @@ def test_a_second_one_just_like_it_is_made_by_the_tool_that_made_it():
 
     b = bank(("lora-tune smollm2 on demo at rank 4", "finetune_lora"), ("ask my adapter: hello", "generate_with_adapter"),
              ("train a 2-layer gpt", "train_gpt"), ("train another one just like that", "train_gpt", {}, {"carry": True}),
-             ("a second one like it, but 8 heads", "train_gpt", {}, {"carry": True}))  # fmt: skip
+             ("a second one like it, but 8 heads", "train_gpt", {}, {"carry": True}),
+             ("a small one again with that rank, call it elm", "train_gpt", {}, {"carry": True}))  # fmt: skip
     recs = [Record(id="adapter-1", kind="adapter", name="spruce", config={"r": 2, "max_iters": 25})]
     model = local(b, args={"finetune_lora": {"data": "data/qa.jsonl", "r": 2, "max_iters": 25, "name": "spruce"},
                            "generate_with_adapter": {"prompt": "name three colours", "adapter": "spruce"}})  # fmt: skip
@@ -247,6 +248,9 @@ def test_a_second_one_just_like_it_is_made_by_the_tool_that_made_it():
     assert call == ("finetune_lora", {"data": "data/qa.jsonl", "r": 2, "max_iters": 50, "name": "spruce-d"})
     # the clause names another kind: a GPT like it stays a GPT
     assert calls_of(ask(g, "train a gpt just like it but for 50 iters, call it oak"))[-1][0] == "train_gpt"
+    # "call it ..." names the new record and "that dropout" points at a value: neither is the adapter
+    said = "train a small one again with that rank, 2 layers, call it pine"
+    assert calls_of(ask(g, said))[-1][0] == "train_gpt"
 
 
 def test_a_superlative_picks_one_of_the_records_it_counts():

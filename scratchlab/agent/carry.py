@@ -15,7 +15,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
 from scratchlab.agent.bank import FUNCTION_WORDS, number_contexts, phrase_ends, stem, tokens, ungroup_digits
-from scratchlab.agent.extract import TEXT_ARGS, numeric_args, own_words
+from scratchlab.agent.extract import TEXT_ARGS, numeric_args, own_words, stated_name
 from scratchlab.agent.router import GENERIC_WORDS, POINTERS, PUNCTUATION, VAGUE_WORDS, numbers_in
 from scratchlab.agent.state import KIND_NOUNS, MADE_KINDS, SINGULAR_PRONOUNS, Record, about, recent
 
@@ -184,6 +184,23 @@ def maker(messages: Sequence[BaseMessage], rec: Record) -> str | None:
     return None
 
 
+def _points_at_record(clause: str) -> bool:
+    """True when a singular pronoun of the clause stands for a record: not the "it" of "call it
+    sheetbend" (the new record's name follows), nor a "that" before a setting's noun ("with that
+    dropout": a value said before, `said_values`); "like that", "that model" do."""
+    named = stated_name(clause)
+    words = [w.strip(PUNCTUATION).lower() for w in clause.split()]
+    nouns = set().union(*KIND_NOUNS.values())
+    for i, w in enumerate(words):
+        nxt = words[i + 1] if i + 1 < len(words) else ""
+        if w not in SINGULAR_PRONOUNS or (named and nxt == named.lower()):
+            continue
+        if w in DEICTIC and nxt.isalpha() and nxt not in FUNCTION_WORDS and nxt not in nouns:
+            continue  # a determiner: "that dropout"
+        return True
+    return False
+
+
 def remade_tool(
     action: str, messages: Sequence[BaseMessage], recs: Sequence[Record], clause: str, tools: dict[str, dict]
 ) -> str | None:
@@ -195,8 +212,7 @@ def remade_tool(
     of artifact by its noun ("train a GPT like it" after a tokenizer), or the record was not made in
     this conversation."""
     props = tools.get(action, {}).get("parameters", {}).get("properties", {})
-    toks = set(tokens(clause))
-    if "name" not in props or not toks & SINGULAR_PRONOUNS:
+    if "name" not in props or not _points_at_record(clause):
         return None
     target = next(iter(about(clause, recs)), None)
     if target is None or target.turn is None:
@@ -204,7 +220,7 @@ def remade_tool(
     others = {n for k in MADE_KINDS if k != target.kind for n in KIND_NOUNS[k]} - KIND_NOUNS.get(
         target.kind, set()
     )
-    if toks & others:
+    if set(tokens(clause)) & others:
         return None
     made_by = maker(messages, target)
     takes_name = "name" in tools.get(made_by or "", {}).get("parameters", {}).get("properties", {})
