@@ -945,6 +945,11 @@ def test_a_name_shaped_word_no_argument_holds_is_the_one_record_the_tool_takes()
     texted = {**props, "text": {"type": "string"}}
     assert state.stray_name(said, {"tokenizer": "last", "text": said}, texted) == ("tokenizer", "lamp1k")
     assert state.stray_name("encode lamp1k please", {"text": "lamp1k"}, texted) is None
+    # the text after a colon is handed on, and holds its own words ("... for a wobbly ...")
+    unfamiliar = lambda w: w in ("lamp1k", "wobbly")  # noqa: E731
+    handed = "have lamp1k answer this: what is good for a wobbly table?"
+    assert state.stray_name(handed, {"text": "what is good for a wobbly table?"}, texted, (), unfamiliar) == (
+        "tokenizer", "lamp1k")  # fmt: skip
 
 
 def test_a_question_naming_a_record_and_one_of_its_keys_is_about_that_record():

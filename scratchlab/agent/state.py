@@ -411,11 +411,16 @@ def stray_name(
         return None
     if isinstance(now := args.get(refs[0]), str) and now.lower() in tokens(clause):
         return None  # the default, said: "fiddling with a char-level model" keeps tokenizer 'char'
-    said = {w.strip(PUNCTUATION) for w in clause.lower().split()}
-    # a free text that copies most of the request holds no name ("how does hoopoe squeeze text ...":
-    # the 1.5B passed the question as the text to compare on, and the tokenizer as 'last')
+
+    def words(text: str) -> set[str]:  # its content words
+        return {w.strip(PUNCTUATION) for w in text.lower().split()} - FUNCTION_WORDS
+
+    # a free text that copies most of the request, its words before a colon too, holds no name ("how
+    # does hoopoe squeeze text ...": the 1.5B passed the question as the text to compare on, and the
+    # tokenizer as 'last'); the text after a colon is handed on ("have the pipit adapter answer this: ...")
+    said, head = words(clause), words(clause.partition(":")[0])
     held = " ".join(str(v) for v in args.values()
-                    if not (isinstance(v, str) and len({w.strip(PUNCTUATION) for w in v.lower().split()} & said) * 2 > len(said))).lower()  # fmt: skip
+                    if not (isinstance(v, str) and len(words(v) & said) * 2 > len(said) and words(v) & head)).lower()  # fmt: skip
     taken = {t.lower() for t in taken}
     known = " ".join(
         [*taken, *(b for p in props.values() for b in builtins(p.get("description", "") or ""))]
