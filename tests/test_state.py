@@ -1261,3 +1261,12 @@ def test_it_after_a_call_that_touched_no_index_is_that_call():
     assert state.about_last_call("what total did it print?", [idx], last_turn=2)  # a program ran last
     assert not state.about_last_call("look up the batch size in it", [dataclasses.replace(idx, turn=2)], 2)
     assert not state.about_last_call("what total did the program print?", [idx], 2)  # no pronoun
+
+
+def test_a_tie_that_a_number_of_the_requests_own_settings_makes_is_no_ambiguity():
+    runs = [Record("run-3", "run", "kite", {"n_layer": 2, "n_head": 4, "n_embd": 256}),
+            Record("run-2", "run", "lark", {"n_layer": 6, "n_head": 6, "n_embd": 192}),
+            Record("run-1", "run", "wren", {"n_layer": 3, "n_head": 3, "n_embd": 96})]  # fmt: skip
+    clause = "adapt the 192-wide run to data/faq.jsonl at rank 4"
+    assert state.ambiguous(clause, "base", runs)  # 192 picks lark, 4 picks kite
+    assert not state.ambiguous(clause, "base", runs, spent={4.0: "r"})  # the 4 is the rank

@@ -391,7 +391,7 @@ class ChatLocalLlama(BaseChatModel):
             vague += [a for a in props if a not in args and state.dangling(clause, a, recs)]
             # "merge my qwen adapter" beside two such adapters: which one?
             vague += [a for a in props if a not in picked and not state.takes_list(props[a])
-                      and state.ambiguous(clause, a, recs)]  # fmt: skip
+                      and state.ambiguous(clause, a, recs, spent)]  # fmt: skip
             for arg in extract.TEXT_ARGS:  # "the opening line of my novel" is no text: ask for a needed one
                 if not extract.described_text(args.get(arg), clause):
                     continue

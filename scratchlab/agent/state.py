@@ -483,7 +483,7 @@ def _described(
         return best, [r for s, r in scored if s == best]
 
     best, fit = top({})
-    if spent and len(fit) > 1 and not several:  # a tie: the request's own settings describe by setting
+    if spent and len(fit) > 1:  # a tie: the request's own settings describe by setting
         best, fit = top(spent)
     return fit if best > 0 and (len(fit) == 1 or several) else []
 
@@ -995,12 +995,14 @@ def dangling(clause: str, arg: str, recs: Sequence[Record]) -> bool:
     return _pointed(toks, nouns, POINTING)
 
 
-def ambiguous(clause: str, arg: str, recs: Sequence[Record]) -> bool:
+def ambiguous(
+    clause: str, arg: str, recs: Sequence[Record], spent: Mapping[float, str] | None = None
+) -> bool:
     """True when the clause describes, without naming one, records of the argument's kind that
     several fit equally well but not all do (`_described`): "merge my qwen adapter" beside two
     adapters on qwen and one on smollm2, "the run I stopped" beside two cancelled runs; or says "one of
     them" beside two or more the conversation spoke of. The tool takes one record, and the newest of
-    those would be a guess, so the agent asks which."""
+    those would be a guess, so the agent asks which. `spent`: as for `resolve`."""
     kinds = ARG_KINDS.get(arg)
     pool = [r for r in recs if r.kind in (kinds or ())]
     toks = tokens(clause)
@@ -1011,7 +1013,7 @@ def ambiguous(clause: str, arg: str, recs: Sequence[Record]) -> bool:
         return True
     if len(pool) < 3 or names_in(clause, pool) or bare_pronoun(clause):
         return False
-    fit = _described(clause, pool, several=True)
+    fit = _described(clause, pool, several=True, spent=spent)
     return 2 <= len(fit) < len(pool)
 
 
