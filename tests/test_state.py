@@ -1270,3 +1270,17 @@ def test_a_tie_that_a_number_of_the_requests_own_settings_makes_is_no_ambiguity(
     clause = "adapt the 192-wide run to data/faq.jsonl at rank 4"
     assert state.ambiguous(clause, "base", runs)  # 192 picks lark, 4 picks kite
     assert not state.ambiguous(clause, "base", runs, spent={4.0: "r"})  # the 4 is the rank
+
+
+def test_it_right_after_a_call_does_not_point_at_the_index_touched_before():
+    idx = Record("index-1", "index", "guides", turn=1)
+    search = {
+        "search_documents": {
+            "parameters": {"properties": {"query": {"type": "string"}, "index": {"default": "last"}}}
+        }
+    }
+    prior = {"answer": 0.9, "search_documents": 0.05}
+    choices = ["search_documents", "answer"]
+    said = "what total did it print?"
+    assert state.tool_over_answer(prior, choices, search, [idx], 0.8, said) == "search_documents"
+    assert state.tool_over_answer(prior, choices, search, [idx], 0.8, said, after_call=True) is None
