@@ -36,7 +36,7 @@ class TrainConfig:
     )
     # model
     block_size: int = setting(64, "Context length in tokens.", ge=1, le=65536)
-    n_layer: int = setting(4, "Number of transformer blocks (the depth).", ge=1, le=256)
+    n_layer: int = setting(4, "Number of transformer blocks.", ge=1, le=256)
     n_head: int = setting(4, "Attention heads per block (must divide n_embd).", ge=1, le=256)
     n_embd: int = setting(128, "Embedding width.", ge=1, le=65536)
     dropout: float = setting(0.0, "Dropout rate, 0 to 0.5.", ge=0, lt=1)
