@@ -47,3 +47,29 @@ def test_each_sigint_calls_the_action_once():
         while len(calls) < 3 and time.monotonic() < deadline:
             time.sleep(0.01)
     assert len(calls) == 3
+
+
+def test_quitting_while_a_cancelled_turn_finishes_prints_no_traceback_for_it(caplog):
+    import io
+    import logging
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from scratchlab.agent.repl import Repl
+
+    out = io.StringIO()
+    repl = Repl.__new__(Repl)
+    repl.runner = SimpleNamespace(stop=lambda timeout: False)  # the turn did not end in time
+    repl.lab = SimpleNamespace(registry=SimpleNamespace(list_jobs=lambda limit: []), attached=False)
+    repl.console, repl.thread = Console(file=out), "t-1"
+    futures = logging.getLogger("concurrent.futures")
+    level = futures.level
+    try:
+        repl._quit()
+        with caplog.at_level(logging.NOTSET):
+            futures.error("exception calling callback for <Future>")  # what the executor logs at exit
+        assert "still finishing" in out.getvalue() and "bye" in out.getvalue()
+        assert not [r for r in caplog.records if r.name == "concurrent.futures"]
+    finally:
+        futures.setLevel(level)

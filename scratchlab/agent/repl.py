@@ -19,6 +19,7 @@ if none runs, and it stays after the REPL exits (until 15 idle minutes), so late
 
 from __future__ import annotations
 
+import logging
 import queue
 import signal
 import threading
@@ -362,6 +363,9 @@ class Repl:
             self.console.print(f"{', '.join(running)} keep(s) running in the background (`scratchlab jobs`)")
         if not ended:
             self.console.print("[yellow]the cancelled turn is still finishing; exiting without waiting[/]")
+            # the abandoned turn ends in TurnCancelled after its executor has shut down: the traceback
+            # concurrent.futures would log for it at exit is no news to a user who quit
+            logging.getLogger("concurrent.futures").setLevel(logging.CRITICAL)
         self.console.print(f"bye — resume with `scratchlab --thread {self.thread}`")
         if ended:
             self.lab.close()
