@@ -15,7 +15,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
 from scratchlab.agent.bank import FUNCTION_WORDS, number_contexts, phrase_ends, stem, tokens, ungroup_digits
-from scratchlab.agent.extract import TEXT_ARGS, numeric_args, own_words, stated_name
+from scratchlab.agent.extract import TEXT_ARGS, numeric_args, own_words, stated_name, unshared
 from scratchlab.agent.router import GENERIC_WORDS, POINTERS, PUNCTUATION, VAGUE_WORDS, numbers_in
 from scratchlab.agent.state import KIND_NOUNS, MADE_KINDS, SINGULAR_PRONOUNS, Record, about, recent
 
@@ -352,11 +352,9 @@ def said_values(
     # shares with another ("lora")
     words = {a: own_words(a) | {w for w, x in (labels or {}).items() if x == a and w in _described_as(props[a])}
              for a in numeric_args(parameters)}  # fmt: skip
-    shared = {w for ws in words.values() for w in ws if sum(w in o for o in words.values()) > 1}
     ends = phrase_ends(clause)
     named = {}
-    for a, ws in words.items():
-        own = ws - shared
+    for a, own in unshared(words).items():
         at = [i for i, t in enumerate(toks) if t in own]
         if a not in stated and any(
             _points_back(toks, i, next((e for e in ends if e > i), len(toks))) for i in at

@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import ast
 import difflib
+import functools
 import os
 import re
 from collections import Counter
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from scratchlab.agent.bank import (
@@ -251,8 +252,8 @@ def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Ban
 
     # the records an argument counts, by the plural its description names them with: "How many runs
     # to list" counts runs, so "the last three runs" (or models) labels its number
-    described = {a: {t for t in tokens(str(props[a].get("description", ""))) if t in MODEL_NOUNS and t.endswith("s")}
-                 for a in numeric}  # fmt: skip
+    counted = {a: {t for t in _description_tokens(props[a]) if t in MODEL_NOUNS and t.endswith("s")}
+               for a in numeric}  # fmt: skip
 
     # the words of a list argument's name that name no number's setting: "a single special token"
     # counts the list's items, no vocab_size
@@ -277,7 +278,7 @@ def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Ban
                     w = kin.get(w, w)
                     if value == 1 and len(w) > 2 and w + "s" in known:
                         w = w + "s"
-                    if w in MODEL_NOUNS and w not in own and w not in described[arg]:
+                    if w in MODEL_NOUNS and w not in own and w not in counted[arg]:
                         continue  # "a gpt 32 wide": the noun names the model, "wide" the setting
                     share = counts.get(w, 0) / word_total[w] if word_total[w] else 0.0
                     scores[arg] += weight * (own.get(w, 0.0) + share)
@@ -399,15 +400,15 @@ def remembered_numbers(
     props = parameters.get("properties", {})
     # words an argument's description uses that the bank saw label its number, and no other's:
     # "Number of transformer blocks (the depth)" makes "my usual depth" the kept n_layer
-    described = {a: {w for w in tokens(str(props[a].get("description", ""))) if learned.get(a, Counter()).get(w)}
-                 for a in numeric}  # fmt: skip
-    shared = {w for ws in described.values() for w in ws if sum(w in o for o in described.values()) > 1}
+    described = unshared(
+        {a: {w for w in _description_tokens(props[a]) if learned.get(a, Counter()).get(w)} for a in numeric}
+    )
     out: dict[str, Any] = {}
     for arg, prop in props.items():
         if not _numeric(prop) or arg in given:
             continue
         words = set(_name_words(arg)) | {w for w, n in learned.get(arg, Counter()).items() if n >= 2}
-        words |= described[arg] - shared
+        words |= described[arg]
         if not every and not any(
             t in words and KEPT_POINTERS & set(part[max(0, i - KEPT_SCOPE) : i])
             for part in phrases
@@ -552,11 +553,27 @@ def arg_words(action: str, parameters: dict[str, Any], bank: Bank | None) -> dic
     share is left out."""
     numeric = [a for a, p in parameters.get("properties", {}).items() if _numeric(p)]
     learned = bank.value_words(action, numeric) if bank is not None else {}
-    owners: dict[str, set[str]] = {}
-    for arg in numeric:
-        for w in set(_name_words(arg)) | {w for w, n in learned.get(arg, Counter()).items() if n >= 2}:
-            owners.setdefault(w, set()).add(arg)
-    return {w: next(iter(args)) for w, args in owners.items() if len(args) == 1}
+    words = {
+        a: set(_name_words(a)) | {w for w, n in learned.get(a, Counter()).items() if n >= 2} for a in numeric
+    }
+    return {w: arg for arg, own in unshared(words).items() for w in own}
+
+
+def unshared(words: Mapping[str, Collection[str]]) -> dict[str, set[str]]:
+    """{argument: its words that no other argument of `words` has}: a word siblings share names
+    none of them ("lora" is lora_alpha's and lora_dropout's; "size" block_size's and batch_size's)."""
+    seen = Counter(w for ws in words.values() for w in set(ws))
+    return {a: {w for w in ws if seen[w] == 1} for a, ws in words.items()}
+
+
+@functools.lru_cache(maxsize=512)
+def _tokens_of(description: str) -> tuple[str, ...]:
+    return tuple(tokens(description))
+
+
+def _description_tokens(prop: Mapping[str, Any]) -> tuple[str, ...]:
+    """The words of an argument's schema description, tokenised once per distinct description."""
+    return _tokens_of(str(prop.get("description", "") or ""))
 
 
 def stated_lists(
