@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from agent_fakes import bank
 
-from scratchlab.agent.bank import Bank, Example, load_examples, number_contexts
+from scratchlab.agent.bank import Bank, Example, load_examples, number_contexts, number_readings
 from scratchlab.agent.extract import (
     _skeleton_of,
     described_text,
@@ -85,6 +85,22 @@ def test_a_modifier_of_a_name_is_weaker_than_its_head_and_never_plural():
     assert stated_numbers("batch 32, 2 layers", "train_gpt", GPT, None) == {"batch_size": 32, "n_layer": 2}
     b = bank(("a gpt of 5 transformer blocks", "train_gpt", {"n_layer": 5}))  # "blocks": n_layer
     assert stated_numbers("3 blocks deep", "train_gpt", GPT, b) == {"n_layer": 3}
+
+
+def test_a_shared_head_noun_lets_its_modifier_say_which_setting():
+    # "size" is block_size's and batch_size's (and, learned, a width's): in "hidden size 96" the word
+    # before the head says which size, though it stands further from the number
+    b = bank(("gpt with block size 256", "train_gpt", {"block_size": 256}),
+             ("gpt with batch size 16", "train_gpt", {"batch_size": 16}),
+             ("hidden size 64 and 2 layers", "train_gpt", {"n_embd": 64, "n_layer": 2}),
+             ("a model 48 hidden units wide", "train_gpt", {"n_embd": 48}))  # fmt: skip
+    assert stated_numbers("hidden size 96, 3 layers", "train_gpt", GPT, b) == {"n_embd": 96, "n_layer": 3}
+    assert stated_numbers("with batch size 12", "train_gpt", GPT, b) == {"batch_size": 12}
+    # the modifier must label the same number: "3 layers size 64" keeps "layers" for the 3
+    assert number_readings("3 layers size 64", heads={"size"})[0] == [
+        (3.0, {"layers": 1.0}),
+        (64.0, {"size": 1.0}),
+    ]
 
 
 def test_a_name_cut_short_after_a_number_labels_it():

@@ -585,12 +585,17 @@ def number_contexts(text: str, flip: int = 0) -> list[tuple[float, dict[str, flo
     return _labelled(text, flip)[0]
 
 
-def number_readings(text: str, keys: Collection[str] = ()) -> list[list[tuple[float, dict[str, float]]]]:
+def number_readings(
+    text: str, keys: Collection[str] = (), heads: Collection[str] = ()
+) -> list[list[tuple[float, dict[str, float]]]]:
     """`number_contexts` of `text` under every way of giving its first `MAX_TIES` ties (a word as
     near the number before it as the one after) one way or the other; the plain reading first. `keys`:
-    setting words that label a number glued after them (`bound_pairs`)."""
-    first, ties = _labelled(text, 0, keys)
-    return [first] + [_labelled(text, flip, keys)[0] for flip in range(1, 2 ** min(ties, MAX_TIES))]
+    setting words that label a number glued after them (`bound_pairs`). `heads`: words several
+    settings share ("size"); such a word heads a noun compound, and the word right before it that
+    labels the same number weighs as much as the head ("embedding size 32", "batch size 16": the
+    modifier says which size)."""
+    first, ties = _labelled(text, 0, keys, heads)
+    return [first] + [_labelled(text, flip, keys, heads)[0] for flip in range(1, 2 ** min(ties, MAX_TIES))]
 
 
 def bound_pairs(text: str, keys: Collection[str] = ()) -> str:
@@ -619,7 +624,7 @@ def bound_pairs(text: str, keys: Collection[str] = ()) -> str:
 
 
 def _labelled(
-    text: str, flip: int, keys: Collection[str] = ()
+    text: str, flip: int, keys: Collection[str] = (), heads: Collection[str] = ()
 ) -> tuple[list[tuple[float, dict[str, float]]], int]:
     """(`number_contexts` of `text` under `flip`, how many ties it met)."""
     text = bound_pairs(_paths_as_values(text), keys)
@@ -662,6 +667,7 @@ def _labelled(
             if nxt in SCALE_WORDS:  # "2k", "0.45M": the scale is part of the number, not a label
                 skip.add(i + 1)
     out: dict[int, dict[str, float]] = {i: {} for i in nums}
+    owner: dict[int, int] = {}  # the number each label word went to
     ties = 0
     for j, w in enumerate(toks):
         if j in nums or j in skip or w in FUNCTION_WORDS:
@@ -677,6 +683,11 @@ def _labelled(
             i = near[1][1] if flip >> ties & 1 else near[0][1]
             ties += 1
         out[i][w] = max(out[i].get(w, 0.0), 1.0 / dist)
+        owner[j] = i
+    for j, w in enumerate(toks):  # a compound's modifier weighs as much as its shared head
+        if w in heads and j in owner and owner.get(j - 1) == owner[j] and phrase[j - 1] == phrase[j]:
+            labels = out[owner[j]]
+            labels[toks[j - 1]] = max(labels[toks[j - 1]], labels[w])
     return [(nums[i], out[i]) for i in sorted(nums) if i not in paths], ties
 
 

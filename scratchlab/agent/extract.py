@@ -297,7 +297,8 @@ def stated_numbers(text: str, action: str, parameters: dict[str, Any], bank: Ban
         return found, evidence
 
     # "ctx256 iters5k", "rank-16": a known word glued to its number labels it ("sweep-3" is an id)
-    readings = number_readings(text, known - (bank.id_prefixes() if bank is not None else set()))
+    heads = {w for w, n in sharing.items() if n > 1}  # "size": block_size's and batch_size's
+    readings = number_readings(text, known - (bank.id_prefixes() if bank is not None else set()), heads)
     found, _ = max((votes(r) for r in readings), key=lambda fe: fe[1])  # the first of equals
     for value, arg in _cut_names(text, numeric).items():  # "600 it", "20 min"
         if arg not in found and not any(value in vs for vs in found.values()):
