@@ -12,7 +12,7 @@ from scratchlab.lab.jobs import cancel_job, wait_for_job
 from scratchlab.training.research import moves, propose, run_research
 from scratchlab.training.sweep import SweepConfig, open_study, run_sweep, storage_url
 from scratchlab.training.sweep_report import noise_of, within_noise
-from scratchlab.training.sweep_space import SpaceError, grid, grid_size, parse_space
+from scratchlab.training.sweep_space import SpaceError, grid, grid_size, names_help, parse_space
 
 TEXT = "".join(
     f"All the world's a stage, and all the men and women merely players {i % 5}.\n" for i in range(200)
@@ -46,6 +46,9 @@ def test_space_specs_use_the_config_bounds():
     with pytest.raises(SpaceError, match="n_layer takes int"):
         parse_space(["n_layer=2.5"])
     assert "r" in parse_space(["r=4,8"], "lora")
+    # the field's shorthand names a setting ("bs=8,16", "ctx=64,128"), here and in the tool's "Names:"
+    assert parse_space(["bs=8,16", "ctx=64,128"]).keys() == {"batch_size", "block_size"}
+    assert "batch_size (batch, bs)" in names_help("lora")
     # one setting written as several specs searches every value, not the last alone
     assert parse_space(["dropout=0", "dropout=0.15", "dropout=0.3"])["dropout"]["choices"] == [0, 0.15, 0.3]
     with pytest.raises(SpaceError, match="given twice"):

@@ -55,7 +55,8 @@ DEFAULT_RANGES: dict[str, dict[str, Any]] = {  # what "sweep lr" means when no v
 }
 ALIASES = {"learning_rate": "lr", "vocab": VOCAB, "tokens": VOCAB, "vocabulary": VOCAB, "vocabulary_size": VOCAB, "layers": "n_layer",
            "depth": "n_layer", "heads": "n_head", "width": "n_embd", "d_model": "n_embd", "embedding": "n_embd", "embedding_size": "n_embd",
-           "context": "block_size", "context_length": "block_size", "batch": "batch_size", "warmup": "warmup_iters",
+           "context": "block_size", "context_length": "block_size", "ctx": "block_size", "batch": "batch_size", "bs": "batch_size",
+           "warmup": "warmup_iters",
            "rank": "r", "lora_rank": "r", "alpha": "lora_alpha"}  # fmt: skip
 LOG_SCALE = ("lr",)  # ranges searched on a log scale
 GRID_POINTS = 4  # values per range when a range is turned into a grid
