@@ -106,3 +106,12 @@ def test_an_id_number_grounds_nothing_and_a_steps_label_belongs_to_max_iters():
     assert ground_reply("It has 1 layer.", [facts]) == "It has 1 layer."
     assert ground_reply("It is 32 wide and reached 2.31.", [facts]) == "It is 32 wide and reached 2.31."
     assert ground_reply("Job job-12 trained it.", ["job-12 done"]) == "Job job-12 trained it."
+
+
+def test_the_count_of_a_listed_set_of_values_is_grounded():
+    said = ["tune the dropout over 0.0, 0.1, 0.2 and 0.3, grid search", "started sweep sweep-4 as job-9"]
+    assert (
+        ground_reply("That grid is 4 trials, one per dropout.", said)
+        == "That grid is 4 trials, one per dropout."
+    )
+    assert ground_reply("That grid is 5 trials.", said, fallback="-") == "-"  # no list of five

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from scratchlab.agent.bank import FUNCTION_WORDS, number_contexts, tokens
+from scratchlab.agent.extract import value_lists
 from scratchlab.agent.state import gloss_words
 from scratchlab.retrieval.answer import FENCE_CLOSE, FENCE_OPEN
 
@@ -59,12 +60,14 @@ def supported(value: float, tol: float, sources: Iterable[float]) -> bool:
 
 
 def source_values(texts: Iterable[str]) -> list[float]:
+    """The numbers a reply may state from `texts`: each number (scale words applied), as a percentage
+    too ("0.35" -> "35%"), and the count of each list of values ("a grid over 32, 64 and 96" is 3
+    trials; `extract.value_lists`)."""
     vals = []
     for text in texts:
-        for v, _ in numbers_with_scale(text):
-            vals += [v]
-        # percentages written as fractions ("0.35" -> "35%") and the reverse
-        vals += [v * 100 for v, _ in numbers_with_scale(text)]
+        found = [v for v, _ in numbers_with_scale(text)]
+        vals += found + [v * 100 for v in found]
+        vals += [float(len(values)) for values, _ in value_lists(text)]
     return vals
 
 
