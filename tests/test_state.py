@@ -200,6 +200,18 @@ def test_a_question_about_something_running_goes_to_the_tool_that_reads_it_now()
     # while it runs, any tool that takes it: "actually, kill it"
     kill = {"answer": 0.5, "cancel_job": 0.4, "job_status": 0.1}
     assert state.live_tool(kill, tools, [run, job], "actually, kill it", 0.1) == "cancel_job"
+    # a setting a running search varies: its best value so far is read now, not from the record
+    sweeps = {"sweep_status": {"parameters": {"properties": {"sweep": {}}}}}
+    space = {"space": {"n_head": {"choices": [2, 4]}}, "base": {"n_head": 2}}  # a sweep's artifact config
+    search = Record("sweep-3", "sweep", "grid-a", state.flat_config(space), {"status": "running"}, turn=0)
+    ahead = {"answer": 0.6, "sweep_status": 0.25}
+    assert (
+        state.live_tool(ahead, sweeps, [search], "so which head count leads right now?", 0.1)
+        == "sweep_status"
+    )
+    assert state.live_tool(ahead, sweeps, [run, job], "so which head count leads right now?", 0.1) is None
+    ended = dataclasses.replace(search, metrics={"status": "done"})
+    assert state.live_tool(ahead, sweeps, [ended], "so which head count leads right now?", 0.1) is None
 
 
 def test_a_pronoun_for_a_record_the_chosen_tool_cannot_take_goes_to_a_tool_that_can():
@@ -751,6 +763,7 @@ def test_a_nested_config_reads_as_the_records_own_settings():
         "max_iters": 80,
         "out_dir": base["out_dir"],
         "switches": ["no_dropout"],
+        "space": ["lr"],  # the names of a nested config of nested ones: the settings searched
     }
     assert "max_iters=80" in compare.facts([rec]) and "baseline" not in compare.facts([rec])
 

@@ -195,12 +195,18 @@ def flat_config(config: dict[str, Any] | None) -> dict[str, Any]:
     """A config with the settings of a nested one lifted up, those of its own winning: an ablation's
     {"base": {"max_iters": 80, ...}, "switches": [...]} reads as {"max_iters": 80, ..., "switches": [...]}
     (rendered whole, its base was a dict cut at a path: "base=baseline'}", and "how many steps did each
-    variant get?" found no steps)."""
+    variant get?" found no steps). A nested config of nested ones keeps their names: a sweep's
+    {"space": {"n_embd": {...}}} reads as {"space": ["n_embd"]}, the settings it searches."""
     config = dict(config or {})
     inner = {
         k: v for d in config.values() if isinstance(d, dict) for k, v in d.items() if not isinstance(v, dict)
     }
-    return {**inner, **{k: v for k, v in config.items() if not isinstance(v, dict)}}
+    named = {
+        k: list(d)
+        for k, d in config.items()
+        if isinstance(d, dict) and d and all(isinstance(v, dict) for v in d.values())
+    }
+    return {**inner, **named, **{k: v for k, v in config.items() if not isinstance(v, dict)}}
 
 
 def from_registry(artifacts: Iterable[Any], jobs: Iterable[Any] = ()) -> list[Record]:
@@ -923,12 +929,15 @@ def live_tool(
     if not jobs and target.metrics.get("status") not in ACTIVE:
         return None
     kinds = {target.kind, "job"}
+    live = target.metrics.get("status") in ACTIVE or any(j.metrics.get("status") in ACTIVE for j in jobs)
+    # a setting a running search varies has its best value so far as a live result: "which width is ahead?"
+    searched = set(target.config.get("space") or ()) if live else set()
     said = (
         bare_pronoun(clause)
         or names_in(clause, [target])
         or set(tokens(clause)) & set().union(*(KIND_NOUNS.get(k, set()) for k in kinds))
+        or asked_keys(clause) & searched
     )
-    live = target.metrics.get("status") in ACTIVE or any(j.metrics.get("status") in ACTIVE for j in jobs)
     if not live and asked_keys(clause):
         return None
     takers = [n for n, t in tools.items()
