@@ -422,6 +422,12 @@ def test_a_sentence_that_puts_a_record_at_the_wrong_end_of_an_order_is_caught():
     assert compare.contradicts_order("gpt-3 did.", runs, "which run has the lower val loss?")
     assert not compare.contradicts_order("gpt-2 is lower than gpt-1.", runs, "which val loss is lower?")
     assert compare.contradicts_order("gpt-2 is lower than gpt-1.", runs[1:], "which val loss is lower?")
+    # a record the sentence describes and does not name: its description picks it, or picks none
+    assert compare.contradicts_order("The one-layer model has the lowest val loss.", runs)
+    assert not compare.contradicts_order("The 4-layer model has the lowest val loss.", runs)
+    same = [dataclasses.replace(r, config={"n_layer": 2, "n_head": 4}) for r in runs[1:]]
+    assert compare.contradicts_order("The GPT with 4 heads had the lower val loss.", same)  # fits both
+    assert not compare.contradicts_order("Both runs used 4 heads.", same)  # no end claimed
 
 
 def test_a_job_tool_on_a_record_with_tools_of_its_own_becomes_its_own():

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scratchlab.agent.bank import tokens
+from scratchlab.agent.bank import number_contexts, tokens
 from scratchlab.agent.state import (
     ARG_KINDS,
     DATA_ARGS,
@@ -29,6 +29,7 @@ from scratchlab.agent.state import (
     asked_keys,
     asked_scores,
     degrees,
+    described_records,
     graded_keys,
     names_in,
     path_like,
@@ -208,6 +209,10 @@ def at_ends(clause: str, recs: Sequence[Record]) -> list[Record]:
     return [r for name in names for r in recs if r.name == name][:n]
 
 
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def contradicts_order(
     sentence: str, recs: Sequence[Record], clause: str = "", found: Sequence[Order] | None = None
 ) -> bool:
@@ -223,14 +228,22 @@ def contradicts_order(
         names_in(sentence, recs),
         key=lambda r: min(i for x in (r.name, r.id) if (i := low.find(x.lower())) >= 0),
     )
+    ends = LOW_WORDS | HIGH_WORDS | BETTER_WORDS | WORSE_WORDS
+    if not named and keys and words & ends:  # "the GPT with 4 heads had the lower val loss"
+        named = described_records(sentence, recs)
+        if len(named) > 1:  # a description that fits several picks out no end: the claim cannot stand
+            return True
+        # the setting that describes it ("4-layer") is no order the sentence claims an end of
+        stated = {float(v) for v, _ in number_contexts(sentence)}
+        keys = {k for k in keys if not (named and _number(named[0].config.get(k)) in stated)}
     if not keys or not named:
         return False
     subject = named[0]
-    if len(named) == 1 and not words & (LOW_WORDS | HIGH_WORDS | BETTER_WORDS | WORSE_WORDS):
+    if len(named) == 1 and not words & ends:
         words = set(tokens(clause))  # "gpt-3." to "which run has the lower val loss?"
     for o in tied(recs):  # a tie has no end: "gpt-1 had the lower val loss" of two at 4.0334
         if o.kind == subject.kind and o.key in keys and subject.name in {n for _, n in o.ranked}:
-            if words & (LOW_WORDS | HIGH_WORDS | BETTER_WORDS | WORSE_WORDS):
+            if words & ends:
                 return True
     for o in orders(recs) if found is None else found:
         if o.kind != subject.kind or o.key not in keys:

@@ -494,6 +494,12 @@ def _described(
     return fit if best > 0 and (len(fit) == 1 or several) else []
 
 
+def described_records(text: str, recs: Sequence[Record]) -> list[Record]:
+    """The records a text's words and numbers describe best, all of them when several fit equally
+    (`_described`): "the GPT with 4 heads" of a 2-head and a 4-head run is the 4-head one."""
+    return _described(text, recs, several=True)
+
+
 def names_only_records(text: str, recs: Sequence[Record]) -> bool:
     """True when every content word of `text` (3+ letters, no function word) is a word of one
     record's name or sources (`DESCRIBING_SOURCES`: "glider checklists" for an index of
