@@ -92,6 +92,7 @@ SPLITS = (
     "test26",
     "test27",
     "test28",
+    "test29",
 )  # test2-test8: each written before any run of the code it first scored
 NO_TOOL_CATEGORIES = ("chitchat", "general")
 CLARIFY_CATEGORIES = ("underspecified",)

@@ -87,6 +87,7 @@ def test_command_set_is_large_varied_and_covers_every_tool():
         "test26",
         "test27",
         "test28",
+        "test29",
     } <= set(own_files)
     assert all(
         sum(c["split"] == s for c in cases) >= 25
