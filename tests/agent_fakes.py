@@ -10,7 +10,7 @@ import numpy as np
 
 from scratchlab.agent import router
 from scratchlab.agent.bank import Bank, Example, tokens
-from scratchlab.agent.local_chat import ChatLocalLlama
+from scratchlab.agent.local_chat import ChatLocalLlama, lab_state_last
 
 DIM = 256
 
@@ -48,7 +48,7 @@ class ScriptedLocal(ChatLocalLlama):
     prompts: list[str] = []
 
     def _fit(self, messages):
-        return router.render_chatml(messages) + f"{router.IM_START}assistant\n"
+        return router.render_chatml(lab_state_last(messages)) + f"{router.IM_START}assistant\n"
 
     def warm_start(self, system_prefix):
         pass

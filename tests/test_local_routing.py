@@ -647,3 +647,27 @@ def test_the_same_thing_as_a_text_is_the_text_said_before():
     model.args = {"generate_with_adapter": {"prompt": "the same question", "adapter": "briar"}}
     call = calls_of(ask(g, "put the same question to briar"))[-1]
     assert call == ("generate_with_adapter", {"prompt": "how much is 2 and 2?", "adapter": "briar"})
+
+
+def test_a_changed_lab_state_leaves_the_earlier_turns_evaluated():
+    from langchain_core.messages import SystemMessage
+
+    from scratchlab.agent import router
+    from scratchlab.agent.local_chat import lab_state_last
+    from scratchlab.agent.prompts import LAB_STATE
+
+    def system(lab):
+        return SystemMessage(f"You are a lab.\n\n{LAB_STATE}\n{lab}")
+
+    call = AIMessage("", tool_calls=[{"name": "train_gpt", "args": {"n_layer": 2}, "id": "c1"}])
+    first = [HumanMessage("train a 2-layer gpt"), call, ToolMessage("run-1 done", tool_call_id="c1"),
+             AIMessage("Done: run-1.")]  # fmt: skip
+    turn2 = [system("- runs: run-1"), *first, HumanMessage("how did it do?")]
+    turn3 = [system("- runs: run-2, run-1"), *first, HumanMessage("how did it do?"), AIMessage("Fine."),
+             HumanMessage("and again with 4 heads")]  # fmt: skip
+    p2, p3 = (router.render_chatml(lab_state_last(m)) for m in (turn2, turn3))
+    history = router.render_chatml([SystemMessage("You are a lab."), *first])
+    assert p2.startswith(history) and p3.startswith(history)  # the lab state no longer comes before them
+    assert p3.index("run-2, run-1") > p3.index("and again") - 80  # right before the request
+    alone = [system("- runs: run-1"), HumanMessage("train a 2-layer gpt")]
+    assert lab_state_last(alone) == alone  # a first request: as it was

@@ -95,6 +95,26 @@ LOOKUP_FLOOR = 0.05
 MAX_CODE_TOKENS = 256
 
 
+def lab_state_last(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
+    """`messages` with the system message's lab state (from `LAB_STATE` on) moved into a system message
+    of its own right before the current turn's request, when earlier turns come between them.
+
+    llama.cpp reuses the evaluated prompt up to the first token that differs. The lab state changes
+    with nearly every tool call (a new record, a job's step count), and in the system message it came
+    before the whole conversation, so every turn evaluated the conversation again: 60 s for "stop that
+    job" six turns into a REPL session while a run trained. After the earlier turns, a change costs
+    only the last turn. A first request (no earlier turns) is rendered as before."""
+    msgs = list(messages)
+    if not msgs or not isinstance(msgs[0], SystemMessage):
+        return msgs
+    asked = max((i for i, m in enumerate(msgs) if isinstance(m, HumanMessage)), default=0)
+    text = str(msgs[0].content)
+    cut = text.find(LAB_STATE)
+    if asked <= 1 or cut < 0:
+        return msgs
+    return [SystemMessage(text[:cut].rstrip()), *msgs[1:asked], SystemMessage(text[cut:]), *msgs[asked:]]
+
+
 class ChatLocalLlama(BaseChatModel):
     """Chat model on a local GGUF with grammar-constrained tool calls (see module docstring).
 
@@ -161,10 +181,11 @@ class ChatLocalLlama(BaseChatModel):
                     break
 
     def _fit(self, messages: list[BaseMessage]) -> str:
-        """Render ChatML, dropping the oldest non-system messages until the prompt fits the window."""
+        """Render ChatML, dropping the oldest non-system messages until the prompt fits the window,
+        with the lab state moved after the earlier turns (`lab_state_last`)."""
         msgs = list(messages)
         while True:
-            prompt = router.render_chatml(msgs) + f"{router.IM_START}assistant\n"
+            prompt = router.render_chatml(lab_state_last(msgs)) + f"{router.IM_START}assistant\n"
             n = len(self.llm.tokenize(prompt.encode("utf-8"), special=True))
             if n <= self.n_ctx - CONTEXT_RESERVE or len(msgs) <= 2:
                 return prompt
