@@ -660,14 +660,16 @@ def test_a_changed_lab_state_leaves_the_earlier_turns_evaluated():
         return SystemMessage(f"You are a lab.\n\n{LAB_STATE}\n{lab}")
 
     call = AIMessage("", tool_calls=[{"name": "train_gpt", "args": {"n_layer": 2}, "id": "c1"}])
-    first = [HumanMessage("train a 2-layer gpt"), call, ToolMessage("run-1 done", tool_call_id="c1"),
+    first = [HumanMessage("train a 2-layer gpt", id="h1"), call, ToolMessage("run-1 done", tool_call_id="c1"),
              AIMessage("Done: run-1.")]  # fmt: skip
-    turn2 = [system("- runs: run-1"), *first, HumanMessage("how did it do?")]
-    turn3 = [system("- runs: run-2, run-1"), *first, HumanMessage("how did it do?"), AIMessage("Fine."),
-             HumanMessage("and again with 4 heads")]  # fmt: skip
-    p2, p3 = (router.render_chatml(lab_state_last(m)) for m in (turn2, turn3))
-    history = router.render_chatml([SystemMessage("You are a lab."), *first])
-    assert p2.startswith(history) and p3.startswith(history)  # the lab state no longer comes before them
-    assert p3.index("run-2, run-1") > p3.index("and again") - 80  # right before the request
-    alone = [system("- runs: run-1"), HumanMessage("train a 2-layer gpt")]
-    assert lab_state_last(alone) == alone  # a first request: as it was
+    second = HumanMessage("how did it do?", id="h2")
+    seen: dict[str, str] = {}
+    turns = [[system("- empty"), first[0]], [system("- runs: run-1"), *first, second],
+             [system("- runs: run-2, run-1"), *first, second, AIMessage("Fine."), HumanMessage("again", id="h3")]]  # fmt: skip
+    p1, p2, p3 = (router.render_chatml(lab_state_last(m, seen)) for m in turns)
+    assert p2.startswith(p1) and p3.startswith(p2)  # each turn's prompt goes on from the last one's
+    assert p3.count(LAB_STATE) == 3 and p3.index("run-2, run-1") < p3.index("again")
+    assert p1 == router.render_chatml(turns[0])  # a first request: as it always was
+    # a thread this model has not seen (a restart): every request takes the lab state as it is now
+    fresh = router.render_chatml(lab_state_last(turns[2]))
+    assert fresh == router.render_chatml(turns[2])

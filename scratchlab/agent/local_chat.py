@@ -95,24 +95,46 @@ LOOKUP_FLOOR = 0.05
 MAX_CODE_TOKENS = 256
 
 
-def lab_state_last(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
-    """`messages` with the system message's lab state (from `LAB_STATE` on) moved into a system message
-    of its own right before the current turn's request, when earlier turns come between them.
+MAX_LAB_SNAPSHOTS = 4096  # requests whose lab state `lab_state_last` remembers
 
-    llama.cpp reuses the evaluated prompt up to the first token that differs. The lab state changes
-    with nearly every tool call (a new record, a job's step count), and in the system message it came
-    before the whole conversation, so every turn evaluated the conversation again: 60 s for "stop that
-    job" six turns into a REPL session while a run trained. After the earlier turns, a change costs
-    only the last turn. A first request (no earlier turns) is rendered as before."""
+
+def lab_state_last(messages: Sequence[BaseMessage], seen: dict[str, str] | None = None) -> list[BaseMessage]:
+    """`messages` with the lab state each request was decided with kept in place before it.
+
+    The system message ends with the lab state as it is now (from `LAB_STATE` on). llama.cpp reuses
+    the evaluated prompt up to the first token that differs, and the lab state changes with nearly
+    every tool call (a new record, a job's step count); at the end of the system message, before the
+    whole conversation, it made every such turn evaluate the conversation again: 60 s for "stop that
+    job" six turns into a REPL session while a run trained. So each request keeps the lab state it
+    was first decided with (`seen`: {message id: lab state}, filled here): the first request's stays
+    in the system message, where it always was, and a later request whose lab state differs from the
+    one before gets it as a system message of its own right before it. The evaluated prompt then stays
+    valid up to the new request. A first request is rendered exactly as before, and so is a message
+    list whose requests have no ids (only the current lab state, in the system message)."""
     msgs = list(messages)
     if not msgs or not isinstance(msgs[0], SystemMessage):
         return msgs
-    asked = max((i for i, m in enumerate(msgs) if isinstance(m, HumanMessage)), default=0)
     text = str(msgs[0].content)
     cut = text.find(LAB_STATE)
-    if asked <= 1 or cut < 0:
+    if cut < 0:
         return msgs
-    return [SystemMessage(text[:cut].rstrip()), *msgs[1:asked], SystemMessage(text[cut:]), *msgs[asked:]]
+    now = text[cut:]
+    seen = {} if seen is None else seen
+    labs = {}
+    for i, m in enumerate(msgs):
+        if isinstance(m, HumanMessage) and m.id:
+            if len(seen) >= MAX_LAB_SNAPSHOTS and m.id not in seen:
+                seen.pop(next(iter(seen)))
+            labs[i] = seen.setdefault(m.id, now)
+    first = min(labs, default=None)
+    out: list[BaseMessage] = [SystemMessage(text[:cut] + (labs[first] if first is not None else now))]
+    shown = out[0].content
+    for i, m in enumerate(msgs[1:], start=1):
+        if i in labs and i != first and not str(shown).endswith(labs[i]):
+            out.append(SystemMessage(labs[i]))
+            shown = labs[i]
+        out.append(m)
+    return out
 
 
 class ChatLocalLlama(BaseChatModel):
@@ -138,6 +160,7 @@ class ChatLocalLlama(BaseChatModel):
     state_cache_dir: str | None = None
     jump_forward: bool = True
     _warmed: set[str] = PrivateAttr(default_factory=set)
+    _labs: dict[str, str] = PrivateAttr(default_factory=dict)  # the lab state each request was decided with
     # the tool a question back asks for (`carry.clarified_tool`)
     _clarifying: str | None = PrivateAttr(default=None)
     _bank: Bank | None = PrivateAttr(default=None)
@@ -182,10 +205,10 @@ class ChatLocalLlama(BaseChatModel):
 
     def _fit(self, messages: list[BaseMessage]) -> str:
         """Render ChatML, dropping the oldest non-system messages until the prompt fits the window,
-        with the lab state moved after the earlier turns (`lab_state_last`)."""
+        each request after the lab state it was decided with (`lab_state_last`)."""
         msgs = list(messages)
         while True:
-            prompt = router.render_chatml(lab_state_last(msgs)) + f"{router.IM_START}assistant\n"
+            prompt = router.render_chatml(lab_state_last(msgs, self._labs)) + f"{router.IM_START}assistant\n"
             n = len(self.llm.tokenize(prompt.encode("utf-8"), special=True))
             if n <= self.n_ctx - CONTEXT_RESERVE or len(msgs) <= 2:
                 return prompt
