@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 from agent_fakes import bank
 
-from scratchlab.agent.bank import Bank, Example, load_examples, number_contexts, number_readings
+from scratchlab.agent.bank import Bank, Example, load_examples, number_contexts, number_readings, tokens
 from scratchlab.agent.extract import (
     _skeleton_of,
     described_text,
     glosses,
     named_settings,
+    negated,
     number_glosses,
     refused_numbers,
     remembered_numbers,
@@ -915,6 +916,15 @@ def test_a_list_with_no_settings_word_beside_it_goes_to_the_one_setting_named_al
     # two settings named alone: whose list is it?
     assert stated_values({}, "dropout or lr, which matters? 0, 0.1 or 0.2", "sweep_gpt", sweep, None)["search"] == [
         "dropout", "lr"]  # fmt: skip
+    # a setting named by a word the bank taught its own argument ("deep"), and no setting named by its
+    # own words; a negation's reach ends where a clause of its own opens ("not sure how deep")
+    b = bank(
+        ("sweep it 3 deep", "sweep_gpt", {"n_layer": 3}), ("sweep at 5 deep", "sweep_gpt", {"n_layer": 5})
+    )
+    said = "not sure how deep it should go - give 2, 4 and 6 a try"
+    assert set_by_request(said, "sweep_gpt", sweep, b)["search"] == ["n_layer=2,4,6"]
+    assert negated(tokens("not sure which lr to use")) == {1}  # "which lr ...": a clause of its own
+    assert negated(tokens("no dropout")) == {1}
 
 
 def test_a_list_written_without_spaces_gives_no_one_setting_a_value():

@@ -101,6 +101,8 @@ NAMES_MARK = "Names:"  # in a list argument's description: "Names: name (word, w
 VALUE_LINKS = {"of", "at", "to", "is"}  # between a setting's word and its value: "a width of 64"
 LIST_JOINERS = {"and", "or", "vs", "versus"}  # words between the values of a list (commas are dropped)
 NEGATION_SCOPE = 3
+# words that open a clause of their own, where a negation's scope ends ("not sure which lr", "no idea how wide")
+CLAUSE_OPENERS = {"how", "which", "what", "whether", "if", "why", "when", "where", "who"}
 NO_OPTION = {"none", "off"}  # the enum value a request that refuses the argument itself means
 REFUSED = "~"  # marks a word said inside a negation's scope ("no early stopping": ~early, ~stopping)
 # Nouns for the model itself label no setting: "2-layer gpt" taught the bank "gpt" for n_layer 7 times
@@ -669,8 +671,9 @@ def unlabelled_lists(
     text: str, parameters: dict[str, Any], labels: dict[str, str] | None = None
 ) -> dict[str, tuple[dict[str, str], list[tuple[str, list[float]]]]]:
     """`stated_lists`' form for a list argument the text gives one list of values with no setting's word
-    next to it while naming exactly one setting by word alone (`named_settings`): "Which dropout suits
-    ... model best: 0, 0.1 or 0.2?" searches dropout=0,0.1,0.2 (the word stood too far from its list).
+    next to it while naming exactly one setting by word alone (`named_settings`, also by a word the
+    bank taught that setting's own argument, `labels`): "Which dropout suits ... model best: 0, 0.1 or
+    0.2?" searches dropout=0,0.1,0.2 (the word stood too far from its list).
     A list next to another argument's label (`labels`: "width 32, 50 steps") is no such list."""
     out: dict[str, tuple[dict[str, str], list[tuple[str, list[float]]]]] = {}
     for arg, prop in parameters.get("properties", {}).items():
@@ -680,15 +683,19 @@ def unlabelled_lists(
         said = {**(labels or {}), **known}
         free = [values for values, words in value_lists(text, said)
                 if not any(w in said or stem(w) in said for w in words)]  # fmt: skip
-        bare = named_settings(text, prop)
+        # with no setting named by its own words, one the bank taught that setting's own argument:
+        # "how wide ... try 64, 128 and 256"
+        taught = {w: a for w, a in (labels or {}).items() if a in known.values()}
+        bare = named_settings(text, prop) or named_settings(text, prop, learned=taught)
         if len(free) == 1 and len(bare) == 1:
             out[arg] = (known, [(bare[0], free[0])])
     return out
 
 
 def named_settings(
-    text: str, prop: dict[str, Any], valued: Iterable[str] = (), labels: Collection[str] = ()
-) -> list[str]:
+    text: str, prop: dict[str, Any], valued: Iterable[str] = (), labels: Collection[str] = (),
+    learned: Mapping[str, str] | None = None,
+) -> list[str]:  # fmt: skip
     """The settings of a list argument's description ("Names: ...", `setting_words`) that `text` names
     by a word alone, in the text's order: "which mix of embedding width and learning rate wins" ->
     ["n_embd", "lr"]. A word pair joined by "_" is read first ("learning rate" -> learning_rate). A
@@ -696,10 +703,12 @@ def named_settings(
     setting in `valued` has one from elsewhere, so neither is a setting to search; nor is one said
     inside a negation ("don't touch the learning rate"). A number after the word that a word of
     another argument's name (`labels`) follows is that argument's: "rate and dropout: 6 trials"
-    searches dropout."""
+    searches dropout. `learned` ({word: setting}) adds words the bank taught the settings ("how wide"
+    names n_embd)."""
     known = setting_words(prop)
     if not known:
         return []
+    known = {**(learned or {}), **known}
     out: list[str] = []
     # a number across a comma is another phrase's: "over rank and dropout, 8 trials" searches dropout
     for phrase in ungroup_digits(text).replace(";", ",").split(","):
@@ -889,7 +898,8 @@ POSTPOSED_NEGATIONS = {"off", "disabled"}  # shorthand that ends its phrase: "re
 
 def negated(toks: Sequence[str], text: str = "") -> set[int]:
     """Positions of `toks` inside a negation's scope: the `NEGATION_SCOPE` words after a negation,
-    determiners aside (`bank.negation`: "no", "without", "than", "taking out", ...; "by meaning rather than exact words": exact, words).
+    determiners aside (`bank.negation`: "no", "without", "than", "taking out", ...; "by meaning rather than exact words": exact, words),
+    up to a word that opens a clause of its own (`CLAUSE_OPENERS`: "no idea how wide ..." refuses no width).
     Given the `text` the tokens come from, a scope ends with its comma-separated phrase: "no positional
     embeddings, rotary" refuses no rotary; and a `POSTPOSED_NEGATIONS` word that ends its phrase refuses
     the words of the phrase before it ("tok 6k vocab, regex off, ..." refuses regex)."""
@@ -901,7 +911,7 @@ def negated(toks: Sequence[str], text: str = "") -> set[int]:
             end = next(b for b in bounds if b > i)
             # NEGATION_SCOPE words, not counting a determiner: "skip the pre-split regex"
             j, counted = i + 1, 0
-            while j < end and counted < NEGATION_SCOPE:
+            while j < end and counted < NEGATION_SCOPE and toks[j] not in CLAUSE_OPENERS:
                 counted += toks[j] not in DETERMINERS
                 j += 1
             out.update(range(i + 1, j))
