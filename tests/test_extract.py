@@ -447,6 +447,9 @@ def test_a_stated_list_of_values_becomes_a_search_spec_named_by_the_schema_words
     assert (
         value_lists("train 2 layers, 64 wide for 1,000 steps") == []
     )  # numbers, but each with its own label
+    # the numbers of a name are no list: "rank for smollm2-135m" lists no 2 and 135
+    assert value_lists("tune the rank for smollm2-135m, 15 minutes") == []
+    assert value_lists("rank 4, 8 or 16 on qwen2.5-0.5b")[0][0] == [4.0, 8.0, 16.0]
     # a list that names no setting of the schema changes nothing
     assert stated_values({"search": ["lr"]}, "try 3 and 5 of them", "sweep_gpt", schema, None) == {
         "search": ["lr"]

@@ -548,6 +548,12 @@ NUMBER_WORDS = {**OF_COUNTS, "single": 1, **{w: NUMBER_WORD_VALUES[w] for w in _
 NAME_HEAD_CHARS = 3  # letters run straight into digits after this many make a name ("mail1k"), not "r4"
 
 
+def without_model_numbers(text: str) -> str:
+    """`text` with the numbers of its names dropped, word by word (`_drop_model_numbers`): "rank for
+    smollm2-135m" holds no 2 and no 135."""
+    return " ".join(_drop_model_numbers(w) for w in text.split())
+
+
 def _drop_model_numbers(word: str) -> str:
     """A name with a version number ("GPT-2", "llama-3.1's", "smollm2-135m") or with digits glued to a word of
     `NAME_HEAD_CHARS`+ letters ("mail1k", "bard350") without the number: it is no setting. As in
@@ -633,7 +639,7 @@ def _labelled(
     for mark in PHRASE_MARKS:  # "no early stopping of bad trials - 300 steps per trial": two phrases
         text = text.replace(mark, ", ")
     for n, part in enumerate(text.split(", ")):
-        part_toks = tokens(" ".join(_drop_model_numbers(w) for w in ungroup_digits(part).split()))
+        part_toks = tokens(without_model_numbers(ungroup_digits(part)))
         toks += part_toks
         phrase += [n] * len(part_toks)
     nums: dict[int, float] = {}

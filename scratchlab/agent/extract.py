@@ -51,6 +51,7 @@ from scratchlab.agent.bank import (
     stem,
     tokens,
     ungroup_digits,
+    without_model_numbers,
 )
 from scratchlab.agent.router import PUNCTUATION, VAGUE_WORDS, quote_spans, within_bounds
 from scratchlab.agent.state import ARG_KINDS, DETERMINERS, KIND_NOUNS
@@ -457,7 +458,7 @@ def value_lists(text: str, known: dict[str, str] | None = None) -> list[tuple[li
     toks: list[str] = []
     for n, chunk in enumerate(chunks):
         toks += [";"] * bool(n) + [
-            t for seg in chunk.split(", ") for t in [*tokens(ungroup_digits(seg)), ","]
+            t for seg in chunk.split(", ") for t in [*tokens(without_model_numbers(ungroup_digits(seg))), ","]
         ][:-1]
     words_at = [j for j, t in enumerate(toks)
                 if t not in (",", ";") and as_number(t) is None and t not in FUNCTION_WORDS]  # fmt: skip
