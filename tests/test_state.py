@@ -887,6 +887,7 @@ def test_the_users_own_data_by_any_name_dangles_when_the_lab_has_no_file():
     assert state.dangling("train a tokeniser on my diary entries", "dataset", TOKS)
     assert state.dangling("fit a gpt from our chat logs", "dataset", RUNS)
     assert not state.dangling("train a tokeniser with my favourite vocab size", "dataset", TOKS)
+    assert not state.dangling("train a small model on my sailing tokenizer", "dataset", TOKS)  # a record, no data
     assert not state.dangling("train a tokeniser on my diary entries", "tokenizer", [])
     notes = Record(id="file-1", kind="file", name="diary.txt", config={})
     assert not state.dangling("train a tokeniser on my diary entries", "dataset", [notes])

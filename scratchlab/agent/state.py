@@ -1048,8 +1048,11 @@ OWNERS = {"my", "our"}
 
 def _owned_source(toks: Sequence[str]) -> bool:
     """True when the data is the user's own, by any name: "on my diary entries", "from our logs". A
-    path or a built-in dataset would be written out, so the lab has nothing to stand for it."""
-    return any(t in OWNERS and i and toks[i - 1] in DATA_PREPOSITIONS for i, t in enumerate(toks))
+    path or a built-in dataset would be written out, so the lab has nothing to stand for it. A record
+    of what is made, named by its noun, is no data: "fit a model on my meteorite tokenizer"."""
+    made = set().union(*(KIND_NOUNS[k] for k in MADE_KINDS))
+    return any(t in OWNERS and i and toks[i - 1] in DATA_PREPOSITIONS and not made & set(toks[i + 1 : i + 4])
+               for i, t in enumerate(toks))  # fmt: skip
 
 
 MADE_KINDS = ("run", "tokenizer", "adapter", "index")  # what a call makes from data
