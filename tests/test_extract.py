@@ -281,6 +281,9 @@ def test_a_gloss_that_negates_matches_only_a_request_that_refuses_the_same_words
     assert stated_enum("gpt sweep: dropout=0.0,0.1,0.2, grid sampler, no pruner", sweep)["pruner"] == "none"
     assert stated_enum("sweep dropout without any pruner", sweep)["pruner"] == "none"
     assert stated_enum("sweep dropout with the halving pruner", sweep)["pruner"] == "halving"
+    # refusing the verb the argument is named for: "please do not prune" is the pruner 'none'
+    assert stated_enum("sweep dropout and please do not prune", sweep)["pruner"] == "none"
+    assert "pruner" not in stated_enum("sweep dropout and prune early", sweep)
     # a determiner does not count toward the refusal's reach
     assert stated_enum("sweep lr but drop the early-stopping pruner", sweep)["pruner"] == "none"
     from scratchlab.agent.bank import tokens

@@ -930,6 +930,14 @@ def gloss_terms(text: str) -> set[str]:
     return {(REFUSED if i in off else "") + stem(t) for i, t in enumerate(toks)}
 
 
+def _refused_word(word: str, terms: Collection[str]) -> bool:
+    """True when `terms` (`gloss_terms`) refuse `word`: its stem, or a verb it is made from, 4+ letters
+    that start it ("don't prune" refuses the pruner)."""
+    own = stem(word)
+    return any(t.startswith(REFUSED) and (t[len(REFUSED) :] == own or (len(t) - len(REFUSED) >= 4 and own.startswith(t[len(REFUSED) :])))
+               for t in terms)  # fmt: skip
+
+
 def stated_enum(text: str, parameters: dict[str, Any]) -> dict[str, Any]:
     """Enum arguments that `text` names by value ("gpt2", "bm25"), by the value's name without its
     version number ("smollm" -> 'smollm2'), or by the value's gloss ("exact words"), matched with
@@ -961,7 +969,7 @@ def stated_enum(text: str, parameters: dict[str, Any]) -> dict[str, Any]:
             if named:
                 out[arg] = named
             continue
-        if not named and all(REFUSED + stem(w) in terms for w in arg.split("_")):
+        if not named and all(_refused_word(w, terms) for w in arg.split("_")):
             named = [o for o in options if o.lower() in NO_OPTION][:1]  # "no pruner": the pruner 'none'
         if len(named) != 1:  # by the gloss: the value whose gloss shares the most terms, clearly
             phrased = _phrases_said(prop, toks)  # a gloss's phrase said word for word counts again
