@@ -204,6 +204,9 @@ def test_match_arg_matchers():
     # one setting's values written as several specs: the engine searches them all (parse_space)
     assert ev.match_arg("search", ["dropout=0,0.15,0.3"], ["dropout=0", "dropout=0.15", "dropout=0.3"])
     assert not ev.match_arg("search", ["dropout=0,0.15,0.3"], ["dropout=0", "dropout=0.3"])
+    # a search space is keyed by setting: the order of its specs means nothing (parse_space's dict)
+    assert ev.match_arg("search", ["n_layer=2,4", "dropout=0..0.2"], ["dropout=0..0.2", "n_layer=2,4"])
+    assert not ev.match_arg("search", ["n_layer=2,4", "dropout=0..0.2"], ["n_layer=2,4"])
 
 
 def test_state_ids_match_the_registry(tmp_path):
