@@ -735,6 +735,9 @@ def test_the_new_artifacts_name_said_as_the_verbs_object():
     assert object_name("train a gpt on shakespeare", "train_gpt", b) is None  # words the bank knows
     assert object_name("a whimsical gpt on shakespeare", "train_gpt", b) is None  # "a" is no verb
     assert object_name("train clover on it", "sample_gpt", b) is None  # no request for it opens so
+    # a first word the bank never saw, heading the request before a colon: the name of what is made
+    assert object_name("solstice: 3 layers, 96 wide, 400 steps", "train_gpt", b) == "solstice"
+    assert object_name("train: 3 layers, 400 steps", "train_gpt", b) is None  # a word the bank knows
     # "as" names nothing when a word any request says follows it; the naming word skips "the result"
     assert stated_name("train sorrel: shakespeare, characters as tokens, 1 block", {"tokens"}) is None
     assert stated_name("index ~/notes as hives", {"tokens"}) == "hives"

@@ -1193,8 +1193,12 @@ def object_name(clause: str, action: str, bank: Bank) -> str | None:
     ...". The word right after (a particle, or "new"'s kind noun, after) one of the first
     three words, when that one opens the bank's requests for `action` (`Bank.opening_words`; not a
     function word or a kind's noun: "a whimsical gpt" names nothing) and no request of the bank used
-    the word (`Bank.seen_words`); else None."""
+    the word (`Bank.seen_words`); or a first word of that kind that heads the request before a colon
+    ("harmattan: 2 blocks, 4 heads, ..."); else None."""
     words = [w.strip(PUNCTUATION) for w in clause.split()]
+    head = clause.split()[0] if clause.split() else ""
+    if head.endswith(":") and _name_shaped(words[0]) and bank.unfamiliar(words[0]):
+        return words[0]  # a headline: "harmattan: 2 blocks, 4 heads, ..."
     nouns = set().union(*KIND_NOUNS.values())  # "gpt whimsy": a kind, then its description
     openers = bank.verbs(action) - nouns
     for i, w in enumerate(words[:3]):
@@ -1207,10 +1211,12 @@ def object_name(clause: str, action: str, bank: Bank) -> str | None:
             ):
                 k += 1
             cand = words[k]
-            if cand[:1].isalpha() and all(c.isalnum() or c in "-_" for c in cand):
-                return cand if bank.unfamiliar(cand) else None
-            return None
+            return cand if _name_shaped(cand) and bank.unfamiliar(cand) else None
     return None
+
+
+def _name_shaped(word: str) -> bool:
+    return word[:1].isalpha() and all(c.isalnum() or c in "-_" for c in word)
 
 
 AS_NOT_NAMES = {
