@@ -495,6 +495,21 @@ def test_an_enum_argument_named_like_a_reference_keeps_its_value():
     assert CALLS == [("tune_router", {"base": "smollm2"})]
 
 
+def test_a_name_the_model_wrote_as_a_one_word_text_goes_to_the_record_argument():
+    @tool
+    def compare_tokenizers(tokenizer: str = "last", text: str = "") -> str:
+        """Compare a tokenizer with the built-in OpenAI ones on a text."""
+        CALLS.append(("compare_tokenizers", {"tokenizer": tokenizer, "text": text}))
+        return "compared"
+
+    CALLS.clear()
+    rows = [("how does my tokenizer compare with cl100k?", "compare_tokenizers"),
+            ("compare bpe-1 against the openai tokenizers", "compare_tokenizers")]  # fmt: skip
+    model = local(bank(*rows), args={"compare_tokenizers": {"tokenizer": "last", "text": "marigold"}})
+    ask(graph(model, [compare_tokenizers]), "line marigold up against the OpenAI tokenizers")
+    assert CALLS == [("compare_tokenizers", {"tokenizer": "marigold", "text": ""})]
+
+
 def test_a_follow_up_question_after_a_document_search_searches_again():
     """In a reading session the next question goes to the same documents; a thanks, or the same
     question after a turn that looked nothing up, is answered by the model."""

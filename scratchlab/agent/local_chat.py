@@ -413,10 +413,17 @@ class ChatLocalLlama(BaseChatModel):
             unquoted = extract.unquoted(clause)  # "encode 'obsidian dreams'" names no tokenizer
             # the verbs that ask for the tool: "stop thistle-lr" names its object; "look something up", no topic
             verbs = self.bank.verbs(action)
+            # a text of one word holds no text to work on: the model put a name there ("Put skipper next
+            # to the OpenAI tokenizers": text 'skipper', tokenizer 'last')
+            lone = {a: v for a, v in args.items()
+                    if a in extract.TEXT_ARGS and isinstance(v, str) and len(v.split()) == 1}  # fmt: skip
+            probe = {a: v for a, v in args.items() if a not in lone}
+            written = [v for v in lone.values() if self.bank.unfamiliar(v)]
             if stray := state.stray_name(
-                unquoted, args, props, taken, self.bank.unfamiliar, verbs
+                unquoted, probe, props, taken, self.bank.unfamiliar, verbs, written
             ):  # "using lamp1k"
                 args[stray[0]] = [stray[1]] if state.takes_list(props[stray[0]]) else stray[1]
+                args = {a: v for a, v in args.items() if not (a in lone and v.lower() == stray[1].lower())}
             for arg in extract.TEXT_ARGS:  # "how does mine do on that same phrase?": the text said before
                 # or the model wrote the pointer itself as the text ("ask the first adapter the same thing")
                 pointer = state.only_pointer(args.get(arg), clause)

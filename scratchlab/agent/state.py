@@ -401,7 +401,7 @@ def unseen_words(
 
 def stray_name(
     clause: str, args: dict[str, Any], props: dict[str, Any], taken: Iterable[str] = (),
-    unfamiliar: Callable[[str], bool] | None = None, verbs: Collection[str] = (),
+    unfamiliar: Callable[[str], bool] | None = None, verbs: Collection[str] = (), written: Iterable[str] = (),
 ) -> tuple[str, str] | None:  # fmt: skip
     """(argument, name) for the one name-shaped word of the clause (`glued_names`; with `unfamiliar`,
     also `unseen_words` after a linking word or one of `verbs`) that no argument holds, when the tool takes one record besides its data and the
@@ -411,7 +411,8 @@ def stray_name(
     the records' names: "a gpt like wren2" is no tokenizer; setting words, such as "iters5k"'s, the
     tool's enum values), or a word one slip from a word of `taken` (`MISSPELT_RATIO`: "sweep staus for
     loire" misspells the tool's own name), or a built-in the description names says it. Quoted text is
-    the caller's to take out of `clause`. A value that copies most of the clause holds no name."""
+    the caller's to take out of `clause`. A value that copies most of the clause holds no name.
+    `written`: words of the clause the model wrote into another argument, candidates too."""
     refs = [a for a in props if a in ARG_KINDS and a not in DATA_ARGS]
     if len(refs) != 1 or args.get(refs[0]) not in (None, props[refs[0]].get("default"), [], ["last"]):
         return None
@@ -432,10 +433,14 @@ def stray_name(
         [*taken, *(b for p in props.values() for b in builtins(p.get("description", "") or ""))]
     ).lower()
     nouns = set().union(*(KIND_NOUNS.get(k, set()) for k in ARG_KINDS[refs[0]]))
-    words = glued_names(clause) + (
-        unseen_words(clause, unfamiliar, NAME_LINKS | QUESTION_AUXILIARIES | set(verbs), nouns)
-        if unfamiliar
-        else []
+    words = (
+        glued_names(clause)
+        + [w for w in written if w.lower() in tokens(clause)]
+        + (
+            unseen_words(clause, unfamiliar, NAME_LINKS | QUESTION_AUXILIARIES | set(verbs), nouns)
+            if unfamiliar
+            else []
+        )
     )
     strays = {
         w for w in words
