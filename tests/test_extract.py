@@ -907,6 +907,15 @@ def test_a_range_of_values_for_a_setting_is_one_low_high_spec():
     assert stated_ranges("train for 2 to 3 minutes", sweep)[0] == {}  # no setting the search names
 
 
+def test_a_pointing_word_in_the_phrase_before_does_not_make_one_a_pronoun():
+    # "one" after "that" points ("keep that one"); after a dash ends the phrase with "that", it counts
+    assert number_contexts("as wide as that; one block, 2 heads") == [
+        (1.0, {"block": 1.0}),
+        (2.0, {"heads": 1.0}),
+    ]
+    assert number_contexts("sample from that one") == []
+
+
 def test_more_labels_no_number():
     # "repeat it, but add one more variant" took max_iters=1: the bank had learned "more" from "500 more steps"
     assert number_contexts("add two more variants") == [(2.0, {"add": 1.0, "variants": 0.5})]

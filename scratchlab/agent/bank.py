@@ -662,7 +662,7 @@ def _labelled(
             not nxt
             or nxt in FUNCTION_WORDS
             or nxt == "like"
-            or (i > 0 and toks[i - 1] in POINTING_WORDS)
+            or (i > 0 and toks[i - 1] in POINTING_WORDS and phrase[i - 1] == phrase[i])
             or bool(keys and not {nxt, stem(nxt), nxt + "s"} & set(keys))
         )
         counts = (nxt != "of" or t in OF_COUNTS) and (nxt == "of" or t not in NEEDS_OF)  # "byte-pair": none
