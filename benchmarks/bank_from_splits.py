@@ -7,8 +7,8 @@ each of test11-16 held out in turn and the other splits of test9-16 added to the
 model and the prior choose (weight 2) was right on 322 of 360 requests, against 316 with the bank
 alone (stop 37).
 
-    .venv/bin/python benchmarks/bank_from_splits.py benchmarks/data/commands_test{9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28}.jsonl \
-        benchmarks/data/conversations_test{9,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28}.jsonl
+    .venv/bin/python benchmarks/bank_from_splits.py benchmarks/data/commands_test{9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29}.jsonl \
+        benchmarks/data/conversations_test{9,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29}.jsonl
 
 A conversation's turn joins as its request with its first expected action: "what's it up to?" after a
 training is job_status. The bank's prior alone, each of the conversation splits test11-16 held out
