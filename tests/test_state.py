@@ -578,6 +578,12 @@ def test_the_bank_beats_an_answer_when_what_its_tool_reads_exists():
     assert state.tool_over_answer(
         topical, choices, tools, touched, 0.8, "what's their take on perplexity?"
     ) == ("search_documents")
+    # "its" right after indexing, before anything was looked up in it: the documents' own thing
+    possessive = "how many layers does its example model stack?"
+    assert state.tool_over_answer(lower_prior := {"answer": 0.9, "search_documents": 0.04}, choices, tools, touched,
+                                  0.8, possessive, fresh=True) == "search_documents"  # fmt: skip
+    # after a search, its passages are in the thread: the follow-up is answered from them
+    assert state.tool_over_answer(lower_prior, choices, tools, touched, 0.8, possessive) is None
     # "in there" is the index too, even with another tool before search_documents in the prior
     tools_ab = {**tools, "ablate_gpt": {"parameters": {"properties": {"n_layer": {}}}}}
     lower = {"answer": 0.57, "ablate_gpt": 0.12, "search_documents": 0.09, "recall": 0.03}
@@ -887,7 +893,9 @@ def test_the_users_own_data_by_any_name_dangles_when_the_lab_has_no_file():
     assert state.dangling("train a tokeniser on my diary entries", "dataset", TOKS)
     assert state.dangling("fit a gpt from our chat logs", "dataset", RUNS)
     assert not state.dangling("train a tokeniser with my favourite vocab size", "dataset", TOKS)
-    assert not state.dangling("train a small model on my sailing tokenizer", "dataset", TOKS)  # a record, no data
+    assert not state.dangling(
+        "train a small model on my sailing tokenizer", "dataset", TOKS
+    )  # a record, no data
     assert not state.dangling("train a tokeniser on my diary entries", "tokenizer", [])
     notes = Record(id="file-1", kind="file", name="diary.txt", config={})
     assert not state.dangling("train a tokeniser on my diary entries", "dataset", [notes])

@@ -300,7 +300,8 @@ class ChatLocalLlama(BaseChatModel):
             # "what count did it print?" right after a program ran: "it" is that call, its result answers
             after_call = bool(before) and state.about_last_call(clause, recs, state.turn_of(messages) - 1)
             looked_up = after_call or any(set(a) & set(carry.QUERY_ARGS) for _, a in before)
-            action = (state.tool_over_answer(prior, choices, by_name, recs, TOOL_OVER_ANSWER, clause, after_call)
+            action = (state.tool_over_answer(prior, choices, by_name, recs, TOOL_OVER_ANSWER, clause, after_call,
+                                             fresh=not looked_up)
                       or state.live_tool(prior, by_name, recs, clause, LIVE_TOOL_FLOOR)
                       or state.remembered(prior, by_name, state.memories_of(messages), clause, RECALL_FLOOR,
                                           self.bank.common_words(), used=(prev or ("", {}))[1], recs=recs)

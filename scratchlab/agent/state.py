@@ -681,6 +681,7 @@ def tool_over_answer(
     sure: float,
     clause: str = "",
     after_call: bool = False,
+    fresh: bool = False,
 ) -> str | None:
     """The tool the bank's prior prefers to the model's choice to answer: its favourite, when that is a
     tool with prior >= `sure`, >= 0.5 when what it reads exists, and always when the request names a
@@ -691,22 +692,27 @@ def tool_over_answer(
     index named guides; "according to my notes, ..." asks about the lab's index; a lower tool whose
     record's content the request points at ("anything in there on X?") also wins. With `after_call`
     (`about_last_call`: "what count did it print?" right after a program ran), "it" is that call, not
-    the index touched before. None: the model answers."""
+    the index touched before. `fresh`: nothing was looked up last turn (`_points_at_content`). None:
+    the model answers."""
     pronouns = not after_call
     fav = max(choices, key=lambda n: prior.get(n, 0.0))
     if fav not in tools:
         ranked = sorted((n for n in choices if n in tools), key=lambda n: -prior.get(n, 0.0))
         refs = referents(tools[ranked[0]].get("parameters", {}), recs) if ranked else []
-        if refs and _picks_out(clause, refs, recs, pronouns):
+        if refs and _picks_out(clause, refs, recs, pronouns, fresh):
             return ranked[0]
         # a request that points at, names or describes content only a tool reads, whatever the prior's
         # order of tools ("anything in there on weight tying?" after indexing: ablate_gpt came before
         # search_documents; "in my spice trade history index, what were pepper prices like?": recall)
         return next((n for n in ranked[1:] if (r := [x for x in referents(tools[n].get("parameters", {}), recs)
                                                      if x.kind in CONTENT_KINDS])
-                     and _picks_out(clause, r, recs, pronouns)), None)  # fmt: skip
+                     and _picks_out(clause, r, recs, pronouns, fresh)), None)  # fmt: skip
     refs = referents(tools[fav].get("parameters", {}), recs)
-    return fav if _picks_out(clause, refs, recs, pronouns) or prior[fav] >= (0.5 if refs else sure) else None
+    return (
+        fav
+        if _picks_out(clause, refs, recs, pronouns, fresh) or prior[fav] >= (0.5 if refs else sure)
+        else None
+    )
 
 
 RESULT_KINDS = ("run", "adapter", "sweep", "research", "ablation")  # records that hold settings and results
@@ -765,23 +771,30 @@ def asks_about_record(clause: str, recs: Sequence[Record]) -> bool:
     return False
 
 
-def _picks_out(clause: str, refs: Sequence[Record], recs: Sequence[Record], pronouns: bool = True) -> bool:
+def _picks_out(
+    clause: str, refs: Sequence[Record], recs: Sequence[Record], pronouns: bool = True, fresh: bool = False
+) -> bool:
     """True when the clause names one of `refs`, describes one by its kind's noun and its config ("the
     adapter tuned on the sql pairs", "the tokeniser I built from my essays": `_described`), or points
     at one whose content only a tool reads (`_points_at_content`)."""
-    if names_in(clause, refs) or _points_at_content(clause, refs, recs, pronouns):
+    if names_in(clause, refs) or _points_at_content(clause, refs, recs, pronouns, fresh):
         return True
     described = _described(clause, refs) if refs else []
     return bool(described) and bool(KIND_NOUNS.get(described[0].kind, set()) & set(tokens(clause)))
 
 
 def _points_at_content(
-    clause: str, refs: Sequence[Record], recs: Sequence[Record] = (), pronouns: bool = True
+    clause: str,
+    refs: Sequence[Record],
+    recs: Sequence[Record] = (),
+    pronouns: bool = True,
+    fresh: bool = False,
 ) -> bool:
     """True when the clause points at records of a `CONTENT_KINDS` kind among `refs` ("my notes", "the
     guide" with an index in the lab), or, with `pronouns`, says "they"/"it" when the record the
     conversation touched last (of all `recs`) is one ("what do they say about the KV cache?" after
-    indexing the seeds)."""
+    indexing the seeds); with `fresh` (nothing was looked up in it yet, so no passage is in the thread)
+    "its" too ("which rank does its LoRA project pick?" right after indexing a tutorial)."""
     toks = tokens(clause)
     for kind in {r.kind for r in refs} & set(CONTENT_KINDS):
         nouns, pointers = KIND_NOUNS[kind], CONTENT_KINDS[kind]
@@ -794,7 +807,7 @@ def _points_at_content(
         last
         and last in refs
         and last.kind in CONTENT_KINDS
-        and (CONTENT_PRONOUNS & set(toks) and pronouns or there)
+        and ((CONTENT_PRONOUNS | ({"its"} if fresh else set())) & set(toks) and pronouns or there)
     )
 
 
