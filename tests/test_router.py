@@ -518,3 +518,14 @@ def test_a_refusal_reaches_its_verb_across_need_to():
     assert says_no_wait("you don't have to wait for it") and not stated_flag("wait", "don't have to wait")
     assert stated_flag("wait", "I need to wait for it") and not says_no_wait("i need to wait for it")
     assert not says_no_wait("no wait, make it 3 layers")  # a correction, not a background run
+
+
+def test_a_flag_is_said_by_the_words_its_description_gives_true():
+    from scratchlab.agent.extract import stated_flag
+    from scratchlab.tools.sandbox import RunPythonArgs
+
+    described = RunPythonArgs.model_json_schema()["properties"]["session"]["description"]
+    assert stated_flag("session", "fire up a persistent python interpreter for me", described)
+    assert stated_flag("session", "keep a persistent interpreter going", described)
+    assert not stated_flag("session", "no persistent interpreter, just run it once", described)
+    assert not stated_flag("session", "print the interpreter version", described)

@@ -124,14 +124,25 @@ def _types(prop: dict[str, Any]) -> list[str | None]:
     return [prop.get("type")] + [p.get("type") for p in prop.get("anyOf", [])]
 
 
-def stated_flag(arg: str, text: str) -> bool:
+TRUE_MARK = (
+    "true:"  # a flag's description that says what true means: "true: run in ... persistent interpreter"
+)
+
+
+def stated_flag(arg: str, text: str, description: str = "") -> bool:
     """True when `text` says the flag's name with no negation just before it ("wait for it", "use
-    hyde"); "no wait, ...", "don't wait" and "no need to wait" (`bank.refused`) say nothing here (a
-    background run is `router`'s call)."""
+    hyde"), or, in order and at most one word apart, two words that the description's "true: ..." says
+    side by side ("start a persistent python interpreter" for run_python's session, "true: run in this
+    conversation's persistent interpreter"); "no wait, ...", "don't wait" and "no need to wait"
+    (`bank.refused`) say nothing here (a background run is `router`'s call)."""
     toks, name = tokens(text), arg.split("_")
-    for i in range(len(toks) - len(name) + 1):
-        if toks[i : i + len(name)] == name and refused(toks, i, reach=2) is None:
-            return True
+    said = tokens(description.partition(TRUE_MARK)[2].split("(")[0]) if TRUE_MARK in description else []
+    pairs = {(a, b) for a, b in zip(said, said[1:], strict=False)
+             if not {a, b} & FUNCTION_WORDS and min(len(a), len(b)) > 2}  # fmt: skip
+    for i, t in enumerate(toks):
+        if toks[i : i + len(name)] == name or any((t, b) in pairs for b in toks[i + 1 : i + 3]):
+            if refused(toks, i, reach=2) is None:
+                return True
     return False
 
 
@@ -1355,7 +1366,11 @@ def stated_values(
         if arg not in stated:  # "no dropout": 0, whatever the model wrote
             out[arg] = value
     for arg, prop in props.items():
-        if "boolean" in _types(prop) and out.get(arg) is not False and stated_flag(arg, clause):
+        if (
+            "boolean" in _types(prop)
+            and out.get(arg) is not False
+            and stated_flag(arg, clause, prop.get("description", ""))
+        ):
             out[arg] = True  # "and wait for it this time" over a carried background run
     path = stated_path(clause)
     path_args = [p for p in PATH_ARGS if p in props]
