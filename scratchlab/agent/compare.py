@@ -209,10 +209,6 @@ def at_ends(clause: str, recs: Sequence[Record]) -> list[Record]:
     return [r for name in names for r in recs if r.name == name][:n]
 
 
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
 def contradicts_order(
     sentence: str, recs: Sequence[Record], clause: str = "", found: Sequence[Order] | None = None
 ) -> bool:
@@ -235,7 +231,9 @@ def contradicts_order(
             return True
         # the setting that describes it ("4-layer") is no order the sentence claims an end of
         stated = {float(v) for v, _ in number_contexts(sentence)}
-        keys = {k for k in keys if not (named and _number(named[0].config.get(k)) in stated)}
+        own = {k: v for k, v in (named[0].config.items() if named else ())
+               if isinstance(v, int | float) and not isinstance(v, bool)}  # fmt: skip
+        keys = {k for k in keys if own.get(k) not in stated}
     if not keys or not named:
         return False
     subject = named[0]

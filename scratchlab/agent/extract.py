@@ -124,9 +124,8 @@ def _types(prop: dict[str, Any]) -> list[str | None]:
     return [prop.get("type")] + [p.get("type") for p in prop.get("anyOf", [])]
 
 
-TRUE_MARK = (
-    "true:"  # a flag's description that says what true means: "true: run in ... persistent interpreter"
-)
+# a flag's description that says what true means: "true: run in ... persistent interpreter"
+TRUE_MARK = "true:"
 
 
 def stated_flag(arg: str, text: str, description: str = "") -> bool:
